@@ -1,0 +1,35 @@
+"""Exceptions that reach users. Each message names the problem and what to do about it."""
+
+from __future__ import annotations
+
+
+class LsdError(Exception):
+    """Base class: every error lsd-jax raises on bad input is one of these."""
+
+
+class ParamError(LsdError, ValueError):
+    """A render parameter is missing, of the wrong type or out of range."""
+
+
+class AudioError(LsdError):
+    """An audio file cannot be read, is silent, or is too short."""
+
+
+class StyleError(LsdError):
+    """A style cannot be found, loaded or used."""
+
+
+class PickleSecurityError(StyleError):
+    """A pickle asked for something outside the allow-list; nothing from it was executed."""
+
+
+class ConversionError(StyleError):
+    """A pickle is readable but is not a generator this project can convert."""
+
+
+class DownloadError(LsdError):
+    """A download failed (offline, dead link, stalled server, checksum mismatch)."""
+
+
+class OutputError(LsdError):
+    """The output video cannot be written (unwritable path, full disk, encoder failure)."""

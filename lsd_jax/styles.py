@@ -1,0 +1,107 @@
+"""Resolving what the user passed as ``style`` into a :class:`~lsd_jax.style.Style`.
+
+Accepted: ``None`` / ``"default"`` / ``"cppn"`` (the embedded style, no download); a
+:class:`Style`; a path to an NVIDIA ``.pkl`` or a converted ``.npz``; a catalogue name (downloaded
+once, then cached); or a callable ``style(noise_batch, class_batch)`` as in Lucid Sonic Dreams,
+returning a batch of (H, W, 3) images with values in [0, 255] (uint8 or float).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .errors import StyleError
+from .params import RenderParams
+from .style import Style
+
+DEFAULT_NAMES = ("default", "cppn")
+
+
+def _callable_style(func: Callable[..., Any], z_dim: int | None, c_dim: int | None) -> Style:
+    """Wrap an LSD-style callable. Traceable ones are fused into the compiled step; others run
+    on the host (``info["host"]``)."""
+    if z_dim is None or c_dim is None:
+        raise StyleError(
+            "a callable style needs input_shape (the z size) and num_possible_classes, "
+            "as in Lucid Sonic Dreams: render(song, style=func, input_shape=512, num_possible_classes=0)"
+        )
+    try:
+        names = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        names = []
+    if names and not {"noise_batch", "class_batch"} <= set(names) and len(names) < 2:
+        raise StyleError(f"a callable style must take (noise_batch, class_batch); {func!r} takes {names}")
+
+    def apply(variables: Any, z: jax.Array, c: jax.Array, size: tuple[int, int]) -> jax.Array:
+        return jnp.asarray(func(z, c), jnp.float32) / 127.5 - 1.0
+
+    try:
+        out = jax.eval_shape(lambda z, c: func(z, c), jax.ShapeDtypeStruct((1, z_dim), jnp.float32),
+                             jax.ShapeDtypeStruct((1, c_dim), jnp.float32))
+        host = not (hasattr(out, "shape") and len(out.shape) == 4 and out.shape[-1] == 3)
+        native = None if host else (int(out.shape[1]), int(out.shape[2]))
+    except Exception:  # not traceable: call it with NumPy arrays on the host
+        host, native = True, None
+    if host:
+        probe = np.asarray(func(np.zeros((1, z_dim), np.float32), np.zeros((1, c_dim), np.float32)))
+        if probe.ndim != 4 or probe.shape[-1] != 3:
+            raise StyleError(f"a callable style must return a (batch, H, W, 3) image batch; got shape {probe.shape}")
+        native = (int(probe.shape[1]), int(probe.shape[2]))
+
+        def apply_host(variables: Any, z: Any, c: Any, size: tuple[int, int]) -> np.ndarray:
+            return np.asarray(func(np.asarray(z), np.asarray(c)), np.float32) / 127.5 - 1.0
+
+        return Style(name=getattr(func, "__name__", "callable"), z_dim=z_dim, c_dim=c_dim, apply=apply_host,
+                     native_size=native, info={"host": True})
+    return Style(name=getattr(func, "__name__", "callable"), z_dim=z_dim, c_dim=c_dim, apply=apply,
+                 native_size=native)
+
+
+def resolve_style(
+    style: Any = None,
+    params: RenderParams | None = None,
+    *,
+    input_shape: int | None = None,
+    num_possible_classes: int | None = None,
+    progress: bool = True,
+) -> Style:
+    """Turn a style argument into a Style (see the module docstring)."""
+    params = params or RenderParams()
+    if isinstance(style, Style):
+        return style
+    if style is None or (isinstance(style, str) and style.lower() in DEFAULT_NAMES):
+        from .cppn import cppn_style
+
+        return cppn_style()
+    if callable(style):
+        return _callable_style(style, input_shape, num_possible_classes)
+    if not isinstance(style, (str, Path)):
+        raise StyleError(f"style must be a name, a path to a .pkl, a Style or a callable; got {type(style).__name__}")
+    path = Path(style).expanduser()
+    if path.suffix.lower() in (".pkl", ".npz") or path.exists():
+        if not path.is_file():
+            raise StyleError(f"style file not found: {path}")
+        return _stylegan_from_path(path, params)
+    from .catalogue import style_path
+
+    return _stylegan_from_path(style_path(str(style).lower(), progress=progress), params, name=str(style).lower())
+
+
+def _stylegan_from_path(path: Path, params: RenderParams, name: str | None = None) -> Style:
+    from .generator import load_generator, stylegan_style
+
+    gen = load_generator(path)
+    return stylegan_style(
+        gen,
+        truncation_psi=params.truncation_psi,
+        truncation_cutoff=params.truncation_cutoff,
+        noise_mode=params.noise_mode,
+        name=name or path.stem,
+    )

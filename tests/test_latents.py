@@ -1,0 +1,134 @@
+import chex
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lsd_jax import ParamError, make_params
+from lsd_jax.latents import class_schedule, fold, keyframe_count, make_latents
+
+N, FPS, D, C = 240, 24.0, 16, 20
+
+
+def _feats(seed=0, n=N):
+    rng = np.random.default_rng(seed)
+    return rng.random(n).astype(np.float32), rng.random(n).astype(np.float32), rng.random((n, 12)).astype(np.float32)
+
+
+def _lat(params, feats=None, d=D, c=C, fps=FPS):
+    p, m, ch = feats if feats is not None else _feats()
+    return make_latents(p, m, ch, params, fps=fps, z_dim=d, c_dim=c)
+
+
+def test_shapes_and_dtypes():
+    z, c = _lat(make_params())
+    chex.assert_shape(z, (N, D))
+    chex.assert_shape(c, (N, C))
+    assert z.dtype == np.float32 and c.dtype == np.float32
+    z0, c0 = _lat(make_params(), c=0)
+    chex.assert_shape(c0, (N, 0))
+
+
+def test_same_seed_same_latents_different_seed_different():
+    a = _lat(make_params(seed=3))
+    b = _lat(make_params(seed=3))
+    other = _lat(make_params(seed=4))
+    np.testing.assert_array_equal(a.z, b.z)
+    np.testing.assert_array_equal(a.c, b.c)
+    assert np.abs(a.z - other.z).max() > 0.1
+    assert np.abs(a.c - other.c).max() > 1e-3
+
+
+def test_silence_without_wandering_is_static():
+    zeros = np.zeros(N, np.float32)
+    z, c = _lat(make_params(speed_fpm=0), feats=(zeros, zeros, np.zeros((N, 12), np.float32)))
+    np.testing.assert_array_equal(z, np.broadcast_to(z[0], z.shape))
+    np.testing.assert_array_equal(c, np.broadcast_to(c[0], c.shape))
+
+
+def test_pulse_kicks_every_dimension_on_a_hit_and_decays():
+    pulse = np.zeros(N, np.float32)
+    pulse[100] = 1.0
+    zeros = np.zeros(N, np.float32)
+    z, _ = _lat(make_params(speed_fpm=0, pulse_react=1.0), feats=(pulse, zeros, np.zeros((N, 12), np.float32)))
+    step = np.diff(z, axis=0)
+    assert np.all(step[99] > 0.2)  # the kick: +pulse_react*0.25 on every dim
+    assert np.abs(step[:99]).max() == 0.0
+    assert np.all(step[100:110] < 0)  # and it decays
+
+
+def test_louder_motion_moves_faster():
+    p, _, ch = _feats()
+    quiet = np.full(N, 0.1, np.float32)
+    loud = np.full(N, 1.0, np.float32)
+    params = make_params(speed_fpm=0, pulse_react=0.0)
+    dz_quiet = np.abs(np.diff(_lat(params, (p, quiet, ch)).z, axis=0)).mean()
+    dz_loud = np.abs(np.diff(_lat(params, (p, loud, ch)).z, axis=0)).mean()
+    assert dz_loud > 5 * dz_quiet
+
+
+def test_keyframes_follow_speed_fpm():
+    assert keyframe_count(43 * 60, 43.0, 12) == 12
+    assert keyframe_count(100, 43.0, 12) == 0
+    zeros = np.zeros(N, np.float32)
+    flat = (zeros, zeros, np.zeros((N, 12), np.float32))
+    slow = _lat(make_params(speed_fpm=0), flat).z
+    fast = _lat(make_params(speed_fpm=60), flat).z
+    assert np.abs(np.diff(slow, axis=0)).max() == 0.0
+    assert np.abs(np.diff(fast, axis=0)).max() > 0.0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    truncation=st.floats(0.0, 1.0),
+    motion_react=st.floats(0.0, 10.0),
+    pulse_react=st.floats(0.0, 3.0),
+    motion_randomness=st.floats(0.0, 1.0),
+    speed_fpm=st.sampled_from([0.0, 12.0, 120.0]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_bounce_keeps_every_coordinate_within_the_truncation_bound(
+        truncation, motion_react, pulse_react, motion_randomness, speed_fpm, seed):
+    params = make_params(truncation=truncation, motion_react=motion_react, pulse_react=pulse_react,
+                         motion_randomness=motion_randomness, speed_fpm=speed_fpm, seed=seed)
+    p, m, ch = _feats(seed % 1000)
+    z, _ = _lat(params, (p, m, ch))
+    tol = 1e-4
+    # drift and keyframes stay in [-2t, 2t]; the pulse (in [0, pulse_react]) pushes every dim up
+    assert z.min() >= -2 * truncation - tol
+    assert z.max() <= 2 * truncation + pulse_react + tol
+
+
+def test_fold_reflects():
+    vals, flips = fold(np.array([0.5, 1.5, -1.2, 3.5, 4.5], np.float32), np.float32(1.0))
+    np.testing.assert_allclose(np.asarray(vals), [0.5, 0.5, -0.8, -0.5, 0.5], atol=1e-6)
+    assert list(np.asarray(flips)) == [False, True, True, False, False]
+
+
+def test_class_vectors_in_range_and_follow_chroma():
+    ch = np.zeros((N, 12), np.float32)
+    ch[:, 4] = 1.0  # only pitch E sounds
+    params = make_params(classes=list(range(12)), class_smooth_seconds=0, class_complexity=0.8)
+    _, c = _lat(params, (np.zeros(N, np.float32), np.zeros(N, np.float32), ch), c=12)
+    assert c.min() >= 0 and c.max() <= 0.8 + 1e-6
+    assert np.all(c[5:].argmax(axis=1) == 4)
+
+
+def test_class_schedule_rotation_and_dominance():
+    ch = np.zeros((N, 12), np.float32)
+    ch[:, 7] = 1.0
+    p = make_params(classes=list(range(12)), dominant_classes_first=True)
+    table = class_schedule(p, 12, ch, FPS)
+    assert table[0, 7] == 0  # the first class goes to the dominant pitch
+    p = make_params(classes=list(range(12)), class_shuffle_seconds=2.0, class_shuffle_strength=0.25)
+    table = class_schedule(p, 12, ch, FPS)
+    assert list(table[0]) == list(range(12))
+    assert list(table[int(2 * FPS)]) == list(np.roll(np.arange(12), -3))
+    p = make_params(classes=list(range(12)), class_shuffle_seconds=[1.0], class_shuffle_strength=0.5)
+    table = class_schedule(p, 12, ch, FPS)
+    assert list(table[int(FPS) - 1]) == list(range(12)) and list(table[int(FPS)]) == list(np.roll(np.arange(12), -6))
+
+
+def test_classes_out_of_range_is_a_clear_error():
+    with pytest.raises(ParamError, match="out of range"):
+        _lat(make_params(classes=[3, 50]), c=C)
