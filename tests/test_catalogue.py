@@ -1,0 +1,340 @@
+"""lsd_jax.catalogue: the shipped data file, the user catalogue, show_styles, find_style, style_path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+import socket
+import threading
+import urllib.request
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from lsd_jax import catalogue as cat
+from lsd_jax.errors import DownloadError, StyleError
+
+try:
+    from http_server import FileServer
+except ImportError:  # tests/ collected as a package
+    from tests.http_server import FileServer
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Every test gets its own cache dir and user catalogue."""
+    monkeypatch.setenv("LSD_JAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(cat.USER_STYLES_ENV, str(tmp_path / "user_styles.json"))
+    return tmp_path
+
+
+@pytest.fixture
+def server():
+    with FileServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def model() -> bytes:
+    """A small real pickle (what a model file looks like: starts with the pickle opcode 0x80)."""
+    return pickle.dumps({"G_ema": list(range(20_000)), "tag": os.urandom(16)}, protocol=4)
+
+
+def raw_catalogue() -> dict:
+    return json.loads(resources.files("lsd_jax").joinpath("data/styles.json").read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------------------------ data file
+
+
+def test_catalogue_file_is_valid():
+    doc = raw_catalogue()
+    assert doc["schema"] == 1
+    styles = doc["styles"]
+    assert len(styles) >= 60
+    names = [s["name"] for s in styles]
+    assert len(names) == len(set(names)), "names must be unique"
+    for s in styles:
+        where = s.get("name")
+        for key in ("name", "urls", "format", "resolution", "licence", "sha256", "conditional", "c_dim"):
+            assert key in s, f"{where}: missing {key}"
+        assert s["name"] == s["name"].lower() == " ".join(s["name"].split()), where
+        assert s["urls"] and all(re.match(r"^https?://[^\s]+$", u) for u in s["urls"]), where
+        assert s["format"] in cat.FORMATS, where
+        assert s["resolution"] is None or (type(s["resolution"]) is int and s["resolution"] & (s["resolution"] - 1) == 0)
+        assert isinstance(s["licence"], str) and s["licence"], where
+        assert s["sha256"] is None or re.fullmatch(r"[0-9a-f]{64}", s["sha256"]), where
+        assert s["conditional"] in (True, False, None), where
+        assert s["c_dim"] is None or type(s["c_dim"]) is int, where
+        if s["conditional"] is False:
+            assert s["c_dim"] == 0, where
+        if s["c_dim"]:
+            assert s["conditional"] is True, where
+
+
+def test_catalogue_has_lsd_names_and_nvidia_releases():
+    c = cat.load_catalogue()
+    # LSD's catalogue (awesome-pretrained-stylegan2), names lower-cased as LSD does.
+    for name in ("wikiart", "abstract art", "modern art", "imagenet", "maps", "cakes", "my little pony",
+                 "faces (ffhq config-f)", "car (config-f)", "cat", "church", "horse", "panda", "obama"):
+        assert name in c, name
+    assert c["wikiart"].conditional is True and c["wikiart"].format == "stylegan2-tf"
+    assert c["wikiart"].url == "https://archive.org/download/wikiart-stylegan2-conditional-model/network-snapshot-012052.pkl"
+    # NVIDIA's own releases in all three formats.
+    assert c["stylegan2-ada-metfaces"].format == "stylegan2-ada-pytorch"
+    assert c["stylegan2-ada-cifar10"].c_dim == 10 and c["stylegan2-ada-cifar10"].conditional is True
+    assert c["stylegan3-r-afhqv2-512x512"].format == "stylegan3"
+    assert c["stylegan3-t-ffhq-1024x1024"].resolution == 1024
+    assert c["cat"].urls[0].startswith("https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/")
+    assert len(c["cat"].urls) == 2  # NVIDIA CDN + LSD's original cloudfront URL
+
+
+def test_cache_filenames_are_unique_and_safe():
+    c = cat.load_catalogue()
+    files = [e.filename for e in c.values()]
+    assert len(files) == len(set(files))
+    assert all(re.fullmatch(r"[a-z0-9-]+\.pkl", f) for f in files)
+
+
+# ------------------------------------------------------------------------------------ show_styles
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", boom)
+    monkeypatch.setattr(socket, "create_connection", boom)
+    monkeypatch.setattr(socket, "getaddrinfo", boom)
+    monkeypatch.setattr(urllib.request, "urlopen", boom)
+
+
+def test_show_styles_is_offline_and_marks_downloaded(no_network, capsys, isolated):
+    c = cat.load_catalogue()
+    f = cat.styles_dir() / c["wikiart"].filename
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_bytes(b"\x80\x04fake")
+    local = isolated / "mine.pkl"
+    local.write_bytes(b"\x80\x04")
+    cat.add_style("My Local Style", local)
+    cat.show_styles()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(c) + 1
+    names = [ln.split("  (downloaded)")[0] for ln in lines]
+    assert names == sorted(names) and all(n == n.lower() for n in names)
+    assert "wikiart  (downloaded)" in lines
+    assert "my local style  (downloaded)" in lines
+    assert "maps" in lines  # not downloaded: plain name
+    assert sum("(downloaded)" in ln for ln in lines) == 2
+
+
+# ------------------------------------------------------------------------------------ find_style
+
+
+def test_find_style_is_case_and_punctuation_tolerant():
+    assert cat.find_style("WikiArt").name == "wikiart"
+    assert cat.find_style("  Faces (FFHQ config-f) ").name == "faces (ffhq config-f)"
+    assert cat.find_style("faces ffhq config-f").name == "faces (ffhq config-f)"
+
+
+def test_unknown_style_suggests_close_matches():
+    with pytest.raises(StyleError) as ei:
+        cat.find_style("wikiartt")
+    msg = str(ei.value)
+    assert "'wikiartt'" in msg and "'wikiart'" in msg and "show_styles" in msg
+    with pytest.raises(StyleError) as ei:
+        cat.find_style("faces")
+    assert "'faces (ffhq config-f)'" in str(ei.value)
+    with pytest.raises(StyleError) as ei:
+        cat.find_style("zzzzqqqq")
+    assert "Did you mean" not in str(ei.value)
+
+
+# ------------------------------------------------------------------------------------ add_style
+
+
+def test_add_style_round_trips_and_persists(isolated):
+    sha = "AB" * 32
+    e = cat.add_style("My Style", "https://example.org/m.pkl", sha256=sha, format="stylegan3", resolution=256,
+                      conditional=False, c_dim=0, licence="CC-BY-4.0", notes="hi")
+    assert e.name == "my style" and e.sha256 == sha.lower() and e.source == "user"
+    assert cat.find_style("my style") == e
+    assert cat.load_catalogue()["my style"] == e
+    doc = json.loads((isolated / "user_styles.json").read_text())
+    assert doc["schema"] == 1 and [s["name"] for s in doc["styles"]] == ["my style"]
+    assert doc["styles"][0]["urls"] == ["https://example.org/m.pkl"]
+    # Still a single file: no temp files left behind.
+    assert sorted(p.name for p in isolated.iterdir() if p.name.startswith("user_styles")) == [
+        "user_styles.json", "user_styles.json.lock"]
+
+
+def test_add_style_default_location_is_in_the_cache(monkeypatch, isolated):
+    monkeypatch.delenv(cat.USER_STYLES_ENV)
+    cat.add_style("x", "https://example.org/x.pkl")
+    assert (isolated / "cache" / "user_styles.json").is_file()
+    assert "x" in cat.load_catalogue()
+
+
+def test_add_style_refuses_to_clobber_without_overwrite():
+    cat.add_style("mine", "https://example.org/a.pkl")
+    with pytest.raises(StyleError, match="overwrite=True"):
+        cat.add_style("MINE", "https://example.org/b.pkl")
+    with pytest.raises(StyleError, match="built-in"):
+        cat.add_style("wikiart", "https://example.org/w.pkl")
+    cat.add_style("mine", "https://example.org/b.pkl", overwrite=True)
+    assert cat.find_style("mine").url == "https://example.org/b.pkl"
+    cat.add_style("wikiart", "https://example.org/w.pkl", overwrite=True)  # user entry shadows the built-in
+    assert cat.find_style("wikiart").url == "https://example.org/w.pkl"
+    cat.remove_style("wikiart")
+    assert cat.find_style("wikiart").source == "awesome-pretrained-stylegan2"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(sha256="xyz"), dict(format="stylegan1"), dict(resolution=0), dict(resolution="512"), dict(c_dim=-1)],
+)
+def test_add_style_validates(kwargs, isolated):
+    with pytest.raises(StyleError):
+        cat.add_style("bad", "https://example.org/a.pkl", **kwargs)
+    assert not (isolated / "user_styles.json").exists()
+
+
+def test_add_style_is_safe_under_concurrency():
+    errors = []
+
+    def add(i):
+        try:
+            cat.add_style(f"style {i}", f"https://example.org/{i}.pkl")
+        except BaseException as e:  # pragma: no cover
+            errors.append(e)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not errors
+    assert {f"style {i}" for i in range(8)} <= set(cat.load_catalogue())
+
+
+def test_broken_user_catalogue_is_a_clear_error(isolated):
+    (isolated / "user_styles.json").write_text("{not json")
+    with pytest.raises(StyleError, match="user_styles.json"):
+        cat.load_catalogue()
+    (isolated / "user_styles.json").write_text(json.dumps({"styles": [{"name": "a", "urls": []}]}))
+    with pytest.raises(StyleError, match="urls"):
+        cat.load_catalogue()
+
+
+# ------------------------------------------------------------------------------------ style_path
+
+
+def test_style_path_downloads_once_into_the_cache(server, model):
+    url = server.add("/m.pkl", model)
+    cat.add_style("served", url, sha256=hashlib.sha256(model).hexdigest())
+    p = cat.style_path("served", progress=False)
+    assert p.parent == cat.styles_dir() and p.read_bytes() == model
+    assert pickle.loads(p.read_bytes())["G_ema"][-1] == 19_999
+    assert cat.style_path("Served", progress=False) == p  # second call: cache, no request
+    assert server.count("/m.pkl", method=None) == 1
+
+
+def test_style_path_concurrent_threads_download_once(server, model):
+    url = server.add("/m.pkl", model, chunk=4096, chunk_delay=0.005)
+    cat.add_style("slow", url)
+    barrier = threading.Barrier(3)
+    out: list[object] = [None] * 3
+
+    def go(i):
+        barrier.wait()
+        try:
+            out[i] = cat.style_path("slow", progress=False)
+        except BaseException as e:  # pragma: no cover
+            out[i] = e
+
+    ts = [threading.Thread(target=go, args=(i,)) for i in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert all(isinstance(p, Path) for p in out) and len(set(out)) == 1
+    assert out[0].read_bytes() == model
+    assert server.count("/m.pkl") == 1
+
+
+def test_style_path_falls_back_to_a_mirror(server, model, isolated):
+    dead = server.add("/dead.pkl", b"", status=404)
+    good = server.add("/good.pkl", model)
+    doc = {"schema": 1, "styles": [{"name": "mirrored", "urls": [dead, good], "format": "stylegan2-tf",
+                                     "resolution": 256, "licence": "unknown", "sha256": None}]}
+    (isolated / "user_styles.json").write_text(json.dumps(doc))
+    assert cat.style_path("mirrored", progress=False).read_bytes() == model
+    assert server.count("/dead.pkl") == 1 and server.count("/good.pkl") == 1
+
+
+def test_style_path_all_mirrors_dead_names_every_url(server, isolated):
+    a = server.add("/a.pkl", b"", status=404)
+    b = server.add("/b.pkl", b"", status=410)
+    (isolated / "user_styles.json").write_text(json.dumps([{"name": "gone", "urls": [a, b]}]))
+    with pytest.raises(DownloadError) as ei:
+        cat.style_path("gone", progress=False)
+    assert a in str(ei.value) and b in str(ei.value) and "'gone'" in str(ei.value)
+
+
+def test_style_path_rejects_an_html_page(server):
+    url = server.add("/quota", b"<!DOCTYPE html><html><body>Quota exceeded</body></html>", content_type="text/html")
+    cat.add_style("drive", url)
+    with pytest.raises(DownloadError, match="web page"):
+        cat.style_path("drive", progress=False)
+    assert not any(cat.styles_dir().glob("*.pkl"))
+
+
+def test_style_path_checksum_mismatch_caches_nothing(server, model):
+    url = server.add("/m.pkl", model)
+    cat.add_style("bad sum", url, sha256="0" * 64)
+    with pytest.raises(DownloadError, match="Checksum mismatch"):
+        cat.style_path("bad sum", progress=False)
+    assert [p.name for p in cat.styles_dir().iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_style_path_local_entries_are_used_in_place(isolated, model, no_network):
+    src = isolated / "models" / "local model.pkl"
+    src.parent.mkdir()
+    src.write_bytes(model)
+    cat.add_style("local", src, sha256=hashlib.sha256(model).hexdigest())
+    assert cat.find_style("local").url.startswith("file://")
+    assert cat.style_path("local", progress=False) == src.resolve()
+    cat.add_style("local bad", src, sha256="1" * 64)
+    with pytest.raises(StyleError, match="sha256"):
+        cat.style_path("local bad")
+    src.unlink()
+    with pytest.raises(StyleError, match="does not exist"):
+        cat.style_path("local")
+
+
+def test_changing_a_styles_url_drops_the_old_download(server, model):
+    other = pickle.dumps("other model", protocol=4)
+    a = server.add("/a.pkl", model)
+    b = server.add("/b.pkl", other)
+    cat.add_style("s", a)
+    assert cat.style_path("s", progress=False).read_bytes() == model
+    cat.add_style("s", b, overwrite=True)
+    assert cat.style_path("s", progress=False).read_bytes() == other
+    assert server.count("/b.pkl") == 1
+
+
+def test_style_path_mega_builtin_explains(no_network):
+    with pytest.raises(DownloadError, match="mega.nz"):
+        cat.style_path("anime portraits", progress=False)
+
+
+def test_unknown_style_path_is_a_style_error(no_network):
+    with pytest.raises(StyleError, match="Did you mean"):
+        cat.style_path("wikiar")

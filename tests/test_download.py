@@ -1,0 +1,367 @@
+"""lsd_jax.download against a local misbehaving HTTP server (127.0.0.1 only, no internet)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lsd_jax import download as dl
+from lsd_jax.errors import DownloadError
+
+try:
+    from http_server import FileServer
+except ImportError:  # tests/ collected as a package
+    from tests.http_server import FileServer
+
+pytestmark = pytest.mark.timeout(60)
+
+# Fast settings for every test: short time-out, tiny back-off.
+FAST = dict(progress=False, timeout=2, retries=2, backoff=0.01)
+
+
+def sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def leftovers(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir() if p.suffix in (".part", ".json", ".tmp") or ".part" in p.name)
+
+
+@pytest.fixture
+def server():
+    with FileServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def data() -> bytes:
+    return os.urandom(300_000)
+
+
+def test_clean_download(server, tmp_path, data):
+    url = server.add("/m.pkl", data)
+    dest = tmp_path / "styles" / "m.pkl"
+    got = dl.download(url, dest, sha256=sha(data), **FAST)
+    assert got == dest and dest.read_bytes() == data
+    assert server.count("/m.pkl") == 1
+    assert server.requests_for("/m.pkl")[0].range is None
+    assert leftovers(dest.parent) == []
+
+
+def test_progress_bar_does_not_break(server, tmp_path, data, capsys):
+    url = server.add("/m.pkl", data)
+    dl.download(url, tmp_path / "m.pkl", progress=True, timeout=2, retries=0)
+    assert (tmp_path / "m.pkl").read_bytes() == data
+
+
+def test_dropped_connection_is_resumed_with_range(server, tmp_path, data):
+    url = server.add("/m.pkl", data, drop_after=100_000, drop_times=1)
+    dest = tmp_path / "m.pkl"
+    dl.download(url, dest, sha256=sha(data), **FAST)
+    assert dest.read_bytes() == data  # byte-identical
+    reqs = server.requests_for("/m.pkl")
+    assert len(reqs) == 2
+    assert reqs[0].range is None
+    assert reqs[1].range == "bytes=100000-"  # only the missing tail was asked for
+    assert leftovers(tmp_path) == []
+
+
+def test_dropped_twice_resumes_twice(server, tmp_path, data):
+    url = server.add("/m.pkl", data, drop_after=70_000, drop_times=2)
+    dest = tmp_path / "m.pkl"
+    dl.download(url, dest, **FAST)
+    assert dest.read_bytes() == data
+    assert [r.range for r in server.requests_for("/m.pkl")] == [None, "bytes=70000-", "bytes=140000-"]
+
+
+def test_partial_left_by_an_earlier_run_is_resumed(server, tmp_path, data):
+    url = server.add("/m.pkl", data, drop_after=50_000, drop_times=1)
+    dest = tmp_path / "m.pkl"
+    with pytest.raises(DownloadError):
+        dl.download(url, dest, progress=False, timeout=2, retries=0)  # gives up after the drop
+    assert not dest.exists()
+    assert (tmp_path / "m.pkl.part").stat().st_size == 50_000
+    dl.download(url, dest, sha256=sha(data), **FAST)  # a later call picks up where it stopped
+    assert dest.read_bytes() == data
+    assert server.requests_for("/m.pkl")[-1].range == "bytes=50000-"
+
+
+def test_complete_part_is_not_downloaded_again(server, tmp_path, data):
+    url = server.add("/m.pkl", data)
+    dest = tmp_path / "m.pkl"
+    (tmp_path / "m.pkl.part").write_bytes(data)  # a run that died between the last byte and the rename
+    (tmp_path / "m.pkl.part.json").write_text('{"url": "%s"}' % url)
+    dl.download(url, dest, sha256=sha(data), **FAST)
+    assert dest.read_bytes() == data
+    reqs = server.requests_for("/m.pkl")
+    assert [r.range for r in reqs] == [f"bytes={len(data)}-"]  # answered 416, nothing re-sent
+
+
+def test_server_ignoring_range_restarts_from_zero(server, tmp_path, data):
+    url = server.add("/m.pkl", data, drop_after=120_000, drop_times=1, ignore_range=True)
+    dest = tmp_path / "m.pkl"
+    dl.download(url, dest, sha256=sha(data), **FAST)
+    assert dest.read_bytes() == data  # not the first 120k twice
+    reqs = server.requests_for("/m.pkl")
+    assert len(reqs) == 2 and reqs[1].range == "bytes=120000-"
+
+
+def test_partial_from_another_url_is_not_spliced(server, tmp_path, data):
+    other = os.urandom(len(data))
+    url_a = server.add("/a.pkl", other, drop_after=100_000, drop_times=1)
+    url_b = server.add("/b.pkl", data)
+    dest = tmp_path / "m.pkl"
+    with pytest.raises(DownloadError):
+        dl.download(url_a, dest, progress=False, timeout=2, retries=0)
+    dl.download(url_b, dest, **FAST)
+    assert dest.read_bytes() == data
+    assert server.requests_for("/b.pkl")[0].range is None
+
+
+def test_checksum_mismatch_rejects_and_leaves_nothing(server, tmp_path, data):
+    url = server.add("/m.pkl", data)
+    dest = tmp_path / "m.pkl"
+    with pytest.raises(DownloadError) as ei:
+        dl.download(url, dest, sha256="0" * 64, **FAST)
+    msg = str(ei.value)
+    assert url in msg and "0" * 64 in msg and sha(data) in msg
+    assert not dest.exists()
+    assert leftovers(tmp_path) == []  # no poisoned .part for the next try
+    # A later try with the right checksum downloads everything afresh and succeeds.
+    dl.download(url, dest, sha256=sha(data), **FAST)
+    assert dest.read_bytes() == data
+    assert server.requests_for("/m.pkl")[-1].range is None
+
+
+def test_bad_sha256_argument_is_a_value_error(tmp_path):
+    with pytest.raises(ValueError):
+        dl.download("http://127.0.0.1:9/x", tmp_path / "x", sha256="abc", **FAST)
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_dead_link_is_a_clear_error_and_not_retried(server, tmp_path, status):
+    url = server.add("/gone.pkl", b"", status=status)
+    with pytest.raises(DownloadError) as ei:
+        dl.download(url, tmp_path / "gone.pkl", **FAST)
+    msg = str(ei.value)
+    assert url in msg and str(status) in msg and "Dead link" in msg
+    assert server.count("/gone.pkl") == 1
+    assert not (tmp_path / "gone.pkl").exists()
+
+
+def test_5xx_is_retried_then_succeeds(server, tmp_path, data):
+    url = server.add("/m.pkl", data, status=503, status_times=2)
+    dest = tmp_path / "m.pkl"
+    dl.download(url, dest, **FAST)
+    assert dest.read_bytes() == data
+    assert server.count("/m.pkl") == 3
+
+
+def test_persistent_5xx_gives_up_with_the_url(server, tmp_path):
+    url = server.add("/m.pkl", b"x", status=500)
+    with pytest.raises(DownloadError) as ei:
+        dl.download(url, tmp_path / "m.pkl", **FAST)
+    assert url in str(ei.value) and "500" in str(ei.value)
+    assert server.count("/m.pkl") == 1 + FAST["retries"]
+
+
+def test_backoff_is_exponential(server, tmp_path, monkeypatch):
+    sleeps: list[float] = []
+    monkeypatch.setattr(dl.time, "sleep", lambda s: sleeps.append(s))
+    url = server.add("/m.pkl", b"x", status=502)
+    with pytest.raises(DownloadError):
+        dl.download(url, tmp_path / "m.pkl", progress=False, timeout=2, retries=4, backoff=0.5)
+    assert sleeps == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_stall_times_out_with_a_clear_error(server, tmp_path, data):
+    url = server.add("/m.pkl", data, stall=30, stall_after=10_000)
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as ei:
+        dl.download(url, tmp_path / "m.pkl", progress=False, timeout=0.5, retries=1, backoff=0.01)
+    elapsed = time.monotonic() - t0
+    msg = str(ei.value)
+    assert url in msg and "stalled" in msg
+    assert elapsed < 5
+    assert server.count("/m.pkl") == 2
+    assert not (tmp_path / "m.pkl").exists()
+
+
+def test_stall_before_any_byte_times_out(server, tmp_path):
+    url = server.add("/m.pkl", b"abc" * 1000, stall=30, stall_after=0)
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as ei:
+        dl.download(url, tmp_path / "m.pkl", progress=False, timeout=0.5, retries=0)
+    assert "stalled" in str(ei.value) and time.monotonic() - t0 < 4
+
+
+def test_one_stall_then_resume(server, tmp_path, data):
+    url = server.add("/m.pkl", data, stall=30, stall_after=150_000, stall_times=1)
+    dest = tmp_path / "m.pkl"
+    dl.download(url, dest, progress=False, timeout=0.5, retries=2, backoff=0.01)
+    assert dest.read_bytes() == data
+    assert server.requests_for("/m.pkl")[1].range == "bytes=150000-"
+
+
+def test_offline_connection_refused(tmp_path):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    url = f"http://127.0.0.1:{port}/m.pkl"
+    with pytest.raises(DownloadError) as ei:
+        dl.download(url, tmp_path / "m.pkl", progress=False, timeout=1, retries=1, backoff=0.01)
+    assert url in str(ei.value) and "internet" in str(ei.value)
+
+
+def test_offline_dns_failure_is_not_retried(tmp_path, monkeypatch):
+    import socket
+    import urllib.error
+
+    calls = []
+
+    def no_dns(*a, **k):
+        calls.append(a)
+        raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(dl.urllib.request, "urlopen", no_dns)
+    url = "https://example.invalid/model.pkl"
+    with pytest.raises(DownloadError) as ei:
+        dl.download(url, tmp_path / "m.pkl", **FAST)
+    assert url in str(ei.value) and "offline" in str(ei.value)
+    assert len(calls) == 1
+
+
+def test_cache_is_reused_without_any_request(server, tmp_path, data):
+    url = server.add("/m.pkl", data)
+    dest = tmp_path / "m.pkl"
+    dl.download(url, dest, sha256=sha(data), **FAST)
+    dl.download(url, dest, sha256=sha(data), **FAST)
+    dl.download(url, dest, **FAST)
+    assert server.count("/m.pkl", method=None) == 1
+
+
+def test_corrupt_cached_file_is_replaced(server, tmp_path, data):
+    url = server.add("/m.pkl", data)
+    dest = tmp_path / "m.pkl"
+    dest.write_bytes(b"garbage")
+    dl.download(url, dest, sha256=sha(data), **FAST)
+    assert dest.read_bytes() == data and server.count("/m.pkl") == 1
+
+
+def test_concurrent_threads_download_once(server, tmp_path, data):
+    url = server.add("/m.pkl", data, chunk=8192, chunk_delay=0.005)  # ~0.2 s of body
+    dest = tmp_path / "m.pkl"
+    n = 4
+    barrier = threading.Barrier(n)
+    results: list[object] = [None] * n
+
+    def worker(i):
+        barrier.wait()
+        try:
+            results[i] = dl.download(url, dest, sha256=sha(data), **FAST)
+        except BaseException as e:  # pragma: no cover - reported below
+            results[i] = e
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [dest] * n
+    assert dest.read_bytes() == data
+    assert server.count("/m.pkl") == 1  # exactly one GET of the body
+    assert leftovers(tmp_path) == []
+
+
+def test_concurrent_process_and_thread_download_once(server, tmp_path, data):
+    url = server.add("/m.pkl", data, chunk=8192, chunk_delay=0.01)  # ~0.4 s of body
+    dest = tmp_path / "m.pkl"
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    code = textwrap.dedent(
+        f"""
+        import os, time
+        from pathlib import Path
+        from lsd_jax.download import download
+        Path({str(ready)!r}).touch()
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.002)
+        download({url!r}, Path({str(dest)!r}), sha256={sha(data)!r}, progress=False, timeout=5, retries=2, backoff=0.01)
+        print("ok")
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not ready.exists():  # the child has imported everything and is polling for "go"
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "child never got ready"
+            time.sleep(0.01)
+        go.touch()
+        time.sleep(0.02)  # let the child grab the lock first, half of the time at least
+        dl.download(url, dest, sha256=sha(data), progress=False, timeout=5, retries=2, backoff=0.01)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out.strip() == "ok"
+    assert dest.read_bytes() == data
+    assert server.count("/m.pkl") == 1  # one body GET across two processes
+
+
+def test_file_url_and_local_path(tmp_path, data):
+    src = tmp_path / "src.pkl"
+    src.write_bytes(data)
+    a = dl.download(src.as_uri(), tmp_path / "out" / "a.pkl", sha256=sha(data), progress=False)
+    b = dl.download(str(src), tmp_path / "out" / "b.pkl", progress=False)
+    assert a.read_bytes() == data and b.read_bytes() == data
+    with pytest.raises(DownloadError):
+        dl.download(str(tmp_path / "missing.pkl"), tmp_path / "out" / "c.pkl", progress=False)
+    with pytest.raises(DownloadError):
+        dl.download(src.as_uri(), tmp_path / "out" / "d.pkl", sha256="1" * 64, progress=False)
+    assert not (tmp_path / "out" / "d.pkl").exists()
+
+
+def test_is_local_and_local_path(tmp_path):
+    assert dl.is_local("/abs/x.pkl") and dl.is_local("rel/x.pkl") and dl.is_local("file:///x.pkl")
+    assert dl.is_local(tmp_path) and dl.is_local("C:\\models\\x.pkl")
+    assert not dl.is_local("https://h/x.pkl") and not dl.is_local("http://h/x.pkl")
+    assert dl.local_path((tmp_path / "a b.pkl").as_uri()) == tmp_path / "a b.pkl"
+
+
+def test_mega_links_explain_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(dl.urllib.request, "urlopen", lambda *a, **k: pytest.fail("network used"))
+    url = "https://mega.nz/#!abc!def"
+    with pytest.raises(DownloadError) as ei:
+        dl.download(url, tmp_path / "m.pkl", **FAST)
+    assert url in str(ei.value) and "add_style" in str(ei.value)
+
+
+def test_google_drive_links_are_rewritten():
+    got = dl.resolve_url("https://drive.google.com/uc?id=1BUL-RIzXC7Bpnz2cn230CbA4eT7_Etp0")
+    assert got == "https://drive.usercontent.google.com/download?id=1BUL-RIzXC7Bpnz2cn230CbA4eT7_Etp0&export=download&confirm=t"
+    got = dl.resolve_url("https://drive.google.com/file/d/ABC_def-1/view?usp=sharing")
+    assert "id=ABC_def-1" in got
+    assert dl.resolve_url("https://example.org/a.pkl") == "https://example.org/a.pkl"
+
+
+def test_yandex_links_are_resolved_through_the_api(server, tmp_path, data, monkeypatch):
+    file_url = server.add("/real.pkl", data)
+    server.add("/yandex-api", ('{"href": "%s"}' % file_url).encode(), content_type="application/json")
+    monkeypatch.setattr(dl, "YANDEX_API", server.url("/yandex-api?public_key="))
+    dest = tmp_path / "doors.pkl"
+    dl.download("https://yadi.sk/d/uwq4vaYPkqNuvQ?ncrnd=436", dest, **FAST)
+    assert dest.read_bytes() == data
+    (api,) = server.requests_for("/yandex-api")
+    assert "yadi.sk" in api.query
