@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("styles", help="list the style catalogue (no network), or add your own model")
     s.add_argument("--add", nargs=2, metavar=("NAME", "URL"), help="add a style to your user catalogue")
     s.add_argument("--sha256", default=None, help="checksum for --add")
+    s.add_argument("--overwrite", action="store_true", help="with --add: replace an entry of the same name")
     return ap
 
 
@@ -146,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
         from .catalogue import add_style, show_styles
 
         if args.add:
-            add_style(args.add[0], args.add[1], sha256=args.sha256)
+            add_style(args.add[0], args.add[1], sha256=args.sha256, overwrite=args.overwrite)
             print(f"added {args.add[0].lower()}")
             return 0
         show_styles()

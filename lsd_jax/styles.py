@@ -89,9 +89,10 @@ def resolve_style(
         if not path.is_file():
             raise StyleError(f"style file not found: {path}")
         return _stylegan_from_path(path, params)
-    from .catalogue import style_path
+    from .catalogue import find_style, style_path
 
-    return _stylegan_from_path(style_path(str(style).lower(), progress=progress), params, name=str(style).lower())
+    entry = find_style(str(style))
+    return _stylegan_from_path(style_path(entry.name, progress=progress), params, name=entry.name)
 
 
 def _stylegan_from_path(path: Path, params: RenderParams, name: str | None = None) -> Style:
