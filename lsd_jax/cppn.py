@@ -36,7 +36,7 @@ def init_variables(z_dim: int = Z_DIM, c_dim: int = C_DIM, seed: int = WEIGHT_SE
     v = {
         "freqs": rng.normal(0.0, 2.2, (2, N_FREQS)).astype(np.float32),
         "w_in": rng.normal(0.0, 1.0, (n_in, HIDDEN)).astype(np.float32) / np.sqrt(n_in / 2),
-        "w_z": rng.normal(0.0, 1.0, (N_LAYERS, z_dim, HIDDEN)).astype(np.float32) * (1.2 / np.sqrt(z_dim)),
+        "w_z": rng.normal(0.0, 1.0, (N_LAYERS, z_dim, HIDDEN)).astype(np.float32) * (0.6 / np.sqrt(z_dim)),
         "w_h": rng.normal(0.0, 1.0, (N_LAYERS - 1, HIDDEN, HIDDEN)).astype(np.float32) * (1.6 / np.sqrt(HIDDEN)),
         "w_out": rng.normal(0.0, 1.0, (HIDDEN, 3)).astype(np.float32) * (1.8 / np.sqrt(HIDDEN)),
         # each class is a colour transform: rotate the palette by a random 3x3 near-rotation

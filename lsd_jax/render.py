@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -228,10 +229,13 @@ def resolve_output(output: str | os.PathLike[str]) -> Path:
     parent = path.resolve().parent
     if not parent.is_dir():
         raise OutputError(f"output directory does not exist: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output directory is not writable: {parent}")
-    if path.exists() and path.is_dir():
+    if path.is_dir():
         raise OutputError(f"output path is a directory: {path}")
+    try:  # try for real: permission bits say nothing about read-only mounts or root
+        with tempfile.TemporaryFile(dir=parent, prefix=".lsd-jax-probe-"):
+            pass
+    except OSError as e:
+        raise OutputError(f"output directory is not writable: {parent} ({e.strerror})") from None
     return path
 
 

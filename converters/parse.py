@@ -1,0 +1,46 @@
+"""Uncached conversion: NVIDIA pickle bytes / file → ``(config, state)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lsd_jax.errors import ConversionError, StyleError
+
+from .safe_pickle import safe_loads
+from .tf_pickle import convert_tf, is_tf
+from .torch_pickle import convert_torch
+
+
+def parse_bytes(data: bytes, source: str = "the pickle") -> tuple[dict, dict[str, np.ndarray]]:
+    """Convert the bytes of an NVIDIA network pickle (PyTorch or TF). Nothing in it is executed."""
+    obj = safe_loads(data, where=source)
+    try:
+        if is_tf(obj):
+            return convert_tf(obj, source)
+        return convert_torch(obj, source)
+    except (TypeError, AttributeError, ValueError, KeyError, IndexError, OverflowError, RecursionError) as exc:
+        # The interpreters validate what they read; this is the backstop for a structure nobody anticipated.
+        raise ConversionError(
+            f"{source} has an unexpected structure for an NVIDIA network pickle ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def read_file(path: str | Path) -> bytes:
+    """The file's bytes, or a :class:`StyleError` that says what is wrong with the path."""
+    p = Path(path).expanduser()
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise StyleError(f"style file not found: {p}") from None
+    except IsADirectoryError:
+        raise StyleError(f"style path is a directory, not a .pkl file: {p}") from None
+    except OSError as exc:
+        raise StyleError(f"cannot read {p}: {exc.strerror or exc}") from None
+
+
+def parse_file(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """Convert an NVIDIA network pickle file, uncached."""
+    p = Path(path)
+    return parse_bytes(read_file(p), source=f"'{p.name}'")

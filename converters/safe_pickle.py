@@ -1,0 +1,598 @@
+"""A restricted unpickler for NVIDIA's network pickles: data in, nothing executed.
+
+``pickle`` is a small stack machine whose only dangerous instructions are the ones that fetch a global
+(``GLOBAL``/``STACK_GLOBAL``/``INST``, resolved through :meth:`pickle.Unpickler.find_class`) and then call or
+instantiate it (``REDUCE``/``NEWOBJ``/``OBJ``/``INST``/``BUILD``). This module lets a pickle fetch ONLY the globals
+in :data:`ALLOWED_GLOBALS`, and every one of them resolves to a stand-in written here, never to the module the
+pickle names (nothing is imported on the pickle's behalf, and no ``module_src`` is ever executed). The stand-ins
+validate their arguments and build plain data: dicts, lists, numpy arrays, :class:`PersistentObject` and
+:class:`TFNetwork` records.
+
+Before unpickling, the opcode stream is scanned with :func:`pickletools.genops` (which parses without executing)
+and opcodes that NVIDIA's pickles never use (``INST``, ``OBJ``, the copyreg extension codes, persistent ids
+outside a torch storage stream) are refused outright.
+
+Entry point: :func:`safe_loads`. Failures raise :class:`~lsd_jax.errors.PickleSecurityError` (the pickle asked for
+something outside the allow-list) or :class:`~lsd_jax.errors.ConversionError` (malformed data); no other exception
+type escapes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+import pickletools
+import re
+import struct
+from typing import Any
+
+import numpy as np
+
+from lsd_jax.errors import ConversionError, LsdError, PickleSecurityError
+
+__all__ = [
+    "ALLOWED_GLOBALS",
+    "PersistentObject",
+    "RestrictedUnpickler",
+    "TFNetwork",
+    "safe_loads",
+]
+
+#: Opcodes refused anywhere: NVIDIA's pickles never contain them, and each one instantiates or looks up a
+#: class by itself (INST/OBJ) or goes through the copyreg extension registry (EXT*).
+_FORBIDDEN_OPCODES = {"INST", "OBJ", "EXT1", "EXT2", "EXT4"}
+#: Persistent ids only exist inside a torch legacy storage stream (``torch.storage._load_from_bytes``).
+_PERSISTENT_OPCODES = {"PERSID", "BINPERSID"}
+
+_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+_TORCH_PROTOCOL = 1001
+
+_STORAGE_DTYPES = {
+    "FloatStorage": np.dtype("<f4"),
+    "HalfStorage": np.dtype("<f2"),
+    "DoubleStorage": np.dtype("<f8"),
+    "BFloat16Storage": None,  # numpy has no bfloat16; refused with a clear message
+    "LongStorage": np.dtype("<i8"),
+    "IntStorage": np.dtype("<i4"),
+    "ShortStorage": np.dtype("<i2"),
+    "CharStorage": np.dtype("i1"),
+    "ByteStorage": np.dtype("u1"),
+    "BoolStorage": np.dtype("?"),
+}
+
+_MAX_DEPTH = 200  # nesting depth accepted when materialising the loaded object graph
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Records produced by the stand-ins.
+
+
+class _NoBuild:
+    """Refuses pickle's BUILD opcode (``__setstate__``): no stand-in object accepts state it does not expect."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state: Any) -> None:
+        raise PickleSecurityError(
+            f"refusing to apply pickle state (BUILD) to {type(self).__name__}: NVIDIA's pickles never do this"
+        )
+
+
+class PersistentObject(_NoBuild):
+    """What ``torch_utils.persistence._reconstruct_persistent_obj(meta)`` stands for: a module's class name and
+    its ``__dict__`` (``state``), as plain data. ``module_src`` is never executed and not even kept: only its
+    length is recorded, for diagnostics."""
+
+    __slots__ = ("class_name", "state", "version", "module_src_len")
+
+    def __init__(self, class_name: str, state: dict, version: int, module_src_len: int):
+        self.class_name = class_name
+        self.state = state
+        self.version = version
+        self.module_src_len = module_src_len
+
+    def __repr__(self) -> str:
+        return f"PersistentObject({self.class_name!r})"
+
+
+class TFNetwork(_NoBuild):
+    """Stand-in for ``dnnlib.tflib.network.Network``: holds the state dict handed to ``__setstate__``."""
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:  # NEWOBJ calls __new__ only; REDUCE with arguments fails here
+        self.state = None
+
+    def __setstate__(self, state: Any) -> None:
+        if getattr(self, "state", None) is not None:
+            raise PickleSecurityError("refusing a second BUILD on dnnlib.tflib.network.Network")
+        if not isinstance(state, dict):
+            raise ConversionError(f"dnnlib.tflib.network.Network state must be a dict, not {type(state).__name__}")
+        self.state = state
+
+    def __repr__(self) -> str:
+        name = self.state.get("name") if isinstance(self.state, dict) else None
+        return f"TFNetwork({name!r})"
+
+
+class _EasyDict(dict):
+    """Stand-in for ``dnnlib.util.EasyDict`` (a dict with attribute access): a plain dict here."""
+
+    def __setstate__(self, state: Any) -> None:
+        if state:
+            raise PickleSecurityError("refusing to apply pickle state (BUILD) to dnnlib.util.EasyDict")
+
+
+class _Storage:
+    """A torch storage decoded from its legacy ``torch.save`` byte stream: a 1-D numpy array."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+    def __setstate__(self, state: Any) -> None:
+        raise PickleSecurityError("refusing to apply pickle state (BUILD) to a torch storage")
+
+
+class _StorageType(_NoBuild):
+    """Stand-in for a ``torch.*Storage`` class, only meaningful inside a storage's persistent id."""
+
+    __slots__ = ("name", "dtype")
+
+    def __init__(self, name: str, dtype: np.dtype | None):
+        self.name = name
+        self.dtype = dtype
+
+
+class _NdarrayClass(_NoBuild):
+    """Stand-in for the ``numpy.ndarray`` class object: only accepted as ``_reconstruct``'s first argument."""
+
+    __slots__ = ()
+
+
+_NDARRAY = _NdarrayClass()
+
+_DTYPE_SPEC = re.compile(r"^[biufc]\d{1,2}$")
+
+
+class _DType:
+    """Stand-in for ``numpy.dtype(spec, align, copy)`` + its BUILD state; only plain numeric dtypes."""
+
+    __slots__ = ("dtype", "_built")
+
+    def __init__(self, spec: Any, align: Any = False, copy: Any = True):
+        if not isinstance(spec, str) or not _DTYPE_SPEC.match(spec):
+            raise PickleSecurityError(
+                f"refusing numpy dtype {spec!r}: only plain numeric dtypes (bool, int, float, complex) are allowed"
+            )
+        try:
+            dt = np.dtype(spec)
+        except TypeError as exc:
+            raise ConversionError(f"invalid numpy dtype {spec!r} in pickle") from exc
+        if dt.kind not in "biufc":
+            raise PickleSecurityError(f"refusing numpy dtype {spec!r}")
+        self.dtype = dt
+        self._built = False
+
+    def __setstate__(self, state: Any) -> None:
+        if self._built:
+            raise PickleSecurityError("refusing a second BUILD on numpy.dtype")
+        self._built = True
+        if not isinstance(state, tuple) or len(state) not in (8, 9):
+            raise ConversionError("malformed numpy dtype state in pickle")
+        _version, endian, subarray, names, fields = state[:5]
+        if subarray is not None or names is not None or fields is not None:
+            raise PickleSecurityError("refusing structured / sub-array numpy dtypes")
+        if endian in ("<", ">") and self.dtype.itemsize > 1:
+            self.dtype = self.dtype.newbyteorder(endian)
+        elif endian not in ("<", ">", "|", "="):
+            raise ConversionError(f"malformed numpy dtype byte order {endian!r}")
+
+
+class _ArrayBuilder(_NoBuild):
+    """``numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')``: an empty placeholder that the following
+    BUILD fills in with ``(version, shape, dtype, is_fortran, raw_bytes)``."""
+
+    __slots__ = ("array",)
+
+    def __init__(self) -> None:
+        self.array = None
+
+    def __setstate__(self, state: Any) -> None:
+        if self.array is not None:
+            raise PickleSecurityError("refusing a second BUILD on a numpy array")
+        if not isinstance(state, tuple) or len(state) != 5:
+            raise ConversionError("malformed numpy array state in pickle")
+        _version, shape, dtype, is_fortran, raw = state
+        if not isinstance(dtype, _DType):
+            raise PickleSecurityError("refusing a numpy array whose dtype is not a plain numeric dtype")
+        if isinstance(raw, str):  # protocol 0-2 pickles written by Python 2
+            raw = raw.encode("latin-1")
+        if not isinstance(raw, (bytes, bytearray)):
+            raise PickleSecurityError("refusing a numpy array of Python objects")
+        self.array = _array_from_bytes(raw, dtype.dtype, shape, "F" if is_fortran else "C")
+
+
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    if not isinstance(shape, (tuple, list)) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+    ):
+        raise ConversionError(f"malformed array shape {shape!r} in pickle")
+    return tuple(shape)
+
+
+def _array_from_bytes(raw: bytes | bytearray, dtype: np.dtype, shape: Any, order: str) -> np.ndarray:
+    shape = _check_shape(shape)
+    if math.prod(shape) * dtype.itemsize != len(raw):
+        raise ConversionError(
+            f"numpy array data is {len(raw)} bytes, but shape {shape} of {dtype} needs "
+            f"{math.prod(shape) * dtype.itemsize}"
+        )
+    flat = np.frombuffer(raw, dtype=dtype)
+    return np.array(np.reshape(flat, shape, order=order), copy=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The stand-in callables. Each validates its arguments and returns plain data.
+
+
+def _reconstruct_persistent_obj(meta: Any = None, *extra: Any) -> PersistentObject:
+    if extra or not isinstance(meta, dict):
+        raise ConversionError("malformed torch_utils.persistence object: expected one meta dict")
+    missing = {"type", "version", "module_src", "class_name", "state"} - set(meta)
+    if missing:
+        raise ConversionError(f"malformed torch_utils.persistence object: meta lacks {sorted(missing)}")
+    if meta["type"] != "class":
+        raise ConversionError(f"unsupported torch_utils.persistence object type {meta['type']!r}")
+    version = meta["version"]
+    if version != 6:
+        raise ConversionError(f"unsupported torch_utils.persistence version {version!r} (expected 6)")
+    class_name = meta["class_name"]
+    if not isinstance(class_name, str) or not class_name.isidentifier():
+        raise ConversionError(f"malformed torch_utils.persistence class name {class_name!r}")
+    state = meta["state"]
+    if not isinstance(state, dict):
+        raise ConversionError(f"torch_utils.persistence state of {class_name} must be a dict")
+    src = meta["module_src"]
+    # module_src is the text of the defining .py file. It is NEVER executed; we only note its size.
+    return PersistentObject(class_name, state, int(version), len(src) if isinstance(src, str) else -1)
+
+
+def _rebuild_tensor_v2(storage: Any = None, storage_offset: Any = None, size: Any = None, stride: Any = None,
+                       requires_grad: Any = False, backward_hooks: Any = None, metadata: Any = None,
+                       *extra: Any) -> np.ndarray:
+    if extra:
+        raise ConversionError("torch._utils._rebuild_tensor_v2 called with too many arguments")
+    if not isinstance(storage, _Storage):
+        raise PickleSecurityError("torch._utils._rebuild_tensor_v2 needs a torch storage as first argument")
+    data = storage.array
+    n = data.shape[0]
+    size = _check_shape(size)
+    stride = _check_shape(stride)
+    if len(size) != len(stride):
+        raise ConversionError(f"tensor size {size} and stride {stride} differ in length")
+    if not isinstance(storage_offset, int) or isinstance(storage_offset, bool) or storage_offset < 0:
+        raise ConversionError(f"malformed tensor storage offset {storage_offset!r}")
+    numel = math.prod(size)
+    if numel == 0:
+        return np.zeros(size, dtype=data.dtype)
+    last = storage_offset + sum((s - 1) * st for s, st in zip(size, stride))
+    # Bounds: every element must lie inside the storage, and a tensor may not be bigger than its storage
+    # (NVIDIA's tensors are contiguous copies); this also rules out zero-stride memory bombs.
+    if last >= n or numel > n:
+        raise ConversionError(
+            f"tensor of size {size}, stride {stride}, offset {storage_offset} does not fit its storage of {n} elements"
+        )
+    view = np.lib.stride_tricks.as_strided(
+        data[storage_offset:], shape=size, strides=tuple(st * data.itemsize for st in stride), writeable=False
+    )
+    return np.array(view, copy=True, order="C")
+
+
+def _rebuild_parameter(data: Any = None, requires_grad: Any = False, backward_hooks: Any = None,
+                       *extra: Any) -> np.ndarray:
+    if len(extra) > 1:  # _rebuild_parameter_with_state has one more argument: the Parameter's __dict__
+        raise ConversionError("torch._utils._rebuild_parameter called with too many arguments")
+    if not isinstance(data, np.ndarray):
+        raise PickleSecurityError("torch._utils._rebuild_parameter needs a tensor as first argument")
+    return data
+
+
+def _ordered_dict(*args: Any) -> dict:
+    if not args:
+        return {}
+    if len(args) == 1 and isinstance(args[0], (list, tuple)):
+        out = {}
+        for item in args[0]:
+            if not isinstance(item, (list, tuple)) or len(item) != 2:
+                raise ConversionError("malformed collections.OrderedDict items in pickle")
+            out[item[0]] = item[1]
+        return out
+    raise ConversionError("collections.OrderedDict called with unexpected arguments")
+
+
+def _set(*args: Any) -> set:
+    if not args:
+        return set()
+    if len(args) == 1 and isinstance(args[0], (list, tuple, set, frozenset)):
+        return set(args[0])
+    raise ConversionError("builtins.set called with unexpected arguments")
+
+
+def _frozenset(*args: Any) -> frozenset:
+    return frozenset(_set(*args))
+
+
+def _codecs_encode(obj: Any = None, encoding: Any = None, *extra: Any) -> bytes:
+    # How Python 3 writes ``bytes`` in protocol 0-2 pickles: _codecs.encode(text, 'latin1').
+    if extra or not isinstance(obj, str) or encoding not in ("latin1", "latin-1"):
+        raise PickleSecurityError("refusing _codecs.encode with anything but (str, 'latin1')")
+    return obj.encode("latin-1")
+
+
+def _np_scalar(dtype: Any = None, data: Any = None, *extra: Any) -> np.generic:
+    if extra or not isinstance(dtype, _DType):
+        raise PickleSecurityError("refusing a numpy scalar that is not of a plain numeric dtype")
+    if isinstance(data, str):
+        data = data.encode("latin-1")
+    if not isinstance(data, (bytes, bytearray)) or len(data) != dtype.dtype.itemsize:
+        raise ConversionError("malformed numpy scalar in pickle")
+    return np.frombuffer(data, dtype=dtype.dtype)[0]
+
+
+def _np_reconstruct(subtype: Any = None, shape: Any = None, typecode: Any = None, *extra: Any) -> _ArrayBuilder:
+    if extra or subtype is not _NDARRAY:
+        raise PickleSecurityError("refusing numpy _reconstruct of anything but numpy.ndarray")
+    return _ArrayBuilder()
+
+
+def _np_frombuffer(buf: Any = None, dtype: Any = None, shape: Any = None, order: Any = "C",
+                   *extra: Any) -> np.ndarray:
+    # numpy's protocol-5 array pickling: numpy.core.numeric._frombuffer(buffer, dtype, shape, order)
+    if extra or not isinstance(dtype, _DType) or not isinstance(buf, (bytes, bytearray)) or order not in ("C", "F"):
+        raise PickleSecurityError("refusing numpy _frombuffer with unexpected arguments")
+    return _array_from_bytes(buf, dtype.dtype, shape, order)
+
+
+def _np_dtype_class(*args: Any) -> _DType:
+    return _DType(*args)
+
+
+def _load_from_bytes(data: Any = None, *extra: Any) -> _Storage:
+    """``torch.storage._load_from_bytes(b)``: ``b`` is a legacy (non-zip) ``torch.save`` stream of one storage."""
+    if extra or not isinstance(data, (bytes, bytearray)):
+        raise PickleSecurityError("torch.storage._load_from_bytes needs one bytes argument")
+    return _Storage(_parse_legacy_storage(bytes(data)))
+
+
+# (module, name) → stand-in. Both the numpy < 2 (``numpy.core``) and numpy ≥ 2 (``numpy._core``) spellings.
+ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch.storage", "_load_from_bytes"): _load_from_bytes,
+    ("collections", "OrderedDict"): _ordered_dict,
+    ("dnnlib.util", "EasyDict"): _EasyDict,
+    ("dnnlib.tflib.network", "Network"): TFNetwork,
+    ("numpy", "dtype"): _np_dtype_class,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("builtins", "set"): _set,
+    ("__builtin__", "set"): _set,
+    ("builtins", "frozenset"): _frozenset,
+    ("__builtin__", "frozenset"): _frozenset,
+    ("_codecs", "encode"): _codecs_encode,
+}
+for _np_core in ("numpy.core", "numpy._core"):
+    ALLOWED_GLOBALS[(f"{_np_core}.multiarray", "scalar")] = _np_scalar
+    ALLOWED_GLOBALS[(f"{_np_core}.multiarray", "_reconstruct")] = _np_reconstruct
+    ALLOWED_GLOBALS[(f"{_np_core}.numeric", "_frombuffer")] = _np_frombuffer
+
+#: Inside a torch legacy storage stream, only the storage classes may be named (inside the persistent id).
+STORAGE_GLOBALS: dict[tuple[str, str], Any] = {
+    ("torch", name): _StorageType(name, dtype) for name, dtype in _STORAGE_DTYPES.items()
+}
+
+
+def _refuse(module: str, name: str, where: str) -> PickleSecurityError:
+    dotted = f"{module}.{name}"
+    if not dotted.isprintable():
+        dotted = repr(dotted)[1:-1]
+    if len(dotted) > 120:
+        dotted = dotted[:117] + "..."
+    return PickleSecurityError(
+        f"refusing to load '{dotted}' from {where}: only NVIDIA network-pickle contents (tensors, numpy "
+        f"arrays, network states) are allowed. Nothing from the file was executed."
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The unpickler.
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """A :class:`pickle.Unpickler` whose :meth:`find_class` resolves only the allow-list, to stand-ins."""
+
+    def __init__(self, file: Any, *, allowed: dict[tuple[str, str], Any] | None = None, where: str = "the pickle",
+                 persistent_load: Any = None):
+        super().__init__(file)
+        self._allowed = ALLOWED_GLOBALS if allowed is None else allowed
+        self._where = where
+        self._persistent = persistent_load
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self._allowed[(module, name)]
+        except (KeyError, TypeError):
+            raise _refuse(str(module), str(name), self._where) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        if self._persistent is None:
+            raise PickleSecurityError(f"refusing a persistent id in {self._where}: {short_repr(pid)}")
+        return self._persistent(pid)
+
+
+def short_repr(obj: Any, n: int = 80) -> str:
+    """``repr`` cut to ``n`` characters (messages must stay readable whatever a pickle holds)."""
+    text = repr(obj)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _scan(stream: io.BytesIO, *, allowed: dict, persistent_ok: bool, where: str) -> None:
+    """Walk one pickle's opcodes (from the stream's position to its STOP) without executing anything, refusing
+    forbidden opcodes and non-allow-listed ``GLOBAL`` names. Leaves the stream just after STOP."""
+    try:
+        for op, arg, _pos in pickletools.genops(stream):
+            name = op.name
+            if name in _FORBIDDEN_OPCODES:
+                detail = f" ({arg.replace(' ', '.')})" if isinstance(arg, str) else ""
+                raise PickleSecurityError(
+                    f"refusing pickle opcode {name}{detail} in {where}: NVIDIA's pickles never use it. "
+                    f"Nothing from the file was executed."
+                )
+            if name in _PERSISTENT_OPCODES and not persistent_ok:
+                raise PickleSecurityError(f"refusing a persistent id (opcode {name}) in {where}")
+            if name == "GLOBAL":
+                module, _, gname = str(arg).partition(" ")
+                if (module, gname) not in allowed:
+                    raise _refuse(module, gname, where)
+    except LsdError:
+        raise
+    except Exception as exc:  # genops: ValueError on unknown opcode / truncated data, etc.
+        raise _malformed(exc, where) from None
+
+
+def _malformed(exc: BaseException, where: str) -> ConversionError:
+    msg = str(exc)
+    if isinstance(exc, EOFError) or any(
+        hint in msg for hint in ("exhausted", "truncated", "not enough data", "remain", "no newline")
+    ):
+        return ConversionError(f"{where} is truncated or corrupt ({type(exc).__name__}: {msg})")
+    return ConversionError(f"{where} is not a valid pickle ({type(exc).__name__}: {msg})")
+
+
+def _load_one(stream: io.BytesIO, *, allowed: dict, where: str, persistent_load: Any = None) -> Any:
+    start = stream.tell()
+    _scan(stream, allowed=allowed, persistent_ok=persistent_load is not None, where=where)
+    stream.seek(start)
+    try:
+        return RestrictedUnpickler(stream, allowed=allowed, where=where, persistent_load=persistent_load).load()
+    except LsdError:
+        raise
+    except Exception as exc:
+        raise _malformed(exc, where) from None
+
+
+def _parse_legacy_storage(data: bytes) -> np.ndarray:
+    """Decode a legacy ``torch.save`` stream of a single storage (see docs/stylegan-formats.md §1)."""
+    where = "a torch storage stream"
+    f = io.BytesIO(data)
+    magic = _load_one(f, allowed={}, where=where)
+    if magic != _TORCH_MAGIC:
+        raise ConversionError("torch storage stream has a bad magic number")
+    proto = _load_one(f, allowed={}, where=where)
+    if proto != _TORCH_PROTOCOL:
+        raise ConversionError(f"unsupported torch storage protocol {proto!r}")
+    sys_info = _load_one(f, allowed={}, where=where)
+    if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
+        raise ConversionError("torch storage stream is not little-endian (unsupported)")
+
+    requests: list[tuple[str, np.dtype, int]] = []
+
+    def persistent_load(pid: Any) -> Any:
+        if (not isinstance(pid, tuple) or len(pid) != 6 or pid[0] != "storage"
+                or not isinstance(pid[1], _StorageType) or not isinstance(pid[2], str)
+                or not isinstance(pid[4], int) or isinstance(pid[4], bool) or pid[4] < 0):
+            raise PickleSecurityError(f"refusing persistent id {short_repr(pid)} in {where}")
+        if pid[5] is not None:
+            raise ConversionError("torch storage views are not supported")
+        if pid[1].dtype is None:
+            raise ConversionError(f"torch.{pid[1].name} tensors are not supported")
+        requests.append((pid[2], pid[1].dtype, pid[4]))
+        return pid[2]
+
+    obj = _load_one(f, allowed=STORAGE_GLOBALS, where=where, persistent_load=persistent_load)
+    if len(requests) != 1 or obj != requests[0][0]:
+        raise ConversionError("torch storage stream must hold exactly one storage")
+    key, dtype, numel = requests[0]
+    keys = _load_one(f, allowed={}, where=where)
+    if keys != [key]:
+        raise ConversionError("torch storage stream has an inconsistent key list")
+    pos = f.tell()
+    if len(data) < pos + 8:
+        raise ConversionError("torch storage stream is truncated")
+    (count,) = struct.unpack_from("<q", data, pos)
+    pos += 8
+    if count != numel:
+        raise ConversionError(f"torch storage holds {count} elements but its header says {numel}")
+    nbytes = numel * dtype.itemsize
+    if len(data) != pos + nbytes:
+        raise ConversionError(
+            f"torch storage stream has {len(data) - pos} data bytes, expected {nbytes} (truncated or corrupt)"
+        )
+    return np.frombuffer(data, dtype=dtype, count=numel, offset=pos)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Materialising: replace array placeholders with arrays, everywhere in the loaded graph.
+
+
+def _materialize(obj: Any, memo: dict[int, Any], depth: int = 0) -> Any:
+    if depth > _MAX_DEPTH:
+        raise ConversionError("pickle nesting is too deep")
+    if isinstance(obj, (str, bytes, int, float, bool, type(None), np.ndarray, np.generic)):
+        return obj
+    key = id(obj)
+    if key in memo:
+        return memo[key]
+    if isinstance(obj, _ArrayBuilder):
+        if obj.array is None:
+            raise ConversionError("a numpy array in the pickle has no data")
+        memo[key] = obj.array
+        return obj.array
+    if isinstance(obj, dict):
+        memo[key] = obj
+        for k in list(obj):
+            obj[k] = _materialize(obj[k], memo, depth + 1)
+        return obj
+    if isinstance(obj, list):
+        memo[key] = obj
+        for i, v in enumerate(obj):
+            obj[i] = _materialize(v, memo, depth + 1)
+        return obj
+    if isinstance(obj, tuple):
+        out = tuple(_materialize(v, memo, depth + 1) for v in obj)
+        memo[key] = out
+        return out
+    if isinstance(obj, PersistentObject):
+        memo[key] = obj
+        obj.state = _materialize(obj.state, memo, depth + 1)
+        return obj
+    if isinstance(obj, TFNetwork):
+        memo[key] = obj
+        if obj.state is None:
+            raise ConversionError("a dnnlib.tflib.network.Network in the pickle has no state")
+        obj.state = _materialize(obj.state, memo, depth + 1)
+        return obj
+    if isinstance(obj, (set, frozenset, complex, bytearray, _NdarrayClass, _DType, _Storage)):
+        return obj
+    raise ConversionError(f"unexpected object of type {type(obj).__name__} in pickle")
+
+
+def safe_loads(data: bytes, *, where: str = "the pickle") -> Any:
+    """Unpickle ``data`` with the restricted unpickler. Returns plain data: dicts/lists/tuples/scalars, numpy
+    arrays (tensors become arrays), :class:`PersistentObject` and :class:`TFNetwork` records."""
+    if not data:
+        raise ConversionError(f"{where} is empty")
+    if data[:4] == b"PK\x03\x04":
+        raise ConversionError(
+            f"{where} is a zip archive (a torch.save checkpoint or an .npz?), not an NVIDIA network pickle"
+        )
+    stream = io.BytesIO(data)
+    obj = _load_one(stream, allowed=ALLOWED_GLOBALS, where=where)
+    try:
+        return _materialize(obj, {})
+    except RecursionError:
+        raise ConversionError(f"{where} is nested too deeply") from None
