@@ -64,12 +64,12 @@ def step_throughput(style: Any, size: tuple[int, int], batch: int, repeats: int 
     z = jnp.asarray(np.clip(rng.normal(size=(batch, style.z_dim)), -2, 2), jnp.float32)
     c = jnp.zeros((batch, style.c_dim), jnp.float32)
     amps = jnp.zeros((batch, 0), jnp.float32)
-    step = make_frame_step(style, size, EffectPlan((), ()))
+    step = make_frame_step(style, size, EffectPlan((), ()), batch)
     t = time.perf_counter()
-    compiled = step.lower(style.variables, z, c, amps).compile()
+    compiled = step.fn.lower(step.variables, z, c, amps).compile()
     compile_s = time.perf_counter() - t
-    jax.block_until_ready(compiled(style.variables, z, c, amps))
-    sec = _median_time(lambda: compiled(style.variables, z, c, amps), repeats)
+    jax.block_until_ready(compiled(step.variables, z, c, amps))
+    sec = _median_time(lambda: compiled(step.variables, z, c, amps), repeats)
     flops = flops_of(compiled) / batch
     return {"fps": batch / sec, "flops_per_frame": flops, "compile_s": compile_s}
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         style = cppn_style()
         from .render import auto_batch_size
 
-        batch = auto_batch_size((res, res))
+        batch = auto_batch_size(style, (res, res))
         m = step_throughput(style, (res, res), batch, repeats)
         rows.append(["default (CPPN)", f"{res}x{res}", str(batch), f"{m['fps']:.1f}",
                      f"{m['flops_per_frame'] / 1e9:.2f}", f"{m['fps'] * m['flops_per_frame'] / peak:.0%}",

@@ -15,14 +15,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ParamError
 
 PULSE_MODES = ("loudness", "onset")
 NOISE_MODES = ("const", "random", "none")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 MAX_RESOLUTION = 4096
 MAX_FPS = 240.0
 
@@ -68,6 +69,7 @@ class RenderParams:
     start: float = 0.0
     duration: float | None = None
     batch_size: int | None = None  # None: chosen automatically
+    compute_dtype: str = "float32"  # "bfloat16": faster on GPU/TPU, approximate
     seed: int = 0
     # --- latent motion (Lucid Sonic Dreams' meanings)
     speed_fpm: float = 12.0
@@ -150,6 +152,8 @@ class RenderParams:
         for name in ("contrast_strength", "flash_strength"):
             set_(name, _number(name, getattr(self, name), optional=True))
             _unit(name, getattr(self, name))
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ParamError(f"compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}")
         if self.pulse_mode not in PULSE_MODES:
             raise ParamError(f"pulse_mode must be one of {PULSE_MODES}, got {self.pulse_mode!r}")
 
@@ -258,6 +262,7 @@ _HELP: dict[str, str] = {
     "start": "start of the excerpt in the song, seconds",
     "duration": "length of the excerpt, seconds (default: to the end)",
     "batch_size": "frames per compiled step (default: automatic)",
+    "compute_dtype": "float32, or bfloat16 (faster on GPU/TPU, approximate)",
     "seed": "random seed: the same seed and parameters give the same video",
     "speed_fpm": "latent keyframes per minute: how fast the image wanders (0: no wandering)",
     "pulse_percussive": "pulse follows the percussive part of the song",

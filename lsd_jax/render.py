@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import effects as fx
 from .errors import OutputError, ParamError
@@ -97,29 +98,105 @@ def to_uint8_frames(images: Array, size: tuple[int, int], plan: EffectPlan, amps
     return jnp.round(x).astype(jnp.uint8)
 
 
-def make_frame_step(style: Style, size: tuple[int, int], plan: EffectPlan) -> Callable[..., Array]:
-    """The compiled step ``(variables, z (B, D), c (B, C), amps (B, E)) -> uint8 (B, H, W, 3)``.
+@dataclass(frozen=True)
+class FrameStep:
+    """A compiled frame step bound to its devices.
 
-    For a host (NumPy) style only the post-processing is compiled.
+    ``fn(variables, z (B, D), c (B, C), amps (B, E)) -> uint8 (B, H, W, 3)``, with the batch axis
+    sharded over a 1-D mesh of ``devices`` and the (already placed) ``variables`` replicated.
+    ``batch`` is a multiple of the device count.
     """
+
+    fn: Callable[..., Array]
+    variables: Any
+    batch: int
+    devices: tuple[Any, ...]
+
+    def __call__(self, z: np.ndarray, c: np.ndarray, amps: np.ndarray) -> Array:
+        return self.fn(self.variables, z, c, amps)
+
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def _cast_floats(tree: Any, dtype: Any) -> Any:
+    def cast(a: Any) -> Any:
+        a = jnp.asarray(a)
+        return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+
+    return jax.tree.map(cast, tree)
+
+
+def make_frame_step(
+    style: Style,
+    size: tuple[int, int],
+    plan: EffectPlan,
+    batch: int,
+    *,
+    devices: Any = None,
+    compute_dtype: str = "float32",
+) -> FrameStep:
+    """Build the one compiled step for (style, size, effects, batch).
+
+    ``devices``: default every local device (``jax.local_devices()``); the batch is rounded up to a
+    multiple of their count. ``compute_dtype="bfloat16"`` runs the style in bfloat16 (for GPU/TPU);
+    effects and the uint8 conversion stay in float32. A host (NumPy) style runs outside; only its
+    post-processing is compiled.
+    """
+    devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
+    n_dev = len(devices)
+    batch = -(-batch // n_dev) * n_dev
     if style.info.get("host"):
         post = jax.jit(lambda images, amps: to_uint8_frames(images, size, plan, amps))
 
         def host_step(variables: Any, z: Array, c: Array, amps: Array) -> Array:
             return post(jnp.asarray(style.apply(variables, z, c, size)), amps)
 
-        return host_step
+        return FrameStep(host_step, style.variables, batch, devices[:1])
+
+    dtype = COMPUTE_DTYPES[compute_dtype]
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    sharded = NamedSharding(mesh, PartitionSpec("batch"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    variables = style.variables
+    if dtype != jnp.float32:
+        variables = _cast_floats(variables, dtype)
+    variables = jax.device_put(variables, replicated)
 
     def step(variables: Any, z: Array, c: Array, amps: Array) -> Array:
-        return to_uint8_frames(style.apply(variables, z, c, size), size, plan, amps)
+        images = style.apply(variables, z.astype(dtype), c.astype(dtype), size)
+        return to_uint8_frames(images.astype(jnp.float32), size, plan, amps)
 
-    return jax.jit(step)
+    fn = jax.jit(step, in_shardings=(replicated, sharded, sharded, sharded), out_shardings=sharded)
+    return FrameStep(fn, variables, batch, devices)
 
 
-def auto_batch_size(size: tuple[int, int]) -> int:
-    """Frames per step: big enough to amortise dispatch, small enough to stay in cache."""
+def auto_batch_size(style: Style, size: tuple[int, int], n_devices: int = 1) -> int:
+    """Frames per step when the user gives none.
+
+    On accelerators: from the device's free memory and the step's measured memory per frame
+    (XLA's memory analysis at batch 1), leaving half the memory free. On CPU, large batches lose
+    cache locality at high resolutions (see docs/performance-notes), so a pixel budget decides.
+    """
+    dev = jax.local_devices()[0]
+    stats = None
+    try:
+        stats = dev.memory_stats()
+    except Exception:  # CPU and some plugins have none
+        stats = None
+    if dev.platform != "cpu" and stats and stats.get("bytes_limit") and not style.info.get("host"):
+        free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+        probe = make_frame_step(style, size, EffectPlan((), ()), 1, devices=[dev])
+        z = jax.ShapeDtypeStruct((1, style.z_dim), jnp.float32)
+        c = jax.ShapeDtypeStruct((1, style.c_dim), jnp.float32)
+        a = jax.ShapeDtypeStruct((1, 0), jnp.float32)
+        mem = probe.fn.lower(probe.variables, z, c, a).compile().memory_analysis()
+        per_frame = max(1, (mem.temp_size_in_bytes + mem.output_size_in_bytes) if mem else 1)
+        per_dev = int(max(1, min(64, 0.5 * free // per_frame)))
+        return per_dev * n_devices
     pixels = size[0] * size[1]
-    return int(max(1, min(32, 2**21 // pixels)))
+    per_pixel = int(style.info.get("cpu_batch_pixels", 2**21))
+    return int(max(1, min(32, per_pixel // pixels))) * n_devices
 
 
 def output_size(style: Style, params: RenderParams) -> tuple[int, int]:
@@ -142,14 +219,17 @@ def _pad(a: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[-1:], rows - a.shape[0], axis=0)], axis=0)
 
 
+def _is_oom(e: BaseException) -> bool:
+    text = str(e)
+    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
+
+
 def render_frames(
-    style: Style,
+    step: FrameStep,
     z: np.ndarray,
     c: np.ndarray,
     amps: np.ndarray,
-    size: tuple[int, int],
     plan: EffectPlan,
-    batch_size: int,
     sink: Callable[[np.ndarray], None],
     progress: ProgressFn | None = None,
 ) -> None:
@@ -159,7 +239,7 @@ def render_frames(
     dispatched before batch k is pulled to the host, so device and host overlap.
     """
     n = z.shape[0]
-    step = make_frame_step(style, size, plan)
+    batch = step.batch
     pending: tuple[Array, int] | None = None
     done = 0
 
@@ -175,15 +255,22 @@ def render_frames(
         if progress is not None:
             progress(done, n)
 
-    for start, stop in iter_batches(n, batch_size):
-        args = (_pad(z[start:stop], batch_size), _pad(c[start:stop], batch_size),
-                _pad(amps[start:stop], batch_size))
-        current = (step(style.variables, *args), stop - start)
+    try:
+        for start, stop in iter_batches(n, batch):
+            current = (step(_pad(z[start:stop], batch), _pad(c[start:stop], batch), _pad(amps[start:stop], batch)),
+                       stop - start)
+            if pending is not None:
+                flush(pending)
+            pending = current
         if pending is not None:
             flush(pending)
-        pending = current
-    if pending is not None:
-        flush(pending)
+    except Exception as e:
+        if _is_oom(e):
+            raise ParamError(
+                f"batch_size={batch} does not fit in the memory of {step.devices[0].device_kind}; "
+                f"use a smaller batch_size (e.g. {max(1, batch // 2)}) or leave it unset to choose automatically"
+            ) from None
+        raise
 
 
 class _WriterThread:
@@ -254,6 +341,86 @@ class Timings:
 LAST_TIMINGS = Timings()
 
 
+@dataclass
+class Prepared:
+    """Everything a render needs before its frame loop: the analysed song, its latents, the style
+    and the compiled step. ``render`` and the app's preview both start from here, so a preview
+    frame is exactly the full render's frame."""
+
+    params: RenderParams
+    style: Style
+    features: Any
+    latents: Any
+    amps: np.ndarray
+    size: tuple[int, int]
+    plan: EffectPlan
+    step: FrameStep
+    timings: Timings
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.features.n_frames)
+
+    def frames(self, indices: Any) -> np.ndarray:
+        """Selected frames, (K, H, W, 3) uint8, through the same compiled step."""
+        idx = np.asarray(indices, dtype=np.int64)
+        got: list[np.ndarray] = []
+        render_frames(self.step, self.latents.z[idx], self.latents.c[idx], self.amps[idx], self.plan, got.append)
+        return np.concatenate(got) if got else np.zeros((0, *self.size, 3), np.uint8)
+
+
+def prepare(
+    song: str | os.PathLike[str],
+    style: Any = None,
+    *,
+    params: RenderParams | None = None,
+    input_shape: int | None = None,
+    num_possible_classes: int | None = None,
+    progress: bool = True,
+    **kwargs: Any,
+) -> Prepared:
+    """Validate parameters, resolve the style, analyse the song, compute latents, build the step."""
+    from . import audio, latents
+
+    t0 = time.perf_counter()
+    params = make_params(params, **kwargs) if params is not None else make_params(**kwargs)
+    timings = Timings()
+    style_obj = resolve_style(style, params, input_shape=input_shape, num_possible_classes=num_possible_classes,
+                              progress=progress)
+    timings.style = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    feats = audio.analyze(song, params)
+    timings.audio = time.perf_counter() - t
+
+    t = time.perf_counter()
+    lat = latents.make_latents(feats.pulse, feats.motion, feats.chroma, params, fps=feats.fps,
+                               z_dim=style_obj.z_dim, c_dim=style_obj.c_dim)
+    timings.latents = time.perf_counter() - t
+
+    size = output_size(style_obj, params)
+    plan = plan_effects(params, size)
+    devices = jax.local_devices()
+    batch = params.batch_size or auto_batch_size(style_obj, size, len(devices))
+    step = make_frame_step(style_obj, size, plan, batch, devices=devices, compute_dtype=params.compute_dtype)
+    return Prepared(params, style_obj, feats, lat, effect_amplitudes(feats), size, plan, step, timings)
+
+
+def _progress_callback(progress: bool | ProgressFn, total: int) -> tuple[ProgressFn | None, Any]:
+    if callable(progress):
+        return progress, None
+    if not progress:
+        return None, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="frame", desc="Rendering", dynamic_ncols=True)
+
+    def callback(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+
+    return callback, bar
+
+
 def render(
     song: str | os.PathLike[str],
     style: Any = None,
@@ -272,59 +439,60 @@ def render(
     ``num_possible_classes``). ``kwargs``: :class:`~lsd_jax.params.RenderParams` fields.
     ``progress``: True for a progress bar, False for none, or a callback ``(done, total)``.
     The output is written to a temporary file and renamed into place only when complete.
+    Under ``jax.distributed`` (several processes), each process renders a contiguous range of
+    frames and process 0 joins the segments without re-encoding.
     """
-    from . import audio, latents, video
+    from . import audio, video
 
     t0 = time.perf_counter()
-    params = make_params(params, **kwargs) if params is not None else make_params(**kwargs)
+    if params is None:
+        params = make_params(**kwargs)
+    elif kwargs:
+        params = make_params(params, **kwargs)
     out = resolve_output(output)
-    timings = Timings()
-    style_obj = resolve_style(style, params, input_shape=input_shape, num_possible_classes=num_possible_classes,
-                              progress=bool(progress))
-    timings.style = time.perf_counter() - t0
-
+    prep = prepare(song, style, params=params, input_shape=input_shape, num_possible_classes=num_possible_classes,
+                   progress=bool(progress))
     t = time.perf_counter()
-    feats = audio.analyze(song, params)
     soundtrack = audio.load_output_audio(song, params)
-    timings.audio = time.perf_counter() - t
+    prep.timings.audio += time.perf_counter() - t
+    n = prep.n_frames
+    fps = prep.features.fps
+    n_proc, proc = jax.process_count(), jax.process_index()
+    first, last = proc * n // n_proc, (proc + 1) * n // n_proc
 
     t = time.perf_counter()
-    lat = latents.make_latents(feats.pulse, feats.motion, feats.chroma, params, fps=feats.fps,
-                               z_dim=style_obj.z_dim, c_dim=style_obj.c_dim)
-    timings.latents = time.perf_counter() - t
-
-    size = output_size(style_obj, params)
-    plan = plan_effects(params, size)
-    amps = effect_amplitudes(feats)
-    batch = params.batch_size or auto_batch_size(size)
-    n = feats.n_frames
-
-    t = time.perf_counter()
-    bar = None
-    callback: ProgressFn | None
-    if callable(progress):
-        callback = progress
-    elif progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n, unit="frame", desc="Rendering", dynamic_ncols=True)
-
-        def callback(done: int, total: int) -> None:
-            bar.update(done - bar.n)
-    else:
-        callback = None
+    callback, bar = _progress_callback(progress, last - first)
+    target = out if n_proc == 1 else segment_path(out, proc)
     try:
-        with video.VideoWriter(out, fps=feats.fps, size=size, audio=soundtrack) as writer:
+        with video.VideoWriter(target, fps=fps, size=prep.size, audio=soundtrack if n_proc == 1 else None) as writer:
             feeder = _WriterThread(writer)
             try:
-                render_frames(style_obj, lat.z, lat.c, amps, size, plan, batch, feeder.put, callback)
+                sl = slice(first, last)
+                render_frames(prep.step, prep.latents.z[sl], prep.latents.c[sl], prep.amps[sl], prep.plan,
+                              feeder.put, callback)
             finally:
                 feeder.close()
     finally:
         if bar is not None:
             bar.close()
+    if n_proc > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"lsd-jax segments of {out.name}")
+        if proc == 0:
+            segments = [segment_path(out, i) for i in range(n_proc)]
+            video.join_segments(segments, out, fps=fps, audio=soundtrack)
+            for seg in segments:
+                seg.unlink(missing_ok=True)
+        multihost_utils.sync_global_devices(f"lsd-jax joined {out.name}")
+    timings = prep.timings
     timings.frames = time.perf_counter() - t
     timings.total = time.perf_counter() - t0
     timings.n_frames = n
     LAST_TIMINGS.__dict__.update(timings.__dict__)
     return out
+
+
+def segment_path(out: Path, index: int) -> Path:
+    """Where process ``index`` of a multi-process render writes its segment (beside the output)."""
+    return out.with_name(f".{out.stem}.segment{index:03d}.mp4")

@@ -1,0 +1,111 @@
+"""Synthetic test signals (clicks, tones, hits) and writers for wav/flac/ogg/mp3/m4a.
+
+Everything is deterministic and short, so the audio tests stay fast on two cores.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SR = 22050
+
+
+def seconds_to_samples(seconds: float, sr: int = SR) -> int:
+    return int(round(seconds * sr))
+
+
+def silence(seconds: float, sr: int = SR) -> np.ndarray:
+    return np.zeros(seconds_to_samples(seconds, sr), np.float32)
+
+
+def tone(freq: float, seconds: float, sr: int = SR, amp: float = 0.5, phase: float = 0.0) -> np.ndarray:
+    t = np.arange(seconds_to_samples(seconds, sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t + phase)).astype(np.float32)
+
+
+def tone_change(f1: float, f2: float, change_at: float, seconds: float, sr: int = SR, amp: float = 0.5) -> np.ndarray:
+    """A tone at f1 that switches to f2 at ``change_at`` seconds (phase continuous)."""
+    n = seconds_to_samples(seconds, sr)
+    t = np.arange(n) / sr
+    freq = np.where(t < change_at, f1, f2)
+    phase = 2 * np.pi * np.cumsum(freq) / sr
+    return (amp * np.sin(phase)).astype(np.float32)
+
+
+def click(sr: int = SR, length_s: float = 0.01, decay_s: float = 0.002, seed: int = 0) -> np.ndarray:
+    """A short broadband click (decaying noise burst)."""
+    n = seconds_to_samples(length_s, sr)
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=n) * np.exp(-np.arange(n) / (decay_s * sr))).astype(np.float32)
+
+
+def low_hit(sr: int = SR) -> np.ndarray:
+    """A kick drum: a pitched-down sine with a fast decay (energy below ~150 Hz)."""
+    t = np.arange(seconds_to_samples(0.25, sr)) / sr
+    return (np.sin(2 * np.pi * (50 * t + 60 * 0.03 * (1 - np.exp(-t / 0.03)))) * np.exp(-t / 0.06)
+            * np.minimum(t / 0.001, 1.0)).astype(np.float32)
+
+
+def high_hit(sr: int = SR, seed: int = 1) -> np.ndarray:
+    """A hi-hat: high-passed noise with a fast decay (energy above ~5 kHz)."""
+    n = seconds_to_samples(0.05, sr)
+    rng = np.random.default_rng(seed)
+    x = np.diff(np.diff(rng.normal(size=n + 2)))
+    return (0.5 * x * np.exp(-np.arange(n) / (0.01 * sr))).astype(np.float32)
+
+
+def place(y: np.ndarray, times: list[float], hit: np.ndarray, sr: int = SR, gain: float = 1.0) -> np.ndarray:
+    """Add ``hit`` into ``y`` at each time (seconds); returns a new array."""
+    out = np.array(y, np.float32)
+    for t in times:
+        i = seconds_to_samples(t, sr)
+        end = min(out.size, i + hit.size)
+        if end > i:
+            out[i:end] += gain * hit[: end - i]
+    return out
+
+
+def click_track(times: list[float], seconds: float, sr: int = SR, drone: float = 0.005) -> np.ndarray:
+    """Clicks at the given times over a very quiet 220 Hz drone, normalised to peak 0.9."""
+    y = place(tone(220, seconds, sr, amp=drone), times, click(sr), sr)
+    return normalise(y)
+
+
+def normalise(y: np.ndarray, peak: float = 0.9) -> np.ndarray:
+    m = float(np.max(np.abs(y)))
+    return (y * (peak / m)).astype(np.float32) if m > 0 else y.astype(np.float32)
+
+
+def stereo(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    return np.stack([left, right], axis=1).astype(np.float32)
+
+
+def write(path: str | os.PathLike[str], y: np.ndarray, sr: int = SR) -> Path:
+    """Write ``y`` ((n,) or (n, channels)) to ``path``; the format comes from the suffix.
+
+    wav/flac/ogg/mp3 through soundfile (libsndfile), m4a (AAC) through imageio-ffmpeg's binary.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".wav", ".flac", ".ogg"):
+        sf.write(path, y, sr)
+    elif suffix == ".mp3":
+        sf.write(path, y, sr, format="MP3")
+    elif suffix in (".m4a", ".aac", ".mp4"):
+        import imageio_ffmpeg
+
+        tmp = path.with_suffix(".src.wav")
+        sf.write(tmp, y, sr, subtype="FLOAT")
+        try:
+            subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i",
+                            str(tmp), "-c:a", "aac", "-b:a", "128k", str(path)], check=True, close_fds=False)
+        finally:
+            tmp.unlink()
+    else:
+        raise ValueError(f"unsupported test format {suffix}")
+    return path

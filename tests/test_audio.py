@@ -1,0 +1,476 @@
+"""Audio loading and per-frame features (lsd_jax.audio)."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lsd_jax
+from lsd_jax import audio
+from lsd_jax.errors import AudioError
+from lsd_jax.params import make_params
+
+from audio_signals import (SR, click, click_track, high_hit, low_hit, normalise, place, silence, stereo, tone,
+                           tone_change, write)
+
+FPS_LIST = [24.0, 25.0, 29.97, 30.0, 43.0, 60.0]
+
+
+def dominant_hz(y: np.ndarray, sr: int = SR) -> float:
+    spec = np.abs(np.fft.rfft(y * np.hanning(y.size)))
+    return float(np.fft.rfftfreq(y.size, 1 / sr)[np.argmax(spec)])
+
+
+def expected_frames(n: int, sr: int, fps: float) -> int:
+    return math.ceil(Fraction(n) * Fraction(repr(fps)) / sr)
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+FORMATS = [
+    ("wav", 8000, 1), ("wav", 48000, 2), ("wav", 44100, 6), ("flac", 44100, 2), ("flac", 22050, 1),
+    ("ogg", 48000, 2), ("ogg", 22050, 1), ("mp3", 44100, 2), ("mp3", 8000, 1), ("m4a", 48000, 2),
+    ("m4a", 22050, 1),
+]
+
+
+@pytest.mark.parametrize("fmt, sr, channels", FORMATS)
+def test_formats_rates_and_channels_load_as_mono_22050(tmp_path, fmt, sr, channels):
+    y = tone(440, 1.0, sr)
+    data = np.stack([y * (1 - 0.1 * c) for c in range(channels)], axis=1) if channels > 1 else y
+    path = write(tmp_path / f"a.{fmt}", data, sr)
+    got = audio.load_audio(path)
+    assert got.dtype == np.float32 and got.ndim == 1
+    lossy = fmt in ("mp3", "ogg", "m4a")
+    assert abs(got.size - SR) <= (0.06 * SR if lossy else 1), got.size
+    assert abs(dominant_hz(got) - 440) < 5
+    assert 0.3 < np.abs(got).max() < 0.7
+    raw, raw_sr = audio.read_audio(path)
+    assert raw_sr == sr and raw.shape[1] == channels
+
+
+def test_load_at_another_rate(tmp_path):
+    path = write(tmp_path / "a.wav", tone(1000, 1.0, 44100), 44100)
+    got = audio.load_audio(path, sr=8000)
+    assert got.size == 8000 and abs(dominant_hz(got, 8000) - 1000) < 5
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3", "m4a"])
+def test_start_and_duration_are_respected(tmp_path, fmt):
+    sr = 44100
+    y = tone_change(440, 880, 1.0, 2.0, sr)
+    path = write(tmp_path / f"change.{fmt}", y, sr)
+    before = audio.load_audio(path, start=0.4, duration=0.5)
+    after = audio.load_audio(path, start=1.1, duration=0.5)
+    assert abs(before.size - SR // 2) <= 1 and abs(after.size - SR // 2) <= 1
+    assert abs(dominant_hz(before) - 440) < 5
+    assert abs(dominant_hz(after) - 880) < 5
+    # the change lands where it should inside an excerpt that straddles it
+    straddle = audio.load_audio(path, start=0.75, duration=0.5)
+    half = straddle.size // 2
+    assert abs(dominant_hz(straddle[: half - 1000]) - 440) < 10
+    assert abs(dominant_hz(straddle[half + 1000:]) - 880) < 10
+    # to the end when duration is None
+    tail = audio.load_audio(path, start=1.5)
+    assert abs(tail.size - SR // 2) <= (0.06 * SR if fmt in ("mp3", "ogg", "m4a") else 1)
+
+
+def test_excerpt_is_sample_exact_for_lossless(tmp_path):
+    y = normalise(np.random.default_rng(0).normal(size=SR * 2).astype(np.float32))
+    path = write(tmp_path / "noise.flac", y, SR)
+    full = audio.load_audio(path)
+    part = audio.load_audio(path, start=0.5, duration=0.25)
+    i = round(0.5 * SR)
+    np.testing.assert_array_equal(part, full[i : i + part.size])
+    assert part.size == round(0.25 * SR)
+
+
+def test_output_audio_keeps_rate_channels_and_excerpt(tmp_path):
+    sr = 48000
+    y = stereo(tone(440, 2.0, sr), tone(660, 2.0, sr))
+    song = write(tmp_path / "song.wav", y, sr)
+    data, got_sr = audio.load_output_audio(song, make_params(start=0.5, duration=1.0))
+    assert got_sr == sr and data.shape == (sr, 2) and data.dtype == np.float32
+    np.testing.assert_allclose(data, y[sr // 2 : sr // 2 + sr], atol=1e-4)
+    other = write(tmp_path / "mix.flac", tone(330, 3.0, 44100), 44100)
+    data, got_sr = audio.load_output_audio(song, make_params(start=0.5, output_audio=str(other)))
+    assert got_sr == 44100 and data.shape == (int(2.5 * 44100), 1)
+
+
+# --- frame timing -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fps", FPS_LIST)
+def test_frame_count_is_exact_for_common_rates(fps):
+    for n in (1, 917, 918, 919, 22050, 22050 * 3 + 7, 661500, 10**7 + 3):
+        assert audio.frame_count(n, SR, fps) == expected_frames(n, SR, fps)
+    assert audio.frame_count(3 * SR, SR, 30.0) == 90  # no spurious extra frame from float error
+    assert audio.frame_count(100 * SR, SR, 29.97) == 2997
+
+
+@pytest.fixture(scope="module")
+def clicks_song(tmp_path_factory):
+    times = [0.5, 1.013, 1.5071, 2.2, 2.77, 3.33]
+    path = write(tmp_path_factory.mktemp("clicks") / "clicks.wav", click_track(times, 4.0))
+    return path, times
+
+
+@pytest.mark.parametrize("fps", FPS_LIST)
+def test_analysis_has_exactly_n_frames_at_the_requested_fps(clicks_song, fps):
+    path, _ = clicks_song
+    f = audio.analyze(path, make_params(fps=fps, duration=2.5))
+    n = expected_frames(round(2.5 * SR), SR, fps)
+    assert f.n_frames == n and f.fps == fps and f.sr == SR
+    assert f.duration_s == pytest.approx(2.5)
+    assert f.pulse.shape == f.motion.shape == (n,) and f.chroma.shape == (n, 12)
+    for arr in (f.pulse, f.motion, f.chroma):
+        assert arr.dtype == np.float32 and np.isfinite(arr).all()
+        assert arr.min() >= 0.0 and arr.max() <= 1.0
+    assert f.pulse.max() == 1.0 and f.pulse.min() == 0.0  # min-max normalised
+
+
+def test_last_partial_frame_counts(tmp_path):
+    path = write(tmp_path / "odd.wav", tone(440, 1.01, SR))
+    f = audio.analyze(path, make_params(fps=10.0))
+    assert f.n_frames == 11
+
+
+@pytest.mark.parametrize("fps", [24.0, 29.97, 43.0, 60.0])
+@pytest.mark.parametrize("mode", ["loudness", "onset"])
+def test_clicks_peak_in_the_frames_that_contain_them(clicks_song, fps, mode):
+    path, times = clicks_song
+    f = audio.analyze(path, make_params(fps=fps, pulse_mode=mode))
+    frames = [int(Fraction(repr(t)) * Fraction(repr(fps))) for t in times]
+    for t, i in zip(times, frames):
+        lo = max(0, i - 4)
+        peak = lo + int(np.argmax(f.pulse[lo : i + 5]))
+        assert abs(peak - i) <= 1, (t, i, peak, f.pulse[lo : i + 5])
+        assert f.pulse[peak] > 0.5
+    # away from the clicks the envelope is low
+    far = np.ones(f.n_frames, bool)
+    for i in frames:
+        far[max(0, i - 4) : i + 6] = False
+    assert f.pulse[far].max() < 0.25
+
+
+# --- HPSS selection, stems, effects -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tone_and_clicks(tmp_path_factory):
+    """A sustained tone that gets louder at 2 s, plus clicks that are not on the step."""
+    seconds, clicks = 4.0, [0.7, 1.4, 2.6, 3.3]
+    t = np.arange(int(seconds * SR)) / SR
+    fades = np.clip(np.minimum(t, seconds - t) / 0.3, 0, 1)  # a song fades in and out
+    swell = 0.1 + 0.3 * np.clip((t - 1.8) / 0.4, 0, 1)  # louder from ~2 s, gently (no attack)
+    harm = np.sin(2 * np.pi * 330 * t) * swell * fades
+    y = place(harm.astype(np.float32), clicks, click(), gain=1.5)
+    return write(tmp_path_factory.mktemp("hpss") / "mix.wav", normalise(y)), clicks
+
+
+def test_hpss_selection_rules(tone_and_clicks):
+    path, clicks = tone_and_clicks
+    fps = 25.0
+    perc = audio.analyze(path, make_params(fps=fps, pulse_percussive=True, pulse_harmonic=False)).pulse
+    harm = audio.analyze(path, make_params(fps=fps, pulse_percussive=False, pulse_harmonic=True)).pulse
+    both = audio.analyze(path, make_params(fps=fps, pulse_percussive=True, pulse_harmonic=True)).pulse
+    neither = audio.analyze(path, make_params(fps=fps, pulse_percussive=False, pulse_harmonic=False)).pulse
+    click_frames = [int(c * fps) for c in clicks]
+    # percussive: the clicks stand out, the tone's step does not
+    for i in click_frames:
+        assert perc[i - 1 : i + 2].max() > 0.5
+    quiet = np.ones(perc.size, bool)
+    for i in click_frames:
+        quiet[i - 3 : i + 4] = False
+    assert perc[quiet].max() < 0.3
+    # harmonic: follows the tone's step, the clicks barely show
+    step = int(2.0 * fps)
+    assert harm[step + 3 : -3].mean() - harm[3 : step - 3].mean() > 0.6
+    for i in click_frames:
+        around = np.r_[harm[i - 4 : i - 2], harm[i + 3 : i + 5]]
+        assert harm[i - 1 : i + 2].max() - np.median(around) < 0.15
+    # both equal -> the raw mix, the same whichever way
+    np.testing.assert_array_equal(both, neither)
+    assert not np.allclose(both, perc) and not np.allclose(both, harm)
+
+
+def test_an_excerpt_cut_inside_the_music_has_no_fake_hits_at_its_edges(tone_and_clicks):
+    path, clicks = tone_and_clicks
+    fps = 25.0
+    # from 1.0 s to 3.0 s: the tone is loud at both cuts, the clicks at 1.4 and 2.6 s are inside
+    f = audio.analyze(path, make_params(fps=fps, start=1.0, duration=2.0, pulse_mode="onset"))
+    assert f.n_frames == 50
+    assert f.pulse[:5].max() < 0.2 and f.pulse[-5:].max() < 0.2
+    for c in (1.4, 2.6):
+        i = int((c - 1.0) * fps)
+        assert f.pulse[i - 1 : i + 2].max() > 0.5
+    loud = audio.analyze(path, make_params(fps=fps, start=1.0, duration=2.0)).pulse
+    assert loud[:5].max() < 0.3 and loud[-5:].max() < 0.3
+
+
+def test_hpss_runs_once_per_signal(tone_and_clicks, monkeypatch, tmp_path):
+    import librosa
+
+    calls = []
+    real = librosa.effects.hpss
+
+    def counting(y, **kw):
+        calls.append(y.size)
+        return real(y, **kw)
+
+    monkeypatch.setattr(librosa.effects, "hpss", counting)
+    path, _ = tone_and_clicks
+    fx = lsd_jax.EffectsGenerator(lambda a, s, amp: a, percussive=True)
+    params = make_params(fps=20.0, pulse_percussive=True, motion_harmonic=True, motion_percussive=False,
+                         contrast_strength=0.5, flash_strength=0.5, custom_effects=[fx])
+    f = audio.analyze(path, params)
+    assert len(calls) == 1
+    assert f.contrast is not None and f.flash is not None and len(f.effects) == 1
+    np.testing.assert_array_equal(f.contrast, f.pulse)  # same signal, same envelope
+    stem = write(tmp_path / "stem.wav", click_track([1.0], 4.0))
+    calls.clear()
+    fx2 = lsd_jax.EffectsGenerator(lambda a, s, amp: a, audio=str(stem), percussive=True)
+    audio.analyze(path, params.replace(custom_effects=[fx, fx2], contrast_audio=str(stem)))
+    assert len(calls) == 2  # the song and the stem, once each
+
+
+def test_effect_envelopes_only_when_enabled(tone_and_clicks):
+    path, _ = tone_and_clicks
+    base = make_params(fps=20.0)
+    f = audio.analyze(path, base)
+    assert f.contrast is None and f.flash is None and f.effects == ()
+    f = audio.analyze(path, base.replace(contrast_strength=0.0))
+    assert f.contrast is not None and f.flash is None
+    f = audio.analyze(path, base.replace(flash_percussive=False))
+    assert f.contrast is None and f.flash is not None
+    mix = audio.analyze(path, base.replace(pulse_percussive=False)).pulse
+    np.testing.assert_array_equal(f.flash, mix)  # flash_percussive=False -> the mix
+    fx = [lsd_jax.EffectsGenerator(lambda a, s, amp: a, percussive=False),
+          lsd_jax.EffectsGenerator(lambda a, s, amp: a, percussive=True)]
+    f = audio.analyze(path, base.replace(custom_effects=fx))
+    assert len(f.effects) == 2 and all(e.shape == (f.n_frames,) and e.dtype == np.float32 for e in f.effects)
+    np.testing.assert_array_equal(f.effects[0], mix)
+    np.testing.assert_array_equal(f.effects[1], f.pulse)
+
+
+def test_stems_override_and_are_aligned_to_the_song(tmp_path):
+    song = write(tmp_path / "song.wav", tone(262, 4.0, SR, amp=0.3))  # a C, no hits at all
+    short = write(tmp_path / "short.flac", click_track([0.6, 1.6], 2.0, sr=44100), 44100)  # shorter, other rate
+    long_ = write(tmp_path / "long.wav", stereo(click_track([1.2, 3.6, 5.0], 6.0), click_track([1.2, 3.6, 5.0], 6.0)))
+    a440 = write(tmp_path / "a.ogg", tone(440, 4.0, SR))
+    fps = 20.0
+    params = make_params(fps=fps, pulse_audio=str(short), motion_audio=str(long_), class_audio=str(a440),
+                         flash_audio=str(short))
+    f = audio.analyze(song, params)
+    assert f.n_frames == 80
+    for arr in (f.pulse, f.motion, f.flash):
+        assert arr.shape == (80,)
+    assert abs(int(np.argmax(f.pulse[:20])) - 12) <= 1 and abs(int(np.argmax(f.pulse[20:40])) + 20 - 32) <= 1
+    assert f.pulse[45:].max() == 0.0  # zero-padded past the stem's end
+    assert abs(int(np.argmax(f.motion[:50])) - 24) <= 1 and abs(int(np.argmax(f.motion[50:])) + 50 - 72) <= 1
+    assert np.bincount(f.chroma.argmax(axis=1), minlength=12).argmax() == 9  # A, from class_audio
+    # the same start/duration apply to the stems
+    f = audio.analyze(song, params.replace(start=1.0, duration=2.0))
+    assert f.n_frames == 40
+    assert abs(int(np.argmax(f.pulse)) - 12) <= 1  # the click at 1.6 s is at 0.6 s of the excerpt
+    assert f.pulse[25:].max() == 0.0
+
+
+def test_silent_or_ended_stems_give_zeros(tmp_path):
+    song = write(tmp_path / "song.wav", click_track([0.5, 1.5], 3.0))
+    quiet = write(tmp_path / "quiet.wav", silence(3.0))
+    short = write(tmp_path / "short.wav", click_track([0.2], 0.5))
+    with pytest.warns(UserWarning, match=r"quiet\.wav has no audio in the excerpt"):
+        f = audio.analyze(song, make_params(fps=10.0, pulse_audio=str(quiet), contrast_audio=str(quiet)))
+    assert f.pulse.shape == (30,) and not f.pulse.any() and not f.contrast.any()
+    assert f.motion.any()
+    with pytest.warns(UserWarning, match="no audio in the excerpt"):
+        f = audio.analyze(song, make_params(fps=10.0, start=1.0, motion_audio=str(short)))
+    assert f.motion.shape == (20,) and not f.motion.any()
+
+
+def test_chroma_of_a440_peaks_at_a(tmp_path):
+    path = write(tmp_path / "a440.wav", tone(440, 2.0, SR))
+    f = audio.analyze(path, make_params(fps=25.0))
+    assert f.chroma.shape == (50, 12)
+    assert (f.chroma.argmax(axis=1) == 9).mean() > 0.9
+    assert f.chroma[:, 9].mean() > 0.9 and np.delete(f.chroma, 9, axis=1).mean() < 0.5
+
+
+def test_chroma_is_zero_in_silence_not_amplified_noise(tmp_path):
+    y = np.concatenate([silence(1.5), tone(440, 1.5)])
+    f = audio.analyze(write(tmp_path / "late_a.wav", y), make_params(fps=10.0))
+    assert f.chroma.shape == (30, 12)
+    assert not f.chroma[:15].any()  # frames entirely before the note
+    assert (f.chroma[16:].argmax(axis=1) == 9).all()
+    assert f.pulse[:14].max() < 1e-3 and f.motion[:14].max() < 1e-3
+
+
+@pytest.mark.parametrize("fps", [1.0, 240.0])
+def test_extreme_frame_rates(tmp_path, fps):
+    path = write(tmp_path / "c.wav", click_track([0.5, 1.25], 2.0))
+    f = audio.analyze(path, make_params(fps=fps, speed_fpm=0))
+    assert f.n_frames == int(2 * fps) and np.isfinite(f.pulse).all() and f.chroma.shape == (f.n_frames, 12)
+    if fps == 240.0:
+        assert abs(int(np.argmax(f.pulse)) - 120) <= 2 or abs(int(np.argmax(f.pulse)) - 300) <= 2
+
+
+def test_low_and_high_hits_both_drive_the_pulse(tmp_path):
+    y = place(place(silence(3.0) + tone(220, 3.0, amp=0.002), [0.5, 1.5], low_hit()), [1.0, 2.5], high_hit())
+    path = write(tmp_path / "hits.wav", normalise(y))
+    f = audio.analyze(path, make_params(fps=20.0, pulse_mode="onset"))
+    for t in (0.5, 1.0, 1.5, 2.5):
+        i = int(t * 20)
+        assert f.pulse[i - 1 : i + 2].max() > 0.1, t
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def _text_as_mp3(d):
+    (d / "notes.mp3").write_text("these are my lyrics, not audio\n" * 20)
+    return d / "notes.mp3"
+
+
+def _random_bytes_wav(d):
+    (d / "noise.wav").write_bytes(np.random.default_rng(0).bytes(4000))
+    return d / "noise.wav"
+
+
+def _empty(d):
+    (d / "empty.wav").write_bytes(b"")
+    return d / "empty.wav"
+
+
+@pytest.mark.parametrize("make, match", [
+    (_text_as_mp3, r"cannot decode .*notes\.mp3.*not an audio file"),
+    (_random_bytes_wav, r"cannot decode .*noise\.wav"),
+    (_empty, r"empty.*empty\.wav"),
+    (lambda d: d / "missing.wav", r"not found: .*missing\.wav"),
+    (lambda d: d, r"directory"),
+    (lambda d: 42, r"path .*got int"),
+])
+def test_unreadable_files_raise_audio_error_naming_the_file(tmp_path, make, match):
+    path = make(tmp_path)
+    with pytest.raises(AudioError, match=match):
+        audio.load_audio(path)
+    with pytest.raises(AudioError, match=match):
+        audio.analyze(path, make_params())
+
+
+def test_silent_song_is_an_error(tmp_path):
+    path = write(tmp_path / "silent.wav", silence(2.0) + 1e-6)
+    with pytest.raises(AudioError, match=r"silent\.wav is silent"):
+        audio.analyze(path, make_params())
+
+
+def test_excerpt_shorter_than_one_frame_is_an_error(tmp_path):
+    path = write(tmp_path / "tiny.wav", np.full(10, 0.5, np.float32))
+    with pytest.raises(AudioError, match=r"tiny\.wav is too short.*one frame"):
+        audio.analyze(path, make_params())
+    path = write(tmp_path / "short.wav", tone(440, 1.0))
+    with pytest.raises(AudioError, match="shorter than one frame"):
+        audio.analyze(path, make_params(start=0.99, fps=24.0))  # 10 ms left, a frame is 41.7 ms
+
+
+def test_start_past_the_end_is_an_error(tmp_path):
+    for fmt in ("wav", "m4a"):
+        path = write(tmp_path / f"one.{fmt}", tone(440, 1.0))
+        with pytest.raises(AudioError, match=rf"start=5 s is beyond the end of .*one\.{fmt}"):
+            audio.load_audio(path, start=5.0)
+        with pytest.raises(AudioError, match="beyond the end"):
+            audio.analyze(path, make_params(start=5.0))
+
+
+def test_non_finite_samples_are_an_error(tmp_path):
+    y = tone(440, 1.0)
+    y[100] = np.nan
+    path = tmp_path / "nan.wav"
+    sf.write(path, y, SR, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"nan\.wav contains non-finite"):
+        audio.load_audio(path)
+
+
+def test_missing_stem_names_the_stem(tmp_path):
+    song = write(tmp_path / "song.wav", tone(440, 1.0))
+    with pytest.raises(AudioError, match=r"not found: .*nostem\.wav"):
+        audio.analyze(song, make_params(pulse_audio=str(tmp_path / "nostem.wav")))
+
+
+# --- invariants ---------------------------------------------------------------------------------
+
+fps_values = st.one_of(st.sampled_from(FPS_LIST + [30000 / 1001, 24000 / 1001, 12.5, 240.0, 1.0]),
+                       st.floats(1.0, 240.0, allow_nan=False))
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 10**8), sr=st.sampled_from([8000, 16000, 22050, 44100, 48000]), fps=fps_values)
+def test_frames_cover_the_audio_and_no_more(n, sr, fps):
+    N = audio.frame_count(n, sr, fps)
+    q = audio.fps_fraction(fps)
+    dur = Fraction(n, sr)
+    assert Fraction(N) / q >= dur  # every sample lies in a frame
+    if n > 0:
+        assert Fraction(N - 1) / q < dur  # the last frame starts before the end
+    else:
+        assert N == 0
+    assert abs(float(q) - fps) <= 1e-6 * fps
+    assert audio.frame_count(n + 1, sr, fps) >= N
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(1, 5 * SR), fps=fps_values, lead=st.integers(0, SR), tail=st.integers(0, SR),
+       native=st.sampled_from([22050, 44100, 48000]))
+def test_columns_pool_into_the_frame_that_holds_their_centre(n, fps, lead, tail, native):
+    """An excerpt of n samples (at the native rate ``native``) analysed with ``lead`` and ``tail``
+    samples of context at 22050 Hz: each column inside the excerpt pools into the frame that holds
+    its centre, and only those columns do."""
+    duration = Fraction(n, native)
+    N = audio.frame_count(n, native, fps)
+    assert N == math.ceil(duration * audio.fps_fraction(fps))
+    hop = audio.analysis_hop(SR, fps)
+    assert 64 <= hop <= 512 and hop & (hop - 1) == 0
+    if fps <= SR / 128:
+        assert hop <= SR / fps / 2  # at least two columns per frame
+    offset = Fraction(lead, SR)
+    total = lead + math.ceil(duration * SR) + tail
+    n_cols = 1 + total // hop
+    idx = audio.column_frames(n_cols, hop, SR, fps, N, offset, duration)
+    assert idx.shape == (n_cols,) and idx.min() >= -1 and idx.max() <= N - 1
+    inside = np.flatnonzero(idx >= 0)
+    assert np.all(np.diff(inside) == 1) and np.all(np.diff(idx[inside]) >= 0)
+    q = audio.fps_fraction(fps)
+    for j in {0, n_cols // 3, n_cols // 2, n_cols - 1} | ({int(inside[0]), int(inside[-1])} if inside.size else set()):
+        t = Fraction(j * hop, SR) - offset
+        if 0 <= t < duration:
+            assert Fraction(int(idx[j])) / q <= t < Fraction(int(idx[j]) + 1) / q
+        else:
+            assert idx[j] == -1
+    vals = np.random.default_rng(n).random(n_cols)
+    pooled = audio.pool_columns(vals, hop, SR, fps, N, "max", offset, duration)
+    assert pooled.shape == (N,)
+    for i in {0, N // 2, N - 1}:
+        mine = vals[idx == i]
+        if mine.size:
+            assert pooled[i] == mine.max()
+        else:
+            assert pooled[i] in vals
+    means = audio.pool_columns(np.stack([vals, 2 * vals]), hop, SR, fps, N, "mean", offset, duration)
+    assert means.shape == (N, 2) and np.allclose(means[:, 1], 2 * means[:, 0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=200))
+def test_minmax_is_in_unit_range(values):
+    out = audio.minmax(np.array(values))
+    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+    if max(values) - min(values) > 1e-3:
+        assert out.min() == 0 and out.max() == 1
+    elif max(values) == min(values):
+        assert not out.any()
