@@ -223,6 +223,7 @@ def show_styles() -> None:
     Styles whose file is already on disk are marked ``(downloaded)``. Reads only local files.
     """
     cat = load_catalogue()
+    print("default  (embedded CPPN, no download)")
     for name in sorted(cat):
         mark = "  (downloaded)" if is_downloaded(cat[name]) else ""
         print(f"{name}{mark}")

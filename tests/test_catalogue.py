@@ -126,6 +126,8 @@ def test_show_styles_is_offline_and_marks_downloaded(no_network, capsys, isolate
     cat.add_style("My Local Style", local)
     cat.show_styles()
     lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("default ") and "no download" in lines[0]  # the embedded style first
+    lines = lines[1:]
     assert len(lines) == len(c) + 1
     names = [ln.split("  (downloaded)")[0] for ln in lines]
     assert names == sorted(names) and all(n == n.lower() for n in names)

@@ -1,0 +1,57 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lsd_jax.cli import build_parser, main
+from lsd_jax.video import probe_video
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    t = np.arange(22050 * 3) / 22050
+    sf.write(d / "s.wav", (0.4 * np.sin(2 * np.pi * 440 * t) * (np.mod(t, 0.5) < 0.1)).astype(np.float32), 22050)
+    return d / "s.wav"
+
+
+def test_render_with_parameters(song, tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    rc = main(["render", str(song), "-o", str(out), "--fps", "10", "--resolution", "32", "--pulse-react", "0.9",
+               "--classes", "1,2,3", "--contrast_strength", "0.2", "--pulse-percussive", "false", "--quiet"])
+    assert rc == 0
+    info = probe_video(out)
+    assert (info["width"], info["n_frames"], info["audio_streams"]) == (32, 30, 1)
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_bad_input_exits_2_with_a_clear_message(song, tmp_path, capsys):
+    assert main(["render", str(song), "-o", str(tmp_path / "o.mp4"), "--truncation", "3", "--quiet"]) == 2
+    assert "truncation must be between 0 and 1" in capsys.readouterr().err
+    assert main(["render", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "o.mp4"), "--quiet"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_argument_types_are_checked():
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["render", "x.wav", "--pulse-percussive", "maybe"])
+    ns = build_parser().parse_args(["render", "x.wav", "--class-shuffle-seconds", "1,2.5", "--seed", "4"])
+    assert ns.class_shuffle_seconds == (1.0, 2.5) and ns.seed == 4
+
+
+def test_demo_renders_a_real_video(tmp_path):
+    out = tmp_path / "demo.mp4"
+    res = subprocess.run([sys.executable, "-m", "lsd_jax.cli", "demo", "-o", str(out), "--seconds", "3",
+                          "--resolution", "32", "--fps", "8", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    info = probe_video(out)
+    assert info["video_streams"] == 1 and info["audio_streams"] == 1 and info["n_frames"] == 24
+
+
+def test_styles_lists_the_catalogue_offline(capsys):
+    assert main(["styles"]) == 0
+    out = capsys.readouterr().out
+    assert "wikiart" in out
