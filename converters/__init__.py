@@ -1,4 +1,4 @@
-"""NVIDIA StyleGAN2 / StyleGAN2-ADA pickles (PyTorch and TF) → ``(config, state)`` with numpy only.
+"""NVIDIA StyleGAN2 / StyleGAN2-ADA (PyTorch and TF) and StyleGAN3 pickles → ``(config, state)`` with numpy only.
 
 No code from a pickle ever runs: :mod:`converters.safe_pickle` resolves only an allow-list of globals, each to a
 stand-in written here. Public API:

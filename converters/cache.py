@@ -26,7 +26,7 @@ import numpy as np
 from lsd_jax.errors import ConversionError, StyleError
 from lsd_jax.paths import cache_dir
 
-from . import parse, sg2
+from . import parse, sg2, sg3
 
 FORMAT = "lsd-jax-converted"
 FORMAT_VERSION = 1
@@ -87,7 +87,7 @@ def save_converted(path: str | Path, config: dict, state: dict[str, np.ndarray],
                    source_sha256: str | None = None) -> Path:
     """Write ``(config, state)`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
     path = Path(path)
-    state = sg2.check_state(config, state, "generator to save")
+    state = _check_state(config, state, "generator to save")
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "source_sha256": source_sha256,
             "config": config, "keys": list(state)}
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
@@ -138,12 +138,20 @@ def load_converted(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     if not isinstance(config, dict):
         raise ConversionError(f"{path.name}: missing generator config")
     try:
-        checked = sg2.finish_config(config, config["mapping_kwargs"], config["synthesis_kwargs"])
+        if config.get("family") == "stylegan3":
+            checked = sg3.finish_config(config)
+        else:
+            checked = sg2.finish_config(config, config["mapping_kwargs"], config["synthesis_kwargs"])
     except (KeyError, TypeError) as exc:
         raise ConversionError(f"{path.name}: malformed generator config ({exc})") from None
     if checked != config:
         raise ConversionError(f"{path.name}: malformed generator config")
-    return checked, sg2.check_state(checked, state, f"converted file {path.name}")
+    return checked, _check_state(checked, state, f"converted file {path.name}")
+
+
+def _check_state(config: dict, state: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    module = sg3 if config.get("family") == "stylegan3" else sg2
+    return module.check_state(config, state, source)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -192,10 +200,11 @@ def load_pickle_with_hash(path: str | Path) -> tuple[dict, dict[str, np.ndarray]
 
 
 def load_pickle(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """``(config, state)`` for an NVIDIA StyleGAN2 / StyleGAN2-ADA pickle (PyTorch or TF), cached on disk.
+    """``(config, state)`` for an NVIDIA StyleGAN2 / StyleGAN2-ADA (PyTorch or TF) or StyleGAN3 pickle, cached.
 
     ``state``: ``G_ema``'s torch ``state_dict()`` (every parameter and buffer) as float32 numpy arrays in torch
-    layout. ``config``: NVIDIA's Generator init kwargs with defaults filled in (see :mod:`converters.sg2`).
+    layout. ``config``: NVIDIA's Generator init kwargs with defaults filled in (see :mod:`converters.sg2`, and
+    :mod:`converters.sg3` for StyleGAN3, whose config also carries the per-layer attributes).
     No code from the pickle runs (:mod:`converters.safe_pickle`). Also accepts a converted ``.npz``.
     """
     config, state, _ = load_pickle_with_hash(path)

@@ -7,6 +7,7 @@ training_set_kwargs``) or a bare persistent ``Generator``, with every network a
 
 * ``state``: ``G_ema``'s ``_parameters`` / ``_buffers`` / ``_modules`` flattened exactly like torch's
   ``state_dict()`` (own parameters, own persistent buffers, then children, recursively), float32.
+* StyleGAN3 generators (``training.networks_stylegan3``) are converted by :mod:`converters.sg3`.
 * ``config``: the Generator's own ``_init_kwargs`` (+ ``_init_args``), with NVIDIA's defaults filled in where a
   kwarg is absent: the stylegan2-ada-pytorch defaults, or the stylegan3 repo's ``networks_stylegan2`` defaults when
   the pickle comes from there (flat synthesis kwargs). Where a kwarg is absent, the hyperparameters NVIDIA stores as
@@ -17,26 +18,17 @@ training_set_kwargs``) or a bare persistent ``Generator``, with every network a
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 
 from lsd_jax.errors import ConversionError
 
-from . import sg2
+from . import sg2, sg3
 from .safe_pickle import PersistentObject, short_repr
 
 _MISSING = object()
 _POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
-#: Generator kwargs that only StyleGAN3's generator has (its synthesis kwargs are flat, next to z_dim).
-_SG3_KWARGS = {
-    "magnitude_ema_beta", "conv_kernel", "use_radial_filters", "num_critical", "first_cutoff", "first_stopband",
-    "last_stopband_rel", "margin_size", "output_scale", "filter_size", "lrelu_upsampling", "num_layers",
-}
-_SG3_LAYER_NAME = re.compile(r"^L\d+_\d+_\d+$")
-_SG3_MESSAGE = ("StyleGAN3 pickles are not supported yet: {source} holds a StyleGAN3 generator ({why}). "
-                "Use a StyleGAN2 / StyleGAN2-ADA pickle.")
 
 
 def _children(mod: PersistentObject) -> dict:
@@ -81,23 +73,6 @@ def find_generator(obj: Any, source: str) -> PersistentObject:
     if net.class_name != "Generator":
         raise ConversionError(f"{where} is a {net.class_name!r}, not a StyleGAN Generator")
     return net
-
-
-def check_not_stylegan3(G: PersistentObject, source: str) -> None:
-    """Raise the StyleGAN3 message when the generator is StyleGAN3 (class names / kwargs, never module_src)."""
-    kwargs = G.state.get("_init_kwargs")
-    if isinstance(kwargs, dict):
-        sg3 = sorted(_SG3_KWARGS & set(kwargs))
-        if sg3:
-            raise ConversionError(_SG3_MESSAGE.format(source=source, why=f"kwargs {', '.join(sg3)}"))
-    synthesis = _child(G, "synthesis")
-    if synthesis is None:
-        return
-    for name, child in _children(synthesis).items():
-        cls = getattr(child, "class_name", None)
-        if cls == "SynthesisInput" or (cls == "SynthesisLayer" and isinstance(name, str)
-                                       and _SG3_LAYER_NAME.match(name)):
-            raise ConversionError(_SG3_MESSAGE.format(source=source, why=f"synthesis.{name} is a {cls}"))
 
 
 def module_tensors(mod: PersistentObject, prefix: str = "", out: dict | None = None,
@@ -213,7 +188,8 @@ def generator_config(G: PersistentObject, source: str) -> dict:
 def convert_torch(obj: Any, source: str) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` of the generator in a loaded PyTorch network pickle."""
     G = find_generator(obj, source)
-    check_not_stylegan3(G, source)
+    if sg3.is_stylegan3(G):
+        return sg3.convert(G, source)
     config = generator_config(G, source)
     state = sg2.check_state(config, module_tensors(G), f"generator of {source}")
     return config, state

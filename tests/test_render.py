@@ -198,3 +198,26 @@ def test_lucid_sonic_dreams_compatible_api(clicks_song, tmp_path):
     out = L.hallucinate(file_name=str(tmp_path / "lsd"), fps=8, resolution=32, duration=2, speed_fpm=6,
                         pulse_react=0.8, contrast_strength=0.2)
     assert out.suffix == ".mp4" and probe_video(out)["n_frames"] == 16
+
+
+def test_jax_callable_style_and_jax_effect_are_fused(clicks_song, tmp_path):
+    import jax.numpy as jnp
+
+    from lsd_jax.render import plan_effects
+    from lsd_jax.styles import resolve_style
+
+    def jax_style(noise_batch, class_batch):
+        v = (jnp.tanh(noise_batch[:, :3]) + 1) * 127.5
+        return jnp.broadcast_to(v[:, None, None, :], (noise_batch.shape[0], 16, 16, 3))
+
+    def dim(array, strength, amplitude):
+        return array * (1.0 - strength * amplitude)
+
+    style = resolve_style(jax_style, input_shape=8, num_possible_classes=0)
+    assert not style.info.get("host") and style.native_size == (16, 16)
+    params = lsd_jax.make_params(custom_effects=[lsd_jax.EffectsGenerator(dim, strength=0.5)], flash_strength=0.3)
+    plan = plan_effects(params, (16, 16))
+    assert len(plan.fused) == 2 and plan.host == ()
+    out = lsd_jax.render(clicks_song[0], style=jax_style, output=tmp_path / "j.mp4", fps=8.0, duration=2.0,
+                         input_shape=8, num_possible_classes=0, params=params, progress=False)
+    assert probe_video(out)["n_frames"] == 16
