@@ -62,15 +62,14 @@ def step_throughput(style: Any, size: tuple[int, int], batch: int, repeats: int 
     from .render import EffectPlan, make_frame_step
 
     rng = np.random.default_rng(0)
-    z = jnp.asarray(np.clip(rng.normal(size=(batch, style.z_dim)), -2, 2), jnp.float32)
-    c = jnp.zeros((batch, style.c_dim), jnp.float32)
-    amps = jnp.zeros((batch, 0), jnp.float32)
+    inputs = {"z": jnp.asarray(np.clip(rng.normal(size=(batch, style.z_dim)), -2, 2), jnp.float32),
+              "c": jnp.zeros((batch, style.c_dim), jnp.float32), "amps": jnp.zeros((batch, 0), jnp.float32)}
     step = make_frame_step(style, size, EffectPlan((), ()), batch)
     t = time.perf_counter()
-    compiled = step.fn.lower(step.variables, z, c, amps).compile()
+    compiled = step.fn.lower(step.variables, inputs).compile()
     compile_s = time.perf_counter() - t
-    jax.block_until_ready(compiled(step.variables, z, c, amps))
-    sec = _median_time(lambda: compiled(step.variables, z, c, amps), repeats)
+    jax.block_until_ready(compiled(step.variables, inputs))
+    sec = _median_time(lambda: compiled(step.variables, inputs), repeats)
     flops = flops_of(compiled) / batch
     return {"fps": batch / sec, "flops_per_frame": flops, "compile_s": compile_s}
 
@@ -98,7 +97,7 @@ def song_split(seconds: float, size: tuple[int, int], fps: float, style: Any = N
         n = prep.n_frames
         frames: list[np.ndarray] = []
         t = time.perf_counter()
-        r.render_frames(prep.step, prep.latents.z, prep.latents.c, prep.amps, prep.plan, frames.append)
+        r.render_frames(prep.step, prep.inputs, prep.plan, frames.append)
         out["step_only"] = time.perf_counter() - t
         t = time.perf_counter()
         with VideoWriter(Path(d) / "enc.mp4", fps=fps, size=prep.size) as w:
@@ -215,9 +214,10 @@ def main(argv: list[str] | None = None) -> None:
         z = np.clip(rng.normal(size=(2, 512)), -2, 2).astype(np.float32)
         c = np.zeros((2, 0), np.float32)
         a = np.zeros((2, 0), np.float32)
-        f32 = np.asarray(make_frame_step(sg256, (256, 256), EffectPlan((), ()), 2)(z, c, a)).astype(np.float32)
+        inputs = {"z": z, "c": c, "amps": a}
+        f32 = np.asarray(make_frame_step(sg256, (256, 256), EffectPlan((), ()), 2)(inputs)).astype(np.float32)
         bf = make_frame_step(sg256, (256, 256), EffectPlan((), ()), 2, compute_dtype="bfloat16")
-        b16 = np.asarray(bf(z, c, a)).astype(np.float32)
+        b16 = np.asarray(bf(inputs)).astype(np.float32)
         print_table(["bfloat16 vs float32 (paper256, uint8 frames)", "value"], [
             ["mean |difference|", f"{np.abs(f32 - b16).mean():.2f} / 255"],
             ["max |difference|", f"{np.abs(f32 - b16).max():.0f} / 255"]])

@@ -261,3 +261,30 @@ def make_latents(
         )
         c = np.asarray(c)
     return Latents(np.asarray(z), c)
+
+
+@jax.jit
+def _transform_path(key: Array, motion: Array, rotate_react: Array, translate_react: Array,
+                    fps: Array) -> tuple[Array, Array, Array]:
+    n = motion.shape[0]
+    k_dir, k_turn, k_sign = jax.random.split(key, 3)
+    spin = jnp.where(jax.random.bernoulli(k_sign), 1.0, -1.0)
+    angle = spin * 2.0 * jnp.pi * jnp.cumsum(rotate_react * motion) / fps
+    # the slide's heading wanders slowly (a smooth random walk, ~1 rad per 4 s)
+    heading = jax.random.uniform(k_dir, (), minval=0.0, maxval=2 * jnp.pi) + jnp.cumsum(
+        jax.random.normal(k_turn, (n,)) * (0.5 / jnp.sqrt(fps)))
+    speed = translate_react * motion / fps
+    return angle, jnp.cumsum(speed * jnp.cos(heading)), jnp.cumsum(speed * jnp.sin(heading))
+
+
+def transform_path(motion: np.ndarray, params: RenderParams, *, fps: float) -> tuple[np.ndarray, ...]:
+    """StyleGAN3 input transform per frame from the motion envelope: (angle rad, tx, ty), each (N,).
+
+    The angle advances ``rotate_react`` turns per second at full motion loudness, in a direction
+    chosen by ``seed``; the image slides ``translate_react`` image widths per second along a slowly
+    wandering heading. Still music leaves the image still.
+    """
+    key = jax.random.fold_in(jax.random.key(params.seed), 3)
+    out = _transform_path(key, jnp.asarray(motion, jnp.float32), params.rotate_react, params.translate_react,
+                          float(fps))
+    return tuple(np.asarray(a, np.float32) for a in out)

@@ -82,6 +82,8 @@ class RenderParams:
     motion_react: float = 0.5
     motion_randomness: float = 0.5
     truncation: float = 1.0
+    rotate_react: float = 0.0  # StyleGAN3: louder motion turns the image (turns per second at full motion)
+    translate_react: float = 0.0  # StyleGAN3: louder motion slides the image (image widths per second)
     # --- classes (conditional styles)
     classes: tuple[int, ...] | None = None
     dominant_classes_first: bool = False
@@ -142,7 +144,8 @@ class RenderParams:
         for name in ("contrast_percussive", "flash_percussive"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
                 raise ParamError(f"{name} must be True, False or None, got {getattr(self, name)!r}")
-        for name, hi in (("pulse_react", 10.0), ("motion_react", 10.0), ("class_pitch_react", 100.0),
+        for name, hi in (("pulse_react", 10.0), ("motion_react", 10.0), ("rotate_react", 10.0),
+                         ("translate_react", 10.0), ("class_pitch_react", 100.0),
                          ("class_complexity", 100.0), ("class_smooth_seconds", 600.0)):
             set_(name, _number(name, getattr(self, name)))
             _range(name, getattr(self, name), 0.0, hi)
@@ -274,6 +277,8 @@ _HELP: dict[str, str] = {
     "motion_react": "how much louder music speeds up the drift (0-10, ~0.5 typical)",
     "motion_randomness": "0-1: how unevenly the latent dimensions drift",
     "truncation": "0-1: scales the latent; lower is calmer and more typical",
+    "rotate_react": "StyleGAN3 only: the motion envelope turns the image (turns/second at full loudness)",
+    "translate_react": "StyleGAN3 only: the motion envelope slides the image (image widths/second)",
     "classes": "class indices (conditional styles) that the 12 pitches map to",
     "dominant_classes_first": "give the first class to the most dominant pitch",
     "class_pitch_react": "how strongly pitches drive classes",

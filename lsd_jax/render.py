@@ -102,9 +102,10 @@ def to_uint8_frames(images: Array, size: tuple[int, int], plan: EffectPlan, amps
 class FrameStep:
     """A compiled frame step bound to its devices.
 
-    ``fn(variables, z (B, D), c (B, C), amps (B, E)) -> uint8 (B, H, W, 3)``, with the batch axis
-    sharded over a 1-D mesh of ``devices`` and the (already placed) ``variables`` replicated.
-    ``batch`` is a multiple of the device count.
+    ``fn(variables, inputs) -> uint8 (B, H, W, 3)`` where ``inputs`` holds the per-frame arrays
+    ``z`` (B, D), ``c`` (B, C), ``amps`` (B, E) and optionally ``transform`` (B, 3, 3); the batch
+    axis is sharded over a 1-D mesh of ``devices`` and the (already placed) ``variables`` are
+    replicated. ``batch`` is a multiple of the device count.
     """
 
     fn: Callable[..., Array]
@@ -112,8 +113,8 @@ class FrameStep:
     batch: int
     devices: tuple[Any, ...]
 
-    def __call__(self, z: np.ndarray, c: np.ndarray, amps: np.ndarray) -> Array:
-        return self.fn(self.variables, z, c, amps)
+    def __call__(self, inputs: dict[str, np.ndarray]) -> Array:
+        return self.fn(self.variables, inputs)
 
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -125,6 +126,13 @@ def _cast_floats(tree: Any, dtype: Any) -> Any:
         return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
 
     return jax.tree.map(cast, tree)
+
+
+def generate_images(style: Style, variables: Any, inputs: dict[str, Array], size: tuple[int, int]) -> Array:
+    """The style's images for a batch of per-frame inputs (see :class:`FrameStep`)."""
+    if "transform" in inputs:
+        return style.info["apply_transform"](variables, inputs["z"], inputs["c"], size, inputs["transform"])
+    return style.apply(variables, inputs["z"], inputs["c"], size)
 
 
 def make_frame_step(
@@ -149,8 +157,8 @@ def make_frame_step(
     if style.info.get("host"):
         post = jax.jit(lambda images, amps: to_uint8_frames(images, size, plan, amps))
 
-        def host_step(variables: Any, z: Array, c: Array, amps: Array) -> Array:
-            return post(jnp.asarray(style.apply(variables, z, c, size)), amps)
+        def host_step(variables: Any, inputs: dict[str, Array]) -> Array:
+            return post(jnp.asarray(generate_images(style, variables, inputs, size)), inputs["amps"])
 
         return FrameStep(host_step, style.variables, batch, devices[:1])
 
@@ -163,11 +171,12 @@ def make_frame_step(
         variables = _cast_floats(variables, dtype)
     variables = jax.device_put(variables, replicated)
 
-    def step(variables: Any, z: Array, c: Array, amps: Array) -> Array:
-        images = style.apply(variables, z.astype(dtype), c.astype(dtype), size)
-        return to_uint8_frames(images.astype(jnp.float32), size, plan, amps)
+    def step(variables: Any, inputs: dict[str, Array]) -> Array:
+        cast = {k: (v if k == "amps" else v.astype(dtype)) for k, v in inputs.items()}
+        images = generate_images(style, variables, cast, size)
+        return to_uint8_frames(images.astype(jnp.float32), size, plan, inputs["amps"])
 
-    fn = jax.jit(step, in_shardings=(replicated, sharded, sharded, sharded), out_shardings=sharded)
+    fn = jax.jit(step, in_shardings=(replicated, sharded), out_shardings=sharded)
     return FrameStep(fn, variables, batch, devices)
 
 
@@ -187,10 +196,10 @@ def auto_batch_size(style: Style, size: tuple[int, int], n_devices: int = 1) -> 
     if dev.platform != "cpu" and stats and stats.get("bytes_limit") and not style.info.get("host"):
         free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
         probe = make_frame_step(style, size, EffectPlan((), ()), 1, devices=[dev])
-        z = jax.ShapeDtypeStruct((1, style.z_dim), jnp.float32)
-        c = jax.ShapeDtypeStruct((1, style.c_dim), jnp.float32)
-        a = jax.ShapeDtypeStruct((1, 0), jnp.float32)
-        mem = probe.fn.lower(probe.variables, z, c, a).compile().memory_analysis()
+        spec = {"z": jax.ShapeDtypeStruct((1, style.z_dim), jnp.float32),
+                "c": jax.ShapeDtypeStruct((1, style.c_dim), jnp.float32),
+                "amps": jax.ShapeDtypeStruct((1, 0), jnp.float32)}
+        mem = probe.fn.lower(probe.variables, spec).compile().memory_analysis()
         per_frame = max(1, (mem.temp_size_in_bytes + mem.output_size_in_bytes) if mem else 1)
         per_dev = int(max(1, min(64, 0.5 * free // per_frame)))
         return per_dev * n_devices
@@ -226,19 +235,19 @@ def _is_oom(e: BaseException) -> bool:
 
 def render_frames(
     step: FrameStep,
-    z: np.ndarray,
-    c: np.ndarray,
-    amps: np.ndarray,
+    inputs: dict[str, np.ndarray],
     plan: EffectPlan,
     sink: Callable[[np.ndarray], None],
     progress: ProgressFn | None = None,
 ) -> None:
     """Render every frame and hand uint8 batches to ``sink`` in order.
 
+    ``inputs``: per-frame arrays with a leading axis of N frames (``z``, ``c``, ``amps``, ...).
     The last batch is padded (so nothing recompiles) and trimmed before ``sink``. Batch k+1 is
     dispatched before batch k is pulled to the host, so device and host overlap.
     """
-    n = z.shape[0]
+    n = inputs["z"].shape[0]
+    amps = inputs["amps"]
     batch = step.batch
     pending: tuple[Array, int] | None = None
     done = 0
@@ -257,8 +266,8 @@ def render_frames(
 
     try:
         for start, stop in iter_batches(n, batch):
-            current = (step(_pad(z[start:stop], batch), _pad(c[start:stop], batch), _pad(amps[start:stop], batch)),
-                       stop - start)
+            chunk = {k: _pad(v[start:stop], batch) for k, v in inputs.items()}
+            current = (step(chunk), stop - start)
             if pending is not None:
                 flush(pending)
             pending = current
@@ -351,7 +360,7 @@ class Prepared:
     style: Style
     features: Any
     latents: Any
-    amps: np.ndarray
+    inputs: dict[str, np.ndarray]  # per-frame step inputs (z, c, amps, ...), leading axis N
     size: tuple[int, int]
     plan: EffectPlan
     step: FrameStep
@@ -365,7 +374,7 @@ class Prepared:
         """Selected frames, (K, H, W, 3) uint8, through the same compiled step."""
         idx = np.asarray(indices, dtype=np.int64)
         got: list[np.ndarray] = []
-        render_frames(self.step, self.latents.z[idx], self.latents.c[idx], self.amps[idx], self.plan, got.append)
+        render_frames(self.step, {k: v[idx] for k, v in self.inputs.items()}, self.plan, got.append)
         return np.concatenate(got) if got else np.zeros((0, *self.size, 3), np.uint8)
 
 
@@ -403,7 +412,16 @@ def prepare(
     devices = jax.local_devices()
     batch = params.batch_size or auto_batch_size(style_obj, size, len(devices))
     step = make_frame_step(style_obj, size, plan, batch, devices=devices, compute_dtype=params.compute_dtype)
-    return Prepared(params, style_obj, feats, lat, effect_amplitudes(feats), size, plan, step, timings)
+    inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats)}
+    if params.rotate_react or params.translate_react:
+        if "apply_transform" not in style_obj.info:
+            raise ParamError("rotate_react and translate_react need a StyleGAN3 style (its input can rotate and "
+                             f"translate); {style_obj.name!r} cannot")
+        from .generator import stylegan3_transform
+
+        angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps)
+        inputs["transform"] = np.asarray(stylegan3_transform(angle, tx, ty), np.float32)
+    return Prepared(params, style_obj, feats, lat, inputs, size, plan, step, timings)
 
 
 def _progress_callback(progress: bool | ProgressFn, total: int) -> tuple[ProgressFn | None, Any]:
@@ -467,8 +485,7 @@ def render(
         with video.VideoWriter(target, fps=fps, size=prep.size, audio=soundtrack if n_proc == 1 else None) as writer:
             feeder = _WriterThread(writer)
             try:
-                sl = slice(first, last)
-                render_frames(prep.step, prep.latents.z[sl], prep.latents.c[sl], prep.amps[sl], prep.plan,
+                render_frames(prep.step, {k: v[first:last] for k, v in prep.inputs.items()}, prep.plan,
                               feeder.put, callback)
             finally:
                 feeder.close()

@@ -73,7 +73,8 @@ def test_silence_and_no_wandering_gives_identical_frames(tmp_path):
                                z_dim=style.z_dim, c_dim=style.c_dim)
     got = []
     step = make_frame_step(style, (32, 32), EffectPlan((), ()), 8)
-    render_frames(step, lat.z, lat.c, np.zeros((feats.n_frames, 0), np.float32), EffectPlan((), ()), got.append)
+    inputs = {"z": lat.z, "c": lat.c, "amps": np.zeros((feats.n_frames, 0), np.float32)}
+    render_frames(step, inputs, EffectPlan((), ()), got.append)
     frames = np.concatenate(got)
     assert frames.shape == (feats.n_frames, 32, 32, 3)
     silent = frames[: int(3.5 * 12)]

@@ -55,11 +55,11 @@ def test_the_frame_step_compiles_once_per_render(style, sg2_pkl):
     amps = rng.random((n, 1)).astype(np.float32)
     got = []
     before = len(_COMPILES)
-    render_frames(step, z, c, amps, plan, got.append)
+    render_frames(step, {"z": z, "c": c, "amps": amps}, plan, got.append)
     assert len(_COMPILES) - before == 1
     assert sum(g.shape[0] for g in got) == n
     before = len(_COMPILES)
-    render_frames(step, z[:5], c[:5], amps[:5], plan, got.append)  # a second, shorter song: no compile
+    render_frames(step, {"z": z[:5], "c": c[:5], "amps": amps[:5]}, plan, got.append)  # a second, shorter song: no compile
     assert len(_COMPILES) == before
 
 
@@ -98,7 +98,7 @@ def test_a_batch_that_does_not_fit_is_a_clear_error(song):
 
     step = prep.step.__class__(oom, prep.step.variables, prep.step.batch, prep.step.devices)
     with pytest.raises(ParamError, match="batch_size=16 does not fit.*smaller batch_size"):
-        render_frames(step, prep.latents.z, prep.latents.c, prep.amps, prep.plan, lambda f: None)
+        render_frames(step, prep.inputs, prep.plan, lambda f: None)
 
 
 def _free_port() -> int:
