@@ -14,7 +14,7 @@ from .effects import EffectsGenerator, contrast_effect, flash_effect
 from .errors import (AudioError, ConversionError, DownloadError, LsdError, OutputError, ParamError,
                      PickleSecurityError, StyleError)
 from .params import RenderParams, make_params
-from .render import render
+from .pipeline import render
 from .style import Style
 
 __version__ = "0.1.0"

@@ -59,7 +59,7 @@ def peak_flops(n: int = 4096, repeats: int = 5) -> float:
 
 def step_throughput(style: Any, size: tuple[int, int], batch: int, repeats: int = 3) -> dict[str, float]:
     """Frames/s, FLOPs/frame and compile time of the compiled frame step (no encoding)."""
-    from .render import EffectPlan, make_frame_step
+    from .pipeline import EffectPlan, make_frame_step
 
     rng = np.random.default_rng(0)
     inputs = {"z": jnp.asarray(np.clip(rng.normal(size=(batch, style.z_dim)), -2, 2), jnp.float32),
@@ -79,13 +79,9 @@ def song_split(seconds: float, size: tuple[int, int], fps: float, style: Any = N
 
     ``frames`` is the overlapped frame loop (step + encoding); ``step_only`` and ``encode_only``
     time the two halves of that loop alone on the same frames."""
-    from . import render as _  # noqa: F401  (the module; lsd_jax.render is the function)
-    import sys
-
+    from . import pipeline as r
     from .demo import write_demo_song
     from .video import VideoWriter
-
-    r = sys.modules["lsd_jax.render"]
 
     with tempfile.TemporaryDirectory() as d:
         song = write_demo_song(Path(d) / "song.wav", seconds=seconds)
@@ -157,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from .cppn import cppn_style
     from .random_models import config_f_config, paper256_config
-    from .render import auto_batch_size
+    from .pipeline import auto_batch_size
 
     rows = []
     best: dict[str, tuple[int, float]] = {}
@@ -208,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
                  ["end-to-end / generator-only", f"{split['step_only'] / split['frames']:.0%}", ""]])
 
     if "bf16" not in args.skip and sg256 is not None:
-        from .render import EffectPlan, make_frame_step
+        from .pipeline import EffectPlan, make_frame_step
 
         rng = np.random.default_rng(1)
         z = np.clip(rng.normal(size=(2, 512)), -2, 2).astype(np.float32)

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .render import LAST_TIMINGS, render
+    from .pipeline import LAST_TIMINGS, render
 
     if args.command in ("render", "demo"):
         if args.command == "demo":

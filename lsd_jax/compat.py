@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .params import make_params
-from .render import render
+from .pipeline import render
 from .style import Style
 from .styles import resolve_style
 

@@ -572,10 +572,10 @@ class Preview:
 
 
 def preview_job(job: Job, n: int = 6) -> Preview:
-    """Stills at the loudest moments: :func:`lsd_jax.render.prepare` analyses the whole excerpt and
+    """Stills at the loudest moments: :func:`lsd_jax.pipeline.prepare` analyses the whole excerpt and
     builds the same latents, effects and compiled frame step as the full render, which renders only
     the chosen frames."""
-    from .render import prepare
+    from .pipeline import prepare
 
     prep = prepare(job.song, job.style, params=job.params, progress=False)
     idx = loudest_frames(prep.features.pulse, n)
@@ -584,7 +584,7 @@ def preview_job(job: Job, n: int = 6) -> Preview:
 
 
 def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None) -> Path:
-    from .render import render
+    from .pipeline import render
 
     return render(job.song, style=job.style, output=workdir / output_name(job), progress=progress or False,
                   params=job.params)

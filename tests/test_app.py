@@ -115,7 +115,7 @@ def rendered(songs):
     workdirs = webapp.Workdirs(keep=0.0)
     values = dict(RENDER_VALUES, pulse_audio=str(songs["drums"]))
     raw = []  # the frames render() hands to the encoder, to check the preview bit for bit
-    render_module = importlib.import_module("lsd_jax.render")  # (lsd_jax.render is the function)
+    render_module = importlib.import_module("lsd_jax.pipeline")
     real_render_frames = render_module.render_frames
 
     def spy(*args, **kwargs):

@@ -7,7 +7,7 @@ import soundfile as sf
 import lsd_jax
 from lsd_jax import ParamError
 from lsd_jax.latents import transform_path
-from lsd_jax.render import prepare
+from lsd_jax.pipeline import prepare
 from lsd_jax.video import probe_video
 
 import nvidia_pickles_sg3 as nv3

@@ -14,7 +14,7 @@ import soundfile as sf
 import lsd_jax
 from lsd_jax import ParamError
 from lsd_jax.cppn import cppn_style
-from lsd_jax.render import EffectPlan, make_frame_step, prepare, render_frames
+from lsd_jax.pipeline import EffectPlan, make_frame_step, prepare, render_frames
 from lsd_jax.video import probe_video, read_frames
 
 import nvidia_pickles as nv

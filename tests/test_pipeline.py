@@ -9,7 +9,7 @@ import soundfile as sf
 
 import lsd_jax
 from lsd_jax import AudioError, OutputError, ParamError
-from lsd_jax.render import EffectPlan, make_frame_step, render_frames
+from lsd_jax.pipeline import EffectPlan, make_frame_step, render_frames
 from lsd_jax.video import probe_video, read_frames
 
 SR = 22050
@@ -204,7 +204,7 @@ def test_lucid_sonic_dreams_compatible_api(clicks_song, tmp_path):
 def test_jax_callable_style_and_jax_effect_are_fused(clicks_song, tmp_path):
     import jax.numpy as jnp
 
-    from lsd_jax.render import plan_effects
+    from lsd_jax.pipeline import plan_effects
     from lsd_jax.styles import resolve_style
 
     def jax_style(noise_batch, class_batch):
