@@ -297,6 +297,11 @@ def latent_noise_keys(z: Array, c: Array | None = None, seed: int = 0) -> Array:
     return jax.vmap(lambda v: jax.random.fold_in(base, v))(h)
 
 
+# On CPU, StyleGAN's high-resolution layers fall out of cache at larger batches: measured by
+# `python -m lsd_jax.bench`, batch 1 is fastest at 256x256, so the pixel budget is 256*256.
+CPU_BATCH_PIXELS = 256 * 256
+
+
 def stylegan_style(gen: Generator, *, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                    noise_mode: str = "const", name: str | None = None) -> Style:
     """Wrap a :class:`Generator` as a :class:`Style`: ``apply(variables, z, c, size)`` returns native-size images
@@ -324,7 +329,7 @@ def stylegan_style(gen: Generator, *, truncation_psi: float = 1.0, truncation_cu
                  native_size=(res, res),
                  info={"family": "stylegan2", "architecture": spec.architecture, "num_ws": spec.num_ws,
                        "w_dim": spec.w_dim, "truncation_psi": psi, "truncation_cutoff": cutoff,
-                       "noise_mode": noise_mode})
+                       "noise_mode": noise_mode, "cpu_batch_pixels": CPU_BATCH_PIXELS})
 
 
 def _stylegan3_style(gen: Generator, spec: sg3.SG3Spec, psi: float, cutoff: int | None, noise_mode: str,
@@ -342,4 +347,4 @@ def _stylegan3_style(gen: Generator, spec: sg3.SG3Spec, psi: float, cutoff: int 
                  native_size=(res, res),
                  info={"family": "stylegan3", "config": spec.kind, "num_ws": spec.num_ws, "w_dim": spec.w_dim,
                        "truncation_psi": psi, "truncation_cutoff": cutoff, "noise_mode": noise_mode,
-                       "apply_transform": apply_transform})
+                       "apply_transform": apply_transform, "cpu_batch_pixels": CPU_BATCH_PIXELS})
