@@ -79,7 +79,7 @@ def apply(variables: dict[str, Array], z: Array, c: Array, size: tuple[int, int]
     if c.shape[-1]:
         phase = phase + jnp.einsum("bc,ci->bi", c, variables["palette"][:, 0]) / jnp.sqrt(c.shape[-1])
     hue = 0.35 * field[..., :1] + 0.1 * jnp.sin(3.0 * field[..., 2:3])
-    light = jax.nn.sigmoid(1.5 * field[..., 1:2] + 0.8)
+    light = 0.3 + 0.7 * jax.nn.sigmoid(1.5 * field[..., 1:2] + 0.8)  # never a black frame
     rgb = light * (0.5 + 0.5 * jnp.cos(2.0 * jnp.pi * (hue + phase[:, None, :])))
     return (2.0 * rgb - 1.0).reshape(z.shape[0], h, w, 3)
 

@@ -112,6 +112,7 @@ class FrameStep:
     variables: Any
     batch: int
     devices: tuple[Any, ...]
+    style: Style | None = None  # what it was built for (keeps the cache key's id() alive)
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> Array:
         return self.fn(self.variables, inputs)
@@ -135,6 +136,10 @@ def generate_images(style: Style, variables: Any, inputs: dict[str, Array], size
     return style.apply(variables, inputs["z"], inputs["c"], size)
 
 
+_STEP_CACHE: dict[tuple, FrameStep] = {}
+_STEP_CACHE_SIZE = 4
+
+
 def make_frame_step(
     style: Style,
     size: tuple[int, int],
@@ -154,13 +159,27 @@ def make_frame_step(
     devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
     n_dev = len(devices)
     batch = -(-batch // n_dev) * n_dev
+    # a second render with the same style, size, effects and batch reuses the compiled step
+    key = (id(style), size, plan, batch, devices, compute_dtype)
+    hit = _STEP_CACHE.get(key)
+    if hit is not None and hit.style is style:
+        return hit
+    step = _build_frame_step(style, size, plan, batch, devices, compute_dtype)
+    if len(_STEP_CACHE) >= _STEP_CACHE_SIZE:
+        _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
+    _STEP_CACHE[key] = step
+    return step
+
+
+def _build_frame_step(style: Style, size: tuple[int, int], plan: EffectPlan, batch: int, devices: tuple[Any, ...],
+                      compute_dtype: str) -> FrameStep:
     if style.info.get("host"):
         post = jax.jit(lambda images, amps: to_uint8_frames(images, size, plan, amps))
 
         def host_step(variables: Any, inputs: dict[str, Array]) -> Array:
             return post(jnp.asarray(generate_images(style, variables, inputs, size)), inputs["amps"])
 
-        return FrameStep(host_step, style.variables, batch, devices[:1])
+        return FrameStep(host_step, style.variables, batch, devices[:1], style)
 
     dtype = COMPUTE_DTYPES[compute_dtype]
     mesh = Mesh(np.asarray(devices), ("batch",))
@@ -177,7 +196,7 @@ def make_frame_step(
         return to_uint8_frames(images.astype(jnp.float32), size, plan, inputs["amps"])
 
     fn = jax.jit(step, in_shardings=(replicated, sharded), out_shardings=sharded)
-    return FrameStep(fn, variables, batch, devices)
+    return FrameStep(fn, variables, batch, devices, style)
 
 
 def auto_batch_size(style: Style, size: tuple[int, int], n_devices: int = 1) -> int:
