@@ -425,11 +425,16 @@ def _torgb(p: dict, x: Array, w: Array, spec: SG2Spec) -> Array:
 
 
 def synthesis(params: dict, config: dict | SG2Spec, ws: Array, noise_mode: str = "const",
-              key: Array | None = None) -> Array:
+              key: Array | None = None, noise_gain: Array | None = None) -> Array:
     """ws (N, num_ws, w_dim) → images (N, R, R, img_channels) float32, NHWC, no output scaling (≈[-1, 1]).
 
     noise_mode: "const" (the stored ``noise_const`` buffers), "random" (needs ``key``: one PRNG key, or one key
     per sample for noise that depends only on that sample's key) or "none". Noise is scaled by noise_strength.
+
+    noise_gain: None (the default; the traced program is exactly the one without it) or a per-sample (N,) (or
+    scalar, broadcast) factor on every layer's noise input, const or random: 0 gives the image of
+    ``noise_mode="none"``, 1 the default image, 2 twice the noise (noise reactivity: the percussive envelope
+    scales the noise). Ignored with ``noise_mode="none"``. It may be traced.
     """
     spec = spec_from_config(config)
     if noise_mode not in NOISE_MODES:
@@ -445,6 +450,12 @@ def synthesis(params: dict, config: dict | SG2Spec, ws: Array, noise_mode: str =
     sp = params["synthesis"]
     layer_index = 0
     unit_noise = _all_noise(key, spec, n) if noise_mode == "random" else None
+    gain = None
+    if noise_gain is not None and noise_mode != "none":
+        g = jnp.asarray(noise_gain, jnp.float32)
+        if g.ndim > 1 or (g.ndim == 1 and g.shape[0] not in (1, n)):
+            raise ValueError(f"noise_gain must be a scalar or have shape ({n},), got {g.shape}")
+        gain = jnp.broadcast_to(g.reshape(-1), (n,))[:, None, None, None]
 
     def noise_for(p: dict, res: int) -> Array | None:
         nonlocal layer_index
@@ -453,8 +464,10 @@ def synthesis(params: dict, config: dict | SG2Spec, ws: Array, noise_mode: str =
         if noise_mode == "none" or "nc" not in p:
             return None
         if noise_mode == "const":
-            return (p["nc"] * p["ns"])[None, :, :, None]
-        return unit_noise[idx] * p["ns"]
+            noise = (p["nc"] * p["ns"])[None, :, :, None]
+        else:
+            noise = unit_noise[idx] * p["ns"]
+        return noise if gain is None else noise * gain
 
     x = img = None
     for res in spec.block_resolutions:
@@ -485,7 +498,7 @@ def synthesis(params: dict, config: dict | SG2Spec, ws: Array, noise_mode: str =
 
 def generate(params: dict, config: dict | SG2Spec, z: Array, c: Array | None = None,
              truncation_psi: float | Array = 1.0, truncation_cutoff: int | None = None,
-             noise_mode: str = "const", key: Array | None = None) -> Array:
-    """mapping then synthesis: z (N, z_dim) → images (N, R, R, 3)."""
+             noise_mode: str = "const", key: Array | None = None, noise_gain: Array | None = None) -> Array:
+    """mapping then synthesis: z (N, z_dim) → images (N, R, R, 3) (``noise_gain``: see :func:`synthesis`)."""
     ws = mapping(params, config, z, c, truncation_psi, truncation_cutoff)
-    return synthesis(params, config, ws, noise_mode, key)
+    return synthesis(params, config, ws, noise_mode, key, noise_gain)

@@ -1,0 +1,158 @@
+"""Projection: an image made from a known w is reconstructed far better than the start; jitted step compiles
+once; deterministic for a seed; cached per (image, model, options); clear errors for unreadable images."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from lsd_jax import projection as P
+from lsd_jax.errors import LsdError, ParamError
+from lsd_jax.generator import Generator
+from lsd_jax.random_models import random_sg2_state, sg2_config
+
+STEPS = 200
+
+
+@functools.lru_cache(maxsize=None)
+def gen(seed=0, **overrides):
+    cfg = sg2_config(**overrides)  # 32x32, 8 ws, w_dim 32
+    return Generator.from_state(cfg, random_sg2_state(cfg, seed))
+
+
+@functools.lru_cache(maxsize=None)
+def target(zseed=5, psi=0.7):
+    """A uint8 image made from a known w (ψ = 0.7 towards the mean of W)."""
+    g = gen()
+    stats = P.w_stats(g)
+    z = jax.random.normal(jax.random.key(zseed), (1, g.z_dim))
+    w = stats.mean + psi * (np.asarray(g.mapping(z)) - stats.mean)
+    img = np.asarray(g.synthesis(jnp.asarray(w)))[0]
+    return np.clip(np.round((img + 1) * 127.5), 0, 255).astype(np.uint8), w[0]
+
+
+def mse(a, b):
+    return float(np.mean(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+def test_reconstructs_known_w_far_better_than_start_and_compiles_once():
+    g = gen()
+    u8, _ = target()
+    tgt = P.to_float(u8)
+    stats = P.w_stats(g)
+    start = np.clip(np.asarray(g.synthesis(jnp.broadcast_to(stats.mean, (1, g.num_ws, g.w_dim))))[0], -1, 1)
+    before = P.TRACE_COUNTS["step"]
+    proj = P.project(g, u8, steps=STEPS, progress=False, cache=False)
+    assert P.TRACE_COUNTS["step"] - before <= 1  # 200 steps, one compiled step function
+    after_first = P.TRACE_COUNTS["step"]
+    e0, e1 = mse(start, tgt), mse(proj.image, tgt)
+    print(f"projection MSE: start {e0:.4f} -> {STEPS} steps {e1:.5f} ({e0 / e1:.0f}x lower)")
+    assert e1 < 0.05 * e0, (e0, e1)
+    assert proj.w.shape == (g.num_ws, g.w_dim) and proj.w.dtype == np.float32
+    assert np.all(proj.w == proj.w[0])  # W, not W+: the same w on every layer
+    assert proj.image.shape == (32, 32, 3) and np.abs(proj.image).max() <= 1.0
+    assert proj.loss_history.shape == (STEPS,) and proj.loss_history[-1] < 0.1 * proj.loss_history[0]
+    assert not proj.from_cache
+    # the same image again, and another image: deterministic, and no new compile
+    again = P.project(g, u8, steps=STEPS, progress=False, cache=False)
+    np.testing.assert_array_equal(again.w, proj.w)
+    np.testing.assert_array_equal(again.loss_history, proj.loss_history)
+    other = P.project(g, target(zseed=6)[0], steps=20, progress=False, cache=False, seed=1)
+    assert not np.array_equal(other.w, proj.w)
+    assert P.TRACE_COUNTS["step"] == after_first
+    # the reconstruction is what synthesis gives for the returned w
+    np.testing.assert_allclose(np.clip(np.asarray(g.synthesis(proj.w[None]))[0], -1, 1), proj.image, atol=1e-5)
+
+
+def test_w_plus_and_progress_bar(capsys):
+    g = gen()
+    u8, _ = target()
+    proj = P.project(g, u8, steps=60, w_plus=True, progress=True, cache=False)
+    assert proj.w.shape == (g.num_ws, g.w_dim) and not np.all(proj.w == proj.w[0])
+    assert "projecting keyframe" in capsys.readouterr().err
+    assert proj.loss_history[-1] < 0.5 * proj.loss_history[0]
+
+
+def test_cache_hit_miss_and_damaged_file():
+    g = gen()
+    u8, _ = target()
+    first = P.project(g, u8, steps=30, progress=False)
+    assert not first.from_cache
+    files = list(P.projection_cache_dir().glob("*.npz"))
+    assert files and not list(P.projection_cache_dir().glob("*.tmp*"))
+    hit = P.project(g, u8, steps=30, progress=False)
+    assert hit.from_cache
+    np.testing.assert_array_equal(hit.w, first.w)
+    np.testing.assert_array_equal(hit.image, first.image)
+    np.testing.assert_array_equal(hit.loss_history, first.loss_history)
+    # the same pixels through a file hit the same entry; other options or another model miss
+    assert P.project(g, Image.fromarray(u8), steps=30, progress=False).from_cache
+    assert not P.project(g, u8, steps=30, seed=3, progress=False).from_cache
+    assert not P.project(gen(seed=1), u8, steps=30, progress=False).from_cache
+    # a damaged cache file is recomputed and rewritten
+    path = P.projection_cache_dir() / f"{P._cache_key(u8, g, _opts(30))}.npz"
+    assert path.exists()
+    path.write_bytes(b"not a zip")
+    again = P.project(g, u8, steps=30, progress=False)
+    assert not again.from_cache
+    np.testing.assert_array_equal(again.w, first.w)
+    assert P.project(g, u8, steps=30, progress=False).from_cache
+
+
+def _opts(steps):
+    return {"steps": steps, "w_plus": False, "seed": 0, "lr": 0.1, "w_reg": 1e-3, "jitter": 0.05,
+            "noise_mode": "const", "n_samples": 4096, "c": None}
+
+
+def test_load_image_formats(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    out = P.load_image(tmp_path / "a.png", 32)
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    # centre crop then resize: equal to resizing the central 40x40 square
+    want = np.asarray(Image.fromarray(rgb[:, 10:50]).resize((32, 32), Image.Resampling.LANCZOS))
+    np.testing.assert_array_equal(out, want)
+    rgba = np.concatenate([rgb, np.full((40, 60, 1), 128, np.uint8)], axis=2)
+    np.testing.assert_array_equal(P.load_image(rgba, 32), out)
+    gray = P.load_image(rgb[:, :, 0], 16)
+    assert gray.shape == (16, 16, 3) and np.array_equal(gray[..., 0], gray[..., 2])
+    Image.fromarray(rgb).save(tmp_path / "a.jpg")
+    assert P.load_image(str(tmp_path / "a.jpg"), 8).shape == (8, 8, 3)
+
+
+def test_unreadable_images_raise_clear_errors(tmp_path):
+    (tmp_path / "junk.png").write_bytes(b"this is not an image")
+    good = tmp_path / "ok.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(good)
+    (tmp_path / "cut.png").write_bytes(good.read_bytes()[:40])
+    cases = [(tmp_path / "missing.png", "not found"), (tmp_path, "directory"), (tmp_path / "junk.png", "decode"),
+             (tmp_path / "cut.png", "cannot read"), (np.zeros((8, 8, 3), np.float32), "uint8"),
+             (np.zeros((8, 8, 2), np.uint8), "shape"), (42, "path")]
+    for bad, words in cases:
+        with pytest.raises(P.ImageError, match=words):
+            P.project(gen(), bad, steps=1, progress=False)
+    assert issubclass(P.ImageError, LsdError)
+
+
+def test_bad_options():
+    u8, _ = target()
+    for kw in [{"steps": 0}, {"steps": 2.5}, {"lr": 0}, {"lr": float("nan")}, {"w_reg": -1}, {"jitter": -0.1},
+               {"noise_mode": "random"}, {"n_samples": 1}]:
+        with pytest.raises(ParamError):
+            P.project(gen(), u8, progress=False, **kw)
+    with pytest.raises(ParamError, match="unconditional"):
+        P.project(gen(), u8, steps=1, c=[1.0], progress=False)
+
+
+def test_w_stats_conditional():
+    g = gen(c_dim=4)
+    all_classes = P.w_stats(g, n_samples=512)
+    one = P.w_stats(g, c=np.eye(4)[2], n_samples=512)
+    assert all_classes.mean.shape == (g.w_dim,) and (all_classes.std > 0).any()
+    assert not np.allclose(all_classes.mean, one.mean)
+    assert P.w_spread(one) == pytest.approx(float(np.sqrt(np.sum(one.std.astype(np.float64) ** 2))))
+    with pytest.raises(ParamError):
+        P.w_stats(g, c=np.ones(3))
