@@ -42,11 +42,40 @@ def _float_or_list(text: str) -> float | tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}") from None
 
 
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _speed(text: str) -> float | str:
+    if text.strip().lower() in ("beat", "bar"):
+        return text.strip().lower()
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, 'beat' or 'bar', got {text!r}") from None
+
+
+def _keyframes(text: str) -> dict[float, str]:
+    out = {}
+    for item in text.split(","):
+        t, sep, path = item.partition("=")
+        try:
+            out[float(t)] = path.strip()
+        except ValueError:
+            sep = ""
+        if not sep or not path.strip():
+            raise argparse.ArgumentTypeError(f"expected TIME=IMAGE[,TIME=IMAGE...], got {text!r}")
+    return out
+
+
 def _parser_for(field: dataclasses.Field) -> Any:
-    if field.name == "classes":
-        return _int_list
-    if field.name == "class_shuffle_seconds":
-        return _float_or_list
+    special = {"classes": _int_list, "class_shuffle_seconds": _float_or_list, "band_react": _float_list,
+               "band_edges_hz": _float_list, "speed_fpm": _speed, "keyframes": _keyframes}
+    if field.name in special:
+        return special[field.name]
     hints = typing.get_type_hints(RenderParams)[field.name]
     args = set(typing.get_args(hints)) - {type(None)} if isinstance(hints, types.UnionType) else {hints}
     if bool in args:
@@ -135,7 +164,8 @@ def _run(args: argparse.Namespace) -> int:
         out = render(song, style=args.style, output=output, progress=not args.quiet, **params)
         t = LAST_TIMINGS
         print(f"wrote {out}  ({t.n_frames} frames in {t.total:.1f} s: audio {t.audio:.1f} s, "
-              f"latents {t.latents:.1f} s, frames+encoding {t.frames:.1f} s)")
+              f"latents {t.latents:.1f} s, frames+encoding {t.frames:.1f} s)"
+              + (f"; tempo {t.tempo_bpm:.1f} BPM" if t.tempo_bpm else ""))
         return 0
     if args.command == "convert":
         from converters import convert

@@ -329,7 +329,7 @@ def stylegan_style(gen: Generator, *, truncation_psi: float = 1.0, truncation_cu
                  native_size=(res, res),
                  info={"family": "stylegan2", "architecture": spec.architecture, "num_ws": spec.num_ws,
                        "w_dim": spec.w_dim, "truncation_psi": psi, "truncation_cutoff": cutoff,
-                       "noise_mode": noise_mode, "cpu_batch_pixels": CPU_BATCH_PIXELS})
+                       "noise_mode": noise_mode, "cpu_batch_pixels": CPU_BATCH_PIXELS, "generator": gen})
 
 
 def _stylegan3_style(gen: Generator, spec: sg3.SG3Spec, psi: float, cutoff: int | None, noise_mode: str,
@@ -347,4 +347,5 @@ def _stylegan3_style(gen: Generator, spec: sg3.SG3Spec, psi: float, cutoff: int 
                  native_size=(res, res),
                  info={"family": "stylegan3", "config": spec.kind, "num_ws": spec.num_ws, "w_dim": spec.w_dim,
                        "truncation_psi": psi, "truncation_cutoff": cutoff, "noise_mode": noise_mode,
-                       "apply_transform": apply_transform, "cpu_batch_pixels": CPU_BATCH_PIXELS})
+                       "apply_transform": apply_transform, "cpu_batch_pixels": CPU_BATCH_PIXELS,
+                       "generator": gen})

@@ -24,6 +24,7 @@ from .errors import ParamError
 PULSE_MODES = ("loudness", "onset")
 NOISE_MODES = ("const", "random", "none")
 COMPUTE_DTYPES = ("float32", "bfloat16")
+SPEED_MODES = ("beat", "bar")
 MAX_RESOLUTION = 4096
 MAX_FPS = 240.0
 
@@ -72,7 +73,7 @@ class RenderParams:
     compute_dtype: str = "float32"  # "bfloat16": faster on GPU/TPU, approximate
     seed: int = 0
     # --- latent motion (Lucid Sonic Dreams' meanings)
-    speed_fpm: float = 12.0
+    speed_fpm: float | str = 12.0  # or "beat" / "bar": latent keyframes on the detected beats / bars
     pulse_percussive: bool = True
     pulse_harmonic: bool = False
     pulse_react: float = 0.5
@@ -98,6 +99,14 @@ class RenderParams:
     flash_strength: float | None = None
     flash_percussive: bool | None = None
     custom_effects: tuple[Any, ...] = ()
+    # --- musical control of StyleGAN's w (per layer), beyond Lucid Sonic Dreams
+    keyframes: tuple[tuple[float, str], ...] | None = None  # {time_s: image}: the video passes through them
+    keyframe_window_seconds: float = 2.0  # blend in and out over this many seconds around each keyframe
+    keyframe_w_plus: bool = False  # project keyframe images into W+ (per layer) instead of W
+    projection_steps: int = 300
+    band_react: tuple[float, float, float] = (0.0, 0.0, 0.0)  # low/mid/high bands move coarse/middle/fine layers
+    band_edges_hz: tuple[float, float] = (250.0, 2000.0)
+    noise_react: float = 0.0  # StyleGAN2: hits scale the per-layer noise inputs (shimmer)
     # --- StyleGAN options
     truncation_psi: float = 1.0
     truncation_cutoff: int | None = None
@@ -134,9 +143,14 @@ class RenderParams:
         set_("seed", _number("seed", self.seed, integer=True))
         _range("seed", self.seed, 0, 2**31 - 1)
 
-        set_("speed_fpm", _number("speed_fpm", self.speed_fpm))
-        if not 0 <= self.speed_fpm <= self.fps * 60:
-            raise ParamError(f"speed_fpm must be between 0 and fps*60 = {self.fps * 60:g}, got {self.speed_fpm}")
+        if isinstance(self.speed_fpm, str):
+            if self.speed_fpm.lower() not in SPEED_MODES:
+                raise ParamError(f"speed_fpm must be a number or one of {SPEED_MODES}, got {self.speed_fpm!r}")
+            set_("speed_fpm", self.speed_fpm.lower())
+        else:
+            set_("speed_fpm", _number("speed_fpm", self.speed_fpm))
+            if not 0 <= self.speed_fpm <= self.fps * 60:
+                raise ParamError(f"speed_fpm must be between 0 and fps*60 = {self.fps * 60:g}, got {self.speed_fpm}")
         for name in ("pulse_percussive", "pulse_harmonic", "motion_percussive", "motion_harmonic",
                      "dominant_classes_first"):
             if not isinstance(getattr(self, name), bool):
@@ -192,6 +206,7 @@ class RenderParams:
                 raise ParamError(f"custom_effects must hold EffectsGenerator objects, got {type(e).__name__}")
         set_("custom_effects", tuple(effects))
 
+        self._check_control(set_)
         set_("truncation_psi", _number("truncation_psi", self.truncation_psi))
         _range("truncation_psi", self.truncation_psi, -2.0, 2.0)
         set_("truncation_cutoff", _number("truncation_cutoff", self.truncation_cutoff, integer=True, optional=True))
@@ -202,6 +217,49 @@ class RenderParams:
             v = getattr(self, name)
             if v is not None:
                 set_(name, str(v))
+
+    def _check_control(self, set_: Any) -> None:
+        kf = self.keyframes
+        if kf is not None:
+            items = kf.items() if isinstance(kf, Mapping) else kf
+            try:
+                pairs = tuple(sorted((_number("keyframes time", t), str(p)) for t, p in items))
+            except (TypeError, ValueError):
+                raise ParamError("keyframes must map times in seconds to image paths, e.g. {30.0: 'cover.png'}") from None
+            if not pairs:
+                raise ParamError("keyframes is empty; leave it unset for none")
+            if any(t < 0 for t, _ in pairs):
+                raise ParamError("keyframe times must be >= 0 seconds")
+            set_("keyframes", pairs)
+        set_("keyframe_window_seconds", _number("keyframe_window_seconds", self.keyframe_window_seconds))
+        _range("keyframe_window_seconds", self.keyframe_window_seconds, 0.0, 600.0)
+        if not isinstance(self.keyframe_w_plus, bool):
+            raise ParamError(f"keyframe_w_plus must be True or False, got {self.keyframe_w_plus!r}")
+        set_("projection_steps", _number("projection_steps", self.projection_steps, integer=True))
+        _range("projection_steps", self.projection_steps, 1, 100_000)
+        br = self.band_react
+        if isinstance(br, numbers.Real) and not isinstance(br, bool):
+            br = (br, br, br)
+        if isinstance(br, (str, bytes)) or not isinstance(br, Sequence) or len(br) != 3:
+            raise ParamError(f"band_react must be three numbers (low, mid, high), got {self.band_react!r}")
+        br = tuple(_number("band_react", v) for v in br)
+        for v in br:
+            _range("band_react", v, 0.0, 10.0)
+        set_("band_react", br)
+        edges = self.band_edges_hz
+        if isinstance(edges, (str, bytes)) or not isinstance(edges, Sequence) or len(edges) != 2:
+            raise ParamError(f"band_edges_hz must be two frequencies (low/mid, mid/high), got {edges!r}")
+        edges = tuple(_number("band_edges_hz", v) for v in edges)
+        if not 20.0 <= edges[0] < edges[1] <= 11000.0:
+            raise ParamError(f"band_edges_hz must be increasing, within 20 Hz..11 kHz, got {edges!r}")
+        set_("band_edges_hz", edges)
+        set_("noise_react", _number("noise_react", self.noise_react))
+        _range("noise_react", self.noise_react, 0.0, 10.0)
+
+    @property
+    def w_control(self) -> bool:
+        """Whether StyleGAN's w is steered per frame and layer (keyframes, bands, noise)."""
+        return bool(self.keyframes) or any(self.band_react) or self.noise_react > 0
 
     # --- derived values, so every consumer reads them the same way
     @property
@@ -267,7 +325,14 @@ _HELP: dict[str, str] = {
     "batch_size": "frames per compiled step (default: automatic)",
     "compute_dtype": "float32, or bfloat16 (faster on GPU/TPU, approximate)",
     "seed": "random seed: the same seed and parameters give the same video",
-    "speed_fpm": "latent keyframes per minute: how fast the image wanders (0: no wandering)",
+    "speed_fpm": "latent keyframes per minute: how fast the image wanders (0: none; 'beat'/'bar': on the beat)",
+    "keyframes": "{time_s: image}: the video passes through the generator's reconstruction of each image",
+    "keyframe_window_seconds": "seconds over which the video blends into and out of each keyframe",
+    "keyframe_w_plus": "project keyframe images per layer (W+): closer, less editable",
+    "projection_steps": "optimisation steps per keyframe image (cached once done)",
+    "band_react": "low, mid, high: how much bass/mids/highs move the coarse/middle/fine layers (StyleGAN)",
+    "band_edges_hz": "the two band edges in Hz (low/mid, mid/high)",
+    "noise_react": "StyleGAN2: hits scale the noise inputs (shimmer on the beat)",
     "pulse_percussive": "pulse follows the percussive part of the song",
     "pulse_harmonic": "pulse follows the harmonic part (both or neither: the full mix)",
     "pulse_react": "strength of the pulse, a short kick on each hit (0-10, ~0.5 typical)",

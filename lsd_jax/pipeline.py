@@ -131,6 +131,8 @@ def _cast_floats(tree: Any, dtype: Any) -> Any:
 
 def generate_images(style: Style, variables: Any, inputs: dict[str, Array], size: tuple[int, int]) -> Array:
     """The style's images for a batch of per-frame inputs (see :class:`FrameStep`)."""
+    if "apply_inputs" in style.info:  # w-controlled StyleGAN (lsd_jax.control)
+        return style.info["apply_inputs"](variables, inputs, size)
     if "transform" in inputs:
         return style.info["apply_transform"](variables, inputs["z"], inputs["c"], size, inputs["transform"])
     return style.apply(variables, inputs["z"], inputs["c"], size)
@@ -191,7 +193,8 @@ def _build_frame_step(style: Style, size: tuple[int, int], plan: EffectPlan, bat
     variables = jax.device_put(variables, replicated)
 
     def step(variables: Any, inputs: dict[str, Array]) -> Array:
-        cast = {k: (v if k == "amps" else v.astype(dtype)) for k, v in inputs.items()}
+        cast = {k: (v.astype(dtype) if k != "amps" and jnp.issubdtype(v.dtype, jnp.floating) else v)
+                for k, v in inputs.items()}
         images = generate_images(style, variables, cast, size)
         return to_uint8_frames(images.astype(jnp.float32), size, plan, inputs["amps"])
 
@@ -364,6 +367,7 @@ class Timings:
     frames: float = 0.0
     total: float = 0.0
     n_frames: int = 0
+    tempo_bpm: float | None = None  # detected when speed_fpm is "beat" or "bar"
 
 
 LAST_TIMINGS = Timings()
@@ -384,6 +388,7 @@ class Prepared:
     plan: EffectPlan
     step: FrameStep
     timings: Timings
+    beats: Any = None  # lsd_jax.beats.Beats when speed_fpm is "beat" or "bar" (tempo_bpm, beat_frames, ...)
 
     @property
     def n_frames(self) -> int:
@@ -419,19 +424,48 @@ def prepare(
 
     t = time.perf_counter()
     feats = audio.analyze(song, params)
+
+    beats = None
+    song_y = None
+    if isinstance(params.speed_fpm, str) or any(params.band_react):
+        song_y = audio.load_audio(song, sr=audio.SR, start=params.start, duration=params.duration)
+    positions = None
+    if isinstance(params.speed_fpm, str):
+        from .beats import beat_keyframe_positions, detect_beats
+
+        beats = detect_beats(song_y, audio.SR, feats.fps, feats.n_frames)
+        timings.tempo_bpm = float(beats.tempo_bpm)
+        positions = beat_keyframe_positions(beats, params.speed_fpm, feats.n_frames)
+        if len(positions) < 2:
+            import warnings
+
+            warnings.warn(f"no {params.speed_fpm}s found in the song: using speed_fpm=12 instead", stacklevel=2)
+            params = params.replace(speed_fpm=12.0)
+            positions = None
     timings.audio = time.perf_counter() - t
 
     t = time.perf_counter()
     lat = latents.make_latents(feats.pulse, feats.motion, feats.chroma, params, fps=feats.fps,
-                               z_dim=style_obj.z_dim, c_dim=style_obj.c_dim)
+                               z_dim=style_obj.z_dim, c_dim=style_obj.c_dim, keyframe_positions=positions)
     timings.latents = time.perf_counter() - t
+    extra: dict[str, np.ndarray] = {}
+    if params.w_control:
+        from .control import controlled_style
+
+        bands = None
+        if any(params.band_react):
+            from .bands import band_envelopes
+
+            bands = band_envelopes(song_y, audio.SR, feats.fps, feats.n_frames, params.band_edges_hz)
+        style_obj, extra = controlled_style(style_obj, params, n_frames=feats.n_frames, fps=feats.fps, bands=bands,
+                                            pulse=feats.pulse, progress=progress)
 
     size = output_size(style_obj, params)
     plan = plan_effects(params, size)
     devices = jax.local_devices()
     batch = params.batch_size or auto_batch_size(style_obj, size, len(devices))
     step = make_frame_step(style_obj, size, plan, batch, devices=devices, compute_dtype=params.compute_dtype)
-    inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats)}
+    inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats), **extra}
     if params.rotate_react or params.translate_react:
         if "apply_transform" not in style_obj.info:
             raise ParamError("rotate_react and translate_react need a StyleGAN3 style (its input can rotate and "
@@ -440,7 +474,7 @@ def prepare(
 
         angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps)
         inputs["transform"] = np.asarray(stylegan3_transform(angle, tx, ty), np.float32)
-    return Prepared(params, style_obj, feats, lat, inputs, size, plan, step, timings)
+    return Prepared(params, style_obj, feats, lat, inputs, size, plan, step, timings, beats)
 
 
 def _progress_callback(progress: bool | ProgressFn, total: int) -> tuple[ProgressFn | None, Any]:

@@ -55,3 +55,13 @@ def test_styles_lists_the_catalogue_offline(capsys):
     assert main(["styles"]) == 0
     out = capsys.readouterr().out
     assert "wikiart" in out
+
+
+def test_musical_control_arguments_parse():
+    ns = build_parser().parse_args(["render", "x.wav", "--speed-fpm", "beat", "--band-react", "0.3,0.2,0.1",
+                                    "--keyframes", "10=cover.png,30.5=b.png", "--noise-react", "1.5"])
+    assert ns.speed_fpm == "beat" and ns.band_react == (0.3, 0.2, 0.1) and ns.noise_react == 1.5
+    assert ns.keyframes == {10.0: "cover.png", 30.5: "b.png"}
+    assert build_parser().parse_args(["render", "x.wav", "--speed-fpm", "24"]).speed_fpm == 24.0
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["render", "x.wav", "--keyframes", "cover.png"])

@@ -1,0 +1,96 @@
+"""Issue 8 through the whole pipeline: keyframe images, per-layer bands, noise on hits, beat lock."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+import lsd_jax
+from lsd_jax import ParamError
+from lsd_jax.generator import load_generator
+from lsd_jax.pipeline import prepare
+from lsd_jax.video import probe_video
+
+import nvidia_pickles as nv
+from sg2_state import random_sg2_state, sg2_config
+
+FPS = 10.0
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("control")
+    sr = 22050
+    t = np.arange(int(sr * 6)) / sr
+    beat = 0.5  # 120 BPM clicks over a soft tone
+    y = 0.05 * np.sin(2 * np.pi * 330 * t)
+    for k in range(int(6 / beat)):
+        i = int(k * beat * sr)
+        n = int(0.03 * sr)
+        y[i:i + n] += 0.8 * np.random.default_rng(k).normal(size=n) * np.exp(-np.arange(n) / (0.005 * sr))
+    sf.write(d / "song.wav", (0.9 * y / np.abs(y).max()).astype(np.float32), sr)
+    config = sg2_config(img_resolution=32)
+    pkl = nv.write_torch_pickle(d / "g.pkl", config, random_sg2_state(config, 7))
+    gen = load_generator(pkl)
+    target = gen(np.random.default_rng(1).standard_normal((1, config["z_dim"])).astype(np.float32),
+                 truncation_psi=0.7)
+    img = np.clip((np.asarray(target[0]) + 1) * 127.5, 0, 255).astype(np.uint8)
+    Image.fromarray(img).save(d / "cover.png")
+    return dict(song=d / "song.wav", pkl=pkl, cover=d / "cover.png", gen=gen)
+
+
+BASE = dict(fps=FPS, speed_fpm=12, pulse_react=0.5, motion_react=0.5)
+
+
+def test_keyframe_frame_is_the_projected_image_and_motion_resumes(files):
+    prep = prepare(files["song"], str(files["pkl"]), keyframes={3.0: str(files["cover"])},
+                   keyframe_window_seconds=1.0, projection_steps=150, progress=False, **BASE)
+    k = 30
+    frames = prep.frames(np.arange(prep.n_frames)).astype(np.float32)
+    proj = prep.style.variables["key_ws"][0]
+    want = np.asarray(files["gen"].synthesis(np.asarray(proj)[None]))[0]
+    want = np.clip(np.round((want + 1) * 127.5), 0, 255)
+    assert np.abs(frames[k] - want).max() <= 1.0  # exactly the projection (up to uint8 rounding)
+    target = np.asarray(Image.open(files["cover"]), np.float32)
+    err_key = np.abs(frames[k] - target).mean()
+    err_far = np.abs(frames[5] - target).mean()
+    assert err_key < 0.5 * err_far, (err_key, err_far)  # the video arrives at the image
+    # outside the window the music drives the video again: exactly the render without keyframes
+    plain = prepare(files["song"], str(files["pkl"]), progress=False, **BASE)
+    free = plain.frames(np.arange(plain.n_frames)).astype(np.float32)
+    np.testing.assert_array_equal(frames[k + 11:], free[k + 11:])
+    np.testing.assert_array_equal(frames[: k - 10], free[: k - 10])
+    assert np.abs(np.diff(frames[k + 11:], axis=0)).mean() > 0.1
+
+
+def test_band_react_and_noise_react_change_the_frames(files):
+    plain = prepare(files["song"], str(files["pkl"]), progress=False, **BASE)
+    banded = prepare(files["song"], str(files["pkl"]), band_react=(0.5, 0.5, 0.5), progress=False, **BASE)
+    noisy = prepare(files["song"], str(files["pkl"]), noise_react=3.0, progress=False, **BASE)
+    idx = np.arange(plain.n_frames)
+    a = plain.frames(idx).astype(np.float32)
+    b = banded.frames(idx).astype(np.float32)
+    c = noisy.frames(idx).astype(np.float32)
+    assert banded.inputs["bands"].shape == (plain.n_frames, 3)
+    assert np.abs(a - b).mean() > 1.0
+    gain = noisy.inputs["noise_gain"]
+    hit, calm = int(np.argmax(gain)), int(np.argmin(gain))
+    assert np.abs(a[hit] - c[hit]).mean() > np.abs(a[calm] - c[calm]).mean()  # shimmer on the hits
+
+
+def test_beat_locked_keyframes_report_the_tempo(files, tmp_path):
+    prep = prepare(files["song"], str(files["pkl"]), fps=FPS, speed_fpm="beat", progress=False)
+    assert abs(prep.beats.tempo_bpm - 120) < 120 * 0.02
+    out = lsd_jax.render(files["song"], style=str(files["pkl"]), output=tmp_path / "b.mp4", fps=FPS,
+                         speed_fpm="bar", band_react=0.3, noise_react=1.0, progress=False)
+    assert probe_video(out)["n_frames"] == 60
+    from lsd_jax.pipeline import LAST_TIMINGS
+
+    assert LAST_TIMINGS.tempo_bpm and abs(LAST_TIMINGS.tempo_bpm - 120) < 2.4
+
+
+def test_control_needs_a_stylegan_and_keyframes_inside_the_excerpt(files):
+    with pytest.raises(ParamError, match="StyleGAN"):
+        prepare(files["song"], "default", band_react=0.5, progress=False, fps=FPS)
+    with pytest.raises(ParamError, match="outside the rendered excerpt"):
+        prepare(files["song"], str(files["pkl"]), keyframes={60.0: str(files["cover"])}, progress=False, fps=FPS)
