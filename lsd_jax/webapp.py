@@ -128,7 +128,10 @@ class Field:
 ZERO_IS_NONE = frozenset({"resolution", "duration", "width", "height", "batch_size", "truncation_cutoff"})
 TRISTATE = {"default": None, "percussive part": True, "full mix": False}
 STEMS = ("pulse_audio", "motion_audio", "class_audio", "contrast_audio", "flash_audio", "output_audio")
-API_ONLY = frozenset({"custom_effects"})
+#: Uploaded keyframe images; their times come from the ``keyframe_times`` field (-> ``keyframes``).
+KEYFRAME_IMAGES = "keyframe_images"
+SPEED_LOCK = {"off": None, "on the beat": "beat", "on the bar": "bar"}
+API_ONLY = frozenset({"custom_effects", "keyframes"})
 MAX_APP_FPS = min(60.0, MAX_FPS)
 
 
@@ -197,6 +200,17 @@ def _advanced_fields(max_resolution: int) -> tuple[Field, ...]:
         Field("noise_mode", "radio", "const", choices=NOISE_MODES),
         *((Field("compute_dtype", "radio", "float32", choices=COMPUTE_DTYPES),)
           if "compute_dtype" in {f.name for f in dataclasses.fields(RenderParams)} else ()),
+        Field("speed_lock", "radio", "off", choices=tuple(SPEED_LOCK),
+              note="place the latent keyframes on the detected beats or bars (replaces speed_fpm)"),
+        Field("band_react", "floats", "0, 0, 0", note="low, mid, high, e.g. 0.4, 0.2, 0.3"),
+        Field("band_edges_hz", "floats", "250, 2000", note="two edges in Hz"),
+        Field("noise_react", "slider", 0.0, 0.0, 10.0, 0.05),
+        Field("keyframe_times", "times", "", note="seconds, one per uploaded keyframe image, e.g. 10, 42.5"),
+        Field("keyframe_window_seconds", "number", 2.0, 0.0, 600.0),
+        Field("keyframe_w_plus", "checkbox", False),
+        Field("projection_steps", "int", 300, 1, 100_000),
+        Field("rotate_react", "slider", 0.0, 0.0, 10.0, 0.05),
+        Field("translate_react", "slider", 0.0, 0.0, 10.0, 0.05),
     )
 
 
@@ -204,12 +218,14 @@ BASIC_NAMES = tuple(f.name for f in basic_fields())
 ADVANCED_NAMES = tuple(f.name for f in advanced_fields())
 PARAM_INPUTS = BASIC_NAMES + ADVANCED_NAMES
 #: The inputs of the /render and /preview endpoints, in order.
-INPUT_NAMES = ("song", "style", "style_file", *STEMS, *PARAM_INPUTS)
+INPUT_NAMES = ("song", "style", "style_file", *STEMS, KEYFRAME_IMAGES, *PARAM_INPUTS)
+#: Page fields that are not RenderParams fields (turned into them by params_from_ui).
+PAGE_ONLY = frozenset({"speed_lock", "keyframe_times"})
 
 
 def ui_defaults() -> dict[str, Any]:
     """The widgets' initial values, by name (stems: None)."""
-    out: dict[str, Any] = {name: None for name in STEMS}
+    out: dict[str, Any] = {name: None for name in (*STEMS, KEYFRAME_IMAGES)}
     out.update({f.name: f.value for f in (*basic_fields(), *advanced_fields())})
     return out
 
@@ -240,15 +256,45 @@ def _parse_times(name: str, text: Any) -> float | tuple[float, ...] | None:
     return parts[0] if parts else None
 
 
+def _parse_floats(name: str, text: Any) -> tuple[float, ...] | None:
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    if isinstance(text, (int, float)):
+        return (float(text),)
+    if isinstance(text, (list, tuple)):
+        return tuple(float(x) for x in text)
+    try:
+        return tuple(float(x) for x in str(text).replace(";", ",").split(",") if x.strip())
+    except ValueError:
+        raise ParamError(f"{name} must be comma-separated numbers; got {text!r}") from None
+
+
+def _keyframes_from_ui(times: Any, images: Any) -> dict[float, str] | None:
+    images = [str(getattr(i, "name", i)) for i in (images or [])]
+    t = _parse_times("keyframe_times", times)
+    t = [] if t is None else [t] if isinstance(t, (int, float)) else list(t)
+    if not images and not t:
+        return None
+    if len(images) != len(t):
+        raise ParamError(f"give one keyframe time per keyframe image: {len(t)} time(s) for {len(images)} image(s)")
+    return dict(zip(t, images))
+
+
 def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
     """Widget values -> keyword arguments for :func:`make_params` (the page's conventions: 0 or
     empty means "not set" where the library's default is None; an effect strength of 0 is off)."""
-    unknown = sorted(set(values) - set(PARAM_INPUTS) - set(STEMS))
+    unknown = sorted(set(values) - set(PARAM_INPUTS) - set(STEMS) - {KEYFRAME_IMAGES})
     if unknown:
         raise ParamError("unknown parameter " + ", ".join(repr(u) for u in unknown))
     fields = {f.name: f for f in (*basic_fields(), *advanced_fields())}
     merged = {**ui_defaults(), **values}
     out: dict[str, Any] = {}
+    keyframes = _keyframes_from_ui(merged.pop("keyframe_times", None), merged.pop(KEYFRAME_IMAGES, None))
+    if keyframes:
+        out["keyframes"] = keyframes
+    lock = merged.pop("speed_lock", "off")
+    if lock not in SPEED_LOCK:
+        raise ParamError(f"speed_lock must be one of {', '.join(SPEED_LOCK)}; got {lock!r}")
     for name, v in merged.items():
         if name in STEMS:
             if v:
@@ -265,6 +311,9 @@ def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = _parse_ints(name, v)
         elif f.kind == "times":
             out[name] = _parse_times(name, v)
+        elif f.kind == "floats":
+            parsed = _parse_floats(name, v)
+            out[name] = parsed if parsed is not None else RenderParams.__dataclass_fields__[name].default
         elif f.kind in ("int", "number", "slider"):
             if isinstance(v, str):
                 try:
@@ -278,6 +327,8 @@ def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = v
         else:
             out[name] = v
+    if SPEED_LOCK[lock]:
+        out["speed_fpm"] = SPEED_LOCK[lock]
     for effect in ("contrast", "flash"):  # strength 0 (the slider's default): the effect is off
         if out.get(f"{effect}_strength") in (None, 0):
             out[f"{effect}_strength"] = None
@@ -523,6 +574,8 @@ def prepare_job(song: Any, style: Any = "default", style_file: Any = None, *, cf
                          "Choose a shorter excerpt with start and duration.")
     style_arg, style_code = _resolve_style_choice(style, style_file)
     public = params.replace(**{s: _name(getattr(params, s)) for s in STEMS if getattr(params, s)})
+    if params.keyframes:
+        public = public.replace(keyframes={t: _name(p) for t, p in params.keyframes})
     return Job(song=song, song_name=_name(song), style=style_arg, style_code=style_code, params=params,
                public_params=public)
 
@@ -711,7 +764,7 @@ def _component(f: Field) -> gr.components.Component:
         return gr.Checkbox(value=f.value, min_width=200, **common)
     if f.kind in ("radio", "tristate"):
         return gr.Radio(choices=list(f.choices), value=f.value, **common)
-    if f.kind in ("ints", "times", "text"):
+    if f.kind in ("ints", "times", "floats", "text"):
         return gr.Textbox(value=f.value, max_lines=1, placeholder=f.note, **common)
     raise AssertionError(f.kind)
 
@@ -772,6 +825,11 @@ def build_app(cfg: AppConfig | None = None, workdirs: Workdirs | None = None) ->
                         ("Effects", ("contrast_percussive", "flash_percussive")),
                         ("StyleGAN and compute", ("truncation_psi", "truncation_cutoff", "noise_mode",
                                                   "compute_dtype")),
+                        ("Musical control (StyleGAN): beat lock, bands, noise", ("speed_lock", "band_react",
+                                                                                 "band_edges_hz", "noise_react")),
+                        ("Keyframe images: the video passes through them (StyleGAN)",
+                         ("keyframe_times", "keyframe_window_seconds", "keyframe_w_plus", "projection_steps")),
+                        ("StyleGAN3: the music turns and slides the image", ("rotate_react", "translate_react")),
                     )
                     grouped = {n for _, names in groups for n in names}
                     other = tuple(n for n in adv if n not in grouped)
@@ -782,6 +840,10 @@ def build_app(cfg: AppConfig | None = None, workdirs: Workdirs | None = None) ->
                         with gr.Row():
                             for name in names:
                                 components[name] = _component(adv[name])
+                        if "keyframe_times" in names:
+                            components[KEYFRAME_IMAGES] = gr.File(
+                                label="keyframe images (one per time above)", file_count="multiple",
+                                file_types=["image"], elem_id="keyframe-images")
             with gr.Column(scale=4):
                 with gr.Row():
                     preview_btn = gr.Button("Preview", variant="secondary", elem_id="preview-btn")

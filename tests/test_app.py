@@ -54,8 +54,10 @@ def _error(excinfo) -> str:
 
 
 def test_every_parameter_is_on_the_page_with_help():
-    fields = {f.name for f in dataclasses.fields(RenderParams)} - webapp.API_ONLY
-    assert set(webapp.PARAM_INPUTS) | set(webapp.STEMS) == fields
+    fields = {f.name for f in dataclasses.fields(RenderParams)} - {"custom_effects"}
+    # keyframes come from keyframe_times + the uploaded keyframe images
+    page = (set(webapp.PARAM_INPUTS) - webapp.PAGE_ONLY) | set(webapp.STEMS) | {"keyframes"}
+    assert page == fields and webapp.KEYFRAME_IMAGES in webapp.INPUT_NAMES
     assert len(webapp.INPUT_NAMES) == len(set(webapp.INPUT_NAMES))
     for name in fields:
         assert lsd_jax.params.param_help()[name]
@@ -65,8 +67,19 @@ def test_every_parameter_is_on_the_page_with_help():
     # the page's defaults are the library's defaults, also as the browser sends them (an empty
     # Number shows and sends 0)
     assert make_params(**webapp.params_from_ui({})) == RenderParams()
-    as_sent = {k: (0 if v is None else v) for k, v in webapp.ui_defaults().items() if k not in webapp.STEMS}
+    as_sent = {k: (0 if v is None else v) for k, v in webapp.ui_defaults().items()
+               if k not in webapp.STEMS and k != webapp.KEYFRAME_IMAGES}
     assert make_params(**webapp.params_from_ui(as_sent)) == RenderParams()
+
+
+def test_musical_controls_from_the_page():
+    kw = webapp.params_from_ui(dict(speed_lock="on the bar", band_react="0.4, 0.2, 0.3", noise_react=1.5,
+                                    keyframe_times="10, 42.5", keyframe_images=["/up/a.png", "/up/b.png"]))
+    p = make_params(**kw)
+    assert p.speed_fpm == "bar" and p.band_react == (0.4, 0.2, 0.3) and p.noise_react == 1.5
+    assert p.keyframes == ((10.0, "/up/a.png"), (42.5, "/up/b.png"))
+    with pytest.raises(lsd_jax.ParamError, match="one keyframe time per keyframe image"):
+        webapp.params_from_ui(dict(keyframe_times="10", keyframe_images=["/up/a.png", "/up/b.png"]))
 
 
 def test_widget_conventions():
