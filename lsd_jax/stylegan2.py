@@ -443,7 +443,7 @@ def synthesis(params: dict, config: dict | SG2Spec, ws: Array, noise_mode: str =
         if key is None:
             raise ValueError('noise_mode="random" needs a PRNG key')
         key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    ws = jnp.asarray(ws, jnp.float32)
+    ws = jnp.asarray(ws, params["synthesis"]["b4"]["const"].dtype)  # float32; bfloat16 when the params are (compute_dtype)
     if ws.ndim != 3 or ws.shape[1:] != (spec.num_ws, spec.w_dim):
         raise ValueError(f"ws must have shape (N, {spec.num_ws}, {spec.w_dim}), got {ws.shape}")
     n = ws.shape[0]

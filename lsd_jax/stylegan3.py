@@ -509,7 +509,7 @@ def _synthesis_layer(p: dict, x: Array, w: Array, L: SG3LayerSpec) -> Array:
     s = w @ p["aw"] + p["ab"]  # (N, I); ToRGB's 1/√(I·k²) folded in
     if not L.is_torgb:
         s = s * lax.rsqrt(jnp.mean(jnp.square(s), axis=1, keepdims=True))
-    x = x * s[:, None, None, :]
+    x = (x * s[:, None, None, :]).astype(p["w"].dtype)  # the params' dtype (bfloat16 under compute_dtype)
     k = L.conv_kernel
     if k == 1:
         x = jnp.einsum("nhwi,io->nhwo", x, p["w"][0, 0])
@@ -528,7 +528,7 @@ def synthesis(params: dict, config: dict | SG3Spec, ws: Array, transform: Array 
     ``synthesis.input.transform`` buffer; see :func:`transform_matrix`. It may be traced.
     """
     spec = spec_from_config(config)
-    ws = jnp.asarray(ws, jnp.float32)
+    ws = jnp.asarray(ws, params["synthesis"]["input"]["weight"].dtype)  # float32; bfloat16 when the params are (compute_dtype)
     if ws.ndim != 3 or ws.shape[1:] != (spec.num_ws, spec.w_dim):
         raise ValueError(f"ws must have shape (N, {spec.num_ws}, {spec.w_dim}), got {ws.shape}")
     x = synthesis_input(params, spec, ws[:, 0], transform)

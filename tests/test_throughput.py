@@ -81,9 +81,11 @@ def test_four_devices_render_the_same_frames_as_one(style, song, sg2_pkl, tmp_pa
     np.testing.assert_array_equal(outs[4]["frames"], outs[1]["frames"])
 
 
-def test_bfloat16_is_close_to_float32(song):
-    f32 = prepare(song, fps=8.0, resolution=32, duration=2.0, progress=False)
-    bf16 = prepare(song, fps=8.0, resolution=32, duration=2.0, compute_dtype="bfloat16", progress=False)
+@pytest.mark.parametrize("style", ["default", "sg2"])
+def test_bfloat16_is_close_to_float32(song, style, sg2_pkl):
+    style_arg = "default" if style == "default" else str(sg2_pkl)
+    f32 = prepare(song, style_arg, fps=8.0, resolution=32, duration=2.0, progress=False)
+    bf16 = prepare(song, style_arg, fps=8.0, resolution=32, duration=2.0, compute_dtype="bfloat16", progress=False)
     a = f32.frames(np.arange(f32.n_frames)).astype(np.float32)
     b = bf16.frames(np.arange(bf16.n_frames)).astype(np.float32)
     err = np.abs(a - b).mean()
