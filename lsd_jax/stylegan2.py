@@ -261,8 +261,13 @@ def mapping(params: dict, config: dict | SG2Spec, z: Array, c: Array | None = No
     ``truncation_psi`` may be traced (exactly 1 leaves ws untouched); ``truncation_cutoff`` (a Python int or None
     for all layers) is static.
     """
-    spec = spec_from_config(config)
-    mp = params["mapping"]
+    return mapping_network(params["mapping"], spec_from_config(config), z, c, truncation_psi, truncation_cutoff)
+
+
+def mapping_network(mp: dict, spec: Any, z: Array, c: Array | None, truncation_psi: float | Array,
+                    truncation_cutoff: int | None) -> Array:
+    """The mapping network shared by StyleGAN2 and StyleGAN3 (``spec`` has z_dim, c_dim, num_ws,
+    w_dim): normalize_2nd_moment(z) [+ normalised embed(c)] -> fc layers -> ws, then truncation."""
     parts = []
     if spec.z_dim > 0:
         z = jnp.asarray(z, jnp.float32)

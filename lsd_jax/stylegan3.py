@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .stylegan2 import _lrelu, _normalize_2nd_moment, _pad_axis
+from .stylegan2 import _lrelu, _pad_axis
 
 Array = jax.Array
 _SQRT2 = math.sqrt(2.0)
@@ -316,34 +316,9 @@ def mapping(params: dict, config: dict | SG3Spec, z: Array, c: Array | None = No
     ``truncation_psi`` may be traced (exactly 1 leaves ws untouched); ``truncation_cutoff`` (a Python int, or None
     for all ws) is static.
     """
-    spec = spec_from_config(config)
-    mp = params["mapping"]
-    parts = []
-    if spec.z_dim > 0:
-        z = jnp.asarray(z, jnp.float32)
-        if z.ndim != 2 or z.shape[1] != spec.z_dim:
-            raise ValueError(f"z must have shape (N, {spec.z_dim}), got {z.shape}")
-        parts.append(_normalize_2nd_moment(z))
-    if spec.c_dim > 0:
-        if c is None:
-            raise ValueError(f"this generator is conditional: pass c with shape (N, {spec.c_dim})")
-        c = jnp.asarray(c, jnp.float32)
-        if c.ndim != 2 or c.shape[1] != spec.c_dim:
-            raise ValueError(f"c must have shape (N, {spec.c_dim}), got {c.shape}")
-        parts.append(_normalize_2nd_moment(c @ mp["embed"]["w"] + mp["embed"]["b"]))
-    x = parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
-    for layer in mp["fc"]:
-        x = _lrelu(x @ layer["w"] + layer["b"], _SQRT2)
-    ws = jnp.broadcast_to(x[:, None, :], (x.shape[0], spec.num_ws, spec.w_dim))
-    if isinstance(truncation_psi, (int, float)) and truncation_psi == 1:
-        return ws
-    psi = jnp.asarray(truncation_psi, jnp.float32)
-    w_avg = mp["w_avg"]
-    trunc = w_avg + psi * (ws - w_avg)
-    if truncation_cutoff is not None:
-        keep = (jnp.arange(spec.num_ws) < int(truncation_cutoff))[None, :, None]
-        trunc = jnp.where(keep, trunc, ws)
-    return jnp.where(psi == 1, ws, trunc)
+    from .stylegan2 import mapping_network  # the same network as StyleGAN2's (num_ws differs)
+
+    return mapping_network(params["mapping"], spec_from_config(config), z, c, truncation_psi, truncation_cutoff)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def test_continuous_jumps_shrink_with_resolution():
 
 
 def test_order_shapes_single_keyframe_and_zero_window():
-    n, ws = 40, _music(40)
+    ws = _music(40)
     keys = _keys(2)
     a = np.asarray(blend_keyframes(ws, keys, jnp.array([30, 8]), 5.0))
     b = np.asarray(blend_keyframes(ws, keys[::-1], jnp.array([8, 30]), 5.0))

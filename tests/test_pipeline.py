@@ -1,6 +1,5 @@
 """End to end: a real MP4 from a real (synthetic) song, and the frames react to the beat."""
 
-import os
 from pathlib import Path
 
 import numpy as np
