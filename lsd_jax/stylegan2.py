@@ -351,6 +351,40 @@ def upsample2d(x: Array, taps: tuple[float, ...]) -> Array:
     return _upsample2x_axis(_upsample2x_axis(x, taps, 1), taps, 2)
 
 
+# XLA's CPU convolution with lhs_dilation is slow for large, thin activations (measured at 128->256,
+# 128->64 channels: 27 ms against 13 ms for the polyphase form below); below this input size it wins.
+POLYPHASE_MIN_SIZE = 128
+
+
+def _transposed_conv3_polyphase(x: Array, w: Array) -> Array:
+    """Exactly ``conv(dilate2(x), w, padding 2)`` for a 3x3 HWIO ``w`` (output 2H+1 x 2W+1), as ONE
+    2x2 convolution at the input resolution with the four output phases stacked on the channel axis.
+
+    Even output rows take taps w[0], w[2] of two neighbouring input rows; odd rows take w[1] of one
+    (so their other tap is zero); likewise for columns.
+    """
+    n, h, wd, _ = x.shape
+    co = w.shape[3]
+    zero = jnp.zeros_like(w[0, 0])
+    tap = {(0, 0): 0, (0, 1): 2, (1, 1): 1}  # (phase, window position) -> kernel index
+    rows = []
+    for a in (0, 1):
+        cols = []
+        for b in (0, 1):
+            phases = []
+            for r in (0, 1):
+                for s_ in (0, 1):
+                    ky, kx = tap.get((r, a)), tap.get((s_, b))
+                    phases.append(zero if ky is None or kx is None else w[ky, kx])
+            cols.append(jnp.concatenate(phases, axis=-1))
+        rows.append(jnp.stack(cols))
+    kernel = jnp.stack(rows)  # (2, 2, I, 4·O)
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    y = lax.conv_general_dilated(xp, kernel, (1, 1), "VALID", dimension_numbers=_DN)  # (N, H+1, W+1, 4·O)
+    y = y.reshape(n, h + 1, wd + 1, 2, 2, co).transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h + 2, 2 * wd + 2, co)
+    return y[:, : 2 * h + 1, : 2 * wd + 1]
+
+
 def _up_conv(x: Array, w_hwio_flipped: Array, taps: tuple[float, ...]) -> Array:
     """``conv2d_resample(up=2, padding=k//2, flip_weight=False)`` on NHWC: stride-2 transposed conv + FIR."""
     k = w_hwio_flipped.shape[0]
@@ -359,9 +393,12 @@ def _up_conv(x: Array, w_hwio_flipped: Array, taps: tuple[float, ...]) -> Array:
     p0 = pad + (fw + 1) // 2 - (k - 1)
     p1 = pad + (fw - 2) // 2 - (k - 2)
     pt = max(min(-p0, -p1), 0)  # NVIDIA's transposed-conv padding (crop); 0 for k=3, fw=4
-    y = lax.conv_general_dilated(x, w_hwio_flipped, window_strides=(1, 1),
-                                 padding=((k - 1 - pt, k - 1 - pt), (k - 1 - pt, k - 1 - pt)),
-                                 lhs_dilation=(2, 2), dimension_numbers=_DN)
+    if k == 3 and pt == 0 and x.shape[1] >= POLYPHASE_MIN_SIZE:
+        y = _transposed_conv3_polyphase(x, w_hwio_flipped)
+    else:
+        y = lax.conv_general_dilated(x, w_hwio_flipped, window_strides=(1, 1),
+                                     padding=((k - 1 - pt, k - 1 - pt), (k - 1 - pt, k - 1 - pt)),
+                                     lhs_dilation=(2, 2), dimension_numbers=_DN)
     y = _fir_axis(y, taps, 2.0, p0 + pt, p1 + pt, axis=1)
     return _fir_axis(y, taps, 2.0, p0 + pt, p1 + pt, axis=2)
 

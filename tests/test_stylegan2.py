@@ -400,3 +400,16 @@ def test_load_generator(monkeypatch, tmp_path):
     monkeypatch.setattr(converters, "load_pickle", lambda p: (cfg, {}), raising=False)
     with pytest.raises(StyleError, match="missing"):
         genmod.load_generator(tmp_path / "g.pkl")
+
+
+@pytest.mark.parametrize("arch", ["skip", "resnet"])
+def test_polyphase_up_conv_matches_the_oracle(arch, monkeypatch):
+    """The polyphase transposed conv (used for large activations) on every up layer."""
+    monkeypatch.setattr(sg2, "POLYPHASE_MIN_SIZE", 0)
+    cfg = sg2_config(img_resolution=32, architecture=arch, c_dim=3)
+    state = random_sg2_state(cfg, 21)
+    gen = genmod.Generator.from_state(cfg, state)
+    ws = np.random.default_rng(2).standard_normal((2, gen.num_ws, gen.w_dim)).astype(np.float32)
+    got = np.asarray(sg2.synthesis(gen.params, cfg, ws))
+    want = ref.synthesis(cfg, state, ws).transpose(0, 2, 3, 1)
+    assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
