@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -24,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lsd_jax.errors import ConversionError, StyleError
-from lsd_jax.paths import cache_dir
+from lsd_jax.paths import atomic_write, cache_dir
 
 from . import parse, sg2, sg3
 
@@ -92,19 +90,7 @@ def save_converted(path: str | Path, config: dict, state: dict[str, np.ndarray],
             "config": config, "keys": list(state)}
     blob = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{META_KEY: blob}, **state)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda f: np.savez(f, **{META_KEY: blob}, **state))
     return path
 
 

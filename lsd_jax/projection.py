@@ -38,7 +38,6 @@ import functools
 import hashlib
 import math
 import os
-import tempfile
 import warnings
 import weakref
 from pathlib import Path
@@ -306,17 +305,9 @@ def _load_cached(path: Path, shape_w: tuple[int, int], res: int, steps: int) -> 
 
 
 def _save_cached(path: Path, proj: Projection) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, w=proj.w, image=proj.image, loss_history=proj.loss_history)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from .paths import atomic_write
+
+    atomic_write(path, lambda f: np.savez(f, w=proj.w, image=proj.image, loss_history=proj.loss_history))
 
 
 # ---------------------------------------------------------------------------------------------------------------
