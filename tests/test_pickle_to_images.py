@@ -16,6 +16,9 @@ CONFIGS = {
     "32-skip-uncond-d2": sg2_config(img_resolution=32, num_layers=2),
     "64-resnet-cond-d8-clamp": sg2_config(img_resolution=64, c_dim=5, num_layers=8, architecture="resnet",
                                           conv_clamp=256, channel_base=1024, channel_max=32),
+    "128-skip-cond-d4": sg2_config(img_resolution=128, c_dim=3, num_layers=4, channel_base=1024, channel_max=16),
+    "256-resnet-uncond-d6": sg2_config(img_resolution=256, num_layers=6, architecture="resnet",
+                                       channel_base=1024, channel_max=16),
 }
 WRITERS = {"pytorch": nv.write_torch_pickle, "tf": nv.write_tf_pickle}
 
@@ -46,7 +49,7 @@ def test_converted_generator_reproduces_the_original(converted, psi, cutoff, noi
     config, state, gen = converted
     rng = np.random.default_rng(3)
     z = rng.standard_normal((2, config["z_dim"])).astype(np.float32)
-    c = np.eye(config["c_dim"], dtype=np.float32)[[0, 3]] if config["c_dim"] else None
+    c = np.eye(config["c_dim"], dtype=np.float32)[[0, config["c_dim"] - 1]] if config["c_dim"] else None
     ws_ref = ref.mapping(config, state, z, c, truncation_psi=psi, truncation_cutoff=cutoff)
     ws = gen.mapping(z, c, truncation_psi=psi, truncation_cutoff=cutoff)
     _close(ws, ws_ref)
