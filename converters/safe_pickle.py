@@ -596,3 +596,19 @@ def safe_loads(data: bytes, *, where: str = "the pickle") -> Any:
         return _materialize(obj, {})
     except RecursionError:
         raise ConversionError(f"{where} is nested too deeply") from None
+
+
+def children(mod: PersistentObject) -> dict:
+    """A persistent module's ``_modules`` (name -> child), checked to be a dict."""
+    modules = mod.state.get("_modules", {})
+    if not isinstance(modules, dict):
+        raise ConversionError(f"{mod.class_name}._modules is a {type(modules).__name__}, not a dict")
+    return modules
+
+
+def child(mod: PersistentObject | None, name: str) -> PersistentObject | None:
+    """The persistent child module ``name`` of ``mod`` (None if absent or not a module)."""
+    if mod is None:
+        return None
+    found = children(mod).get(name)
+    return found if isinstance(found, PersistentObject) else None

@@ -231,24 +231,28 @@ def check_fixed(kwargs: dict, where: str) -> None:
 def check_state(config: dict, state: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     """Check ``state`` against :func:`expected_shapes` and return it as float32 arrays in ``state_dict()`` order.
     Unknown, missing or mis-shaped tensors raise :class:`ConversionError` naming the key."""
-    expected = expected_shapes(config)
+    return check_tensors(state, expected_shapes(config), source, describe(config),
+                         owner=f"StyleGAN2 generator with this config ({describe(config)})", basis="the config")
+
+
+def check_tensors(state: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], source: str, what: str, *,
+                  owner: str, basis: str) -> dict[str, np.ndarray]:
+    """``state`` checked against ``expected`` (key -> shape), as float32 in ``expected``'s order. ``what``
+    describes the generator, ``owner`` what an unknown key does not belong to, ``basis`` what implies the shapes."""
     for key in state:
         if key not in expected:
-            raise ConversionError(
-                f"unknown tensor {key!r} in the {source}: it does not belong to a StyleGAN2 generator with this "
-                f"config ({describe(config)}); conversion refused"
-            )
+            raise ConversionError(f"unknown tensor {key!r} in the {source}: it does not belong to a {owner}; "
+                                  "conversion refused")
     out: dict[str, np.ndarray] = {}
     for key, shape in expected.items():
         if key not in state:
-            raise ConversionError(f"the {source} lacks tensor {key!r} (expected for {describe(config)})")
+            raise ConversionError(f"the {source} lacks tensor {key!r} (expected for {what})")
         value = state[key]
         if not isinstance(value, np.ndarray):
             raise ConversionError(f"{key!r} in the {source} is a {type(value).__name__}, not a tensor")
         if tuple(value.shape) != shape:
             raise ConversionError(
-                f"tensor {key!r} in the {source} has shape {tuple(value.shape)}, but the config implies {shape}"
-            )
+                f"tensor {key!r} in the {source} has shape {tuple(value.shape)}, but {basis} implies {shape}")
         if value.dtype.kind != "f":
             raise ConversionError(f"tensor {key!r} in the {source} has dtype {value.dtype}, expected floats")
         out[key] = np.asarray(value, dtype=np.float32, order="C")

@@ -44,7 +44,9 @@ import numpy as np
 from lsd_jax.errors import ConversionError
 
 from .safe_pickle import PersistentObject, short_repr
-from .sg2 import _int, _number
+from .safe_pickle import child as _child
+from .safe_pickle import children as _children
+from .sg2 import _int, _number, check_tensors
 
 TOP_KEYS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
 _POSITIONAL = TOP_KEYS[:3] + ("img_resolution", "img_channels", "mapping_kwargs")
@@ -77,20 +79,6 @@ _MISSING = object()
 
 # ---------------------------------------------------------------------------------------------------------------
 # Detection.
-
-
-def _children(mod: PersistentObject) -> dict:
-    modules = mod.state.get("_modules", {})
-    if not isinstance(modules, dict):
-        raise ConversionError(f"{mod.class_name}._modules is a {type(modules).__name__}, not a dict")
-    return modules
-
-
-def _child(mod: PersistentObject | None, name: str) -> PersistentObject | None:
-    if mod is None:
-        return None
-    child = _children(mod).get(name)
-    return child if isinstance(child, PersistentObject) else None
 
 
 def is_stylegan3(G: PersistentObject) -> bool:
@@ -425,26 +413,11 @@ def describe(config: dict) -> str:
 def check_state(config: dict, state: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     """Check ``state`` against :func:`expected_shapes`; return float32 arrays in ``state_dict()`` order. Unknown,
     missing or mis-shaped tensors, and non-positive ``magnitude_ema``, raise :class:`ConversionError`."""
-    expected = expected_shapes(config)
-    for key in state:
-        if key not in expected:
-            raise ConversionError(f"unknown tensor {key!r} in the {source}: it does not belong to a "
-                                  f"{describe(config)} generator; conversion refused")
-    out: dict[str, np.ndarray] = {}
-    for key, shape in expected.items():
-        if key not in state:
-            raise ConversionError(f"the {source} lacks tensor {key!r} (expected for {describe(config)})")
-        value = state[key]
-        if not isinstance(value, np.ndarray):
-            raise ConversionError(f"{key!r} in the {source} is a {type(value).__name__}, not a tensor")
-        if tuple(value.shape) != shape:
-            raise ConversionError(f"tensor {key!r} in the {source} has shape {tuple(value.shape)}, but the "
-                                  f"layer attributes imply {shape}")
-        if value.dtype.kind != "f":
-            raise ConversionError(f"tensor {key!r} in the {source} has dtype {value.dtype}, expected floats")
-        out[key] = np.asarray(value, dtype=np.float32, order="C")
-        if key.endswith(".magnitude_ema") and not out[key] > 0:
-            raise ConversionError(f"tensor {key!r} in the {source} is {float(out[key])}: it must be positive")
+    out = check_tensors(state, expected_shapes(config), source, describe(config),
+                        owner=f"{describe(config)} generator", basis="the layer attributes")
+    for key, value in out.items():
+        if key.endswith(".magnitude_ema") and not value > 0:
+            raise ConversionError(f"tensor {key!r} in the {source} is {float(value)}: it must be positive")
     return out
 
 

@@ -26,23 +26,11 @@ from lsd_jax.errors import ConversionError
 
 from . import sg2, sg3
 from .safe_pickle import PersistentObject, short_repr
+from .safe_pickle import child as _child
+from .safe_pickle import children as _children
 
 _MISSING = object()
 _POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
-
-
-def _children(mod: PersistentObject) -> dict:
-    modules = mod.state.get("_modules", {})
-    if not isinstance(modules, dict):
-        raise ConversionError(f"{mod.class_name}._modules is a {type(modules).__name__}, not a dict")
-    return modules
-
-
-def _child(mod: PersistentObject | None, name: str) -> PersistentObject | None:
-    if mod is None:
-        return None
-    child = _children(mod).get(name)
-    return child if isinstance(child, PersistentObject) else None
 
 
 def find_generator(obj: Any, source: str) -> PersistentObject:

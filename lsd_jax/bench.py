@@ -82,6 +82,9 @@ def song_split(seconds: float, size: tuple[int, int], fps: float, style: Any = N
     from . import pipeline as r
     from .demo import write_demo_song
     from .video import VideoWriter
+    from .styles import resolve_style
+
+    style = resolve_style(style)  # one Style object: the measured render reuses the warm-up's compiled step
 
     with tempfile.TemporaryDirectory() as d:
         song = write_demo_song(Path(d) / "song.wav", seconds=seconds)
@@ -130,7 +133,9 @@ def _row(cells: list[str], widths: list[int]) -> str:
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    if not rows:
+        return
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     print(_row(headers, widths))
     print(_row(["-" * w for w in widths], widths))
     for r in rows:

@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from importlib import resources
@@ -32,7 +31,7 @@ from typing import Any
 
 from lsd_jax.download import download, file_lock, is_local, local_path, sha256_file
 from lsd_jax.errors import DownloadError, StyleError
-from lsd_jax.paths import cache_dir
+from lsd_jax.paths import atomic_write, cache_dir
 
 __all__ = [
     "FORMATS",
@@ -380,15 +379,5 @@ def remove_style(name: str) -> None:
 
 def _write_user(path: Path, user: dict[str, StyleEntry]) -> None:
     doc = {"schema": SCHEMA, "styles": [e.to_json() for e in sorted(user.values(), key=lambda e: e.name)]}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))

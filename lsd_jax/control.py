@@ -15,7 +15,10 @@ import numpy as np
 
 from . import stylegan2 as sg2
 from . import stylegan3 as sg3
+from .bands import apply_bands
 from .errors import ParamError
+from .generator import latent_noise_keys
+from .keyframes import blend_keyframes, keyframe_weight
 from .params import RenderParams
 from .style import Style
 
@@ -95,10 +98,6 @@ def controlled_style(
         inputs["noise_gain"] = (1.0 + params.noise_react * np.asarray(pulse, np.float32)).astype(np.float32)
 
     def apply_inputs(variables: Any, inputs: dict[str, Array], size: tuple[int, int]) -> Array:
-        from .bands import apply_bands
-        from .generator import latent_noise_keys
-        from .keyframes import blend_keyframes, keyframe_weight
-
         p = variables["gen"]
         z, c = inputs["z"], inputs["c"]
         cc = c if spec.c_dim > 0 else None

@@ -84,8 +84,10 @@ def apply(variables: dict[str, Array], z: Array, c: Array, size: tuple[int, int]
     return (2.0 * rgb - 1.0).reshape(z.shape[0], h, w, 3)
 
 
+@functools.lru_cache(maxsize=4)
 def cppn_style(z_dim: int = Z_DIM, c_dim: int = C_DIM) -> Style:
-    """The embedded default style ("default" / "cppn")."""
+    """The embedded default style ("default" / "cppn"). One object per shape, so later renders
+    reuse its compiled frame step."""
     return Style(
         name="cppn",
         z_dim=z_dim,

@@ -67,7 +67,7 @@ def motion_latents(
     motion_randomness: Array | float,
     truncation: Array | float,
     fps: Array | float,
-    base: Array | None = None,
+    positions: Array | None = None,
 ) -> Array:
     """Per-frame z. pulse, motion: (N,) envelopes in [0, 1] -> (N, z_dim) float32.
 
@@ -80,8 +80,10 @@ def motion_latents(
     k_base, k_sign, k_fac = jax.random.split(key, 3)
     kf = max(n_keyframes, 1)
     keyframes = truncation * jax.random.truncated_normal(k_base, -2.0, 2.0, (kf, z_dim), jnp.float32)
-    if base is not None:  # given (beat-locked keyframes)
-        pass
+    if positions is not None:  # beat lock: the keyframes sit on the given frames, eased between
+        from .beats import interpolate_keyframes
+
+        base = interpolate_keyframes(keyframes, positions, n)
     elif kf == 1:
         base = jnp.broadcast_to(keyframes[0], (n, z_dim))
     else:
@@ -221,15 +223,6 @@ def class_schedule(params: RenderParams, c_dim: int, chroma: np.ndarray, fps: fl
     return table
 
 
-def beat_base(key: Array, positions: np.ndarray, n_frames: int, z_dim: int, truncation: float) -> Array:
-    """Keyframes placed on the given frames (beats or bars), eased between: (N, z_dim)."""
-    from .beats import interpolate_keyframes
-
-    k_base = jax.random.split(key, 3)[0]
-    kf = truncation * jax.random.truncated_normal(k_base, -2.0, 2.0, (len(positions), z_dim), jnp.float32)
-    return interpolate_keyframes(kf, jnp.asarray(positions), n_frames)
-
-
 def make_latents(
     pulse: np.ndarray,
     motion: np.ndarray,
@@ -248,23 +241,25 @@ def make_latents(
     pulse = np.asarray(pulse, np.float32)
     n = pulse.shape[0]
     key = jax.random.key(params.seed)
-    base = None
+    positions = None
     speed = params.speed_fpm if not isinstance(params.speed_fpm, str) else 0.0
+    n_keyframes = keyframe_count(n, fps, speed)
     if keyframe_positions is not None and len(keyframe_positions) >= 2:
-        base = beat_base(key, np.asarray(keyframe_positions), n, z_dim, params.truncation)
+        positions = jnp.asarray(keyframe_positions)
+        n_keyframes = len(keyframe_positions)
     z = motion_latents(
         key,
         jnp.asarray(pulse),
         jnp.asarray(motion, jnp.float32),
         z_dim=z_dim,
-        n_keyframes=keyframe_count(n, fps, speed),
+        n_keyframes=n_keyframes,
         period=max(1, int(round(4 * fps))),
         pulse_react=params.pulse_react,
         motion_react=params.motion_react,
         motion_randomness=params.motion_randomness,
         truncation=params.truncation,
         fps=float(fps),
-        base=base,
+        positions=positions,
     )
     if c_dim == 0:
         c = np.zeros((n, 0), np.float32)

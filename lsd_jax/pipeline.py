@@ -118,9 +118,6 @@ class FrameStep:
         return self.fn(self.variables, inputs)
 
 
-COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
 def _cast_floats(tree: Any, dtype: Any) -> Any:
     def cast(a: Any) -> Any:
         a = jnp.asarray(a)
@@ -183,7 +180,7 @@ def _build_frame_step(style: Style, size: tuple[int, int], plan: EffectPlan, bat
 
         return FrameStep(host_step, style.variables, batch, devices[:1], style)
 
-    dtype = COMPUTE_DTYPES[compute_dtype]
+    dtype = jnp.dtype(compute_dtype)  # a name from params.COMPUTE_DTYPES
     mesh = Mesh(np.asarray(devices), ("batch",))
     sharded = NamedSharding(mesh, PartitionSpec("batch"))
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -210,14 +207,13 @@ def auto_batch_size(style: Style, size: tuple[int, int], n_devices: int = 1) -> 
     cache locality at high resolutions (see docs/performance-notes), so a pixel budget decides.
     """
     dev = jax.local_devices()[0]
-    stats = None
     try:
         stats = dev.memory_stats()
     except Exception:  # CPU and some plugins have none
         stats = None
     if dev.platform != "cpu" and stats and stats.get("bytes_limit") and not style.info.get("host"):
         free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
-        probe = make_frame_step(style, size, EffectPlan((), ()), 1, devices=[dev])
+        probe = _build_frame_step(style, size, EffectPlan((), ()), 1, (dev,), "float32")  # not cached
         spec = {"z": jax.ShapeDtypeStruct((1, style.z_dim), jnp.float32),
                 "c": jax.ShapeDtypeStruct((1, style.c_dim), jnp.float32),
                 "amps": jax.ShapeDtypeStruct((1, 0), jnp.float32)}

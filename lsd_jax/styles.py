@@ -36,14 +36,14 @@ def _callable_style(func: Callable[..., Any], z_dim: int | None, c_dim: int | No
         names = list(inspect.signature(func).parameters)
     except (TypeError, ValueError):
         names = []
-    if names and not {"noise_batch", "class_batch"} <= set(names) and len(names) < 2:
+    if names and len(names) < 2:
         raise StyleError(f"a callable style must take (noise_batch, class_batch); {func!r} takes {names}")
 
     def apply(variables: Any, z: jax.Array, c: jax.Array, size: tuple[int, int]) -> jax.Array:
         return jnp.asarray(func(z, c), jnp.float32) / 127.5 - 1.0
 
     try:
-        out = jax.eval_shape(lambda z, c: func(z, c), jax.ShapeDtypeStruct((1, z_dim), jnp.float32),
+        out = jax.eval_shape(func, jax.ShapeDtypeStruct((1, z_dim), jnp.float32),
                              jax.ShapeDtypeStruct((1, c_dim), jnp.float32))
         host = not (hasattr(out, "shape") and len(out.shape) == 4 and out.shape[-1] == 3)
         native = None if host else (int(out.shape[1]), int(out.shape[2]))

@@ -179,7 +179,7 @@ def test_effects_and_a_numpy_only_custom_effect_render(clicks_song, tmp_path):
     assert seen[-1] == (32, 32) and all(a <= b for (a, _), (b, _) in zip(seen, seen[1:]))
 
 
-def test_callable_style_numpy_and_jax(clicks_song, tmp_path):
+def test_numpy_callable_style_runs_on_the_host(clicks_song, tmp_path):
     def np_style(noise_batch, class_batch):
         b = noise_batch.shape[0]
         v = (np.tanh(np.asarray(noise_batch)[:, :3]) + 1) * 127.5

@@ -45,7 +45,8 @@ def sg2_pkl(tmp_path_factory):
 
 @pytest.mark.parametrize("style", ["default", "sg2"])
 def test_the_frame_step_compiles_once_per_render(style, sg2_pkl):
-    st = cppn_style() if style == "default" else lsd_jax.styles.resolve_style(str(sg2_pkl))
+    # a style object of its own, so no earlier test has compiled a step for it
+    st = cppn_style.__wrapped__() if style == "default" else lsd_jax.styles.resolve_style(str(sg2_pkl))
     plan = EffectPlan(((lsd_jax.contrast_effect, 0.5),), ())
     step = make_frame_step(st, (32, 32), plan, 8)
     rng = np.random.default_rng(0)
