@@ -11,6 +11,7 @@ stand-in written here. Public API:
 * :func:`safe_loads` ``(data) -> object``: the restricted unpickler itself.
 """
 
+from .errors import ConversionError, ConverterError, PickleSecurityError, SourceError
 from .cache import clear_cache, convert, load_converted, load_pickle, save_converted
 from .parse import parse_bytes
 from .parse import parse_file as parse_pickle
@@ -18,6 +19,10 @@ from .safe_pickle import ALLOWED_GLOBALS, safe_loads
 
 __all__ = [
     "ALLOWED_GLOBALS",
+    "ConversionError",
+    "ConverterError",
+    "PickleSecurityError",
+    "SourceError",
     "clear_cache",
     "convert",
     "load_converted",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsd_jax.errors import ConversionError, StyleError
+from .errors import ConversionError, SourceError
 from lsd_jax.paths import atomic_write, cache_dir
 
 from . import parse, sg2, sg3
@@ -49,11 +49,11 @@ def sha256_file(path: str | Path) -> str:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
     except FileNotFoundError:
-        raise StyleError(f"style file not found: {path}") from None
+        raise SourceError(f"style file not found: {path}") from None
     except IsADirectoryError:
-        raise StyleError(f"style path is a directory, not a file: {path}") from None
+        raise SourceError(f"style path is a directory, not a file: {path}") from None
     except OSError as exc:
-        raise StyleError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
     return h.hexdigest()
 
 
@@ -98,7 +98,7 @@ def load_converted(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """Read a converted generator written by :func:`convert` / the cache. Never unpickles anything."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise StyleError(f"converted style file not found: {path}")
+        raise SourceError(f"converted style file not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as z:
             if META_KEY not in z.files:
@@ -115,7 +115,7 @@ def load_converted(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
             if not isinstance(keys, list) or set(z.files) != set(keys) | {META_KEY}:
                 raise ConversionError(f"{path.name}: its tensors do not match its own key list")
             state = {k: z[k] for k in keys}
-    except (ConversionError, StyleError):
+    except (ConversionError, SourceError):
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise ConversionError(f"{path.name} is corrupt or not a converted generator ({type(exc).__name__}: {exc})") \
@@ -149,7 +149,7 @@ def _load_entry(entry: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
         return None
     try:
         return load_converted(entry)
-    except (ConversionError, StyleError) as exc:
+    except (ConversionError, SourceError) as exc:
         warnings.warn(f"lsd-jax: discarding a corrupt conversion cache entry {entry.name} ({exc}); rebuilding",
                       stacklevel=3)
         try:

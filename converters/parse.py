@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsd_jax.errors import ConversionError, StyleError
+from .errors import ConversionError, SourceError
 
 from .safe_pickle import safe_loads
 from .tf_pickle import convert_tf, is_tf
@@ -28,16 +28,16 @@ def parse_bytes(data: bytes, source: str = "the pickle") -> tuple[dict, dict[str
 
 
 def read_file(path: str | Path) -> bytes:
-    """The file's bytes, or a :class:`StyleError` that says what is wrong with the path."""
+    """The file's bytes, or a :class:`SourceError` that says what is wrong with the path."""
     p = Path(path).expanduser()
     try:
         return p.read_bytes()
     except FileNotFoundError:
-        raise StyleError(f"style file not found: {p}") from None
+        raise SourceError(f"style file not found: {p}") from None
     except IsADirectoryError:
-        raise StyleError(f"style path is a directory, not a .pkl file: {p}") from None
+        raise SourceError(f"style path is a directory, not a .pkl file: {p}") from None
     except OSError as exc:
-        raise StyleError(f"cannot read {p}: {exc.strerror or exc}") from None
+        raise SourceError(f"cannot read {p}: {exc.strerror or exc}") from None
 
 
 def parse_file(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:

@@ -12,8 +12,8 @@ Before unpickling, the opcode stream is scanned with :func:`pickletools.genops` 
 and opcodes that NVIDIA's pickles never use (``INST``, ``OBJ``, the copyreg extension codes, persistent ids
 outside a torch storage stream) are refused outright.
 
-Entry point: :func:`safe_loads`. Failures raise :class:`~lsd_jax.errors.PickleSecurityError` (the pickle asked for
-something outside the allow-list) or :class:`~lsd_jax.errors.ConversionError` (malformed data); no other exception
+Entry point: :func:`safe_loads`. Failures raise :class:`~converters.errors.PickleSecurityError` (the pickle asked for
+something outside the allow-list) or :class:`~converters.errors.ConversionError` (malformed data); no other exception
 type escapes.
 """
 
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from lsd_jax.errors import ConversionError, LsdError, PickleSecurityError
+from .errors import ConversionError, ConverterError, PickleSecurityError
 
 __all__ = [
     "ALLOWED_GLOBALS",
@@ -458,7 +458,7 @@ def _scan(stream: io.BytesIO, *, allowed: dict, persistent_ok: bool, where: str)
                 module, _, gname = str(arg).partition(" ")
                 if (module, gname) not in allowed:
                     raise _refuse(module, gname, where)
-    except LsdError:
+    except ConverterError:
         raise
     except Exception as exc:  # genops: ValueError on unknown opcode / truncated data, etc.
         raise _malformed(exc, where) from None
@@ -479,7 +479,7 @@ def _load_one(stream: io.BytesIO, *, allowed: dict, where: str, persistent_load:
     stream.seek(start)
     try:
         return RestrictedUnpickler(stream, allowed=allowed, where=where, persistent_load=persistent_load).load()
-    except LsdError:
+    except ConverterError:
         raise
     except Exception as exc:
         raise _malformed(exc, where) from None

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from lsd_jax.errors import ConversionError
+from .errors import ConversionError
 
 MAPPING_KEYS = ("num_layers", "embed_features", "layer_features", "activation", "lr_multiplier", "w_avg_beta")
 SYNTHESIS_KEYS = ("channel_base", "channel_max", "num_fp16_res", "conv_clamp", "architecture", "resample_filter")

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from lsd_jax.errors import ConversionError
+from .errors import ConversionError
 
 from .safe_pickle import PersistentObject, short_repr
 from .safe_pickle import child as _child

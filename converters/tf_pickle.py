@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lsd_jax.errors import ConversionError
+from .errors import ConversionError
 
 from . import sg2
 from .safe_pickle import TFNetwork, short_repr

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from lsd_jax.errors import ConversionError
+from .errors import ConversionError
 
 from . import sg2, sg3
 from .safe_pickle import PersistentObject, short_repr

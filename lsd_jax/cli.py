@@ -170,7 +170,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "convert":
         from converters import convert
 
-        out = convert(args.input, args.output)
+        from .errors import from_converter
+
+        with from_converter():
+            out = convert(args.input, args.output)
         print(f"wrote {out}")
         return 0
     if args.command == "styles":

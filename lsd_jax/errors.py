@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+from converters import errors as _conv
+
 
 class LsdError(Exception):
     """Base class: every error lsd-jax raises on bad input is one of these."""
@@ -19,11 +24,11 @@ class StyleError(LsdError):
     """A style cannot be found, loaded or used."""
 
 
-class PickleSecurityError(StyleError):
+class PickleSecurityError(StyleError, _conv.PickleSecurityError):
     """A pickle asked for something outside the allow-list; nothing from it was executed."""
 
 
-class ConversionError(StyleError):
+class ConversionError(StyleError, _conv.ConversionError):
     """A pickle is readable but is not a generator this project can convert."""
 
 
@@ -33,3 +38,16 @@ class DownloadError(LsdError):
 
 class OutputError(LsdError):
     """The output video cannot be written (unwritable path, full disk, encoder failure)."""
+
+
+@contextlib.contextmanager
+def from_converter() -> Iterator[None]:
+    """Re-raise a ``converters`` error as the matching lsd-jax error (same message, no converter traceback)."""
+    try:
+        yield
+    except _conv.PickleSecurityError as e:
+        raise e if isinstance(e, LsdError) else PickleSecurityError(str(e)) from None
+    except _conv.ConversionError as e:
+        raise e if isinstance(e, LsdError) else ConversionError(str(e)) from None
+    except _conv.ConverterError as e:
+        raise e if isinstance(e, LsdError) else StyleError(str(e)) from None

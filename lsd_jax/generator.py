@@ -258,9 +258,10 @@ def load_generator(path: Any) -> Generator:
     :class:`Generator`."""
     from converters import load_pickle  # lazily: the converters package is heavy and optional here
 
-    from .errors import StyleError
+    from .errors import StyleError, from_converter
 
-    config, state = load_pickle(path)
+    with from_converter():
+        config, state = load_pickle(path)
     family = config.get("family", "stylegan2")
     if family not in FAMILIES:
         raise StyleError(f"{path}: a {family} generator is not supported by lsd_jax.generator")

@@ -24,11 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import converters
+import lsd_jax
 import nvidia_pickles as nv
 from converters import cache as conv_cache
 from converters import parse as conv_parse
 from converters.safe_pickle import ALLOWED_GLOBALS
-from lsd_jax.errors import ConversionError, LsdError, PickleSecurityError, StyleError
+from converters.errors import ConversionError, ConverterError, PickleSecurityError
+from converters.errors import SourceError as StyleError
 from sg2_state import random_sg2_state, sg2_config
 
 # Several configs: resolutions 32..256, conditional or not, skip / resnet / orig, mapping depth 2..8.
@@ -321,6 +323,11 @@ def test_malicious_pickle_refused_without_side_effect(tmp_path: Path, name: str)
     with pytest.raises(PickleSecurityError):  # the cached entry point refuses too, and caches nothing
         converters.load_pickle(path)
     assert not canary.exists()
+    # through lsd-jax the same refusal is an lsd-jax StyleError (what the CLI and the app catch)
+    with pytest.raises(lsd_jax.PickleSecurityError) as info:
+        lsd_jax.load_generator(path)
+    assert isinstance(info.value, lsd_jax.StyleError) and str(info.value) == msg
+    assert not canary.exists()
 
 
 def test_payloads_are_live_with_stdlib_pickle(tmp_path: Path) -> None:
@@ -394,7 +401,7 @@ _SMALL_PICKLES = [nv.torch_pickle_bytes(_SMALL_CONFIG, _SMALL_STATE, with_augmen
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_fuzzed_pickles_fail_cleanly(data) -> None:
-    """Random truncations / byte flips of valid PyTorch and TF pickles: only LsdErrors (or success), never a raw
+    """Random truncations / byte flips of valid PyTorch and TF pickles: only ConverterErrors (or success), never a raw
     exception from deep inside pickle or the converters."""
     blob = bytearray(data.draw(st.sampled_from(_SMALL_PICKLES)))
     cut = data.draw(st.integers(0, len(blob)))
@@ -404,7 +411,7 @@ def test_fuzzed_pickles_fail_cleanly(data) -> None:
             blob[pos] = val
     try:
         converters.parse_bytes(bytes(blob[:cut]))
-    except LsdError:
+    except ConverterError:
         pass
 
 

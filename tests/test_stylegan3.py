@@ -468,7 +468,7 @@ import converters  # noqa: E402
 import nvidia_pickles as nv  # noqa: E402
 import nvidia_pickles_sg3 as nv3  # noqa: E402
 
-from lsd_jax.errors import ConversionError, PickleSecurityError  # noqa: E402
+from converters.errors import ConversionError, PickleSecurityError  # noqa: E402
 
 
 def _assert_same_state(got: dict, want: dict) -> None:
