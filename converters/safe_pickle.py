@@ -173,7 +173,8 @@ class _DType:
     def __init__(self, spec: Any, align: Any = False, copy: Any = True):
         if not isinstance(spec, str) or not _DTYPE_SPEC.match(spec):
             raise PickleSecurityError(
-                f"refusing numpy dtype {short_repr(spec)}: only plain numeric dtypes (bool, int, float, complex) are allowed"
+                f"refusing numpy dtype {short_repr(spec)}: only plain numeric dtypes (bool, int, float, complex) are "
+                "allowed"
             )
         try:
             dt = np.dtype(spec)

@@ -219,7 +219,8 @@ def tf_state(config: dict, tf_vars: dict[str, np.ndarray], source: str) -> dict[
         if name in used or (name.rsplit("/", 1)[-1] == "lod" and value.ndim == 0):
             continue
         raise ConversionError(
-            f"unknown TF variable {short_repr(name, 100)} {tuple(value.shape)} in {source}: it does not belong to a StyleGAN2 "
+            f"unknown TF variable {short_repr(name, 100)} {tuple(value.shape)} in {source}: it does not belong to a "
+            "StyleGAN2 "
             f"generator with this config ({sg2.describe(config)}); conversion refused"
         )
     return sg2.check_state(config, state, f"TF generator of {source}")
@@ -235,7 +236,8 @@ def convert_tf(obj: Any, source: str) -> tuple[dict, dict[str, np.ndarray]]:
     if func == "G_style":
         raise ConversionError(f"{source} is a StyleGAN (v1) TF pickle; only StyleGAN2 generators are supported")
     if func != "G_main":
-        raise ConversionError(f"{source}: TF network built by {short_repr(func)}, expected a StyleGAN2 generator (G_main)")
+        raise ConversionError(f"{source}: TF network built by {short_repr(func)}, expected a StyleGAN2 generator "
+                              "(G_main)")
     components = st.get("components")
     if not isinstance(components, dict) or not {"mapping", "synthesis"} <= set(components):
         raise ConversionError(f"{source}: the TF generator lacks its mapping / synthesis components")
