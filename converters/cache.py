@@ -24,7 +24,7 @@ import numpy as np
 from .errors import ConversionError, SourceError
 from lsd_jax.paths import atomic_write, cache_dir
 
-from . import parse, sg2, sg3
+from . import parse, safe_zip, sg2, sg3
 
 FORMAT = "lsd-jax-converted"
 FORMAT_VERSION = 1
@@ -99,6 +99,7 @@ def load_converted(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise SourceError(f"converted style file not found: {path}")
+    safe_zip.check_npz(path, where=path.name)  # declared sizes and .npy headers checked before anything inflates
     try:
         with np.load(path, allow_pickle=False) as z:
             if META_KEY not in z.files:

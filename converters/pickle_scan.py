@@ -343,10 +343,14 @@ def scan(stream: io.BytesIO, *, budget: Budget, allowed: dict, persistent_ok: bo
     """Dry-run one pickle from the stream's position to its STOP (see the module docstring); leaves the stream just
     after STOP. Raises :class:`ConversionError` / :class:`PickleSecurityError`; nothing is executed."""
     m = _Machine(budget, allowed, persistent_ok, where)
+    end = stream.getbuffer().nbytes
     try:
-        for i, (op, arg, _pos) in enumerate(pickletools.genops(stream)):
+        for i, (op, arg, pos) in enumerate(pickletools.genops(stream)):
             if not i & 1023:
                 budget.check_time()
+            if op.name == "FRAME" and arg > end - pos - 9:
+                raise ConversionError(f"{where} is truncated or corrupt (a frame of {short_index(arg)} bytes, "
+                                      f"{end - pos - 9} left)")
             if m.step(op.name, arg):
                 if not m.stack:
                     raise m.malformed("nothing on the stack at STOP")
