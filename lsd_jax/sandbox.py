@@ -40,8 +40,8 @@ def default_memory(file_bytes: int) -> int:
     return _BASE_MEMORY + 6 * int(file_bytes)
 
 
-def convert_isolated(path: str | os.PathLike[str], *, timeout: float = DEFAULT_TIMEOUT,
-                     memory_bytes: int | None = None, limits: Limits | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+def convert_isolated(path: str | os.PathLike[str], *, timeout: float = DEFAULT_TIMEOUT, memory_bytes: int | None = None,
+                     limits: Limits | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` of the NVIDIA network pickle at ``path``, converted in a child process (see the module
     docstring) limited to ``memory_bytes`` of address space (default :func:`default_memory`) and ``timeout`` seconds.
 
