@@ -7,9 +7,8 @@ follow).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import math
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf

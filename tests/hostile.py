@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import nvidia_pickles as nv
 
 TESTS = Path(__file__).resolve().parent

@@ -11,14 +11,14 @@ import pickle
 import re
 from pathlib import Path
 
+import hostile
 import numpy as np
+import nvidia_pickles as nv
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import converters
-import hostile
-import nvidia_pickles as nv
 from converters import Limits
 from converters.errors import ConversionError
 from converters.limits import short_repr
@@ -233,9 +233,10 @@ def test_each_limit_refuses_with_a_clear_message(limits: Limits, phrase: str) ->
 
 def test_default_limits_leave_real_pickles_far_inside() -> None:
     """A whole snapshot (G, D, G_ema, augment pipe) converts, and its cost is a small fraction of every limit."""
+    import io
+
     from converters.limits import Budget
     from converters.safe_pickle import ALLOWED_GLOBALS, _load_one
-    import io
 
     budget = Budget(Limits(), len(_PICKLE), "m")
     _load_one(io.BytesIO(_PICKLE), allowed=ALLOWED_GLOBALS, where="m", budget=budget)

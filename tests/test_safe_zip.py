@@ -6,10 +6,10 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import hostile
 import numpy as np
 import pytest
 
-import hostile
 from converters import Limits
 from converters.errors import ConversionError
 from converters.safe_zip import check_archive, check_npz, read_member

@@ -8,12 +8,12 @@ import resource
 import time
 from pathlib import Path
 
+import hostile
 import numpy as np
+import nvidia_pickles as nv
 import pytest
 
 import converters
-import hostile
-import nvidia_pickles as nv
 from converters import Limits
 from lsd_jax.errors import ConversionError, PickleSecurityError, StyleError
 from lsd_jax.sandbox import convert_isolated
@@ -38,7 +38,7 @@ def _rss_mb() -> float:
 
 
 def test_valid_pickle_converts_exactly_as_in_process(valid) -> None:
-    path, config, state = valid
+    path, config, _ = valid
     cfg, got = convert_isolated(path, timeout=60)
     cfg2, want = converters.parse_pickle(path)
     assert cfg == cfg2 == config
