@@ -42,7 +42,10 @@ try:
 except BaseException as e:
     out = {"error": type(e).__name__, "mro": [c.__name__ for c in type(e).__mro__], "message": str(e)[:4000]}
 out["seconds"] = time.monotonic() - t
-out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+try:  # this process's own peak (ru_maxrss would include the forking parent's size on Linux)
+    out["maxrss_mb"] = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
+except (OSError, IndexError, ValueError):
+    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print("RESULT " + json.dumps(out))
 """
 
