@@ -343,7 +343,9 @@ def scan(stream: io.BytesIO, *, budget: Budget, allowed: dict, persistent_ok: bo
     """Dry-run one pickle from the stream's position to its STOP (see the module docstring); leaves the stream just
     after STOP. Raises :class:`ConversionError` / :class:`PickleSecurityError`; nothing is executed."""
     m = _Machine(budget, allowed, persistent_ok, where)
-    end = stream.getbuffer().nbytes
+    start = stream.tell()
+    end = stream.seek(0, io.SEEK_END)  # (not getbuffer(): that would copy a BytesIO sharing its bytes)
+    stream.seek(start)
     try:
         for i, (op, arg, pos) in enumerate(pickletools.genops(stream)):
             if not i & 1023:
