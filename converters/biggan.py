@@ -253,7 +253,8 @@ def convert_state(config: dict, raw: dict, source: str) -> dict[str, np.ndarray]
         if not isinstance(arr, np.ndarray):
             raise ConversionError(f"{source}: {name} is a {type(arr).__name__}, not a tensor")
         if arr.shape != shape:
-            raise ConversionError(f"{source}: {name} has shape {arr.shape}, the config says {shape}")
+            raise ConversionError(f"{source}: {name} has shape {arr.shape}, but config.json says {shape} (is it the "
+                                  f"config.json this checkpoint came with?)")
         if arr.dtype.kind != "f":
             raise ConversionError(f"{source}: {name} is {arr.dtype}, not a floating-point tensor")
     state: dict[str, np.ndarray] = {}

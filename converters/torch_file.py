@@ -419,8 +419,8 @@ def _load_zip(data: bytes, where: str) -> Any:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as exc:
-        raise ConversionError(f"{where} is a damaged zip archive ({exc})") from None
+    except Exception as exc:  # zipfile raises BadZipFile, but also ValueError/struct.error/... on damaged data
+        raise ConversionError(f"{where} is a damaged zip archive ({type(exc).__name__}: {exc})") from None
     if not infos:
         raise ConversionError(f"{where} is an empty zip archive")
     prefix = infos[0].filename.partition("/")[0] + "/"
@@ -442,8 +442,9 @@ def _load_zip(data: bytes, where: str) -> Any:
     def read(name: str) -> bytes:
         try:
             return zf.read(entries[name])
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
-            raise ConversionError(f"{where}: cannot read zip entry {prefix}{name} ({exc})") from None
+        except Exception as exc:  # CRC mismatch, damaged header, ...
+            raise ConversionError(f"{where}: cannot read zip entry {prefix}{name} ({type(exc).__name__}: {exc})"
+                                  ) from None
 
     if "data.pkl" not in entries:
         raise ConversionError(f"{where} is a zip archive without {prefix}data.pkl: not a torch.save checkpoint")
