@@ -101,7 +101,7 @@ class StateDict(dict):
 class _StorageType:
     """Stand-in for a ``torch.*Storage`` class: only accepted inside a storage's persistent id."""
 
-    __slots__ = ("name", "dtype")
+    __slots__ = ("dtype", "name")
 
     def __init__(self, name: str, dtype: np.dtype | None):
         self.name = name
@@ -114,7 +114,7 @@ class _StorageType:
 class _Storage:
     """One storage of the checkpoint: its key, dtype, declared element count; ``array`` once its bytes are read."""
 
-    __slots__ = ("key", "dtype", "numel", "array")
+    __slots__ = ("array", "dtype", "key", "numel")
 
     def __init__(self, key: str, dtype: np.dtype, numel: int):
         self.key = key
@@ -129,7 +129,7 @@ class _Storage:
 class _LazyTensor:
     """A tensor whose storage bytes come later in the file (legacy format): becomes a view when they do."""
 
-    __slots__ = ("storage", "offset", "size", "stride")
+    __slots__ = ("offset", "size", "storage", "stride")
 
     def __init__(self, storage: _Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...]):
         self.storage = storage

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import nvidia_pickles as nv
+
 from converters.biggan import checkpoint_shapes, module_order
 
 MAGIC = 0x1950A86A20F9469CFC6C

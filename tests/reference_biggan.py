@@ -42,7 +42,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndar
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad: int) -> np.ndarray:
     """Cross-correlation (torch ``conv2d``), NCHW × OIHW, stride 1, zero padding ``pad``."""
-    n, c, h, wd = x.shape
+    n, _, h, wd = x.shape
     o, _, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     out = np.zeros((n, o, h + 2 * pad - kh + 1, wd + 2 * pad - kw + 1))

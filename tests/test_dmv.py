@@ -14,8 +14,8 @@ import jax
 import librosa
 import numpy as np
 import pytest
-
 from audio_signals import SR, tone
+
 from lsd_jax import dmv
 from lsd_jax.errors import AudioError, ParamError
 

@@ -8,13 +8,13 @@ import tarfile
 import zipfile
 from collections import OrderedDict
 
+import biggan_checkpoints as bc
 import numpy as np
+import nvidia_pickles as nv
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import biggan_checkpoints as bc
-import nvidia_pickles as nv
 from converters.errors import ConversionError, ConverterError, PickleSecurityError
 from converters.torch_file import ALLOWED_GLOBALS, StateDict, load_torch_file
 

@@ -293,11 +293,12 @@ class BigGAN(nnx.Module):
         return self.generate(z, c, bn_stats_weights(truncation, self.spec.n_stats))
 
     def generate(self, z: Array, c: Array, stats_w: Array) -> Array:
-        """As ``__call__`` with the batch-norm statistics weights (:func:`bn_stats_weights`) given."""
-        z = jnp.asarray(z, jnp.float32)
-        c = jnp.asarray(c, jnp.float32)
+        """As ``__call__`` with the batch-norm statistics weights (:func:`bn_stats_weights`) given. Computes in the
+        weights' dtype (float32; bfloat16 when the state was cast)."""
+        dt = self.embeddings.weight[...].dtype
+        z, c, stats_w = (jnp.asarray(a, dt) for a in (z, c, stats_w))
         cond = jnp.concatenate([z, self.embeddings(c)], axis=1)
-        return self.generator(cond, jnp.asarray(stats_w, jnp.float32))
+        return self.generator(cond, stats_w)
 
 
 # --------------------------------------------------------------------------------------------------------------
