@@ -53,6 +53,28 @@ def test_shared_storage_gives_views_not_copies(kind: str) -> None:
     assert np.shares_memory(out["a"], out["b"]) and np.shares_memory(out["a"], out["c"])
 
 
+def test_legacy_storage_views() -> None:
+    """torch < 0.4 wrote storage views: ``(view_key, offset, size)`` into a root storage, resolved as views."""
+    class Pid:
+        def __init__(self, pid):
+            self.pid = pid
+
+    root = ("storage", nv.FloatStorage, "7", "cpu", 6, None)
+    view = Pid(("storage", nv.FloatStorage, "7", "cpu", 6, ("8", 2, 3)))
+    tensor = nv.global_stub("torch._utils", "_rebuild_tensor_v2")
+    buf = io.BytesIO()
+    p = nv.NvPickler(buf, protocol=2)
+    p.persistent_id = lambda o: o.pid if isinstance(o, Pid) else None
+    p.dump({"all": _Reduce(tensor, Pid(root), 0, (6,), (1,), False, OrderedDict()),
+            "mid": _Reduce(tensor, view, 1, (2,), (1,), False, OrderedDict())})
+    data = b"".join(pickle.dumps(x, protocol=2) for x in (bc.MAGIC, bc.PROTOCOL, {"little_endian": True}))
+    data += buf.getvalue() + pickle.dumps(["7"], protocol=2)
+    data += np.int64(6).tobytes() + np.arange(6, dtype="<f4").tobytes()
+    out = load_torch_file(data, "t")
+    np.testing.assert_array_equal(out["mid"], [3.0, 4.0])  # view starts at 2, tensor offset 1 inside it
+    assert np.shares_memory(out["all"], out["mid"])
+
+
 def test_zip_archive_folder_name_and_big_endian() -> None:
     state = _state()
     for data in (bc.torch_save_zip(state, archive="archive", byteorder="big"),
