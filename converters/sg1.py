@@ -280,7 +280,7 @@ def finish_config(config: dict, source: str = "the config") -> dict:
         _choice(out["synthesis_kwargs"]["fused_scale"], "fused_scale", (True, False, "auto"))
         for r in range(1, int(math.log2(res))):
             _int(nf(out, r), f"feature maps at {2 ** (r + 1)}px (fmap_base / 2^(stage·fmap_decay))", 1)
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
         raise ConversionError(f"{source}: malformed StyleGAN (v1) config ({type(exc).__name__}: {exc})") from None
     return out
 

@@ -482,3 +482,28 @@ def test_build_module_src_is_never_executed(tmp_path: Path) -> None:
     config, state = converters.parse_bytes(nvs.pickle_bytes(static, variables, module_src=src))
     assert config["img_resolution"] == 32 and state["dlatent_avg"].shape == (16,)
     assert not canary.exists()
+
+
+def test_tf_zero_dim_variables_as_session_run_returns_them() -> None:
+    """TF's ``session.run`` returns a 0-d variable as a numpy scalar, so NVIDIA's TF pickles hold ``lod`` (and
+    StyleGAN2's ``noise_strength``) as ``numpy.core.multiarray.scalar``: both converters accept that."""
+    from sg2_state import random_sg2_state, sg2_config
+
+    config = sg2_config()
+    state = random_sg2_state(config, 0)
+    gs = nv.tf_generator(config, state, with_lod=True)
+
+    def scalarise(net: nv.TFNetwork) -> int:
+        n = 0
+        for i, (name, value) in enumerate(net._state["variables"]):
+            if np.ndim(value) == 0:
+                net._state["variables"][i] = (name, np.float32(value))
+                n += 1
+        return n + sum(scalarise(c) for c in net._state["components"].values())
+
+    assert scalarise(gs) > 3
+    data = nv.dumps((gs, nv.tf_discriminator(config), gs), protocol=3)
+    assert b"multiarray\nscalar" in data
+    got_config, got = converters.parse_bytes(data)
+    assert got_config == config
+    np.testing.assert_array_equal(got["synthesis.b8.conv0.noise_strength"], state["synthesis.b8.conv0.noise_strength"])
