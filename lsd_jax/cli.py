@@ -5,13 +5,13 @@ The render parameters' flags are generated from the parameter table (:mod:`lsd_j
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
+from . import params as P
 from .errors import LsdError, ParamError
-from .params import GROUPS, PARAMS, Param, RenderParams
+from .params import GROUPS, PARAM_NAMES, PARAMS, Param
 
 
 def _text_parser(p: Param) -> Any:
@@ -27,14 +27,14 @@ def _text_parser(p: Param) -> Any:
     return parse
 
 
-_METAVAR = {"number": "X", "integer": "N", "flag": "BOOL", "path": "FILE", "indices": "I,J,...",
-            "times": "S[,S,...]", "speed": "FPM|beat|bar", "keyframes": "T=IMAGE,..."}
+_METAVAR = {P.NUMBER: "X", P.INTEGER: "N", P.FLAG: "BOOL", P.PATH: "FILE", P.INDICES: "I,J,...",
+            P.TIMES: "S[,S,...]", P.SPEED: "FPM|beat|bar", P.KEYFRAMES: "T=IMAGE,..."}
 
 
 def _metavar(p: Param) -> str:
-    if p.kind == "choice":
+    if p.kind == P.CHOICE:
         return "{" + ",".join(p.choices) + "}"
-    if p.kind == "numbers":
+    if p.kind == P.NUMBERS:
         return "X" + ("[" if p.broadcast else "") + ",X" * (p.size - 1) + ("]" if p.broadcast else "")
     return _METAVAR[p.kind]
 
@@ -57,8 +57,7 @@ def add_param_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def _params_from(ns: argparse.Namespace) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(RenderParams)}
-    return {k: v for k, v in vars(ns).items() if k in names}
+    return {k: v for k, v in vars(ns).items() if k in PARAM_NAMES}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -635,11 +635,6 @@ def parse_value(name: str, value: Any) -> Any:
     return PARAM[name].parse(value) if isinstance(value, str) else value
 
 
-def param_help() -> Mapping[str, str]:
-    """One line of help per parameter."""
-    return {p.name: p.help for p in PARAMS}
-
-
 # --- the README's parameter reference
 
 MARKDOWN_BEGIN = "<!-- parameters: generated from lsd_jax/params.py by `lsd-jax params --markdown`; edit it there -->"

@@ -108,7 +108,6 @@ def test_every_field_has_one_complete_row():
         if p.slider:  # a slider needs both ends and a step
             assert p.step and (p.ui_hi or p.hi) is not None, p.name
     assert set(P.GROUPS) == {p.group for p in P.PARAMS}
-    assert P.param_help() == {p.name: p.help for p in P.PARAMS}
 
 
 def test_lucid_sonic_dreams_names_and_defaults():

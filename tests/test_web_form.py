@@ -131,3 +131,23 @@ def test_out_of_range_values_name_the_parameter():
     with pytest.raises(gr.Error, match="seed: Value -1 is less than minimum value 0"):
         box.preprocess(-1)
     assert not Path(form.__file__).with_suffix(".pyi").exists()  # no Component subclass: Gradio writes no stub
+
+
+def test_style_menu_lists_the_default_first_then_the_catalogue():
+    names = form.catalogue_names()
+    assert names[0] == "default" and "wikiart" in names
+    choices = form.style_choices()
+    assert choices[0] == ("default (embedded, no download)", "default")
+    assert [v for _, v in choices] == names
+
+
+def test_a_broken_user_catalogue_does_not_take_the_menu_down(monkeypatch, caplog):
+    import lsd_jax.catalogue
+
+    def broken():
+        raise lsd_jax.LsdError("user_styles.json is not JSON")
+
+    monkeypatch.setattr(lsd_jax.catalogue, "load_catalogue", broken)
+    assert form.catalogue_names() == ["default"] and form.style_choices() == [("default (embedded, no download)",
+                                                                               "default")]
+    assert "style catalogue unavailable" in caplog.text

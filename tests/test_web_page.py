@@ -146,6 +146,19 @@ def test_the_app_owns_its_jobs_unless_given_some():
         assert root.exists()  # the caller's to close
 
 
+def test_main_serves_with_the_flags_and_closes_the_app_when_the_server_stops(monkeypatch):
+    seen = {}
+
+    def fake_launch(demo, cfg, **server):  # what Blocks.launch does when interrupted: return
+        seen.update(demo=demo, cfg=cfg, server=server, root=demo.lsd_jobs.workdirs.root)
+
+    monkeypatch.setattr(page, "launch", fake_launch)
+    page.main(["--port", "7861", "--max-seconds", "30"])
+    assert seen["cfg"].max_seconds == 30 and seen["server"] == {"server_name": None, "server_port": 7861}
+    assert seen["demo"].lsd_config is seen["cfg"]
+    assert not seen["root"].exists() and seen["demo"].lsd_jobs.workdirs._stop.is_set()
+
+
 def test_handlers_take_the_inputs_by_name():
     bound = page._bind(lambda *a, **k: (a, k), INPUT_NAMES)
     (song, style, style_file), kwargs = bound("s.wav", pulse_react=0.9)

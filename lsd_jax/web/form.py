@@ -11,6 +11,7 @@ effect strength of 0 switches the effect off, and text is read by the table's on
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ from ..params import (
     unknown_names_error,
 )
 from .config import MAX_APP_FPS, AppConfig
+
+log = logging.getLogger("lsd_jax.web")
 
 
 @dataclass(frozen=True)
@@ -189,10 +192,20 @@ def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def catalogue_names() -> list[str]:
+    """"default" first, then the catalogue's names (just "default" when the catalogue is unavailable)."""
+    try:
+        from ..catalogue import load_catalogue
+
+        names = sorted(load_catalogue())
+    except Exception as e:  # a broken user catalogue must not take the page down
+        log.warning("style catalogue unavailable: %s", e)
+        names = []
+    return ["default"] + [n for n in names if n != "default"]
+
+
 def style_choices() -> list[tuple[str, str]]:
     """The style menu: (label, value) pairs, the embedded default first."""
-    from .jobs import catalogue_names
-
     choices = [("default (embedded, no download)", "default")]
     try:
         from ..catalogue import load_catalogue

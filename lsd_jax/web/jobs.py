@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import atexit
-import logging
 import math
 import os
 import re
@@ -33,9 +32,7 @@ import numpy as np
 from ..errors import AudioError, ParamError, StyleError
 from ..params import RenderParams, make_params
 from .config import MAX_APP_FPS, AppConfig, duration_text
-from .form import BASIC_NAMES, STEMS, params_from_ui
-
-log = logging.getLogger("lsd_jax.web")
+from .form import BASIC_NAMES, STEMS, catalogue_names, params_from_ui
 
 ProgressFn = Callable[[int, int], None]
 
@@ -155,18 +152,6 @@ def audio_seconds(path: str | os.PathLike[str]) -> float | None:
     if not any(s["kind"] == "audio" for s in info["streams"]):
         raise AudioError(f"{p.name} is not an audio file that can be read: upload wav, flac, ogg, mp3, m4a …")
     return info["duration"]
-
-
-def catalogue_names() -> list[str]:
-    """"default" first, then the catalogue's names (just "default" when the catalogue is unavailable)."""
-    try:
-        from ..catalogue import load_catalogue
-
-        names = sorted(load_catalogue())
-    except Exception as e:  # a broken user catalogue must not take the page down
-        log.warning("style catalogue unavailable: %s", e)
-        names = []
-    return ["default"] + [n for n in names if n != "default"]
 
 
 def _resolve_style_choice(style: Any, style_file: Any) -> tuple[str, str]:

@@ -6,7 +6,8 @@
 * :func:`build_app` builds the Blocks (queue with a concurrency limit, cache clean-up, the
   widgets from :mod:`lsd_jax.web.form`); the app owns its :class:`Jobs` unless given one, and closes
   them with the app;
-* :func:`launch` serves it with an upload size limit; :func:`main` is ``python app.py``.
+* :func:`launch` serves it with an upload size limit; :func:`main` is ``python app.py`` (which closes
+  the app, and so its folders, when the server stops).
 """
 
 from __future__ import annotations
@@ -271,21 +272,22 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
 
 
 def launch(demo: gr.Blocks | None = None, cfg: AppConfig | None = None, **kwargs: Any) -> Any:
-    """Serve the page (``kwargs`` go to ``Blocks.launch``: server_name, server_port, ...). A blocking
-    launch closes the app when the server stops."""
+    """Serve the page (``kwargs`` go to ``Blocks.launch``: server_name, server_port, ...)."""
     cfg = cfg or getattr(demo, "lsd_config", None) or AppConfig.from_env()
     demo = demo or build_app(cfg)
     kwargs.setdefault("max_file_size", cfg.max_file_size)
     kwargs.setdefault("show_error", False)
     kwargs.setdefault("css", CSS)
-    result = demo.launch(**kwargs)
-    if not kwargs.get("prevent_thread_lock"):
-        demo.close()
-    return result
+    return demo.launch(**kwargs)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """``python app.py``: serve until interrupted, then close the app (its folders go with it)."""
     cfg, server = AppConfig.from_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
-    launch(build_app(cfg), cfg, **server)
+    demo = build_app(cfg)
+    try:
+        launch(demo, cfg, **server)
+    finally:
+        demo.close()
