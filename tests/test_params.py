@@ -104,6 +104,7 @@ def test_every_field_has_one_complete_row():
         assert (type(None) in origins) == p.optional, p.name
         assert origins - {type(None)} == KIND_TYPES[p.kind], p.name
         assert p.kind != P.CHOICE or p.default in p.choices
+        assert not (p.kind == P.FLAG and p.optional) or None in dict(p.labels).values(), p.name  # a radio's labels
         assert p.kind not in (P.NUMBER, P.INTEGER) or p.lo is not None, p.name  # every number has a range
         if p.slider:  # a slider needs both ends and a step
             assert p.step and (p.ui_hi or p.hi) is not None, p.name
