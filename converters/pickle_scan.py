@@ -49,8 +49,8 @@ class _Machine:
     """The symbolic pickle machine (see the module docstring). Nodes are ints; ``kids[n]`` lists what node ``n``
     refers to (None for a leaf), ``key_cost[n]`` what hashing a tuple node costs."""
 
-    def __init__(self, budget: Budget, allowed: dict, persistent_ok: bool, where: str):
-        self.budget, self.lim = budget, budget.limits
+    def __init__(self, budget: Budget, allowed: dict, persistent_ok: bool, where: str, refuse: Any):
+        self.budget, self.lim, self.refuse = budget, budget.limits, refuse
         self.allowed, self.persistent_ok, self.where = allowed, persistent_ok, where
         self.kind: list[int] = []
         self.kids: list[list[int] | None] = []
@@ -140,7 +140,7 @@ class _Machine:
 
     def check_global(self, module: str, name: str) -> None:
         if (module, name) not in self.allowed:
-            raise refuse_global(module, name, self.where)
+            raise self.refuse(module, name, self.where)
 
     # ---------------------------------------------------------------------------------------------- one opcode
 
@@ -339,10 +339,12 @@ def short_index(value: Any) -> str:
     return str(value) if isinstance(value, int) and value.bit_length() <= 64 else "<huge>"
 
 
-def scan(stream: io.BytesIO, *, budget: Budget, allowed: dict, persistent_ok: bool, where: str) -> None:
+def scan(stream: io.BytesIO, *, budget: Budget, allowed: dict, persistent_ok: bool, where: str,
+         refuse: Any = None) -> None:
     """Dry-run one pickle from the stream's position to its STOP (see the module docstring); leaves the stream just
-    after STOP. Raises :class:`ConversionError` / :class:`PickleSecurityError`; nothing is executed."""
-    m = _Machine(budget, allowed, persistent_ok, where)
+    after STOP. Raises :class:`ConversionError` / :class:`PickleSecurityError` (``refuse(module, name, where)`` for
+    a global off the allow-list; default :func:`refuse_global`); nothing is executed."""
+    m = _Machine(budget, allowed, persistent_ok, where, refuse or refuse_global)
     start = stream.tell()
     end = stream.seek(0, io.SEEK_END)  # (not getbuffer(): that would copy a BytesIO sharing its bytes)
     stream.seek(start)

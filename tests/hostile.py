@@ -95,6 +95,15 @@ def parse_many(paths: list[str]) -> list[dict]:
     return out
 
 
+def load_torch(path: str) -> dict:
+    """A torch.save checkpoint through the safe reader: its key count and how many distinct buffers back them."""
+    from converters.torch_file import load_torch_file
+
+    out = load_torch_file(Path(path).read_bytes(), "'ckpt.bin'")
+    bases = {id(v.base if v.base is not None else v) for v in out.values()}
+    return {"keys": len(out), "buffers": len(bases)}
+
+
 def describe(depth: int) -> str:
     """short_repr of a shared chain of ``depth`` levels (a repr would never finish)."""
     from converters.limits import short_repr
