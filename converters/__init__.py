@@ -12,16 +12,32 @@ stand-in written here. Public API:
 * :func:`safe_loads` ``(data) -> object``: the restricted unpickler itself.
 """
 
+from typing import Any
+
 from .errors import ConversionError, ConverterError, PickleSecurityError, SourceError
-from .cache import clear_cache, convert, load_converted, load_pickle, save_converted
+from .limits import Limits
 from .parse import parse_bytes
 from .parse import parse_file as parse_pickle
 from .safe_pickle import ALLOWED_GLOBALS, safe_loads
+
+_CACHE_NAMES = ("clear_cache", "convert", "load_converted", "load_pickle", "save_converted")
+
+
+def __getattr__(name: str) -> Any:
+    # The cache (which still reads lsd_jax.paths, and so imports JAX) loads on first use: converting in a child
+    # process (lsd_jax.sandbox) then needs numpy only.
+    if name in _CACHE_NAMES:
+        from . import cache
+
+        return getattr(cache, name)
+    raise AttributeError(f"module 'converters' has no attribute {name!r}")
+
 
 __all__ = [
     "ALLOWED_GLOBALS",
     "ConversionError",
     "ConverterError",
+    "Limits",
     "PickleSecurityError",
     "SourceError",
     "clear_cache",

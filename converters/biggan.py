@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConversionError, SourceError
+from .limits import short_repr
 from .torch_file import load_torch_file
 
 __all__ = [
@@ -243,7 +244,7 @@ def convert_state(config: dict, raw: dict, source: str) -> dict[str, np.ndarray]
         if missing:
             parts.append(f"missing {len(missing)} (e.g. {', '.join(missing[:3])})")
         if unexpected:
-            parts.append(f"unexpected {len(unexpected)} (e.g. {', '.join(unexpected[:3])})")
+            parts.append(f"unexpected {len(unexpected)} (e.g. {', '.join(short_repr(k, 60) for k in unexpected[:3])})")
         raise ConversionError(
             f"{source} does not match its config.json ({'; '.join(parts)}): is it a pytorch-pretrained-biggan "
             f"BigGAN-deep checkpoint, with the config.json it came with?"
@@ -311,6 +312,8 @@ def parse_biggan(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
         obj = json.loads(_read(config_path).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConversionError(f"{config_path} is not valid JSON ({exc})") from None
+    except RecursionError:  # a config.json nested thousands deep
+        raise ConversionError(f"{config_path} is not a BigGAN config (nested too deeply)") from None
     config = read_config(obj, str(config_path.name))
     source = f"'{weights_path.name}'"
     raw = load_torch_file(_read(weights_path), where=source)

@@ -13,8 +13,10 @@ converter fix never serves a stale conversion). A cache entry that fails to load
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -24,7 +26,7 @@ import numpy as np
 from .errors import ConversionError, SourceError
 from lsd_jax.paths import atomic_write, cache_dir
 
-from . import parse, sg1, sg2, sg3
+from . import parse, safe_zip, sg1, sg2, sg3
 
 FORMAT = "lsd-jax-converted"
 FORMAT_VERSION = 1
@@ -99,6 +101,7 @@ def load_converted(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise SourceError(f"converted style file not found: {path}")
+    safe_zip.check_npz(path, where=path.name)  # declared sizes and .npy headers checked before anything inflates
     try:
         with np.load(path, allow_pickle=False) as z:
             if META_KEY not in z.files:
@@ -200,9 +203,20 @@ def load_pickle(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def convert(path_in: str | Path, path_out: str | Path) -> Path:
-    """``lsd-jax convert IN.pkl OUT.npz``: write the converted generator to ``path_out`` (atomically)."""
+    """``lsd-jax convert IN.pkl OUT.npz``: write the converted generator to ``path_out`` (atomically). The output
+    is checked first: a writable file path that is not the input (same file or a link to it)."""
+    from lsd_jax.errors import OutputError
+    from lsd_jax.outputs import writable_output
+
+    if isinstance(path_out, (str, os.PathLike)):
+        with contextlib.suppress(OSError):  # a folder that cannot be made is reported by writable_output
+            Path(path_out).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    out = writable_output(path_out, [path_in], what="converted file")
     config, state, sha = load_pickle_with_hash(path_in)
-    return save_converted(Path(path_out).expanduser(), config, state, source_sha256=sha)
+    try:
+        return save_converted(out, config, state, source_sha256=sha)
+    except OSError as e:
+        raise OutputError(f"cannot write the converted file {out}: {e.strerror or e}") from None
 
 
 def clear_cache() -> int:

@@ -373,6 +373,7 @@ def _variables(net: TFNetwork, prefix: str, source: str) -> dict[str, np.ndarray
     if not isinstance(variables, (list, tuple)):
         raise ConversionError(f"{source}: malformed TF network variables under {prefix or 'the top level'!r}")
     out: dict[str, np.ndarray] = {}
+    seen: set[int] = set()
     for item in variables:
         if not isinstance(item, (list, tuple)) or len(item) != 2 or not isinstance(item[0], str):
             raise ConversionError(f"{source}: malformed TF variable entry under {prefix or 'the top level'!r}")
@@ -380,10 +381,15 @@ def _variables(net: TFNetwork, prefix: str, source: str) -> dict[str, np.ndarray
         if isinstance(value, np.generic):  # TF's session.run returns 0-d variables (lod) as numpy scalars
             value = np.asarray(value)
         if not isinstance(value, np.ndarray):
-            raise ConversionError(f"{source}: TF variable {name!r} is a {type(value).__name__}, not an array")
+            raise ConversionError(f"{source}: TF variable {short_repr(name)} is a {type(value).__name__}, not an "
+                                  "array")
         key = prefix + name.replace("/", ".")
         if key in out:
-            raise ConversionError(f"{source}: TF variable {name!r} appears twice")
+            raise ConversionError(f"{source}: TF variable {short_repr(name)} appears twice")
+        if id(value) in seen:  # one array under two names would be copied once per name
+            raise ConversionError(f"{source}: TF variable {short_repr(name)} is the same array as another one; "
+                                  "NVIDIA's TF pickles never share variables")
+        seen.add(id(value))
         out[key] = value
     return out
 
@@ -393,8 +399,8 @@ def convert(Gs: TFNetwork, source: str) -> tuple[dict, dict[str, np.ndarray]]:
     st = Gs.state
     version = st.get("version")
     if version not in VERSIONS or isinstance(version, bool):
-        raise ConversionError(f"{source}: unsupported TF network pickle version {version!r} (StyleGAN 1 pickles "
-                              f"have {VERSIONS[0]}-{VERSIONS[-1]})")
+        raise ConversionError(f"{source}: unsupported TF network pickle version {short_repr(version)} (StyleGAN 1 "
+                              f"pickles have {VERSIONS[0]}-{VERSIONS[-1]})")
     components = st.get("components")
     if not isinstance(components, dict) or set(components) != {"synthesis", "mapping"}:
         got = sorted(components) if isinstance(components, dict) else components

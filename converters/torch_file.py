@@ -18,7 +18,10 @@ Every pickle goes through :class:`~converters.safe_pickle.RestrictedUnpickler` w
 (:data:`ALLOWED_GLOBALS`): ``collections.OrderedDict`` (a state dict, whose ``_metadata`` BUILD state is kept as
 :attr:`StateDict.metadata`), ``torch._utils._rebuild_tensor_v2`` and ``_rebuild_parameter(_with_state)``, and the
 ``torch.*Storage`` classes (only meaningful inside a storage's persistent id). Opcodes that instantiate classes by
-themselves (INST/OBJ) or use the copyreg registry (EXT*) are refused before anything is unpickled.
+themselves (INST/OBJ) or use the copyreg registry (EXT*) are refused before anything is unpickled, and every
+pickle is dry-run first within the work and memory budgets of :class:`~converters.limits.Limits`
+(:func:`converters.pickle_scan.scan`); the tensors' total size is bounded by the file's (identical tensors are one
+view); the loaded structure is walked once per object.
 
 Checks, all before any tensor is handed out: a storage's declared element count must equal what the file holds
 (the legacy header count; the zip entry's size); every tensor (size, stride, offset) must lie inside its storage
@@ -33,10 +36,10 @@ raise :class:`~converters.errors.PickleSecurityError` (something off the allow-l
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import pickle
-import pickletools
 import re
 import struct
 import zipfile
@@ -45,6 +48,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ConversionError, ConverterError, PickleSecurityError
+from .limits import Budget, Limits
+from .pickle_scan import scan
 from .safe_pickle import RestrictedUnpickler, short_repr
 
 __all__ = ["ALLOWED_GLOBALS", "StateDict", "load_torch_file"]
@@ -66,7 +71,6 @@ STORAGE_DTYPES: dict[str, np.dtype | None] = {
     "BoolStorage": np.dtype("?"),
 }
 
-_FORBIDDEN_OPCODES = {"INST", "OBJ", "EXT1", "EXT2", "EXT4"}
 _KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # torch writes decimal ids ('0', '94352347584768')
 _MAX_STORAGES = 1 << 20
 _MAX_DEPTH = 100
@@ -164,7 +168,7 @@ def _index_tuple(value: Any, what: str) -> tuple[int, ...]:
 
 def _rebuild_tensor_v2(storage: Any = None, storage_offset: Any = None, size: Any = None, stride: Any = None,
                        requires_grad: Any = False, backward_hooks: Any = None, metadata: Any = None,
-                       *extra: Any) -> _LazyTensor:
+                       *extra: Any, _budget: Budget) -> _LazyTensor:
     if extra:
         raise ConversionError("torch._utils._rebuild_tensor_v2 called with too many arguments")
     if not isinstance(storage, _Storage):
@@ -189,7 +193,12 @@ def _rebuild_tensor_v2(storage: Any = None, storage_offset: Any = None, size: An
                 f"tensor of size {size}, stride {stride}, offset {storage_offset} does not fit its storage "
                 f"{storage.key!r} of {storage.numel} elements"
             )
-    return _LazyTensor(storage, storage_offset, size, stride)
+    key = ("tensor", id(storage), storage_offset, size, stride)
+    hit = _budget.memo.get(key)
+    if hit is None:  # the same tensor described again is the same view; a new one counts against the budget
+        _budget.spend_bytes(numel * storage.dtype.itemsize, "its tensors")
+        hit = _budget.memo[key] = (storage, _LazyTensor(storage, storage_offset, size, stride))
+    return hit[1]
 
 
 def _rebuild_parameter(data: Any = None, requires_grad: Any = False, backward_hooks: Any = None,
@@ -216,28 +225,9 @@ ALLOWED_GLOBALS.update({("torch", name): _StorageType(name, dt) for name, dt in 
 
 
 def _malformed(exc: BaseException, where: str) -> ConversionError:
-    return ConversionError(f"{where} is truncated or corrupt ({type(exc).__name__}: {exc})")
-
-
-def _scan(stream: io.BytesIO, allowed: dict, persistent_ok: bool, where: str) -> None:
-    """Walk one pickle's opcodes without executing anything; leaves the stream just after its STOP."""
-    try:
-        for op, arg, _pos in pickletools.genops(stream):
-            if op.name in _FORBIDDEN_OPCODES:
-                raise PickleSecurityError(
-                    f"refusing pickle opcode {op.name} in {where}: torch checkpoints never use it. Nothing from "
-                    f"the file was executed."
-                )
-            if op.name in ("PERSID", "BINPERSID") and not persistent_ok:
-                raise PickleSecurityError(f"refusing a persistent id in {where}")
-            if op.name == "GLOBAL":
-                module, _, name = str(arg).partition(" ")
-                if (module, name) not in allowed:
-                    raise _refuse(module, name, where)
-    except ConverterError:
-        raise
-    except Exception as exc:  # genops: ValueError on unknown opcodes or truncated data
-        raise _malformed(exc, where) from None
+    msg = str(exc)
+    return ConversionError(f"{where} is truncated or corrupt ({type(exc).__name__}: "
+                           f"{msg if len(msg) <= 200 else msg[:197] + '...'})")
 
 
 def _refuse(module: str, name: str, where: str) -> PickleSecurityError:
@@ -253,25 +243,32 @@ def _refuse(module: str, name: str, where: str) -> PickleSecurityError:
 class _Unpickler(RestrictedUnpickler):
     """The restricted unpickler with this module's allow-list and refusal message."""
 
-    def __init__(self, file: Any, *, allowed: dict, where: str, persistent_load: Any):
-        super().__init__(file, allowed=allowed, where=where, persistent_load=persistent_load)
+    def __init__(self, file: Any, *, allowed: dict, where: str, persistent_load: Any, budget: Budget):
+        super().__init__(file, allowed=allowed, where=where, persistent_load=persistent_load, budget=budget)
         self.torch_allowed = allowed
         self.torch_where = where
+        self.torch_budget = budget
 
     def find_class(self, module: str, name: str) -> Any:
         try:
-            return self.torch_allowed[(module, name)]
+            found = self.torch_allowed[(module, name)]
         except (KeyError, TypeError):
             raise _refuse(str(module), str(name), self.torch_where) from None
+        if found is _rebuild_tensor_v2:
+            return functools.partial(found, _budget=self.torch_budget)
+        return found
 
 
-def _load(stream: io.BytesIO, where: str, allowed: dict | None = None, persistent_load: Any = None) -> Any:
+def _load(stream: io.BytesIO, where: str, budget: Budget, allowed: dict | None = None,
+          persistent_load: Any = None) -> Any:
     allowed = {} if allowed is None else allowed
     start = stream.tell()
-    _scan(stream, allowed, persistent_load is not None, where)
+    scan(stream, budget=budget, allowed=allowed, persistent_ok=persistent_load is not None, where=where,
+         refuse=_refuse)
     stream.seek(start)
     try:
-        return _Unpickler(stream, allowed=allowed, where=where, persistent_load=persistent_load).load()
+        return _Unpickler(stream, allowed=allowed, where=where, persistent_load=persistent_load,
+                          budget=budget).load()
     except ConverterError:
         raise
     except RecursionError:
@@ -343,24 +340,32 @@ class _Storages:
             view.array = None if root is None else root[offset:offset + size]
 
 
-def _materialize(obj: Any, depth: int = 0) -> Any:
-    """Replace lazy tensors by views, everywhere in the loaded object."""
+def _materialize(obj: Any, memo: dict[int, Any], depth: int = 0) -> Any:
+    """Replace lazy tensors by views, everywhere in the loaded object, each object once (``memo``: id -> result;
+    a structure shared many times over is walked once, and one tensor stays one view)."""
     if depth > _MAX_DEPTH:
         raise ConversionError("torch checkpoint is nested too deeply")
-    if isinstance(obj, _LazyTensor):
-        return obj.view()
-    if isinstance(obj, dict):  # a StateDict stays one (same object, same metadata)
-        for k in list(obj):
-            obj[k] = _materialize(obj[k], depth + 1)
-        if isinstance(obj, StateDict):
-            obj.metadata = _materialize(obj.metadata, depth + 1)
-        return obj
-    if isinstance(obj, list):
-        return [_materialize(v, depth + 1) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_materialize(v, depth + 1) for v in obj)
     if isinstance(obj, (str, bytes, int, float, bool, type(None), complex)):
         return obj
+    if id(obj) in memo:
+        return memo[id(obj)]
+    if isinstance(obj, _LazyTensor):
+        out = memo[id(obj)] = obj.view()
+        return out
+    if isinstance(obj, dict):  # a StateDict stays one (same object, same metadata)
+        memo[id(obj)] = obj
+        for k in list(obj):
+            obj[k] = _materialize(obj[k], memo, depth + 1)
+        if isinstance(obj, StateDict):
+            obj.metadata = _materialize(obj.metadata, memo, depth + 1)
+        return obj
+    if isinstance(obj, list):
+        memo[id(obj)] = obj
+        obj[:] = [_materialize(v, memo, depth + 1) for v in obj]
+        return obj
+    if isinstance(obj, tuple):
+        out = memo[id(obj)] = tuple(_materialize(v, memo, depth + 1) for v in obj)
+        return out
     if isinstance(obj, (set, frozenset)):
         return obj
     raise ConversionError(f"unexpected object of type {type(obj).__name__} in a torch checkpoint")
@@ -370,19 +375,19 @@ def _materialize(obj: Any, depth: int = 0) -> Any:
 # The two containers.
 
 
-def _load_legacy(data: bytes, where: str) -> Any:
+def _load_legacy(data: bytes, where: str, budget: Budget) -> Any:
     f = io.BytesIO(data)
-    if _load(f, where) != MAGIC:
+    if (magic := _load(f, where, budget)) != MAGIC or type(magic) is not int:
         raise ConversionError(f"{where} is not a torch checkpoint (no torch.save magic number)")
-    if (proto := _load(f, where)) != LEGACY_PROTOCOL:
+    if (proto := _load(f, where, budget)) != LEGACY_PROTOCOL or type(proto) is not int:
         raise ConversionError(f"{where} uses torch serialization protocol {short_repr(proto)}, not 1001")
-    sys_info = _load(f, where)
+    sys_info = _load(f, where, budget)
     if not isinstance(sys_info, dict) or not isinstance(sys_info.get("little_endian"), bool):
         raise ConversionError(f"{where} has a malformed sys_info record")
     order = "<" if sys_info["little_endian"] else ">"
     storages = _Storages(where, legacy=True)
-    obj = _load(f, where, ALLOWED_GLOBALS, storages)
-    keys = _load(f, where)
+    obj = _load(f, where, budget, ALLOWED_GLOBALS, storages)
+    keys = _load(f, where, budget)
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys):
         raise ConversionError(f"{where} has a malformed storage key list")
     if set(keys) != set(storages.by_key):
@@ -412,10 +417,10 @@ def _load_legacy(data: bytes, where: str) -> Any:
     if pos != len(data):
         raise ConversionError(f"{where} has {len(data) - pos} unexpected bytes after its last storage")
     storages.resolve_views()
-    return _materialize(obj)
+    return _materialize(obj, {})
 
 
-def _load_zip(data: bytes, where: str) -> Any:
+def _load_zip(data: bytes, where: str, budget: Budget) -> Any:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
@@ -423,6 +428,8 @@ def _load_zip(data: bytes, where: str) -> Any:
         raise ConversionError(f"{where} is a damaged zip archive ({type(exc).__name__}: {exc})") from None
     if not infos:
         raise ConversionError(f"{where} is an empty zip archive")
+    if len(infos) > budget.limits.max_zip_members:
+        raise budget.refuse(f"it has {len(infos):,} zip entries (the limit is {budget.limits.max_zip_members:,})")
     prefix = infos[0].filename.partition("/")[0] + "/"
     entries: dict[str, zipfile.ZipInfo] = {}
     for info in infos:
@@ -461,7 +468,7 @@ def _load_zip(data: bytes, where: str) -> Any:
             raise ConversionError(f"{where} has a malformed byteorder record {short_repr(byteorder)}")
         order = "<" if byteorder == b"little" else ">"
     storages = _Storages(where, legacy=False)
-    obj = _load(io.BytesIO(read("data.pkl")), f"{where} ({prefix}data.pkl)", ALLOWED_GLOBALS, storages)
+    obj = _load(io.BytesIO(read("data.pkl")), f"{where} ({prefix}data.pkl)", budget, ALLOWED_GLOBALS, storages)
     for key, st in storages.by_key.items():
         name = f"data/{key}"
         if name not in entries:
@@ -473,16 +480,18 @@ def _load_zip(data: bytes, where: str) -> Any:
                 f"holds {entries[name].file_size} bytes"
             )
         st.array = np.frombuffer(read(name), dtype=st.dtype.newbyteorder(order), count=st.numel)
-    return _materialize(obj)
+    return _materialize(obj, {})
 
 
-def load_torch_file(data: bytes, where: str = "the checkpoint") -> Any:
+def load_torch_file(data: bytes, where: str = "the checkpoint", *, limits: Limits | None = None) -> Any:
     """The object ``torch.save`` wrote into ``data`` (either serialization), tensors as read-only NumPy views.
-    A state dict comes back as a :class:`StateDict`. Nothing from the file is executed or imported."""
+    A state dict comes back as a :class:`StateDict`. Nothing from the file is executed or imported; reading stays
+    within ``limits`` (default :class:`~converters.limits.Limits`)."""
     if not data:
         raise ConversionError(f"{where} is empty")
+    budget = Budget(limits or Limits(), len(data), where)
     if data[:4] == b"PK\x03\x04":
-        return _load_zip(data, where)
+        return _load_zip(data, where, budget)
     if len(data) > 262 and data[257:262] == b"ustar":
         raise ConversionError(
             f"{where} is a tar-format torch checkpoint (torch < 0.4), which is not supported; re-save it with a "
@@ -490,4 +499,4 @@ def load_torch_file(data: bytes, where: str = "the checkpoint") -> Any:
         )
     if data[:1] != pickle.PROTO:
         raise ConversionError(f"{where} is not a torch checkpoint (neither a zip archive nor a torch.save stream)")
-    return _load_legacy(data, where)
+    return _load_legacy(data, where, budget)

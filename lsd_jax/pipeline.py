@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,15 +24,14 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import effects as fx
-from .errors import OutputError, ParamError
+from .errors import ParamError
+from .outputs import render_inputs, resolve_output
 from .params import RenderParams, make_params
 from .style import Style
 from .styles import resolve_style
 
 Array = jax.Array
 ProgressFn = Callable[[int, int], None]
-
-SUPPORTED_SUFFIXES = (".mp4",)
 
 
 @dataclass(frozen=True)
@@ -333,26 +331,6 @@ class _WriterThread:
             raise self.error
 
 
-def resolve_output(output: str | os.PathLike[str]) -> Path:
-    """The final path (``.mp4`` added when there is no suffix), checked writable up front."""
-    path = Path(output).expanduser()
-    if path.suffix == "":
-        path = path.with_suffix(".mp4")
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise ParamError(f"output must be an .mp4 file, got {path.name!r}")
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise OutputError(f"output directory does not exist: {parent}")
-    if path.is_dir():
-        raise OutputError(f"output path is a directory: {path}")
-    try:  # try for real: permission bits say nothing about read-only mounts or root
-        with tempfile.TemporaryFile(dir=parent, prefix=".lsd-jax-probe-"):
-            pass
-    except OSError as e:
-        raise OutputError(f"output directory is not writable: {parent} ({e.strerror})") from None
-    return path
-
-
 @dataclass
 class Timings:
     """Seconds spent per stage of the last render (for the benchmark and the CLI's summary)."""
@@ -516,7 +494,7 @@ def render(
         params = make_params(**kwargs)
     elif kwargs:
         params = make_params(params, **kwargs)
-    out = resolve_output(output)
+    out = resolve_output(output, render_inputs(song, style, params))  # before any work; never over an input
     prep = prepare(song, style, params=params, input_shape=input_shape, num_possible_classes=num_possible_classes,
                    progress=bool(progress))
     t = time.perf_counter()

@@ -416,7 +416,7 @@ def _evil(canary: Path, case: str) -> tuple[bytes, str]:
         expect = "training.networks_stylegan.G_synthesis"
     elif case == "object array as a variable":
         variables["synthesis"][1] = ("noise0", np.array([print, os.system], dtype=object))
-        expect = "dtype"
+        expect = "builtins.print"  # the dry run refuses the array's first element by name, before any dtype
     elif case == "exec hidden in the discriminator":
         expect = "builtins.exec"
     else:

@@ -213,3 +213,49 @@ def test_fuzzed_checkpoints_fail_cleanly(data) -> None:
         load_torch_file(bytes(good[:cut]), "t")
     except ConverterError:
         pass
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Resource bombs (issue 18), each read in a child process under an address-space limit and a timeout.
+
+
+def _bounded_load(tmp_path, data: bytes) -> dict:
+    import hostile
+
+    path = tmp_path / "ckpt.bin"
+    path.write_bytes(data)
+    report = hostile.run_bounded("hostile:load_torch", str(path), memory_mb=1024, timeout=60)
+    assert report["error"] not in ("Timeout", "Crashed", "MemoryError"), report
+    assert report["seconds"] < 10 and report["maxrss_mb"] < 600, report
+    return report
+
+
+@pytest.mark.parametrize("kind", ["legacy", "zip"])
+@pytest.mark.parametrize("n,elems", [(2000, 1 << 20), (6000, 1 << 17)])
+def test_thousands_of_views_of_one_storage_are_refused(tmp_path, kind: str, n: int, elems: int) -> None:
+    """A few MB that would become GBs as soon as anything copies each tensor: the budget refuses it."""
+    big = np.arange(elems, dtype=np.float32)
+    state = OrderedDict([("a", big)] + [(f"t{i}", big[i:]) for i in range(1, n)])
+    data = _save(kind, state, shared={f"t{i}": ("a", i) for i in range(1, n)})
+    assert len(data) < 4 * elems + 200 * n
+    report = _bounded_load(tmp_path, data)
+    assert report["error"] == "ConversionError" and "share one stored buffer" in report["message"], report
+
+
+@pytest.mark.parametrize("kind", ["legacy", "zip"])
+def test_one_tensor_described_thousands_of_times_is_one_view(tmp_path, kind: str) -> None:
+    big = np.arange(1 << 20, dtype=np.float32)
+    n = 5000
+    state = OrderedDict([("a", big)] + [(f"t{i}", big) for i in range(1, n)])
+    report = _bounded_load(tmp_path, _save(kind, state, shared={f"t{i}": ("a", 0) for i in range(1, n)}))
+    assert report["error"] is None and report["value"] == {"keys": n, "buffers": 1}, report
+
+
+@pytest.mark.parametrize("kind", ["legacy", "zip"])
+@pytest.mark.parametrize("depth", [25, 64])
+def test_shared_reference_metadata_is_refused(tmp_path, kind: str, depth: int) -> None:
+    import hostile
+
+    meta = OrderedDict([("", hostile.shared_chain("dict", depth))])
+    report = _bounded_load(tmp_path, _save(kind, _state(), metadata=meta))
+    assert report["error"] == "ConversionError" and "walked as a tree" in report["message"], report
