@@ -3,15 +3,17 @@
 ::
 
     beats = detect_beats(y, sr, fps, n_frames, start=0.0)         # Beats(tempo_bpm, beat_frames, bar_frames, ...)
+    beats = track_beats(onset, sr, hop, fps, n_frames, start=0.0)  # the same from an onset envelope (audio.py's)
     pos = beat_keyframe_positions(beats, "beat", n_frames)         # (K,) frame indices, increasing
     base = interpolate_keyframes(keyframes, pos, n_frames)          # (N, D): arrives at keyframes[k] on frame pos[k]
 
-Detection: librosa's onset strength (mel, the same fine hop as ``audio.py``) and ``librosa.beat.beat_track``
-(dynamic programming at a tempo estimated from the onset autocorrelation) on the whole signal, so the tracker sees
-context around the excerpt; each beat time is then moved to the frame nearest to it. The tempo is reported from a
-least-squares fit of the beat times against their beat numbers (robust to a skipped beat), which is far finer
-than librosa's autocorrelation grid (about ±1% at this hop). Bars: every 4th beat from the downbeat estimate,
-the phase (0–3) whose beats have the largest mean onset strength.
+Detection: the onset envelope of the song's mel spectrogram (``audio.onset_envelope``; a render reuses its
+analysis' own) and ``librosa.beat.beat_track`` (dynamic programming at a tempo estimated from the onset
+autocorrelation) on the whole analysed signal, so the tracker sees context around the excerpt; each beat time is
+then moved to the frame nearest to it. The tempo is reported from a least-squares fit of the beat times against
+their beat numbers (robust to a skipped beat), which is far finer than librosa's autocorrelation grid (about ±1%
+at this hop). Bars: every 4th beat from the downbeat estimate, the phase (0–3) whose beats have the largest mean
+onset strength.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .audio import N_FFT, N_MELS, analysis_hop, is_silent
+from .audio import analysis_hop, is_silent, onset_envelope
 from .errors import ParamError
-from .video import fps_fraction
+from .spectral import mel_spectrogram
+from .timing import fps_fraction
 
 Array = jax.Array
 BEATS_PER_BAR = 4
@@ -43,14 +46,8 @@ class Beats(NamedTuple):
     downbeat_phase: int  # which of the 4 beat phases starts a bar (index into all beats found)
 
 
-def _onset_envelope(y: np.ndarray, sr: int, hop: int) -> np.ndarray:
-    import librosa
-
-    S = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=N_FFT, hop_length=hop, n_mels=N_MELS, power=2.0)
-    env = librosa.onset.onset_strength(S=librosa.power_to_db(S, ref=np.max), sr=sr, hop_length=hop, n_fft=N_FFT)
-    # librosa puts the flux between columns k-1 and k at column k (+ framing): about half a hop late; move it one
-    # column earlier, as audio.py does for its onset envelope.
-    return np.concatenate([env[1:], np.zeros(1, env.dtype)]).astype(np.float64)
+def _no_beats() -> Beats:
+    return Beats(0.0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64), 0)
 
 
 def tempo_from_beats(times: np.ndarray) -> float:
@@ -71,27 +68,34 @@ def tempo_from_beats(times: np.ndarray) -> float:
 def detect_beats(y: np.ndarray, sr: int, fps: float | Fraction, n_frames: int, start: float = 0.0) -> Beats:
     """Beats of the mono signal ``y`` (at ``sr``) for a video whose frame 0 is at ``start`` seconds into ``y``
     (frame i covers ``[start + i/fps, start + (i+1)/fps)``; pass the whole song and the excerpt's start, or the
-    excerpt with its analysis context and the context's length). Beats outside the ``n_frames`` frames are
-    dropped; each beat goes to its nearest frame (so a keyframe lands within half a frame of the beat).
-    A silent signal, or one without a beat, gives ``tempo_bpm=0`` and no beats."""
+    excerpt with its analysis context and the context's length). See :func:`track_beats`."""
+    q = fps_fraction(fps)
+    y = np.asarray(y, np.float32)
+    if y.size == 0 or is_silent(y) or int(n_frames) <= 0:
+        return _no_beats()
+    hop = analysis_hop(sr, q)
+    return track_beats(onset_envelope(mel_spectrogram(y, sr, hop), hop), sr, hop, q, n_frames, start)
+
+
+def track_beats(onset: np.ndarray, sr: int, hop: int, fps: float | Fraction, n_frames: int,
+                start: float = 0.0) -> Beats:
+    """Beats from an onset envelope (T,) whose column j is centred on sample ``j·hop`` at ``sr`` (frame 0 of the
+    video at ``start`` seconds). Beats outside the ``n_frames`` frames are dropped; each beat goes to its
+    nearest frame (so a keyframe lands within half a frame of the beat). An envelope without onsets, or one
+    without a beat, gives ``tempo_bpm=0`` and no beats."""
     import librosa
 
     q = fps_fraction(fps)
     n_frames = int(n_frames)
-    y = np.asarray(y, np.float32)
-    empty = Beats(0.0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64), 0)
-    if y.size == 0 or is_silent(y) or n_frames <= 0:
-        return empty
-    hop = analysis_hop(sr, q)
+    onset = np.asarray(onset, np.float64)
+    if onset.size == 0 or n_frames <= 0 or not np.any(onset > 0):
+        return _no_beats()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        onset = _onset_envelope(y, sr, hop)
-        if not np.any(onset > 0):
-            return empty
         _, cols = librosa.beat.beat_track(onset_envelope=onset, sr=sr, hop_length=hop, units="frames")
     cols = np.asarray(cols, np.int64)
     if cols.size == 0:
-        return empty
+        return _no_beats()
     times_all = cols * hop / sr  # column j is centred on sample j·hop
     tempo = tempo_from_beats(times_all)
     strength = onset[np.clip(cols, 0, onset.size - 1)]
