@@ -187,3 +187,18 @@ def test_blocks_of_columns_give_the_whole(cut, hop):
     whole = spectral.onset_strength(db, hop)
     d = spectral.onset_delay(hop)
     assert_close(whole[d:], flux[: T - d])
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 6), cols=st.integers(1, 90), stride=st.sampled_from([1, 2, 4, 8]),
+       size=st.sampled_from([3, 7, 31]), seed=st.integers(0, 2**16))
+def test_median_rows_equals_scipy_row_by_row(rows, cols, stride, size, seed):
+    from scipy.ndimage import median_filter
+
+    x = np.random.default_rng(seed).random((rows, cols)).astype(np.float32)
+    want = np.empty_like(x)
+    for i in range(rows):
+        for r in range(stride):
+            if x[i, r::stride].size:
+                want[i, r::stride] = median_filter(x[i, r::stride], size=size, mode="reflect")
+    np.testing.assert_array_equal(spectral._median_rows(x, size, stride), want)
