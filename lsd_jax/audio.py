@@ -303,7 +303,7 @@ class _Analysis:
 
     def raw(self, path: PathLike) -> tuple[np.ndarray, int]:
         """A file's samples over the analysed span (the excerpt and its context), decoded once."""
-        key = os.fspath(path) if isinstance(path, (str, os.PathLike)) else repr(path)
+        key = _file_key(path)
         if key not in self._raw:
             self._raw[key] = decode.read_audio(path, start=self.ctx_start, duration=self.ctx_duration)
         return self._raw[key]
@@ -311,7 +311,7 @@ class _Analysis:
     def soundtrack(self) -> tuple[np.ndarray, int]:
         """What to mux: ``output_audio`` or the song, the same excerpt, its own channels and rate."""
         src = self.params.output_audio
-        if src is None or os.fspath(src) == os.fspath(self.song):
+        if src is None or _file_key(src) == _file_key(self.song):
             return self.song_excerpt
         data, sr = self.raw(src)
         off = self._first(sr)
@@ -417,6 +417,13 @@ class _Analysis:
 
 def _name(path: PathLike) -> str:
     return str(path)
+
+
+def _file_key(path: Any) -> str:
+    """One key per file, however its path is spelled."""
+    if not isinstance(path, (str, os.PathLike)):
+        return repr(path)  # not a path: decoding it raises a clear AudioError
+    return os.path.realpath(os.path.expanduser(os.fspath(path)))
 
 
 def analyze(song: PathLike, params: Any, *, max_seconds: float | None = None) -> Features:

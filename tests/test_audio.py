@@ -273,6 +273,39 @@ def test_low_and_high_hits_both_drive_the_pulse(tmp_path):
         assert f.pulse[i - 1 : i + 2].max() > 0.1, t
 
 
+def test_bands_and_beats_come_from_the_songs_analysis(tmp_path):
+    from lsd_jax.bands import band_envelopes
+
+    times = list(np.arange(0.25, 9.9, 0.5))  # 120 BPM
+    path = write(tmp_path / "clicks.wav", place(tone(110, 10.0, amp=0.05), times, click()))
+    fps, start = 24.0, 2.0
+    plain = audio.analyze(path, make_params(fps=fps, start=start, duration=6.0))
+    assert plain.bands is None and plain.beats is None
+    f = audio.analyze(path, make_params(fps=fps, start=start, duration=6.0, speed_fpm="beat",
+                                        band_react=(0.2, 0.1, 0.1), band_edges_hz=(300.0, 3000.0)))
+    assert f.n_frames == 144 and f.bands.shape == (144, 3) and f.bands.dtype == np.float32
+    np.testing.assert_array_equal(f.pulse, plain.pulse)
+    # the bands are band_envelopes of the song with its second of context before and after the excerpt
+    y = decode.load_audio(path, sr=SR, start=start - 1.0, duration=8.0)
+    np.testing.assert_array_equal(f.bands, band_envelopes(y, SR, fps, 144, (300.0, 3000.0), offset=1.0,
+                                                          duration=6.0))
+    assert abs(f.beats.tempo_bpm - 120.0) < 2.0
+    inside = [(t - start) * fps for t in times if 0 <= t - start < 6.0 - 0.5 / fps]
+    assert len(f.beats.beat_frames) >= len(inside) - 1
+    assert max(np.abs(np.array(inside) - b).min() for b in f.beats.beat_frames) <= 1.0
+
+
+def test_max_seconds_is_measured_on_the_decoded_song(tmp_path):
+    for fmt in ("wav", "m4a"):
+        path = write(tmp_path / f"three.{fmt}", tone(440, 3.0))
+        with pytest.raises(decode.TooLong, match=rf"three\.{fmt} holds more than 2 s"):
+            audio.analyze(path, make_params(), max_seconds=2.0)
+        with pytest.raises(decode.TooLong, match="2.5 s long; this renders at most 2 s"):
+            audio.analyze(path, make_params(duration=2.5), max_seconds=2.0)
+        f = audio.analyze(path, make_params(start=1.5, fps=10.0), max_seconds=2.0)
+        assert abs(f.n_frames - 15) <= (1 if fmt == "m4a" else 0)
+
+
 def test_a_render_with_beat_lock_and_bands_decodes_the_song_once(tmp_path, monkeypatch):
     """speed_fpm="beat" and band_react used to decode the song twice more (and recompute the mel): now one
     decode gives the features, the beats, the bands and the soundtrack that is muxed."""
