@@ -199,13 +199,12 @@ def _part(percussive: bool, harmonic: bool) -> str:
 
 
 class _Spectra:
-    """One mono signal's spectra, each computed at most once: the power STFT, the HPSS masks, the mel
-    spectrogram of each part and the chroma."""
+    """One mono signal's spectra, each computed at most once: the power STFT, the mel spectrogram of the mix
+    and of its HPSS parts, and the chroma."""
 
     def __init__(self, y: np.ndarray, sr: int, hop: int):
         self.y, self.sr, self.hop = y, sr, hop
         self._power: np.ndarray | None = None
-        self._masks: tuple[np.ndarray, np.ndarray] | None = None
         self._mel: dict[str, np.ndarray] = {}
 
     @property
@@ -214,19 +213,13 @@ class _Spectra:
             self._power = spectral.stft_power(self.y, self.hop)
         return self._power
 
-    def masks(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._masks is None:
-            self._masks = spectral.hpss_masks(np.sqrt(self.power), self.hop)
-        return self._masks
-
     def mel(self, part: str) -> np.ndarray:  # (N_MELS, T) power
         if part not in self._mel:
-            P = self.power
-            if part != "mix":
-                harm, perc = self.masks()
-                m = harm if part == "harmonic" else perc
-                P = P * (m * m)
-            self._mel[part] = spectral.mel_power(P, spectral.mel_filterbank(self.sr))
+            fb = spectral.mel_filterbank(self.sr)
+            if part == "mix":
+                self._mel[part] = spectral.mel_power(self.power, fb)
+            else:  # both parts from one HPSS
+                self._mel["harmonic"], self._mel["percussive"] = spectral.hpss_mel(self.power, self.hop, fb)
         return self._mel[part]
 
     def chroma(self) -> np.ndarray:  # (12, T)
@@ -251,6 +244,8 @@ class _Analysis:
         self.start = start
         self.ctx_start = max(0.0, start - CONTEXT_S)
         lead = start - self.ctx_start
+        if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
+            raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
         if max_seconds is not None and duration is not None and float(duration) > max_seconds:
             raise decode.TooLong(f"the excerpt of {_name(song)} is {float(duration):g} s long; this renders at "
                                  f"most {max_seconds:g} s: choose a shorter duration")
@@ -277,7 +272,6 @@ class _Analysis:
         # exact excerpt timing, in the file's own samples (so it matches the muxed soundtrack)
         self.offset = Fraction(off, nsr)
         self.duration = Fraction(n_ex, nsr)
-        self.n_excerpt = n_ex
         self.song_excerpt = (data[off: off + n_ex], nsr)
         if n_ex * self.fps < nsr:  # less than one frame
             raise AudioError(
@@ -322,7 +316,9 @@ class _Analysis:
 
     # signals
     def _source(self, stem: PathLike | None) -> str:
-        return "song" if stem is None else os.fspath(stem)
+        if stem is None or _file_key(stem) == _file_key(self.song):
+            return "song"
+        return os.fspath(stem)
 
     def signal(self, source: str) -> np.ndarray:
         """The mono analysis signal of the song or a stem over the analysed span."""

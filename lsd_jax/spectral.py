@@ -242,10 +242,38 @@ def hpss_masks(magnitude: np.ndarray, hop: int, kernel: int = HPSS_KERNEL,
     :func:`soft_mask` of each against the other (margin 1). Multiply a power spectrogram by ``mask²``.
     """
     mag = np.ascontiguousarray(magnitude, np.float32)
-    stride = max(1, HPSS_HOP // int(hop))
+    stride = hpss_stride(hop)
     harm = _median_rows(mag, kernel, stride)
     perc = _median_rows(np.ascontiguousarray(mag.T), kernel).T
     return soft_mask(harm, perc, power), soft_mask(perc, harm, power)
+
+
+def hpss_stride(hop: int) -> int:
+    """Columns between the taps of the HPSS time filter at ``hop``: ``HPSS_HOP // hop`` (at least 1)."""
+    return max(1, HPSS_HOP // int(hop))
+
+
+def hpss_mel(power: np.ndarray, hop: int, filterbank: np.ndarray,
+             block: int = BLOCK_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+    """Mel spectrograms (n_mels, T) of the harmonic and percussive parts of a power spectrogram (bins, T):
+    ``filterbank @ (power · mask²)`` with :func:`hpss_masks` of ``sqrt(power)``.
+
+    Computed over blocks of ``block`` columns, each with the neighbours its time filter reaches, so the memory
+    stays a few blocks whatever the song's length; the result is the same as masking the whole spectrogram."""
+    T = power.shape[1]
+    stride = hpss_stride(hop)
+    reach = (HPSS_KERNEL // 2 + 1) * stride  # columns a block's time filter needs on each side
+    block = max(stride, block // stride * stride)  # blocks start on the filter's grid
+    out_h = np.empty((filterbank.shape[0], T), np.float32)
+    out_p = np.empty_like(out_h)
+    for a in range(0, T, block):
+        b = min(T, a + block)
+        lo, hi = max(0, a - reach // stride * stride), min(T, b + reach)
+        harm, perc = hpss_masks(np.sqrt(power[:, lo:hi]), hop)
+        P = power[:, a:b]
+        out_h[:, a:b] = mel_power(P * np.square(harm[:, a - lo: b - lo]), filterbank)
+        out_p[:, a:b] = mel_power(P * np.square(perc[:, a - lo: b - lo]), filterbank)
+    return out_h, out_p
 
 
 # --- chroma --------------------------------------------------------------------------------------------

@@ -161,13 +161,13 @@ def test_an_excerpt_cut_inside_the_music_has_no_fake_hits_at_its_edges(tone_and_
 
 def test_hpss_runs_once_per_signal(tone_and_clicks, monkeypatch, tmp_path):
     calls = []
-    real = spectral.hpss_masks
+    real = spectral.hpss_mel
 
-    def counting(mag, hop, **kw):
-        calls.append(mag.shape)
-        return real(mag, hop, **kw)
+    def counting(power, hop, fb, **kw):
+        calls.append(power.shape)
+        return real(power, hop, fb, **kw)
 
-    monkeypatch.setattr(spectral, "hpss_masks", counting)
+    monkeypatch.setattr(spectral, "hpss_mel", counting)
     path, _ = tone_and_clicks
     fx = lsd_jax.EffectsGenerator(lambda a, s, amp: a, percussive=True)
     params = make_params(fps=20.0, pulse_percussive=True, motion_harmonic=True, motion_percussive=False,

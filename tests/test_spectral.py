@@ -111,6 +111,18 @@ def test_hpss_masks_on_the_512_grid_are_librosas(song, hop):
     np.testing.assert_allclose(h + p, 1.0, atol=1e-6)  # margin 1: the masks split each bin
 
 
+@pytest.mark.parametrize("hop,block", [(128, 40), (256, 64), (512, 7), (256, 5000)])
+def test_hpss_mel_in_blocks_is_the_whole_at_once(hop, block):
+    y = demo_song(4.0)
+    P = spectral.stft_power(y, hop)
+    fb = spectral.mel_filterbank(SR)
+    h, p = spectral.hpss_masks(np.sqrt(P), hop)
+    got_h, got_p = spectral.hpss_mel(P, hop, fb, block=block)
+    # the masks are identical; only the matrix product's rounding depends on the block's width
+    assert_close(got_h, spectral.mel_power(P * np.square(h), fb), 1e-6)
+    assert_close(got_p, spectral.mel_power(P * np.square(p), fb), 1e-6)
+
+
 # --- different on purpose: stated tolerances ---------------------------------------------------
 
 
