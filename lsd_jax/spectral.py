@@ -148,8 +148,17 @@ def stft_power(y: np.ndarray, hop: int, n_fft: int = N_FFT) -> np.ndarray:
 
 
 def mel_power(power: np.ndarray, filterbank: np.ndarray) -> np.ndarray:
-    """(bins, T) power → (n_mels, T) mel power (float32)."""
-    return np.matmul(filterbank, power, dtype=np.float32)
+    """(bins, T) power → (n_mels, T) mel power (float32): ``filterbank @ power``, each band summed over the bins
+    its triangle covers only (the mel filterbank is ~98% zeros)."""
+    fb = np.asarray(filterbank, np.float32)
+    P = np.ascontiguousarray(power, np.float32)
+    out = np.zeros((fb.shape[0],) + P.shape[1:], np.float32)
+    for m in range(fb.shape[0]):
+        support = np.flatnonzero(fb[m])
+        if support.size:
+            lo, hi = support[0], support[-1] + 1
+            out[m] = fb[m, lo:hi] @ P[lo:hi]
+    return out
 
 
 def mel_spectrogram(y: np.ndarray, sr: int, hop: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
@@ -280,6 +289,6 @@ def hpss_mel(power: np.ndarray, hop: int, filterbank: np.ndarray,
 
 def chroma_columns(power: np.ndarray, filterbank: np.ndarray) -> np.ndarray:
     """(bins, T) power → (12, T) chroma, each column divided by its maximum (all-zero columns stay 0)."""
-    raw = np.matmul(filterbank, power, dtype=np.float32)
+    raw = np.asarray(filterbank, np.float32) @ np.asarray(power, np.float32)
     peak = raw.max(axis=0, keepdims=True) if raw.size else raw
     return (raw / np.where(peak < np.finfo(np.float32).tiny, np.float32(1.0), peak)).astype(np.float32)
