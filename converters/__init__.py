@@ -1,4 +1,5 @@
-"""NVIDIA StyleGAN2 / StyleGAN2-ADA (PyTorch and TF) and StyleGAN3 pickles → ``(config, state)`` with numpy only.
+"""NVIDIA StyleGAN2 / StyleGAN2-ADA (PyTorch and TF), StyleGAN3 and StyleGAN (v1, TF) pickles → ``(config, state)``
+with numpy only (StyleGAN 1: NVIDIA's TF variable names, see :mod:`converters.sg1`).
 
 No code from a pickle ever runs: :mod:`converters.safe_pickle` resolves only an allow-list of globals, each to a
 stand-in written here. Public API:

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import ConversionError, SourceError
 from lsd_jax.paths import atomic_write, cache_dir
 
-from . import parse, sg2, sg3
+from . import parse, sg1, sg2, sg3
 
 FORMAT = "lsd-jax-converted"
 FORMAT_VERSION = 1
@@ -126,6 +126,8 @@ def load_converted(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     try:
         if config.get("family") == "stylegan3":
             checked = sg3.finish_config(config)
+        elif config.get("family") == sg1.FAMILY:
+            checked = sg1.finish_config(config, f"{path.name}")
         else:
             checked = sg2.finish_config(config, config["mapping_kwargs"], config["synthesis_kwargs"])
     except (KeyError, TypeError) as exc:
@@ -136,7 +138,7 @@ def load_converted(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def _check_state(config: dict, state: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
-    module = sg3 if config.get("family") == "stylegan3" else sg2
+    module = {"stylegan3": sg3, sg1.FAMILY: sg1}.get(config.get("family"), sg2)
     return module.check_state(config, state, source)
 
 

@@ -1,8 +1,11 @@
 """NVIDIA TensorFlow network pickles (stylegan2, stylegan2-ada TF) → ``(config, state)`` in torch names/layouts.
 
+A StyleGAN (v1) ``Gs`` (``build_func_name == 'G_style'``) is handed to :mod:`converters.sg1` instead, which keeps
+NVIDIA's TF names and layouts.
+
 Input: what :func:`converters.safe_pickle.safe_loads` returns for ``pickle.dump((G, D, Gs))``: a tuple of three
 :class:`~converters.safe_pickle.TFNetwork` records (or a single one). ``Gs`` is converted. The mapping follows
-docs/stylegan-formats.md §2 (the public NVlabs/stylegan2-ada-pytorch ``legacy.py`` conventions):
+the public NVlabs/stylegan2-ada-pytorch ``legacy.py`` conventions:
 
 * kwargs: latent_size→z_dim, label_size→c_dim, dlatent_size→w_dim, resolution, num_channels; mapping_layers,
   label_fmaps, mapping_fmaps, mapping_nonlinearity, mapping_lrmul, w_avg_beta; fmap_base×2→channel_base,
@@ -27,7 +30,7 @@ import numpy as np
 
 from .errors import ConversionError
 
-from . import sg2
+from . import sg1, sg2
 from .safe_pickle import TFNetwork, short_repr
 
 _IGNORED_KWARGS = ("truncation_psi", "truncation_cutoff", "style_mixing_prob", "structure")
@@ -125,9 +128,10 @@ def collect_variables(net: TFNetwork, source: str) -> dict[str, np.ndarray]:
             raise ConversionError(f"{source}: malformed TF network state at {prefix or 'top level'!r}")
         for item in variables:
             if (not isinstance(item, (list, tuple)) or len(item) != 2 or not isinstance(item[0], str)
-                    or not isinstance(item[1], np.ndarray)):
+                    or not isinstance(item[1], (np.ndarray, np.generic))):
                 raise ConversionError(f"{source}: malformed TF variable entry under {prefix or 'top level'!r}")
-            out[prefix + item[0]] = item[1]
+            # TF's session.run returns 0-d variables (lod, noise_strength) as numpy scalars, not arrays
+            out[prefix + item[0]] = np.asarray(item[1])
         for name, comp in components.items():
             recurse(f"{prefix}{name}/", comp, depth + 1)
 
@@ -140,7 +144,7 @@ _LAYER = re.compile(r"synthesis\.b(\d+)\.(conv0|conv1|torgb)\.(weight|bias|noise
 
 
 def tf_state(config: dict, tf_vars: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
-    """The torch-layout state dict for ``config`` from TF variables (docs/stylegan-formats.md §2)."""
+    """The torch-layout state dict for ``config`` from TF variables (the mapping in the module docstring)."""
     used: set[str] = set()
     filt = sg2.setup_filter(config["synthesis_kwargs"]["resample_filter"])
 
@@ -210,12 +214,12 @@ def tf_state(config: dict, tf_vars: dict[str, np.ndarray], source: str) -> dict[
 def convert_tf(obj: Any, source: str) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` from a loaded TF network pickle (``(G, D, Gs)`` or a single network)."""
     Gs = _pick_gs(obj, source)
-    st = _check_version(Gs, source)
-    func = st.get("build_func_name")
+    func = Gs.state.get("build_func_name")
     if func == "D_main" or (isinstance(func, str) and func.startswith("D_")):
         raise ConversionError(f"{source} holds a TF discriminator ({func}), not a generator: nothing to render with")
-    if func == "G_style":
-        raise ConversionError(f"{source} is a StyleGAN (v1) TF pickle; only StyleGAN2 generators are supported")
+    if func == "G_style":  # StyleGAN (v1): NVlabs/stylegan's G_style with G_mapping / G_synthesis components
+        return sg1.convert(Gs, source)
+    st = _check_version(Gs, source)
     if func != "G_main":
         raise ConversionError(f"{source}: TF network built by {func!r}, expected a StyleGAN2 generator (G_main)")
     components = st.get("components")
