@@ -9,11 +9,11 @@
 
 Detection: the onset envelope of the song's mel spectrogram (``audio.onset_envelope``; a render reuses its
 analysis' own) and :func:`beat_track` (librosa's ``beat_track``, re-implemented in NumPy and tested against it:
-dynamic programming at a tempo estimated from the onset autocorrelation) on the whole analysed signal, so the tracker sees context around the excerpt; each beat time is
-then moved to the frame nearest to it. The tempo is reported from a least-squares fit of the beat times against
-their beat numbers (robust to a skipped beat), which is far finer than librosa's autocorrelation grid (about ±1%
-at this hop). Bars: every 4th beat from the downbeat estimate, the phase (0–3) whose beats have the largest mean
-onset strength.
+dynamic programming at a tempo estimated from the onset autocorrelation) on the whole analysed signal, so the
+tracker sees context around the excerpt; each beat time is then moved to the frame nearest to it. The tempo is
+reported from a least-squares fit of the beat times against their beat numbers (robust to a skipped beat), which
+is far finer than librosa's autocorrelation grid (about ±1% at this hop). Bars: every 4th beat from the downbeat
+estimate, the phase (0–3) whose beats have the largest mean onset strength.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
