@@ -397,17 +397,12 @@ def prepare(
     timings.style = time.perf_counter() - t0
 
     t = time.perf_counter()
-    feats = audio.analyze(song, params)
-
-    beats = None
-    song_y = None
-    if isinstance(params.speed_fpm, str) or any(params.band_react):
-        song_y = audio.load_audio(song, sr=audio.SR, start=params.start, duration=params.duration)
+    feats = audio.analyze(song, params)  # decodes the song once: features, bands, beats and soundtrack
+    beats = feats.beats
     positions = None
-    if isinstance(params.speed_fpm, str):
-        from .beats import beat_keyframe_positions, detect_beats
+    if beats is not None:
+        from .beats import beat_keyframe_positions
 
-        beats = detect_beats(song_y, audio.SR, feats.fps, feats.n_frames)
         timings.tempo_bpm = float(beats.tempo_bpm)
         positions = beat_keyframe_positions(beats, params.speed_fpm, feats.n_frames)
         if len(positions) < 2:
@@ -426,13 +421,8 @@ def prepare(
     if params.w_control:
         from .control import controlled_style
 
-        bands = None
-        if any(params.band_react):
-            from .bands import band_envelopes
-
-            bands = band_envelopes(song_y, audio.SR, feats.fps, feats.n_frames, params.band_edges_hz)
-        style_obj, extra = controlled_style(style_obj, params, n_frames=feats.n_frames, fps=feats.fps, bands=bands,
-                                            pulse=feats.pulse, progress=progress)
+        style_obj, extra = controlled_style(style_obj, params, n_frames=feats.n_frames, fps=feats.fps,
+                                            bands=feats.bands, pulse=feats.pulse, progress=progress)
 
     size = output_size(style_obj, params)
     plan = plan_effects(params, size)
@@ -487,7 +477,7 @@ def render(
     Under ``jax.distributed`` (several processes), each process renders a contiguous range of
     frames and process 0 joins the segments without re-encoding.
     """
-    from . import audio, video
+    from . import video
 
     t0 = time.perf_counter()
     if params is None:
@@ -497,9 +487,7 @@ def render(
     out = resolve_output(output, render_inputs(song, style, params))  # before any work; never over an input
     prep = prepare(song, style, params=params, input_shape=input_shape, num_possible_classes=num_possible_classes,
                    progress=bool(progress))
-    t = time.perf_counter()
-    soundtrack = audio.load_output_audio(song, params)
-    prep.timings.audio += time.perf_counter() - t
+    soundtrack = prep.features.soundtrack  # decoded by the analysis (no second decode)
     n = prep.n_frames
     fps = prep.features.fps
     n_proc, proc = jax.process_count(), jax.process_index()
