@@ -35,6 +35,7 @@ from typing import Any
 from .errors import ParamError
 
 PULSE_MODES = ("loudness", "onset")
+NORMALIZE_MODES = ("global", "running")
 NOISE_MODES = ("const", "random", "none")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 SPEED_MODES = ("beat", "bar")
@@ -459,6 +460,10 @@ class RenderParams:
     # --- pulse and motion
     pulse_mode: str = _param(CHOICE, "loudness", "loudness (Lucid Sonic Dreams) or onset (a beat-exact kick from "
                              "the onset strength)", "motion", choices=PULSE_MODES)
+    normalize: str = _param(
+        CHOICE, "global", "how envelopes are scaled to 0..1: global (the excerpt's min and max: one loud hit flattens "
+        "the rest) or running (a min and max that forget within seconds, as live mode does)", "motion",
+        choices=NORMALIZE_MODES)
     pulse_percussive: bool = _param(FLAG, True, "pulse follows the percussive part of the song", "motion", lsd=True)
     pulse_harmonic: bool = _param(FLAG, False, "pulse follows the harmonic part (both or neither: the full mix)",
                                   "motion", lsd=True)

@@ -235,4 +235,4 @@ def test_layout_rows():
         ["pulse_react", "motion_react"], ["speed_fpm", "truncation"], ["contrast_strength", "flash_strength"],
         ["fps", "resolution"], ["start", "duration", "seed"]]
     motion = page._rows([f for f in page_fields() if f.group == "motion"])
-    assert [len(r) for r in motion] == [1, 4, 1] and {f.kind for f in motion[1]} == {"checkbox"}
+    assert [len(r) for r in motion] == [2, 4, 1] and {f.kind for f in motion[1]} == {"checkbox"}
