@@ -10,6 +10,11 @@ Prints tables (medians of repeated, warmed-up runs; every ratio is measured with
    encoding each alone, and end-to-end frames/s against generator-only frames/s;
 4. bfloat16 against float32; 5. peak memory of a 1-minute and a 4-minute render.
 
+``--live`` runs only the live section: a click track played into a live session in real time (the default style
+at 256², 30 fps, 60 s; 15 s with ``--quick``), with and without resolution drops: sustained frames/s, dropped
+ticks, the sizes rendered, lag (frame done − its tick) and audio-to-frame latency percentiles (a click's block
+entering the analysis → the first frame whose pulse reached 0.5 leaving the step).
+
 Runs unchanged on CPU, GPU or TPU.
 """
 
@@ -121,6 +126,77 @@ def peak_rss_mib(seconds: float) -> float:
     return int(res.stdout.strip().splitlines()[-1]) / 1024.0
 
 
+def live_session(seconds: float, resolution: int = 256, fps: float = 30.0, adapt: bool = True,
+                 every: float = 0.5, sr: int = 48000) -> dict[str, Any]:
+    """Play a click track (a click every ``every`` s over a quiet chord, ``sr`` Hz, 10 ms blocks) into a live
+    session of the default style in real time and measure it (see the module docstring)."""
+    import soundfile as sf
+
+    from .live import FileFeeder, LiveRenderer
+
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.02 * (np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 277.2 * t) + np.sin(2 * np.pi * 329.6 * t))
+    rng = np.random.default_rng(0)
+    burst = rng.normal(size=int(0.01 * sr)) * np.exp(-np.arange(int(0.01 * sr)) / (0.002 * sr))
+    clicks = np.arange(every / 2, seconds - every / 2, every)
+    for c in clicks:
+        i = int(round(c * sr))
+        y[i: i + burst.size] += 0.5 * burst[: y.size - i]
+    frames: list[tuple[int, float, float, float]] = []  # tick, due, done, pulse
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "clicks.wav"
+        sf.write(path, (0.9 * y / np.abs(y).max()).astype(np.float32), sr)
+        renderer = LiveRenderer(None, resolution=resolution, fps=fps, adapt=adapt)
+        renderer.add_listener(lambda f: frames.append((f.tick, f.t_due, f.t_done, f.features["pulse"])))
+        with renderer:
+            feeder = FileFeeder(renderer, path).start()
+            feeder.done.wait(seconds + 30)
+        stats = renderer.stats()
+        if renderer.error is not None:
+            raise renderer.error
+    arr = np.array(frames)
+    done, pulse = arr[:, 2], arr[:, 3]
+    pushed = np.array(feeder.pushed)  # (first sample, time) per block
+    latencies, missed = [], 0
+    for c in clicks:
+        block = np.searchsorted(pushed[:, 0], int(round(c * sr)), side="right") - 1
+        t_in = pushed[block, 1]
+        after = np.flatnonzero((done > t_in) & (done < t_in + every) & (pulse >= 0.5))
+        if after.size:
+            latencies.append(done[after[0]] - t_in)
+        else:
+            missed += 1
+    lag = done - arr[:, 1]
+    span = done[-1] - done[0]
+    tenth = max(1, len(lag) // 6)
+    return {"fps": (len(done) - 1) / span if span > 0 else 0.0, "frames": len(done), "ticks": stats.ticks,
+            "dropped": stats.dropped, "sizes": stats.sizes, "resizes": stats.resizes,
+            "lag_ms": np.percentile(lag, [50, 95, 100]) * 1000,
+            "lag_growth_ms": (np.median(lag[-tenth:]) - np.median(lag[:tenth])) * 1000,
+            "latency_ms": np.percentile(latencies, [50, 95, 100]) * 1000 if latencies else np.full(3, np.nan),
+            "clicks": len(clicks), "missed": missed}
+
+
+def print_live(seconds: float) -> None:
+    import os
+
+    load = os.getloadavg()
+    print(f"live: click track (every 0.5 s) played in real time, default style at 256², 30 fps, {seconds:g} s each;"
+          f" load average before: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min) on {os.cpu_count()} CPUs", flush=True)
+    rows = []
+    for name, adapt in (("resolution drops on", True), ("fixed 256²", False)):
+        m = live_session(seconds, adapt=adapt)
+        sizes = ", ".join(f"{k}: {v / m['frames']:.0%}" for k, v in sorted(m["sizes"].items(), reverse=True))
+        dropped = f"{m['dropped']} / {m['ticks']} ({m['dropped'] / max(1, m['ticks']):.0%})"
+        rows.append([name, f"{m['fps']:.1f}", dropped,
+                     sizes, "/".join(f"{v:.0f}" for v in m["lag_ms"]), f"{m['lag_growth_ms']:+.1f}",
+                     "/".join(f"{v:.0f}" for v in m["latency_ms"]), f"{m['missed']} / {m['clicks']}"])
+    print_table(["session", "frames/s", "dropped ticks", "sizes rendered", "lag ms p50/p95/max",
+                 "lag growth ms (last − first sixth)", "latency ms p50/p95/max", "clicks missed"], rows)
+    load = os.getloadavg()
+    print(f"load average after: {load[0]:.1f} (1 min)\n", flush=True)
+
+
 def _sg2_style(config: dict) -> Any:
     from .generator import Generator, stylegan_style
     from .random_models import random_sg2_state
@@ -148,10 +224,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller sweeps, shorter songs")
     ap.add_argument("--skip", nargs="*", default=[], choices=["default", "paper256", "config-f", "song", "memory",
                                                               "bf16"], help="sections to skip")
+    ap.add_argument("--live", action="store_true", help="only the live section (real time: 2 x 60 s, 2 x 15 s quick)")
     args = ap.parse_args(argv)
     repeats = 2 if args.quick else 5
     dev = jax.devices()[0]
     print(f"backend: {jax.default_backend()}  devices: {jax.device_count()} x {dev.device_kind}\n", flush=True)
+    if args.live:
+        print_live(15.0 if args.quick else 60.0)
+        return
 
     peak = peak_flops(2048 if args.quick else 4096, repeats)
     print_table(["measure", "value"], [["matmul peak (float32)", f"{peak / 1e9:.1f} GFLOP/s"]])
