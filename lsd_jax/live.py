@@ -67,6 +67,7 @@ class LiveFrame:
     t_done: float  # clock time it left the step
     features: dict[str, float]  # the tick's normalised pulse, motion, contrast, flash
     dropped: int  # ticks stepped but not rendered just before this one
+    audio_tag: float | None = None  # the tag of the newest audio block this frame has seen (see LiveRenderer.push)
 
 
 @dataclass
@@ -210,24 +211,37 @@ class LiveLatents:
 
 
 class _Pool:
-    """Columns that arrived, stamped with their arrival time; pooled per tick (thread-safe)."""
+    """Columns that arrived, stamped with their arrival time and the pusher's tag; taken per tick (thread-safe)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.items: collections.deque[tuple[float, Columns]] = collections.deque()
+        self.items: collections.deque[tuple[float, Columns, Any]] = collections.deque()
 
-    def put(self, t: float, cols: Columns) -> None:
+    def put(self, t: float, cols: Columns, tag: Any = None) -> None:
         if cols.n:
             with self.lock:
-                self.items.append((t, cols))
+                self.items.append((t, cols, tag))
 
-    def take(self, until: float | None) -> list[Columns]:
-        """The columns that arrived up to ``until`` (all of them for None)."""
+    def take(self, until: float | None) -> list[tuple[Columns, Any]]:
+        """The columns (and tags) that arrived up to ``until`` (all of them for None)."""
         out = []
         with self.lock:
             while self.items and (until is None or self.items[0][0] <= until):
-                out.append(self.items.popleft()[1])
+                _, cols, tag = self.items.popleft()
+                out.append((cols, tag))
         return out
+
+
+@dataclass
+class _Target:
+    """What frames are rendered with: a style, its size ladder, the compiled steps and the latent state."""
+
+    style: Any
+    sizes: list[tuple[int, int]]
+    latents: LiveLatents
+    steps: dict[tuple[int, int], Any] = field(default_factory=dict)
+    compiling: set[tuple[int, int]] = field(default_factory=set)
+    level: int = 0
 
 
 class LiveRenderer:
@@ -251,13 +265,10 @@ class LiveRenderer:
         self._check(self.params)
         self.fps = float(self.params.fps)
         self.clock = clock
-        self.style = resolve_style(style, self.params, progress=False)
-        self.size = output_size(self.style, self.params)
-        self.sizes = ladder_sizes(self.size, self.style.native_size is None and adapt)
-        self.level = 0
-        self.latents = LiveLatents(self.style.z_dim, self.style.c_dim, self.params, self.fps)
-        self._steps: dict[tuple[int, int], Any] = {}
-        self._compiling: set[tuple[int, int]] = set()
+        self.adapt = adapt
+        self._target = self._make_target(resolve_style(style, self.params, progress=False))
+        self.size = output_size(self._target.style, self.params)  # the requested size (the ladder's top)
+        self._tag: Any = None
         self._lock = threading.Lock()  # params and stats
         self._audio_lock = threading.Lock()  # the analyzer
         self._frame_cv = threading.Condition()
@@ -292,33 +303,66 @@ class LiveRenderer:
 
         return EffectPlan(fused=((fx.contrast_effect, 1.0), (fx.flash_effect, 1.0)), host=())
 
-    def _step_for(self, size: tuple[int, int]) -> Any:
-        """The compiled step at ``size`` (built and warmed on first use)."""
-        step = self._steps.get(size)
+    @property
+    def style(self) -> Any:
+        return self._target.style
+
+    def _make_target(self, style: Any) -> _Target:
+        from .pipeline import output_size
+
+        size = output_size(style, self.params)
+        return _Target(style, ladder_sizes(size, style.native_size is None and self.adapt),
+                       LiveLatents(style.z_dim, style.c_dim, self.params, self.fps))
+
+    def _step_for(self, target: _Target, size: tuple[int, int]) -> Any:
+        """The compiled step of ``target`` at ``size`` (built and warmed on first use)."""
+        step = target.steps.get(size)
         if step is None:
             from .pipeline import make_frame_step
 
-            step = make_frame_step(self.style, size, self._plan(size), 1)
-            np.asarray(step(self._inputs(np.zeros(self.style.z_dim, np.float32),
-                                         np.zeros(self.style.c_dim, np.float32), (0.0, 0.0))))
-            self._steps[size] = step
+            style = target.style
+            step = make_frame_step(style, size, self._plan(size), 1)
+            np.asarray(step(self._inputs(np.zeros(style.z_dim, np.float32), np.zeros(style.c_dim, np.float32),
+                                         (0.0, 0.0))))
+            target.steps[size] = step
         return step
 
-    def _prepare_async(self, size: tuple[int, int]) -> None:
-        """Compile the step at ``size`` on a background thread (the clock keeps running at the current size)."""
-        if size in self._steps or size in self._compiling:
+    def _prepare_async(self, target: _Target, size: tuple[int, int]) -> None:
+        """Compile ``target``'s step at ``size`` on a background thread (the clock keeps running meanwhile)."""
+        if size in target.steps or size in target.compiling:
             return
-        self._compiling.add(size)
+        target.compiling.add(size)
 
         def work() -> None:
             try:
-                self._step_for(size)
+                self._step_for(target, size)
             except BaseException as e:  # surfaced by the render loop
                 self.error = e
             finally:
-                self._compiling.discard(size)
+                target.compiling.discard(size)
 
         threading.Thread(target=work, name="lsd-jax-live-compile", daemon=True).start()
+
+    def set_style(self, style: Any, done: Callable[[BaseException | None], None] | None = None) -> None:
+        """Switch to ``style`` (anything :func:`lsd_jax.styles.resolve_style` takes) once it is loaded and its
+        step compiled, on a background thread; until then the current style plays on. ``done(error)`` is called
+        at the end (error None on success)."""
+        from .styles import resolve_style
+
+        def work() -> None:
+            error: BaseException | None = None
+            try:
+                target = self._make_target(resolve_style(style, self.params, progress=False))
+                self._step_for(target, target.sizes[0])
+                target.latents.step(0, 0.0, 0.0, np.zeros(12, np.float32), self.params)  # compiles its steppers
+                target.latents = LiveLatents(target.style.z_dim, target.style.c_dim, self.params, self.fps)
+                self._target = target
+            except BaseException as e:
+                error = e
+            if done is not None:
+                done(error)
+
+        threading.Thread(target=work, name="lsd-jax-live-style", daemon=True).start()
 
     @staticmethod
     def _inputs(z: np.ndarray, c: np.ndarray, amps: tuple[float, float]) -> dict[str, np.ndarray]:
@@ -329,16 +373,17 @@ class LiveRenderer:
         """Compile and import everything the first frames need (the step at the starting size, the latent
         steppers, the analysis' modules), so the clock starts with nothing left to wait for."""
         StreamAnalyzer(48000).push(np.zeros(2048, np.float32))
-        self._step_for(self.sizes[self.level])
-        probe = LiveLatents(self.style.z_dim, self.style.c_dim, self.params, self.fps)
+        t = self._target
+        self._step_for(t, t.sizes[t.level])
+        probe = LiveLatents(t.style.z_dim, t.style.c_dim, self.params, self.fps)
         probe.step(0, 0.0, 0.0, np.zeros(12, np.float32), self.params)
         probe.step(1, 0.0, 0.0, np.zeros(12, np.float32), self.params)
 
     def start(self) -> LiveRenderer:
         """Warm up, then start the clock and the render thread."""
         self.warm_up()
-        if len(self.sizes) > 1:
-            self._prepare_async(self.sizes[1])
+        if len(self._target.sizes) > 1:
+            self._prepare_async(self._target, self._target.sizes[1])
         self.t0 = self.clock()
         self._thread = threading.Thread(target=self._run, name="lsd-jax-live", daemon=True)
         self._thread.start()
@@ -363,9 +408,10 @@ class LiveRenderer:
 
     # --- inputs -------------------------------------------------------------------------------------------
 
-    def push(self, samples: np.ndarray, sr: int) -> Columns:
+    def push(self, samples: np.ndarray, sr: int, tag: Any = None) -> Columns:
         """Analyse an audio block (n,) or (n, channels) at ``sr`` Hz as it arrives (any thread). The stream's rate
-        is fixed by its first block. Returns the columns it completed."""
+        is fixed by its first block. ``tag``: anything (e.g. the sender's clock at the block's end); each frame
+        carries the tag of the newest block it has seen (``LiveFrame.audio_tag``). Returns the columns completed."""
         t = self.clock()
         with self._audio_lock:  # not the render loop's lock: analysing never delays a frame
             if self._analyzer is None:
@@ -373,7 +419,7 @@ class LiveRenderer:
             elif int(sr) != self._analyzer.sr_in:
                 raise ParamError(f"the audio stream changed its sample rate from {self._analyzer.sr_in} to {sr} Hz")
             cols = self._analyzer.push(samples)
-            self._pool.put(t, cols)
+            self._pool.put(t, cols, tag)
             with self._lock:
                 self._stats.columns += cols.n
                 self._stats.audio_s = self._analyzer.samples_in / self._analyzer.sr_in
@@ -421,8 +467,12 @@ class LiveRenderer:
 
     # --- the clock ------------------------------------------------------------------------------------------
 
-    def _features(self, cols: list[Columns], params: RenderParams) -> dict[str, float]:
+    def _features(self, taken: list[tuple[Columns, Any]], params: RenderParams) -> dict[str, float]:
         """Pool one tick's columns (held from the previous tick when none arrived) and normalise them."""
+        cols = [c for c, _ in taken]
+        tags = [t for _, t in taken if t is not None]
+        if tags:
+            self._tag = tags[-1]
         if cols:
             loud = np.concatenate([c.loudness for c in cols], axis=1)
             onset = np.concatenate([c.onset for c in cols], axis=1)
@@ -456,7 +506,8 @@ class LiveRenderer:
     def _loop(self) -> None:
         assert self.t0 is not None
         period = 1.0 / self.fps
-        policy = ResolutionPolicy(self.sizes, self.fps)
+        target = self._target
+        policy = ResolutionPolicy(target.sizes, self.fps)
         last, seq = -1, 0
         while not self._stop.is_set():
             now = self.clock()
@@ -464,21 +515,23 @@ class LiveRenderer:
             if due <= last:
                 self._stop.wait(max(0.0, self.t0 + (last + 1) * period - self.clock()))
                 continue
+            if self._target is not target:  # a new style is ready
+                target = self._target
+                policy = ResolutionPolicy(target.sizes, self.fps)
             with self._lock:
                 params = self.params
             for k in range(last + 1, due + 1):  # every tick is stepped; only the newest is rendered
-                cols = self._pool.take(None if k == due else self.t0 + k * period)
-                feats = self._features(cols, params)
-                z, c = self.latents.step(k, feats["pulse"], feats["motion"], self._chroma, params)
+                feats = self._features(self._pool.take(None if k == due else self.t0 + k * period), params)
+                z, c = target.latents.step(k, feats["pulse"], feats["motion"], self._chroma, params)
             dropped = due - last - 1
             last = due
-            size = self.sizes[self.level]
-            step = self._steps.get(size) or self._step_for(size)
+            size = target.sizes[target.level]
+            step = target.steps.get(size) or self._step_for(target, size)
             amps = (feats["contrast"] * params.effect_strength("contrast") if params.contrast_on else 0.0,
                     feats["flash"] * params.effect_strength("flash") if params.flash_on else 0.0)
             image = np.asarray(step(self._inputs(z, c, amps)))[0]
             t_done = self.clock()
-            frame = LiveFrame(seq, due, image, self.t0 + due * period, t_done, feats, dropped)
+            frame = LiveFrame(seq, due, image, self.t0 + due * period, t_done, feats, dropped, self._tag)
             seq += 1
             level = policy.observe(t_done, t_done - now, dropped)
             with self._lock:
@@ -492,16 +545,16 @@ class LiveRenderer:
                 self._frame_cv.notify_all()
             for fn in self._listeners:
                 fn(frame)
-            if level != self.level:
-                if self.sizes[level] in self._steps:
-                    self.level = level
+            if level != target.level:
+                if target.sizes[level] in target.steps:
+                    target.level = level
                     policy.moved(level, t_done)
                     with self._lock:
                         self._stats.resizes += 1
-                    if level + 1 < len(self.sizes):
-                        self._prepare_async(self.sizes[level + 1])
+                    if level + 1 < len(target.sizes):
+                        self._prepare_async(target, target.sizes[level + 1])
                 else:
-                    self._prepare_async(self.sizes[level])
+                    self._prepare_async(target, target.sizes[level])
             if self.error is not None:
                 raise self.error
 

@@ -254,6 +254,9 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                          concurrency_id="lsd-jax-render")
         preview_btn.click(_bind(_preview, INPUT_NAMES), inputs, [gallery, status], api_name="preview",
                           concurrency_id="lsd-jax-render")
+    from .live import add_page
+
+    add_page(demo)  # the Live page (/live): microphone or tab audio drives frames in real time
     demo.queue(max_size=cfg.queue_size, default_concurrency_limit=cfg.concurrency)
     demo.lsd_config = cfg  # type: ignore[attr-defined]
     demo.lsd_jobs = jobs  # type: ignore[attr-defined]
