@@ -1,4 +1,4 @@
-"""Command line: ``lsd-jax render | demo | convert | params | styles``.
+"""Command line: ``lsd-jax render | demo | live | convert | params | styles``.
 
 The render parameters' flags are generated from the parameter table (:mod:`lsd_jax.params`)."""
 
@@ -39,11 +39,12 @@ def _metavar(p: Param) -> str:
     return _METAVAR[p.kind]
 
 
-def add_param_arguments(ap: argparse.ArgumentParser) -> None:
+def add_param_arguments(ap: argparse.ArgumentParser, names: Any = None) -> None:
     """One ``--name-with-dashes`` flag per parameter of the table (``--name_with_underscores``, Lucid
-    Sonic Dreams' spelling, works too), grouped as in the table, each with its range and default."""
+    Sonic Dreams' spelling, works too), grouped as in the table, each with its range and default.
+    ``names``: only these parameters (default: all)."""
     for group, title in GROUPS.items():
-        rows = [p for p in PARAMS if p.group == group and not p.api_only]
+        rows = [p for p in PARAMS if p.group == group and not p.api_only and (names is None or p.name in names)]
         if not rows:
             continue
         g = ap.add_argument_group(f"render parameters: {title.lower()}" if group == "basic" else title)
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     add_param_arguments(d)
 
+    sub.add_parser("live", add_help=False, help="live mode: visuals follow a microphone, a shared tab or a file "
+                   "in real time, in a page this serves (lsd-jax live --help)")
+
     c = sub.add_parser("convert", help="convert an NVIDIA StyleGAN .pkl to lsd-jax's .npz (no code from it runs)")
     c.add_argument("input", help="NVIDIA .pkl (StyleGAN2 TF, StyleGAN2-ADA PyTorch)")
     c.add_argument("output", help="output .npz")
@@ -95,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["live"]:  # its own parser (lsd_jax.web.live), imported only here: it needs gradio
+        from .web.live import main as live_main
+
+        try:
+            return live_main(argv[1:])
+        except LsdError as e:
+            print(f"lsd-jax live: error: {e}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return _run(args)

@@ -45,6 +45,13 @@ from .latents import (LSD_REFERENCE_FPS, class_advance, class_first, live_factor
 from .params import RenderParams, make_params
 from .stream import PARTS, Columns, StreamAnalyzer
 
+#: Parameters live mode takes (``lsd-jax live`` flags); the others need the whole song or are not supported.
+SUPPORTED_PARAMS = ("pulse_react", "motion_react", "speed_fpm", "truncation", "contrast_strength", "flash_strength",
+                    "fps", "resolution", "start", "duration", "seed", "width", "height", "compute_dtype",
+                    "pulse_mode", "pulse_percussive", "pulse_harmonic", "motion_percussive", "motion_harmonic",
+                    "motion_randomness", "classes", "class_pitch_react", "class_smooth_seconds", "class_complexity",
+                    "class_shuffle_seconds", "class_shuffle_strength", "contrast_percussive", "flash_percussive",
+                    "truncation_psi", "truncation_cutoff", "noise_mode")
 #: Parameters a live session may change while it plays (never recompiles); the web page shows them as sliders.
 LIVE_PARAMS = ("pulse_react", "motion_react", "speed_fpm", "truncation", "motion_randomness", "class_pitch_react",
                "class_complexity", "class_smooth_seconds", "contrast_strength", "flash_strength", "seed")
@@ -321,7 +328,7 @@ class LiveRenderer:
             from .pipeline import make_frame_step
 
             style = target.style
-            step = make_frame_step(style, size, self._plan(size), 1)
+            step = make_frame_step(style, size, self._plan(size), 1, compute_dtype=self.params.compute_dtype)
             np.asarray(step(self._inputs(np.zeros(style.z_dim, np.float32), np.zeros(style.c_dim, np.float32),
                                          (0.0, 0.0))))
             target.steps[size] = step
@@ -667,6 +674,8 @@ class FileFeeder:
         self.samples, self.sr = read_audio(path, start=start, duration=duration)
         self.block = max(1, int(round(block_s * self.sr)))
         self.done = threading.Event()
+        self.started = threading.Event()
+        self._start_lock = threading.Lock()
         self.t_start: float | None = None
         self.pushed: list[tuple[int, float]] = []  # (first sample, clock time pushed) per block
         self._thread = threading.Thread(target=self._run, name="lsd-jax-live-feed", daemon=True)
@@ -676,7 +685,10 @@ class FileFeeder:
         return self.samples.shape[0] / self.sr
 
     def start(self) -> FileFeeder:
-        self._thread.start()
+        """Start playing (once; later calls do nothing)."""
+        with self._start_lock:
+            if not self._thread.is_alive() and not self.started.is_set():
+                self._thread.start()
         return self
 
     def stop(self) -> None:
@@ -687,6 +699,7 @@ class FileFeeder:
     def _run(self) -> None:
         clock = self.renderer.clock
         self.t_start = clock()
+        self.started.set()
         n = self.samples.shape[0]
         for a in range(0, n, self.block):
             b = min(n, a + self.block)

@@ -119,3 +119,22 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
     lat = np.array(log["latency"])
     print(f"\nlive page: {len(frames) / (recv[-1] - recv[0]):.1f} frames/s received, audio block sent → frame drawn "
           f"p50 {np.median(lat):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms")
+
+
+def test_cli_plays_a_file_in_real_time_and_records_what_was_shown(tmp_path, capsys):
+    from lsd_jax.cli import main
+    from lsd_jax.video import probe_video
+
+    song = write(tmp_path / "clicks.wav", click_track([0.3, 0.8, 1.3], 1.6, 22050), 22050)
+    out = tmp_path / "shown.mp4"
+    assert main(["live", "--input", str(song), "--record", str(out), "--no-serve", "--resolution", "32",
+                 "--fps", "24", "--pulse-react", "1.2"]) == 0
+    assert "frames shown" in capsys.readouterr().out
+    info = probe_video(out)
+    assert (info["width"], info["audio_streams"]) == (32, 1) and abs(info["audio_duration"] - 1.6) < 0.15, info
+    assert info["n_frames"] >= 0.9 * 1.6 * 24
+    assert main(["live", "--no-serve"]) == 2
+    assert "needs --input" in capsys.readouterr().err
+    assert main(["live", "--input", str(song), "--no-serve", "--speed-fpm", "beat"]) == 2
+    assert "live mode takes a number" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*part*"))  # nothing half-written left behind

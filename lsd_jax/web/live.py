@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LsdError
-from ..live import LIVE_PARAMS, FileFeeder, LiveRecorder, LiveRenderer
+from ..live import LIVE_PARAMS, SUPPORTED_PARAMS, FileFeeder, LiveRecorder, LiveRenderer
 from ..params import PARAM, make_params
 
 log = logging.getLogger("lsd_jax.web.live")
@@ -179,12 +179,17 @@ class LiveSessions:
             return {"error": "the live session failed on the server (the error is logged there)"}
 
     def _open(self, args: dict[str, Any]) -> dict[str, Any]:
+        elapsed = 0.0
         if args.get("attach") and self.attached is not None:
             s = self.get(self.attached)
+            if s.feeder is not None:  # the file starts playing when the first page attaches
+                s.feeder.start()
+                s.feeder.started.wait(5)
+                elapsed = s.renderer.clock() - (s.feeder.t_start or s.renderer.clock())
         else:
             s = self.open(args.get("style") or None)
         r = s.renderer
-        return {"token": s.token, "fps": r.fps, "size": list(r.size), "elapsed": r.clock() - (r.t0 or r.clock()),
+        return {"token": s.token, "fps": r.fps, "size": list(r.size), "elapsed": elapsed,
                 "attached": s.feeder is not None, "values": _values(r.params), "style": s.style_name}
 
     def _audio(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -542,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
     ap.add_argument("--open", action="store_true", help="open the page in the default browser")
-    add_param_arguments(ap)
+    add_param_arguments(ap, SUPPORTED_PARAMS)
     return ap
 
 
@@ -566,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     session = None
     if args.input:
         session = sessions.open(args.style, record=args.record, keep=True)
-        session.feeder = FileFeeder(session.renderer, args.input)
+        session.feeder = FileFeeder(session.renderer, args.input, start=params.start, duration=params.duration)
         sessions.attached = session.token
     if args.no_serve:
         assert session is not None and session.feeder is not None
@@ -596,12 +601,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         menu = [c for c in style_choices() if c[1] != args.style]
         live_panel(sessions, [(args.style, args.style), *menu], attach=bool(args.input), audio_url=audio_url)
-    if session is not None and session.feeder is not None:
-        session.feeder.start()
     try:
         demo.launch(server_name=args.host, server_port=args.port, inbrowser=args.open, allowed_paths=allowed,
                     prevent_thread_lock=True, show_error=False, quiet=False)
         if session is not None and session.feeder is not None:
+            print("the file plays when the page is opened", flush=True)
             while not session.feeder.done.wait(1.0):
                 pass
             time.sleep(0.5)
