@@ -75,6 +75,8 @@ class LiveFrame:
     features: dict[str, float]  # the tick's normalised pulse, motion, contrast, flash
     dropped: int  # ticks stepped but not rendered just before this one
     audio_tag: float | None = None  # the tag of the newest audio block this frame has seen (see LiveRenderer.push)
+    audio_time: float = 0.0  # stream time (s) of the newest audio this frame has seen
+    pulse_time: float = 0.0  # stream time (s) of the column that gave this tick's pulse (its loudest)
 
 
 @dataclass
@@ -276,6 +278,8 @@ class LiveRenderer:
         self._target = self._make_target(resolve_style(style, self.params, progress=False))
         self.size = output_size(self._target.style, self.params)  # the requested size (the ladder's top)
         self._tag: Any = None
+        self._audio_time = 0.0
+        self._pulse_time = 0.0
         self._lock = threading.Lock()  # params and stats
         self._audio_lock = threading.Lock()  # the analyzer
         self._frame_cv = threading.Condition()
@@ -481,12 +485,15 @@ class LiveRenderer:
         if tags:
             self._tag = tags[-1]
         if cols:
+            self._audio_time = float(cols[-1].end[-1])
             loud = np.concatenate([c.loudness for c in cols], axis=1)
             onset = np.concatenate([c.onset for c in cols], axis=1)
             p_part = PARTS.index(_part(params.pulse_percussive, params.pulse_harmonic))
             m_part = PARTS.index(_part(params.motion_percussive, params.motion_harmonic))
+            pulse = (onset if params.pulse_mode == "onset" else loud)[p_part]
+            self._pulse_time = float(np.concatenate([c.end for c in cols])[int(np.argmax(pulse))])
             self._raw = {
-                "pulse": float((onset if params.pulse_mode == "onset" else loud)[p_part].max()),
+                "pulse": float(pulse.max()),
                 "motion": float(loud[m_part].max()),
                 "contrast": float(loud[2 if params.effect_percussive("contrast") else 0].max()),
                 "flash": float(loud[2 if params.effect_percussive("flash") else 0].max()),
@@ -538,7 +545,8 @@ class LiveRenderer:
                     feats["flash"] * params.effect_strength("flash") if params.flash_on else 0.0)
             image = np.asarray(step(self._inputs(z, c, amps)))[0]
             t_done = self.clock()
-            frame = LiveFrame(seq, due, image, self.t0 + due * period, t_done, feats, dropped, self._tag)
+            frame = LiveFrame(seq, due, image, self.t0 + due * period, t_done, feats, dropped, self._tag,
+                              self._audio_time, self._pulse_time)
             seq += 1
             level = policy.observe(t_done, t_done - now, dropped)
             with self._lock:

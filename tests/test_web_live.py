@@ -81,8 +81,8 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
     web_page.launch(demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                     ssr_mode=False)
     ARTIFACTS.mkdir(exist_ok=True)
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--autoplay-policy=no-user-gesture-required", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={wav}"]
     try:
         with sync_api.sync_playwright() as pw:
@@ -97,7 +97,9 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
                     "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", value)
             page.wait_for_timeout(1000)
             start = page.evaluate("() => window.lsdLive.frames.length")
-            page.wait_for_function(f"() => window.lsdLive.frames.length > {start} + 90")
+            rises = (f"window.lsdLive.frames.slice({start})"
+                     ".filter((f, i, a) => i && f.pulse >= 0.5 && a[i - 1].pulse < 0.5).length")
+            page.wait_for_function(f"() => window.lsdLive.frames.length > {start} + 90 && {rises} >= 8")
             page.screenshot(path=str(ARTIFACTS / "live-page.png"), full_page=True)
             log = page.evaluate("() => window.lsdLive")
             browser.close()
@@ -110,12 +112,16 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
     diff = np.array([f["diff"] for f in frames])
     recv = np.array([f["recv"] for f in frames]) / 1000.0
     rises = np.flatnonzero((pulse[1:] >= 0.5) & (pulse[:-1] < 0.5)) + 1
-    assert len(rises) >= 0.6 * (recv[-1] - recv[0]) / every, (len(rises), recv[-1] - recv[0])  # the clicks arrive
-    gaps = np.diff(recv[rises])
-    assert abs(np.median(gaps) - every) < 0.12, gaps  # at the clicks' pace
-    kicked = np.concatenate([diff[r: r + 2] for r in rises])
-    calm = diff[(pulse < 0.05) & (np.roll(pulse, 1) < 0.05) & (np.roll(pulse, 2) < 0.05)]
-    assert calm.size > 10 and kicked.mean() > 4 * calm.mean(), (kicked.mean(), calm.mean())  # the picture kicks
+    # on the audio's own clock (what the browser sent, however late it came): each kick is a click
+    at = np.array([f["pulse_at"] for f in frames])
+    periods = np.diff(at[rises]) / every
+    assert len(rises) >= 8 and np.all(np.abs(periods - np.round(periods)) < 0.1), periods
+    # (each click, if the machine keeps up: on a loaded one the audio comes in bursts and a frame takes several)
+    width = np.array([f["w"] for f in frames])
+    same = np.concatenate([[False], width[1:] == width[:-1]])  # a resolution change redraws everything
+    kicked = np.concatenate([diff[r: r + 2][same[r: r + 2]] for r in rises])
+    calm = diff[same & (pulse < 0.05) & (np.roll(pulse, 1) < 0.05) & (np.roll(pulse, 2) < 0.05)]
+    assert calm.size > 10 and np.median(kicked) > 4 * np.median(calm), (kicked, calm)  # the picture kicks
     lat = np.array(log["latency"])
     print(f"\nlive page: {len(frames) / (recv[-1] - recv[0]):.1f} frames/s received, audio block sent → frame drawn "
           f"p50 {np.median(lat):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms")

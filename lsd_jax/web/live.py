@@ -225,7 +225,7 @@ class LiveSessions:
             s.jpeg = (f.seq, _jpeg(f.image))
         out.update(seq=f.seq, tick=f.tick, jpeg=s.jpeg[1], w=int(f.image.shape[1]), h=int(f.image.shape[0]),
                    pulse=round(f.features["pulse"], 4), motion=round(f.features["motion"], 4), tag=f.audio_tag,
-                   dropped=f.dropped)
+                   at=round(f.audio_time, 4), pulse_at=round(f.pulse_time, 4), dropped=f.dropped)
         return out
 
     def _set(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -395,9 +395,12 @@ async function startCapture(kind) {
   async function send() {
     if (me !== run || !pending.length) return;
     busy = true;
-    const n = pending.reduce((s, x) => s + x.length, 0), i16 = new Int16Array(n); let o = 0;
-    for (const x of pending) { for (let i = 0; i < x.length; i++) i16[o++] = Math.max(-32768, Math.min(32767, x[i] * 32768)); }
-    pending = [];
+    let take = 0, n = 0;  // at most half a second per request: a slow network sends several, in order
+    while (take < pending.length && n + pending[take].length <= ac.sampleRate / 2) n += pending[take++].length;
+    if (!take) { take = 1; n = pending[0].length; }
+    const i16 = new Int16Array(n); let o = 0;
+    for (const x of pending.slice(0, take)) { for (let i = 0; i < x.length; i++) i16[o++] = Math.max(-32768, Math.min(32767, x[i] * 32768)); }
+    pending = pending.slice(take);
     try { const r = await server.live_audio({token, pcm: b64(i16), sr: ac.sampleRate, t: lastT});
       if (r.error) fail(r.error); else log.sent += n; } catch (e) { fail(String(e)); }
     busy = false; if (pending.length) send();
@@ -426,7 +429,8 @@ async function frames(me) {
       ctx.drawImage(img, 0, 0);
       const now = performance.now();
       if (typeof r.tag === 'number' && r.tag > 0) { log.latency.push(now - r.tag); if (log.latency.length > 300) log.latency.shift(); }
-      log.frames.push({seq: r.seq, tick: r.tick, pulse: r.pulse, motion: r.motion, recv: now, diff: diffOf(), w: r.w});
+      log.frames.push({seq: r.seq, tick: r.tick, pulse: r.pulse, motion: r.motion, at: r.at, pulse_at: r.pulse_at, recv: now,
+                       diff: diffOf(), w: r.w});
       if (log.frames.length > 3000) log.frames.splice(0, 1000);
       shown.push(now); while (shown.length && shown[0] < now - 1000) shown.shift();
     }
