@@ -458,7 +458,7 @@ class Job:
 
     song: str  # the uploaded file on the server
     song_name: str  # its name as uploaded (for the snippet and the output's name)
-    style: str  # "default", a catalogue name, or the uploaded .pkl/.npz on the server
+    style: str  # "default", a catalogue name, or the uploaded .pkl/.safetensors on the server
     style_code: str  # what the snippet passes as style
     params: RenderParams  # what render() gets
     public_params: RenderParams  # the same with stems as file names (what the snippet shows)
@@ -524,8 +524,8 @@ def style_choices() -> list[tuple[str, str]]:
 def _resolve_style_choice(style: Any, style_file: Any) -> tuple[str, str]:
     if style_file:
         p = Path(str(style_file))
-        if p.suffix.lower() not in (".pkl", ".npz"):
-            raise StyleError(f"a style file must be an NVIDIA StyleGAN .pkl or a converted .npz; got {p.name}")
+        if p.suffix.lower() not in (".pkl", ".safetensors"):
+            raise StyleError(f"a style file must be an NVIDIA StyleGAN .pkl or a converted .safetensors; got {p.name}")
         if not p.is_file():
             raise StyleError(f"style file not found: {p.name}")
         return str(p), p.name
@@ -640,7 +640,7 @@ def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None) -> P
     from .pipeline import render
 
     return render(job.song, style=job.style, output=workdir / output_name(job), progress=progress or False,
-                  params=job.params)
+                  params=job.params).path
 
 
 # --------------------------------------------------------------------------------------------------
@@ -799,8 +799,8 @@ def build_app(cfg: AppConfig | None = None, workdirs: Workdirs | None = None) ->
                     components["style"] = gr.Dropdown(choices=style_choices(), value="default", label="style",
                                                       info="the embedded style, or a catalogue model (downloaded once)",
                                                       elem_id="style")
-                    components["style_file"] = gr.File(label="or upload a style (.pkl / .npz)",
-                                                       file_types=[".pkl", ".npz"], elem_id="style-file")
+                    components["style_file"] = gr.File(label="or upload a style (.pkl / .safetensors)",
+                                                       file_types=[".pkl", ".safetensors"], elem_id="style-file")
                 with gr.Accordion("Stems (optional): separate audio for pulse, motion, classes, effects",
                                   open=False):
                     with gr.Row():
