@@ -125,18 +125,23 @@ def save(path: str | Path, config: dict, state: dict[str, np.ndarray], *, source
     from safetensors.numpy import save as st_save
 
     path = Path(path)
-    state = check_state(config, state, "generator to save")
+    state = check_state(config, {k: np.asarray(v) for k, v in state.items()}, "generator to save")
     meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "source_sha256": source_sha256 or "",
             "config": json.dumps(config, sort_keys=True)}
-    data = st_save({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata=meta)
+    tensors = {k: np.require(v, requirements="C") for k, v in state.items()}
+    # the data section's checksum (its layout depends on the tensors only): a flipped byte is caught on load
+    first = st_save(tensors, metadata=meta)
+    (n,) = struct.unpack("<Q", first[:8])
+    meta["data_sha256"] = hashlib.sha256(memoryview(first)[8 + n:]).hexdigest()
+    data = st_save(tensors, metadata=meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: f.write(data))
     return path
 
 
-def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """(tensor entries, metadata) of a safetensors file, every byte range checked against the file's size.
-    Reads only the header."""
+def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str], int]:
+    """(tensor entries, metadata, offset of the data section) of a safetensors file, every byte range checked
+    against the file's size. Reads only the header."""
     name = path.name
     try:
         size = path.stat().st_size
@@ -173,7 +178,16 @@ def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         if not 0 <= begin <= end <= data_size or end - begin != nbytes:
             raise ConversionError(f"{name} is truncated or corrupt: tensor {key!r} claims bytes {begin}..{end} of "
                                   f"{data_size} (it needs {nbytes})")
-    return header, meta
+    return header, meta, 8 + n
+
+
+def _data_sha256(path: Path, start: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        f.seek(start)
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def load_safetensors(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -183,7 +197,7 @@ def load_safetensors(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise StyleError(f"converted style file not found: {path}")
-    header, meta = read_header(path)
+    header, meta, data_start = read_header(path)
     name = path.name
     if meta.get("format") != FORMAT:
         raise ConversionError(f"{name} is a .safetensors file but not an lsd-jax converted generator")
@@ -205,6 +219,8 @@ def load_safetensors(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     for key in expected:
         if key not in header:
             raise ConversionError(f"{name} lacks tensor {key!r}")
+    if "data_sha256" in meta and _data_sha256(path, data_start) != meta["data_sha256"]:
+        raise ConversionError(f"{name} is corrupt: its tensor data does not match its checksum")
     try:
         with safe_open(str(path), framework="np") as f:
             state = {k: np.asarray(f.get_tensor(k), np.float32) for k in expected}
