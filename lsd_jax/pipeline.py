@@ -156,7 +156,7 @@ def resolve_output(output: str | os.PathLike[str]) -> Path:
 
 @dataclass
 class Timings:
-    """Seconds spent per stage of the last render (for the benchmark and the CLI's summary)."""
+    """Seconds spent per stage of a render (in its :class:`RenderResult`; the benchmark and the CLI read them)."""
 
     style: float = 0.0
     audio: float = 0.0

@@ -98,7 +98,8 @@ def check_config(config: Any, source: str) -> dict:
 def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     """Every tensor of the generator ``config`` describes: original name → shape, in ``state_dict()`` order."""
     module = conv_sg3 if config.get("family") == "stylegan3" else conv_sg2
-    return module.expected_shapes(config)
+    with from_converter():
+        return module.expected_shapes(config)
 
 
 def check_state(config: dict, state: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
