@@ -52,7 +52,8 @@ def lrelu(x: Array, gain: float = SQRT2, slope: float = 0.2) -> Array:
     return jnp.where(x >= 0, x, slope * x) * gain
 
 
-def bias_act(x: Array, b: Array, act: str = "linear", gain: float | None = None, clamp: float | None = None) -> Array:
+def bias_act(x: Array, b: Array, act: str = "linear", gain: float | None = None,
+             clamp: float | None = None) -> Array:
     """NVIDIA ``bias_act`` on the last axis: ``+b → act → ·gain → clamp`` (lrelu: slope 0.2, default gain √2)."""
     x = x + b
     if act == "lrelu":
