@@ -486,7 +486,7 @@ def _load_one(stream: io.BytesIO, *, allowed: dict, where: str, persistent_load:
 
 
 def _parse_legacy_storage(data: bytes) -> np.ndarray:
-    """Decode a legacy ``torch.save`` stream of a single storage (see docs/stylegan-formats.md §1)."""
+    """Decode a legacy (non-zip) ``torch.save`` stream of a single storage (PyTorch's ``torch/serialization.py``)."""
     where = "a torch storage stream"
     f = io.BytesIO(data)
     magic = _load_one(f, allowed={}, where=where)

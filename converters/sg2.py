@@ -1,7 +1,7 @@
 """StyleGAN2(-ADA) generator config and parameter layout, shared by the PyTorch and TF converters.
 
-The config is NVIDIA's ``Generator`` init kwargs with every default filled in (see docs/stylegan-formats.md §3
-and the public NVlabs/stylegan2-ada-pytorch ``training/networks.py``)::
+The config is NVIDIA's ``Generator`` init kwargs with every default filled in (see the public
+NVlabs/stylegan2-ada-pytorch ``training/networks.py``)::
 
     {"family": "stylegan2", "z_dim", "c_dim", "w_dim", "img_resolution", "img_channels",
      "mapping_kwargs": {"num_layers", "embed_features", "layer_features", "activation", "lr_multiplier",

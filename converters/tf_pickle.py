@@ -2,7 +2,7 @@
 
 Input: what :func:`converters.safe_pickle.safe_loads` returns for ``pickle.dump((G, D, Gs))``: a tuple of three
 :class:`~converters.safe_pickle.TFNetwork` records (or a single one). ``Gs`` is converted. The mapping follows
-docs/stylegan-formats.md §2 (the public NVlabs/stylegan2-ada-pytorch ``legacy.py`` conventions):
+the public NVlabs/stylegan2-ada-pytorch ``legacy.py`` conventions:
 
 * kwargs: latent_size→z_dim, label_size→c_dim, dlatent_size→w_dim, resolution, num_channels; mapping_layers,
   label_fmaps, mapping_fmaps, mapping_nonlinearity, mapping_lrmul, w_avg_beta; fmap_base×2→channel_base,
@@ -140,7 +140,7 @@ _LAYER = re.compile(r"synthesis\.b(\d+)\.(conv0|conv1|torgb)\.(weight|bias|noise
 
 
 def tf_state(config: dict, tf_vars: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
-    """The torch-layout state dict for ``config`` from TF variables (docs/stylegan-formats.md §2)."""
+    """The torch-layout state dict for ``config`` from TF variables (the mapping in the module docstring)."""
     used: set[str] = set()
     filt = sg2.setup_filter(config["synthesis_kwargs"]["resample_filter"])
 

@@ -1,107 +1,63 @@
-"""Command line: ``lsd-jax render | demo | convert | styles``."""
+"""Command line: ``lsd-jax render | demo | convert | params | styles``.
+
+The render parameters' flags are generated from the parameter table (:mod:`lsd_jax.params`)."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
-from .errors import LsdError
-from .params import RenderParams, param_help
-
-# Parameters that only the Python API can take.
-_API_ONLY = {"custom_effects"}
+from . import params as P
+from .errors import LsdError, ParamError
+from .params import GROUPS, PARAM_NAMES, PARAMS, Param
 
 
-def _bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in ("1", "true", "yes", "on"):
-        return True
-    if t in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+def _text_parser(p: Param) -> Any:
+    """argparse ``type`` for parameter ``p``: the table's one parser, its errors as argparse's."""
 
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.replace(" ", "").split(",") if x)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _float_or_list(text: str) -> float | tuple[float, ...]:
-    try:
-        if "," in text:
-            return tuple(float(x) for x in text.split(",") if x.strip())
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}") from None
-
-
-def _float_list(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _speed(text: str) -> float | str:
-    if text.strip().lower() in ("beat", "bar"):
-        return text.strip().lower()
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, 'beat' or 'bar', got {text!r}") from None
-
-
-def _keyframes(text: str) -> dict[float, str]:
-    out = {}
-    for item in text.split(","):
-        t, sep, path = item.partition("=")
+    def parse(text: str) -> Any:
         try:
-            out[float(t)] = path.strip()
-        except ValueError:
-            sep = ""
-        if not sep or not path.strip():
-            raise argparse.ArgumentTypeError(f"expected TIME=IMAGE[,TIME=IMAGE...], got {text!r}")
-    return out
+            return p.parse(text)
+        except ParamError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = p.name  # argparse names the type in some messages
+    return parse
 
 
-def _parser_for(field: dataclasses.Field) -> Any:
-    special = {"classes": _int_list, "class_shuffle_seconds": _float_or_list, "band_react": _float_list,
-               "band_edges_hz": _float_list, "speed_fpm": _speed, "keyframes": _keyframes}
-    if field.name in special:
-        return special[field.name]
-    hints = typing.get_type_hints(RenderParams)[field.name]
-    args = set(typing.get_args(hints)) - {type(None)} if isinstance(hints, types.UnionType) else {hints}
-    if bool in args:
-        return _bool
-    if int in args and float not in args:
-        return int
-    if float in args:
-        return float
-    return str
+_METAVAR = {P.NUMBER: "X", P.INTEGER: "N", P.FLAG: "BOOL", P.PATH: "FILE", P.INDICES: "I,J,...",
+            P.TIMES: "S[,S,...]", P.SPEED: "FPM|beat|bar", P.KEYFRAMES: "T=IMAGE,..."}
 
 
-def add_param_arguments(p: argparse.ArgumentParser) -> None:
-    group = p.add_argument_group("render parameters (Lucid Sonic Dreams names; --name or --name-with-dashes)")
-    helps = param_help()
-    for f in dataclasses.fields(RenderParams):
-        if f.name in _API_ONLY:
+def _metavar(p: Param) -> str:
+    if p.kind == P.CHOICE:
+        return "{" + ",".join(p.choices) + "}"
+    if p.kind == P.NUMBERS:
+        return "X" + ("[" if p.broadcast else "") + ",X" * (p.size - 1) + ("]" if p.broadcast else "")
+    return _METAVAR[p.kind]
+
+
+def add_param_arguments(ap: argparse.ArgumentParser) -> None:
+    """One ``--name-with-dashes`` flag per parameter of the table (``--name_with_underscores``, Lucid
+    Sonic Dreams' spelling, works too), grouped as in the table, each with its range and default."""
+    for group, title in GROUPS.items():
+        rows = [p for p in PARAMS if p.group == group and not p.api_only]
+        if not rows:
             continue
-        flags = [f"--{f.name}"] + ([f"--{f.name.replace('_', '-')}"] if "_" in f.name else [])
-        default = f.default
-        group.add_argument(*flags, dest=f.name, type=_parser_for(f), default=argparse.SUPPRESS,
-                           metavar=f.name.split("_")[-1].upper(), help=f"{helps.get(f.name, '')} (default: {default})")
+        g = ap.add_argument_group(f"render parameters: {title.lower()}" if group == "basic" else title)
+        for p in rows:
+            text = f"{p.help} [{p.range_text()}; default: {p.default_text()}]"
+            g.add_argument(f"--{p.name.replace('_', '-')}", dest=p.name, type=_text_parser(p),
+                           default=argparse.SUPPRESS, metavar=_metavar(p), help=text.replace("%", "%%"))
+            if "_" in p.name:  # Lucid Sonic Dreams' spelling, accepted but not listed twice
+                g.add_argument(f"--{p.name}", dest=p.name, type=_text_parser(p), default=argparse.SUPPRESS,
+                               help=argparse.SUPPRESS)
 
 
 def _params_from(ns: argparse.Namespace) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(RenderParams)}
-    return {k: v for k, v in vars(ns).items() if k in names}
+    return {k: v for k, v in vars(ns).items() if k in PARAM_NAMES}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", help="render a music video of a song")
     r.add_argument("song", help="audio file (wav, flac, ogg, mp3, m4a, ...)")
     r.add_argument("-o", "--output", default=None, help="output .mp4 (default: <song>.mp4 beside the song)")
-    r.add_argument("--style", default="default", help="'default', a catalogue name, or a .pkl/.npz path")
+    r.add_argument("--style", default="default", help="'default', a catalogue name, or a .pkl/.safetensors path")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_param_arguments(r)
 
@@ -125,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="convert an NVIDIA StyleGAN .pkl to a .safetensors file (no code from it runs)")
     c.add_argument("input", help="NVIDIA .pkl (StyleGAN2 TF, StyleGAN2-ADA PyTorch, StyleGAN3)")
     c.add_argument("output", help="output .safetensors")
+
+    p = sub.add_parser("params", help="list the render parameters: help, range, default")
+    p.add_argument("--markdown", action="store_true", help="the README's parameter reference (Markdown)")
 
     s = sub.add_parser("styles", help="list the style catalogue (no network), or add your own model")
     s.add_argument("--add", nargs=2, metavar=("NAME", "URL"), help="add a style to your user catalogue")
@@ -169,6 +128,11 @@ def _run(args: argparse.Namespace) -> int:
 
         out = convert(args.input, args.output)
         print(f"wrote {out}")
+        return 0
+    if args.command == "params":
+        from .params import markdown, table_text
+
+        print(markdown() if args.markdown else table_text())
         return 0
     if args.command == "styles":
         from .catalogue import add_style, show_styles

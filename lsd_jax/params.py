@@ -1,4 +1,15 @@
-"""Render parameters: one frozen dataclass, validated once at the boundary.
+"""Render parameters: one table, declared once, from which everything else is made.
+
+Each parameter is one field of :class:`RenderParams`, declared with :func:`_param`: its type (the
+annotation, and a value *kind* that says how it is checked and written as text), default, range or
+choices, one line of help, its group, the name Lucid Sonic Dreams gives it (if it has it) and hints
+for the web page's widget. :data:`PARAMS` is that table; from it come
+
+* validation (``RenderParams.__post_init__``: each field by its row, then the few rules that
+  involve two fields) and :func:`make_params` with its "did you mean";
+* :func:`parse_value`, the one parser of values written as text (command line and web page);
+* ``lsd-jax render --help`` (:mod:`lsd_jax.cli`), the web page's widgets (:mod:`lsd_jax.web.form`)
+  and the README's parameter reference (``python -m lsd_jax.params --markdown``).
 
 Names, defaults and meanings follow Lucid Sonic Dreams' ``hallucinate()`` so its users feel at home.
 Where Lucid Sonic Dreams had a bug we keep the name and fix the behaviour:
@@ -15,6 +26,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import re
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,20 +41,345 @@ SPEED_MODES = ("beat", "bar")
 MAX_RESOLUTION = 4096
 MAX_FPS = 240.0
 
+# Value kinds: how a parameter is checked, parsed from text and written back as text.
+NUMBER = "number"  # a float
+INTEGER = "integer"
+FLAG = "flag"  # True / False
+CHOICE = "choice"  # one of ``choices``
+PATH = "path"  # a file (audio stems)
+INDICES = "indices"  # a list of whole numbers >= lo (class indices)
+TIMES = "times"  # a period in seconds (> 0), or a list of times (>= 0)
+NUMBERS = "numbers"  # ``size`` numbers in [lo, hi]; one number means all of them when ``broadcast``
+SPEED = "speed"  # a number, or one of SPEED_MODES
+KEYFRAMES = "keyframes"  # {time in seconds: image path}
+EFFECTS = "effects"  # EffectsGenerator objects (Python only)
 
-def _unit(name: str, value: float | None) -> None:
-    if value is not None and not 0.0 <= value <= 1.0:
-        raise ParamError(f"{name} must be between 0 and 1 (as in Lucid Sonic Dreams), got {value!r}")
+#: The groups, in order, with their titles (CLI help sections, web page sections, README tables).
+GROUPS: dict[str, str] = {
+    "basic": "Basic",
+    "size": "Size and compute",
+    "motion": "Pulse and motion",
+    "classes": "Classes (conditional styles)",
+    "effects": "Effects",
+    "stylegan": "StyleGAN",
+    "control": "Musical control (StyleGAN): beat lock, bands, noise",
+    "keyframes": "Keyframe images: the video passes through them (StyleGAN)",
+    "stylegan3": "StyleGAN3: the music turns and slides the image",
+    "stems": "Stems: separate audio for pulse, motion, classes, effects",
+}
 
 
-def _range(name: str, value: float | None, lo: float, hi: float) -> None:
-    if value is not None and not lo <= value <= hi:
-        raise ParamError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+@dataclass(frozen=True)
+class Param:
+    """One row of the parameter table."""
+
+    name: str
+    kind: str
+    default: Any
+    help: str  # one line
+    group: str  # a key of GROUPS
+    lo: float | None = None  # smallest valid value (of each element, for lists)
+    hi: float | None = None  # largest valid value
+    lo_open: bool = False  # ``lo`` itself is not valid (``> lo``)
+    even: bool = False
+    choices: tuple[str, ...] = ()
+    size: int = 0  # NUMBERS: how many
+    broadcast: bool = False  # NUMBERS: one number stands for all ``size``
+    unset: str = ""  # what None (the default of an optional parameter) means
+    example: str = ""  # a value as text, for list kinds ("1, 5, 9")
+    lsd: str | None = None  # Lucid Sonic Dreams' name for it; None: it has no such parameter
+    lsd_note: str = ""  # how Lucid Sonic Dreams' differs
+    # hints for the web page's widget
+    slider: bool = False  # a slider (otherwise a number box)
+    step: float | None = None  # widget step: a slider offers only lo + k*step
+    ui_hi: float | None = None  # the slider's top, where ``hi`` is far above useful values
+    zero_unset: str = ""  # the widget shows "unset" as 0 (a number box cannot be empty); the note for 0
+    labels: tuple[tuple[str, Any], ...] = ()  # radio labels for the values (optional flags)
+    api_only: bool = False  # Python only: no text form, no flag, no widget
+
+    @property
+    def optional(self) -> bool:
+        """None is valid (and the default): the parameter is unset."""
+        return self.default is None
+
+    # --- checking a value (from Python or parsed text)
+
+    def check(self, value: Any) -> Any:
+        """``value`` normalised (tuples, floats, ints), or ParamError naming the problem."""
+        if value is None and self.optional:
+            return None
+        check = getattr(self, f"_check_{self.kind}")
+        return check(value)
+
+    def _in_range(self, v: float) -> None:
+        lo, hi = self.lo, self.hi
+        if (lo is not None and (v < lo or (self.lo_open and v == lo))) or (hi is not None and v > hi):
+            raise ParamError(f"{self.name} must be {self.bounds_text()}, got {_num(v)}")
+
+    def _check_number(self, value: Any, integer: bool = False) -> float | int:
+        v = _number(self.name, value, integer=integer)
+        self._in_range(v)
+        if self.even and v % 2:
+            raise ParamError(f"{self.name} must be even (H.264 with yuv420p needs even sizes), got {v}")
+        return v
+
+    def _check_integer(self, value: Any) -> int:
+        return self._check_number(value, integer=True)  # type: ignore[return-value]
+
+    def _check_flag(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ParamError(f"{self.name} must be True{', False or None' if self.optional else ' or False'}, "
+                             f"got {value!r}")
+        return value
+
+    def _check_choice(self, value: Any) -> str:
+        if value not in self.choices:
+            raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}")
+        return value
+
+    def _check_path(self, value: Any) -> str:
+        return str(value)
+
+    def _check_indices(self, value: Any) -> tuple[int, ...]:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise ParamError(f"{self.name} must be a list of class indices, got {value!r}")
+        out = tuple(_number(self.name, v, integer=True) for v in value)
+        if not out or any(v < (self.lo or 0) for v in out):
+            raise ParamError(f"{self.name} must be a non-empty list of indices >= {_num(self.lo or 0)}, got {value!r}")
+        return out
+
+    def _check_times(self, value: Any) -> float | tuple[float, ...]:
+        if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+            times = tuple(_number(self.name, t) for t in value)
+            if any(t < 0 for t in times):
+                raise ParamError(f"{self.name} times must be >= 0, got {value!r}")
+            return times
+        v = _number(self.name, value)
+        if v <= 0:
+            raise ParamError(f"{self.name} must be > 0 (or a list of times), got {value!r}")
+        return v
+
+    def _check_numbers(self, value: Any) -> tuple[float, ...]:
+        if self.broadcast and isinstance(value, numbers.Real) and not isinstance(value, bool):
+            value = (value,) * self.size
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != self.size:
+            raise ParamError(f"{self.name} must be {self.form()}, got {value!r}")
+        out = tuple(_number(self.name, v) for v in value)
+        for v in out:
+            self._in_range(v)
+        return out
+
+    def _check_speed(self, value: Any) -> float | str:
+        if isinstance(value, str):
+            if value.strip().lower() not in SPEED_MODES:
+                raise ParamError(f"{self.name} must be a number or one of {', '.join(SPEED_MODES)}; got {value!r}")
+            return value.strip().lower()
+        v = _number(self.name, value)
+        self._in_range(v)
+        return v
+
+    def _check_keyframes(self, value: Any) -> tuple[tuple[float, str], ...]:
+        items = value.items() if isinstance(value, Mapping) else value
+        try:
+            pairs = tuple(sorted((_number("keyframes time", t), str(p)) for t, p in items))
+        except (TypeError, ValueError):
+            raise ParamError("keyframes must map times in seconds to image paths, e.g. {30.0: 'cover.png'}") from None
+        if not pairs:
+            raise ParamError("keyframes is empty; leave it unset for none")
+        if any(t < 0 for t, _ in pairs):
+            raise ParamError("keyframe times must be >= 0 seconds")
+        return pairs
+
+    def _check_effects(self, value: Any) -> tuple[Any, ...]:
+        from .effects import EffectsGenerator  # local: effects imports jax
+
+        effects = () if value is None else value if isinstance(value, Sequence) else (value,)
+        for e in effects:
+            if not isinstance(e, EffectsGenerator):
+                raise ParamError(f"{self.name} must hold EffectsGenerator objects, got {type(e).__name__}")
+        return tuple(effects)
+
+    # --- text: parsing, writing, describing
+
+    def parse(self, text: str) -> Any:
+        """A value written as text (command line, web form) → the Python value :meth:`check` takes.
+        Empty text is the default; ``none`` unsets an optional parameter."""
+        t = str(text).strip()
+        if not t:
+            return self.default
+        if self.optional and t.lower() == "none":
+            return None
+        try:
+            return getattr(self, f"_parse_{self.kind}")(t)
+        except ValueError:
+            raise ParamError(f"{self.name} must be {self.form()}; got {text!r}") from None
+
+    def _parse_number(self, t: str) -> float | int:
+        return _parse_num(t)
+
+    _parse_integer = _parse_number  # "1.5" parses; the check says it must be whole
+
+    def _parse_flag(self, t: str) -> bool:
+        v = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
+             "off": False}.get(t.lower())
+        if v is None:
+            raise ValueError(t)
+        return v
+
+    def _parse_choice(self, t: str) -> str:
+        return t.lower()
+
+    def _parse_path(self, t: str) -> str:
+        return t
+
+    def _parse_indices(self, t: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in _items(t))
+
+    def _parse_times(self, t: str) -> float | tuple[float, ...]:
+        parts = tuple(_parse_float(x) for x in _items(t))
+        if re.search(r"[,;]", t):
+            return parts
+        if len(parts) != 1:
+            raise ValueError(t)
+        return parts[0]
+
+    def _parse_numbers(self, t: str) -> tuple[float, ...]:
+        parts = tuple(_parse_float(x) for x in _items(t))
+        if self.broadcast and len(parts) == 1:
+            return parts * self.size
+        if len(parts) != self.size:
+            raise ValueError(t)
+        return parts
+
+    def _parse_speed(self, t: str) -> float | str:
+        if t.lower() in SPEED_MODES:
+            return t.lower()
+        return _parse_float(t)
+
+    def _parse_keyframes(self, t: str) -> dict[float, str]:
+        out = {}
+        for item in _items(t):
+            time_, sep, path = item.partition("=")
+            if not sep or not path.strip():
+                raise ValueError(t)
+            out[_parse_float(time_)] = path.strip()
+        if not out:
+            raise ValueError(t)
+        return out
+
+    def _parse_effects(self, t: str) -> Any:
+        raise ValueError(t)  # no text form
+
+    def format(self, value: Any) -> str:
+        """``value`` as text that :meth:`parse` reads back (None: empty)."""
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if self.kind == KEYFRAMES:
+            items = value.items() if isinstance(value, Mapping) else value
+            return ", ".join(f"{_num(t)}={p}" for t, p in items)
+        if isinstance(value, (tuple, list)):
+            text = ", ".join(_num(v) for v in value)
+            return text + "," if self.kind == TIMES and len(value) == 1 else text  # a list, not a period
+        if isinstance(value, numbers.Real):
+            return _num(value)
+        return str(value)
+
+    def form(self) -> str:
+        """The expected text form, for messages ("a number", "comma-separated whole numbers, e.g. 1, 5, 9")."""
+        eg = f", e.g. {self.example}" if self.example else ""
+        if self.kind == NUMBERS:
+            many = f"{self.size} comma-separated numbers"
+            return (f"one number (for all) or {many}" if self.broadcast else many) + eg
+        return {
+            NUMBER: "a number", INTEGER: "a whole number",
+            FLAG: "true or false" + (" (or none)" if self.optional else ""),
+            CHOICE: "one of " + ", ".join(self.choices), PATH: "a file path",
+            INDICES: "comma-separated whole numbers" + eg,
+            TIMES: "a number of seconds or comma-separated times" + eg,
+            SPEED: "a number, " + " or ".join(SPEED_MODES), KEYFRAMES: "comma-separated TIME=IMAGE pairs" + eg,
+            EFFECTS: "a list of lsd_jax.EffectsGenerator (Python only)",
+        }[self.kind]
+
+    def bounds_text(self) -> str:
+        """The bounds in words, for messages ("between 0 and 10", ">= 0", "> 0")."""
+        lo, hi = self.lo, self.hi
+        if lo is not None and hi is not None and not self.lo_open:
+            return f"between {_num(lo)} and {_num(hi)}"
+        parts = [f"> {_num(lo)}" if self.lo_open else f">= {_num(lo)}"] if lo is not None else []
+        parts += [f"<= {_num(hi)}"] if hi is not None else []
+        return " and ".join(parts)
+
+    def range_text(self) -> str:
+        """The valid values in a few words ("0–10", "> 0", "16–4096, even", "loudness, onset")."""
+        lo, hi = self.lo, self.hi
+        if self.kind == CHOICE:
+            return ", ".join(self.choices)
+        if self.kind == FLAG:
+            return "true, false"
+        if self.kind == SPEED:
+            return f"{_num(lo)}–fps·60, {' or '.join(SPEED_MODES)}"
+        if lo is not None and hi is not None:
+            dash = " to " if lo < 0 else "–"
+            text = f"{_num(lo)}{dash}{_num(hi)}" if not self.lo_open else f"> {_num(lo)} and <= {_num(hi)}"
+        elif lo is not None:
+            text = f"> {_num(lo)}" if self.lo_open else f">= {_num(lo)}"
+        else:
+            text = ""
+        if self.kind == NUMBERS:
+            return f"{'1 or ' if self.broadcast else ''}{self.size} numbers" + (f", each {text}" if text else "")
+        if self.kind == INDICES:
+            return f"indices >= {_num(lo or 0)}"
+        if self.kind == TIMES:
+            return "> 0 s, or a list of times >= 0 s"
+        if self.kind == KEYFRAMES:
+            return "times >= 0 s → image files"
+        if self.kind == PATH:
+            return "an audio file"
+        if self.kind == EFFECTS:
+            return "Python only"
+        return text + (", even" if self.even else "")
+
+    def default_text(self) -> str:
+        """The default in words: its value, or what unset means."""
+        if self.default is None:
+            return self.unset or "unset"
+        if self.kind == EFFECTS:
+            return "none"
+        return self.format(self.default)
 
 
-def _number(name: str, value: Any, *, integer: bool = False, optional: bool = False) -> Any:
-    if value is None and optional:
-        return None
+def _num(v: Any) -> str:
+    """A number as short text that reads back exactly: 43.0 -> '43', 0.5 -> '0.5'."""
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    f = float(v)
+    return str(int(f)) if f.is_integer() and abs(f) < 1e16 else repr(f)
+
+
+def _parse_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(text)
+    return v
+
+
+def _parse_num(text: str) -> float | int:
+    try:
+        return int(text)
+    except ValueError:
+        return _parse_float(text)
+
+
+def _items(text: str) -> list[str]:
+    """The items of a list written as text: separated by commas (or semicolons), blanks ignored."""
+    return [x.strip() for x in re.split(r"[,;]", text) if x.strip()]
+
+
+def _number(name: str, value: Any, *, integer: bool = False) -> Any:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         kind = "an integer" if integer else "a number"
         raise ParamError(f"{name} must be {kind}, got {value!r}")
@@ -54,207 +392,161 @@ def _number(name: str, value: Any, *, integer: bool = False, optional: bool = Fa
     return float(value)
 
 
+def _param(kind: str, default: Any, help: str, group: str, *, lsd: bool | str = False, **row: Any) -> Any:
+    """A RenderParams field carrying its table row (the name is filled in from the field)."""
+    spec = Param(name="", kind=kind, default=default, help=help, group=group,
+                 lsd=None if lsd is False else "" if lsd is True else lsd, **row)
+    return dataclasses.field(default=default, metadata={"param": spec})
+
+
+_UNIT = dict(lo=0.0, hi=1.0, slider=True, step=0.01)
+_REACT = dict(lo=0.0, hi=10.0, slider=True, step=0.05)
+_TRISTATE = (("default", None), ("percussive part", True), ("full mix", False))
+
+
 @dataclass(frozen=True)
 class RenderParams:
     """Everything that shapes a video besides the song and the style.
 
     Construct with keywords; ``__post_init__`` validates and normalises types, so any
     ``RenderParams`` that exists is valid. Unknown names are rejected by :func:`make_params`.
+    The fields are the parameter table (:data:`PARAMS`), in the order the CLI, the web page and
+    the README show them.
     """
 
-    # --- timing and size
-    fps: float = 43.0
-    resolution: int | None = None  # square side; None: the style's native size (512 for the default)
-    width: int | None = None  # width/height override resolution (both even)
-    height: int | None = None
-    start: float = 0.0
-    duration: float | None = None
-    batch_size: int | None = None  # None: chosen automatically
-    compute_dtype: str = "float32"  # "bfloat16": faster on GPU/TPU, approximate
-    seed: int = 0
-    # --- latent motion (Lucid Sonic Dreams' meanings)
-    speed_fpm: float | str = 12.0  # or "beat" / "bar": latent keyframes on the detected beats / bars
-    pulse_percussive: bool = True
-    pulse_harmonic: bool = False
-    pulse_react: float = 0.5
-    pulse_mode: str = "loudness"  # "onset": beat-exact kick from the onset-strength envelope
-    motion_percussive: bool = False
-    motion_harmonic: bool = True
-    motion_react: float = 0.5
-    motion_randomness: float = 0.5
-    truncation: float = 1.0
-    rotate_react: float = 0.0  # StyleGAN3: louder motion turns the image (turns per second at full motion)
-    translate_react: float = 0.0  # StyleGAN3: louder motion slides the image (image widths per second)
+    # --- basic
+    pulse_react: float = _param(NUMBER, 0.5, "strength of the pulse, a short kick on each hit (~0.5 typical)", "basic",
+                                lsd=True, lo=0.0, hi=10.0, slider=True, step=0.01)
+    motion_react: float = _param(NUMBER, 0.5, "how much louder music speeds up the drift (~0.5 typical)", "basic",
+                                 lsd=True, lo=0.0, hi=10.0, slider=True, step=0.01)
+    speed_fpm: float | str = _param(
+        SPEED, 12.0, "latent keyframes per minute: how fast the image wanders (0: none; beat/bar: on the beat)",
+        "basic", lsd=True, lsd_note="a number only", lo=0.0, slider=True, step=0.5, ui_hi=120.0)
+    truncation: float = _param(NUMBER, 1.0, "scales the latent; lower is calmer and more typical", "basic",
+                               lsd=True, **_UNIT)
+    contrast_strength: float | None = _param(
+        NUMBER, None, "contrast boost on hits (enables the contrast effect)", "basic", lsd=True,
+        lsd_note="0 becomes 0.5", unset="effect off; 0.5 once contrast_percussive or contrast_audio turns it on",
+        zero_unset="off", **_UNIT)
+    flash_strength: float | None = _param(
+        NUMBER, None, "brightness flash on hits (enables the flash effect)", "basic", lsd=True,
+        lsd_note="0 becomes 0.5", unset="effect off; 0.5 once flash_percussive or flash_audio turns it on",
+        zero_unset="off", **_UNIT)
+    fps: float = _param(NUMBER, 43.0, "frames per second, honoured exactly", "basic", lsd=True,
+                        lsd_note="hop rounded to 64 samples: 30 became 31.3", lo=1.0, hi=MAX_FPS, slider=True,
+                        step=1.0)
+    resolution: int | None = _param(
+        INTEGER, None, "square output size in pixels", "basic", lsd=True, lsd_note="a resize after rendering",
+        lo=16, hi=MAX_RESOLUTION, even=True, unset="the style's native size (512 for the default)",
+        slider=True, step=16, zero_unset="native, 512 for default")
+    start: float = _param(NUMBER, 0.0, "start of the excerpt in the song, seconds", "basic", lsd=True, lo=0.0)
+    duration: float | None = _param(NUMBER, None, "length of the excerpt, seconds", "basic", lsd=True, lo=0.0,
+                                    lo_open=True, unset="to the end of the song", zero_unset="to the end")
+    seed: int = _param(INTEGER, 0, "random seed: the same seed and parameters give the same video", "basic",
+                       lo=0, hi=2**31 - 1)
+    # --- size and compute
+    width: int | None = _param(INTEGER, None, "output width in pixels; with height, overrides resolution", "size",
+                               lo=16, hi=MAX_RESOLUTION, even=True, unset="resolution decides", step=2,
+                               zero_unset="use resolution")
+    height: int | None = _param(INTEGER, None, "output height in pixels; with width, overrides resolution", "size",
+                                lo=16, hi=MAX_RESOLUTION, even=True, unset="resolution decides", step=2,
+                                zero_unset="use resolution")
+    batch_size: int | None = _param(INTEGER, None, "frames per compiled step", "size", lsd=True,
+                                    lsd_note="default 1; drops the last frames", lo=1, hi=4096,
+                                    unset="chosen automatically", zero_unset="automatic")
+    compute_dtype: str = _param(CHOICE, "float32", "bfloat16 is faster on GPU/TPU, approximate", "size",
+                                choices=COMPUTE_DTYPES)
+    # --- pulse and motion
+    pulse_mode: str = _param(CHOICE, "loudness", "loudness (Lucid Sonic Dreams) or onset (a beat-exact kick from "
+                             "the onset strength)", "motion", choices=PULSE_MODES)
+    pulse_percussive: bool = _param(FLAG, True, "pulse follows the percussive part of the song", "motion", lsd=True)
+    pulse_harmonic: bool = _param(FLAG, False, "pulse follows the harmonic part (both or neither: the full mix)",
+                                  "motion", lsd=True)
+    motion_percussive: bool = _param(FLAG, False, "motion follows the percussive part", "motion", lsd=True)
+    motion_harmonic: bool = _param(FLAG, True, "motion follows the harmonic part (both or neither: the full mix)",
+                                   "motion", lsd=True)
+    motion_randomness: float = _param(NUMBER, 0.5, "how unevenly the latent dimensions drift", "motion", lsd=True,
+                                      **_UNIT)
     # --- classes (conditional styles)
-    classes: tuple[int, ...] | None = None
-    dominant_classes_first: bool = False
-    class_pitch_react: float = 0.5
-    class_smooth_seconds: float = 1.0
-    class_complexity: float = 1.0
-    class_shuffle_seconds: float | tuple[float, ...] | None = None
-    class_shuffle_strength: float = 0.5
-    # --- built-in effects
-    contrast_strength: float | None = None
-    contrast_percussive: bool | None = None
-    flash_strength: float | None = None
-    flash_percussive: bool | None = None
-    custom_effects: tuple[Any, ...] = ()
-    # --- musical control of StyleGAN's w (per layer), beyond Lucid Sonic Dreams
-    keyframes: tuple[tuple[float, str], ...] | None = None  # {time_s: image}: the video passes through them
-    keyframe_window_seconds: float = 2.0  # blend in and out over this many seconds around each keyframe
-    keyframe_w_plus: bool = False  # project keyframe images into W+ (per layer) instead of W
-    projection_steps: int = 300
-    band_react: tuple[float, float, float] = (0.0, 0.0, 0.0)  # low/mid/high bands move coarse/middle/fine layers
-    band_edges_hz: tuple[float, float] = (250.0, 2000.0)
-    noise_react: float = 0.0  # StyleGAN2: hits scale the per-layer noise inputs (shimmer)
+    classes: tuple[int, ...] | None = _param(
+        INDICES, None, "class indices (conditional styles) that the 12 pitches map to", "classes", lsd=True,
+        lo=0, unset="up to 12 random classes (from seed)", example="1, 5, 9")
+    dominant_classes_first: bool = _param(FLAG, False, "give the first class to the most dominant pitch", "classes",
+                                          lsd=True)
+    class_pitch_react: float = _param(NUMBER, 0.5, "how strongly pitches drive classes", "classes", lsd=True,
+                                      lo=0.0, hi=100.0)
+    class_smooth_seconds: float = _param(NUMBER, 1.0, "smoothing window of class changes, seconds", "classes",
+                                         lsd=True, lsd_note="whole seconds only", lo=0.0, hi=600.0)
+    class_complexity: float = _param(NUMBER, 1.0, "magnitude of the class vector", "classes", lsd=True, lo=0.0,
+                                     hi=100.0)
+    class_shuffle_seconds: float | tuple[float, ...] | None = _param(
+        TIMES, None, "rotate the class list every N seconds (or at a list of times)", "classes", lsd=True,
+        lsd_note="whole seconds; list times must match a frame exactly", unset="never", example="4 or 0, 12.5, 30")
+    class_shuffle_strength: float = _param(NUMBER, 0.5, "how far the class list rotates at each shuffle", "classes",
+                                           lsd=True, **_UNIT)
+    # --- effects
+    contrast_percussive: bool | None = _param(
+        FLAG, None, "contrast follows the percussive part (enables the contrast effect)", "effects", lsd=True,
+        lsd_note="False is impossible", unset="true, once the effect is on", labels=_TRISTATE)
+    flash_percussive: bool | None = _param(
+        FLAG, None, "flash follows the percussive part (enables the flash effect)", "effects", lsd=True,
+        lsd_note="False is impossible", unset="true, once the effect is on", labels=_TRISTATE)
+    custom_effects: tuple[Any, ...] = _param(EFFECTS, (), "list of EffectsGenerator, applied in order", "effects",
+                                             lsd=True, api_only=True)
     # --- StyleGAN options
-    truncation_psi: float = 1.0
-    truncation_cutoff: int | None = None
-    noise_mode: str = "const"
+    truncation_psi: float = _param(NUMBER, 1.0, "StyleGAN w-space truncation psi (1: none)", "stylegan", lo=-2.0,
+                                   hi=2.0, slider=True, step=0.05)
+    truncation_cutoff: int | None = _param(INTEGER, None, "StyleGAN: truncate only the first N layers' w",
+                                           "stylegan", lo=0, hi=64, unset="all layers", zero_unset="all layers")
+    noise_mode: str = _param(CHOICE, "const", "StyleGAN noise inputs", "stylegan", choices=NOISE_MODES)
+    # --- musical control of StyleGAN's w (per layer), beyond Lucid Sonic Dreams
+    band_react: tuple[float, float, float] = _param(
+        NUMBERS, (0.0, 0.0, 0.0), "low, mid, high: how much bass/mids/highs move the coarse/middle/fine layers",
+        "control", lo=0.0, hi=10.0, size=3, broadcast=True, example="0.4 or 0.4, 0.2, 0.3")
+    band_edges_hz: tuple[float, float] = _param(NUMBERS, (250.0, 2000.0), "the two band edges in Hz (low/mid, "
+                                                "mid/high), increasing", "control", lo=20.0, hi=11000.0, size=2,
+                                                example="250, 2000")
+    noise_react: float = _param(NUMBER, 0.0, "StyleGAN2: hits scale the noise inputs (shimmer on the beat)", "control",
+                                **_REACT)
+    # --- keyframe images
+    keyframes: tuple[tuple[float, str], ...] | None = _param(
+        KEYFRAMES, None, "{time_s: image}: the video passes through the generator's reconstruction of each image",
+        "keyframes", unset="none", example="42=cover.png, 60=x.png")
+    keyframe_window_seconds: float = _param(NUMBER, 2.0, "seconds over which the video blends into and out of "
+                                            "each keyframe", "keyframes", lo=0.0, hi=600.0)
+    keyframe_w_plus: bool = _param(FLAG, False, "project keyframe images per layer (W+): closer, less editable",
+                                   "keyframes")
+    projection_steps: int = _param(INTEGER, 300, "optimisation steps per keyframe image (cached once done)",
+                                   "keyframes", lo=1, hi=100_000)
+    # --- StyleGAN3
+    rotate_react: float = _param(NUMBER, 0.0, "StyleGAN3: the motion envelope turns the image (turns/second at "
+                                 "full loudness)", "stylegan3", **_REACT)
+    translate_react: float = _param(NUMBER, 0.0, "StyleGAN3: the motion envelope slides the image (image "
+                                    "widths/second)", "stylegan3", **_REACT)
     # --- separate stems (paths), aligned to the song
-    pulse_audio: str | None = None
-    motion_audio: str | None = None
-    class_audio: str | None = None
-    contrast_audio: str | None = None
-    flash_audio: str | None = None
-    output_audio: str | None = None
+    pulse_audio: str | None = _param(PATH, None, "separate audio stem for the pulse", "stems", lsd=True,
+                                     unset="the song")
+    motion_audio: str | None = _param(PATH, None, "separate audio stem for motion", "stems", lsd=True,
+                                      unset="the song")
+    class_audio: str | None = _param(PATH, None, "separate audio stem for classes", "stems", lsd=True,
+                                     unset="the song")
+    contrast_audio: str | None = _param(PATH, None, "separate audio stem for the contrast effect (enables it)",
+                                        "stems", lsd=True, unset="the song")
+    flash_audio: str | None = _param(PATH, None, "separate audio stem for the flash effect (enables it)", "stems",
+                                     lsd=True, unset="the song")
+    output_audio: str | None = _param(PATH, None, "audio muxed into the video instead of the song", "stems",
+                                      lsd=True, unset="the song")
 
     def __post_init__(self) -> None:
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
-        set_("fps", _number("fps", self.fps))
-        _range("fps", self.fps, 1.0, MAX_FPS)
-        for name in ("resolution", "width", "height"):
-            v = _number(name, getattr(self, name), integer=True, optional=True)
-            set_(name, v)
-            if v is not None:
-                _range(name, v, 16, MAX_RESOLUTION)
-                if v % 2:
-                    raise ParamError(f"{name} must be even (H.264 with yuv420p needs even sizes), got {v}")
+        for p in PARAMS:
+            object.__setattr__(self, p.name, p.check(getattr(self, p.name)))  # frozen dataclass
+        # the rules that involve more than one field
         if (self.width is None) != (self.height is None):
             raise ParamError("give both width and height, or neither (use resolution for a square video)")
-        set_("start", _number("start", self.start))
-        if self.start < 0:
-            raise ParamError(f"start must be >= 0 seconds, got {self.start}")
-        set_("duration", _number("duration", self.duration, optional=True))
-        if self.duration is not None and self.duration <= 0:
-            raise ParamError(f"duration must be > 0 seconds, got {self.duration}")
-        set_("batch_size", _number("batch_size", self.batch_size, integer=True, optional=True))
-        _range("batch_size", self.batch_size, 1, 4096)
-        set_("seed", _number("seed", self.seed, integer=True))
-        _range("seed", self.seed, 0, 2**31 - 1)
-
-        if isinstance(self.speed_fpm, str):
-            if self.speed_fpm.lower() not in SPEED_MODES:
-                raise ParamError(f"speed_fpm must be a number or one of {SPEED_MODES}, got {self.speed_fpm!r}")
-            set_("speed_fpm", self.speed_fpm.lower())
-        else:
-            set_("speed_fpm", _number("speed_fpm", self.speed_fpm))
-            if not 0 <= self.speed_fpm <= self.fps * 60:
-                raise ParamError(f"speed_fpm must be between 0 and fps*60 = {self.fps * 60:g}, got {self.speed_fpm}")
-        for name in ("pulse_percussive", "pulse_harmonic", "motion_percussive", "motion_harmonic",
-                     "dominant_classes_first"):
-            if not isinstance(getattr(self, name), bool):
-                raise ParamError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        for name in ("contrast_percussive", "flash_percussive"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
-                raise ParamError(f"{name} must be True, False or None, got {getattr(self, name)!r}")
-        for name, hi in (("pulse_react", 10.0), ("motion_react", 10.0), ("rotate_react", 10.0),
-                         ("translate_react", 10.0), ("class_pitch_react", 100.0),
-                         ("class_complexity", 100.0), ("class_smooth_seconds", 600.0)):
-            set_(name, _number(name, getattr(self, name)))
-            _range(name, getattr(self, name), 0.0, hi)
-        for name in ("motion_randomness", "truncation", "class_shuffle_strength"):
-            set_(name, _number(name, getattr(self, name)))
-            _unit(name, getattr(self, name))
-        for name in ("contrast_strength", "flash_strength"):
-            set_(name, _number(name, getattr(self, name), optional=True))
-            _unit(name, getattr(self, name))
-        if self.compute_dtype not in COMPUTE_DTYPES:
-            raise ParamError(f"compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}")
-        if self.pulse_mode not in PULSE_MODES:
-            raise ParamError(f"pulse_mode must be one of {PULSE_MODES}, got {self.pulse_mode!r}")
-
-        if self.classes is not None:
-            if isinstance(self.classes, (str, bytes)) or not isinstance(self.classes, Sequence):
-                raise ParamError(f"classes must be a list of class indices, got {self.classes!r}")
-            cl = tuple(_number("classes", c, integer=True) for c in self.classes)
-            if not cl or any(c < 0 for c in cl):
-                raise ParamError(f"classes must be a non-empty list of indices >= 0, got {self.classes!r}")
-            set_("classes", cl)
-        shuffle = self.class_shuffle_seconds
-        if shuffle is not None:
-            if isinstance(shuffle, Sequence) and not isinstance(shuffle, (str, bytes)):
-                times = tuple(_number("class_shuffle_seconds", t) for t in shuffle)
-                if any(t < 0 for t in times):
-                    raise ParamError("class_shuffle_seconds times must be >= 0")
-                set_("class_shuffle_seconds", times)
-            else:
-                v = _number("class_shuffle_seconds", shuffle)
-                if v <= 0:
-                    raise ParamError(f"class_shuffle_seconds must be > 0 (or a list of times), got {shuffle!r}")
-                set_("class_shuffle_seconds", v)
-
-        effects = self.custom_effects
-        if effects is None:
-            effects = ()
-        if not isinstance(effects, Sequence):
-            effects = (effects,)
-        from .effects import EffectsGenerator  # local: effects imports jax
-
-        for e in effects:
-            if not isinstance(e, EffectsGenerator):
-                raise ParamError(f"custom_effects must hold EffectsGenerator objects, got {type(e).__name__}")
-        set_("custom_effects", tuple(effects))
-
-        self._check_control(set_)
-        set_("truncation_psi", _number("truncation_psi", self.truncation_psi))
-        _range("truncation_psi", self.truncation_psi, -2.0, 2.0)
-        set_("truncation_cutoff", _number("truncation_cutoff", self.truncation_cutoff, integer=True, optional=True))
-        _range("truncation_cutoff", self.truncation_cutoff, 0, 64)
-        if self.noise_mode not in NOISE_MODES:
-            raise ParamError(f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
-        for name in ("pulse_audio", "motion_audio", "class_audio", "contrast_audio", "flash_audio", "output_audio"):
-            v = getattr(self, name)
-            if v is not None:
-                set_(name, str(v))
-
-    def _check_control(self, set_: Any) -> None:
-        kf = self.keyframes
-        if kf is not None:
-            items = kf.items() if isinstance(kf, Mapping) else kf
-            try:
-                pairs = tuple(sorted((_number("keyframes time", t), str(p)) for t, p in items))
-            except (TypeError, ValueError):
-                raise ParamError("keyframes must map times in seconds to image paths, e.g. {30.0: 'cover.png'}") from None
-            if not pairs:
-                raise ParamError("keyframes is empty; leave it unset for none")
-            if any(t < 0 for t, _ in pairs):
-                raise ParamError("keyframe times must be >= 0 seconds")
-            set_("keyframes", pairs)
-        set_("keyframe_window_seconds", _number("keyframe_window_seconds", self.keyframe_window_seconds))
-        _range("keyframe_window_seconds", self.keyframe_window_seconds, 0.0, 600.0)
-        if not isinstance(self.keyframe_w_plus, bool):
-            raise ParamError(f"keyframe_w_plus must be True or False, got {self.keyframe_w_plus!r}")
-        set_("projection_steps", _number("projection_steps", self.projection_steps, integer=True))
-        _range("projection_steps", self.projection_steps, 1, 100_000)
-        br = self.band_react
-        if isinstance(br, numbers.Real) and not isinstance(br, bool):
-            br = (br, br, br)
-        if isinstance(br, (str, bytes)) or not isinstance(br, Sequence) or len(br) != 3:
-            raise ParamError(f"band_react must be three numbers (low, mid, high), got {self.band_react!r}")
-        br = tuple(_number("band_react", v) for v in br)
-        for v in br:
-            _range("band_react", v, 0.0, 10.0)
-        set_("band_react", br)
-        edges = self.band_edges_hz
-        if isinstance(edges, (str, bytes)) or not isinstance(edges, Sequence) or len(edges) != 2:
-            raise ParamError(f"band_edges_hz must be two frequencies (low/mid, mid/high), got {edges!r}")
-        edges = tuple(_number("band_edges_hz", v) for v in edges)
-        if not 20.0 <= edges[0] < edges[1] <= 11000.0:
-            raise ParamError(f"band_edges_hz must be increasing, within 20 Hz..11 kHz, got {edges!r}")
-        set_("band_edges_hz", edges)
-        set_("noise_react", _number("noise_react", self.noise_react))
-        _range("noise_react", self.noise_react, 0.0, 10.0)
+        if not isinstance(self.speed_fpm, str) and self.speed_fpm > self.fps * 60:
+            raise ParamError(f"speed_fpm must be between 0 and fps*60 = {self.fps * 60:g}, got {self.speed_fpm:g}")
+        if not self.band_edges_hz[0] < self.band_edges_hz[1]:
+            raise ParamError(f"band_edges_hz must be increasing, within 20 Hz..11 kHz, got {self.band_edges_hz!r}")
 
     @property
     def w_control(self) -> bool:
@@ -284,85 +576,108 @@ class RenderParams:
     def to_kwargs(self) -> dict[str, Any]:
         """The non-default fields, as keyword arguments for :func:`lsd_jax.render`."""
         out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if v != f.default and f.name != "custom_effects":
-                out[f.name] = list(v) if isinstance(v, tuple) else v
+        for p in PARAMS:
+            v = getattr(self, p.name)
+            if v != p.default and not p.api_only:
+                out[p.name] = list(v) if isinstance(v, tuple) else v
         return out
 
 
-PARAM_NAMES = frozenset(f.name for f in dataclasses.fields(RenderParams))
+def _table() -> tuple[Param, ...]:
+    rows = []
+    for f in dataclasses.fields(RenderParams):
+        p = f.metadata["param"]
+        rows.append(dataclasses.replace(p, name=f.name, lsd=f.name if p.lsd == "" else p.lsd))
+    return tuple(rows)
+
+
+#: The parameter table, in declaration order.
+PARAMS: tuple[Param, ...] = _table()
+#: The table by name (a read-only view).
+PARAM: Mapping[str, Param] = types.MappingProxyType({p.name: p for p in PARAMS})
+PARAM_NAMES = frozenset(PARAM)
+
+
+def unknown_names_error(names: Sequence[str], known: Sequence[str] = tuple(PARAM)) -> ParamError:
+    """"unknown parameter 'pulse_reac' (did you mean 'pulse_react'?)" for each of ``names``."""
+    import difflib
+
+    hints = []
+    for u in sorted(names):
+        close = difflib.get_close_matches(u, list(known), n=1)
+        hints.append(f"{u!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return ParamError("unknown parameter " + ", ".join(hints))
 
 
 def make_params(base: RenderParams | None = None, /, **kwargs: Any) -> RenderParams:
     """Build validated params from keywords, rejecting unknown names with a suggestion."""
-    unknown = sorted(set(kwargs) - PARAM_NAMES)
+    unknown = set(kwargs) - PARAM_NAMES
     if unknown:
-        import difflib
-
-        hints = []
-        for u in unknown:
-            close = difflib.get_close_matches(u, PARAM_NAMES, n=1)
-            hints.append(f"{u!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ParamError("unknown parameter " + ", ".join(hints))
+        raise unknown_names_error(sorted(unknown))
     if base is None:
         return RenderParams(**kwargs)
     return dataclasses.replace(base, **kwargs)
 
 
-def param_help() -> Mapping[str, str]:
-    """One line of help per parameter (CLI and app)."""
-    return _HELP
+def parse_value(name: str, value: Any) -> Any:
+    """A parameter's value as written on the command line or in a web form → its Python value.
+
+    Text is parsed by the parameter's kind: ``classes`` "1, 5, 9"; ``class_shuffle_seconds`` "4" or
+    "1.5, 3"; ``band_react`` "0.4" (all three bands) or "0.4, 0.2, 0.3"; ``band_edges_hz`` "250, 2000";
+    ``speed_fpm`` a number, "beat" or "bar"; ``keyframes`` "42=cover.png, 60=x.png"; flags
+    true/false/yes/no/on/off/1/0; commas or semicolons separate items. Empty text is the default;
+    "none" unsets an optional parameter. Anything but text is returned unchanged. The result is
+    what :func:`make_params` takes (which checks ranges); a malformed text is a ParamError naming
+    the parameter, the text and the expected form.
+    """
+    if name not in PARAM:
+        raise unknown_names_error([name])
+    return PARAM[name].parse(value) if isinstance(value, str) else value
 
 
-_HELP: dict[str, str] = {
-    "fps": "frames per second, honoured exactly",
-    "resolution": "square output size in pixels (even); default: the style's native size",
-    "width": "output width in pixels (even); with height, overrides resolution",
-    "height": "output height in pixels (even); with width, overrides resolution",
-    "start": "start of the excerpt in the song, seconds",
-    "duration": "length of the excerpt, seconds (default: to the end)",
-    "batch_size": "frames per compiled step (default: automatic)",
-    "compute_dtype": "float32, or bfloat16 (faster on GPU/TPU, approximate)",
-    "seed": "random seed: the same seed and parameters give the same video",
-    "speed_fpm": "latent keyframes per minute: how fast the image wanders (0: none; 'beat'/'bar': on the beat)",
-    "keyframes": "{time_s: image}: the video passes through the generator's reconstruction of each image",
-    "keyframe_window_seconds": "seconds over which the video blends into and out of each keyframe",
-    "keyframe_w_plus": "project keyframe images per layer (W+): closer, less editable",
-    "projection_steps": "optimisation steps per keyframe image (cached once done)",
-    "band_react": "low, mid, high: how much bass/mids/highs move the coarse/middle/fine layers (StyleGAN)",
-    "band_edges_hz": "the two band edges in Hz (low/mid, mid/high)",
-    "noise_react": "StyleGAN2: hits scale the noise inputs (shimmer on the beat)",
-    "pulse_percussive": "pulse follows the percussive part of the song",
-    "pulse_harmonic": "pulse follows the harmonic part (both or neither: the full mix)",
-    "pulse_react": "strength of the pulse, a short kick on each hit (0-10, ~0.5 typical)",
-    "pulse_mode": "'loudness' (Lucid Sonic Dreams) or 'onset' (beat-exact kick from onset strength)",
-    "motion_percussive": "motion follows the percussive part",
-    "motion_harmonic": "motion follows the harmonic part (both or neither: the full mix)",
-    "motion_react": "how much louder music speeds up the drift (0-10, ~0.5 typical)",
-    "motion_randomness": "0-1: how unevenly the latent dimensions drift",
-    "truncation": "0-1: scales the latent; lower is calmer and more typical",
-    "rotate_react": "StyleGAN3 only: the motion envelope turns the image (turns/second at full loudness)",
-    "translate_react": "StyleGAN3 only: the motion envelope slides the image (image widths/second)",
-    "classes": "class indices (conditional styles) that the 12 pitches map to",
-    "dominant_classes_first": "give the first class to the most dominant pitch",
-    "class_pitch_react": "how strongly pitches drive classes",
-    "class_smooth_seconds": "smoothing window of class changes, seconds",
-    "class_complexity": "magnitude of the class vector",
-    "class_shuffle_seconds": "rotate the class list every N seconds (or at a list of times)",
-    "class_shuffle_strength": "0-1: how far the class list rotates at each shuffle",
-    "contrast_strength": "0-1: contrast boost on hits (enables the contrast effect)",
-    "contrast_percussive": "contrast follows the percussive part (enables the contrast effect)",
-    "flash_strength": "0-1: brightness flash on hits (enables the flash effect)",
-    "flash_percussive": "flash follows the percussive part (enables the flash effect)",
-    "custom_effects": "list of EffectsGenerator (Python API only)",
-    "truncation_psi": "StyleGAN w-space truncation psi (1: none)",
-    "truncation_cutoff": "StyleGAN: truncate only the first N layers' w",
-    "noise_mode": "StyleGAN noise inputs: const, random or none",
-    "pulse_audio": "separate audio stem for the pulse",
-    "motion_audio": "separate audio stem for motion",
-    "class_audio": "separate audio stem for classes",
-    "contrast_audio": "separate audio stem for the contrast effect (enables it)",
-    "flash_audio": "separate audio stem for the flash effect (enables it)",
-    "output_audio": "audio muxed into the video instead of the song",
-}
+# --- the README's parameter reference
+
+MARKDOWN_BEGIN = "<!-- parameters: generated from lsd_jax/params.py by `lsd-jax params --markdown`; edit it there -->"
+MARKDOWN_END = "<!-- parameters: end -->"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown() -> str:
+    """The README's parameter reference (one table per group), between its markers."""
+    lines = [MARKDOWN_BEGIN]
+    for group, title in GROUPS.items():
+        rows = [p for p in PARAMS if p.group == group]
+        if not rows:
+            continue
+        lines += ["", f"**{title}**", "", "| parameter | default | values | meaning | Lucid Sonic Dreams |",
+                  "|---|---|---|---|---|"]
+        for p in rows:
+            default = f"`{p.format(p.default)}`" if p.default is not None and p.kind != EFFECTS else p.default_text()
+            lsd = "new" if p.lsd is None else "yes" if p.lsd == p.name else f"as `{p.lsd}`"
+            if p.lsd_note:
+                lsd += f" (there: {p.lsd_note})"
+            lines.append(f"| `{p.name}` | {_md(default)} | {_md(p.range_text())} | {_md(p.help)} | {_md(lsd)} |")
+    lines += ["", MARKDOWN_END]
+    return "\n".join(lines)
+
+
+def table_text() -> str:
+    """The table as plain text, one parameter a line (``lsd-jax params``)."""
+    width = max(len(p.name) for p in PARAMS)
+    lines = []
+    for group, title in GROUPS.items():
+        lines += ["", f"{title}:"]
+        lines += [f"  {p.name:{width}}  {p.help} [{p.range_text()}; default: {p.default_text()}]"
+                  for p in PARAMS if p.group == group]
+    return "\n".join(lines[1:])
+
+
+if __name__ == "__main__":  # python -m lsd_jax.params [--markdown]: the same as lsd-jax params
+    import sys
+
+    from .cli import main
+
+    sys.exit(main(["params", *sys.argv[1:]]))

@@ -215,7 +215,7 @@ def auto_batch_size(style: Style, size: tuple[int, int], n_devices: int = 1) -> 
 
     On accelerators: from the device's free memory and the step's measured memory per frame
     (XLA's memory analysis at batch 1), leaving half the memory free. On CPU, large batches lose
-    cache locality at high resolutions (see /work/shared/docs/performance-notes.md), so a pixel budget decides
+    cache locality at high resolutions (measured on a 2-core CPU), so a pixel budget decides
     (:attr:`Style.cpu_batch_pixels`).
     """
     dev = jax.local_devices()[0]

@@ -7,7 +7,7 @@
   arrays under numpy 1.x names (``numpy.core.multiarray.scalar`` / ``_reconstruct``), ``dnnlib.util.EasyDict``,
   ``collections.OrderedDict``.
 * TF (stylegan2 / stylegan2-ada TF): ``pickle.dump((G, D, Gs))`` (protocol 3) of ``dnnlib.tflib.network.Network``
-  objects with the v5 state; ``tf_variables_from_state`` inverts docs/stylegan-formats.md §2's TF→torch mapping.
+  objects with the v5 state; ``tf_variables_from_state`` inverts converters.tf_pickle's TF→torch mapping.
 
 How: :class:`NvPickler` is the pure-Python pickler with one change: a global is written under the module/name the
 object *claims* (``__module__``/``__qualname__``) without importing it, so stand-ins named ``torch._utils.…`` or
@@ -588,7 +588,7 @@ def tf_static_kwargs(config: dict) -> dict:
 
 
 def tf_variables_from_state(config: dict, state: dict[str, np.ndarray]) -> dict[str, list]:
-    """Invert docs/stylegan-formats.md §2: torch-layout ``state`` → TF variables, in TF creation order, as
+    """Invert converters.tf_pickle.tf_state: torch-layout ``state`` → TF variables, in TF creation order, as
     ``{'G': [...], 'mapping': [...], 'synthesis': [...]}`` lists of ``(name, float32 array)``."""
     f32 = np.float32
     R = config["img_resolution"]

@@ -23,7 +23,7 @@ sr/2) − cutoff``, sizes ``sr + 2·margin`` except the last two (``R``), channe
 cutoff, channel_max))`` (last = img_channels), ``tmp_sampling_rate = max(in, out)·lrelu_upsampling`` (ToRGB ×1),
 tap counts ``filter_size·factor`` (1 when the factor is 1 or for ToRGB), radial down filters for config-r's
 non-critically-sampled layers, and the padding arithmetic; state-dict order (own params, own buffers, children;
-synthesis before mapping); ``train.py`` for config-r's kwargs. See docs/stylegan-formats.md §4.
+synthesis before mapping); ``train.py`` for config-r's kwargs.
 """
 
 from __future__ import annotations

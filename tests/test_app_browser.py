@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lsd_jax import webapp
 from lsd_jax.demo import write_demo_song
+from lsd_jax.web import page as web_page
+from lsd_jax.web.config import AppConfig
+from lsd_jax.web.jobs import Jobs
 
 pytestmark = pytest.mark.browser
 
@@ -35,15 +37,14 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def app_url():
-    cfg = webapp.AppConfig(max_seconds=6, max_file_size="2mb")
-    workdirs = webapp.Workdirs(keep=0.0)
-    demo = webapp.build_app(cfg, workdirs)
-    port = _free_port()
-    webapp.launch(demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                  ssr_mode=False)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-    workdirs.close()
+    cfg = AppConfig(max_seconds=6, max_file_size="2mb")
+    with Jobs(cfg, keep=0.0) as jobs:
+        demo = web_page.build_app(cfg, jobs)
+        port = _free_port()
+        web_page.launch(demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                        ssr_mode=False)
+        yield f"http://127.0.0.1:{port}/"
+        demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,4 @@
+import argparse
 import subprocess
 import sys
 
@@ -65,3 +66,56 @@ def test_musical_control_arguments_parse():
     assert build_parser().parse_args(["render", "x.wav", "--speed-fpm", "24"]).speed_fpm == 24.0
     with pytest.raises(SystemExit):
         build_parser().parse_args(["render", "x.wav", "--keyframes", "cover.png"])
+
+
+def test_help_lists_every_parameter_with_its_range_and_default(capsys):
+    from lsd_jax.params import PARAMS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    listed = {a.dest: a for a in sub.choices["render"]._actions if a.help != argparse.SUPPRESS}
+    for p in PARAMS:
+        if p.api_only:
+            assert p.name not in listed
+            continue
+        action = listed[p.name]
+        assert action.option_strings == [f"--{p.name.replace('_', '-')}"]
+        assert f"[{p.range_text()}; default: {p.default_text()}]" in action.help and p.help in action.help
+    with pytest.raises(SystemExit):
+        main(["render", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--band-react X[,X,X] low, mid, high" in text and "[1 or 3 numbers, each 0–10; default: 0, 0, 0]" in text
+    assert "--resolution N square output size in pixels [16–4096, even; default: the style's native size" in text
+    assert "--pulse_react" not in text  # the underscore spelling works but is not listed twice
+
+
+@pytest.mark.parametrize("name, text", [
+    ("classes", "1,2,3"), ("class_shuffle_seconds", "4"), ("class_shuffle_seconds", "1.5,3"), ("band_react", "0.4"),
+    ("band_react", "0.4,0.2,0.3"), ("band_edges_hz", "300, 3000"), ("speed_fpm", "bar"), ("speed_fpm", "30"),
+    ("keyframes", "42=cover.png,60=x.png"), ("contrast_percussive", "false"), ("duration", "none"),
+])
+def test_flags_read_text_with_the_table_parser(name, text):
+    from lsd_jax.params import parse_value
+
+    for flag in (f"--{name.replace('_', '-')}", f"--{name}"):
+        ns = build_parser().parse_args(["render", "x.wav", flag, text])
+        assert getattr(ns, name) == parse_value(name, text)
+
+
+def test_malformed_text_names_the_flag_the_text_and_the_form(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["render", "x.wav", "--band-react", "0.4,0.2"])
+    err = capsys.readouterr().err
+    assert "argument --band-react" in err and "'0.4,0.2'" in err and "one number (for all) or 3" in err
+
+
+def test_params_command_prints_the_reference(capsys):
+    from lsd_jax.params import PARAMS, markdown
+
+    assert main(["params", "--markdown"]) == 0
+    assert capsys.readouterr().out == markdown() + "\n"
+    assert main(["params"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {p.name} " in out for p in PARAMS)
+    res = subprocess.run([sys.executable, "-m", "lsd_jax.params", "--markdown"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0 and res.stdout == markdown() + "\n", res.stderr

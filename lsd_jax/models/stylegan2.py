@@ -27,7 +27,7 @@ The math follows NVIDIA's public StyleGAN2-ADA PyTorch generator (facts only; th
   ``upfirdn2d`` (zero insertion, pad, *convolution* with the filter, i.e. flipped taps, times gain) and
   ``upsample2d`` (up 2, pads ``[(fw+1)//2, (fw−2)//2]`` per axis, gain 4).
 
-Implementation choices for XLA on CPU (see /work/shared/docs/performance-notes.md):
+Implementation choices for XLA on CPU (measured; ``python -m lsd_jax.bench`` shows the result):
 
 * modulation/demodulation scale the activations around ONE shared-weight convolution (``x·s → conv → ·d``), so a
   batch is a single ordinary conv; ``d`` uses ``Σ_k W²`` per (in, out);

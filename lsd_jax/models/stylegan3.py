@@ -35,7 +35,7 @@ The math follows NVIDIA's public StyleGAN3 code and paper (facts only; this code
   inserts ``up − 1`` zeros after each pixel, pads (negative = crop), *convolves* with the filter (a 1-D filter is
   applied along x and y, each with ``√gain``; a 2-D one once with ``gain``), and keeps every ``down``-th pixel.
 
-Implementation choices for XLA on CPU (see /work/shared/docs/performance-notes.md):
+Implementation choices for XLA on CPU (measured; ``python -m lsd_jax.bench`` shows the result):
 
 * modulation/demodulation scale the activations around ONE shared-weight convolution (``x·s → conv → ·d``);
   the style pre-normalisation uses each sample's own RMS (NVIDIA takes the mean over the whole batch; the two

@@ -1,0 +1,273 @@
+"""The page's parameters: widgets generated from the parameter table, and the page's values → params.
+
+Every render parameter gets a widget from its row of :data:`lsd_jax.params.PARAMS` (kind, range,
+step, default, help), in the table's groups; the server's limits (largest size, fps) narrow the
+ranges. Three inputs exist only on the page: ``speed_lock`` (beat/bar, which sets ``speed_fpm``),
+and ``keyframe_times`` with the uploaded ``keyframe_images`` (together: ``keyframes``).
+:func:`params_from_ui` turns the values the page sends into :func:`~lsd_jax.params.make_params`
+keywords, with the page's conventions: 0 means "not set" where a number box cannot be empty, an
+effect strength of 0 switches the effect off, and text is read by the table's one parser.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ParamError
+from ..params import (
+    CHOICE,
+    EFFECTS,
+    FLAG,
+    GROUPS,
+    INDICES,
+    INTEGER,
+    KEYFRAMES,
+    NUMBER,
+    NUMBERS,
+    PARAM,
+    PARAMS,
+    PATH,
+    SPEED,
+    TIMES,
+    Param,
+    parse_value,
+    unknown_names_error,
+)
+from .config import MAX_APP_FPS, AppConfig
+
+log = logging.getLogger("lsd_jax.web")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input of the page. ``kind``: slider, number, int, checkbox, radio, tristate (a radio over
+    an optional flag's labels), text (a list or number as text), file (an audio stem) or files."""
+
+    name: str
+    kind: str
+    value: Any
+    group: str
+    help: str = ""
+    lo: float | None = None
+    hi: float | None = None
+    step: float | None = None
+    note: str = ""
+    choices: tuple[Any, ...] = ()
+
+
+#: Uploaded keyframe images; their times come from the ``keyframe_times`` field (-> ``keyframes``).
+KEYFRAME_IMAGES = "keyframe_images"
+SPEED_LOCK = {"off": None, "on the beat": "beat", "on the bar": "bar"}
+#: The keyframe times box: read like class_shuffle_seconds ("10" or "10, 42.5"), by the table's parser.
+_KEYFRAME_TIMES = Param("keyframe_times", TIMES, None, "seconds, one per uploaded keyframe image", "keyframes",
+                        example="10, 42.5")
+#: Page fields that are not RenderParams fields (turned into them by params_from_ui).
+PAGE_ONLY = frozenset({"speed_lock", "keyframe_times"})
+STEMS = tuple(p.name for p in PARAMS if p.kind == PATH)
+#: Parameters the page builds from other inputs (keyframes) or cannot take (Python objects).
+NOT_ON_PAGE = frozenset(p.name for p in PARAMS if p.kind in (KEYFRAMES, EFFECTS))
+
+
+def _limits(cfg: AppConfig) -> dict[str, float]:
+    """This server's upper limits, tighter than the library's."""
+    return {"fps": MAX_APP_FPS, "resolution": cfg.max_resolution, "width": cfg.max_resolution,
+            "height": cfg.max_resolution}
+
+
+def _field(p: Param, limits: Mapping[str, float]) -> Field:
+    common = dict(name=p.name, group=p.group, help=p.help)
+    if p.kind in (NUMBER, INTEGER, SPEED):
+        his = [h for h in (p.ui_hi if p.slider and p.ui_hi is not None else p.hi, limits.get(p.name)) if h is not None]
+        kind = "slider" if p.slider else "int" if p.kind == INTEGER else "number"
+        value = p.default if p.default is not None else 0 if p.slider else None
+        return Field(kind=kind, value=value, lo=0 if p.zero_unset else p.lo, hi=min(his) if his else None,
+                     step=p.step, note=f"0: {p.zero_unset}" if p.zero_unset else "", **common)
+    if p.kind == FLAG and p.optional:
+        labels = dict(p.labels)
+        return Field(kind="tristate", value=next(k for k, v in labels.items() if v is None),
+                     choices=tuple(labels), **common)
+    if p.kind == FLAG:
+        return Field(kind="checkbox", value=p.default, **common)
+    if p.kind == CHOICE:
+        return Field(kind="radio", value=p.default, choices=p.choices, **common)
+    if p.kind in (INDICES, TIMES, NUMBERS):
+        note = "; ".join(x for x in (f"e.g. {p.example}" if p.example else "",
+                                     f"empty: {p.unset}" if p.optional else "") if x)
+        return Field(kind="text", value=p.format(p.default), note=note, **common)
+    if p.kind == PATH:
+        return Field(kind="file", value=None, **common)
+    raise AssertionError(f"no widget for {p.name} ({p.kind})")
+
+
+def _page_only(group: str) -> tuple[Field, ...]:
+    """The page's own inputs in ``group``, before the table's."""
+    if group == "control":
+        return (Field("speed_lock", "radio", "off", group, choices=tuple(SPEED_LOCK),
+                      help="place the latent keyframes on the detected beats or bars (replaces speed_fpm)"),)
+    if group == "keyframes":
+        return (Field("keyframe_times", "text", "", group, help=_KEYFRAME_TIMES.help,
+                      note=f"e.g. {_KEYFRAME_TIMES.example}"),
+                Field(KEYFRAME_IMAGES, "files", None, group, help="keyframe images (one per time above)"))
+    return ()
+
+
+def page_fields(cfg: AppConfig | None = None) -> tuple[Field, ...]:
+    """Every input of the page, group by group in the table's order (stems included)."""
+    limits = _limits(cfg or AppConfig())
+    out: list[Field] = []
+    for group in GROUPS:
+        out += _page_only(group)
+        out += [_field(p, limits) for p in PARAMS if p.group == group and p.name not in NOT_ON_PAGE]
+    return tuple(out)
+
+
+_FIELDS = {f.name: f for f in page_fields()}  # the kinds do not depend on the server's limits
+BASIC_NAMES = tuple(f.name for f in page_fields() if f.group == "basic")
+ADVANCED_NAMES = tuple(f.name for f in page_fields() if f.group not in ("basic", "stems") and f.name != KEYFRAME_IMAGES)
+PARAM_INPUTS = BASIC_NAMES + ADVANCED_NAMES
+#: The inputs of the /render and /preview endpoints, in order.
+INPUT_NAMES = ("song", "style", "style_file", *STEMS, KEYFRAME_IMAGES, *PARAM_INPUTS)
+
+
+def ui_defaults() -> dict[str, Any]:
+    """The widgets' initial values, by name (files: None)."""
+    return {name: f.value for name, f in _FIELDS.items()}
+
+
+def _keyframes_from_ui(times: Any, images: Any) -> dict[float, str] | None:
+    images = [str(getattr(i, "name", i)) for i in (images or [])]
+    t = _KEYFRAME_TIMES.parse(times) if isinstance(times, str) else times
+    t = [] if t is None else [t] if isinstance(t, (int, float)) else list(t)
+    if not images and not t:
+        return None
+    if len(images) != len(t):
+        raise ParamError(f"give one keyframe time per keyframe image: {len(t)} time(s) for {len(images)} image(s)")
+    return dict(zip(t, images))
+
+
+def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Widget values -> keyword arguments for :func:`make_params` (missing ones: the page's
+    defaults). 0 or empty means "not set" where the library's default is None; an effect
+    strength of 0 is off; text is read by :func:`lsd_jax.params.parse_value`."""
+    unknown = set(values) - set(_FIELDS)
+    if unknown:
+        raise unknown_names_error(sorted(unknown), list(_FIELDS))
+    merged = {**ui_defaults(), **values}
+    out: dict[str, Any] = {}
+    keyframes = _keyframes_from_ui(merged.pop("keyframe_times", None), merged.pop(KEYFRAME_IMAGES, None))
+    if keyframes:
+        out["keyframes"] = keyframes
+    lock = merged.pop("speed_lock", "off")
+    if lock not in SPEED_LOCK:
+        raise ParamError(f"speed_lock must be one of {', '.join(SPEED_LOCK)}; got {lock!r}")
+    for name, v in merged.items():
+        p, f = PARAM[name], _FIELDS[name]
+        if f.kind == "file":
+            if v:
+                out[name] = str(getattr(v, "name", v))
+            continue
+        if f.kind == "tristate":
+            labels = dict(p.labels)
+            if v not in labels:
+                raise ParamError(f"{name} must be one of {', '.join(labels)}; got {v!r}")
+            v = labels[v]
+        elif isinstance(v, str):
+            v = parse_value(name, v)
+        if p.kind == INTEGER and isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if p.zero_unset and (v is None or v == 0):
+            v = None
+        out[name] = v
+    if SPEED_LOCK[lock]:
+        out["speed_fpm"] = SPEED_LOCK[lock]
+    for effect in ("contrast", "flash"):  # strength 0 (the slider's default): the effect is off
+        if out.get(f"{effect}_strength") is None:
+            out[f"{effect}_percussive"] = None
+    # None only where the library's default is None (a cleared box elsewhere is a mistake)
+    for name in [k for k, v in out.items() if v is None and not PARAM[k].optional]:
+        raise ParamError(f"{name} needs a value")
+    return out
+
+
+def catalogue_names() -> list[str]:
+    """"default" first, then the catalogue's names (just "default" when the catalogue is unavailable)."""
+    try:
+        from ..catalogue import load_catalogue
+
+        names = sorted(load_catalogue())
+    except Exception as e:  # a broken user catalogue must not take the page down
+        log.warning("style catalogue unavailable: %s", e)
+        names = []
+    return ["default"] + [n for n in names if n != "default"]
+
+
+def style_choices() -> list[tuple[str, str]]:
+    """The style menu: (label, value) pairs, the embedded default first."""
+    choices = [("default (embedded, no download)", "default")]
+    try:
+        from ..catalogue import load_catalogue
+
+        cat = load_catalogue()
+    except Exception:
+        return choices
+    for name in catalogue_names()[1:]:
+        e = cat[name]
+        bits = [f"{e.resolution} px" if getattr(e, "resolution", None) else None,
+                "conditional" if getattr(e, "conditional", None) else None]
+        label = name + (f" ({', '.join(b for b in bits if b)})" if any(bits) else "")
+        choices.append((label, name))
+    return choices
+
+
+# --------------------------------------------------------------------------------------------------
+# Gradio components
+
+
+def _name_bounds_errors(component: Any) -> Any:
+    """Out-of-range values name the parameter (Gradio's own message does not). Wraps the
+    instance's ``preprocess``: a Component subclass would make Gradio write a .pyi stub beside
+    this module at import time."""
+    import gradio as gr
+
+    original = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return original(payload)
+        except gr.Error as e:
+            raise gr.Error(f"{component.label}: {e.message}", title="Parameter problem",
+                           print_exception=False) from None
+        except TypeError:
+            raise gr.Error(f"{component.label} must be a number, got {payload!r}", title="Parameter problem",
+                           print_exception=False) from None
+
+    component.preprocess = preprocess
+    return component
+
+
+def component(f: Field) -> Any:
+    """The Gradio component for ``f`` (``elem_id``: ``param-<name>``, stems ``stem-<name>``)."""
+    import gradio as gr
+
+    info = f.help + (f" ({f.note})" if f.note else "")
+    common = dict(label=f.name, info=info, elem_id=f"param-{f.name}")
+    if f.kind == "slider":
+        return _name_bounds_errors(gr.Slider(f.lo, f.hi, value=f.value, step=f.step, **common))
+    if f.kind in ("number", "int"):
+        step = {"step": f.step} if f.step is not None else {}
+        return _name_bounds_errors(gr.Number(value=f.value, minimum=f.lo, maximum=f.hi,
+                                             precision=0 if f.kind == "int" else None, **step, **common))
+    if f.kind == "checkbox":
+        return gr.Checkbox(value=f.value, min_width=200, **common)
+    if f.kind in ("radio", "tristate"):
+        return gr.Radio(choices=list(f.choices), value=f.value, **common)
+    if f.kind == "text":
+        return gr.Textbox(value=f.value, max_lines=1, placeholder=f.note, **common)
+    if f.kind == "file":
+        return gr.File(label=f"{f.name}: {f.help}", file_types=["audio"], elem_id=f"stem-{f.name}", min_width=200)
+    if f.kind == "files":
+        return gr.File(label=f.help, file_count="multiple", file_types=["image"], elem_id="keyframe-images")
+    raise AssertionError(f.kind)

@@ -1,0 +1,238 @@
+"""The page: handlers called directly (errors as clear ``gr.Error``s), then the served app through
+gradio_client. Renders are tiny (32 px, 3 s, 8 fps)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+from pathlib import Path
+
+import gradio as gr
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from app_songs import SR, write_songs
+
+from lsd_jax.video import probe_video
+from lsd_jax.web import page
+from lsd_jax.web.config import AppConfig
+from lsd_jax.web.form import INPUT_NAMES, ui_defaults
+from lsd_jax.web.jobs import Jobs
+
+TINY = dict(fps=8, resolution=32)
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory):
+    return write_songs(tmp_path_factory.mktemp("songs"))
+
+
+@pytest.fixture(scope="module")
+def jobs():
+    with Jobs(AppConfig(), keep=0.0) as j:
+        yield j
+
+
+def _error(excinfo) -> str:
+    msg = excinfo.value.message
+    assert "Traceback" not in msg
+    assert "/" not in msg.replace("/ ", ""), f"a server path leaked: {msg}"
+    return msg
+
+
+def test_public_message_strips_server_paths():
+    msg = page.public_message("cannot decode /tmp/gradio/3f2a/my song.mp3 (ffmpeg: /tmp/x/y.mp3: Invalid data)")
+    assert msg == "cannot decode my song.mp3 (ffmpeg: y.mp3: Invalid data)"
+    assert page.public_message("'/home/user/models/face.pkl' is corrupt") == "'face.pkl' is corrupt"
+    assert page.public_message("pulse_react must be between 0 and 10, got 20") == \
+        "pulse_react must be between 0 and 10, got 20"
+    assert page.public_message("<script>x</script>") == "&lt;script&gt;x&lt;/script&gt;"
+
+
+def test_unexpected_errors_are_generic_and_logged(caplog):
+    e = page.user_error(RuntimeError("secret /srv/app/state"))
+    assert e.title == "Internal error" and "secret" not in e.message
+    assert "secret /srv/app/state" in caplog.text
+    assert page.user_error(MemoryError()).title == "Out of memory"
+
+
+def test_render_handler_reports_frames_and_a_snippet(songs, jobs):
+    calls = []
+    video, snippet, status = page.render_video(jobs, str(songs["song"]), "default", None, seed=2,
+                                               progress=lambda p, desc=None, unit=None: calls.append((p, desc, unit)),
+                                               **TINY)
+    info = probe_video(video)
+    assert (info["width"], info["n_frames"], info["audio_streams"]) == (32, 24, 1)
+    assert calls[0] == (0.0, "Analysing the song", None) and calls[-1] == ((24, 24), "Rendering", "frames")
+    assert "Rendered 24 frames at 8 fps" in status
+    assert "lsd_jax.render(" in snippet and "seed=2," in snippet
+
+
+def test_bad_audio_is_a_clear_error(songs, jobs):
+    with pytest.raises(gr.Error) as e:
+        page.render_video(jobs, str(songs["text"]), **TINY)
+    msg = _error(e)
+    assert "notes.mp3" in msg and "not an audio file" in msg and e.value.title == "Audio problem"
+    with pytest.raises(gr.Error) as e:
+        page.render_video(jobs, None, **TINY)
+    assert "upload a song" in _error(e)
+
+
+def test_silence_is_a_clear_error(songs, jobs):
+    with pytest.raises(gr.Error) as e:
+        page.preview_video(jobs, str(songs["silent"]), **TINY)
+    msg = _error(e)
+    assert "silent" in msg and "silent.wav" in msg
+    with pytest.raises(gr.Error, match="silent"):
+        page.render_video(jobs, str(songs["silent"]), **TINY)
+    jobs.workdirs.sweep()  # finished renders' folders (keep=0) go; a failed one is already gone
+    assert list(jobs.workdirs.root.iterdir()) == []
+
+
+@pytest.mark.parametrize("values, match", [
+    (dict(pulse_react=20), "pulse_react must be between 0 and 10"),
+    (dict(truncation=1.5), "truncation must be between 0 and 1"),
+    (dict(resolution=34, width=33, height=20), "width must be even"),
+    (dict(resolution=2048), "above this server's limit of 1024"),
+    (dict(width=64), "give both width and height"),
+    (dict(classes="a,b"), "classes must be comma-separated whole numbers"),
+    (dict(band_react="1,2"), "band_react must be one number \\(for all\\) or 3 comma-separated numbers"),
+])
+def test_out_of_range_values_are_clear_errors(songs, jobs, values, match):
+    with pytest.raises(gr.Error, match=match) as e:
+        page.render_video(jobs, str(songs["song"]), **{**TINY, **values})
+    _error(e)
+    assert e.value.title == "Parameter problem"
+
+
+def test_bad_styles_are_clear_errors_and_nothing_runs(songs, jobs, tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps(Evil()))
+    broken = tmp_path / "broken.pkl"
+    broken.write_bytes(b"\x80\x04 this is not a network pickle")
+    for path, match in ((evil, "refusing to load"), (broken, "broken.pkl")):
+        with pytest.raises(gr.Error, match=match) as e:
+            page.preview_video(jobs, str(songs["song"]), "default", str(path), **TINY)
+        _error(e)
+    assert not (tmp_path / "pwned").exists()
+    with pytest.raises(gr.Error, match="style file must be an NVIDIA StyleGAN .pkl") as e:
+        page.preview_video(jobs, str(songs["song"]), "default", str(songs["text"]), **TINY)
+    # a style name is a name from the list, never a path on the server
+    with pytest.raises(gr.Error, match="unknown style") as e:
+        page.preview_video(jobs, str(songs["song"]), str(evil), None, **TINY)
+    _error(e)
+
+
+def test_the_app_owns_its_jobs_unless_given_some():
+    demo = page.build_app(AppConfig(max_resolution=500))
+    own = demo.lsd_jobs
+    assert own.cfg.max_resolution == 500 and own.workdirs._thread.is_alive()
+    root = own.workdirs.root
+    slider = next(b for b in demo.blocks.values() if getattr(b, "label", None) == "resolution")
+    assert (slider.minimum, slider.maximum, slider.step) == (0, 500, 16)
+    demo.close()
+    assert not root.exists() and own.workdirs._stop.is_set()
+    with Jobs(keep=0.0) as mine:
+        demo = page.build_app(jobs=mine)
+        assert demo.lsd_jobs is mine and demo.lsd_config is mine.cfg
+        root = mine.workdirs.root
+        demo.close()
+        assert root.exists()  # the caller's to close
+
+
+def test_main_serves_with_the_flags_and_closes_the_app_when_the_server_stops(monkeypatch):
+    seen = {}
+
+    def fake_launch(demo, cfg, **server):  # what Blocks.launch does when interrupted: return
+        seen.update(demo=demo, cfg=cfg, server=server, root=demo.lsd_jobs.workdirs.root)
+
+    monkeypatch.setattr(page, "launch", fake_launch)
+    page.main(["--port", "7861", "--max-seconds", "30"])
+    assert seen["cfg"].max_seconds == 30 and seen["server"] == {"server_name": None, "server_port": 7861}
+    assert seen["demo"].lsd_config is seen["cfg"]
+    assert not seen["root"].exists() and seen["demo"].lsd_jobs.workdirs._stop.is_set()
+
+
+def test_handlers_take_the_inputs_by_name():
+    bound = page._bind(lambda *a, **k: (a, k), INPUT_NAMES)
+    (song, style, style_file), kwargs = bound("s.wav", pulse_react=0.9)
+    assert (song, style, style_file) == ("s.wav", "default", None)
+    assert kwargs["pulse_react"] == 0.9 and kwargs["fps"] == ui_defaults()["fps"] and "progress" in kwargs
+
+
+# --- the served app, through gradio_client ------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served():
+    cfg = AppConfig(max_seconds=6, max_file_size="300kb", concurrency=1)
+    with Jobs(cfg, keep=0.0) as jobs:
+        demo = page.build_app(cfg, jobs)
+        port = free_port()
+        page.launch(demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                    ssr_mode=False)
+        yield f"http://127.0.0.1:{port}/"
+        demo.close()
+
+
+def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(served, verbose=False, download_files=str(tmp_path))
+    api = client.view_api(print_info=False, return_format="dict")
+    assert {"/render", "/preview"} <= set(api["named_endpoints"])
+    names = [p["parameter_name"] for p in api["named_endpoints"]["/render"]["parameters"]]
+    assert names == list(INPUT_NAMES)
+
+    video, snippet, status = client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, seed=1,
+                                            api_name="/render")
+    path = Path(video["video"] if isinstance(video, dict) else video)
+    info = probe_video(path)
+    assert info["video_streams"] == 1 and info["audio_streams"] == 1
+    assert (info["width"], info["height"]) == (32, 32) and info["n_frames"] == 24
+    assert "lsd_jax.render(" in snippet and "seed=1" in snippet and "'my song.wav'" in snippet
+
+    with pytest.raises(AppError, match="not an audio file"):
+        client.predict(handle_file(str(songs["text"])), fps=8, resolution=32, api_name="/render")
+    with pytest.raises(AppError, match="at most 6 s"):
+        client.predict(handle_file(str(songs["long"])), fps=8, resolution=32, api_name="/render")
+    with pytest.raises(AppError, match="pulse_react"):
+        client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, pulse_react=50, api_name="/render")
+    big = tmp_path / "big.wav"
+    sf.write(big, np.zeros(SR * 10, np.float32), SR)  # ~880 kB > 300 kB
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):  # the client reads the limit ...
+        client.predict(handle_file(str(big)), fps=8, resolution=32, api_name="/render")
+    with big.open("rb") as f:  # ... which the server enforces
+        r = httpx.post(served + "gradio_api/upload", files={"files": ("big.wav", f, "audio/wav")}, timeout=30)
+    assert r.status_code == 413, r.text
+
+    # still serving
+    with pytest.raises(AppError, match="band_react must be one number"):  # text read by the table's parser
+        client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, band_react="1,2", api_name="/preview")
+    stills, status = client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, seed=1,
+                                    classes="0; 3", api_name="/preview")
+    assert len(stills) == 6 and "loudest" in status
+
+
+def test_layout_rows():
+    from lsd_jax.web.form import page_fields
+
+    rows = page._rows([f for f in page_fields() if f.group == "basic"])
+    assert [[f.name for f in row] for row in rows] == [
+        ["pulse_react", "motion_react"], ["speed_fpm", "truncation"], ["contrast_strength", "flash_strength"],
+        ["fps", "resolution"], ["start", "duration", "seed"]]
+    motion = page._rows([f for f in page_fields() if f.group == "motion"])
+    assert [len(r) for r in motion] == [1, 4, 1] and {f.kind for f in motion[1]} == {"checkbox"}
