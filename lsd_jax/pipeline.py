@@ -280,9 +280,6 @@ def prepare(
     size = output_size(style_obj, params)
     plan = plan_effects(params, size)
     devices = jax.local_devices()
-    batch = params.batch_size or auto_batch_size(style_obj, size, len(devices))
-    step = make_frame_step(style_obj, size, plan, batch, devices=devices, compute_dtype=params.compute_dtype,
-                           settings=render_settings(params))
     inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats), **extra}
     if params.rotate_react or params.translate_react:
         if not style_obj.transform:
@@ -292,6 +289,10 @@ def prepare(
 
         angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps)
         inputs["transform"] = np.asarray(stylegan3_transform(angle, tx, ty), np.float32)
+    settings = render_settings(params)
+    batch = params.batch_size or auto_batch_size(style_obj, size, len(devices), example=inputs, settings=settings)
+    step = make_frame_step(style_obj, size, plan, batch, devices=devices, compute_dtype=params.compute_dtype,
+                           settings=settings)
     return Prepared(params, style_obj, feats, lat, inputs, size, plan, step, timings, beats)
 
 

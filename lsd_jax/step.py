@@ -210,11 +210,13 @@ def make_frame_step(
     return FrameStep(step, variables, batch, devices, program, size, plan, dtype, shard_out)
 
 
-def auto_batch_size(style: Style, size: tuple[int, int], n_devices: int = 1) -> int:
+def auto_batch_size(style: Style, size: tuple[int, int], n_devices: int = 1, *,
+                    example: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> int:
     """Frames per step when the user gives none.
 
     On accelerators: from the device's free memory and the step's measured memory per frame
-    (XLA's memory analysis at batch 1), leaving half the memory free. On CPU, large batches lose
+    (XLA's memory analysis at batch 1, for per-frame inputs shaped like ``example``'s rows; default ``z``, ``c``
+    and no effects), leaving half the memory free. On CPU, large batches lose
     cache locality at high resolutions (measured on a 2-core CPU), so a pixel budget decides
     (:attr:`Style.cpu_batch_pixels`).
     """
@@ -225,12 +227,11 @@ def auto_batch_size(style: Style, size: tuple[int, int], n_devices: int = 1) -> 
         stats = None
     if dev.platform != "cpu" and stats and stats.get("bytes_limit") and not style.host:
         free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
-        probe = make_frame_step(style, size, EffectPlan((), ()), 1, devices=(dev,))
-        spec = {"z": jax.ShapeDtypeStruct((1, style.z_dim), jnp.float32),
-                "c": jax.ShapeDtypeStruct((1, style.c_dim), jnp.float32),
-                "amps": jax.ShapeDtypeStruct((1, 0), jnp.float32)}
-        if style.noise:
-            spec["noise_gain"] = jax.ShapeDtypeStruct((1,), jnp.float32)
+        probe = make_frame_step(style, size, EffectPlan((), ()), 1, devices=(dev,), settings=settings)
+        if example is None:
+            example = {"z": np.zeros((1, style.z_dim), np.float32), "c": np.zeros((1, style.c_dim), np.float32)}
+        spec = {k: jax.ShapeDtypeStruct((1, *np.shape(v)[1:]), np.asarray(v).dtype) for k, v in example.items()}
+        spec["amps"] = jax.ShapeDtypeStruct((1, 0), jnp.float32)
         mem = probe.lower(spec).compile().memory_analysis()
         per_frame = max(1, (mem.temp_size_in_bytes + mem.output_size_in_bytes) if mem else 1)
         per_dev = int(max(1, min(64, 0.5 * free // per_frame)))
