@@ -51,7 +51,8 @@ def latent_noise_keys(z: Array, c: Array | None = None, seed: int = 0) -> Array:
 
 @dataclass(frozen=True)
 class StyleGANProgram:
-    """mapping → [bands] → [keyframes] → synthesis for a w-space model (StyleGAN2/3; see :mod:`lsd_jax.models`).
+    """mapping → [bands] → [keyframes] → synthesis for a w-space model (StyleGAN2/3: ``map_latents``,
+    ``synthesize``, ``c_dim``, ``has_noise``, ``constants``; see :mod:`lsd_jax.models`).
 
     ``variables``: ``model`` (the state), ``consts`` (the model's :meth:`constants`, optional), ``settings``
     (``truncation_psi``, ``truncation_cutoff``, ``noise_mode`` arrays) and ``control`` (``react``/``dirs`` with
@@ -71,8 +72,8 @@ class StyleGANProgram:
         s = variables["settings"]
         ctl = variables.get("control", {})
         z, c = inputs["z"], inputs["c"]
-        cc = c if model.spec.c_dim > 0 else None
-        ws = model.mapping(z, cc, s["truncation_psi"], s["truncation_cutoff"])
+        cc = c if model.c_dim > 0 else None
+        ws = model.map_latents(z, cc, s["truncation_psi"], s["truncation_cutoff"])
         if self.bands is not None:
             ws = apply_bands(ws, inputs["bands"], ctl["react"], ctl["dirs"], np.asarray(self.bands, np.int32))
         gain = inputs.get("noise_gain")
@@ -81,10 +82,9 @@ class StyleGANProgram:
             if gain is not None:  # arrive at the keyframe exactly: no extra shimmer there
                 w = keyframe_weight(inputs["frame"], ctl["key_frames"], ctl["window"])
                 gain = 1.0 + (gain - 1.0) * (1.0 - w)
-        consts = variables.get("consts")
-        if model.supports_transform:
-            return model.synthesis(ws, inputs.get("transform"), consts)
-        return model.synthesis(ws, s["noise_mode"], latent_noise_keys(z, cc), gain, consts)
+        key = latent_noise_keys(z, cc) if model.has_noise else None
+        return model.synthesize(ws, noise_mode=s["noise_mode"], key=key, noise_gain=gain,
+                                transform=inputs.get("transform"), consts=variables.get("consts"))
 
 
 def keyframe_frames(params: RenderParams, fps: float, n_frames: int) -> np.ndarray:

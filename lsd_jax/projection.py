@@ -177,10 +177,7 @@ def w_spread(stats: WStats) -> float:
 
 
 def _synthesis(graphdef: Any, state: Any, ws: Array, noise_mode: str) -> Array:
-    model = nnx.merge(graphdef, state)
-    if model.supports_transform:
-        return model.synthesis(ws)
-    return model.synthesis(ws, noise_mode)
+    return nnx.merge(graphdef, state).synthesize(ws, noise_mode=noise_mode)
 
 
 def _scales(resolution: int) -> tuple[int, ...]:

@@ -20,9 +20,11 @@ How to add a model (e.g. StyleGAN1, BigGAN):
    ``expected_shapes(config)`` (the weights loader checks safetensors headers against it before reading).
 2. ``lsd_jax/models/<name>.py``: the NNX module with the paths above, ``abstract`` and ``from_state``, and the
    attributes ``family``, ``z_dim``, ``c_dim``, ``img_resolution``, ``has_noise``, ``supports_transform``.
-3. Its step entry point: a w-space model (``mapping(z, c, truncation_psi, truncation_cutoff) -> ws`` and
-   ``synthesis(ws, ...)``, plus ``w_dim``/``num_ws``) is driven by :class:`lsd_jax.control.StyleGANProgram`
-   (keyframes, bands, noise reactivity for free); any other model implements
+3. Its step entry point: a w-space model (``map_latents(z, c, truncation_psi, truncation_cutoff) -> ws`` and
+   ``synthesize(ws, *, noise_mode, key, noise_gain, transform, consts) -> images``, plus ``w_dim``/``num_ws``;
+   whatever its submodules are called, e.g. TF names) is driven by :class:`lsd_jax.control.StyleGANProgram`
+   (keyframes, bands, noise reactivity for free); any other model (e.g. class-conditional BigGAN, whose
+   truncation is in its sampling) implements
    ``frame_images(inputs, settings, *, size, consts=None) -> (B, h, w, 3)`` in about [-1, 1], with ``inputs`` the
    per-frame arrays (``z`` (B, z_dim), ``c`` (B, c_dim), ...) and ``settings`` the render-setting arrays
    (``truncation_psi``, ``truncation_cutoff``, ``noise_mode``), and is driven by :class:`lsd_jax.style.ModuleProgram`.

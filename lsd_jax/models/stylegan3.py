@@ -402,17 +402,35 @@ class StyleGAN3(nnx.Module):
                                       has_w_avg=has_w_avg)
         self.synthesis = SynthesisNetwork(spec)
 
+    z_dim = property(lambda self: self.spec.z_dim)
+    c_dim = property(lambda self: self.spec.c_dim)
+    w_dim = property(lambda self: self.spec.w_dim)
+    num_ws = property(lambda self: self.spec.num_ws)
+    img_resolution = property(lambda self: self.spec.img_resolution)
+
     def constants(self) -> dict[str, Any]:
         return self.synthesis.constants()
+
+    # the w-space model protocol (lsd_jax.control.StyleGANProgram drives it; see lsd_jax.models)
+    def map_latents(self, z: Array, c: Array | None, truncation_psi: Any = 1.0,
+                    truncation_cutoff: Any = None) -> Array:
+        return self.mapping(z, c, truncation_psi, truncation_cutoff)
+
+    def synthesize(self, ws: Array, *, noise_mode: Any = "const", key: Array | None = None,
+                   noise_gain: Array | None = None, transform: Array | None = None,
+                   consts: dict[str, Any] | None = None) -> Array:
+        """StyleGAN3 has no noise inputs: ``noise_mode`` (checked when a name), ``key`` and ``noise_gain`` are
+        ignored."""
+        noise_mode_index(noise_mode)
+        return self.synthesis(ws, transform, consts)
 
     def __call__(self, z: Array, c: Array | None = None, truncation_psi: Any = 1.0, truncation_cutoff: Any = None,
                  noise_mode: Any = "const", key: Array | None = None, noise_gain: Array | None = None,
                  transform: Array | None = None, consts: dict[str, Any] | None = None) -> Array:
-        """mapping then synthesis: z (N, z_dim) → images (N, R, R, img_channels). StyleGAN3 has no noise inputs:
-        ``noise_mode`` (checked), ``key`` and ``noise_gain`` are ignored."""
-        noise_mode_index(noise_mode)
-        ws = self.mapping(z, c, truncation_psi, truncation_cutoff)
-        return self.synthesis(ws, transform, consts)
+        """mapping then synthesis: z (N, z_dim) → images (N, R, R, img_channels)."""
+        ws = self.map_latents(z, c, truncation_psi, truncation_cutoff)
+        return self.synthesize(ws, noise_mode=noise_mode, key=key, noise_gain=noise_gain, transform=transform,
+                               consts=consts)
 
 
 def abstract(config: dict | SG3Spec, has_w_avg: bool = True) -> StyleGAN3:
