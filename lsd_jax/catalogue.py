@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lsd_jax.download import download, file_lock, is_local, local_path, sha256_file
+from lsd_jax.download import download, file_lock, is_local, local_path, sha256_file, sniff_page
 from lsd_jax.errors import DownloadError, StyleError
 from lsd_jax.paths import atomic_write, cache_dir
 
@@ -285,13 +285,14 @@ def style_path(name: str, progress: bool = True) -> Path:
 
 
 def _reject_html(path: Path, entry: StyleEntry, url: str) -> None:
-    """A web page saved as a model (Drive quota/consent page, login wall) must not be cached."""
+    """A web page saved as a model (Drive quota/consent page, login wall) must not be used. ``download`` refuses
+    them before caching; this drops one cached by an older lsd-jax."""
     with open(path, "rb") as f:
-        head = f.read(512).lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")):
+        kind = sniff_page(f.read(4096))
+    if kind:
         path.unlink(missing_ok=True)
         raise DownloadError(
-            f"Cannot get style {entry.name!r}: {url} returned a web page, not a model file (a download "
+            f"Cannot get style {entry.name!r}: {url} returned {kind}, a web page, not a model file (a download "
             "quota, consent or sign-in page?). Download it in a browser, then register the file with "
             f"add_style({entry.name!r}, '/path/to/file.pkl', overwrite=True)."
         )

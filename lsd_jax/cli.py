@@ -66,14 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", help="render a music video of a song")
     r.add_argument("song", help="audio file (wav, flac, ogg, mp3, m4a, ...)")
-    r.add_argument("-o", "--output", default=None, help="output .mp4 (default: <song>.mp4 beside the song)")
+    r.add_argument("-o", "--output", default=None,
+                   help="output .mp4 (default: <song name>.mp4 in the current folder, or <song name>.lsd.mp4 when "
+                        "that is the song itself); never written over an input")
     r.add_argument("--style", default="default", help="'default', a catalogue name, or a .pkl/.safetensors path")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_param_arguments(r)
 
     d = sub.add_parser("demo", help="render the built-in demo song with the default style")
     d.add_argument("-o", "--output", default="demo.mp4")
-    d.add_argument("--seconds", type=float, default=12.0, help="length of the demo song")
+    d.add_argument("--seconds", type=float, default=12.0, help="length of the demo song (1 to 600 s)")
     d.add_argument("--style", default="default")
     d.add_argument("--quiet", action="store_true")
     add_param_arguments(d)
@@ -109,17 +111,20 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command in ("render", "demo"):
         if args.command == "demo":
-            from .demo import write_demo_song
+            from .demo import check_seconds, write_demo_song
             from .paths import cache_dir
 
+            check_seconds(args.seconds)
             song = write_demo_song(cache_dir() / f"demo-{args.seconds:g}s.wav", seconds=args.seconds)
             output = args.output
             params = {"resolution": 256, "fps": 30.0, "contrast_strength": 0.3, "flash_strength": 0.2,
                       **_params_from(args)}
         else:
+            from .outputs import default_output
+
             song = Path(args.song)
-            output = args.output or song.with_suffix(".mp4").name
             params = _params_from(args)
+            output = args.output or default_output(song, [args.style, *params.values()])
         result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
         print(f"wrote {result.path}  ({result.summary()})")
         return 0

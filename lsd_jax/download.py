@@ -8,8 +8,17 @@
   HTTP ``Range`` request; a server that ignores ``Range`` (answers 200) restarts the file from zero;
 * ``sha256`` (when given) is checked before the rename; on a mismatch the file is deleted (nothing is
   cached, no ``.part`` is left) and :class:`~lsd_jax.errors.DownloadError` is raised;
-* connection errors, time-outs, dropped connections and 5xx/408/429 answers are retried with
-  exponential back-off (``backoff * 2**k`` seconds); 404/410 and other 4xx are not;
+* connection errors, time-outs, dropped connections, a transfer slower than ``min_rate`` bytes/s over
+  ``rate_window`` seconds, and 5xx/408/429 answers are retried with exponential back-off
+  (``backoff * 2**k`` seconds); 404/410 and other 4xx are not; the whole download, retries included, must end
+  within ``deadline`` seconds (a read in progress may add up to ``timeout``);
+* a web page (HTML/XML, with or without a BOM, leading comments or whitespace) or a JSON document where a
+  binary file was expected (``binary=True``, the default) is an error naming the host and what came back,
+  and is never cached;
+* a download larger than the free disk space (by its Content-Length) fails before writing; a disk that
+  fills up while writing (ENOSPC) is a disk-space error, not a network one;
+* the ``.part`` file: KEPT for resuming after network failures (drop, stall, too slow, deadline: the
+  message says so); REMOVED after a disk-full error, a checksum mismatch or a web page;
 * a per-destination lock file (``fcntl.flock``; ``msvcrt`` on Windows) makes concurrent callers, in
   threads or processes, download the file once: the others wait, then find it done;
 * ``file://`` URLs and plain local paths are copied through the same ``.part``/checksum/rename path.
@@ -24,10 +33,13 @@ error explains how to add the file by hand.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import json
 import os
+import re
+import shutil
 import socket
 import sys
 import time
@@ -41,7 +53,7 @@ from tqdm.auto import tqdm
 
 from lsd_jax.errors import DownloadError
 
-__all__ = ["download", "file_lock", "is_local", "local_path", "resolve_url", "sha256_file"]
+__all__ = ["download", "file_lock", "is_local", "local_path", "resolve_url", "sha256_file", "sniff_page"]
 
 CHUNK = 1 << 16
 #: Yandex Disk public API that turns a public link into a direct download link (LSD used the same).
@@ -50,6 +62,10 @@ YANDEX_API = "https://cloud-api.yandex.net/v1/disk/public/resources/download?pub
 GDRIVE_DIRECT = "https://drive.usercontent.google.com/download?id={id}&export=download&confirm=t"
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _MAX_SLEEP = 60.0
+DEADLINE = 3 * 3600.0  # seconds for a whole download, retries included
+MIN_RATE = 1024.0  # bytes/s, averaged over RATE_WINDOW seconds, below which an attempt is abandoned
+RATE_WINDOW = 30.0
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def _user_agent() -> str:
@@ -252,13 +268,20 @@ def download(
     timeout: float = 30,
     retries: int = 4,
     backoff: float = 1.0,
+    deadline: float | None = DEADLINE,
+    min_rate: float = MIN_RATE,
+    rate_window: float = RATE_WINDOW,
+    binary: bool = True,
 ) -> Path:
     """Download ``url`` to ``dest`` (see the module docstring) and return ``dest``.
 
     An existing ``dest`` is reused without any request (after a checksum check when ``sha256`` is
     given; a verified file is remembered in a small ``.sha256`` sidecar so it is hashed once).
     Raises :class:`~lsd_jax.errors.DownloadError`, naming the URL, when offline, on a dead link
-    (404/410), on a stall (no data for ``timeout`` seconds, after the retries), on a checksum mismatch.
+    (404/410), on a stall (no data for ``timeout`` seconds, or less than ``min_rate`` bytes/s over
+    ``rate_window`` seconds, after the retries), past the ``deadline`` (seconds for the whole download;
+    None: none), on a checksum mismatch, when the server sends a web page or JSON document instead of a
+    ``binary`` file, or when the disk is too small.
     """
     dest = Path(dest)
     url = os.fspath(url)
@@ -266,6 +289,9 @@ def download(
         sha256 = _check_sha(sha256)
     if retries < 0:
         raise ValueError("retries must be >= 0")
+    if min_rate < 0 or rate_window <= 0 or (deadline is not None and deadline <= 0):
+        raise ValueError("min_rate must be >= 0, and rate_window and deadline > 0")
+    pace = _Pace(url, deadline, min_rate, rate_window)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if _cached(dest, sha256, repair=False):  # fast path, no lock: never deletes anything
         return dest
@@ -273,12 +299,98 @@ def download(
         if _cached(dest, sha256, repair=True):  # another thread/process finished it while we waited
             return dest
         part = dest.with_name(dest.name + ".part")
-        if is_local(url):
-            _copy_local(local_path(url), part, progress)
-        else:
-            _fetch_http(url, part, progress=progress, timeout=timeout, retries=retries, backoff=backoff)
-        _finish(url, part, dest, sha256)
+        try:
+            if is_local(url):
+                _copy_local(local_path(url), part, progress)
+            else:
+                _fetch_http(url, part, progress=progress, timeout=timeout, retries=retries, backoff=backoff,
+                            pace=pace)
+        except _DiskFull as e:
+            _discard(part)  # what filled the disk: keeping it would keep the disk full
+            raise DownloadError(f"Not enough disk space to download {url} into {part.parent} ({e}). The partial "
+                                "file was removed; free some space (or point LSD_JAX_CACHE at a bigger disk) and "
+                                "try again.") from None
+        _finish(url, part, dest, sha256, binary)
     return dest
+
+
+def _human(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+class _DiskFull(Exception):
+    """The disk is full (or the quota reached) while writing the .part file."""
+
+
+class _Sink:
+    """The .part file being written: every OS error is a disk error (never blamed on the network)."""
+
+    def __init__(self, part: Path, mode: str):
+        self.part = part
+        try:
+            self.f = open(part, mode)
+        except OSError as e:
+            raise _disk_error(e, part) from None
+
+    def write(self, block: bytes) -> None:
+        try:
+            self.f.write(block)
+        except OSError as e:
+            raise _disk_error(e, self.part) from None
+
+    def close(self) -> None:
+        try:
+            self.f.flush()
+            os.fsync(self.f.fileno())
+        except OSError as e:
+            raise _disk_error(e, self.part) from None
+        finally:
+            with contextlib.suppress(OSError):
+                self.f.close()
+
+
+def _disk_error(e: OSError, part: Path) -> Exception:
+    if e.errno in _DISK_FULL:
+        return _DiskFull(e.strerror or "no space left on device")
+    return DownloadError(f"Cannot write {part}: {e.strerror or e}. Check that the folder is writable (or point "
+                         "LSD_JAX_CACHE elsewhere).")
+
+
+class _Pace:
+    """The whole download's deadline and each attempt's minimum transfer rate."""
+
+    def __init__(self, url: str, deadline: float | None, min_rate: float, window: float):
+        self.url, self.deadline, self.min_rate, self.window = url, deadline, min_rate, window
+        self.end = None if deadline is None else time.monotonic() + deadline
+
+    def start(self) -> None:
+        """A new attempt: the rate is measured afresh; past the deadline there is no new attempt."""
+        self.check_deadline(None, None)
+        self.t0, self.n0 = time.monotonic(), 0
+
+    def check_deadline(self, got: int | None, total: int | None) -> None:
+        if self.end is not None and time.monotonic() > self.end:
+            done = f" ({_human(got)} of {_human(total) if total else 'an unknown size'} received)" if got else ""
+            raise _Deadline(f"Download of {self.url} did not finish within {self.deadline:g} s{done}.")
+
+    def update(self, received: int, got: int, total: int | None) -> None:
+        """``received`` bytes so far in this attempt (``got`` in the file)."""
+        self.check_deadline(got, total)
+        now = time.monotonic()
+        if now - self.t0 >= self.window:
+            n = received - self.n0
+            if n < self.min_rate * (now - self.t0):
+                raise _Retry(f"too slow: {n} bytes in the last {now - self.t0:.0f} s (the minimum is "
+                             f"{self.min_rate:g} bytes/s)", stalled=True)
+            self.t0, self.n0 = now, received
+
+
+class _Deadline(Exception):
+    """The download's overall deadline passed (the .part is kept for resuming)."""
 
 
 def _check_sha(sha: str) -> str:
@@ -332,7 +444,58 @@ def _discard(part: Path) -> None:
             p.unlink()
 
 
-def _finish(url: str, part: Path, dest: Path, sha256: str | None) -> None:
+_TITLE = re.compile(r"<title[^>]*>([^<]{1,200})", re.IGNORECASE)
+_HTML_TAGS = ("<!doctype html", "<html", "<head", "<body", "<script", "<meta", "<title", "<div", "<p>", "<p ",
+              "<br", "<h1", "<table", "<iframe", "<pre", "<center", "<form", "<link", "<style", "<noscript")
+
+
+def sniff_page(head: bytes) -> str | None:
+    """What ``head`` (a file's first few KB) is, if it is a text page rather than a binary file: ``'an HTML page'``
+    (with the page title when it has one), ``'an XML document'``, ``'a web page'`` or ``'a JSON document'`` (with
+    its start). A byte-order mark, whitespace and leading ``<!-- comments -->`` are skipped. None for anything
+    else: pickles, zips, safetensors and the like never start as text with ``<``, ``{`` or ``[``."""
+    for bom, enc in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):
+            text = head[len(bom):].decode(enc, "replace")
+            break
+    else:
+        text = head.decode("utf-8", "replace")
+    bad = sum(1 for c in text if c == "\ufffd" or (ord(c) < 32 and c not in "\t\n\r\f"))
+    if "\x00" in text or bad > len(text) // 100 + 1:
+        return None  # binary
+    body = text.lstrip()
+    low = body.lower()
+    while low.startswith("<!--"):
+        end = low.find("-->")
+        if end < 0:
+            return "an HTML page"
+        body = body[end + 3:].lstrip()
+        low = body.lower()
+    if low.startswith("<"):
+        title = _TITLE.search(text)
+        titled = f" (titled {' '.join(title.group(1).split())[:80]!r})" if title else ""
+        if low.startswith(_HTML_TAGS) or "<html" in low[:2000]:
+            return "an HTML page" + titled
+        if low.startswith("<?xml"):
+            return "an XML document" + (f" starting {' '.join(body[:120].split())!r}" if not titled else titled)
+        return "a web page" + titled
+    if low.startswith(("{", "[")):
+        return f"a JSON document starting {' '.join(body[:120].split())!r}"
+    return None
+
+
+def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool) -> None:
+    if binary:
+        with open(part, "rb") as f:
+            kind = sniff_page(f.read(4096))
+        if kind:
+            _discard(part)
+            host = urllib.parse.urlsplit(url).hostname or url
+            raise DownloadError(
+                f"{host} sent {kind} instead of the file {url} (a web page: a download quota, consent or sign-in "
+                "page, or an error message?). Nothing was cached. If the file needs a browser, download it there "
+                "and use the local file."
+            )
     if sha256 is not None:
         got = sha256_file(part)
         if got != sha256:
@@ -353,12 +516,29 @@ def _copy_local(src: Path, part: Path, progress: bool) -> None:
     if not src.is_file():
         raise DownloadError(f"Cannot copy {src}: no such file.")
     total = src.stat().st_size
-    with open(src, "rb") as fi, open(part, "wb") as fo, _bar(total, 0, part, progress) as bar:
-        for block in iter(lambda: fi.read(1 << 20), b""):
-            fo.write(block)
-            bar.update(len(block))
-        fo.flush()
-        os.fsync(fo.fileno())
+    _check_space(part, total, str(src))
+    sink = _Sink(part, "wb")
+    try:
+        with open(src, "rb") as fi, _bar(total, 0, part, progress) as bar:
+            for block in iter(lambda: fi.read(1 << 20), b""):
+                sink.write(block)
+                bar.update(len(block))
+    finally:
+        sink.close()
+
+
+def _check_space(part: Path, need: int | None, url: str) -> None:
+    """Fail before writing when the file cannot fit (16 MB kept free)."""
+    if not need:
+        return
+    try:
+        free = shutil.disk_usage(part.parent).free
+    except OSError:
+        return
+    if need > free - (16 << 20):
+        raise DownloadError(f"Not enough disk space to download {url}: it needs {_human(need)} but {part.parent} "
+                            f"has {_human(max(free, 0))} free. Free some space (or point LSD_JAX_CACHE at a bigger "
+                            "disk) and try again.")
 
 
 def _bar(total: int | None, initial: int, part: Path, progress: bool):
@@ -369,7 +549,8 @@ def _bar(total: int | None, initial: int, part: Path, progress: bool):
     )
 
 
-def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries: int, backoff: float) -> None:
+def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries: int, backoff: float,
+                pace: _Pace) -> None:
     real = resolve_url(url, timeout=timeout)
     meta = part.with_name(part.name + ".json")
     with contextlib.suppress(OSError, ValueError):
@@ -381,8 +562,14 @@ def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries
     restarts = 0
     while True:
         try:
-            _fetch_once(url, real, part, meta, progress=progress, timeout=timeout)
+            pace.start()
+            _fetch_once(url, real, part, meta, progress=progress, timeout=timeout, pace=pace)
             return
+        except _Deadline as e:
+            msg = str(e)
+            if part.exists() and part.stat().st_size:
+                msg += " The partial file is kept and will be resumed by the next try."
+            raise DownloadError(msg) from None
         except _Restart:
             _discard(part)
             restarts += 1
@@ -391,17 +578,21 @@ def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries
         except _Retry as e:
             failures += 1
             if failures > retries:
-                what = f"stalled (no data for {timeout:g} s)" if e.stalled else "failed"
+                what = f"stalled (no data for {timeout:g} s, or too slow)" if e.stalled else "failed"
                 msg = f"Download of {url} {what} after {failures} attempt(s): {e}."
                 if e.network:
                     msg += " Check your internet connection, or try again later."
                 if part.exists() and part.stat().st_size:
                     msg += " The partial file is kept and will be resumed by the next try."
                 raise DownloadError(msg) from (e.__cause__ or e)
-            time.sleep(min(backoff * 2 ** (failures - 1), _MAX_SLEEP))
+            delay = min(backoff * 2 ** (failures - 1), _MAX_SLEEP)
+            if pace.end is not None:
+                delay = max(0.0, min(delay, pace.end - time.monotonic()))
+            time.sleep(delay)
 
 
-def _fetch_once(url: str, real: str, part: Path, meta: Path, *, progress: bool, timeout: float) -> None:
+def _fetch_once(url: str, real: str, part: Path, meta: Path, *, progress: bool, timeout: float,
+                pace: _Pace) -> None:
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
     validator = None
@@ -451,26 +642,31 @@ def _fetch_once(url: str, real: str, part: Path, meta: Path, *, progress: bool, 
             mode = "ab"
         elif status == 200:
             offset, mode, total = 0, "wb", length
+            _check_space(part, length, url)
             info = {"url": url, "etag": resp.headers.get("ETag"), "last_modified": resp.headers.get("Last-Modified")}
             meta.write_text(json.dumps(info))
         else:
             raise _Retry(f"unexpected HTTP status {status}", network=False)
+        if mode == "ab":
+            _check_space(part, length, url)
         got = offset
-        with open(part, mode) as f, _bar(total, offset, part, progress) as bar:
-            try:
+        sink = _Sink(part, mode)
+        try:
+            with _bar(total, offset, part, progress) as bar:
                 while True:
-                    # read1: whatever has arrived (up to CHUNK), so a stall loses no received byte
-                    block = resp.read1(CHUNK)
+                    try:
+                        # read1: whatever has arrived (up to CHUNK), so a stall loses no received byte
+                        block = resp.read1(CHUNK)
+                    except (OSError, http.client.HTTPException) as e:
+                        raise _transient(e) from e
                     if not block:
                         break
-                    f.write(block)
+                    sink.write(block)
                     got += len(block)
                     bar.update(len(block))
-            except (OSError, http.client.HTTPException) as e:
-                raise _transient(e) from e
-            finally:
-                f.flush()
-                os.fsync(f.fileno())
+                    pace.update(got - offset, got, total)
+        finally:
+            sink.close()
         if total is not None and got != total:
             if got > total:
                 raise _Restart()

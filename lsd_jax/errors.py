@@ -40,6 +40,10 @@ class OutputError(LsdError):
     """The output video cannot be written (unwritable path, full disk, encoder failure)."""
 
 
+class CacheError(LsdError, OSError):
+    """The cache folder (``$LSD_JAX_CACHE`` or the platform's) cannot be used (a file, unwritable, ...)."""
+
+
 @contextlib.contextmanager
 def from_converter() -> Iterator[None]:
     """Re-raise a ``converters`` error as the matching lsd-jax error (same message, no converter traceback)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +22,8 @@ import jax
 import numpy as np
 
 from . import effects as fx
-from .errors import OutputError, ParamError
+from .errors import ParamError
+from .outputs import render_inputs, resolve_output
 from .params import RenderParams, make_params
 from .step import (EffectPlan, FrameStep, auto_batch_size, effect_amplitudes, make_frame_step, output_size,
                    plan_effects, render_settings)
@@ -32,8 +32,6 @@ from .styles import resolve_style
 
 Array = jax.Array
 ProgressFn = Callable[[int, int], None]
-
-SUPPORTED_SUFFIXES = (".mp4",)
 
 
 def iter_batches(n: int, batch: int) -> Iterator[tuple[int, int]]:
@@ -134,26 +132,6 @@ class _WriterThread:
             raise self.error
 
 
-def resolve_output(output: str | os.PathLike[str]) -> Path:
-    """The final path (``.mp4`` added when there is no suffix), checked writable up front."""
-    path = Path(output).expanduser()
-    if path.suffix == "":
-        path = path.with_suffix(".mp4")
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise ParamError(f"output must be an .mp4 file, got {path.name!r}")
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise OutputError(f"output directory does not exist: {parent}")
-    if path.is_dir():
-        raise OutputError(f"output path is a directory: {path}")
-    try:  # try for real: permission bits say nothing about read-only mounts or root
-        with tempfile.TemporaryFile(dir=parent, prefix=".lsd-jax-probe-"):
-            pass
-    except OSError as e:
-        raise OutputError(f"output directory is not writable: {parent} ({e.strerror})") from None
-    return path
-
-
 @dataclass
 class Timings:
     """Seconds spent per stage of a render (in its :class:`RenderResult`; the benchmark and the CLI read them)."""
@@ -242,17 +220,12 @@ def prepare(
     timings.style = time.perf_counter() - t0
 
     t = time.perf_counter()
-    feats = audio.analyze(song, params)
-
-    beats = None
-    song_y = None
-    if isinstance(params.speed_fpm, str) or any(params.band_react):
-        song_y = audio.load_audio(song, sr=audio.SR, start=params.start, duration=params.duration)
+    feats = audio.analyze(song, params)  # decodes the song once: features, bands, beats and soundtrack
+    beats = feats.beats
     positions = None
-    if isinstance(params.speed_fpm, str):
-        from .beats import beat_keyframe_positions, detect_beats
+    if beats is not None:
+        from .beats import beat_keyframe_positions
 
-        beats = detect_beats(song_y, audio.SR, feats.fps, feats.n_frames)
         timings.tempo_bpm = float(beats.tempo_bpm)
         positions = beat_keyframe_positions(beats, params.speed_fpm, feats.n_frames)
         if len(positions) < 2:
@@ -269,13 +242,8 @@ def prepare(
     timings.latents = time.perf_counter() - t
     from .control import controlled_style
 
-    bands = None
-    if any(params.band_react) and style_obj.w_control:
-        from .bands import band_envelopes
-
-        bands = band_envelopes(song_y, audio.SR, feats.fps, feats.n_frames, params.band_edges_hz)
-    style_obj, extra = controlled_style(style_obj, params, n_frames=feats.n_frames, fps=feats.fps, bands=bands,
-                                        pulse=feats.pulse, progress=progress)
+    style_obj, extra = controlled_style(style_obj, params, n_frames=feats.n_frames, fps=feats.fps,
+                                        bands=feats.bands, pulse=feats.pulse, progress=progress)
 
     size = output_size(style_obj, params)
     plan = plan_effects(params, size)
@@ -332,19 +300,17 @@ def render(
     Under ``jax.distributed`` (several processes), each process renders a contiguous range of
     frames and process 0 joins the segments without re-encoding.
     """
-    from . import audio, video
+    from . import video
 
     t0 = time.perf_counter()
     if params is None:
         params = make_params(**kwargs)
     elif kwargs:
         params = make_params(params, **kwargs)
-    out = resolve_output(output)
+    out = resolve_output(output, render_inputs(song, style, params))  # before any work; never over an input
     prep = prepare(song, style, params=params, input_shape=input_shape, num_possible_classes=num_possible_classes,
                    progress=bool(progress))
-    t = time.perf_counter()
-    soundtrack = audio.load_output_audio(song, params)
-    prep.timings.audio += time.perf_counter() - t
+    soundtrack = prep.features.soundtrack  # decoded by the analysis (no second decode)
     n = prep.n_frames
     fps = prep.features.fps
     n_proc, proc = jax.process_count(), jax.process_index()

@@ -106,6 +106,8 @@ def _open_image(image: Any) -> Any:
                 img = img.copy()
         except UnidentifiedImageError:
             raise ImageError(f"cannot read image {image}: not an image format Pillow can decode") from None
+        except Image.DecompressionBombError as e:  # a huge pixel count claimed by a small file
+            raise ImageError(f"cannot read image {image}: it is too large to decode safely ({e})") from None
         except (OSError, ValueError, SyntaxError) as e:  # truncated / corrupt files
             raise ImageError(f"cannot read image {image}: {e}") from None
     else:

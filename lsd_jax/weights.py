@@ -18,9 +18,11 @@ conversion; written atomically; an entry that fails to load is deleted and rebui
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import os
 import struct
 import warnings
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from converters import parse
+from converters import sg1 as conv_sg1
 from converters import sg2 as conv_sg2
 from converters import sg3 as conv_sg3
 
@@ -84,6 +87,8 @@ def check_config(config: Any, source: str) -> dict:
         try:
             if config.get("family") == "stylegan3":
                 checked = conv_sg3.finish_config(config)
+            elif config.get("family") == conv_sg1.FAMILY:
+                checked = conv_sg1.finish_config(config, source)
             elif config.get("family", "stylegan2") == "stylegan2":
                 checked = conv_sg2.finish_config(config, config["mapping_kwargs"], config["synthesis_kwargs"])
             else:
@@ -95,15 +100,19 @@ def check_config(config: Any, source: str) -> dict:
     return checked
 
 
+def _converter(config: dict) -> Any:
+    return {"stylegan3": conv_sg3, conv_sg1.FAMILY: conv_sg1}.get(config.get("family"), conv_sg2)
+
+
 def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     """Every tensor of the generator ``config`` describes: original name → shape, in ``state_dict()`` order."""
-    module = conv_sg3 if config.get("family") == "stylegan3" else conv_sg2
+    module = _converter(config)
     with from_converter():
         return module.expected_shapes(config)
 
 
 def check_state(config: dict, state: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
-    module = conv_sg3 if config.get("family") == "stylegan3" else conv_sg2
+    module = _converter(config)
     with from_converter():
         return module.check_state(config, state, source)
 
@@ -302,12 +311,22 @@ def load(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def convert(path_in: str | Path, path_out: str | Path) -> Path:
-    """``lsd-jax convert IN.pkl OUT.safetensors``: write the converted generator to ``path_out`` (atomically)."""
-    out = Path(path_out).expanduser()
-    if out.suffix.lower() != SUFFIX:
-        raise StyleError(f"the converted file must end in {SUFFIX}, got {out.name!r}")
+    """``lsd-jax convert IN.pkl OUT.safetensors``: write the converted generator to ``path_out`` (atomically). The
+    output is checked first: a writable ``.safetensors`` path that is not the input (same file or a link to it)."""
+    from .errors import OutputError
+    from .outputs import writable_output
+
+    if isinstance(path_out, (str, os.PathLike)):
+        if Path(path_out).suffix.lower() != SUFFIX:
+            raise StyleError(f"the converted file must end in {SUFFIX}, got {Path(path_out).name!r}")
+        with contextlib.suppress(OSError):  # a folder that cannot be made is reported by writable_output
+            Path(path_out).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    out = writable_output(path_out, [path_in], what="converted file")
     config, state, sha = load_with_hash(path_in)
-    return save(out, config, state, source_sha256=sha)
+    try:
+        return save(out, config, state, source_sha256=sha)
+    except OSError as e:
+        raise OutputError(f"cannot write the converted file {out}: {e.strerror or e}") from None
 
 
 def clear_cache() -> int:

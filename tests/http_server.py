@@ -8,14 +8,14 @@
 It serves in-memory files with ``Range`` support (206 / 416) and, per path, can be told to answer a
 status instead (404, 503, ... for the first N requests or always), drop the connection after K body
 bytes (the first N times), stall (sleep with the headers sent, woken by ``stop()``), ignore ``Range``,
-trickle slowly, or send a given Content-Type. Every request is logged (method, path, headers).
+trickle slowly (``chunk`` bytes every ``chunk_delay`` seconds, woken by ``stop()``), send a given Content-Type, or
+announce a different Content-Length (``claim_length``). Every request is logged (method, path, headers).
 Threads are bounded (a semaphore) and daemonic; ``stop()`` wakes stalled handlers so tests never hang.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -49,6 +49,7 @@ class _File:
     chunk: int = 16384
     chunk_delay: float = 0.0
     content_type: str = "application/octet-stream"
+    claim_length: int | None = None  # Content-Length to announce instead of the real one
     etag: str | None = None
     served: int = field(default=0)  # requests seen for this path
 
@@ -128,7 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         self.send_response(status)
         self.send_header("Content-Type", f.content_type)
-        self.send_header("Content-Length", str(end - start))
+        self.send_header("Content-Length", str(f.claim_length if f.claim_length is not None else end - start))
         self.send_header("Accept-Ranges", "none" if f.ignore_range else "bytes")
         if f.etag:
             self.send_header("ETag", f.etag)
@@ -158,8 +159,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data[pos:stop])
                 self.wfile.flush()
                 pos = stop
-                if f.chunk_delay:
-                    time.sleep(f.chunk_delay)
+                if f.chunk_delay and pos < limit and owner.stopping.wait(f.chunk_delay):
+                    break  # stop() wakes a trickling handler at once
             if stall_at is not None and pos >= stall_at and not owner.stopping.is_set():
                 owner.stopping.wait(f.stall)
         except (BrokenPipeError, ConnectionResetError):

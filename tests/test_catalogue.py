@@ -340,3 +340,16 @@ def test_style_path_mega_builtin_explains(no_network):
 def test_unknown_style_path_is_a_style_error(no_network):
     with pytest.raises(StyleError, match="Did you mean"):
         cat.style_path("wikiar")
+
+
+@pytest.mark.parametrize("page", [b"\xef\xbb\xbf<!-- cdn -->\n<html><title>Sign in</title></html>",
+                                  b'{"error": "rate limited"}'])
+def test_style_path_skips_a_mirror_that_sends_a_page(server, model, page):
+    bad = server.add("/page", page, content_type="text/html")
+    good = server.add("/good.pkl", model)
+    cat.add_style("paged", bad)
+    with pytest.raises(DownloadError, match="127.0.0.1 sent (an HTML page|a JSON document)"):
+        cat.style_path("paged", progress=False)
+    assert not any(p.suffix in (".pkl", ".part") for p in cat.styles_dir().iterdir())
+    cat.user_catalogue_path().write_text(json.dumps([{"name": "paged", "urls": [bad, good]}]))
+    assert cat.style_path("paged", progress=False).read_bytes() == model  # the next mirror is used

@@ -156,3 +156,19 @@ def test_w_stats_conditional():
     assert P.w_spread(one) == pytest.approx(float(np.sqrt(np.sum(one.std.astype(np.float64) ** 2))))
     with pytest.raises(ParamError):
         P.w_stats(g, c=np.ones(3))
+
+
+@pytest.mark.parametrize("size", [(20_000, 20_000), (1 << 30, 4), (65_535, 65_535)])
+def test_an_image_too_large_to_decode_is_a_clear_error(tmp_path, size):
+    """A tiny PNG whose header claims billions of pixels: Pillow's decompression-bomb guard, as an ImageError."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", *size, 8, 2, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+    with pytest.raises(P.ImageError, match="too large to decode safely"):
+        P.load_image(path, 64)
