@@ -317,11 +317,11 @@ def convert(path_in: str | Path, path_out: str | Path) -> Path:
     from .outputs import writable_output
 
     if isinstance(path_out, (str, os.PathLike)):
-        if Path(path_out).suffix.lower() != SUFFIX:
-            raise StyleError(f"the converted file must end in {SUFFIX}, got {Path(path_out).name!r}")
         with contextlib.suppress(OSError):  # a folder that cannot be made is reported by writable_output
             Path(path_out).expanduser().parent.mkdir(parents=True, exist_ok=True)
     out = writable_output(path_out, [path_in], what="converted file")
+    if out.suffix.lower() != SUFFIX:
+        raise StyleError(f"the converted file must end in {SUFFIX}, got {out.name!r}")
     config, state, sha = load_with_hash(path_in)
     try:
         return save(out, config, state, source_sha256=sha)
