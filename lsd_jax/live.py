@@ -264,7 +264,7 @@ class LiveRenderer:
 
     def __init__(self, style: Any = None, params: RenderParams | None = None, *, adapt: bool = True,
                  clock: Callable[[], float] = time.perf_counter, **kwargs: Any):
-        from .pipeline import output_size
+        from .step import output_size
         from .styles import resolve_style
 
         kwargs.setdefault("fps", 30.0)
@@ -310,7 +310,7 @@ class LiveRenderer:
                              "supported in live mode")
 
     def _plan(self, size: tuple[int, int]) -> Any:
-        from .pipeline import EffectPlan
+        from .step import EffectPlan
 
         return EffectPlan(fused=((fx.contrast_effect, 1.0), (fx.flash_effect, 1.0)), host=())
 
@@ -319,7 +319,7 @@ class LiveRenderer:
         return self._target.style
 
     def _make_target(self, style: Any) -> _Target:
-        from .pipeline import output_size
+        from .step import output_size
 
         size = output_size(style, self.params)
         return _Target(style, ladder_sizes(size, style.native_size is None and self.adapt),
@@ -329,12 +329,13 @@ class LiveRenderer:
         """The compiled step of ``target`` at ``size`` (built and warmed on first use)."""
         step = target.steps.get(size)
         if step is None:
-            from .pipeline import make_frame_step
+            from .step import make_frame_step, render_settings
 
             style = target.style
-            step = make_frame_step(style, size, self._plan(size), 1, compute_dtype=self.params.compute_dtype)
-            np.asarray(step(self._inputs(np.zeros(style.z_dim, np.float32), np.zeros(style.c_dim, np.float32),
-                                         (0.0, 0.0))))
+            step = make_frame_step(style, size, self._plan(size), 1, compute_dtype=self.params.compute_dtype,
+                                   settings=render_settings(self.params))
+            zeros = (np.zeros(style.z_dim, np.float32), np.zeros(style.c_dim, np.float32))
+            np.asarray(step(self._inputs(style, *zeros, (0.0, 0.0))))
             target.steps[size] = step
         return step
 
@@ -376,9 +377,13 @@ class LiveRenderer:
         threading.Thread(target=work, name="lsd-jax-live-style", daemon=True).start()
 
     @staticmethod
-    def _inputs(z: np.ndarray, c: np.ndarray, amps: tuple[float, float]) -> dict[str, np.ndarray]:
-        return {"z": np.asarray(z, np.float32)[None], "c": np.asarray(c, np.float32)[None],
-                "amps": np.asarray([amps], np.float32)}
+    def _inputs(style: Any, z: np.ndarray, c: np.ndarray, amps: tuple[float, float]) -> dict[str, np.ndarray]:
+        """One frame's step inputs (a batch of 1)."""
+        out = {"z": np.asarray(z, np.float32)[None], "c": np.asarray(c, np.float32)[None],
+               "amps": np.asarray([amps], np.float32)}
+        if style.noise:  # noise models always take the gain (1: no noise_react live)
+            out["noise_gain"] = np.ones(1, np.float32)
+        return out
 
     def warm_up(self) -> None:
         """Compile and import everything the first frames need (the step at the starting size, the latent
@@ -543,7 +548,7 @@ class LiveRenderer:
             step = target.steps.get(size) or self._step_for(target, size)
             amps = (feats["contrast"] * params.effect_strength("contrast") if params.contrast_on else 0.0,
                     feats["flash"] * params.effect_strength("flash") if params.flash_on else 0.0)
-            image = np.asarray(step(self._inputs(z, c, amps)))[0]
+            image = np.asarray(step(self._inputs(target.style, z, c, amps)))[0]
             t_done = self.clock()
             frame = LiveFrame(seq, due, image, self.t0 + due * period, t_done, feats, dropped, self._tag,
                               self._audio_time, self._pulse_time)
