@@ -105,3 +105,23 @@ def test_clicks_played_in_real_time_kick_the_frames_and_are_recorded_with_the_au
     assert (info["width"], info["height"], info["audio_streams"]) == (48, 48, 1), info
     assert info["n_frames"] >= 0.9 * seconds * 30  # the clock's ticks, dropped ones repeating a frame
     assert seconds - 0.1 < info["audio_duration"] < seconds + 0.4 <= info["video_duration"] + 0.4
+
+
+def test_the_style_changes_while_playing_without_stopping_the_clock():
+    import threading
+
+    frames, done = [], threading.Event()
+    other = resolve_style(_slow_style(0.0), input_shape=8, num_possible_classes=0)
+    r = LiveRenderer(None, fps=20.0, resolution=16)
+    r.add_listener(frames.append)
+    with r:
+        time.sleep(0.3)
+        r.set_style(other, lambda error: done.set())
+        assert done.wait(60)
+        time.sleep(0.5)
+    assert r.error is None and r.style is other
+    ticks = [f.tick for f in frames]
+    assert ticks == sorted(set(ticks)) and len(frames) >= 0.5 * (ticks[-1] + 1)
+    # the new style's frames: grey with a z-dependent level, all three channels equal
+    assert np.all(frames[-1].image[..., 0] == frames[-1].image[..., 1])
+    assert not np.all(frames[0].image[..., 0] == frames[0].image[..., 1])

@@ -25,6 +25,7 @@ import html
 import io
 import json
 import logging
+import math
 import os
 import secrets
 import threading
@@ -98,12 +99,17 @@ class LiveSessions:
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self.attached: str | None = None  # a server-fed session (lsd-jax live --input) the page attaches to
+        self._closing = threading.Event()
+        self._janitor: threading.Thread | None = None
 
     # sessions
     def open(self, style: Any = None, *, record: Any = None, keep: bool = False) -> _Session:
         """Start a session (compiles its first step: seconds). ``keep``: never closed for being idle."""
         self.reap()
         with self._lock:
+            if self._janitor is None:  # closes the sessions of closed tabs
+                self._janitor = threading.Thread(target=self._sweep, name="lsd-jax-live-janitor", daemon=True)
+                self._janitor.start()
             if len(self._sessions) >= self.cfg.sessions:
                 raise LiveError(f"this server runs {self.cfg.sessions} live session(s) at a time and all are in "
                                 "use; try again when one ends")
@@ -118,7 +124,7 @@ class LiveSessions:
                 kw["fps"] = self.cfg.fps
             style = style if style is not None else self.cfg.style
             renderer = LiveRenderer(style, params, **kw)
-            session = _Session(token, renderer, math_inf() if keep else time.monotonic(),
+            session = _Session(token, renderer, math.inf if keep else time.monotonic(),
                                style_name=str(style or "default"))
             if record is not None:
                 session.recorder = LiveRecorder(renderer, record)
@@ -136,7 +142,7 @@ class LiveSessions:
             s = self._sessions.get(str(token))
         if s is None:
             raise LiveError("this live session has ended (or never started): press Start again")
-        if s.last_seen != math_inf():
+        if s.last_seen != math.inf:
             s.last_seen = time.monotonic()
         return s
 
@@ -160,7 +166,12 @@ class LiveSessions:
             log.info("closing an idle live session")
             self.close(t)
 
+    def _sweep(self) -> None:
+        while not self._closing.wait(IDLE_S / 3):
+            self.reap()
+
     def close_all(self) -> None:
+        self._closing.set()
         with self._lock:
             tokens = [t for t, s in self._sessions.items() if s is not None]
         for t in tokens:
@@ -204,16 +215,16 @@ class LiveSessions:
         if len(raw) % 2 or len(raw) > 2 * MAX_BLOCK_S * sr:
             raise LiveError(f"bad audio block: {len(raw)} bytes (16-bit mono, at most {MAX_BLOCK_S:g} s)")
         x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
-        tag = args.get("t")
-        s.renderer.push(x, sr, tag=float(tag) if isinstance(tag, (int, float)) else None)
+        tag = _number(args.get("t"), math.nan)
+        s.renderer.push(x, sr, tag=None if math.isnan(tag) else tag)
         return {"ok": True}
 
     def _frame(self, args: dict[str, Any]) -> dict[str, Any]:
         s = self.get(args.get("token"))
-        after = int(args.get("after", -1)) if isinstance(args.get("after", -1), (int, float)) else -1
+        after, wait = _number(args.get("after", -1), -1), _number(args.get("wait", 1.0), 1.0)
         if s.renderer.error is not None:
             raise LiveError(f"the live renderer stopped: {s.renderer.error}")
-        f = s.renderer.wait_frame(after, timeout=min(2.0, float(args.get("wait", 1.0) or 1.0)))
+        f = s.renderer.wait_frame(int(after), timeout=min(2.0, max(0.0, wait)))
         st = s.renderer.stats()
         out: dict[str, Any] = {"stats": {"frames": st.frames, "ticks": st.ticks, "dropped": st.dropped,
                                          "size": list(st.size), "step_ms": round(st.step_ms, 1),
@@ -265,8 +276,11 @@ class LiveSessions:
         return {"ok": True}
 
 
-def math_inf() -> float:
-    return float("inf")
+def _number(value: Any, default: float) -> float:
+    """A finite number sent by the page, else ``default``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return default
+    return float(value)
 
 
 def _jpeg(image: np.ndarray) -> str:
