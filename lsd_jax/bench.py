@@ -187,7 +187,8 @@ def print_live(seconds: float) -> None:
     rows = []
     for name, adapt in (("resolution drops on", True), ("fixed 256²", False)):
         m = live_session(seconds, adapt=adapt)
-        sizes = ", ".join(f"{k}: {v / m['frames']:.0%}" for k, v in sorted(m["sizes"].items(), reverse=True))
+        by_pixels = sorted(m["sizes"].items(), key=lambda kv: -np.prod([int(v) for v in kv[0].split("x")]))
+        sizes = ", ".join(f"{k}: {v / m['frames']:.0%}" for k, v in by_pixels)
         dropped = f"{m['dropped']} / {m['ticks']} ({m['dropped'] / max(1, m['ticks']):.0%})"
         rows.append([name, f"{m['fps']:.1f}", dropped,
                      sizes, "/".join(f"{v:.0f}" for v in m["lag_ms"]), f"{m['lag_growth_ms']:+.1f}",
