@@ -184,6 +184,11 @@ def print_live(seconds: float) -> None:
     load = os.getloadavg()
     print(f"live: click track (every 0.5 s) played in real time, default style at 256², 30 fps, {seconds:g} s each;"
           f" load average before: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min) on {os.cpu_count()} CPUs", flush=True)
+    from .styles import resolve_style
+
+    bare = {r: step_throughput(resolve_style(None), (r, r), 1, 9)["fps"] for r in (256, 192, 128)}
+    print("the bare frame step (batch 1, same load): " + ", ".join(f"{r}²: {f:.1f} frames/s" for r, f in bare.items()),
+          flush=True)
     rows = []
     for name, adapt in (("resolution drops on", True), ("fixed 256²", False)):
         m = live_session(seconds, adapt=adapt)

@@ -107,12 +107,6 @@ def motion_step(state: MotionState, frame: MotionFrame, controls: MotionControls
     return state, pos + pulse_ema
 
 
-@jax.jit
-def motion_advance(state: MotionState, frame: MotionFrame, controls: MotionControls) -> tuple[MotionState, Array]:
-    """:func:`motion_step`, compiled: the live renderer advances the motion one frame at a time with it."""
-    return motion_step(state, frame, controls)
-
-
 def motion_controls(pulse_react: Array | float, motion_react: Array | float, truncation: Array | float,
                     fps: Array | float) -> MotionControls:
     return MotionControls(pulse_react, motion_react * 20.0 / fps, 2.0 * truncation)
@@ -229,9 +223,21 @@ def class_step(v: Array, row: Array, classes: Array, gain: Array | float, comple
 
 
 @jax.jit
-def class_advance(v: Array, row: Array, classes: Array, gain: Array | float, complexity: Array | float) -> Array:
-    """:func:`class_step`, compiled: the live renderer advances the class vector one frame at a time with it."""
-    return class_step(v, row, classes, gain, complexity)
+def advance(state: MotionState, v: Array, frame: MotionFrame, controls: MotionControls, chroma: Array,
+            classes: Array, gain: Array | float, complexity: Array | float) -> tuple[MotionState, Array, Array]:
+    """One frame of both scans, compiled as one call: ``(state, v) -> (state', v', z (D,))``. The live renderer
+    advances the latents with it, frame after frame.
+
+    The motion is :func:`motion_step`; the class vector ``v`` (C,) is :func:`class_first` on the first frame
+    (``state.started`` false) and :func:`class_step` after (``chroma`` (12,), ``classes`` (12,) int) — the bodies
+    of :func:`motion_latents` and :func:`class_latents` (before its smoothing). A style without classes passes
+    ``v`` of shape (0,)."""
+    first = jnp.logical_not(state.started)
+    state, z = motion_step(state, frame, controls)
+    if v.shape[-1]:
+        v = jnp.where(first, class_first(chroma, classes, complexity, v.shape[-1]),
+                      class_step(v, chroma, classes, gain, complexity))
+    return state, v, z
 
 
 @functools.partial(jax.jit, static_argnames=("c_dim", "smooth_frames"))

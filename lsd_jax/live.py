@@ -7,7 +7,7 @@ maths in the middle is the offline renderer's own:
 * a clock ticks at ``fps``. Each tick pools the columns that arrived since the previous tick (max for envelopes,
   mean for chroma), normalises them with the running min-max (:func:`lsd_jax.audio.running_step`, as
   ``normalize="running"`` offline) and advances the latents one frame with the scan bodies of
-  :mod:`lsd_jax.latents` (:func:`~lsd_jax.latents.motion_advance`, :func:`~lsd_jax.latents.class_advance`);
+  :mod:`lsd_jax.latents` (:func:`~lsd_jax.latents.advance`: one compiled call per frame);
 * the frame step renders only the newest tick. When the step is slower than the clock, the ticks it missed are
   still stepped (the motion keeps the music's time) but not rendered: they are **dropped** and counted, and the next
   frame is again the newest tick, so the lag never grows. Styles that render any size (the embedded CPPN) also
@@ -34,14 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from . import effects as fx
 from .audio import Running, _part, running_init, running_step
 from .errors import ParamError
-from .latents import (LSD_REFERENCE_FPS, class_advance, class_first, live_factor, live_keyframe, motion_advance,
-                      motion_controls, motion_init, motion_signs, pitch_classes, shuffle_rotation, MotionFrame)
+from .latents import (LSD_REFERENCE_FPS, MotionFrame, advance, live_factor, live_keyframe, motion_controls,
+                      motion_init, motion_signs, pitch_classes, shuffle_rotation)
 from .params import RenderParams, make_params
 from .stream import PARTS, Columns, StreamAnalyzer
 
@@ -169,7 +168,7 @@ class LiveLatents:
         self.state = motion_init(motion_signs(self.key, self.z_dim))
         self.keyframes: dict[int, np.ndarray] = {}
         self.factors: dict[int, np.ndarray] = {}
-        self.v: jax.Array | None = None
+        self.v: Any = np.zeros(self.c_dim, np.float32)  # the class vector (before smoothing)
         self.smooth: np.ndarray | None = None
         self.classes = pitch_classes(params, self.c_dim) if self.c_dim else None
         self.params = params
@@ -198,20 +197,16 @@ class LiveLatents:
         frac = self.phase - k
         base = params.truncation * ((1.0 - frac) * self._keyframe(k) + frac * self._keyframe(k + 1))
         self.phase += float(params.speed_fpm) / 60.0 / self.fps
-        frame = MotionFrame(jnp.asarray(base, jnp.float32), jnp.float32(pulse), jnp.float32(motion),
-                            jnp.asarray(self._factor(tick // self.period, params.motion_randomness)))
-        controls = motion_controls(jnp.float32(params.pulse_react), jnp.float32(params.motion_react),
-                                   jnp.float32(params.truncation), jnp.float32(self.fps))
-        self.state, z = motion_advance(self.state, frame, controls)
-        if not self.c_dim:
-            return np.asarray(z), np.zeros(0, np.float32)
-        classes = jnp.asarray(np.roll(self.classes, -int(shuffle_rotation(params, np.array([tick]), self.fps)[0] % 12)))
-        row = jnp.asarray(chroma, jnp.float32)
-        if self.v is None:
-            self.v = class_first(row, classes, jnp.float32(params.class_complexity), self.c_dim)
-        else:
-            gain = jnp.float32(params.class_pitch_react * LSD_REFERENCE_FPS / self.fps)
-            self.v = class_advance(self.v, row, classes, gain, jnp.float32(params.class_complexity))
+        frame = MotionFrame(base.astype(np.float32), np.float32(pulse), np.float32(motion),
+                            self._factor(tick // self.period, params.motion_randomness))
+        controls = motion_controls(np.float32(params.pulse_react), np.float32(params.motion_react),
+                                   np.float32(params.truncation), np.float32(self.fps))
+        classes = np.zeros(12, np.int32)
+        if self.c_dim:
+            classes = np.roll(self.classes, -int(shuffle_rotation(params, np.array([tick]), self.fps)[0] % 12))
+        gain = np.float32(params.class_pitch_react * LSD_REFERENCE_FPS / self.fps)
+        self.state, self.v, z = advance(self.state, self.v, frame, controls, np.asarray(chroma, np.float32),
+                                        classes, gain, np.float32(params.class_complexity))
         v = np.asarray(self.v)
         tau = params.class_smooth_seconds / 2.0
         a = math.exp(-1.0 / (self.fps * tau)) if tau > 0 else 0.0
