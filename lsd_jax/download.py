@@ -568,6 +568,8 @@ def _fetch_once(url: str, source: hosts.Source, part: Path, meta: Path, *, progr
             if cr.startswith("bytes */") and cr[8:].isdigit() and int(cr[8:]) == offset:
                 return  # the .part already holds the whole file (an earlier run died before the rename)
             raise _Restart() from e
+        if source.mega is not None and e.code in (403, 404, 410):
+            raise _Retry(f"mega.nz's temporary download URL answered HTTP {e.code} (expired?)", network=False) from e
         if e.code in (404, 410):
             raise DownloadError(
                 f"Dead link: {url} answered HTTP {e.code} ({e.reason}). The file is gone from that server; "

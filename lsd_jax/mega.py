@@ -162,18 +162,27 @@ def condensed_mac(path: Path, link: MegaLink) -> bytes:
     return (w[0] ^ w[1]).to_bytes(4, "big") + (w[2] ^ w[3]).to_bytes(4, "big")
 
 
-def hashcash(challenge: str, *, max_tries: int = 1 << 20) -> str:
-    """The ``X-Hashcash`` answer to a version-1 challenge (see the module docstring). ValueError if malformed."""
+#: The most SHA-256 passes over 12 MiB (about 25 ms each) a challenge may need on average; harder ones are refused
+#: rather than keeping a download busy for minutes (MEGA's usual easiness, 192, needs 256).
+MAX_EXPECTED_TRIES = 2048
+
+
+def hashcash(challenge: str) -> str:
+    """The ``X-Hashcash`` answer to a version-1 challenge (see the module docstring). ValueError if malformed or
+    too hard (more than :data:`MAX_EXPECTED_TRIES` expected)."""
     parts = challenge.strip().split(":")
-    if len(parts) < 4 or parts[0] != "1" or not parts[1].isdigit():
+    if len(parts) < 4 or parts[0] != "1" or not parts[1].isdigit() or int(parts[1]) > 255:
         raise ValueError(f"unsupported hashcash challenge {challenge[:80]!r}")
     easiness, token_text = int(parts[1]), parts[3]
     token = b64url_decode(token_text)
     if len(token) != 48:
         raise ValueError(f"hashcash token of {len(token)} bytes (expected 48)")
     threshold = (((easiness & 63) << 1) + 1) << ((easiness >> 6) * 7 + 3)
+    expected = (1 << 32) // (threshold + 1) + 1
+    if expected > MAX_EXPECTED_TRIES:
+        raise ValueError(f"hashcash challenge too hard (easiness {easiness}: about {expected} tries)")
     body = token * 262144
-    for n in range(max_tries):
+    for n in range(8 * expected):
         prefix = n.to_bytes(4, "little")
         h = hashlib.sha256(prefix)
         h.update(body)

@@ -159,6 +159,12 @@ def test_mega_over_transfer_quota_509(server, fake_mega, tmp_path, data):
     assert ei.value.unavailable == "quota"
 
 
+def test_mega_expired_download_url_asks_the_api_again(server, fake_mega, tmp_path, data):
+    link = fake_mega.add(data, status=404, status_times=1)  # the storage URL answers 404 once
+    assert dl.download(link, tmp_path / "m.pkl", **FAST).read_bytes() == data
+    assert len(fake_mega.calls) == 2
+
+
 def test_mega_hashcash_challenge_is_answered(server, fake_mega, tmp_path, data):
     fake_mega.challenge = "1:255:1700000000:" + "A" * 64
     link = fake_mega.add(data)

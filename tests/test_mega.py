@@ -101,6 +101,7 @@ def test_hashcash_answers_a_challenge():
     challenge = f"1:255:1700000000:{token}"  # the easiest: about one try in two succeeds
     answer = mega.hashcash(challenge)
     assert answer.startswith(f"1:{token}:") and check_hashcash(challenge, answer)
-    for bad in ("2:255:0:" + token, "1:x:0:" + token, "1:255:0:" + b64(os.urandom(12)), "nonsense"):
+    for bad in ("2:255:0:" + token, "1:x:0:" + token, "1:255:0:" + b64(os.urandom(12)), "nonsense",
+                "1:0:0:" + token, "1:999:0:" + token):  # 1:0 would need ~2**29 tries: refused, not attempted
         with pytest.raises(ValueError):
             mega.hashcash(bad)
