@@ -152,11 +152,12 @@ def _run(args: argparse.Namespace) -> int:
 
         if args.add:
             name, where = args.add
-            if not args.overwrite and _is_catalogued(name) and Path(where).expanduser().is_file():
+            entry = None if args.overwrite else _catalogued(name)
+            if entry is not None and Path(where).expanduser().is_file():
                 from .catalogue import install_style_file
 
-                path = install_style_file(name, where)
-                print(f"installed {where} as style {name.lower()!r} ({path})")
+                path = install_style_file(entry.name, where)
+                print(f"installed {where} as style {entry.name!r} ({path})")
                 return 0
             add_style(name, where, sha256=args.sha256, overwrite=args.overwrite)
             print(f"added {name.lower()}")
@@ -166,15 +167,15 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
-def _is_catalogued(name: str) -> bool:
+def _catalogued(name: str) -> Any:
+    """The catalogue entry called ``name``, or None."""
     from .catalogue import find_style
     from .errors import StyleError
 
     try:
-        find_style(name)
+        return find_style(name)
     except StyleError:
-        return False
-    return True
+        return None
 
 
 if __name__ == "__main__":
