@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", default=None,
                    help="output .mp4 (default: <song name>.mp4 in the current folder, or <song name>.lsd.mp4 when "
                         "that is the song itself); never written over an input")
-    r.add_argument("--style", default="default", help="'default', a catalogue name, or a .pkl/.npz path")
+    r.add_argument("--style", default="default", help="'default', a catalogue name, or a .pkl/.safetensors path")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_param_arguments(r)
 
@@ -80,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     add_param_arguments(d)
 
-    c = sub.add_parser("convert", help="convert an NVIDIA StyleGAN .pkl to lsd-jax's .npz (no code from it runs)")
-    c.add_argument("input", help="NVIDIA .pkl (StyleGAN2 TF, StyleGAN2-ADA PyTorch)")
-    c.add_argument("output", help="output .npz")
+    c = sub.add_parser("convert", help="convert an NVIDIA StyleGAN .pkl to a .safetensors file (no code from it runs)")
+    c.add_argument("input", help="NVIDIA .pkl (StyleGAN2 TF, StyleGAN2-ADA PyTorch, StyleGAN3)")
+    c.add_argument("output", help="output .safetensors")
 
     p = sub.add_parser("params", help="list the render parameters: help, range, default")
     p.add_argument("--markdown", action="store_true", help="the README's parameter reference (Markdown)")
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .pipeline import LAST_TIMINGS, render
+    from .pipeline import render
 
     if args.command in ("render", "demo"):
         if args.command == "demo":
@@ -127,19 +127,13 @@ def _run(args: argparse.Namespace) -> int:
             song = Path(args.song)
             params = _params_from(args)
             output = args.output or default_output(song, [args.style, *params.values()])
-        out = render(song, style=args.style, output=output, progress=not args.quiet, **params)
-        t = LAST_TIMINGS
-        print(f"wrote {out}  ({t.n_frames} frames in {t.total:.1f} s: audio {t.audio:.1f} s, "
-              f"latents {t.latents:.1f} s, frames+encoding {t.frames:.1f} s)"
-              + (f"; tempo {t.tempo_bpm:.1f} BPM" if t.tempo_bpm else ""))
+        result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
+        print(f"wrote {result.path}  ({result.summary()})")
         return 0
     if args.command == "convert":
-        from converters import convert
+        from .weights import convert
 
-        from .errors import from_converter
-
-        with from_converter():
-            out = convert(args.input, args.output)
+        out = convert(args.input, args.output)
         print(f"wrote {out}")
         return 0
     if args.command == "params":

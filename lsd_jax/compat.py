@@ -57,7 +57,6 @@ class LucidSonicDream:
         self.input_shape = _opt_int("input_shape", input_shape)
         self.num_possible_classes = _opt_int("num_possible_classes", num_possible_classes)
         self._style_obj: Style | None = None
-        self._style_key: tuple | None = None
 
     def hallucinate(self, file_name: str, save_frames: bool = False, **params: Any) -> Path:
         """Render the video to ``file_name`` (``.mp4`` added if missing). ``params``: as in LSD."""
@@ -67,12 +66,10 @@ class LucidSonicDream:
         if save_frames:
             warnings.warn("save_frames is not supported: frames stream straight to the encoder", stacklevel=2)
         p = make_params(**self.stems, **params)
-        key = (p.truncation_psi, p.truncation_cutoff, p.noise_mode)
-        if self._style_obj is None or key != self._style_key:
+        if self._style_obj is None:  # render settings (truncation, noise) are step inputs, not part of the style
             self._style_obj = resolve_style(self.style, p, input_shape=self.input_shape,
                                             num_possible_classes=self.num_possible_classes)
-            self._style_key = key
-        return render(self.song, style=self._style_obj, output=file_name, params=p)
+        return render(self.song, style=self._style_obj, output=file_name, params=p).path
 
 
 def show_styles() -> None:

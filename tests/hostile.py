@@ -118,7 +118,7 @@ def check_npz(path: str) -> None:
 
 
 def load_converted(path: str) -> None:
-    from converters.cache import load_converted as load
+    from lsd_jax.weights import load
 
     load(path)
 

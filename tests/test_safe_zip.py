@@ -37,10 +37,10 @@ def test_deflate_bomb_is_refused_before_inflating(tmp_path: Path, inflated_mb: i
 
 
 def test_deflate_bomb_through_the_converted_file_loader(tmp_path: Path) -> None:
-    """The real entry point (converters' converted-.npz reader) refuses it too, without inflating it."""
+    """The real entry point (lsd_jax.weights.load) refuses an .npz (the old converted format) without opening it."""
     path = hostile.deflate_bomb_npz(tmp_path / "bomb.npz", 300 << 20)
     report = _bounded("hostile:load_converted", path, timeout=120, memory_mb=3072)  # it imports JAX (1.5 GB VM)
-    assert report["error"] == "ConversionError" and "would inflate from" in report["message"], report
+    assert report["error"] == "StyleError" and "lsd-jax convert" in report["message"], report
 
 
 @pytest.mark.parametrize("declared", [40 << 30, (1 << 32) - 2, 10 << 20])

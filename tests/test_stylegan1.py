@@ -26,6 +26,7 @@ import converters
 import lsd_jax
 from converters import ConversionError, ConverterError, PickleSecurityError
 from converters import sg1 as conv_sg1
+from lsd_jax import weights
 from lsd_jax.models import stylegan1 as msg1
 
 
@@ -137,12 +138,12 @@ def test_config_json_roundtrip_and_cache(tmp_path: Path, monkeypatch: pytest.Mon
     path = tmp_path / "abstract photos.pkl"
     variables = nvs.generator_variables(nvs.SMALL["64"], 3)
     path.write_bytes(nvs.pickle_bytes(nvs.SMALL["64"], variables))
-    cfg1, st1 = converters.load_pickle(path)
-    cfg2, st2 = converters.load_pickle(path)  # the second load reads the cached .npz
+    cfg1, st1 = weights.load(path)
+    cfg2, st2 = weights.load(path)  # the second load reads the cached .safetensors
     assert cfg1 == cfg2 == config and list(st1) == list(st2) == list(state)
     for key in state:
         np.testing.assert_array_equal(st2[key], state[key])
-    assert len(list((tmp_path / "cache" / "converted").glob("*.npz"))) == 1
+    assert len(list((tmp_path / "cache" / "converted").glob("*.safetensors"))) == 1
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -445,7 +446,7 @@ def test_malicious_sg1_pickles_refused_without_side_effect(tmp_path: Path, case:
         converters.parse_pickle(path)
     assert "Traceback" not in str(info.value)
     with pytest.raises(PickleSecurityError):
-        converters.load_pickle(path)
+        weights.load(path)
     with pytest.raises(lsd_jax.PickleSecurityError):
         lsd_jax.load_generator(path)
     assert not canary.exists()

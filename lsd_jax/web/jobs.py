@@ -120,7 +120,7 @@ class Job:
 
     song: str  # the uploaded file on the server
     song_name: str  # its name as uploaded (for the snippet and the output's name)
-    style: str  # "default", a catalogue name, or the uploaded .pkl/.npz on the server
+    style: str  # "default", a catalogue name, or the uploaded .pkl/.safetensors on the server
     style_code: str  # what the snippet passes as style
     params: RenderParams  # what render() gets
     public_params: RenderParams  # the same with stems as file names (what the snippet shows)
@@ -157,8 +157,8 @@ def audio_seconds(path: str | os.PathLike[str]) -> float | None:
 def _resolve_style_choice(style: Any, style_file: Any) -> tuple[str, str]:
     if style_file:
         p = Path(str(style_file))
-        if p.suffix.lower() not in (".pkl", ".npz"):
-            raise StyleError(f"a style file must be an NVIDIA StyleGAN .pkl or a converted .npz; got {p.name}")
+        if p.suffix.lower() not in (".pkl", ".safetensors"):
+            raise StyleError(f"a style file must be an NVIDIA StyleGAN .pkl or a converted .safetensors; got {p.name}")
         if not p.is_file():
             raise StyleError(f"style file not found: {p.name}")
         return str(p), p.name
@@ -275,7 +275,7 @@ def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None) -> P
 
     result = render(job.song, style=job.style, output=workdir / output_name(job), progress=progress or False,
                     params=job.params)
-    return Path(getattr(result, "path", result))  # a Path today; a RenderResult (.path) once render returns one
+    return result.path
 
 
 class Jobs:

@@ -213,8 +213,8 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                     components["style"] = gr.Dropdown(choices=style_choices(), value="default", label="style",
                                                       info="the embedded style, or a catalogue model (downloaded once)",
                                                       elem_id="style")
-                    components["style_file"] = gr.File(label="or upload a style (.pkl / .npz)",
-                                                       file_types=[".pkl", ".npz"], elem_id="style-file")
+                    components["style_file"] = gr.File(label="or upload a style (.pkl / .safetensors)",
+                                                       file_types=[".pkl", ".safetensors"], elem_id="style-file")
                 with gr.Accordion(f"{GROUPS['stems']} (optional)", open=False):
                     with gr.Row():
                         for f in by_group["stems"]:
