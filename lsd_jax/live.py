@@ -71,11 +71,12 @@ class LiveFrame:
     image: np.ndarray  # (h, w, 3) uint8 at the current resolution
     t_due: float  # clock time of its tick
     t_done: float  # clock time it left the step
-    features: dict[str, float]  # the tick's normalised pulse, motion, contrast, flash
+    features: dict[str, float]  # normalised pulse, motion, contrast, flash: the most of each over the ticks it
+    # covers (its own and the dropped ones before it, whose hits its latents carry)
     dropped: int  # ticks stepped but not rendered just before this one
     audio_tag: float | None = None  # the tag of the newest audio block this frame has seen (see LiveRenderer.push)
     audio_time: float = 0.0  # stream time (s) of the newest audio this frame has seen
-    pulse_time: float = 0.0  # stream time (s) of the column that gave this tick's pulse (its loudest)
+    pulse_time: float = 0.0  # stream time (s) of the column that gave its pulse (the loudest, over those ticks)
 
 
 @dataclass
@@ -534,9 +535,14 @@ class LiveRenderer:
                 policy = ResolutionPolicy(target.sizes, self.fps)
             with self._lock:
                 params = self.params
+            covered: dict[str, float] = {}
+            pulse_time = self._pulse_time
             for k in range(last + 1, due + 1):  # every tick is stepped; only the newest is rendered
                 feats = self._features(self._pool.take(None if k == due else self.t0 + k * period), params)
                 z, c = target.latents.step(k, feats["pulse"], feats["motion"], self._chroma, params)
+                if feats["pulse"] >= covered.get("pulse", -1.0):
+                    pulse_time = self._pulse_time
+                covered = {n: max(v, covered.get(n, v)) for n, v in feats.items()}
             dropped = due - last - 1
             last = due
             size = target.sizes[target.level]
@@ -545,8 +551,8 @@ class LiveRenderer:
                     feats["flash"] * params.effect_strength("flash") if params.flash_on else 0.0)
             image = np.asarray(step(self._inputs(target.style, z, c, amps)))[0]
             t_done = self.clock()
-            frame = LiveFrame(seq, due, image, self.t0 + due * period, t_done, feats, dropped, self._tag,
-                              self._audio_time, self._pulse_time)
+            frame = LiveFrame(seq, due, image, self.t0 + due * period, t_done, covered, dropped, self._tag,
+                              self._audio_time, pulse_time)
             seq += 1
             level = policy.observe(t_done, t_done - now, dropped)
             with self._lock:
