@@ -113,7 +113,8 @@ class ResolutionPolicy:
 
     :meth:`observe` takes each rendered frame's time (its busy seconds: stepping the latents and the frame step)
     and the ticks dropped before it. Down one rung when more than ``DOWN_DROPS`` of the last ``ADAPT_SECONDS``'
-    ticks were dropped; up one when none were and the frame time scaled by the larger size's pixels is under
+    ticks were dropped; up one when at most half as many were (drops that a smaller size does not cure come from
+    elsewhere: another process on the CPU) and the frame time scaled by the larger size's pixels is under
     ``UP_BUSY`` of a period. A size stepped down from is not retried for ``BACKOFF_SECONDS``, doubling each time,
     so a size that does not fit is not tried again and again. Changes are at least ``ADAPT_SECONDS`` apart."""
 
@@ -142,7 +143,7 @@ class ResolutionPolicy:
             self.blocked_until[level] = t + self.backoff[level]
             self.backoff[level] *= 2
             level += 1
-        elif drops == 0 and level > 0 and t >= self.blocked_until[level - 1]:
+        elif drops <= DOWN_DROPS / 2 * ticks and level > 0 and t >= self.blocked_until[level - 1]:
             big, small = self.sizes[level - 1], self.sizes[level]
             if self.busy * (big[0] * big[1]) / (small[0] * small[1]) < UP_BUSY * self.period:
                 level -= 1
