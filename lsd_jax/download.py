@@ -157,12 +157,18 @@ else:
 # ------------------------------------------------------------------------------------ URL hosts
 
 
+def can_fetch(url: str) -> bool:
+    """Whether :func:`download` can fetch ``url`` at all (False for mega.nz). No network."""
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    return not (host in ("mega.nz", "mega.co.nz") or host.endswith(".mega.nz"))
+
+
 def resolve_url(url: str, *, timeout: float = 30) -> str:
     """The URL to actually GET for ``url``: rewrites Google Drive links, resolves Yandex Disk public
     links (one small API request), refuses mega.nz with instructions. Other URLs pass unchanged."""
     parts = urllib.parse.urlsplit(url)
     host = (parts.hostname or "").lower()
-    if host in ("mega.nz", "mega.co.nz") or host.endswith(".mega.nz"):
+    if not can_fetch(url):
         raise DownloadError(
             f"{url} is a mega.nz link. mega.nz encrypts files in the browser, so lsd-jax cannot download "
             "them over plain HTTP. Download the file in a browser (or with the mega client), then register "
