@@ -65,7 +65,7 @@ def test_render_handler_reports_frames_and_a_snippet(songs, jobs):
                                                **TINY)
     info = probe_video(video)
     assert (info["width"], info["n_frames"], info["audio_streams"]) == (32, 24, 1)
-    assert calls[0] == (0.0, "Analysing the song", None) and calls[-1] == ((24, 24), "Rendering", "frames")
+    assert calls[0] == (None, "Checking the request", None) and calls[-1] == ((24, 24), "Rendered 24 frames", "frames")
     assert "Rendered 24 frames at 8 fps" in status
     assert "lsd_jax.render(" in snippet and "seed=2," in snippet
 
@@ -88,7 +88,7 @@ def test_silence_is_a_clear_error(songs, jobs):
     with pytest.raises(gr.Error, match="silent"):
         page.render_video(jobs, str(songs["silent"]), **TINY)
     jobs.workdirs.sweep()  # finished renders' folders (keep=0) go; a failed one is already gone
-    assert list(jobs.workdirs.root.iterdir()) == []
+    assert list(jobs.workdirs.root.glob("req-*")) == []
 
 
 @pytest.mark.parametrize("values, match", [
@@ -134,7 +134,7 @@ def test_the_app_owns_its_jobs_unless_given_some():
     own = demo.lsd_jobs
     assert own.cfg.max_resolution == 500 and own.workdirs._thread.is_alive()
     root = own.workdirs.root
-    slider = next(b for b in demo.blocks.values() if getattr(b, "label", None) == "resolution")
+    slider = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "param-resolution")
     assert (slider.minimum, slider.maximum, slider.step) == (0, 500, 16)
     demo.close()
     assert not root.exists() and own.workdirs._stop.is_set()
@@ -177,7 +177,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served():
-    cfg = AppConfig(max_seconds=6, max_file_size="300kb", concurrency=1)
+    cfg = AppConfig(max_seconds=6, max_file_size="300kb", concurrency=1, examples="off")
     with Jobs(cfg, keep=0.0) as jobs:
         demo = page.build_app(cfg, jobs)
         port = free_port()
@@ -189,7 +189,7 @@ def served():
 
 def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
     from gradio_client import Client, handle_file
-    from gradio_client.exceptions import AppError
+    from gradio_client.exceptions import AppError, ValidationError
 
     client = Client(served, verbose=False, download_files=str(tmp_path))
     api = client.view_api(print_info=False, return_format="dict")
@@ -205,11 +205,14 @@ def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
     assert (info["width"], info["height"]) == (32, 32) and info["n_frames"] == 24
     assert "lsd_jax.render(" in snippet and "seed=1" in snippet and "'my song.wav'" in snippet
 
-    with pytest.raises(AppError, match="not an audio file"):
+    # problems are reported by field before anything is queued
+    with pytest.raises(ValidationError, match="song: notes.mp3 is not an audio file"):
         client.predict(handle_file(str(songs["text"])), fps=8, resolution=32, api_name="/render")
-    with pytest.raises(AppError, match="at most 6 s"):
+    with pytest.raises(ValidationError, match="duration: the excerpt is 8 s long; this server renders at most 6 s"):
         client.predict(handle_file(str(songs["long"])), fps=8, resolution=32, api_name="/render")
-    with pytest.raises(AppError, match="pulse_react"):
+    with pytest.raises(ValidationError, match="resolution: resolution must be even"):
+        client.predict(handle_file(str(songs["song"])), fps=8, resolution=33, api_name="/render")
+    with pytest.raises(ValidationError, match="pulse_react: pulse_react must be between 0 and 10, got 50"):
         client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, pulse_react=50, api_name="/render")
     big = tmp_path / "big.wav"
     sf.write(big, np.zeros(SR * 10, np.float32), SR)  # ~880 kB > 300 kB
@@ -220,7 +223,7 @@ def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
     assert r.status_code == 413, r.text
 
     # still serving
-    with pytest.raises(AppError, match="band_react must be one number"):  # text read by the table's parser
+    with pytest.raises(ValidationError, match="band_react must be one number"):  # text read by the table's parser
         client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, band_react="1,2", api_name="/preview")
     stills, status = client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, seed=1,
                                     classes="0; 3", api_name="/preview")
