@@ -194,7 +194,7 @@ class VideoWriter:
             cmd += ["-movflags", "+faststart", "-f", "mp4", str(self.tmp)]
         else:  # one encode, two files; global headers are what the mp4 muxer alone asks the encoders for
             fragments = ("+frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets"  # video from t=0
-                         f":frag_duration={round(LIVE_FRAGMENT_S * 1e6)}")
+                         f":frag_duration={round(LIVE_FRAGMENT_S * 1e6)}:flush_packets=1")  # on disk at once
             outputs = [f"[f=mp4:movflags=+faststart]{_tee_path(self.tmp)}",
                        f"[f=mp4:movflags={fragments}]{_tee_path(self.live)}"]
             cmd += ["-flags", "+global_header", "-f", "tee", "|".join(outputs)]

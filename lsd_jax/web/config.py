@@ -53,6 +53,7 @@ class AppConfig:
     excerpt_seconds: float = 30.0  # LSD_JAX_EXCERPT_SECONDS: the page's excerpt length, from the loudest stretch
     examples: str = "eager"  # LSD_JAX_EXAMPLES: render the one-click examples at start-up (eager), at first click
     #                          (lazy), or show none (off)
+    warm_up: bool = True  # LSD_JAX_WARM_UP: measure (and compile) the default style at start-up (0: at first use)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AppConfig:
@@ -68,6 +69,7 @@ class AppConfig:
             preview_stills=int(_env_float(env, "LSD_JAX_PREVIEW_STILLS", d.preview_stills)),
             excerpt_seconds=_env_float(env, "LSD_JAX_EXCERPT_SECONDS", d.excerpt_seconds),
             examples=_env_choice(env, "LSD_JAX_EXAMPLES", EXAMPLE_MODES, d.examples),
+            warm_up=_env_choice(env, "LSD_JAX_WARM_UP", ("1", "0"), "1" if d.warm_up else "0") == "1",
         )
 
     @classmethod

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import math
 import os
 import re
@@ -41,6 +42,7 @@ from .form import BASIC_NAMES, STEMS, catalogue_names, fetchable, params_from_ui
 from .live import LiveChannels
 from .speed import Estimate, SpeedBook, Throughput, speed_key
 
+log = logging.getLogger("lsd_jax.web")
 ProgressFn = Callable[[int, int], None]
 ROOT_PREFIX = "lsd-jax-app-"
 OWNER_FILE = "owner.pid"
@@ -71,6 +73,8 @@ class Workdirs:
     def root(self) -> Path:
         with self._lock:
             if self._root is None or not self._root.is_dir():
+                if self.parent is not None:
+                    Path(self.parent).mkdir(parents=True, exist_ok=True)
                 self._root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=self.parent))
                 (self._root / OWNER_FILE).write_text(str(os.getpid()))
                 atexit.register(shutil.rmtree, self._root, True)
@@ -326,7 +330,7 @@ def loudest_stretch(path: str | os.PathLike[str], seconds: float, hop_s: float =
         return 0.0
     energy = np.square(y[: n * hop].reshape(n, hop).astype(np.float64)).sum(axis=1)
     c = np.concatenate([[0.0], np.cumsum(energy)])
-    return round(float(np.argmax(c[w:] - c[:-w])) * hop / sr, 3)
+    return round(int(np.argmax(c[w:] - c[:-w])) * hop_s, 3)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -504,6 +508,21 @@ class Jobs:
             steady = min(times[1:])
             self.speeds.record(key, prep.step.batch / steady, times[0] - steady, "calibration")
             return self.speeds.get(key)
+
+    def warm_up(self, values: dict[str, Any]) -> threading.Thread:
+        """Measure (and compile) the default style with the page's default ``values`` in the background,
+        so the first visitor sees an estimate at once and renders without compiling."""
+
+        def work() -> None:
+            try:
+                song = self.example_song()
+                self.calibrate(self.prepare(str(song), "default", None, **{**values, "start": 0, "duration": 4.0}))
+            except Exception as e:  # the page's estimate will try again, and say so
+                log.warning("warm-up failed: %s", e)
+
+        thread = threading.Thread(target=work, name="lsd-jax-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def example_song(self, seconds: float = 12.0) -> Path:
         """The synthesised demo song (:mod:`lsd_jax.demo`) in the app's folder, written once."""

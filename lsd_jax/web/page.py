@@ -269,8 +269,9 @@ def validate(jobs: Jobs, values: dict[str, Any]) -> list[dict[str, Any]]:
     return ok
 
 
-def estimate_line(jobs: Jobs, song: Any, style: Any, style_file: Any, **values: Any) -> str:
-    """The line above the buttons: how long a render of these values takes on this server."""
+def estimate_lines(jobs: Jobs, song: Any, style: Any, style_file: Any, **values: Any) -> Iterator[str]:
+    """The line above the buttons: how long a render of these values takes on this server ("measuring"
+    first, while this server's speed for the style and size is being measured)."""
     cfg = jobs.cfg
     length = None
     if not song:  # before any upload: the page's excerpt of a song long enough
@@ -279,23 +280,32 @@ def estimate_line(jobs: Jobs, song: Any, style: Any, style_file: Any, **values: 
     try:
         job = jobs.prepare(song or str(jobs.example_song(ex.SECONDS)), style, style_file, **values)
     except Exception as e:
-        return f"Render time: fix this first: {user_error(e).message}"
+        yield f"Render time: fix this first: {user_error(e).message}"
+        return
     if length is not None:
         job = Job(job.song, job.song_name, job.style, job.style_code, job.params, job.public_params, length)
-    try:
-        est = jobs.estimate(job)
-    except Exception as e:  # a measurement that fails says nothing about the visitor's request
-        log.warning("could not measure the render speed: %s", e)
-        est = jobs.speeds.estimate(speed_key(job.style, job.params), job.seconds, job.params.fps)
     note = ""
-    if job.style not in ("default",) and not str(job.style).endswith((".pkl", ".npz")):
+    if job.style != "default" and not str(job.style).endswith((".pkl", ".npz")):
         from ..catalogue import is_downloaded, load_catalogue
 
         if not is_downloaded(load_catalogue()[job.style]):
             note = " The first use of this style downloads it."
     if not song:
         note += " Upload a song (or click an example) to start."
-    return estimate_text(est, job.seconds, job.params.fps, note)
+    key = speed_key(job.style, job.params)
+    if jobs.speeds.get(key) is None and job.style == "default":
+        yield f"Render time: measuring this server's speed for this size (a few seconds) … {job.n_frames} frames."
+    try:
+        est = jobs.estimate(job)
+    except Exception as e:  # a measurement that fails says nothing about the visitor's request
+        log.warning("could not measure the render speed: %s", e)
+        est = jobs.speeds.estimate(key, job.seconds, job.params.fps)
+    yield estimate_text(est, job.seconds, job.params.fps, note)
+
+
+def estimate_line(jobs: Jobs, song: Any, style: Any, style_file: Any, **values: Any) -> str:
+    """The last of :func:`estimate_lines`."""
+    return _last(estimate_lines(jobs, song, style, style_file, **values))
 
 
 def _bind(fn: Callable[..., Any], names: Sequence[str], defaults: dict[str, Any] | None = None, *,
@@ -334,6 +344,7 @@ def _bind(fn: Callable[..., Any], names: Sequence[str], defaults: dict[str, Any]
         params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
                                         annotation=gr.Request))
     handler.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    handler.__annotations__ = {"request": gr.Request} if request else {}  # Gradio finds gr.Request by type hint
     handler.__name__ = getattr(fn, "__name__", "handler")
     handler.__doc__ = fn.__doc__
     return handler
@@ -607,7 +618,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             return validate(jobs, {"song": song, "style": style, "style_file": style_file, **values})
 
         def _estimate(song, style, style_file, **values):
-            return estimate_line(jobs, song, style, style_file, **values)
+            yield from estimate_lines(jobs, song, style, style_file, **values)
 
         def _excerpt(song: Any) -> tuple[Any, Any]:
             if not song:
@@ -649,8 +660,9 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         excerpt = c["song"].upload(_excerpt, c["song"], [c["start"], c["duration"]], **private)
         # only what the speed depends on: an event clears the problems shown next to its inputs
         est = dict(fn=_bind(_estimate, ESTIMATE_INPUTS, defaults, progress=False),
-                   inputs=[c[n] for n in ESTIMATE_INPUTS], outputs=estimate, api_visibility="private", show_progress="hidden",
-                   concurrency_id="lsd-jax-estimate", concurrency_limit=1, trigger_mode="always_last")
+                   inputs=[c[n] for n in ESTIMATE_INPUTS], outputs=estimate, api_visibility="private",
+                   show_progress="hidden", concurrency_id="lsd-jax-estimate", concurrency_limit=1,
+                   trigger_mode="always_last")
         gr.on([c[n].change for n in ESTIMATE_INPUTS], **est)
         excerpt.then(**est)
         demo.load(**est)
@@ -668,6 +680,8 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 examples.cached_file = folder / "log.csv"
                 examples.cached_indices_file = folder / "indices.csv"
     _with_meta(demo)
+    if cfg.warm_up:
+        jobs.warm_up({k: v for k, v in defaults.items() if k not in ("song", "style", "style_file")})
     demo.queue(max_size=cfg.queue_size, default_concurrency_limit=cfg.concurrency)
     demo.lsd_config = cfg  # type: ignore[attr-defined]
     demo.lsd_jobs = jobs  # type: ignore[attr-defined]
