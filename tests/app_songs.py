@@ -11,9 +11,8 @@ import shutil
 import time
 from pathlib import Path
 
-import pytest
-
 import numpy as np
+import pytest
 import soundfile as sf
 
 from lsd_jax.demo import write_demo_song

@@ -99,7 +99,7 @@ def test_musical_controls_from_the_page():
     assert make_params(**form.params_from_ui(dict(band_react="0.4"))).band_react == (0.4, 0.4, 0.4)
     one = form.params_from_ui(dict(keyframe_times="10", keyframe_images=["/up/a.png"]))
     assert one["keyframes"] == {10.0: "/up/a.png"}
-    with pytest.raises(lsd_jax.ParamError, match="one keyframe time per keyframe image"):
+    with pytest.raises(lsd_jax.ParamError, match="keyframe_times: give one time per keyframe image"):
         form.params_from_ui(dict(keyframe_times="10", keyframe_images=["/up/a.png", "/up/b.png"]))
     with pytest.raises(lsd_jax.ParamError, match="keyframe_times must be a number of seconds or comma-separated"):
         form.params_from_ui(dict(keyframe_times="ten", keyframe_images=["/up/a.png"]))

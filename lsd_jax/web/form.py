@@ -155,7 +155,8 @@ def _keyframes_from_ui(times: Any, images: Any) -> dict[float, str] | None:
     if not images and not t:
         return None
     if len(images) != len(t):
-        raise ParamError(f"give one keyframe time per keyframe image: {len(t)} time(s) for {len(images)} image(s)")
+        raise ParamError(f"keyframe_times: give one time per keyframe image; got {len(t)} time(s) for {len(images)} "
+                         "image(s)")
     return dict(zip(t, images))
 
 

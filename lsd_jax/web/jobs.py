@@ -355,6 +355,7 @@ class Run:
         self.job = job
         self.session = session
         self.wants_live = live
+        self.workdir: Path | None = None  # the render's folder (removed if it fails or is cancelled)
         self.live: Path | None = None  # the live copy, once the render has a folder
         self.frames = (0, job.n_frames)
         self.started = time.monotonic()
@@ -460,7 +461,7 @@ class Jobs:
         try:
             live = workdir / "live.mp4" if run is not None and run.wants_live else None
             if run is not None:
-                run.live = live
+                run.workdir, run.live = workdir, live
             out = render_job(job, workdir, on_frames, live)
         except BaseException:
             self.workdirs.discard(workdir)
