@@ -408,6 +408,7 @@ class Jobs:
         self.live = LiveChannels()
         self._lock = threading.Lock()
         self._runs: list[Run] = []
+        self._reserved: set[str] = set()  # sessions whose page has a job on its way (clicked, not yet started)
         self._calibrating = threading.Lock()
 
     # --- one request
@@ -502,7 +503,7 @@ class Jobs:
             self.speeds.record_preparation(time.perf_counter() - t0, seconds)
             idx = np.arange(prep.step.batch) % prep.n_frames
             times = []
-            for _ in range(3):  # the first compiles
+            for _ in range(2):  # the first compiles
                 t = time.perf_counter()
                 prep.frames(idx)
                 times.append(time.perf_counter() - t)
@@ -565,9 +566,27 @@ class Jobs:
         with self._lock:
             return any(r.session == session and not r.finished() and not r.cancelled for r in self._runs)
 
-    def cancel(self, session: str | None) -> int:
-        """Cancel the session's running jobs and close its live channel; how many were running."""
+    def reserve(self, session: str | None) -> bool:
+        """Book the session's next job from the moment its page asks (False: one is booked or running
+        already, e.g. a double-click); :meth:`release` (or :meth:`cancel`) ends the booking."""
+        if session is None:
+            return True
         with self._lock:
+            running = any(r.session == session and not r.finished() and not r.cancelled for r in self._runs)
+            if running or session in self._reserved:
+                return False
+            self._reserved.add(session)
+            return True
+
+    def release(self, session: str | None) -> None:
+        with self._lock:
+            self._reserved.discard(session)
+
+    def cancel(self, session: str | None) -> int:
+        """Cancel the session's running jobs, end its booking and close its live channel; how many were
+        running."""
+        with self._lock:
+            self._reserved.discard(session)
             runs = [r for r in self._runs if r.session == session and not r.finished()]
         for r in runs:
             r.cancel()

@@ -293,6 +293,9 @@ def estimate_lines(jobs: Jobs, song: Any, style: Any, style_file: Any, **values:
     if not song:
         note += " Upload a song (or click an example) to start."
     key = speed_key(job.style, job.params)
+    if jobs.speeds.get(key) is None and not song:  # measured at start-up (warm-up), or once there is a song
+        yield "Upload a song (or click an example): the time its render takes on this server shows here."
+        return
     if jobs.speeds.get(key) is None and job.style == "default":
         yield f"Render time: measuring this server's speed for this size (a few seconds) … {job.n_frames} frames."
     try:
@@ -356,6 +359,14 @@ def _bind(fn: Callable[..., Any], names: Sequence[str], defaults: dict[str, Any]
 
 CSS = """
 #lsd-title h1 { margin-bottom: 0; }
+#main-row { display: grid !important; grid-template-columns: minmax(0, 5fr) minmax(0, 4fr);
+            grid-template-areas: "top out" "params out"; align-items: start; }
+#main-row > #top { grid-area: top; }
+#main-row > #outputs { grid-area: out; }
+#main-row > #params { grid-area: params; }
+@media (max-width: 768px) {
+  #main-row { grid-template-columns: minmax(0, 1fr); grid-template-areas: "top" "out" "params"; }
+}
 #preview-gallery { min-height: 120px; }
 #buttons button { min-width: 7em; }
 #estimate p, #status p { margin: 0.2em 0; }
@@ -535,8 +546,10 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             f"{cfg.max_file_size}.",
             elem_id="lsd-title",
         )
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5, elem_id="inputs"):
+        # a grid (CSS): the song, buttons and style top left, the parameters below them, the outputs on the
+        # right; on a phone the outputs come right after the buttons, before the parameters
+        with gr.Row(equal_height=False, elem_id="main-row"):
+            with gr.Column(scale=5, elem_id="top"):
                 c["song"] = _short_api_info(
                     gr.Audio(label="Song", type="filepath", sources=["upload"], buttons=["download"], elem_id="song"),
                     "an audio file: handle_file('song.mp3')")
@@ -560,6 +573,12 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                     example_box = gr.Column(elem_id="examples")
                 else:
                     example_box = None
+            with gr.Column(scale=4, elem_id="outputs"):
+                live.render()
+                video.render()
+                gallery.render()
+                code.render()
+            with gr.Column(scale=5, elem_id="params"):
                 with gr.Accordion(f"{GROUPS['stems']} (optional)", open=False):
                     with gr.Row():
                         for f in by_group["stems"]:
@@ -573,20 +592,15 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                         gr.Markdown(f"**{title}**")
                         _widgets(by_group[group], c)
                 c["keyframe_images"] = _short_api_info(c["keyframe_images"], "image files (optional)")
-            with gr.Column(scale=4, elem_id="outputs"):
-                live.render()
-                video.render()
-                gallery.render()
-                code.render()
         missing = set(INPUT_NAMES) - set(c)
         assert not missing, missing
         inputs = [c[n] for n in INPUT_NAMES]
         buttons = [preview_btn, render_btn, cancel_btn]
 
         def begin(session: str | None, with_live: bool) -> tuple[Any, ...]:
-            if jobs.busy(session):
-                raise gr.Error("Your previous job is still running: wait for it or cancel it.",
-                               title="Already running", print_exception=False)
+            if not jobs.reserve(session):  # a second click while the first job is on its way: nothing more
+                raise gr.Error("Your job is already on its way.", title="Already running", visible=False,
+                               print_exception=False)
             token = jobs.live.open(session) if with_live else gr.skip()
             return (gr.update(interactive=False), gr.update(interactive=False), gr.update(visible=True), token,
                     "Queued …")
@@ -598,7 +612,9 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             return begin(session, False)
 
         def end(request: gr.Request) -> tuple[Any, ...]:
-            jobs.live.close(session=getattr(request, "session_hash", None))
+            session = getattr(request, "session_hash", None)
+            jobs.release(session)
+            jobs.live.close(session=session)
             return gr.update(interactive=True), gr.update(interactive=True), gr.update(visible=False), ""
 
         def cancel(request: gr.Request) -> tuple[Any, ...]:
@@ -616,9 +632,6 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
 
         def _validate(song, style, style_file, **values):
             return validate(jobs, {"song": song, "style": style, "style_file": style_file, **values})
-
-        def _estimate(song, style, style_file, **values):
-            yield from estimate_lines(jobs, song, style, style_file, **values)
 
         def _excerpt(song: Any) -> tuple[Any, Any]:
             if not song:
@@ -647,6 +660,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 "widgets; see the README's parameter reference). Returns the MP4, the Python that "
                 "reproduces it with lsd_jax.render, and a status line."))
         render_evt.then(end, None, [*buttons, live], **private)
+        render_evt.failure(end, None, [*buttons, live], **private)  # the page does not run .then after an error
         preview_evt = preview_btn.click(begins["preview"], inputs, [*buttons, live, status], **checked).success(
             _bind(_preview, INPUT_NAMES, defaults, request=True), inputs, [gallery, status], api_name="preview",
             concurrency_id="lsd-jax-render", validator=validator,
@@ -654,17 +668,34 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 "Preview stills at the loudest moments: the same inputs as /render; returns the stills with "
                 "their times, and a status line. The full render with the same values contains exactly them."))
         preview_evt.then(end, None, [*buttons, live], **private)
+        preview_evt.failure(end, None, [*buttons, live], **private)
         cancel_btn.click(cancel, None, [*buttons, live, status], cancels=[render_evt, preview_evt], **private)
         demo.unload(left)
         show_all.change(lambda show: gr.update(choices=style_choices(show)), show_all, c["style"], **private)
-        excerpt = c["song"].upload(_excerpt, c["song"], [c["start"], c["duration"]], **private)
-        # only what the speed depends on: an event clears the problems shown next to its inputs
-        est = dict(fn=_bind(_estimate, ESTIMATE_INPUTS, defaults, progress=False),
-                   inputs=[c[n] for n in ESTIMATE_INPUTS], outputs=estimate, api_visibility="private",
+        c["song"].upload(_excerpt, c["song"], [c["start"], c["duration"]], **private)
+        # The estimate follows what the speed depends on. An event clears the problems shown next to its
+        # inputs, so each of those fields is copied into one state by an event of its own (clearing only
+        # that field's problem, when it changes) and the estimate reads the state.
+        speed_values = gr.State({})
+
+        def _copy(name: str) -> Callable[[Any, dict[str, Any]], dict[str, Any]]:
+            return lambda value, held: {**held, name: value}
+
+        for n in ESTIMATE_INPUTS:  # queued: a state changed by an unqueued event does not trigger its .change
+            c[n].change(_copy(n), [c[n], speed_values], speed_values, api_visibility="private",
+                        show_progress="hidden", concurrency_id="lsd-jax-page", concurrency_limit=None)
+        speed_defaults = {"song": None, "style": "default", "style_file": None,
+                          **{n: defaults[n] for n in ESTIMATE_INPUTS if n in defaults}}
+
+        def _estimate(held: dict[str, Any]) -> Iterator[str]:
+            values = {**speed_defaults, **held}
+            song, style, style_file = values.pop("song"), values.pop("style"), values.pop("style_file")
+            yield from estimate_lines(jobs, song, style, style_file, **values)
+
+        est = dict(fn=_estimate, inputs=speed_values, outputs=estimate, api_visibility="private",
                    show_progress="hidden", concurrency_id="lsd-jax-estimate", concurrency_limit=1,
                    trigger_mode="always_last")
-        gr.on([c[n].change for n in ESTIMATE_INPUTS], **est)
-        excerpt.then(**est)
+        speed_values.change(**est)
         demo.load(**est)
         if example_box is not None:
             with example_box:
