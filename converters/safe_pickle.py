@@ -8,9 +8,14 @@ pickle names (nothing is imported on the pickle's behalf, and no ``module_src`` 
 validate their arguments and build plain data: dicts, lists, numpy arrays, :class:`PersistentObject` and
 :class:`TFNetwork` records.
 
-Before unpickling, the opcode stream is scanned with :func:`pickletools.genops` (which parses without executing)
-and opcodes that NVIDIA's pickles never use (``INST``, ``OBJ``, the copyreg extension codes, persistent ids
-outside a torch storage stream) are refused outright.
+Refusing globals does not bound work or memory, so before unpickling, :func:`converters.pickle_scan.scan` dry-runs
+the opcode stream (parsed with :func:`pickletools.genops`, which executes nothing) on a symbolic machine: opcodes
+NVIDIA's pickles never use (``INST``, ``OBJ``, the copyreg extension codes, persistent ids outside a torch storage
+stream) and names off the allow-list are refused, and so is a structure that is too big, too deep, cyclic,
+exponentially large when walked (shared references) or expensive to hash, or a memo index that would reserve
+gigabytes (see :class:`converters.limits.Limits`). The stand-ins then count the bytes they create against the same
+per-load :class:`~converters.limits.Budget`; a torch storage referenced many times is decoded once and its tensors
+are views of it (shared, not copied).
 
 Entry point: :func:`safe_loads`. Failures raise :class:`~converters.errors.PickleSecurityError` (the pickle asked for
 something outside the allow-list) or :class:`~converters.errors.ConversionError` (malformed data); no other exception
@@ -19,10 +24,10 @@ type escapes.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import pickle
-import pickletools
 import re
 import struct
 from typing import Any
@@ -30,20 +35,18 @@ from typing import Any
 import numpy as np
 
 from .errors import ConversionError, ConverterError, PickleSecurityError
+from .limits import Budget, Limits, short_repr
+from .pickle_scan import malformed, refuse_global, scan
 
 __all__ = [
     "ALLOWED_GLOBALS",
+    "Limits",
     "PersistentObject",
     "RestrictedUnpickler",
     "TFNetwork",
     "safe_loads",
+    "short_repr",
 ]
-
-#: Opcodes refused anywhere: NVIDIA's pickles never contain them, and each one instantiates or looks up a
-#: class by itself (INST/OBJ) or goes through the copyreg extension registry (EXT*).
-_FORBIDDEN_OPCODES = {"INST", "OBJ", "EXT1", "EXT2", "EXT4"}
-#: Persistent ids only exist inside a torch legacy storage stream (``torch.storage._load_from_bytes``).
-_PERSISTENT_OPCODES = {"PERSID", "BINPERSID"}
 
 _TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 _TORCH_PROTOCOL = 1001
@@ -60,8 +63,6 @@ _STORAGE_DTYPES = {
     "ByteStorage": np.dtype("u1"),
     "BoolStorage": np.dtype("?"),
 }
-
-_MAX_DEPTH = 200  # nesting depth accepted when materialising the loaded object graph
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ class PersistentObject(_NoBuild):
         self.module_src_len = module_src_len
 
     def __repr__(self) -> str:
-        return f"PersistentObject({self.class_name!r})"
+        return f"PersistentObject({short_repr(self.class_name, 60)})"
 
 
 class TFNetwork(_NoBuild):
@@ -113,11 +114,18 @@ class TFNetwork(_NoBuild):
 
     def __repr__(self) -> str:
         name = self.state.get("name") if isinstance(self.state, dict) else None
-        return f"TFNetwork({name!r})"
+        return f"TFNetwork({short_repr(name, 60)})"
 
 
 class _EasyDict(dict):
-    """Stand-in for ``dnnlib.util.EasyDict`` (a dict with attribute access): a plain dict here."""
+    """Stand-in for ``dnnlib.util.EasyDict`` (a dict with attribute access): a plain dict here. Pickles create it
+    empty (NEWOBJ) and fill it item by item; called with arguments it would copy a (shared) mapping each time."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args or kwargs:
+            raise PickleSecurityError("refusing dnnlib.util.EasyDict called with arguments: NVIDIA's pickles never "
+                                      "do this")
+        super().__init__()
 
     def __setstate__(self, state: Any) -> None:
         if state:
@@ -165,14 +173,15 @@ class _DType:
     def __init__(self, spec: Any, align: Any = False, copy: Any = True):
         if not isinstance(spec, str) or not _DTYPE_SPEC.match(spec):
             raise PickleSecurityError(
-                f"refusing numpy dtype {spec!r}: only plain numeric dtypes (bool, int, float, complex) are allowed"
+                f"refusing numpy dtype {short_repr(spec)}: only plain numeric dtypes (bool, int, float, complex) are "
+                "allowed"
             )
         try:
             dt = np.dtype(spec)
         except TypeError as exc:
-            raise ConversionError(f"invalid numpy dtype {spec!r} in pickle") from exc
+            raise ConversionError(f"invalid numpy dtype {short_repr(spec)} in pickle") from exc
         if dt.kind not in "biufc":
-            raise PickleSecurityError(f"refusing numpy dtype {spec!r}")
+            raise PickleSecurityError(f"refusing numpy dtype {short_repr(spec)}")
         self.dtype = dt
         self._built = False
 
@@ -188,17 +197,18 @@ class _DType:
         if endian in ("<", ">") and self.dtype.itemsize > 1:
             self.dtype = self.dtype.newbyteorder(endian)
         elif endian not in ("<", ">", "|", "="):
-            raise ConversionError(f"malformed numpy dtype byte order {endian!r}")
+            raise ConversionError(f"malformed numpy dtype byte order {short_repr(endian)}")
 
 
 class _ArrayBuilder(_NoBuild):
     """``numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')``: an empty placeholder that the following
     BUILD fills in with ``(version, shape, dtype, is_fortran, raw_bytes)``."""
 
-    __slots__ = ("array",)
+    __slots__ = ("array", "budget")
 
-    def __init__(self) -> None:
+    def __init__(self, budget: Budget) -> None:
         self.array = None
+        self.budget = budget
 
     def __setstate__(self, state: Any) -> None:
         if self.array is not None:
@@ -209,49 +219,60 @@ class _ArrayBuilder(_NoBuild):
         if not isinstance(dtype, _DType):
             raise PickleSecurityError("refusing a numpy array whose dtype is not a plain numeric dtype")
         if isinstance(raw, str):  # protocol 0-2 pickles written by Python 2
+            self.budget.spend_bytes(len(raw), "numpy arrays")
             raw = raw.encode("latin-1")
         if not isinstance(raw, (bytes, bytearray)):
             raise PickleSecurityError("refusing a numpy array of Python objects")
-        self.array = _array_from_bytes(raw, dtype.dtype, shape, "F" if is_fortran else "C")
+        self.array = _array_from_bytes(raw, dtype.dtype, shape, "F" if is_fortran else "C", self.budget)
+
+
+_MAX_NDIM = 32
 
 
 def _check_shape(shape: Any) -> tuple[int, ...]:
-    if not isinstance(shape, (tuple, list)) or not all(
+    if not isinstance(shape, (tuple, list)) or len(shape) > _MAX_NDIM or not all(
         isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
     ):
-        raise ConversionError(f"malformed array shape {shape!r} in pickle")
+        raise ConversionError(f"malformed array shape {short_repr(shape)} in pickle")
     return tuple(shape)
 
 
-def _array_from_bytes(raw: bytes | bytearray, dtype: np.dtype, shape: Any, order: str) -> np.ndarray:
+def _array_from_bytes(raw: bytes | bytearray, dtype: np.dtype, shape: Any, order: str, budget: Budget) -> np.ndarray:
     shape = _check_shape(shape)
     if math.prod(shape) * dtype.itemsize != len(raw):
+        need = math.prod(shape) * dtype.itemsize
         raise ConversionError(
-            f"numpy array data is {len(raw)} bytes, but shape {shape} of {dtype} needs "
-            f"{math.prod(shape) * dtype.itemsize}"
+            f"numpy array data is {len(raw)} bytes, but shape {short_repr(shape)} of {dtype} needs "
+            f"{short_repr(need)}"
         )
+    budget.spend_bytes(len(raw), "numpy arrays")
     flat = np.frombuffer(raw, dtype=dtype)
     return np.array(np.reshape(flat, shape, order=order), copy=True)
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The stand-in callables. Each validates its arguments and returns plain data.
+# The stand-in callables. Each validates its arguments and returns plain data. Those that create data take the
+# load's Budget as ``_budget`` (bound by RestrictedUnpickler.find_class; a pickle cannot pass keywords to them).
+
+_SCALAR_KEYS = (str, bytes, int, float, bool, type(None))
+_PERSISTENT_META = ("type", "version", "module_src", "class_name", "state")
 
 
-def _reconstruct_persistent_obj(meta: Any = None, *extra: Any) -> PersistentObject:
+def _reconstruct_persistent_obj(meta: Any = None, *extra: Any, _budget: Budget) -> PersistentObject:
+    _budget.check_time()
     if extra or not isinstance(meta, dict):
         raise ConversionError("malformed torch_utils.persistence object: expected one meta dict")
-    missing = {"type", "version", "module_src", "class_name", "state"} - set(meta)
+    missing = [k for k in _PERSISTENT_META if k not in meta]  # never set(meta): a shared meta may be huge
     if missing:
-        raise ConversionError(f"malformed torch_utils.persistence object: meta lacks {sorted(missing)}")
+        raise ConversionError(f"malformed torch_utils.persistence object: meta lacks {missing}")
     if meta["type"] != "class":
-        raise ConversionError(f"unsupported torch_utils.persistence object type {meta['type']!r}")
+        raise ConversionError(f"unsupported torch_utils.persistence object type {short_repr(meta['type'])}")
     version = meta["version"]
-    if version != 6:
-        raise ConversionError(f"unsupported torch_utils.persistence version {version!r} (expected 6)")
+    if type(version) is not int or version != 6:
+        raise ConversionError(f"unsupported torch_utils.persistence version {short_repr(version)} (expected 6)")
     class_name = meta["class_name"]
-    if not isinstance(class_name, str) or not class_name.isidentifier():
-        raise ConversionError(f"malformed torch_utils.persistence class name {class_name!r}")
+    if not isinstance(class_name, str) or len(class_name) > 200 or not class_name.isidentifier():
+        raise ConversionError(f"malformed torch_utils.persistence class name {short_repr(class_name)}")
     state = meta["state"]
     if not isinstance(state, dict):
         raise ConversionError(f"torch_utils.persistence state of {class_name} must be a dict")
@@ -262,7 +283,9 @@ def _reconstruct_persistent_obj(meta: Any = None, *extra: Any) -> PersistentObje
 
 def _rebuild_tensor_v2(storage: Any = None, storage_offset: Any = None, size: Any = None, stride: Any = None,
                        requires_grad: Any = False, backward_hooks: Any = None, metadata: Any = None,
-                       *extra: Any) -> np.ndarray:
+                       *extra: Any, _budget: Budget) -> np.ndarray:
+    """A tensor over a storage: a VIEW of the storage when its strides are contiguous (so a storage referenced by
+    many tensors is held once), else a copy; the same (storage, offset, size, stride) gives the same array."""
     if extra:
         raise ConversionError("torch._utils._rebuild_tensor_v2 called with too many arguments")
     if not isinstance(storage, _Storage):
@@ -272,9 +295,13 @@ def _rebuild_tensor_v2(storage: Any = None, storage_offset: Any = None, size: An
     size = _check_shape(size)
     stride = _check_shape(stride)
     if len(size) != len(stride):
-        raise ConversionError(f"tensor size {size} and stride {stride} differ in length")
+        raise ConversionError(f"tensor size {short_repr(size)} and stride {short_repr(stride)} differ in length")
     if not isinstance(storage_offset, int) or isinstance(storage_offset, bool) or storage_offset < 0:
-        raise ConversionError(f"malformed tensor storage offset {storage_offset!r}")
+        raise ConversionError(f"malformed tensor storage offset {short_repr(storage_offset)}")
+    key = ("view", id(storage), storage_offset, size, stride)
+    hit = _budget.memo.get(key)
+    if hit is not None:
+        return hit[1]
     numel = math.prod(size)
     if numel == 0:
         return np.zeros(size, dtype=data.dtype)
@@ -283,12 +310,19 @@ def _rebuild_tensor_v2(storage: Any = None, storage_offset: Any = None, size: An
     # (NVIDIA's tensors are contiguous copies); this also rules out zero-stride memory bombs.
     if last >= n or numel > n:
         raise ConversionError(
-            f"tensor of size {size}, stride {stride}, offset {storage_offset} does not fit its storage of {n} elements"
+            f"tensor of size {short_repr(size)}, stride {short_repr(stride)}, offset {short_repr(storage_offset)} "
+            f"does not fit its storage of {n} elements"
         )
+    _budget.spend_bytes(numel * data.itemsize, "its tensors")
     view = np.lib.stride_tricks.as_strided(
         data[storage_offset:], shape=size, strides=tuple(st * data.itemsize for st in stride), writeable=False
     )
-    return np.array(view, copy=True, order="C")
+    if view.flags.c_contiguous:
+        out = data[storage_offset:storage_offset + numel].reshape(size)  # a writeable view, no copy
+    else:
+        out = np.array(view, copy=True, order="C")
+    _budget.memo[key] = (storage, out)
+    return out
 
 
 def _rebuild_parameter(data: Any = None, requires_grad: Any = False, backward_hooks: Any = None,
@@ -300,35 +334,46 @@ def _rebuild_parameter(data: Any = None, requires_grad: Any = False, backward_ho
     return data
 
 
-def _ordered_dict(*args: Any) -> dict:
+def _scalar_items(items: Any, what: str, budget: Budget) -> Any:
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise ConversionError(f"{what} called with unexpected arguments")
+    budget.spend_items(len(items), what)
+    return items
+
+
+def _ordered_dict(*args: Any, _budget: Budget) -> dict:
     if not args:
         return {}
-    if len(args) == 1 and isinstance(args[0], (list, tuple)):
+    if len(args) == 1:
         out = {}
-        for item in args[0]:
-            if not isinstance(item, (list, tuple)) or len(item) != 2:
+        for item in _scalar_items(args[0], "collections.OrderedDict", _budget):
+            if not isinstance(item, (list, tuple)) or len(item) != 2 or not isinstance(item[0], _SCALAR_KEYS):
                 raise ConversionError("malformed collections.OrderedDict items in pickle")
             out[item[0]] = item[1]
         return out
     raise ConversionError("collections.OrderedDict called with unexpected arguments")
 
 
-def _set(*args: Any) -> set:
+def _set(*args: Any, _budget: Budget) -> set:
     if not args:
         return set()
-    if len(args) == 1 and isinstance(args[0], (list, tuple, set, frozenset)):
-        return set(args[0])
+    if len(args) == 1:
+        items = _scalar_items(args[0], "builtins.set", _budget)
+        if not all(isinstance(x, _SCALAR_KEYS) for x in items):
+            raise ConversionError("builtins.set of anything but strings and numbers in pickle")
+        return set(items)
     raise ConversionError("builtins.set called with unexpected arguments")
 
 
-def _frozenset(*args: Any) -> frozenset:
-    return frozenset(_set(*args))
+def _frozenset(*args: Any, _budget: Budget) -> frozenset:
+    return frozenset(_set(*args, _budget=_budget))
 
 
-def _codecs_encode(obj: Any = None, encoding: Any = None, *extra: Any) -> bytes:
+def _codecs_encode(obj: Any = None, encoding: Any = None, *extra: Any, _budget: Budget) -> bytes:
     # How Python 3 writes ``bytes`` in protocol 0-2 pickles: _codecs.encode(text, 'latin1').
     if extra or not isinstance(obj, str) or encoding not in ("latin1", "latin-1"):
         raise PickleSecurityError("refusing _codecs.encode with anything but (str, 'latin1')")
+    _budget.spend_bytes(len(obj), "its byte strings")
     return obj.encode("latin-1")
 
 
@@ -336,36 +381,49 @@ def _np_scalar(dtype: Any = None, data: Any = None, *extra: Any) -> np.generic:
     if extra or not isinstance(dtype, _DType):
         raise PickleSecurityError("refusing a numpy scalar that is not of a plain numeric dtype")
     if isinstance(data, str):
+        if len(data) != dtype.dtype.itemsize:
+            raise ConversionError("malformed numpy scalar in pickle")
         data = data.encode("latin-1")
     if not isinstance(data, (bytes, bytearray)) or len(data) != dtype.dtype.itemsize:
         raise ConversionError("malformed numpy scalar in pickle")
     return np.frombuffer(data, dtype=dtype.dtype)[0]
 
 
-def _np_reconstruct(subtype: Any = None, shape: Any = None, typecode: Any = None, *extra: Any) -> _ArrayBuilder:
+def _np_reconstruct(subtype: Any = None, shape: Any = None, typecode: Any = None, *extra: Any,
+                    _budget: Budget) -> _ArrayBuilder:
     if extra or subtype is not _NDARRAY:
         raise PickleSecurityError("refusing numpy _reconstruct of anything but numpy.ndarray")
-    return _ArrayBuilder()
+    return _ArrayBuilder(_budget)
 
 
 def _np_frombuffer(buf: Any = None, dtype: Any = None, shape: Any = None, order: Any = "C",
-                   *extra: Any) -> np.ndarray:
+                   *extra: Any, _budget: Budget) -> np.ndarray:
     # numpy's protocol-5 array pickling: numpy.core.numeric._frombuffer(buffer, dtype, shape, order)
     if extra or not isinstance(dtype, _DType) or not isinstance(buf, (bytes, bytearray)) or order not in ("C", "F"):
         raise PickleSecurityError("refusing numpy _frombuffer with unexpected arguments")
-    return _array_from_bytes(buf, dtype.dtype, shape, order)
+    return _array_from_bytes(buf, dtype.dtype, shape, order, _budget)
 
 
 def _np_dtype_class(*args: Any) -> _DType:
     return _DType(*args)
 
 
-def _load_from_bytes(data: Any = None, *extra: Any) -> _Storage:
-    """``torch.storage._load_from_bytes(b)``: ``b`` is a legacy (non-zip) ``torch.save`` stream of one storage."""
+def _load_from_bytes(data: Any = None, *extra: Any, _budget: Budget) -> _Storage:
+    """``torch.storage._load_from_bytes(b)``: ``b`` is a legacy (non-zip) ``torch.save`` stream of one storage.
+    Decoded once per bytes object, however often the pickle refers to it."""
     if extra or not isinstance(data, (bytes, bytearray)):
         raise PickleSecurityError("torch.storage._load_from_bytes needs one bytes argument")
-    return _Storage(_parse_legacy_storage(bytes(data)))
+    key = ("storage", id(data))
+    hit = _budget.memo.get(key)
+    if hit is None:
+        _budget.check_time()
+        hit = _budget.memo[key] = (data, _Storage(_parse_legacy_storage(bytes(data), _budget)))
+    return hit[1]
 
+
+#: Stand-ins that count what they create against the load's Budget (find_class binds it).
+_BUDGETED = {_reconstruct_persistent_obj, _rebuild_tensor_v2, _ordered_dict, _set, _frozenset, _codecs_encode,
+             _np_reconstruct, _np_frombuffer, _load_from_bytes}
 
 # (module, name) → stand-in. Both the numpy < 2 (``numpy.core``) and numpy ≥ 2 (``numpy._core``) spellings.
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
@@ -396,37 +454,30 @@ STORAGE_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-def _refuse(module: str, name: str, where: str) -> PickleSecurityError:
-    dotted = f"{module}.{name}"
-    if not dotted.isprintable():
-        dotted = repr(dotted)[1:-1]
-    if len(dotted) > 120:
-        dotted = dotted[:117] + "..."
-    return PickleSecurityError(
-        f"refusing to load '{dotted}' from {where}: only NVIDIA network-pickle contents (tensors, numpy "
-        f"arrays, network states) are allowed. Nothing from the file was executed."
-    )
-
-
 # --------------------------------------------------------------------------------------------------------------
 # The unpickler.
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """A :class:`pickle.Unpickler` whose :meth:`find_class` resolves only the allow-list, to stand-ins."""
+    """A :class:`pickle.Unpickler` whose :meth:`find_class` resolves only the allow-list, to stand-ins (those that
+    create data bound to ``budget``)."""
 
-    def __init__(self, file: Any, *, allowed: dict[tuple[str, str], Any] | None = None, where: str = "the pickle",
-                 persistent_load: Any = None):
+    def __init__(self, file: Any, *, budget: Budget, allowed: dict[tuple[str, str], Any] | None = None,
+                 where: str = "the pickle", persistent_load: Any = None):
         super().__init__(file)
         self._allowed = ALLOWED_GLOBALS if allowed is None else allowed
         self._where = where
         self._persistent = persistent_load
+        self._budget = budget
 
     def find_class(self, module: str, name: str) -> Any:
         try:
-            return self._allowed[(module, name)]
+            standin = self._allowed[(module, name)]
         except (KeyError, TypeError):
-            raise _refuse(str(module), str(name), self._where) from None
+            raise refuse_global(str(module), str(name), self._where) from None
+        if standin in _BUDGETED:
+            return functools.partial(standin, _budget=self._budget)
+        return standin
 
     def persistent_load(self, pid: Any) -> Any:
         if self._persistent is None:
@@ -434,68 +485,33 @@ class RestrictedUnpickler(pickle.Unpickler):
         return self._persistent(pid)
 
 
-def short_repr(obj: Any, n: int = 80) -> str:
-    """``repr`` cut to ``n`` characters (messages must stay readable whatever a pickle holds)."""
-    text = repr(obj)
-    return text if len(text) <= n else text[: n - 3] + "..."
-
-
-def _scan(stream: io.BytesIO, *, allowed: dict, persistent_ok: bool, where: str) -> None:
-    """Walk one pickle's opcodes (from the stream's position to its STOP) without executing anything, refusing
-    forbidden opcodes and non-allow-listed ``GLOBAL`` names. Leaves the stream just after STOP."""
-    try:
-        for op, arg, _pos in pickletools.genops(stream):
-            name = op.name
-            if name in _FORBIDDEN_OPCODES:
-                detail = f" ({arg.replace(' ', '.')})" if isinstance(arg, str) else ""
-                raise PickleSecurityError(
-                    f"refusing pickle opcode {name}{detail} in {where}: NVIDIA's pickles never use it. "
-                    f"Nothing from the file was executed."
-                )
-            if name in _PERSISTENT_OPCODES and not persistent_ok:
-                raise PickleSecurityError(f"refusing a persistent id (opcode {name}) in {where}")
-            if name == "GLOBAL":
-                module, _, gname = str(arg).partition(" ")
-                if (module, gname) not in allowed:
-                    raise _refuse(module, gname, where)
-    except ConverterError:
-        raise
-    except Exception as exc:  # genops: ValueError on unknown opcode / truncated data, etc.
-        raise _malformed(exc, where) from None
-
-
-def _malformed(exc: BaseException, where: str) -> ConversionError:
-    msg = str(exc)
-    if isinstance(exc, EOFError) or any(
-        hint in msg for hint in ("exhausted", "truncated", "not enough data", "remain", "no newline")
-    ):
-        return ConversionError(f"{where} is truncated or corrupt ({type(exc).__name__}: {msg})")
-    return ConversionError(f"{where} is not a valid pickle ({type(exc).__name__}: {msg})")
-
-
-def _load_one(stream: io.BytesIO, *, allowed: dict, where: str, persistent_load: Any = None) -> Any:
+def _load_one(stream: io.BytesIO, *, allowed: dict, where: str, budget: Budget, persistent_load: Any = None) -> Any:
+    """One pickle from the stream: dry-run first (:func:`converters.pickle_scan.scan`), then unpickled for real."""
     start = stream.tell()
-    _scan(stream, allowed=allowed, persistent_ok=persistent_load is not None, where=where)
+    scan(stream, budget=budget, allowed=allowed, persistent_ok=persistent_load is not None, where=where)
     stream.seek(start)
     try:
-        return RestrictedUnpickler(stream, allowed=allowed, where=where, persistent_load=persistent_load).load()
+        return RestrictedUnpickler(stream, budget=budget, allowed=allowed, where=where,
+                                   persistent_load=persistent_load).load()
     except ConverterError:
         raise
+    except RecursionError:
+        raise ConversionError(f"{where} is nested too deeply") from None
     except Exception as exc:
-        raise _malformed(exc, where) from None
+        raise malformed(exc, where) from None
 
 
-def _parse_legacy_storage(data: bytes) -> np.ndarray:
+def _parse_legacy_storage(data: bytes, budget: Budget) -> np.ndarray:
     """Decode a legacy (non-zip) ``torch.save`` stream of a single storage (PyTorch's ``torch/serialization.py``)."""
     where = "a torch storage stream"
     f = io.BytesIO(data)
-    magic = _load_one(f, allowed={}, where=where)
-    if magic != _TORCH_MAGIC:
+    magic = _load_one(f, allowed={}, where=where, budget=budget)
+    if type(magic) is not int or magic != _TORCH_MAGIC:
         raise ConversionError("torch storage stream has a bad magic number")
-    proto = _load_one(f, allowed={}, where=where)
-    if proto != _TORCH_PROTOCOL:
-        raise ConversionError(f"unsupported torch storage protocol {proto!r}")
-    sys_info = _load_one(f, allowed={}, where=where)
+    proto = _load_one(f, allowed={}, where=where, budget=budget)
+    if type(proto) is not int or proto != _TORCH_PROTOCOL:
+        raise ConversionError(f"unsupported torch storage protocol {short_repr(proto)}")
+    sys_info = _load_one(f, allowed={}, where=where, budget=budget)
     if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
         raise ConversionError("torch storage stream is not little-endian (unsupported)")
 
@@ -513,12 +529,12 @@ def _parse_legacy_storage(data: bytes) -> np.ndarray:
         requests.append((pid[2], pid[1].dtype, pid[4]))
         return pid[2]
 
-    obj = _load_one(f, allowed=STORAGE_GLOBALS, where=where, persistent_load=persistent_load)
-    if len(requests) != 1 or obj != requests[0][0]:
+    obj = _load_one(f, allowed=STORAGE_GLOBALS, where=where, budget=budget, persistent_load=persistent_load)
+    if len(requests) != 1 or not isinstance(obj, str) or obj != requests[0][0]:
         raise ConversionError("torch storage stream must hold exactly one storage")
     key, dtype, numel = requests[0]
-    keys = _load_one(f, allowed={}, where=where)
-    if keys != [key]:
+    keys = _load_one(f, allowed={}, where=where, budget=budget)
+    if not isinstance(keys, list) or keys != [key]:
         raise ConversionError("torch storage stream has an inconsistent key list")
     pos = f.tell()
     if len(data) < pos + 8:
@@ -526,27 +542,30 @@ def _parse_legacy_storage(data: bytes) -> np.ndarray:
     (count,) = struct.unpack_from("<q", data, pos)
     pos += 8
     if count != numel:
-        raise ConversionError(f"torch storage holds {count} elements but its header says {numel}")
+        raise ConversionError(f"torch storage holds {count} elements but its header says {short_repr(numel)}")
     nbytes = numel * dtype.itemsize
     if len(data) != pos + nbytes:
         raise ConversionError(
             f"torch storage stream has {len(data) - pos} data bytes, expected {nbytes} (truncated or corrupt)"
         )
-    return np.frombuffer(data, dtype=dtype, count=numel, offset=pos)
+    # One writeable copy per storage (decoded once per load, so at most the file's own size in all).
+    return np.frombuffer(data, dtype=dtype, count=numel, offset=pos).copy()
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Materialising: replace array placeholders with arrays, everywhere in the loaded graph.
+# Materialising: replace array placeholders with arrays, everywhere in the loaded graph (each object once).
 
 
-def _materialize(obj: Any, memo: dict[int, Any], depth: int = 0) -> Any:
-    if depth > _MAX_DEPTH:
-        raise ConversionError("pickle nesting is too deep")
+def _materialize(obj: Any, memo: dict[int, Any], budget: Budget, depth: int = 0) -> Any:
+    if depth > budget.limits.max_depth:
+        raise budget.refuse(f"its objects nest more than {budget.limits.max_depth} deep")
     if isinstance(obj, (str, bytes, int, float, bool, type(None), np.ndarray, np.generic)):
         return obj
     key = id(obj)
     if key in memo:
         return memo[key]
+    if not len(memo) & 4095:
+        budget.check_time()
     if isinstance(obj, _ArrayBuilder):
         if obj.array is None:
             raise ConversionError("a numpy array in the pickle has no data")
@@ -555,45 +574,47 @@ def _materialize(obj: Any, memo: dict[int, Any], depth: int = 0) -> Any:
     if isinstance(obj, dict):
         memo[key] = obj
         for k in list(obj):
-            obj[k] = _materialize(obj[k], memo, depth + 1)
+            obj[k] = _materialize(obj[k], memo, budget, depth + 1)
         return obj
     if isinstance(obj, list):
         memo[key] = obj
         for i, v in enumerate(obj):
-            obj[i] = _materialize(v, memo, depth + 1)
+            obj[i] = _materialize(v, memo, budget, depth + 1)
         return obj
     if isinstance(obj, tuple):
-        out = tuple(_materialize(v, memo, depth + 1) for v in obj)
+        out = tuple(_materialize(v, memo, budget, depth + 1) for v in obj)
         memo[key] = out
         return out
     if isinstance(obj, PersistentObject):
         memo[key] = obj
-        obj.state = _materialize(obj.state, memo, depth + 1)
+        obj.state = _materialize(obj.state, memo, budget, depth + 1)
         return obj
     if isinstance(obj, TFNetwork):
         memo[key] = obj
         if obj.state is None:
             raise ConversionError("a dnnlib.tflib.network.Network in the pickle has no state")
-        obj.state = _materialize(obj.state, memo, depth + 1)
+        obj.state = _materialize(obj.state, memo, budget, depth + 1)
         return obj
     if isinstance(obj, (set, frozenset, complex, bytearray, _NdarrayClass, _DType, _Storage)):
         return obj
     raise ConversionError(f"unexpected object of type {type(obj).__name__} in pickle")
 
 
-def safe_loads(data: bytes, *, where: str = "the pickle") -> Any:
-    """Unpickle ``data`` with the restricted unpickler. Returns plain data: dicts/lists/tuples/scalars, numpy
-    arrays (tensors become arrays), :class:`PersistentObject` and :class:`TFNetwork` records."""
+def safe_loads(data: bytes, *, where: str = "the pickle", limits: Limits | None = None) -> Any:
+    """Unpickle ``data`` with the restricted unpickler, within ``limits`` (default :class:`Limits`). Returns plain
+    data: dicts/lists/tuples/scalars, numpy arrays (tensors become arrays; tensors over one storage share its
+    memory), :class:`PersistentObject` and :class:`TFNetwork` records."""
     if not data:
         raise ConversionError(f"{where} is empty")
     if data[:4] == b"PK\x03\x04":
         raise ConversionError(
             f"{where} is a zip archive (a torch.save checkpoint or an .npz?), not an NVIDIA network pickle"
         )
+    budget = Budget(limits or Limits(), len(data), where)
     stream = io.BytesIO(data)
-    obj = _load_one(stream, allowed=ALLOWED_GLOBALS, where=where)
+    obj = _load_one(stream, allowed=ALLOWED_GLOBALS, where=where, budget=budget)
     try:
-        return _materialize(obj, {})
+        return _materialize(obj, {}, budget)
     except RecursionError:
         raise ConversionError(f"{where} is nested too deeply") from None
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConversionError
+from .limits import short_repr
 
 MAPPING_KEYS = ("num_layers", "embed_features", "layer_features", "activation", "lr_multiplier", "w_avg_beta")
 SYNTHESIS_KEYS = ("channel_base", "channel_max", "num_fp16_res", "conv_clamp", "architecture", "resample_filter")
@@ -143,13 +144,13 @@ def _int(value: Any, what: str, minimum: int = 0) -> int:
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
             value = int(value)
         else:
-            raise ConversionError(f"generator kwarg {what}={value!r} must be an integer")
+            raise ConversionError(f"generator kwarg {what}={short_repr(value)} must be an integer")
     value = int(value)
     if value < minimum:
-        raise ConversionError(f"generator kwarg {what}={value} must be >= {minimum}")
+        raise ConversionError(f"generator kwarg {what}={short_repr(value)} must be >= {minimum}")
     limit = _LIMITS.get(what.rsplit(".", 1)[-1], _MAX_DIM)
     if value > limit:
-        raise ConversionError(f"generator kwarg {what}={value} is implausibly large (limit {limit})")
+        raise ConversionError(f"generator kwarg {what}={short_repr(value)} is implausibly large (limit {limit})")
     return value
 
 
@@ -159,11 +160,11 @@ def _opt_int(value: Any, what: str, minimum: int = 1) -> int | None:
 
 def _number(value: Any, what: str) -> int | float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConversionError(f"generator kwarg {what}={value!r} must be a number")
+        raise ConversionError(f"generator kwarg {what}={short_repr(value)} must be a number")
     if isinstance(value, (int, np.integer)):
         return int(value)
     if not math.isfinite(float(value)):
-        raise ConversionError(f"generator kwarg {what}={value!r} must be finite")
+        raise ConversionError(f"generator kwarg {what}={short_repr(value)} must be finite")
     return float(value)
 
 
@@ -183,7 +184,7 @@ def finish_config(top: dict, mapping: dict, synthesis: dict) -> dict:
 
     activation = mapping["activation"]
     if not isinstance(activation, str):
-        raise ConversionError(f"mapping_kwargs.activation={activation!r} must be a string")
+        raise ConversionError(f"mapping_kwargs.activation={short_repr(activation)} must be a string")
     beta = mapping["w_avg_beta"]
     cfg["mapping_kwargs"] = {
         "num_layers": _int(mapping["num_layers"], "mapping_kwargs.num_layers", 1),
@@ -196,7 +197,7 @@ def finish_config(top: dict, mapping: dict, synthesis: dict) -> dict:
 
     arch = synthesis["architecture"]
     if arch not in ("orig", "skip", "resnet"):
-        raise ConversionError(f"synthesis_kwargs.architecture={arch!r} must be 'orig', 'skip' or 'resnet'")
+        raise ConversionError(f"synthesis_kwargs.architecture={short_repr(arch)} must be 'orig', 'skip' or 'resnet'")
     clamp = synthesis["conv_clamp"]
     taps = synthesis["resample_filter"]
     if isinstance(taps, np.ndarray):
@@ -205,7 +206,8 @@ def finish_config(top: dict, mapping: dict, synthesis: dict) -> dict:
             or len(taps) > 64
             or not all(isinstance(t, (int, float, np.integer, np.floating)) and not isinstance(t, bool)
                        for t in taps)):
-        raise ConversionError(f"synthesis_kwargs.resample_filter={taps!r} must be a list of 1-D filter taps")
+        raise ConversionError(f"synthesis_kwargs.resample_filter={short_repr(taps)} must be a list of 1-D filter "
+                              "taps")
     cfg["synthesis_kwargs"] = {
         "channel_base": _int(synthesis["channel_base"], "synthesis_kwargs.channel_base", 1),
         "channel_max": _int(synthesis["channel_max"], "synthesis_kwargs.channel_max", 1),
@@ -224,7 +226,8 @@ def check_fixed(kwargs: dict, where: str) -> None:
     for key, wanted in FIXED_SYNTHESIS_KWARGS.items():
         if key in kwargs and kwargs[key] != wanted:
             raise ConversionError(
-                f"{where}{key}={kwargs[key]!r} is not supported (only {wanted!r}): this generator cannot be converted"
+                f"{where}{key}={short_repr(kwargs[key])} is not supported (only {wanted!r}): this generator cannot "
+                "be converted"
             )
 
 
@@ -241,7 +244,8 @@ def check_tensors(state: dict[str, np.ndarray], expected: dict[str, tuple[int, .
     describes the generator, ``owner`` what an unknown key does not belong to, ``basis`` what implies the shapes."""
     for key in state:
         if key not in expected:
-            raise ConversionError(f"unknown tensor {key!r} in the {source}: it does not belong to a {owner}; "
+            raise ConversionError(f"unknown tensor {short_repr(key, 100)} in the {source}: it does not belong to a "
+                                  f"{owner}; "
                                   "conversion refused")
     out: dict[str, np.ndarray] = {}
     for key, shape in expected.items():

@@ -180,8 +180,11 @@ def _check_layers(config: dict, where: str) -> None:
     if not layers:
         raise ConversionError(f"{where}: the StyleGAN3 synthesis network has no layers")
     names = [L["name"] for L in layers]
-    if len(set(names)) != len(names):
-        raise ConversionError(f"{where}: duplicate StyleGAN3 layer names {names}")
+    seen: set = set()
+    for n in names:
+        if n in seen:
+            raise ConversionError(f"{where}: StyleGAN3 layer name {short_repr(n)} appears twice")
+        seen.add(n)
     if config["synthesis_kwargs"]["num_layers"] + 1 != len(layers):
         raise ConversionError(f"{where}: num_layers={config['synthesis_kwargs']['num_layers']} but the synthesis "
                               f"network has {len(layers)} layers (incl. ToRGB)")
@@ -311,12 +314,15 @@ def generator_config(G: PersistentObject, source: str) -> dict:
     for name in names:
         net = children.get(name)
         if not isinstance(net, PersistentObject) or net.class_name != "SynthesisLayer":
-            raise ConversionError(f"{source}: synthesis.{name} (in layer_names) is not a SynthesisLayer")
+            raise ConversionError(f"{source}: synthesis.{short_repr(name)[1:-1]} (in layer_names) is not a "
+                                  "SynthesisLayer")
         layer_nets.append(net)
+    listed = set(names)
     extra = [n for n, ch in children.items() if getattr(ch, "class_name", None) == "SynthesisLayer"
-             and n not in names]
+             and n not in listed]
     if extra:
-        raise ConversionError(f"{source}: synthesis layers {extra} are not in synthesis.layer_names")
+        raise ConversionError(f"{source}: synthesis layer {short_repr(extra[0])} (of {len(extra)}) is not in "
+                              "synthesis.layer_names")
 
     mapping = dict(MAPPING_DEFAULTS)
     for key in ("num_layers", "w_avg_beta"):

@@ -1,5 +1,8 @@
 """NVIDIA TensorFlow network pickles (stylegan2, stylegan2-ada TF) → ``(config, state)`` in torch names/layouts.
 
+A StyleGAN (v1) ``Gs`` (``build_func_name == 'G_style'``) is handed to :mod:`converters.sg1` instead, which keeps
+NVIDIA's TF names and layouts.
+
 Input: what :func:`converters.safe_pickle.safe_loads` returns for ``pickle.dump((G, D, Gs))``: a tuple of three
 :class:`~converters.safe_pickle.TFNetwork` records (or a single one). ``Gs`` is converted. The mapping follows
 the public NVlabs/stylegan2-ada-pytorch ``legacy.py`` conventions:
@@ -27,7 +30,7 @@ import numpy as np
 
 from .errors import ConversionError
 
-from . import sg2
+from . import sg1, sg2
 from .safe_pickle import TFNetwork, short_repr
 
 _IGNORED_KWARGS = ("truncation_psi", "truncation_cutoff", "style_mixing_prob", "structure")
@@ -49,7 +52,8 @@ def _check_version(net: TFNetwork, source: str) -> dict:
     st = net.state
     version = st.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 4:
-        raise ConversionError(f"{source}: TensorFlow network pickle version {version!r} is too old (need >= 4)")
+        raise ConversionError(f"{source}: TensorFlow network pickle version {short_repr(version)} is too old "
+                              "(need >= 4)")
     return st
 
 
@@ -84,7 +88,7 @@ def tf_config(static: Any, source: str) -> dict:
     }
     fmap_base = kw("fmap_base", 16384)
     if isinstance(fmap_base, bool) or not isinstance(fmap_base, (int, np.integer)):
-        raise ConversionError(f"{source}: TF kwarg fmap_base={fmap_base!r} must be an integer")
+        raise ConversionError(f"{source}: TF kwarg fmap_base={short_repr(fmap_base)} must be an integer")
     resample = kw("resample_kernel", [1, 3, 3, 1])
     if resample is None:  # kw() maps an explicit None to None
         raise ConversionError(f"{source}: TF kwarg resample_kernel=None (box filter) is not supported")
@@ -113,21 +117,40 @@ def tf_config(static: Any, source: str) -> dict:
 
 
 def collect_variables(net: TFNetwork, source: str) -> dict[str, np.ndarray]:
-    """``{'dlatent_avg': …, 'mapping/Dense0/weight': …, 'synthesis/4x4/Conv/weight': …}`` (legacy.py's naming)."""
+    """``{'dlatent_avg': …, 'mapping/Dense0/weight': …, 'synthesis/4x4/Conv/weight': …}`` (legacy.py's naming).
+
+    Each network and each array is visited once: a component reached twice, or one array stored under two variable
+    names (NVIDIA's TF pickles never share either; the conversion would copy a shared array once per name), is
+    refused."""
     out: dict[str, np.ndarray] = {}
+    seen_nets: set[int] = set()
+    seen_arrays: dict[int, str] = {}
 
     def recurse(prefix: str, node: Any, depth: int) -> None:
         if depth > 8 or not isinstance(node, TFNetwork):
-            raise ConversionError(f"{source}: malformed TF network component {prefix!r}")
+            raise ConversionError(f"{source}: malformed TF network component {short_repr(prefix)}")
+        if id(node) in seen_nets:
+            raise ConversionError(f"{source}: TF network component {short_repr(prefix)} appears twice (shared); "
+                                  "NVIDIA's TF pickles never share components")
+        seen_nets.add(id(node))
         variables = node.state.get("variables", [])
         components = node.state.get("components", {})
+        at = short_repr(prefix) if prefix else "top level"
         if not isinstance(variables, (list, tuple)) or not isinstance(components, dict):
-            raise ConversionError(f"{source}: malformed TF network state at {prefix or 'top level'!r}")
+            raise ConversionError(f"{source}: malformed TF network state at {at}")
         for item in variables:
             if (not isinstance(item, (list, tuple)) or len(item) != 2 or not isinstance(item[0], str)
-                    or not isinstance(item[1], np.ndarray)):
-                raise ConversionError(f"{source}: malformed TF variable entry under {prefix or 'top level'!r}")
-            out[prefix + item[0]] = item[1]
+                    or not isinstance(item[1], (np.ndarray, np.generic))):
+                raise ConversionError(f"{source}: malformed TF variable entry under {at}")
+            name = prefix + item[0]
+            if isinstance(item[1], np.ndarray):
+                if id(item[1]) in seen_arrays:
+                    raise ConversionError(f"{source}: TF variables {short_repr(seen_arrays[id(item[1])], 60)} and "
+                                          f"{short_repr(name, 60)} are the same array; NVIDIA's TF pickles never "
+                                          "share variables")
+                seen_arrays[id(item[1])] = name
+            # TF's session.run returns 0-d variables (lod, noise_strength) as numpy scalars, not arrays
+            out[name] = np.asarray(item[1])
         for name, comp in components.items():
             recurse(f"{prefix}{name}/", comp, depth + 1)
 
@@ -201,7 +224,8 @@ def tf_state(config: dict, tf_vars: dict[str, np.ndarray], source: str) -> dict[
         if name in used or (name.rsplit("/", 1)[-1] == "lod" and value.ndim == 0):
             continue
         raise ConversionError(
-            f"unknown TF variable {name!r} {tuple(value.shape)} in {source}: it does not belong to a StyleGAN2 "
+            f"unknown TF variable {short_repr(name, 100)} {tuple(value.shape)} in {source}: it does not belong to a "
+            "StyleGAN2 "
             f"generator with this config ({sg2.describe(config)}); conversion refused"
         )
     return sg2.check_state(config, state, f"TF generator of {source}")
@@ -210,14 +234,15 @@ def tf_state(config: dict, tf_vars: dict[str, np.ndarray], source: str) -> dict[
 def convert_tf(obj: Any, source: str) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` from a loaded TF network pickle (``(G, D, Gs)`` or a single network)."""
     Gs = _pick_gs(obj, source)
-    st = _check_version(Gs, source)
-    func = st.get("build_func_name")
+    func = Gs.state.get("build_func_name")
     if func == "D_main" or (isinstance(func, str) and func.startswith("D_")):
         raise ConversionError(f"{source} holds a TF discriminator ({func}), not a generator: nothing to render with")
-    if func == "G_style":
-        raise ConversionError(f"{source} is a StyleGAN (v1) TF pickle; only StyleGAN2 generators are supported")
+    if func == "G_style":  # StyleGAN (v1): NVlabs/stylegan's G_style with G_mapping / G_synthesis components
+        return sg1.convert(Gs, source)
+    st = _check_version(Gs, source)
     if func != "G_main":
-        raise ConversionError(f"{source}: TF network built by {func!r}, expected a StyleGAN2 generator (G_main)")
+        raise ConversionError(f"{source}: TF network built by {short_repr(func)}, expected a StyleGAN2 generator "
+                              "(G_main)")
     components = st.get("components")
     if not isinstance(components, dict) or not {"mapping", "synthesis"} <= set(components):
         raise ConversionError(f"{source}: the TF generator lacks its mapping / synthesis components")

@@ -14,15 +14,15 @@ from .effects import EffectsGenerator, contrast_effect, flash_effect
 from .errors import (AudioError, ConversionError, DownloadError, LsdError, OutputError, ParamError,
                      PickleSecurityError, StyleError)
 from .params import RenderParams, make_params
-from .pipeline import render
+from .pipeline import RenderResult, render
 from .style import Style
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AudioError", "ConversionError", "DownloadError", "EffectsGenerator", "LsdError", "LucidSonicDream",
-    "OutputError", "ParamError", "PickleSecurityError", "RenderParams", "Style", "StyleError", "contrast_effect",
-    "flash_effect", "load_generator", "make_params", "render", "show_styles",
+    "OutputError", "ParamError", "PickleSecurityError", "RenderParams", "RenderResult", "Style", "StyleError",
+    "contrast_effect", "flash_effect", "load_generator", "make_params", "render", "show_styles",
 ]
 
 

@@ -7,7 +7,7 @@
     dirs = band_directions(jax.random.key(seed), gen.w_dim, scale=w_spread)   # (3, w_dim)
     ws = apply_bands(ws, env, jnp.array([low, mid, high]), dirs, groups)       # (N, L, w_dim)
 
-Envelopes: the mel power spectrogram (the same n_fft / hop / 128 mels as ``audio.py``'s loudness) is split at
+Envelopes: the mel power spectrogram (the song's own, shared with ``audio.py``'s loudness) is split at
 ``edges_hz`` by mel-bin centre frequency into low (< edges[0]), mid and high (>= edges[1]) groups; each band's
 loudness per spectral column is the max over its bins (``audio.py``'s loudness, per band), pooled to frames with
 :func:`lsd_jax.audio.pool_columns` (max) and min-max normalised per band — except that a band whose range is
@@ -20,7 +20,6 @@ Layers: :func:`layer_groups` documents the split (StyleGAN's coarse 4²–8², m
 from __future__ import annotations
 
 import math
-import warnings
 from fractions import Fraction
 from typing import Any
 
@@ -28,8 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .audio import N_FFT, N_MELS, analysis_hop, is_silent, pool_columns
+from .audio import analysis_hop, is_silent, pool_columns
 from .errors import ParamError
+from .spectral import N_MELS, mel_frequencies, mel_spectrogram
 
 Array = jax.Array
 BAND_NAMES = ("low", "mid", "high")
@@ -51,12 +51,11 @@ def check_edges(edges_hz: Any, sr: int) -> tuple[float, float]:
 
 
 def mel_band_index(edges_hz: Any, sr: int, n_mels: int = N_MELS) -> np.ndarray:
-    """The band (0 low, 1 mid, 2 high) of each of the ``n_mels`` mel bins of ``librosa.feature.melspectrogram``
-    (fmin 0, fmax sr/2), by bin centre frequency. Raises ParamError if a band gets no bin."""
-    import librosa
-
+    """The band (0 low, 1 mid, 2 high) of each of the ``n_mels`` mel bins of
+    :func:`lsd_jax.spectral.mel_filterbank` (fmin 0, fmax sr/2), by bin centre frequency. Raises ParamError if a
+    band gets no bin."""
     lo, hi = check_edges(edges_hz, sr)
-    centres = librosa.mel_frequencies(n_mels=n_mels + 2, fmin=0.0, fmax=sr / 2)[1:-1]
+    centres = mel_frequencies(n_mels + 2, fmin=0.0, fmax=sr / 2)[1:-1]
     band = np.where(centres < lo, 0, np.where(centres < hi, 1, 2)).astype(np.int32)
     for b, name in enumerate(BAND_NAMES):
         if not np.any(band == b):
@@ -88,11 +87,9 @@ def band_envelopes(y: np.ndarray, sr: int, fps: float | Fraction, n_frames: int,
 
     Frame i covers ``[i/fps, (i+1)/fps)`` of the excerpt, which starts ``offset`` seconds into ``y`` (the
     analysis context, as in ``audio._Analysis``) and lasts ``duration`` (default ``n_frames/fps``). ``S``: an
-    already computed mel power spectrogram of ``y`` (128 mels, n_fft 2048, hop ``analysis_hop(sr, fps)``, e.g.
-    ``_Analysis.mel("song", "mix")``) to reuse. A silent signal gives zeros.
+    already computed mel power spectrogram of ``y`` (128 mels, n_fft 2048, hop ``analysis_hop(sr, fps)``, as the
+    render's analysis passes) to reuse. A silent signal gives zeros.
     """
-    import librosa
-
     y = np.asarray(y, np.float32)
     hop = analysis_hop(sr, fps)
     band = mel_band_index(edges_hz, sr, N_MELS if S is None else int(np.shape(S)[0]))
@@ -100,9 +97,7 @@ def band_envelopes(y: np.ndarray, sr: int, fps: float | Fraction, n_frames: int,
         if is_silent(y):
             check_edges(edges_hz, sr)
             return np.zeros((int(n_frames), 3), np.float32)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # n_fft longer than a very short signal
-            S = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=N_FFT, hop_length=hop, n_mels=N_MELS, power=2.0)
+        S = mel_spectrogram(y, sr, hop)
     S = np.asarray(S, np.float64)
     cols = np.stack([S[band == b].max(axis=0) for b in range(3)], axis=0)  # (3, columns)
     pooled = pool_columns(cols, hop, sr, fps, int(n_frames), "max", offset, duration)  # (N, 3)

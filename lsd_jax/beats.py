@@ -1,23 +1,24 @@
-"""Beat-locked motion: latent keyframes on the beats (or bars) that librosa's beat tracker finds.
+"""Beat-locked motion: latent keyframes on the beats (or bars) of the song.
 
 ::
 
     beats = detect_beats(y, sr, fps, n_frames, start=0.0)         # Beats(tempo_bpm, beat_frames, bar_frames, ...)
+    beats = track_beats(onset, sr, hop, fps, n_frames, start=0.0)  # the same from an onset envelope (audio.py's)
     pos = beat_keyframe_positions(beats, "beat", n_frames)         # (K,) frame indices, increasing
     base = interpolate_keyframes(keyframes, pos, n_frames)          # (N, D): arrives at keyframes[k] on frame pos[k]
 
-Detection: librosa's onset strength (mel, the same fine hop as ``audio.py``) and ``librosa.beat.beat_track``
-(dynamic programming at a tempo estimated from the onset autocorrelation) on the whole signal, so the tracker sees
-context around the excerpt; each beat time is then moved to the frame nearest to it. The tempo is reported from a
-least-squares fit of the beat times against their beat numbers (robust to a skipped beat), which is far finer
-than librosa's autocorrelation grid (about ±1% at this hop). Bars: every 4th beat from the downbeat estimate,
-the phase (0–3) whose beats have the largest mean onset strength.
+Detection: the onset envelope of the song's mel spectrogram (``audio.onset_envelope``; a render reuses its
+analysis' own) and :func:`beat_track` (librosa's ``beat_track``, re-implemented in NumPy and tested against it:
+dynamic programming at a tempo estimated from the onset autocorrelation) on the whole analysed signal, so the
+tracker sees context around the excerpt; each beat time is then moved to the frame nearest to it. The tempo is
+reported from a least-squares fit of the beat times against their beat numbers (robust to a skipped beat), which
+is far finer than librosa's autocorrelation grid (about ±1% at this hop). Bars: every 4th beat from the downbeat
+estimate, the phase (0–3) whose beats have the largest mean onset strength.
 """
 
 from __future__ import annotations
 
 import functools
-import warnings
 from fractions import Fraction
 from typing import NamedTuple
 
@@ -25,9 +26,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .audio import N_FFT, N_MELS, analysis_hop, is_silent
+from .audio import analysis_hop, is_silent, onset_envelope
 from .errors import ParamError
-from .video import fps_fraction
+from .spectral import mel_spectrogram
+from .timing import fps_fraction
 
 Array = jax.Array
 BEATS_PER_BAR = 4
@@ -43,14 +45,8 @@ class Beats(NamedTuple):
     downbeat_phase: int  # which of the 4 beat phases starts a bar (index into all beats found)
 
 
-def _onset_envelope(y: np.ndarray, sr: int, hop: int) -> np.ndarray:
-    import librosa
-
-    S = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=N_FFT, hop_length=hop, n_mels=N_MELS, power=2.0)
-    env = librosa.onset.onset_strength(S=librosa.power_to_db(S, ref=np.max), sr=sr, hop_length=hop, n_fft=N_FFT)
-    # librosa puts the flux between columns k-1 and k at column k (+ framing): about half a hop late; move it one
-    # column earlier, as audio.py does for its onset envelope.
-    return np.concatenate([env[1:], np.zeros(1, env.dtype)]).astype(np.float64)
+def _no_beats() -> Beats:
+    return Beats(0.0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64), 0)
 
 
 def tempo_from_beats(times: np.ndarray) -> float:
@@ -71,27 +67,29 @@ def tempo_from_beats(times: np.ndarray) -> float:
 def detect_beats(y: np.ndarray, sr: int, fps: float | Fraction, n_frames: int, start: float = 0.0) -> Beats:
     """Beats of the mono signal ``y`` (at ``sr``) for a video whose frame 0 is at ``start`` seconds into ``y``
     (frame i covers ``[start + i/fps, start + (i+1)/fps)``; pass the whole song and the excerpt's start, or the
-    excerpt with its analysis context and the context's length). Beats outside the ``n_frames`` frames are
-    dropped; each beat goes to its nearest frame (so a keyframe lands within half a frame of the beat).
-    A silent signal, or one without a beat, gives ``tempo_bpm=0`` and no beats."""
-    import librosa
+    excerpt with its analysis context and the context's length). See :func:`track_beats`."""
+    q = fps_fraction(fps)
+    y = np.asarray(y, np.float32)
+    if y.size == 0 or is_silent(y) or int(n_frames) <= 0:
+        return _no_beats()
+    hop = analysis_hop(sr, q)
+    return track_beats(onset_envelope(mel_spectrogram(y, sr, hop), hop), sr, hop, q, n_frames, start)
 
+
+def track_beats(onset: np.ndarray, sr: int, hop: int, fps: float | Fraction, n_frames: int,
+                start: float = 0.0) -> Beats:
+    """Beats from an onset envelope (T,) whose column j is centred on sample ``j·hop`` at ``sr`` (frame 0 of the
+    video at ``start`` seconds). Beats outside the ``n_frames`` frames are dropped; each beat goes to its
+    nearest frame (so a keyframe lands within half a frame of the beat). An envelope without onsets, or one
+    without a beat, gives ``tempo_bpm=0`` and no beats."""
     q = fps_fraction(fps)
     n_frames = int(n_frames)
-    y = np.asarray(y, np.float32)
-    empty = Beats(0.0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64), 0)
-    if y.size == 0 or is_silent(y) or n_frames <= 0:
-        return empty
-    hop = analysis_hop(sr, q)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        onset = _onset_envelope(y, sr, hop)
-        if not np.any(onset > 0):
-            return empty
-        _, cols = librosa.beat.beat_track(onset_envelope=onset, sr=sr, hop_length=hop, units="frames")
-    cols = np.asarray(cols, np.int64)
+    onset = np.asarray(onset, np.float64)
+    if onset.size == 0 or n_frames <= 0 or not np.any(onset > 0):
+        return _no_beats()
+    _, cols = beat_track(onset, sr, hop)
     if cols.size == 0:
-        return empty
+        return _no_beats()
     times_all = cols * hop / sr  # column j is centred on sample j·hop
     tempo = tempo_from_beats(times_all)
     strength = onset[np.clip(cols, 0, onset.size - 1)]
@@ -102,6 +100,131 @@ def detect_beats(y: np.ndarray, sr: int, fps: float | Fraction, n_frames: int, s
     inside = (frames >= 0) & (frames < n_frames)
     is_bar = (np.arange(cols.size) % BEATS_PER_BAR) == phase
     return Beats(tempo, frames[inside], frames[inside & is_bar], rel[inside], phase)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The tracker: Ellis' dynamic programming (2007), with librosa's defaults (``librosa.beat.beat_track``: tempo from
+# the autocorrelation tempogram under a log-normal prior around 120 BPM, tightness 100, weak edge beats trimmed),
+# in NumPy so that beat lock does not import librosa and compile numba code in every new process.
+# ---------------------------------------------------------------------------------------------------------------
+
+START_BPM, STD_BPM, AC_SIZE_S, MAX_TEMPO_BPM, TIGHTNESS = 120.0, 1.0, 8.0, 320.0, 100.0
+
+
+def estimate_tempo(onset: np.ndarray, sr: int, hop: int) -> float:
+    """The global tempo (BPM) of an onset envelope: the lag that maximises ``log1p(1e6·ac) + prior`` where ``ac`` is
+    the time average of the windowed, max-normalised local autocorrelations (8 s windows) and the prior is
+    log-normal around 120 BPM (one octave wide); tempi above 320 BPM are excluded."""
+    onset = np.asarray(onset, np.float64)
+    n = onset.size
+    win = int(AC_SIZE_S * sr) // int(hop)
+    half = win // 2
+    padded = np.pad(onset, (half, half), mode="linear_ramp", end_values=(0, 0))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, win)[:n]  # row t: centred on onset column t
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win) / win)
+    from scipy.fft import next_fast_len
+
+    n_fft = next_fast_len(2 * win - 1, real=True)
+    total = np.zeros(win)
+    for a in range(0, n, 1024):  # blocks of windows bound the memory for long songs
+        spec = np.fft.rfft(frames[a: a + 1024] * window, n=n_fft, axis=1)
+        ac = np.fft.irfft(spec.real ** 2 + spec.imag ** 2, n=n_fft, axis=1)[:, :win]
+        peak = np.abs(ac).max(axis=1, keepdims=True)
+        total += (ac / np.where(peak < np.finfo(np.float64).tiny, 1.0, peak)).sum(axis=0)
+    mean_ac = total / n
+    bpms = np.full(win, np.inf)
+    bpms[1:] = 60.0 * sr / (hop * np.arange(1.0, win))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logprior = -0.5 * ((np.log2(bpms) - np.log2(START_BPM)) / STD_BPM) ** 2
+    logprior[: int(np.argmax(bpms < MAX_TEMPO_BPM))] = -np.inf
+    return float(bpms[int(np.argmax(np.log1p(1e6 * mean_ac) + logprior))])
+
+
+def beat_track(onset: np.ndarray, sr: int, hop: int, bpm: float | None = None) -> tuple[float, np.ndarray]:
+    """``(tempo_bpm, beat columns (K,) int64)`` of an onset envelope (T,), as ``librosa.beat.beat_track`` with its
+    defaults: each column scores the onset envelope (divided by its standard deviation) smoothed by a Gaussian of
+    a 64th of the beat period; a dynamic program finds the chain of beats maximising the summed scores minus
+    ``TIGHTNESS · log(interval / period)²``; the chain ends on the last strong cumulative-score peak; beats in
+    the weak runs at either end are dropped."""
+    onset = np.asarray(onset, np.float64)
+    n = onset.size
+    if n == 0 or not onset.any():
+        return 0.0, np.zeros(0, np.int64)
+    if bpm is None:
+        bpm = estimate_tempo(onset, sr, hop)
+    period = float(np.round(float(sr) / hop * 60.0 / bpm))  # frames per beat
+    local = _local_score(onset, period)
+    back, cum = _beat_dp(local, period)
+    beats = np.zeros(n, bool)
+    i = _last_beat(cum)
+    while i >= 0:
+        beats[i] = True
+        i = int(back[i])
+    return float(bpm), np.flatnonzero(_trim_beats(local, beats)).astype(np.int64)
+
+
+def _local_score(onset: np.ndarray, period: float) -> np.ndarray:
+    x = onset / (onset.std(ddof=1) + np.finfo(np.float64).tiny)
+    x[0] = 0.0  # librosa's same-mode convolution leaves out the first column: so do we
+    window = np.exp(-0.5 * (np.arange(-period, period + 1) * 32.0 / period) ** 2)
+    k = window.size
+    return np.convolve(x, window)[k // 2: k // 2 + x.size]
+
+
+def _beat_dp(local: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
+    """Best predecessor (or -1) and cumulative score of each column. A predecessor lies ``d`` columns back with
+    ``round(period/2) <= d <= 2·period``, so a block of ``round(period/2)`` columns only needs earlier blocks and
+    is solved at once."""
+    n = local.size
+    near, far = int(np.round(period / 2)), int(2 * period)
+    if near < 1:
+        raise ValueError(f"beat period of {period} columns is too short")
+    dist = np.arange(near, far + 1)  # candidates, nearest first (ties go to the nearest, as in librosa)
+    penalty = TIGHTNESS * (np.log(dist) - np.log(period)) ** 2
+    cum = np.empty(n)
+    best = np.full(n, -1, np.int64)
+    for a in range(0, n, near):
+        rows = np.arange(a, min(n, a + near))
+        loc = rows[:, None] - dist[None, :]
+        valid = loc >= 0
+        score = np.where(valid, cum[np.maximum(loc, 0)] - penalty[None, :], -np.inf)
+        pick = np.argmax(score, axis=1)
+        found = valid[:, 0]  # the nearest candidate exists whenever any does
+        cum[rows] = local[rows] + np.where(found, score[np.arange(rows.size), pick], 0.0)
+        best[rows] = np.where(found, loc[np.arange(rows.size), pick], -1)
+    # no predecessor until the first column whose own score reaches 1% of the maximum
+    start = int(np.argmax(local >= 0.01 * local.max()))
+    best[:start] = -1
+    return best, cum
+
+
+def _last_beat(cum: np.ndarray) -> int:
+    """The last local maximum of the cumulative score that reaches half the median of its local maxima."""
+    n = cum.size
+    peak = np.zeros(n, bool)
+    if n > 2:
+        peak[1:-1] = (cum[1:-1] > cum[:-2]) & (cum[1:-1] >= cum[2:])
+    if n > 1:
+        peak[-1] = cum[-1] > cum[-2]
+    if not peak.any():
+        return n - 1
+    ok = np.flatnonzero(peak & (cum >= 0.5 * float(np.median(cum[peak]))))
+    return int(ok[-1]) if ok.size else n - 1
+
+
+def _trim_beats(local: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """Drop beats in the leading and trailing runs of columns whose score is at most half the RMS of the beats'
+    smoothed scores (librosa's rule, including its smoothing's two extra tail values)."""
+    w = np.hanning(5)
+    smooth = np.convolve(local[beats], w)[len(w) // 2: local.size + len(w) // 2]
+    threshold = 0.5 * float(np.sqrt(np.mean(smooth ** 2)))
+    out = beats.copy()
+    weak = local <= threshold
+    lead = int(np.argmin(weak)) if not weak.all() else local.size
+    tail = int(np.argmin(weak[::-1])) if not weak.all() else local.size
+    out[:lead] = False
+    out[local.size - tail:] = False
+    return out
 
 
 def beat_keyframe_positions(beats: Beats, mode: str = "beat", n_frames: int | None = None) -> np.ndarray:

@@ -59,14 +59,16 @@ def peak_flops(n: int = 4096, repeats: int = 5) -> float:
 
 def step_throughput(style: Any, size: tuple[int, int], batch: int, repeats: int = 3) -> dict[str, float]:
     """Frames/s, FLOPs/frame and compile time of the compiled frame step (no encoding)."""
-    from .pipeline import EffectPlan, make_frame_step
+    from .step import EffectPlan, make_frame_step
 
     rng = np.random.default_rng(0)
     inputs = {"z": jnp.asarray(np.clip(rng.normal(size=(batch, style.z_dim)), -2, 2), jnp.float32),
               "c": jnp.zeros((batch, style.c_dim), jnp.float32), "amps": jnp.zeros((batch, 0), jnp.float32)}
+    if style.noise:  # what a render passes (the noise_react gain, 1 when off)
+        inputs["noise_gain"] = jnp.ones((batch,), jnp.float32)
     step = make_frame_step(style, size, EffectPlan((), ()), batch)
     t = time.perf_counter()
-    compiled = step.fn.lower(step.variables, inputs).compile()
+    compiled = step.lower(inputs).compile()
     compile_s = time.perf_counter() - t
     jax.block_until_ready(compiled(step.variables, inputs))
     sec = _median_time(lambda: compiled(step.variables, inputs), repeats)
@@ -90,8 +92,7 @@ def song_split(seconds: float, size: tuple[int, int], fps: float, style: Any = N
         song = write_demo_song(Path(d) / "song.wav", seconds=seconds)
         kw = dict(resolution=size[0], fps=fps, progress=False)
         r.render(song, style, output=Path(d) / "warm.mp4", duration=min(seconds, 2.0), **kw)
-        r.render(song, style, output=Path(d) / "out.mp4", **kw)
-        out = dict(r.LAST_TIMINGS.__dict__)
+        out = dict(r.render(song, style, output=Path(d) / "out.mp4", **kw).timings.__dict__)
         prep = r.prepare(song, style, progress=False, **{k: v for k, v in kw.items() if k != "progress"})
         n = prep.n_frames
         frames: list[np.ndarray] = []
@@ -156,9 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     peak = peak_flops(2048 if args.quick else 4096, repeats)
     print_table(["measure", "value"], [["matmul peak (float32)", f"{peak / 1e9:.1f} GFLOP/s"]])
 
-    from .cppn import cppn_style
     from .random_models import config_f_config, paper256_config
-    from .pipeline import auto_batch_size
+    from .step import auto_batch_size
+    from .styles import cppn_style
 
     rows = []
     best: dict[str, tuple[int, float]] = {}
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
                  ["end-to-end / generator-only", f"{split['step_only'] / split['frames']:.0%}", ""]])
 
     if "bf16" not in args.skip and sg256 is not None:
-        from .pipeline import EffectPlan, make_frame_step
+        from .step import EffectPlan, make_frame_step
 
         rng = np.random.default_rng(1)
         z = np.clip(rng.normal(size=(2, 512)), -2, 2).astype(np.float32)

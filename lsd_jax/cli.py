@@ -66,27 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", help="render a music video of a song")
     r.add_argument("song", help="audio file (wav, flac, ogg, mp3, m4a, ...)")
-    r.add_argument("-o", "--output", default=None, help="output .mp4 (default: <song>.mp4 beside the song)")
-    r.add_argument("--style", default="default", help="'default', a catalogue name, or a .pkl/.npz path")
+    r.add_argument("-o", "--output", default=None,
+                   help="output .mp4 (default: <song name>.mp4 in the current folder, or <song name>.lsd.mp4 when "
+                        "that is the song itself); never written over an input")
+    r.add_argument("--style", default="default", help="'default', a catalogue name, or a .pkl/.safetensors path")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_param_arguments(r)
 
     d = sub.add_parser("demo", help="render the built-in demo song with the default style")
     d.add_argument("-o", "--output", default="demo.mp4")
-    d.add_argument("--seconds", type=float, default=12.0, help="length of the demo song")
+    d.add_argument("--seconds", type=float, default=12.0, help="length of the demo song (1 to 600 s)")
     d.add_argument("--style", default="default")
     d.add_argument("--quiet", action="store_true")
     add_param_arguments(d)
 
-    c = sub.add_parser("convert", help="convert an NVIDIA StyleGAN .pkl to lsd-jax's .npz (no code from it runs)")
-    c.add_argument("input", help="NVIDIA .pkl (StyleGAN2 TF, StyleGAN2-ADA PyTorch)")
-    c.add_argument("output", help="output .npz")
+    c = sub.add_parser("convert", help="convert an NVIDIA StyleGAN .pkl to a .safetensors file (no code from it runs)")
+    c.add_argument("input", help="NVIDIA .pkl (StyleGAN2 TF, StyleGAN2-ADA PyTorch, StyleGAN3)")
+    c.add_argument("output", help="output .safetensors")
 
     p = sub.add_parser("params", help="list the render parameters: help, range, default")
     p.add_argument("--markdown", action="store_true", help="the README's parameter reference (Markdown)")
 
     s = sub.add_parser("styles", help="list the style catalogue (no network), or add your own model")
-    s.add_argument("--add", nargs=2, metavar=("NAME", "URL"), help="add a style to your user catalogue")
+    s.add_argument("--add", nargs=2, metavar=("NAME", "FILE"),
+                   help="a catalogue style's file you downloaded yourself (copied into the cache), or a new style "
+                        "(a .pkl path or URL) for your user catalogue")
     s.add_argument("--sha256", default=None, help="checksum for --add")
     s.add_argument("--overwrite", action="store_true", help="with --add: replace an entry of the same name")
     return ap
@@ -105,34 +109,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .pipeline import LAST_TIMINGS, render
+    from .pipeline import render
 
     if args.command in ("render", "demo"):
         if args.command == "demo":
-            from .demo import write_demo_song
+            from .demo import check_seconds, write_demo_song
             from .paths import cache_dir
 
+            check_seconds(args.seconds)
             song = write_demo_song(cache_dir() / f"demo-{args.seconds:g}s.wav", seconds=args.seconds)
             output = args.output
             params = {"resolution": 256, "fps": 30.0, "contrast_strength": 0.3, "flash_strength": 0.2,
                       **_params_from(args)}
         else:
+            from .outputs import default_output
+
             song = Path(args.song)
-            output = args.output or song.with_suffix(".mp4").name
             params = _params_from(args)
-        out = render(song, style=args.style, output=output, progress=not args.quiet, **params)
-        t = LAST_TIMINGS
-        print(f"wrote {out}  ({t.n_frames} frames in {t.total:.1f} s: audio {t.audio:.1f} s, "
-              f"latents {t.latents:.1f} s, frames+encoding {t.frames:.1f} s)"
-              + (f"; tempo {t.tempo_bpm:.1f} BPM" if t.tempo_bpm else ""))
+            output = args.output or default_output(song, [args.style, *params.values()])
+        result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
+        print(f"wrote {result.path}  ({result.summary()})")
         return 0
     if args.command == "convert":
-        from converters import convert
+        from .weights import convert
 
-        from .errors import from_converter
-
-        with from_converter():
-            out = convert(args.input, args.output)
+        out = convert(args.input, args.output)
         print(f"wrote {out}")
         return 0
     if args.command == "params":
@@ -144,12 +145,31 @@ def _run(args: argparse.Namespace) -> int:
         from .catalogue import add_style, show_styles
 
         if args.add:
-            add_style(args.add[0], args.add[1], sha256=args.sha256, overwrite=args.overwrite)
-            print(f"added {args.add[0].lower()}")
+            name, where = args.add
+            entry = None if args.overwrite else _catalogued(name)
+            if entry is not None and Path(where).expanduser().is_file():
+                from .catalogue import install_style_file
+
+                path = install_style_file(entry.name, where)
+                print(f"installed {where} as style {entry.name!r} ({path})")
+                return 0
+            add_style(name, where, sha256=args.sha256, overwrite=args.overwrite)
+            print(f"added {name.lower()}")
             return 0
         show_styles()
         return 0
     raise AssertionError(args.command)
+
+
+def _catalogued(name: str) -> Any:
+    """The catalogue entry called ``name``, or None."""
+    from .catalogue import find_style
+    from .errors import StyleError
+
+    try:
+        return find_style(name)
+    except StyleError:
+        return None
 
 
 if __name__ == "__main__":

@@ -7,14 +7,31 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
 
+from .errors import ParamError
 from .params import make_params
 from .pipeline import render
 from .style import Style
 from .styles import resolve_style
+
+
+def _path(name: str, value: Any, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        raise ParamError(f"{name} must be a path to a file (a str or pathlib.Path), got "
+                         f"{'None' if value is None else type(value).__name__}")
+    return value
+
+
+def _opt_int(name: str, value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ParamError(f"{name} must be an integer or None, got {type(value).__name__}")
+    return value
 
 
 class LucidSonicDream:
@@ -32,27 +49,27 @@ class LucidSonicDream:
         input_shape: int | None = None,
         num_possible_classes: int | None = None,
     ):
-        self.song = song
-        self.stems = {k: v for k, v in dict(pulse_audio=pulse_audio, motion_audio=motion_audio,
-                                             class_audio=class_audio, contrast_audio=contrast_audio,
-                                             flash_audio=flash_audio).items() if v is not None}
+        self.song = _path("song", song)
+        self.stems = {k: _path(k, v) for k, v in dict(pulse_audio=pulse_audio, motion_audio=motion_audio,
+                                                      class_audio=class_audio, contrast_audio=contrast_audio,
+                                                      flash_audio=flash_audio).items() if v is not None}
         self.style = style
-        self.input_shape = input_shape
-        self.num_possible_classes = num_possible_classes
+        self.input_shape = _opt_int("input_shape", input_shape)
+        self.num_possible_classes = _opt_int("num_possible_classes", num_possible_classes)
         self._style_obj: Style | None = None
-        self._style_key: tuple | None = None
 
     def hallucinate(self, file_name: str, save_frames: bool = False, **params: Any) -> Path:
         """Render the video to ``file_name`` (``.mp4`` added if missing). ``params``: as in LSD."""
+        _path("file_name", file_name)
+        if not isinstance(save_frames, bool):
+            raise ParamError(f"save_frames must be True or False, got {type(save_frames).__name__}")
         if save_frames:
             warnings.warn("save_frames is not supported: frames stream straight to the encoder", stacklevel=2)
         p = make_params(**self.stems, **params)
-        key = (p.truncation_psi, p.truncation_cutoff, p.noise_mode)
-        if self._style_obj is None or key != self._style_key:
+        if self._style_obj is None:  # render settings (truncation, noise) are step inputs, not part of the style
             self._style_obj = resolve_style(self.style, p, input_shape=self.input_shape,
                                             num_possible_classes=self.num_possible_classes)
-            self._style_key = key
-        return render(self.song, style=self._style_obj, output=file_name, params=p)
+        return render(self.song, style=self._style_obj, output=file_name, params=p).path
 
 
 def show_styles() -> None:

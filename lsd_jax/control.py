@@ -1,28 +1,90 @@
-"""Musical control of a StyleGAN's w, per frame and per layer: keyframe images, frequency bands,
-noise reactivity. Wraps a StyleGAN :class:`~lsd_jax.style.Style` into one whose compiled step maps
-z to ws, moves the layers' w with the bands, blends into projected keyframes and scales the noise,
-then synthesises. Everything that varies per render travels in ``variables`` or the per-frame
-inputs, never in closures, so it is all arguments of the one compiled step.
+"""StyleGAN styles in the frame step, and musical control of their w per frame and per layer: keyframe images,
+frequency bands, noise reactivity.
+
+:class:`StyleGANProgram` is the static program of every StyleGAN style (see :mod:`lsd_jax.style`): z → ws with the
+render settings (truncation ψ and cutoff as traced arrays), then the w control its flags switch on (bands move
+the layers' w, keyframes blend into projected latents), then synthesis with the noise mode (a traced selector)
+and the per-frame noise gain. Everything that varies per render travels in ``variables`` or the per-frame
+inputs, never in closures, so renders that differ only in those values share one compiled step.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
-from . import stylegan2 as sg2
-from . import stylegan3 as sg3
 from .bands import apply_bands
 from .errors import ParamError
-from .generator import latent_noise_keys
 from .keyframes import blend_keyframes, keyframe_weight
 from .params import RenderParams
 from .style import Style
 
 Array = jax.Array
+
+
+def _mix32(h: Array) -> Array:
+    """A 32-bit integer finaliser (xorshift-multiply) on uint32 arrays."""
+    h = h ^ (h >> 16)
+    h = h * jnp.uint32(0x7FEB352D)
+    h = h ^ (h >> 15)
+    h = h * jnp.uint32(0x846CA68B)
+    return h ^ (h >> 16)
+
+
+def latent_noise_keys(z: Array, c: Array | None = None, seed: int = 0) -> Array:
+    """One PRNG key per row, a pure function of that row's z (and c) bits: (N,) typed keys."""
+    z = jnp.asarray(z, jnp.float32)
+    rows = [z] if c is None or c.shape[-1] == 0 else [z, jnp.asarray(c, jnp.float32)]
+    x = jnp.concatenate(rows, axis=1) if len(rows) > 1 else rows[0]
+    bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
+    mult = np.random.default_rng(0x15D).integers(1, 2 ** 32, size=x.shape[1], dtype=np.uint64)
+    mult = jnp.asarray((mult | 1).astype(np.uint32))
+    h = _mix32(jnp.sum(_mix32(bits) * mult, axis=1, dtype=jnp.uint32))
+    base = jax.random.key(seed)
+    return jax.vmap(lambda v: jax.random.fold_in(base, v))(h)
+
+
+@dataclass(frozen=True)
+class StyleGANProgram:
+    """mapping → [bands] → [keyframes] → synthesis for a w-space model (StyleGAN2/3: ``map_latents``,
+    ``synthesize``, ``c_dim``, ``has_noise``, ``constants``; see :mod:`lsd_jax.models`).
+
+    ``variables``: ``model`` (the state), ``consts`` (the model's :meth:`constants`, optional), ``settings``
+    (``truncation_psi``, ``truncation_cutoff``, ``noise_mode`` arrays) and ``control`` (``react``/``dirs`` with
+    bands, ``key_ws``/``key_frames``/``window`` with keyframes). Per-frame ``inputs``: ``z``, ``c``, and
+    ``noise_gain`` (noise models), ``transform`` (StyleGAN3), ``bands``, ``frame`` where used. With
+    ``noise_mode`` "random" each frame's noise is drawn from a key hashed from its own z (and c)."""
+
+    graphdef: Any
+    bands: tuple[int, ...] | None = None  # the band driving each layer, when band_react is on
+    keyframes: bool = False
+
+    def constants(self, model_state: Any) -> Any:
+        return nnx.merge(self.graphdef, model_state).constants()
+
+    def __call__(self, variables: dict[str, Any], inputs: dict[str, Array], size: tuple[int, int]) -> Array:
+        model = nnx.merge(self.graphdef, variables["model"])
+        s = variables["settings"]
+        ctl = variables.get("control", {})
+        z, c = inputs["z"], inputs["c"]
+        cc = c if model.c_dim > 0 else None
+        ws = model.map_latents(z, cc, s["truncation_psi"], s["truncation_cutoff"])
+        if self.bands is not None:
+            ws = apply_bands(ws, inputs["bands"], ctl["react"], ctl["dirs"], np.asarray(self.bands, np.int32))
+        gain = inputs.get("noise_gain")
+        if self.keyframes:
+            ws = blend_keyframes(ws, ctl["key_ws"], ctl["key_frames"], ctl["window"], frames=inputs["frame"])
+            if gain is not None:  # arrive at the keyframe exactly: no extra shimmer there
+                w = keyframe_weight(inputs["frame"], ctl["key_frames"], ctl["window"])
+                gain = 1.0 + (gain - 1.0) * (1.0 - w)
+        key = latent_noise_keys(z, cc) if model.has_noise else None
+        return model.synthesize(ws, noise_mode=s["noise_mode"], key=key, noise_gain=gain,
+                                transform=inputs.get("transform"), consts=variables.get("consts"))
 
 
 def keyframe_frames(params: RenderParams, fps: float, n_frames: int) -> np.ndarray:
@@ -50,33 +112,32 @@ def controlled_style(
     pulse: np.ndarray,
     progress: bool = True,
 ) -> tuple[Style, dict[str, np.ndarray]]:
-    """(the w-controlled style, the extra per-frame inputs it reads). ``bands``: (N, 3) envelopes
-    when ``band_react`` is on; ``pulse``: (N,) the envelope that drives ``noise_react``."""
-    gen = style.info.get("generator")
-    if gen is None:
+    """(the style with the w control ``params`` asks for, the extra per-frame inputs its step reads). ``bands``:
+    (N, 3) envelopes when ``band_react`` is on; ``pulse``: (N,) the envelope that drives ``noise_react``."""
+    if params.w_control and not style.w_control:
         raise ParamError("keyframes, band_react and noise_react steer a StyleGAN's w: use a StyleGAN style "
                          f"(a .pkl or a catalogue name), not {style.name!r}")
-    spec = gen.spec
-    is_sg3 = isinstance(spec, sg3.SG3Spec)
-    if params.noise_react > 0 and is_sg3:
+    if not style.w_control:
+        return style, {}
+    if params.noise_react > 0 and not style.noise:
         raise ParamError("noise_react needs a StyleGAN2 style: StyleGAN3 has no noise inputs")
-    psi = float(style.info.get("truncation_psi", 1.0))
-    cutoff = style.info.get("truncation_cutoff")
-    noise_mode = style.info.get("noise_mode", "const")
-    variables: dict[str, Any] = {"gen": gen.params}
-    inputs: dict[str, np.ndarray] = {"frame": np.arange(n_frames, dtype=np.int32)}
+    gen = style.generator
+    program: StyleGANProgram = style.program  # type: ignore[assignment]
+    control: dict[str, Any] = {}
+    inputs: dict[str, np.ndarray] = {}
+    if style.noise:  # always an input, so noise_react never changes the compiled step
+        inputs["noise_gain"] = (1.0 + params.noise_react * np.asarray(pulse, np.float32)).astype(np.float32)
 
-    use_bands = any(params.band_react)
     groups = None
-    if use_bands:
+    if any(params.band_react):
         from .bands import band_directions, layer_groups
         from .projection import w_spread, w_stats
 
         assert bands is not None
-        groups = layer_groups(spec.num_ws, spec.img_resolution)
+        groups = tuple(int(g) for g in layer_groups(gen.num_ws, gen.img_resolution))
         scale = w_spread(w_stats(gen, n_samples=1024, seed=params.seed))
-        variables["react"] = jnp.asarray(params.band_react, jnp.float32)
-        variables["dirs"] = band_directions(jax.random.fold_in(jax.random.key(params.seed), 8), spec.w_dim, scale)
+        control["react"] = jnp.asarray(params.band_react, jnp.float32)
+        control["dirs"] = band_directions(jax.random.fold_in(jax.random.key(params.seed), 8), gen.w_dim, scale)
         inputs["bands"] = np.asarray(bands, np.float32)
 
     use_keys = bool(params.keyframes)
@@ -84,39 +145,16 @@ def controlled_style(
         from .projection import project
 
         frames = keyframe_frames(params, fps, n_frames)
-        key_ws = []
-        for (_, path) in params.keyframes:
-            proj = project(gen, path, steps=params.projection_steps, w_plus=params.keyframe_w_plus, seed=params.seed,
-                           noise_mode="const" if noise_mode == "random" else noise_mode, progress=progress)
-            key_ws.append(np.asarray(proj.w, np.float32))
-        variables["key_ws"] = jnp.asarray(np.stack(key_ws))
-        variables["key_frames"] = jnp.asarray(frames)
-        variables["window"] = jnp.float32(max(params.keyframe_window_seconds * fps, 1e-3))
+        noise_mode = "const" if params.noise_mode == "random" else params.noise_mode
+        key_ws = [np.asarray(project(gen, path, steps=params.projection_steps, w_plus=params.keyframe_w_plus,
+                                     seed=params.seed, noise_mode=noise_mode, progress=progress).w, np.float32)
+                  for _, path in params.keyframes]
+        control["key_ws"] = jnp.asarray(np.stack(key_ws))
+        control["key_frames"] = jnp.asarray(frames)
+        control["window"] = jnp.float32(max(params.keyframe_window_seconds * fps, 1e-3))
+        inputs["frame"] = np.arange(n_frames, dtype=np.int32)
 
-    use_noise = params.noise_react > 0
-    if use_noise:
-        inputs["noise_gain"] = (1.0 + params.noise_react * np.asarray(pulse, np.float32)).astype(np.float32)
-
-    def apply_inputs(variables: Any, inputs: dict[str, Array], size: tuple[int, int]) -> Array:
-        p = variables["gen"]
-        z, c = inputs["z"], inputs["c"]
-        cc = c if spec.c_dim > 0 else None
-        mapping = sg3.mapping if is_sg3 else sg2.mapping
-        ws = mapping(p, spec, z, cc, psi, cutoff)
-        if use_bands:
-            ws = apply_bands(ws, inputs["bands"], variables["react"], variables["dirs"], groups)
-        gain = inputs.get("noise_gain")
-        if use_keys:
-            ws = blend_keyframes(ws, variables["key_ws"], variables["key_frames"], variables["window"],
-                                 frames=inputs["frame"])
-            if gain is not None:  # arrive at the keyframe exactly: no extra shimmer there
-                w = keyframe_weight(inputs["frame"], variables["key_frames"], variables["window"])
-                gain = 1.0 + (gain - 1.0) * (1.0 - w)
-        if is_sg3:
-            return sg3.synthesis(p, spec, ws, inputs.get("transform"))
-        key = latent_noise_keys(z, cc) if noise_mode == "random" else None
-        return sg2.synthesis(p, spec, ws, noise_mode, key, noise_gain=gain)
-
-    info = {**style.info, "apply_inputs": apply_inputs}
-    return Style(name=style.name, z_dim=style.z_dim, c_dim=style.c_dim, apply=style.apply, variables=variables,
-                 native_size=style.native_size, info=info), inputs
+    variables = dict(style.variables)
+    if control:
+        variables["control"] = control
+    return replace(style, program=replace(program, bands=groups, keyframes=use_keys), variables=variables), inputs

@@ -7,13 +7,17 @@ follow).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from .errors import ParamError
+
 SR = 22050
 BPM = 120.0
+MIN_SECONDS, MAX_SECONDS = 1.0, 600.0
 # C major, A minor, F major, G major: (bass root, chord notes) as MIDI numbers
 PROGRESSION = [(36, (60, 64, 67)), (45, (57, 60, 64)), (41, (53, 57, 60)), (43, (55, 59, 62))]
 
@@ -33,8 +37,17 @@ def _add(buf: np.ndarray, start: int, sig: np.ndarray) -> None:
         buf[start:end] += sig[: end - start]
 
 
+def check_seconds(seconds: object) -> float:
+    """The demo length as a float, or a :class:`ParamError` unless it is a number from 1 to 600 seconds."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+            or not MIN_SECONDS <= seconds <= MAX_SECONDS:
+        raise ParamError(f"the demo song's length must be {MIN_SECONDS:g} to {MAX_SECONDS:g} seconds, got {seconds!r}")
+    return float(seconds)
+
+
 def demo_song(seconds: float = 12.0, seed: int = 7) -> np.ndarray:
     """The demo as mono float32 samples at 22050 Hz, peak 0.9."""
+    seconds = check_seconds(seconds)
     rng = np.random.default_rng(seed)
     n = int(seconds * SR)
     out = np.zeros(n, np.float64)

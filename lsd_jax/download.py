@@ -8,26 +8,37 @@
   HTTP ``Range`` request; a server that ignores ``Range`` (answers 200) restarts the file from zero;
 * ``sha256`` (when given) is checked before the rename; on a mismatch the file is deleted (nothing is
   cached, no ``.part`` is left) and :class:`~lsd_jax.errors.DownloadError` is raised;
-* connection errors, time-outs, dropped connections and 5xx/408/429 answers are retried with
-  exponential back-off (``backoff * 2**k`` seconds); 404/410 and other 4xx are not;
+* connection errors, time-outs, dropped connections, a transfer slower than ``min_rate`` bytes/s over
+  ``rate_window`` seconds, and 5xx/408/429 answers are retried with exponential back-off
+  (``backoff * 2**k`` seconds); 404/410 and other 4xx are not; the whole download, retries included, must end
+  within ``deadline`` seconds (a read in progress may add up to ``timeout``);
+* a web page (HTML/XML, with or without a BOM, leading comments or whitespace) or a JSON document where a
+  binary file was expected (``binary=True``, the default) is an error naming the host and what came back,
+  and is never cached;
+* a download larger than the free disk space (by its Content-Length) fails before writing; a disk that
+  fills up while writing (ENOSPC) is a disk-space error, not a network one;
+* the ``.part`` file: KEPT for resuming after network failures (drop, stall, too slow, deadline: the
+  message says so); REMOVED after a disk-full error, a checksum mismatch or a web page;
 * a per-destination lock file (``fcntl.flock``; ``msvcrt`` on Windows) makes concurrent callers, in
   threads or processes, download the file once: the others wait, then find it done;
 * ``file://`` URLs and plain local paths are copied through the same ``.part``/checksum/rename path.
 
-Special hosts found in LSD's catalogue: ``drive.google.com/uc?id=…`` is rewritten to Google's direct
-download endpoint (best effort: Drive may still answer with an HTML quota page, which the catalogue
-rejects); ``yadi.sk``/``disk.yandex.*`` public links are resolved through Yandex's public API (as LSD
-did); ``mega.nz`` files are encrypted client-side and cannot be fetched over plain HTTP, so a clear
-error explains how to add the file by hand.
+Hosts found in LSD's catalogue (Google Drive's large-file confirmation, Yandex Disk's public API, mega.nz's
+encrypted files) are resolved by :mod:`lsd_jax.hosts` at each attempt; a mega.nz file is decrypted as it arrives
+(AES-CTR, so a transfer resumes at any offset) and verified with mega's chunk MAC before the rename (a mismatch
+caches nothing). :func:`can_fetch` says, without network, whether a URL is one this module can download.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import json
 import os
+import re
+import shutil
 import socket
 import sys
 import time
@@ -39,27 +50,18 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from lsd_jax import hosts
 from lsd_jax.errors import DownloadError
 
-__all__ = ["download", "file_lock", "is_local", "local_path", "resolve_url", "sha256_file"]
+__all__ = ["can_fetch", "download", "file_lock", "is_local", "local_path", "sha256_file", "sniff_page"]
 
 CHUNK = 1 << 16
-#: Yandex Disk public API that turns a public link into a direct download link (LSD used the same).
-YANDEX_API = "https://cloud-api.yandex.net/v1/disk/public/resources/download?public_key="
-#: Google Drive endpoint that serves a file directly (``confirm=t`` skips the "can't scan" page).
-GDRIVE_DIRECT = "https://drive.usercontent.google.com/download?id={id}&export=download&confirm=t"
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _MAX_SLEEP = 60.0
-
-
-def _user_agent() -> str:
-    try:
-        from importlib.metadata import version
-
-        v = version("lsd-jax")
-    except Exception:  # pragma: no cover - not installed
-        v = "0"
-    return f"lsd-jax/{v} (+python urllib)"
+DEADLINE = 3 * 3600.0  # seconds for a whole download, retries included
+MIN_RATE = 1024.0  # bytes/s, averaged over RATE_WINDOW seconds, below which an attempt is abandoned
+RATE_WINDOW = 30.0
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 # ------------------------------------------------------------------------------------ local files
@@ -157,56 +159,10 @@ else:
 # ------------------------------------------------------------------------------------ URL hosts
 
 
-def can_fetch(url: str) -> bool:
-    """Whether :func:`download` can fetch ``url`` at all (False for mega.nz). No network."""
-    host = (urllib.parse.urlsplit(url).hostname or "").lower()
-    return not (host in ("mega.nz", "mega.co.nz") or host.endswith(".mega.nz"))
-
-
-def resolve_url(url: str, *, timeout: float = 30) -> str:
-    """The URL to actually GET for ``url``: rewrites Google Drive links, resolves Yandex Disk public
-    links (one small API request), refuses mega.nz with instructions. Other URLs pass unchanged."""
-    parts = urllib.parse.urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if not can_fetch(url):
-        raise DownloadError(
-            f"{url} is a mega.nz link. mega.nz encrypts files in the browser, so lsd-jax cannot download "
-            "them over plain HTTP. Download the file in a browser (or with the mega client), then register "
-            "it: lsd_jax.catalogue.add_style(NAME, '/path/to/file.pkl', overwrite=True)."
-        )
-    if host in ("drive.google.com", "docs.google.com"):
-        file_id = _gdrive_id(parts)
-        if file_id:
-            return GDRIVE_DIRECT.format(id=urllib.parse.quote(file_id, safe=""))
-        return url
-    if host == "yadi.sk" or host.startswith("disk.yandex."):
-        return _resolve_yandex(url, timeout)
-    return url
-
-
-def _gdrive_id(parts: urllib.parse.SplitResult) -> str | None:
-    q = urllib.parse.parse_qs(parts.query)
-    if q.get("id"):
-        return q["id"][0]
-    segs = [s for s in parts.path.split("/") if s]
-    if "d" in segs and segs.index("d") + 1 < len(segs):  # /file/d/<id>/view
-        return segs[segs.index("d") + 1]
-    return None
-
-
-def _resolve_yandex(url: str, timeout: float) -> str:
-    api = YANDEX_API + urllib.parse.quote(url, safe="")
-    req = urllib.request.Request(api, headers={"User-Agent": _user_agent(), "Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            href = json.loads(resp.read().decode("utf-8")).get("href")
-    except urllib.error.HTTPError as e:
-        raise DownloadError(f"Yandex Disk could not resolve {url} (HTTP {e.code}); the link may be dead.") from e
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise DownloadError(f"Could not resolve the Yandex Disk link {url}: {_reason(e)}") from e
-    if not isinstance(href, str) or not href:
-        raise DownloadError(f"Yandex Disk gave no download link for {url}.")
-    return href
+def can_fetch(url: str | os.PathLike) -> bool:
+    """Whether :func:`download` can fetch ``url`` at all (local paths, http(s) URLs, Google Drive, Yandex Disk and
+    mega.nz file links; not folder links or other schemes). No network: a dead link still answers True."""
+    return is_local(url) or hosts.unsupported(os.fspath(url)) is None
 
 
 # ------------------------------------------------------------------------------------ download
@@ -225,28 +181,8 @@ class _Restart(Exception):
     """The .part cannot be resumed: drop it and start over at once (not counted as an attempt)."""
 
 
-def _unwrap(e: BaseException) -> BaseException:
-    if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError):
-        if isinstance(e.reason, BaseException):
-            return e.reason
-    return e
-
-
-def _is_timeout(e: BaseException) -> bool:
-    return isinstance(_unwrap(e), (socket.timeout, TimeoutError))
-
-
 def _transient(e: BaseException) -> "_Retry":
-    return _Retry(_reason(e), stalled=_is_timeout(e))
-
-
-def _reason(e: BaseException) -> str:
-    e = _unwrap(e)
-    if isinstance(e, (socket.timeout, TimeoutError)):
-        return "no data received within the time-out (the server stalled)"
-    if isinstance(e, http.client.IncompleteRead):
-        return f"connection dropped after {len(e.partial)} bytes of this chunk"
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return _Retry(hosts.reason(e), stalled=hosts.is_timeout(e))
 
 
 def download(
@@ -258,13 +194,20 @@ def download(
     timeout: float = 30,
     retries: int = 4,
     backoff: float = 1.0,
+    deadline: float | None = DEADLINE,
+    min_rate: float = MIN_RATE,
+    rate_window: float = RATE_WINDOW,
+    binary: bool = True,
 ) -> Path:
     """Download ``url`` to ``dest`` (see the module docstring) and return ``dest``.
 
     An existing ``dest`` is reused without any request (after a checksum check when ``sha256`` is
     given; a verified file is remembered in a small ``.sha256`` sidecar so it is hashed once).
     Raises :class:`~lsd_jax.errors.DownloadError`, naming the URL, when offline, on a dead link
-    (404/410), on a stall (no data for ``timeout`` seconds, after the retries), on a checksum mismatch.
+    (404/410), on a stall (no data for ``timeout`` seconds, or less than ``min_rate`` bytes/s over
+    ``rate_window`` seconds, after the retries), past the ``deadline`` (seconds for the whole download;
+    None: none), on a checksum mismatch, when the server sends a web page or JSON document instead of a
+    ``binary`` file, or when the disk is too small.
     """
     dest = Path(dest)
     url = os.fspath(url)
@@ -272,6 +215,9 @@ def download(
         sha256 = _check_sha(sha256)
     if retries < 0:
         raise ValueError("retries must be >= 0")
+    if min_rate < 0 or rate_window <= 0 or (deadline is not None and deadline <= 0):
+        raise ValueError("min_rate must be >= 0, and rate_window and deadline > 0")
+    pace = _Pace(url, deadline, min_rate, rate_window)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if _cached(dest, sha256, repair=False):  # fast path, no lock: never deletes anything
         return dest
@@ -279,12 +225,99 @@ def download(
         if _cached(dest, sha256, repair=True):  # another thread/process finished it while we waited
             return dest
         part = dest.with_name(dest.name + ".part")
-        if is_local(url):
-            _copy_local(local_path(url), part, progress)
-        else:
-            _fetch_http(url, part, progress=progress, timeout=timeout, retries=retries, backoff=backoff)
-        _finish(url, part, dest, sha256)
+        source = None
+        try:
+            if is_local(url):
+                _copy_local(local_path(url), part, progress)
+            else:
+                source = _fetch_http(url, part, progress=progress, timeout=timeout, retries=retries,
+                                     backoff=backoff, pace=pace)
+        except _DiskFull as e:
+            _discard(part)  # what filled the disk: keeping it would keep the disk full
+            raise DownloadError(f"Not enough disk space to download {url} into {part.parent} ({e}). The partial "
+                                "file was removed; free some space (or point LSD_JAX_CACHE at a bigger disk) and "
+                                "try again.", reason=f"not enough disk space ({e})", disk=True) from None
+        _finish(url, part, dest, sha256, binary, source)
     return dest
+
+
+def _human(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+class _DiskFull(Exception):
+    """The disk is full (or the quota reached) while writing the .part file."""
+
+
+class _Sink:
+    """The .part file being written: every OS error is a disk error (never blamed on the network)."""
+
+    def __init__(self, part: Path, mode: str):
+        self.part = part
+        try:
+            self.f = open(part, mode)
+        except OSError as e:
+            raise _disk_error(e, part) from None
+
+    def write(self, block: bytes) -> None:
+        try:
+            self.f.write(block)
+        except OSError as e:
+            raise _disk_error(e, self.part) from None
+
+    def close(self) -> None:
+        try:
+            self.f.flush()
+            os.fsync(self.f.fileno())
+        except OSError as e:
+            raise _disk_error(e, self.part) from None
+        finally:
+            with contextlib.suppress(OSError):
+                self.f.close()
+
+
+def _disk_error(e: OSError, part: Path) -> Exception:
+    if e.errno in _DISK_FULL:
+        return _DiskFull(e.strerror or "no space left on device")
+    return DownloadError(f"Cannot write {part}: {e.strerror or e}. Check that the folder is writable (or point "
+                         "LSD_JAX_CACHE elsewhere).", reason=f"cannot write {part}", disk=True)
+
+
+class _Pace:
+    """The whole download's deadline and each attempt's minimum transfer rate."""
+
+    def __init__(self, url: str, deadline: float | None, min_rate: float, window: float):
+        self.url, self.deadline, self.min_rate, self.window = url, deadline, min_rate, window
+        self.end = None if deadline is None else time.monotonic() + deadline
+
+    def start(self) -> None:
+        """A new attempt: the rate is measured afresh; past the deadline there is no new attempt."""
+        self.check_deadline(None, None)
+        self.t0, self.n0 = time.monotonic(), 0
+
+    def check_deadline(self, got: int | None, total: int | None) -> None:
+        if self.end is not None and time.monotonic() > self.end:
+            done = f" ({_human(got)} of {_human(total) if total else 'an unknown size'} received)" if got else ""
+            raise _Deadline(f"Download of {self.url} did not finish within {self.deadline:g} s{done}.")
+
+    def update(self, received: int, got: int, total: int | None) -> None:
+        """``received`` bytes so far in this attempt (``got`` in the file)."""
+        self.check_deadline(got, total)
+        now = time.monotonic()
+        if now - self.t0 >= self.window:
+            n = received - self.n0
+            if n < self.min_rate * (now - self.t0):
+                raise _Retry(f"too slow: {n} bytes in the last {now - self.t0:.0f} s (the minimum is "
+                             f"{self.min_rate:g} bytes/s)", stalled=True)
+            self.t0, self.n0 = now, received
+
+
+class _Deadline(Exception):
+    """The download's overall deadline passed (the .part is kept for resuming)."""
 
 
 def _check_sha(sha: str) -> str:
@@ -338,7 +371,69 @@ def _discard(part: Path) -> None:
             p.unlink()
 
 
-def _finish(url: str, part: Path, dest: Path, sha256: str | None) -> None:
+_TITLE = re.compile(r"<title[^>]*>([^<]{1,200})", re.IGNORECASE)
+_HTML_TAGS = ("<!doctype html", "<html", "<head", "<body", "<script", "<meta", "<title", "<div", "<p>", "<p ",
+              "<br", "<h1", "<table", "<iframe", "<pre", "<center", "<form", "<link", "<style", "<noscript")
+
+
+def sniff_page(head: bytes) -> str | None:
+    """What ``head`` (a file's first few KB) is, if it is a text page rather than a binary file: ``'an HTML page'``
+    (with the page title when it has one), ``'an XML document'``, ``'a web page'`` or ``'a JSON document'`` (with
+    its start). A byte-order mark, whitespace and leading ``<!-- comments -->`` are skipped. None for anything
+    else: pickles, zips, safetensors and the like never start as text with ``<``, ``{`` or ``[``."""
+    for bom, enc in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):
+            text = head[len(bom):].decode(enc, "replace")
+            break
+    else:
+        text = head.decode("utf-8", "replace")
+    bad = sum(1 for c in text if c == "\ufffd" or (ord(c) < 32 and c not in "\t\n\r\f"))
+    if "\x00" in text or bad > len(text) // 100 + 1:
+        return None  # binary
+    body = text.lstrip()
+    low = body.lower()
+    while low.startswith("<!--"):
+        end = low.find("-->")
+        if end < 0:
+            return "an HTML page"
+        body = body[end + 3:].lstrip()
+        low = body.lower()
+    if low.startswith("<"):
+        title = _TITLE.search(text)
+        titled = f" (titled {' '.join(title.group(1).split())[:80]!r})" if title else ""
+        if low.startswith(_HTML_TAGS) or "<html" in low[:2000]:
+            return "an HTML page" + titled
+        if low.startswith("<?xml"):
+            return "an XML document" + (f" starting {' '.join(body[:120].split())!r}" if not titled else titled)
+        return "a web page" + titled
+    if low.startswith(("{", "[")):
+        return f"a JSON document starting {' '.join(body[:120].split())!r}"
+    return None
+
+
+def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool,
+            source: hosts.Source | None = None) -> None:
+    if source is not None and source.mega is not None:
+        from lsd_jax.mega import condensed_mac
+
+        if condensed_mac(part, source.mega) != source.mega.meta_mac:
+            _discard(part)
+            raise DownloadError(
+                f"The file from {url} failed mega.nz's integrity check (its MAC does not match the link's key): it "
+                "was corrupted in transit or the link's key is wrong. Nothing was cached; try again.",
+                reason="the file failed mega.nz's integrity check (MAC mismatch)")
+    if binary:
+        with open(part, "rb") as f:
+            kind = sniff_page(f.read(4096))
+        if kind:
+            _discard(part)
+            host = urllib.parse.urlsplit(url).hostname or url
+            raise DownloadError(
+                f"{host} sent {kind} instead of the file {url} (a web page: a download quota, consent or sign-in "
+                "page, or an error message?). Nothing was cached. If the file needs a browser, download it there "
+                "and use the local file.", reason=f"{host} sent {kind} (a web page) instead of the file",
+                unavailable="dead"
+            )
     if sha256 is not None:
         got = sha256_file(part)
         if got != sha256:
@@ -346,7 +441,8 @@ def _finish(url: str, part: Path, dest: Path, sha256: str | None) -> None:
             raise DownloadError(
                 f"Checksum mismatch for {url}: expected sha256 {sha256}, got {got}. The file was deleted "
                 "(nothing was cached). The file on the server may have changed or be corrupt; if you trust "
-                "it, update the catalogue's sha256."
+                "it, update the catalogue's sha256.",
+                reason=f"checksum mismatch (expected sha256 {sha256[:12]}…, got {got[:12]}…)"
             )
     os.replace(part, dest)
     with contextlib.suppress(FileNotFoundError):
@@ -359,12 +455,29 @@ def _copy_local(src: Path, part: Path, progress: bool) -> None:
     if not src.is_file():
         raise DownloadError(f"Cannot copy {src}: no such file.")
     total = src.stat().st_size
-    with open(src, "rb") as fi, open(part, "wb") as fo, _bar(total, 0, part, progress) as bar:
-        for block in iter(lambda: fi.read(1 << 20), b""):
-            fo.write(block)
-            bar.update(len(block))
-        fo.flush()
-        os.fsync(fo.fileno())
+    _check_space(part, total, str(src))
+    sink = _Sink(part, "wb")
+    try:
+        with open(src, "rb") as fi, _bar(total, 0, part, progress) as bar:
+            for block in iter(lambda: fi.read(1 << 20), b""):
+                sink.write(block)
+                bar.update(len(block))
+    finally:
+        sink.close()
+
+
+def _check_space(part: Path, need: int | None, url: str) -> None:
+    """Fail before writing when the file cannot fit (16 MB kept free)."""
+    if not need:
+        return
+    try:
+        free = shutil.disk_usage(part.parent).free
+    except OSError:
+        return
+    if need > free - (16 << 20):
+        raise DownloadError(f"Not enough disk space to download {url}: it needs {_human(need)} but {part.parent} "
+                            f"has {_human(max(free, 0))} free. Free some space (or point LSD_JAX_CACHE at a bigger "
+                            "disk) and try again.", reason="not enough disk space", disk=True)
 
 
 def _bar(total: int | None, initial: int, part: Path, progress: bool):
@@ -375,8 +488,10 @@ def _bar(total: int | None, initial: int, part: Path, progress: bool):
     )
 
 
-def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries: int, backoff: float) -> None:
-    real = resolve_url(url, timeout=timeout)
+def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries: int, backoff: float,
+                pace: _Pace) -> hosts.Source:
+    """Download ``url`` into ``part`` with retries; returns the host's :class:`~lsd_jax.hosts.Source` (a mega.nz
+    file's is needed to verify it). Each attempt resolves the link afresh (hosts' temporary URLs expire)."""
     meta = part.with_name(part.name + ".json")
     with contextlib.suppress(OSError, ValueError):
         if json.loads(meta.read_text()).get("url") != url:
@@ -387,32 +502,57 @@ def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries
     restarts = 0
     while True:
         try:
-            _fetch_once(url, real, part, meta, progress=progress, timeout=timeout)
-            return
+            pace.start()
+            try:
+                source = hosts.resolve(url, timeout=timeout)
+            except hosts.Transient as e:
+                raise _Retry(str(e), stalled=e.stalled) from e
+            _fetch_once(url, source, part, meta, progress=progress, timeout=timeout, pace=pace)
+            return source
+        except _Deadline as e:
+            msg = str(e)
+            if part.exists() and part.stat().st_size:
+                msg += " The partial file is kept and will be resumed by the next try."
+            raise DownloadError(msg, reason=f"did not finish within {pace.deadline:g} s") from None
         except _Restart:
             _discard(part)
             restarts += 1
             if restarts > 3:
-                raise DownloadError(f"Could not download {url}: the server keeps answering range requests wrongly.")
+                raise DownloadError(f"Could not download {url}: the server keeps answering range requests wrongly.",
+                                    reason="the server answers range requests wrongly") from None
         except _Retry as e:
             failures += 1
             if failures > retries:
-                what = f"stalled (no data for {timeout:g} s)" if e.stalled else "failed"
+                what = f"stalled (no data for {timeout:g} s, or too slow)" if e.stalled else "failed"
                 msg = f"Download of {url} {what} after {failures} attempt(s): {e}."
                 if e.network:
                     msg += " Check your internet connection, or try again later."
                 if part.exists() and part.stat().st_size:
                     msg += " The partial file is kept and will be resumed by the next try."
-                raise DownloadError(msg) from (e.__cause__ or e)
-            time.sleep(min(backoff * 2 ** (failures - 1), _MAX_SLEEP))
+                raise DownloadError(msg, reason=f"{what} after {failures} attempt(s): {e}") from (e.__cause__ or e)
+            delay = min(backoff * 2 ** (failures - 1), _MAX_SLEEP)
+            if pace.end is not None:
+                delay = max(0.0, min(delay, pace.end - time.monotonic()))
+            time.sleep(delay)
 
 
-def _fetch_once(url: str, real: str, part: Path, meta: Path, *, progress: bool, timeout: float) -> None:
+def _fetch_once(url: str, source: hosts.Source, part: Path, meta: Path, *, progress: bool, timeout: float,
+                pace: _Pace) -> None:
     offset = part.stat().st_size if part.exists() else 0
-    headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
-    validator = None
-    if offset:
+    headers = {"User-Agent": hosts.user_agent(), "Accept-Encoding": "identity", **source.headers}
+    real = source.url
+    if source.mega is not None:  # mega.nz: ranges in the URL's path, a known size, an encrypted stream
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(meta.read_text()).get("size") != source.size:
+                offset = 0
+        if offset > source.size:
+            raise _Restart()
+        if offset == source.size:
+            return  # the .part already holds the whole file (an earlier run died before the rename)
+        real = source.ranged_url(offset)
+    elif offset:
         headers["Range"] = f"bytes={offset}-"
+        validator = None
         with contextlib.suppress(OSError, ValueError):
             m = json.loads(meta.read_text())
             validator = m.get("etag") or m.get("last_modified")
@@ -423,25 +563,30 @@ def _fetch_once(url: str, real: str, part: Path, meta: Path, *, progress: bool, 
         resp = urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as e:
         e.close()
-        if e.code == 416 and offset:
+        if e.code == 416 and offset and source.mega is None:
             cr = (e.headers.get("Content-Range") or "").strip().lower()
             if cr.startswith("bytes */") and cr[8:].isdigit() and int(cr[8:]) == offset:
                 return  # the .part already holds the whole file (an earlier run died before the rename)
             raise _Restart() from e
+        if source.mega is not None and e.code in (403, 404, 410):
+            raise _Retry(f"mega.nz's temporary download URL answered HTTP {e.code} (expired?)", network=False) from e
         if e.code in (404, 410):
             raise DownloadError(
                 f"Dead link: {url} answered HTTP {e.code} ({e.reason}). The file is gone from that server; "
-                "look for a mirror and register it with lsd_jax.catalogue.add_style(NAME, URL, overwrite=True)."
+                "look for a mirror and register it with lsd_jax.catalogue.add_style(NAME, URL, overwrite=True).",
+                reason=f"dead link (HTTP {e.code})", unavailable="dead"
             ) from e
         if e.code in _RETRY_STATUS:
             raise _Retry(f"the server answered HTTP {e.code} {e.reason}", network=False) from e
-        raise DownloadError(f"Download of {url} refused: HTTP {e.code} {e.reason}.") from e
+        if e.code == 509:
+            raise DownloadError(f"Download of {url} refused: HTTP 509, the host's transfer quota is used up; try "
+                                "again in a few hours.", reason="over the host's transfer quota (HTTP 509)",
+                                unavailable="quota") from e
+        raise DownloadError(f"Download of {url} refused: HTTP {e.code} {e.reason}.",
+                            reason=f"refused (HTTP {e.code} {e.reason})") from e
     except urllib.error.URLError as e:
         if isinstance(e.reason, socket.gaierror):
-            raise DownloadError(
-                f"Cannot download {url}: the host name could not be resolved ({e.reason}). "
-                "Are you offline? Check your internet connection (or use a local file)."
-            ) from e
+            raise hosts.offline_error(url, e) from e
         raise _transient(e) from e
     except (OSError, http.client.HTTPException) as e:
         raise _transient(e) from e
@@ -450,7 +595,14 @@ def _fetch_once(url: str, real: str, part: Path, meta: Path, *, progress: bool, 
         status = resp.status
         length = resp.headers.get("Content-Length")
         length = int(length) if length and length.isdigit() else None
-        if offset and status == 206:
+        if source.mega is not None:
+            if status != 200 or (length is not None and length != source.size - offset):
+                raise _Retry(f"mega.nz answered HTTP {status} with {length} bytes for bytes {offset}- of "
+                             f"{source.size}", network=False)
+            mode, total = ("ab" if offset else "wb"), source.size
+            if not offset:
+                meta.write_text(json.dumps({"url": url, "size": source.size}))
+        elif offset and status == 206:
             start, total = _content_range(resp.headers.get("Content-Range"))
             if start != offset:
                 raise _Restart()
@@ -461,22 +613,30 @@ def _fetch_once(url: str, real: str, part: Path, meta: Path, *, progress: bool, 
             meta.write_text(json.dumps(info))
         else:
             raise _Retry(f"unexpected HTTP status {status}", network=False)
+        _check_space(part, length, url)
+        decrypt = None
+        if source.mega is not None:
+            from lsd_jax.mega import decryptor
+
+            decrypt = decryptor(source.mega, offset)
         got = offset
-        with open(part, mode) as f, _bar(total, offset, part, progress) as bar:
-            try:
+        sink = _Sink(part, mode)
+        try:
+            with _bar(total, offset, part, progress) as bar:
                 while True:
-                    # read1: whatever has arrived (up to CHUNK), so a stall loses no received byte
-                    block = resp.read1(CHUNK)
+                    try:
+                        # read1: whatever has arrived (up to CHUNK), so a stall loses no received byte
+                        block = resp.read1(CHUNK)
+                    except (OSError, http.client.HTTPException) as e:
+                        raise _transient(e) from e
                     if not block:
                         break
-                    f.write(block)
+                    sink.write(decrypt(block) if decrypt else block)
                     got += len(block)
                     bar.update(len(block))
-            except (OSError, http.client.HTTPException) as e:
-                raise _transient(e) from e
-            finally:
-                f.flush()
-                os.fsync(f.fileno())
+                    pace.update(got - offset, got, total)
+        finally:
+            sink.close()
         if total is not None and got != total:
             if got > total:
                 raise _Restart()

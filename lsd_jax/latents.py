@@ -147,11 +147,15 @@ def class_latents(
     ``v_0`` is the chroma of the first non-silent frame scattered into classes; then
     ``v_i = complexity * minmax(v_{i-1} + gain * scatter(chroma_i))``, finally smoothed by block
     means over ``smooth_frames`` frames, linearly interpolated (Lucid Sonic Dreams' scheme).
+    A class that several pitches drive (a class list shorter than 12 is repeated) takes the value of
+    the last of them, as Lucid Sonic Dreams' ``dict(zip(classes, chroma))`` does.
     """
     n = chroma.shape[0]
 
     def scatter(row, classes):
-        return jnp.zeros(c_dim, jnp.float32).at[classes].add(row)
+        # only the last pitch of each class counts: drop a pitch when a later one drives the same class
+        later = jnp.triu(classes[:, None] == classes[None, :], k=1).any(axis=1)
+        return jnp.zeros(c_dim, jnp.float32).at[classes].add(jnp.where(later, 0.0, row))
 
     v0 = complexity * _minmax_rows(scatter(chroma[first_frame], pitch_class[0]))
 
@@ -181,7 +185,8 @@ def class_schedule(params: RenderParams, c_dim: int, chroma: np.ndarray, fps: fl
 
     Lucid Sonic Dreams' rules: ``classes`` (default: ``min(C, 12)`` distinct random classes from
     ``seed``) repeated to 12; with ``dominant_classes_first`` the first class goes to the most
-    dominant pitch; at each shuffle time the list rotates by ``round(class_shuffle_strength*12)``.
+    dominant pitch, the second to the next, ...; at each shuffle time the pitch-ordered list rotates
+    by ``round(class_shuffle_strength*12)`` (pitch p takes the class of pitch p + k).
     """
     n = chroma.shape[0]
     rng = np.random.default_rng(params.seed)
@@ -213,13 +218,10 @@ def class_schedule(params: RenderParams, c_dim: int, chroma: np.ndarray, fps: fl
             hits[0] = 0
         rot = np.cumsum(hits) * k
     table = np.zeros((n, 12), dtype=np.int32)
-    cls = np.asarray(classes)
+    base = np.empty(12, dtype=np.int32)  # the class of each pitch before any shuffle
+    base[pitch_order] = classes
     for r in np.unique(rot % 12):
-        rows = (rot % 12) == r
-        rotated = np.roll(cls, -int(r))
-        mapping = np.empty(12, dtype=np.int32)
-        mapping[pitch_order] = rotated
-        table[rows] = mapping
+        table[(rot % 12) == r] = np.roll(base, -int(r))
     return table
 
 

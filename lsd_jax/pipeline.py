@@ -1,238 +1,37 @@
 """The pipeline: song -> features -> latents -> frames -> MP4.
 
 State lives here, at the edge (files, threads, progress); everything it calls in the middle is a
-pure function over arrays. One compiled frame step per (style, output size, batch size, effects)
-renders latents straight to uint8 frames; batches are dispatched asynchronously while a writer
-thread feeds the previous batch to ffmpeg through a bounded queue, so memory stays flat whatever
-the song's length.
+pure function over arrays. :func:`prepare` resolves the style, analyses the song, computes the latents and binds
+the compiled frame step (:mod:`lsd_jax.step`); :func:`render` dispatches batches asynchronously while a writer
+thread feeds the previous batch to ffmpeg through a bounded queue, so memory stays flat whatever the song's
+length, and returns a :class:`RenderResult`.
 """
 
 from __future__ import annotations
 
 import os
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import effects as fx
-from .errors import OutputError, ParamError
+from .errors import ParamError
+from .outputs import render_inputs, resolve_output
 from .params import RenderParams, make_params
+from .step import (EffectPlan, FrameStep, auto_batch_size, effect_amplitudes, make_frame_step, output_size,
+                   plan_effects, render_settings)
 from .style import Style
 from .styles import resolve_style
 
 Array = jax.Array
 ProgressFn = Callable[[int, int], None]
-
-SUPPORTED_SUFFIXES = (".mp4",)
-
-
-@dataclass(frozen=True)
-class EffectPlan:
-    """Effects in Lucid Sonic Dreams' order (custom first, then contrast, then flash), split into
-    the traceable prefix (fused into the step) and the rest (run on the host, in order)."""
-
-    fused: tuple[tuple[Callable[..., Any], float], ...]
-    host: tuple[tuple[Callable[..., Any], float], ...]
-
-
-def plan_effects(params: RenderParams, size: tuple[int, int]) -> EffectPlan:
-    chain: list[tuple[Callable[..., Any], float, bool]] = []
-    for e in params.custom_effects:
-        chain.append((e.func, float(e.strength), e.traceable(*size)))
-    if params.contrast_on:
-        chain.append((fx.contrast_effect, params.effect_strength("contrast"), True))
-    if params.flash_on:
-        chain.append((fx.flash_effect, params.effect_strength("flash"), True))
-    split = next((i for i, (_, _, ok) in enumerate(chain) if not ok), len(chain))
-    return EffectPlan(
-        fused=tuple((f, s) for f, s, _ in chain[:split]),
-        host=tuple((f, s) for f, s, _ in chain[split:]),
-    )
-
-
-def effect_amplitudes(features: Any) -> np.ndarray:
-    """(N, E) amplitudes in the plan's order: custom effects, contrast, flash."""
-    cols = list(features.effects)
-    if features.contrast is not None:
-        cols.append(features.contrast)
-    if features.flash is not None:
-        cols.append(features.flash)
-    if not cols:
-        return np.zeros((features.n_frames, 0), np.float32)
-    return np.stack(cols, axis=1).astype(np.float32)
-
-
-def _fit(images: Array, size: tuple[int, int]) -> Array:
-    """Centre-crop to the target aspect ratio, then resize: (B, h, w, 3) -> (B, H, W, 3)."""
-    b, h, w, _ = images.shape
-    th, tw = size
-    if (h, w) == (th, tw):
-        return images
-    if h * tw > w * th:  # too tall: crop rows
-        ch = max(1, round(w * th / tw))
-        top = (h - ch) // 2
-        images = images[:, top : top + ch]
-    elif h * tw < w * th:  # too wide: crop columns
-        cw = max(1, round(h * tw / th))
-        left = (w - cw) // 2
-        images = images[:, :, left : left + cw]
-    return jax.image.resize(images, (b, th, tw, 3), method="linear", antialias=True)
-
-
-def to_uint8_frames(images: Array, size: tuple[int, int], plan: EffectPlan, amps: Array) -> Array:
-    """[-1, 1] images -> fitted, effected uint8 frames. Pure; runs inside the compiled step."""
-    x = jnp.clip((_fit(images.astype(jnp.float32), size) + 1.0) * 127.5, 0.0, 255.0)
-    if plan.fused:
-        funcs, strengths = zip(*plan.fused)
-        x = fx.apply_fused(x, funcs, strengths, amps)
-    return jnp.round(x).astype(jnp.uint8)
-
-
-@dataclass(frozen=True)
-class FrameStep:
-    """A compiled frame step bound to its devices.
-
-    ``fn(variables, inputs) -> uint8 (B, H, W, 3)`` where ``inputs`` holds the per-frame arrays
-    ``z`` (B, D), ``c`` (B, C), ``amps`` (B, E) and optionally ``transform`` (B, 3, 3); the batch
-    axis is sharded over a 1-D mesh of ``devices`` and the (already placed) ``variables`` are
-    replicated. ``batch`` is a multiple of the device count.
-    """
-
-    fn: Callable[..., Array]
-    variables: Any
-    batch: int
-    devices: tuple[Any, ...]
-    style: Style | None = None  # what it was built for (keeps the cache key's id() alive)
-
-    def __call__(self, inputs: dict[str, np.ndarray]) -> Array:
-        return self.fn(self.variables, inputs)
-
-
-def _cast_floats(tree: Any, dtype: Any) -> Any:
-    def cast(a: Any) -> Any:
-        a = jnp.asarray(a)
-        return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
-
-    return jax.tree.map(cast, tree)
-
-
-def generate_images(style: Style, variables: Any, inputs: dict[str, Array], size: tuple[int, int]) -> Array:
-    """The style's images for a batch of per-frame inputs (see :class:`FrameStep`)."""
-    if "apply_inputs" in style.info:  # w-controlled StyleGAN (lsd_jax.control)
-        return style.info["apply_inputs"](variables, inputs, size)
-    if "transform" in inputs:
-        return style.info["apply_transform"](variables, inputs["z"], inputs["c"], size, inputs["transform"])
-    return style.apply(variables, inputs["z"], inputs["c"], size)
-
-
-_STEP_CACHE: dict[tuple, FrameStep] = {}
-_STEP_CACHE_SIZE = 4
-
-
-def make_frame_step(
-    style: Style,
-    size: tuple[int, int],
-    plan: EffectPlan,
-    batch: int,
-    *,
-    devices: Any = None,
-    compute_dtype: str = "float32",
-) -> FrameStep:
-    """Build the one compiled step for (style, size, effects, batch).
-
-    ``devices``: default every local device (``jax.local_devices()``); the batch is rounded up to a
-    multiple of their count. ``compute_dtype="bfloat16"`` runs the style in bfloat16 (for GPU/TPU);
-    effects and the uint8 conversion stay in float32. A host (NumPy) style runs outside; only its
-    post-processing is compiled.
-    """
-    devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
-    n_dev = len(devices)
-    batch = -(-batch // n_dev) * n_dev
-    # a second render with the same style, size, effects and batch reuses the compiled step
-    key = (id(style), size, plan, batch, devices, compute_dtype)
-    hit = _STEP_CACHE.get(key)
-    if hit is not None and hit.style is style:
-        return hit
-    step = _build_frame_step(style, size, plan, batch, devices, compute_dtype)
-    if len(_STEP_CACHE) >= _STEP_CACHE_SIZE:
-        _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
-    _STEP_CACHE[key] = step
-    return step
-
-
-def _build_frame_step(style: Style, size: tuple[int, int], plan: EffectPlan, batch: int, devices: tuple[Any, ...],
-                      compute_dtype: str) -> FrameStep:
-    if style.info.get("host"):
-        post = jax.jit(lambda images, amps: to_uint8_frames(images, size, plan, amps))
-
-        def host_step(variables: Any, inputs: dict[str, Array]) -> Array:
-            return post(jnp.asarray(generate_images(style, variables, inputs, size)), inputs["amps"])
-
-        return FrameStep(host_step, style.variables, batch, devices[:1], style)
-
-    dtype = jnp.dtype(compute_dtype)  # a name from params.COMPUTE_DTYPES
-    mesh = Mesh(np.asarray(devices), ("batch",))
-    sharded = NamedSharding(mesh, PartitionSpec("batch"))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    variables = style.variables
-    if dtype != jnp.float32:
-        variables = _cast_floats(variables, dtype)
-    variables = jax.device_put(variables, replicated)
-
-    def step(variables: Any, inputs: dict[str, Array]) -> Array:
-        cast = {k: (v.astype(dtype) if k != "amps" and jnp.issubdtype(v.dtype, jnp.floating) else v)
-                for k, v in inputs.items()}
-        images = generate_images(style, variables, cast, size)
-        return to_uint8_frames(images.astype(jnp.float32), size, plan, inputs["amps"])
-
-    fn = jax.jit(step, in_shardings=(replicated, sharded), out_shardings=sharded)
-    return FrameStep(fn, variables, batch, devices, style)
-
-
-def auto_batch_size(style: Style, size: tuple[int, int], n_devices: int = 1) -> int:
-    """Frames per step when the user gives none.
-
-    On accelerators: from the device's free memory and the step's measured memory per frame
-    (XLA's memory analysis at batch 1), leaving half the memory free. On CPU, large batches lose
-    cache locality at high resolutions (measured on a 2-core CPU), so a pixel budget decides.
-    """
-    dev = jax.local_devices()[0]
-    try:
-        stats = dev.memory_stats()
-    except Exception:  # CPU and some plugins have none
-        stats = None
-    if dev.platform != "cpu" and stats and stats.get("bytes_limit") and not style.info.get("host"):
-        free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
-        probe = _build_frame_step(style, size, EffectPlan((), ()), 1, (dev,), "float32")  # not cached
-        spec = {"z": jax.ShapeDtypeStruct((1, style.z_dim), jnp.float32),
-                "c": jax.ShapeDtypeStruct((1, style.c_dim), jnp.float32),
-                "amps": jax.ShapeDtypeStruct((1, 0), jnp.float32)}
-        mem = probe.fn.lower(probe.variables, spec).compile().memory_analysis()
-        per_frame = max(1, (mem.temp_size_in_bytes + mem.output_size_in_bytes) if mem else 1)
-        per_dev = int(max(1, min(64, 0.5 * free // per_frame)))
-        return per_dev * n_devices
-    pixels = size[0] * size[1]
-    per_pixel = int(style.info.get("cpu_batch_pixels", 2**21))
-    return int(max(1, min(32, per_pixel // pixels))) * n_devices
-
-
-def output_size(style: Style, params: RenderParams) -> tuple[int, int]:
-    if params.width is not None:
-        return (params.height, params.width)
-    if params.resolution is not None:
-        return (params.resolution, params.resolution)
-    h, w = style.output_size(None)
-    return (h + h % 2, w + w % 2)
 
 
 def iter_batches(n: int, batch: int) -> Iterator[tuple[int, int]]:
@@ -333,29 +132,9 @@ class _WriterThread:
             raise self.error
 
 
-def resolve_output(output: str | os.PathLike[str]) -> Path:
-    """The final path (``.mp4`` added when there is no suffix), checked writable up front."""
-    path = Path(output).expanduser()
-    if path.suffix == "":
-        path = path.with_suffix(".mp4")
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise ParamError(f"output must be an .mp4 file, got {path.name!r}")
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise OutputError(f"output directory does not exist: {parent}")
-    if path.is_dir():
-        raise OutputError(f"output path is a directory: {path}")
-    try:  # try for real: permission bits say nothing about read-only mounts or root
-        with tempfile.TemporaryFile(dir=parent, prefix=".lsd-jax-probe-"):
-            pass
-    except OSError as e:
-        raise OutputError(f"output directory is not writable: {parent} ({e.strerror})") from None
-    return path
-
-
 @dataclass
 class Timings:
-    """Seconds spent per stage of the last render (for the benchmark and the CLI's summary)."""
+    """Seconds spent per stage of a render (in its :class:`RenderResult`; the benchmark and the CLI read them)."""
 
     style: float = 0.0
     audio: float = 0.0
@@ -366,7 +145,29 @@ class Timings:
     tempo_bpm: float | None = None  # detected when speed_fpm is "beat" or "bar"
 
 
-LAST_TIMINGS = Timings()
+@dataclass(frozen=True)
+class RenderResult:
+    """What :func:`render` made: the video's ``path`` (also ``os.fspath(result)`` and ``str(result)``), its
+    frame count, fps and size, the detected tempo (``speed_fpm="beat"``/``"bar"``) and the time per stage."""
+
+    path: Path
+    n_frames: int
+    fps: float
+    size: tuple[int, int]
+    timings: Timings = field(default_factory=Timings)
+    tempo_bpm: float | None = None
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def summary(self) -> str:
+        """One line for the CLI: frames, time per stage, tempo."""
+        t = self.timings
+        return (f"{self.n_frames} frames in {t.total:.1f} s: audio {t.audio:.1f} s, latents {t.latents:.1f} s, "
+                f"frames+encoding {t.frames:.1f} s" + (f"; tempo {self.tempo_bpm:.1f} BPM" if self.tempo_bpm else ""))
 
 
 @dataclass
@@ -419,17 +220,12 @@ def prepare(
     timings.style = time.perf_counter() - t0
 
     t = time.perf_counter()
-    feats = audio.analyze(song, params)
-
-    beats = None
-    song_y = None
-    if isinstance(params.speed_fpm, str) or any(params.band_react):
-        song_y = audio.load_audio(song, sr=audio.SR, start=params.start, duration=params.duration)
+    feats = audio.analyze(song, params)  # decodes the song once: features, bands, beats and soundtrack
+    beats = feats.beats
     positions = None
-    if isinstance(params.speed_fpm, str):
-        from .beats import beat_keyframe_positions, detect_beats
+    if beats is not None:
+        from .beats import beat_keyframe_positions
 
-        beats = detect_beats(song_y, audio.SR, feats.fps, feats.n_frames)
         timings.tempo_bpm = float(beats.tempo_bpm)
         positions = beat_keyframe_positions(beats, params.speed_fpm, feats.n_frames)
         if len(positions) < 2:
@@ -444,32 +240,27 @@ def prepare(
     lat = latents.make_latents(feats.pulse, feats.motion, feats.chroma, params, fps=feats.fps,
                                z_dim=style_obj.z_dim, c_dim=style_obj.c_dim, keyframe_positions=positions)
     timings.latents = time.perf_counter() - t
-    extra: dict[str, np.ndarray] = {}
-    if params.w_control:
-        from .control import controlled_style
+    from .control import controlled_style
 
-        bands = None
-        if any(params.band_react):
-            from .bands import band_envelopes
-
-            bands = band_envelopes(song_y, audio.SR, feats.fps, feats.n_frames, params.band_edges_hz)
-        style_obj, extra = controlled_style(style_obj, params, n_frames=feats.n_frames, fps=feats.fps, bands=bands,
-                                            pulse=feats.pulse, progress=progress)
+    style_obj, extra = controlled_style(style_obj, params, n_frames=feats.n_frames, fps=feats.fps,
+                                        bands=feats.bands, pulse=feats.pulse, progress=progress)
 
     size = output_size(style_obj, params)
     plan = plan_effects(params, size)
     devices = jax.local_devices()
-    batch = params.batch_size or auto_batch_size(style_obj, size, len(devices))
-    step = make_frame_step(style_obj, size, plan, batch, devices=devices, compute_dtype=params.compute_dtype)
     inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats), **extra}
     if params.rotate_react or params.translate_react:
-        if "apply_transform" not in style_obj.info:
+        if not style_obj.transform:
             raise ParamError("rotate_react and translate_react need a StyleGAN3 style (its input can rotate and "
                              f"translate); {style_obj.name!r} cannot")
         from .generator import stylegan3_transform
 
         angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps)
         inputs["transform"] = np.asarray(stylegan3_transform(angle, tx, ty), np.float32)
+    settings = render_settings(params)
+    batch = params.batch_size or auto_batch_size(style_obj, size, len(devices), example=inputs, settings=settings)
+    step = make_frame_step(style_obj, size, plan, batch, devices=devices, compute_dtype=params.compute_dtype,
+                           settings=settings)
     return Prepared(params, style_obj, feats, lat, inputs, size, plan, step, timings, beats)
 
 
@@ -499,8 +290,8 @@ def render(
     params: RenderParams | None = None,
     live: str | os.PathLike[str] | None = None,
     **kwargs: Any,
-) -> Path:
-    """Render a music video of ``song`` and return the path of the MP4.
+) -> RenderResult:
+    """Render a music video of ``song``; returns a :class:`RenderResult` (``.path``: the MP4).
 
     ``style``: None/"default" (embedded CPPN), a catalogue name, a ``.pkl`` path, a Style, or a
     callable ``style(noise_batch, class_batch)`` (then give ``input_shape`` and
@@ -512,19 +303,17 @@ def render(
     Under ``jax.distributed`` (several processes), each process renders a contiguous range of
     frames and process 0 joins the segments without re-encoding.
     """
-    from . import audio, video
+    from . import video
 
     t0 = time.perf_counter()
     if params is None:
         params = make_params(**kwargs)
     elif kwargs:
         params = make_params(params, **kwargs)
-    out = resolve_output(output)
+    out = resolve_output(output, render_inputs(song, style, params))  # before any work; never over an input
     prep = prepare(song, style, params=params, input_shape=input_shape, num_possible_classes=num_possible_classes,
                    progress=bool(progress))
-    t = time.perf_counter()
-    soundtrack = audio.load_output_audio(song, params)
-    prep.timings.audio += time.perf_counter() - t
+    soundtrack = prep.features.soundtrack  # decoded by the analysis (no second decode)
     n = prep.n_frames
     fps = prep.features.fps
     n_proc, proc = jax.process_count(), jax.process_index()
@@ -559,8 +348,7 @@ def render(
     timings.frames = time.perf_counter() - t
     timings.total = time.perf_counter() - t0
     timings.n_frames = n
-    LAST_TIMINGS.__dict__.update(timings.__dict__)
-    return out
+    return RenderResult(out, n, float(fps), prep.size, timings, timings.tempo_bpm)
 
 
 def segment_path(out: Path, index: int) -> Path:

@@ -22,14 +22,15 @@ Method (no downloaded network is needed):
 * Adam (optax ``scale_by_adam``) with a warm-up + cosine-decay learning-rate schedule (optax
   ``warmup_cosine_decay_schedule``, peak ``lr``) and a decaying Gaussian jitter on ``u`` over the first three
   quarters (NVIDIA's projector does the same with its w noise), all deterministic for a ``seed``;
-* ONE jitted step function at module level (the schedule's value is an argument), so it compiles once per
-  (network, latent shape, noise mode) and is reused by every later projection.
+* ONE jitted step function at module level (the schedule's value is an argument; the network's graphdef is static,
+  its state traced), so it compiles once per (network, latent shape, noise mode) and is reused by every later
+  projection.
 
 Discriminator features (as NVIDIA's projector uses VGG/LPIPS, and as the issue suggests trying) are NOT available:
 the converter keeps only ``G_ema``, so this loss is pixels + the w prior only.
 
 Results are cached in ``cache_dir()/"projections"`` as ``.npz`` (``allow_pickle=False``, written atomically) under
-the sha256 of (the target pixels after resizing, the model's params and spec, the options).
+the sha256 of (the target pixels after resizing, the model's state and spec, the options).
 """
 
 from __future__ import annotations
@@ -48,18 +49,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import stylegan2 as sg2
-from . import stylegan3 as sg3
+from flax import nnx
+
 from .errors import LsdError, ParamError
 from .paths import cache_dir
 
 Array = jax.Array
-CACHE_VERSION = "projection-v1"
+CACHE_VERSION = "projection-v2"
 MIN_PYRAMID = 8  # smallest scale in the multi-scale pixel loss
 NOISE_MODES = ("const", "none")
-
-# Incremented each time the step function is traced (i.e. compiled); the tests read it.
-TRACE_COUNTS = {"step": 0}
 
 
 class ImageError(LsdError):
@@ -108,6 +106,8 @@ def _open_image(image: Any) -> Any:
                 img = img.copy()
         except UnidentifiedImageError:
             raise ImageError(f"cannot read image {image}: not an image format Pillow can decode") from None
+        except Image.DecompressionBombError as e:  # a huge pixel count claimed by a small file
+            raise ImageError(f"cannot read image {image}: it is too large to decode safely ({e})") from None
         except (OSError, ValueError, SyntaxError) as e:  # truncated / corrupt files
             raise ImageError(f"cannot read image {image}: {e}") from None
     else:
@@ -178,10 +178,8 @@ def w_spread(stats: WStats) -> float:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _synthesis(params: dict, spec: Any, ws: Array, noise_mode: str) -> Array:
-    if isinstance(spec, sg3.SG3Spec):
-        return sg3.synthesis(params, spec, ws)
-    return sg2.synthesis(params, spec, ws, noise_mode)
+def _synthesis(graphdef: Any, state: Any, ws: Array, noise_mode: str) -> Array:
+    return nnx.merge(graphdef, state).synthesize(ws, noise_mode=noise_mode)
 
 
 def _scales(resolution: int) -> tuple[int, ...]:
@@ -211,30 +209,30 @@ def saturate_like(images: Array, target: Array) -> Array:
     return jnp.where(hi, 1.0, jnp.where(lo, -1.0, images))
 
 
-def _loss(u: Array, gparams: dict, spec: Any, noise_mode: str, target: Array, mean: Array, std: Array,
+def _loss(u: Array, graphdef: Any, state: Any, noise_mode: str, target: Array, mean: Array, std: Array,
           w_reg: Array, jitter: Array) -> Array:
-    ws = mean + std * jnp.broadcast_to(u + jitter, (spec.num_ws, spec.w_dim))
-    img = saturate_like(_synthesis(gparams, spec, ws[None], noise_mode), target[None])
+    num_ws, w_dim = nnx.merge(graphdef, state).spec.num_ws, mean.shape[-1]
+    ws = mean + std * jnp.broadcast_to(u + jitter, (num_ws, w_dim))
+    img = saturate_like(_synthesis(graphdef, state, ws[None], noise_mode), target[None])
     return pyramid_mse(img, target[None])[0] + w_reg * jnp.mean(jnp.square(u))
 
 
 _ADAM = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "noise_mode"))
-def _step(gparams: dict, spec: Any, noise_mode: str, u: Array, opt_state: Any, lr_t: Array, jitter_t: Array,
+@functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
+def _step(graphdef: Any, state: Any, noise_mode: str, u: Array, opt_state: Any, lr_t: Array, jitter_t: Array,
           key: Array, target: Array, mean: Array, std: Array, w_reg: Array) -> tuple[Array, Any, Array]:
     """One Adam step on u; lr_t and the jitter scale are arguments, so every step and call shares one program."""
-    TRACE_COUNTS["step"] += 1
     jitter = jitter_t * jax.random.normal(key, u.shape, jnp.float32)
-    loss, grad = jax.value_and_grad(_loss)(u, gparams, spec, noise_mode, target, mean, std, w_reg, jitter)
+    loss, grad = jax.value_and_grad(_loss)(u, graphdef, state, noise_mode, target, mean, std, w_reg, jitter)
     updates, opt_state = _ADAM.update(grad, opt_state, u)
     return u - lr_t * updates, opt_state, loss
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "noise_mode"))
-def _render_w(gparams: dict, spec: Any, noise_mode: str, ws: Array) -> Array:
-    return _synthesis(gparams, spec, ws, noise_mode)
+@functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
+def _render_w(graphdef: Any, state: Any, noise_mode: str, ws: Array) -> Array:
+    return _synthesis(graphdef, state, ws, noise_mode)
 
 
 def lr_schedule(steps: int, lr: float) -> np.ndarray:
@@ -260,13 +258,13 @@ _MODEL_HASHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def model_hash(gen: Any) -> str:
-    """sha256 over the generator's spec and every params leaf (path, dtype, shape, bytes); memoised per object."""
+    """sha256 over the generator's spec and every state leaf (path, dtype, shape, bytes); memoised per object."""
     try:
         return _MODEL_HASHES[gen]
     except (KeyError, TypeError):
         pass
     h = hashlib.sha256(repr(gen.spec).encode())
-    for path, leaf in jax.tree_util.tree_flatten_with_path(gen.params)[0]:
+    for path, leaf in jax.tree_util.tree_flatten_with_path(gen.state)[0]:
         a = np.ascontiguousarray(np.asarray(leaf))
         h.update(f"{jax.tree_util.keystr(path)}|{a.dtype.str}|{a.shape}".encode())
         h.update(a.tobytes())
@@ -370,17 +368,18 @@ def project(gen: Any, image: Any, *, steps: int = 300, w_plus: bool = False, see
     lrs, jit_s = lr_schedule(steps, float(lr)), jitter_schedule(steps, float(jitter))
     base_key = jax.random.fold_in(jax.random.key(seed), 0x9E37)
     w_reg_a = jnp.float32(w_reg)
+    graphdef, state = gen.split()
     losses = []
     with tqdm(total=steps, desc="projecting keyframe", unit="step", disable=not progress, leave=False) as bar:
         for i in range(steps):
-            u, opt_state, loss = _step(gen.params, spec, noise_mode, u, opt_state, lrs[i], jit_s[i],
+            u, opt_state, loss = _step(graphdef, state, noise_mode, u, opt_state, lrs[i], jit_s[i],
                                        jax.random.fold_in(base_key, i), target, mean, std, w_reg_a)
             losses.append(loss)
             bar.update(1)
             if progress and (i % 10 == 9 or i == steps - 1):
                 bar.set_postfix(loss=f"{float(loss):.4f}")
     ws = mean + std * jnp.broadcast_to(u, (spec.num_ws, spec.w_dim))
-    img = jnp.clip(_render_w(gen.params, spec, noise_mode, ws[None])[0], -1.0, 1.0)
+    img = jnp.clip(_render_w(graphdef, state, noise_mode, ws[None])[0], -1.0, 1.0)
     proj = Projection(np.asarray(ws, np.float32), np.asarray(img, np.float32),
                       np.asarray(jnp.stack(losses), np.float32), False)
     if path is not None:

@@ -1,9 +1,12 @@
 """Resolving what the user passed as ``style`` into a :class:`~lsd_jax.style.Style`.
 
 Accepted: ``None`` / ``"default"`` / ``"cppn"`` (the embedded style, no download); a
-:class:`Style`; a path to an NVIDIA ``.pkl`` or a converted ``.npz``; a catalogue name (downloaded
+:class:`Style`; a path to an NVIDIA ``.pkl`` or a converted ``.safetensors``; a catalogue name (downloaded
 once, then cached); or a callable ``style(noise_batch, class_batch)`` as in Lucid Sonic Dreams,
 returning a batch of (H, W, 3) images with values in [0, 255] (uint8 or float).
+
+Render settings (truncation, noise mode) are not part of a style: they reach the compiled step as arrays
+(:func:`lsd_jax.step.render_settings`), so a new value never recompiles.
 """
 
 from __future__ import annotations
@@ -19,14 +22,29 @@ import numpy as np
 
 from .errors import StyleError
 from .params import RenderParams
-from .style import Style
+from .style import CallableProgram, ModuleProgram, Style
 
 DEFAULT_NAMES = ("default", "cppn")
 
 
+def cppn_style(z_dim: int | None = None, c_dim: int | None = None) -> Style:
+    """The embedded default style ("default" / "cppn"): :class:`lsd_jax.models.cppn.CPPN` at any size. Every call
+    builds the same values, so renders share one compiled step (JAX's jit cache keys on the graphdef's value)."""
+    from flax import nnx
+
+    from .models import cppn
+
+    z_dim = cppn.Z_DIM if z_dim is None else z_dim
+    c_dim = cppn.C_DIM if c_dim is None else c_dim
+    graphdef, state = nnx.split(cppn.CPPN(z_dim, c_dim))
+    return Style(name="cppn", z_dim=z_dim, c_dim=c_dim, program=ModuleProgram(graphdef),
+                 variables={"model": nnx.to_pure_dict(state)}, native_size=None,
+                 description="embedded CPPN: abstract art at any resolution, no download")
+
+
 def _callable_style(func: Callable[..., Any], z_dim: int | None, c_dim: int | None) -> Style:
     """Wrap an LSD-style callable. Traceable ones are fused into the compiled step; others run
-    on the host (``info["host"]``)."""
+    on the host (``Style.host``)."""
     if z_dim is None or c_dim is None:
         raise StyleError(
             "a callable style needs input_shape (the z size) and num_possible_classes, "
@@ -38,9 +56,6 @@ def _callable_style(func: Callable[..., Any], z_dim: int | None, c_dim: int | No
         names = []
     if names and len(names) < 2:
         raise StyleError(f"a callable style must take (noise_batch, class_batch); {func!r} takes {names}")
-
-    def apply(variables: Any, z: jax.Array, c: jax.Array, size: tuple[int, int]) -> jax.Array:
-        return jnp.asarray(func(z, c), jnp.float32) / 127.5 - 1.0
 
     try:
         out = jax.eval_shape(func, jax.ShapeDtypeStruct((1, z_dim), jnp.float32),
@@ -55,12 +70,12 @@ def _callable_style(func: Callable[..., Any], z_dim: int | None, c_dim: int | No
             raise StyleError(f"a callable style must return a (batch, H, W, 3) image batch; got shape {probe.shape}")
         native = (int(probe.shape[1]), int(probe.shape[2]))
 
-        def apply_host(variables: Any, z: Any, c: Any, size: tuple[int, int]) -> np.ndarray:
+        def host_fn(z: Any, c: Any) -> np.ndarray:
             return np.asarray(func(np.asarray(z), np.asarray(c)), np.float32) / 127.5 - 1.0
 
-        return Style(name=getattr(func, "__name__", "callable"), z_dim=z_dim, c_dim=c_dim, apply=apply_host,
-                     native_size=native, info={"host": True})
-    return Style(name=getattr(func, "__name__", "callable"), z_dim=z_dim, c_dim=c_dim, apply=apply,
+        return Style(name=getattr(func, "__name__", "callable"), z_dim=z_dim, c_dim=c_dim, host_fn=host_fn,
+                     native_size=native)
+    return Style(name=getattr(func, "__name__", "callable"), z_dim=z_dim, c_dim=c_dim, program=CallableProgram(func),
                  native_size=native)
 
 
@@ -77,15 +92,14 @@ def resolve_style(
     if isinstance(style, Style):
         return style
     if style is None or (isinstance(style, str) and style.lower() in DEFAULT_NAMES):
-        from .cppn import cppn_style
-
         return cppn_style()
     if callable(style):
         return _callable_style(style, input_shape, num_possible_classes)
     if not isinstance(style, (str, Path)):
-        raise StyleError(f"style must be a name, a path to a .pkl, a Style or a callable; got {type(style).__name__}")
+        raise StyleError(f"style must be a name, a path to a .pkl or .safetensors, a Style or a callable; got "
+                         f"{type(style).__name__}")
     path = Path(style).expanduser()
-    if path.suffix.lower() in (".pkl", ".npz") or path.exists():
+    if path.suffix.lower() in (".pkl", ".npz", ".safetensors") or path.exists():
         if not path.is_file():
             raise StyleError(f"style file not found: {path}")
         return _stylegan_from_path(path, params)
@@ -98,11 +112,4 @@ def resolve_style(
 def _stylegan_from_path(path: Path, params: RenderParams, name: str | None = None) -> Style:
     from .generator import load_generator, stylegan_style
 
-    gen = load_generator(path)
-    return stylegan_style(
-        gen,
-        truncation_psi=params.truncation_psi,
-        truncation_cutoff=params.truncation_cutoff,
-        noise_mode=params.noise_mode,
-        name=name or path.stem,
-    )
+    return stylegan_style(load_generator(path), name=name or path.stem)

@@ -10,14 +10,13 @@
   video (a browser can play it while frames still arrive); the finished MP4 is byte for byte the
   one written without it.
 * :func:`probe_video` and :func:`read_frames` inspect a written video (there is no ffprobe; we
-  parse the same binary's output).
+  parse the same binary's output, :mod:`lsd_jax.ffmpeg`).
+* :func:`join_segments` concatenates the segments of a multi-process render.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
-import math
 import os
 import re
 import subprocess
@@ -32,46 +31,12 @@ from typing import Any
 import numpy as np
 
 from .errors import OutputError
+from .ffmpeg import ffmpeg_exe, parse_streams, probe, run_ffmpeg
+from .timing import fps_fraction
 
 STDERR_TAIL_LINES = 20
 #: Seconds of video per fragment of a live copy (fragments need not start on a keyframe).
 LIVE_FRAGMENT_S = 0.5
-
-
-@functools.lru_cache(maxsize=1)
-def _ffmpeg_exe_cached() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary (imageio-ffmpeg's own, or ``IMAGEIO_FFMPEG_EXE``)."""
-    try:
-        return _ffmpeg_exe_cached()
-    except Exception as e:  # no binary for this platform and none on PATH
-        raise OutputError(f"no ffmpeg binary found (imageio-ffmpeg: {e})") from None
-
-
-def fps_fraction(fps: float | Fraction) -> Fraction:
-    """The exact rational frame rate meant by ``fps``.
-
-    NTSC-style rates come out as the rationals people mean (``30000/1001`` from 29.97002997...,
-    ``2997/100`` from 29.97, ``43`` from 43.0); any other float is taken at its shortest decimal
-    representation. Audio analysis and the encoder both use this value, so frame ``i`` of the video
-    is shown exactly over the audio interval it was computed from.
-    """
-    if isinstance(fps, Fraction):
-        if fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
-        return fps
-    f = float(fps)
-    if not math.isfinite(f) or f <= 0:
-        raise ValueError(f"fps must be a positive finite number, got {fps!r}")
-    q = Fraction(f).limit_denominator(1001)
-    if abs(float(q) - f) <= 1e-9 * f:
-        return q
-    return Fraction(repr(f)).limit_denominator(1_000_000)
 
 
 def _tee_path(path: Path) -> str:
@@ -353,81 +318,7 @@ class VideoWriter:
 
 # --- inspection --------------------------------------------------------------------------------
 
-_STREAM_RE = re.compile(r"^\s*Stream #\d+:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (\w+): (.*)$")
-_DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _TB_RE = re.compile(r"^#tb (\d+): (\d+)/(\d+)")
-
-
-def run_ffmpeg(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
-    """Run the ffmpeg binary to completion (posix_spawn: no fork of this multithreaded process)."""
-    return subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", *args], capture_output=True, close_fds=False,
-                          **kwargs)
-
-
-def _split_top(s: str) -> list[str]:
-    """Split ffmpeg's stream description on commas that are not inside parentheses."""
-    out, depth, cur = [], 0, []
-    for ch in s:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur).strip())
-    return out
-
-
-def channel_count(layout: str) -> int | None:
-    """Channels of an ffmpeg channel layout name ("mono", "stereo", "5.1(side)", "3 channels")."""
-    named = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "quad": 4, "4.0": 4, "downmix": 2}
-    base = layout.split("(")[0].strip()
-    if base in named:
-        return named[base]
-    m = re.match(r"^(\d+) channels", layout)
-    if m:
-        return int(m[1])
-    m = re.match(r"^(\d+)\.(\d+)", layout)
-    if m:
-        return int(m[1]) + int(m[2])
-    return None
-
-
-def parse_streams(stderr: str) -> dict[str, Any]:
-    """What ffmpeg prints about its first input: container duration and its streams."""
-    info: dict[str, Any] = dict(duration=None, streams=[])
-    for line in stderr.splitlines():
-        if line.startswith("Output #") or line.startswith("Input #1"):
-            break
-        m = _DURATION_RE.search(line)
-        if m and info["duration"] is None:
-            info["duration"] = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
-            continue
-        m = _STREAM_RE.match(line)
-        if not m:
-            continue
-        parts = _split_top(m[3])
-        st: dict[str, Any] = dict(index=int(m[1]), kind=m[2].lower(), codec=parts[0].split(" ")[0])
-        if st["kind"] == "video":
-            st["pix_fmt"] = parts[1].split("(")[0].strip() if len(parts) > 1 else None
-            for part in parts[1:]:
-                sm = re.match(r"^(\d+)x(\d+)", part)
-                if sm:
-                    st["width"], st["height"] = int(sm[1]), int(sm[2])
-                    break
-        elif st["kind"] == "audio":
-            for k, part in enumerate(parts[1:], 1):
-                sm = re.match(r"^(\d+) Hz$", part)
-                if sm:
-                    st["sample_rate"] = int(sm[1])
-                    if k + 1 < len(parts):
-                        st["channels"] = channel_count(parts[k + 1])
-                    break
-        info["streams"].append(st)
-    return info
 
 
 def _count_decoded_frames(p: Path) -> int:
@@ -507,9 +398,7 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
     p = Path(path)
     if not p.is_file():
         raise OutputError(f"video not found: {p}")
-    head = run_ffmpeg(["-i", str(p)])
-    video = [s for s in parse_streams(head.stderr.decode("utf-8", "replace"))["streams"]
-             if s["kind"] == "video" and "width" in s]
+    video = [s for s in probe(p)[0]["streams"] if s["kind"] == "video" and "width" in s]
     if not video:
         raise OutputError(f"no video stream in {p}")
     w, h = video[0]["width"], video[0]["height"]

@@ -7,17 +7,15 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lsd_jax
-from lsd_jax import audio
+from lsd_jax import audio, decode, spectral
 from lsd_jax.errors import AudioError
 from lsd_jax.params import make_params
 
-from audio_signals import (SR, click, click_track, high_hit, low_hit, normalise, place, silence, stereo, tone,
-                           tone_change, write)
+from audio_signals import SR, click, click_track, high_hit, low_hit, normalise, place, silence, stereo, tone, write
 
 FPS_LIST = [24.0, 25.0, 29.97, 30.0, 43.0, 60.0]
 
@@ -29,78 +27,6 @@ def dominant_hz(y: np.ndarray, sr: int = SR) -> float:
 
 def expected_frames(n: int, sr: int, fps: float) -> int:
     return math.ceil(Fraction(n) * Fraction(repr(fps)) / sr)
-
-
-# --- loading ------------------------------------------------------------------------------------
-
-FORMATS = [
-    ("wav", 8000, 1), ("wav", 48000, 2), ("wav", 44100, 6), ("flac", 44100, 2), ("flac", 22050, 1),
-    ("ogg", 48000, 2), ("ogg", 22050, 1), ("mp3", 44100, 2), ("mp3", 8000, 1), ("m4a", 48000, 2),
-    ("m4a", 22050, 1),
-]
-
-
-@pytest.mark.parametrize("fmt, sr, channels", FORMATS)
-def test_formats_rates_and_channels_load_as_mono_22050(tmp_path, fmt, sr, channels):
-    y = tone(440, 1.0, sr)
-    data = np.stack([y * (1 - 0.1 * c) for c in range(channels)], axis=1) if channels > 1 else y
-    path = write(tmp_path / f"a.{fmt}", data, sr)
-    got = audio.load_audio(path)
-    assert got.dtype == np.float32 and got.ndim == 1
-    lossy = fmt in ("mp3", "ogg", "m4a")
-    assert abs(got.size - SR) <= (0.06 * SR if lossy else 1), got.size
-    assert abs(dominant_hz(got) - 440) < 5
-    assert 0.3 < np.abs(got).max() < 0.7
-    raw, raw_sr = audio.read_audio(path)
-    assert raw_sr == sr and raw.shape[1] == channels
-
-
-def test_load_at_another_rate(tmp_path):
-    path = write(tmp_path / "a.wav", tone(1000, 1.0, 44100), 44100)
-    got = audio.load_audio(path, sr=8000)
-    assert got.size == 8000 and abs(dominant_hz(got, 8000) - 1000) < 5
-
-
-@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3", "m4a"])
-def test_start_and_duration_are_respected(tmp_path, fmt):
-    sr = 44100
-    y = tone_change(440, 880, 1.0, 2.0, sr)
-    path = write(tmp_path / f"change.{fmt}", y, sr)
-    before = audio.load_audio(path, start=0.4, duration=0.5)
-    after = audio.load_audio(path, start=1.1, duration=0.5)
-    assert abs(before.size - SR // 2) <= 1 and abs(after.size - SR // 2) <= 1
-    assert abs(dominant_hz(before) - 440) < 5
-    assert abs(dominant_hz(after) - 880) < 5
-    # the change lands where it should inside an excerpt that straddles it
-    straddle = audio.load_audio(path, start=0.75, duration=0.5)
-    half = straddle.size // 2
-    assert abs(dominant_hz(straddle[: half - 1000]) - 440) < 10
-    assert abs(dominant_hz(straddle[half + 1000:]) - 880) < 10
-    # to the end when duration is None
-    tail = audio.load_audio(path, start=1.5)
-    assert abs(tail.size - SR // 2) <= (0.06 * SR if fmt in ("mp3", "ogg", "m4a") else 1)
-
-
-def test_excerpt_is_sample_exact_for_lossless(tmp_path):
-    y = normalise(np.random.default_rng(0).normal(size=SR * 2).astype(np.float32))
-    path = write(tmp_path / "noise.flac", y, SR)
-    full = audio.load_audio(path)
-    part = audio.load_audio(path, start=0.5, duration=0.25)
-    i = round(0.5 * SR)
-    np.testing.assert_array_equal(part, full[i : i + part.size])
-    assert part.size == round(0.25 * SR)
-
-
-def test_output_audio_keeps_rate_channels_and_excerpt(tmp_path):
-    sr = 48000
-    y = stereo(tone(440, 2.0, sr), tone(660, 2.0, sr))
-    song = write(tmp_path / "song.wav", y, sr)
-    data, got_sr = audio.load_output_audio(song, make_params(start=0.5, duration=1.0))
-    assert got_sr == sr and data.shape == (sr, 2) and data.dtype == np.float32
-    np.testing.assert_allclose(data, y[sr // 2 : sr // 2 + sr], atol=1e-4)
-    other = write(tmp_path / "mix.flac", tone(330, 3.0, 44100), 44100)
-    data, got_sr = audio.load_output_audio(song, make_params(start=0.5, output_audio=str(other)))
-    assert got_sr == 44100 and data.shape == (int(2.5 * 44100), 1)
 
 
 # --- frame timing -------------------------------------------------------------------------------
@@ -159,6 +85,24 @@ def test_clicks_peak_in_the_frames_that_contain_them(clicks_song, fps, mode):
     assert f.pulse[far].max() < 0.25
 
 
+def test_soundtrack_is_the_songs_excerpt_at_its_rate_and_channels(tmp_path):
+    sr = 48000
+    y = stereo(tone(440, 3.0, sr), tone(660, 3.0, sr))
+    song = write(tmp_path / "song.wav", y, sr)
+    f = audio.analyze(song, make_params(start=1.5, duration=1.0))
+    data, got_sr = f.soundtrack
+    assert got_sr == sr and data.shape == (sr, 2) and data.dtype == np.float32
+    np.testing.assert_allclose(data, y[int(1.5 * sr): int(1.5 * sr) + sr], atol=1e-4)
+    np.testing.assert_array_equal(data, decode.read_audio(song, start=1.5, duration=1.0)[0])
+    other = write(tmp_path / "mix.flac", tone(330, 4.0, 44100), 44100)
+    f = audio.analyze(song, make_params(start=0.5, output_audio=str(other)))
+    data, got_sr = f.soundtrack
+    assert got_sr == 44100 and data.shape == (int(3.5 * 44100), 1)
+    np.testing.assert_array_equal(data, decode.read_audio(other, start=0.5)[0])
+    with pytest.raises(AudioError, match=r"start=0\.5 s is beyond the end of .*short\.wav"):
+        audio.analyze(song, make_params(start=0.5, output_audio=str(write(tmp_path / "short.wav", tone(330, 0.2)))))
+
+
 # --- HPSS selection, stems, effects -------------------------------------------------------------
 
 
@@ -215,16 +159,14 @@ def test_an_excerpt_cut_inside_the_music_has_no_fake_hits_at_its_edges(tone_and_
 
 
 def test_hpss_runs_once_per_signal(tone_and_clicks, monkeypatch, tmp_path):
-    import librosa
-
     calls = []
-    real = librosa.effects.hpss
+    real = spectral.hpss_mel
 
-    def counting(y, **kw):
-        calls.append(y.size)
-        return real(y, **kw)
+    def counting(power, hop, fb, **kw):
+        calls.append(power.shape)
+        return real(power, hop, fb, **kw)
 
-    monkeypatch.setattr(librosa.effects, "hpss", counting)
+    monkeypatch.setattr(spectral, "hpss_mel", counting)
     path, _ = tone_and_clicks
     fx = lsd_jax.EffectsGenerator(lambda a, s, amp: a, percussive=True)
     params = make_params(fps=20.0, pulse_percussive=True, motion_harmonic=True, motion_percussive=False,
@@ -330,6 +272,65 @@ def test_low_and_high_hits_both_drive_the_pulse(tmp_path):
         assert f.pulse[i - 1 : i + 2].max() > 0.1, t
 
 
+def test_bands_and_beats_come_from_the_songs_analysis(tmp_path):
+    from lsd_jax.bands import band_envelopes
+
+    times = list(np.arange(0.25, 9.9, 0.5))  # 120 BPM
+    path = write(tmp_path / "clicks.wav", place(tone(110, 10.0, amp=0.05), times, click()))
+    fps, start = 24.0, 2.0
+    plain = audio.analyze(path, make_params(fps=fps, start=start, duration=6.0))
+    assert plain.bands is None and plain.beats is None
+    f = audio.analyze(path, make_params(fps=fps, start=start, duration=6.0, speed_fpm="beat",
+                                        band_react=(0.2, 0.1, 0.1), band_edges_hz=(300.0, 3000.0)))
+    assert f.n_frames == 144 and f.bands.shape == (144, 3) and f.bands.dtype == np.float32
+    np.testing.assert_array_equal(f.pulse, plain.pulse)
+    # the bands are band_envelopes of the song with its second of context before and after the excerpt
+    y = decode.load_audio(path, sr=SR, start=start - 1.0, duration=8.0)
+    np.testing.assert_array_equal(f.bands, band_envelopes(y, SR, fps, 144, (300.0, 3000.0), offset=1.0,
+                                                          duration=6.0))
+    assert abs(f.beats.tempo_bpm - 120.0) < 2.0
+    inside = [(t - start) * fps for t in times if 0 <= t - start < 6.0 - 0.5 / fps]
+    assert len(f.beats.beat_frames) >= len(inside) - 1
+    assert max(np.abs(np.array(inside) - b).min() for b in f.beats.beat_frames) <= 1.0
+
+
+def test_max_seconds_is_measured_on_the_decoded_song(tmp_path):
+    for fmt in ("wav", "m4a"):
+        path = write(tmp_path / f"three.{fmt}", tone(440, 3.0))
+        with pytest.raises(decode.TooLong, match=rf"three\.{fmt} holds more than 2 s"):
+            audio.analyze(path, make_params(), max_seconds=2.0)
+        with pytest.raises(decode.TooLong, match="2.5 s long; this renders at most 2 s"):
+            audio.analyze(path, make_params(duration=2.5), max_seconds=2.0)
+        f = audio.analyze(path, make_params(start=1.5, fps=10.0), max_seconds=2.0)
+        assert abs(f.n_frames - 15) <= (1 if fmt == "m4a" else 0)
+
+
+def test_a_render_with_beat_lock_and_bands_decodes_the_song_once(tmp_path, monkeypatch):
+    """speed_fpm="beat" and band_react used to decode the song twice more (and recompute the mel): now one
+    decode gives the features, the beats, the bands and the soundtrack that is muxed."""
+    import nvidia_pickles as nv
+    from sg2_state import random_sg2_state, sg2_config
+
+    from lsd_jax.video import probe_video
+
+    song = write(tmp_path / "song.wav", place(tone(330, 4.0, amp=0.05), list(np.arange(0.25, 4.0, 0.5)), click()))
+    config = sg2_config(img_resolution=32)
+    pkl = nv.write_torch_pickle(tmp_path / "g.pkl", config, random_sg2_state(config, 7))
+    decoded = []
+    for name in ("_read_soundfile", "_read_ffmpeg"):
+        def counting(p, *args, _real=getattr(decode, name), **kw):
+            decoded.append(str(p))
+            return _real(p, *args, **kw)
+
+        monkeypatch.setattr(decode, name, counting)
+    out = lsd_jax.render(song, str(pkl), output=tmp_path / "v.mp4", fps=10.0, speed_fpm="beat",
+                         band_react=(0.3, 0.2, 0.1), progress=False)
+    assert decoded == [str(song)]
+    info = probe_video(out)
+    assert info["n_frames"] == 40 and info["audio_streams"] == 1
+    assert info["audio_duration"] == pytest.approx(4.0, abs=0.03)
+
+
 # --- errors -------------------------------------------------------------------------------------
 
 
@@ -359,7 +360,7 @@ def _empty(d):
 def test_unreadable_files_raise_audio_error_naming_the_file(tmp_path, make, match):
     path = make(tmp_path)
     with pytest.raises(AudioError, match=match):
-        audio.load_audio(path)
+        decode.load_audio(path, sr=SR)
     with pytest.raises(AudioError, match=match):
         audio.analyze(path, make_params())
 
@@ -383,18 +384,9 @@ def test_start_past_the_end_is_an_error(tmp_path):
     for fmt in ("wav", "m4a"):
         path = write(tmp_path / f"one.{fmt}", tone(440, 1.0))
         with pytest.raises(AudioError, match=rf"start=5 s is beyond the end of .*one\.{fmt}"):
-            audio.load_audio(path, start=5.0)
+            decode.load_audio(path, sr=SR, start=5.0)
         with pytest.raises(AudioError, match="beyond the end"):
             audio.analyze(path, make_params(start=5.0))
-
-
-def test_non_finite_samples_are_an_error(tmp_path):
-    y = tone(440, 1.0)
-    y[100] = np.nan
-    path = tmp_path / "nan.wav"
-    sf.write(path, y, SR, subtype="FLOAT")
-    with pytest.raises(AudioError, match=r"nan\.wav contains non-finite"):
-        audio.load_audio(path)
 
 
 def test_missing_stem_names_the_stem(tmp_path):

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from audio_signals import SR, click, click_track, normalise, place, silence, tone
-from lsd_jax.beats import (Beats, beat_keyframe_positions, detect_beats, interpolate_keyframes,
-                           tempo_from_beats)
+from lsd_jax import audio, spectral
+from lsd_jax.beats import (Beats, beat_keyframe_positions, beat_track, detect_beats, estimate_tempo,
+                           interpolate_keyframes, tempo_from_beats)
+from lsd_jax.demo import demo_song
 from lsd_jax.errors import ParamError
 
 
@@ -66,6 +68,39 @@ def test_silence_and_modes():
     fake = Beats(120.0, np.array([5, 5, 30, 80]), np.array([5, 80]), np.zeros(4), 0)
     assert beat_keyframe_positions(fake, "beat", 60).tolist() == [5, 30]
     assert beat_keyframe_positions(fake, "bar").tolist() == [5, 80]
+
+
+def _noise_bursts(seconds=8.0, seed=0):
+    rng = np.random.default_rng(seed)
+    gate = np.repeat(rng.random(int(seconds * 10)) > 0.7, SR // 10)
+    return (rng.normal(size=gate.size) * gate * 0.3).astype(np.float32)
+
+
+@pytest.mark.parametrize("signal,hop", [
+    ("clicks100", 128), ("clicks137", 256), ("clicks174", 512), ("clicks80", 256), ("demo", 256), ("demo", 512),
+    ("noise", 128), ("noise", 256),
+])
+def test_beat_track_is_librosas(signal, hop):
+    """The NumPy tracker gives librosa.beat.beat_track's tempo and beat columns exactly (same onset envelope)."""
+    import librosa
+
+    if signal.startswith("clicks"):
+        bpm = int(signal[6:])
+        y = click_track(_clicks(bpm, 10.0, 0.25), 10.0)
+    else:
+        y = demo_song(12.0) if signal == "demo" else _noise_bursts()
+    onset = audio.onset_envelope(spectral.mel_spectrogram(y, SR, hop), hop)
+    tempo, cols = beat_track(onset, SR, hop)
+    want_tempo, want_cols = librosa.beat.beat_track(onset_envelope=onset, sr=SR, hop_length=hop, units="frames")
+    assert tempo == pytest.approx(float(np.atleast_1d(want_tempo)[0]), rel=1e-12)
+    assert estimate_tempo(onset, SR, hop) == tempo
+    np.testing.assert_array_equal(cols, want_cols)
+    assert cols.dtype == np.int64 and len(cols) >= 5
+
+
+def test_beat_track_without_onsets():
+    tempo, cols = beat_track(np.zeros(500), SR, 256)
+    assert tempo == 0.0 and cols.size == 0
 
 
 def test_tempo_from_beats_tolerates_a_skipped_beat():

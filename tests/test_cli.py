@@ -119,3 +119,51 @@ def test_params_command_prints_the_reference(capsys):
     res = subprocess.run([sys.executable, "-m", "lsd_jax.params", "--markdown"], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0 and res.stdout == markdown() + "\n", res.stderr
+
+
+def _sha(p):
+    import hashlib
+
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_default_output_goes_to_the_current_folder_and_never_over_the_song(song, tmp_path, monkeypatch, capsys):
+    """`lsd-jax render clip.mp4` used to write clip.mp4 over itself; now clip.lsd.mp4 (and --help says where)."""
+    clip = tmp_path / "clip.mp4"
+    assert main(["render", str(song), "-o", str(clip), "--fps", "8", "--resolution", "32", "--duration", "1",
+                 "--quiet"]) == 0
+    before = _sha(clip)
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "clip.mp4", "--fps", "8", "--resolution", "32", "--duration", "1", "--quiet"]) == 0
+    assert _sha(clip) == before
+    assert probe_video(tmp_path / "clip.lsd.mp4")["n_frames"] == 8
+    assert "wrote clip.lsd.mp4" in capsys.readouterr().out
+    r = next(a for a in build_parser()._subparsers._group_actions[0].choices["render"]._actions
+             if "--output" in a.option_strings)
+    assert "current folder" in r.help and "beside" not in r.help
+
+
+def test_output_over_an_input_is_refused(song, tmp_path, capsys):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(song.read_bytes())
+    before = _sha(clip)
+    assert main(["render", str(clip), "-o", str(clip), "--quiet"]) == 2
+    assert "refusing to write over it" in capsys.readouterr().err
+    assert main(["render", str(song), "-o", str(clip), "--output_audio", str(clip), "--quiet"]) == 2
+    assert "refusing to write over it" in capsys.readouterr().err
+    pkl = tmp_path / "m.pkl"
+    pkl.write_bytes(b"\x80\x04K\x00.")
+    assert main(["convert", str(pkl), str(pkl)]) == 2
+    assert "refusing to write over it" in capsys.readouterr().err
+    assert pkl.read_bytes() == b"\x80\x04K\x00." and _sha(clip) == before
+    assert main(["convert", str(pkl), str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert main(["convert", str(pkl), str(pkl / "x.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seconds", ["0", "-3", "nan", "inf", "1e9"])
+def test_demo_seconds_out_of_range_is_a_clear_error(tmp_path, seconds, capsys):
+    assert main(["demo", "-o", str(tmp_path / "d.mp4"), "--seconds", seconds, "--quiet"]) == 2
+    assert "the demo song's length must be 1 to 600 seconds" in capsys.readouterr().err
+    assert not (tmp_path / "d.mp4").exists()

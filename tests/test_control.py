@@ -47,7 +47,7 @@ def test_keyframe_frame_is_the_projected_image_and_motion_resumes(files):
                    keyframe_window_seconds=1.0, projection_steps=150, progress=False, **BASE)
     k = 30
     frames = prep.frames(np.arange(prep.n_frames)).astype(np.float32)
-    proj = prep.style.variables["key_ws"][0]
+    proj = prep.style.variables["control"]["key_ws"][0]
     want = np.asarray(files["gen"].synthesis(np.asarray(proj)[None]))[0]
     want = np.clip(np.round((want + 1) * 127.5), 0, 255)
     assert np.abs(frames[k] - want).max() <= 1.0  # exactly the projection (up to uint8 rounding)
@@ -84,9 +84,7 @@ def test_beat_locked_keyframes_report_the_tempo(files, tmp_path):
     out = lsd_jax.render(files["song"], style=str(files["pkl"]), output=tmp_path / "b.mp4", fps=FPS,
                          speed_fpm="bar", band_react=0.3, noise_react=1.0, progress=False)
     assert probe_video(out)["n_frames"] == 60
-    from lsd_jax.pipeline import LAST_TIMINGS
-
-    assert LAST_TIMINGS.tempo_bpm and abs(LAST_TIMINGS.tempo_bpm - 120) < 2.4
+    assert out.tempo_bpm and abs(out.tempo_bpm - 120) < 2.4
 
 
 def test_control_needs_a_stylegan_and_keyframes_inside_the_excerpt(files):

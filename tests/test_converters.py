@@ -26,8 +26,7 @@ from hypothesis import strategies as st
 import converters
 import lsd_jax
 import nvidia_pickles as nv
-from converters import cache as conv_cache
-from converters import parse as conv_parse
+from lsd_jax import weights
 from converters.safe_pickle import ALLOWED_GLOBALS
 from converters.errors import ConversionError, ConverterError, PickleSecurityError
 from converters.errors import SourceError as StyleError
@@ -321,7 +320,7 @@ def test_malicious_pickle_refused_without_side_effect(tmp_path: Path, name: str)
     assert "Traceback" not in msg
     assert not canary.exists()
     with pytest.raises(PickleSecurityError):  # the cached entry point refuses too, and caches nothing
-        converters.load_pickle(path)
+        weights.load(path)
     assert not canary.exists()
     # through lsd-jax the same refusal is an lsd-jax StyleError (what the CLI and the app catch)
     with pytest.raises(lsd_jax.PickleSecurityError) as info:
@@ -492,17 +491,21 @@ def _wrong(tmp_path: Path, name: str) -> Path:
 def test_wrong_pickles_give_clear_errors(tmp_path: Path, name: str, match: str) -> None:
     path = _wrong(tmp_path, name)
     with pytest.raises(ConversionError, match=match) as info:
-        converters.load_pickle(path)
+        weights.load(path)
     assert "'style.pkl'" in str(info.value)
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
     with pytest.raises(StyleError, match="not found"):
-        converters.load_pickle(tmp_path / "nope.pkl")
+        converters.parse_pickle(tmp_path / "nope.pkl")
     with pytest.raises(StyleError, match="directory"):
-        converters.load_pickle(tmp_path)
-    with pytest.raises(StyleError, match="not found"):
-        converters.load_converted(tmp_path / "nope.npz")
+        converters.parse_pickle(tmp_path)
+    with pytest.raises(lsd_jax.StyleError, match="not found"):
+        weights.load(tmp_path / "nope.pkl")
+    with pytest.raises(lsd_jax.StyleError, match="directory"):
+        weights.load(tmp_path)
+    with pytest.raises(lsd_jax.StyleError, match="not found"):
+        weights.load_safetensors(tmp_path / "nope.safetensors")
 
 
 @pytest.mark.parametrize("case", ["extra-tensor", "missing-tensor", "wrong-shape", "unknown-kwarg",
@@ -553,124 +556,6 @@ def test_unknown_or_missing_keys_fail_loudly(case: str) -> None:
     with pytest.raises(ConversionError) as info:
         converters.parse_bytes(data)
     assert key in str(info.value)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Cache and converted files.
-
-
-@pytest.fixture()
-def cache_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "cache"
-    monkeypatch.setenv("LSD_JAX_CACHE", str(root))
-    return root
-
-
-@pytest.fixture()
-def pkl(tmp_path: Path) -> tuple[Path, dict, dict]:
-    config = CONFIGS["128-skip-cond-embed-layerfeat"]
-    state = _state(config, seed=11)
-    path = nv.write_torch_pickle(tmp_path / "network-snapshot-000100.pkl", config, state)
-    return path, config, state
-
-
-def _no_parse(*args, **kwargs):
-    raise AssertionError("the pickle was parsed again instead of read from the cache")
-
-
-def test_second_load_reads_the_cache(cache_root: Path, pkl, monkeypatch: pytest.MonkeyPatch) -> None:
-    path, config, state = pkl
-    t0 = time.perf_counter()
-    cfg1, st1 = converters.load_pickle(path)
-    uncached = time.perf_counter() - t0
-    entry = conv_cache.cache_path(conv_cache.sha256_file(path))
-    assert entry.is_file() and entry.parent == cache_root / "converted"
-    monkeypatch.setattr(conv_parse, "parse_bytes", _no_parse)
-    t0 = time.perf_counter()
-    cfg2, st2 = converters.load_pickle(path)
-    cached = time.perf_counter() - t0
-    assert cfg1 == cfg2 == config
-    _assert_same_state(st2, state)
-    _assert_same_state(st1, state)
-    assert cached < 1.0, (cached, uncached)
-    # keyed by content: a copy under another name hits the same entry
-    copy = path.with_name("renamed.pkl")
-    shutil.copyfile(path, copy)
-    assert converters.load_pickle(copy)[0] == config
-    assert not list(entry.parent.glob("*.tmp"))
-
-
-def test_cache_file_is_not_a_pickle(cache_root: Path, pkl) -> None:
-    path, config, state = pkl
-    converters.load_pickle(path)
-    entry = conv_cache.cache_path(conv_cache.sha256_file(path))
-    assert entry.read_bytes()[:4] == b"PK\x03\x04"
-    with np.load(entry, allow_pickle=False) as z:
-        members = {k: z[k] for k in z.files}
-    assert set(members) == set(state) | {conv_cache.META_KEY}
-    assert all(v.dtype != object for v in members.values())
-    cfg, got = converters.load_converted(entry)
-    assert cfg == config
-    _assert_same_state(got, state)
-
-
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "flip-byte", "bad-meta", "empty"])
-def test_corrupt_cache_entry_is_detected_and_rebuilt(cache_root: Path, pkl, damage: str) -> None:
-    path, config, state = pkl
-    converters.load_pickle(path)
-    entry = conv_cache.cache_path(conv_cache.sha256_file(path))
-    raw = entry.read_bytes()
-    if damage == "truncate":
-        entry.write_bytes(raw[: len(raw) // 2])
-    elif damage == "garbage":
-        entry.write_bytes(b"not a zip at all" * 10)
-    elif damage == "flip-byte":  # inside tensor data: zip's CRC-32 check catches it
-        b = bytearray(raw)
-        b[len(b) // 2] ^= 0xFF
-        entry.write_bytes(bytes(b))
-    elif damage == "bad-meta":
-        other = {k: v for k, v in state.items() if k != "mapping.fc0.bias"}
-        with open(entry, "wb") as f:
-            np.savez(f, **{conv_cache.META_KEY: np.frombuffer(b'{"format": "lsd-jax-converted"}', np.uint8)},
-                     **other)
-    else:
-        entry.write_bytes(b"")
-    with pytest.warns(UserWarning, match="corrupt"):
-        cfg, got = converters.load_pickle(path)
-    assert cfg == config
-    _assert_same_state(got, state)
-    cfg, got = converters.load_converted(entry)  # rebuilt and valid again
-    assert cfg == config
-
-
-def test_convert_writes_a_loadable_npz(cache_root: Path, pkl, tmp_path: Path) -> None:
-    path, config, state = pkl
-    out = converters.convert(path, tmp_path / "out" / "style.npz")
-    assert out == tmp_path / "out" / "style.npz" and out.is_file()
-    cfg, got = converters.load_converted(out)
-    assert cfg == config
-    _assert_same_state(got, state)
-    cfg, got = converters.load_pickle(out)  # an already-converted file is read directly
-    assert cfg == config
-    assert not [p for p in out.parent.iterdir() if p.name != "style.npz"]  # no temp file left behind
-
-
-def test_load_converted_rejects_foreign_npz(tmp_path: Path) -> None:
-    foreign = tmp_path / "weights.npz"
-    np.savez(foreign, a=np.zeros(3))
-    with pytest.raises(ConversionError, match="not an lsd-jax converted generator"):
-        converters.load_converted(foreign)
-
-
-def test_tf_pickle_through_cache(cache_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = CONFIGS["32-orig-filter121-4ch"]
-    state = _state(config, seed=12)
-    path = nv.write_tf_pickle(tmp_path / "stylegan2-tf.pkl", config, state)
-    cfg, got = converters.load_pickle(path)
-    monkeypatch.setattr(conv_parse, "parse_bytes", _no_parse)
-    cfg2, got2 = converters.load_pickle(path)
-    assert cfg == cfg2 == config
-    _assert_same_state(got2, got)
 
 
 def test_no_torch_or_tensorflow_imported() -> None:

@@ -340,28 +340,136 @@ def test_is_local_and_local_path(tmp_path):
     assert dl.local_path((tmp_path / "a b.pkl").as_uri()) == tmp_path / "a b.pkl"
 
 
-def test_mega_links_explain_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(dl.urllib.request, "urlopen", lambda *a, **k: pytest.fail("network used"))
-    url = "https://mega.nz/#!abc!def"
+# ------------------------------------------------------------------------------------ issue 18: slow servers,
+# web pages instead of files, full disks
+
+
+def test_one_byte_every_five_seconds_ends_with_a_clear_error(server, tmp_path, data):
+    """The issue's server: 1 byte every 5 s never trips the socket time-out; the minimum rate ends it."""
+    url = server.add("/m.pkl", data, chunk=1, chunk_delay=5.0)
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as ei:
+        dl.download(url, tmp_path / "m.pkl", progress=False, timeout=30, retries=0, min_rate=1024, rate_window=4)
+    msg = str(ei.value)
+    assert url in msg and "too slow" in msg and "minimum is 1024 bytes/s" in msg
+    assert time.monotonic() - t0 < 12
+    assert not (tmp_path / "m.pkl").exists()
+
+
+@pytest.mark.parametrize("chunk,delay", [(1, 0.2), (50, 0.5)])
+def test_trickles_below_the_minimum_rate_are_retried_then_refused(server, tmp_path, data, chunk, delay):
+    url = server.add("/m.pkl", data, chunk=chunk, chunk_delay=delay)
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match="too slow") as ei:
+        dl.download(url, tmp_path / "m.pkl", progress=False, timeout=5, retries=1, backoff=0.01, min_rate=1000,
+                    rate_window=1.0)
+    assert time.monotonic() - t0 < 8 and server.count("/m.pkl") == 2
+    assert "partial file is kept" in str(ei.value)  # resumable, like any network failure
+    assert (tmp_path / "m.pkl.part").exists()
+
+
+def test_overall_deadline_then_resume(server, tmp_path, data):
+    """Fast enough for the minimum rate, too slow for the deadline: a clear error, the .part kept, and the next
+    try resumes where it stopped."""
+    url = server.add("/m.pkl", data, chunk=20_000, chunk_delay=0.2)
+    dest = tmp_path / "m.pkl"
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match="did not finish within 0.7 s") as ei:
+        dl.download(url, dest, progress=False, timeout=5, retries=3, min_rate=100, rate_window=0.5, deadline=0.7)
+    assert time.monotonic() - t0 < 3 and "will be resumed" in str(ei.value)
+    kept = (tmp_path / "m.pkl.part").stat().st_size
+    assert 0 < kept < len(data)
+    server.files["/m.pkl"].chunk_delay = 0.0
+    dl.download(url, dest, progress=False, timeout=5)
+    assert dest.read_bytes() == data
+    assert server.requests_for("/m.pkl")[-1].range == f"bytes={kept}-"
+
+
+PAGES = {
+    "html": b"<!DOCTYPE html><html><head><title>Quota exceeded</title></head><body>Too many users</body></html>",
+    "html with BOM": b"\xef\xbb\xbf<html><body>sign in</body></html>",
+    "leading comment": b"<!-- served by nginx -->\n<!-- twice -->\n<HTML><title>Error 403</title></HTML>",
+    "whitespace": b"\n\r\n   \t<!doctype HTML>\n<html></html>",
+    "utf-16": "\ufeff<html><title>x</title></html>".encode("utf-16-le"),
+    "unclosed comment": b"<!-- " + b"x" * 5000,
+    "bare tag": b"<div class='err'>Not allowed</div>",
+    "xml": b"<?xml version='1.0'?><Error><Code>AccessDenied</Code></Error>",
+    "json": b'{"error": {"code": 403, "message": "The download quota for this file has been exceeded."}}',
+    "json list": b'  [{"message": "Not Found"}]\n',
+}
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_a_web_page_or_json_error_is_never_cached(server, tmp_path, name):
+    url = server.add("/model.pkl", PAGES[name], content_type="text/html")
+    dest = tmp_path / "model.pkl"
+    with pytest.raises(DownloadError) as ei:
+        dl.download(url, dest, **FAST)
+    msg = str(ei.value)
+    assert msg.startswith("127.0.0.1 sent ") and url in msg and "Nothing was cached" in msg
+    assert any(k in msg for k in ("HTML page", "XML document", "JSON document", "web page"))
+    if name == "html":
+        assert "'Quota exceeded'" in msg
+    if name == "json":
+        assert "download quota" in msg  # the body's own explanation is shown
+    assert not dest.exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("body", [
+    b"\x80\x04\x95" + os.urandom(2000),  # pickle protocol 4
+    b"(dp0\nS'G_ema'\np1\n" + b"x" * 500,  # protocol-0 pickles are text, but never start like a page
+    b"PK\x03\x04" + os.urandom(500),  # zip / npz / torch zip
+    (123).to_bytes(8, "little") + b'{"__metadata__": {}}' + b" " * 103,  # safetensors: '{' after a binary length
+    b"{" + bytes(7) + b'{"a": 1}',  # ... even when that length's low byte is '{'
+])
+def test_binary_model_files_are_not_mistaken_for_pages(server, tmp_path, body):
+    url = server.add("/m.bin", body)
+    assert dl.download(url, tmp_path / "m.bin", **FAST).read_bytes() == body
+    assert dl.sniff_page(body[:4096]) is None
+
+
+def test_binary_false_accepts_text(server, tmp_path):
+    url = server.add("/doc.json", PAGES["json"])
+    assert dl.download(url, tmp_path / "doc.json", binary=False, **FAST).read_bytes() == PAGES["json"]
+
+
+def test_larger_than_the_free_disk_fails_before_writing(server, tmp_path, data, monkeypatch):
+    """Content-Length against the free space: a disk-space message, nothing written, never 'internet'."""
+    import shutil
+
+    claim = shutil.disk_usage(tmp_path).free + (1 << 30)  # one GB more than this disk has
+    url = server.add("/big.pkl", data, claim_length=claim)
+    with pytest.raises(DownloadError) as ei:
+        dl.download(url, tmp_path / "big.pkl", **FAST)
+    msg = str(ei.value)
+    assert "Not enough disk space" in msg and f"{claim / (1 << 30):.1f} GB" in msg and "internet" not in msg
+    assert not (tmp_path / "big.pkl.part").exists() or (tmp_path / "big.pkl.part").stat().st_size == 0
+    url2 = server.add("/m.pkl", data)
+    monkeypatch.setattr(dl.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1 << 30, 1 << 30, 1 << 20))
+    with pytest.raises(DownloadError, match="Not enough disk space"):
+        dl.download(url2, tmp_path / "m.pkl", **FAST)
+
+
+@pytest.mark.parametrize("after", [0, 70_000])
+def test_disk_filling_up_while_writing_is_a_disk_error(server, tmp_path, data, monkeypatch, after):
+    """ENOSPC mid-download: a disk-space message (not 'check your internet connection'), not retried, and the
+    partial file removed (it is what filled the disk)."""
+    import errno
+
+    url = server.add("/m.pkl", data)
+    written = {"n": 0}
+    real_write = dl._Sink.write
+
+    def full(self, block):
+        if written["n"] + len(block) > after:
+            raise dl._disk_error(OSError(errno.ENOSPC, "No space left on device"), self.part)
+        written["n"] += len(block)
+        real_write(self, block)
+
+    monkeypatch.setattr(dl._Sink, "write", full)
     with pytest.raises(DownloadError) as ei:
         dl.download(url, tmp_path / "m.pkl", **FAST)
-    assert url in str(ei.value) and "add_style" in str(ei.value)
-
-
-def test_google_drive_links_are_rewritten():
-    got = dl.resolve_url("https://drive.google.com/uc?id=1BUL-RIzXC7Bpnz2cn230CbA4eT7_Etp0")
-    assert got == "https://drive.usercontent.google.com/download?id=1BUL-RIzXC7Bpnz2cn230CbA4eT7_Etp0&export=download&confirm=t"
-    got = dl.resolve_url("https://drive.google.com/file/d/ABC_def-1/view?usp=sharing")
-    assert "id=ABC_def-1" in got
-    assert dl.resolve_url("https://example.org/a.pkl") == "https://example.org/a.pkl"
-
-
-def test_yandex_links_are_resolved_through_the_api(server, tmp_path, data, monkeypatch):
-    file_url = server.add("/real.pkl", data)
-    server.add("/yandex-api", ('{"href": "%s"}' % file_url).encode(), content_type="application/json")
-    monkeypatch.setattr(dl, "YANDEX_API", server.url("/yandex-api?public_key="))
-    dest = tmp_path / "doors.pkl"
-    dl.download("https://yadi.sk/d/uwq4vaYPkqNuvQ?ncrnd=436", dest, **FAST)
-    assert dest.read_bytes() == data
-    (api,) = server.requests_for("/yandex-api")
-    assert "yadi.sk" in api.query
+    msg = str(ei.value)
+    assert "Not enough disk space" in msg and "No space left on device" in msg and "internet" not in msg
+    assert "partial file was removed" in msg and leftovers(tmp_path) == []
+    assert server.count("/m.pkl") == 1  # not retried

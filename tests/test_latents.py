@@ -132,3 +132,51 @@ def test_class_schedule_rotation_and_dominance():
 def test_classes_out_of_range_is_a_clear_error():
     with pytest.raises(ParamError, match="out of range"):
         _lat(make_params(classes=[3, 50]), c=C)
+
+
+def _lsd_class_vectors(chroma, classes, c_dim, fps, gain, complexity, dominant=False, shuffle_every=None,
+                       strength=0.5):
+    """Lucid Sonic Dreams' class-vector rule, re-implemented in float64 NumPy (no smoothing): the class list is
+    repeated to 12 and zipped with the 12 pitches, so a class named twice takes the LAST pitch's value."""
+    chroma = np.asarray(chroma, np.float64)
+    classes = (list(classes) * 12)[:12]
+    if dominant:
+        share = (chroma / chroma.sum(axis=1, keepdims=True)).sum(axis=0)
+        ranks = np.argsort(np.argsort(share)[::-1])  # rank of each pitch, 0 = most dominant
+        classes = [classes[r] for r in ranks]
+    k = round(strength * 12)
+    first = int(np.flatnonzero(chroma.sum(axis=1) > 0)[0])
+    out = []
+    for i in range(chroma.shape[0]):
+        if shuffle_every and i and i % round(shuffle_every * fps) == 0:
+            classes = classes[k:] + classes[:k]
+        update = dict(zip(classes, chroma[first if i == 0 else i]))
+        add = np.array([update.get(c, 0.0) for c in range(c_dim)])
+        v = add if i == 0 else out[-1] + gain * 43.0 / fps * add
+        if np.any(v != 0):
+            v = (v - v.min()) / np.ptp(v)
+        out.append(v * complexity)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("classes, c_dim, dominant, shuffle", [
+    ([0, 1, 2], 5, False, None),  # each class named four times: pitches 9, 10, 11 win
+    ([4, 2, 4, 7, 1], 9, False, None),
+    ([0, 1, 2, 3, 4], 5, True, 2.0),  # dominant pitch first, then the pitch-ordered list rotates
+    (list(range(12)), 12, True, 1.0),
+])
+def test_repeated_classes_take_the_last_pitch_as_lucid_sonic_dreams(classes, c_dim, dominant, shuffle):
+    n = 120
+    rng = np.random.default_rng(len(classes) + c_dim)
+    chroma = rng.random((n, 12)).astype(np.float32) + 0.01
+    params = make_params(classes=classes, class_smooth_seconds=0, class_pitch_react=0.7, class_complexity=0.9,
+                         dominant_classes_first=dominant, class_shuffle_seconds=shuffle, class_shuffle_strength=0.25)
+    _, c = make_latents(np.zeros(n, np.float32), np.zeros(n, np.float32), chroma, params, fps=FPS, z_dim=4,
+                        c_dim=c_dim)
+    want = _lsd_class_vectors(chroma, classes, c_dim, FPS, 0.7, 0.9, dominant, shuffle, 0.25)
+    chex.assert_shape(c, (n, c_dim))
+    np.testing.assert_allclose(c, want, atol=1e-5)
+    if classes == [0, 1, 2]:  # the sum of four pitches (the old rule) would differ
+        row = chroma[0].astype(np.float64)
+        summed = np.array([row[0::3].sum(), row[1::3].sum(), row[2::3].sum(), 0, 0])
+        assert not np.allclose(c[0], 0.9 * (summed - summed.min()) / np.ptp(summed), atol=1e-3)

@@ -1,4 +1,4 @@
-"""Noise reactivity: ``stylegan2.synthesis(..., noise_gain)`` scales every layer's noise input per sample."""
+"""Noise reactivity: ``SynthesisNetwork(ws, ..., noise_gain)`` scales every layer's noise input per sample."""
 
 import functools
 
@@ -7,31 +7,38 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lsd_jax import stylegan2 as sg2
+from flax import nnx
+
+from lsd_jax.models import stylegan2 as sg2
 from lsd_jax.random_models import random_sg2_state, sg2_config
 
 CFG = sg2_config()  # 32x32, 8 ws, w_dim 32
 SPEC = sg2.spec_from_config(CFG)
+GRAPHDEF = nnx.split(sg2.abstract(CFG))[0]
 
 
 @functools.lru_cache(maxsize=None)
 def _params():
-    return jax.device_put(sg2.prepare_params(SPEC, random_sg2_state(CFG, 3)))
+    return nnx.to_pure_dict(nnx.state(sg2.from_state(CFG, random_sg2_state(CFG, 3))))
+
+
+def _synthesis(params, ws, *args):
+    return nnx.merge(GRAPHDEF, params).synthesis(ws, *args)
 
 
 @functools.partial(jax.jit, static_argnames=("noise_mode",))
 def synth(params, ws, noise_mode, key, noise_gain):
-    return sg2.synthesis(params, SPEC, ws, noise_mode, key, noise_gain)
+    return _synthesis(params, ws, noise_mode, key, noise_gain)
 
 
 @functools.partial(jax.jit, static_argnames=("noise_mode",))
 def synth_plain(params, ws, noise_mode, key):
-    return sg2.synthesis(params, SPEC, ws, noise_mode, key)
+    return _synthesis(params, ws, noise_mode, key)
 
 
 def _ws(n=3, seed=0):
     z = jax.random.normal(jax.random.key(seed), (n, SPEC.z_dim))
-    return sg2.mapping(_params(), SPEC, z)
+    return nnx.merge(GRAPHDEF, _params()).mapping(z)
 
 
 def _key(mode):
@@ -67,7 +74,7 @@ def test_gain_is_per_sample(mode):
 def test_gain_scales_the_noise_like_noise_strength():
     p, ws = _params(), _ws()
     doubled = jax.tree_util.tree_map_with_path(
-        lambda path, a: a * 2 if jax.tree_util.keystr(path).endswith("['ns']") else a, p)
+        lambda path, a: a * 2 if jax.tree_util.keystr(path).endswith("['noise_strength']") else a, p)
     want = np.asarray(synth_plain(doubled, ws, "const", None))
     got = np.asarray(synth(p, ws, "const", None, jnp.full((3,), 2.0)))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -80,21 +87,21 @@ def test_scalar_gain_broadcasts_none_mode_ignores_it_and_bad_shapes_fail():
     np.testing.assert_array_equal(np.asarray(synth(p, ws, "none", None, jnp.full((3,), 5.0))),
                                   np.asarray(synth_plain(p, ws, "none", None)))
     with pytest.raises(ValueError, match="noise_gain"):
-        sg2.synthesis(p, SPEC, ws, "const", None, jnp.ones(4))
+        _synthesis(p, ws, "const", None, jnp.ones(4))
     with pytest.raises(ValueError, match="noise_gain"):
-        sg2.synthesis(p, SPEC, ws, "const", None, jnp.ones((3, 1)))
+        _synthesis(p, ws, "const", None, jnp.ones((3, 1)))
 
 
 def test_generate_threads_noise_gain_and_default_program_is_unchanged():
     p = _params()
     z = jax.random.normal(jax.random.key(0), (2, SPEC.z_dim))
     g = jnp.array([0.0, 3.0])
-    got = jax.jit(lambda q, zz, gg: sg2.generate(q, SPEC, zz, noise_gain=gg))(p, z, g)
-    want = synth(p, sg2.mapping(p, SPEC, z), "const", None, g)
+    got = jax.jit(lambda q, zz, gg: nnx.merge(GRAPHDEF, q)(zz, noise_gain=gg))(p, z, g)
+    want = synth(p, jax.jit(lambda q, zz: nnx.merge(GRAPHDEF, q).mapping(zz))(p, z), "const", None, g)
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6)
     ws = _ws(2)
     # noise_gain=None traces exactly the program of a call without the argument; a gain adds to it
-    plain = str(jax.make_jaxpr(lambda q, w: sg2.synthesis(q, SPEC, w, "const"))(p, ws))
-    none = str(jax.make_jaxpr(lambda q, w: sg2.synthesis(q, SPEC, w, "const", None, None))(p, ws))
-    gained = str(jax.make_jaxpr(lambda q, w, gg: sg2.synthesis(q, SPEC, w, "const", None, gg))(p, ws, g))
+    plain = str(jax.make_jaxpr(lambda q, w: _synthesis(q, w, "const"))(p, ws))
+    none = str(jax.make_jaxpr(lambda q, w: _synthesis(q, w, "const", None, None))(p, ws))
+    gained = str(jax.make_jaxpr(lambda q, w, gg: _synthesis(q, w, "const", None, gg))(p, ws, g))
     assert plain == none != gained

@@ -78,8 +78,8 @@ def test_pickle_style_renders_and_cli_converts(tmp_path):
 
     from lsd_jax.cli import main
 
-    assert main(["convert", str(pkl), str(tmp_path / "model.npz")]) == 0
-    gen_pkl, gen_npz = load_generator(pkl), load_generator(tmp_path / "model.npz")
+    assert main(["convert", str(pkl), str(tmp_path / "model.safetensors")]) == 0
+    gen_pkl, gen_npz = load_generator(pkl), load_generator(tmp_path / "model.safetensors")
     z = np.ones((1, config["z_dim"]), np.float32)
     c = np.ones((1, 4), np.float32) / 4
     np.testing.assert_array_equal(np.asarray(gen_pkl(z, c)), np.asarray(gen_npz(z, c)))

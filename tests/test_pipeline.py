@@ -8,7 +8,8 @@ import soundfile as sf
 
 import lsd_jax
 from lsd_jax import AudioError, OutputError, ParamError
-from lsd_jax.pipeline import EffectPlan, make_frame_step, render_frames
+from lsd_jax.pipeline import render_frames
+from lsd_jax.step import EffectPlan, make_frame_step
 from lsd_jax.video import probe_video, read_frames
 
 SR = 22050
@@ -40,7 +41,9 @@ def test_end_to_end_render_has_the_right_streams_and_frames_react(clicks_song, t
     fps = 24.0
     out = lsd_jax.render(song, output=tmp_path / "video.mp4", fps=fps, width=96, height=54, speed_fpm=0,
                          progress=False)
-    assert out == tmp_path / "video.mp4" and out.is_file()
+    assert out.path == tmp_path / "video.mp4" and out.path.is_file()
+    assert str(out) == str(tmp_path / "video.mp4") and Path(out) == out.path  # os.fspath works too
+    assert abs(out.n_frames - 10.5 * fps) <= 1 and out.size == (54, 96) and out.timings.total > 0
     info = probe_video(out)
     assert info["video_streams"] == 1 and info["audio_streams"] == 1
     assert (info["width"], info["height"]) == (96, 54)
@@ -64,7 +67,7 @@ def test_silence_and_no_wandering_gives_identical_frames(tmp_path):
     song = click_track(tmp_path / "late.wav", 6.0, [4.5], drone=0.05, silence_until=4.0)
     params = lsd_jax.make_params(fps=12.0, resolution=32, speed_fpm=0)
     from lsd_jax import audio, latents
-    from lsd_jax.cppn import cppn_style
+    from lsd_jax.styles import cppn_style
 
     feats = audio.analyze(song, params)
     style = cppn_style()
@@ -158,7 +161,7 @@ def test_unwritable_output_path(clicks_song, tmp_path):
 def test_output_without_suffix_gets_mp4_and_other_suffixes_are_refused(clicks_song, tmp_path):
     out = lsd_jax.render(clicks_song[0], output=tmp_path / "noext", resolution=16, fps=4.0, duration=2.0,
                          progress=False)
-    assert out.name == "noext.mp4" and out.is_file()
+    assert out.path.name == "noext.mp4" and out.path.is_file()
     with pytest.raises(ParamError, match="mp4"):
         lsd_jax.render(clicks_song[0], output=tmp_path / "x.gif", progress=False)
 
@@ -203,7 +206,7 @@ def test_lucid_sonic_dreams_compatible_api(clicks_song, tmp_path):
 def test_jax_callable_style_and_jax_effect_are_fused(clicks_song, tmp_path):
     import jax.numpy as jnp
 
-    from lsd_jax.pipeline import plan_effects
+    from lsd_jax.step import plan_effects
     from lsd_jax.styles import resolve_style
 
     def jax_style(noise_batch, class_batch):
@@ -214,7 +217,7 @@ def test_jax_callable_style_and_jax_effect_are_fused(clicks_song, tmp_path):
         return array * (1.0 - strength * amplitude)
 
     style = resolve_style(jax_style, input_shape=8, num_possible_classes=0)
-    assert not style.info.get("host") and style.native_size == (16, 16)
+    assert not style.host and style.native_size == (16, 16)
     params = lsd_jax.make_params(custom_effects=[lsd_jax.EffectsGenerator(dim, strength=0.5)], flash_strength=0.3)
     plan = plan_effects(params, (16, 16))
     assert len(plan.fused) == 2 and plan.host == ()

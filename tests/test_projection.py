@@ -44,10 +44,10 @@ def test_reconstructs_known_w_far_better_than_start_and_compiles_once():
     tgt = P.to_float(u8)
     stats = P.w_stats(g)
     start = np.clip(np.asarray(g.synthesis(jnp.broadcast_to(stats.mean, (1, g.num_ws, g.w_dim))))[0], -1, 1)
-    before = P.TRACE_COUNTS["step"]
+    before = P._step._cache_size()  # compiled programs of the jitted step function
     proj = P.project(g, u8, steps=STEPS, progress=False, cache=False)
-    assert P.TRACE_COUNTS["step"] - before <= 1  # 200 steps, one compiled step function
-    after_first = P.TRACE_COUNTS["step"]
+    assert P._step._cache_size() - before <= 1  # 200 steps, one compiled step function
+    after_first = P._step._cache_size()
     e0, e1 = mse(start, tgt), mse(proj.image, tgt)
     print(f"projection MSE: start {e0:.4f} -> {STEPS} steps {e1:.5f} ({e0 / e1:.0f}x lower)")
     assert e1 < 0.05 * e0, (e0, e1)
@@ -62,7 +62,7 @@ def test_reconstructs_known_w_far_better_than_start_and_compiles_once():
     np.testing.assert_array_equal(again.loss_history, proj.loss_history)
     other = P.project(g, target(zseed=6)[0], steps=20, progress=False, cache=False, seed=1)
     assert not np.array_equal(other.w, proj.w)
-    assert P.TRACE_COUNTS["step"] == after_first
+    assert P._step._cache_size() == after_first
     # the reconstruction is what synthesis gives for the returned w
     np.testing.assert_allclose(np.clip(np.asarray(g.synthesis(proj.w[None]))[0], -1, 1), proj.image, atol=1e-5)
 
@@ -156,3 +156,19 @@ def test_w_stats_conditional():
     assert P.w_spread(one) == pytest.approx(float(np.sqrt(np.sum(one.std.astype(np.float64) ** 2))))
     with pytest.raises(ParamError):
         P.w_stats(g, c=np.ones(3))
+
+
+@pytest.mark.parametrize("size", [(20_000, 20_000), (1 << 30, 4), (65_535, 65_535)])
+def test_an_image_too_large_to_decode_is_a_clear_error(tmp_path, size):
+    """A tiny PNG whose header claims billions of pixels: Pillow's decompression-bomb guard, as an ImageError."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", *size, 8, 2, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+    with pytest.raises(P.ImageError, match="too large to decode safely"):
+        P.load_image(path, 64)

@@ -1,4 +1,4 @@
-"""lsd_jax.stylegan2 / lsd_jax.generator against the independent NumPy oracle in tests/reference_stylegan2.py.
+"""lsd_jax.models.stylegan2 / lsd_jax.generator against the independent NumPy oracle in tests/reference_stylegan2.py.
 
 Bar: max |jax − oracle| ≤ 1e-4 · max(1, max |oracle|) for ws and images, on random states whose biases,
 noise strengths/consts, affine biases and w_avg are all randomised (tests/sg2_state.py).
@@ -23,9 +23,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 import reference_stylegan2 as ref  # noqa: E402
 from sg2_state import random_sg2_state, setup_filter, sg2_config  # noqa: E402
 
+from flax import nnx  # noqa: E402
+
 from lsd_jax import generator as genmod  # noqa: E402
-from lsd_jax import stylegan2 as sg2  # noqa: E402
 from lsd_jax.errors import StyleError  # noqa: E402
+from lsd_jax.models import ops  # noqa: E402
+from lsd_jax.models import stylegan2 as sg2  # noqa: E402
+from lsd_jax.params import make_params  # noqa: E402
+from lsd_jax.step import render_settings  # noqa: E402
 from lsd_jax.style import Style  # noqa: E402
 
 TOL = 1e-4
@@ -126,8 +131,8 @@ def test_mapping_matches_oracle(c_dim, num_layers, psi, cutoff):
     chex.assert_shape(got, (4, gen.num_ws, gen.w_dim))
     assert got.dtype == jnp.float32
     assert_close_to_oracle(got, want, "ws")
-    # the non-jitted pure function agrees too
-    assert_close_to_oracle(sg2.mapping(gen.params, cfg, z, c, psi, cutoff), want, "ws (eager)")
+    # the module called eagerly agrees too
+    assert_close_to_oracle(gen.module.mapping(z, c, psi, cutoff), want, "ws (eager)")
     if cutoff is not None:  # layers past the cutoff are untruncated
         np.testing.assert_array_equal(np.asarray(got)[:, cutoff:], np.asarray(gen.mapping(z, c))[:, cutoff:])
 
@@ -228,7 +233,7 @@ def test_upsample2d_matches_upfirdn2d(h, w, taps, seed):
     f = np.outer(taps, taps) / np.sum(taps) ** 2
     want = ref.upsample2d(x, f).transpose(0, 2, 3, 1)
     norm = tuple(float(t) for t in np.asarray(taps, np.float64) / np.sum(taps))
-    got = sg2.upsample2d(jnp.asarray(x.transpose(0, 2, 3, 1), jnp.float32), norm)
+    got = ops.upsample2d(jnp.asarray(x.transpose(0, 2, 3, 1), jnp.float32), norm)
     chex.assert_shape(got, (2, 2 * h, 2 * w, 3))
     assert_close_to_oracle(got, want, "upsample2d")
 
@@ -282,25 +287,21 @@ def test_random_noise_scales_with_noise_strength():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_compiles_once_per_shape(monkeypatch):
+def test_compiles_once_per_shape():
     traces = []
-    real = sg2.generate
-
-    def counting(*args, **kwargs):
-        traces.append(args[2].shape)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(sg2, "generate", counting)
+    before = genmod._generate_jit._cache_size()
     cfg, state, gen = model(z_dim=24, img_resolution=16)  # a spec no other test compiles
     z, _ = latents(cfg, 2)
     a = gen(z)
     gen(z * 2, truncation_psi=0.5)  # new values, new psi: no retrace
     other = genmod.Generator.from_state(cfg, random_sg2_state(cfg, 9))  # new params, same shapes
-    b = other(z, truncation_psi=0.8)
+    b = other(z, truncation_psi=0.8, truncation_cutoff=3)  # a new cutoff: no retrace either
+    traces = [None] * (genmod._generate_jit._cache_size() - before)
     assert len(traces) == 1
     assert not np.allclose(np.asarray(a), np.asarray(b))
     gen(latents(cfg, 3)[0])  # a new batch size compiles once more
     gen(latents(cfg, 3, seed=5)[0])
+    traces = [None] * (genmod._generate_jit._cache_size() - before)
     assert len(traces) == 2
 
 
@@ -308,13 +309,14 @@ def test_functional_forms_and_pytree():
     cfg, state, gen = model(c_dim=5)
     z, c = latents(cfg, 2)
     img = np.asarray(gen(z, c, truncation_psi=0.6))
-    np.testing.assert_allclose(np.asarray(genmod.generate_fn(gen.params, cfg, z, c, truncation_psi=0.6)), img,
+    graphdef, params = gen.split()
+    np.testing.assert_allclose(np.asarray(genmod.generate_fn(graphdef, params, z, c, truncation_psi=0.6)), img,
                                atol=1e-5)
-    ws = genmod.mapping_fn(gen.params, cfg, z, c, 0.6)
-    np.testing.assert_allclose(np.asarray(genmod.synthesis_fn(gen.params, gen.spec, ws)), img, atol=1e-5)
-    # a user's own jit with params as an argument and the config closed over
-    f = jax.jit(lambda p, z, c: sg2.generate(p, cfg, z, c, 0.6))
-    np.testing.assert_allclose(np.asarray(f(gen.params, z, c)), img, atol=1e-4)
+    ws = genmod.mapping_fn(graphdef, params, z, c, 0.6)
+    np.testing.assert_allclose(np.asarray(genmod.synthesis_fn(graphdef, params, ws)), img, atol=1e-5)
+    # a user's own jit with the state as an argument and the graphdef closed over
+    f = jax.jit(lambda p, z, c: nnx.merge(graphdef, p)(z, c, 0.6))
+    np.testing.assert_allclose(np.asarray(f(params, z, c)), img, atol=1e-4)
     # the Generator is a pytree: jit straight through it
     g = jax.jit(lambda g, z, c: g(z, c, truncation_psi=0.6))
     np.testing.assert_allclose(np.asarray(g(gen, z, c)), img, atol=1e-5)
@@ -325,17 +327,19 @@ def test_functional_forms_and_pytree():
     assert hash(sg2.spec_from_config(cfg)) == hash(gen.spec)
 
 
-def test_prepare_params_rejects_bad_states():
+def test_from_state_rejects_bad_states():
     cfg = sg2_config(img_resolution=8)
     state = random_sg2_state(cfg, 0)
     with pytest.raises(KeyError, match="b8.conv0.weight"):
-        sg2.prepare_params(cfg, {k: v for k, v in state.items() if k != "synthesis.b8.conv0.weight"})
+        sg2.from_state(cfg, {k: v for k, v in state.items() if k != "synthesis.b8.conv0.weight"})
     bad = dict(state, **{"synthesis.b8.conv1.bias": np.zeros(7, np.float32)})
     with pytest.raises(ValueError, match="conv1.bias"):
-        sg2.prepare_params(cfg, bad)
+        sg2.from_state(cfg, bad)
     bad = dict(state, **{"synthesis.b8.resample_filter": setup_filter([1, 1])})
     with pytest.raises(ValueError, match="resample_filter"):
-        sg2.prepare_params(cfg, bad)
+        sg2.from_state(cfg, bad)
+    with pytest.raises(ValueError, match="unexpected tensor 'synthesis.b8.conv9.weight'"):
+        sg2.from_state(cfg, dict(state, **{"synthesis.b8.conv9.weight": np.zeros(3, np.float32)}))
     with pytest.raises(ValueError, match="family"):
         sg2.spec_from_config(dict(cfg, family="stylegan3"))
     with pytest.raises(ValueError, match="architecture"):
@@ -347,14 +351,19 @@ def test_prepare_params_rejects_bad_states():
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _settings(**kw):
+    return render_settings(make_params(**kw))
+
+
 def test_stylegan_style_const():
     cfg, state, gen = model(c_dim=5)
-    style = genmod.stylegan_style(gen, truncation_psi=0.7, truncation_cutoff=4, name="rand")
+    style = genmod.stylegan_style(gen, name="rand")
     assert isinstance(style, Style)
     assert (style.name, style.z_dim, style.c_dim, style.native_size) == ("rand", 32, 5, (32, 32))
-    assert style.variables is gen.params
+    assert style.w_control and style.noise and not style.transform and not style.host
+    chex.assert_trees_all_equal(style.variables["model"], gen.state)
     z, c = latents(cfg, 2)
-    out = jax.jit(style.apply, static_argnums=3)(style.variables, z, c, (512, 512))  # size ignored
+    out = style.images({"z": z, "c": c}, (512, 512), _settings(truncation_psi=0.7, truncation_cutoff=4))  # size ignored
     chex.assert_shape(out, (2, 32, 32, 3))
     want = ref.generate(cfg, state, z, c, truncation_psi=0.7, truncation_cutoff=4)
     assert_close_to_oracle(out, want, "style.apply")
@@ -362,26 +371,27 @@ def test_stylegan_style_const():
 
 def test_stylegan_style_random_noise_is_pure():
     cfg, _, gen = model()
-    style = genmod.stylegan_style(gen, noise_mode="random")
+    style = genmod.stylegan_style(gen)
+    rand = _settings(noise_mode="random")
     z, _ = latents(cfg, 3)
     c = np.zeros((3, 0), np.float32)
-    a = np.asarray(style.apply(style.variables, z, c, (32, 32)))
-    np.testing.assert_array_equal(a, np.asarray(style.apply(style.variables, z, c, (32, 32))))
+    a = np.asarray(style.images({"z": z, "c": c}, (32, 32), rand))
+    np.testing.assert_array_equal(a, np.asarray(style.images({"z": z, "c": c}, (32, 32), rand)))
     # each sample's noise is a function of its own z only
-    b = np.asarray(style.apply(style.variables, z[::-1].copy(), c, (32, 32)))
+    b = np.asarray(style.images({"z": z[::-1].copy(), "c": c}, (32, 32), rand))
     np.testing.assert_allclose(b[::-1], a, atol=1e-5)
     z2 = z.copy()
     z2[0, 0] += 1e-3  # a tiny change in z changes the noise (not just the image, smoothly)
-    const = genmod.stylegan_style(gen, noise_mode="const")
-    d_rand = np.abs(np.asarray(style.apply(style.variables, z2, c, (32, 32)))[0] - a[0]).max()
-    base = np.asarray(const.apply(const.variables, z, c, (32, 32)))
-    d_const = np.abs(np.asarray(const.apply(const.variables, z2, c, (32, 32)))[0] - base[0]).max()
+    const = _settings(noise_mode="const")
+    d_rand = np.abs(np.asarray(style.images({"z": z2, "c": c}, (32, 32), rand))[0] - a[0]).max()
+    base = np.asarray(style.images({"z": z, "c": c}, (32, 32), const))
+    d_const = np.abs(np.asarray(style.images({"z": z2, "c": c}, (32, 32), const))[0] - base[0]).max()
     assert d_rand > 10 * d_const
     assert np.abs(a - base).max() > 1e-3
 
 
 def test_load_generator(monkeypatch, tmp_path):
-    import converters
+    from lsd_jax import weights as converters  # load_generator reads weights through lsd_jax.weights.load
 
     cfg = sg2_config(img_resolution=8)
     state = random_sg2_state(cfg, 0)
@@ -391,13 +401,13 @@ def test_load_generator(monkeypatch, tmp_path):
         seen.append(path)
         return cfg, state
 
-    monkeypatch.setattr(converters, "load_pickle", fake_load, raising=False)
+    monkeypatch.setattr(converters, "load", fake_load)
     gen = genmod.load_generator(tmp_path / "g.pkl")
     assert isinstance(gen, genmod.Generator) and gen.img_resolution == 8 and seen == [tmp_path / "g.pkl"]
-    monkeypatch.setattr(converters, "load_pickle", lambda p: (dict(cfg, family="stylegan3"), state), raising=False)
+    monkeypatch.setattr(converters, "load", lambda p: (dict(cfg, family="stylegan3"), state))
     with pytest.raises(StyleError, match="stylegan3"):
         genmod.load_generator(tmp_path / "g.pkl")
-    monkeypatch.setattr(converters, "load_pickle", lambda p: (cfg, {}), raising=False)
+    monkeypatch.setattr(converters, "load", lambda p: (cfg, {}))
     with pytest.raises(StyleError, match="missing"):
         genmod.load_generator(tmp_path / "g.pkl")
 
@@ -405,11 +415,11 @@ def test_load_generator(monkeypatch, tmp_path):
 @pytest.mark.parametrize("arch", ["skip", "resnet"])
 def test_polyphase_up_conv_matches_the_oracle(arch, monkeypatch):
     """The polyphase transposed conv (used for large activations) on every up layer."""
-    monkeypatch.setattr(sg2, "POLYPHASE_MIN_SIZE", 0)
+    monkeypatch.setattr(ops, "POLYPHASE_MIN_SIZE", 0)
     cfg = sg2_config(img_resolution=32, architecture=arch, c_dim=3)
     state = random_sg2_state(cfg, 21)
     gen = genmod.Generator.from_state(cfg, state)
     ws = np.random.default_rng(2).standard_normal((2, gen.num_ws, gen.w_dim)).astype(np.float32)
-    got = np.asarray(sg2.synthesis(gen.params, cfg, ws))
+    got = np.asarray(gen.module.synthesis(ws))
     want = ref.synthesis(cfg, state, ws).transpose(0, 2, 3, 1)
     assert np.abs(got - want).max() <= 1e-4 * max(1.0, np.abs(want).max())

@@ -1,4 +1,4 @@
-"""lsd_jax.stylegan3 / lsd_jax.generator (StyleGAN3) against the independent NumPy oracle in
+"""lsd_jax.models.stylegan3 / lsd_jax.generator (StyleGAN3) against the independent NumPy oracle in
 tests/reference_stylegan3.py, the per-sample input transform, and NVIDIA-format SG3 pickles end to end.
 
 Bar: max |jax − oracle| ≤ 1e-4 · max(1, max |oracle|), on random states (tests/sg3_state.py) whose weights,
@@ -23,9 +23,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 import reference_stylegan3 as ref  # noqa: E402
 from sg3_state import derive_synthesis, random_sg3_state, sg3_config  # noqa: E402
 
+from flax import nnx  # noqa: E402
+
 from lsd_jax import generator as genmod  # noqa: E402
-from lsd_jax import stylegan3 as sg3  # noqa: E402
+from lsd_jax import weights  # noqa: E402
 from lsd_jax.errors import StyleError  # noqa: E402
+from lsd_jax.models import stylegan3 as sg3  # noqa: E402
+from lsd_jax.params import make_params  # noqa: E402
+from lsd_jax.step import render_settings  # noqa: E402
 from lsd_jax.style import Style  # noqa: E402
 
 TOL = 1e-4
@@ -152,17 +157,17 @@ def test_spec_rejects_inconsistent_configs():
         sg3.spec_from_config(dict(cfg, synthesis_kwargs=dict(cfg["synthesis_kwargs"], num_layers=7)))
 
 
-def test_prepare_params_rejects_bad_states():
+def test_from_state_rejects_bad_states():
     cfg = sg3_config()
     state = random_sg3_state(cfg, 0)
     with pytest.raises(KeyError, match="L1_36_8.up_filter"):
-        sg3.prepare_params(cfg, {k: v for k, v in state.items() if k != "synthesis.L1_36_8.up_filter"})
+        sg3.from_state(cfg, {k: v for k, v in state.items() if k != "synthesis.L1_36_8.up_filter"})
     with pytest.raises(ValueError, match="L2_36_8.bias"):
-        sg3.prepare_params(cfg, dict(state, **{"synthesis.L2_36_8.bias": np.zeros(7, np.float32)}))
+        sg3.from_state(cfg, dict(state, **{"synthesis.L2_36_8.bias": np.zeros(7, np.float32)}))
     with pytest.raises(ValueError, match="magnitude_ema"):
-        sg3.prepare_params(cfg, dict(state, **{"synthesis.L0_36_8.magnitude_ema": np.float32(0)}))
+        sg3.from_state(cfg, dict(state, **{"synthesis.L0_36_8.magnitude_ema": np.float32(0)}))
     with pytest.raises(ValueError, match="down_filter"):
-        sg3.prepare_params(cfg, dict(state, **{"synthesis.L4_16_3.down_filter": np.ones(12, np.float32)}))
+        sg3.from_state(cfg, dict(state, **{"synthesis.L4_16_3.down_filter": np.ones(12, np.float32)}))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -254,8 +259,10 @@ def test_noise_mode_has_no_effect():
         np.testing.assert_array_equal(np.asarray(gen.synthesis(ws, noise_mode=mode)), base)
     with pytest.raises(ValueError, match="noise_mode"):
         gen(z, noise_mode="bogus")
-    style = genmod.stylegan_style(gen, noise_mode="random")
-    np.testing.assert_array_equal(np.asarray(style.apply(style.variables, z, np.zeros((2, 0)), (16, 16))), base)
+    style = genmod.stylegan_style(gen)
+    for mode in ("const", "random", "none"):
+        got = style.images({"z": z, "c": np.zeros((2, 0))}, (16, 16), render_settings(make_params(noise_mode=mode)))
+        np.testing.assert_allclose(np.asarray(got), base, atol=1e-6)  # the step's own program: fusion may differ
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -319,10 +326,10 @@ def test_translation_shifts_the_fourier_features():
     z, c = latents(cfg, 2)
     w0 = gen.mapping(z, c)[:, 0]
     sr = spec.input.sampling_rate
-    base = np.asarray(sg3.synthesis_input(gen.params, spec, w0))
+    base = np.asarray(gen.module.synthesis.input(w0))
     chex.assert_shape(base, (2, 36, 36, spec.input.channels))
     for dx, dy in ((3, 0), (0, 2), (1, -2)):
-        moved = np.asarray(sg3.synthesis_input(gen.params, spec, w0, genmod.stylegan3_transform(0, dx / sr, dy / sr)))
+        moved = np.asarray(gen.module.synthesis.input(w0, genmod.stylegan3_transform(0, dx / sr, dy / sr)))
         want = np.roll(base, (dy, dx), axis=(1, 2))
         ys = slice(max(dy, 0), 36 + min(dy, 0))
         xs = slice(max(dx, 0), 36 + min(dx, 0))
@@ -375,12 +382,13 @@ def test_generator_attributes_and_pytree():
     assert "config-r" in repr(_model("r16")[2])
     z, c = latents(cfg, 2)
     img = np.asarray(gen(z, c, truncation_psi=0.6))
-    np.testing.assert_allclose(np.asarray(genmod.generate_fn(gen.params, cfg, z, c, truncation_psi=0.6)), img,
+    graphdef, params = gen.split()
+    np.testing.assert_allclose(np.asarray(genmod.generate_fn(graphdef, params, z, c, truncation_psi=0.6)), img,
                                atol=1e-6)
-    ws = genmod.mapping_fn(gen.params, cfg, z, c, 0.6)
-    np.testing.assert_allclose(np.asarray(genmod.synthesis_fn(gen.params, gen.spec, ws)), img, atol=1e-6)
-    f = jax.jit(lambda p, z, c, t: sg3.generate(p, cfg, z, c, 0.6, None, t))
-    np.testing.assert_allclose(np.asarray(f(gen.params, z, c, np.eye(3, dtype=np.float32))), img, atol=1e-5)
+    ws = genmod.mapping_fn(graphdef, params, z, c, 0.6)
+    np.testing.assert_allclose(np.asarray(genmod.synthesis_fn(graphdef, params, ws)), img, atol=1e-6)
+    f = jax.jit(lambda p, z, c, t: nnx.merge(graphdef, p)(z, c, 0.6, None, transform=t))
+    np.testing.assert_allclose(np.asarray(f(params, z, c, np.eye(3, dtype=np.float32))), img, atol=1e-5)
     g = jax.jit(lambda g, z, c: g(z, c, truncation_psi=0.6))
     np.testing.assert_allclose(np.asarray(g(gen, z, c)), img, atol=1e-6)
     leaves, treedef = jax.tree_util.tree_flatten(gen)
@@ -393,15 +401,8 @@ def test_generator_attributes_and_pytree():
         gen.mapping(z)
 
 
-def test_compiles_once_with_traced_psi_and_transform(monkeypatch):
-    traces = []
-    real = sg3.generate
-
-    def counting(*args, **kwargs):
-        traces.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(sg3, "generate", counting)
+def test_compiles_once_with_traced_psi_and_transform():
+    before = genmod._generate_jit._cache_size()
     cfg = sg3_config(z_dim=10)  # a spec no other test compiles
     gen = genmod.Generator.from_state(cfg, random_sg3_state(cfg, 0))
     z = latents(cfg, 2)[0]
@@ -409,6 +410,7 @@ def test_compiles_once_with_traced_psi_and_transform(monkeypatch):
     gen(z * 2, truncation_psi=0.5, transform=genmod.stylegan3_transform(np.array([0.3, 0.4]), 0.1, 0))
     other = genmod.Generator.from_state(cfg, random_sg3_state(cfg, 9))
     b = other(z, truncation_psi=0.8, transform=np.eye(3, dtype=np.float32)[None])
+    traces = [None] * (genmod._generate_jit._cache_size() - before)
     assert len(traces) == 1
     assert not np.allclose(np.asarray(a), np.asarray(b))
 
@@ -425,37 +427,39 @@ def test_sg2_generators_refuse_a_transform():
 
 def test_stylegan_style():
     cfg, state, gen = _model("r32-cond")
-    style = genmod.stylegan_style(gen, truncation_psi=0.7, truncation_cutoff=4, noise_mode="none")
+    style = genmod.stylegan_style(gen)
+    settings = render_settings(make_params(truncation_psi=0.7, truncation_cutoff=4, noise_mode="none"))
     assert isinstance(style, Style)
     assert (style.name, style.z_dim, style.c_dim, style.native_size) == ("stylegan3", 12, 4, (32, 32))
-    assert style.variables is gen.params
-    assert style.info["family"] == "stylegan3" and style.info["config"] == "r" and style.info["num_ws"] == 8
+    chex.assert_trees_all_equal(style.variables["model"], gen.state)
+    assert style.transform and not style.noise and style.w_control
+    assert style.generator.family == "stylegan3" and style.generator.spec.kind == "r" and style.generator.num_ws == 8
     z, c = latents(cfg, 2)
-    out = jax.jit(style.apply, static_argnums=3)(style.variables, z, c, (512, 512))
+    out = style.images({"z": z, "c": c}, (512, 512), settings)
     want = ref.generate(cfg, state, z, c, 0.7, 4)
     assert_close_to_oracle(out, want, "style.apply")
-    apply_t = jax.jit(style.info["apply_transform"], static_argnums=3)
-    np.testing.assert_allclose(np.asarray(apply_t(style.variables, z, c, (32, 32), np.eye(3)[None])),
+    eye = np.broadcast_to(np.eye(3, dtype=np.float32), (2, 3, 3))
+    np.testing.assert_allclose(np.asarray(style.images({"z": z, "c": c, "transform": eye}, (32, 32), settings)),
                                np.asarray(out), atol=1e-6)
     T = genmod.stylegan3_transform(jnp.array([0.5, -0.5]), jnp.array([0.1, 0.0]), 0.0)
     want_t = ref.generate(cfg, state, z, c, 0.7, 4, transform=np.asarray(T))
-    assert_close_to_oracle(apply_t(style.variables, z, c, (32, 32), T), want_t, "style.apply_transform")
+    assert_close_to_oracle(style.images({"z": z, "c": c, "transform": T}, (32, 32), settings), want_t,
+                           "style.apply_transform")
     assert genmod.stylegan_style(gen, name="x").name == "x"
 
 
 def test_load_generator_builds_stylegan3(monkeypatch, tmp_path):
-    import converters
+    converters = weights  # load_generator reads weights through lsd_jax.weights.load
 
     cfg = sg3_config()
     state = random_sg3_state(cfg, 0)
-    monkeypatch.setattr(converters, "load_pickle", lambda p: (cfg, state), raising=False)
+    monkeypatch.setattr(converters, "load", lambda p: (cfg, state))
     gen = genmod.load_generator(tmp_path / "g.pkl")
     assert gen.family == "stylegan3" and gen.num_ws == 6
-    monkeypatch.setattr(converters, "load_pickle", lambda p: (cfg, {}), raising=False)
+    monkeypatch.setattr(converters, "load", lambda p: (cfg, {}))
     with pytest.raises(StyleError, match="stylegan3.*missing"):
         genmod.load_generator(tmp_path / "g.pkl")
-    monkeypatch.setattr(converters, "load_pickle", lambda p: (dict(cfg, family="stylegan9"), state),
-                        raising=False)
+    monkeypatch.setattr(converters, "load", lambda p: (dict(cfg, family="stylegan9"), state))
     with pytest.raises(StyleError, match="stylegan9"):
         genmod.load_generator(tmp_path / "g.pkl")
 
@@ -482,7 +486,7 @@ def _assert_same_state(got: dict, want: dict) -> None:
 def test_pickle_to_generator_matches_oracle(tmp_path, name):
     cfg, state, _ = _model(name)
     path = nv3.write_pickle(tmp_path / f"{name}.pkl", cfg, state)
-    config, converted = converters.load_pickle(path)
+    config, converted = weights.load(path)
     assert config == cfg  # the per-layer attributes read from the pickle are NVIDIA's derived ones
     _assert_same_state(converted, state)
     gen = genmod.load_generator(path)
@@ -494,12 +498,12 @@ def test_pickle_to_generator_matches_oracle(tmp_path, name):
         assert_close_to_oracle(got, want, f"pickle {name}")
         np.testing.assert_array_equal(np.asarray(gen(z, c, truncation_psi=psi, truncation_cutoff=cutoff,
                                                      noise_mode="none")), np.asarray(got))
-    # the conversion cache and the converted .npz give the same model
-    again, again_state = converters.load_pickle(path)
+    # the conversion cache and the converted .safetensors give the same model
+    again, again_state = weights.load(path)
     assert again == cfg
     _assert_same_state(again_state, state)
-    npz = converters.convert(path, tmp_path / f"{name}.npz")
-    c2, s2 = converters.load_converted(npz)
+    npz = weights.convert(path, tmp_path / f"{name}.safetensors")
+    c2, s2 = weights.load_safetensors(npz)
     assert c2 == cfg
     _assert_same_state(s2, state)
 
@@ -594,7 +598,7 @@ def test_wrong_and_malicious_sg3_pickles_are_refused(tmp_path, name, error, matc
     path = tmp_path / "style.pkl"
     path.write_bytes(_wrong_sg3(name))
     with pytest.raises(error, match=match) as info:
-        converters.load_pickle(path)
+        weights.load(path)
     assert "'style.pkl'" in str(info.value)
     with pytest.raises(StyleError):
         genmod.load_generator(path)

@@ -213,7 +213,7 @@ def catalogue_names() -> list[str]:
 
 def fetchable(entry: Any) -> bool:
     """Whether this server can get a catalogue style's file: it is on disk already, or one of its
-    URLs is one :mod:`lsd_jax.download` can fetch (not mega.nz, so far)."""
+    URLs is one :mod:`lsd_jax.download` can fetch (:func:`~lsd_jax.download.can_fetch`)."""
     from ..catalogue import is_downloaded
     from ..download import can_fetch
 

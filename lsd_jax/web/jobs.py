@@ -159,7 +159,7 @@ class Job:
 
     song: str  # the uploaded file on the server
     song_name: str  # its name as uploaded (for the snippet and the output's name)
-    style: str  # "default", a catalogue name, or the uploaded .pkl/.npz on the server
+    style: str  # "default", a catalogue name, or the uploaded .pkl/.safetensors on the server
     style_code: str  # what the snippet passes as style
     params: RenderParams  # what render() gets
     public_params: RenderParams  # the same with stems as file names (what the snippet shows)
@@ -190,7 +190,7 @@ def audio_seconds(path: str | os.PathLike[str]) -> float | None:
             return info.frames / info.samplerate
     except Exception:
         pass
-    from ..video import parse_streams, run_ffmpeg
+    from ..ffmpeg import parse_streams, run_ffmpeg
 
     info = parse_streams(run_ffmpeg(["-i", str(p)]).stderr.decode("utf-8", "replace"))
     if not any(s["kind"] == "audio" for s in info["streams"]):
@@ -201,8 +201,8 @@ def audio_seconds(path: str | os.PathLike[str]) -> float | None:
 def _resolve_style_choice(style: Any, style_file: Any) -> tuple[str, str]:
     if style_file:
         p = Path(str(style_file))
-        if p.suffix.lower() not in (".pkl", ".npz"):
-            raise StyleError(f"a style file must be an NVIDIA StyleGAN .pkl or a converted .npz; got {p.name}")
+        if p.suffix.lower() not in (".pkl", ".safetensors"):
+            raise StyleError(f"a style file must be an NVIDIA StyleGAN .pkl or a converted .safetensors; got {p.name}")
         if not p.is_file():
             raise StyleError(f"style file not found: {p.name}")
         return str(p), p.name
@@ -313,23 +313,35 @@ def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None, live
 
     result = render(job.song, style=job.style, output=workdir / output_name(job), progress=progress or False,
                     params=job.params, live=live)
-    return Path(getattr(result, "path", result))  # a Path today; a RenderResult (.path) once render returns one
+    return result.path
 
 
-def loudest_stretch(path: str | os.PathLike[str], seconds: float, hop_s: float = 0.25) -> float:
+def loudest_stretch(path: str | os.PathLike[str], seconds: float, hop_s: float = 0.25, limit_s: float = 1800.0,
+                    piece_s: float = 120.0) -> float:
     """Where the ``seconds``-long stretch of the song with the most energy starts (seconds, on a
-    ``hop_s`` grid; 0 when the song is not longer)."""
-    from ..audio import read_audio
+    ``hop_s`` grid; 0 when the song is not longer). Decodes ``piece_s`` at a time (memory stays small
+    whatever the song's length), the first ``limit_s`` seconds at most."""
+    from ..decode import BeyondEnd, read_audio, to_mono
 
-    data, sr = read_audio(path)
-    y = data.mean(axis=1) if data.ndim == 2 else data
-    hop = max(1, int(round(hop_s * sr)))
-    n = len(y) // hop
+    energy: list[np.ndarray] = []
+    start = 0.0
+    while start < limit_s:
+        try:
+            data, sr = read_audio(path, start=start, duration=piece_s)
+        except BeyondEnd:
+            break
+        y = to_mono(data)
+        hop = max(1, int(round(hop_s * sr)))
+        n = len(y) // hop
+        energy.append(np.square(y[: n * hop].reshape(n, hop).astype(np.float64)).sum(axis=1))
+        if len(y) < int(piece_s * sr) - hop:  # the end of the song
+            break
+        start += piece_s
+    e = np.concatenate(energy) if energy else np.zeros(0)
     w = int(round(seconds / hop_s))
-    if n <= w:
+    if len(e) <= w:
         return 0.0
-    energy = np.square(y[: n * hop].reshape(n, hop).astype(np.float64)).sum(axis=1)
-    c = np.concatenate([[0.0], np.cumsum(energy)])
+    c = np.concatenate([[0.0], np.cumsum(e)])
     return round(int(np.argmax(c[w:] - c[:-w])) * hop_s, 3)
 
 

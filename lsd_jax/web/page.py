@@ -564,8 +564,8 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                                              info="style: the embedded style, or a catalogue model (downloaded once)",
                                              elem_id="style")
                     c["style_file"] = _short_api_info(
-                        gr.File(label="or upload a style (.pkl / .npz)", file_types=[".pkl", ".npz"],
-                                elem_id="style-file"), "an NVIDIA StyleGAN .pkl or converted .npz (optional)")
+                        gr.File(label="or upload a style (.pkl / .safetensors)", file_types=[".pkl", ".safetensors"],
+                                elem_id="style-file"), "an NVIDIA StyleGAN .pkl or converted .safetensors (optional)")
                 show_all = gr.Checkbox(False, label="also list the styles this server cannot download",
                                        elem_id="show-all-styles")
                 if cfg.examples != "off":

@@ -1,0 +1,158 @@
+"""Decoding audio files (lsd_jax.decode): formats, rates, channels, excerpts, limits and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lsd_jax import decode
+from lsd_jax.errors import AudioError
+from lsd_jax.ffmpeg import probe
+
+from audio_signals import SR, normalise, tone, tone_change, write
+
+
+def dominant_hz(y: np.ndarray, sr: int = SR) -> float:
+    spec = np.abs(np.fft.rfft(y * np.hanning(y.size)))
+    return float(np.fft.rfftfreq(y.size, 1 / sr)[np.argmax(spec)])
+
+
+FORMATS = [
+    ("wav", 8000, 1), ("wav", 48000, 2), ("wav", 44100, 6), ("flac", 44100, 2), ("flac", 22050, 1),
+    ("ogg", 48000, 2), ("ogg", 22050, 1), ("mp3", 44100, 2), ("mp3", 8000, 1), ("m4a", 48000, 2),
+    ("m4a", 22050, 1),
+]
+
+
+@pytest.mark.parametrize("fmt, sr, channels", FORMATS)
+def test_formats_rates_and_channels_load_as_mono_22050(tmp_path, fmt, sr, channels):
+    y = tone(440, 1.0, sr)
+    data = np.stack([y * (1 - 0.1 * c) for c in range(channels)], axis=1) if channels > 1 else y
+    path = write(tmp_path / f"a.{fmt}", data, sr)
+    got = decode.load_audio(path, sr=SR)
+    assert got.dtype == np.float32 and got.ndim == 1
+    lossy = fmt in ("mp3", "ogg", "m4a")
+    assert abs(got.size - SR) <= (0.06 * SR if lossy else 1), got.size
+    assert abs(dominant_hz(got) - 440) < 5
+    assert 0.3 < np.abs(got).max() < 0.7
+    raw, raw_sr = decode.read_audio(path)
+    assert raw_sr == sr and raw.shape[1] == channels
+
+
+def test_load_at_another_rate(tmp_path):
+    path = write(tmp_path / "a.wav", tone(1000, 1.0, 44100), 44100)
+    got = decode.load_audio(path, sr=8000)
+    assert got.size == 8000 and abs(dominant_hz(got, 8000) - 1000) < 5
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3", "m4a"])
+def test_start_and_duration_are_respected(tmp_path, fmt):
+    sr = 44100
+    y = tone_change(440, 880, 1.0, 2.0, sr)
+    path = write(tmp_path / f"change.{fmt}", y, sr)
+    before = decode.load_audio(path, sr=SR, start=0.4, duration=0.5)
+    after = decode.load_audio(path, sr=SR, start=1.1, duration=0.5)
+    assert abs(before.size - SR // 2) <= 1 and abs(after.size - SR // 2) <= 1
+    assert abs(dominant_hz(before) - 440) < 5
+    assert abs(dominant_hz(after) - 880) < 5
+    # the change lands where it should inside an excerpt that straddles it
+    straddle = decode.load_audio(path, sr=SR, start=0.75, duration=0.5)
+    half = straddle.size // 2
+    assert abs(dominant_hz(straddle[: half - 1000]) - 440) < 10
+    assert abs(dominant_hz(straddle[half + 1000:]) - 880) < 10
+    # to the end when duration is None
+    tail = decode.load_audio(path, sr=SR, start=1.5)
+    assert abs(tail.size - SR // 2) <= (0.06 * SR if fmt in ("mp3", "ogg", "m4a") else 1)
+
+
+def test_excerpt_is_sample_exact_for_lossless(tmp_path):
+    y = normalise(np.random.default_rng(0).normal(size=SR * 2).astype(np.float32))
+    path = write(tmp_path / "noise.flac", y, SR)
+    full = decode.load_audio(path, sr=SR)
+    part = decode.load_audio(path, sr=SR, start=0.5, duration=0.25)
+    i = round(0.5 * SR)
+    np.testing.assert_array_equal(part, full[i : i + part.size])
+    assert part.size == round(0.25 * SR)
+
+
+# --- resampling ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("orig", [8000, 44100, 48000])
+def test_resample_is_librosas_soxr_hq(orig):
+    import librosa
+
+    y = np.random.default_rng(orig).normal(size=orig // 3 + 7).astype(np.float32)
+    got = decode.resample(y, orig, SR)
+    want = librosa.resample(y, orig_sr=orig, target_sr=SR, res_type="soxr_hq")
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+# --- limits -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["wav", "m4a"])
+def test_max_seconds_refuses_longer_audio_and_allows_the_limit(tmp_path, fmt):
+    path = write(tmp_path / f"long.{fmt}", tone(440, 3.0), SR)
+    with pytest.raises(decode.TooLong, match=r"long\.%s holds more than 2 s" % fmt):
+        decode.read_audio(path, max_seconds=2.0)
+    with pytest.raises(AudioError, match="is 2.5 s long; at most 2 s"):
+        decode.read_audio(path, duration=2.5, max_seconds=2.0)
+    data, sr = decode.read_audio(path, start=1.0, max_seconds=2.0)  # 2 s are left: exactly the limit
+    assert abs(data.shape[0] - 2 * sr) <= (0.06 * sr if fmt == "m4a" else 0)
+    data, sr = decode.read_audio(path, duration=1.5, max_seconds=2.0)
+    assert data.shape[0] == round(1.5 * sr)
+
+
+def test_max_seconds_counts_decoded_audio_not_the_header(tmp_path, monkeypatch):
+    """Two MP3s back to back (1 s, then 6 s): libsndfile believes the first one's Xing header (1 s), ffmpeg's
+    header estimate says 5.5 s, and ffmpeg decodes 7.1 s. The limit holds on what is decoded, whatever the
+    header claims."""
+    first, second = write(tmp_path / "a.mp3", tone(440, 1.0), SR), write(tmp_path / "b.mp3", tone(660, 6.0), SR)
+    path = tmp_path / "joined.mp3"
+    path.write_bytes(first.read_bytes() + second.read_bytes())
+    assert sf.info(str(path)).duration < 1.5
+    data, sr = decode.read_audio(path, max_seconds=3.0)  # libsndfile: decodes only what it believes
+    assert data.shape[0] <= 3 * sr
+
+    def unreadable(*args, **kwargs):
+        raise RuntimeError("libsndfile cannot read it")
+
+    monkeypatch.setattr(decode, "_read_soundfile", unreadable)  # ffmpeg, as for m4a and other formats
+    claimed = probe(path)[0]["duration"]
+    assert claimed < 6.0
+    with pytest.raises(decode.TooLong, match=r"joined\.mp3 holds more than 6 s"):
+        decode.read_audio(path, max_seconds=6.0)
+    data, sr = decode.read_audio(path, max_seconds=8.0)
+    assert data.shape[0] > 6.5 * sr  # more than the header said, within the limit
+
+
+@pytest.mark.parametrize("fmt", ["wav", "m4a"])
+def test_a_huge_duration_means_to_the_end(tmp_path, fmt):
+    path = write(tmp_path / f"one.{fmt}", tone(440, 1.0), SR)
+    for d in (1e6, 1e15, 1e300):
+        data, sr = decode.read_audio(path, duration=d)
+        assert abs(data.shape[0] - sr) <= (0.06 * sr if fmt == "m4a" else 0), d
+    assert decode.load_audio(path, sr=SR, start=0.5, duration=1e15).size == pytest.approx(SR // 2, abs=0.06 * SR)
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def test_bad_excerpts_are_audio_errors(tmp_path):
+    path = write(tmp_path / "a.wav", tone(440, 1.0), SR)
+    for kw in (dict(start=-1.0), dict(start=float("nan")), dict(duration=0.0), dict(duration=-2.0),
+               dict(duration=float("nan"))):
+        with pytest.raises(AudioError, match="start|duration"):
+            decode.read_audio(path, **kw)
+
+
+def test_non_finite_samples_are_an_error(tmp_path):
+    y = tone(440, 1.0)
+    y[100] = np.nan
+    path = tmp_path / "nan.wav"
+    sf.write(path, y, SR, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"nan\.wav contains non-finite"):
+        decode.load_audio(path, sr=SR)
