@@ -152,16 +152,27 @@ def test_out_of_range_values_reach_the_table_which_names_the_parameter():
     assert not Path(form.__file__).with_suffix(".pyi").exists()  # no Component subclass: Gradio writes no stub
 
 
-def test_style_menu_lists_the_default_first_then_what_this_server_can_get():
+def _user_catalogue(monkeypatch, tmp_path, urls):
+    import json
+
+    from lsd_jax.catalogue import USER_STYLES_ENV
+
+    path = tmp_path / "user_styles.json"
+    path.write_text(json.dumps({"schema": 1, "styles": [{"name": "far away", "urls": urls}]}))
+    monkeypatch.setenv(USER_STYLES_ENV, str(path))
+
+
+def test_style_menu_lists_the_default_first_then_what_this_server_can_get(monkeypatch, tmp_path):
     from lsd_jax.catalogue import load_catalogue
 
+    _user_catalogue(monkeypatch, tmp_path, ["ftp://example.org/far-away.pkl"])  # a scheme nothing fetches
     names = form.catalogue_names()
     cat = load_catalogue()
-    assert names[0] == "default" and "wikiart" in names
+    assert names[0] == "default" and "wikiart" in names and "far away" in names
     choices = form.style_choices()
     assert choices[0] == ("default (embedded, no download)", "default")
     unfetchable = [n for n in names[1:] if not form.fetchable(cat[n])]
-    assert unfetchable and all("mega.nz" in cat[n].url for n in unfetchable)
+    assert "far away" in unfetchable
     assert [v for _, v in choices] == [n for n in names if n not in unfetchable]
     everything = form.style_choices(show_all=True)
     assert [v for _, v in everything] == names
@@ -172,9 +183,9 @@ def test_style_menu_lists_the_default_first_then_what_this_server_can_get():
 def test_fetchable_is_a_function_of_the_entry(tmp_path):
     from lsd_jax.catalogue import StyleEntry
 
-    mega = StyleEntry("x", ("https://mega.nz/#!abc!def",))
-    assert not form.fetchable(mega)
-    assert form.fetchable(StyleEntry("x", ("https://mega.nz/#!abc!def", "https://example.org/x.pkl")))  # a mirror
+    folder = StyleEntry("x", ("https://drive.google.com/drive/folders/abc",))  # a folder link: not fetchable
+    assert not form.fetchable(folder) and not form.fetchable(StyleEntry("x", ("ftp://example.org/x.pkl",)))
+    assert form.fetchable(StyleEntry("x", ("ftp://example.org/x.pkl", "https://example.org/x.pkl")))  # a mirror
     local = tmp_path / "x.pkl"
     local.write_bytes(b"x")
     assert form.fetchable(StyleEntry("x", (str(local),)))

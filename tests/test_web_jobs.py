@@ -335,10 +335,13 @@ def test_folders_of_dead_app_processes_are_swept_at_start(tmp_path):
         assert (jobs.workdirs.root / J.OWNER_FILE).read_text() == str(os.getpid())
 
 
-def test_a_style_this_server_cannot_download_is_a_clear_error(songs):
-    from lsd_jax.catalogue import load_catalogue
-    from lsd_jax.web.form import fetchable
+def test_a_style_this_server_cannot_download_is_a_clear_error(songs, tmp_path, monkeypatch):
+    import json
 
-    name = next(n for n, e in load_catalogue().items() if not fetchable(e))
+    from lsd_jax.catalogue import USER_STYLES_ENV
+
+    path = tmp_path / "user_styles.json"
+    path.write_text(json.dumps({"schema": 1, "styles": [{"name": "far away", "urls": ["ftp://example.org/x.pkl"]}]}))
+    monkeypatch.setenv(USER_STYLES_ENV, str(path))
     with pytest.raises(lsd_jax.StyleError, match="cannot download .* upload it"):
-        J.prepare_job(str(songs["song"]), name, None, **TINY)
+        J.prepare_job(str(songs["song"]), "far away", None, **TINY)

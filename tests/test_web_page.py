@@ -224,6 +224,8 @@ def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
         client.predict(handle_file(str(songs["long"])), fps=8, resolution=32, api_name="/render")
     with pytest.raises(ValidationError, match="resolution: resolution must be even"):
         client.predict(handle_file(str(songs["song"])), fps=8, resolution=33, api_name="/render")
+    with pytest.raises(AppError, match="silent"):  # found while working: an error of the call itself
+        client.predict(handle_file(str(songs["silent"])), fps=8, resolution=32, api_name="/render")
     with pytest.raises(ValidationError, match="pulse_react: pulse_react must be between 0 and 10, got 50"):
         client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, pulse_react=50, api_name="/render")
     big = tmp_path / "big.wav"
@@ -286,7 +288,8 @@ def test_a_client_cancels_a_job_and_the_queue_serves_the_next_at_once(served, so
     assert run.workdir is not None and not run.workdir.exists()  # its files went with it
     path = Path(video["video"] if isinstance(video, dict) else video)
     assert probe_video(path)["n_frames"] == 24 and "Rendered 24 frames" in status
-    print(f"cancel: the render stopped {stopped:.2f} s after the client's cancel; the next started after {started:.2f} s")
+    print(f"cancel: the render stopped {stopped:.2f} s after the client's cancel; the next started after "
+          f"{started:.2f} s")
 
 
 def test_the_api_is_named_and_described(served):

@@ -285,7 +285,7 @@ def estimate_lines(jobs: Jobs, song: Any, style: Any, style_file: Any, **values:
     if length is not None:
         job = Job(job.song, job.song_name, job.style, job.style_code, job.params, job.public_params, length)
     note = ""
-    if job.style != "default" and not str(job.style).endswith((".pkl", ".npz")):
+    if job.style != "default" and not str(job.style).endswith((".pkl", ".safetensors")):
         from ..catalogue import is_downloaded, load_catalogue
 
         if not is_downloaded(load_catalogue()[job.style]):
@@ -565,7 +565,8 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                                              elem_id="style")
                     c["style_file"] = _short_api_info(
                         gr.File(label="or upload a style (.pkl / .safetensors)", file_types=[".pkl", ".safetensors"],
-                                elem_id="style-file"), "an NVIDIA StyleGAN .pkl or converted .safetensors (optional)")
+                                elem_id="style-file"),
+                        "an NVIDIA StyleGAN .pkl or converted .safetensors (optional)")
                 show_all = gr.Checkbox(False, label="also list the styles this server cannot download",
                                        elem_id="show-all-styles")
                 if cfg.examples != "off":
