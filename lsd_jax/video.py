@@ -36,7 +36,7 @@ from .timing import fps_fraction
 
 STDERR_TAIL_LINES = 20
 #: Seconds of video per fragment of a live copy (fragments need not start on a keyframe).
-LIVE_FRAGMENT_S = 0.5
+LIVE_FRAGMENT_S = 0.25
 
 
 def _tee_path(path: Path) -> str:
