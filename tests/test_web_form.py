@@ -163,7 +163,7 @@ def _user_catalogue(monkeypatch, tmp_path, urls):
 
 
 def test_style_menu_lists_the_default_first_then_what_this_server_can_get(monkeypatch, tmp_path):
-    from lsd_jax.catalogue import load_catalogue
+    from lsd_jax.catalogue import fetchable, load_catalogue
 
     _user_catalogue(monkeypatch, tmp_path, ["ftp://example.org/far-away.pkl"])  # a scheme nothing fetches
     names = form.catalogue_names()
@@ -171,24 +171,13 @@ def test_style_menu_lists_the_default_first_then_what_this_server_can_get(monkey
     assert names[0] == "default" and "wikiart" in names and "far away" in names
     choices = form.style_choices()
     assert choices[0] == ("default (embedded, no download)", "default")
-    unfetchable = [n for n in names[1:] if not form.fetchable(cat[n])]
+    unfetchable = [n for n in names[1:] if not fetchable(cat[n])]
     assert "far away" in unfetchable
     assert [v for _, v in choices] == [n for n in names if n not in unfetchable]
     everything = form.style_choices(show_all=True)
     assert [v for _, v in everything] == names
-    marked = {v for label, v in everything if "cannot be downloaded here" in label}
+    marked = {v for label, v in everything if "cannot be used here" in label}
     assert marked == set(unfetchable)
-
-
-def test_fetchable_is_a_function_of_the_entry(tmp_path):
-    from lsd_jax.catalogue import StyleEntry
-
-    folder = StyleEntry("x", ("https://drive.google.com/drive/folders/abc",))  # a folder link: not fetchable
-    assert not form.fetchable(folder) and not form.fetchable(StyleEntry("x", ("ftp://example.org/x.pkl",)))
-    assert form.fetchable(StyleEntry("x", ("ftp://example.org/x.pkl", "https://example.org/x.pkl")))  # a mirror
-    local = tmp_path / "x.pkl"
-    local.write_bytes(b"x")
-    assert form.fetchable(StyleEntry("x", (str(local),)))
 
 
 def test_a_broken_user_catalogue_does_not_take_the_menu_down(monkeypatch, caplog):

@@ -343,5 +343,6 @@ def test_a_style_this_server_cannot_download_is_a_clear_error(songs, tmp_path, m
     path = tmp_path / "user_styles.json"
     path.write_text(json.dumps({"schema": 1, "styles": [{"name": "far away", "urls": ["ftp://example.org/x.pkl"]}]}))
     monkeypatch.setenv(USER_STYLES_ENV, str(path))
-    with pytest.raises(lsd_jax.StyleError, match="cannot download .* upload it"):
+    with pytest.raises(lsd_jax.StyleError, match="'far away' cannot be used on this server .*cannot download from "
+                       "example.org.*upload it"):
         J.prepare_job(str(songs["song"]), "far away", None, **TINY)

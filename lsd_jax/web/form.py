@@ -9,7 +9,8 @@ exist only on the page: ``keyframe_times`` with the uploaded ``keyframe_images``
 number box cannot be empty, an effect strength of 0 switches the effect off, and text (``speed_fpm``
 takes a number, "beat" or "bar") is read by the table's one parser.
 
-The style menu lists the styles this server can get (:func:`fetchable`); the others only when asked.
+The style menu lists the styles this server can get (:func:`lsd_jax.catalogue.fetchable`); the others only
+when asked.
 """
 
 from __future__ import annotations
@@ -211,21 +212,12 @@ def catalogue_names() -> list[str]:
     return ["default"] + [n for n in names if n != "default"]
 
 
-def fetchable(entry: Any) -> bool:
-    """Whether this server can get a catalogue style's file: it is on disk already, or one of its
-    URLs is one :mod:`lsd_jax.download` can fetch (:func:`~lsd_jax.download.can_fetch`)."""
-    from ..catalogue import is_downloaded
-    from ..download import can_fetch
-
-    return is_downloaded(entry) or any(can_fetch(u) for u in entry.urls)
-
-
 def style_choices(show_all: bool = False) -> list[tuple[str, str]]:
     """The style menu: (label, value) pairs, the embedded default first. Styles this server cannot
-    get (:func:`fetchable`) are left out, or with ``show_all`` listed and marked."""
+    get (:func:`lsd_jax.catalogue.fetchable`) are left out, or with ``show_all`` listed and marked."""
     choices = [("default (embedded, no download)", "default")]
     try:
-        from ..catalogue import load_catalogue
+        from ..catalogue import fetchable, load_catalogue
 
         cat = load_catalogue()
     except Exception:
@@ -237,7 +229,7 @@ def style_choices(show_all: bool = False) -> list[tuple[str, str]]:
             continue
         bits = [f"{e.resolution} px" if getattr(e, "resolution", None) else None,
                 "conditional" if getattr(e, "conditional", None) else None,
-                None if ok else "cannot be downloaded here: upload its .pkl"]
+                None if ok else "cannot be used here"]
         label = name + (f" ({', '.join(b for b in bits if b)})" if any(bits) else "")
         choices.append((label, name))
     return choices

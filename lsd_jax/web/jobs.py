@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import AudioError, ParamError, StyleError
 from ..params import RenderParams, make_params
 from .config import MAX_APP_FPS, AppConfig, duration_text
-from .form import BASIC_NAMES, STEMS, catalogue_names, fetchable, params_from_ui
+from .form import BASIC_NAMES, STEMS, catalogue_names, params_from_ui
 from .live import LiveChannels
 from .speed import Estimate, SpeedBook, Throughput, speed_key
 
@@ -216,12 +216,12 @@ def _resolve_style_choice(style: Any, style_file: Any) -> tuple[str, str]:
         close = difflib.get_close_matches(choice, names, n=1)
         raise StyleError(f"unknown style {choice!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
                          + "; choose one from the list or upload a .pkl")
-    from ..catalogue import load_catalogue
+    from ..catalogue import load_catalogue, unavailable_reason
 
-    if not fetchable(load_catalogue()[choice]):
-        raise StyleError(f"this server cannot download the file of {choice!r} (it is on a host it cannot fetch "
-                         "from); download the .pkl in your browser from the style's source and upload it under "
-                         "'or upload a style'")
+    why = unavailable_reason(load_catalogue()[choice])
+    if why:
+        raise StyleError(f"{choice!r} cannot be used on this server ({why}); if you have its .pkl, upload it "
+                         "under 'or upload a style'")
     return choice, choice
 
 
