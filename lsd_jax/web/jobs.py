@@ -482,8 +482,10 @@ class Jobs:
         self.workdirs.finish(workdir)
         if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
             fps = (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])
-            head = marks[0][0] - t0 - marks[0][1] / fps  # preparation (+ compiling, the first time)
-            self.speeds.record(key, fps, None if known.compiled else max(0.0, head), "render")
+            head = max(0.0, marks[0][0] - t0 - marks[0][1] / fps)  # preparation (+ compiling, the first time)
+            if known.compiled:
+                self.speeds.record_preparation(head, job.seconds)
+            self.speeds.record(key, fps, None if known.compiled else head, "render")
         return out
 
     # --- speeds
@@ -512,7 +514,7 @@ class Jobs:
             params = job.params.replace(start=0.0, duration=seconds, keyframes=None, **stems)
             t0 = time.perf_counter()
             prep = prepare(song, job.style, params=params, progress=False)
-            self.speeds.record_preparation(time.perf_counter() - t0, seconds)
+            self.speeds.record_preparation(time.perf_counter() - t0, seconds, "calibration")
             idx = np.arange(prep.step.batch) % prep.n_frames
             times = []
             for _ in range(2):  # the first compiles

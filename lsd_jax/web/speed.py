@@ -48,6 +48,7 @@ class SpeedBook:
         self._speed: dict[tuple[Hashable, ...], Throughput] = {}
         self._compiled: set[tuple[Hashable, ...]] = set()
         self._prep_per_audio_s: float | None = None  # seconds of preparation per second of music
+        self._prep_source = ""
 
     def get(self, key: tuple[Hashable, ...]) -> Throughput | None:
         with self._lock:
@@ -66,10 +67,15 @@ class SpeedBook:
             self._speed[key] = Throughput(frames_per_s, max(0.0, compile_s), source)
             self._compiled.add(key)
 
-    def record_preparation(self, seconds: float, audio_seconds: float) -> None:
+    def record_preparation(self, seconds: float, audio_seconds: float, source: str = "job") -> None:
+        """Preparation (style, analysis, latents) took ``seconds`` for ``audio_seconds`` of music. A
+        calibration's short synthetic song does not replace what a visitor's job measured."""
         if math.isfinite(audio_seconds) and audio_seconds > 0 and seconds >= 0:
             with self._lock:
+                if source == "calibration" and self._prep_source == "job":
+                    return
                 self._prep_per_audio_s = seconds / audio_seconds
+                self._prep_source = source
 
     def estimate(self, key: tuple[Hashable, ...], audio_seconds: float, fps: float) -> Estimate:
         n = max(1, math.ceil(audio_seconds * fps - 1e-9)) if math.isfinite(audio_seconds) else 0
