@@ -102,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["live"]:  # its own parser (lsd_jax.web.live), imported only here: it needs gradio
-        from .web.live import main as live_main
+    if argv[:1] == ["live"]:  # its own parser (lsd_jax.web.live_mode), imported only here: it needs gradio
+        from .web.live_mode import main as live_main
 
         try:
             return live_main(argv[1:])

@@ -79,6 +79,7 @@ class Param:
     default: Any
     help: str  # one line
     group: str  # a key of GROUPS
+    label: str = ""  # a human name for forms ("Pulse strength"); the Python name goes in the help line
     lo: float | None = None  # smallest valid value (of each element, for lists)
     hi: float | None = None  # largest valid value
     lo_open: bool = False  # ``lo`` itself is not valid (``> lo``)
@@ -417,130 +418,140 @@ class RenderParams:
 
     # --- basic
     pulse_react: float = _param(NUMBER, 0.5, "strength of the pulse, a short kick on each hit (~0.5 typical)", "basic",
-                                lsd=True, lo=0.0, hi=10.0, slider=True, step=0.01)
+                                lsd=True, lo=0.0, hi=10.0, slider=True, step=0.01, label="Pulse strength")
     motion_react: float = _param(NUMBER, 0.5, "how much louder music speeds up the drift (~0.5 typical)", "basic",
-                                 lsd=True, lo=0.0, hi=10.0, slider=True, step=0.01)
+                                 lsd=True, lo=0.0, hi=10.0, slider=True, step=0.01, label="Motion strength")
     speed_fpm: float | str = _param(
         SPEED, 12.0, "latent keyframes per minute: how fast the image wanders (0: none; beat/bar: on the beat)",
-        "basic", lsd=True, lsd_note="a number only", lo=0.0, slider=True, step=0.5, ui_hi=120.0)
-    truncation: float = _param(NUMBER, 1.0, "scales the latent; lower is calmer and more typical", "basic",
-                               lsd=True, **_UNIT)
+        "basic", lsd=True, lsd_note="a number only", lo=0.0, slider=True, step=0.5, ui_hi=120.0, label="Wander speed")
+    truncation: float = _param(NUMBER, 1.0, "scales the input latent of every style; lower is calmer and more "
+                               "typical (StyleGAN's own is truncation_psi)", "basic",
+                               lsd=True, **_UNIT, label="Truncation (latent scale)")
     contrast_strength: float | None = _param(
         NUMBER, None, "contrast boost on hits (enables the contrast effect)", "basic", lsd=True,
         lsd_note="0 becomes 0.5", unset="effect off; 0.5 once contrast_percussive or contrast_audio turns it on",
-        zero_unset="off", **_UNIT)
+        zero_unset="off", **_UNIT, label="Contrast on hits")
     flash_strength: float | None = _param(
         NUMBER, None, "brightness flash on hits (enables the flash effect)", "basic", lsd=True,
         lsd_note="0 becomes 0.5", unset="effect off; 0.5 once flash_percussive or flash_audio turns it on",
-        zero_unset="off", **_UNIT)
+        zero_unset="off", **_UNIT, label="Flash on hits")
     fps: float = _param(NUMBER, 43.0, "frames per second, honoured exactly", "basic", lsd=True,
                         lsd_note="hop rounded to 64 samples: 30 became 31.3", lo=1.0, hi=MAX_FPS, slider=True,
-                        step=1.0)
+                        step=1.0, label="Frames per second")
     resolution: int | None = _param(
         INTEGER, None, "square output size in pixels", "basic", lsd=True, lsd_note="a resize after rendering",
         lo=16, hi=MAX_RESOLUTION, even=True, unset="the style's native size (512 for the default)",
-        slider=True, step=16, zero_unset="native, 512 for default")
-    start: float = _param(NUMBER, 0.0, "start of the excerpt in the song, seconds", "basic", lsd=True, lo=0.0)
+        slider=True, step=16, zero_unset="native, 512 for default", label="Size (square)")
+    start: float = _param(NUMBER, 0.0, "start of the excerpt in the song, seconds", "basic", lsd=True, lo=0.0,
+                          label="Start (s)")
     duration: float | None = _param(NUMBER, None, "length of the excerpt, seconds", "basic", lsd=True, lo=0.0,
-                                    lo_open=True, unset="to the end of the song", zero_unset="to the end")
+                                    lo_open=True, unset="to the end of the song", zero_unset="to the end",
+                                    label="Length (s)")
     seed: int = _param(INTEGER, 0, "random seed: the same seed and parameters give the same video", "basic",
-                       lo=0, hi=2**31 - 1)
+                       lo=0, hi=2**31 - 1, label="Seed")
     # --- size and compute
     width: int | None = _param(INTEGER, None, "output width in pixels; with height, overrides resolution", "size",
                                lo=16, hi=MAX_RESOLUTION, even=True, unset="resolution decides", step=2,
-                               zero_unset="use resolution")
+                               zero_unset="use resolution", label="Width")
     height: int | None = _param(INTEGER, None, "output height in pixels; with width, overrides resolution", "size",
                                 lo=16, hi=MAX_RESOLUTION, even=True, unset="resolution decides", step=2,
-                                zero_unset="use resolution")
+                                zero_unset="use resolution", label="Height")
     batch_size: int | None = _param(INTEGER, None, "frames per compiled step", "size", lsd=True,
                                     lsd_note="default 1; drops the last frames", lo=1, hi=4096,
-                                    unset="chosen automatically", zero_unset="automatic")
+                                    unset="chosen automatically", zero_unset="automatic", label="Frames per step")
     compute_dtype: str = _param(CHOICE, "float32", "bfloat16 is faster on GPU/TPU, approximate", "size",
-                                choices=COMPUTE_DTYPES)
+                                choices=COMPUTE_DTYPES, label="Number format")
     # --- pulse and motion
     pulse_mode: str = _param(CHOICE, "loudness", "loudness (Lucid Sonic Dreams) or onset (a beat-exact kick from "
-                             "the onset strength)", "motion", choices=PULSE_MODES)
+                             "the onset strength)", "motion", choices=PULSE_MODES, label="Pulse from")
     normalize: str = _param(
         CHOICE, "global", "how envelopes are scaled to 0..1: global (the excerpt's min and max: one loud hit flattens "
         "the rest) or running (a min and max that forget within seconds, as live mode does)", "motion",
-        choices=NORMALIZE_MODES)
-    pulse_percussive: bool = _param(FLAG, True, "pulse follows the percussive part of the song", "motion", lsd=True)
+        choices=NORMALIZE_MODES, label="Envelope scaling")
+    pulse_percussive: bool = _param(FLAG, True, "pulse follows the percussive part of the song", "motion", lsd=True,
+                                    label="Pulse: percussive part")
     pulse_harmonic: bool = _param(FLAG, False, "pulse follows the harmonic part (both or neither: the full mix)",
-                                  "motion", lsd=True)
-    motion_percussive: bool = _param(FLAG, False, "motion follows the percussive part", "motion", lsd=True)
+                                  "motion", lsd=True, label="Pulse: harmonic part")
+    motion_percussive: bool = _param(FLAG, False, "motion follows the percussive part", "motion", lsd=True,
+                                     label="Motion: percussive part")
     motion_harmonic: bool = _param(FLAG, True, "motion follows the harmonic part (both or neither: the full mix)",
-                                   "motion", lsd=True)
+                                   "motion", lsd=True, label="Motion: harmonic part")
     motion_randomness: float = _param(NUMBER, 0.5, "how unevenly the latent dimensions drift", "motion", lsd=True,
-                                      **_UNIT)
+                                      **_UNIT, label="Motion unevenness")
     # --- classes (conditional styles)
     classes: tuple[int, ...] | None = _param(
         INDICES, None, "class indices (conditional styles) that the 12 pitches map to", "classes", lsd=True,
-        lo=0, unset="up to 12 random classes (from seed)", example="1, 5, 9")
+        lo=0, unset="up to 12 random classes (from seed)", example="1, 5, 9", label="Classes")
     dominant_classes_first: bool = _param(FLAG, False, "give the first class to the most dominant pitch", "classes",
-                                          lsd=True)
+                                          lsd=True, label="Strongest pitch gets the first class")
     class_pitch_react: float = _param(NUMBER, 0.5, "how strongly pitches drive classes", "classes", lsd=True,
-                                      lo=0.0, hi=100.0)
+                                      lo=0.0, hi=100.0, label="Pitch to class strength")
     class_smooth_seconds: float = _param(NUMBER, 1.0, "smoothing window of class changes, seconds", "classes",
-                                         lsd=True, lsd_note="whole seconds only", lo=0.0, hi=600.0)
+                                         lsd=True, lsd_note="whole seconds only", lo=0.0, hi=600.0,
+                                         label="Class smoothing (s)")
     class_complexity: float = _param(NUMBER, 1.0, "magnitude of the class vector", "classes", lsd=True, lo=0.0,
-                                     hi=100.0)
+                                     hi=100.0, label="Class vector size")
     class_shuffle_seconds: float | tuple[float, ...] | None = _param(
         TIMES, None, "rotate the class list every N seconds (or at a list of times)", "classes", lsd=True,
-        lsd_note="whole seconds; list times must match a frame exactly", unset="never", example="4 or 0, 12.5, 30")
+        lsd_note="whole seconds; list times must match a frame exactly", unset="never", example="4 or 0, 12.5, 30",
+        label="Shuffle classes every (s)")
     class_shuffle_strength: float = _param(NUMBER, 0.5, "how far the class list rotates at each shuffle", "classes",
-                                           lsd=True, **_UNIT)
+                                           lsd=True, **_UNIT, label="Shuffle strength")
     # --- effects
     contrast_percussive: bool | None = _param(
         FLAG, None, "contrast follows the percussive part (enables the contrast effect)", "effects", lsd=True,
-        lsd_note="False is impossible", unset="true, once the effect is on", labels=_TRISTATE)
+        lsd_note="False is impossible", unset="true, once the effect is on", labels=_TRISTATE, label="Contrast follows")
     flash_percussive: bool | None = _param(
         FLAG, None, "flash follows the percussive part (enables the flash effect)", "effects", lsd=True,
-        lsd_note="False is impossible", unset="true, once the effect is on", labels=_TRISTATE)
+        lsd_note="False is impossible", unset="true, once the effect is on", labels=_TRISTATE, label="Flash follows")
     custom_effects: tuple[Any, ...] = _param(EFFECTS, (), "list of EffectsGenerator, applied in order", "effects",
-                                             lsd=True, api_only=True)
+                                             lsd=True, api_only=True, label="Custom effects")
     # --- StyleGAN options
-    truncation_psi: float = _param(NUMBER, 1.0, "StyleGAN w-space truncation psi (1: none)", "stylegan", lo=-2.0,
-                                   hi=2.0, slider=True, step=0.05)
+    truncation_psi: float = _param(NUMBER, 1.0, "StyleGAN's own truncation: pulls w towards the average "
+                                   "image (1: none), after truncation's scaling of the latent", "stylegan", lo=-2.0,
+                                   hi=2.0, slider=True, step=0.05, label="StyleGAN truncation ψ (w space)")
     truncation_cutoff: int | None = _param(INTEGER, None, "StyleGAN: truncate only the first N layers' w",
-                                           "stylegan", lo=0, hi=64, unset="all layers", zero_unset="all layers")
-    noise_mode: str = _param(CHOICE, "const", "StyleGAN noise inputs", "stylegan", choices=NOISE_MODES)
+                                           "stylegan", lo=0, hi=64, unset="all layers", zero_unset="all layers",
+                                           label="Truncate only the first layers")
+    noise_mode: str = _param(CHOICE, "const", "StyleGAN noise inputs", "stylegan", choices=NOISE_MODES,
+                             label="StyleGAN noise")
     # --- musical control of StyleGAN's w (per layer), beyond Lucid Sonic Dreams
     band_react: tuple[float, float, float] = _param(
         NUMBERS, (0.0, 0.0, 0.0), "low, mid, high: how much bass/mids/highs move the coarse/middle/fine layers",
-        "control", lo=0.0, hi=10.0, size=3, broadcast=True, example="0.4 or 0.4, 0.2, 0.3")
+        "control", lo=0.0, hi=10.0, size=3, broadcast=True, example="0.4 or 0.4, 0.2, 0.3", label="Bass / mids / highs")
     band_edges_hz: tuple[float, float] = _param(NUMBERS, (250.0, 2000.0), "the two band edges in Hz (low/mid, "
                                                 "mid/high), increasing", "control", lo=20.0, hi=11000.0, size=2,
-                                                example="250, 2000")
+                                                example="250, 2000", label="Band edges (Hz)")
     noise_react: float = _param(NUMBER, 0.0, "StyleGAN2: hits scale the noise inputs (shimmer on the beat)", "control",
-                                **_REACT)
+                                **_REACT, label="Noise shimmer on hits")
     # --- keyframe images
     keyframes: tuple[tuple[float, str], ...] | None = _param(
         KEYFRAMES, None, "{time_s: image}: the video passes through the generator's reconstruction of each image",
-        "keyframes", unset="none", example="42=cover.png, 60=x.png")
+        "keyframes", unset="none", example="42=cover.png, 60=x.png", label="Keyframe images")
     keyframe_window_seconds: float = _param(NUMBER, 2.0, "seconds over which the video blends into and out of "
-                                            "each keyframe", "keyframes", lo=0.0, hi=600.0)
+                                            "each keyframe", "keyframes", lo=0.0, hi=600.0, label="Keyframe blend (s)")
     keyframe_w_plus: bool = _param(FLAG, False, "project keyframe images per layer (W+): closer, less editable",
-                                   "keyframes")
+                                   "keyframes", label="Per-layer projection (W+)")
     projection_steps: int = _param(INTEGER, 300, "optimisation steps per keyframe image (cached once done)",
-                                   "keyframes", lo=1, hi=100_000)
+                                   "keyframes", lo=1, hi=100_000, label="Projection steps")
     # --- StyleGAN3
     rotate_react: float = _param(NUMBER, 0.0, "StyleGAN3: the motion envelope turns the image (turns/second at "
-                                 "full loudness)", "stylegan3", **_REACT)
+                                 "full loudness)", "stylegan3", **_REACT, label="Turn with the music")
     translate_react: float = _param(NUMBER, 0.0, "StyleGAN3: the motion envelope slides the image (image "
-                                    "widths/second)", "stylegan3", **_REACT)
+                                    "widths/second)", "stylegan3", **_REACT, label="Slide with the music")
     # --- separate stems (paths), aligned to the song
     pulse_audio: str | None = _param(PATH, None, "separate audio stem for the pulse", "stems", lsd=True,
-                                     unset="the song")
+                                     unset="the song", label="Pulse stem")
     motion_audio: str | None = _param(PATH, None, "separate audio stem for motion", "stems", lsd=True,
-                                      unset="the song")
+                                      unset="the song", label="Motion stem")
     class_audio: str | None = _param(PATH, None, "separate audio stem for classes", "stems", lsd=True,
-                                     unset="the song")
+                                     unset="the song", label="Classes stem")
     contrast_audio: str | None = _param(PATH, None, "separate audio stem for the contrast effect (enables it)",
-                                        "stems", lsd=True, unset="the song")
+                                        "stems", lsd=True, unset="the song", label="Contrast stem")
     flash_audio: str | None = _param(PATH, None, "separate audio stem for the flash effect (enables it)", "stems",
-                                     lsd=True, unset="the song")
+                                     lsd=True, unset="the song", label="Flash stem")
     output_audio: str | None = _param(PATH, None, "audio muxed into the video instead of the song", "stems",
-                                      lsd=True, unset="the song")
+                                      lsd=True, unset="the song", label="Soundtrack")
 
     def __post_init__(self) -> None:
         for p in PARAMS:

@@ -288,6 +288,7 @@ def render(
     input_shape: int | None = None,
     num_possible_classes: int | None = None,
     params: RenderParams | None = None,
+    live: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> RenderResult:
     """Render a music video of ``song``; returns a :class:`RenderResult` (``.path``: the MP4).
@@ -297,6 +298,8 @@ def render(
     ``num_possible_classes``). ``kwargs``: :class:`~lsd_jax.params.RenderParams` fields.
     ``progress``: True for a progress bar, False for none, or a callback ``(done, total)``.
     The output is written to a temporary file and renamed into place only when complete.
+    ``live``: also write the encoded video, as it is made, into this fragmented MP4 (for playing
+    while rendering; the output is unchanged, byte for byte; single process only).
     Under ``jax.distributed`` (several processes), each process renders a contiguous range of
     frames and process 0 joins the segments without re-encoding.
     """
@@ -320,7 +323,8 @@ def render(
     callback, bar = _progress_callback(progress, last - first)
     target = out if n_proc == 1 else segment_path(out, proc)
     try:
-        with video.VideoWriter(target, fps=fps, size=prep.size, audio=soundtrack if n_proc == 1 else None) as writer:
+        with video.VideoWriter(target, fps=fps, size=prep.size, audio=soundtrack if n_proc == 1 else None,
+                               live=live if n_proc == 1 else None) as writer:
             feeder = _WriterThread(writer)
             try:
                 render_frames(prep.step, {k: v[first:last] for k, v in prep.inputs.items()}, prep.plan,

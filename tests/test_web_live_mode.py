@@ -1,4 +1,4 @@
-"""The web app's Live page (lsd_jax.web.live): sessions, their checks, and a real browser with a fake microphone."""
+"""The web app's Live page (lsd_jax.web.live_mode): sessions, their checks, and a real browser with a fake microphone."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lsd_jax.web.live import LiveConfig, LiveSessions
+from lsd_jax.web.live_mode import LiveConfig, LiveSessions
 
 from audio_signals import click_track, write
 
