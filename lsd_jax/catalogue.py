@@ -8,11 +8,17 @@ StyleGAN2 / StyleGAN2-ADA / StyleGAN3 releases. The user's catalogue (``$LSD_JAX
 Unlike LSD, nothing here touches the network except :func:`style_path` when the file is not cached:
 :func:`show_styles` and :func:`load_catalogue` only read local files.
 
+BigGAN-deep (``lsd_jax/data/biggan_styles.json``, the pytorch-pretrained-biggan package's public files) is a
+model of TWO files: its entries have ``"format": "biggan-deep"``, ``urls`` for the weights and ``"beside":
+{"config.json": [urls]}``; such an entry is cached as a folder (``styles_dir()/<slug>/``) holding the weights
+(named as in the URL) and each file beside them, and :func:`style_path` returns the weights' path.
+
 Both files share one schema::
 
     {"schema": 1, "styles": [{"name": "wikiart", "urls": ["https://..."], "format": "stylegan2-tf",
       "resolution": 1024 | null, "conditional": true | false | null, "c_dim": 10 | null,
-      "licence": "...", "sha256": "64 hex" | null, ...optional: source, author, dataset, homepage, notes}]}
+      "licence": "...", "sha256": "64 hex" | null, ...optional: source, author, dataset, homepage, notes,
+      beside: {"file name": ["https://...", ...]}}]}
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ __all__ = [
 ]
 
 #: Pickle formats the converters understand.
-FORMATS = ("stylegan2-tf", "stylegan2-ada-pytorch", "stylegan3")
+FORMATS = ("stylegan2-tf", "stylegan2-ada-pytorch", "stylegan3", "biggan-deep")
 USER_STYLES_ENV = "LSD_JAX_USER_STYLES"
 SCHEMA = 1
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -74,6 +80,7 @@ class StyleEntry:
     dataset: str | None = None
     homepage: str | None = None
     notes: str | None = None
+    beside: tuple[tuple[str, tuple[str, ...]], ...] = ()  # files the model needs beside it: (name, mirrors)
 
     @property
     def url(self) -> str:
@@ -93,6 +100,10 @@ class StyleEntry:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["urls"] = list(self.urls)
+        if self.beside:
+            d["beside"] = {name: list(urls) for name, urls in self.beside}
+        else:
+            d.pop("beside")
         return d
 
     @classmethod
@@ -114,6 +125,8 @@ class StyleEntry:
         if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
             raise StyleError(f"{label}: 'urls' must be a non-empty list of strings.")
         d["urls"] = tuple(u.strip() for u in urls)
+        if "beside" in d:
+            d["beside"] = _beside(d["beside"], label)
         try:
             return _validated(cls(**d), label)
         except TypeError as e:
@@ -136,6 +149,36 @@ def _validated(e: StyleEntry, label: str) -> StyleEntry:
     if not isinstance(e.licence, str) or not e.licence:
         raise StyleError(f"{label}: licence must be a non-empty string.")
     return replace(e, name=_norm(e.name), sha256=e.sha256.lower() if e.sha256 else None)
+
+
+_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _beside(raw: Any, label: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``{"config.json": ["https://..."]}`` → ``(("config.json", ("https://...",)),)``; plain file names only."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise StyleError(f"{label}: 'beside' must map file names to lists of URLs.")
+    out = []
+    for name, urls in raw.items():
+        if not isinstance(name, str) or not _FILE_NAME_RE.match(name):
+            raise StyleError(f"{label}: 'beside' file name {name!r} must be a plain file name (letters, digits, . _ -).")
+        if isinstance(urls, str):
+            urls = [urls]
+        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
+            raise StyleError(f"{label}: 'beside' {name!r} must be a non-empty list of URLs.")
+        out.append((name, tuple(u.strip() for u in urls)))
+    return tuple(out)
+
+
+def _main_name(entry: StyleEntry) -> str:
+    """The weights' file name in a folder entry's cache folder: the first URL's last path part."""
+    import urllib.parse
+
+    base = urllib.parse.unquote(urllib.parse.urlsplit(entry.url).path.rsplit("/", 1)[-1])
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip(".")[:100]
+    return base if base and base not in {n for n, _ in entry.beside} else "model.bin"
 
 
 def _norm(name: str) -> str:
@@ -174,7 +217,9 @@ def _parse(text: str, where: str) -> dict[str, StyleEntry]:
 @lru_cache(maxsize=1)
 def _builtin() -> dict[str, StyleEntry]:
     text = resources.files("lsd_jax").joinpath("data/styles.json").read_text(encoding="utf-8")
-    return _parse(text, "built-in catalogue lsd_jax/data/styles.json")
+    out = _parse(text, "built-in catalogue lsd_jax/data/styles.json")
+    text = resources.files("lsd_jax").joinpath("data/biggan_styles.json").read_text(encoding="utf-8")
+    return {**out, **_parse(text, "built-in catalogue lsd_jax/data/biggan_styles.json")}
 
 
 def user_catalogue_path() -> Path:
@@ -206,6 +251,8 @@ def styles_dir() -> Path:
 
 
 def _cache_file(entry: StyleEntry) -> Path:
+    if entry.beside:  # a folder: the weights and the files beside them
+        return styles_dir() / entry.filename.removesuffix(".pkl") / _main_name(entry)
     return styles_dir() / entry.filename
 
 
@@ -259,7 +306,7 @@ def style_path(name: str, progress: bool = True) -> Path:
     entry = find_style(name)
     if entry.is_local:
         path = local_path(entry.url)
-        if not path.is_file():
+        if not path.exists():  # a file, or a folder (a BigGAN-deep checkpoint) used in place
             raise StyleError(
                 f"Style {entry.name!r} points at {path}, which does not exist. Fix it with "
                 f"add_style({entry.name!r}, NEW_PATH_OR_URL, overwrite=True)."
@@ -268,6 +315,9 @@ def style_path(name: str, progress: bool = True) -> Path:
             raise StyleError(f"Style {entry.name!r}: {path} does not match the catalogue's sha256 {entry.sha256}.")
         return path
     dest = _cache_file(entry)
+    if entry.beside and not dest.is_file():  # the small files first (their absence fails fast), the weights last
+        for name, urls in entry.beside:
+            _fetch_beside(entry, name, urls, dest.parent / name, progress)
     errors: list[str] = []
     for url in entry.urls:
         try:
@@ -282,6 +332,18 @@ def style_path(name: str, progress: bool = True) -> Path:
     raise DownloadError(
         f"Cannot get style {entry.name!r}: all {len(errors)} mirrors failed:\n" + "\n".join(f"  - {m}" for m in errors)
     )
+
+
+def _fetch_beside(entry: StyleEntry, name: str, urls: tuple[str, ...], dest: Path, progress: bool) -> None:
+    """One file of a folder entry (e.g. BigGAN's config.json), from the first mirror that serves it."""
+    errors = []
+    for url in urls:
+        try:
+            download(url, dest, progress=progress)
+            return
+        except DownloadError as e:
+            errors.append(str(e))
+    raise DownloadError(f"Cannot get {name} of style {entry.name!r}: " + "; ".join(errors))
 
 
 def _reject_html(path: Path, entry: StyleEntry, url: str) -> None:
