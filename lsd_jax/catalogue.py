@@ -163,7 +163,8 @@ def _beside(raw: Any, label: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     out = []
     for name, urls in raw.items():
         if not isinstance(name, str) or not _FILE_NAME_RE.match(name):
-            raise StyleError(f"{label}: 'beside' file name {name!r} must be a plain file name (letters, digits, . _ -).")
+            raise StyleError(f"{label}: 'beside' file name {name!r} must be a plain file name (letters, digits, "
+                             ". _ -).")
         if isinstance(urls, str):
             urls = [urls]
         if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
@@ -339,7 +340,7 @@ def _fetch_beside(entry: StyleEntry, name: str, urls: tuple[str, ...], dest: Pat
     errors = []
     for url in urls:
         try:
-            download(url, dest, progress=progress)
+            download(url, dest, progress=progress, binary=not name.endswith(".json"))  # config.json is JSON
             return
         except DownloadError as e:
             errors.append(str(e))

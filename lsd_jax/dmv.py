@@ -3,7 +3,7 @@ functions: a song's features → one BigGAN noise vector and one class mixture p
 
 Facts from ``visualize.py`` (master; the code here is independent), for a song loaded at 22050 Hz:
 
-* parameters (:class:`~lsd_jax.dmv_params.DMVParams`, the table): ``pitch_sensitivity`` becomes ``(300 − ps)·512/frame_length``,
+* parameters (:class:`~lsd_jax.dmv_params.DMVParams`): ``pitch_sensitivity`` becomes ``(300 − ps)·512/frame_length``,
   ``tempo_sensitivity`` becomes ``ts·frame_length/512``, ``smooth_factor`` becomes ``int(sf·512/frame_length)``
   when ``sf > 1``; the video runs at ``22050/frame_length`` frames per second (one frame per analysis hop).
 * features (:func:`dmv_features`): ``spec = melspectrogram(n_mels=128, fmax=8000, hop_length=frame_length)``;
@@ -36,11 +36,9 @@ jitter) comes from a JAX key, so a render is reproducible. The per-frame recurre
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -21,7 +21,7 @@
     # BigGAN-deep (a pytorch-pretrained-biggan folder: config.json + pytorch_model.bin): a BigGANGenerator
     gen = load_generator("biggan-deep-256/")              # or the .bin with its config.json beside it
     z = gen.truncated_noise(4, truncation=0.5, seed=0)    # (4, 128): BigGAN's truncated_noise_sample
-    img = gen(z, lsd_jax.imagenet.one_hot(["goldfish"] * 4), truncation_psi=0.5)  # (4, 256, 256, 3)
+    img = gen(z, one_hot(["goldfish"] * 4), truncation_psi=0.5)  # lsd_jax.imagenet.one_hot; (4, 256, 256, 3)
 
 The methods dispatch to module-level ``jax.jit`` functions with the graphdef static and the state a traced
 argument, so they compile once per (network, shapes, noise_mode) and can be called inside an outer ``jit``;
