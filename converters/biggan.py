@@ -285,7 +285,8 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
         if not weights.is_file():
             bins = sorted(x.name for x in p.glob("*.bin"))
             hint = f" (found {', '.join(bins)}: pass that file)" if bins else ""
-            raise SourceError(f"BigGAN folder {p} has no {WEIGHTS_NAME}{hint}")
+            raise SourceError(f"{p} is a directory but not a BigGAN-deep checkpoint folder: it has no "
+                              f"{WEIGHTS_NAME}{hint}")
     elif p.is_file():
         weights, config = p, p.parent / CONFIG_NAME
         if not config.is_file():
