@@ -1,7 +1,6 @@
 """The generators as Flax NNX modules whose parameter paths mirror the original networks' names:
-:mod:`.stylegan2`, :mod:`.stylegan3`, :mod:`.cppn`, :mod:`.biggan` (a ``frame_images`` model: BigGAN-deep, its
-truncation's batch-norm weights a host-computed render setting) (sharing :mod:`.ops`) and :mod:`.stylegan1` (not yet
-wired into styles and the render step, nor onto :mod:`.ops`: it still defines its own ``Buffer``).
+:mod:`.stylegan1`, :mod:`.stylegan2`, :mod:`.stylegan3`, :mod:`.cppn` and :mod:`.biggan` (a ``frame_images`` model:
+BigGAN-deep, its truncation's batch-norm weights a host-computed render setting), sharing :mod:`.ops`.
 
 Conventions (every model follows them):
 
