@@ -4,6 +4,7 @@ Public API::
 
     import lsd_jax
     lsd_jax.render("song.mp3", style="default", output="song.mp4", speed_fpm=12, pulse_react=0.5)
+    lsd_jax.deep_music_visualizer("song.mp3", resolution=256, output_file="song.mp4")   # BigGAN-deep, DMV's way
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AudioError", "ConversionError", "DownloadError", "EffectsGenerator", "LsdError", "LucidSonicDream",
     "OutputError", "ParamError", "PickleSecurityError", "RenderParams", "RenderResult", "Style", "StyleError",
-    "contrast_effect", "flash_effect", "load_generator", "make_params", "render", "show_styles",
+    "contrast_effect", "deep_music_visualizer", "flash_effect", "load_generator", "make_params", "render",
+    "show_styles",
 ]
 
 
@@ -32,6 +34,10 @@ def __getattr__(name: str) -> Any:
         from . import compat
 
         return getattr(compat, name)
+    if name == "deep_music_visualizer":
+        from .dmv_pipeline import deep_music_visualizer
+
+        return deep_music_visualizer
     if name == "load_generator":
         from .generator import load_generator
 

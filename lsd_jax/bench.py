@@ -8,7 +8,8 @@ Prints tables (medians of repeated, warmed-up runs; every ratio is measured with
    (the default style at 256² and 512², StyleGAN2 paper256 and config-f 1024² with random weights);
 3. songs end to end: time in audio analysis, latents and the frame loop, the frame step and the
    encoding each alone, and end-to-end frames/s against generator-only frames/s;
-4. bfloat16 against float32; 5. peak memory of a 1-minute and a 4-minute render.
+4. bfloat16 against float32; 5. peak memory of a 1-minute and a 4-minute render;
+6. BigGAN-deep 256² and 512² (full width, random weights): frames/s and fraction of peak (``--skip biggan``).
 
 ``--live`` runs only the live section: a click track played into a live session in real time (the default style
 at 256², 30 fps, 60 s; 15 s with ``--quick``), with and without resolution drops: sustained frames/s, dropped
@@ -211,6 +212,32 @@ def _sg2_style(config: dict) -> Any:
     return stylegan_style(Generator.from_state(config, random_sg2_state(config, 0)), name="sg2")
 
 
+def biggan_style_for_bench(resolution: int) -> Any:
+    """A full-width BigGAN-deep style with random weights (the package's biggan-deep-<resolution> shapes)."""
+    from .generator import BigGANGenerator, biggan_style
+    from .random_models import biggan_deep_config, random_biggan_state
+
+    config = biggan_deep_config(resolution)
+    return biggan_style(BigGANGenerator.from_state(config, random_biggan_state(config, 0)),
+                        name=f"biggan-deep-{resolution}")
+
+
+def biggan_section(peak: float, repeats: int, quick: bool) -> None:
+    """BigGAN-deep 256² and 512² through the compiled frame step: frames/s, GFLOP/frame, fraction of peak."""
+    rows = []
+    for res, batches in ((256, [1] if quick else [1, 2]), (512, [1])):
+        style = biggan_style_for_bench(res)
+        for batch in batches:
+            m = step_throughput(style, (res, res), batch, max(2, repeats // 2))
+            achieved = m["fps"] * m["flops_per_frame"]
+            rows.append([f"BigGAN-deep {res}", f"{res}x{res}", str(batch), f"{m['fps']:.3f}",
+                         f"{m['flops_per_frame'] / 1e9:.1f}", f"{achieved / 1e9:.1f}", f"{achieved / peak:.0%}",
+                         f"{m['compile_s']:.1f}"])
+        del style
+    print_table(["BigGAN-deep (random weights)", "resolution", "batch", "frames/s", "GFLOP/frame", "GFLOP/s",
+                 "of peak", "compile s"], rows)
+
+
 def _row(cells: list[str], widths: list[int]) -> str:
     return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
@@ -230,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller sweeps, shorter songs")
     ap.add_argument("--skip", nargs="*", default=[], choices=["default", "paper256", "config-f", "song", "memory",
-                                                              "bf16"], help="sections to skip")
+                                                              "bf16", "biggan"], help="sections to skip")
     ap.add_argument("--live", action="store_true", help="only the live section (real time: 2 x 60 s, 2 x 15 s quick)")
     args = ap.parse_args(argv)
     repeats = 2 if args.quick else 5
@@ -309,6 +336,9 @@ def main(argv: list[str] | None = None) -> None:
         print_table(["bfloat16 vs float32 (paper256, uint8 frames)", "value"], [
             ["mean |difference|", f"{np.abs(f32 - b16).mean():.2f} / 255"],
             ["max |difference|", f"{np.abs(f32 - b16).max():.0f} / 255"]])
+
+    if "biggan" not in args.skip:
+        biggan_section(peak, repeats, args.quick)
 
     if "memory" not in args.skip:
         lengths = (15.0, 60.0) if args.quick else (60.0, 240.0)

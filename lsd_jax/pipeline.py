@@ -218,6 +218,9 @@ def prepare(
     style_obj = resolve_style(style, params, input_shape=input_shape, num_possible_classes=num_possible_classes,
                               progress=progress)
     timings.style = time.perf_counter() - t0
+    settings = render_settings(params, style_obj)  # the style's own settings fail here, before any analysis
+    if params.classes is not None and any(isinstance(c, str) for c in params.classes):
+        params = params.replace(classes=style_obj.resolve_classes(params.classes))  # names need the style
 
     t = time.perf_counter()
     feats = audio.analyze(song, params)  # decodes the song once: features, bands, beats and soundtrack
@@ -257,7 +260,6 @@ def prepare(
 
         angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps)
         inputs["transform"] = np.asarray(stylegan3_transform(angle, tx, ty), np.float32)
-    settings = render_settings(params)
     batch = params.batch_size or auto_batch_size(style_obj, size, len(devices), example=inputs, settings=settings)
     step = make_frame_step(style_obj, size, plan, batch, devices=devices, compute_dtype=params.compute_dtype,
                            settings=settings)

@@ -109,3 +109,12 @@ def write(path: str | os.PathLike[str], y: np.ndarray, sr: int = SR) -> Path:
     else:
         raise ValueError(f"unsupported test format {suffix}")
     return path
+
+
+def pitch_song(seconds_each: float = 2.0, sr: int = SR) -> np.ndarray:
+    """Quiet A4, then loud C5, then quiet A4 again (soft onsets): the pitch moves the class mix, the loudness the
+    noise (BigGAN/Deep Music Visualizer tests)."""
+    parts = [tone(440.0, seconds_each, sr, amp=0.03), tone(523.25, seconds_each, sr, amp=0.6),
+             tone(440.0, seconds_each, sr, amp=0.03)]
+    ramp = np.minimum(np.arange(parts[0].size) / 400.0, 1.0).astype(np.float32)
+    return np.concatenate([p * ramp for p in parts])

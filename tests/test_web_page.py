@@ -99,7 +99,8 @@ def test_silence_is_a_clear_error(songs, jobs):
     (dict(resolution=34, width=33, height=20), "width must be even"),
     (dict(resolution=2048), "above this server's limit of 1024"),
     (dict(width=64), "give both width and height"),
-    (dict(classes="a,b"), "classes must be comma-separated whole numbers"),
+    (dict(classes="1,2.5"), "classes must be comma-separated class indices or names"),
+    (dict(classes="goldfish"), "class name, but the classes of style 'cppn' have no names"),
     (dict(band_react="1,2"), "band_react must be one number \\(for all\\) or 3 comma-separated numbers"),
 ])
 def test_out_of_range_values_are_clear_errors(songs, jobs, values, match):
