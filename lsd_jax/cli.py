@@ -5,6 +5,7 @@ The render parameters' flags are generated from the parameter table (:mod:`lsd_j
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def seconds_since_process_start() -> float | None:
+    """How long this process has run (Linux: from /proc; None elsewhere): the CLI reports its first frame
+    from the command's start, imports included."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime: clock ticks after boot
+        return float(Path("/proc/uptime").read_text().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _run(args: argparse.Namespace) -> int:
     from .pipeline import render
 
@@ -125,8 +137,11 @@ def _run(args: argparse.Namespace) -> int:
             song = Path(args.song)
             params = _params_from(args)
             output = args.output or default_output(song, [args.style, *params.values()])
+        age = seconds_since_process_start()
         result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
-        print(f"wrote {result.path}  ({result.summary()})")
+        first = result.timings.first_frame
+        since_start = f"; first frame {age + first:.1f} s after the command started" if None not in (age, first) else ""
+        print(f"wrote {result.path}  ({result.summary()}{since_start})")
         return 0
     if args.command == "convert":
         from .weights import convert

@@ -100,12 +100,14 @@ def render_frames(
 
 
 class _WriterThread:
-    """Feeds frames to a VideoWriter on its own thread through a bounded queue."""
+    """Feeds frames to a VideoWriter on its own thread through a bounded queue. ``first_write``: the
+    ``time.perf_counter()`` at which the first frames had been handed to the encoder (None before)."""
 
     def __init__(self, writer: Any, maxsize: int = 2):
         self.writer = writer
         self.queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=maxsize)
         self.error: BaseException | None = None
+        self.first_write: float | None = None
         self.thread = threading.Thread(target=self._run, name="lsd-jax-encoder", daemon=True)
         self.thread.start()
 
@@ -117,6 +119,8 @@ class _WriterThread:
             if self.error is None:
                 try:
                     self.writer.write(item)
+                    if self.first_write is None:
+                        self.first_write = time.perf_counter()
                 except BaseException as e:  # surfaced in put()/close()
                     self.error = e
 
@@ -141,6 +145,7 @@ class Timings:
     latents: float = 0.0
     frames: float = 0.0
     total: float = 0.0
+    first_frame: float | None = None  # from the render call until the first frame was written to the encoder
     n_frames: int = 0
     tempo_bpm: float | None = None  # detected when speed_fpm is "beat" or "bar"
 
@@ -166,8 +171,10 @@ class RenderResult:
     def summary(self) -> str:
         """One line for the CLI: frames, time per stage, tempo."""
         t = self.timings
+        first = f", first frame after {t.first_frame:.1f} s" if t.first_frame is not None else ""
         return (f"{self.n_frames} frames in {t.total:.1f} s: audio {t.audio:.1f} s, latents {t.latents:.1f} s, "
-                f"frames+encoding {t.frames:.1f} s" + (f"; tempo {self.tempo_bpm:.1f} BPM" if self.tempo_bpm else ""))
+                f"frames+encoding {t.frames:.1f} s{first}"
+                + (f"; tempo {self.tempo_bpm:.1f} BPM" if self.tempo_bpm else ""))
 
 
 @dataclass
@@ -211,7 +218,9 @@ def prepare(
 ) -> Prepared:
     """Validate parameters, resolve the style, analyse the song, compute latents, build the step."""
     from . import audio, latents
+    from .paths import use_persistent_caches
 
+    use_persistent_caches()  # compiled steps and latents outlive the process (cache_dir()/jax)
     t0 = time.perf_counter()
     params = make_params(params, **kwargs) if params is not None else make_params(**kwargs)
     timings = Timings()
@@ -327,6 +336,8 @@ def render(
                               feeder.put, callback)
             finally:
                 feeder.close()
+            if feeder.first_write is not None:
+                prep.timings.first_frame = feeder.first_write - t0
     finally:
         if bar is not None:
             bar.close()
