@@ -361,3 +361,24 @@ def render(
 def segment_path(out: Path, index: int) -> Path:
     """Where process ``index`` of a multi-process render writes its segment (beside the output)."""
     return out.with_name(f".{out.stem}.segment{index:03d}.mp4")
+
+
+def warm_up(style: Any = None, *, params: RenderParams | None = None, seconds: float = 2.0, **kwargs: Any) -> float:
+    """Compile, ahead of the first request, what renders and previews with these parameters run: a ``seconds``
+    clip of the synthesised demo song goes through :func:`prepare` and one frame. The frame step for this style,
+    output size, effects and batch is then compiled in this process (JAX's jit cache: the first preview or render
+    reuses it) and in the persistent cache (the next process loads it); the audio and latents code paths are
+    loaded too (the latents' scans compile again for each new song length). Returns the seconds it took.
+
+    For servers: call it at launch, e.g. in a background thread, with the page's default parameters."""
+    import tempfile
+
+    from .demo import write_demo_song
+
+    t = time.perf_counter()
+    params = make_params(params, **kwargs) if params is not None else make_params(**kwargs)
+    params = params.replace(start=0.0, duration=None)
+    with tempfile.TemporaryDirectory(prefix="lsd-jax-warm-") as d:
+        song = write_demo_song(Path(d) / "warm.wav", seconds=max(1.0, seconds))
+        prepare(song, style, params=params, progress=False).frames([0])
+    return time.perf_counter() - t

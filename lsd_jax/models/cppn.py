@@ -138,7 +138,7 @@ class CPPN(nnx.Module):
 
     def __init__(self, z_dim: int = Z_DIM, c_dim: int = C_DIM, seed: int = WEIGHT_SEED):
         for name, value in init_variables(z_dim, c_dim, seed).items():
-            setattr(self, name, nnx.Param(jnp.asarray(value)))
+            setattr(self, name, nnx.Param(jax.device_put(value)))  # jnp.asarray would compile a copy per shape
         self.z_dim, self.c_dim = z_dim, c_dim
 
     def fields(self, z: Array, size: tuple[int, int], step: int) -> Array:
