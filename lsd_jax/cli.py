@@ -139,8 +139,9 @@ def _run(args: argparse.Namespace) -> int:
             output = args.output or default_output(song, [args.style, *params.values()])
         age = seconds_since_process_start()
         result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
-        first = result.timings.first_frame
-        since_start = f"; first frame {age + first:.1f} s after the command started" if None not in (age, first) else ""
+        first, cpu = result.timings.first_frame, result.timings.first_frame_cpu
+        since_start = "" if None in (age, first) else (
+            f"; first frame {age + first:.2f} s after the command started ({cpu:.2f} s of CPU time)")
         print(f"wrote {result.path}  ({result.summary()}{since_start})")
         return 0
     if args.command == "convert":

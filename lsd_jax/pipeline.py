@@ -108,6 +108,7 @@ class _WriterThread:
         self.queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=maxsize)
         self.error: BaseException | None = None
         self.first_write: float | None = None
+        self.first_write_cpu: float | None = None  # the process's CPU time (all threads) then
         self.thread = threading.Thread(target=self._run, name="lsd-jax-encoder", daemon=True)
         self.thread.start()
 
@@ -121,6 +122,7 @@ class _WriterThread:
                     self.writer.write(item)
                     if self.first_write is None:
                         self.first_write = time.perf_counter()
+                        self.first_write_cpu = time.process_time()
                 except BaseException as e:  # surfaced in put()/close()
                     self.error = e
 
@@ -146,6 +148,7 @@ class Timings:
     frames: float = 0.0
     total: float = 0.0
     first_frame: float | None = None  # from the render call until the first frame was written to the encoder
+    first_frame_cpu: float | None = None  # the process's CPU seconds (all threads, imports included) at that moment
     n_frames: int = 0
     tempo_bpm: float | None = None  # detected when speed_fpm is "beat" or "bar"
 
@@ -338,6 +341,7 @@ def render(
                 feeder.close()
             if feeder.first_write is not None:
                 prep.timings.first_frame = feeder.first_write - t0
+                prep.timings.first_frame_cpu = feeder.first_write_cpu
     finally:
         if bar is not None:
             bar.close()

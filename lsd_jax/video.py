@@ -33,7 +33,7 @@ from .timing import fps_fraction
 
 STDERR_TAIL_LINES = 20
 # x264 settings, chosen for speed on small CPUs (measured by ``python -m lsd_jax.bench --encoder``, 2 cores, the
-# default style): "superfast" takes ~1/3.5 of "medium"'s CPU time per frame, so the encoder keeps up with the
+# default style): "superfast" takes ~30% of "medium"'s CPU time per frame, so the encoder keeps up with the
 # frame step; crf 17 instead of 18 buys back the quality (PSNR of decoded vs rendered frames within ~0.2 dB of
 # medium/crf 18) for ~1.5x the bytes.
 PRESET = "superfast"
