@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="the README's parameter reference (Markdown)")
 
     s = sub.add_parser("styles", help="list the style catalogue (no network), or add your own model")
-    s.add_argument("--add", nargs=2, metavar=("NAME", "URL"), help="add a style to your user catalogue")
+    s.add_argument("--add", nargs=2, metavar=("NAME", "FILE"),
+                   help="a catalogue style's file you downloaded yourself (copied into the cache), or a new style "
+                        "(a .pkl path or URL) for your user catalogue")
     s.add_argument("--sha256", default=None, help="checksum for --add")
     s.add_argument("--overwrite", action="store_true", help="with --add: replace an entry of the same name")
     return ap
@@ -159,12 +161,31 @@ def _run(args: argparse.Namespace) -> int:
         from .catalogue import add_style, show_styles
 
         if args.add:
-            add_style(args.add[0], args.add[1], sha256=args.sha256, overwrite=args.overwrite)
-            print(f"added {args.add[0].lower()}")
+            name, where = args.add
+            entry = None if args.overwrite else _catalogued(name)
+            if entry is not None and Path(where).expanduser().is_file():
+                from .catalogue import install_style_file
+
+                path = install_style_file(entry.name, where)
+                print(f"installed {where} as style {entry.name!r} ({path})")
+                return 0
+            add_style(name, where, sha256=args.sha256, overwrite=args.overwrite)
+            print(f"added {name.lower()}")
             return 0
         show_styles()
         return 0
     raise AssertionError(args.command)
+
+
+def _catalogued(name: str) -> Any:
+    """The catalogue entry called ``name``, or None."""
+    from .catalogue import find_style
+    from .errors import StyleError
+
+    try:
+        return find_style(name)
+    except StyleError:
+        return None
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@
     # per-sample (N, 3, 3) ``transform`` (see stylegan3_transform) may replace the stored input transform
     img = gen(z, c, transform=stylegan3_transform(angle, tx, ty))
 
+    # StyleGAN 1 (config["family"] == "stylegan1", NVlabs/stylegan pickles): the same API, unconditional
+    # (c_dim 0), paths are NVIDIA's TF variable names (gen.module.synthesis["8x8"].Conv1.weight)
+
 The methods dispatch to module-level ``jax.jit`` functions with the graphdef static and the state a traced
 argument, so they compile once per (network, shapes, noise_mode) and can be called inside an outer ``jit``;
 ``truncation_psi`` and ``truncation_cutoff`` are traced (changing them never recompiles). A :class:`Generator` is
@@ -34,14 +37,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from .models import stylegan1 as sg1
 from .models import stylegan2 as sg2
 from .models import stylegan3 as sg3
 from .models.ops import truncation_args
 from .style import Style
 
 Array = jax.Array
-Spec = sg2.SG2Spec | sg3.SG3Spec
-FAMILIES = {"stylegan2": sg2, "stylegan3": sg3}
+Spec = sg1.SG1Spec | sg2.SG2Spec | sg3.SG3Spec
+FAMILIES = {"stylegan1": sg1, "stylegan2": sg2, "stylegan3": sg3}
 
 
 def _freeze(obj: Any) -> Any:
@@ -64,11 +68,14 @@ def _thaw(obj: Any) -> Any:
 
 
 def spec_from_config(config: dict | Spec) -> Spec:
-    """The hashable spec of a config dict of either family (``config["family"]``, default "stylegan2")."""
-    if isinstance(config, (sg2.SG2Spec, sg3.SG3Spec)):
+    """The hashable spec of a config dict of any family (``config["family"]``, default "stylegan2")."""
+    if isinstance(config, (sg1.SG1Spec, sg2.SG2Spec, sg3.SG3Spec)):
         return config
-    if config.get("family", "stylegan2") == "stylegan3":
+    family = config.get("family", "stylegan2")
+    if family == "stylegan3":
         return sg3.spec_from_config(config)
+    if family == "stylegan1":
+        return sg1.abstract(config).spec
     return sg2.spec_from_config(config)
 
 
@@ -93,22 +100,22 @@ def build_model(config: dict, state: dict[str, Any]) -> nnx.Module:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# Through the w-space model protocol (map_latents / synthesize), so every family runs the same code.
 @functools.partial(jax.jit, static_argnames=("graphdef",))
 def _mapping_jit(graphdef, state, z, c, psi, cutoff):
-    return nnx.merge(graphdef, state).mapping(z, c, psi, cutoff)
+    return nnx.merge(graphdef, state).map_latents(z, c, psi, cutoff)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
 def _synthesis_jit(graphdef, state, ws, noise_mode, key, transform):
-    model = nnx.merge(graphdef, state)
-    if model.supports_transform:
-        return model.synthesis(ws, transform)
-    return model.synthesis(ws, noise_mode, key)
+    return nnx.merge(graphdef, state).synthesize(ws, noise_mode=noise_mode, key=key, transform=transform)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
 def _generate_jit(graphdef, state, z, c, psi, cutoff, noise_mode, key, transform):
-    return nnx.merge(graphdef, state)(z, c, psi, cutoff, noise_mode, key, transform=transform)
+    model = nnx.merge(graphdef, state)
+    ws = model.map_latents(z, c, psi, cutoff)
+    return model.synthesize(ws, noise_mode=noise_mode, key=key, transform=transform)
 
 
 def _args(model: Any, noise_mode: str, key: Any, transform: Any, n: int | None) -> tuple[str, Any, Any]:
@@ -179,8 +186,8 @@ def generate_fn(graphdef: Any, state: Any, z: Array, c: Array | None = None, tru
 
 @jax.tree_util.register_pytree_node_class
 class Generator:
-    """A StyleGAN2(-ADA) or StyleGAN3 generator: the NNX ``module`` (see :mod:`lsd_jax.models`) and its config.
-    ``family`` is "stylegan2" or "stylegan3"."""
+    """A StyleGAN 1, StyleGAN2(-ADA) or StyleGAN3 generator: the NNX ``module`` (see :mod:`lsd_jax.models`) and
+    its config. ``family`` is "stylegan1", "stylegan2" or "stylegan3"."""
 
     def __init__(self, module: nnx.Module, config: dict):
         self.module = module
@@ -219,7 +226,8 @@ class Generator:
         return cls(nnx.merge(graphdef, children[0]), _thaw(frozen))
 
     def __repr__(self) -> str:
-        kind = f"config-{self.spec.kind}" if self.family == "stylegan3" else self.spec.architecture
+        kind = {"stylegan3": lambda: f"config-{self.spec.kind}", "stylegan1": lambda: "G_style"}.get(
+            self.family, lambda: self.spec.architecture)()
         return (f"Generator({self.family} {kind}, {self.img_resolution}x{self.img_resolution}, "
                 f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws})")
 
@@ -246,7 +254,7 @@ class Generator:
 
 
 def load_generator(path: Any) -> Generator:
-    """Load an NVIDIA StyleGAN2(-ADA) or StyleGAN3 pickle (converted once and cached) or a converted
+    """Load an NVIDIA StyleGAN 1, StyleGAN2(-ADA) or StyleGAN3 pickle (converted once and cached) or a converted
     ``.safetensors`` file (see :mod:`lsd_jax.weights`) as a :class:`Generator`."""
     from . import weights
     from .errors import StyleError

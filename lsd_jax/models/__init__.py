@@ -1,7 +1,6 @@
 """The generators as Flax NNX modules whose parameter paths mirror the original networks' names:
-:mod:`.stylegan2`, :mod:`.stylegan3`, :mod:`.cppn` (sharing :mod:`.ops`), :mod:`.stylegan1` and :mod:`.biggan`
-(these two not yet wired into styles and the render step, nor onto :mod:`.ops`: they still define their own
-``Buffer``).
+:mod:`.stylegan1`, :mod:`.stylegan2`, :mod:`.stylegan3`, :mod:`.cppn` (sharing :mod:`.ops`) and :mod:`.biggan`
+(not yet wired into styles and the render step, nor onto :mod:`.ops`: it still defines its own ``Buffer``).
 
 Conventions (every model follows them):
 
