@@ -121,9 +121,8 @@ def seconds_since_process_start() -> float | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .pipeline import render
-
     if args.command in ("render", "demo"):
+        from .pipeline import render  # JAX loads here: the other commands start without it
         if args.command == "demo":
             from .demo import check_seconds, write_demo_song
             from .paths import cache_dir
