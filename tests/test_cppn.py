@@ -20,6 +20,30 @@ def _psnr(a, b):  # images in [-1, 1]
     return 10 * np.log10(4.0 / np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
 
 
+def test_the_style_runs_the_modules_network():
+    # the default style's flax-free program and the NNX module are one network: same parameters, same frames
+    from lsd_jax.styles import cppn_style
+
+    model = cppn.CPPN()
+    style = cppn_style()
+    state = {k: np.asarray(v) for k, v in model.params().items()}
+    assert set(state) == set(style.variables["model"]) == set(cppn.PARAM_NAMES)
+    for k in state:
+        np.testing.assert_array_equal(state[k], style.variables["model"][k])
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(3, cppn.Z_DIM)).astype(np.float32)
+    c = rng.random((3, cppn.C_DIM)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(style.images({"z": z, "c": c}, (48, 80))),
+                               np.asarray(jax.jit(lambda z, c: model(z, c, (48, 80)))(z, c)), atol=1e-5)
+
+
+def test_noise_modes_agree_with_the_models():
+    from lsd_jax import step
+    from lsd_jax.models import stylegan2
+
+    assert step.NOISE_MODES == stylegan2.NOISE_MODES
+
+
 def test_fast_sin_matches_sin():
     x = jnp.linspace(-60.0, 60.0, 200_001, dtype=jnp.float32)
     assert float(jnp.abs(cppn.fast_sin(x) - jnp.sin(x)).max()) < 1e-5

@@ -91,6 +91,7 @@ def test_a_second_process_loads_the_compiled_code_instead_of_compiling(tmp_path)
     second = _cli_render(song, tmp_path / "b.mp4", cache)
     assert first["rc"] == second["rc"] == 0
     assert not first["gradio"] and not second["gradio"], "the CLI render must not import the web app's gradio"
+    assert not first["flax"] and not second["flax"], "the default style renders without loading Flax"
     main_steps = {"jit_frame_step", "jit_motion_latents", "jit_class_latents"}
     assert main_steps <= set(first["misses"]) and not first["hits"]  # an empty cache: compiled ...
     assert any((cache / "jax").iterdir())  # ... and written under the cache dir

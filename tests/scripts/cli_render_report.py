@@ -1,6 +1,6 @@
 """``lsd-jax`` with the given arguments, run in this process; then one JSON line: the exit code, the modules that
 JAX's persistent compilation cache answered ("hits") and those it did not ("misses"), and whether gradio was
-imported."""
+imported (and Flax)."""
 
 import json
 import logging
@@ -26,4 +26,5 @@ log.addHandler(_Cache())
 from lsd_jax.cli import main  # noqa: E402  (after the handler: every compilation is seen)
 
 rc = main(sys.argv[1:])
-print(json.dumps({"rc": rc, "hits": hits, "misses": misses, "gradio": "gradio" in sys.modules}))
+print(json.dumps({"rc": rc, "hits": hits, "misses": misses, "gradio": "gradio" in sys.modules,
+                  "flax": "flax" in sys.modules}))
