@@ -29,10 +29,11 @@ _LAZY = {
     "load_generator": "generator",
 }
 
-__all__ = sorted([
-    "AudioError", "ConversionError", "DownloadError", "LsdError", "OutputError", "ParamError", "PickleSecurityError",
-    "RenderParams", "StyleError", "make_params", *_LAZY,
-])
+__all__ = [
+    "AudioError", "ConversionError", "DownloadError", "EffectsGenerator", "LsdError", "LucidSonicDream",
+    "OutputError", "ParamError", "PickleSecurityError", "RenderParams", "RenderResult", "Style", "StyleError",
+    "contrast_effect", "flash_effect", "load_generator", "make_params", "render", "show_styles", "warm_up",
+]
 
 
 def __getattr__(name: str) -> Any:
