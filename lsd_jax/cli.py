@@ -6,6 +6,7 @@ Visualizer mode's (``lsd-jax dmv``) from its table (:mod:`lsd_jax.dmv_params`)."
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -145,10 +146,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .pipeline import render
+def seconds_since_process_start() -> float | None:
+    """How long this process has run (Linux: from /proc; None elsewhere): the CLI reports its first frame
+    from the command's start, imports included."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime: clock ticks after boot
+        return float(Path("/proc/uptime").read_text().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return None
 
+
+def _run(args: argparse.Namespace) -> int:
     if args.command in ("render", "demo"):
+        from .pipeline import render  # JAX loads here: the other commands start without it
         if args.command == "demo":
             from .demo import check_seconds, write_demo_song
             from .paths import cache_dir
@@ -164,8 +175,12 @@ def _run(args: argparse.Namespace) -> int:
             song = Path(args.song)
             params = _params_from(args)
             output = args.output or default_output(song, [args.style, *params.values()])
+        age = seconds_since_process_start()
         result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
-        print(f"wrote {result.path}  ({result.summary()})")
+        first, cpu = result.timings.first_frame, result.timings.first_frame_cpu
+        since_start = "" if None in (age, first) else (
+            f"; first frame {age + first:.2f} s after the command started ({cpu:.2f} s of CPU time)")
+        print(f"wrote {result.path}  ({result.summary()}{since_start})")
         return 0
     if args.command == "dmv":
         from .dmv_params import DMV_PARAM

@@ -71,6 +71,9 @@ class DMVFeatures:
 
 def dmv_features(y: np.ndarray, sr: int, frame_length: int = 512) -> DMVFeatures:
     """The original's analysis of a song (mono or ``(channels, n)`` samples at ``sr``; resampled to 22050 Hz)."""
+    from .paths import use_persistent_caches
+
+    use_persistent_caches()  # before librosa loads numba: its compiled functions are kept for the next process
     import librosa
 
     y = np.asarray(y, np.float32)

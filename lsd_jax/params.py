@@ -202,9 +202,11 @@ class Param:
         return pairs
 
     def _check_effects(self, value: Any) -> tuple[Any, ...]:
-        from .effects import EffectsGenerator  # local: effects imports jax
-
         effects = () if value is None else value if isinstance(value, Sequence) else (value,)
+        if not effects:
+            return ()  # without importing effects (it imports jax): the CLI validates before JAX loads
+        from .effects import EffectsGenerator
+
         for e in effects:
             if not isinstance(e, EffectsGenerator):
                 raise ParamError(f"{self.name} must hold EffectsGenerator objects, got {type(e).__name__}")

@@ -24,8 +24,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import effects as fx
-from .models.stylegan2 import NOISE_MODES
-from .params import RenderParams
+from .params import NOISE_MODES, RenderParams  # the models' noise-mode indices (tests check they agree)
 from .style import Style
 
 Array = jax.Array

@@ -29,7 +29,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from .errors import ParamError
 
@@ -43,10 +42,14 @@ class ModuleProgram:
     graphdef: Any
 
     def constants(self, model_state: Any) -> Any:
+        from flax import nnx  # here, not at import: the default style's render path never loads Flax
+
         model = nnx.merge(self.graphdef, model_state)
         return model.constants() if hasattr(model, "constants") else None
 
     def __call__(self, variables: dict[str, Any], inputs: dict[str, Array], size: tuple[int, int]) -> Array:
+        from flax import nnx
+
         model = nnx.merge(self.graphdef, variables["model"])
         return model.frame_images(inputs, variables.get("settings", {}), size=size, consts=variables.get("consts"))
 

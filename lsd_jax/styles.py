@@ -23,23 +23,21 @@ import numpy as np
 
 from .errors import StyleError
 from .params import RenderParams
-from .style import CallableProgram, ModuleProgram, Style
+from .style import CallableProgram, Style
 
 DEFAULT_NAMES = ("default", "cppn")
 
 
 def cppn_style(z_dim: int | None = None, c_dim: int | None = None) -> Style:
-    """The embedded default style ("default" / "cppn"): :class:`lsd_jax.models.cppn.CPPN` at any size. Every call
-    builds the same values, so renders share one compiled step (JAX's jit cache keys on the graphdef's value)."""
-    from flax import nnx
-
-    from .models import cppn
+    """The embedded default style ("default" / "cppn"): :class:`lsd_jax.models.cppn.CPPN`'s network at any size,
+    run by its pure forward (:class:`~lsd_jax.models.cppn_forward.CPPNProgram`: no Flax on this path). Every call
+    builds the same values, so renders share one compiled step (JAX's jit cache keys on the program's value)."""
+    from .models import cppn_forward as cppn
 
     z_dim = cppn.Z_DIM if z_dim is None else z_dim
     c_dim = cppn.C_DIM if c_dim is None else c_dim
-    graphdef, state = nnx.split(cppn.CPPN(z_dim, c_dim))
-    return Style(name="cppn", z_dim=z_dim, c_dim=c_dim, program=ModuleProgram(graphdef),
-                 variables={"model": nnx.to_pure_dict(state)}, native_size=None,
+    return Style(name="cppn", z_dim=z_dim, c_dim=c_dim, program=cppn.CPPNProgram(z_dim, c_dim),
+                 variables={"model": cppn.init_variables(z_dim, c_dim)}, native_size=None,
                  description="embedded CPPN: abstract art at any resolution, no download")
 
 
