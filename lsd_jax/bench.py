@@ -296,16 +296,17 @@ _PREVIEW_SNIPPET = """
 import json, sys, time
 t0 = time.perf_counter()
 from lsd_jax.web.form import params_from_ui
-from lsd_jax.web.jobs import prepare_job, preview_job
+from lsd_jax.web.jobs import Jobs
 ready = None
 if sys.argv[2] == "warm":
     from lsd_jax.pipeline import warm_up
     warm_up(**params_from_ui({}))  # what the app runs at launch: its page's defaults
     ready = time.perf_counter() - t0
-job = prepare_job(sys.argv[1])
-t = time.perf_counter()
-preview_job(job)
-print(json.dumps({"ready": ready, "preview": time.perf_counter() - t}))
+with Jobs() as jobs:
+    job = jobs.prepare(sys.argv[1])
+    t = time.perf_counter()
+    jobs.preview(job)
+    print(json.dumps({"ready": ready, "preview": time.perf_counter() - t}))
 """
 
 
