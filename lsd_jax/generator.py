@@ -190,26 +190,15 @@ def generate_fn(graphdef: Any, state: Any, z: Array, c: Array | None = None, tru
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@jax.tree_util.register_pytree_node_class
-class Generator:
-    """A StyleGAN 1, StyleGAN2(-ADA) or StyleGAN3 generator: the NNX ``module`` (see :mod:`lsd_jax.models`) and
-    its config. ``family`` is "stylegan1", "stylegan2" or "stylegan3"."""
+class _ModuleGenerator:
+    """What every generator wrapper shares: the NNX ``module``, its ``config``, the split state and the pytree
+    protocol (the state's arrays are the children; graphdef and config are static). Subclasses register
+    themselves with ``jax.tree_util.register_pytree_node_class``."""
 
     def __init__(self, module: nnx.Module, config: dict):
         self.module = module
         self.config = config
         self.spec = module.spec
-        self.family = module.family
-        self.z_dim = self.spec.z_dim
-        self.c_dim = self.spec.c_dim
-        self.w_dim = self.spec.w_dim
-        self.num_ws = self.spec.num_ws
-        self.img_resolution = self.spec.img_resolution
-
-    @classmethod
-    def from_state(cls, config: dict, state: dict[str, np.ndarray]) -> Generator:
-        """Build from a converted model: the config dict and the torch-layout ``G_ema`` state dict."""
-        return cls(build_model(config, state), config)
 
     def split(self) -> tuple[Any, dict]:
         """(graphdef, state as a plain dict of arrays) of the module as it is now."""
@@ -221,7 +210,6 @@ class Generator:
         """The module's arrays as a nested plain dict (``state["synthesis"]["b4"]["const"]``)."""
         return self.split()[1]
 
-    # pytree protocol: the state's arrays are the children; graphdef and config are static
     def tree_flatten(self):
         graphdef, state = self.split()
         return (state,), (graphdef, _freeze(self.config))
@@ -230,6 +218,26 @@ class Generator:
     def tree_unflatten(cls, aux, children):
         graphdef, frozen = aux
         return cls(nnx.merge(graphdef, children[0]), _thaw(frozen))
+
+
+@jax.tree_util.register_pytree_node_class
+class Generator(_ModuleGenerator):
+    """A StyleGAN 1, StyleGAN2(-ADA) or StyleGAN3 generator: the NNX ``module`` (see :mod:`lsd_jax.models`) and
+    its config. ``family`` is "stylegan1", "stylegan2" or "stylegan3"."""
+
+    def __init__(self, module: nnx.Module, config: dict):
+        super().__init__(module, config)
+        self.family = module.family
+        self.z_dim = self.spec.z_dim
+        self.c_dim = self.spec.c_dim
+        self.w_dim = self.spec.w_dim
+        self.num_ws = self.spec.num_ws
+        self.img_resolution = self.spec.img_resolution
+
+    @classmethod
+    def from_state(cls, config: dict, state: dict[str, np.ndarray]) -> Generator:
+        """Build from a converted model: the config dict and the torch-layout ``G_ema`` state dict."""
+        return cls(build_model(config, state), config)
 
     def __repr__(self) -> str:
         kind = {"stylegan3": lambda: f"config-{self.spec.kind}", "stylegan1": lambda: "G_style"}.get(
@@ -305,7 +313,7 @@ BIGGAN = "biggan-deep"
 
 
 @jax.tree_util.register_pytree_node_class
-class BigGANGenerator:
+class BigGANGenerator(_ModuleGenerator):
     """A BigGAN-deep generator (:mod:`lsd_jax.models.biggan`; paths are pytorch-pretrained-biggan's ``state_dict()``
     keys, e.g. ``gen.module.generator.layers[3].conv_1.weight``) and its config.
 
@@ -321,9 +329,7 @@ class BigGANGenerator:
     num_ws = 0
 
     def __init__(self, module: nnx.Module, config: dict):
-        self.module = module
-        self.config = config
-        self.spec = module.spec
+        super().__init__(module, config)
         self.z_dim = self.spec.z_dim
         self.c_dim = self.spec.num_classes
         self.img_resolution = self.spec.img_resolution
@@ -334,24 +340,6 @@ class BigGANGenerator:
         from .models import biggan
 
         return cls(biggan.from_state(config, state), config)
-
-    def split(self) -> tuple[Any, dict]:
-        """(graphdef, state as a plain dict of arrays) of the module as it is now."""
-        graphdef, state = nnx.split(self.module)
-        return graphdef, nnx.to_pure_dict(state)
-
-    @property
-    def state(self) -> dict:
-        return self.split()[1]
-
-    def tree_flatten(self):
-        graphdef, state = self.split()
-        return (state,), (graphdef, _freeze(self.config))
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        graphdef, frozen = aux
-        return cls(nnx.merge(graphdef, children[0]), _thaw(frozen))
 
     def __repr__(self) -> str:
         return (f"BigGANGenerator(biggan-deep, {self.img_resolution}x{self.img_resolution}, z_dim={self.z_dim}, "
