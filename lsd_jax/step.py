@@ -7,13 +7,15 @@ sharding; everything else (the model's state, its precomputed weight constants, 
 by value across renders, and renders that differ only in a setting's value never recompile.
 
 :func:`make_frame_step` binds a style's variables (placed once, replicated over the devices) to that function;
-:func:`auto_batch_size` picks the frames per step; :func:`plan_effects`, :func:`fit` and :func:`to_uint8_frames`
-are the pure post-processing fused into the step.
+:func:`auto_batch_size` picks the frames per step and :func:`bounded_batch` refuses (or lowers) one that would not fit
+in memory, from the traced step's needs (:func:`step_memory`), before anything is compiled; :func:`plan_effects`,
+:func:`fit` and :func:`to_uint8_frames` are the pure post-processing fused into the step.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +26,13 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import effects as fx
+from .errors import ParamError
 from .models.stylegan2 import NOISE_MODES
 from .params import RenderParams
 from .style import Style
 
 Array = jax.Array
+log = logging.getLogger(__name__)
 #: ``truncation_cutoff`` "none": every layer is truncated (compared with the layer index).
 CUTOFF_ALL = int(np.iinfo(np.int32).max)
 
@@ -247,3 +251,126 @@ def output_size(style: Style, params: RenderParams) -> tuple[int, int]:
         return (params.resolution, params.resolution)
     h, w = style.output_size(None)
     return (h + h % 2, w + w % 2)
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """What a frame step needs, in bytes: the style's ``weights`` (placed once, with their constants) and, per
+    compiled call, ``fixed`` temporaries plus ``per_frame`` for each frame of the batch (from :func:`step_memory`)."""
+
+    weights: int
+    fixed: int
+    per_frame: int
+
+    def need(self, batch: int) -> int:
+        """Bytes a step of ``batch`` frames (per device) needs, with :data:`lsd_jax.memory.MARGIN` on the traced
+        temporaries."""
+        from .memory import MARGIN
+
+        return int(self.weights + MARGIN * (self.fixed + batch * self.per_frame))
+
+    def max_batch(self, free: int) -> int:
+        """The largest batch whose :meth:`need` fits in ``free`` bytes (0: not even one frame)."""
+        from .memory import MARGIN
+
+        room = free / MARGIN - self.weights / MARGIN - self.fixed
+        return max(0, int(room // max(1, self.per_frame)))
+
+
+def _spec(tree: Any) -> Any:
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), getattr(a, "dtype", None) or np.asarray(a).dtype),
+                        tree)
+
+
+def step_memory(style: Style, size: tuple[int, int], plan: EffectPlan, *, example: dict[str, Any] | None = None,
+                settings: dict[str, Any] | None = None, compute_dtype: str = "float32",
+                exact: bool = False) -> StepMemory:
+    """What :func:`make_frame_step`'s step for ``style`` at ``size`` needs, measured by tracing it (no compile, no
+    allocation: :func:`lsd_jax.memory.peak_bytes`) at batch 1 (``per_frame`` then bounds the batch-independent part
+    too) and, with ``exact``, also at batch 2 (the two apart). ``example``: per-frame inputs shaped like the
+    render's (default ``z``, ``c``). A host style: its post-processing only."""
+    from .memory import peak_bytes, tree_bytes
+
+    dtype = jnp.dtype(compute_dtype)
+    if style.host:
+        variables: Any = None
+        weights = 0
+    else:
+        variables = {k: _spec(v) for k, v in (style.variables or {}).items()}
+        if "model" in variables and hasattr(style.program, "constants"):
+            variables["consts"] = jax.eval_shape(_constants, style.program, variables["model"])
+        variables["settings"] = _spec(settings if settings is not None else render_settings(RenderParams()))
+        if dtype != jnp.float32:
+            variables = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, dtype)
+                                     if jnp.issubdtype(a.dtype, jnp.floating) else a, variables)
+        weights = tree_bytes(variables)
+    example = example or {"z": np.zeros((1, style.z_dim), np.float32), "c": np.zeros((1, style.c_dim), np.float32)}
+    n_amps = int(np.shape(example["amps"])[1]) if "amps" in example else len(plan.fused) + len(plan.host)
+
+    def peak(batch: int) -> int:
+        spec = {k: jax.ShapeDtypeStruct((batch, *np.shape(v)[1:]), np.asarray(v).dtype) for k, v in example.items()}
+        spec["amps"] = jax.ShapeDtypeStruct((batch, n_amps), jnp.float32)
+        if style.host:
+            h, w = style.output_size(None)
+            images = jax.ShapeDtypeStruct((batch, h, w, 3), jnp.float32)
+            return _nbytes_of(images) + peak_bytes(jax.make_jaxpr(
+                functools.partial(_post, size=size, plan=plan))(images, spec["amps"]))
+        return peak_bytes(jax.make_jaxpr(functools.partial(
+            frame_step, style.program, size=size, plan=plan, dtype=dtype.name))(variables, spec))
+
+    one = peak(1)
+    if not exact:
+        return StepMemory(weights, 0, one)
+    per_frame = max(1, peak(2) - one)
+    return StepMemory(weights, max(0, one - per_frame), per_frame)
+
+
+def _nbytes_of(spec: Any) -> int:
+    return int(np.prod(spec.shape, dtype=np.int64)) * jnp.dtype(spec.dtype).itemsize
+
+
+def bounded_batch(style: Style, size: tuple[int, int], plan: EffectPlan, batch: int, *, explicit: bool,
+                  n_devices: int = 1, example: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+                  compute_dtype: str = "float32", free: Any = None) -> int:
+    """``batch`` if a step of it fits in the free memory (:func:`lsd_jax.memory.free_memory`, or ``free``: a
+    :class:`~lsd_jax.memory.Budget`), else: the largest batch that fits when the batch was chosen automatically
+    (``explicit=False``), or a :class:`~lsd_jax.errors.ParamError` naming one that fits when the user chose it.
+    A ParamError too when not even one frame fits, saying what does not (the weights, or one frame at this size).
+    Decided from the traced step (:func:`step_memory`) before anything is compiled or allocated."""
+    from converters.limits import human_bytes
+
+    from .memory import MARGIN, free_memory
+
+    budget = free if free is not None else free_memory()
+    if budget is None:
+        return batch
+    per_device = -(-batch // max(1, n_devices))
+    mem = step_memory(style, size, plan, example=example, settings=settings, compute_dtype=compute_dtype)
+    if mem.need(per_device) <= budget.bytes:
+        return batch
+    if per_device > 1:  # the batch-1 trace bounds the fixed part by a frame's: measure the two apart
+        mem = step_memory(style, size, plan, example=example, settings=settings, compute_dtype=compute_dtype,
+                          exact=True)
+        if mem.need(per_device) <= budget.bytes:
+            return batch
+    free_text = f"{human_bytes(budget.bytes)} of memory free {budget.where}"
+    name = f"style {style.name!r}"
+    if mem.weights >= budget.bytes:
+        raise ParamError(f"the {name} needs {human_bytes(mem.weights)} for its weights alone, more than the "
+                         f"{free_text}: it cannot render here (a smaller model, or a machine with more memory)")
+    fits = mem.max_batch(budget.bytes)
+    h, w = size
+    if fits < 1:
+        native = style.native_size  # a model renders at its own size whatever the video's: a smaller one won't help
+        how = (f": this model (it makes {native[1]}x{native[0]} images) is too large for this machine" if native
+               else ": choose a smaller resolution")
+        raise ParamError(f"one {w}x{h} frame of the {name} needs about {human_bytes(mem.need(1))} to render "
+                         f"(weights {human_bytes(mem.weights)}), more than the {free_text}{how}")
+    fits *= max(1, n_devices)
+    if not explicit:
+        log.info("lsd-jax: %d frames per step at %dx%d would need about %s, more than the %s: using %d", batch, w, h,
+                 human_bytes(mem.need(per_device)), free_text, min(batch, fits))
+        return min(batch, fits)
+    raise ParamError(f"batch_size={batch} at {w}x{h} needs about {human_bytes(mem.need(per_device))} of memory "
+                     f"({human_bytes(MARGIN * mem.per_frame)} per frame), more than the {free_text}: use "
+                     f"batch_size={fits} or less, or leave it unset to choose automatically")
