@@ -253,13 +253,14 @@ class Generator:
         return _generate_jit(graphdef, state, z, cc, psi, cutoff, noise_mode, key, transform)
 
 
-def load_generator(path: Any) -> Generator:
+def load_generator(path: Any, *, isolated: bool = False) -> Generator:
     """Load an NVIDIA StyleGAN 1, StyleGAN2(-ADA) or StyleGAN3 pickle (converted once and cached) or a converted
-    ``.safetensors`` file (see :mod:`lsd_jax.weights`) as a :class:`Generator`."""
+    ``.safetensors`` file (see :mod:`lsd_jax.weights`) as a :class:`Generator`. ``isolated``: convert a pickle in a
+    separate, limited process (see :func:`lsd_jax.weights.load`)."""
     from . import weights
     from .errors import StyleError
 
-    config, state = weights.load(path)
+    config, state = weights.load(path, isolated=isolated)
     family = config.get("family", "stylegan2")
     if family not in FAMILIES:
         raise StyleError(f"{path}: a {family} generator is not supported by lsd_jax.generator")
