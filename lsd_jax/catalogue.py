@@ -15,12 +15,17 @@ or an entry marked ``unavailable`` in the data) is marked by :func:`show_styles`
 web app's menu uses); its download error says in one line what to do: download the file in a browser, then
 ``lsd-jax styles --add NAME FILE`` (:func:`install_style_file`).
 
+BigGAN-deep (``lsd_jax/data/biggan_styles.json``, the pytorch-pretrained-biggan package's public files) is a
+model of TWO files: its entries have ``"format": "biggan-deep"``, ``urls`` for the weights and ``"beside":
+{"config.json": [urls]}``; such an entry is cached as a folder (``styles_dir()/<slug>/``) holding the weights
+(named as in the URL) and each file beside them, and :func:`style_path` returns the weights' path.
+
 Both files share one schema::
 
     {"schema": 1, "styles": [{"name": "wikiart", "urls": ["https://..."], "format": "stylegan2-tf",
       "resolution": 1024 | null, "conditional": true | false | null, "c_dim": 10 | null,
       "licence": "...", "sha256": "64 hex" | null, ...optional: source, author, dataset, homepage, notes,
-      unavailable: "why this entry cannot be used" | null}]}
+      unavailable: "why this entry cannot be used" | null, beside: {"file name": ["https://...", ...]}}]}
 """
 
 from __future__ import annotations
@@ -62,8 +67,9 @@ __all__ = [
     "user_catalogue_path",
 ]
 
-#: Pickle formats the converters understand (StyleGAN 1 and 2 TensorFlow ``(G, D, Gs)`` pickles, PyTorch ones).
-FORMATS = ("stylegan1-tf", "stylegan2-tf", "stylegan2-ada-pytorch", "stylegan3")
+#: Formats the converters understand (StyleGAN 1 and 2 TensorFlow ``(G, D, Gs)`` pickles, PyTorch ones, and BigGAN-deep
+#: checkpoints: pytorch_model.bin with its config.json beside it).
+FORMATS = ("stylegan1-tf", "stylegan2-tf", "stylegan2-ada-pytorch", "stylegan3", "biggan-deep")
 USER_STYLES_ENV = "LSD_JAX_USER_STYLES"
 SCHEMA = 1
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -89,6 +95,7 @@ class StyleEntry:
     homepage: str | None = None
     notes: str | None = None
     unavailable: str | None = None
+    beside: tuple[tuple[str, tuple[str, ...]], ...] = ()  # files the model needs beside it: (name, mirrors)
 
     @property
     def url(self) -> str:
@@ -108,6 +115,10 @@ class StyleEntry:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["urls"] = list(self.urls)
+        if self.beside:
+            d["beside"] = {name: list(urls) for name, urls in self.beside}
+        else:
+            d.pop("beside")
         return d
 
     @classmethod
@@ -129,6 +140,8 @@ class StyleEntry:
         if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
             raise StyleError(f"{label}: 'urls' must be a non-empty list of strings.")
         d["urls"] = tuple(u.strip() for u in urls)
+        if "beside" in d:
+            d["beside"] = _beside(d["beside"], label)
         try:
             return _validated(cls(**d), label)
         except TypeError as e:
@@ -153,6 +166,37 @@ def _validated(e: StyleEntry, label: str) -> StyleEntry:
     if e.unavailable is not None and (not isinstance(e.unavailable, str) or not e.unavailable.strip()):
         raise StyleError(f"{label}: unavailable must be a reason (a non-empty string) or null.")
     return replace(e, name=_norm(e.name), sha256=e.sha256.lower() if e.sha256 else None)
+
+
+_FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def _beside(raw: Any, label: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``{"config.json": ["https://..."]}`` → ``(("config.json", ("https://...",)),)``; plain file names only."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise StyleError(f"{label}: 'beside' must map file names to lists of URLs.")
+    out = []
+    for name, urls in raw.items():
+        if not isinstance(name, str) or not _FILE_NAME_RE.match(name):
+            raise StyleError(f"{label}: 'beside' file name {name!r} must be a plain file name (letters, digits, "
+                             ". _ -).")
+        if isinstance(urls, str):
+            urls = [urls]
+        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
+            raise StyleError(f"{label}: 'beside' {name!r} must be a non-empty list of URLs.")
+        out.append((name, tuple(u.strip() for u in urls)))
+    return tuple(out)
+
+
+def _main_name(entry: StyleEntry) -> str:
+    """The weights' file name in a folder entry's cache folder: the first URL's last path part."""
+    import urllib.parse
+
+    base = urllib.parse.unquote(urllib.parse.urlsplit(entry.url).path.rsplit("/", 1)[-1])
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip(".")[:100]
+    return base if base and base not in {n for n, _ in entry.beside} else "model.bin"
 
 
 def _norm(name: str) -> str:
@@ -191,7 +235,9 @@ def _parse(text: str, where: str) -> dict[str, StyleEntry]:
 @lru_cache(maxsize=1)
 def _builtin() -> dict[str, StyleEntry]:
     text = resources.files("lsd_jax").joinpath("data/styles.json").read_text(encoding="utf-8")
-    return _parse(text, "built-in catalogue lsd_jax/data/styles.json")
+    out = _parse(text, "built-in catalogue lsd_jax/data/styles.json")
+    text = resources.files("lsd_jax").joinpath("data/biggan_styles.json").read_text(encoding="utf-8")
+    return {**out, **_parse(text, "built-in catalogue lsd_jax/data/biggan_styles.json")}
 
 
 def user_catalogue_path() -> Path:
@@ -223,6 +269,8 @@ def styles_dir() -> Path:
 
 
 def _cache_file(entry: StyleEntry) -> Path:
+    if entry.beside:  # a folder: the weights and the files beside them
+        return styles_dir() / entry.filename.removesuffix(".pkl") / _main_name(entry)
     return styles_dir() / entry.filename
 
 
@@ -247,7 +295,7 @@ def local_file(entry: StyleEntry) -> Path | None:
         return found
     if entry.is_local:
         path = local_path(entry.url)
-        return path if path.is_file() else None
+        return path if path.exists() else None  # a file, or a BigGAN-deep folder
     cached = _cache_file(entry)
     return cached if cached.is_file() else None
 
@@ -330,6 +378,10 @@ def _host(url: str) -> str:
 
 def _instruction(entry: StyleEntry) -> str:
     name = f'"{entry.name}"' if re.search(r"[^a-z0-9_.-]", entry.name) else entry.name
+    if entry.beside:  # a two-file model (BigGAN-deep): both into one folder
+        others = ", ".join(f"{urls[0]} (saved as {n})" for n, urls in entry.beside)
+        return (f"Download {entry.url} and {others} in a browser into one folder, then run: lsd-jax styles --add "
+                f"{name} FOLDER")
     return f"Download {entry.url} in a browser, then run: lsd-jax styles --add {name} FILE"
 
 
@@ -399,7 +451,7 @@ def style_path(name: str, progress: bool = True) -> Path:
         return here
     if entry.is_local:
         path = local_path(entry.url)
-        if not path.is_file():
+        if not path.exists():  # a file, or a folder (a BigGAN-deep checkpoint) used in place
             raise StyleError(
                 f"Style {entry.name!r} points at {path}, which does not exist. Fix it with "
                 f"add_style({entry.name!r}, NEW_PATH_OR_URL, overwrite=True)."
@@ -410,6 +462,9 @@ def style_path(name: str, progress: bool = True) -> Path:
     if entry.unavailable:
         raise StyleError(f"Style {entry.name!r} cannot be used: {entry.unavailable}.")
     dest = _cache_file(entry)
+    if entry.beside and not dest.is_file():  # the small files first (their absence fails fast), the weights last
+        for name, urls in entry.beside:
+            _fetch_beside(entry, name, urls, dest.parent / name, progress)
     errors: list[DownloadError] = []
     for url in entry.urls:
         try:
@@ -433,6 +488,43 @@ def style_path(name: str, progress: bool = True) -> Path:
                         reason=reasons, unavailable=lasting[0] if len(lasting) == len(errors) else None)
 
 
+def _install_beside(entry: StyleEntry, src: Path, progress: bool) -> Path:
+    """For :func:`install_style_file` of a two-file entry: copy the files beside the weights from ``src``'s folder
+    into the entry's cache folder; returns the weights' path (``src``, or the folder's only ``.bin``)."""
+    folder = src if src.is_dir() else src.parent
+    weights = src
+    if src.is_dir():
+        bins = sorted(folder.glob("*.bin"))
+        if len(bins) != 1:
+            raise StyleError(f"Cannot install {src} as style {entry.name!r}: the folder must hold one .bin file (the "
+                             f"weights), it holds {len(bins)}.")
+        weights = bins[0]
+    dest = _cache_file(entry).parent
+    for name, _ in entry.beside:
+        if not (folder / name).is_file():
+            raise StyleError(f"Cannot install {src} as style {entry.name!r}: {name} is missing beside the weights.")
+        for p in (dest / name, dest / f"{name}.sha256"):  # replace, never keep an older copy
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        try:
+            download(folder / name, dest / name, progress=progress, binary=not name.endswith(".json"))
+        except DownloadError as e:
+            raise StyleError(f"Cannot install {folder / name} for style {entry.name!r}: {e.reason}.") from None
+    return weights
+
+
+def _fetch_beside(entry: StyleEntry, name: str, urls: tuple[str, ...], dest: Path, progress: bool) -> None:
+    """One file of a folder entry (e.g. BigGAN's config.json), from the first mirror that serves it."""
+    errors = []
+    for url in urls:
+        try:
+            download(url, dest, progress=progress, binary=not name.endswith(".json"))  # config.json is JSON
+            return
+        except DownloadError as e:
+            errors.append(str(e))
+    raise DownloadError(f"Cannot get {name} of style {entry.name!r}: " + "; ".join(errors))
+
+
 def _reject_html(path: Path, entry: StyleEntry, url: str) -> None:
     """A web page saved as a model (Drive quota/consent page, login wall) must not be used. ``download`` refuses
     them before caching; this drops one cached by an older lsd-jax."""
@@ -451,6 +543,8 @@ def install_style_file(name: str, file: str | os.PathLike, *, progress: bool = T
     does this for a name already in the catalogue."""
     entry = find_style(name)
     src = local_path(file)
+    if entry.beside:  # a two-file model: FILE is its folder (or the weights, with the other files beside them)
+        src = _install_beside(entry, src, progress)
     if not src.is_file():
         raise StyleError(f"Cannot install {src} as style {entry.name!r}: no such file.")
     if entry.is_local:

@@ -35,6 +35,7 @@ from typing import Any
 from .errors import ParamError
 
 PULSE_MODES = ("loudness", "onset")
+NORMALIZE_MODES = ("global", "running")
 NOISE_MODES = ("const", "random", "none")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 SPEED_MODES = ("beat", "bar")
@@ -47,12 +48,13 @@ INTEGER = "integer"
 FLAG = "flag"  # True / False
 CHOICE = "choice"  # one of ``choices``
 PATH = "path"  # a file (audio stems)
-INDICES = "indices"  # a list of whole numbers >= lo (class indices)
+INDICES = "indices"  # a list of class indices (whole numbers >= lo) or class names (resolved by the style)
 TIMES = "times"  # a period in seconds (> 0), or a list of times (>= 0)
 NUMBERS = "numbers"  # ``size`` numbers in [lo, hi]; one number means all of them when ``broadcast``
 SPEED = "speed"  # a number, or one of SPEED_MODES
 KEYFRAMES = "keyframes"  # {time in seconds: image path}
 EFFECTS = "effects"  # EffectsGenerator objects (Python only)
+OUTPUT = "output"  # the video file to write
 
 #: The groups, in order, with their titles (CLI help sections, web page sections, README tables).
 GROUPS: dict[str, str] = {
@@ -83,7 +85,7 @@ class Param:
     hi: float | None = None  # largest valid value
     lo_open: bool = False  # ``lo`` itself is not valid (``> lo``)
     even: bool = False
-    choices: tuple[str, ...] = ()
+    choices: tuple[str | int, ...] = ()
     size: int = 0  # NUMBERS: how many
     broadcast: bool = False  # NUMBERS: one number stands for all ``size``
     unset: str = ""  # what None (the default of an optional parameter) means
@@ -133,20 +135,28 @@ class Param:
                              f"got {value!r}")
         return value
 
-    def _check_choice(self, value: Any) -> str:
-        if value not in self.choices:
-            raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}")
-        return value
+    def _check_choice(self, value: Any) -> str | int:
+        if isinstance(value, bool) or value not in self.choices:
+            raise ParamError(f"{self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
+        return self.choices[self.choices.index(value)]  # the table's own value (int choices: an int)
 
     def _check_path(self, value: Any) -> str:
         return str(value)
 
-    def _check_indices(self, value: Any) -> tuple[int, ...]:
+    def _check_output(self, value: Any) -> str:
+        import os
+
+        if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+            raise ParamError(f"{self.name} must be a file name, got {value!r}")
+        return str(value)
+
+    def _check_indices(self, value: Any) -> tuple[int | str, ...]:
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise ParamError(f"{self.name} must be a list of class indices, got {value!r}")
-        out = tuple(_number(self.name, v, integer=True) for v in value)
-        if not out or any(v < (self.lo or 0) for v in out):
-            raise ParamError(f"{self.name} must be a non-empty list of indices >= {_num(self.lo or 0)}, got {value!r}")
+            raise ParamError(f"{self.name} must be a list of class indices or names, got {value!r}")
+        out = tuple(_class_item(self.name, v) for v in value)
+        if not out or any(isinstance(v, int) and v < (self.lo or 0) for v in out):
+            raise ParamError(f"{self.name} must be a non-empty list of indices >= {_num(self.lo or 0)} (or class "
+                             f"names), got {value!r}")
         return out
 
     def _check_times(self, value: Any) -> float | tuple[float, ...]:
@@ -192,9 +202,11 @@ class Param:
         return pairs
 
     def _check_effects(self, value: Any) -> tuple[Any, ...]:
-        from .effects import EffectsGenerator  # local: effects imports jax
-
         effects = () if value is None else value if isinstance(value, Sequence) else (value,)
+        if not effects:
+            return ()  # without importing effects (it imports jax): the CLI validates before JAX loads
+        from .effects import EffectsGenerator
+
         for e in effects:
             if not isinstance(e, EffectsGenerator):
                 raise ParamError(f"{self.name} must hold EffectsGenerator objects, got {type(e).__name__}")
@@ -227,14 +239,26 @@ class Param:
             raise ValueError(t)
         return v
 
-    def _parse_choice(self, t: str) -> str:
+    def _parse_choice(self, t: str) -> str | int:
+        if self.choices and all(isinstance(c, int) for c in self.choices):
+            return int(t)
         return t.lower()
 
     def _parse_path(self, t: str) -> str:
         return t
 
-    def _parse_indices(self, t: str) -> tuple[int, ...]:
-        return tuple(int(x) for x in _items(t))
+    _parse_output = _parse_path
+
+    def _parse_indices(self, t: str) -> tuple[int | str, ...]:
+        out: list[int | str] = []
+        for x in _items(t):
+            if re.fullmatch(r"[+-]?\d+", x):
+                out.append(int(x))
+            elif _is_number(x):  # "2.5": a mistyped index, not a class name
+                raise ValueError(x)
+            else:
+                out.append(x)
+        return tuple(out)
 
     def _parse_times(self, t: str) -> float | tuple[float, ...]:
         parts = tuple(_parse_float(x) for x in _items(t))
@@ -296,8 +320,8 @@ class Param:
         return {
             NUMBER: "a number", INTEGER: "a whole number",
             FLAG: "true or false" + (" (or none)" if self.optional else ""),
-            CHOICE: "one of " + ", ".join(self.choices), PATH: "a file path",
-            INDICES: "comma-separated whole numbers" + eg,
+            CHOICE: "one of " + ", ".join(map(str, self.choices)), PATH: "a file path", OUTPUT: "a file path",
+            INDICES: "comma-separated class indices or names" + eg,
             TIMES: "a number of seconds or comma-separated times" + eg,
             SPEED: "a number, " + " or ".join(SPEED_MODES), KEYFRAMES: "comma-separated TIME=IMAGE pairs" + eg,
             EFFECTS: "a list of lsd_jax.EffectsGenerator (Python only)",
@@ -316,7 +340,7 @@ class Param:
         """The valid values in a few words ("0–10", "> 0", "16–4096, even", "loudness, onset")."""
         lo, hi = self.lo, self.hi
         if self.kind == CHOICE:
-            return ", ".join(self.choices)
+            return ", ".join(map(str, self.choices))
         if self.kind == FLAG:
             return "true, false"
         if self.kind == SPEED:
@@ -331,13 +355,15 @@ class Param:
         if self.kind == NUMBERS:
             return f"{'1 or ' if self.broadcast else ''}{self.size} numbers" + (f", each {text}" if text else "")
         if self.kind == INDICES:
-            return f"indices >= {_num(lo or 0)}"
+            return f"indices >= {_num(lo or 0)} or names"
         if self.kind == TIMES:
             return "> 0 s, or a list of times >= 0 s"
         if self.kind == KEYFRAMES:
             return "times >= 0 s → image files"
         if self.kind == PATH:
             return "an audio file"
+        if self.kind == OUTPUT:
+            return "an .mp4 file"
         if self.kind == EFFECTS:
             return "Python only"
         return text + (", even" if self.even else "")
@@ -378,6 +404,29 @@ def _parse_num(text: str) -> float | int:
 def _items(text: str) -> list[str]:
     """The items of a list written as text: separated by commas (or semicolons), blanks ignored."""
     return [x.strip() for x in re.split(r"[,;]", text) if x.strip()]
+
+
+def _class_item(name: str, value: Any) -> int | str:
+    """One element of a class list: an index (a whole number, or digits as text) or a class name (text, kept as
+    written but trimmed; the style resolves it)."""
+    if isinstance(value, str):
+        text = " ".join(value.split())
+        if not text:
+            raise ParamError(f"{name}: an empty class name")
+        if re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+        if _is_number(text):
+            raise ParamError(f"{name}: {value!r} is not a whole class index")
+        return text
+    return _number(name, value, integer=True)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _number(name: str, value: Any, *, integer: bool = False) -> Any:
@@ -463,6 +512,10 @@ class RenderParams:
     # --- pulse and motion
     pulse_mode: str = _param(CHOICE, "loudness", "loudness (Lucid Sonic Dreams) or onset (a beat-exact kick from "
                              "the onset strength)", "motion", choices=PULSE_MODES, label="Pulse from")
+    normalize: str = _param(
+        CHOICE, "global", "how envelopes are scaled to 0..1: global (the excerpt's min and max: one loud hit flattens "
+        "the rest) or running (a min and max that forget within seconds, as live mode does)", "motion",
+        choices=NORMALIZE_MODES, label="Envelope scaling")
     pulse_percussive: bool = _param(FLAG, True, "pulse follows the percussive part of the song", "motion", lsd=True,
                                     label="Pulse: percussive part")
     pulse_harmonic: bool = _param(FLAG, False, "pulse follows the harmonic part (both or neither: the full mix)",
@@ -474,9 +527,10 @@ class RenderParams:
     motion_randomness: float = _param(NUMBER, 0.5, "how unevenly the latent dimensions drift", "motion", lsd=True,
                                       **_UNIT, label="Motion unevenness")
     # --- classes (conditional styles)
-    classes: tuple[int, ...] | None = _param(
-        INDICES, None, "class indices (conditional styles) that the 12 pitches map to", "classes", lsd=True,
-        lo=0, unset="up to 12 random classes (from seed)", example="1, 5, 9", label="Classes")
+    classes: tuple[int | str, ...] | None = _param(
+        INDICES, None, "classes (conditional styles) that the 12 pitches map to: indices, or names for BigGAN "
+        "(ImageNet)", "classes", lsd=True, lo=0, unset="up to 12 random classes (from seed)",
+        example="1, 5, 9 or goldfish, daisy", label="Classes")
     dominant_classes_first: bool = _param(FLAG, False, "give the first class to the most dominant pitch", "classes",
                                           lsd=True, label="Strongest pitch gets the first class")
     class_pitch_react: float = _param(NUMBER, 0.5, "how strongly pitches drive classes", "classes", lsd=True,
@@ -656,14 +710,18 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def markdown() -> str:
-    """The README's parameter reference (one table per group), between its markers."""
-    lines = [MARKDOWN_BEGIN]
-    for group, title in GROUPS.items():
-        rows = [p for p in PARAMS if p.group == group]
+def markdown(table: Sequence[Param] | None = None, groups: Mapping[str, str] | None = None,
+             begin: str = MARKDOWN_BEGIN, end: str = MARKDOWN_END, origin: str = "Lucid Sonic Dreams") -> str:
+    """The README's parameter reference (one table per group), between its markers. Default: the render
+    parameters; :mod:`lsd_jax.dmv_params` passes its own table (``origin``: the tool whose names ``Param.lsd``
+    holds)."""
+    table, groups = (PARAMS, GROUPS) if table is None else (table, groups or {})
+    lines = [begin]
+    for group, title in groups.items():
+        rows = [p for p in table if p.group == group]
         if not rows:
             continue
-        lines += ["", f"**{title}**", "", "| parameter | default | values | meaning | Lucid Sonic Dreams |",
+        lines += ["", f"**{title}**", "", f"| parameter | default | values | meaning | {origin} |",
                   "|---|---|---|---|---|"]
         for p in rows:
             default = f"`{p.format(p.default)}`" if p.default is not None and p.kind != EFFECTS else p.default_text()
@@ -671,18 +729,19 @@ def markdown() -> str:
             if p.lsd_note:
                 lsd += f" (there: {p.lsd_note})"
             lines.append(f"| `{p.name}` | {_md(default)} | {_md(p.range_text())} | {_md(p.help)} | {_md(lsd)} |")
-    lines += ["", MARKDOWN_END]
+    lines += ["", end]
     return "\n".join(lines)
 
 
-def table_text() -> str:
-    """The table as plain text, one parameter a line (``lsd-jax params``)."""
-    width = max(len(p.name) for p in PARAMS)
+def table_text(table: Sequence[Param] | None = None, groups: Mapping[str, str] | None = None) -> str:
+    """The table as plain text, one parameter a line (``lsd-jax params``; default: the render parameters)."""
+    table, groups = (PARAMS, GROUPS) if table is None else (table, groups or {})
+    width = max(len(p.name) for p in table)
     lines = []
-    for group, title in GROUPS.items():
+    for group, title in groups.items():
         lines += ["", f"{title}:"]
         lines += [f"  {p.name:{width}}  {p.help} [{p.range_text()}; default: {p.default_text()}]"
-                  for p in PARAMS if p.group == group]
+                  for p in table if p.group == group]
     return "\n".join(lines[1:])
 
 

@@ -27,8 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import effects as fx
 from .errors import ParamError
-from .models.stylegan2 import NOISE_MODES
-from .params import RenderParams
+from .params import NOISE_MODES, RenderParams  # the models' noise-mode indices (tests check they agree)
 from .style import Style
 
 Array = jax.Array
@@ -73,13 +72,17 @@ def effect_amplitudes(features: Any) -> np.ndarray:
     return np.stack(cols, axis=1).astype(np.float32)
 
 
-def render_settings(params: RenderParams) -> dict[str, np.ndarray]:
+def render_settings(params: RenderParams, style: Style | None = None) -> dict[str, np.ndarray]:
     """The render settings the step reads as arrays: ``truncation_psi`` (float32), ``truncation_cutoff`` (int32,
-    :data:`CUTOFF_ALL` for "none") and ``noise_mode`` (int32 index into ``NOISE_MODES``)."""
+    :data:`CUTOFF_ALL` for "none") and ``noise_mode`` (int32 index into ``NOISE_MODES``), plus the ``style``'s own
+    (:attr:`Style.settings_fn`, e.g. BigGAN's batch-norm statistics weights of ``truncation``)."""
     cutoff = params.truncation_cutoff
-    return {"truncation_psi": np.float32(params.truncation_psi),
-            "truncation_cutoff": np.int32(CUTOFF_ALL if cutoff is None else cutoff),
-            "noise_mode": np.int32(NOISE_MODES.index(params.noise_mode))}
+    out = {"truncation_psi": np.float32(params.truncation_psi),
+           "truncation_cutoff": np.int32(CUTOFF_ALL if cutoff is None else cutoff),
+           "noise_mode": np.int32(NOISE_MODES.index(params.noise_mode))}
+    if style is not None and style.settings_fn is not None:
+        out.update(style.settings_fn(params))
+    return out
 
 
 def fit(images: Array, size: tuple[int, int]) -> Array:
@@ -199,7 +202,7 @@ def make_frame_step(
     variables = dict(style.variables or {})
     if "model" in variables and hasattr(style.program, "constants"):
         variables["consts"] = _constants(style.program, variables["model"])
-    variables["settings"] = settings if settings is not None else render_settings(RenderParams())
+    variables["settings"] = settings if settings is not None else render_settings(RenderParams(), style)
     dtype = jnp.dtype(compute_dtype).name  # a name from params.COMPUTE_DTYPES
     if dtype != "float32":
         variables = _cast_floats(variables, dtype)
@@ -255,26 +258,19 @@ def output_size(style: Style, params: RenderParams) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class StepMemory:
-    """What a frame step needs, in bytes: the style's ``weights`` (placed once, with their constants) and, per
-    compiled call, ``fixed`` temporaries plus ``per_frame`` for each frame of the batch (from :func:`step_memory`)."""
+    """What a frame step of ``batch`` frames (per device) needs, in bytes: the style's ``weights`` (placed once, with
+    their constants) and the ``temporaries`` alive at once during one call (from :func:`step_memory`)."""
 
     weights: int
-    fixed: int
-    per_frame: int
+    temporaries: int
+    batch: int
 
-    def need(self, batch: int) -> int:
-        """Bytes a step of ``batch`` frames (per device) needs, with :data:`lsd_jax.memory.MARGIN` on the traced
-        temporaries."""
+    @property
+    def need(self) -> int:
+        """The bytes to have free: the weights and :data:`lsd_jax.memory.MARGIN` times the traced temporaries."""
         from .memory import MARGIN
 
-        return int(self.weights + MARGIN * (self.fixed + batch * self.per_frame))
-
-    def max_batch(self, free: int) -> int:
-        """The largest batch whose :meth:`need` fits in ``free`` bytes (0: not even one frame)."""
-        from .memory import MARGIN
-
-        room = free / MARGIN - self.weights / MARGIN - self.fixed
-        return max(0, int(room // max(1, self.per_frame)))
+        return int(self.weights + MARGIN * self.temporaries)
 
 
 def _spec(tree: Any) -> Any:
@@ -282,13 +278,13 @@ def _spec(tree: Any) -> Any:
                         tree)
 
 
-def step_memory(style: Style, size: tuple[int, int], plan: EffectPlan, *, example: dict[str, Any] | None = None,
-                settings: dict[str, Any] | None = None, compute_dtype: str = "float32",
-                exact: bool = False) -> StepMemory:
-    """What :func:`make_frame_step`'s step for ``style`` at ``size`` needs, measured by tracing it (no compile, no
-    allocation: :func:`lsd_jax.memory.peak_bytes`) at batch 1 (``per_frame`` then bounds the batch-independent part
-    too) and, with ``exact``, also at batch 2 (the two apart). ``example``: per-frame inputs shaped like the
-    render's (default ``z``, ``c``). A host style: its post-processing only."""
+def step_memory(style: Style, size: tuple[int, int], plan: EffectPlan, batch: int = 1, *,
+                example: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+                compute_dtype: str = "float32") -> StepMemory:
+    """What :func:`make_frame_step`'s step for ``style`` at ``size`` needs for ``batch`` frames, measured by tracing
+    it at that batch (no compile, no allocation: :func:`lsd_jax.memory.peak_bytes`; the peak need not grow in
+    proportion to the batch, so each batch is traced). ``example``: per-frame inputs shaped like the render's
+    (default ``z``, ``c``). A host style: its post-processing only."""
     from .memory import peak_bytes, tree_bytes
 
     dtype = jnp.dtype(compute_dtype)
@@ -299,34 +295,24 @@ def step_memory(style: Style, size: tuple[int, int], plan: EffectPlan, *, exampl
         variables = {k: _spec(v) for k, v in (style.variables or {}).items()}
         if "model" in variables and hasattr(style.program, "constants"):
             variables["consts"] = jax.eval_shape(_constants, style.program, variables["model"])
-        variables["settings"] = _spec(settings if settings is not None else render_settings(RenderParams()))
+        variables["settings"] = _spec(settings if settings is not None else render_settings(RenderParams(), style))
         if dtype != jnp.float32:
             variables = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, dtype)
                                      if jnp.issubdtype(a.dtype, jnp.floating) else a, variables)
         weights = tree_bytes(variables)
     example = example or {"z": np.zeros((1, style.z_dim), np.float32), "c": np.zeros((1, style.c_dim), np.float32)}
     n_amps = int(np.shape(example["amps"])[1]) if "amps" in example else len(plan.fused) + len(plan.host)
-
-    def peak(batch: int) -> int:
-        spec = {k: jax.ShapeDtypeStruct((batch, *np.shape(v)[1:]), np.asarray(v).dtype) for k, v in example.items()}
-        spec["amps"] = jax.ShapeDtypeStruct((batch, n_amps), jnp.float32)
-        if style.host:
-            h, w = style.output_size(None)
-            images = jax.ShapeDtypeStruct((batch, h, w, 3), jnp.float32)
-            return _nbytes_of(images) + peak_bytes(jax.make_jaxpr(
-                functools.partial(_post, size=size, plan=plan))(images, spec["amps"]))
-        return peak_bytes(jax.make_jaxpr(functools.partial(
+    spec = {k: jax.ShapeDtypeStruct((batch, *np.shape(v)[1:]), np.asarray(v).dtype) for k, v in example.items()}
+    spec["amps"] = jax.ShapeDtypeStruct((batch, n_amps), jnp.float32)
+    if style.host:
+        h, w = style.output_size(None)
+        images = jax.ShapeDtypeStruct((batch, h, w, 3), jnp.float32)
+        peak = tree_bytes(images) + peak_bytes(jax.make_jaxpr(
+            functools.partial(_post, size=size, plan=plan))(images, spec["amps"]))
+    else:
+        peak = peak_bytes(jax.make_jaxpr(functools.partial(
             frame_step, style.program, size=size, plan=plan, dtype=dtype.name))(variables, spec))
-
-    one = peak(1)
-    if not exact:
-        return StepMemory(weights, 0, one)
-    per_frame = max(1, peak(2) - one)
-    return StepMemory(weights, max(0, one - per_frame), per_frame)
-
-
-def _nbytes_of(spec: Any) -> int:
-    return int(np.prod(spec.shape, dtype=np.int64)) * jnp.dtype(spec.dtype).itemsize
+    return StepMemory(weights, peak, batch)
 
 
 def bounded_batch(style: Style, size: tuple[int, int], plan: EffectPlan, batch: int, *, explicit: bool,
@@ -334,43 +320,46 @@ def bounded_batch(style: Style, size: tuple[int, int], plan: EffectPlan, batch: 
                   compute_dtype: str = "float32", free: Any = None) -> int:
     """``batch`` if a step of it fits in the free memory (:func:`lsd_jax.memory.free_memory`, or ``free``: a
     :class:`~lsd_jax.memory.Budget`), else: the largest batch that fits when the batch was chosen automatically
-    (``explicit=False``), or a :class:`~lsd_jax.errors.ParamError` naming one that fits when the user chose it.
-    A ParamError too when not even one frame fits, saying what does not (the weights, or one frame at this size).
-    Decided from the traced step (:func:`step_memory`) before anything is compiled or allocated."""
+    (``explicit=False``; logged), or a :class:`~lsd_jax.errors.ParamError` naming one that fits when the user chose
+    it. A ParamError too when not even one frame fits, saying what does not (the weights, the model, or one frame
+    at this size). Decided from the traced step (:func:`step_memory`) before anything is compiled or allocated."""
     from converters.limits import human_bytes
 
-    from .memory import MARGIN, free_memory
+    from .memory import free_memory
 
     budget = free if free is not None else free_memory()
     if budget is None:
         return batch
-    per_device = -(-batch // max(1, n_devices))
-    mem = step_memory(style, size, plan, example=example, settings=settings, compute_dtype=compute_dtype)
-    if mem.need(per_device) <= budget.bytes:
+    n_devices = max(1, n_devices)
+    per_device = -(-batch // n_devices)
+
+    def measure(b: int) -> StepMemory:
+        return step_memory(style, size, plan, b, example=example, settings=settings, compute_dtype=compute_dtype)
+
+    mem = measure(per_device)
+    if mem.need <= budget.bytes:
         return batch
-    if per_device > 1:  # the batch-1 trace bounds the fixed part by a frame's: measure the two apart
-        mem = step_memory(style, size, plan, example=example, settings=settings, compute_dtype=compute_dtype,
-                          exact=True)
-        if mem.need(per_device) <= budget.bytes:
-            return batch
     free_text = f"{human_bytes(budget.bytes)} of memory free {budget.where}"
     name = f"style {style.name!r}"
     if mem.weights >= budget.bytes:
         raise ParamError(f"the {name} needs {human_bytes(mem.weights)} for its weights alone, more than the "
                          f"{free_text}: it cannot render here (a smaller model, or a machine with more memory)")
-    fits = mem.max_batch(budget.bytes)
+    one = measure(1) if per_device > 1 else mem
     h, w = size
-    if fits < 1:
+    if one.need > budget.bytes:
         native = style.native_size  # a model renders at its own size whatever the video's: a smaller one won't help
         how = (f": this model (it makes {native[1]}x{native[0]} images) is too large for this machine" if native
                else ": choose a smaller resolution")
-        raise ParamError(f"one {w}x{h} frame of the {name} needs about {human_bytes(mem.need(1))} to render "
-                         f"(weights {human_bytes(mem.weights)}), more than the {free_text}{how}")
-    fits *= max(1, n_devices)
+        raise ParamError(f"one {w}x{h} frame of the {name} needs about {human_bytes(one.need)} to render "
+                         f"(weights {human_bytes(one.weights)}), more than the {free_text}{how}")
+    lo, hi = 1, per_device  # lo fits, hi does not; the peak grows with the batch
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if measure(mid).need <= budget.bytes else (lo, mid)
+    fits = lo * n_devices
     if not explicit:
         log.info("lsd-jax: %d frames per step at %dx%d would need about %s, more than the %s: using %d", batch, w, h,
-                 human_bytes(mem.need(per_device)), free_text, min(batch, fits))
-        return min(batch, fits)
-    raise ParamError(f"batch_size={batch} at {w}x{h} needs about {human_bytes(mem.need(per_device))} of memory "
-                     f"({human_bytes(MARGIN * mem.per_frame)} per frame), more than the {free_text}: use "
-                     f"batch_size={fits} or less, or leave it unset to choose automatically")
+                 human_bytes(mem.need), free_text, fits)
+        return fits
+    raise ParamError(f"batch_size={batch} at {w}x{h} needs about {human_bytes(mem.need)} of memory, more than the "
+                     f"{free_text}: use batch_size={fits} or less, or leave it unset to choose automatically")

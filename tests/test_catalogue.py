@@ -523,3 +523,69 @@ def test_install_style_file_checks_what_it_installs(isolated, model):
     good.write_bytes(model)
     p = cat.install_style_file("Abstract Photos", good)
     assert p.read_bytes() == model and cat.is_downloaded(cat.find_style("abstract photos"))
+
+
+# ------------------------------------------------------------------------------------ BigGAN-deep: two-file entries
+
+
+def test_builtin_biggan_entries_are_the_packages_files():
+    doc = json.loads(resources.files("lsd_jax").joinpath("data/biggan_styles.json").read_text(encoding="utf-8"))
+    base = "https://s3.amazonaws.com/models.huggingface.co/biggan/biggan-deep-{}-{}"
+    for res in (128, 256, 512):
+        e = cat.find_style(f"biggan-deep-{res}")
+        assert e.format == "biggan-deep" and e.resolution == res and e.c_dim == 1000 and e.sha256 is None
+        assert e.urls == (base.format(res, "pytorch_model.bin"),)
+        assert e.beside == (("config.json", (base.format(res, "config.json"),)),)
+        assert e.to_json()["beside"] == {"config.json": [base.format(res, "config.json")]}
+    assert len(doc["styles"]) == 3
+
+
+def test_a_two_file_entry_is_fetched_into_one_folder(server, isolated):
+    import biggan_checkpoints as bc
+
+    from lsd_jax.styles import resolve_style
+
+    cfg = bc.biggan_config(128, channel_width=4)
+    folder = bc.write_checkpoint(isolated / "src", cfg, bc.random_state(cfg, 5))
+    w = server.add("/biggan/tiny-pytorch_model.bin", (folder / "pytorch_model.bin").read_bytes())
+    c = server.add("/biggan/tiny-config.json", (folder / "config.json").read_bytes())
+    doc = [{"name": "tiny biggan", "urls": [w], "beside": {"config.json": [c]}, "format": "biggan-deep"}]
+    (isolated / "user_styles.json").write_text(json.dumps(doc))
+    entry = cat.find_style("tiny biggan")
+    assert not cat.is_downloaded(entry)
+    p = cat.style_path("tiny biggan", progress=False)
+    assert p.name == "tiny-pytorch_model.bin" and p.parent.parent == cat.styles_dir()
+    assert (p.parent / "config.json").read_bytes() == (folder / "config.json").read_bytes()
+    assert p.read_bytes() == (folder / "pytorch_model.bin").read_bytes() and cat.is_downloaded(entry)
+    assert cat.style_path("tiny biggan", progress=False) == p  # cached: no second request
+    assert server.count("/biggan/tiny-pytorch_model.bin") == server.count("/biggan/tiny-config.json") == 1
+    style = resolve_style("tiny biggan", progress=False)
+    assert (style.name, style.z_dim, style.c_dim, style.native_size) == ("tiny biggan", 128, 1000, (128, 128))
+    assert style.resolve_classes(["goldfish", 5]) == (1, 5)
+
+
+@pytest.mark.parametrize("beside, match", [
+    ({"../config.json": ["http://x/c"]}, "plain file name"), ({"config.json": []}, "non-empty list"),
+    (["config.json"], "map file names"),
+])
+def test_two_file_entries_are_validated(isolated, beside, match):
+    (isolated / "user_styles.json").write_text(json.dumps([{"name": "b", "urls": ["http://x/w"], "beside": beside}]))
+    with pytest.raises(StyleError, match=match):
+        cat.load_catalogue()
+
+
+def test_a_two_file_entry_installs_from_a_folder(isolated, no_network, capsys):
+    from lsd_jax.cli import main
+
+    src = isolated / "dl"
+    src.mkdir()
+    (src / "biggan-deep-128-pytorch_model.bin").write_bytes(b"\x80\x02weights")  # as a browser saves it
+    (src / "config.json").write_text('{"output_dim": 128}')
+    entry = cat.find_style("biggan-deep-128")
+    assert "into one folder" in cat._instruction(entry) and "config.json" in cat._instruction(entry)
+    assert main(["styles", "--add", "biggan-deep-128", str(src)]) == 0
+    p = cat.style_path("biggan-deep-128", progress=False)  # no network: the installed files
+    assert p.read_bytes() == b"\x80\x02weights" and (p.parent / "config.json").read_text() == '{"output_dim": 128}'
+    (src / "config.json").unlink()
+    with pytest.raises(StyleError, match="config.json is missing beside the weights"):
+        cat.install_style_file("biggan-deep-128", src / "biggan-deep-128-pytorch_model.bin")

@@ -121,8 +121,9 @@ def test_widget_conventions():
     assert form.params_from_ui(dict(class_shuffle_seconds="4"))["class_shuffle_seconds"] == 4.0
     assert form.params_from_ui(dict(resolution=256.0))["resolution"] == 256  # a slider sends floats
     assert form.params_from_ui(dict(fps="24"))["fps"] == 24  # an API client may send text
-    with pytest.raises(lsd_jax.ParamError, match="classes must be comma-separated whole numbers"):
-        form.params_from_ui(dict(classes="one, two"))
+    with pytest.raises(lsd_jax.ParamError, match="classes must be comma-separated class indices or names"):
+        form.params_from_ui(dict(classes="1, 2.5"))
+    assert form.params_from_ui(dict(classes="goldfish, 5"))["classes"] == ("goldfish", 5)  # names: the style resolves
     with pytest.raises(lsd_jax.ParamError, match="unknown parameter 'pulse_reakt' \\(did you mean 'pulse_react'"):
         form.params_from_ui(dict(pulse_reakt=1))
     with pytest.raises(lsd_jax.ParamError, match="fps needs a value"):

@@ -145,7 +145,8 @@ def test_silence_is_a_clear_error(songs, jobs):
     (dict(resolution=34, width=33, height=20), "width must be even"),
     (dict(resolution=2048), "above this server's limit of 1024"),
     (dict(width=64), "give both width and height"),
-    (dict(classes="a,b"), "classes must be comma-separated whole numbers"),
+    (dict(classes="1,2.5"), "classes must be comma-separated class indices or names"),
+    (dict(classes="goldfish"), "class name, but the classes of style 'cppn' have no names"),
     (dict(band_react="1,2"), "band_react must be one number \\(for all\\) or 3 comma-separated numbers"),
 ])
 def test_out_of_range_values_are_clear_errors(songs, jobs, values, match):
@@ -298,7 +299,7 @@ def test_layout_rows():
         ["pulse_react", "motion_react"], ["speed_fpm", "truncation"], ["contrast_strength", "flash_strength"],
         ["fps", "resolution"], ["start", "duration", "seed"]]
     motion = page._rows([f for f in page_fields() if f.group == "motion"])
-    assert [len(r) for r in motion] == [1, 4, 1] and {f.kind for f in motion[1]} == {"checkbox"}
+    assert [len(r) for r in motion] == [2, 4, 1] and {f.kind for f in motion[1]} == {"checkbox"}
 
 
 def _wait(pred, timeout=300.0):

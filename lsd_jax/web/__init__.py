@@ -11,5 +11,7 @@ serve page):
   its own thread, cancellable), and the per-request folders (no Gradio);
 * :mod:`~lsd_jax.web.examples`: the one-click examples (the synthesised demo song, three parameter sets);
 * :mod:`~lsd_jax.web.page`: the Blocks layout, the handlers behind the ``/render`` and ``/preview``
-  endpoints, :func:`~lsd_jax.web.page.build_app`, :func:`~lsd_jax.web.page.launch` and ``main``.
+  endpoints, :func:`~lsd_jax.web.page.build_app`, :func:`~lsd_jax.web.page.launch` and ``main``;
+* :mod:`~lsd_jax.web.live_mode`: live mode's page (``/live``: a microphone or a shared tab drives frames in real
+  time) and ``lsd-jax live``; page adds it.
 """

@@ -725,6 +725,9 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 examples.cached_folder = folder
                 examples.cached_file = folder / "log.csv"
                 examples.cached_indices_file = folder / "indices.csv"
+    from .live_mode import add_page
+
+    add_page(demo)  # the Live page (/live): microphone or tab audio drives frames in real time
     _with_meta(demo)
     if cfg.warm_up:
         jobs.warm_up({k: v for k, v in defaults.items() if k not in ("song", "style", "style_file")})
