@@ -436,13 +436,17 @@ def test_the_duration_limit_holds_on_the_audio_decoded(tmp_path, monkeypatch):
         assert probe_video(jobs.render(ok))["n_frames"] == 16
 
 
-def test_uploads_are_converted_in_the_sandbox(songs, tmp_path, monkeypatch):
+def test_uploads_and_catalogue_files_are_converted_in_the_sandbox(songs, tmp_path, monkeypatch):
     """With the loader's own limits off, what stops a bomb is the separate process's: its time limit (a hang) and
-    its address-space limit, so the uploads are converted there and this process carries on."""
+    its address-space limit, so the uploads (and a catalogue style's downloaded file: the catalogue's links are
+    third-party files) are converted there and this process carries on."""
+    import json
+
     import hostile
     from test_sandbox import NO_LIMITS
 
     from lsd_jax import sandbox
+    from lsd_jax.catalogue import USER_STYLES_ENV, install_style_file
     from lsd_jax.errors import ConversionError
 
     monkeypatch.setattr(sandbox, "convert_isolated",
@@ -456,4 +460,12 @@ def test_uploads_are_converted_in_the_sandbox(songs, tmp_path, monkeypatch):
             with pytest.raises(ConversionError, match=match):
                 jobs.render(job)
             assert time.monotonic() - t < 15
+        catalogue = tmp_path / "user_styles.json"
+        catalogue.write_text(json.dumps({"schema": 1, "styles": [{"name": "far hang",
+                                                                    "urls": ["https://example.org/hang.pkl"]}]}))
+        monkeypatch.setenv(USER_STYLES_ENV, str(catalogue))
+        install_style_file("far hang", tmp_path / "hang.pkl", progress=False)  # as if downloaded
+        job = jobs.prepare(str(songs["song"]), "far hang", None, **TINY)
+        with pytest.raises(ConversionError, match="took longer than 2 s and was stopped"):
+            jobs.preview(job)
         assert probe_video(jobs.render(jobs.prepare(str(songs["song"]), "default", None, **TINY)))["n_frames"] == 24

@@ -321,14 +321,14 @@ def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None, live
 
 
 def style_for(job: Job) -> Any:
-    """The style argument the render gets for ``job``: an uploaded NVIDIA pickle is converted in a separate,
-    limited process (:func:`lsd_jax.sandbox.convert_isolated`, once: the result is cached), so a hostile file
-    cannot hang or crash the server; anything else as it is."""
-    if not job.style.lower().endswith(".pkl"):
+    """The style the render gets for ``job``: a model file (an upload, or a catalogue style's download) whose
+    NVIDIA pickle is not converted yet is converted in a separate, limited process (``isolated``; the result is
+    cached), so a hostile file cannot hang or crash the server."""
+    if job.style == "default":
         return job.style
-    from ..generator import load_generator, stylegan_style
+    from ..styles import resolve_style
 
-    return stylegan_style(load_generator(job.style, isolated=True), name=Path(job.style_code).stem)
+    return resolve_style(job.style, job.params, progress=False, isolated=True)
 
 
 def loudest_stretch(path: str | os.PathLike[str], seconds: float, hop_s: float = 0.25, limit_s: float = 1800.0,
