@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from .errors import ParamError
-from .params import CHOICE, FLAG, INDICES, INTEGER, NUMBER, OUTPUT, Param, _param, markdown, unknown_names_error
+from .params import CHOICE, FLAG, INDICES, INTEGER, NUMBER, OUTPUT, Param, _param, markdown, table_of, unknown_names_error
 
 SR = 22050  # the original analyses librosa.load's default rate
 RESOLUTIONS = (128, 256, 512)
@@ -110,16 +110,8 @@ class DMVParams:
         return make_dmv_params(self, **changes)
 
 
-def _table() -> tuple[Param, ...]:
-    rows = []
-    for f in dataclasses.fields(DMVParams):
-        p = f.metadata["param"]
-        rows.append(dataclasses.replace(p, name=f.name, lsd=f.name if p.lsd == "" else p.lsd))
-    return tuple(rows)
-
-
 #: The table, in declaration order (``Param.lsd``: Deep Music Visualizer's name, None for new ones).
-DMV_PARAMS: tuple[Param, ...] = _table()
+DMV_PARAMS: tuple[Param, ...] = table_of(DMVParams)
 DMV_PARAM: Mapping[str, Param] = types.MappingProxyType({p.name: p for p in DMV_PARAMS})
 
 

@@ -113,15 +113,16 @@ def _mapping_jit(graphdef, state, z, c, psi, cutoff):
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
-def _synthesis_jit(graphdef, state, ws, noise_mode, key, transform):
-    return nnx.merge(graphdef, state).synthesize(ws, noise_mode=noise_mode, key=key, transform=transform)
+def _synthesis_jit(graphdef, state, ws, noise_mode, key, transform, noise_gain):
+    return nnx.merge(graphdef, state).synthesize(ws, noise_mode=noise_mode, key=key, transform=transform,
+                                                 noise_gain=noise_gain)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
-def _generate_jit(graphdef, state, z, c, psi, cutoff, noise_mode, key, transform):
+def _generate_jit(graphdef, state, z, c, psi, cutoff, noise_mode, key, transform, noise_gain):
     model = nnx.merge(graphdef, state)
     ws = model.map_latents(z, c, psi, cutoff)
-    return model.synthesize(ws, noise_mode=noise_mode, key=key, transform=transform)
+    return model.synthesize(ws, noise_mode=noise_mode, key=key, transform=transform, noise_gain=noise_gain)
 
 
 def _args(model: Any, noise_mode: str, key: Any, transform: Any, n: int | None) -> tuple[str, Any, Any]:
@@ -166,23 +167,25 @@ def mapping_fn(graphdef: Any, state: Any, z: Array, c: Array | None = None, trun
 
 
 def synthesis_fn(graphdef: Any, state: Any, ws: Array, noise_mode: str = "const", key: Array | None = None,
-                 transform: Array | None = None) -> Array:
-    """Jitted synthesis with the state explicit: ws → images (N, R, R, 3) float32. StyleGAN3: ``noise_mode`` and
-    ``key`` are ignored (it has no noise inputs) and ``transform`` (N, 3, 3) may replace the input transform."""
+                 transform: Array | None = None, noise_gain: Array | None = None) -> Array:
+    """Jitted synthesis with the state explicit: ws → images (N, R, R, 3) float32. StyleGAN3: ``noise_mode``,
+    ``key`` and ``noise_gain`` are ignored (it has no noise inputs) and ``transform`` (N, 3, 3) may replace the
+    input transform. ``noise_gain`` (N,): per-sample noise strength (traced; None = 1)."""
     model = nnx.merge(graphdef, state)
     noise_mode, key, transform = _args(model, noise_mode, key, transform, int(np.shape(ws)[0]))
-    return _synthesis_jit(graphdef, state, ws, noise_mode, key, transform)
+    return _synthesis_jit(graphdef, state, ws, noise_mode, key, transform, noise_gain)
 
 
 def generate_fn(graphdef: Any, state: Any, z: Array, c: Array | None = None, truncation_psi: float | Array = 1.0,
                 truncation_cutoff: int | Array | None = None, noise_mode: str = "const", key: Array | None = None,
-                transform: Array | None = None) -> Array:
-    """Jitted mapping + synthesis with the state explicit: z → images (N, R, R, 3) float32."""
+                transform: Array | None = None, noise_gain: Array | None = None) -> Array:
+    """Jitted mapping + synthesis with the state explicit: z → images (N, R, R, 3) float32 (arguments as
+    :func:`mapping_fn` and :func:`synthesis_fn`)."""
     model = nnx.merge(graphdef, state)
     cc = _c(model, c)
     noise_mode, key, transform = _args(model, noise_mode, key, transform, _batch(model, z, cc))
     psi, cutoff = truncation_args(model.spec.num_ws, truncation_psi, truncation_cutoff)
-    return _generate_jit(graphdef, state, z, cc, psi, cutoff, noise_mode, key, transform)
+    return _generate_jit(graphdef, state, z, cc, psi, cutoff, noise_mode, key, transform, noise_gain)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -190,15 +193,43 @@ def generate_fn(graphdef: Any, state: Any, z: Array, c: Array | None = None, tru
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@jax.tree_util.register_pytree_node_class
-class Generator:
-    """A StyleGAN 1, StyleGAN2(-ADA) or StyleGAN3 generator: the NNX ``module`` (see :mod:`lsd_jax.models`) and
-    its config. ``family`` is "stylegan1", "stylegan2" or "stylegan3"."""
+class _ModuleGenerator:
+    """What every generator wrapper shares: the NNX ``module``, its ``config``, the split state and the pytree
+    protocol (the state's arrays are the children; graphdef and config are static). Subclasses register
+    themselves with ``jax.tree_util.register_pytree_node_class``."""
 
     def __init__(self, module: nnx.Module, config: dict):
         self.module = module
         self.config = config
         self.spec = module.spec
+
+    def split(self) -> tuple[Any, dict]:
+        """(graphdef, state as a plain dict of arrays) of the module as it is now."""
+        graphdef, state = nnx.split(self.module)
+        return graphdef, nnx.to_pure_dict(state)
+
+    @property
+    def state(self) -> dict:
+        """The module's arrays as a nested plain dict (``state["synthesis"]["b4"]["const"]``)."""
+        return self.split()[1]
+
+    def tree_flatten(self):
+        graphdef, state = self.split()
+        return (state,), (graphdef, _freeze(self.config))
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        graphdef, frozen = aux
+        return cls(nnx.merge(graphdef, children[0]), _thaw(frozen))
+
+
+@jax.tree_util.register_pytree_node_class
+class Generator(_ModuleGenerator):
+    """A StyleGAN 1, StyleGAN2(-ADA) or StyleGAN3 generator: the NNX ``module`` (see :mod:`lsd_jax.models`) and
+    its config. ``family`` is "stylegan1", "stylegan2" or "stylegan3"."""
+
+    def __init__(self, module: nnx.Module, config: dict):
+        super().__init__(module, config)
         self.family = module.family
         self.z_dim = self.spec.z_dim
         self.c_dim = self.spec.c_dim
@@ -211,52 +242,27 @@ class Generator:
         """Build from a converted model: the config dict and the torch-layout ``G_ema`` state dict."""
         return cls(build_model(config, state), config)
 
-    def split(self) -> tuple[Any, dict]:
-        """(graphdef, state as a plain dict of arrays) of the module as it is now."""
-        graphdef, state = nnx.split(self.module)
-        return graphdef, nnx.to_pure_dict(state)
-
-    @property
-    def state(self) -> dict:
-        """The module's arrays as a nested plain dict (``state["synthesis"]["b4"]["const"]``)."""
-        return self.split()[1]
-
-    # pytree protocol: the state's arrays are the children; graphdef and config are static
-    def tree_flatten(self):
-        graphdef, state = self.split()
-        return (state,), (graphdef, _freeze(self.config))
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        graphdef, frozen = aux
-        return cls(nnx.merge(graphdef, children[0]), _thaw(frozen))
-
     def __repr__(self) -> str:
         kind = {"stylegan3": lambda: f"config-{self.spec.kind}", "stylegan1": lambda: "G_style"}.get(
             self.family, lambda: self.spec.architecture)()
         return (f"Generator({self.family} {kind}, {self.img_resolution}x{self.img_resolution}, "
                 f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws})")
 
+    # the jitted functional forms on this module's split state
     def mapping(self, z: Array, c: Array | None = None, truncation_psi: float | Array = 1.0,
                 truncation_cutoff: int | Array | None = None) -> Array:
-        graphdef, state = nnx.split(self.module)
-        psi, cutoff = truncation_args(self.num_ws, truncation_psi, truncation_cutoff)
-        return _mapping_jit(graphdef, state, z, _c(self.module, c), psi, cutoff)
+        return mapping_fn(*nnx.split(self.module), z, c, truncation_psi, truncation_cutoff)
 
     def synthesis(self, ws: Array, noise_mode: str = "const", key: Array | None = None,
-                  transform: Array | None = None) -> Array:
-        graphdef, state = nnx.split(self.module)
-        noise_mode, key, transform = _args(self.module, noise_mode, key, transform, int(np.shape(ws)[0]))
-        return _synthesis_jit(graphdef, state, ws, noise_mode, key, transform)
+                  transform: Array | None = None, noise_gain: Array | None = None) -> Array:
+        return synthesis_fn(*nnx.split(self.module), ws, noise_mode, key, transform, noise_gain)
 
     def __call__(self, z: Array, c: Array | None = None, truncation_psi: float | Array = 1.0,
                  truncation_cutoff: int | Array | None = None, noise_mode: str = "const",
-                 key: Array | None = None, transform: Array | None = None) -> Array:
-        graphdef, state = nnx.split(self.module)
-        cc = _c(self.module, c)
-        noise_mode, key, transform = _args(self.module, noise_mode, key, transform, _batch(self.module, z, cc))
-        psi, cutoff = truncation_args(self.num_ws, truncation_psi, truncation_cutoff)
-        return _generate_jit(graphdef, state, z, cc, psi, cutoff, noise_mode, key, transform)
+                 key: Array | None = None, transform: Array | None = None,
+                 noise_gain: Array | None = None) -> Array:
+        return generate_fn(*nnx.split(self.module), z, c, truncation_psi, truncation_cutoff, noise_mode, key,
+                           transform, noise_gain)
 
 
 def load_generator(path: Any, *, isolated: bool = False) -> Generator | BigGANGenerator:
@@ -306,7 +312,7 @@ BIGGAN = "biggan-deep"
 
 
 @jax.tree_util.register_pytree_node_class
-class BigGANGenerator:
+class BigGANGenerator(_ModuleGenerator):
     """A BigGAN-deep generator (:mod:`lsd_jax.models.biggan`; paths are pytorch-pretrained-biggan's ``state_dict()``
     keys, e.g. ``gen.module.generator.layers[3].conv_1.weight``) and its config.
 
@@ -322,9 +328,7 @@ class BigGANGenerator:
     num_ws = 0
 
     def __init__(self, module: nnx.Module, config: dict):
-        self.module = module
-        self.config = config
-        self.spec = module.spec
+        super().__init__(module, config)
         self.z_dim = self.spec.z_dim
         self.c_dim = self.spec.num_classes
         self.img_resolution = self.spec.img_resolution
@@ -335,24 +339,6 @@ class BigGANGenerator:
         from .models import biggan
 
         return cls(biggan.from_state(config, state), config)
-
-    def split(self) -> tuple[Any, dict]:
-        """(graphdef, state as a plain dict of arrays) of the module as it is now."""
-        graphdef, state = nnx.split(self.module)
-        return graphdef, nnx.to_pure_dict(state)
-
-    @property
-    def state(self) -> dict:
-        return self.split()[1]
-
-    def tree_flatten(self):
-        graphdef, state = self.split()
-        return (state,), (graphdef, _freeze(self.config))
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        graphdef, frozen = aux
-        return cls(nnx.merge(graphdef, children[0]), _thaw(frozen))
 
     def __repr__(self) -> str:
         return (f"BigGANGenerator(biggan-deep, {self.img_resolution}x{self.img_resolution}, z_dim={self.z_dim}, "

@@ -648,16 +648,18 @@ class RenderParams:
         return out
 
 
-def _table() -> tuple[Param, ...]:
+def table_of(params_class: type) -> tuple[Param, ...]:
+    """The rows of a parameter dataclass whose fields were made with :func:`_param`, each named after its field
+    (``lsd``: the field's name unless the row gave another)."""
     rows = []
-    for f in dataclasses.fields(RenderParams):
+    for f in dataclasses.fields(params_class):
         p = f.metadata["param"]
         rows.append(dataclasses.replace(p, name=f.name, lsd=f.name if p.lsd == "" else p.lsd))
     return tuple(rows)
 
 
 #: The parameter table, in declaration order.
-PARAMS: tuple[Param, ...] = _table()
+PARAMS: tuple[Param, ...] = table_of(RenderParams)
 #: The table by name (a read-only view).
 PARAM: Mapping[str, Param] = types.MappingProxyType({p.name: p for p in PARAMS})
 PARAM_NAMES = frozenset(PARAM)
