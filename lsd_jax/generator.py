@@ -265,14 +265,15 @@ class Generator(_ModuleGenerator):
                            transform, noise_gain)
 
 
-def load_generator(path: Any) -> Generator | BigGANGenerator:
+def load_generator(path: Any, *, isolated: bool = False) -> Generator | BigGANGenerator:
     """Load an NVIDIA StyleGAN 1, StyleGAN2(-ADA) or StyleGAN3 pickle (converted once and cached) or a converted
     ``.safetensors`` file (see :mod:`lsd_jax.weights`) as a :class:`Generator`; a BigGAN-deep checkpoint folder
-    (or its ``.bin``) as a :class:`BigGANGenerator`."""
+    (or its ``.bin``) as a :class:`BigGANGenerator`. ``isolated``: convert a pickle in a separate, limited process
+    (see :func:`lsd_jax.weights.load`)."""
     from . import weights
     from .errors import StyleError
 
-    config, state = weights.load(path)
+    config, state = weights.load(path, isolated=isolated)
     family = config.get("family", "stylegan2")
     if family == BIGGAN:
         return BigGANGenerator.from_state(config, state)
