@@ -70,7 +70,8 @@ def deep_music_visualizer(
     from .dmv import deep_music_vectors, dmv_features
     from .outputs import resolve_output
     from .params import make_params
-    from .step import EffectPlan, auto_batch_size, bounded_batch, make_frame_step, render_settings
+    from .step import EffectPlan, auto_batch_size, bounded_batch, make_frame_step
+    from .style import render_settings
 
     t0 = time.perf_counter()
     params = make_dmv_params(params, **kwargs) if params is not None else make_dmv_params(**kwargs)

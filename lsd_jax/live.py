@@ -327,7 +327,8 @@ class LiveRenderer:
         """The compiled step of ``target`` at ``size`` (built and warmed on first use)."""
         step = target.steps.get(size)
         if step is None:
-            from .step import make_frame_step, render_settings
+            from .step import make_frame_step
+            from .style import render_settings
 
             style = target.style
             step = make_frame_step(style, size, self._plan(size), 1, compute_dtype=self.params.compute_dtype,

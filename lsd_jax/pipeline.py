@@ -26,8 +26,8 @@ from .errors import ParamError
 from .outputs import render_inputs, resolve_output
 from .params import RenderParams, make_params
 from .step import (EffectPlan, FrameStep, auto_batch_size, bounded_batch, effect_amplitudes, make_frame_step,
-                   output_size, plan_effects, render_settings)
-from .style import Style
+                   output_size, plan_effects)
+from .style import Style, render_settings
 from .styles import resolve_style
 
 Array = jax.Array

@@ -27,13 +27,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import effects as fx
 from .errors import ParamError
-from .params import NOISE_MODES, RenderParams  # the models' noise-mode indices (tests check they agree)
-from .style import Style
+from .params import RenderParams
+from .style import Style, render_settings
 
 Array = jax.Array
 log = logging.getLogger(__name__)
-#: ``truncation_cutoff`` "none": every layer is truncated (compared with the layer index).
-CUTOFF_ALL = int(np.iinfo(np.int32).max)
 
 
 @dataclass(frozen=True)
@@ -70,19 +68,6 @@ def effect_amplitudes(features: Any) -> np.ndarray:
     if not cols:
         return np.zeros((features.n_frames, 0), np.float32)
     return np.stack(cols, axis=1).astype(np.float32)
-
-
-def render_settings(params: RenderParams, style: Style | None = None) -> dict[str, np.ndarray]:
-    """The render settings the step reads as arrays: ``truncation_psi`` (float32), ``truncation_cutoff`` (int32,
-    :data:`CUTOFF_ALL` for "none") and ``noise_mode`` (int32 index into ``NOISE_MODES``), plus the ``style``'s own
-    (:attr:`Style.settings_fn`, e.g. BigGAN's batch-norm statistics weights of ``truncation``)."""
-    cutoff = params.truncation_cutoff
-    out = {"truncation_psi": np.float32(params.truncation_psi),
-           "truncation_cutoff": np.int32(CUTOFF_ALL if cutoff is None else cutoff),
-           "noise_mode": np.int32(NOISE_MODES.index(params.noise_mode))}
-    if style is not None and style.settings_fn is not None:
-        out.update(style.settings_fn(params))
-    return out
 
 
 def fit(images: Array, size: tuple[int, int]) -> Array:

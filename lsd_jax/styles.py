@@ -7,7 +7,7 @@ once, then cached); or a callable ``style(noise_batch, class_batch)`` as in Luci
 returning a batch of (H, W, 3) images with values in [0, 255] (uint8 or float).
 
 Render settings (truncation, noise mode) are not part of a style: they reach the compiled step as arrays
-(:func:`lsd_jax.step.render_settings`), so a new value never recompiles.
+(:func:`lsd_jax.style.render_settings`), so a new value never recompiles.
 """
 
 from __future__ import annotations

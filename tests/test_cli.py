@@ -116,7 +116,7 @@ def test_params_command_prints_the_reference(capsys):
     assert main(["params"]) == 0
     out = capsys.readouterr().out
     assert all(f"  {p.name} " in out for p in PARAMS)
-    res = subprocess.run([sys.executable, "-m", "lsd_jax.params", "--markdown"], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "lsd_jax.cli", "params", "--markdown"], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0 and res.stdout == markdown() + "\n", res.stderr
 

@@ -10,7 +10,7 @@ import soundfile as sf
 import lsd_jax
 import nvidia_pickles as nv
 from lsd_jax.params import make_params
-from lsd_jax.step import CUTOFF_ALL, render_settings
+from lsd_jax.style import CUTOFF_ALL, render_settings
 from sg2_state import random_sg2_state, sg2_config
 
 BACKEND_COMPILES: list[str] = []
