@@ -44,6 +44,7 @@ __all__ = [
     "PersistentObject",
     "RestrictedUnpickler",
     "TFNetwork",
+    "module_tensors",
     "safe_loads",
     "short_repr",
 ]
@@ -636,3 +637,56 @@ def child(mod: PersistentObject | None, name: str) -> PersistentObject | None:
         return None
     found = children(mod).get(name)
     return found if isinstance(found, PersistentObject) else None
+
+
+def module_tensors(mod: PersistentObject) -> dict[str, np.ndarray]:
+    """Flatten a module tree the way torch's ``state_dict()`` does (own parameters, own persistent buffers, then
+    children). Each module is visited once: a module reached twice (a shared submodule, which NVIDIA's networks
+    never have and which would make a naive walk exponential) is refused. Float tensors come out as float32; a
+    tensor object that appears under several names stays ONE array (shared, not copied)."""
+    out: dict[str, np.ndarray] = {}
+    seen: dict[int, str] = {}
+    as_f32: dict[int, np.ndarray] = {}
+
+    def tensor(value: np.ndarray) -> np.ndarray:
+        if value.dtype.kind != "f":
+            return value  # refused with its name by the shape/dtype checks
+        got = as_f32.get(id(value))
+        if got is None:
+            got = as_f32[id(value)] = np.asarray(value, dtype=np.float32, order="C")
+        return got
+
+    def walk(mod: PersistentObject, prefix: str, depth: int) -> None:
+        where = short_repr(prefix.rstrip(".") or mod.class_name, 100)
+        if id(mod) in seen:
+            raise ConversionError(f"module {where} is the same object as module {seen[id(mod)]}: NVIDIA "
+                                  "networks never share submodules, so this file is refused")
+        seen[id(mod)] = where
+        if depth > 32:
+            raise ConversionError("network module tree is nested too deeply")
+        st = mod.state
+        params, buffers = st.get("_parameters", {}), st.get("_buffers", {})
+        skip = st.get("_non_persistent_buffers_set") or set()
+        if not isinstance(params, dict) or not isinstance(buffers, dict) or not isinstance(skip, (set, frozenset)):
+            raise ConversionError(f"module {where} has a malformed torch state")
+        for kind, table in (("parameter", params), ("buffer", buffers)):
+            for name, value in table.items():
+                if value is None or (kind == "buffer" and name in skip):
+                    continue
+                if not isinstance(name, str) or not isinstance(value, np.ndarray):
+                    raise ConversionError(f"{kind} {short_repr(prefix, 60)}{short_repr(name, 60)} is a "
+                                          f"{type(value).__name__}, not a tensor")
+                out[prefix + name] = tensor(value)
+        for name, sub in children(mod).items():
+            if sub is None:
+                continue
+            if not isinstance(name, str) or not isinstance(sub, PersistentObject):
+                raise ConversionError(
+                    f"submodule {short_repr(prefix, 60)}{short_repr(name, 60)} is a {type(sub).__name__}, not an "
+                    "NVIDIA persistent "
+                    "module"
+                )
+            walk(sub, f"{prefix}{name}.", depth + 1)
+
+    walk(mod, "", 0)
+    return out

@@ -43,7 +43,7 @@ import numpy as np
 
 from .errors import ConversionError
 
-from .safe_pickle import PersistentObject, short_repr
+from .safe_pickle import PersistentObject, module_tensors, short_repr
 from .safe_pickle import child as _child
 from .safe_pickle import children as _children
 from .sg2 import _int, _number, check_tensors
@@ -429,8 +429,6 @@ def check_state(config: dict, state: dict[str, np.ndarray], source: str) -> dict
 
 def convert(G: PersistentObject, source: str) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` of a StyleGAN3 ``Generator`` record."""
-    from .torch_pickle import module_tensors
-
     config = generator_config(G, source)
     state = check_state(config, module_tensors(G), f"generator of {source}")
     return config, state

@@ -1,7 +1,7 @@
 """Command line: ``lsd-jax render | demo | dmv | live | convert | params | styles``.
 
-The render parameters' flags are generated from the parameter table (:mod:`lsd_jax.params`), Deep Music
-Visualizer mode's (``lsd-jax dmv``) from its table (:mod:`lsd_jax.dmv_params`)."""
+The render parameters' flags come from the parameter table (:mod:`lsd_jax.params`, via :mod:`lsd_jax.flags`),
+Deep Music Visualizer mode's (``lsd-jax dmv``) from its table (:mod:`lsd_jax.dmv_params`)."""
 
 from __future__ import annotations
 
@@ -15,59 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import params as P
-from .errors import LsdError, ParamError
-from .params import GROUPS, PARAM_NAMES, PARAMS, Param
-
-
-def _text_parser(p: Param) -> Any:
-    """argparse ``type`` for parameter ``p``: the table's one parser, its errors as argparse's."""
-
-    def parse(text: str) -> Any:
-        try:
-            return p.parse(text)
-        except ParamError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    parse.__name__ = p.name  # argparse names the type in some messages
-    return parse
-
-
-_METAVAR = {P.NUMBER: "X", P.INTEGER: "N", P.FLAG: "BOOL", P.PATH: "FILE", P.OUTPUT: "FILE", P.INDICES: "I,J,...",
-            P.TIMES: "S[,S,...]", P.SPEED: "FPM|beat|bar", P.KEYFRAMES: "T=IMAGE,..."}
-
-
-def _metavar(p: Param) -> str:
-    if p.kind == P.CHOICE:
-        return "{" + ",".join(map(str, p.choices)) + "}"
-    if p.kind == P.NUMBERS:
-        return "X" + ("[" if p.broadcast else "") + ",X" * (p.size - 1) + ("]" if p.broadcast else "")
-    return _METAVAR[p.kind]
-
-
-def add_param_arguments(ap: argparse.ArgumentParser, names: Any = None, table: Any = None,
-                        groups: Any = None) -> None:
-    """One ``--name-with-dashes`` flag per parameter of the table (``--name_with_underscores``, Lucid
-    Sonic Dreams' spelling, works too), grouped as in the table, each with its range and default.
-    ``names``: only these parameters (default: all). Default table: the render parameters; ``lsd-jax dmv``
-    passes Deep Music Visualizer's table and groups."""
-    table, groups = (PARAMS, GROUPS) if table is None else (table, groups)
-    for group, title in groups.items():
-        rows = [p for p in table if p.group == group and not p.api_only and (names is None or p.name in names)]
-        if not rows:
-            continue
-        g = ap.add_argument_group(f"render parameters: {title.lower()}" if group == "basic" else title)
-        for p in rows:
-            text = f"{p.help} [{p.range_text()}; default: {p.default_text()}]"
-            g.add_argument(f"--{p.name.replace('_', '-')}", dest=p.name, type=_text_parser(p),
-                           default=argparse.SUPPRESS, metavar=_metavar(p), help=text.replace("%", "%%"))
-            if "_" in p.name:  # Lucid Sonic Dreams' spelling, accepted but not listed twice
-                g.add_argument(f"--{p.name}", dest=p.name, type=_text_parser(p), default=argparse.SUPPRESS,
-                               help=argparse.SUPPRESS)
-
-
-def _params_from(ns: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(ns).items() if k in PARAM_NAMES}
+from .errors import LsdError
+from .flags import add_param_arguments, params_from, text_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("song", help="audio file (wav, flac, ogg, mp3, m4a, ...)")
     v.add_argument("--model", default=None, help="a BigGAN-deep checkpoint folder (config.json + pytorch_model.bin) "
                    "or catalogue name (default: biggan-deep-<resolution>)")
-    v.add_argument("-o", dest="output_file", type=_text_parser(_dmv_params().DMV_PARAM["output_file"]),
+    v.add_argument("-o", dest="output_file", type=text_parser(_dmv_params().DMV_PARAM["output_file"]),
                    default=argparse.SUPPRESS, help="the same as --output-file")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     add_param_arguments(v, table=_dmv_params().DMV_PARAMS, groups=_dmv_params().DMV_GROUPS)
@@ -195,12 +144,12 @@ def _run(args: argparse.Namespace) -> int:
             song = write_demo_song(cache_dir() / f"demo-{args.seconds:g}s.wav", seconds=args.seconds)
             output = args.output
             params = {"resolution": 256, "fps": 30.0, "contrast_strength": 0.3, "flash_strength": 0.2,
-                      **_params_from(args)}
+                      **params_from(args)}
         else:
             from .outputs import default_output
 
             song = Path(args.song)
-            params = _params_from(args)
+            params = params_from(args)
             output = args.output or default_output(song, [args.style, *params.values()])
         age = seconds_since_process_start()
         result = render(song, style=args.style, output=output, progress=not args.quiet, **params)

@@ -126,7 +126,7 @@ def load_converted(path: str) -> None:
 def flatten_modules(path: str) -> None:
     """Load with the safe unpickler, then flatten G_ema's module tree (the walk a shared tree makes exponential)."""
     from converters.safe_pickle import safe_loads
-    from converters.torch_pickle import module_tensors
+    from converters.safe_pickle import module_tensors
 
     module_tensors(safe_loads(Path(path).read_bytes())["G_ema"])
 

@@ -547,7 +547,7 @@ def add_page(demo: Any, cfg: LiveConfig | None = None) -> LiveSessions:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..cli import add_param_arguments
+    from ..flags import add_param_arguments
 
     ap = argparse.ArgumentParser(
         prog="lsd-jax live",
@@ -571,10 +571,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``lsd-jax live``: see :func:`build_parser`."""
-    from ..cli import _params_from
+    from ..flags import params_from
 
     args = build_parser().parse_args(argv)
-    values = _params_from(args)
+    values = params_from(args)
     values.setdefault("fps", 30.0)
     if not any(k in values for k in ("resolution", "width", "height")):
         values["resolution"] = 256

@@ -1,0 +1,65 @@
+"""Command-line flags generated from a parameter table (:mod:`lsd_jax.params`, :mod:`lsd_jax.dmv_params`): one
+``--name-with-dashes`` flag per row, parsed by the table's own parser, for ``lsd-jax render|demo|dmv`` and
+``lsd-jax live``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from . import params as P
+from .errors import ParamError
+from .params import GROUPS, PARAM_NAMES, PARAMS, Param
+
+__all__ = ["add_param_arguments", "params_from", "text_parser"]
+
+
+def text_parser(p: Param) -> Any:
+    """argparse ``type`` for parameter ``p``: the table's one parser, its errors as argparse's."""
+
+    def parse(text: str) -> Any:
+        try:
+            return p.parse(text)
+        except ParamError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = p.name  # argparse names the type in some messages
+    return parse
+
+
+_METAVAR = {P.NUMBER: "X", P.INTEGER: "N", P.FLAG: "BOOL", P.PATH: "FILE", P.OUTPUT: "FILE", P.INDICES: "I,J,...",
+            P.TIMES: "S[,S,...]", P.SPEED: "FPM|beat|bar", P.KEYFRAMES: "T=IMAGE,..."}
+
+
+def _metavar(p: Param) -> str:
+    if p.kind == P.CHOICE:
+        return "{" + ",".join(map(str, p.choices)) + "}"
+    if p.kind == P.NUMBERS:
+        return "X" + ("[" if p.broadcast else "") + ",X" * (p.size - 1) + ("]" if p.broadcast else "")
+    return _METAVAR[p.kind]
+
+
+def add_param_arguments(ap: argparse.ArgumentParser, names: Any = None, table: Any = None,
+                        groups: Any = None) -> None:
+    """One ``--name-with-dashes`` flag per parameter of the table (``--name_with_underscores``, Lucid
+    Sonic Dreams' spelling, works too), grouped as in the table, each with its range and default.
+    ``names``: only these parameters (default: all). Default table: the render parameters; ``lsd-jax dmv``
+    passes Deep Music Visualizer's table and groups."""
+    table, groups = (PARAMS, GROUPS) if table is None else (table, groups)
+    for group, title in groups.items():
+        rows = [p for p in table if p.group == group and not p.api_only and (names is None or p.name in names)]
+        if not rows:
+            continue
+        g = ap.add_argument_group(f"render parameters: {title.lower()}" if group == "basic" else title)
+        for p in rows:
+            text = f"{p.help} [{p.range_text()}; default: {p.default_text()}]"
+            g.add_argument(f"--{p.name.replace('_', '-')}", dest=p.name, type=text_parser(p),
+                           default=argparse.SUPPRESS, metavar=_metavar(p), help=text.replace("%", "%%"))
+            if "_" in p.name:  # Lucid Sonic Dreams' spelling, accepted but not listed twice
+                g.add_argument(f"--{p.name}", dest=p.name, type=text_parser(p), default=argparse.SUPPRESS,
+                               help=argparse.SUPPRESS)
+
+
+def params_from(ns: argparse.Namespace) -> dict[str, Any]:
+    """The render parameters among parsed arguments (only those given: their flags default to absent)."""
+    return {k: v for k, v in vars(ns).items() if k in PARAM_NAMES}
