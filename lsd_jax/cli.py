@@ -5,7 +5,10 @@ The render parameters' flags are generated from the parameter table (:mod:`lsd_j
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +109,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+@contextlib.contextmanager
+def _info_log(on: bool) -> Iterator[None]:
+    """While rendering, lsd_jax's INFO log lines go to stderr (``lsd-jax: ...``)."""
+    log = logging.getLogger("lsd_jax")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("lsd-jax: %(message)s"))
+    level = log.level
+    if on:
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        if on:
+            log.removeHandler(handler)
+            log.setLevel(level)
+
+
 def _run(args: argparse.Namespace) -> int:
     from .pipeline import render
 
@@ -125,7 +146,8 @@ def _run(args: argparse.Namespace) -> int:
             song = Path(args.song)
             params = _params_from(args)
             output = args.output or default_output(song, [args.style, *params.values()])
-        result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
+        with _info_log(not args.quiet):  # e.g. each keyframe's PSNR and time
+            result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
         print(f"wrote {result.path}  ({result.summary()})")
         return 0
     if args.command == "convert":
