@@ -27,6 +27,10 @@ is independent):
 except that each ``X.weight_orig``/``X.weight_u``/``X.weight_v`` triplet becomes one ``X.weight`` (the folded
 weight, same shape as ``weight_orig``). Every other tensor keeps its name, shape and (float32) value. Every
 expected tensor is checked by name and shape; a missing, unexpected or misshapen tensor is a clear error.
+
+The returned ``config`` is :func:`read_config`'s (the model's keys, defaults filled) plus ``"family":
+"biggan-deep"``, which tells a converted file's config from the StyleGAN families'; :func:`finish_config` checks
+such a config again (e.g. read back from a converted ``.safetensors`` file) and :func:`check_state` its tensors.
 """
 
 from __future__ import annotations
@@ -43,10 +47,12 @@ from .limits import short_repr
 from .torch_file import load_torch_file
 
 __all__ = [
-    "CONFIG_DEFAULTS", "CONFIG_NAME", "WEIGHTS_NAME", "checkpoint_shapes", "fold_spectral_norm", "image_size",
-    "module_order", "parse_biggan", "read_config", "resolve_checkpoint", "state_shapes",
+    "CONFIG_DEFAULTS", "CONFIG_NAME", "FAMILY", "WEIGHTS_NAME", "check_state", "checkpoint_shapes",
+    "expected_shapes", "finish_config", "fold_spectral_norm", "image_size", "module_order", "parse_biggan",
+    "parse_biggan_bytes", "read_config", "resolve_checkpoint", "state_shapes",
 ]
 
+FAMILY = "biggan-deep"
 WEIGHTS_NAME = "pytorch_model.bin"
 CONFIG_NAME = "config.json"
 
@@ -279,7 +285,8 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
         if not weights.is_file():
             bins = sorted(x.name for x in p.glob("*.bin"))
             hint = f" (found {', '.join(bins)}: pass that file)" if bins else ""
-            raise SourceError(f"BigGAN folder {p} has no {WEIGHTS_NAME}{hint}")
+            raise SourceError(f"{p} is a directory but not a BigGAN-deep checkpoint folder: it has no "
+                              f"{WEIGHTS_NAME}{hint}")
     elif p.is_file():
         weights, config = p, p.parent / CONFIG_NAME
         if not config.is_file():
@@ -305,16 +312,66 @@ def _read(path: Path) -> bytes:
         raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+def parse_config_bytes(data: bytes, source: str = CONFIG_NAME) -> dict:
+    """:func:`read_config` of a ``config.json``'s bytes, with ``"family": "biggan-deep"``."""
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConversionError(f"{source} is not valid JSON ({exc})") from None
+    except RecursionError:  # a config.json nested thousands deep
+        raise ConversionError(f"{source} is not a BigGAN config (nested too deeply)") from None
+    return {**read_config(obj, source), "family": FAMILY}
+
+
+def parse_biggan_bytes(config_data: bytes, weights_data: bytes, config_name: str = CONFIG_NAME,
+                       weights_name: str = WEIGHTS_NAME) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(config, state)`` from the bytes of a checkpoint's ``config.json`` and ``pytorch_model.bin``."""
+    config = parse_config_bytes(config_data, config_name)
+    source = f"'{weights_name}'"
+    raw = load_torch_file(weights_data, where=source)
+    return config, convert_state(config, raw, source)
+
+
 def parse_biggan(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` of a BigGAN-deep checkpoint folder (or its ``.bin`` with config.json beside it)."""
     config_path, weights_path = resolve_checkpoint(path)
-    try:
-        obj = json.loads(_read(config_path).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConversionError(f"{config_path} is not valid JSON ({exc})") from None
-    except RecursionError:  # a config.json nested thousands deep
-        raise ConversionError(f"{config_path} is not a BigGAN config (nested too deeply)") from None
-    config = read_config(obj, str(config_path.name))
-    source = f"'{weights_path.name}'"
-    raw = load_torch_file(_read(weights_path), where=source)
-    return config, convert_state(config, raw, source)
+    return parse_biggan_bytes(_read(config_path), _read(weights_path), config_path.name, weights_path.name)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Converted configs and states (read back from a converted file).
+
+
+def finish_config(config: dict, source: str = "the config") -> dict:
+    """A converted config checked again: ``family`` "biggan-deep" and exactly the model's keys, valid."""
+    if not isinstance(config, dict) or config.get("family") != FAMILY:
+        raise ConversionError(f"{source}: not a {FAMILY} config")
+    rest = {k: v for k, v in config.items() if k != "family"}
+    if set(rest) != set(CONFIG_DEFAULTS):
+        raise ConversionError(f"{source}: malformed {FAMILY} config (keys {sorted(rest)})")
+    return {**read_config(rest, source), "family": FAMILY}
+
+
+def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """The converted state's tensors, name → shape (:func:`state_shapes`)."""
+    return state_shapes(config)
+
+
+def check_state(config: dict, state: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """``state`` checked against :func:`expected_shapes` (every name, shape, float dtype), float32, in that order."""
+    expected = expected_shapes(config)
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        raise ConversionError(f"unknown tensor {short_repr(unexpected[0], 100)} in the {source}: it does not belong "
+                              f"to a {FAMILY} generator")
+    out: dict[str, np.ndarray] = {}
+    for name, shape in expected.items():
+        if name not in state:
+            raise ConversionError(f"the {source} lacks tensor {name!r}")
+        arr = state[name]
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
+            raise ConversionError(f"tensor {name!r} in the {source} is not a floating-point array")
+        if arr.shape != shape:
+            raise ConversionError(f"tensor {name!r} in the {source} has shape {arr.shape}, the config implies {shape}")
+        out[name] = np.asarray(arr, np.float32, order="C")
+    return out

@@ -309,16 +309,18 @@ class _Machine:
                 raise self.budget.refuse(f"its objects nest more than {lim.max_depth} deep")
 
 
-def refuse_global(module: str, name: str, where: str) -> PickleSecurityError:
+def refuse_global(module: str, name: str, where: str,
+                  allowed: str = "only NVIDIA network-pickle contents (tensors, numpy arrays, network states) are "
+                                 "allowed") -> PickleSecurityError:
+    """The error for a global outside the allow-list (its name printable and cut short; ``allowed`` says what
+    the format may hold)."""
     dotted = f"{module}.{name}"
     if not dotted.isprintable():
         dotted = repr(dotted)[1:-1]
     if len(dotted) > 120:
         dotted = dotted[:117] + "..."
-    return PickleSecurityError(
-        f"refusing to load '{dotted}' from {where}: only NVIDIA network-pickle contents (tensors, numpy "
-        f"arrays, network states) are allowed. Nothing from the file was executed."
-    )
+    return PickleSecurityError(f"refusing to load '{dotted}' from {where}: {allowed}. Nothing from the file was "
+                               f"executed.")
 
 
 def malformed(exc: BaseException, where: str) -> ConversionError:

@@ -463,19 +463,22 @@ class RestrictedUnpickler(pickle.Unpickler):
     create data bound to ``budget``)."""
 
     def __init__(self, file: Any, *, budget: Budget, allowed: dict[tuple[str, str], Any] | None = None,
-                 where: str = "the pickle", persistent_load: Any = None):
+                 where: str = "the pickle", persistent_load: Any = None, budgeted: Any = None,
+                 refuse: Any = refuse_global):
         super().__init__(file)
         self._allowed = ALLOWED_GLOBALS if allowed is None else allowed
         self._where = where
         self._persistent = persistent_load
         self._budget = budget
+        self._budgeted = _BUDGETED if budgeted is None else budgeted  # stand-ins that take ``_budget=``
+        self._refuse = refuse
 
     def find_class(self, module: str, name: str) -> Any:
         try:
             standin = self._allowed[(module, name)]
         except (KeyError, TypeError):
-            raise refuse_global(str(module), str(name), self._where) from None
-        if standin in _BUDGETED:
+            raise self._refuse(str(module), str(name), self._where) from None
+        if standin in self._budgeted:
             return functools.partial(standin, _budget=self._budget)
         return standin
 

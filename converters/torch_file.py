@@ -36,7 +36,6 @@ raise :class:`~converters.errors.PickleSecurityError` (something off the allow-l
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 import pickle
@@ -49,7 +48,7 @@ import numpy as np
 
 from .errors import ConversionError, ConverterError, PickleSecurityError
 from .limits import Budget, Limits
-from .pickle_scan import scan
+from .pickle_scan import refuse_global, scan
 from .safe_pickle import RestrictedUnpickler, short_repr
 
 __all__ = ["ALLOWED_GLOBALS", "StateDict", "load_torch_file"]
@@ -231,32 +230,7 @@ def _malformed(exc: BaseException, where: str) -> ConversionError:
 
 
 def _refuse(module: str, name: str, where: str) -> PickleSecurityError:
-    dotted = f"{module}.{name}"
-    dotted = dotted if dotted.isprintable() else repr(dotted)[1:-1]
-    dotted = dotted if len(dotted) <= 120 else dotted[:117] + "..."
-    return PickleSecurityError(
-        f"refusing to load '{dotted}' from {where}: a torch checkpoint may only hold tensors and state dicts. "
-        f"Nothing from the file was executed."
-    )
-
-
-class _Unpickler(RestrictedUnpickler):
-    """The restricted unpickler with this module's allow-list and refusal message."""
-
-    def __init__(self, file: Any, *, allowed: dict, where: str, persistent_load: Any, budget: Budget):
-        super().__init__(file, allowed=allowed, where=where, persistent_load=persistent_load, budget=budget)
-        self.torch_allowed = allowed
-        self.torch_where = where
-        self.torch_budget = budget
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            found = self.torch_allowed[(module, name)]
-        except (KeyError, TypeError):
-            raise _refuse(str(module), str(name), self.torch_where) from None
-        if found is _rebuild_tensor_v2:
-            return functools.partial(found, _budget=self.torch_budget)
-        return found
+    return refuse_global(module, name, where, allowed="a torch checkpoint may only hold tensors and state dicts")
 
 
 def _load(stream: io.BytesIO, where: str, budget: Budget, allowed: dict | None = None,
@@ -267,8 +241,8 @@ def _load(stream: io.BytesIO, where: str, budget: Budget, allowed: dict | None =
          refuse=_refuse)
     stream.seek(start)
     try:
-        return _Unpickler(stream, allowed=allowed, where=where, persistent_load=persistent_load,
-                          budget=budget).load()
+        return RestrictedUnpickler(stream, allowed=allowed, where=where, persistent_load=persistent_load,
+                                   budget=budget, budgeted={_rebuild_tensor_v2}, refuse=_refuse).load()
     except ConverterError:
         raise
     except RecursionError:

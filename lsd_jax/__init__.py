@@ -4,36 +4,47 @@ Public API::
 
     import lsd_jax
     lsd_jax.render("song.mp3", style="default", output="song.mp4", speed_fpm=12, pulse_react=0.5)
+    lsd_jax.deep_music_visualizer("song.mp3", resolution=256, output_file="song.mp4")   # BigGAN-deep, DMV's way
+
+``import lsd_jax`` is light (the parameter table and the errors): JAX, Flax and the renderer load on first use of
+a name that needs them, so commands that render nothing (``lsd-jax params``, ``styles``) start fast.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from .effects import EffectsGenerator, contrast_effect, flash_effect
 from .errors import (AudioError, ConversionError, DownloadError, LsdError, OutputError, ParamError,
                      PickleSecurityError, StyleError)
 from .params import RenderParams, make_params
-from .pipeline import RenderResult, render
-from .style import Style
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it (imported on first use)
+_LAZY = {
+    "EffectsGenerator": "effects", "contrast_effect": "effects", "flash_effect": "effects",
+    "RenderResult": "pipeline", "render": "pipeline", "warm_up": "pipeline",
+    "Style": "style",
+    "LucidSonicDream": "compat", "show_styles": "compat",
+    "load_generator": "generator",
+    "deep_music_visualizer": "dmv_pipeline",
+}
 
 __all__ = [
     "AudioError", "ConversionError", "DownloadError", "EffectsGenerator", "LsdError", "LucidSonicDream",
     "OutputError", "ParamError", "PickleSecurityError", "RenderParams", "RenderResult", "Style", "StyleError",
-    "contrast_effect", "flash_effect", "load_generator", "make_params", "render", "show_styles",
+    "contrast_effect", "deep_music_visualizer", "flash_effect", "load_generator", "make_params", "render",
+    "show_styles", "warm_up",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # lazily, so `import lsd_jax` stays light and the compat/generator modules load on use
-    if name in ("LucidSonicDream", "show_styles"):
-        from . import compat
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lsd_jax' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
 
-        return getattr(compat, name)
-    if name == "load_generator":
-        from .generator import load_generator
 
-        return load_generator
-    raise AttributeError(f"module 'lsd_jax' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

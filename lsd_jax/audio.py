@@ -16,7 +16,9 @@ mean for chroma), so a transient inside a frame is never lost.
 
 Features (Lucid Sonic Dreams' meanings):
 
-* loudness envelope: mel power spectrogram (128 bands), max over bands, global min-max to [0, 1];
+* loudness envelope: mel power spectrogram (128 bands), max over bands, min-max to [0, 1]: over the whole excerpt
+  (``normalize="global"``, Lucid Sonic Dreams) or running (``"running"``: a peak and a trough that forget within
+  seconds, :func:`running_step`, the normalisation live mode uses; one loud hit no longer flattens the rest);
 * onset envelope (``pulse_mode="onset"``): onset strength of the dB mel spectrogram, pooled and normalised alike;
 * HPSS: soft masks from median filters (librosa's ``hpss`` defaults), computed at most once per signal;
 * chroma (N, 12), of the full mix or ``class_audio`` (never HPSS'd): the STFT chroma
@@ -41,7 +43,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -61,7 +63,8 @@ SILENCE_PEAK = 1e-4  # -80 dBFS: below this a signal counts as silent
 CONTEXT_S = 1.0  # song analysed around the excerpt (> HPSS's 31-column median filter, 0.72 s)
 
 __all__ = ["CONTEXT_S", "Features", "SR", "analysis_hop", "analyze", "column_frames", "fit_length", "fps_fraction",
-           "frame_count", "is_silent", "minmax", "onset_envelope", "pool_columns"]
+           "frame_count", "is_silent", "minmax", "normalize", "onset_envelope", "pool_columns", "running_minmax",
+           "running_step"]
 
 
 # --- frame timing -------------------------------------------------------------------------------
@@ -144,6 +147,62 @@ def minmax(env: np.ndarray) -> np.ndarray:
     if not hi - lo > 1e-12 * max(abs(hi), 1e-30):
         return np.zeros(env.shape, np.float32)
     return np.clip((env - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+RUNNING_SECONDS = 2.0  # release time constant of the running min and max
+RUNNING_SLOW_SECONDS = 30.0  # release of the slow peak that sets the smallest range
+RUNNING_FLOOR = 0.01  # the range never shrinks below this fraction of the slow peak (quiet stays quiet)
+
+
+class Running(NamedTuple):
+    """State of the running min-max (:func:`running_step`): trough, peak and slow peak followers."""
+
+    lo: float
+    hi: float
+    slow: float
+
+
+def running_init(x: float) -> Running:
+    x = float(x)
+    return Running(x, x, x)
+
+
+def running_step(state: Running, x: float, dt: float, seconds: float = RUNNING_SECONDS) -> tuple[Running, float]:
+    """One value of the running min-max: ``(state, x) -> (state', y in [0, 1])``, ``dt`` seconds after the last.
+
+    The peak follows ``x`` up at once and relaxes back towards it with time constant ``seconds`` (the trough
+    mirrors it), so a loud hit is forgotten in ``seconds·ln(its ratio to the rest)``: 20 dB louder in power, ~9 s
+    at 2 s. ``y = (x − lo) / (hi − lo)``, the range floored at ``RUNNING_FLOOR`` of a slow peak (release
+    ``RUNNING_SLOW_SECONDS``), so silence and noise after music stay near 0 instead of being amplified."""
+    x = float(x)
+    r = math.exp(-dt / seconds)
+    lo = x if x < state.lo else x - (x - state.lo) * r
+    hi = x if x > state.hi else x + (state.hi - x) * r
+    slow = x if x > state.slow else x + (state.slow - x) * math.exp(-dt / RUNNING_SLOW_SECONDS)
+    span = max(hi - lo, RUNNING_FLOOR * slow)
+    y = 0.0 if not span > 0 else min(1.0, max(0.0, (x - lo) / span))
+    return Running(lo, hi, slow), y
+
+
+def running_minmax(env: np.ndarray, fps: float, seconds: float = RUNNING_SECONDS) -> np.ndarray:
+    """(N,) envelope -> (N,) float32 in [0, 1] by :func:`running_step` frame after frame (it sees only the past)."""
+    env = np.asarray(env, np.float64)
+    out = np.zeros(env.shape, np.float32)
+    if env.size == 0:
+        return out
+    state, dt = running_init(env[0]), 1.0 / float(fps)
+    for i, x in enumerate(env.tolist()):
+        state, out[i] = running_step(state, x, dt, seconds)
+    return out
+
+
+def normalize(env: np.ndarray, how: str, fps: float) -> np.ndarray:
+    """An envelope scaled to [0, 1]: ``"global"`` :func:`minmax` or ``"running"`` :func:`running_minmax`."""
+    if how == "running":
+        return running_minmax(env, fps)
+    if how == "global":
+        return minmax(env)
+    raise ValueError(f"unknown normalization {how!r}")
 
 
 def onset_envelope(mel: np.ndarray, hop: int) -> np.ndarray:
@@ -382,7 +441,7 @@ class _Analysis:
                 cols = self.spectra(source).mel(part).max(axis=0)
             else:
                 cols = self.onset_columns(source, part)
-            env = minmax(self.pool(cols, "max"))
+            env = normalize(self.pool(cols, "max"), self.params.normalize, float(self.fps))
         self._env[key] = env
         return env
 

@@ -8,7 +8,16 @@ Prints tables (medians of repeated, warmed-up runs; every ratio is measured with
    (the default style at 256² and 512², StyleGAN2 paper256 and config-f 1024² with random weights);
 3. songs end to end: time in audio analysis, latents and the frame loop, the frame step and the
    encoding each alone, and end-to-end frames/s against generator-only frames/s;
-4. bfloat16 against float32; 5. peak memory of a 1-minute and a 4-minute render.
+4. bfloat16 against float32; 5. peak memory of a 1-minute and a 4-minute render;
+6. BigGAN-deep 256² and 512² (full width, random weights): frames/s and fraction of peak (``--skip biggan``).
+
+``--live`` runs only the live section: a click track played into a live session in real time (the default style
+at 256², 30 fps, 60 s; 15 s with ``--quick``), with and without resolution drops: sustained frames/s, dropped
+ticks, the sizes rendered, lag (frame done − its tick) and audio-to-frame latency percentiles (a click's block
+entering the analysis → the first frame whose pulse reached 0.5 leaving the step).
+
+``--startup``: a cold ``lsd-jax render`` (empty cache dir), a second process, a warm process, and the real-time
+factor at 256² and 512²; ``--encoder``: x264 settings, speed against PSNR. Both print the load average.
 
 Runs unchanged on CPU, GPU or TPU.
 """
@@ -16,6 +25,7 @@ Runs unchanged on CPU, GPU or TPU.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -73,6 +83,9 @@ def step_throughput(style: Any, size: tuple[int, int], batch: int, repeats: int 
     jax.block_until_ready(compiled(step.variables, inputs))
     sec = _median_time(lambda: compiled(step.variables, inputs), repeats)
     flops = flops_of(compiled) / batch
+    if batch > 1:  # a loop over the frames inside the step (the CPPN on CPU) is counted once: count one frame
+        one = {k: jax.ShapeDtypeStruct((1, *v.shape[1:]), v.dtype) for k, v in inputs.items()}
+        flops = max(flops, flops_of(make_frame_step(style, size, EffectPlan((), ()), 1).lower(one).compile()))
     return {"fps": batch / sec, "flops_per_frame": flops, "compile_s": compile_s}
 
 
@@ -122,11 +135,114 @@ def peak_rss_mib(seconds: float) -> float:
     return int(res.stdout.strip().splitlines()[-1]) / 1024.0
 
 
+def live_session(seconds: float, resolution: int = 256, fps: float = 30.0, adapt: bool = True,
+                 every: float = 0.5, sr: int = 48000) -> dict[str, Any]:
+    """Play a click track (a click every ``every`` s over a quiet chord, ``sr`` Hz, 10 ms blocks) into a live
+    session of the default style in real time and measure it (see the module docstring)."""
+    import soundfile as sf
+
+    from .live import FileFeeder, LiveRenderer
+
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.02 * (np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 277.2 * t) + np.sin(2 * np.pi * 329.6 * t))
+    rng = np.random.default_rng(0)
+    burst = rng.normal(size=int(0.01 * sr)) * np.exp(-np.arange(int(0.01 * sr)) / (0.002 * sr))
+    clicks = np.arange(every / 2, seconds - every / 2, every)
+    for c in clicks:
+        i = int(round(c * sr))
+        y[i: i + burst.size] += 0.5 * burst[: y.size - i]
+    frames: list[tuple[int, float, float, float]] = []  # tick, due, done, pulse
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "clicks.wav"
+        sf.write(path, (0.9 * y / np.abs(y).max()).astype(np.float32), sr)
+        renderer = LiveRenderer(None, resolution=resolution, fps=fps, adapt=adapt)
+        renderer.add_listener(lambda f: frames.append((f.tick, f.t_due, f.t_done, f.features["pulse"])))
+        with renderer:
+            feeder = FileFeeder(renderer, path).start()
+            feeder.done.wait(seconds + 30)
+        stats = renderer.stats()
+        if renderer.error is not None:
+            raise renderer.error
+    arr = np.array(frames)
+    done, pulse = arr[:, 2], arr[:, 3]
+    pushed = np.array(feeder.pushed)  # (first sample, time) per block
+    latencies, missed = [], 0
+    for c in clicks:
+        block = np.searchsorted(pushed[:, 0], int(round(c * sr)), side="right") - 1
+        t_in = pushed[block, 1]
+        after = np.flatnonzero((done > t_in) & (done < t_in + every) & (pulse >= 0.5))
+        if after.size:
+            latencies.append(done[after[0]] - t_in)
+        else:
+            missed += 1
+    lag = done - arr[:, 1]
+    span = done[-1] - done[0]
+    tenth = max(1, len(lag) // 6)
+    return {"fps": (len(done) - 1) / span if span > 0 else 0.0, "frames": len(done), "ticks": stats.ticks,
+            "dropped": stats.dropped, "sizes": stats.sizes, "resizes": stats.resizes,
+            "lag_ms": np.percentile(lag, [50, 95, 100]) * 1000,
+            "lag_growth_ms": (np.median(lag[-tenth:]) - np.median(lag[:tenth])) * 1000,
+            "latency_ms": np.percentile(latencies, [50, 95, 100]) * 1000 if latencies else np.full(3, np.nan),
+            "clicks": len(clicks), "missed": missed}
+
+
+def print_live(seconds: float) -> None:
+    import os
+
+    load = os.getloadavg()
+    print(f"live: click track (every 0.5 s) played in real time, default style at 256², 30 fps, {seconds:g} s each;"
+          f" load average before: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min) on {os.cpu_count()} CPUs", flush=True)
+    from .styles import resolve_style
+
+    bare = {r: step_throughput(resolve_style(None), (r, r), 1, 9)["fps"] for r in (256, 192, 128)}
+    print("the bare frame step (batch 1, same load): " + ", ".join(f"{r}²: {f:.1f} frames/s" for r, f in bare.items()),
+          flush=True)
+    rows = []
+    for name, adapt in (("resolution drops on", True), ("fixed 256²", False)):
+        m = live_session(seconds, adapt=adapt)
+        by_pixels = sorted(m["sizes"].items(), key=lambda kv: -np.prod([int(v) for v in kv[0].split("x")]))
+        sizes = ", ".join(f"{k}: {v / m['frames']:.0%}" for k, v in by_pixels)
+        dropped = f"{m['dropped']} / {m['ticks']} ({m['dropped'] / max(1, m['ticks']):.0%})"
+        rows.append([name, f"{m['fps']:.1f}", dropped,
+                     sizes, "/".join(f"{v:.0f}" for v in m["lag_ms"]), f"{m['lag_growth_ms']:+.1f}",
+                     "/".join(f"{v:.0f}" for v in m["latency_ms"]), f"{m['missed']} / {m['clicks']}"])
+    print_table(["session", "frames/s", "dropped ticks", "sizes rendered", "lag ms p50/p95/max",
+                 "lag growth ms (last − first sixth)", "latency ms p50/p95/max", "clicks missed"], rows)
+    load = os.getloadavg()
+    print(f"load average after: {load[0]:.1f} (1 min)\n", flush=True)
+
+
 def _sg2_style(config: dict) -> Any:
     from .generator import Generator, stylegan_style
     from .random_models import random_sg2_state
 
     return stylegan_style(Generator.from_state(config, random_sg2_state(config, 0)), name="sg2")
+
+
+def biggan_style_for_bench(resolution: int) -> Any:
+    """A full-width BigGAN-deep style with random weights (the package's biggan-deep-<resolution> shapes)."""
+    from .generator import BigGANGenerator, biggan_style
+    from .random_models import biggan_deep_config, random_biggan_state
+
+    config = biggan_deep_config(resolution)
+    return biggan_style(BigGANGenerator.from_state(config, random_biggan_state(config, 0)),
+                        name=f"biggan-deep-{resolution}")
+
+
+def biggan_section(peak: float, repeats: int, quick: bool) -> None:
+    """BigGAN-deep 256² and 512² through the compiled frame step: frames/s, GFLOP/frame, fraction of peak."""
+    rows = []
+    for res, batches in ((256, [1] if quick else [1, 2]), (512, [1])):
+        style = biggan_style_for_bench(res)
+        for batch in batches:
+            m = step_throughput(style, (res, res), batch, max(2, repeats // 2))
+            achieved = m["fps"] * m["flops_per_frame"]
+            rows.append([f"BigGAN-deep {res}", f"{res}x{res}", str(batch), f"{m['fps']:.3f}",
+                         f"{m['flops_per_frame'] / 1e9:.1f}", f"{achieved / 1e9:.1f}", f"{achieved / peak:.0%}",
+                         f"{m['compile_s']:.1f}"])
+        del style
+    print_table(["BigGAN-deep (random weights)", "resolution", "batch", "frames/s", "GFLOP/frame", "GFLOP/s",
+                 "of peak", "compile s"], rows)
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
@@ -144,18 +260,183 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
     print(flush=True)
 
 
+def _load_text() -> str:
+    try:
+        return "load average " + " / ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
+    except OSError:
+        return "load average unknown"
+
+
+def _cli_render(song: Path, out: Path, cache: Path, resolution: int) -> dict[str, float]:
+    """``lsd-jax render`` in a fresh process with ``LSD_JAX_CACHE=cache``: wall time, first frame (from the CLI's
+    own line: seconds after the process started) and CPU time (user + system, the process and its ffmpeg)."""
+    import re
+    import resource
+    import subprocess
+    import sys
+
+    env = dict(os.environ, LSD_JAX_CACHE=str(cache))
+    cmd = [sys.executable, "-m", "lsd_jax.cli", "render", str(song), "-o", str(out), "--resolution", str(resolution),
+           "--quiet"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if res.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-2000:]}")
+    m = re.search(r"first frame ([0-9.]+) s after the command started \(([0-9.]+) s of CPU time\)", res.stdout)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    nan = float("nan")
+    return {"total": wall, "first": float(m.group(1)) if m else nan, "first_cpu": float(m.group(2)) if m else nan,
+            "cpu": cpu}
+
+
+_PREVIEW_SNIPPET = """
+import json, sys, time
+t0 = time.perf_counter()
+from lsd_jax.web.form import params_from_ui
+from lsd_jax.web.jobs import Jobs
+ready = None
+if sys.argv[2] == "warm":
+    from lsd_jax.pipeline import warm_up
+    warm_up(**params_from_ui({}))  # what the app runs at launch: its page's defaults
+    ready = time.perf_counter() - t0
+with Jobs() as jobs:
+    job = jobs.prepare(sys.argv[1])
+    t = time.perf_counter()
+    jobs.preview(job)
+    print(json.dumps({"ready": ready, "preview": time.perf_counter() - t}))
+"""
+
+
+def _first_preview(song: Path, cache: Path, warm: bool) -> dict[str, float | None]:
+    """The web app's first Preview (its default parameters, a fresh process, ``LSD_JAX_CACHE=cache``), with or
+    without :func:`lsd_jax.pipeline.warm_up` at launch; the page itself (gradio) is not loaded."""
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, LSD_JAX_CACHE=str(cache))
+    res = subprocess.run([sys.executable, "-c", _PREVIEW_SNIPPET, str(song), "warm" if warm else "cold"], env=env,
+                         capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(f"preview run failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def startup_section(peak: float, quick: bool = False) -> None:
+    """Cold start, a second process, a warm process and the real-time factor (issue #14), with the CLI."""
+    from . import pipeline
+    from .demo import write_demo_song
+
+    clip = 10.0 if quick else 30.0
+    song_s = 15.0 if quick else 60.0
+    print(f"startup: {_load_text()}; matmul peak {peak / 1e9:.1f} GFLOP/s (this run)", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        song = write_demo_song(d / "clip.wav", seconds=clip)
+        cache = d / "cache"  # empty: nothing compiled yet (the OS page cache holds the installed files)
+        cold = _cli_render(song, d / "cold.mp4", cache, 256)
+        second = _cli_render(song, d / "second.mp4", cache, 256)
+        for name, r in (("cold process (empty cache dir)", cold), ("second process (same cache dir)", second)):
+            rows.append([f"lsd-jax render, {clip:g} s clip, 256², 43 fps: {name}", f"{r['first']:.2f}",
+                         f"{r['first_cpu']:.2f}", f"{r['total']:.2f}", f"{r['cpu']:.1f}"])
+        kw = dict(resolution=256, progress=False)
+        pipeline.render(song, output=d / "warm1.mp4", **kw)
+        warm = pipeline.render(song, output=d / "warm2.mp4", **kw).timings
+        rows.append(["render(), same clip, warm process", f"{warm.first_frame:.2f}", "", f"{warm.total:.2f}", ""])
+        print("CPU s: user + system time of the process (all threads) and, for the total, its ffmpeg; with other "
+              "work on the machine, CPU time is what an idle machine's wall time would be (at most)")
+        print_table(["run", "first frame s", "(CPU s)", "total s", "CPU s"], rows)
+
+        prev_rows = []
+        for label, warm in (("no warm-up", False), ("warm_up() at launch", True)):
+            r = _first_preview(song, d / f"cache-{label[:2]}", warm)
+            prev_rows.append([f"web app's first Preview ({clip:g} s song, page defaults), fresh process, {label}",
+                              "" if r["ready"] is None else f"{r['ready']:.2f}", f"{r['preview']:.2f}"])
+        print_table(["run", "launch to warm s", "Preview s"], prev_rows)
+
+        long_song = write_demo_song(d / "song.wav", seconds=song_s)
+        rtf_rows = []
+        for res in (256, 512):
+            kw = dict(resolution=res, fps=30.0, progress=False)
+            pipeline.render(long_song, output=d / "w.mp4", duration=2.0, **kw)  # warm: compiled at this size
+            t = pipeline.render(long_song, output=d / f"rt{res}.mp4", **kw).timings
+            rtf_rows.append([f"{song_s:g} s song, {res}², 30 fps, warm process", f"{t.total:.2f}",
+                             f"{t.total / song_s:.3f}", f"{t.n_frames / t.frames:.1f}",
+                             f"audio {t.audio:.2f} / latents {t.latents:.2f} / frames+encoding {t.frames:.2f}"])
+        print_table(["render (default style)", "seconds", "real-time factor", "frames/s", "split s"], rtf_rows)
+
+
+def encoder_section(quick: bool = False) -> None:
+    """x264 settings: speed (wall and CPU per frame) and quality (PSNR of the decoded frames against the rendered
+    ones) on the default style's frames."""
+    import resource
+
+    from .pipeline import prepare
+    from .demo import write_demo_song
+    from .video import CRF, PRESET, VideoWriter, read_frames
+
+    res, n = 512, (90 if quick else 240)
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        song = write_demo_song(d / "s.wav", seconds=n / 30.0 + 1)
+        prep = prepare(song, None, progress=False, resolution=res, fps=30.0, contrast_strength=0.3,
+                       flash_strength=0.2)
+        frames = prep.frames(np.arange(n))
+
+        def cpu() -> float:
+            r = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return r.ru_utime + r.ru_stime
+
+        rows = []
+        settings = [("medium", 18), ("veryfast", 18), ("superfast", 18), (PRESET, CRF), ("ultrafast", 18),
+                    ("ultrafast", 0)]
+        for preset, crf in dict.fromkeys(settings):
+            out = d / f"{preset}{crf}.mp4"
+            c, t = cpu(), time.perf_counter()
+            with VideoWriter(out, fps=30.0, size=(res, res), crf=crf, preset=preset) as w:
+                for i in range(0, n, 16):
+                    w.write(frames[i : i + 16])
+            wall, c = time.perf_counter() - t, cpu() - c
+            dec = np.stack(list(read_frames(out))).astype(np.float64)
+            psnr = 10 * np.log10(255.0**2 / np.mean((dec - frames) ** 2))
+            label = f"{preset}, crf {crf}" + (" (default)" if (preset, crf) == (PRESET, CRF) else "") + (
+                " (lossless: yuv420p's own loss)" if crf == 0 else "")
+            rows.append([label, f"{n / wall:.0f}", f"{c / n * 1e3:.2f}", f"{psnr:.2f}",
+                         f"{out.stat().st_size / n / 1e3:.1f}"])
+        print_table([f"H.264 (libx264), {res}², {n} frames", "frames/s", "CPU ms/frame", "PSNR dB", "kB/frame"],
+                    rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller sweeps, shorter songs")
     ap.add_argument("--skip", nargs="*", default=[], choices=["default", "paper256", "config-f", "song", "memory",
-                                                              "bf16"], help="sections to skip")
+                                                              "bf16", "biggan"], help="sections to skip")
+    ap.add_argument("--startup", action="store_true", help="only the start-up and real-time section (cold process, "
+                    "second process, warm process, real-time factor at 256² and 512²)")
+    ap.add_argument("--encoder", action="store_true", help="only the H.264 settings section (speed, PSNR)")
+    ap.add_argument("--live", action="store_true", help="only the live section (real time: 2 x 60 s, 2 x 15 s quick)")
     args = ap.parse_args(argv)
     repeats = 2 if args.quick else 5
     dev = jax.devices()[0]
-    print(f"backend: {jax.default_backend()}  devices: {jax.device_count()} x {dev.device_kind}\n", flush=True)
+    print(f"backend: {jax.default_backend()}  devices: {jax.device_count()} x {dev.device_kind}  "
+          f"({_load_text()})\n", flush=True)
+    if args.live:
+        print_live(15.0 if args.quick else 60.0)
+        return
 
     peak = peak_flops(2048 if args.quick else 4096, repeats)
     print_table(["measure", "value"], [["matmul peak (float32)", f"{peak / 1e9:.1f} GFLOP/s"]])
+    if args.startup or args.encoder:
+        if args.encoder:
+            encoder_section(args.quick)
+        if args.startup:
+            startup_section(peak, args.quick)
+        return
 
     from .random_models import config_f_config, paper256_config
     from .step import auto_batch_size
@@ -223,6 +504,9 @@ def main(argv: list[str] | None = None) -> None:
         print_table(["bfloat16 vs float32 (paper256, uint8 frames)", "value"], [
             ["mean |difference|", f"{np.abs(f32 - b16).mean():.2f} / 255"],
             ["max |difference|", f"{np.abs(f32 - b16).max():.0f} / 255"]])
+
+    if "biggan" not in args.skip:
+        biggan_section(peak, repeats, args.quick)
 
     if "memory" not in args.skip:
         lengths = (15.0, 60.0) if args.quick else (60.0, 240.0)

@@ -1,12 +1,14 @@
-"""Command line: ``lsd-jax render | demo | convert | params | styles``.
+"""Command line: ``lsd-jax render | demo | dmv | live | convert | params | styles``.
 
-The render parameters' flags are generated from the parameter table (:mod:`lsd_jax.params`)."""
+The render parameters' flags are generated from the parameter table (:mod:`lsd_jax.params`), Deep Music
+Visualizer mode's (``lsd-jax dmv``) from its table (:mod:`lsd_jax.dmv_params`)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,23 +32,27 @@ def _text_parser(p: Param) -> Any:
     return parse
 
 
-_METAVAR = {P.NUMBER: "X", P.INTEGER: "N", P.FLAG: "BOOL", P.PATH: "FILE", P.INDICES: "I,J,...",
+_METAVAR = {P.NUMBER: "X", P.INTEGER: "N", P.FLAG: "BOOL", P.PATH: "FILE", P.OUTPUT: "FILE", P.INDICES: "I,J,...",
             P.TIMES: "S[,S,...]", P.SPEED: "FPM|beat|bar", P.KEYFRAMES: "T=IMAGE,..."}
 
 
 def _metavar(p: Param) -> str:
     if p.kind == P.CHOICE:
-        return "{" + ",".join(p.choices) + "}"
+        return "{" + ",".join(map(str, p.choices)) + "}"
     if p.kind == P.NUMBERS:
         return "X" + ("[" if p.broadcast else "") + ",X" * (p.size - 1) + ("]" if p.broadcast else "")
     return _METAVAR[p.kind]
 
 
-def add_param_arguments(ap: argparse.ArgumentParser) -> None:
+def add_param_arguments(ap: argparse.ArgumentParser, names: Any = None, table: Any = None,
+                        groups: Any = None) -> None:
     """One ``--name-with-dashes`` flag per parameter of the table (``--name_with_underscores``, Lucid
-    Sonic Dreams' spelling, works too), grouped as in the table, each with its range and default."""
-    for group, title in GROUPS.items():
-        rows = [p for p in PARAMS if p.group == group and not p.api_only]
+    Sonic Dreams' spelling, works too), grouped as in the table, each with its range and default.
+    ``names``: only these parameters (default: all). Default table: the render parameters; ``lsd-jax dmv``
+    passes Deep Music Visualizer's table and groups."""
+    table, groups = (PARAMS, GROUPS) if table is None else (table, groups)
+    for group, title in groups.items():
+        rows = [p for p in table if p.group == group and not p.api_only and (names is None or p.name in names)]
         if not rows:
             continue
         g = ap.add_argument_group(f"render parameters: {title.lower()}" if group == "basic" else title)
@@ -72,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", default=None,
                    help="output .mp4 (default: <song name>.mp4 in the current folder, or <song name>.lsd.mp4 when "
                         "that is the song itself); never written over an input")
-    r.add_argument("--style", default="default", help="'default', a catalogue name, or a .pkl/.safetensors path")
+    r.add_argument("--style", default="default", help="'default', a catalogue name, a .pkl/.safetensors path or a "
+                   "BigGAN-deep checkpoint folder")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_param_arguments(r)
 
@@ -83,21 +90,54 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     add_param_arguments(d)
 
+    v = sub.add_parser("dmv", help="Deep Music Visualizer mode: BigGAN-deep driven by pitch and tempo",
+                       description="Deep Music Visualizer (msieg/deep-music-visualizer) on lsd-jax: its parameters "
+                                   "and defaults, exact frame rate 22050/frame_length, the song muxed in.")
+    v.add_argument("song", help="audio file (wav, flac, ogg, mp3, m4a, ...)")
+    v.add_argument("--model", default=None, help="a BigGAN-deep checkpoint folder (config.json + pytorch_model.bin) "
+                   "or catalogue name (default: biggan-deep-<resolution>)")
+    v.add_argument("-o", dest="output_file", type=_text_parser(_dmv_params().DMV_PARAM["output_file"]),
+                   default=argparse.SUPPRESS, help="the same as --output-file")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_param_arguments(v, table=_dmv_params().DMV_PARAMS, groups=_dmv_params().DMV_GROUPS)
+
+    sub.add_parser("live", add_help=False, help="live mode: visuals follow a microphone, a shared tab or a file "
+                   "in real time, in a page this serves (lsd-jax live --help)")
+
     c = sub.add_parser("convert", help="convert an NVIDIA StyleGAN .pkl to a .safetensors file (no code from it runs)")
-    c.add_argument("input", help="NVIDIA .pkl (StyleGAN2 TF, StyleGAN2-ADA PyTorch, StyleGAN3)")
+    c.add_argument("input", help="NVIDIA .pkl (StyleGAN2 TF, StyleGAN2-ADA PyTorch, StyleGAN3) or a BigGAN-deep "
+                   "checkpoint folder")
     c.add_argument("output", help="output .safetensors")
 
     p = sub.add_parser("params", help="list the render parameters: help, range, default")
     p.add_argument("--markdown", action="store_true", help="the README's parameter reference (Markdown)")
+    p.add_argument("--dmv", action="store_true", help="Deep Music Visualizer mode's parameters (lsd-jax dmv)")
 
     s = sub.add_parser("styles", help="list the style catalogue (no network), or add your own model")
-    s.add_argument("--add", nargs=2, metavar=("NAME", "URL"), help="add a style to your user catalogue")
+    s.add_argument("--add", nargs=2, metavar=("NAME", "FILE"),
+                   help="a catalogue style's file you downloaded yourself (copied into the cache), or a new style "
+                        "(a .pkl path or URL) for your user catalogue")
     s.add_argument("--sha256", default=None, help="checksum for --add")
     s.add_argument("--overwrite", action="store_true", help="with --add: replace an entry of the same name")
     return ap
 
 
+def _dmv_params() -> Any:
+    from . import dmv_params
+
+    return dmv_params
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["live"]:  # its own parser (lsd_jax.web.live_mode), imported only here: it needs gradio
+        from .web.live_mode import main as live_main
+
+        try:
+            return live_main(argv[1:])
+        except LsdError as e:
+            print(f"lsd-jax live: error: {e}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
@@ -127,10 +167,20 @@ def _info_log(on: bool) -> Iterator[None]:
             log.setLevel(level)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .pipeline import render
+def seconds_since_process_start() -> float | None:
+    """How long this process has run (Linux: from /proc; None elsewhere): the CLI reports its first frame
+    from the command's start, imports included."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime: clock ticks after boot
+        return float(Path("/proc/uptime").read_text().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        return None
 
+
+def _run(args: argparse.Namespace) -> int:
     if args.command in ("render", "demo"):
+        from .pipeline import render  # JAX loads here: the other commands start without it
         if args.command == "demo":
             from .demo import check_seconds, write_demo_song
             from .paths import cache_dir
@@ -146,8 +196,20 @@ def _run(args: argparse.Namespace) -> int:
             song = Path(args.song)
             params = _params_from(args)
             output = args.output or default_output(song, [args.style, *params.values()])
+        age = seconds_since_process_start()
         with _info_log(not args.quiet):  # e.g. each keyframe's PSNR and time
             result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
+        first, cpu = result.timings.first_frame, result.timings.first_frame_cpu
+        since_start = "" if None in (age, first) else (
+            f"; first frame {age + first:.2f} s after the command started ({cpu:.2f} s of CPU time)")
+        print(f"wrote {result.path}  ({result.summary()}{since_start})")
+        return 0
+    if args.command == "dmv":
+        from .dmv_params import DMV_PARAM
+        from .dmv_pipeline import deep_music_visualizer
+
+        kwargs = {k: v for k, v in vars(args).items() if k in DMV_PARAM}
+        result = deep_music_visualizer(Path(args.song), args.model, progress=not args.quiet, **kwargs)
         print(f"wrote {result.path}  ({result.summary()})")
         return 0
     if args.command == "convert":
@@ -159,18 +221,43 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "params":
         from .params import markdown, table_text
 
-        print(markdown() if args.markdown else table_text())
+        if args.dmv:
+            from .dmv_params import DMV_GROUPS, DMV_PARAMS, dmv_markdown
+
+            print(dmv_markdown() if args.markdown else table_text(DMV_PARAMS, DMV_GROUPS))
+        else:
+            print(markdown() if args.markdown else table_text())
         return 0
     if args.command == "styles":
         from .catalogue import add_style, show_styles
 
         if args.add:
-            add_style(args.add[0], args.add[1], sha256=args.sha256, overwrite=args.overwrite)
-            print(f"added {args.add[0].lower()}")
+            name, where = args.add
+            entry = None if args.overwrite else _catalogued(name)
+            local = Path(where).expanduser()
+            if entry is not None and (local.is_file() or (entry.beside and local.is_dir())):  # BigGAN: a folder
+                from .catalogue import install_style_file
+
+                path = install_style_file(entry.name, where)
+                print(f"installed {where} as style {entry.name!r} ({path})")
+                return 0
+            add_style(name, where, sha256=args.sha256, overwrite=args.overwrite)
+            print(f"added {name.lower()}")
             return 0
         show_styles()
         return 0
     raise AssertionError(args.command)
+
+
+def _catalogued(name: str) -> Any:
+    """The catalogue entry called ``name``, or None."""
+    from .catalogue import find_style
+    from .errors import StyleError
+
+    try:
+        return find_style(name)
+    except StyleError:
+        return None
 
 
 if __name__ == "__main__":

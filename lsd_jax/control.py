@@ -18,7 +18,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from .bands import apply_bands
 from .errors import ParamError
@@ -68,9 +67,13 @@ class StyleGANProgram:
     keyframes: bool = False
 
     def constants(self, model_state: Any) -> Any:
+        from flax import nnx  # here: the default style's render path never loads Flax
+
         return nnx.merge(self.graphdef, model_state).constants()
 
     def __call__(self, variables: dict[str, Any], inputs: dict[str, Array], size: tuple[int, int]) -> Array:
+        from flax import nnx
+
         model = nnx.merge(self.graphdef, variables["model"])
         s = variables["settings"]
         ctl = variables.get("control", {})

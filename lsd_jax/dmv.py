@@ -3,7 +3,7 @@ functions: a song's features → one BigGAN noise vector and one class mixture p
 
 Facts from ``visualize.py`` (master; the code here is independent), for a song loaded at 22050 Hz:
 
-* parameters (:class:`DMVParams`): ``pitch_sensitivity`` becomes ``(300 − ps)·512/frame_length``,
+* parameters (:class:`~lsd_jax.dmv_params.DMVParams`): ``pitch_sensitivity`` becomes ``(300 − ps)·512/frame_length``,
   ``tempo_sensitivity`` becomes ``ts·frame_length/512``, ``smooth_factor`` becomes ``int(sf·512/frame_length)``
   when ``sf > 1``; the video runs at ``22050/frame_length`` frames per second (one frame per analysis hop).
 * features (:func:`dmv_features`): ``spec = melspectrogram(n_mels=128, fmax=8000, hop_length=frame_length)``;
@@ -36,133 +36,24 @@ jitter) comes from a JAX key, so a render is reproducible. The per-frame recurre
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .errors import AudioError, ParamError
-from .imagenet import NUM_CLASSES, class_indices
+from .dmv_params import RESOLUTIONS, SR, DMVParams
+from .errors import AudioError
+from .imagenet import NUM_CLASSES
 
-SR = 22050  # the original analyses librosa.load's default rate
+__all__ = ["RESOLUTIONS", "SR", "DMVFeatures", "DMVParams", "DMVVectors", "class_slots", "deep_music_vectors",
+           "dmv_features", "dmv_scan", "dmv_vectors", "frame_count", "pitch_order", "random_inputs", "smooth"]
+
 Z_DIM = 128
 JITTER_PERIOD = 200  # frames between jitter redraws
-RESOLUTIONS = (128, 256, 512)
-
-#: The parameter table: name → (default, help). Types and ranges are checked in :class:`DMVParams`.
-DMV_PARAMETERS: dict[str, tuple[Any, str]] = {
-    "resolution": (512, "BigGAN-deep model: 128, 256 or 512 pixels"),
-    "duration": (None, "seconds of video (default: the whole song)"),
-    "pitch_sensitivity": (220, "how fast the class mixture follows pitch (1-299; higher is faster)"),
-    "tempo_sensitivity": (0.25, "how fast the noise vector follows loudness and its rises (0.05-0.8 typical)"),
-    "depth": (1.0, "largest class weight (0.01-1): near 1 richer themes, near 0 'deeper' structures"),
-    "classes": (None, "12 (or num_classes) ImageNet classes, by index or name (default: 12 random ones)"),
-    "num_classes": (12, "how many classes (and so pitches) drive the mixture (1-12)"),
-    "sort_classes_by_power": (False, "give the first classes to the strongest pitches"),
-    "jitter": (0.5, "0-1: damp a random half of the noise units (redrawn every 200 frames)"),
-    "frame_length": (512, "audio samples (at 22050 Hz) per video frame, a multiple of 64"),
-    "truncation": (1.0, "BigGAN truncation (0-1]: lower is simpler and more typical"),
-    "smooth_factor": (20, "frames per smoothing bin of the class mixture (at frame_length 512)"),
-    "batch_size": (30, "frames per generator batch (the video is a whole number of batches)"),
-    "output_file": ("output.mp4", "the video to write"),
-    "seed": (0, "seed for the random classes, initial noise and jitter"),
-}
-
-
-def _num(name: str, v: Any, lo: float, hi: float, *, integer: bool = False, lo_open: bool = False) -> Any:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise ParamError(f"{name} must be {'an integer' if integer else 'a number'}, got {v!r}")
-    if not math.isfinite(float(v)) or (integer and int(v) != v):
-        raise ParamError(f"{name} must be {'an integer' if integer else 'a finite number'}, got {v!r}")
-    if not (lo < v if lo_open else lo <= v) or v > hi:
-        raise ParamError(f"{name} must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {v!r}")
-    return int(v) if integer else float(v)
-
-
-@dataclass(frozen=True)
-class DMVParams:
-    """Deep Music Visualizer's parameters with its defaults; validated on construction."""
-
-    resolution: int = 512
-    duration: float | None = None
-    pitch_sensitivity: float = 220
-    tempo_sensitivity: float = 0.25
-    depth: float = 1.0
-    classes: tuple[int, ...] | None = None
-    num_classes: int = 12
-    sort_classes_by_power: bool = False
-    jitter: float = 0.5
-    frame_length: int = 512
-    truncation: float = 1.0
-    smooth_factor: int = 20
-    batch_size: int = 30
-    output_file: str = "output.mp4"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        set_ = functools.partial(object.__setattr__, self)
-        if self.resolution not in RESOLUTIONS or isinstance(self.resolution, bool):
-            raise ParamError(f"resolution must be one of {RESOLUTIONS} (the BigGAN-deep models), got "
-                             f"{self.resolution!r}")
-        set_("resolution", int(self.resolution))
-        if self.duration is not None:
-            set_("duration", _num("duration", self.duration, 0, 1e6, lo_open=True))
-        set_("pitch_sensitivity", _num("pitch_sensitivity", self.pitch_sensitivity, 1, 299))
-        set_("tempo_sensitivity", _num("tempo_sensitivity", self.tempo_sensitivity, 0, 100))
-        set_("depth", _num("depth", self.depth, 0, 1, lo_open=True))
-        set_("num_classes", _num("num_classes", self.num_classes, 1, 12, integer=True))
-        if not isinstance(self.sort_classes_by_power, (bool, int)) or self.sort_classes_by_power not in (0, 1):
-            raise ParamError(f"sort_classes_by_power must be true/false (or 1/0), got {self.sort_classes_by_power!r}")
-        set_("sort_classes_by_power", bool(self.sort_classes_by_power))
-        set_("jitter", _num("jitter", self.jitter, 0, 1))
-        fl = _num("frame_length", self.frame_length, 64, 1 << 16, integer=True)
-        if fl % 64:
-            raise ParamError(f"frame_length must be a multiple of 64 (the constant-Q chroma needs it), got {fl}")
-        set_("frame_length", fl)
-        set_("truncation", _num("truncation", self.truncation, 0, 1, lo_open=True))
-        set_("smooth_factor", _num("smooth_factor", self.smooth_factor, 1, 100_000, integer=True))
-        if self.smooth_frames < 1:
-            raise ParamError(f"smooth_factor {self.smooth_factor} at frame_length {fl} smooths over "
-                             f"int({self.smooth_factor}·512/{fl}) = 0 frames; use a smooth_factor of at least "
-                             f"{math.ceil(fl / 512)} or 1 (no smoothing)")
-        set_("batch_size", _num("batch_size", self.batch_size, 1, 100_000, integer=True))
-        set_("seed", _num("seed", self.seed, 0, 2**63 - 1, integer=True))
-        if not isinstance(self.output_file, str) or not self.output_file:
-            raise ParamError(f"output_file must be a file name, got {self.output_file!r}")
-        if self.classes is not None:
-            specs = [self.classes] if isinstance(self.classes, (str, int, np.integer)) else list(self.classes)
-            classes = tuple(class_indices(specs))
-            if len(classes) not in (12, self.num_classes):
-                raise ParamError(f"classes must list 12 or num_classes ({self.num_classes}) ImageNet classes, "
-                                 f"got {len(classes)}")
-            set_("classes", classes)
-
-    # --- the original's derived values
-    @property
-    def pitch_rate(self) -> float:
-        """``(300 − pitch_sensitivity)·512/frame_length``: the divisor of each frame's chroma."""
-        return (300 - self.pitch_sensitivity) * 512 / self.frame_length
-
-    @property
-    def tempo_rate(self) -> float:
-        """``tempo_sensitivity·frame_length/512``: the noise step per frame of full loudness."""
-        return self.tempo_sensitivity * self.frame_length / 512
-
-    @property
-    def smooth_frames(self) -> int:
-        return int(self.smooth_factor * 512 / self.frame_length) if self.smooth_factor > 1 else self.smooth_factor
-
-    @property
-    def fps(self) -> Fraction:
-        """Video frame rate, exactly ``22050/frame_length``."""
-        return Fraction(SR, self.frame_length)
-
 
 # --------------------------------------------------------------------------------------------------------------
 # Features.
@@ -180,6 +71,9 @@ class DMVFeatures:
 
 def dmv_features(y: np.ndarray, sr: int, frame_length: int = 512) -> DMVFeatures:
     """The original's analysis of a song (mono or ``(channels, n)`` samples at ``sr``; resampled to 22050 Hz)."""
+    from .paths import use_persistent_caches
+
+    use_persistent_caches()  # before librosa loads numba: its compiled functions are kept for the next process
     import librosa
 
     y = np.asarray(y, np.float32)

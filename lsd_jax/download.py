@@ -23,11 +23,10 @@
   threads or processes, download the file once: the others wait, then find it done;
 * ``file://`` URLs and plain local paths are copied through the same ``.part``/checksum/rename path.
 
-Special hosts found in LSD's catalogue: ``drive.google.com/uc?id=…`` is rewritten to Google's direct
-download endpoint (best effort: Drive may still answer with an HTML quota page, which the catalogue
-rejects); ``yadi.sk``/``disk.yandex.*`` public links are resolved through Yandex's public API (as LSD
-did); ``mega.nz`` files are encrypted client-side and cannot be fetched over plain HTTP, so a clear
-error explains how to add the file by hand.
+Hosts found in LSD's catalogue (Google Drive's large-file confirmation, Yandex Disk's public API, mega.nz's
+encrypted files) are resolved by :mod:`lsd_jax.hosts` at each attempt; a mega.nz file is decrypted as it arrives
+(AES-CTR, so a transfer resumes at any offset) and verified with mega's chunk MAC before the rename (a mismatch
+caches nothing). :func:`can_fetch` says, without network, whether a URL is one this module can download.
 """
 
 from __future__ import annotations
@@ -51,31 +50,18 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from lsd_jax import hosts
 from lsd_jax.errors import DownloadError
 
-__all__ = ["download", "file_lock", "is_local", "local_path", "resolve_url", "sha256_file", "sniff_page"]
+__all__ = ["can_fetch", "download", "file_lock", "is_local", "local_path", "sha256_file", "sniff_page"]
 
 CHUNK = 1 << 16
-#: Yandex Disk public API that turns a public link into a direct download link (LSD used the same).
-YANDEX_API = "https://cloud-api.yandex.net/v1/disk/public/resources/download?public_key="
-#: Google Drive endpoint that serves a file directly (``confirm=t`` skips the "can't scan" page).
-GDRIVE_DIRECT = "https://drive.usercontent.google.com/download?id={id}&export=download&confirm=t"
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _MAX_SLEEP = 60.0
 DEADLINE = 3 * 3600.0  # seconds for a whole download, retries included
 MIN_RATE = 1024.0  # bytes/s, averaged over RATE_WINDOW seconds, below which an attempt is abandoned
 RATE_WINDOW = 30.0
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-
-
-def _user_agent() -> str:
-    try:
-        from importlib.metadata import version
-
-        v = version("lsd-jax")
-    except Exception:  # pragma: no cover - not installed
-        v = "0"
-    return f"lsd-jax/{v} (+python urllib)"
 
 
 # ------------------------------------------------------------------------------------ local files
@@ -173,50 +159,10 @@ else:
 # ------------------------------------------------------------------------------------ URL hosts
 
 
-def resolve_url(url: str, *, timeout: float = 30) -> str:
-    """The URL to actually GET for ``url``: rewrites Google Drive links, resolves Yandex Disk public
-    links (one small API request), refuses mega.nz with instructions. Other URLs pass unchanged."""
-    parts = urllib.parse.urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if host in ("mega.nz", "mega.co.nz") or host.endswith(".mega.nz"):
-        raise DownloadError(
-            f"{url} is a mega.nz link. mega.nz encrypts files in the browser, so lsd-jax cannot download "
-            "them over plain HTTP. Download the file in a browser (or with the mega client), then register "
-            "it: lsd_jax.catalogue.add_style(NAME, '/path/to/file.pkl', overwrite=True)."
-        )
-    if host in ("drive.google.com", "docs.google.com"):
-        file_id = _gdrive_id(parts)
-        if file_id:
-            return GDRIVE_DIRECT.format(id=urllib.parse.quote(file_id, safe=""))
-        return url
-    if host == "yadi.sk" or host.startswith("disk.yandex."):
-        return _resolve_yandex(url, timeout)
-    return url
-
-
-def _gdrive_id(parts: urllib.parse.SplitResult) -> str | None:
-    q = urllib.parse.parse_qs(parts.query)
-    if q.get("id"):
-        return q["id"][0]
-    segs = [s for s in parts.path.split("/") if s]
-    if "d" in segs and segs.index("d") + 1 < len(segs):  # /file/d/<id>/view
-        return segs[segs.index("d") + 1]
-    return None
-
-
-def _resolve_yandex(url: str, timeout: float) -> str:
-    api = YANDEX_API + urllib.parse.quote(url, safe="")
-    req = urllib.request.Request(api, headers={"User-Agent": _user_agent(), "Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            href = json.loads(resp.read().decode("utf-8")).get("href")
-    except urllib.error.HTTPError as e:
-        raise DownloadError(f"Yandex Disk could not resolve {url} (HTTP {e.code}); the link may be dead.") from e
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise DownloadError(f"Could not resolve the Yandex Disk link {url}: {_reason(e)}") from e
-    if not isinstance(href, str) or not href:
-        raise DownloadError(f"Yandex Disk gave no download link for {url}.")
-    return href
+def can_fetch(url: str | os.PathLike) -> bool:
+    """Whether :func:`download` can fetch ``url`` at all (local paths, http(s) URLs, Google Drive, Yandex Disk and
+    mega.nz file links; not folder links or other schemes). No network: a dead link still answers True."""
+    return is_local(url) or hosts.unsupported(os.fspath(url)) is None
 
 
 # ------------------------------------------------------------------------------------ download
@@ -235,28 +181,8 @@ class _Restart(Exception):
     """The .part cannot be resumed: drop it and start over at once (not counted as an attempt)."""
 
 
-def _unwrap(e: BaseException) -> BaseException:
-    if isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError):
-        if isinstance(e.reason, BaseException):
-            return e.reason
-    return e
-
-
-def _is_timeout(e: BaseException) -> bool:
-    return isinstance(_unwrap(e), (socket.timeout, TimeoutError))
-
-
 def _transient(e: BaseException) -> "_Retry":
-    return _Retry(_reason(e), stalled=_is_timeout(e))
-
-
-def _reason(e: BaseException) -> str:
-    e = _unwrap(e)
-    if isinstance(e, (socket.timeout, TimeoutError)):
-        return "no data received within the time-out (the server stalled)"
-    if isinstance(e, http.client.IncompleteRead):
-        return f"connection dropped after {len(e.partial)} bytes of this chunk"
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    return _Retry(hosts.reason(e), stalled=hosts.is_timeout(e))
 
 
 def download(
@@ -299,18 +225,19 @@ def download(
         if _cached(dest, sha256, repair=True):  # another thread/process finished it while we waited
             return dest
         part = dest.with_name(dest.name + ".part")
+        source = None
         try:
             if is_local(url):
                 _copy_local(local_path(url), part, progress)
             else:
-                _fetch_http(url, part, progress=progress, timeout=timeout, retries=retries, backoff=backoff,
-                            pace=pace)
+                source = _fetch_http(url, part, progress=progress, timeout=timeout, retries=retries,
+                                     backoff=backoff, pace=pace)
         except _DiskFull as e:
             _discard(part)  # what filled the disk: keeping it would keep the disk full
             raise DownloadError(f"Not enough disk space to download {url} into {part.parent} ({e}). The partial "
                                 "file was removed; free some space (or point LSD_JAX_CACHE at a bigger disk) and "
-                                "try again.") from None
-        _finish(url, part, dest, sha256, binary)
+                                "try again.", reason=f"not enough disk space ({e})", disk=True) from None
+        _finish(url, part, dest, sha256, binary, source)
     return dest
 
 
@@ -357,7 +284,7 @@ def _disk_error(e: OSError, part: Path) -> Exception:
     if e.errno in _DISK_FULL:
         return _DiskFull(e.strerror or "no space left on device")
     return DownloadError(f"Cannot write {part}: {e.strerror or e}. Check that the folder is writable (or point "
-                         "LSD_JAX_CACHE elsewhere).")
+                         "LSD_JAX_CACHE elsewhere).", reason=f"cannot write {part}", disk=True)
 
 
 class _Pace:
@@ -484,7 +411,17 @@ def sniff_page(head: bytes) -> str | None:
     return None
 
 
-def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool) -> None:
+def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool,
+            source: hosts.Source | None = None) -> None:
+    if source is not None and source.mega is not None:
+        from lsd_jax.mega import condensed_mac
+
+        if condensed_mac(part, source.mega) != source.mega.meta_mac:
+            _discard(part)
+            raise DownloadError(
+                f"The file from {url} failed mega.nz's integrity check (its MAC does not match the link's key): it "
+                "was corrupted in transit or the link's key is wrong. Nothing was cached; try again.",
+                reason="the file failed mega.nz's integrity check (MAC mismatch)")
     if binary:
         with open(part, "rb") as f:
             kind = sniff_page(f.read(4096))
@@ -494,7 +431,8 @@ def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool) 
             raise DownloadError(
                 f"{host} sent {kind} instead of the file {url} (a web page: a download quota, consent or sign-in "
                 "page, or an error message?). Nothing was cached. If the file needs a browser, download it there "
-                "and use the local file."
+                "and use the local file.", reason=f"{host} sent {kind} (a web page) instead of the file",
+                unavailable="dead"
             )
     if sha256 is not None:
         got = sha256_file(part)
@@ -503,7 +441,8 @@ def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool) 
             raise DownloadError(
                 f"Checksum mismatch for {url}: expected sha256 {sha256}, got {got}. The file was deleted "
                 "(nothing was cached). The file on the server may have changed or be corrupt; if you trust "
-                "it, update the catalogue's sha256."
+                "it, update the catalogue's sha256.",
+                reason=f"checksum mismatch (expected sha256 {sha256[:12]}…, got {got[:12]}…)"
             )
     os.replace(part, dest)
     with contextlib.suppress(FileNotFoundError):
@@ -538,7 +477,7 @@ def _check_space(part: Path, need: int | None, url: str) -> None:
     if need > free - (16 << 20):
         raise DownloadError(f"Not enough disk space to download {url}: it needs {_human(need)} but {part.parent} "
                             f"has {_human(max(free, 0))} free. Free some space (or point LSD_JAX_CACHE at a bigger "
-                            "disk) and try again.")
+                            "disk) and try again.", reason="not enough disk space", disk=True)
 
 
 def _bar(total: int | None, initial: int, part: Path, progress: bool):
@@ -550,8 +489,9 @@ def _bar(total: int | None, initial: int, part: Path, progress: bool):
 
 
 def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries: int, backoff: float,
-                pace: _Pace) -> None:
-    real = resolve_url(url, timeout=timeout)
+                pace: _Pace) -> hosts.Source:
+    """Download ``url`` into ``part`` with retries; returns the host's :class:`~lsd_jax.hosts.Source` (a mega.nz
+    file's is needed to verify it). Each attempt resolves the link afresh (hosts' temporary URLs expire)."""
     meta = part.with_name(part.name + ".json")
     with contextlib.suppress(OSError, ValueError):
         if json.loads(meta.read_text()).get("url") != url:
@@ -563,18 +503,23 @@ def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries
     while True:
         try:
             pace.start()
-            _fetch_once(url, real, part, meta, progress=progress, timeout=timeout, pace=pace)
-            return
+            try:
+                source = hosts.resolve(url, timeout=timeout)
+            except hosts.Transient as e:
+                raise _Retry(str(e), stalled=e.stalled) from e
+            _fetch_once(url, source, part, meta, progress=progress, timeout=timeout, pace=pace)
+            return source
         except _Deadline as e:
             msg = str(e)
             if part.exists() and part.stat().st_size:
                 msg += " The partial file is kept and will be resumed by the next try."
-            raise DownloadError(msg) from None
+            raise DownloadError(msg, reason=f"did not finish within {pace.deadline:g} s") from None
         except _Restart:
             _discard(part)
             restarts += 1
             if restarts > 3:
-                raise DownloadError(f"Could not download {url}: the server keeps answering range requests wrongly.")
+                raise DownloadError(f"Could not download {url}: the server keeps answering range requests wrongly.",
+                                    reason="the server answers range requests wrongly") from None
         except _Retry as e:
             failures += 1
             if failures > retries:
@@ -584,20 +529,30 @@ def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries
                     msg += " Check your internet connection, or try again later."
                 if part.exists() and part.stat().st_size:
                     msg += " The partial file is kept and will be resumed by the next try."
-                raise DownloadError(msg) from (e.__cause__ or e)
+                raise DownloadError(msg, reason=f"{what} after {failures} attempt(s): {e}") from (e.__cause__ or e)
             delay = min(backoff * 2 ** (failures - 1), _MAX_SLEEP)
             if pace.end is not None:
                 delay = max(0.0, min(delay, pace.end - time.monotonic()))
             time.sleep(delay)
 
 
-def _fetch_once(url: str, real: str, part: Path, meta: Path, *, progress: bool, timeout: float,
+def _fetch_once(url: str, source: hosts.Source, part: Path, meta: Path, *, progress: bool, timeout: float,
                 pace: _Pace) -> None:
     offset = part.stat().st_size if part.exists() else 0
-    headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
-    validator = None
-    if offset:
+    headers = {"User-Agent": hosts.user_agent(), "Accept-Encoding": "identity", **source.headers}
+    real = source.url
+    if source.mega is not None:  # mega.nz: ranges in the URL's path, a known size, an encrypted stream
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(meta.read_text()).get("size") != source.size:
+                offset = 0
+        if offset > source.size:
+            raise _Restart()
+        if offset == source.size:
+            return  # the .part already holds the whole file (an earlier run died before the rename)
+        real = source.ranged_url(offset)
+    elif offset:
         headers["Range"] = f"bytes={offset}-"
+        validator = None
         with contextlib.suppress(OSError, ValueError):
             m = json.loads(meta.read_text())
             validator = m.get("etag") or m.get("last_modified")
@@ -608,25 +563,30 @@ def _fetch_once(url: str, real: str, part: Path, meta: Path, *, progress: bool, 
         resp = urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as e:
         e.close()
-        if e.code == 416 and offset:
+        if e.code == 416 and offset and source.mega is None:
             cr = (e.headers.get("Content-Range") or "").strip().lower()
             if cr.startswith("bytes */") and cr[8:].isdigit() and int(cr[8:]) == offset:
                 return  # the .part already holds the whole file (an earlier run died before the rename)
             raise _Restart() from e
+        if source.mega is not None and e.code in (403, 404, 410):
+            raise _Retry(f"mega.nz's temporary download URL answered HTTP {e.code} (expired?)", network=False) from e
         if e.code in (404, 410):
             raise DownloadError(
                 f"Dead link: {url} answered HTTP {e.code} ({e.reason}). The file is gone from that server; "
-                "look for a mirror and register it with lsd_jax.catalogue.add_style(NAME, URL, overwrite=True)."
+                "look for a mirror and register it with lsd_jax.catalogue.add_style(NAME, URL, overwrite=True).",
+                reason=f"dead link (HTTP {e.code})", unavailable="dead"
             ) from e
         if e.code in _RETRY_STATUS:
             raise _Retry(f"the server answered HTTP {e.code} {e.reason}", network=False) from e
-        raise DownloadError(f"Download of {url} refused: HTTP {e.code} {e.reason}.") from e
+        if e.code == 509:
+            raise DownloadError(f"Download of {url} refused: HTTP 509, the host's transfer quota is used up; try "
+                                "again in a few hours.", reason="over the host's transfer quota (HTTP 509)",
+                                unavailable="quota") from e
+        raise DownloadError(f"Download of {url} refused: HTTP {e.code} {e.reason}.",
+                            reason=f"refused (HTTP {e.code} {e.reason})") from e
     except urllib.error.URLError as e:
         if isinstance(e.reason, socket.gaierror):
-            raise DownloadError(
-                f"Cannot download {url}: the host name could not be resolved ({e.reason}). "
-                "Are you offline? Check your internet connection (or use a local file)."
-            ) from e
+            raise hosts.offline_error(url, e) from e
         raise _transient(e) from e
     except (OSError, http.client.HTTPException) as e:
         raise _transient(e) from e
@@ -635,20 +595,30 @@ def _fetch_once(url: str, real: str, part: Path, meta: Path, *, progress: bool, 
         status = resp.status
         length = resp.headers.get("Content-Length")
         length = int(length) if length and length.isdigit() else None
-        if offset and status == 206:
+        if source.mega is not None:
+            if status != 200 or (length is not None and length != source.size - offset):
+                raise _Retry(f"mega.nz answered HTTP {status} with {length} bytes for bytes {offset}- of "
+                             f"{source.size}", network=False)
+            mode, total = ("ab" if offset else "wb"), source.size
+            if not offset:
+                meta.write_text(json.dumps({"url": url, "size": source.size}))
+        elif offset and status == 206:
             start, total = _content_range(resp.headers.get("Content-Range"))
             if start != offset:
                 raise _Restart()
             mode = "ab"
         elif status == 200:
             offset, mode, total = 0, "wb", length
-            _check_space(part, length, url)
             info = {"url": url, "etag": resp.headers.get("ETag"), "last_modified": resp.headers.get("Last-Modified")}
             meta.write_text(json.dumps(info))
         else:
             raise _Retry(f"unexpected HTTP status {status}", network=False)
-        if mode == "ab":
-            _check_space(part, length, url)
+        _check_space(part, length, url)
+        decrypt = None
+        if source.mega is not None:
+            from lsd_jax.mega import decryptor
+
+            decrypt = decryptor(source.mega, offset)
         got = offset
         sink = _Sink(part, mode)
         try:
@@ -661,7 +631,7 @@ def _fetch_once(url: str, real: str, part: Path, meta: Path, *, progress: bool, 
                         raise _transient(e) from e
                     if not block:
                         break
-                    sink.write(block)
+                    sink.write(decrypt(block) if decrypt else block)
                     got += len(block)
                     bar.update(len(block))
                     pace.update(got - offset, got, total)

@@ -33,7 +33,19 @@ class ConversionError(StyleError, _conv.ConversionError):
 
 
 class DownloadError(LsdError):
-    """A download failed (offline, dead link, stalled server, checksum mismatch)."""
+    """A download failed (offline, dead link, stalled server, checksum mismatch).
+
+    For callers that explain further (the style catalogue): ``reason``, a short phrase without advice (default: the
+    message); ``unavailable``, when trying again soon will not help: "dead" (gone, taken down, not public),
+    "quota" (the host's download quota) or "unsupported" (a link lsd-jax cannot download); ``disk``: the local disk,
+    not the download, failed."""
+
+    def __init__(self, message: str, *, reason: str | None = None, unavailable: str | None = None,
+                 disk: bool = False):
+        super().__init__(message)
+        self.reason = reason or message
+        self.unavailable = unavailable
+        self.disk = disk
 
 
 class OutputError(LsdError):

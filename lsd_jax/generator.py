@@ -18,6 +18,14 @@
     # per-sample (N, 3, 3) ``transform`` (see stylegan3_transform) may replace the stored input transform
     img = gen(z, c, transform=stylegan3_transform(angle, tx, ty))
 
+    # StyleGAN 1 (config["family"] == "stylegan1", NVlabs/stylegan pickles): the same API, unconditional
+    # (c_dim 0), paths are NVIDIA's TF variable names (gen.module.synthesis["8x8"].Conv1.weight)
+
+    # BigGAN-deep (a pytorch-pretrained-biggan folder: config.json + pytorch_model.bin): a BigGANGenerator
+    gen = load_generator("biggan-deep-256/")              # or the .bin with its config.json beside it
+    z = gen.truncated_noise(4, truncation=0.5, seed=0)    # (4, 128): BigGAN's truncated_noise_sample
+    img = gen(z, one_hot(["goldfish"] * 4), truncation_psi=0.5)  # lsd_jax.imagenet.one_hot; (4, 256, 256, 3)
+
 The methods dispatch to module-level ``jax.jit`` functions with the graphdef static and the state a traced
 argument, so they compile once per (network, shapes, noise_mode) and can be called inside an outer ``jit``;
 ``truncation_psi`` and ``truncation_cutoff`` are traced (changing them never recompiles). A :class:`Generator` is
@@ -27,6 +35,7 @@ itself a pytree (the state's arrays are the leaves).
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -34,14 +43,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from .models import stylegan1 as sg1
 from .models import stylegan2 as sg2
 from .models import stylegan3 as sg3
 from .models.ops import truncation_args
 from .style import Style
 
 Array = jax.Array
-Spec = sg2.SG2Spec | sg3.SG3Spec
-FAMILIES = {"stylegan2": sg2, "stylegan3": sg3}
+Spec = sg1.SG1Spec | sg2.SG2Spec | sg3.SG3Spec
+FAMILIES = {"stylegan1": sg1, "stylegan2": sg2, "stylegan3": sg3}
 
 
 def _freeze(obj: Any) -> Any:
@@ -64,11 +74,14 @@ def _thaw(obj: Any) -> Any:
 
 
 def spec_from_config(config: dict | Spec) -> Spec:
-    """The hashable spec of a config dict of either family (``config["family"]``, default "stylegan2")."""
-    if isinstance(config, (sg2.SG2Spec, sg3.SG3Spec)):
+    """The hashable spec of a config dict of any family (``config["family"]``, default "stylegan2")."""
+    if isinstance(config, (sg1.SG1Spec, sg2.SG2Spec, sg3.SG3Spec)):
         return config
-    if config.get("family", "stylegan2") == "stylegan3":
+    family = config.get("family", "stylegan2")
+    if family == "stylegan3":
         return sg3.spec_from_config(config)
+    if family == "stylegan1":
+        return sg1.abstract(config).spec
     return sg2.spec_from_config(config)
 
 
@@ -93,22 +106,22 @@ def build_model(config: dict, state: dict[str, Any]) -> nnx.Module:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# Through the w-space model protocol (map_latents / synthesize), so every family runs the same code.
 @functools.partial(jax.jit, static_argnames=("graphdef",))
 def _mapping_jit(graphdef, state, z, c, psi, cutoff):
-    return nnx.merge(graphdef, state).mapping(z, c, psi, cutoff)
+    return nnx.merge(graphdef, state).map_latents(z, c, psi, cutoff)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
 def _synthesis_jit(graphdef, state, ws, noise_mode, key, transform):
-    model = nnx.merge(graphdef, state)
-    if model.supports_transform:
-        return model.synthesis(ws, transform)
-    return model.synthesis(ws, noise_mode, key)
+    return nnx.merge(graphdef, state).synthesize(ws, noise_mode=noise_mode, key=key, transform=transform)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
 def _generate_jit(graphdef, state, z, c, psi, cutoff, noise_mode, key, transform):
-    return nnx.merge(graphdef, state)(z, c, psi, cutoff, noise_mode, key, transform=transform)
+    model = nnx.merge(graphdef, state)
+    ws = model.map_latents(z, c, psi, cutoff)
+    return model.synthesize(ws, noise_mode=noise_mode, key=key, transform=transform)
 
 
 def _args(model: Any, noise_mode: str, key: Any, transform: Any, n: int | None) -> tuple[str, Any, Any]:
@@ -177,15 +190,43 @@ def generate_fn(graphdef: Any, state: Any, z: Array, c: Array | None = None, tru
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@jax.tree_util.register_pytree_node_class
-class Generator:
-    """A StyleGAN2(-ADA) or StyleGAN3 generator: the NNX ``module`` (see :mod:`lsd_jax.models`) and its config.
-    ``family`` is "stylegan2" or "stylegan3"."""
+class _ModuleGenerator:
+    """What every generator wrapper shares: the NNX ``module``, its ``config``, the split state and the pytree
+    protocol (the state's arrays are the children; graphdef and config are static). Subclasses register
+    themselves with ``jax.tree_util.register_pytree_node_class``."""
 
     def __init__(self, module: nnx.Module, config: dict):
         self.module = module
         self.config = config
         self.spec = module.spec
+
+    def split(self) -> tuple[Any, dict]:
+        """(graphdef, state as a plain dict of arrays) of the module as it is now."""
+        graphdef, state = nnx.split(self.module)
+        return graphdef, nnx.to_pure_dict(state)
+
+    @property
+    def state(self) -> dict:
+        """The module's arrays as a nested plain dict (``state["synthesis"]["b4"]["const"]``)."""
+        return self.split()[1]
+
+    def tree_flatten(self):
+        graphdef, state = self.split()
+        return (state,), (graphdef, _freeze(self.config))
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        graphdef, frozen = aux
+        return cls(nnx.merge(graphdef, children[0]), _thaw(frozen))
+
+
+@jax.tree_util.register_pytree_node_class
+class Generator(_ModuleGenerator):
+    """A StyleGAN 1, StyleGAN2(-ADA) or StyleGAN3 generator: the NNX ``module`` (see :mod:`lsd_jax.models`) and
+    its config. ``family`` is "stylegan1", "stylegan2" or "stylegan3"."""
+
+    def __init__(self, module: nnx.Module, config: dict):
+        super().__init__(module, config)
         self.family = module.family
         self.z_dim = self.spec.z_dim
         self.c_dim = self.spec.c_dim
@@ -198,28 +239,9 @@ class Generator:
         """Build from a converted model: the config dict and the torch-layout ``G_ema`` state dict."""
         return cls(build_model(config, state), config)
 
-    def split(self) -> tuple[Any, dict]:
-        """(graphdef, state as a plain dict of arrays) of the module as it is now."""
-        graphdef, state = nnx.split(self.module)
-        return graphdef, nnx.to_pure_dict(state)
-
-    @property
-    def state(self) -> dict:
-        """The module's arrays as a nested plain dict (``state["synthesis"]["b4"]["const"]``)."""
-        return self.split()[1]
-
-    # pytree protocol: the state's arrays are the children; graphdef and config are static
-    def tree_flatten(self):
-        graphdef, state = self.split()
-        return (state,), (graphdef, _freeze(self.config))
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        graphdef, frozen = aux
-        return cls(nnx.merge(graphdef, children[0]), _thaw(frozen))
-
     def __repr__(self) -> str:
-        kind = f"config-{self.spec.kind}" if self.family == "stylegan3" else self.spec.architecture
+        kind = {"stylegan3": lambda: f"config-{self.spec.kind}", "stylegan1": lambda: "G_style"}.get(
+            self.family, lambda: self.spec.architecture)()
         return (f"Generator({self.family} {kind}, {self.img_resolution}x{self.img_resolution}, "
                 f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws})")
 
@@ -245,14 +267,17 @@ class Generator:
         return _generate_jit(graphdef, state, z, cc, psi, cutoff, noise_mode, key, transform)
 
 
-def load_generator(path: Any) -> Generator:
-    """Load an NVIDIA StyleGAN2(-ADA) or StyleGAN3 pickle (converted once and cached) or a converted
-    ``.safetensors`` file (see :mod:`lsd_jax.weights`) as a :class:`Generator`."""
+def load_generator(path: Any) -> Generator | BigGANGenerator:
+    """Load an NVIDIA StyleGAN 1, StyleGAN2(-ADA) or StyleGAN3 pickle (converted once and cached) or a converted
+    ``.safetensors`` file (see :mod:`lsd_jax.weights`) as a :class:`Generator`; a BigGAN-deep checkpoint folder
+    (or its ``.bin``) as a :class:`BigGANGenerator`."""
     from . import weights
     from .errors import StyleError
 
     config, state = weights.load(path)
     family = config.get("family", "stylegan2")
+    if family == BIGGAN:
+        return BigGANGenerator.from_state(config, state)
     if family not in FAMILIES:
         raise StyleError(f"{path}: a {family} generator is not supported by lsd_jax.generator")
     try:
@@ -278,3 +303,109 @@ def stylegan_style(gen: Generator, *, name: str | None = None) -> Style:
                  variables={"model": state}, native_size=(res, res), transform=gen.module.supports_transform,
                  noise=gen.module.has_noise, w_control=True, generator=gen, cpu_batch_pixels=CPU_BATCH_PIXELS,
                  description=repr(gen))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# BigGAN-deep
+# ---------------------------------------------------------------------------------------------------------------
+
+BIGGAN = "biggan-deep"
+
+
+@jax.tree_util.register_pytree_node_class
+class BigGANGenerator(_ModuleGenerator):
+    """A BigGAN-deep generator (:mod:`lsd_jax.models.biggan`; paths are pytorch-pretrained-biggan's ``state_dict()``
+    keys, e.g. ``gen.module.generator.layers[3].conv_1.weight``) and its config.
+
+    ``gen(z, c, truncation_psi=1.0)`` → ``(N, R, R, 3)`` float32 in [-1, 1]: ``z`` ``(N, z_dim)`` (BigGAN samples it
+    as ``truncation × truncnorm(-2, 2)``: :meth:`truncated_noise`), ``c`` ``(N, c_dim)`` a class mixture (one-hot or
+    soft weights; :func:`lsd_jax.imagenet.one_hot`), ``truncation_psi`` the package's ``truncation`` argument in
+    (0, 1]: it picks the batch-norm statistics (interpolated exactly as the package does, in float64 on the host;
+    a traced value inside an outer ``jit`` gets the same rule in float32). It does not scale ``z``: pass noise
+    sampled with the same truncation, as the package's users do. A new value never recompiles."""
+
+    family = BIGGAN
+    w_dim = 0
+    num_ws = 0
+
+    def __init__(self, module: nnx.Module, config: dict):
+        super().__init__(module, config)
+        self.z_dim = self.spec.z_dim
+        self.c_dim = self.spec.num_classes
+        self.img_resolution = self.spec.img_resolution
+
+    @classmethod
+    def from_state(cls, config: dict, state: dict[str, np.ndarray]) -> BigGANGenerator:
+        """Build from a converted checkpoint (:func:`converters.biggan.parse_biggan`)."""
+        from .models import biggan
+
+        return cls(biggan.from_state(config, state), config)
+
+    def __repr__(self) -> str:
+        return (f"BigGANGenerator(biggan-deep, {self.img_resolution}x{self.img_resolution}, z_dim={self.z_dim}, "
+                f"c_dim={self.c_dim}, channel_width={self.spec.channel_width})")
+
+    def truncated_noise(self, n: int, truncation: float = 1.0, seed: int = 0) -> Array:
+        """``(n, z_dim)`` BigGAN noise: ``truncation × truncnorm(-2, 2)`` (``truncated_noise_sample``)."""
+        from .models import biggan
+
+        return biggan.truncated_noise(jax.random.key(seed), n, self.z_dim, truncation)
+
+    def __call__(self, z: Array, c: Array, truncation_psi: float | Array = 1.0) -> Array:
+        from .errors import ParamError
+        from .models import biggan
+
+        n = np.shape(z)[0] if np.ndim(z) == 2 else None
+        if n is None or np.shape(z)[1] != self.z_dim:
+            raise ParamError(f"z must have shape (N, {self.z_dim}), got {np.shape(z)}")
+        if np.shape(c) != (n, self.c_dim):
+            raise ParamError(f"c must be an (N, {self.c_dim}) class mixture matching z's N={n}, got shape "
+                             f"{np.shape(c)} (lsd_jax.imagenet.one_hot(['goldfish', ...]) makes one-hot rows)")
+        graphdef, state = nnx.split(self.module)
+        stats_w = biggan.bn_stats_weights(truncation_psi, self.spec.n_stats)
+        return biggan.generate(graphdef, state, z, c, stats_w)
+
+
+@dataclass(frozen=True)
+class BigGANSettings:
+    """A BigGAN style's own render settings (:attr:`Style.settings_fn`): ``bn_stats_weights``, the batch-norm
+    statistics weights of the parameters' ``truncation`` (the package's float64 rule)."""
+
+    n_stats: int
+
+    def __call__(self, params: Any) -> dict[str, np.ndarray]:
+        from .errors import ParamError
+        from .models import biggan
+
+        psi = getattr(params, "truncation_psi", 1.0)
+        if psi != 1.0:
+            raise ParamError(f"truncation_psi ({psi:g}) is StyleGAN's w-space truncation; BigGAN has no w space: its "
+                             "truncation is `truncation` (it scales the noise and picks the batch-norm statistics)")
+        try:
+            w = biggan.bn_stats_weights(params.truncation, self.n_stats)
+        except ParamError as e:
+            raise ParamError(f"BigGAN: {e}") from None
+        return {"bn_stats_weights": np.asarray(w, np.float32)}
+
+
+# On CPU, measured by `python -m lsd_jax.bench` (BigGAN-deep section): frames per step = this // pixels.
+BIGGAN_CPU_BATCH_PIXELS = 256 * 256
+
+
+def biggan_style(gen: BigGANGenerator, *, name: str | None = None) -> Style:
+    """Wrap a :class:`BigGANGenerator` as a :class:`~lsd_jax.style.Style` for :func:`lsd_jax.render`: per frame,
+    ``z`` is Lucid Sonic Dreams' latent (``truncation × truncnorm(-2, 2)`` keyframes, drift bounded by
+    ``±2·truncation``: BigGAN's own truncated sampling) and ``c`` its class mixture over the 1000 ImageNet classes
+    (names accepted by ``classes=``); ``truncation`` also picks the batch-norm statistics, as the package's
+    ``model(z, c, truncation)`` does. ``truncation_psi`` must stay 1 (BigGAN has no w space); ``noise_mode`` and
+    ``truncation_cutoff`` do nothing."""
+    from .imagenet import NUM_CLASSES, class_index
+    from .style import ModuleProgram
+
+    graphdef, state = gen.split()
+    res = gen.img_resolution
+    return Style(name=name or BIGGAN, z_dim=gen.z_dim, c_dim=gen.c_dim, program=ModuleProgram(graphdef),
+                 variables={"model": state}, native_size=(res, res), generator=gen,
+                 cpu_batch_pixels=BIGGAN_CPU_BATCH_PIXELS, description=repr(gen),
+                 settings_fn=BigGANSettings(gen.spec.n_stats),
+                 class_index=class_index if gen.c_dim == NUM_CLASSES else None)

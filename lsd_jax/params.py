@@ -35,6 +35,7 @@ from typing import Any
 from .errors import ParamError
 
 PULSE_MODES = ("loudness", "onset")
+NORMALIZE_MODES = ("global", "running")
 NOISE_MODES = ("const", "random", "none")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 SPEED_MODES = ("beat", "bar")
@@ -47,12 +48,13 @@ INTEGER = "integer"
 FLAG = "flag"  # True / False
 CHOICE = "choice"  # one of ``choices``
 PATH = "path"  # a file (audio stems)
-INDICES = "indices"  # a list of whole numbers >= lo (class indices)
+INDICES = "indices"  # a list of class indices (whole numbers >= lo) or class names (resolved by the style)
 TIMES = "times"  # a period in seconds (> 0), or a list of times (>= 0)
 NUMBERS = "numbers"  # ``size`` numbers in [lo, hi]; one number means all of them when ``broadcast``
 SPEED = "speed"  # a number, or one of SPEED_MODES
 KEYFRAMES = "keyframes"  # {time in seconds: image path}
 EFFECTS = "effects"  # EffectsGenerator objects (Python only)
+OUTPUT = "output"  # the video file to write
 
 #: The groups, in order, with their titles (CLI help sections, web page sections, README tables).
 GROUPS: dict[str, str] = {
@@ -78,11 +80,12 @@ class Param:
     default: Any
     help: str  # one line
     group: str  # a key of GROUPS
+    label: str = ""  # a human name for forms ("Pulse strength"); the Python name goes in the help line
     lo: float | None = None  # smallest valid value (of each element, for lists)
     hi: float | None = None  # largest valid value
     lo_open: bool = False  # ``lo`` itself is not valid (``> lo``)
     even: bool = False
-    choices: tuple[str, ...] = ()
+    choices: tuple[str | int, ...] = ()
     size: int = 0  # NUMBERS: how many
     broadcast: bool = False  # NUMBERS: one number stands for all ``size``
     unset: str = ""  # what None (the default of an optional parameter) means
@@ -132,20 +135,28 @@ class Param:
                              f"got {value!r}")
         return value
 
-    def _check_choice(self, value: Any) -> str:
-        if value not in self.choices:
-            raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}")
-        return value
+    def _check_choice(self, value: Any) -> str | int:
+        if isinstance(value, bool) or value not in self.choices:
+            raise ParamError(f"{self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
+        return self.choices[self.choices.index(value)]  # the table's own value (int choices: an int)
 
     def _check_path(self, value: Any) -> str:
         return str(value)
 
-    def _check_indices(self, value: Any) -> tuple[int, ...]:
+    def _check_output(self, value: Any) -> str:
+        import os
+
+        if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+            raise ParamError(f"{self.name} must be a file name, got {value!r}")
+        return str(value)
+
+    def _check_indices(self, value: Any) -> tuple[int | str, ...]:
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise ParamError(f"{self.name} must be a list of class indices, got {value!r}")
-        out = tuple(_number(self.name, v, integer=True) for v in value)
-        if not out or any(v < (self.lo or 0) for v in out):
-            raise ParamError(f"{self.name} must be a non-empty list of indices >= {_num(self.lo or 0)}, got {value!r}")
+            raise ParamError(f"{self.name} must be a list of class indices or names, got {value!r}")
+        out = tuple(_class_item(self.name, v) for v in value)
+        if not out or any(isinstance(v, int) and v < (self.lo or 0) for v in out):
+            raise ParamError(f"{self.name} must be a non-empty list of indices >= {_num(self.lo or 0)} (or class "
+                             f"names), got {value!r}")
         return out
 
     def _check_times(self, value: Any) -> float | tuple[float, ...]:
@@ -191,9 +202,11 @@ class Param:
         return pairs
 
     def _check_effects(self, value: Any) -> tuple[Any, ...]:
-        from .effects import EffectsGenerator  # local: effects imports jax
-
         effects = () if value is None else value if isinstance(value, Sequence) else (value,)
+        if not effects:
+            return ()  # without importing effects (it imports jax): the CLI validates before JAX loads
+        from .effects import EffectsGenerator
+
         for e in effects:
             if not isinstance(e, EffectsGenerator):
                 raise ParamError(f"{self.name} must hold EffectsGenerator objects, got {type(e).__name__}")
@@ -226,14 +239,26 @@ class Param:
             raise ValueError(t)
         return v
 
-    def _parse_choice(self, t: str) -> str:
+    def _parse_choice(self, t: str) -> str | int:
+        if self.choices and all(isinstance(c, int) for c in self.choices):
+            return int(t)
         return t.lower()
 
     def _parse_path(self, t: str) -> str:
         return t
 
-    def _parse_indices(self, t: str) -> tuple[int, ...]:
-        return tuple(int(x) for x in _items(t))
+    _parse_output = _parse_path
+
+    def _parse_indices(self, t: str) -> tuple[int | str, ...]:
+        out: list[int | str] = []
+        for x in _items(t):
+            if re.fullmatch(r"[+-]?\d+", x):
+                out.append(int(x))
+            elif _is_number(x):  # "2.5": a mistyped index, not a class name
+                raise ValueError(x)
+            else:
+                out.append(x)
+        return tuple(out)
 
     def _parse_times(self, t: str) -> float | tuple[float, ...]:
         parts = tuple(_parse_float(x) for x in _items(t))
@@ -295,8 +320,8 @@ class Param:
         return {
             NUMBER: "a number", INTEGER: "a whole number",
             FLAG: "true or false" + (" (or none)" if self.optional else ""),
-            CHOICE: "one of " + ", ".join(self.choices), PATH: "a file path",
-            INDICES: "comma-separated whole numbers" + eg,
+            CHOICE: "one of " + ", ".join(map(str, self.choices)), PATH: "a file path", OUTPUT: "a file path",
+            INDICES: "comma-separated class indices or names" + eg,
             TIMES: "a number of seconds or comma-separated times" + eg,
             SPEED: "a number, " + " or ".join(SPEED_MODES), KEYFRAMES: "comma-separated TIME=IMAGE pairs" + eg,
             EFFECTS: "a list of lsd_jax.EffectsGenerator (Python only)",
@@ -315,7 +340,7 @@ class Param:
         """The valid values in a few words ("0–10", "> 0", "16–4096, even", "loudness, onset")."""
         lo, hi = self.lo, self.hi
         if self.kind == CHOICE:
-            return ", ".join(self.choices)
+            return ", ".join(map(str, self.choices))
         if self.kind == FLAG:
             return "true, false"
         if self.kind == SPEED:
@@ -330,13 +355,15 @@ class Param:
         if self.kind == NUMBERS:
             return f"{'1 or ' if self.broadcast else ''}{self.size} numbers" + (f", each {text}" if text else "")
         if self.kind == INDICES:
-            return f"indices >= {_num(lo or 0)}"
+            return f"indices >= {_num(lo or 0)} or names"
         if self.kind == TIMES:
             return "> 0 s, or a list of times >= 0 s"
         if self.kind == KEYFRAMES:
             return "times >= 0 s → image files"
         if self.kind == PATH:
             return "an audio file"
+        if self.kind == OUTPUT:
+            return "an .mp4 file"
         if self.kind == EFFECTS:
             return "Python only"
         return text + (", even" if self.even else "")
@@ -379,6 +406,29 @@ def _items(text: str) -> list[str]:
     return [x.strip() for x in re.split(r"[,;]", text) if x.strip()]
 
 
+def _class_item(name: str, value: Any) -> int | str:
+    """One element of a class list: an index (a whole number, or digits as text) or a class name (text, kept as
+    written but trimmed; the style resolves it)."""
+    if isinstance(value, str):
+        text = " ".join(value.split())
+        if not text:
+            raise ParamError(f"{name}: an empty class name")
+        if re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+        if _is_number(text):
+            raise ParamError(f"{name}: {value!r} is not a whole class index")
+        return text
+    return _number(name, value, integer=True)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _number(name: str, value: Any, *, integer: bool = False) -> Any:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         kind = "an integer" if integer else "a number"
@@ -417,127 +467,143 @@ class RenderParams:
 
     # --- basic
     pulse_react: float = _param(NUMBER, 0.5, "strength of the pulse, a short kick on each hit (~0.5 typical)", "basic",
-                                lsd=True, lo=0.0, hi=10.0, slider=True, step=0.01)
+                                lsd=True, lo=0.0, hi=10.0, slider=True, step=0.01, label="Pulse strength")
     motion_react: float = _param(NUMBER, 0.5, "how much louder music speeds up the drift (~0.5 typical)", "basic",
-                                 lsd=True, lo=0.0, hi=10.0, slider=True, step=0.01)
+                                 lsd=True, lo=0.0, hi=10.0, slider=True, step=0.01, label="Motion strength")
     speed_fpm: float | str = _param(
         SPEED, 12.0, "latent keyframes per minute: how fast the image wanders (0: none; beat/bar: on the beat)",
-        "basic", lsd=True, lsd_note="a number only", lo=0.0, slider=True, step=0.5, ui_hi=120.0)
-    truncation: float = _param(NUMBER, 1.0, "scales the latent; lower is calmer and more typical", "basic",
-                               lsd=True, **_UNIT)
+        "basic", lsd=True, lsd_note="a number only", lo=0.0, slider=True, step=0.5, ui_hi=120.0, label="Wander speed")
+    truncation: float = _param(NUMBER, 1.0, "scales the input latent of every style; lower is calmer and more "
+                               "typical (StyleGAN's own is truncation_psi)", "basic",
+                               lsd=True, **_UNIT, label="Truncation (latent scale)")
     contrast_strength: float | None = _param(
         NUMBER, None, "contrast boost on hits (enables the contrast effect)", "basic", lsd=True,
         lsd_note="0 becomes 0.5", unset="effect off; 0.5 once contrast_percussive or contrast_audio turns it on",
-        zero_unset="off", **_UNIT)
+        zero_unset="off", **_UNIT, label="Contrast on hits")
     flash_strength: float | None = _param(
         NUMBER, None, "brightness flash on hits (enables the flash effect)", "basic", lsd=True,
         lsd_note="0 becomes 0.5", unset="effect off; 0.5 once flash_percussive or flash_audio turns it on",
-        zero_unset="off", **_UNIT)
+        zero_unset="off", **_UNIT, label="Flash on hits")
     fps: float = _param(NUMBER, 43.0, "frames per second, honoured exactly", "basic", lsd=True,
                         lsd_note="hop rounded to 64 samples: 30 became 31.3", lo=1.0, hi=MAX_FPS, slider=True,
-                        step=1.0)
+                        step=1.0, label="Frames per second")
     resolution: int | None = _param(
         INTEGER, None, "square output size in pixels", "basic", lsd=True, lsd_note="a resize after rendering",
         lo=16, hi=MAX_RESOLUTION, even=True, unset="the style's native size (512 for the default)",
-        slider=True, step=16, zero_unset="native, 512 for default")
-    start: float = _param(NUMBER, 0.0, "start of the excerpt in the song, seconds", "basic", lsd=True, lo=0.0)
+        slider=True, step=16, zero_unset="native, 512 for default", label="Size (square)")
+    start: float = _param(NUMBER, 0.0, "start of the excerpt in the song, seconds", "basic", lsd=True, lo=0.0,
+                          label="Start (s)")
     duration: float | None = _param(NUMBER, None, "length of the excerpt, seconds", "basic", lsd=True, lo=0.0,
-                                    lo_open=True, unset="to the end of the song", zero_unset="to the end")
+                                    lo_open=True, unset="to the end of the song", zero_unset="to the end",
+                                    label="Length (s)")
     seed: int = _param(INTEGER, 0, "random seed: the same seed and parameters give the same video", "basic",
-                       lo=0, hi=2**31 - 1)
+                       lo=0, hi=2**31 - 1, label="Seed")
     # --- size and compute
     width: int | None = _param(INTEGER, None, "output width in pixels; with height, overrides resolution", "size",
                                lo=16, hi=MAX_RESOLUTION, even=True, unset="resolution decides", step=2,
-                               zero_unset="use resolution")
+                               zero_unset="use resolution", label="Width")
     height: int | None = _param(INTEGER, None, "output height in pixels; with width, overrides resolution", "size",
                                 lo=16, hi=MAX_RESOLUTION, even=True, unset="resolution decides", step=2,
-                                zero_unset="use resolution")
+                                zero_unset="use resolution", label="Height")
     batch_size: int | None = _param(INTEGER, None, "frames per compiled step", "size", lsd=True,
                                     lsd_note="default 1; drops the last frames", lo=1, hi=4096,
-                                    unset="chosen automatically", zero_unset="automatic")
+                                    unset="chosen automatically", zero_unset="automatic", label="Frames per step")
     compute_dtype: str = _param(CHOICE, "float32", "bfloat16 is faster on GPU/TPU, approximate", "size",
-                                choices=COMPUTE_DTYPES)
+                                choices=COMPUTE_DTYPES, label="Number format")
     # --- pulse and motion
     pulse_mode: str = _param(CHOICE, "loudness", "loudness (Lucid Sonic Dreams) or onset (a beat-exact kick from "
-                             "the onset strength)", "motion", choices=PULSE_MODES)
-    pulse_percussive: bool = _param(FLAG, True, "pulse follows the percussive part of the song", "motion", lsd=True)
+                             "the onset strength)", "motion", choices=PULSE_MODES, label="Pulse from")
+    normalize: str = _param(
+        CHOICE, "global", "how envelopes are scaled to 0..1: global (the excerpt's min and max: one loud hit flattens "
+        "the rest) or running (a min and max that forget within seconds, as live mode does)", "motion",
+        choices=NORMALIZE_MODES, label="Envelope scaling")
+    pulse_percussive: bool = _param(FLAG, True, "pulse follows the percussive part of the song", "motion", lsd=True,
+                                    label="Pulse: percussive part")
     pulse_harmonic: bool = _param(FLAG, False, "pulse follows the harmonic part (both or neither: the full mix)",
-                                  "motion", lsd=True)
-    motion_percussive: bool = _param(FLAG, False, "motion follows the percussive part", "motion", lsd=True)
+                                  "motion", lsd=True, label="Pulse: harmonic part")
+    motion_percussive: bool = _param(FLAG, False, "motion follows the percussive part", "motion", lsd=True,
+                                     label="Motion: percussive part")
     motion_harmonic: bool = _param(FLAG, True, "motion follows the harmonic part (both or neither: the full mix)",
-                                   "motion", lsd=True)
+                                   "motion", lsd=True, label="Motion: harmonic part")
     motion_randomness: float = _param(NUMBER, 0.5, "how unevenly the latent dimensions drift", "motion", lsd=True,
-                                      **_UNIT)
+                                      **_UNIT, label="Motion unevenness")
     # --- classes (conditional styles)
-    classes: tuple[int, ...] | None = _param(
-        INDICES, None, "class indices (conditional styles) that the 12 pitches map to", "classes", lsd=True,
-        lo=0, unset="up to 12 random classes (from seed)", example="1, 5, 9")
+    classes: tuple[int | str, ...] | None = _param(
+        INDICES, None, "classes (conditional styles) that the 12 pitches map to: indices, or names for BigGAN "
+        "(ImageNet)", "classes", lsd=True, lo=0, unset="up to 12 random classes (from seed)",
+        example="1, 5, 9 or goldfish, daisy", label="Classes")
     dominant_classes_first: bool = _param(FLAG, False, "give the first class to the most dominant pitch", "classes",
-                                          lsd=True)
+                                          lsd=True, label="Strongest pitch gets the first class")
     class_pitch_react: float = _param(NUMBER, 0.5, "how strongly pitches drive classes", "classes", lsd=True,
-                                      lo=0.0, hi=100.0)
+                                      lo=0.0, hi=100.0, label="Pitch to class strength")
     class_smooth_seconds: float = _param(NUMBER, 1.0, "smoothing window of class changes, seconds", "classes",
-                                         lsd=True, lsd_note="whole seconds only", lo=0.0, hi=600.0)
+                                         lsd=True, lsd_note="whole seconds only", lo=0.0, hi=600.0,
+                                         label="Class smoothing (s)")
     class_complexity: float = _param(NUMBER, 1.0, "magnitude of the class vector", "classes", lsd=True, lo=0.0,
-                                     hi=100.0)
+                                     hi=100.0, label="Class vector size")
     class_shuffle_seconds: float | tuple[float, ...] | None = _param(
         TIMES, None, "rotate the class list every N seconds (or at a list of times)", "classes", lsd=True,
-        lsd_note="whole seconds; list times must match a frame exactly", unset="never", example="4 or 0, 12.5, 30")
+        lsd_note="whole seconds; list times must match a frame exactly", unset="never", example="4 or 0, 12.5, 30",
+        label="Shuffle classes every (s)")
     class_shuffle_strength: float = _param(NUMBER, 0.5, "how far the class list rotates at each shuffle", "classes",
-                                           lsd=True, **_UNIT)
+                                           lsd=True, **_UNIT, label="Shuffle strength")
     # --- effects
     contrast_percussive: bool | None = _param(
         FLAG, None, "contrast follows the percussive part (enables the contrast effect)", "effects", lsd=True,
-        lsd_note="False is impossible", unset="true, once the effect is on", labels=_TRISTATE)
+        lsd_note="False is impossible", unset="true, once the effect is on", labels=_TRISTATE, label="Contrast follows")
     flash_percussive: bool | None = _param(
         FLAG, None, "flash follows the percussive part (enables the flash effect)", "effects", lsd=True,
-        lsd_note="False is impossible", unset="true, once the effect is on", labels=_TRISTATE)
+        lsd_note="False is impossible", unset="true, once the effect is on", labels=_TRISTATE, label="Flash follows")
     custom_effects: tuple[Any, ...] = _param(EFFECTS, (), "list of EffectsGenerator, applied in order", "effects",
-                                             lsd=True, api_only=True)
+                                             lsd=True, api_only=True, label="Custom effects")
     # --- StyleGAN options
-    truncation_psi: float = _param(NUMBER, 1.0, "StyleGAN w-space truncation psi (1: none)", "stylegan", lo=-2.0,
-                                   hi=2.0, slider=True, step=0.05)
+    truncation_psi: float = _param(NUMBER, 1.0, "StyleGAN's own truncation: pulls w towards the average "
+                                   "image (1: none), after truncation's scaling of the latent", "stylegan", lo=-2.0,
+                                   hi=2.0, slider=True, step=0.05, label="StyleGAN truncation ψ (w space)")
     truncation_cutoff: int | None = _param(INTEGER, None, "StyleGAN: truncate only the first N layers' w",
-                                           "stylegan", lo=0, hi=64, unset="all layers", zero_unset="all layers")
-    noise_mode: str = _param(CHOICE, "const", "StyleGAN noise inputs", "stylegan", choices=NOISE_MODES)
+                                           "stylegan", lo=0, hi=64, unset="all layers", zero_unset="all layers",
+                                           label="Truncate only the first layers")
+    noise_mode: str = _param(CHOICE, "const", "StyleGAN noise inputs", "stylegan", choices=NOISE_MODES,
+                             label="StyleGAN noise")
     # --- musical control of StyleGAN's w (per layer), beyond Lucid Sonic Dreams
     band_react: tuple[float, float, float] = _param(
         NUMBERS, (0.0, 0.0, 0.0), "low, mid, high: how much bass/mids/highs move the coarse/middle/fine layers",
-        "control", lo=0.0, hi=10.0, size=3, broadcast=True, example="0.4 or 0.4, 0.2, 0.3")
+        "control", lo=0.0, hi=10.0, size=3, broadcast=True, example="0.4 or 0.4, 0.2, 0.3", label="Bass / mids / highs")
     band_edges_hz: tuple[float, float] = _param(NUMBERS, (250.0, 2000.0), "the two band edges in Hz (low/mid, "
                                                 "mid/high), increasing", "control", lo=20.0, hi=11000.0, size=2,
-                                                example="250, 2000")
+                                                example="250, 2000", label="Band edges (Hz)")
     noise_react: float = _param(NUMBER, 0.0, "StyleGAN2: hits scale the noise inputs (shimmer on the beat)", "control",
-                                **_REACT)
+                                **_REACT, label="Noise shimmer on hits")
     # --- keyframe images
     keyframes: tuple[tuple[float, str], ...] | None = _param(
         KEYFRAMES, None, "{time_s: image}: the video passes through the generator's reconstruction of each image",
-        "keyframes", unset="none", example="42=cover.png, 60=x.png")
+        "keyframes", unset="none", example="42=cover.png, 60=x.png", label="Keyframe images")
     keyframe_window_seconds: float = _param(NUMBER, 2.0, "seconds over which the video blends into and out of "
-                                            "each keyframe", "keyframes", lo=0.0, hi=600.0)
+                                            "each keyframe", "keyframes", lo=0.0, hi=600.0, label="Keyframe blend (s)")
     keyframe_w_plus: bool | None = _param(
         FLAG, None, "fit keyframe images per layer (W+): closer, less like the model's own images", "keyframes",
-        unset="auto: per layer only where one w falls short of 30 dB", labels=_W_PLUS)
+        unset="auto: per layer only where one w falls short of 30 dB", labels=_W_PLUS,
+        label="Per-layer projection (W+)")
     projection_steps: int = _param(INTEGER, 500, "most optimisation steps per keyframe image (stops once converged; "
-                                   "cached once done)", "keyframes", lo=1, hi=100_000)
+                                   "cached once done)", "keyframes", lo=1, hi=100_000, label="Projection steps")
     # --- StyleGAN3
     rotate_react: float = _param(NUMBER, 0.0, "StyleGAN3: the motion envelope turns the image (turns/second at "
-                                 "full loudness)", "stylegan3", **_REACT)
+                                 "full loudness)", "stylegan3", **_REACT, label="Turn with the music")
     translate_react: float = _param(NUMBER, 0.0, "StyleGAN3: the motion envelope slides the image (image "
-                                    "widths/second)", "stylegan3", **_REACT)
+                                    "widths/second)", "stylegan3", **_REACT, label="Slide with the music")
     # --- separate stems (paths), aligned to the song
     pulse_audio: str | None = _param(PATH, None, "separate audio stem for the pulse", "stems", lsd=True,
-                                     unset="the song")
+                                     unset="the song", label="Pulse stem")
     motion_audio: str | None = _param(PATH, None, "separate audio stem for motion", "stems", lsd=True,
-                                      unset="the song")
+                                      unset="the song", label="Motion stem")
     class_audio: str | None = _param(PATH, None, "separate audio stem for classes", "stems", lsd=True,
-                                     unset="the song")
+                                     unset="the song", label="Classes stem")
     contrast_audio: str | None = _param(PATH, None, "separate audio stem for the contrast effect (enables it)",
-                                        "stems", lsd=True, unset="the song")
+                                        "stems", lsd=True, unset="the song", label="Contrast stem")
     flash_audio: str | None = _param(PATH, None, "separate audio stem for the flash effect (enables it)", "stems",
-                                     lsd=True, unset="the song")
+                                     lsd=True, unset="the song", label="Flash stem")
     output_audio: str | None = _param(PATH, None, "audio muxed into the video instead of the song", "stems",
-                                      lsd=True, unset="the song")
+                                      lsd=True, unset="the song", label="Soundtrack")
 
     def __post_init__(self) -> None:
         for p in PARAMS:
@@ -585,16 +651,18 @@ class RenderParams:
         return out
 
 
-def _table() -> tuple[Param, ...]:
+def table_of(params_class: type) -> tuple[Param, ...]:
+    """The rows of a parameter dataclass whose fields were made with :func:`_param`, each named after its field
+    (``lsd``: the field's name unless the row gave another)."""
     rows = []
-    for f in dataclasses.fields(RenderParams):
+    for f in dataclasses.fields(params_class):
         p = f.metadata["param"]
         rows.append(dataclasses.replace(p, name=f.name, lsd=f.name if p.lsd == "" else p.lsd))
     return tuple(rows)
 
 
 #: The parameter table, in declaration order.
-PARAMS: tuple[Param, ...] = _table()
+PARAMS: tuple[Param, ...] = table_of(RenderParams)
 #: The table by name (a read-only view).
 PARAM: Mapping[str, Param] = types.MappingProxyType({p.name: p for p in PARAMS})
 PARAM_NAMES = frozenset(PARAM)
@@ -647,14 +715,18 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def markdown() -> str:
-    """The README's parameter reference (one table per group), between its markers."""
-    lines = [MARKDOWN_BEGIN]
-    for group, title in GROUPS.items():
-        rows = [p for p in PARAMS if p.group == group]
+def markdown(table: Sequence[Param] | None = None, groups: Mapping[str, str] | None = None,
+             begin: str = MARKDOWN_BEGIN, end: str = MARKDOWN_END, origin: str = "Lucid Sonic Dreams") -> str:
+    """The README's parameter reference (one table per group), between its markers. Default: the render
+    parameters; :mod:`lsd_jax.dmv_params` passes its own table (``origin``: the tool whose names ``Param.lsd``
+    holds)."""
+    table, groups = (PARAMS, GROUPS) if table is None else (table, groups or {})
+    lines = [begin]
+    for group, title in groups.items():
+        rows = [p for p in table if p.group == group]
         if not rows:
             continue
-        lines += ["", f"**{title}**", "", "| parameter | default | values | meaning | Lucid Sonic Dreams |",
+        lines += ["", f"**{title}**", "", f"| parameter | default | values | meaning | {origin} |",
                   "|---|---|---|---|---|"]
         for p in rows:
             default = f"`{p.format(p.default)}`" if p.default is not None and p.kind != EFFECTS else p.default_text()
@@ -662,18 +734,19 @@ def markdown() -> str:
             if p.lsd_note:
                 lsd += f" (there: {p.lsd_note})"
             lines.append(f"| `{p.name}` | {_md(default)} | {_md(p.range_text())} | {_md(p.help)} | {_md(lsd)} |")
-    lines += ["", MARKDOWN_END]
+    lines += ["", end]
     return "\n".join(lines)
 
 
-def table_text() -> str:
-    """The table as plain text, one parameter a line (``lsd-jax params``)."""
-    width = max(len(p.name) for p in PARAMS)
+def table_text(table: Sequence[Param] | None = None, groups: Mapping[str, str] | None = None) -> str:
+    """The table as plain text, one parameter a line (``lsd-jax params``; default: the render parameters)."""
+    table, groups = (PARAMS, GROUPS) if table is None else (table, groups or {})
+    width = max(len(p.name) for p in table)
     lines = []
-    for group, title in GROUPS.items():
+    for group, title in groups.items():
         lines += ["", f"{title}:"]
         lines += [f"  {p.name:{width}}  {p.help} [{p.range_text()}; default: {p.default_text()}]"
-                  for p in PARAMS if p.group == group]
+                  for p in table if p.group == group]
     return "\n".join(lines[1:])
 
 

@@ -14,6 +14,8 @@ import platformdirs
 from .errors import CacheError
 
 CACHE_ENV = "LSD_JAX_CACHE"
+#: below this, a compilation is not worth a file (JAX's default is 1 s, which skips the latents' scans)
+MIN_CACHED_COMPILE_S = 0.05
 
 
 def cache_dir() -> Path:
@@ -54,3 +56,19 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def use_persistent_caches() -> None:
+    """Keep compiled code between processes, under :func:`cache_dir`: JAX's persistent compilation cache in
+    ``jax/`` (the frame step, the latents' scans: a second process loads them instead of compiling) and numba's
+    cache in ``numba/`` (librosa's jitted functions, used by the Deep Music Visualizer mode).
+
+    Idempotent. A JAX cache folder already configured (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is kept,
+    and JAX reads the setting at its first compilation, so within one process the first folder stays in use.
+    The cache holds executable code: like any cache folder, it must not be writable by other users."""
+    import jax
+
+    if jax.config.jax_compilation_cache_dir is None:
+        jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_CACHED_COMPILE_S)
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir() / "numba"))

@@ -100,12 +100,15 @@ def render_frames(
 
 
 class _WriterThread:
-    """Feeds frames to a VideoWriter on its own thread through a bounded queue."""
+    """Feeds frames to a VideoWriter on its own thread through a bounded queue. ``first_write``: the
+    ``time.perf_counter()`` at which the first frames had been handed to the encoder (None before)."""
 
     def __init__(self, writer: Any, maxsize: int = 2):
         self.writer = writer
         self.queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=maxsize)
         self.error: BaseException | None = None
+        self.first_write: float | None = None
+        self.first_write_cpu: float | None = None  # the process's CPU time (all threads) then
         self.thread = threading.Thread(target=self._run, name="lsd-jax-encoder", daemon=True)
         self.thread.start()
 
@@ -117,6 +120,9 @@ class _WriterThread:
             if self.error is None:
                 try:
                     self.writer.write(item)
+                    if self.first_write is None:
+                        self.first_write = time.perf_counter()
+                        self.first_write_cpu = time.process_time()
                 except BaseException as e:  # surfaced in put()/close()
                     self.error = e
 
@@ -141,6 +147,8 @@ class Timings:
     latents: float = 0.0
     frames: float = 0.0
     total: float = 0.0
+    first_frame: float | None = None  # from the render call until the first frame was written to the encoder
+    first_frame_cpu: float | None = None  # the process's CPU seconds (all threads, imports included) at that moment
     n_frames: int = 0
     tempo_bpm: float | None = None  # detected when speed_fpm is "beat" or "bar"
 
@@ -166,8 +174,10 @@ class RenderResult:
     def summary(self) -> str:
         """One line for the CLI: frames, time per stage, tempo."""
         t = self.timings
+        first = f", first frame after {t.first_frame:.1f} s" if t.first_frame is not None else ""
         return (f"{self.n_frames} frames in {t.total:.1f} s: audio {t.audio:.1f} s, latents {t.latents:.1f} s, "
-                f"frames+encoding {t.frames:.1f} s" + (f"; tempo {self.tempo_bpm:.1f} BPM" if self.tempo_bpm else ""))
+                f"frames+encoding {t.frames:.1f} s{first}"
+                + (f"; tempo {self.tempo_bpm:.1f} BPM" if self.tempo_bpm else ""))
 
 
 @dataclass
@@ -211,13 +221,18 @@ def prepare(
 ) -> Prepared:
     """Validate parameters, resolve the style, analyse the song, compute latents, build the step."""
     from . import audio, latents
+    from .paths import use_persistent_caches
 
+    use_persistent_caches()  # compiled steps and latents outlive the process (cache_dir()/jax)
     t0 = time.perf_counter()
     params = make_params(params, **kwargs) if params is not None else make_params(**kwargs)
     timings = Timings()
     style_obj = resolve_style(style, params, input_shape=input_shape, num_possible_classes=num_possible_classes,
                               progress=progress)
     timings.style = time.perf_counter() - t0
+    settings = render_settings(params, style_obj)  # the style's own settings fail here, before any analysis
+    if params.classes is not None and any(isinstance(c, str) for c in params.classes):
+        params = params.replace(classes=style_obj.resolve_classes(params.classes))  # names need the style
 
     t = time.perf_counter()
     feats = audio.analyze(song, params)  # decodes the song once: features, bands, beats and soundtrack
@@ -257,7 +272,6 @@ def prepare(
 
         angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps)
         inputs["transform"] = np.asarray(stylegan3_transform(angle, tx, ty), np.float32)
-    settings = render_settings(params)
     batch = params.batch_size or auto_batch_size(style_obj, size, len(devices), example=inputs, settings=settings)
     step = make_frame_step(style_obj, size, plan, batch, devices=devices, compute_dtype=params.compute_dtype,
                            settings=settings)
@@ -288,6 +302,7 @@ def render(
     input_shape: int | None = None,
     num_possible_classes: int | None = None,
     params: RenderParams | None = None,
+    live: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> RenderResult:
     """Render a music video of ``song``; returns a :class:`RenderResult` (``.path``: the MP4).
@@ -297,6 +312,8 @@ def render(
     ``num_possible_classes``). ``kwargs``: :class:`~lsd_jax.params.RenderParams` fields.
     ``progress``: True for a progress bar, False for none, or a callback ``(done, total)``.
     The output is written to a temporary file and renamed into place only when complete.
+    ``live``: also write the encoded video, as it is made, into this fragmented MP4 (for playing
+    while rendering; the output is unchanged, byte for byte; single process only).
     Under ``jax.distributed`` (several processes), each process renders a contiguous range of
     frames and process 0 joins the segments without re-encoding.
     """
@@ -320,13 +337,17 @@ def render(
     callback, bar = _progress_callback(progress, last - first)
     target = out if n_proc == 1 else segment_path(out, proc)
     try:
-        with video.VideoWriter(target, fps=fps, size=prep.size, audio=soundtrack if n_proc == 1 else None) as writer:
+        with video.VideoWriter(target, fps=fps, size=prep.size, audio=soundtrack if n_proc == 1 else None,
+                               live=live if n_proc == 1 else None) as writer:
             feeder = _WriterThread(writer)
             try:
                 render_frames(prep.step, {k: v[first:last] for k, v in prep.inputs.items()}, prep.plan,
                               feeder.put, callback)
             finally:
                 feeder.close()
+            if feeder.first_write is not None:
+                prep.timings.first_frame = feeder.first_write - t0
+                prep.timings.first_frame_cpu = feeder.first_write_cpu
     finally:
         if bar is not None:
             bar.close()
@@ -350,3 +371,24 @@ def render(
 def segment_path(out: Path, index: int) -> Path:
     """Where process ``index`` of a multi-process render writes its segment (beside the output)."""
     return out.with_name(f".{out.stem}.segment{index:03d}.mp4")
+
+
+def warm_up(style: Any = None, *, params: RenderParams | None = None, seconds: float = 2.0, **kwargs: Any) -> float:
+    """Compile, ahead of the first request, what renders and previews with these parameters run: a ``seconds``
+    clip of the synthesised demo song goes through :func:`prepare` and one frame. The frame step for this style,
+    output size, effects and batch is then compiled in this process (JAX's jit cache: the first preview or render
+    reuses it) and in the persistent cache (the next process loads it); the audio and latents code paths are
+    loaded too (the latents' scans compile again for each new song length). Returns the seconds it took.
+
+    For servers: call it at launch, e.g. in a background thread, with the page's default parameters."""
+    import tempfile
+
+    from .demo import write_demo_song
+
+    t = time.perf_counter()
+    params = make_params(params, **kwargs) if params is not None else make_params(**kwargs)
+    params = params.replace(start=0.0, duration=None)
+    with tempfile.TemporaryDirectory(prefix="lsd-jax-warm-") as d:
+        song = write_demo_song(Path(d) / "warm.wav", seconds=max(1.0, seconds))
+        prepare(song, style, params=params, progress=False).frames([0])
+    return time.perf_counter() - t

@@ -1,4 +1,5 @@
-"""Random StyleGAN2-ADA ``G_ema`` state dicts in torch layout (for tests and the benchmark).
+"""Random StyleGAN2-ADA ``G_ema`` state dicts in torch layout, and random BigGAN-deep states (for tests and the
+benchmark).
 
 * ``sg2_config(**overrides) -> dict``: a full generator config (NVIDIA's ``Generator`` init kwargs with every
   default filled in), small by default; ``paper256_config()`` and ``config_f_config()`` give NVIDIA's shapes.
@@ -176,3 +177,50 @@ def config_f_config(**overrides: Any) -> dict:
     """StyleGAN2 config-f at 1024x1024: channel_base 32768, channel_max 512."""
     return sg2_config(z_dim=512, w_dim=512, img_resolution=1024, num_layers=8, channel_base=32768,
                       channel_max=512, **overrides)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# BigGAN-deep (the benchmark's full-width networks)
+
+#: The pytorch-pretrained-biggan models' layer lists ``[up_sample, in, out]`` (channels × channel_width).
+BIGGAN_LAYERS = {
+    128: [[False, 16, 16], [True, 16, 16], [False, 16, 16], [True, 16, 8], [False, 8, 8], [True, 8, 4],
+          [False, 4, 4], [True, 4, 2], [False, 2, 2], [True, 2, 1]],
+    256: [[False, 16, 16], [True, 16, 16], [False, 16, 16], [True, 16, 8], [False, 8, 8], [True, 8, 8],
+          [False, 8, 8], [True, 8, 4], [False, 4, 4], [True, 4, 2], [False, 2, 2], [True, 2, 1]],
+}
+BIGGAN_LAYERS[512] = BIGGAN_LAYERS[256] + [[False, 1, 1], [True, 1, 1]]
+
+
+def biggan_deep_config(resolution: int = 256, channel_width: int = 128) -> dict:
+    """The converted config (:func:`converters.biggan.parse_biggan`) of the package's ``biggan-deep-<resolution>``
+    (full width by default)."""
+    from converters.biggan import FAMILY, read_config
+
+    cfg = {"output_dim": resolution, "z_dim": 128, "class_embed_dim": 128, "channel_width": channel_width,
+           "num_classes": 1000, "layers": [list(x) for x in BIGGAN_LAYERS[resolution]],
+           "attention_layer_position": 8, "eps": 1e-4, "n_stats": 51}
+    return {**read_config(cfg, f"biggan-deep-{resolution}"), "family": FAMILY}
+
+
+def random_biggan_state(config: dict, seed: int = 0) -> dict[str, np.ndarray]:
+    """A converted BigGAN-deep state (spectral norm already folded: :func:`converters.biggan.state_shapes`) with
+    random values scaled like a trained network's (weights ~ N(0, 1/fan_in), statistics near 0 and 1), float32."""
+    from converters.biggan import state_shapes
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+    for name, shape in state_shapes(config).items():
+        leaf = name.rsplit(".", 1)[1]
+        if leaf == "running_means":
+            v = rng.normal(0.0, 0.1, shape)
+        elif leaf == "running_vars":
+            v = rng.uniform(0.5, 1.5, shape)
+        elif leaf in ("bias", "gamma"):
+            v = rng.normal(0.0, 0.1, shape)
+        elif name == "generator.bn.weight":
+            v = rng.uniform(0.5, 1.5, shape)
+        else:  # linear (out, in) or conv (out, in, k, k)
+            v = rng.normal(0.0, 1.0 / np.sqrt(int(np.prod(shape[1:]))), shape)
+        out[name] = v.astype(np.float32)
+    return out

@@ -24,8 +24,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import effects as fx
-from .models.stylegan2 import NOISE_MODES
-from .params import RenderParams
+from .params import NOISE_MODES, RenderParams  # the models' noise-mode indices (tests check they agree)
 from .style import Style
 
 Array = jax.Array
@@ -69,13 +68,17 @@ def effect_amplitudes(features: Any) -> np.ndarray:
     return np.stack(cols, axis=1).astype(np.float32)
 
 
-def render_settings(params: RenderParams) -> dict[str, np.ndarray]:
+def render_settings(params: RenderParams, style: Style | None = None) -> dict[str, np.ndarray]:
     """The render settings the step reads as arrays: ``truncation_psi`` (float32), ``truncation_cutoff`` (int32,
-    :data:`CUTOFF_ALL` for "none") and ``noise_mode`` (int32 index into ``NOISE_MODES``)."""
+    :data:`CUTOFF_ALL` for "none") and ``noise_mode`` (int32 index into ``NOISE_MODES``), plus the ``style``'s own
+    (:attr:`Style.settings_fn`, e.g. BigGAN's batch-norm statistics weights of ``truncation``)."""
     cutoff = params.truncation_cutoff
-    return {"truncation_psi": np.float32(params.truncation_psi),
-            "truncation_cutoff": np.int32(CUTOFF_ALL if cutoff is None else cutoff),
-            "noise_mode": np.int32(NOISE_MODES.index(params.noise_mode))}
+    out = {"truncation_psi": np.float32(params.truncation_psi),
+           "truncation_cutoff": np.int32(CUTOFF_ALL if cutoff is None else cutoff),
+           "noise_mode": np.int32(NOISE_MODES.index(params.noise_mode))}
+    if style is not None and style.settings_fn is not None:
+        out.update(style.settings_fn(params))
+    return out
 
 
 def fit(images: Array, size: tuple[int, int]) -> Array:
@@ -195,7 +198,7 @@ def make_frame_step(
     variables = dict(style.variables or {})
     if "model" in variables and hasattr(style.program, "constants"):
         variables["consts"] = _constants(style.program, variables["model"])
-    variables["settings"] = settings if settings is not None else render_settings(RenderParams())
+    variables["settings"] = settings if settings is not None else render_settings(RenderParams(), style)
     dtype = jnp.dtype(compute_dtype).name  # a name from params.COMPUTE_DTYPES
     if dtype != "float32":
         variables = _cast_floats(variables, dtype)

@@ -10,7 +10,11 @@ runs on the host, accepts a StyleGAN3 transform, has noise inputs, lets its w be
 * ``variables`` — the pytree of arrays the program reads (``{"model": state}`` for module styles); a jit argument,
   never closed over, so big weights are not baked into the compiled program. The step adds the render settings
   (``variables["settings"]``: truncation ψ/cutoff, noise mode, as arrays: changing them never recompiles);
-* ``host_fn`` — instead of a program, a NumPy callable ``(z, c) -> images`` run outside the step.
+* ``host_fn`` — instead of a program, a NumPy callable ``(z, c) -> images`` run outside the step;
+* ``settings_fn`` — optional: ``settings_fn(params) -> {name: array}``, render settings of the style's own, computed
+  on the host from the parameters and added to ``variables["settings"]`` (BigGAN: the batch-norm statistics weights
+  of its truncation, exact in float64; a ParamError for parameters the style cannot honour);
+* ``class_index`` — optional: ``class_index(name) -> int``, so ``classes=`` may name classes (BigGAN: ImageNet).
 
 Styles that render any size (the embedded CPPN) return ``size`` exactly; styles with a native size (StyleGAN)
 ignore it and the frame step resizes.
@@ -25,7 +29,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
+
+from .errors import ParamError
 
 Array = jax.Array
 
@@ -37,10 +42,14 @@ class ModuleProgram:
     graphdef: Any
 
     def constants(self, model_state: Any) -> Any:
+        from flax import nnx  # here, not at import: the default style's render path never loads Flax
+
         model = nnx.merge(self.graphdef, model_state)
         return model.constants() if hasattr(model, "constants") else None
 
     def __call__(self, variables: dict[str, Any], inputs: dict[str, Array], size: tuple[int, int]) -> Array:
+        from flax import nnx
+
         model = nnx.merge(self.graphdef, variables["model"])
         return model.frame_images(inputs, variables.get("settings", {}), size=size, consts=variables.get("consts"))
 
@@ -70,6 +79,24 @@ class Style:
     generator: Any = None  # the lsd_jax.generator.Generator of StyleGAN styles (projection, w statistics)
     cpu_batch_pixels: int = 2 ** 21  # on CPU, frames per step = this // pixels per frame (see step.auto_batch_size)
     description: str = ""
+    settings_fn: Callable[[Any], dict[str, Any]] | None = None  # params -> extra render settings (see above)
+    class_index: Callable[[str], int] | None = None  # a class name -> its index (named classes)
+
+    def resolve_classes(self, classes: Any) -> tuple[int, ...] | None:
+        """``classes`` (indices and/or names, as the parameter table accepts them) as indices: names through
+        :attr:`class_index`; a ParamError when the style's classes have no names."""
+        if classes is None:
+            return None
+        out = []
+        for c in classes:
+            if isinstance(c, str):
+                if self.class_index is None:
+                    raise ParamError(f"classes: {c!r} is a class name, but the classes of style {self.name!r} have "
+                                     f"no names; give class indices (0 to {max(self.c_dim - 1, 0)})")
+                out.append(int(self.class_index(c)))
+            else:
+                out.append(int(c))
+        return tuple(out)
 
     @property
     def host(self) -> bool:
@@ -93,7 +120,7 @@ class Style:
             from .params import RenderParams
             from .step import render_settings
 
-            settings = render_settings(RenderParams())
+            settings = render_settings(RenderParams(), self)
         variables = {**(self.variables or {}), "settings": settings}
         return _images(self.program, variables, {k: jnp.asarray(v) for k, v in inputs.items()}, size)
 

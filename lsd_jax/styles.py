@@ -1,7 +1,8 @@
 """Resolving what the user passed as ``style`` into a :class:`~lsd_jax.style.Style`.
 
 Accepted: ``None`` / ``"default"`` / ``"cppn"`` (the embedded style, no download); a
-:class:`Style`; a path to an NVIDIA ``.pkl`` or a converted ``.safetensors``; a catalogue name (downloaded
+:class:`Style`; a path to an NVIDIA ``.pkl`` or a converted ``.safetensors``; a BigGAN-deep checkpoint folder
+(``config.json`` + ``pytorch_model.bin``, or the ``.bin``); a catalogue name (downloaded
 once, then cached); or a callable ``style(noise_batch, class_batch)`` as in Lucid Sonic Dreams,
 returning a batch of (H, W, 3) images with values in [0, 255] (uint8 or float).
 
@@ -22,23 +23,21 @@ import numpy as np
 
 from .errors import StyleError
 from .params import RenderParams
-from .style import CallableProgram, ModuleProgram, Style
+from .style import CallableProgram, Style
 
 DEFAULT_NAMES = ("default", "cppn")
 
 
 def cppn_style(z_dim: int | None = None, c_dim: int | None = None) -> Style:
-    """The embedded default style ("default" / "cppn"): :class:`lsd_jax.models.cppn.CPPN` at any size. Every call
-    builds the same values, so renders share one compiled step (JAX's jit cache keys on the graphdef's value)."""
-    from flax import nnx
-
-    from .models import cppn
+    """The embedded default style ("default" / "cppn"): :class:`lsd_jax.models.cppn.CPPN`'s network at any size,
+    run by its pure forward (:class:`~lsd_jax.models.cppn_forward.CPPNProgram`: no Flax on this path). Every call
+    builds the same values, so renders share one compiled step (JAX's jit cache keys on the program's value)."""
+    from .models import cppn_forward as cppn
 
     z_dim = cppn.Z_DIM if z_dim is None else z_dim
     c_dim = cppn.C_DIM if c_dim is None else c_dim
-    graphdef, state = nnx.split(cppn.CPPN(z_dim, c_dim))
-    return Style(name="cppn", z_dim=z_dim, c_dim=c_dim, program=ModuleProgram(graphdef),
-                 variables={"model": nnx.to_pure_dict(state)}, native_size=None,
+    return Style(name="cppn", z_dim=z_dim, c_dim=c_dim, program=cppn.CPPNProgram(z_dim, c_dim),
+                 variables={"model": cppn.init_variables(z_dim, c_dim)}, native_size=None,
                  description="embedded CPPN: abstract art at any resolution, no download")
 
 
@@ -99,6 +98,8 @@ def resolve_style(
         raise StyleError(f"style must be a name, a path to a .pkl or .safetensors, a Style or a callable; got "
                          f"{type(style).__name__}")
     path = Path(style).expanduser()
+    if path.is_dir() or path.suffix.lower() == ".bin":  # a BigGAN-deep checkpoint
+        return _stylegan_from_path(path, params, name=_biggan_name(path))
     if path.suffix.lower() in (".pkl", ".npz", ".safetensors") or path.exists():
         if not path.is_file():
             raise StyleError(f"style file not found: {path}")
@@ -110,6 +111,18 @@ def resolve_style(
 
 
 def _stylegan_from_path(path: Path, params: RenderParams, name: str | None = None) -> Style:
-    from .generator import load_generator, stylegan_style
+    from .generator import BigGANGenerator, biggan_style, load_generator, stylegan_style
 
-    return stylegan_style(load_generator(path), name=name or path.stem)
+    gen = load_generator(path)
+    if isinstance(gen, BigGANGenerator):
+        return biggan_style(gen, name=name or path.stem)
+    return stylegan_style(gen, name=name or path.stem)
+
+
+def _biggan_name(path: Path) -> str:
+    """A BigGAN checkpoint's name: its folder's (``biggan-deep-256/``, or the folder of ``pytorch_model.bin``) or
+    the package cache's ``<model>-pytorch_model.bin`` prefix."""
+    if path.is_dir() or path.name == "pytorch_model.bin":
+        folder = path if path.is_dir() else path.parent
+        return folder.resolve().name or "biggan-deep"
+    return path.name.removesuffix("-pytorch_model.bin").removesuffix(".bin") or "biggan-deep"

@@ -14,6 +14,10 @@ once: the result is cached by the pickle's sha256 under ``paths.cache_dir() / "c
 ``<sha256>.f<format>c<converter>.safetensors`` (versions in the name, so a converter fix never serves a stale
 conversion; written atomically; an entry that fails to load is deleted and rebuilt). :func:`convert` is
 ``lsd-jax convert IN.pkl OUT.safetensors``. A ``.npz`` of the old format is refused with what to do.
+
+A BigGAN-deep checkpoint (a folder with ``config.json`` + ``pytorch_model.bin``, or the ``.bin`` with its config
+beside it; :mod:`converters.biggan`) is converted and cached the same way, keyed by the sha256 of BOTH files
+(:func:`biggan_sha256`), so a changed config.json is never served a stale conversion.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from converters import biggan as conv_biggan
 from converters import parse
 from converters import sg1 as conv_sg1
 from converters import sg2 as conv_sg2
@@ -89,6 +94,8 @@ def check_config(config: Any, source: str) -> dict:
                 checked = conv_sg3.finish_config(config)
             elif config.get("family") == conv_sg1.FAMILY:
                 checked = conv_sg1.finish_config(config, source)
+            elif config.get("family") == conv_biggan.FAMILY:
+                checked = conv_biggan.finish_config(config, source)
             elif config.get("family", "stylegan2") == "stylegan2":
                 checked = conv_sg2.finish_config(config, config["mapping_kwargs"], config["synthesis_kwargs"])
             else:
@@ -101,7 +108,8 @@ def check_config(config: Any, source: str) -> dict:
 
 
 def _converter(config: dict) -> Any:
-    return {"stylegan3": conv_sg3, conv_sg1.FAMILY: conv_sg1}.get(config.get("family"), conv_sg2)
+    return {"stylegan3": conv_sg3, conv_sg1.FAMILY: conv_sg1, conv_biggan.FAMILY: conv_biggan}.get(
+        config.get("family"), conv_sg2)
 
 
 def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
@@ -271,6 +279,8 @@ def _load_entry(entry: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
 def load_with_hash(path: str | Path) -> tuple[dict, dict[str, np.ndarray], str]:
     """:func:`load`, also returning the sha256 of the bytes the result came from."""
     p = Path(path).expanduser()
+    if is_biggan_checkpoint(p):
+        return load_biggan(p)
     if p.suffix.lower() == SUFFIX:
         sha = sha256_file(p)
         return (*load_safetensors(p), sha)
@@ -300,7 +310,8 @@ def load_with_hash(path: str | Path) -> tuple[dict, dict[str, np.ndarray], str]:
 
 def load(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` of an NVIDIA StyleGAN2 / StyleGAN2-ADA (PyTorch or TF) or StyleGAN3 pickle (converted
-    once, cached) or of a converted ``.safetensors`` file.
+    once, cached), of a BigGAN-deep checkpoint (folder or ``.bin``; see :func:`load_biggan`) or of a converted
+    ``.safetensors`` file.
 
     ``state``: ``G_ema``'s torch ``state_dict()`` (every parameter and buffer) as float32 numpy arrays in torch
     layout, in ``state_dict()`` order. ``config``: NVIDIA's Generator init kwargs with defaults filled in (see
@@ -339,3 +350,68 @@ def clear_cache() -> int:
         except OSError:
             pass
     return n
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# BigGAN-deep checkpoints (config.json + pytorch_model.bin), cached by both files' bytes
+
+
+def is_biggan_checkpoint(path: Path) -> bool:
+    """Whether ``path`` names a BigGAN-deep checkpoint: a folder (the only folder format) or a ``.bin`` file."""
+    return path.is_dir() or path.suffix.lower() == ".bin"
+
+
+def _biggan_hash(config_data: bytes, weights: bytes | Path) -> str:
+    """sha256 over both files (domain-separated, the config's length first): the conversion cache's key."""
+    h = hashlib.sha256(b"lsd-jax biggan-deep\n")
+    h.update(struct.pack("<Q", len(config_data)))
+    h.update(config_data)
+    if isinstance(weights, bytes):
+        h.update(weights)
+        return h.hexdigest()
+    try:
+        with open(weights, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+    except OSError as exc:
+        raise StyleError(f"cannot read {weights}: {exc.strerror or exc}") from None
+    return h.hexdigest()
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise StyleError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def biggan_sha256(path: str | Path) -> str:
+    """The conversion cache key of a BigGAN-deep checkpoint (folder or ``.bin``): sha256 of config.json and
+    pytorch_model.bin together (streamed; the weights are never held in memory whole)."""
+    with from_converter():
+        config_path, weights_path = conv_biggan.resolve_checkpoint(path)
+    return _biggan_hash(_read_bytes(config_path), weights_path)
+
+
+def load_biggan(path: str | Path) -> tuple[dict, dict[str, np.ndarray], str]:
+    """``(config, state, sha256)`` of a BigGAN-deep checkpoint folder (or its ``.bin`` with the config.json beside
+    it, also under the package's cache names ``<model>-pytorch_model.bin`` / ``<model>-config.json``): converted
+    once (:func:`converters.biggan.parse_biggan_bytes`, spectral norm folded), then read from the cache."""
+    p = Path(path).expanduser()
+    with from_converter():
+        config_path, weights_path = conv_biggan.resolve_checkpoint(p)
+    config_data = _read_bytes(config_path)
+    sha = _biggan_hash(config_data, weights_path)
+    hit = _load_entry(cache_path(sha))
+    if hit is not None:
+        return (*hit, sha)
+    data = _read_bytes(weights_path)
+    sha = _biggan_hash(config_data, data)  # the bytes actually converted
+    with from_converter():
+        config, state = conv_biggan.parse_biggan_bytes(config_data, data, config_path.name, weights_path.name)
+    del data
+    try:
+        save(cache_path(sha), config, state, source_sha256=sha)
+    except OSError as exc:
+        warnings.warn(f"lsd-jax: could not write the conversion cache ({exc}); continuing uncached", stacklevel=2)
+    return config, state, sha

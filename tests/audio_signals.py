@@ -109,3 +109,44 @@ def write(path: str | os.PathLike[str], y: np.ndarray, sr: int = SR) -> Path:
     else:
         raise ValueError(f"unsupported test format {suffix}")
     return path
+
+
+def pitch_song(seconds_each: float = 2.0, sr: int = SR) -> np.ndarray:
+    """Quiet A4, then loud C5, then quiet A4 again (soft onsets): the pitch moves the class mix, the loudness the
+    noise (BigGAN/Deep Music Visualizer tests)."""
+    parts = [tone(440.0, seconds_each, sr, amp=0.03), tone(523.25, seconds_each, sr, amp=0.6),
+             tone(440.0, seconds_each, sr, amp=0.03)]
+    ramp = np.minimum(np.arange(parts[0].size) / 400.0, 1.0).astype(np.float32)
+    return np.concatenate([p * ramp for p in parts])
+
+
+def drums_and_pad(seconds: float = 12.0, bpm: float = 100.0, sr: int = SR, seed: int = 0,
+                  pad_gain: float = 0.2) -> np.ndarray:
+    """A synthetic song: drums (kick on every beat, snare on 2 and 4, hi-hats on eighths, with a few
+    missing kicks so the hits are not a perfect grid) over a slow pad (minor chords swelling in over
+    ~1 s, changing every 2 bars). Deterministic; normalised to peak 0.9."""
+    rng = np.random.default_rng(seed)
+    n = seconds_to_samples(seconds, sr)
+    t = np.arange(n) / sr
+    beat = 60.0 / bpm
+    beats = np.arange(0.0, seconds - 0.3, beat)
+    kicks = [b for i, b in enumerate(beats) if rng.random() > 0.15 or i % 4 == 0]
+    snares = [b for i, b in enumerate(beats) if i % 2 == 1]
+    hats = list(np.arange(0.0, seconds - 0.1, beat / 2))
+    y = place(np.zeros(n, np.float32), kicks, low_hit(sr), sr, gain=0.9)
+    snare = (0.5 * click(sr, length_s=0.15, decay_s=0.04, seed=seed + 1)
+             + tone(190, 0.15, sr, amp=0.4) * np.exp(-np.arange(seconds_to_samples(0.15, sr)) / (0.05 * sr)))
+    y = place(y, snares, snare.astype(np.float32), sr, gain=0.5)
+    y = place(y, hats, high_hit(sr), sr, gain=0.25)
+    pad = np.zeros(n)
+    chords = [(57, 60, 64), (53, 57, 60), (55, 59, 62), (52, 55, 59)]  # Am F G Em
+    bar2 = 8 * beat
+    for k in range(int(np.ceil(seconds / bar2))):
+        start, stop = k * bar2, min((k + 1) * bar2 + 0.5, seconds)
+        m = (t >= start) & (t < stop)
+        tt = t[m] - start
+        env = np.minimum(tt / 1.2, 1.0) * np.minimum((stop - start - tt) / 0.5, 1.0)
+        for note in chords[k % len(chords)]:
+            f = 440.0 * 2.0 ** ((note - 69) / 12)
+            pad[m] += pad_gain * env * (np.sin(2 * np.pi * f * tt) + 0.3 * np.sin(4 * np.pi * f * tt))
+    return normalise(y + pad.astype(np.float32))

@@ -9,13 +9,18 @@ It serves in-memory files with ``Range`` support (206 / 416) and, per path, can 
 status instead (404, 503, ... for the first N requests or always), drop the connection after K body
 bytes (the first N times), stall (sleep with the headers sent, woken by ``stop()``), ignore ``Range``,
 trickle slowly (``chunk`` bytes every ``chunk_delay`` seconds, woken by ``stop()``), send a given Content-Type, or
-announce a different Content-Length (``claim_length``). Every request is logged (method, path, headers).
+announce a different Content-Length (``claim_length``), send extra ``headers``, serve byte ranges asked for in the
+path (``path_ranges``: ``/f/START-END``, mega.nz's way), or answer through a ``respond(request)`` function (a host's
+API or pages; it returns ``(status, headers, body)``, or None to serve the file). Every request is logged (method,
+path, query, headers, body); POST is accepted.
 Threads are bounded (a semaphore) and daemonic; ``stop()`` wakes stalled handlers so tests never hang.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -29,6 +34,7 @@ class Request:
     path: str  # without the query string
     query: str
     headers: dict[str, str]
+    body: bytes = b""
 
     @property
     def range(self) -> str | None:
@@ -51,6 +57,9 @@ class _File:
     content_type: str = "application/octet-stream"
     claim_length: int | None = None  # Content-Length to announce instead of the real one
     etag: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # extra headers sent with the file
+    path_ranges: bool = False  # also answer PATH/START-END with those bytes (200), as mega.nz's servers do
+    respond: Callable[[Request], tuple[int, dict[str, str], bytes] | None] | None = None
     served: int = field(default=0)  # requests seen for this path
 
 
@@ -90,13 +99,24 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self._serve(body=True)
 
+    def do_POST(self):
+        self._serve(body=True)
+
     def _serve(self, body: bool) -> None:
         owner = self.server.owner
         parts = urlsplit(self.path)
-        req = Request(self.command, parts.path, parts.query, {k.lower(): v for k, v in self.headers.items()})
+        length = int(self.headers.get("Content-Length") or 0)
+        sent = self.rfile.read(length) if length else b""
+        req = Request(self.command, parts.path, parts.query, {k.lower(): v for k, v in self.headers.items()}, sent)
+        in_path = None
         with owner.lock:
             owner.requests.append(req)
             f = owner.files.get(parts.path)
+            if f is None:
+                m = re.fullmatch(r"(.*)/(\d+)-(\d+)", parts.path)
+                g = owner.files.get(m.group(1)) if m else None
+                if g is not None and g.path_ranges:
+                    f, in_path = g, (int(m.group(2)), int(m.group(3)))
             n = None
             if f is not None:
                 n = f.served
@@ -105,11 +125,27 @@ class _Handler(BaseHTTPRequestHandler):
             return self._simple(404, b"not found")
         if f.status is not None and (f.status_times is None or n < f.status_times):
             return self._simple(f.status, b"scripted status")
+        if f.respond is not None:
+            answer = f.respond(req)
+            if answer is not None:
+                code, headers, payload = answer
+                self.send_response(code)
+                for k, v in {"Content-Type": "application/octet-stream", **headers}.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+                return None
 
         data = f.data
         start, end, status = 0, len(data), 200
         rng = req.range
-        if rng and not f.ignore_range:
+        if in_path is not None:
+            start, end = in_path[0], min(in_path[1] + 1, len(data))
+            if start >= len(data) or start >= end:
+                return self._simple(416, b"bad range")
+        elif rng and not f.ignore_range:
             spec = rng.strip().lower()
             if not spec.startswith("bytes=") or "," in spec:
                 return self._simple(400, b"bad range")
@@ -133,6 +169,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "none" if f.ignore_range else "bytes")
         if f.etag:
             self.send_header("ETag", f.etag)
+        for k, v in f.headers.items():
+            self.send_header(k, v)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
         self.end_headers()

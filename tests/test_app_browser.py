@@ -1,30 +1,36 @@
 """The web app in a real browser: Debian's Chromium driven by Playwright for Python.
 
 Upload a song, change sliders, preview, render, and wait for the <video> to have a playable source;
-then a bad upload shows a clear message and the page keeps working. Screenshots go to
-``test-artifacts/`` (gitignored).
+bad input shows its problem next to the field and the page keeps working; the estimate before a
+click; the video playing while later frames still render; Cancel, and closing the tab, stop a render
+at once and the next visitor's renders; a double-click queues one job; the one-click examples; the
+buttons right under the upload on a phone. The server runs in this process, so the tests look at
+its jobs directly and slow its renders down (``slow_batches``) where they must act mid-render.
+Screenshots go to ``test-artifacts/`` (gitignored).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from app_songs import slow_batches
 
 from lsd_jax.demo import write_demo_song
 from lsd_jax.web import page as web_page
 from lsd_jax.web.config import AppConfig
-from lsd_jax.web.jobs import Jobs
+from lsd_jax.web.jobs import JobCancelled, Jobs
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 120_000
 
@@ -35,32 +41,56 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class App(str):
+    """The served page's URL, with its Jobs."""
+
+    jobs: Jobs
+
+
+def _serve(cfg: AppConfig):
+    jobs = Jobs(cfg, keep=0.0)
+    demo = web_page.build_app(cfg, jobs)
+    port = _free_port()
+    web_page.launch(demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                    ssr_mode=False)
+    url = App(f"http://127.0.0.1:{port}/")
+    url.jobs = jobs
+    return url, demo, jobs
+
+
 @pytest.fixture(scope="module")
 def app_url():
-    cfg = AppConfig(max_seconds=6, max_file_size="2mb")
-    with Jobs(cfg, keep=0.0) as jobs:
-        demo = web_page.build_app(cfg, jobs)
-        port = _free_port()
-        web_page.launch(demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                        ssr_mode=False)
-        yield f"http://127.0.0.1:{port}/"
-        demo.close()
+    url, demo, jobs = _serve(AppConfig(max_seconds=12, max_file_size="2mb", examples="off", warm_up=False))
+    yield url
+    demo.close()
+    jobs.close()
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def browser():
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium); Playwright's own download is not used")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(app_url)
-        page.locator("#render-btn").wait_for()
-        yield page
+        yield browser
         browser.close()
+
+
+def _open(browser, url, **kwargs):
+    page = browser.new_page(**{"viewport": {"width": 1400, "height": 1300}, **kwargs})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.locator("#render-btn").wait_for()
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    page = _open(browser, app_url)
+    yield page
+    page.close()
 
 
 def _set_number(page, name: str, value: str) -> None:
@@ -71,11 +101,14 @@ def _set_number(page, name: str, value: str) -> None:
 
 
 def _upload_song(page, path: Path) -> None:
-    clear = page.locator("#song button[aria-label='Clear']")
+    message = page.locator("#song [data-testid='status-tracker'] button[aria-label='Clear']")
+    if message.count() and message.first.is_visible():  # a problem shown over the field: close it first
+        message.first.click()
+    clear = page.locator("#song .icon-button-wrapper button[aria-label='Clear']")  # not a message's close button
     if clear.count():
         clear.first.click()
     page.locator("#song input[type=file]").set_input_files(str(path))
-    page.locator("#song button[aria-label='Clear']").wait_for()  # uploaded
+    clear.first.wait_for()  # uploaded
 
 
 def _toast_text(page) -> str:
@@ -84,13 +117,34 @@ def _toast_text(page) -> str:
     return toast.inner_text()
 
 
+def _close_toasts(page) -> None:
+    for close in page.locator('[data-testid="toast-close"]').all():
+        close.click()
+
+
+def _wait_idle(page) -> None:
+    """Until the visitor's job is over (the buttons are back)."""
+    page.wait_for_function("() => !document.querySelector('#render-btn').disabled", timeout=TIMEOUT_MS)
+
+
+def _running(jobs: Jobs):
+    return [r for r in jobs._runs if not r.finished()]
+
+
+def _wait(pred, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def test_upload_preview_render_and_play(page, tmp_path):
     from playwright.sync_api import expect
 
     song = write_demo_song(tmp_path / "beat.wav", seconds=3.0)
-    _upload_song(page, song)
-    _set_number(page, "fps", "8")
+    _set_number(page, "fps", "8")  # before the upload: the estimate measures this size, not the default
     _set_number(page, "resolution", "32")
+    _upload_song(page, song)
     _set_number(page, "pulse_react", "1.2")
     _set_number(page, "seed", "5")
     page.get_by_text("Advanced parameters").click()
@@ -105,6 +159,7 @@ def test_upload_preview_render_and_play(page, tmp_path):
     page.locator("#preview-gallery img").nth(5).wait_for()
     assert page.locator("#preview-gallery img").count() >= 6
     page.screenshot(path=str(ARTIFACTS / "app-preview.png"), full_page=True)
+    _wait_idle(page)
 
     page.locator("#render-btn").click()
     video = page.locator("#video video")
@@ -121,30 +176,181 @@ def test_upload_preview_render_and_play(page, tmp_path):
     assert "'beat.wav'" in snippet and "classes=[0, 3, 5]" in snippet
     assert "Rendered 24 frames" in page.locator("#status").inner_text()
     page.screenshot(path=str(ARTIFACTS / "app-rendered.png"), full_page=True)
+    _wait_idle(page)
 
 
-def test_bad_upload_shows_a_clear_message_and_the_page_keeps_working(page, tmp_path):
+def test_problems_show_next_to_their_field_and_the_page_keeps_working(page, tmp_path):
     bad = tmp_path / "holiday.mp3"
     bad.write_text("this is a text file, not music\n" * 50)
     _upload_song(page, bad)
     page.locator("#preview-btn").click()
-    text = _toast_text(page)
-    assert "holiday.mp3" in text and "not an audio file" in text, text
-    assert "Traceback" not in text and "/tmp" not in text
-    page.wait_for_timeout(800)  # the toast's fade-in
+    page.wait_for_function("() => document.querySelector('#song').innerText.includes('not an audio file')")
+    text = page.locator("#song").inner_text()
+    assert "holiday.mp3" in text and "Traceback" not in text and "/tmp" not in text
+    assert page.locator("#preview-btn").is_enabled() and page.locator("#render-btn").is_enabled()  # nothing ran
+    # and the line above the buttons keeps saying it
+    page.wait_for_function("() => document.querySelector('#estimate').innerText.includes('not an audio file')")
     page.screenshot(path=str(ARTIFACTS / "app-error.png"))
-    for close in page.locator('[data-testid="toast-close"]').all():
-        close.click()
 
-    # an out-of-range value names the parameter, then a good song still previews
+    # a value the library refuses is marked on its own field
+    _upload_song(page, write_demo_song(tmp_path / "ok.wav", seconds=2.0))
+    _set_number(page, "resolution", "33")
+    page.locator("#render-btn").click()
+    page.wait_for_function("() => document.querySelector('#param-resolution').innerText.includes('must be even')")
+    assert "must be even" not in page.locator("#song").inner_text()
+    _set_number(page, "resolution", "32")
+    _set_number(page, "fps", "8")
+
+    # a problem found while working: a toast, and the status keeps it
     quiet = tmp_path / "quiet.wav"
     sf.write(quiet, np.zeros(22050, np.float32), 22050)
     _upload_song(page, quiet)
     page.locator("#preview-btn").click()
     assert "silent" in _toast_text(page)
-    for close in page.locator('[data-testid="toast-close"]').all():
-        close.click()
+    _close_toasts(page)
+    assert "silent" in page.locator("#status").inner_text()
+    _wait_idle(page)
     _upload_song(page, write_demo_song(tmp_path / "again.wav", seconds=2.0))
     page.locator("#preview-btn").click()
     page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('again.wav')",
                            timeout=TIMEOUT_MS)
+    _wait_idle(page)
+
+
+def test_the_estimate_shows_before_a_click_and_follows_the_values(page, app_url, tmp_path):
+    _set_number(page, "fps", "24")
+    _set_number(page, "resolution", "64")
+    _upload_song(page, write_demo_song(tmp_path / "twelve.wav", seconds=12.0))
+    page.wait_for_function("() => { const t = document.querySelector('#estimate').innerText;"
+                           " return t.includes('Estimated') && t.includes('288 frames'); }")
+    text = page.locator("#estimate").inner_text()
+    assert "Estimated render time: about" in text and "(12 s at 24 fps)" in text and "frames/s" in text, text
+    _set_number(page, "fps", "12")
+    page.wait_for_function("() => { const t = document.querySelector('#estimate').innerText;"
+                           " return t.includes('Estimated') && t.includes('144 frames'); }")
+    assert "Estimated render time: about" in page.locator("#estimate").inner_text()
+
+
+def test_the_video_plays_while_later_frames_still_render(page, app_url, tmp_path):
+    jobs = app_url.jobs
+    _set_number(page, "fps", "24")
+    _set_number(page, "resolution", "128")
+    _upload_song(page, write_demo_song(tmp_path / "twelve.wav", seconds=12.0))
+    with slow_batches(0.4):  # 288 frames, 32 a batch: 3.6 s at least
+        page.locator("#render-btn").click()
+        seen = None
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            st = page.evaluate("() => { const v = document.querySelector('#live video'); return v ? "
+                               "{played: v.dataset.playedAt || null, t: v.currentTime, paused: v.paused} : null }")
+            running = _running(jobs)
+            if st and st["played"] and st["t"] > 0.2 and running:
+                seen = (st, running[0].frames)
+                break
+            page.wait_for_timeout(100)
+        assert seen is not None, "the live video never played during the render"
+        (st, (done, total)) = seen
+        assert done < total and page.locator("#render-btn").is_disabled(), seen
+        page.screenshot(path=str(ARTIFACTS / "app-playing-while-rendering.png"))
+        _wait_idle(page)
+    page.wait_for_function("() => { const v = document.querySelector('#video video');"
+                           " return v && v.currentSrc.endsWith('.mp4') && v.readyState >= 1; }")
+    assert page.locator("#live .lsd-live").get_attribute("hidden") is not None  # the finished MP4 took over
+    print(f"live video playing at {st['t']:.2f} s while frame {done} of {total} rendered")
+
+
+def test_a_double_click_queues_one_job_and_cancel_stops_it(page, app_url, tmp_path, monkeypatch):
+    jobs = app_url.jobs
+    started = []
+    real = jobs.start_run
+    monkeypatch.setattr(jobs, "start_run", lambda *a, **k: started.append(real(*a, **k)) or started[-1])
+    _set_number(page, "fps", "24")
+    _set_number(page, "resolution", "32")
+    _upload_song(page, write_demo_song(tmp_path / "twelve.wav", seconds=12.0))
+    with slow_batches(0.2):
+        page.locator("#render-btn").dblclick()
+        page.wait_for_function("() => document.querySelector('#render-btn').disabled"
+                               " && document.querySelector('#preview-btn').disabled")
+        assert page.locator("#cancel-btn").is_visible()
+        _wait(lambda: started and started[0].frames[0] > 0)
+        page.locator("#render-btn").click(force=True)  # disabled: nothing happens
+        page.wait_for_timeout(500)
+        assert len(started) == 1
+        t0 = time.monotonic()
+        page.locator("#cancel-btn").click()
+        _wait(started[0].finished, timeout=10)
+        stopped = time.monotonic() - t0
+    assert stopped < 2.0 and isinstance(started[0].error, JobCancelled), (stopped, started[0].error)
+    assert not started[0].workdir.exists()
+    _wait_idle(page)
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('Cancelled')")
+    assert not page.locator("#cancel-btn").is_visible() and len(started) == 1
+    print(f"Cancel: the render stopped {stopped:.2f} s after the click")
+
+
+def test_closing_the_tab_cancels_its_render_and_the_next_visitor_s_renders(browser, app_url, tmp_path):
+    jobs = app_url.jobs
+    song = write_demo_song(tmp_path / "twelve.wav", seconds=12.0)
+    first = _open(browser, app_url)
+    _set_number(first, "fps", "48")
+    _set_number(first, "resolution", "32")
+    _upload_song(first, song)
+    with slow_batches(0.5):  # 576 frames, 32 a batch: 9 s at least
+        first.locator("#render-btn").click()
+        _wait(lambda: any(r.frames[0] > 0 for r in _running(jobs)))
+        (run,) = _running(jobs)
+        second = _open(browser, app_url)  # the next visitor, waiting behind it
+        _set_number(second, "fps", "8")
+        _set_number(second, "resolution", "32")
+        _upload_song(second, write_demo_song(tmp_path / "short.wav", seconds=2.0))
+        second.locator("#render-btn").click()
+        second.wait_for_function("() => document.querySelector('#render-btn').disabled")
+        t0 = time.monotonic()
+        first.close()
+        _wait(run.finished, timeout=10)
+        stopped = time.monotonic() - t0
+        _wait(lambda: any(r is not run for r in jobs._runs), timeout=10)
+        started = next(r for r in jobs._runs if r is not run).started - t0
+    assert stopped < 2.0 and isinstance(run.error, JobCancelled), (stopped, run.error)
+    assert not run.workdir.exists()
+    second.wait_for_function("() => { const v = document.querySelector('#video video');"
+                             " return v && v.currentSrc.endsWith('.mp4') && v.readyState >= 1; }")
+    assert "Rendered 16 frames" in second.locator("#status").inner_text()
+    second.close()
+    print(f"closed tab: its render stopped {stopped:.2f} s later; the next visitor's started after {started:.2f} s")
+
+
+def test_an_example_plays_in_one_click(browser):
+    # the examples render when the app starts (here within this server's small limits)
+    t0 = time.monotonic()
+    url, demo, jobs = _serve(AppConfig(max_seconds=2, max_resolution=64, examples="eager", warm_up=False))
+    started = time.monotonic() - t0
+    try:
+        page = _open(browser, url)
+        page.locator("#examples").get_by_text("Pulse: the kick drum punches").click()
+        page.wait_for_function("() => { const v = document.querySelector('#video video');"
+                               " return v && v.currentSrc.endsWith('.mp4') && v.readyState >= 1; }", timeout=30_000)
+        info = page.locator("#video video").evaluate("v => ({w: v.videoWidth, d: v.duration})")
+        assert info["w"] == 64 and abs(info["d"] - 2.0) < 0.3, info
+        assert "write_demo_song" in page.locator("#snippet").inner_text()
+        assert page.locator("#param-pulse_react input[type=number]").first.input_value() == "1.5"
+        assert not _running(jobs)  # served from the cache, nothing rendered on click
+        page.screenshot(path=str(ARTIFACTS / "app-example.png"))
+        page.close()
+    finally:
+        demo.close()
+        jobs.close()
+    print(f"start-up with three cached examples (64 px, 2 s): {started:.1f} s")
+
+
+def test_on_a_phone_the_buttons_sit_right_under_the_upload(browser, app_url):
+    phone = _open(browser, app_url, viewport={"width": 390, "height": 844}, is_mobile=True)
+    song = phone.locator("#song").bounding_box()
+    buttons = phone.locator("#buttons").bounding_box()
+    video = phone.locator("#video").bounding_box()
+    params = phone.locator("#param-pulse_react").bounding_box()
+    assert 0 <= buttons["y"] - (song["y"] + song["height"]) < 40, (song, buttons)
+    assert buttons["y"] + buttons["height"] < 844  # on the first screen
+    assert buttons["y"] < video["y"] < params["y"]  # the outputs before the parameters
+    phone.screenshot(path=str(ARTIFACTS / "app-phone.png"))
+    phone.close()

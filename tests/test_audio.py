@@ -466,3 +466,39 @@ def test_minmax_is_in_unit_range(values):
         assert out.min() == 0 and out.max() == 1
     elif max(values) == min(values):
         assert not out.any()
+
+
+def test_running_normalization_keeps_the_rest_pulsing_after_one_loud_hit(tmp_path):
+    """A click every 0.5 s, one of them 14 dB louder: the global min-max (Lucid Sonic Dreams) flattens every
+    other click to a few percent; the running one forgets the loud hit and the clicks pulse fully again."""
+    fps, seconds, loud_at = 30.0, 16.0, 2.25
+    times = [t for t in np.arange(0.25, seconds, 0.5) if abs(t - loud_at) > 1e-6]
+    y = place(place(tone(220, seconds, SR, amp=0.002), times, click(), gain=0.1), [loud_at], click(), gain=0.5)
+    path = write(tmp_path / "loud_hit.wav", y)
+    late = [t for t in times if t >= 10.0]
+
+    def peaks_and_troughs(pulse):
+        peaks = [pulse[int(t * fps): int(t * fps) + 3].max() for t in late]
+        troughs = [pulse[int((t + 0.25) * fps)] for t in late[:-1]]
+        return np.array(peaks), np.array(troughs)
+
+    flat = audio.analyze(path, make_params(fps=fps)).pulse
+    running = audio.analyze(path, make_params(fps=fps, normalize="running")).pulse
+    for env in (flat, running):
+        assert env[int(loud_at * fps): int(loud_at * fps) + 3].max() == 1.0
+    peaks, _ = peaks_and_troughs(flat)
+    assert peaks.max() < 0.1, peaks  # flattened
+    peaks, troughs = peaks_and_troughs(running)
+    assert peaks.min() > 0.8 and troughs.max() < 0.2, (peaks, troughs)  # still pulsing
+
+
+def test_running_minmax_sees_only_the_past_and_forgets():
+    rng = np.random.default_rng(0)
+    env = rng.random(300)
+    out = audio.running_minmax(env, fps=30.0)
+    assert out.dtype == np.float32 and out.min() >= 0.0 and out.max() <= 1.0
+    changed = env.copy()
+    changed[200:] *= 5.0
+    np.testing.assert_array_equal(audio.running_minmax(changed, 30.0)[:200], out[:200])  # causal
+    silence_after = np.concatenate([env, np.full(300, 1e-6)])
+    assert audio.running_minmax(silence_after, 30.0)[300:].max() < 0.05  # silence stays near 0, not amplified

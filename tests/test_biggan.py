@@ -78,7 +78,7 @@ def _close(out: np.ndarray, expect: np.ndarray) -> None:
 def test_matches_oracle_at_every_truncation(models, net128, serialization) -> None:
     cfg, raw = net128
     config, _state, graphdef, state = models[serialization]
-    assert config == conv.read_config(cfg)
+    assert config == {**conv.read_config(cfg), "family": "biggan-deep"}
     for t in TRUNCATIONS:
         z, c = _inputs(t)
         out = np.asarray(bg.generate(graphdef, state, z, c, bg.bn_stats_weights(t)))
@@ -262,7 +262,7 @@ def test_wrong_tensor_shape_or_missing_tensor(net128, tmp_path) -> None:
     missing = {k: v for k, v in raw.items() if k != "generator.layers.2.bn_1.scale.weight_v"}
     with pytest.raises(ConversionError, match="missing 1"):
         conv.parse_biggan(bc.write_checkpoint(tmp_path / "b", cfg, missing, "legacy"))
-    with pytest.raises(ConversionError, match="needs"):
+    with pytest.raises(ConversionError, match=r"generator.bn.weight: expected shape \(4,\)"):
         bg.from_state(conv.read_config(cfg), {**conv.convert_state(conv.read_config(cfg), raw, "x"),
                                               "generator.bn.weight": np.zeros(2, np.float32)})
 
@@ -360,3 +360,66 @@ def test_payload_is_live_with_stdlib_pickle(tmp_path) -> None:
 
 def test_no_torch_imported() -> None:
     assert "torch" not in sys.modules
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The user API: load_generator (cached conversion), BigGANGenerator, .safetensors.
+
+
+def test_load_generator_api_matches_the_oracle(folders, net128) -> None:
+    import lsd_jax
+    from lsd_jax.generator import BigGANGenerator
+    from lsd_jax.imagenet import one_hot
+
+    cfg, raw = net128
+    g = lsd_jax.load_generator(folders["zip"])
+    assert isinstance(g, BigGANGenerator) and g.family == "biggan-deep"
+    assert (g.z_dim, g.c_dim, g.img_resolution) == (128, 1000, 128)
+    z = g.truncated_noise(2, truncation=0.4, seed=3)
+    chex.assert_shape(z, (2, 128))
+    assert float(jnp.abs(z).max()) <= 0.8 + 1e-6  # truncation × truncnorm(-2, 2)
+    c = one_hot(["goldfish", "daisy"])
+    out = np.asarray(g(z, c, truncation_psi=0.4))
+    chex.assert_shape(out, (2, 128, 128, 3))
+    assert out.dtype == np.float32
+    _close(out, ref.biggan(cfg, raw, np.asarray(z), c, 0.4))
+    before = bg.generate._cache_size()
+    g(z, c, truncation_psi=0.77).block_until_ready()  # a new truncation: an input, not a recompile
+    assert bg.generate._cache_size() == before
+    g.module.generator.gen_z.bias[...] = g.module.generator.gen_z.bias[...] + 1.0  # edit a layer: the next call sees it
+    assert np.abs(np.asarray(g(z, c, truncation_psi=0.4)) - out).max() > 1e-3
+    with pytest.raises(ParamError, match=r"c must be an \(N, 1000\) class mixture"):
+        g(z, c[:1])
+    with pytest.raises(ParamError, match="truncation"):
+        g(z, c, truncation_psi=0.0)
+
+
+def test_conversion_is_cached_by_both_files(folders, tmp_path) -> None:
+    import lsd_jax
+    from lsd_jax import weights
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "pytorch_model.bin").write_bytes((folders["legacy"] / "pytorch_model.bin").read_bytes())
+    (folder / "config.json").write_text((folders["legacy"] / "config.json").read_text())
+    sha = weights.biggan_sha256(folder)
+    assert not weights.cache_path(sha).exists()
+    g1 = lsd_jax.load_generator(folder)
+    assert weights.cache_path(sha).is_file()
+    _, _, sha_bin = weights.load_with_hash(folder / "pytorch_model.bin")  # the .bin: the same key, a cache hit
+    assert sha_bin == sha
+    # a changed config.json (same weights) is another conversion, never the cached one
+    cfg = json.loads((folder / "config.json").read_text()) | {"comment": "edited"}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    sha2 = weights.biggan_sha256(folder)
+    assert sha2 != sha and not weights.cache_path(sha2).exists()
+    lsd_jax.load_generator(folder)
+    assert weights.cache_path(sha2).is_file()
+    # the cache entry holds what a fresh conversion gives, and converts to a .safetensors file that loads back
+    out = weights.convert(folder, tmp_path / "bg.safetensors")
+    g2 = lsd_jax.load_generator(out)
+    _, s1 = g1.split()
+    _, s2 = g2.split()
+    jax.tree.map(np.testing.assert_array_equal, s1, s2)
+    config, _ = weights.load(out)
+    assert config["family"] == "biggan-deep" and config["layers"] == conv.read_config(cfg)["layers"]

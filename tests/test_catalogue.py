@@ -9,6 +9,7 @@ import pickle
 import re
 import socket
 import threading
+import time
 import urllib.request
 from importlib import resources
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_catalogue_file_is_valid():
             assert key in s, f"{where}: missing {key}"
         assert s["name"] == s["name"].lower() == " ".join(s["name"].split()), where
         assert s["urls"] and all(re.match(r"^https?://[^\s]+$", u) for u in s["urls"]), where
-        assert s["format"] in cat.FORMATS, where
+        assert s["format"] in cat.FORMATS or (s["format"] is None and s.get("unavailable")), where
         assert s["resolution"] is None or (type(s["resolution"]) is int and s["resolution"] & (s["resolution"] - 1) == 0)
         assert isinstance(s["licence"], str) and s["licence"], where
         assert s["sha256"] is None or re.fullmatch(r"[0-9a-f]{64}", s["sha256"]), where
@@ -95,6 +96,44 @@ def test_catalogue_has_lsd_names_and_nvidia_releases():
     assert len(c["cat"].urls) == 2  # NVIDIA CDN + LSD's original cloudfront URL
 
 
+#: Lucid Sonic Dreams' catalogue: awesome-pretrained-stylegan models.csv (StyleGAN 1), then awesome-pretrained-
+#: stylegan2 models.json, lower-cased. "anime portraits" is in both: LSD resolves it to the first (StyleGAN 1) one.
+LSD_SG1 = ["lsun bedrooms", "lsun cars", "lsun cats", "celeba hq faces", "ffhq faces", "pokemon", "anime faces",
+           "anime portraits", "wikiart faces", "abstract photos", "vases", "fireworks", "ukiyo-e faces", "butterflies"]
+LSD_SG2 = ["car (config-e)", "car (config-f)", "cat", "church", "faces (ffhq config-e)",
+           "faces (ffhq config-e 256x256)", "faces (ffhq config-f)", "faces (ffhq config-f 512x512)", "horse",
+           "imagenet", "wikiart", "anime portraits", "microscope images", "wildlife", "modern art", "trypophobia",
+           "abstract art", "maps", "cakes", "cifar 10", "cifar 100", "faces (ffhq slim 256x256)", "obama",
+           "grumpy cat", "panda", "fursona", "my little pony", "painting faces", "ukiyoe faces", "beetles",
+           "textures", "more abstract art", "flowers", "doors", "floor plans", "figure drawings"]
+
+
+def test_catalogue_has_all_of_lsds_styles():
+    assert len(LSD_SG1) == 14 and len(LSD_SG2) == 36
+    c = cat.load_catalogue()
+    for name in LSD_SG1 + LSD_SG2:
+        assert name in c, name
+    assert [n for n, e in c.items() if e.source == "awesome-pretrained-stylegan"] == LSD_SG1
+    assert sum(e.source == "awesome-pretrained-stylegan2" for e in c.values()) == 36
+    # The StyleGAN2 list's "Anime portraits" is kept under another name; LSD's name gives its first match.
+    assert c["anime portraits"].author == "gwern" and c["anime portraits"].format == "stylegan1-tf"
+    assert c["anime portraits (stylegan2)"].author == "Aaron Gokaslan"
+    assert c["anime portraits (stylegan2)"].url == "https://mega.nz/#!PeIi2ayb!xoRtjTXyXuvgDxSsSMn-cOh-Zux9493zqdxwVMaAzp4"
+    e = c["abstract photos"]
+    assert e.urls == ("https://mega.nz/#!vCQyHQZT!zdeOg3VvT4922Z2UfxO51xgAfJD-NAK2nW7H_jMlilU",)
+    assert (e.format, e.author, e.licence, e.resolution) == ("stylegan1-tf", "Michael Friesen", "Unknown", 512)
+    e = c["ffhq faces"]
+    assert e.url == "https://drive.google.com/uc?id=1MEGjdvVpUsu1jB4zrXZN7Y4kBBOzizDQ" and e.author == "karras"
+    assert e.licence == "https://github.com/NVlabs/stylegan/blob/master/LICENSE.txt" and e.resolution == 1024
+    assert c["lsun cars"].resolution == 512 and "512x384" in c["lsun cars"].notes
+    assert c["pokemon"].url == "https://www.dropbox.com/s/a7oiegcixl7mye7/pokemon.pkl?dl=1"
+    e = c["floor plans"]
+    assert e.url == "https://drive.google.com/uc?id=16bd6n1NM7EVWT7kh_O-jAHkNnUrHG1wX"
+    assert (e.author, e.licence, e.format, e.resolution) == ("Mayur Mistry", "Unknown", "stylegan1-tf", 1024)
+    assert c["butterflies"].unavailable and "pytorch" in c["butterflies"].unavailable.lower()
+    assert [n for n in c if c[n].url.startswith("https://mega.nz/")].__len__() == 9  # as the issue counts
+
+
 def test_cache_filenames_are_unique_and_safe():
     c = cat.load_catalogue()
     files = [e.filename for e in c.values()]
@@ -116,7 +155,8 @@ def no_network(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", boom)
 
 
-def test_show_styles_is_offline_and_marks_downloaded(no_network, capsys, isolated):
+def test_show_styles_is_offline_and_marks_downloaded(no_network, capsys, isolated, monkeypatch):
+    monkeypatch.chdir(isolated)
     c = cat.load_catalogue()
     f = cat.styles_dir() / c["wikiart"].filename
     f.parent.mkdir(parents=True, exist_ok=True)
@@ -128,13 +168,19 @@ def test_show_styles_is_offline_and_marks_downloaded(no_network, capsys, isolate
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("default ") and "no download" in lines[0]  # the embedded style first
     lines = lines[1:]
+    assert lines[-1].startswith("To use a style marked 'cannot be downloaded'") and "lsd-jax styles --add" in lines[-1]
+    lines = lines[:-1]
     assert len(lines) == len(c) + 1
-    names = [ln.split("  (downloaded)")[0] for ln in lines]
+    names = [ln.split("  (")[0] for ln in lines]
     assert names == sorted(names) and all(n == n.lower() for n in names)
     assert "wikiart  (downloaded)" in lines
     assert "my local style  (downloaded)" in lines
     assert "maps" in lines  # not downloaded: plain name
+    assert "abstract photos" in lines  # mega.nz: downloadable now
     assert sum("(downloaded)" in ln for ln in lines) == 2
+    (bf,) = [ln for ln in lines if ln.startswith("butterflies  ")]
+    assert "(cannot be downloaded: made with marian42/style-based-gan-pytorch" in bf
+    assert sum("(cannot be downloaded" in ln for ln in lines) == 1
 
 
 # ------------------------------------------------------------------------------------ find_style
@@ -301,7 +347,7 @@ def test_style_path_rejects_an_html_page(server):
 def test_style_path_checksum_mismatch_caches_nothing(server, model):
     url = server.add("/m.pkl", model)
     cat.add_style("bad sum", url, sha256="0" * 64)
-    with pytest.raises(DownloadError, match="Checksum mismatch"):
+    with pytest.raises(DownloadError, match="checksum mismatch"):
         cat.style_path("bad sum", progress=False)
     assert [p.name for p in cat.styles_dir().iterdir() if not p.name.endswith(".lock")] == []
 
@@ -332,9 +378,10 @@ def test_changing_a_styles_url_drops_the_old_download(server, model):
     assert server.count("/b.pkl") == 1
 
 
-def test_style_path_mega_builtin_explains(no_network):
-    with pytest.raises(DownloadError, match="mega.nz"):
-        cat.style_path("anime portraits", progress=False)
+def test_an_unusable_builtin_says_why_without_network(no_network):
+    with pytest.raises(StyleError, match="cannot be used: made with marian42"):
+        cat.style_path("butterflies", progress=False)
+    assert not cat.fetchable(cat.find_style("butterflies"))
 
 
 def test_unknown_style_path_is_a_style_error(no_network):
@@ -353,3 +400,192 @@ def test_style_path_skips_a_mirror_that_sends_a_page(server, model, page):
     assert not any(p.suffix in (".pkl", ".part") for p in cat.styles_dir().iterdir())
     cat.user_catalogue_path().write_text(json.dumps([{"name": "paged", "urls": [bad, good]}]))
     assert cat.style_path("paged", progress=False).read_bytes() == model  # the next mirror is used
+
+
+# ------------------------------------------------------------------------------------ issue 12: LSD's hosts, files in
+# the working directory, unfetchable styles
+
+
+@pytest.fixture
+def fake_mega(server, monkeypatch):
+    from lsd_jax import hosts
+
+    try:
+        from file_hosts import FakeMega
+    except ImportError:  # tests/ collected as a package
+        from tests.file_hosts import FakeMega
+    m = FakeMega(server)
+    monkeypatch.setenv(hosts.MEGA_API_ENV, m.api)
+    return m
+
+
+def mega_style(fake_mega, isolated, data: bytes, name: str = "mega style") -> str:
+    """A user style whose file is on the fake mega.nz."""
+    link = fake_mega.add(data)
+    (isolated / "user_styles.json").write_text(json.dumps([{"name": name, "urls": [link], "format": "stylegan1-tf"}]))
+    return link
+
+
+def test_a_pkl_in_the_working_directory_is_used_without_download(no_network, isolated, monkeypatch, model, capsys):
+    monkeypatch.chdir(isolated)
+    (isolated / "Abstract Photos.PKL").write_bytes(model)  # the name matched case-insensitively
+    e = cat.find_style("abstract photos")
+    assert cat.style_path("ABSTRACT PHOTOS", progress=False) == (isolated / "Abstract Photos.PKL").resolve()
+    assert cat.local_file(e) == (isolated / "Abstract Photos.PKL").resolve() and cat.fetchable(e)
+    cat.show_styles()
+    assert "abstract photos  (in the working directory)" in capsys.readouterr().out.splitlines()
+    (isolated / "Abstract Photos.PKL").unlink()
+    (isolated / "abstract photos.pkl").write_bytes(model)  # LSD's own spelling
+    assert cat.style_path("abstract photos", progress=False).name == "abstract photos.pkl"
+
+
+def test_mega_style_downloads_through_the_catalogue(server, fake_mega, isolated, model):
+    mega_style(fake_mega, isolated, model)
+    p = cat.style_path("mega style", progress=False)
+    assert p.parent == cat.styles_dir() and p.read_bytes() == model
+    assert cat.style_path("mega style", progress=False) == p and len(fake_mega.calls) == 1
+
+
+def test_dead_style_fails_fast_in_one_line_then_is_marked(server, fake_mega, isolated, model, capsys, monkeypatch):
+    monkeypatch.chdir(isolated)
+    link = mega_style(fake_mega, isolated, model)
+    fake_mega.errors[fake_mega.last_handle] = -9
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as ei:
+        cat.style_path("mega style", progress=False)
+    assert time.monotonic() - t0 < 1.0
+    msg = str(ei.value)
+    assert "\n" not in msg and "'mega style'" in msg and "does not exist" in msg
+    assert msg.endswith(f'Download {link} in a browser, then run: lsd-jax styles --add "mega style" FILE')
+    # Marked from now on (no network needed to say so), in show_styles and for the web app's menu.
+    e = cat.find_style("mega style")
+    assert not cat.fetchable(e) and "does not exist" in cat.unavailable_reason(e)
+    cat.show_styles()
+    out = capsys.readouterr().out
+    assert "mega style  (cannot be downloaded: the last download failed: mega.nz: the file does not exist" in out
+    # The instruction works: the file, downloaded by hand, is installed into the cache and the mark is gone.
+    mine = isolated / "Downloads" / "x.pkl"
+    mine.parent.mkdir()
+    mine.write_bytes(model)
+    from lsd_jax.cli import main
+
+    assert main(["styles", "--add", "Mega Style", str(mine)]) == 0
+    assert "installed" in capsys.readouterr().out
+    assert cat.fetchable(e) and cat.unavailable_reason(e) is None
+    assert cat.style_path("mega style", progress=False).read_bytes() == model
+    assert len(fake_mega.calls) == 1
+    assert cat.find_style("mega style").format == "stylegan1-tf"  # the entry's details are kept
+
+
+def test_offline_style_download_says_what_to_do_fast(isolated, monkeypatch):
+    import urllib.error
+
+    def no_dns(*a, **k):
+        raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_dns)
+    monkeypatch.chdir(isolated)
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as ei:
+        cat.style_path("abstract photos", progress=False)
+    assert time.monotonic() - t0 < 1.0
+    msg = str(ei.value)
+    assert "\n" not in msg and "offline" in msg
+    assert msg.endswith('lsd-jax styles --add "abstract photos" FILE')
+    assert cat.fetchable(cat.find_style("abstract photos"))  # a network problem does not mark the style
+
+
+def test_quota_marks_for_a_day_and_success_clears_marks(server, fake_mega, isolated, model, monkeypatch):
+    mega_style(fake_mega, isolated, model)
+    fake_mega.errors[fake_mega.last_handle] = -17
+    with pytest.raises(DownloadError, match="quota"):
+        cat.style_path("mega style", progress=False)
+    e = cat.find_style("mega style")
+    assert "quota" in cat.unavailable_reason(e)
+    later = time.time() + cat.QUOTA_MARK_SECONDS + 1
+    with monkeypatch.context() as m:
+        m.setattr(cat.time, "time", lambda: later)
+        assert cat.unavailable_reason(e) is None  # a quota passes
+    assert "quota" in cat.unavailable_reason(e)
+    del fake_mega.errors[fake_mega.last_handle]
+    assert cat.style_path("mega style", progress=False).read_bytes() == model
+    assert "mega style" not in json.loads((cat.styles_dir() / "failures.json").read_text())
+
+
+def test_install_style_file_checks_what_it_installs(isolated, model):
+    page = isolated / "saved.pkl"
+    page.write_bytes(b"<!DOCTYPE html><html><title>Google Drive - Virus scan warning</title></html>")
+    with pytest.raises(StyleError, match="web page"):
+        cat.install_style_file("abstract photos", page)
+    with pytest.raises(StyleError, match="no such file"):
+        cat.install_style_file("abstract photos", isolated / "missing.pkl")
+    good = isolated / "good.pkl"
+    good.write_bytes(model)
+    p = cat.install_style_file("Abstract Photos", good)
+    assert p.read_bytes() == model and cat.is_downloaded(cat.find_style("abstract photos"))
+
+
+# ------------------------------------------------------------------------------------ BigGAN-deep: two-file entries
+
+
+def test_builtin_biggan_entries_are_the_packages_files():
+    doc = json.loads(resources.files("lsd_jax").joinpath("data/biggan_styles.json").read_text(encoding="utf-8"))
+    base = "https://s3.amazonaws.com/models.huggingface.co/biggan/biggan-deep-{}-{}"
+    for res in (128, 256, 512):
+        e = cat.find_style(f"biggan-deep-{res}")
+        assert e.format == "biggan-deep" and e.resolution == res and e.c_dim == 1000 and e.sha256 is None
+        assert e.urls == (base.format(res, "pytorch_model.bin"),)
+        assert e.beside == (("config.json", (base.format(res, "config.json"),)),)
+        assert e.to_json()["beside"] == {"config.json": [base.format(res, "config.json")]}
+    assert len(doc["styles"]) == 3
+
+
+def test_a_two_file_entry_is_fetched_into_one_folder(server, isolated):
+    import biggan_checkpoints as bc
+
+    from lsd_jax.styles import resolve_style
+
+    cfg = bc.biggan_config(128, channel_width=4)
+    folder = bc.write_checkpoint(isolated / "src", cfg, bc.random_state(cfg, 5))
+    w = server.add("/biggan/tiny-pytorch_model.bin", (folder / "pytorch_model.bin").read_bytes())
+    c = server.add("/biggan/tiny-config.json", (folder / "config.json").read_bytes())
+    doc = [{"name": "tiny biggan", "urls": [w], "beside": {"config.json": [c]}, "format": "biggan-deep"}]
+    (isolated / "user_styles.json").write_text(json.dumps(doc))
+    entry = cat.find_style("tiny biggan")
+    assert not cat.is_downloaded(entry)
+    p = cat.style_path("tiny biggan", progress=False)
+    assert p.name == "tiny-pytorch_model.bin" and p.parent.parent == cat.styles_dir()
+    assert (p.parent / "config.json").read_bytes() == (folder / "config.json").read_bytes()
+    assert p.read_bytes() == (folder / "pytorch_model.bin").read_bytes() and cat.is_downloaded(entry)
+    assert cat.style_path("tiny biggan", progress=False) == p  # cached: no second request
+    assert server.count("/biggan/tiny-pytorch_model.bin") == server.count("/biggan/tiny-config.json") == 1
+    style = resolve_style("tiny biggan", progress=False)
+    assert (style.name, style.z_dim, style.c_dim, style.native_size) == ("tiny biggan", 128, 1000, (128, 128))
+    assert style.resolve_classes(["goldfish", 5]) == (1, 5)
+
+
+@pytest.mark.parametrize("beside, match", [
+    ({"../config.json": ["http://x/c"]}, "plain file name"), ({"config.json": []}, "non-empty list"),
+    (["config.json"], "map file names"),
+])
+def test_two_file_entries_are_validated(isolated, beside, match):
+    (isolated / "user_styles.json").write_text(json.dumps([{"name": "b", "urls": ["http://x/w"], "beside": beside}]))
+    with pytest.raises(StyleError, match=match):
+        cat.load_catalogue()
+
+
+def test_a_two_file_entry_installs_from_a_folder(isolated, no_network, capsys):
+    from lsd_jax.cli import main
+
+    src = isolated / "dl"
+    src.mkdir()
+    (src / "biggan-deep-128-pytorch_model.bin").write_bytes(b"\x80\x02weights")  # as a browser saves it
+    (src / "config.json").write_text('{"output_dim": 128}')
+    entry = cat.find_style("biggan-deep-128")
+    assert "into one folder" in cat._instruction(entry) and "config.json" in cat._instruction(entry)
+    assert main(["styles", "--add", "biggan-deep-128", str(src)]) == 0
+    p = cat.style_path("biggan-deep-128", progress=False)  # no network: the installed files
+    assert p.read_bytes() == b"\x80\x02weights" and (p.parent / "config.json").read_text() == '{"output_dim": 128}'
+    (src / "config.json").unlink()
+    with pytest.raises(StyleError, match="config.json is missing beside the weights"):
+        cat.install_style_file("biggan-deep-128", src / "biggan-deep-128-pytorch_model.bin")

@@ -17,6 +17,7 @@ import pytest
 from audio_signals import SR, tone
 
 from lsd_jax import dmv
+from lsd_jax.dmv_params import DMV_PARAMS
 from lsd_jax.errors import AudioError, ParamError
 
 PITCH_A, PITCH_C = 9, 0  # chroma rows (C, C#, ..., B)
@@ -200,7 +201,7 @@ def test_params_defaults_derived_values_and_errors() -> None:
     assert (p.resolution, p.pitch_sensitivity, p.tempo_sensitivity, p.depth, p.num_classes, p.jitter,
             p.frame_length, p.truncation, p.smooth_factor, p.batch_size, p.output_file) == (
         512, 220, 0.25, 1.0, 12, 0.5, 512, 1.0, 20, 30, "output.mp4")
-    assert set(dmv.DMV_PARAMETERS) == {f for f in dmv.DMVParams.__dataclass_fields__}
+    assert [p.name for p in DMV_PARAMS] == list(dmv.DMVParams.__dataclass_fields__)
     q = dmv.DMVParams(frame_length=1024, smooth_factor=20, pitch_sensitivity=250, tempo_sensitivity=0.5)
     assert (q.pitch_rate, q.tempo_rate, q.smooth_frames, q.fps) == (25.0, 1.0, 10, Fraction(22050, 1024))
     for bad, match in [(dict(resolution=300), "resolution"), (dict(frame_length=500), "multiple of 64"),

@@ -340,33 +340,6 @@ def test_is_local_and_local_path(tmp_path):
     assert dl.local_path((tmp_path / "a b.pkl").as_uri()) == tmp_path / "a b.pkl"
 
 
-def test_mega_links_explain_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(dl.urllib.request, "urlopen", lambda *a, **k: pytest.fail("network used"))
-    url = "https://mega.nz/#!abc!def"
-    with pytest.raises(DownloadError) as ei:
-        dl.download(url, tmp_path / "m.pkl", **FAST)
-    assert url in str(ei.value) and "add_style" in str(ei.value)
-
-
-def test_google_drive_links_are_rewritten():
-    got = dl.resolve_url("https://drive.google.com/uc?id=1BUL-RIzXC7Bpnz2cn230CbA4eT7_Etp0")
-    assert got == "https://drive.usercontent.google.com/download?id=1BUL-RIzXC7Bpnz2cn230CbA4eT7_Etp0&export=download&confirm=t"
-    got = dl.resolve_url("https://drive.google.com/file/d/ABC_def-1/view?usp=sharing")
-    assert "id=ABC_def-1" in got
-    assert dl.resolve_url("https://example.org/a.pkl") == "https://example.org/a.pkl"
-
-
-def test_yandex_links_are_resolved_through_the_api(server, tmp_path, data, monkeypatch):
-    file_url = server.add("/real.pkl", data)
-    server.add("/yandex-api", ('{"href": "%s"}' % file_url).encode(), content_type="application/json")
-    monkeypatch.setattr(dl, "YANDEX_API", server.url("/yandex-api?public_key="))
-    dest = tmp_path / "doors.pkl"
-    dl.download("https://yadi.sk/d/uwq4vaYPkqNuvQ?ncrnd=436", dest, **FAST)
-    assert dest.read_bytes() == data
-    (api,) = server.requests_for("/yandex-api")
-    assert "yadi.sk" in api.query
-
-
 # ------------------------------------------------------------------------------------ issue 18: slow servers,
 # web pages instead of files, full disks
 

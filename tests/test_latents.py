@@ -180,3 +180,33 @@ def test_repeated_classes_take_the_last_pitch_as_lucid_sonic_dreams(classes, c_d
         row = chroma[0].astype(np.float64)
         summed = np.array([row[0::3].sum(), row[1::3].sum(), row[2::3].sum(), 0, 0])
         assert not np.allclose(c[0], 0.9 * (summed - summed.min()) / np.ptp(summed), atol=1e-3)
+
+
+def test_stepping_frame_by_frame_equals_the_scan():
+    """The live stepper runs the scans' own bodies: one frame at a time, with the state carried, it gives the
+    offline scan's z (with bounces: a large motion_react) and class vectors (with shuffles; unsmoothed)."""
+    import jax
+
+    from lsd_jax.latents import (advance, class_latents, motion_controls, motion_frames, motion_init, motion_latents,
+                                 motion_signs)
+
+    pulse, motion, chroma = _feats(seed=7)
+    key = jax.random.key(3)
+    shape = dict(z_dim=D, n_keyframes=4, period=24)
+    react = dict(pulse_react=0.8, motion_react=6.0, truncation=0.4)
+    z_scan = np.asarray(motion_latents(key, pulse, motion, motion_randomness=0.5, fps=FPS, **shape, **react))
+    params = make_params(class_shuffle_seconds=1.5, class_shuffle_strength=0.4, seed=2)
+    table = class_schedule(params, C, chroma, FPS)
+    c_scan = np.asarray(class_latents(chroma, table, 0, c_dim=C, smooth_frames=1, gain=0.7, complexity=0.9))
+
+    frames = motion_frames(key, pulse, motion, motion_randomness=0.5, truncation=0.4, **shape)
+    controls = motion_controls(fps=FPS, **react)
+    state, v, zs, cs = motion_init(motion_signs(key, D)), np.zeros(C, np.float32), [], []
+    for i in range(N):
+        state, v, z = advance(state, v, jax.tree.map(lambda a: a[i], frames), controls, chroma[i], table[i], 0.7, 0.9)
+        zs.append(np.asarray(z))
+        cs.append(np.asarray(v))
+    assert np.abs(z_scan).max() > 0.79  # it bounced off +-2*truncation
+    assert len(np.unique(table, axis=0)) > 2  # the schedule rotated
+    np.testing.assert_allclose(np.stack(zs), z_scan, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(np.stack(cs), c_scan, rtol=0, atol=2e-6)

@@ -171,7 +171,7 @@ def test_parse_value(name, text, value):
 
 
 @pytest.mark.parametrize("name, text, form", [
-    ("classes", "one, two", "comma-separated whole numbers, e.g. 1, 5, 9"),
+    ("classes", "1, 2.5", "comma-separated class indices or names, e.g. 1, 5, 9 or goldfish, daisy"),
     ("class_shuffle_seconds", "4 s", "a number of seconds or comma-separated times"),
     ("band_react", "0.4,0.2", "one number (for all) or 3 comma-separated numbers"),
     ("band_edges_hz", "300", "2 comma-separated numbers"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,9 @@ from lsd_jax import catalogue
 from lsd_jax.cli import main
 from lsd_jax.errors import CacheError, LsdError
 from lsd_jax.paths import CACHE_ENV, atomic_write, cache_dir
+
+ROOT = Path(__file__).parent.parent
+SCRIPTS = Path(__file__).parent / "scripts"
 
 
 def test_cache_dir_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,3 +69,55 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         atomic_write(p, fail)
     assert p.read_bytes() == b"one" and [x.name for x in tmp_path.iterdir()] == ["f.bin"]
+
+
+def _cli_render(song, out, cache):
+    env = dict(os.environ, LSD_JAX_CACHE=str(cache), JAX_PLATFORMS="cpu")
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    res = subprocess.run([sys.executable, str(SCRIPTS / "cli_render_report.py"), "render", str(song), "-o", str(out),
+                          "--resolution", "32", "--fps", "12", "--quiet"],
+                         env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "first frame" in res.stdout and "after the command started" in res.stdout
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_process_loads_the_compiled_code_instead_of_compiling(tmp_path):
+    from lsd_jax.demo import write_demo_song
+
+    song = write_demo_song(tmp_path / "song.wav", seconds=2.0)
+    cache = tmp_path / "cache"
+    first = _cli_render(song, tmp_path / "a.mp4", cache)
+    second = _cli_render(song, tmp_path / "b.mp4", cache)
+    assert first["rc"] == second["rc"] == 0
+    assert not first["gradio"] and not second["gradio"], "the CLI render must not import the web app's gradio"
+    assert not first["flax"] and not second["flax"], "the default style renders without loading Flax"
+    main_steps = {"jit_frame_step", "jit_motion_latents", "jit_class_latents"}
+    assert main_steps <= set(first["misses"]) and not first["hits"]  # an empty cache: compiled ...
+    assert any((cache / "jax").iterdir())  # ... and written under the cache dir
+    # the cache key is stable across processes: the next one loads them (compilations under
+    # paths.MIN_CACHED_COMPILE_S are not worth a file and may still be compiled)
+    assert main_steps <= set(second["hits"]) and not main_steps & set(second["misses"])
+
+
+def test_import_lsd_jax_is_light():
+    # `import lsd_jax` and the commands that render nothing (`lsd-jax params`, `styles`) never load JAX
+    code = ("import contextlib, io, sys, lsd_jax; from lsd_jax.cli import main; assert lsd_jax.RenderParams\n"
+            "with contextlib.redirect_stdout(io.StringIO()): main(['params']); main(['styles'])\n"
+            "print(sorted(m for m in ('jax', 'flax', 'gradio') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_use_persistent_caches_uses_the_cache_dir_unless_jax_has_one(tmp_path):
+    code = ("import os, jax; from lsd_jax.paths import use_persistent_caches; use_persistent_caches(); "
+            "print(jax.config.jax_compilation_cache_dir, os.environ['NUMBA_CACHE_DIR'])")
+    env = dict(os.environ, LSD_JAX_CACHE=str(tmp_path / "c"))
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.pop("NUMBA_CACHE_DIR", None)
+    ours = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert ours.stdout.split() == [str(tmp_path / "c" / "jax"), str(tmp_path / "c" / "numba")], ours.stderr
+    env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "mine")
+    theirs = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert theirs.stdout.split()[0] == str(tmp_path / "mine"), theirs.stderr

@@ -274,6 +274,59 @@ def test_random_noise_and_noise_gain() -> None:
         msg1.mapping_fn(n.graphdef, n.params, np.zeros((1, 6)), c=np.ones((1, 3)))
 
 
+def test_traced_noise_mode_equals_the_named_modes() -> None:
+    """The render step passes noise_mode as a traced index (0 const, 1 random, 2 none): same images."""
+    n = Net(TINY, seed=6)
+    ws = msg1.mapping_fn(n.graphdef, n.params, np.random.default_rng(5).standard_normal((2, 6)).astype(np.float32))
+    keys = jax.random.split(jax.random.key(3), 2)
+    gain = jnp.asarray([0.5, 2.0])
+
+    @jax.jit
+    def traced(state, mode):
+        return nnx.merge(n.graphdef, state).synthesize(ws, noise_mode=mode, key=keys, noise_gain=gain)
+
+    for i, name in enumerate(msg1.NOISE_MODES):
+        want = msg1.synthesis_fn(n.graphdef, n.params, ws, name, keys if name == "random" else None, gain)
+        np.testing.assert_allclose(np.asarray(traced(n.params, jnp.int32(i))), np.asarray(want), rtol=0, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The product: load_generator, the Generator API and styles drive StyleGAN 1 like StyleGAN2.
+
+
+def test_load_generator_runs_stylegan1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LSD_JAX_CACHE", str(tmp_path / "cache"))
+    static = nvs.SMALL["64"]  # its G_style defaults: psi 0.5, cutoff 4
+    variables = nvs.generator_variables(static, 8)
+    path = tmp_path / "net.pkl"
+    path.write_bytes(nvs.pickle_bytes(static, variables))
+    gen = lsd_jax.load_generator(path)
+    got = (gen.family, gen.z_dim, gen.c_dim, gen.w_dim, gen.num_ws, gen.img_resolution)
+    assert got == ("stylegan1", 12, 0, 10, 10, 64)
+    assert "stylegan1" in repr(gen)
+    n = Net(static, seed=8)
+    z = np.random.default_rng(9).standard_normal((2, 12)).astype(np.float32)
+    # Lucid Sonic Dreams' way: mapping.run (no truncation, whatever G_style's defaults), stored noise.
+    ws = np.asarray(gen.mapping(z))
+    np.testing.assert_array_equal(ws, np.asarray(msg1.mapping_fn(n.graphdef, n.params, z)))
+    assert np.abs(ws - np.asarray(msg1.mapping_fn(n.graphdef, n.params, z, truncation_psi=0.5,
+                                                  truncation_cutoff=4))).max() > 1e-3
+    img = np.asarray(gen(z))
+    np.testing.assert_array_equal(img, np.asarray(msg1.generate_fn(n.graphdef, n.params, z)))
+    ref_img = ref.generate(n.V, static, z, None, None, "const").transpose(0, 2, 3, 1)  # the float64 oracle
+    np.testing.assert_allclose(img, ref_img, rtol=0, atol=_tol(ref_img))
+    psi = np.asarray(gen(z, truncation_psi=0.7, truncation_cutoff=3, noise_mode="none"))
+    np.testing.assert_array_equal(psi, np.asarray(msg1.generate_fn(n.graphdef, n.params, z, truncation_psi=0.7,
+                                                                   truncation_cutoff=3, noise_mode="none")))
+    # the module is the Flax tree under NVIDIA's names, and editable
+    layer = getattr(gen.module.synthesis, "8x8").Conv1
+    layer.weight[...] = layer.weight[...] * 0
+    assert np.abs(np.asarray(gen(z)) - img).max() > 1e-3
+    # a second load reads the conversion cache (safetensors) and gives the same network
+    again = lsd_jax.load_generator(path)
+    np.testing.assert_array_equal(np.asarray(again(z)), img)
+
+
 def test_build_checks_every_name_and_shape() -> None:
     config, state, _ = _convert(nvs.SMALL["32"])
     msg1.build_stylegan1(config, state)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lsd_jax.errors import OutputError
-from lsd_jax.video import VideoWriter, fps_fraction, probe_video, read_frames
+from lsd_jax.video import VideoWriter, fps_fraction, probe_video, read_frames, run_ffmpeg
 
 from audio_signals import stereo, tone, write
 
@@ -221,3 +221,45 @@ def test_probe_and_read_a_missing_file(tmp_path):
         probe_video(tmp_path / "none.mp4")
     with pytest.raises(OutputError, match="not found"):
         next(iter(read_frames(tmp_path / "none.mp4")))
+
+
+def _boxes(data: bytes) -> list[bytes]:
+    """The top-level MP4 box types of ``data``."""
+    out, i = [], 0
+    while i + 8 <= len(data):
+        size = int.from_bytes(data[i : i + 4], "big")
+        out.append(data[i + 4 : i + 8])
+        if size < 8:
+            break
+        i += size
+    return out
+
+
+def test_a_live_copy_leaves_the_mp4_byte_for_byte_the_same(tmp_path):
+    n, h, w, sr = 50, 64, 96, 22050
+    rng = np.random.default_rng(1)
+    frames = np.clip(solid_frames(n, h, w).astype(int) + rng.integers(-30, 30, (n, h, w, 3)), 0, 255).astype(np.uint8)
+    sound = (tone(330, n / 25, sr), sr)
+    odd = tmp_path / "odd [dir]: a|b, 'c'"  # the tee muxer's separators in both paths
+    odd.mkdir()
+    for name, live in (("plain.mp4", None), ("teed.mp4", odd / "live [1].mp4")):
+        with VideoWriter(odd / name, fps=25, size=(h, w), audio=sound, live=live) as vw:
+            vw.write(frames)
+    assert (odd / "plain.mp4").read_bytes() == (odd / "teed.mp4").read_bytes()
+    live = (odd / "live [1].mp4").read_bytes()
+    boxes = _boxes(live)
+    assert boxes[:2] == [b"ftyp", b"moov"] and boxes.count(b"moof") >= 3, boxes  # fragments every 0.5 s
+    res = run_ffmpeg(["-i", str(odd / "live [1].mp4"), "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo",
+                      "-pix_fmt", "rgb24", "pipe:1"])  # each coded frame once (no edit list: it may start late)
+    decoded = np.frombuffer(res.stdout, np.uint8).reshape(-1, h, w, 3)
+    assert decoded.shape == frames.shape
+    assert np.array_equal(decoded, np.stack(list(read_frames(odd / "plain.mp4"))))  # the same encoded frames
+    assert hidden_files(odd) == []
+
+
+def test_an_aborted_writer_removes_its_live_copy(tmp_path):
+    live = tmp_path / "live.mp4"
+    with pytest.raises(RuntimeError), VideoWriter(tmp_path / "x.mp4", fps=25, size=(32, 32), live=live) as vw:
+        vw.write(solid_frames(30, 32, 32))
+        raise RuntimeError("stop")
+    assert not live.exists() and not (tmp_path / "x.mp4").exists() and hidden_files(tmp_path) == []

@@ -39,3 +39,14 @@ def test_app_py_help_runs_without_building_the_page():
 
 def test_duration_text():
     assert [duration_text(s) for s in (5, 90, 600, 610)] == ["5 s", "90 s", "10 min", "10 min 10 s"]
+
+
+def test_start_up_work_and_the_excerpt_from_env():
+    cfg = AppConfig.from_env({"LSD_JAX_EXAMPLES": "Lazy", "LSD_JAX_WARM_UP": "0", "LSD_JAX_EXCERPT_SECONDS": "20"})
+    assert (cfg.examples, cfg.warm_up, cfg.excerpt_seconds) == ("lazy", False, 20.0)
+    d = AppConfig.from_env({})
+    assert (d.examples, d.warm_up, d.excerpt_seconds) == ("eager", True, 30.0)  # what a Space gets
+    with pytest.raises(SystemExit, match="LSD_JAX_EXAMPLES must be one of eager, lazy, off"):
+        AppConfig.from_env({"LSD_JAX_EXAMPLES": "sometimes"})
+    cfg, _ = AppConfig.from_args(["--examples", "off"], {"LSD_JAX_WARM_UP": "0"})
+    assert cfg.examples == "off" and not cfg.warm_up

@@ -24,8 +24,9 @@ def test_every_parameter_is_on_the_page_with_help():
     assert form.INPUT_NAMES[:3] == ("song", "style", "style_file")
     for f in form.page_fields():
         assert f.help, f.name
+        assert f.label and f.label != f.name, f.name  # a human label; the Python name is in the help line
         if f.name in PARAM:
-            assert f.help == PARAM[f.name].help and f.group == PARAM[f.name].group
+            assert f.help == PARAM[f.name].help and f.group == PARAM[f.name].group and f.label == PARAM[f.name].label
     basic = {"pulse_react", "motion_react", "speed_fpm", "truncation", "contrast_strength", "flash_strength",
              "fps", "resolution", "start", "duration", "seed"}
     assert set(form.BASIC_NAMES) == basic
@@ -35,13 +36,22 @@ def test_every_parameter_is_on_the_page_with_help():
     as_sent = {k: (0 if v is None else v) for k, v in form.ui_defaults().items()
                if k not in form.STEMS and k != form.KEYFRAME_IMAGES}
     assert make_params(**form.params_from_ui(as_sent)) == RenderParams()
+    # on the page of a server, the excerpt starts at its configured length
+    assert form.ui_defaults(AppConfig(excerpt_seconds=20))["duration"] == 20
+    assert make_params(**form.params_from_ui(form.ui_defaults(AppConfig()))) == RenderParams(duration=30.0)
 
+
+def test_labels_show_the_python_name_in_the_help_line():
+    box = form.component(next(f for f in form.page_fields() if f.name == "truncation_psi"))
+    assert box.label == "StyleGAN truncation ψ (w space)" and box.info.startswith("truncation_psi: ")
+    # the two truncations say how they differ
+    assert "truncation_psi" in PARAM["truncation"].help and "truncation's" in PARAM["truncation_psi"].help
 
 @pytest.mark.parametrize("max_resolution", [1024, 500])
 def test_sliders_offer_only_valid_values(max_resolution):
     cfg = AppConfig(max_resolution=max_resolution)
     sliders = [f for f in form.page_fields(cfg) if f.kind == "slider"]
-    assert {f.name for f in sliders} >= {"resolution", "fps", "pulse_react", "truncation_psi", "speed_fpm"}
+    assert {f.name for f in sliders} >= {"resolution", "fps", "pulse_react", "truncation_psi"}
     for f in sliders:
         positions = np.round(f.lo + f.step * np.arange(int((f.hi - f.lo) / f.step + 1e-9) + 1), 9)
         assert len(positions) >= 2 and positions[-1] <= f.hi + 1e-9, f.name
@@ -55,6 +65,10 @@ def test_sliders_offer_only_valid_values(max_resolution):
         assert box.kind == "int" and box.step == 2 and box.hi == max_resolution
     fps = next(f for f in sliders if f.name == "fps")
     assert fps.hi == 60.0 < PARAM["fps"].hi  # the server's limit, tighter than the library's
+    speed = next(f for f in form.page_fields(cfg) if f.name == "speed_fpm")  # a number, beat or bar
+    assert speed.kind == "speed" and {"beat", "bar", "12"} <= set(speed.choices)
+    for choice in speed.choices:
+        assert make_params(**form.params_from_ui({"speed_fpm": choice})).speed_fpm == parse_value("speed_fpm", choice)
 
 
 def test_widgets_follow_the_table():
@@ -63,7 +77,9 @@ def test_widgets_follow_the_table():
         if p.name in form.NOT_ON_PAGE:
             continue
         f = by_name[p.name]
-        if p.kind in ("number", "integer", "speed"):
+        if p.kind == "speed":
+            assert f.kind == "speed" and parse_value(p.name, f.value) == p.default
+        elif p.kind in ("number", "integer"):
             assert f.lo == (0 if p.zero_unset else p.lo) and (f.kind == "slider") == p.slider, p.name
         elif p.kind == "choice":
             assert f.kind == "radio" and f.choices == p.choices and f.value == p.default
@@ -75,7 +91,7 @@ def test_widgets_follow_the_table():
 
 
 def test_musical_controls_from_the_page():
-    kw = form.params_from_ui(dict(speed_lock="on the bar", band_react="0.4, 0.2, 0.3", noise_react=1.5,
+    kw = form.params_from_ui(dict(speed_fpm="bar", band_react="0.4, 0.2, 0.3", noise_react=1.5,
                                   keyframe_times="10, 42.5", keyframe_images=["/up/a.png", "/up/b.png"]))
     p = make_params(**kw)
     assert p.speed_fpm == "bar" and p.band_react == (0.4, 0.2, 0.3) and p.noise_react == 1.5
@@ -83,12 +99,14 @@ def test_musical_controls_from_the_page():
     assert make_params(**form.params_from_ui(dict(band_react="0.4"))).band_react == (0.4, 0.4, 0.4)
     one = form.params_from_ui(dict(keyframe_times="10", keyframe_images=["/up/a.png"]))
     assert one["keyframes"] == {10.0: "/up/a.png"}
-    with pytest.raises(lsd_jax.ParamError, match="one keyframe time per keyframe image"):
+    with pytest.raises(lsd_jax.ParamError, match="keyframe_times: give one time per keyframe image"):
         form.params_from_ui(dict(keyframe_times="10", keyframe_images=["/up/a.png", "/up/b.png"]))
     with pytest.raises(lsd_jax.ParamError, match="keyframe_times must be a number of seconds or comma-separated"):
         form.params_from_ui(dict(keyframe_times="ten", keyframe_images=["/up/a.png"]))
-    with pytest.raises(lsd_jax.ParamError, match="speed_lock must be one of"):
-        form.params_from_ui(dict(speed_lock="on the downbeat"))
+    assert form.params_from_ui(dict(speed_fpm="Beat"))["speed_fpm"] == "beat"
+    assert form.params_from_ui(dict(speed_fpm=" 24 "))["speed_fpm"] == 24.0
+    with pytest.raises(lsd_jax.ParamError, match="speed_fpm must be a number, beat or bar"):
+        form.params_from_ui(dict(speed_fpm="on the downbeat"))
 
 
 def test_widget_conventions():
@@ -103,8 +121,9 @@ def test_widget_conventions():
     assert form.params_from_ui(dict(class_shuffle_seconds="4"))["class_shuffle_seconds"] == 4.0
     assert form.params_from_ui(dict(resolution=256.0))["resolution"] == 256  # a slider sends floats
     assert form.params_from_ui(dict(fps="24"))["fps"] == 24  # an API client may send text
-    with pytest.raises(lsd_jax.ParamError, match="classes must be comma-separated whole numbers"):
-        form.params_from_ui(dict(classes="one, two"))
+    with pytest.raises(lsd_jax.ParamError, match="classes must be comma-separated class indices or names"):
+        form.params_from_ui(dict(classes="1, 2.5"))
+    assert form.params_from_ui(dict(classes="goldfish, 5"))["classes"] == ("goldfish", 5)  # names: the style resolves
     with pytest.raises(lsd_jax.ParamError, match="unknown parameter 'pulse_reakt' \\(did you mean 'pulse_react'"):
         form.params_from_ui(dict(pulse_reakt=1))
     with pytest.raises(lsd_jax.ParamError, match="fps needs a value"):
@@ -122,23 +141,44 @@ def test_text_boxes_read_text_like_the_command_line(name, text):
     assert form.params_from_ui({name: text})[name] == getattr(ns, name) == parse_value(name, text)
 
 
-def test_out_of_range_values_name_the_parameter():
+def test_out_of_range_values_reach_the_table_which_names_the_parameter():
     slider = form.component(next(f for f in form.page_fields() if f.name == "pulse_react"))
-    with pytest.raises(gr.Error, match="pulse_react: Value 20 is greater than maximum value 10"):
-        slider.preprocess(20)
+    assert slider.preprocess(20) == 20  # not Gradio's unnamed range error ...
+    with pytest.raises(lsd_jax.ParamError, match="pulse_react must be between 0 and 10, got 20"):
+        make_params(**form.params_from_ui({"pulse_react": slider.preprocess(20)}))  # ... but the table's
     assert slider.get_block_name() == "slider" and slider.elem_id == "param-pulse_react"
     box = form.component(next(f for f in form.page_fields() if f.name == "seed"))
-    with pytest.raises(gr.Error, match="seed: Value -1 is less than minimum value 0"):
-        box.preprocess(-1)
+    with pytest.raises(gr.Error, match="seed must be a number"):
+        box.preprocess([1])
     assert not Path(form.__file__).with_suffix(".pyi").exists()  # no Component subclass: Gradio writes no stub
 
 
-def test_style_menu_lists_the_default_first_then_the_catalogue():
+def _user_catalogue(monkeypatch, tmp_path, urls):
+    import json
+
+    from lsd_jax.catalogue import USER_STYLES_ENV
+
+    path = tmp_path / "user_styles.json"
+    path.write_text(json.dumps({"schema": 1, "styles": [{"name": "far away", "urls": urls}]}))
+    monkeypatch.setenv(USER_STYLES_ENV, str(path))
+
+
+def test_style_menu_lists_the_default_first_then_what_this_server_can_get(monkeypatch, tmp_path):
+    from lsd_jax.catalogue import fetchable, load_catalogue
+
+    _user_catalogue(monkeypatch, tmp_path, ["ftp://example.org/far-away.pkl"])  # a scheme nothing fetches
     names = form.catalogue_names()
-    assert names[0] == "default" and "wikiart" in names
+    cat = load_catalogue()
+    assert names[0] == "default" and "wikiart" in names and "far away" in names
     choices = form.style_choices()
     assert choices[0] == ("default (embedded, no download)", "default")
-    assert [v for _, v in choices] == names
+    unfetchable = [n for n in names[1:] if not fetchable(cat[n])]
+    assert "far away" in unfetchable
+    assert [v for _, v in choices] == [n for n in names if n not in unfetchable]
+    everything = form.style_choices(show_all=True)
+    assert [v for _, v in everything] == names
+    marked = {v for label, v in everything if "cannot be used here" in label}
+    assert marked == set(unfetchable)
 
 
 def test_a_broken_user_catalogue_does_not_take_the_menu_down(monkeypatch, caplog):

@@ -5,20 +5,29 @@ Renders are tiny (48 px, 3 s, 10 fps) so the file stays well under a minute on 2
 
 from __future__ import annotations
 
+import base64
+import functools
 import importlib
 import inspect
+import math
+import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from app_songs import write_songs
+from app_songs import slow_batches, write_songs
 
 import lsd_jax
 from lsd_jax.params import make_params
 from lsd_jax.video import probe_video, read_frames
 from lsd_jax.web import jobs as J
+from lsd_jax.web import live as L
 from lsd_jax.web.config import AppConfig
+from lsd_jax.web.speed import SpeedBook, estimate_text, speed_key
 
 TINY = dict(fps=8, resolution=32)
 RENDER_VALUES = dict(fps=10, resolution=48, seed=3, speed_fpm=30, pulse_react=0.8, contrast_strength=0.4,
@@ -38,6 +47,7 @@ def rendered(songs):
     render_module = importlib.import_module("lsd_jax.pipeline")
     real_render_frames = render_module.render_frames
 
+    @functools.wraps(real_render_frames)
     def spy(*args, **kwargs):
         bound = inspect.signature(real_render_frames).bind(*args, **kwargs)
         sink = bound.arguments["sink"]
@@ -153,7 +163,7 @@ def test_failed_renders_leave_no_folder_and_finished_ones_are_swept(songs, tmp_p
         job = jobs.prepare(str(songs["silent"]), **TINY)  # valid, but silent: the render refuses it
         with pytest.raises(lsd_jax.AudioError, match="silent"):
             jobs.render(job)
-        assert list(jobs.workdirs.root.iterdir()) == []
+        assert list(jobs.workdirs.root.glob("req-*")) == []
         wd = jobs.workdirs
         d = wd.new()
         (d / "video.mp4").write_bytes(b"x")
@@ -179,3 +189,162 @@ def test_the_sweeper_runs_until_close(tmp_path):
     jobs.close()
     thread.join(timeout=5)
     assert not thread.is_alive() and not list(tmp_path.iterdir())
+
+
+# --- visitors' runs: cancel, one per session, live copy, speed ----------------------------------------
+
+
+def _wait(pred, timeout=300.0, step=0.01):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(step)
+
+
+def test_a_cancelled_render_stops_within_two_seconds_and_leaves_nothing(songs, tmp_path):
+    with J.Jobs(keep=0.0, parent=tmp_path) as jobs, slow_batches(0.15):
+        job = jobs.prepare(str(songs["long"]), fps=20, resolution=32, batch_size=4, duration=5)  # 100 frames
+        run = jobs.start_run("render", job, session="a")
+        _wait(lambda: run.frames[0] >= 8 or run.finished())
+        assert run.error is None and not run.finished()
+        with pytest.raises(J.Busy, match="still running"):  # one job per visitor
+            jobs.start_run("render", job, session="a")
+        t0 = time.monotonic()
+        assert jobs.cancel("a") == 1
+        assert run.wait(10)
+        stopped = time.monotonic() - t0
+        assert stopped < 2.0 and isinstance(run.error, J.JobCancelled) and run.frames[0] < 100
+        assert list(jobs.workdirs.root.glob("req-*")) == [] and not list(tmp_path.rglob("*.part"))
+        again = jobs.start_run("render", jobs.prepare(str(songs["song"]), **TINY), session="a")  # not busy now
+        assert again.wait(120) and again.error is None and probe_video(again.result)["n_frames"] == 24
+
+
+def test_a_live_copy_streams_while_the_render_runs(songs, tmp_path):
+    with J.Jobs(keep=60.0, parent=tmp_path) as jobs, slow_batches(0.1):
+        job = jobs.prepare(str(songs["long"]), fps=20, resolution=48, batch_size=4, seed=4)  # 160 frames
+        assert jobs.live.chunk("no such token", 0) == {"data": "", "done": True}
+        token = jobs.live.open("s")
+        assert jobs.live.chunk(token, 0) == {"data": "", "done": False}  # waiting for a render
+        run = jobs.start_run("render", job, session="s")
+        got, first_at, codecs = bytearray(), None, None
+        while True:
+            r = jobs.live.chunk(token, len(got))
+            if r["data"]:
+                if not got:
+                    first_at, codecs = run.frames[0], r["codecs"]
+                got += base64.b64decode(r["data"])
+            if r["done"]:
+                break
+            time.sleep(0.05)
+        assert run.error is None and first_at is not None and first_at <= 120  # bytes came 2 s before the end
+        assert codecs.startswith("avc1.64") and codecs.endswith("mp4a.40.2")
+        assert L.init_segment(bytes(got)) > 0 and bytes(got) == run.live.read_bytes()
+        live = tmp_path / "live.mp4"
+        live.write_bytes(got)
+        a, b = _decoded(live, 48), _decoded(run.result, 48)
+        assert a.shape == b.shape == (160, 48, 48, 3) and np.array_equal(a, b)  # the same encoded frames
+
+
+def _decoded(path, size):
+    """Every coded frame of the video, once (the live copy has no edit list, so its first frame may start a
+    frame late; a constant-rate decode would repeat it)."""
+    from lsd_jax.video import run_ffmpeg
+
+    res = run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt",
+                      "rgb24", "pipe:1"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    return np.frombuffer(res.stdout, np.uint8).reshape(-1, size, size, 3)
+
+
+def test_the_snippet_reproduces_the_page_s_mp4_byte_for_byte(songs, tmp_path):
+    """What the page renders (with its live copy) is the very MP4 that the snippet's lsd_jax.render makes."""
+    with J.Jobs(keep=60.0, parent=tmp_path / "app") as jobs:
+        values = dict(RENDER_VALUES, fps=12, pulse_audio=str(songs["drums"]))
+        job = jobs.prepare(str(songs["song"]), **values)
+        jobs.live.open("s")
+        run = jobs.start_run("render", job, session="s")
+        assert run.wait(300) and run.error is None and run.live is not None and run.live.is_file()
+        here = tmp_path / "user"
+        here.mkdir()
+        for name in ("song", "drums"):
+            shutil.copy(songs[name], here / songs[name].name)
+        code = J.python_snippet(job)
+        res = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "PYTHONPATH": str(Path(lsd_jax.__file__).parent.parent)})
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert (here / J.output_name(job)).read_bytes() == Path(run.result).read_bytes()
+
+
+def test_preview_and_render_record_this_server_s_speed(songs, tmp_path):
+    with J.Jobs(keep=0.0, parent=tmp_path) as jobs:
+        job = jobs.prepare(str(songs["song"]), fps=10, resolution=64, batch_size=8)  # 4 batches
+        key = speed_key(job.style, job.params)
+        est = jobs.estimate(job)  # the default style is measured at first use
+        known = jobs.speeds.get(key)
+        assert known.source == "calibration" and known.frames_per_s > 0
+        assert est.n_frames == job.n_frames == 30 and est.seconds > 0 and est.compiled
+        t0 = time.perf_counter()
+        jobs.render(job)
+        took = time.perf_counter() - t0
+        assert jobs.speeds.get(key).source == "render"
+        assert took < est.seconds * 5 + 2 and est.seconds < took * 5 + 2, (est, took)  # of the right size
+        other = jobs.prepare(str(songs["song"]), fps=10, resolution=48, contrast_strength=0.5)
+        assert jobs.speeds.get(speed_key(other.style, other.params)) is None
+        jobs.preview(other)  # a preview measures its style and size too
+        assert jobs.speeds.get(speed_key(other.style, other.params)).source == "preview"
+
+
+def test_speed_book_and_estimate_text():
+    book = SpeedBook()
+    assert book.estimate("k", 30.0, 43).seconds is None
+    text = estimate_text(book.estimate("k", 30.0, 43), 30.0, 43)
+    assert "not measured yet" in text and "1290 frames" in text
+    book.record("k", 20.0, 3.0, "calibration")
+    book.record_preparation(1.0, 10.0)  # 0.1 s per second of music
+    e = book.estimate("k", 30.0, 43)
+    assert e.n_frames == 1290 and math.isclose(e.seconds, 3.0 + 1290 / 20 + 0)  # compiled once measured
+    book.record("k", 10.0, None, "render")
+    book.record("k", 40.0, 0.0, "calibration")  # a calibration does not replace a whole render's speed
+    assert book.get("k").frames_per_s == 10.0 and book.get("k").compile_s == 3.0
+    assert "about 2 min 15 s" in estimate_text(book.estimate("k", 30.0, 43), 30.0, 43)
+    book.record_preparation(10.0, 1.0, "calibration")  # a short synthetic song does not replace a job's
+    assert book.estimate("k", 30.0, 43).seconds == pytest.approx(3.0 + 129.0)
+
+
+def test_the_excerpt_starts_at_the_loudest_stretch(tmp_path):
+    sr = 8000
+    y = 0.01 * np.random.default_rng(0).normal(size=sr * 60).astype(np.float32)
+    y[sr * 33 : sr * 40] *= 50  # a loud 7 s from 0:33
+    import soundfile as sf
+
+    sf.write(tmp_path / "x.wav", y, sr)
+    assert abs(J.loudest_stretch(tmp_path / "x.wav", 5.0) - 33.0) <= 2.0 + 0.25
+    assert J.loudest_stretch(tmp_path / "x.wav", 30.0) <= 33.0 < J.loudest_stretch(tmp_path / "x.wav", 30.0) + 30
+    assert J.loudest_stretch(tmp_path / "x.wav", 90.0) == 0.0  # the song is shorter
+
+
+def test_folders_of_dead_app_processes_are_swept_at_start(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / (J.ROOT_PREFIX + "old")
+    (stale / "req-x").mkdir(parents=True)
+    (stale / J.OWNER_FILE).write_text(str(dead.pid))
+    alive = tmp_path / (J.ROOT_PREFIX + "other")
+    alive.mkdir()
+    (alive / J.OWNER_FILE).write_text(str(os.getppid()))  # another live app's
+    with J.Jobs(keep=0.0, parent=tmp_path).start() as jobs:
+        assert not stale.exists() and alive.exists()
+        assert (jobs.workdirs.root / J.OWNER_FILE).read_text() == str(os.getpid())
+
+
+def test_a_style_this_server_cannot_download_is_a_clear_error(songs, tmp_path, monkeypatch):
+    import json
+
+    from lsd_jax.catalogue import USER_STYLES_ENV
+
+    path = tmp_path / "user_styles.json"
+    path.write_text(json.dumps({"schema": 1, "styles": [{"name": "far away", "urls": ["ftp://example.org/x.pkl"]}]}))
+    monkeypatch.setenv(USER_STYLES_ENV, str(path))
+    with pytest.raises(lsd_jax.StyleError, match="'far away' cannot be used on this server .*cannot download from "
+                       "example.org.*upload it"):
+        J.prepare_job(str(songs["song"]), "far away", None, **TINY)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import socket
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -13,13 +15,13 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-from app_songs import SR, write_songs
+from app_songs import SR, slow_batches, write_songs
 
 from lsd_jax.video import probe_video
 from lsd_jax.web import page
 from lsd_jax.web.config import AppConfig
 from lsd_jax.web.form import INPUT_NAMES, ui_defaults
-from lsd_jax.web.jobs import Jobs
+from lsd_jax.web.jobs import JobCancelled, Jobs
 
 TINY = dict(fps=8, resolution=32)
 
@@ -65,7 +67,7 @@ def test_render_handler_reports_frames_and_a_snippet(songs, jobs):
                                                **TINY)
     info = probe_video(video)
     assert (info["width"], info["n_frames"], info["audio_streams"]) == (32, 24, 1)
-    assert calls[0] == (0.0, "Analysing the song", None) and calls[-1] == ((24, 24), "Rendering", "frames")
+    assert calls[0] == (None, "Checking the request", None) and calls[-1] == ((24, 24), "Rendered 24 frames", "frames")
     assert "Rendered 24 frames at 8 fps" in status
     assert "lsd_jax.render(" in snippet and "seed=2," in snippet
 
@@ -88,7 +90,7 @@ def test_silence_is_a_clear_error(songs, jobs):
     with pytest.raises(gr.Error, match="silent"):
         page.render_video(jobs, str(songs["silent"]), **TINY)
     jobs.workdirs.sweep()  # finished renders' folders (keep=0) go; a failed one is already gone
-    assert list(jobs.workdirs.root.iterdir()) == []
+    assert list(jobs.workdirs.root.glob("req-*")) == []
 
 
 @pytest.mark.parametrize("values, match", [
@@ -97,7 +99,8 @@ def test_silence_is_a_clear_error(songs, jobs):
     (dict(resolution=34, width=33, height=20), "width must be even"),
     (dict(resolution=2048), "above this server's limit of 1024"),
     (dict(width=64), "give both width and height"),
-    (dict(classes="a,b"), "classes must be comma-separated whole numbers"),
+    (dict(classes="1,2.5"), "classes must be comma-separated class indices or names"),
+    (dict(classes="goldfish"), "class name, but the classes of style 'cppn' have no names"),
     (dict(band_react="1,2"), "band_react must be one number \\(for all\\) or 3 comma-separated numbers"),
 ])
 def test_out_of_range_values_are_clear_errors(songs, jobs, values, match):
@@ -130,15 +133,15 @@ def test_bad_styles_are_clear_errors_and_nothing_runs(songs, jobs, tmp_path):
 
 
 def test_the_app_owns_its_jobs_unless_given_some():
-    demo = page.build_app(AppConfig(max_resolution=500))
+    demo = page.build_app(AppConfig(max_resolution=500, warm_up=False))
     own = demo.lsd_jobs
     assert own.cfg.max_resolution == 500 and own.workdirs._thread.is_alive()
     root = own.workdirs.root
-    slider = next(b for b in demo.blocks.values() if getattr(b, "label", None) == "resolution")
+    slider = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "param-resolution")
     assert (slider.minimum, slider.maximum, slider.step) == (0, 500, 16)
     demo.close()
     assert not root.exists() and own.workdirs._stop.is_set()
-    with Jobs(keep=0.0) as mine:
+    with Jobs(AppConfig(warm_up=False, examples="off"), keep=0.0) as mine:
         demo = page.build_app(jobs=mine)
         assert demo.lsd_jobs is mine and demo.lsd_config is mine.cfg
         root = mine.workdirs.root
@@ -148,6 +151,8 @@ def test_the_app_owns_its_jobs_unless_given_some():
 
 def test_main_serves_with_the_flags_and_closes_the_app_when_the_server_stops(monkeypatch):
     seen = {}
+    monkeypatch.setenv("LSD_JAX_WARM_UP", "0")
+    monkeypatch.setenv("LSD_JAX_EXAMPLES", "off")
 
     def fake_launch(demo, cfg, **server):  # what Blocks.launch does when interrupted: return
         seen.update(demo=demo, cfg=cfg, server=server, root=demo.lsd_jobs.workdirs.root)
@@ -175,21 +180,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Served(str):
+    """The served app's URL, with its Jobs (the test runs in the server's process)."""
+
+    jobs: Jobs
+
+
 @pytest.fixture(scope="module")
 def served():
-    cfg = AppConfig(max_seconds=6, max_file_size="300kb", concurrency=1)
+    cfg = AppConfig(max_seconds=6, max_file_size="300kb", concurrency=1, examples="off", warm_up=False)
     with Jobs(cfg, keep=0.0) as jobs:
         demo = page.build_app(cfg, jobs)
         port = free_port()
         page.launch(demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                     ssr_mode=False)
-        yield f"http://127.0.0.1:{port}/"
+        url = Served(f"http://127.0.0.1:{port}/")
+        url.jobs = jobs
+        yield url
         demo.close()
 
 
 def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
     from gradio_client import Client, handle_file
-    from gradio_client.exceptions import AppError
+    from gradio_client.exceptions import AppError, ValidationError
 
     client = Client(served, verbose=False, download_files=str(tmp_path))
     api = client.view_api(print_info=False, return_format="dict")
@@ -205,11 +218,16 @@ def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
     assert (info["width"], info["height"]) == (32, 32) and info["n_frames"] == 24
     assert "lsd_jax.render(" in snippet and "seed=1" in snippet and "'my song.wav'" in snippet
 
-    with pytest.raises(AppError, match="not an audio file"):
+    # problems are reported by field before anything is queued
+    with pytest.raises(ValidationError, match="song: notes.mp3 is not an audio file"):
         client.predict(handle_file(str(songs["text"])), fps=8, resolution=32, api_name="/render")
-    with pytest.raises(AppError, match="at most 6 s"):
+    with pytest.raises(ValidationError, match="duration: the excerpt is 8 s long; this server renders at most 6 s"):
         client.predict(handle_file(str(songs["long"])), fps=8, resolution=32, api_name="/render")
-    with pytest.raises(AppError, match="pulse_react"):
+    with pytest.raises(ValidationError, match="resolution: resolution must be even"):
+        client.predict(handle_file(str(songs["song"])), fps=8, resolution=33, api_name="/render")
+    with pytest.raises(AppError, match="silent"):  # found while working: an error of the call itself
+        client.predict(handle_file(str(songs["silent"])), fps=8, resolution=32, api_name="/render")
+    with pytest.raises(ValidationError, match="pulse_react: pulse_react must be between 0 and 10, got 50"):
         client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, pulse_react=50, api_name="/render")
     big = tmp_path / "big.wav"
     sf.write(big, np.zeros(SR * 10, np.float32), SR)  # ~880 kB > 300 kB
@@ -220,7 +238,7 @@ def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
     assert r.status_code == 413, r.text
 
     # still serving
-    with pytest.raises(AppError, match="band_react must be one number"):  # text read by the table's parser
+    with pytest.raises(ValidationError, match="band_react must be one number"):  # text read by the table's parser
         client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, band_react="1,2", api_name="/preview")
     stills, status = client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, seed=1,
                                     classes="0; 3", api_name="/preview")
@@ -235,4 +253,82 @@ def test_layout_rows():
         ["pulse_react", "motion_react"], ["speed_fpm", "truncation"], ["contrast_strength", "flash_strength"],
         ["fps", "resolution"], ["start", "duration", "seed"]]
     motion = page._rows([f for f in page_fields() if f.group == "motion"])
-    assert [len(r) for r in motion] == [1, 4, 1] and {f.kind for f in motion[1]} == {"checkbox"}
+    assert [len(r) for r in motion] == [2, 4, 1] and {f.kind for f in motion[1]} == {"checkbox"}
+
+
+def _wait(pred, timeout=300.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_client_cancels_a_job_and_the_queue_serves_the_next_at_once(served, songs, tmp_path):
+    from gradio_client import Client, handle_file
+
+    jobs = served.jobs
+    first = Client(served, verbose=False, download_files=str(tmp_path / "a"))
+    second = Client(served, verbose=False, download_files=str(tmp_path / "b"))
+    with slow_batches(0.2):  # 120 frames, 4 a batch: 6 s at least
+        long = first.submit(handle_file(str(songs["long"])), fps=20, resolution=32, batch_size=4, duration=6,
+                            api_name="/render")
+        _wait(lambda: any(r.frames[0] > 0 for r in jobs._runs if not r.finished()))
+        (run,) = [r for r in jobs._runs if not r.finished()]
+        waiting = second.submit(handle_file(str(songs["song"])), fps=8, resolution=32, api_name="/render")
+        time.sleep(0.5)  # queued behind the first (one job at a time)
+        assert [r for r in jobs._runs if not r.finished()] == [run]
+        t0 = time.monotonic()
+        long.cancel()
+        _wait(run.finished, timeout=10)
+        stopped = time.monotonic() - t0
+        _wait(lambda: any(r is not run for r in jobs._runs), timeout=10)
+        started = next(r for r in jobs._runs if r is not run).started - t0
+        video, snippet, status = waiting.result(timeout=300)
+    assert stopped < 2.0 and isinstance(run.error, JobCancelled), (stopped, run.error)
+    assert started < 2.0, started  # the next job started at once
+    assert run.workdir is not None and not run.workdir.exists()  # its files went with it
+    path = Path(video["video"] if isinstance(video, dict) else video)
+    assert probe_video(path)["n_frames"] == 24 and "Rendered 24 frames" in status
+    print(f"cancel: the render stopped {stopped:.2f} s after the client's cancel; the next started after "
+          f"{started:.2f} s")
+
+
+def test_the_api_is_named_and_described(served):
+    from gradio_client import Client
+
+    client = Client(served, verbose=False)
+    text = client.view_api(print_info=False, return_format="str")
+    assert "FileData class" not in text and "an audio file: handle_file('song.mp3')" in text
+    api = client.view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == {"/render", "/preview"}  # the page's own steps are private
+    render = api["named_endpoints"]["/render"]
+    assert [r["label"] for r in render["returns"]] == ["video", "python", "status"]
+    assert [r["label"] for r in api["named_endpoints"]["/preview"]["returns"]] == ["stills", "status"]
+    assert render["description"].startswith("Render a music video.")
+    speed = next(p for p in render["parameters"] if p["parameter_name"] == "speed_fpm")
+    assert speed["python_type"]["type"] == "str" and speed["parameter_default"] == "12"
+
+
+def test_the_page_has_social_preview_tags(served):
+    html_text = httpx.get(served, timeout=30).text
+    assert re.search(r'property="og:description"\s+content="' + re.escape(page.DESCRIPTION) + '"', html_text)
+    assert re.search(r'name="twitter:description"\s+content="' + re.escape(page.DESCRIPTION) + '"', html_text)
+    assert f'<meta property="og:title" content="{page.TITLE}"' in html_text
+
+
+def test_problems_are_put_next_to_the_field_that_caused_them(songs, jobs):
+    values = {**ui_defaults(), "song": str(songs["song"]), "style": "default", "style_file": None}
+    assert all(v["is_valid"] for v in page.validate(jobs, values))
+
+    def bad(**changes):
+        result = page.validate(jobs, {**values, **changes})
+        return {n: v["message"] for n, v in zip(INPUT_NAMES, result) if not v["is_valid"]}
+
+    assert bad(resolution=33) == {"resolution": "resolution must be even (H.264 with yuv420p needs even sizes), got 33"}
+    assert list(bad(speed_fpm="fast")) == ["speed_fpm"]
+    assert list(bad(song=str(songs["text"]))) == ["song"]
+    assert list(bad(start=10)) == ["start"]
+    assert list(bad(width=64)) == ["width"]
+    assert list(bad(style="no such style")) == ["style"]
+    assert list(bad(style_file=str(songs["text"]))) == ["style_file"]
+    assert list(bad(keyframe_times="1, 2")) == ["keyframe_times"]

@@ -1,7 +1,6 @@
 """The generators as Flax NNX modules whose parameter paths mirror the original networks' names:
-:mod:`.stylegan2`, :mod:`.stylegan3`, :mod:`.cppn` (sharing :mod:`.ops`), :mod:`.stylegan1` and :mod:`.biggan`
-(these two not yet wired into styles and the render step, nor onto :mod:`.ops`: they still define their own
-``Buffer``).
+:mod:`.stylegan1`, :mod:`.stylegan2`, :mod:`.stylegan3`, :mod:`.cppn` and :mod:`.biggan` (a ``frame_images`` model:
+BigGAN-deep, its truncation's batch-norm weights a host-computed render setting), sharing :mod:`.ops`.
 
 Conventions (every model follows them):
 
@@ -31,7 +30,9 @@ How to add a model (e.g. StyleGAN1, BigGAN):
    ``frame_images(inputs, settings, *, size, consts=None) -> (B, h, w, 3)`` in about [-1, 1], with ``inputs`` the
    per-frame arrays (``z`` (B, z_dim), ``c`` (B, c_dim), ...) and ``settings`` the render-setting arrays
    (``truncation_psi``, ``truncation_cutoff``, ``noise_mode``), and is driven by :class:`lsd_jax.style.ModuleProgram`.
-4. Register the family in :data:`lsd_jax.generator.FAMILIES` (and its shapes in :mod:`lsd_jax.weights`).
+4. Register the family in :data:`lsd_jax.generator.FAMILIES` (and its shapes in :mod:`lsd_jax.weights`); a model
+   whose user API differs (BigGAN-deep: ``gen(z, c, truncation_psi)``, no w space) gets its own generator class
+   and style function there (:class:`lsd_jax.generator.BigGANGenerator`, :func:`lsd_jax.generator.biggan_style`).
 
 Editing a layer (network bending)::
 

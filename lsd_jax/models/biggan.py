@@ -44,14 +44,14 @@ from flax import nnx
 from jax import lax
 
 from ..errors import ConversionError, ParamError
+from .ops import Buffer, load_module
+
+__all__ = ["BigGAN", "BigGANSpec", "Buffer", "abstract", "bn_stats_weights", "from_state", "generate",
+           "truncated_noise"]
 
 Array = jax.Array
+FAMILY = "biggan-deep"
 _DN = ("NHWC", "HWIO", "NHWC")
-
-
-class Buffer(nnx.Variable):
-    """A non-trainable tensor of the original network (a torch buffer), e.g. batch-norm statistics.
-    (Local until the shared model layer's ``models/ops.py`` provides it.)"""
 
 
 @dataclass(frozen=True)
@@ -272,6 +272,10 @@ class BigGAN(nnx.Module):
     """``BigGAN(spec)(z, c, truncation)`` → ``(N, R, R, 3)`` float32 in [−1, 1]; ``z`` ``(N, z_dim)``, ``c``
     ``(N, num_classes)`` (a class mixture: one-hot or soft weights)."""
 
+    family = FAMILY
+    has_noise = False  # no noise inputs: noise_mode does nothing
+    supports_transform = False
+
     def __init__(self, spec: BigGANSpec):
         self.embeddings = Linear(spec.num_classes, spec.z_dim, bias=False)
         self.generator = Generator(spec)
@@ -300,41 +304,35 @@ class BigGAN(nnx.Module):
         cond = jnp.concatenate([z, self.embeddings(c)], axis=1)
         return self.generator(cond, stats_w)
 
+    def frame_images(self, inputs: dict[str, Array], settings: dict[str, Array], *, size: tuple[int, int],
+                     consts: Any = None) -> Array:
+        """The render step's entry (see :mod:`lsd_jax.models`): ``inputs["z"]`` (B, z_dim), ``inputs["c"]``
+        (B, num_classes) and ``settings["bn_stats_weights"]`` (n_stats,) from :func:`bn_stats_weights` (computed on
+        the host by the style, so the package's float64 rule holds and a new truncation never recompiles). The
+        native size is returned whatever ``size`` is (the step resizes)."""
+        if "bn_stats_weights" not in settings:
+            raise ParamError("a BigGAN step needs settings['bn_stats_weights'] (lsd_jax.step.render_settings(params, "
+                             "style) computes it from the truncation)")
+        return self.generate(inputs["z"], inputs["c"], settings["bn_stats_weights"])
+
 
 # --------------------------------------------------------------------------------------------------------------
 # Building from converted weights, and the jitted entry point.
 
 
-def _nest(flat: dict[str, Any]) -> dict:
-    out: dict = {}
-    for name, value in flat.items():
-        node = out
-        parts = name.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(int(p) if p.isdigit() else p, {})
-        node[parts[-1]] = value
-    return out
+def abstract(config: dict) -> BigGAN:
+    """The model for ``config`` with shape-only variables (``nnx.eval_shape``)."""
+    spec = BigGANSpec.from_config(config)
+    return nnx.eval_shape(lambda: BigGAN(spec))
 
 
 def from_state(config: dict, state: dict[str, np.ndarray]) -> BigGAN:
     """The model for a converted ``(config, state)`` (:func:`converters.biggan.parse_biggan`): built abstractly,
-    then filled; every tensor checked by name and shape."""
-    spec = BigGANSpec.from_config(config)
-    abstract = nnx.eval_shape(lambda: BigGAN(spec))
-    graphdef, abs_state = nnx.split(abstract)
-    expected = {".".join(str(p) for p in path): tuple(v.shape) for path, v in nnx.to_flat_state(abs_state)}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ConversionError(
-            f"BigGAN weights do not match the model: missing {missing[:3]}{'…' if len(missing) > 3 else ''}, "
-            f"unexpected {unexpected[:3]}{'…' if len(unexpected) > 3 else ''}"
-        )
-    for name, shape in expected.items():
-        if tuple(np.shape(state[name])) != shape:
-            raise ConversionError(f"BigGAN weight {name} has shape {np.shape(state[name])}, the model needs {shape}")
-    pure = _nest({k: jnp.asarray(np.asarray(v, np.float32)) for k, v in state.items()})
-    return nnx.merge(graphdef, pure)
+    then filled (:func:`.ops.load_module`: every tensor checked by name and shape)."""
+    try:
+        return load_module(abstract(config), state, "BigGAN weights")
+    except (KeyError, ValueError) as e:
+        raise ConversionError(f"BigGAN weights do not match the model: {e.args[0] if e.args else e}") from None
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -7,90 +7,65 @@ and is a smooth function of ``z``, so the music's latent walk becomes flowing ab
 Its 12 class inputs tint the palette, so chroma-driven classes show up as colour changes.
 
 Parameters (``nnx.Param``): ``freqs`` (2, F), ``w_in`` (3 + 4F, H), ``w_z`` (L, z_dim, H), ``w_h`` (L−1, H, H),
-``w_out`` (H, 3), ``palette`` (c_dim, 3, 3). Cost per pixel is a few 32-wide dense layers: about 4 kFLOP, i.e.
-~1 GFLOP per 512x512 frame.
+``w_out`` (H, 3), ``palette`` (c_dim, 3, 3).
+
+Cost. The MLP's output (a hue and a lightness field) is low-frequency, so it is evaluated on a grid of about
+:data:`GRID` points across the short side (:func:`grid_step`: every k-th output pixel, k an integer) and
+upsampled with a Catmull-Rom spline; only the cosine palette, whose colour bands are the sharp part of the
+image, runs at every output pixel. The grid's spacing in image coordinates is the same at every output size, so
+the look does not depend on the resolution (at 512² the spline is within ~6/255 of evaluating every pixel:
+64 dB). The MLP's sines are a polynomial (:func:`fast_sin`, error < 1e-6; XLA's CPU ``sin`` costs ~3 tanh).
+Per 512² frame: ~0.1 GFLOP of MLP on the grid plus ~60 FLOP per output pixel.
+
+The pulse. A Lucid Sonic Dreams pulse adds the same amount to every dimension of ``z`` while the drift moves
+each dimension its own way, so ``mean(z)`` is (almost only) the pulse. The network splits ``z`` into that mean
+and the rest: the rest steers the layers at :data:`DRIFT_GAIN` of the weights' scale, the mean at
+:data:`PULSE_GAIN` times, and the mean also zooms the image in (:data:`PULSE_ZOOM`) and lightens it
+(:data:`PULSE_LIGHT`): the beat reads as a kick toward the viewer over a calmer drift (issue #17). This only
+concerns this style: ``pulse_react`` / ``motion_react`` mean the same for every style.
 """
 
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
+from . import cppn_forward as _fwd
+from .cppn_forward import (C_DIM, DRIFT_GAIN, GRID, HIDDEN, N_FREQS, N_LAYERS, PULSE_GAIN, PULSE_LIGHT,  # noqa: F401
+                           PULSE_ZOOM, WEIGHT_SEED, Z_DIM, CPPNProgram, coordinates, fast_sin, frames, grid_step,
+                           images, init_variables, upsample)
+
 Array = jax.Array
-
-Z_DIM = 512
-C_DIM = 12
-HIDDEN = 32
-N_LAYERS = 4
-N_FREQS = 6
-WEIGHT_SEED = 20260  # fixed: the default style must look the same on every machine
-
-
-def init_variables(z_dim: int = Z_DIM, c_dim: int = C_DIM, seed: int = WEIGHT_SEED) -> dict[str, np.ndarray]:
-    """Fixed random weights (NumPy, so they are identical on every backend)."""
-    rng = np.random.default_rng(seed)
-    n_in = 3 + 4 * N_FREQS
-    return {
-        "freqs": rng.normal(0.0, 2.2, (2, N_FREQS)).astype(np.float32),
-        "w_in": rng.normal(0.0, 1.0, (n_in, HIDDEN)).astype(np.float32) / np.sqrt(n_in / 2),
-        "w_z": rng.normal(0.0, 1.0, (N_LAYERS, z_dim, HIDDEN)).astype(np.float32) * (0.6 / np.sqrt(z_dim)),
-        "w_h": rng.normal(0.0, 1.0, (N_LAYERS - 1, HIDDEN, HIDDEN)).astype(np.float32) * (1.6 / np.sqrt(HIDDEN)),
-        "w_out": rng.normal(0.0, 1.0, (HIDDEN, 3)).astype(np.float32) * (1.8 / np.sqrt(HIDDEN)),
-        # each class is a colour transform: rotate the palette by a random 3x3 near-rotation
-        "palette": np.stack([_rotation(rng) for _ in range(max(c_dim, 1))])[:c_dim].astype(np.float32),
-    }
-
-
-def _rotation(rng: np.random.Generator) -> np.ndarray:
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    return (q * np.sign(np.diag(r))) - np.eye(3)
-
-
-def coordinates(size: tuple[int, int]) -> Array:
-    """(H*W, 3): x, y (the short side spans [-1, 1]) and the radius."""
-    h, w = size
-    s = float(min(h, w))
-    ys = (jnp.arange(h, dtype=jnp.float32) - (h - 1) / 2) / (s / 2)
-    xs = (jnp.arange(w, dtype=jnp.float32) - (w - 1) / 2) / (s / 2)
-    yy, xx = jnp.meshgrid(ys, xs, indexing="ij")
-    return jnp.stack([xx.ravel(), yy.ravel(), jnp.sqrt(xx**2 + yy**2).ravel()], axis=-1)
+PARAM_NAMES = ("freqs", "w_in", "w_z", "w_h", "w_out", "palette")
 
 
 class CPPN(nnx.Module):
-    """The embedded style's network; ``CPPN(z_dim, c_dim)`` holds the fixed weights of :func:`init_variables`."""
+    """The embedded style's network; ``CPPN(z_dim, c_dim)`` holds the fixed weights of :func:`init_variables`.
+    Its forward is :mod:`lsd_jax.models.cppn_forward`'s, on this module's parameters."""
 
     family = "cppn"
 
     def __init__(self, z_dim: int = Z_DIM, c_dim: int = C_DIM, seed: int = WEIGHT_SEED):
         for name, value in init_variables(z_dim, c_dim, seed).items():
-            setattr(self, name, nnx.Param(jnp.asarray(value)))
+            setattr(self, name, nnx.Param(jax.device_put(value)))  # jnp.asarray would compile a copy per shape
         self.z_dim, self.c_dim = z_dim, c_dim
 
+    def params(self) -> dict[str, Array]:
+        """The parameters as a plain dict (what the pure forward takes)."""
+        return {name: getattr(self, name)[...] for name in PARAM_NAMES}
+
     def __call__(self, z: Array, c: Array, size: tuple[int, int]) -> Array:
-        """z: (B, z_dim), c: (B, c_dim), size: static (H, W) -> images (B, H, W, 3) float32 in [-1, 1]."""
-        h, w = size
-        z = z.astype(self.w_z.dtype)
-        xyr = coordinates(size).astype(z.dtype)  # (P, 3)
-        ang = xyr[:, :2] @ self.freqs[...]  # (P, F)
-        feats = jnp.concatenate([xyr, jnp.sin(ang), jnp.cos(ang), jnp.sin(2.0 * ang + xyr[:, 2:3]),
-                                 jnp.cos(3.0 * ang - xyr[:, 2:3])], axis=-1)
-        zb = jnp.einsum("bd,ldh->lbh", z, self.w_z[...])  # (L, B, H): z steers every layer
-        x = jnp.sin(feats @ self.w_in[...] + zb[0][:, None, :])  # (B, P, H)
-        for i in range(N_LAYERS - 1):
-            act = jnp.sin if i % 2 else jnp.tanh
-            x = act(x @ self.w_h[...][i] + zb[i + 1][:, None, :])
-        field = x @ self.w_out[...]  # (B, P, 3): hue, light, detail
-        # cosine palette: colour = 0.5 + 0.5 cos(2 pi (hue + phase)); classes shift the phases
-        phase = jnp.array([0.0, 0.33, 0.67], z.dtype) + 0.15 * jnp.tanh(z[:, :3])
-        if c.shape[-1]:
-            phase = phase + jnp.einsum("bc,ci->bi", c.astype(z.dtype), self.palette[...][:, 0]) / jnp.sqrt(
-                c.shape[-1])
-        hue = 0.35 * field[..., :1] + 0.1 * jnp.sin(3.0 * field[..., 2:3])
-        light = 0.3 + 0.7 * jax.nn.sigmoid(1.5 * field[..., 1:2] + 0.8)  # never a black frame
-        rgb = light * (0.5 + 0.5 * jnp.cos(2.0 * jnp.pi * (hue + phase[:, None, :])))
-        return (2.0 * rgb - 1.0).reshape(z.shape[0], h, w, 3)
+        """z: (B, z_dim), c: (B, c_dim), size: static (H, W) -> images (B, H, W, 3) float32 in [-1, 1]
+        (:func:`~lsd_jax.models.cppn_forward.frames`)."""
+        return _fwd.frames(self.params(), z, c, size)
+
+    def images(self, z: Array, c: Array, size: tuple[int, int], step: int | None = None) -> Array:
+        """The batched forward (:func:`~lsd_jax.models.cppn_forward.images`; ``step`` 1: every pixel)."""
+        return _fwd.images(self.params(), z, c, size, step)
+
+    def fields(self, z: Array, size: tuple[int, int], step: int) -> Array:
+        """The MLP's hue and lightness on the sample grid (:func:`~lsd_jax.models.cppn_forward.fields`)."""
+        return _fwd.fields(self.params(), z.astype(self.w_z.dtype), size, step)
 
     def frame_images(self, inputs: dict[str, Array], settings: dict[str, Array], *, size: tuple[int, int],
                      consts: object = None) -> Array:

@@ -25,13 +25,20 @@ both computed here as one polyphase convolution — then ``blur2d`` ([1, 2, 1]);
 Activations are NHWC; the output is NHWC float32 in NVIDIA's scale (about [-1, 1]).
 
 Render settings are traced call arguments: ``truncation_psi`` (float), ``truncation_cutoff`` (int; None = all
-layers), ``noise_gain``; only ``noise_mode`` ("const", "random", "none") and the graphdef are static.
+layers), ``noise_gain``; ``noise_mode`` ("const", "random", "none") is static here, or a traced index into
+:data:`NOISE_MODES` through the w-space model protocol (:meth:`StyleGAN1.synthesize`, what the render step uses).
+
+The module follows :mod:`lsd_jax.models`' protocol (``family``, ``spec``, ``has_noise``, ``map_latents``,
+``synthesize``, ``constants``; :func:`abstract` and :func:`from_state`), so :func:`lsd_jax.load_generator` and the
+render step drive it like StyleGAN2. Lucid Sonic Dreams ran these networks with ``mapping.run`` (no truncation)
+and ``synthesis.run(randomize_noise=False)``: the defaults here (ψ = 1, the stored noise) are the same.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -43,15 +50,25 @@ from jax import lax
 from converters import sg1 as sg1_conv
 
 from ..errors import ConversionError, from_converter
+from .ops import Buffer
 
 Array = jax.Array
-NOISE_MODES = ("const", "random", "none")
+NOISE_MODES = ("const", "random", "none")  # the same names and order as StyleGAN2's (a traced mode is an index)
 _DN = ("NHWC", "HWIO", "NHWC")
 _ALL_LAYERS = np.iinfo(np.int32).max  # truncation_cutoff=None: every layer
 
 
-class Buffer(nnx.Variable):
-    """Non-trainable state of a network (stored noise inputs, ``dlatent_avg``). Moves to ``models/ops.py``."""
+@dataclass(frozen=True)
+class SG1Spec:
+    """The sizes of a StyleGAN (v1) generator (hashable: lives in the graphdef)."""
+
+    z_dim: int
+    w_dim: int
+    num_ws: int
+    img_resolution: int
+    img_channels: int
+    c_dim: int = 0
+    kind: str = "G_style"
 
 
 def _zeros(*shape: int) -> Array:
@@ -271,27 +288,47 @@ class Synthesis(nnx.Module):
     def noise_shapes(self) -> list[int]:
         return [2 ** (i // 2 + 2) for i in range(self.num_ws)]
 
-    def __call__(self, ws: Array, noise_mode: str = "const", key: Array | None = None,
-                 noise_gain: Array | None = None) -> Array:
-        if noise_mode not in NOISE_MODES:
+    def _noises(self, noise_mode: Any, key: Array | None, noise_gain: Array | None, n: int,
+                dtype: Any) -> list[Array | None]:
+        """Each layer's unit noise (N or 1, r, r, 1) times ``noise_gain``, or None (no noise)."""
+        if not self.use_noise:
+            return [None] * self.num_ws
+        static = isinstance(noise_mode, str)
+        if static and noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        ws = jnp.asarray(ws, jnp.float32)
-        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
-            raise ValueError(f"ws must have shape (N, {self.num_ws}, {self.w_dim}), got {ws.shape}")
-        n = ws.shape[0]
-        noises: list[Array | None] = [None] * self.num_ws
-        if self.use_noise and noise_mode == "const":
-            noises = [jnp.transpose(getattr(self, f"noise{i}")[...], (0, 2, 3, 1)) for i in range(self.num_ws)]
-        elif self.use_noise and noise_mode == "random":
+        if static and noise_mode == "none":
+            return [None] * self.num_ws
+        stored = [jnp.transpose(getattr(self, f"noise{i}")[...], (0, 2, 3, 1)) for i in range(self.num_ws)]
+        if static and noise_mode == "const":
+            noises = stored
+        elif static:  # random
             if key is None:
                 raise ValueError('noise_mode="random" needs a PRNG key')
             noises = _unit_noise(key, self.noise_shapes(), n)
-        if noise_gain is not None and noise_mode != "none" and self.use_noise:
+        else:  # a traced index: 0 const, 1 random, 2 none (the random draw only runs when selected)
+            if key is None:
+                raise ValueError("a traced noise_mode needs a PRNG key (used when it selects random noise)")
+            mode = jnp.asarray(noise_mode, jnp.int32)
+            unit = lax.cond(mode == 1, lambda k: _unit_noise(k, self.noise_shapes(), n),
+                            lambda k: [jnp.zeros((n, r, r, 1), jnp.float32) for r in self.noise_shapes()], key)
+            noises = [jnp.where(mode == 0, c, u) * (mode != 2).astype(jnp.float32) for c, u in zip(stored, unit,
+                                                                                                   strict=True)]
+        if noise_gain is not None:
             g = jnp.asarray(noise_gain, jnp.float32)
             if g.ndim > 1 or (g.ndim == 1 and g.shape[0] not in (1, n)):
                 raise ValueError(f"noise_gain must be a scalar or have shape ({n},), got {g.shape}")
             g = jnp.broadcast_to(g.reshape(-1), (n,))[:, None, None, None]
             noises = [z * g for z in noises]
+        return [z.astype(dtype) for z in noises]
+
+    def __call__(self, ws: Array, noise_mode: Any = "const", key: Array | None = None,
+                 noise_gain: Array | None = None) -> Array:
+        dtype = self.ToRGB_lod0.bias.dtype  # float32; bfloat16 when the state is (compute_dtype)
+        ws = jnp.asarray(ws, dtype)
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must have shape (N, {self.num_ws}, {self.w_dim}), got {ws.shape}")
+        n = ws.shape[0]
+        noises = self._noises(noise_mode, key, noise_gain, n, dtype)
         x = None
         idx = 0
         for name in self.block_names:
@@ -324,13 +361,35 @@ def _unit_noise(key: Array, sizes: list[int], n: int) -> list[Array]:
 class StyleGAN1(nnx.Module):
     """``G_style`` (Gs) at inference: ``mapping`` (G_mapping), ``synthesis`` (G_synthesis) and ``dlatent_avg``."""
 
+    family = "stylegan1"
+    supports_transform = False
+
     def __init__(self, config: dict):
         self.mapping = Mapping(config)
         self.synthesis = Synthesis(config)
         self.dlatent_avg = Buffer(_zeros(config["w_dim"]))
+        self.spec = SG1Spec(z_dim=config["z_dim"], w_dim=config["w_dim"], num_ws=config["num_ws"],
+                            img_resolution=config["img_resolution"], img_channels=config["img_channels"])
         self.z_dim, self.c_dim, self.w_dim = config["z_dim"], 0, config["w_dim"]
         self.num_ws, self.img_resolution, self.img_channels = (config["num_ws"], config["img_resolution"],
                                                                config["img_channels"])
+        self.has_noise = self.synthesis.use_noise
+
+    def constants(self) -> dict[str, Any]:
+        """No weight-only subexpression is worth precomputing (the gains are scalar multiplies)."""
+        return {}
+
+    # the w-space model protocol (lsd_jax.control.StyleGANProgram drives it; see lsd_jax.models)
+    def map_latents(self, z: Array, c: Array | None, truncation_psi: Any = 1.0,
+                    truncation_cutoff: Any = None) -> Array:
+        return self.map(z, c, truncation_psi, truncation_cutoff)
+
+    def synthesize(self, ws: Array, *, noise_mode: Any = "const", key: Array | None = None,
+                   noise_gain: Array | None = None, transform: Array | None = None,
+                   consts: dict[str, Any] | None = None) -> Array:
+        if transform is not None:
+            raise ValueError("transform is only supported by StyleGAN3 generators")
+        return self.synthesis(ws, noise_mode, key, noise_gain)
 
     def truncate(self, ws: Array, truncation_psi: Any = 1.0, truncation_cutoff: Any = None) -> Array:
         """``G_style``'s truncation: ``avg + (w − avg)·ψ`` on layers ``< cutoff``; ψ == 1 (or cutoff ≤ 0) leaves
@@ -340,8 +399,8 @@ class StyleGAN1(nnx.Module):
         psi = psi.reshape(-1, 1, 1) if psi.ndim == 1 else psi
         cutoff = jnp.asarray(_ALL_LAYERS if truncation_cutoff is None else truncation_cutoff, jnp.int32)
         layer = jnp.arange(self.num_ws, dtype=jnp.int32)[None, :, None]
-        avg = self.dlatent_avg[...]
-        return jnp.where((layer < cutoff) & (psi != 1), avg + (ws - avg) * psi, ws)
+        avg = self.dlatent_avg[...].astype(ws.dtype)
+        return jnp.where((layer < cutoff) & (psi != 1), avg + (ws - avg) * psi.astype(ws.dtype), ws)
 
     def map(self, z: Array, c: Array | None = None, truncation_psi: Any = 1.0, truncation_cutoff: Any = None) -> Array:
         """z (N, z_dim) → ws (N, num_ws, w_dim), truncated. ``c`` must be None (or empty): StyleGAN 1 styles
@@ -357,6 +416,16 @@ class StyleGAN1(nnx.Module):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Building from (config, flat state), and the jitted entry points.
+
+
+def abstract(config: dict) -> StyleGAN1:
+    """The module for ``config`` with abstract (shape-only) variables (the :mod:`lsd_jax.models` protocol)."""
+    return abstract_model(config)
+
+
+def from_state(config: dict, flat_state: dict[str, Any]) -> StyleGAN1:
+    """The module for ``config`` filled from ``flat_state`` (the :mod:`lsd_jax.models` protocol)."""
+    return build_stylegan1(config, flat_state)
 
 
 def abstract_model(config: dict) -> StyleGAN1:

@@ -14,6 +14,7 @@ from ..params import MAX_FPS
 
 #: The page's fps limit (the library's is higher).
 MAX_APP_FPS = min(60.0, MAX_FPS)
+EXAMPLE_MODES = ("eager", "lazy", "off")
 
 
 def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -29,6 +30,15 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _env_choice(env: Mapping[str, str], name: str, choices: Sequence[str], default: str) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise SystemExit(f"lsd-jax app: {name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class AppConfig:
     """What this server accepts. Each field has an environment variable and a launch argument."""
@@ -40,6 +50,10 @@ class AppConfig:
     max_resolution: int = 1024  # LSD_JAX_MAX_RESOLUTION: largest side of the video, pixels
     cache_ttl: int = 3600  # LSD_JAX_CACHE_TTL: seconds before uploads and results are deleted
     preview_stills: int = 6  # LSD_JAX_PREVIEW_STILLS: stills in the preview
+    excerpt_seconds: float = 30.0  # LSD_JAX_EXCERPT_SECONDS: the page's excerpt length, from the loudest stretch
+    examples: str = "eager"  # LSD_JAX_EXAMPLES: render the one-click examples at start-up (eager), at first click
+    #                          (lazy), or show none (off)
+    warm_up: bool = True  # LSD_JAX_WARM_UP: measure (and compile) the default style at start-up (0: at first use)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AppConfig:
@@ -53,6 +67,9 @@ class AppConfig:
             max_resolution=int(_env_float(env, "LSD_JAX_MAX_RESOLUTION", d.max_resolution)),
             cache_ttl=int(_env_float(env, "LSD_JAX_CACHE_TTL", d.cache_ttl)),
             preview_stills=int(_env_float(env, "LSD_JAX_PREVIEW_STILLS", d.preview_stills)),
+            excerpt_seconds=_env_float(env, "LSD_JAX_EXCERPT_SECONDS", d.excerpt_seconds),
+            examples=_env_choice(env, "LSD_JAX_EXAMPLES", EXAMPLE_MODES, d.examples),
+            warm_up=_env_choice(env, "LSD_JAX_WARM_UP", ("1", "0"), "1" if d.warm_up else "0") == "1",
         )
 
     @classmethod
@@ -64,7 +81,8 @@ class AppConfig:
         args = build_parser(base).parse_args(argv)
         cfg = dataclasses.replace(base, max_seconds=args.max_seconds, max_file_size=args.max_file_size,
                                   concurrency=max(1, args.concurrency), queue_size=max(1, args.queue_size),
-                                  max_resolution=args.max_resolution, cache_ttl=args.cache_ttl)
+                                  max_resolution=args.max_resolution, cache_ttl=args.cache_ttl,
+                                  examples=args.examples)
         return cfg, {"server_name": args.host, "server_port": args.port}
 
 
@@ -82,6 +100,9 @@ def build_parser(defaults: AppConfig | None = None) -> argparse.ArgumentParser:
     ap.add_argument("--queue-size", type=int, default=d.queue_size, help="waiting requests at most")
     ap.add_argument("--max-resolution", type=int, default=d.max_resolution, help="largest video side, pixels")
     ap.add_argument("--cache-ttl", type=int, default=d.cache_ttl, help="seconds before uploads and videos are deleted")
+    ap.add_argument("--examples", choices=EXAMPLE_MODES, default=d.examples,
+                    help="render the one-click examples at start-up (eager), at their first click (lazy), or show "
+                         "none (off) (env LSD_JAX_EXAMPLES)")
     return ap
 
 

@@ -1,16 +1,21 @@
 """The page's parameters: widgets generated from the parameter table, and the page's values → params.
 
 Every render parameter gets a widget from its row of :data:`lsd_jax.params.PARAMS` (kind, range,
-step, default, help), in the table's groups; the server's limits (largest size, fps) narrow the
-ranges. Three inputs exist only on the page: ``speed_lock`` (beat/bar, which sets ``speed_fpm``),
-and ``keyframe_times`` with the uploaded ``keyframe_images`` (together: ``keyframes``).
-:func:`params_from_ui` turns the values the page sends into :func:`~lsd_jax.params.make_params`
-keywords, with the page's conventions: 0 means "not set" where a number box cannot be empty, an
-effect strength of 0 switches the effect off, and text is read by the table's one parser.
+step, default, human label, help), in the table's groups; the server's limits (largest size, fps)
+narrow the ranges, and the excerpt's length starts at :attr:`AppConfig.excerpt_seconds`. Two inputs
+exist only on the page: ``keyframe_times`` with the uploaded ``keyframe_images`` (together:
+``keyframes``). :func:`params_from_ui` turns the values the page sends into
+:func:`~lsd_jax.params.make_params` keywords, with the page's conventions: 0 means "not set" where a
+number box cannot be empty, an effect strength of 0 switches the effect off, and text (``speed_fpm``
+takes a number, "beat" or "bar") is read by the table's one parser.
+
+The style menu lists the styles this server can get (:func:`lsd_jax.catalogue.fetchable`); the others only
+when asked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,13 +49,15 @@ log = logging.getLogger("lsd_jax.web")
 @dataclass(frozen=True)
 class Field:
     """One input of the page. ``kind``: slider, number, int, checkbox, radio, tristate (a radio over
-    an optional flag's labels), text (a list or number as text), file (an audio stem) or files."""
+    an optional flag's labels), speed (a number, beat or bar), text (a list or number as text), file
+    (an audio stem) or files."""
 
     name: str
     kind: str
     value: Any
     group: str
     help: str = ""
+    label: str = ""
     lo: float | None = None
     hi: float | None = None
     step: float | None = None
@@ -60,12 +67,13 @@ class Field:
 
 #: Uploaded keyframe images; their times come from the ``keyframe_times`` field (-> ``keyframes``).
 KEYFRAME_IMAGES = "keyframe_images"
-SPEED_LOCK = {"off": None, "on the beat": "beat", "on the bar": "bar"}
+#: What the speed_fpm box suggests (any number up to fps·60 is taken too).
+SPEED_CHOICES = ("0", "6", "12", "24", "48", "beat", "bar")
 #: The keyframe times box: read like class_shuffle_seconds ("10" or "10, 42.5"), by the table's parser.
 _KEYFRAME_TIMES = Param("keyframe_times", TIMES, None, "seconds, one per uploaded keyframe image", "keyframes",
                         example="10, 42.5")
 #: Page fields that are not RenderParams fields (turned into them by params_from_ui).
-PAGE_ONLY = frozenset({"speed_lock", "keyframe_times"})
+PAGE_ONLY = frozenset({"keyframe_times"})
 STEMS = tuple(p.name for p in PARAMS if p.kind == PATH)
 #: Parameters the page builds from other inputs (keyframes) or cannot take (Python objects).
 NOT_ON_PAGE = frozenset(p.name for p in PARAMS if p.kind in (KEYFRAMES, EFFECTS))
@@ -78,8 +86,11 @@ def _limits(cfg: AppConfig) -> dict[str, float]:
 
 
 def _field(p: Param, limits: Mapping[str, float]) -> Field:
-    common = dict(name=p.name, group=p.group, help=p.help)
-    if p.kind in (NUMBER, INTEGER, SPEED):
+    common = dict(name=p.name, group=p.group, help=p.help, label=p.label or p.name)
+    if p.kind == SPEED:
+        return Field(kind="speed", value=p.format(p.default), choices=SPEED_CHOICES, lo=p.lo,
+                     note=f"a number {p.range_text()}", **common)
+    if p.kind in (NUMBER, INTEGER):
         his = [h for h in (p.ui_hi if p.slider and p.ui_hi is not None else p.hi, limits.get(p.name)) if h is not None]
         kind = "slider" if p.slider else "int" if p.kind == INTEGER else "number"
         value = p.default if p.default is not None else 0 if p.slider else None
@@ -104,23 +115,24 @@ def _field(p: Param, limits: Mapping[str, float]) -> Field:
 
 def _page_only(group: str) -> tuple[Field, ...]:
     """The page's own inputs in ``group``, before the table's."""
-    if group == "control":
-        return (Field("speed_lock", "radio", "off", group, choices=tuple(SPEED_LOCK),
-                      help="place the latent keyframes on the detected beats or bars (replaces speed_fpm)"),)
     if group == "keyframes":
-        return (Field("keyframe_times", "text", "", group, help=_KEYFRAME_TIMES.help,
+        return (Field("keyframe_times", "text", "", group, help=_KEYFRAME_TIMES.help, label="Keyframe times (s)",
                       note=f"e.g. {_KEYFRAME_TIMES.example}"),
-                Field(KEYFRAME_IMAGES, "files", None, group, help="keyframe images (one per time above)"))
+                Field(KEYFRAME_IMAGES, "files", None, group, help="keyframe images (one per time above)",
+                      label="Keyframe images"))
     return ()
 
 
 def page_fields(cfg: AppConfig | None = None) -> tuple[Field, ...]:
-    """Every input of the page, group by group in the table's order (stems included)."""
+    """Every input of the page, group by group in the table's order (stems included). With ``cfg``
+    the excerpt's length starts at ``cfg.excerpt_seconds`` (else the library's default: to the end)."""
     limits = _limits(cfg or AppConfig())
     out: list[Field] = []
     for group in GROUPS:
         out += _page_only(group)
         out += [_field(p, limits) for p in PARAMS if p.group == group and p.name not in NOT_ON_PAGE]
+    if cfg is not None and cfg.excerpt_seconds:
+        out = [dataclasses.replace(f, value=cfg.excerpt_seconds) if f.name == "duration" else f for f in out]
     return tuple(out)
 
 
@@ -132,9 +144,9 @@ PARAM_INPUTS = BASIC_NAMES + ADVANCED_NAMES
 INPUT_NAMES = ("song", "style", "style_file", *STEMS, KEYFRAME_IMAGES, *PARAM_INPUTS)
 
 
-def ui_defaults() -> dict[str, Any]:
-    """The widgets' initial values, by name (files: None)."""
-    return {name: f.value for name, f in _FIELDS.items()}
+def ui_defaults(cfg: AppConfig | None = None) -> dict[str, Any]:
+    """The widgets' initial values, by name (files: None); see :func:`page_fields` for ``cfg``."""
+    return {f.name: f.value for f in page_fields(cfg)}
 
 
 def _keyframes_from_ui(times: Any, images: Any) -> dict[float, str] | None:
@@ -144,7 +156,8 @@ def _keyframes_from_ui(times: Any, images: Any) -> dict[float, str] | None:
     if not images and not t:
         return None
     if len(images) != len(t):
-        raise ParamError(f"give one keyframe time per keyframe image: {len(t)} time(s) for {len(images)} image(s)")
+        raise ParamError(f"keyframe_times: give one time per keyframe image; got {len(t)} time(s) for {len(images)} "
+                         "image(s)")
     return dict(zip(t, images))
 
 
@@ -160,9 +173,6 @@ def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
     keyframes = _keyframes_from_ui(merged.pop("keyframe_times", None), merged.pop(KEYFRAME_IMAGES, None))
     if keyframes:
         out["keyframes"] = keyframes
-    lock = merged.pop("speed_lock", "off")
-    if lock not in SPEED_LOCK:
-        raise ParamError(f"speed_lock must be one of {', '.join(SPEED_LOCK)}; got {lock!r}")
     for name, v in merged.items():
         p, f = PARAM[name], _FIELDS[name]
         if f.kind == "file":
@@ -181,8 +191,6 @@ def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
         if p.zero_unset and (v is None or v == 0):
             v = None
         out[name] = v
-    if SPEED_LOCK[lock]:
-        out["speed_fpm"] = SPEED_LOCK[lock]
     for effect in ("contrast", "flash"):  # strength 0 (the slider's default): the effect is off
         if out.get(f"{effect}_strength") is None:
             out[f"{effect}_percussive"] = None
@@ -204,19 +212,24 @@ def catalogue_names() -> list[str]:
     return ["default"] + [n for n in names if n != "default"]
 
 
-def style_choices() -> list[tuple[str, str]]:
-    """The style menu: (label, value) pairs, the embedded default first."""
+def style_choices(show_all: bool = False) -> list[tuple[str, str]]:
+    """The style menu: (label, value) pairs, the embedded default first. Styles this server cannot
+    get (:func:`lsd_jax.catalogue.fetchable`) are left out, or with ``show_all`` listed and marked."""
     choices = [("default (embedded, no download)", "default")]
     try:
-        from ..catalogue import load_catalogue
+        from ..catalogue import fetchable, load_catalogue
 
         cat = load_catalogue()
     except Exception:
         return choices
     for name in catalogue_names()[1:]:
         e = cat[name]
+        ok = fetchable(e)
+        if not ok and not show_all:
+            continue
         bits = [f"{e.resolution} px" if getattr(e, "resolution", None) else None,
-                "conditional" if getattr(e, "conditional", None) else None]
+                "conditional" if getattr(e, "conditional", None) else None,
+                None if ok else "cannot be used here"]
         label = name + (f" ({', '.join(b for b in bits if b)})" if any(bits) else "")
         choices.append((label, name))
     return choices
@@ -226,10 +239,12 @@ def style_choices() -> list[tuple[str, str]]:
 # Gradio components
 
 
-def _name_bounds_errors(component: Any) -> Any:
-    """Out-of-range values name the parameter (Gradio's own message does not). Wraps the
-    instance's ``preprocess``: a Component subclass would make Gradio write a .pyi stub beside
-    this module at import time."""
+def _checked_by_the_table(component: Any, name: str) -> Any:
+    """A number widget whose out-of-range values reach the parameter table's checks, which name the
+    parameter and the valid range next to the field (Gradio's own check raises before that, unnamed);
+    every widget bound is also a table or server limit that :func:`~lsd_jax.web.jobs.prepare_job`
+    checks. Not a number at all is refused here, by name. Wraps the instance's ``preprocess``: a
+    Component subclass would make Gradio write a .pyi stub beside this module at import time."""
     import gradio as gr
 
     original = component.preprocess
@@ -237,11 +252,10 @@ def _name_bounds_errors(component: Any) -> Any:
     def preprocess(payload: Any) -> Any:
         try:
             return original(payload)
-        except gr.Error as e:
-            raise gr.Error(f"{component.label}: {e.message}", title="Parameter problem",
-                           print_exception=False) from None
+        except gr.Error:
+            return payload
         except TypeError:
-            raise gr.Error(f"{component.label} must be a number, got {payload!r}", title="Parameter problem",
+            raise gr.Error(f"{name} must be a number, got {payload!r}", title="Parameter problem",
                            print_exception=False) from None
 
     component.preprocess = preprocess
@@ -252,14 +266,18 @@ def component(f: Field) -> Any:
     """The Gradio component for ``f`` (``elem_id``: ``param-<name>``, stems ``stem-<name>``)."""
     import gradio as gr
 
-    info = f.help + (f" ({f.note})" if f.note else "")
-    common = dict(label=f.name, info=info, elem_id=f"param-{f.name}")
+    info = f"{f.name}: {f.help}" + (f" ({f.note})" if f.note else "")
+    common = dict(label=f.label or f.name, info=info, elem_id=f"param-{f.name}")
     if f.kind == "slider":
-        return _name_bounds_errors(gr.Slider(f.lo, f.hi, value=f.value, step=f.step, **common))
+        return _checked_by_the_table(gr.Slider(f.lo, f.hi, value=f.value, step=f.step, **common), f.name)
     if f.kind in ("number", "int"):
         step = {"step": f.step} if f.step is not None else {}
-        return _name_bounds_errors(gr.Number(value=f.value, minimum=f.lo, maximum=f.hi,
-                                             precision=0 if f.kind == "int" else None, **step, **common))
+        return _checked_by_the_table(gr.Number(value=f.value, minimum=f.lo, maximum=f.hi,
+                                             precision=0 if f.kind == "int" else None, **step, **common), f.name)
+    if f.kind == "speed":
+        box = gr.Dropdown(choices=list(f.choices), value=f.value, allow_custom_value=True, filterable=True, **common)
+        box.api_info = lambda: {"type": "string", "description": "a number, beat or bar"}  # any number is taken
+        return box
     if f.kind == "checkbox":
         return gr.Checkbox(value=f.value, min_width=200, **common)
     if f.kind in ("radio", "tristate"):
@@ -267,7 +285,9 @@ def component(f: Field) -> Any:
     if f.kind == "text":
         return gr.Textbox(value=f.value, max_lines=1, placeholder=f.note, **common)
     if f.kind == "file":
-        return gr.File(label=f"{f.name}: {f.help}", file_types=["audio"], elem_id=f"stem-{f.name}", min_width=200)
+        return gr.File(label=f"{f.label} ({f.name}): {f.help}", file_types=["audio"], elem_id=f"stem-{f.name}",
+                       min_width=200)
     if f.kind == "files":
-        return gr.File(label=f.help, file_count="multiple", file_types=["image"], elem_id="keyframe-images")
+        return gr.File(label=f"{f.label} ({f.help})", file_count="multiple", file_types=["image"],
+                       elem_id="keyframe-images")
     raise AssertionError(f.kind)

@@ -5,16 +5,22 @@
 * :func:`preview_job` renders a few stills at the loudest moments through the *same* compiled
   frame step as the full render, from latents computed over the whole excerpt, so the full render
   with the same seed and parameters contains exactly these frames;
-* :func:`render_job` renders the MP4 into a given folder, reporting real frames;
+* :func:`render_job` renders the MP4 into a given folder, reporting real frames (and, for playing
+  while rendering, writing a live copy beside it);
 * :func:`python_snippet` writes the ``lsd_jax.render(...)`` call that reproduces the video;
-* :class:`Jobs` is what one app instance owns: its config and its per-request folders
+* :func:`loudest_stretch` finds where the page's default excerpt starts;
+* :class:`Jobs` is what one app instance owns: its config, its per-request folders
   (:class:`Workdirs`: a failed request's folder goes at once, a finished one after a while, all at
-  :meth:`Jobs.close`).
+  :meth:`Jobs.close`, and those of app processes that died at :meth:`Jobs.start`), the visitors'
+  running jobs (:class:`Run`: each in its own thread, cancelled between batches), the live channels
+  of play-while-rendering (:class:`~lsd_jax.web.live.LiveChannels`) and the speeds this server
+  measured (:class:`~lsd_jax.web.speed.SpeedBook`).
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import math
 import os
 import re
@@ -33,8 +39,13 @@ from ..errors import AudioError, ParamError, StyleError
 from ..params import RenderParams, make_params
 from .config import MAX_APP_FPS, AppConfig, duration_text
 from .form import BASIC_NAMES, STEMS, catalogue_names, params_from_ui
+from .live import LiveChannels
+from .speed import Estimate, SpeedBook, Throughput, speed_key
 
+log = logging.getLogger("lsd_jax.web")
 ProgressFn = Callable[[int, int], None]
+ROOT_PREFIX = "lsd-jax-app-"
+OWNER_FILE = "owner.pid"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -62,9 +73,27 @@ class Workdirs:
     def root(self) -> Path:
         with self._lock:
             if self._root is None or not self._root.is_dir():
-                self._root = Path(tempfile.mkdtemp(prefix="lsd-jax-app-", dir=self.parent))
+                if self.parent is not None:
+                    Path(self.parent).mkdir(parents=True, exist_ok=True)
+                self._root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=self.parent))
+                (self._root / OWNER_FILE).write_text(str(os.getpid()))
                 atexit.register(shutil.rmtree, self._root, True)
             return self._root
+
+    def sweep_orphans(self) -> list[Path]:
+        """Delete the roots that app processes which died (no clean shutdown) left in the parent
+        folder: those whose owner process is gone. Returns them."""
+        parent = Path(self.parent) if self.parent is not None else Path(tempfile.gettempdir())
+        gone = []
+        for d in parent.glob(ROOT_PREFIX + "*"):
+            try:
+                pid = int((d / OWNER_FILE).read_text())
+            except (OSError, ValueError):
+                continue  # not ours to judge (an older layout, or being created)
+            if pid != os.getpid() and not _alive(pid):
+                shutil.rmtree(d, ignore_errors=True)
+                gone.append(d)
+        return gone
 
     def new(self) -> Path:
         self.sweep()
@@ -110,6 +139,16 @@ class Workdirs:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 # --------------------------------------------------------------------------------------------------
 # Jobs
 
@@ -124,6 +163,11 @@ class Job:
     style_code: str  # what the snippet passes as style
     params: RenderParams  # what render() gets
     public_params: RenderParams  # the same with stems as file names (what the snippet shows)
+    seconds: float = math.inf  # the excerpt's length (inf: unknown)
+
+    @property
+    def n_frames(self) -> int:
+        return max(1, math.ceil(self.seconds * self.params.fps - 1e-9)) if math.isfinite(self.seconds) else 0
 
 
 def _name(path: Any) -> str:
@@ -146,7 +190,7 @@ def audio_seconds(path: str | os.PathLike[str]) -> float | None:
             return info.frames / info.samplerate
     except Exception:
         pass
-    from ..video import parse_streams, run_ffmpeg
+    from ..ffmpeg import parse_streams, run_ffmpeg
 
     info = parse_streams(run_ffmpeg(["-i", str(p)]).stderr.decode("utf-8", "replace"))
     if not any(s["kind"] == "audio" for s in info["streams"]):
@@ -172,6 +216,12 @@ def _resolve_style_choice(style: Any, style_file: Any) -> tuple[str, str]:
         close = difflib.get_close_matches(choice, names, n=1)
         raise StyleError(f"unknown style {choice!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
                          + "; choose one from the list or upload a .pkl")
+    from ..catalogue import load_catalogue, unavailable_reason
+
+    why = unavailable_reason(load_catalogue()[choice])
+    if why:
+        raise StyleError(f"{choice!r} cannot be used on this server ({why}); if you have its .pkl, upload it "
+                         "under 'or upload a style'")
     return choice, choice
 
 
@@ -209,7 +259,7 @@ def prepare_job(song: Any, style: Any = "default", style_file: Any = None, *, cf
     if params.keyframes:
         public = public.replace(keyframes={t: _name(p) for t, p in params.keyframes})
     return Job(song=song, song_name=_name(song), style=style_arg, style_code=style_code, params=params,
-               public_params=public)
+               public_params=public, seconds=length)
 
 
 def output_name(job: Job) -> str:
@@ -256,63 +306,321 @@ class Preview:
     frames: np.ndarray  # (n, H, W, 3) uint8
 
 
-def preview_job(job: Job, n: int = 6) -> Preview:
-    """Stills at the loudest moments: :func:`lsd_jax.pipeline.prepare` analyses the whole excerpt and
-    builds the same latents, effects and compiled frame step as the full render, which renders only
-    the chosen frames."""
-    from ..pipeline import prepare
-
-    prep = prepare(job.song, job.style, params=job.params, progress=False)
-    idx = loudest_frames(prep.features.pulse, n)
-    frames = prep.frames(idx)
-    return Preview(indices=idx, times=job.params.start + idx / float(prep.features.fps), frames=frames)
-
-
-def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None) -> Path:
-    """Render ``job`` into ``workdir``; the MP4's path. The one place the web app calls
-    :func:`lsd_jax.render`."""
+def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None, live: Path | None = None) -> Path:
+    """Render ``job`` into ``workdir``; the MP4's path. ``live``: also write the live copy there. The
+    one place the web app calls :func:`lsd_jax.render`."""
     from ..pipeline import render
 
     result = render(job.song, style=job.style, output=workdir / output_name(job), progress=progress or False,
-                    params=job.params)
+                    params=job.params, live=live)
     return result.path
 
 
+def loudest_stretch(path: str | os.PathLike[str], seconds: float, hop_s: float = 0.25, limit_s: float = 1800.0,
+                    piece_s: float = 120.0) -> float:
+    """Where the ``seconds``-long stretch of the song with the most energy starts (seconds, on a
+    ``hop_s`` grid; 0 when the song is not longer). Decodes ``piece_s`` at a time (memory stays small
+    whatever the song's length), the first ``limit_s`` seconds at most."""
+    from ..decode import BeyondEnd, read_audio, to_mono
+
+    energy: list[np.ndarray] = []
+    start = 0.0
+    while start < limit_s:
+        try:
+            data, sr = read_audio(path, start=start, duration=piece_s)
+        except BeyondEnd:
+            break
+        y = to_mono(data)
+        hop = max(1, int(round(hop_s * sr)))
+        n = len(y) // hop
+        energy.append(np.square(y[: n * hop].reshape(n, hop).astype(np.float64)).sum(axis=1))
+        if len(y) < int(piece_s * sr) - hop:  # the end of the song
+            break
+        start += piece_s
+    e = np.concatenate(energy) if energy else np.zeros(0)
+    w = int(round(seconds / hop_s))
+    if len(e) <= w:
+        return 0.0
+    c = np.concatenate([[0.0], np.cumsum(e)])
+    return round(int(np.argmax(c[w:] - c[:-w])) * hop_s, 3)
+
+
+# --------------------------------------------------------------------------------------------------
+# Visitors' runs
+
+
+class JobCancelled(Exception):
+    """The visitor cancelled the job, or left the page."""
+
+
+class Busy(Exception):
+    """The visitor already has a job running."""
+
+
+class Run:
+    """One preview or render of a visitor, running in its own thread. The handler that started it
+    reads ``frames``/``elapsed`` for its progress bar and waits for ``result`` or ``error``;
+    :meth:`cancel` makes the render stop at its next batch (and its folder go)."""
+
+    def __init__(self, kind: str, job: Job, session: str | None = None, live: bool = False):
+        self.kind = kind
+        self.job = job
+        self.session = session
+        self.wants_live = live
+        self.workdir: Path | None = None  # the render's folder (removed if it fails or is cancelled)
+        self.live: Path | None = None  # the live copy, once the render has a folder
+        self.frames = (0, job.n_frames)
+        self.started = time.monotonic()
+        self.first_frames_at: float | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`JobCancelled` once cancelled (called between batches)."""
+        if self._cancel.is_set():
+            raise JobCancelled(f"{self.kind} cancelled")
+
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
 class Jobs:
-    """What one app instance owns for its work: the config and the per-request folders.
+    """What one app instance owns for its work: the config, the per-request folders, the running
+    jobs, the live channels and the measured speeds.
 
     ``prepare`` / ``preview`` / ``render`` run one request each (errors are LsdErrors, for the page
-    to show); a render writes into a fresh folder, deleted at once if it fails and ``keep``
-    seconds after it succeeds (swept by a background thread once :meth:`start` ran); :meth:`close`
-    (or leaving a ``with`` block) removes them all.
+    to show); :meth:`start_run` runs one in its own thread for a visitor's session (one at a time per
+    session), :meth:`cancel` stops a session's. A render writes into a fresh folder, deleted at once
+    if it fails and ``keep`` seconds after it succeeds (swept by a background thread once
+    :meth:`start` ran); :meth:`close` (or leaving a ``with`` block) cancels the runs and removes the
+    folders.
     """
 
     def __init__(self, cfg: AppConfig | None = None, *, keep: float = 120.0,
                  parent: str | os.PathLike[str] | None = None):
         self.cfg = cfg or AppConfig()
         self.workdirs = Workdirs(keep=keep, parent=parent)
+        self.speeds = SpeedBook()
+        self.live = LiveChannels()
+        self._lock = threading.Lock()
+        self._runs: list[Run] = []
+        self._reserved: set[str] = set()  # sessions whose page has a job on its way (clicked, not yet started)
+        self._calibrating = threading.Lock()
 
+    # --- one request
     def prepare(self, song: Any, style: Any = "default", style_file: Any = None, **values: Any) -> Job:
         return prepare_job(song, style, style_file, cfg=self.cfg, **values)
 
-    def preview(self, job: Job) -> Preview:
-        return preview_job(job, self.cfg.preview_stills)
+    def preview(self, job: Job, run: Run | None = None) -> Preview:
+        """Stills at the loudest moments: :func:`lsd_jax.pipeline.prepare` analyses the whole excerpt
+        and builds the same latents, effects and compiled frame step as the full render, which renders
+        only the chosen frames. Measures the preparation and, the first time, the step's speed."""
+        from ..pipeline import prepare
 
-    def render(self, job: Job, progress: ProgressFn | None = None) -> Path:
+        t0 = time.perf_counter()
+        prep = prepare(job.song, job.style, params=job.params, progress=False)
+        self.speeds.record_preparation(time.perf_counter() - t0, job.seconds)
+        if run is not None:
+            run.check()
+        idx = loudest_frames(prep.features.pulse, self.cfg.preview_stills)
+        key = speed_key(job.style, job.params)
+        t1 = time.perf_counter()
+        frames = prep.frames(idx)
+        first = time.perf_counter() - t1
+        if self.speeds.get(key) is None:  # one more batch, compiled by now: the step's speed
+            t2 = time.perf_counter()
+            prep.frames(idx[:1])
+            batch_s = time.perf_counter() - t2
+            self.speeds.record(key, prep.step.batch / batch_s, first - batch_s * -(-len(idx) // prep.step.batch),
+                               "preview")
+        return Preview(indices=idx, times=job.params.start + idx / float(prep.features.fps), frames=frames)
+
+    def render(self, job: Job, progress: ProgressFn | None = None, *, run: Run | None = None) -> Path:
+        """Render ``job`` into a fresh folder (removed if it fails or is cancelled); the MP4's path.
+        With ``run``: cancellable between batches, reports its frames there, and writes a live copy
+        when the run wants one. Records this server's speed."""
         workdir = self.workdirs.new()
+        key = speed_key(job.style, job.params)
+        known = self.speeds.estimate(key, job.seconds, job.params.fps)
+        marks: list[tuple[float, int]] = []
+        t0 = time.perf_counter()
+
+        def on_frames(done: int, total: int) -> None:
+            if run is not None:
+                run.check()
+                run.frames = (done, total)
+                if run.first_frames_at is None:
+                    run.first_frames_at = time.monotonic()
+            marks.append((time.perf_counter(), done))
+            if progress is not None:
+                progress(done, total)
+
         try:
-            out = render_job(job, workdir, progress)
+            live = workdir / "live.mp4" if run is not None and run.wants_live else None
+            if run is not None:
+                run.workdir, run.live = workdir, live
+            out = render_job(job, workdir, on_frames, live)
         except BaseException:
             self.workdirs.discard(workdir)
             raise
         self.workdirs.finish(workdir)
+        if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
+            fps = (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])
+            head = max(0.0, marks[0][0] - t0 - marks[0][1] / fps)  # preparation (+ compiling, the first time)
+            if known.compiled:
+                self.speeds.record_preparation(head, job.seconds)
+            self.speeds.record(key, fps, None if known.compiled else head, "render")
         return out
 
+    # --- speeds
+    def estimate(self, job: Job) -> Estimate:
+        """The expected time of rendering ``job`` on this server; the default style is measured on
+        first use (:meth:`calibrate`), other styles by their first preview or render."""
+        key = speed_key(job.style, job.params)
+        if self.speeds.get(key) is None and job.style == "default":
+            self.calibrate(job)
+        return self.speeds.estimate(key, job.seconds, job.params.fps)
+
+    def calibrate(self, job: Job, seconds: float = 4.0) -> Throughput | None:
+        """Measure ``job``'s speed (its style, size and effects) on a short synthetic song: prepare
+        it, compile the step, time a few batches. Only for the embedded default style (no download);
+        the compiled step stays cached, so the visitor's render starts sooner."""
+        if job.style != "default":
+            return None
+        key = speed_key(job.style, job.params)
+        with self._calibrating:
+            if (known := self.speeds.get(key)) is not None:
+                return known
+            from ..pipeline import prepare
+
+            song = self.example_song()
+            stems = {s: None for s in STEMS}
+            params = job.params.replace(start=0.0, duration=seconds, keyframes=None, **stems)
+            t0 = time.perf_counter()
+            prep = prepare(song, job.style, params=params, progress=False)
+            self.speeds.record_preparation(time.perf_counter() - t0, seconds, "calibration")
+            idx = np.arange(prep.step.batch) % prep.n_frames
+            times = []
+            for _ in range(2):  # the first compiles
+                t = time.perf_counter()
+                prep.frames(idx)
+                times.append(time.perf_counter() - t)
+            steady = min(times[1:])
+            self.speeds.record(key, prep.step.batch / steady, times[0] - steady, "calibration")
+            return self.speeds.get(key)
+
+    def warm_up(self, values: dict[str, Any]) -> threading.Thread:
+        """Measure (and compile) the default style with the page's default ``values`` in the background,
+        so the first visitor sees an estimate at once and renders without compiling."""
+
+        def work() -> None:
+            try:
+                song = self.example_song()
+                self.calibrate(self.prepare(str(song), "default", None, **{**values, "start": 0, "duration": 4.0}))
+            except Exception as e:  # the page's estimate will try again, and say so
+                log.warning("warm-up failed: %s", e)
+
+        thread = threading.Thread(target=work, name="lsd-jax-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def example_song(self, seconds: float = 12.0) -> Path:
+        """The synthesised demo song (:mod:`lsd_jax.demo`) in the app's folder, written once."""
+        from ..demo import write_demo_song
+
+        path = self.workdirs.root / f"demo-{seconds:g}s.wav"
+        with self._lock:
+            if not path.is_file():
+                tmp = path.with_suffix(".part.wav")
+                write_demo_song(tmp, seconds=seconds)
+                os.replace(tmp, path)
+        return path
+
+    # --- visitors' runs
+    def start_run(self, kind: str, job: Job, session: str | None = None) -> Run:
+        """Start a ``"render"`` or ``"preview"`` of ``job`` in its own thread. A session runs one job at a
+        time (:class:`Busy`); a render writes a live copy when the session has a live channel open."""
+        with self._lock:
+            self._runs = [r for r in self._runs if not r.finished()]
+            if session is not None and any(r.session == session and not r.cancelled for r in self._runs):
+                raise Busy("your previous job is still running: wait for it or cancel it")
+            run = Run(kind, job, session, live=kind == "render" and self.live.wants(session))
+            self._runs.append(run)
+        if run.wants_live:
+            self.live.attach(session, run)
+        threading.Thread(target=self._work, args=(run,), name=f"lsd-jax-{kind}", daemon=True).start()
+        return run
+
+    def _work(self, run: Run) -> None:
+        try:
+            run.check()
+            run.result = self.render(run.job, run=run) if run.kind == "render" else self.preview(run.job, run=run)
+        except BaseException as e:  # handed to the page's handler
+            run.error = e
+        finally:
+            run._done.set()
+
+    def busy(self, session: str | None) -> bool:
+        with self._lock:
+            return any(r.session == session and not r.finished() and not r.cancelled for r in self._runs)
+
+    def reserve(self, session: str | None) -> bool:
+        """Book the session's next job from the moment its page asks (False: one is booked or running
+        already, e.g. a double-click); :meth:`release` (or :meth:`cancel`) ends the booking."""
+        if session is None:
+            return True
+        with self._lock:
+            running = any(r.session == session and not r.finished() and not r.cancelled for r in self._runs)
+            if running or session in self._reserved:
+                return False
+            self._reserved.add(session)
+            return True
+
+    def release(self, session: str | None) -> None:
+        with self._lock:
+            self._reserved.discard(session)
+
+    def cancel(self, session: str | None) -> int:
+        """Cancel the session's running jobs, end its booking and close its live channel; how many were
+        running."""
+        with self._lock:
+            self._reserved.discard(session)
+            runs = [r for r in self._runs if r.session == session and not r.finished()]
+        for r in runs:
+            r.cancel()
+        self.live.close(session=session)
+        return len(runs)
+
+    # --- lifetime
     def start(self, sweep_interval: float = 60.0) -> Jobs:
+        self.workdirs.sweep_orphans()
         self.workdirs.start_sweeper(sweep_interval)
         return self
 
-    def close(self) -> None:
+    def close(self, wait: float = 5.0) -> None:
+        with self._lock:
+            runs = list(self._runs)
+        for r in runs:
+            r.cancel()
+        deadline = time.monotonic() + wait
+        for r in runs:
+            r.wait(max(0.0, deadline - time.monotonic()))
         self.workdirs.close()
 
     def __enter__(self) -> Jobs:

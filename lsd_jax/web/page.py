@@ -1,13 +1,19 @@
 """The page: a Gradio Blocks layout over :class:`~lsd_jax.web.jobs.Jobs`, its handlers, and the launcher.
 
-* :func:`preview_video` / :func:`render_video` are the handlers (also the named API endpoints
-  ``/preview`` and ``/render``): every failure becomes a ``gr.Error`` with a clear message and no
-  server path (:func:`user_error`), never a traceback;
-* :func:`build_app` builds the Blocks (queue with a concurrency limit, cache clean-up, the
-  widgets from :mod:`lsd_jax.web.form`); the app owns its :class:`Jobs` unless given one, and closes
-  them with the app;
-* :func:`launch` serves it with an upload size limit; :func:`main` is ``python app.py`` (which closes
-  the app, and so its folders, when the server stops).
+* :func:`preview_stream` / :func:`render_stream` are the handlers behind the named API endpoints
+  ``/preview`` and ``/render``: generators that run the visitor's job in its own thread
+  (:meth:`Jobs.start_run`), report progress with the time left, and cancel the job when Gradio
+  closes them (the Cancel button, a closed tab, a client's ``job.cancel()``); every failure becomes
+  a ``gr.Error`` with a clear message and no server path (:func:`user_error`), kept visible in the
+  status line. :func:`preview_video` / :func:`render_video` run them to the end (for Python callers);
+* before a job is queued, :func:`validate` puts each problem next to the field that caused it;
+* the buttons are disabled while the visitor's job runs; a render plays in the page while later frames
+  still render (:mod:`lsd_jax.web.live`); the estimate above the buttons comes from this server's
+  measured speed (:mod:`lsd_jax.web.speed`); one-click examples come from :mod:`lsd_jax.web.examples`;
+* :func:`build_app` builds the Blocks; the app owns its :class:`Jobs` unless given one, and closes
+  them with the app; :func:`launch` serves it with an upload size limit; :func:`main` is
+  ``python app.py`` (a Hugging Face Space's entry point), which closes the app, and so its folders,
+  when the server stops or is sent SIGTERM.
 """
 
 from __future__ import annotations
@@ -17,22 +23,32 @@ import inspect
 import logging
 import os
 import re
+import signal
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 
 from ..errors import AudioError, LsdError, ParamError, StyleError
 from ..params import GROUPS
+from . import examples as ex
 from .config import AppConfig, duration_text
 from .form import INPUT_NAMES, Field, component, page_fields, style_choices, ui_defaults
-from .jobs import Jobs
+from .jobs import Busy, Job, JobCancelled, Jobs, Run, loudest_stretch, python_snippet
+from .speed import estimate_text, speed_key, time_left
 
 log = logging.getLogger("lsd_jax.web")
+
+TITLE = "lsd-jax: music-reactive GAN videos"
+DESCRIPTION = ("Upload a song, pick a style, and watch a GAN video that pulses and drifts with the music "
+               "(a Lucid Sonic Dreams re-imagining in JAX).")
+#: How often a running job's handler reports (and can be cancelled), seconds.
+TICK = 0.25
+#: The inputs a render's speed depends on (the estimate follows them).
+ESTIMATE_INPUTS = ("song", "style", "style_file", "fps", "resolution", "width", "height", "start", "duration",
+                   "compute_dtype", "batch_size", "contrast_strength", "flash_strength")
 
 # --------------------------------------------------------------------------------------------------
 # Messages without server paths
@@ -61,6 +77,8 @@ def user_error(e: BaseException) -> gr.Error:
         title = {AudioError: "Audio problem", ParamError: "Parameter problem", StyleError: "Style problem"}
         kind = next((t for c, t in title.items() if isinstance(e, c)), "Cannot render")
         return gr.Error(public_message(str(e)), title=kind, print_exception=False)
+    if isinstance(e, Busy):
+        return gr.Error(str(e), title="Already running", print_exception=False)
     if isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e):
         log.error("out of memory: %s", type(e).__name__)
         return gr.Error("The server ran out of memory. Try a lower resolution or a shorter excerpt.",
@@ -68,6 +86,30 @@ def user_error(e: BaseException) -> gr.Error:
     log.error("unexpected error in the web app", exc_info=e)
     return gr.Error("Something went wrong on the server (the error is logged there). Try again, or change "
                     "the parameters.", title="Internal error", print_exception=False)
+
+
+def error_status(e: gr.Error) -> str:
+    """The status line for an error (it stays when the toast goes)."""
+    return f"⚠ **{html.escape(e.title or 'Error')}**: {e.message}"
+
+
+_NAMES = re.compile(r"\b(" + "|".join(sorted(INPUT_NAMES, key=len, reverse=True)) + r")\b")
+
+
+def field_of(e: BaseException, values: dict[str, Any]) -> str | None:
+    """The input that caused ``e``: the first input named in a parameter error, the style (or the
+    uploaded style file) for a style error, the song for an audio error; None if it is not clear."""
+    if isinstance(e, AudioError):
+        text = str(e)
+        if "start=" in text:
+            return "start"
+        return "duration" if "renders at most" in text else "song"
+    if isinstance(e, StyleError):
+        return "style_file" if values.get("style_file") else "style"
+    if isinstance(e, ParamError):
+        m = _NAMES.search(str(e))
+        return m.group(1) if m else None
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -80,70 +122,232 @@ def clock(t: float) -> str:
     return f"{int(m)}:{s:04.1f}"
 
 
-def preview_video(jobs: Jobs, song: Any, style: Any = "default", style_file: Any = None, *,
-                  progress: Callable[..., Any] | None = None,
-                  **values: Any) -> tuple[list[tuple[np.ndarray, str]], str]:
-    """Gallery items ``(image, caption)`` and a status line; ``gr.Error`` on any problem."""
+def _minutes(t: float) -> str:
+    m, s = divmod(int(round(t)), 60)
+    return f"{m}:{s:02d}"
+
+
+def _setup_seconds(jobs: Jobs, run: Run) -> float | None:
+    """Expected seconds before the first frames (a preview: before its stills): preparing the song,
+    and compiling the step the first time; None until this style and size were measured."""
+    est = jobs.speeds.estimate(speed_key(run.job.style, run.job.params), run.job.seconds, run.job.params.fps)
+    if est.seconds is None or not est.frames_per_s:
+        return None
+    setup = est.seconds - est.n_frames / est.frames_per_s
+    return max(1.0, setup + (1.0 if run.kind == "preview" else 0.0))
+
+
+def _progress_line(jobs: Jobs, run: Run) -> tuple[Any, str]:
+    """(gr.Progress value, description) for a running job; the description is also the status line."""
+    verb = "Rendering" if run.kind == "render" else "Previewing"
+    if run.first_frames_at is None:  # preparing: style, analysis, latents, compiling
+        what = f"{verb}: analysing the song and compiling"
+        setup = _setup_seconds(jobs, run)
+        if setup is None:
+            return None, f"{what} · {_minutes(run.elapsed)} so far"
+        left = setup - run.elapsed
+        return min(0.95, run.elapsed / setup), f"{what} · " + (
+            f"about {_minutes(left)} left" if left >= 1 else "a moment more")
+    done, total = run.frames
+    left = time_left(done, total, run.elapsed - (run.first_frames_at - run.started))
+    return (done, total), f"{verb} frame {done} of {total}" + (f" · about {_minutes(left)} left" if left else "")
+
+
+def _follow(jobs: Jobs, run: Run, progress: Callable[..., Any] | None) -> Iterator[str | None]:
+    """Yield status lines (None: unchanged) while ``run`` runs; cancel it if the consumer stops
+    (Gradio closes the generator on Cancel, on a closed tab and on a client's cancel)."""
+    finished = False
+    last = None
     try:
-        if progress is not None:
-            progress(0.0, desc="Analysing the song")
+        while not run.wait(TICK):
+            value, desc = _progress_line(jobs, run)
+            line = desc + " …"
+            if progress is not None:
+                if isinstance(value, tuple):
+                    progress(value, desc=desc, unit="frames")
+                else:
+                    progress(value, desc=desc)
+            yield None if line == last else line
+            last = line
+        finished = True
+    finally:
+        if not finished:
+            run.cancel()
+
+
+def _start(jobs: Jobs, kind: str, song: Any, style: Any, style_file: Any, session: str | None,
+           progress: Callable[..., Any] | None, values: dict[str, Any]) -> tuple[Job, Run]:
+    if progress is not None:
+        progress(None, desc="Checking the request")
+    try:
         job = jobs.prepare(song, style, style_file, **values)
-        pv = jobs.preview(job)
-    except BaseException as e:
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
-            raise
+        return job, jobs.start_run(kind, job, session)
+    except Exception as e:
         raise user_error(e) from None
+
+
+def _outcome(run: Run) -> gr.Error | None:
+    """None when the run succeeded, else the error to show (cancelled: a friendly one)."""
+    if run.error is None:
+        return None
+    if isinstance(run.error, JobCancelled):
+        return gr.Error("Cancelled: nothing was kept.", title="Cancelled", print_exception=False)
+    return user_error(run.error)
+
+
+def render_stream(jobs: Jobs, song: Any, style: Any = "default", style_file: Any = None, *,
+                  progress: Callable[..., Any] | None = None, session: str | None = None,
+                  **values: Any) -> Iterator[tuple[Any, Any, Any]]:
+    """Yields ``(video, snippet, status)`` updates; the last one is the finished MP4, the Python that
+    reproduces it and a summary. ``gr.Error`` on any problem (its message also in the status)."""
+    job, run = _start(jobs, "render", song, style, style_file, session, progress, values)
+    for line in _follow(jobs, run, progress):
+        yield gr.skip(), gr.skip(), (gr.skip() if line is None else line)
+    err = _outcome(run)
+    if err is not None:
+        yield gr.skip(), gr.skip(), error_status(err)
+        raise err
+    n = run.frames[1]
+    if progress is not None:
+        progress((n, n), desc=f"Rendered {n} frames", unit="frames")
+    status = (f"Rendered {n} frames at {job.params.fps:g} fps in {run.elapsed:.1f} s. "
+              "The snippet below reproduces this video with `lsd_jax.render`.")
+    yield str(run.result), python_snippet(job), status
+
+
+def preview_stream(jobs: Jobs, song: Any, style: Any = "default", style_file: Any = None, *,
+                   progress: Callable[..., Any] | None = None, session: str | None = None,
+                   **values: Any) -> Iterator[tuple[Any, Any]]:
+    """Yields ``(gallery items, status)`` updates; the last one holds the stills ``(image, caption)``
+    at the loudest moments. ``gr.Error`` on any problem (its message also in the status)."""
+    job, run = _start(jobs, "preview", song, style, style_file, session, progress, values)
+    for line in _follow(jobs, run, progress):
+        yield gr.skip(), (gr.skip() if line is None else line)
+    err = _outcome(run)
+    if err is not None:
+        yield gr.skip(), error_status(err)
+        raise err
+    pv = run.result
     items = [(f, f"{clock(t)} · frame {i}") for f, t, i in zip(pv.frames, pv.times, pv.indices)]
     status = (f"Preview: {len(items)} stills at the loudest moments of **{html.escape(job.song_name)}**. "
               "Rendering with the same seed and parameters gives exactly these frames.")
-    return items, status
+    yield items, status
+
+
+def _last(stream: Iterator[Any]) -> Any:
+    out = None
+    for out in stream:
+        pass
+    return out
 
 
 def render_video(jobs: Jobs, song: Any, style: Any = "default", style_file: Any = None, *,
                  progress: Callable[..., Any] | None = None, **values: Any) -> tuple[str, str, str]:
-    """``(mp4 path, Python snippet, status)``; ``gr.Error`` on any problem. ``progress`` is called
-    like ``gr.Progress``: ``progress((done, total), desc=..., unit="frames")``."""
-    from .jobs import python_snippet
+    """``(mp4 path, Python snippet, status)``: :func:`render_stream` run to the end."""
+    return _last(render_stream(jobs, song, style, style_file, progress=progress, **values))
 
-    frames = [0]
-    t0 = time.perf_counter()
 
-    def on_frames(done: int, total: int) -> None:
-        frames[0] = total
-        if progress is not None:
-            progress((done, total), desc="Rendering", unit="frames")
+def preview_video(jobs: Jobs, song: Any, style: Any = "default", style_file: Any = None, *,
+                  progress: Callable[..., Any] | None = None, **values: Any) -> tuple[list[Any], str]:
+    """``(gallery items, status)``: :func:`preview_stream` run to the end."""
+    return _last(preview_stream(jobs, song, style, style_file, progress=progress, **values))
 
+
+def validate(jobs: Jobs, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """One ``gr.validate`` per input of :data:`INPUT_NAMES`: the problem (if any) next to the field
+    that caused it. Problems that belong to no one field are left to the handler."""
+    ok = [gr.validate(True, "") for _ in INPUT_NAMES]
     try:
-        if progress is not None:
-            progress(0.0, desc="Analysing the song")
-        job = jobs.prepare(song, style, style_file, **values)
-        out = jobs.render(job, on_frames)
-    except BaseException as e:
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
-            raise
-        raise user_error(e) from None
-    status = (f"Rendered {frames[0]} frames at {job.params.fps:g} fps in {time.perf_counter() - t0:.1f} s. "
-              "The snippet below reproduces this video with `lsd_jax.render`.")
-    return str(out), python_snippet(job), status
+        jobs.prepare(values["song"], values["style"], values["style_file"],
+                     **{k: v for k, v in values.items() if k not in ("song", "style", "style_file")})
+    except Exception as e:
+        name = field_of(e, values)
+        if name is None:
+            return ok
+        err = user_error(e)
+        return [gr.validate(n != name, err.message if n == name else "") for n in INPUT_NAMES]
+    return ok
 
 
-def _bind(fn: Callable[..., Any], names: Sequence[str]) -> Callable[..., Any]:
-    """A function whose signature is ``(*names, progress=gr.Progress())`` calling
-    ``fn(song, style, style_file, progress=..., **values)``: Gradio names the API's parameters after it."""
+def estimate_lines(jobs: Jobs, song: Any, style: Any, style_file: Any, **values: Any) -> Iterator[str]:
+    """The line above the buttons: how long a render of these values takes on this server ("measuring"
+    first, while this server's speed for the style and size is being measured)."""
+    cfg = jobs.cfg
+    length = None
+    if not song:  # before any upload: the page's excerpt of a song long enough
+        length = min(float(values.get("duration") or cfg.excerpt_seconds), cfg.max_seconds)
+        values = {**values, "start": 0, "duration": min(length, ex.SECONDS)}
+    try:
+        job = jobs.prepare(song or str(jobs.example_song(ex.SECONDS)), style, style_file, **values)
+    except Exception as e:
+        yield f"Render time: fix this first: {user_error(e).message}"
+        return
+    if length is not None:
+        job = Job(job.song, job.song_name, job.style, job.style_code, job.params, job.public_params, length)
+    note = ""
+    if job.style != "default" and not str(job.style).endswith((".pkl", ".safetensors")):
+        from ..catalogue import is_downloaded, load_catalogue
 
-    def handler(*args: Any, **kwargs: Any) -> Any:
+        if not is_downloaded(load_catalogue()[job.style]):
+            note = " The first use of this style downloads it."
+    if not song:
+        note += " Upload a song (or click an example) to start."
+    key = speed_key(job.style, job.params)
+    if jobs.speeds.get(key) is None and not song:  # measured at start-up (warm-up), or once there is a song
+        yield "Upload a song (or click an example): the time its render takes on this server shows here."
+        return
+    if jobs.speeds.get(key) is None and job.style == "default":
+        yield f"Render time: measuring this server's speed for this size (a few seconds) … {job.n_frames} frames."
+    try:
+        est = jobs.estimate(job)
+    except Exception as e:  # a measurement that fails says nothing about the visitor's request
+        log.warning("could not measure the render speed: %s", e)
+        est = jobs.speeds.estimate(key, job.seconds, job.params.fps)
+    yield estimate_text(est, job.seconds, job.params.fps, note)
+
+
+def estimate_line(jobs: Jobs, song: Any, style: Any, style_file: Any, **values: Any) -> str:
+    """The last of :func:`estimate_lines`."""
+    return _last(estimate_lines(jobs, song, style, style_file, **values))
+
+
+def _bind(fn: Callable[..., Any], names: Sequence[str], defaults: dict[str, Any] | None = None, *,
+          progress: bool = True, request: bool = False) -> Callable[..., Any]:
+    """A function whose signature is ``(*names[, progress=gr.Progress()][, request: gr.Request])``
+    calling ``fn(song, style, style_file, progress=..., session=..., **values)`` (only the keywords
+    asked for); a generator function if ``fn`` is one. Gradio names the API's parameters after it."""
+
+    def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         bound = handler.__signature__.bind(*args, **kwargs)  # type: ignore[attr-defined]
         bound.apply_defaults()
         values = dict(bound.arguments)
-        progress = values.pop("progress")
-        song, style, style_file = values.pop("song"), values.pop("style"), values.pop("style_file")
-        return fn(song, style, style_file, progress=progress, **values)
+        extra = {}
+        if progress:
+            extra["progress"] = values.pop("progress")
+        if request:
+            req = values.pop("request")
+            extra["session"] = getattr(req, "session_hash", None)
+        song, style, style_file = (values.pop(k, d) for k, d in (("song", None), ("style", "default"),
+                                                                  ("style_file", None)))
+        return fn(song, style, style_file, **extra, **values)
 
-    defaults = {"style": "default", "style_file": None, **ui_defaults()}
+    if inspect.isgeneratorfunction(fn):
+        def handler(*args: Any, **kwargs: Any) -> Any:
+            yield from call(args, kwargs)
+    else:
+        def handler(*args: Any, **kwargs: Any) -> Any:
+            return call(args, kwargs)
+
+    defaults = {"style": "default", "style_file": None, **ui_defaults(), **(defaults or {})}
     params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                 default=defaults.get(n, inspect.Parameter.empty)) for n in names]
-    params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
+    if progress:
+        params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
+    if request:
+        params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                        annotation=gr.Request))
     handler.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    handler.__annotations__ = {"request": gr.Request} if request else {}  # Gradio finds gr.Request by type hint
     handler.__name__ = getattr(fn, "__name__", "handler")
     handler.__doc__ = fn.__doc__
     return handler
@@ -155,7 +359,100 @@ def _bind(fn: Callable[..., Any], names: Sequence[str]) -> Callable[..., Any]:
 
 CSS = """
 #lsd-title h1 { margin-bottom: 0; }
+#main-row { display: grid !important; grid-template-columns: minmax(0, 5fr) minmax(0, 4fr);
+            grid-template-areas: "top out" "params out"; align-items: start; }
+#main-row > #top { grid-area: top; }
+#main-row > #outputs { grid-area: out; }
+#main-row > #params { grid-area: params; }
+@media (max-width: 768px) {
+  #main-row { grid-template-columns: minmax(0, 1fr); grid-template-areas: "top" "out" "params"; }
+}
 #preview-gallery { min-height: 120px; }
+#buttons button { min-width: 7em; }
+#estimate p, #status p { margin: 0.2em 0; }
+#status { min-height: 1.5em; }
+.lsd-live[hidden] { display: none; }
+.lsd-live video { width: 100%; max-height: 70vh; background: #000; border-radius: 6px; }
+.lsd-live p { margin: 0.2em 0 0; font-size: 0.85em; opacity: 0.75; }
+"""
+
+LIVE_TEMPLATE = ('<div class="lsd-live" hidden><video controls playsinline></video>'
+                 '<p>Playing while later frames still render; the finished MP4 replaces it.</p></div>')
+
+#: The live player (``js_on_load`` of a gr.HTML): on a new channel token, fetch the live copy's bytes
+#: from the server (``live_chunk``) into a MediaSource and play; when the token clears (the render
+#: ended), hand the position over to the finished video.
+LIVE_JS = r"""
+const box = () => element.querySelector('.lsd-live');
+const sleep = ms => new Promise(ok => setTimeout(ok, ms));
+const bytesOf = s => { const b = atob(s); const a = new Uint8Array(b.length);
+  for (let i = 0; i < b.length; i++) a[i] = b.charCodeAt(i); return a; };
+const idle = sb => sb.updating ? new Promise(ok => sb.addEventListener('updateend', ok, {once: true}))
+                               : Promise.resolve();
+let run = 0;
+const mark = (video, k, v) => { video.dataset[k] = String(v); };  // for whoever watches (tests)
+async function append(sb, video, bytes) {
+  for (let tries = 0; ; tries++) {
+    try {
+      await idle(sb);
+      await new Promise((ok, bad) => { sb.addEventListener('updateend', ok, {once: true});
+        sb.addEventListener('error', bad, {once: true}); sb.appendBuffer(bytes); });
+      return;
+    } catch (e) {  // the buffer is full: drop what was played
+      if (tries > 2 || e.name !== 'QuotaExceededError' || video.currentTime < 12) throw e;
+      await idle(sb); sb.remove(0, video.currentTime - 10); await idle(sb);
+    }
+  }
+}
+async function pump(token, me) {
+  const MS = window.ManagedMediaSource || window.MediaSource;
+  const video = element.querySelector('video');
+  if (!MS || !video) return;
+  const ms = new MS();
+  video.disableRemotePlayback = true;
+  video.src = URL.createObjectURL(ms);
+  await new Promise(ok => ms.addEventListener('sourceopen', ok, {once: true}));
+  let sb = null, offset = 0, state = 'waiting';
+  mark(video, 'state', state); delete video.dataset.playedAt;
+  video.addEventListener('playing', () => { if (me === run && !video.dataset.playedAt)
+    mark(video, 'playedAt', Date.now()); });
+  while (me === run) {
+    let r;
+    try { r = await server.live_chunk([token, offset]); } catch (e) { await sleep(1000); continue; }
+    if (me !== run) break;
+    if (r.data) {
+      const bytes = bytesOf(r.data);
+      if (!sb) sb = ms.addSourceBuffer('video/mp4; codecs="' + r.codecs + '"');
+      try { await append(sb, video, bytes); } catch (e) { mark(video, 'state', 'failed'); break; }
+      offset += bytes.length;
+      mark(video, 'bytes', offset);
+      if (state === 'waiting') {
+        state = 'playing'; mark(video, 'state', state);
+        box().hidden = false;
+        video.play().catch(() => { video.muted = true; video.play().catch(() => {}); });
+      }
+    }
+    if (r.done) {
+      if (sb && ms.readyState === 'open') { await idle(sb); ms.endOfStream(); }
+      if (me === run) mark(video, 'state', 'done');
+      break;
+    }
+    await sleep(r.data ? 150 : 400);
+  }
+}
+async function handoff() {
+  const live = element.querySelector('video');
+  const at = live ? live.currentTime : 0, playing = live && !live.paused && !!live.dataset.playedAt;
+  box().hidden = true;
+  if (live) { live.pause(); live.removeAttribute('src'); live.load(); mark(live, 'state', 'idle'); }
+  if (!playing) return;
+  for (let i = 0; i < 100; i++) {  // the finished video appears beside it: go on from the same moment
+    const v = document.querySelector('#video video');
+    if (v && v.readyState >= 1) { v.currentTime = Math.min(at, v.duration || at); v.play().catch(() => {}); return; }
+    await sleep(100);
+  }
+}
+watch('value', () => { run += 1; if (props.value) pump(props.value, run); else handoff(); });
 """
 
 
@@ -163,8 +460,8 @@ def _rows(fields: Sequence[Field]) -> list[list[Field]]:
     """Sliders two to a row (they need the width); a run of checkboxes, or of other widgets, shares a
     row (Gradio wraps it)."""
 
-    def shape(f: Field) -> str:
-        return f.kind if f.kind in ("slider", "checkbox") else "other"
+    def shape(f: Field) -> str:  # the speed box sits with the sliders (a number, beat or bar)
+        return "slider" if f.kind == "speed" else f.kind if f.kind in ("slider", "checkbox") else "other"
 
     rows: list[list[Field]] = []
     for f in fields:
@@ -186,6 +483,32 @@ def _widgets(fields: Sequence[Field], components: dict[str, Any]) -> None:
             components[f.name] = component(f)
 
 
+def _short_api_info(c: Any, text: str = "") -> Any:
+    """The component's API description: ``text`` instead of Gradio's FileData docstring."""
+    original = c.api_info
+
+    def api_info() -> dict[str, Any]:
+        info = dict(original())
+        if "additional_description" in info:
+            info["additional_description"] = text
+        return info
+
+    c.api_info = api_info
+    return c
+
+
+def _with_meta(demo: gr.Blocks) -> None:
+    """Fill the page's social-preview tags (og:/twitter: title and description)."""
+    original = demo.get_config_file
+
+    def config() -> Any:
+        c = original()
+        c["simple_description"] = DESCRIPTION
+        return c
+
+    demo.get_config_file = config  # type: ignore[method-assign]
+
+
 def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Blocks:
     """The Blocks page, with its queue; launch it with :func:`launch`. Without ``jobs``, the app
     makes its own and closes them (deleting its folders) when the app closes."""
@@ -193,67 +516,207 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
     owned = jobs is None
     jobs = Jobs(cfg) if jobs is None else jobs
     fields = page_fields(cfg)
+    defaults = {f.name: f.value for f in fields}
     by_group = {g: [f for f in fields if f.group == g] for g in GROUPS}
-    components: dict[str, Any] = {}
-    with gr.Blocks(title="lsd-jax: music-reactive GAN videos", analytics_enabled=False,
+    c: dict[str, Any] = {}
+    # outputs first (unrendered), so the examples beside the inputs can name them
+    video = gr.Video(label="video", interactive=False, buttons=["download"], elem_id="video", render=False)
+    gallery = gr.Gallery(label="stills", columns=3, height="auto", object_fit="contain", elem_id="preview-gallery",
+                         render=False)
+    code = gr.Code(value="# the Python that reproduces your video appears here after a render\n",
+                   language="python", label="python", interactive=False, buttons=["copy"], elem_id="snippet",
+                   render=False)
+    status = gr.Markdown("", label="status", elem_id="status", render=False)
+
+    def live_chunk(args: Any) -> dict[str, Any]:
+        token, offset = args
+        return jobs.live.chunk(token, offset)
+
+    live = gr.HTML("", html_template=LIVE_TEMPLATE, js_on_load=LIVE_JS, server_functions=[live_chunk],
+                   elem_id="live", render=False)
+    with gr.Blocks(title=TITLE, analytics_enabled=False,
                    delete_cache=(max(60, cfg.cache_ttl // 4), cfg.cache_ttl)) as demo:
         gr.Markdown(
             "# lsd-jax\n"
             "Music-reactive GAN videos, after [Lucid Sonic Dreams](https://github.com/mikaelalafriz/lucid-sonic-dreams),"
-            " in pure JAX. Upload a song, pick a style, **Preview** a few stills at its loudest moments, then "
-            f"**Render** the video. This server renders up to {duration_text(cfg.max_seconds)} of music, "
-            f"{cfg.max_resolution} px at most; uploads up to {cfg.max_file_size}.",
+            " in pure JAX. Upload a song (its loudest "
+            f"{duration_text(cfg.excerpt_seconds)} are picked), pick a style, **Preview** a few stills, then "
+            f"**Render**: the video plays while it renders. This server renders up to "
+            f"{duration_text(cfg.max_seconds)} of music, {cfg.max_resolution} px at most; uploads up to "
+            f"{cfg.max_file_size}.",
             elem_id="lsd-title",
         )
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                components["song"] = gr.Audio(label="song", type="filepath", sources=["upload"], buttons=["download"],
-                                              elem_id="song")
+        # a grid (CSS): the song, buttons and style top left, the parameters below them, the outputs on the
+        # right; on a phone the outputs come right after the buttons, before the parameters
+        with gr.Row(equal_height=False, elem_id="main-row"):
+            with gr.Column(scale=5, elem_id="top"):
+                c["song"] = _short_api_info(
+                    gr.Audio(label="Song", type="filepath", sources=["upload"], buttons=["download"], elem_id="song"),
+                    "an audio file: handle_file('song.mp3')")
+                with gr.Row(elem_id="buttons"):
+                    preview_btn = gr.Button("Preview", variant="secondary", elem_id="preview-btn", min_width=90)
+                    render_btn = gr.Button("Render", variant="primary", elem_id="render-btn", min_width=90)
+                    cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-btn", visible=False, min_width=90)
+                estimate = gr.Markdown("", elem_id="estimate")
+                status.render()
                 with gr.Row():
-                    components["style"] = gr.Dropdown(choices=style_choices(), value="default", label="style",
-                                                      info="the embedded style, or a catalogue model (downloaded once)",
-                                                      elem_id="style")
-                    components["style_file"] = gr.File(label="or upload a style (.pkl / .safetensors)",
-                                                       file_types=[".pkl", ".safetensors"], elem_id="style-file")
+                    c["style"] = gr.Dropdown(choices=style_choices(), value="default", label="Style",
+                                             info="style: the embedded style, or a catalogue model (downloaded once)",
+                                             elem_id="style")
+                    c["style_file"] = _short_api_info(
+                        gr.File(label="or upload a style (.pkl / .safetensors)", file_types=[".pkl", ".safetensors"],
+                                elem_id="style-file"),
+                        "an NVIDIA StyleGAN .pkl or converted .safetensors (optional)")
+                show_all = gr.Checkbox(False, label="also list the styles this server cannot download",
+                                       elem_id="show-all-styles")
+                if cfg.examples != "off":
+                    example_song = str(jobs.example_song(ex.SECONDS))
+                    example_box = gr.Column(elem_id="examples")
+                else:
+                    example_box = None
+            with gr.Column(scale=4, elem_id="outputs"):
+                live.render()
+                video.render()
+                gallery.render()
+                code.render()
+            with gr.Column(scale=5, elem_id="params"):
                 with gr.Accordion(f"{GROUPS['stems']} (optional)", open=False):
                     with gr.Row():
                         for f in by_group["stems"]:
-                            components[f.name] = component(f)
+                            c[f.name] = _short_api_info(component(f), "an audio file (optional)")
                 with gr.Group():
-                    _widgets(by_group["basic"], components)
+                    _widgets(by_group["basic"], c)
                 with gr.Accordion("Advanced parameters", open=False):
                     for group, title in GROUPS.items():
                         if group in ("basic", "stems") or not by_group[group]:
                             continue
                         gr.Markdown(f"**{title}**")
-                        _widgets(by_group[group], components)
-            with gr.Column(scale=4):
-                with gr.Row():
-                    preview_btn = gr.Button("Preview", variant="secondary", elem_id="preview-btn")
-                    render_btn = gr.Button("Render", variant="primary", elem_id="render-btn")
-                gallery = gr.Gallery(label="preview: stills at the loudest moments", columns=3, height="auto",
-                                     object_fit="contain", elem_id="preview-gallery")
-                video = gr.Video(label="video", interactive=False, buttons=["download"], elem_id="video")
-                status = gr.Markdown("", elem_id="status")
-                code = gr.Code(value="# the Python that reproduces your video appears here after a render\n",
-                               language="python", label="reproduce it with lsd_jax", interactive=False,
-                               buttons=["copy"], elem_id="snippet")
-        missing = set(INPUT_NAMES) - set(components)
+                        _widgets(by_group[group], c)
+                c["keyframe_images"] = _short_api_info(c["keyframe_images"], "image files (optional)")
+        missing = set(INPUT_NAMES) - set(c)
         assert not missing, missing
-        inputs = [components[n] for n in INPUT_NAMES]
+        inputs = [c[n] for n in INPUT_NAMES]
+        buttons = [preview_btn, render_btn, cancel_btn]
 
-        def _render(song, style, style_file, progress=None, **values):
-            return render_video(jobs, song, style, style_file, progress=progress, **values)
+        def begin(session: str | None, with_live: bool) -> tuple[Any, ...]:
+            if not jobs.reserve(session):  # a second click while the first job is on its way: nothing more
+                raise gr.Error("Your job is already on its way.", title="Already running", visible=False,
+                               print_exception=False)
+            token = jobs.live.open(session) if with_live else gr.skip()
+            return (gr.update(interactive=False), gr.update(interactive=False), gr.update(visible=True), token,
+                    "Queued …")
 
-        def _preview(song, style, style_file, progress=None, **values):
-            return preview_video(jobs, song, style, style_file, progress=progress, **values)
+        def begin_render(song, style, style_file, session=None, **values):  # the inputs were validated
+            return begin(session, True)
 
-        _render.__doc__ = render_video.__doc__
-        _preview.__doc__ = preview_video.__doc__
-        render_btn.click(_bind(_render, INPUT_NAMES), inputs, [video, code, status], api_name="render",
-                         concurrency_id="lsd-jax-render")
-        preview_btn.click(_bind(_preview, INPUT_NAMES), inputs, [gallery, status], api_name="preview",
-                          concurrency_id="lsd-jax-render")
+        def begin_preview(song, style, style_file, session=None, **values):
+            return begin(session, False)
+
+        def end(request: gr.Request) -> tuple[Any, ...]:
+            session = getattr(request, "session_hash", None)
+            jobs.release(session)
+            jobs.live.close(session=session)
+            return gr.update(interactive=True), gr.update(interactive=True), gr.update(visible=False), ""
+
+        def cancel(request: gr.Request) -> tuple[Any, ...]:
+            n = jobs.cancel(getattr(request, "session_hash", None))
+            return (*end(request), "Cancelled: nothing was kept." if n else gr.skip())
+
+        def left(request: gr.Request) -> None:  # the tab was closed or reloaded
+            jobs.cancel(getattr(request, "session_hash", None))
+
+        def _render(song, style, style_file, progress=None, session=None, **values):
+            yield from render_stream(jobs, song, style, style_file, progress=progress, session=session, **values)
+
+        def _preview(song, style, style_file, progress=None, session=None, **values):
+            yield from preview_stream(jobs, song, style, style_file, progress=progress, session=session, **values)
+
+        def _validate(song, style, style_file, **values):
+            return validate(jobs, {"song": song, "style": style, "style_file": style_file, **values})
+
+        def _excerpt(song: Any) -> tuple[Any, Any]:
+            if not song:
+                return gr.skip(), gr.skip()
+            try:
+                return loudest_stretch(song, cfg.excerpt_seconds), cfg.excerpt_seconds
+            except Exception:  # the render's own checks will say what is wrong with the file
+                return gr.skip(), gr.skip()
+
+        _render.__doc__ = render_stream.__doc__
+        _preview.__doc__ = preview_stream.__doc__
+        private = dict(queue=False, api_visibility="private", show_progress="hidden")
+        validator = _bind(_validate, INPUT_NAMES, defaults, progress=False)
+        # the page checks the inputs before it disables the buttons (a failed check shows each problem
+        # next to its field and stops the chain; Gradio validates queued events only, so these are
+        # queued, never waiting for a job); API clients get the same check on the endpoints
+        checked = dict(api_visibility="private", show_progress="hidden", validator=validator,
+                       concurrency_id="lsd-jax-page", concurrency_limit=None)
+        begins = {k: _bind(f, INPUT_NAMES, defaults, progress=False, request=True)
+                  for k, f in (("render", begin_render), ("preview", begin_preview))}
+        render_evt = render_btn.click(begins["render"], inputs, [*buttons, live, status], **checked).success(
+            _bind(_render, INPUT_NAMES, defaults, request=True), inputs, [video, code, status], api_name="render",
+            concurrency_id="lsd-jax-render", validator=validator,
+            show_progress_on=[video], api_description=(
+                "Render a music video. Give the song (handle_file) and any parameters by name (the page's "
+                "widgets; see the README's parameter reference). Returns the MP4, the Python that "
+                "reproduces it with lsd_jax.render, and a status line."))
+        render_evt.then(end, None, [*buttons, live], **private)
+        render_evt.failure(end, None, [*buttons, live], **private)  # the page does not run .then after an error
+        preview_evt = preview_btn.click(begins["preview"], inputs, [*buttons, live, status], **checked).success(
+            _bind(_preview, INPUT_NAMES, defaults, request=True), inputs, [gallery, status], api_name="preview",
+            concurrency_id="lsd-jax-render", validator=validator,
+            show_progress_on=[gallery], api_description=(
+                "Preview stills at the loudest moments: the same inputs as /render; returns the stills with "
+                "their times, and a status line. The full render with the same values contains exactly them."))
+        preview_evt.then(end, None, [*buttons, live], **private)
+        preview_evt.failure(end, None, [*buttons, live], **private)
+        cancel_btn.click(cancel, None, [*buttons, live, status], cancels=[render_evt, preview_evt], **private)
+        demo.unload(left)
+        show_all.change(lambda show: gr.update(choices=style_choices(show)), show_all, c["style"], **private)
+        c["song"].upload(_excerpt, c["song"], [c["start"], c["duration"]], **private)
+        # The estimate follows what the speed depends on. An event clears the problems shown next to its
+        # inputs, so each of those fields is copied into one state by an event of its own (clearing only
+        # that field's problem, when it changes) and the estimate reads the state.
+        speed_values = gr.State({})
+
+        def _copy(name: str) -> Callable[[Any, dict[str, Any]], dict[str, Any]]:
+            return lambda value, held: {**held, name: value}
+
+        for n in ESTIMATE_INPUTS:  # queued: a state changed by an unqueued event does not trigger its .change
+            c[n].change(_copy(n), [c[n], speed_values], speed_values, api_visibility="private",
+                        show_progress="hidden", concurrency_id="lsd-jax-page", concurrency_limit=None)
+        speed_defaults = {"song": None, "style": "default", "style_file": None,
+                          **{n: defaults[n] for n in ESTIMATE_INPUTS if n in defaults}}
+
+        def _estimate(held: dict[str, Any]) -> Iterator[str]:
+            values = {**speed_defaults, **held}
+            song, style, style_file = values.pop("song"), values.pop("style"), values.pop("style_file")
+            yield from estimate_lines(jobs, song, style, style_file, **values)
+
+        est = dict(fn=_estimate, inputs=speed_values, outputs=estimate, api_visibility="private",
+                   show_progress="hidden", concurrency_id="lsd-jax-estimate", concurrency_limit=1,
+                   trigger_mode="always_last")
+        speed_values.change(**est)
+        demo.load(**est)
+        if example_box is not None:
+            with example_box:
+                examples = gr.Examples(
+                    ex.rows(example_song, cfg.max_seconds, cfg.max_resolution), [c[n] for n in ex.INPUTS],
+                    [video, code, status], fn=_bind(_example_fn(jobs), ex.INPUTS, defaults, progress=False),
+                    cache_examples=True, cache_mode=cfg.examples, example_labels=ex.labels(),
+                    label="Examples: one click shows a rendered video (the demo song, synthesised)",
+                    elem_id="examples-table")
+                # cached with the app's own files (fresh each start), not in the working directory
+                folder = jobs.workdirs.root / "examples" / str(examples.dataset._id)
+                examples.cached_folder = folder
+                examples.cached_file = folder / "log.csv"
+                examples.cached_indices_file = folder / "indices.csv"
+    from .live_mode import add_page
+
+    add_page(demo)  # the Live page (/live): microphone or tab audio drives frames in real time
+    _with_meta(demo)
+    if cfg.warm_up:
+        jobs.warm_up({k: v for k, v in defaults.items() if k not in ("song", "style", "style_file")})
     demo.queue(max_size=cfg.queue_size, default_concurrency_limit=cfg.concurrency)
     demo.lsd_config = cfg  # type: ignore[attr-defined]
     demo.lsd_jobs = jobs  # type: ignore[attr-defined]
@@ -271,6 +734,22 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
     return demo
 
 
+def _example_fn(jobs: Jobs) -> Callable[..., tuple[str, str, str]]:
+    def example(song: Any, style: Any, style_file: Any, **values: Any) -> tuple[str, str, str]:
+        """An example's video, snippet and status (rendered once, then served from Gradio's cache)."""
+        try:
+            job = jobs.prepare(song, style, style_file, **values)
+            out = jobs.render(job)
+        except Exception as e:
+            raise user_error(e) from None
+        snippet = python_snippet(job).replace(
+            "import lsd_jax\n", "import lsd_jax\nfrom lsd_jax.demo import write_demo_song\n\n"
+            f"write_demo_song({job.song_name!r}, seconds={ex.SECONDS:g})  # the example's song\n", 1)
+        return str(out), snippet, f"Example: {job.n_frames} frames of the synthesised demo song."
+
+    return example
+
+
 def launch(demo: gr.Blocks | None = None, cfg: AppConfig | None = None, **kwargs: Any) -> Any:
     """Serve the page (``kwargs`` go to ``Blocks.launch``: server_name, server_port, ...)."""
     cfg = cfg or getattr(demo, "lsd_config", None) or AppConfig.from_env()
@@ -281,13 +760,31 @@ def launch(demo: gr.Blocks | None = None, cfg: AppConfig | None = None, **kwargs
     return demo.launch(**kwargs)
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a Space stopping, ``kill``) ends the server like Ctrl-C, so the app's folders are removed."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python app.py``: serve until interrupted, then close the app (its folders go with it)."""
+    """``python app.py``: serve until interrupted (Ctrl-C or SIGTERM), then close the app (its folders
+    go with it)."""
     cfg, server = AppConfig.from_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
+    _interrupt_on_sigterm()
     demo = build_app(cfg)
     try:
         launch(demo, cfg, **server)
+    except KeyboardInterrupt:
+        pass
     finally:
         demo.close()
+
+

@@ -1,0 +1,127 @@
+"""Live mode (lsd_jax.live): clock pacing, drops instead of lag, the resolution ladder, reactions and recording."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from lsd_jax import ParamError
+from lsd_jax.live import FileFeeder, LiveRecorder, LiveRenderer, ResolutionPolicy, ladder_sizes
+from lsd_jax.styles import resolve_style
+from lsd_jax.video import probe_video
+
+from audio_signals import click_track, write
+
+
+def test_ladder_and_policy_drop_resolution_when_late_and_climb_back_when_it_fits():
+    sizes = ladder_sizes((256, 256), any_size=True)
+    assert sizes == [(256, 256), (192, 192), (128, 128), (96, 96), (64, 64)]
+    assert ladder_sizes((256, 256), any_size=False) == [(256, 256)]
+    period = 1 / 30
+    policy = ResolutionPolicy(sizes, 30.0)
+    t, levels = 0.0, []
+    for _ in range(100):  # each frame takes 2 periods: one tick dropped before every frame
+        t += 2 * period
+        level = policy.observe(t, 2 * period, 1)
+        if level != policy.level:
+            policy.moved(level, t)
+        levels.append(policy.level)
+    assert levels[0] == 0 and levels[-1] == len(sizes) - 1  # all the way down, one rung per second
+    assert all(b - a in (0, 1) for a, b in zip(levels, levels[1:]))
+    down_at = t
+    for _ in range(400):  # now frames are quick: back up, but not before the backoff of the rung left
+        t += period
+        level = policy.observe(t, 0.1 * period, 0)
+        if level != policy.level:
+            policy.moved(level, t)
+    assert policy.level == 0 and t - down_at > 4.0
+
+
+def _slow_style(delay: float):
+    def style(z, c):  # a host (NumPy) style that takes `delay` seconds per call
+        time.sleep(delay)
+        return np.full((z.shape[0], 16, 16, 3), 128 + 100 * np.tanh(z[:, :1, None, None]), np.float32)
+
+    return style
+
+
+def test_a_slow_step_drops_ticks_and_never_lags_further_behind():
+    fps, delay = 20.0, 0.07  # each frame takes 1.4 periods
+    frames = []
+    style = resolve_style(_slow_style(delay), input_shape=8, num_possible_classes=0)
+    r = LiveRenderer(style, fps=fps, resolution=16, adapt=True)
+    r.add_listener(frames.append)
+    with r:
+        time.sleep(3.0)
+    stats = r.stats()
+    assert r.error is None
+    assert len(frames) >= 15 and stats.dropped >= 0.2 * stats.ticks
+    ticks = [f.tick for f in frames]
+    assert ticks == sorted(set(ticks))  # the newest tick each time, never one twice
+    lag = np.array([f.t_done - f.t_due for f in frames])
+    third = len(lag) // 3
+    assert np.median(lag[-third:]) < np.median(lag[:third]) + 0.05  # no growing lag
+    assert np.percentile(lag, 90) < 2 / fps + 2 * delay
+
+
+def test_update_takes_live_parameters_only():
+    r = LiveRenderer(None, resolution=32)
+    assert r.update(pulse_react=1.5, speed_fpm=30).pulse_react == 1.5
+    with pytest.raises(ParamError, match="pulse_react"):
+        r.update(pulse_react=-1)
+    with pytest.raises(ParamError, match="cannot change during a live session"):
+        r.update(resolution=64)
+    with pytest.raises(ParamError, match="live mode takes a number"):
+        LiveRenderer(None, speed_fpm="beat")
+
+
+def test_clicks_played_in_real_time_kick_the_frames_and_are_recorded_with_the_audio(tmp_path):
+    sr, seconds = 48000, 3.5
+    times = [1.0 + 0.5 * k for k in range(5)]  # after the drone's start has been normalised away
+    song = write(tmp_path / "clicks.wav", click_track(times, seconds, sr), sr)
+    frames = []
+    r = LiveRenderer(None, resolution=48, fps=30.0, pulse_react=1.5, motion_react=0.0, speed_fpm=0, adapt=False)
+    r.add_listener(frames.append)
+    with r:
+        recorder = LiveRecorder(r, tmp_path / "live.mp4")
+        feeder = FileFeeder(r, song).start()
+        assert feeder.done.wait(seconds + 20)
+        time.sleep(0.2)
+    out = recorder.close()
+    assert r.error is None and feeder.pushed
+    pulse = np.array([f.features["pulse"] for f in frames])
+    t = np.array([f.t_due - feeder.t_start for f in frames])
+    for c in times:  # each click lifts the pulse within 0.2 s; it is low again before the next
+        assert pulse[(t > c) & (t < c + 0.2)].max() > 0.6, c
+        assert pulse[(t > c + 0.3) & (t < c + 0.45)].max() < 0.3, c
+    images = np.stack([f.image.astype(np.float32) for f in frames])
+    change = np.abs(np.diff(images, axis=0)).mean(axis=(1, 2, 3))  # frame to frame
+    after = np.concatenate([change[(t[1:] > c) & (t[1:] < c + 0.25)] for c in times])
+    before = np.concatenate([change[(t[1:] > c - 0.2) & (t[1:] < c)] for c in times])
+    assert after.mean() > 5 * before.mean()  # the picture kicks on the clicks and settles before the next
+    info = probe_video(out)
+    assert (info["width"], info["height"], info["audio_streams"]) == (48, 48, 1), info
+    assert info["n_frames"] >= 0.9 * seconds * 30  # the clock's ticks, dropped ones repeating a frame
+    assert seconds - 0.1 < info["audio_duration"] < seconds + 0.4 <= info["video_duration"] + 0.4
+
+
+def test_the_style_changes_while_playing_without_stopping_the_clock():
+    import threading
+
+    frames, done = [], threading.Event()
+    other = resolve_style(_slow_style(0.0), input_shape=8, num_possible_classes=0)
+    r = LiveRenderer(None, fps=20.0, resolution=16)
+    r.add_listener(frames.append)
+    with r:
+        time.sleep(0.3)
+        r.set_style(other, lambda error: done.set())
+        assert done.wait(60)
+        time.sleep(0.5)
+    assert r.error is None and r.style is other
+    ticks = [f.tick for f in frames]
+    assert ticks == sorted(set(ticks)) and len(frames) >= 0.5 * (ticks[-1] + 1)
+    # the new style's frames: grey with a z-dependent level, all three channels equal
+    assert np.all(frames[-1].image[..., 0] == frames[-1].image[..., 1])
+    assert not np.all(frames[0].image[..., 0] == frames[0].image[..., 1])
