@@ -32,11 +32,17 @@ def _limit_resources(memory_bytes: int | None, cpu_seconds: int | None) -> None:
         import resource
     except ImportError:  # pragma: no cover - Windows: the parent's wall-clock timeout still applies
         return
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    def lower(which: int, soft: int, hard: int) -> None:  # never above a limit this process already has
+        _, old = resource.getrlimit(which)
+        if old != resource.RLIM_INFINITY:
+            soft, hard = min(soft, old), min(hard, old)
+        resource.setrlimit(which, (soft, hard))
+
+    lower(resource.RLIMIT_CORE, 0, 0)
     if memory_bytes:
-        resource.setrlimit(resource.RLIMIT_AS, (int(memory_bytes), int(memory_bytes)))
+        lower(resource.RLIMIT_AS, int(memory_bytes), int(memory_bytes))
     if cpu_seconds:
-        resource.setrlimit(resource.RLIMIT_CPU, (int(cpu_seconds), int(cpu_seconds) + 1))
+        lower(resource.RLIMIT_CPU, int(cpu_seconds), int(cpu_seconds) + 1)
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -10,7 +10,7 @@
 Envelopes: the mel power spectrogram (the song's own, shared with ``audio.py``'s loudness) is split at
 ``edges_hz`` by mel-bin centre frequency into low (< edges[0]), mid and high (>= edges[1]) groups; each band's
 loudness per spectral column is the max over its bins (``audio.py``'s loudness, per band), pooled to frames with
-:func:`lsd_jax.audio.pool_columns` (max) and min-max normalised per band — except that a band whose range is
+:func:`lsd_jax.envelopes.pool_columns` (max) and min-max normalised per band — except that a band whose range is
 below ``floor_db`` (default -40 dB) of the loudest band's range is divided by that floor instead of its own range,
 so a band with nothing in it (only spectral leakage) stays near 0 instead of being blown up to full scale.
 
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .audio import analysis_hop, is_silent, pool_columns
+from .envelopes import analysis_hop, is_silent, pool_columns
 from .errors import ParamError
 from .spectral import N_MELS, mel_frequencies, mel_spectrogram
 

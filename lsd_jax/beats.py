@@ -7,7 +7,7 @@
     pos = beat_keyframe_positions(beats, "beat", n_frames)         # (K,) frame indices, increasing
     base = interpolate_keyframes(keyframes, pos, n_frames)          # (N, D): arrives at keyframes[k] on frame pos[k]
 
-Detection: the onset envelope of the song's mel spectrogram (``audio.onset_envelope``; a render reuses its
+Detection: the onset envelope of the song's mel spectrogram (``envelopes.onset_envelope``; a render reuses its
 analysis' own) and :func:`beat_track` (librosa's ``beat_track``, re-implemented in NumPy and tested against it:
 dynamic programming at a tempo estimated from the onset autocorrelation) on the whole analysed signal, so the
 tracker sees context around the excerpt; each beat time is then moved to the frame nearest to it. The tempo is
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .audio import analysis_hop, is_silent, onset_envelope
+from .envelopes import analysis_hop, is_silent, onset_envelope
 from .errors import ParamError
 from .spectral import mel_spectrogram
 from .timing import fps_fraction

@@ -9,7 +9,9 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,14 +141,37 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lsd-jax live: error: {e}", file=sys.stderr)
             return 2
     args = build_parser().parse_args(argv)
+    with _terminate_as_interrupt() as received:
+        try:
+            return _run(args)
+        except LsdError as e:
+            print(f"lsd-jax: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("lsd-jax: " + ("terminated" if received else "interrupted"), file=sys.stderr)
+            return 128 + (received[0] if received else signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[list[int]]:
+    """SIGTERM (``kill``, a job scheduler) stops the command like Ctrl-C: the render's clean-up runs (ffmpeg is
+    stopped, the ``.part`` file and the temporary WAV are removed) instead of the process vanishing with ffmpeg
+    still writing. Yields the list the signal's number is put in; the previous handler comes back after."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield received
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if not received:  # once: a second signal must not interrupt the clean-up
+            received.append(signum)
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        return _run(args)
-    except LsdError as e:
-        print(f"lsd-jax: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("lsd-jax: interrupted", file=sys.stderr)
-        return 130
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

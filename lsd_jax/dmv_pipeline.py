@@ -70,7 +70,8 @@ def deep_music_visualizer(
     from .dmv import deep_music_vectors, dmv_features
     from .outputs import resolve_output
     from .params import make_params
-    from .step import EffectPlan, auto_batch_size, make_frame_step, render_settings
+    from .step import EffectPlan, auto_batch_size, bounded_batch, make_frame_step
+    from .style import render_settings
 
     t0 = time.perf_counter()
     params = make_dmv_params(params, **kwargs) if params is not None else make_dmv_params(**kwargs)
@@ -95,6 +96,8 @@ def deep_music_visualizer(
     devices = jax.local_devices()
     plan = EffectPlan((), ())
     batch = min(params.batch_size, auto_batch_size(style, size, len(devices), settings=settings))
+    batch = bounded_batch(style, size, plan, batch, explicit=False, n_devices=len(devices), example=inputs,
+                          settings=settings)  # lowered to what fits in memory (DMV's batch_size is an upper bound)
     step = make_frame_step(style, size, plan, batch, devices=devices, settings=settings)
     soundtrack = (data[: int(round(n * sr / fps))], sr)  # the song from its start, as long as the video
 

@@ -113,15 +113,16 @@ def _mapping_jit(graphdef, state, z, c, psi, cutoff):
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
-def _synthesis_jit(graphdef, state, ws, noise_mode, key, transform):
-    return nnx.merge(graphdef, state).synthesize(ws, noise_mode=noise_mode, key=key, transform=transform)
+def _synthesis_jit(graphdef, state, ws, noise_mode, key, transform, noise_gain):
+    return nnx.merge(graphdef, state).synthesize(ws, noise_mode=noise_mode, key=key, transform=transform,
+                                                 noise_gain=noise_gain)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
-def _generate_jit(graphdef, state, z, c, psi, cutoff, noise_mode, key, transform):
+def _generate_jit(graphdef, state, z, c, psi, cutoff, noise_mode, key, transform, noise_gain):
     model = nnx.merge(graphdef, state)
     ws = model.map_latents(z, c, psi, cutoff)
-    return model.synthesize(ws, noise_mode=noise_mode, key=key, transform=transform)
+    return model.synthesize(ws, noise_mode=noise_mode, key=key, transform=transform, noise_gain=noise_gain)
 
 
 def _args(model: Any, noise_mode: str, key: Any, transform: Any, n: int | None) -> tuple[str, Any, Any]:
@@ -166,23 +167,25 @@ def mapping_fn(graphdef: Any, state: Any, z: Array, c: Array | None = None, trun
 
 
 def synthesis_fn(graphdef: Any, state: Any, ws: Array, noise_mode: str = "const", key: Array | None = None,
-                 transform: Array | None = None) -> Array:
-    """Jitted synthesis with the state explicit: ws → images (N, R, R, 3) float32. StyleGAN3: ``noise_mode`` and
-    ``key`` are ignored (it has no noise inputs) and ``transform`` (N, 3, 3) may replace the input transform."""
+                 transform: Array | None = None, noise_gain: Array | None = None) -> Array:
+    """Jitted synthesis with the state explicit: ws → images (N, R, R, 3) float32. StyleGAN3: ``noise_mode``,
+    ``key`` and ``noise_gain`` are ignored (it has no noise inputs) and ``transform`` (N, 3, 3) may replace the
+    input transform. ``noise_gain`` (N,): per-sample noise strength (traced; None = 1)."""
     model = nnx.merge(graphdef, state)
     noise_mode, key, transform = _args(model, noise_mode, key, transform, int(np.shape(ws)[0]))
-    return _synthesis_jit(graphdef, state, ws, noise_mode, key, transform)
+    return _synthesis_jit(graphdef, state, ws, noise_mode, key, transform, noise_gain)
 
 
 def generate_fn(graphdef: Any, state: Any, z: Array, c: Array | None = None, truncation_psi: float | Array = 1.0,
                 truncation_cutoff: int | Array | None = None, noise_mode: str = "const", key: Array | None = None,
-                transform: Array | None = None) -> Array:
-    """Jitted mapping + synthesis with the state explicit: z → images (N, R, R, 3) float32."""
+                transform: Array | None = None, noise_gain: Array | None = None) -> Array:
+    """Jitted mapping + synthesis with the state explicit: z → images (N, R, R, 3) float32 (arguments as
+    :func:`mapping_fn` and :func:`synthesis_fn`)."""
     model = nnx.merge(graphdef, state)
     cc = _c(model, c)
     noise_mode, key, transform = _args(model, noise_mode, key, transform, _batch(model, z, cc))
     psi, cutoff = truncation_args(model.spec.num_ws, truncation_psi, truncation_cutoff)
-    return _generate_jit(graphdef, state, z, cc, psi, cutoff, noise_mode, key, transform)
+    return _generate_jit(graphdef, state, z, cc, psi, cutoff, noise_mode, key, transform, noise_gain)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -245,36 +248,32 @@ class Generator(_ModuleGenerator):
         return (f"Generator({self.family} {kind}, {self.img_resolution}x{self.img_resolution}, "
                 f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws})")
 
+    # the jitted functional forms on this module's split state
     def mapping(self, z: Array, c: Array | None = None, truncation_psi: float | Array = 1.0,
                 truncation_cutoff: int | Array | None = None) -> Array:
-        graphdef, state = nnx.split(self.module)
-        psi, cutoff = truncation_args(self.num_ws, truncation_psi, truncation_cutoff)
-        return _mapping_jit(graphdef, state, z, _c(self.module, c), psi, cutoff)
+        return mapping_fn(*nnx.split(self.module), z, c, truncation_psi, truncation_cutoff)
 
     def synthesis(self, ws: Array, noise_mode: str = "const", key: Array | None = None,
-                  transform: Array | None = None) -> Array:
-        graphdef, state = nnx.split(self.module)
-        noise_mode, key, transform = _args(self.module, noise_mode, key, transform, int(np.shape(ws)[0]))
-        return _synthesis_jit(graphdef, state, ws, noise_mode, key, transform)
+                  transform: Array | None = None, noise_gain: Array | None = None) -> Array:
+        return synthesis_fn(*nnx.split(self.module), ws, noise_mode, key, transform, noise_gain)
 
     def __call__(self, z: Array, c: Array | None = None, truncation_psi: float | Array = 1.0,
                  truncation_cutoff: int | Array | None = None, noise_mode: str = "const",
-                 key: Array | None = None, transform: Array | None = None) -> Array:
-        graphdef, state = nnx.split(self.module)
-        cc = _c(self.module, c)
-        noise_mode, key, transform = _args(self.module, noise_mode, key, transform, _batch(self.module, z, cc))
-        psi, cutoff = truncation_args(self.num_ws, truncation_psi, truncation_cutoff)
-        return _generate_jit(graphdef, state, z, cc, psi, cutoff, noise_mode, key, transform)
+                 key: Array | None = None, transform: Array | None = None,
+                 noise_gain: Array | None = None) -> Array:
+        return generate_fn(*nnx.split(self.module), z, c, truncation_psi, truncation_cutoff, noise_mode, key,
+                           transform, noise_gain)
 
 
-def load_generator(path: Any) -> Generator | BigGANGenerator:
+def load_generator(path: Any, *, isolated: bool = False) -> Generator | BigGANGenerator:
     """Load an NVIDIA StyleGAN 1, StyleGAN2(-ADA) or StyleGAN3 pickle (converted once and cached) or a converted
     ``.safetensors`` file (see :mod:`lsd_jax.weights`) as a :class:`Generator`; a BigGAN-deep checkpoint folder
-    (or its ``.bin``) as a :class:`BigGANGenerator`."""
+    (or its ``.bin``) as a :class:`BigGANGenerator`. ``isolated``: convert a pickle in a separate, limited process
+    (see :func:`lsd_jax.weights.load`)."""
     from . import weights
     from .errors import StyleError
 
-    config, state = weights.load(path)
+    config, state = weights.load(path, isolated=isolated)
     family = config.get("family", "stylegan2")
     if family == BIGGAN:
         return BigGANGenerator.from_state(config, state)

@@ -5,7 +5,7 @@ maths in the middle is the offline renderer's own:
 
 * audio blocks go through the causal analysis (:class:`lsd_jax.stream.StreamAnalyzer`) as they arrive;
 * a clock ticks at ``fps``. Each tick pools the columns that arrived since the previous tick (max for envelopes,
-  mean for chroma), normalises them with the running min-max (:func:`lsd_jax.audio.running_step`, as
+  mean for chroma), normalises them with the running min-max (:func:`lsd_jax.envelopes.running_step`, as
   ``normalize="running"`` offline) and advances the latents one frame with the scan bodies of
   :mod:`lsd_jax.latents` (:func:`~lsd_jax.latents.advance`: one compiled call per frame);
 * the frame step renders only the newest tick. When the step is slower than the clock, the ticks it missed are
@@ -37,7 +37,8 @@ import jax
 import numpy as np
 
 from . import effects as fx
-from .audio import Running, _part, running_init, running_step
+from .audio import selected_part
+from .envelopes import Running, running_init, running_step
 from .errors import ParamError
 from .latents import (LSD_REFERENCE_FPS, MotionFrame, advance, live_factor, live_keyframe, motion_controls,
                       motion_init, motion_signs, pitch_classes, shuffle_rotation)
@@ -326,7 +327,8 @@ class LiveRenderer:
         """The compiled step of ``target`` at ``size`` (built and warmed on first use)."""
         step = target.steps.get(size)
         if step is None:
-            from .step import make_frame_step, render_settings
+            from .step import make_frame_step
+            from .style import render_settings
 
             style = target.style
             step = make_frame_step(style, size, self._plan(size), 1, compute_dtype=self.params.compute_dtype,
@@ -490,8 +492,8 @@ class LiveRenderer:
             self._audio_time = float(cols[-1].end[-1])
             loud = np.concatenate([c.loudness for c in cols], axis=1)
             onset = np.concatenate([c.onset for c in cols], axis=1)
-            p_part = PARTS.index(_part(params.pulse_percussive, params.pulse_harmonic))
-            m_part = PARTS.index(_part(params.motion_percussive, params.motion_harmonic))
+            p_part = PARTS.index(selected_part(params.pulse_percussive, params.pulse_harmonic))
+            m_part = PARTS.index(selected_part(params.motion_percussive, params.motion_harmonic))
             pulse = (onset if params.pulse_mode == "onset" else loud)[p_part]
             self._pulse_time = float(np.concatenate([c.end for c in cols])[int(np.argmax(pulse))])
             self._raw = {

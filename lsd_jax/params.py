@@ -9,7 +9,7 @@ for the web page's widget. :data:`PARAMS` is that table; from it come
   involve two fields) and :func:`make_params` with its "did you mean";
 * :func:`parse_value`, the one parser of values written as text (command line and web page);
 * ``lsd-jax render --help`` (:mod:`lsd_jax.cli`), the web page's widgets (:mod:`lsd_jax.web.form`)
-  and the README's parameter reference (``python -m lsd_jax.params --markdown``).
+  and the README's parameter reference (``lsd-jax params --markdown``).
 
 Names, defaults and meanings follow Lucid Sonic Dreams' ``hallucinate()`` so its users feel at home.
 Where Lucid Sonic Dreams had a bug we keep the name and fix the behaviour:
@@ -748,11 +748,3 @@ def table_text(table: Sequence[Param] | None = None, groups: Mapping[str, str] |
         lines += [f"  {p.name:{width}}  {p.help} [{p.range_text()}; default: {p.default_text()}]"
                   for p in table if p.group == group]
     return "\n".join(lines[1:])
-
-
-if __name__ == "__main__":  # python -m lsd_jax.params [--markdown]: the same as lsd-jax params
-    import sys
-
-    from .cli import main
-
-    sys.exit(main(["params", *sys.argv[1:]]))

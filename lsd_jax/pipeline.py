@@ -25,9 +25,9 @@ from . import effects as fx
 from .errors import ParamError
 from .outputs import render_inputs, resolve_output
 from .params import RenderParams, make_params
-from .step import (EffectPlan, FrameStep, auto_batch_size, effect_amplitudes, make_frame_step, output_size,
-                   plan_effects, render_settings)
-from .style import Style
+from .step import (EffectPlan, FrameStep, auto_batch_size, bounded_batch, effect_amplitudes, make_frame_step,
+                   output_size, plan_effects)
+from .style import Style, render_settings
 from .styles import resolve_style
 
 Array = jax.Array
@@ -91,7 +91,12 @@ def render_frames(
         if pending is not None:
             flush(pending)
     except Exception as e:
-        if _is_oom(e):
+        if _is_oom(e):  # the bound before compiling missed (another process took the memory meanwhile?)
+            if batch <= len(step.devices):
+                h, w = step.size
+                raise ParamError(f"one {w}x{h} frame of this style does not fit in the memory of "
+                                 f"{step.devices[0].device_kind}: choose a smaller resolution or a smaller "
+                                 "model") from None
             raise ParamError(
                 f"batch_size={batch} does not fit in the memory of {step.devices[0].device_kind}; "
                 f"use a smaller batch_size (e.g. {max(1, batch // 2)}) or leave it unset to choose automatically"
@@ -217,9 +222,15 @@ def prepare(
     input_shape: int | None = None,
     num_possible_classes: int | None = None,
     progress: bool = True,
+    max_seconds: float | None = None,
     **kwargs: Any,
 ) -> Prepared:
-    """Validate parameters, resolve the style, analyse the song, compute latents, build the step."""
+    """Validate parameters, resolve the style, analyse the song, compute latents, build the step.
+
+    ``max_seconds``: refuse an excerpt longer than that, measured on the audio actually decoded (a server's limit:
+    a header that understates the length does not get past it). A batch that does not fit in memory is refused
+    (``batch_size`` given) or lowered (automatic) before anything is compiled (:func:`lsd_jax.step.bounded_batch`).
+    """
     from . import audio, latents
     from .paths import use_persistent_caches
 
@@ -235,7 +246,8 @@ def prepare(
         params = params.replace(classes=style_obj.resolve_classes(params.classes))  # names need the style
 
     t = time.perf_counter()
-    feats = audio.analyze(song, params)  # decodes the song once: features, bands, beats and soundtrack
+    # decodes the song once: features, bands, beats and soundtrack
+    feats = audio.analyze(song, params, max_seconds=max_seconds)
     beats = feats.beats
     positions = None
     if beats is not None:
@@ -273,6 +285,8 @@ def prepare(
         angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps)
         inputs["transform"] = np.asarray(stylegan3_transform(angle, tx, ty), np.float32)
     batch = params.batch_size or auto_batch_size(style_obj, size, len(devices), example=inputs, settings=settings)
+    batch = bounded_batch(style_obj, size, plan, batch, explicit=params.batch_size is not None, n_devices=len(devices),
+                          example=inputs, settings=settings, compute_dtype=params.compute_dtype)
     step = make_frame_step(style_obj, size, plan, batch, devices=devices, compute_dtype=params.compute_dtype,
                            settings=settings)
     return Prepared(params, style_obj, feats, lat, inputs, size, plan, step, timings, beats)
@@ -303,6 +317,7 @@ def render(
     num_possible_classes: int | None = None,
     params: RenderParams | None = None,
     live: str | os.PathLike[str] | None = None,
+    max_seconds: float | None = None,
     **kwargs: Any,
 ) -> RenderResult:
     """Render a music video of ``song``; returns a :class:`RenderResult` (``.path``: the MP4).
@@ -314,6 +329,7 @@ def render(
     The output is written to a temporary file and renamed into place only when complete.
     ``live``: also write the encoded video, as it is made, into this fragmented MP4 (for playing
     while rendering; the output is unchanged, byte for byte; single process only).
+    ``max_seconds``: refuse a song (or excerpt) longer than that, measured on what is decoded (see :func:`prepare`).
     Under ``jax.distributed`` (several processes), each process renders a contiguous range of
     frames and process 0 joins the segments without re-encoding.
     """
@@ -326,7 +342,7 @@ def render(
         params = make_params(params, **kwargs)
     out = resolve_output(output, render_inputs(song, style, params))  # before any work; never over an input
     prep = prepare(song, style, params=params, input_shape=input_shape, num_possible_classes=num_possible_classes,
-                   progress=bool(progress))
+                   progress=bool(progress), max_seconds=max_seconds)
     soundtrack = prep.features.soundtrack  # decoded by the analysis (no second decode)
     n = prep.n_frames
     fps = prep.features.fps

@@ -7,13 +7,15 @@ sharding; everything else (the model's state, its precomputed weight constants, 
 by value across renders, and renders that differ only in a setting's value never recompile.
 
 :func:`make_frame_step` binds a style's variables (placed once, replicated over the devices) to that function;
-:func:`auto_batch_size` picks the frames per step; :func:`plan_effects`, :func:`fit` and :func:`to_uint8_frames`
-are the pure post-processing fused into the step.
+:func:`auto_batch_size` picks the frames per step and :func:`bounded_batch` refuses (or lowers) one that would not fit
+in memory, from the traced step's needs (:func:`step_memory`), before anything is compiled; :func:`plan_effects`,
+:func:`fit` and :func:`to_uint8_frames` are the pure post-processing fused into the step.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +26,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import effects as fx
-from .params import NOISE_MODES, RenderParams  # the models' noise-mode indices (tests check they agree)
-from .style import Style
+from .errors import ParamError
+from .params import RenderParams
+from .style import Style, render_settings
 
 Array = jax.Array
-#: ``truncation_cutoff`` "none": every layer is truncated (compared with the layer index).
-CUTOFF_ALL = int(np.iinfo(np.int32).max)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,19 +68,6 @@ def effect_amplitudes(features: Any) -> np.ndarray:
     if not cols:
         return np.zeros((features.n_frames, 0), np.float32)
     return np.stack(cols, axis=1).astype(np.float32)
-
-
-def render_settings(params: RenderParams, style: Style | None = None) -> dict[str, np.ndarray]:
-    """The render settings the step reads as arrays: ``truncation_psi`` (float32), ``truncation_cutoff`` (int32,
-    :data:`CUTOFF_ALL` for "none") and ``noise_mode`` (int32 index into ``NOISE_MODES``), plus the ``style``'s own
-    (:attr:`Style.settings_fn`, e.g. BigGAN's batch-norm statistics weights of ``truncation``)."""
-    cutoff = params.truncation_cutoff
-    out = {"truncation_psi": np.float32(params.truncation_psi),
-           "truncation_cutoff": np.int32(CUTOFF_ALL if cutoff is None else cutoff),
-           "noise_mode": np.int32(NOISE_MODES.index(params.noise_mode))}
-    if style is not None and style.settings_fn is not None:
-        out.update(style.settings_fn(params))
-    return out
 
 
 def fit(images: Array, size: tuple[int, int]) -> Array:
@@ -250,3 +239,112 @@ def output_size(style: Style, params: RenderParams) -> tuple[int, int]:
         return (params.resolution, params.resolution)
     h, w = style.output_size(None)
     return (h + h % 2, w + w % 2)
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """What a frame step of ``batch`` frames (per device) needs, in bytes: the style's ``weights`` (placed once, with
+    their constants) and the ``temporaries`` alive at once during one call (from :func:`step_memory`)."""
+
+    weights: int
+    temporaries: int
+    batch: int
+
+    @property
+    def need(self) -> int:
+        """The bytes to have free: the weights and :data:`lsd_jax.memory.MARGIN` times the traced temporaries."""
+        from .memory import MARGIN
+
+        return int(self.weights + MARGIN * self.temporaries)
+
+
+def _spec(tree: Any) -> Any:
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), getattr(a, "dtype", None) or np.asarray(a).dtype),
+                        tree)
+
+
+def step_memory(style: Style, size: tuple[int, int], plan: EffectPlan, batch: int = 1, *,
+                example: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+                compute_dtype: str = "float32") -> StepMemory:
+    """What :func:`make_frame_step`'s step for ``style`` at ``size`` needs for ``batch`` frames, measured by tracing
+    it at that batch (no compile, no allocation: :func:`lsd_jax.memory.peak_bytes`; the peak need not grow in
+    proportion to the batch, so each batch is traced). ``example``: per-frame inputs shaped like the render's
+    (default ``z``, ``c``). A host style: its post-processing only."""
+    from .memory import peak_bytes, tree_bytes
+
+    dtype = jnp.dtype(compute_dtype)
+    if style.host:
+        variables: Any = None
+        weights = 0
+    else:
+        variables = {k: _spec(v) for k, v in (style.variables or {}).items()}
+        if "model" in variables and hasattr(style.program, "constants"):
+            variables["consts"] = jax.eval_shape(_constants, style.program, variables["model"])
+        variables["settings"] = _spec(settings if settings is not None else render_settings(RenderParams(), style))
+        if dtype != jnp.float32:
+            variables = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, dtype)
+                                     if jnp.issubdtype(a.dtype, jnp.floating) else a, variables)
+        weights = tree_bytes(variables)
+    example = example or {"z": np.zeros((1, style.z_dim), np.float32), "c": np.zeros((1, style.c_dim), np.float32)}
+    n_amps = int(np.shape(example["amps"])[1]) if "amps" in example else len(plan.fused) + len(plan.host)
+    spec = {k: jax.ShapeDtypeStruct((batch, *np.shape(v)[1:]), np.asarray(v).dtype) for k, v in example.items()}
+    spec["amps"] = jax.ShapeDtypeStruct((batch, n_amps), jnp.float32)
+    if style.host:
+        h, w = style.output_size(None)
+        images = jax.ShapeDtypeStruct((batch, h, w, 3), jnp.float32)
+        peak = tree_bytes(images) + peak_bytes(jax.make_jaxpr(
+            functools.partial(_post, size=size, plan=plan))(images, spec["amps"]))
+    else:
+        peak = peak_bytes(jax.make_jaxpr(functools.partial(
+            frame_step, style.program, size=size, plan=plan, dtype=dtype.name))(variables, spec))
+    return StepMemory(weights, peak, batch)
+
+
+def bounded_batch(style: Style, size: tuple[int, int], plan: EffectPlan, batch: int, *, explicit: bool,
+                  n_devices: int = 1, example: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+                  compute_dtype: str = "float32", free: Any = None) -> int:
+    """``batch`` if a step of it fits in the free memory (:func:`lsd_jax.memory.free_memory`, or ``free``: a
+    :class:`~lsd_jax.memory.Budget`), else: the largest batch that fits when the batch was chosen automatically
+    (``explicit=False``; logged), or a :class:`~lsd_jax.errors.ParamError` naming one that fits when the user chose
+    it. A ParamError too when not even one frame fits, saying what does not (the weights, the model, or one frame
+    at this size). Decided from the traced step (:func:`step_memory`) before anything is compiled or allocated."""
+    from converters.limits import human_bytes
+
+    from .memory import free_memory
+
+    budget = free if free is not None else free_memory()
+    if budget is None:
+        return batch
+    n_devices = max(1, n_devices)
+    per_device = -(-batch // n_devices)
+
+    def measure(b: int) -> StepMemory:
+        return step_memory(style, size, plan, b, example=example, settings=settings, compute_dtype=compute_dtype)
+
+    mem = measure(per_device)
+    if mem.need <= budget.bytes:
+        return batch
+    free_text = f"{human_bytes(budget.bytes)} of memory free {budget.where}"
+    name = f"style {style.name!r}"
+    if mem.weights >= budget.bytes:
+        raise ParamError(f"the {name} needs {human_bytes(mem.weights)} for its weights alone, more than the "
+                         f"{free_text}: it cannot render here (a smaller model, or a machine with more memory)")
+    one = measure(1) if per_device > 1 else mem
+    h, w = size
+    if one.need > budget.bytes:
+        native = style.native_size  # a model renders at its own size whatever the video's: a smaller one won't help
+        how = (f": this model (it makes {native[1]}x{native[0]} images) is too large for this machine" if native
+               else ": choose a smaller resolution")
+        raise ParamError(f"one {w}x{h} frame of the {name} needs about {human_bytes(one.need)} to render "
+                         f"(weights {human_bytes(one.weights)}), more than the {free_text}{how}")
+    lo, hi = 1, per_device  # lo fits, hi does not; the peak grows with the batch
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if measure(mid).need <= budget.bytes else (lo, mid)
+    fits = lo * n_devices
+    if not explicit:
+        log.info("lsd-jax: %d frames per step at %dx%d would need about %s, more than the %s: using %d", batch, w, h,
+                 human_bytes(mem.need), free_text, fits)
+        return fits
+    raise ParamError(f"batch_size={batch} at {w}x{h} needs about {human_bytes(mem.need)} of memory, more than the "
+                     f"{free_text}: use batch_size={fits} or less, or leave it unset to choose automatically")

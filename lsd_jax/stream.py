@@ -26,7 +26,7 @@ feature at time t may depend only on audio before t, and must exist as soon as p
   hop is silent (peak below -80 dBFS), as offline.
 
 Normalisation to [0, 1] is not done here: the live renderer pools columns into frames and applies the running
-min-max (:func:`lsd_jax.audio.running_step`) frame by frame, as ``normalize="running"`` does offline.
+min-max (:func:`lsd_jax.envelopes.running_step`) frame by frame, as ``normalize="running"`` does offline.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import spectral
-from .audio import SILENCE_PEAK, SR
+from .envelopes import SILENCE_PEAK, SR
 
 LIVE_N_FFT = 1024
 LIVE_HOP = 128

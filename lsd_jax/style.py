@@ -29,10 +29,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .errors import ParamError
+from .params import NOISE_MODES, RenderParams  # the models' noise-mode indices (tests check they agree)
 
 Array = jax.Array
+#: ``truncation_cutoff`` "none": every layer is truncated (compared with the layer index).
+CUTOFF_ALL = int(np.iinfo(np.int32).max)
 
 
 @dataclass(frozen=True)
@@ -112,14 +116,11 @@ class Style:
     def images(self, inputs: dict[str, Any], size: tuple[int, int] | None = None,
                settings: dict[str, Any] | None = None) -> Array:
         """The style's images for a batch of per-frame ``inputs`` (``z``, ``c``, ...) at ``size`` (default: the
-        native size) with render ``settings`` (default: :func:`lsd_jax.step.render_settings` of the defaults)."""
+        native size) with render ``settings`` (default: :func:`render_settings` of the defaults)."""
         size = self.output_size(size)
         if self.host:
             return jnp.asarray(self.host_fn(inputs["z"], inputs["c"]))
         if settings is None:
-            from .params import RenderParams
-            from .step import render_settings
-
             settings = render_settings(RenderParams(), self)
         variables = {**(self.variables or {}), "settings": settings}
         return _images(self.program, variables, {k: jnp.asarray(v) for k, v in inputs.items()}, size)
@@ -128,3 +129,16 @@ class Style:
 @functools.partial(jax.jit, static_argnames=("program", "size"))
 def _images(program: Any, variables: Any, inputs: dict[str, Array], size: tuple[int, int]) -> Array:
     return program(variables, inputs, size)
+
+
+def render_settings(params: RenderParams, style: Style | None = None) -> dict[str, np.ndarray]:
+    """The render settings the step reads as arrays: ``truncation_psi`` (float32), ``truncation_cutoff`` (int32,
+    :data:`CUTOFF_ALL` for "none") and ``noise_mode`` (int32 index into ``NOISE_MODES``), plus the ``style``'s own
+    (:attr:`Style.settings_fn`, e.g. BigGAN's batch-norm statistics weights of ``truncation``)."""
+    cutoff = params.truncation_cutoff
+    out = {"truncation_psi": np.float32(params.truncation_psi),
+           "truncation_cutoff": np.int32(CUTOFF_ALL if cutoff is None else cutoff),
+           "noise_mode": np.int32(NOISE_MODES.index(params.noise_mode))}
+    if style is not None and style.settings_fn is not None:
+        out.update(style.settings_fn(params))
+    return out

@@ -7,7 +7,7 @@ once, then cached); or a callable ``style(noise_batch, class_batch)`` as in Luci
 returning a batch of (H, W, 3) images with values in [0, 255] (uint8 or float).
 
 Render settings (truncation, noise mode) are not part of a style: they reach the compiled step as arrays
-(:func:`lsd_jax.step.render_settings`), so a new value never recompiles.
+(:func:`lsd_jax.style.render_settings`), so a new value never recompiles.
 """
 
 from __future__ import annotations
@@ -85,8 +85,10 @@ def resolve_style(
     input_shape: int | None = None,
     num_possible_classes: int | None = None,
     progress: bool = True,
+    isolated: bool = False,
 ) -> Style:
-    """Turn a style argument into a Style (see the module docstring)."""
+    """Turn a style argument into a Style (see the module docstring). ``isolated``: an NVIDIA pickle not converted
+    yet is converted in a separate, limited process (:func:`lsd_jax.weights.load`; what a server does)."""
     params = params or RenderParams()
     if isinstance(style, Style):
         return style
@@ -99,21 +101,21 @@ def resolve_style(
                          f"{type(style).__name__}")
     path = Path(style).expanduser()
     if path.is_dir() or path.suffix.lower() == ".bin":  # a BigGAN-deep checkpoint
-        return _stylegan_from_path(path, params, name=_biggan_name(path))
+        return _stylegan_from_path(path, params, name=_biggan_name(path), isolated=isolated)
     if path.suffix.lower() in (".pkl", ".npz", ".safetensors") or path.exists():
         if not path.is_file():
             raise StyleError(f"style file not found: {path}")
-        return _stylegan_from_path(path, params)
+        return _stylegan_from_path(path, params, isolated=isolated)
     from .catalogue import find_style, style_path
 
     entry = find_style(str(style))
-    return _stylegan_from_path(style_path(entry.name, progress=progress), params, name=entry.name)
+    return _stylegan_from_path(style_path(entry.name, progress=progress), params, name=entry.name, isolated=isolated)
 
 
-def _stylegan_from_path(path: Path, params: RenderParams, name: str | None = None) -> Style:
+def _stylegan_from_path(path: Path, params: RenderParams, name: str | None = None, isolated: bool = False) -> Style:
     from .generator import BigGANGenerator, biggan_style, load_generator, stylegan_style
 
-    gen = load_generator(path)
+    gen = load_generator(path, isolated=isolated)
     if isinstance(gen, BigGANGenerator):
         return biggan_style(gen, name=name or path.stem)
     return stylegan_style(gen, name=name or path.stem)

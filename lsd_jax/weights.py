@@ -276,7 +276,7 @@ def _load_entry(entry: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
         return None
 
 
-def load_with_hash(path: str | Path) -> tuple[dict, dict[str, np.ndarray], str]:
+def load_with_hash(path: str | Path, *, isolated: bool = False) -> tuple[dict, dict[str, np.ndarray], str]:
     """:func:`load`, also returning the sha256 of the bytes the result came from."""
     p = Path(path).expanduser()
     if is_biggan_checkpoint(p):
@@ -295,11 +295,18 @@ def load_with_hash(path: str | Path) -> tuple[dict, dict[str, np.ndarray], str]:
     hit = _load_entry(cache_path(sha))
     if hit is not None:
         return (*hit, sha)
-    with from_converter():
-        data = parse.read_file(p)
-        sha = hashlib.sha256(data).hexdigest()  # the bytes actually converted (the file may have changed meanwhile)
-        config, state = parse.parse_bytes(data, source=f"'{p.name}'")
-    del data
+    if isolated:
+        from .sandbox import convert_isolated
+
+        config, state = convert_isolated(p)
+        config = check_config(config, f"'{p.name}'")
+        state = check_state(config, state, f"'{p.name}'")
+    else:
+        with from_converter():
+            data = parse.read_file(p)
+            sha = hashlib.sha256(data).hexdigest()  # the bytes converted (the file may have changed meanwhile)
+            config, state = parse.parse_bytes(data, source=f"'{p.name}'")
+        del data
     warn_non_finite(state, f"'{p.name}'")
     try:
         save(cache_path(sha), config, state, source_sha256=sha)
@@ -308,7 +315,7 @@ def load_with_hash(path: str | Path) -> tuple[dict, dict[str, np.ndarray], str]:
     return config, state, sha
 
 
-def load(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+def load(path: str | Path, *, isolated: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` of an NVIDIA StyleGAN2 / StyleGAN2-ADA (PyTorch or TF) or StyleGAN3 pickle (converted
     once, cached), of a BigGAN-deep checkpoint (folder or ``.bin``; see :func:`load_biggan`) or of a converted
     ``.safetensors`` file.
@@ -316,8 +323,11 @@ def load(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     ``state``: ``G_ema``'s torch ``state_dict()`` (every parameter and buffer) as float32 numpy arrays in torch
     layout, in ``state_dict()`` order. ``config``: NVIDIA's Generator init kwargs with defaults filled in (see
     :mod:`converters.sg2` and :mod:`converters.sg3`). No code from a pickle runs (:mod:`converters.safe_pickle`).
+    ``isolated``: a pickle not converted yet is converted in a separate process with hard limits
+    (:func:`lsd_jax.sandbox.convert_isolated`: what a server does with uploads, so a hostile file cannot hang or
+    crash it); the result is cached the same way.
     """
-    config, state, _ = load_with_hash(path)
+    config, state, _ = load_with_hash(path, isolated=isolated)
     return config, state
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lsd_jax
-from lsd_jax import audio, decode, spectral
+from lsd_jax import audio, decode, spectral, timing
 from lsd_jax.errors import AudioError
 from lsd_jax.params import make_params
 
@@ -35,9 +35,9 @@ def expected_frames(n: int, sr: int, fps: float) -> int:
 @pytest.mark.parametrize("fps", FPS_LIST)
 def test_frame_count_is_exact_for_common_rates(fps):
     for n in (1, 917, 918, 919, 22050, 22050 * 3 + 7, 661500, 10**7 + 3):
-        assert audio.frame_count(n, SR, fps) == expected_frames(n, SR, fps)
-    assert audio.frame_count(3 * SR, SR, 30.0) == 90  # no spurious extra frame from float error
-    assert audio.frame_count(100 * SR, SR, 29.97) == 2997
+        assert timing.frame_count(n, SR, fps) == expected_frames(n, SR, fps)
+    assert timing.frame_count(3 * SR, SR, 30.0) == 90  # no spurious extra frame from float error
+    assert timing.frame_count(100 * SR, SR, 29.97) == 2997
 
 
 @pytest.fixture(scope="module")
@@ -404,8 +404,8 @@ fps_values = st.one_of(st.sampled_from(FPS_LIST + [30000 / 1001, 24000 / 1001, 1
 @settings(max_examples=200, deadline=None)
 @given(n=st.integers(0, 10**8), sr=st.sampled_from([8000, 16000, 22050, 44100, 48000]), fps=fps_values)
 def test_frames_cover_the_audio_and_no_more(n, sr, fps):
-    N = audio.frame_count(n, sr, fps)
-    q = audio.fps_fraction(fps)
+    N = timing.frame_count(n, sr, fps)
+    q = timing.fps_fraction(fps)
     dur = Fraction(n, sr)
     assert Fraction(N) / q >= dur  # every sample lies in a frame
     if n > 0:
@@ -413,59 +413,7 @@ def test_frames_cover_the_audio_and_no_more(n, sr, fps):
     else:
         assert N == 0
     assert abs(float(q) - fps) <= 1e-6 * fps
-    assert audio.frame_count(n + 1, sr, fps) >= N
-
-
-@settings(max_examples=100, deadline=None)
-@given(n=st.integers(1, 5 * SR), fps=fps_values, lead=st.integers(0, SR), tail=st.integers(0, SR),
-       native=st.sampled_from([22050, 44100, 48000]))
-def test_columns_pool_into_the_frame_that_holds_their_centre(n, fps, lead, tail, native):
-    """An excerpt of n samples (at the native rate ``native``) analysed with ``lead`` and ``tail``
-    samples of context at 22050 Hz: each column inside the excerpt pools into the frame that holds
-    its centre, and only those columns do."""
-    duration = Fraction(n, native)
-    N = audio.frame_count(n, native, fps)
-    assert N == math.ceil(duration * audio.fps_fraction(fps))
-    hop = audio.analysis_hop(SR, fps)
-    assert 64 <= hop <= 512 and hop & (hop - 1) == 0
-    if fps <= SR / 128:
-        assert hop <= SR / fps / 2  # at least two columns per frame
-    offset = Fraction(lead, SR)
-    total = lead + math.ceil(duration * SR) + tail
-    n_cols = 1 + total // hop
-    idx = audio.column_frames(n_cols, hop, SR, fps, N, offset, duration)
-    assert idx.shape == (n_cols,) and idx.min() >= -1 and idx.max() <= N - 1
-    inside = np.flatnonzero(idx >= 0)
-    assert np.all(np.diff(inside) == 1) and np.all(np.diff(idx[inside]) >= 0)
-    q = audio.fps_fraction(fps)
-    for j in {0, n_cols // 3, n_cols // 2, n_cols - 1} | ({int(inside[0]), int(inside[-1])} if inside.size else set()):
-        t = Fraction(j * hop, SR) - offset
-        if 0 <= t < duration:
-            assert Fraction(int(idx[j])) / q <= t < Fraction(int(idx[j]) + 1) / q
-        else:
-            assert idx[j] == -1
-    vals = np.random.default_rng(n).random(n_cols)
-    pooled = audio.pool_columns(vals, hop, SR, fps, N, "max", offset, duration)
-    assert pooled.shape == (N,)
-    for i in {0, N // 2, N - 1}:
-        mine = vals[idx == i]
-        if mine.size:
-            assert pooled[i] == mine.max()
-        else:
-            assert pooled[i] in vals
-    means = audio.pool_columns(np.stack([vals, 2 * vals]), hop, SR, fps, N, "mean", offset, duration)
-    assert means.shape == (N, 2) and np.allclose(means[:, 1], 2 * means[:, 0])
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=200))
-def test_minmax_is_in_unit_range(values):
-    out = audio.minmax(np.array(values))
-    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
-    if max(values) - min(values) > 1e-3:
-        assert out.min() == 0 and out.max() == 1
-    elif max(values) == min(values):
-        assert not out.any()
+    assert timing.frame_count(n + 1, sr, fps) >= N
 
 
 def test_running_normalization_keeps_the_rest_pulsing_after_one_loud_hit(tmp_path):
@@ -490,15 +438,3 @@ def test_running_normalization_keeps_the_rest_pulsing_after_one_loud_hit(tmp_pat
     assert peaks.max() < 0.1, peaks  # flattened
     peaks, troughs = peaks_and_troughs(running)
     assert peaks.min() > 0.8 and troughs.max() < 0.2, (peaks, troughs)  # still pulsing
-
-
-def test_running_minmax_sees_only_the_past_and_forgets():
-    rng = np.random.default_rng(0)
-    env = rng.random(300)
-    out = audio.running_minmax(env, fps=30.0)
-    assert out.dtype == np.float32 and out.min() >= 0.0 and out.max() <= 1.0
-    changed = env.copy()
-    changed[200:] *= 5.0
-    np.testing.assert_array_equal(audio.running_minmax(changed, 30.0)[:200], out[:200])  # causal
-    silence_after = np.concatenate([env, np.full(300, 1e-6)])
-    assert audio.running_minmax(silence_after, 30.0)[300:].max() < 0.05  # silence stays near 0, not amplified

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from audio_signals import SR, click, click_track, normalise, place, silence, tone
-from lsd_jax import audio, spectral
+from lsd_jax import envelopes, spectral
 from lsd_jax.beats import (Beats, beat_keyframe_positions, beat_track, detect_beats, estimate_tempo,
                            interpolate_keyframes, tempo_from_beats)
 from lsd_jax.demo import demo_song
@@ -89,7 +89,7 @@ def test_beat_track_is_librosas(signal, hop):
         y = click_track(_clicks(bpm, 10.0, 0.25), 10.0)
     else:
         y = demo_song(12.0) if signal == "demo" else _noise_bursts()
-    onset = audio.onset_envelope(spectral.mel_spectrogram(y, SR, hop), hop)
+    onset = envelopes.onset_envelope(spectral.mel_spectrogram(y, SR, hop), hop)
     tempo, cols = beat_track(onset, SR, hop)
     want_tempo, want_cols = librosa.beat.beat_track(onset_envelope=onset, sr=SR, hop_length=hop, units="frames")
     assert tempo == pytest.approx(float(np.atleast_1d(want_tempo)[0]), rel=1e-12)

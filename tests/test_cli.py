@@ -117,7 +117,7 @@ def test_params_command_prints_the_reference(capsys):
     assert main(["params"]) == 0
     out = capsys.readouterr().out
     assert all(f"  {p.name} " in out for p in PARAMS)
-    res = subprocess.run([sys.executable, "-m", "lsd_jax.params", "--markdown"], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "lsd_jax.cli", "params", "--markdown"], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0 and res.stdout == markdown() + "\n", res.stderr
 
@@ -191,3 +191,63 @@ def test_render_logs_each_keyframe_psnr_and_time(song, tmp_path, capsys):
     db = float(line.split(": ")[2].split(" dB PSNR")[0])
     assert db >= 30.0 and re.search(r"\d+ steps, \d+\.\d s", line), line
     assert probe_video(out)["n_frames"] == 12
+
+
+def _children(pid):
+    """(pid, command name) of the processes whose parent is ``pid``."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, rest = text[text.index("(") + 1: text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if int(rest[1]) == pid:
+            found.append((int(stat.parent.name), name))
+    return found
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_mid_render_leaves_nothing_behind(tmp_path, sig):
+    """SIGTERM (kill, a scheduler) stops a render like Ctrl-C: ffmpeg is stopped, no .part file, no temporary WAV,
+    no output; the exit status says which signal (issue 18: SIGTERM used to leave ffmpeg writing the .part)."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    t = np.arange(22050 * 30) / 22050
+    sf.write(tmp_path / "long.wav", (0.4 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(5 * t))).astype(np.float32),
+             22050)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    proc = subprocess.Popen([sys.executable, "-m", "lsd_jax.cli", "render", str(tmp_path / "long.wav"), "-o",
+                             str(out / "v.mp4"), "--quiet", "--resolution", "256", "--fps", "30"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        ffmpeg = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            ffmpeg = [p for p, name in _children(proc.pid) if "ffmpeg" in name]
+            if ffmpeg and list(out.glob(".v.mp4.*.part")) and list(tmp.glob("lsd-jax-audio-*.wav")):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None and ffmpeg, "the render did not get to encoding"
+        time.sleep(0.5)
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + getattr(signal, sig), err
+    assert ("terminated" if sig == "SIGTERM" else "interrupted") in err and "Traceback" not in err, err
+    assert list(out.iterdir()) == [] and list(tmp.iterdir()) == []
+    for pid in ffmpeg:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), pid

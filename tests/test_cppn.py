@@ -37,13 +37,6 @@ def test_the_style_runs_the_modules_network():
                                np.asarray(jax.jit(lambda z, c: model(z, c, (48, 80)))(z, c)), atol=1e-5)
 
 
-def test_noise_modes_agree_with_the_models():
-    from lsd_jax import step
-    from lsd_jax.models import stylegan2
-
-    assert step.NOISE_MODES == stylegan2.NOISE_MODES
-
-
 def test_fast_sin_matches_sin():
     x = jnp.linspace(-60.0, 60.0, 200_001, dtype=jnp.float32)
     assert float(jnp.abs(cppn.fast_sin(x) - jnp.sin(x)).max()) < 1e-5

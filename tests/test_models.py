@@ -99,3 +99,11 @@ def test_traced_noise_mode_and_cutoff_match_the_static_ones():
         got = np.asarray(traced(state, jnp.int32(i), jnp.float32(0.6), jnp.int32(3)))
         np.testing.assert_allclose(got, want, atol=1e-5)
     assert traced._cache_size() == 1
+
+
+def test_noise_modes_agree_with_the_parameter_table():
+    """The render settings pass noise_mode as an index into the table's NOISE_MODES; every model reads it so."""
+    from lsd_jax import params
+    from lsd_jax.models import stylegan1, stylegan2
+
+    assert params.NOISE_MODES == stylegan2.NOISE_MODES == stylegan1.NOISE_MODES

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsd_jax import audio, spectral
+from lsd_jax import envelopes, spectral
 from lsd_jax.demo import BPM, PROGRESSION, demo_song
 
 from audio_signals import SR, click_track, tone
@@ -137,13 +137,13 @@ def test_hpss_parts_are_close_to_librosas_waveform_hpss():
     masks = spectral.hpss_masks(np.sqrt(P), hop)
     fb = spectral.mel_filterbank(SR)
     for mask, part, min_corr in zip(masks, librosa.effects.hpss(y), (0.95, 0.98)):
-        ours = audio.minmax(audio.pool_columns(spectral.mel_power(P * mask * mask, fb).max(axis=0), hop, SR, fps, n))
+        ours = envelopes.minmax(envelopes.pool_columns(spectral.mel_power(P * mask * mask, fb).max(axis=0), hop, SR, fps, n))
         ref = librosa.feature.melspectrogram(y=part, sr=SR, hop_length=hop).max(axis=0)
-        ref = audio.minmax(audio.pool_columns(ref, hop, SR, fps, n))
+        ref = envelopes.minmax(envelopes.pool_columns(ref, hop, SR, fps, n))
         assert np.corrcoef(ours, ref)[0, 1] > min_corr
         assert np.abs(ours - ref).max() < 0.35
     # the percussive part keeps the drums and drops the pad: its loudness peaks on the beats
-    perc = audio.minmax(audio.pool_columns(spectral.mel_power(P * masks[1] ** 2, fb).max(axis=0), hop, SR, fps, n))
+    perc = envelopes.minmax(envelopes.pool_columns(spectral.mel_power(P * masks[1] ** 2, fb).max(axis=0), hop, SR, fps, n))
     beats = np.round(np.arange(0, 12, 60 / BPM) * fps).astype(int)
     on = np.array([perc[max(0, b - 1): b + 2].max() for b in beats])
     off = np.array([perc[b + 5: b + 10].max() for b in beats[:-1]])
@@ -157,11 +157,11 @@ def test_stft_chroma_follows_the_chords_at_least_as_well_as_chroma_cqt():
     follow the music: against the demo's chords the STFT chroma is the closer of the two."""
     fps = 30.0
     y = demo_song(16.0)
-    hop = audio.analysis_hop(SR, fps)
+    hop = envelopes.analysis_hop(SR, fps)
     n = int(16 * fps)
-    ours = audio.pool_columns(spectral.chroma_columns(spectral.stft_power(y, hop), spectral.chroma_filterbank(SR)),
+    ours = envelopes.pool_columns(spectral.chroma_columns(spectral.stft_power(y, hop), spectral.chroma_filterbank(SR)),
                               hop, SR, fps, n, "mean")
-    cqt = audio.pool_columns(librosa.feature.chroma_cqt(y=y, sr=SR, hop_length=hop), hop, SR, fps, n, "mean")
+    cqt = envelopes.pool_columns(librosa.feature.chroma_cqt(y=y, sr=SR, hop_length=hop), hop, SR, fps, n, "mean")
     bar = 4 * 60 / BPM
 
     def in_chord(chroma):

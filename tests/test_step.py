@@ -10,7 +10,7 @@ import soundfile as sf
 import lsd_jax
 import nvidia_pickles as nv
 from lsd_jax.params import make_params
-from lsd_jax.step import CUTOFF_ALL, render_settings
+from lsd_jax.style import CUTOFF_ALL, render_settings
 from sg2_state import random_sg2_state, sg2_config
 
 BACKEND_COMPILES: list[str] = []
@@ -64,3 +64,79 @@ def test_truncation_in_the_step_matches_the_generator(files):
                                                                                    truncation_cutoff=cutoff)))
         want = gen(z, truncation_psi=psi, truncation_cutoff=cutoff)
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+
+
+# --- the batch is bounded by the free memory before anything compiles (issue 18) ---------------------------------
+
+
+def _cppn_at(size):
+    from lsd_jax.step import plan_effects
+    from lsd_jax.styles import resolve_style
+
+    return resolve_style(None), plan_effects(make_params(), size)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (128, 96)])
+def test_step_memory_is_close_to_xlas_own_analysis(size):
+    from lsd_jax.memory import MARGIN
+    from lsd_jax.step import make_frame_step, step_memory
+
+    style, plan = _cppn_at(size)
+    for batch in (1, 4, 16):
+        mem = step_memory(style, size, plan, batch)
+        assert mem.batch == batch and mem.temporaries > batch * size[0] * size[1] * 3  # at least the uint8 frames
+        spec = {"z": jax.ShapeDtypeStruct((batch, style.z_dim), np.float32),
+                "c": jax.ShapeDtypeStruct((batch, style.c_dim), np.float32),
+                "amps": jax.ShapeDtypeStruct((batch, 0), np.float32)}
+        xla = make_frame_step(style, size, plan, batch).lower(spec).compile().memory_analysis()
+        xla_bytes = xla.temp_size_in_bytes + xla.output_size_in_bytes
+        assert 0.25 * mem.temporaries <= xla_bytes <= MARGIN * mem.temporaries, (batch, mem, xla_bytes)
+
+
+def test_a_batch_too_large_for_the_memory_is_refused_or_lowered(caplog):
+    import logging
+
+    from lsd_jax.errors import ParamError
+    from lsd_jax.memory import Budget
+    from lsd_jax.step import bounded_batch, step_memory
+
+    size = (64, 64)
+    style, plan = _cppn_at(size)
+    budget = Budget(step_memory(style, size, plan, 24).need + 1, "in this test")
+    assert step_memory(style, size, plan, 25).need > budget.bytes
+    assert bounded_batch(style, size, plan, 24, explicit=True, free=budget) == 24
+    with pytest.raises(ParamError, match=r"batch_size=100 at 64x64 needs about .* more than the .* free in this test: "
+                                         r"use batch_size=24 or less"):
+        bounded_batch(style, size, plan, 100, explicit=True, free=budget)
+    with caplog.at_level(logging.INFO, logger="lsd_jax.step"):
+        assert bounded_batch(style, size, plan, 100, explicit=False, free=budget) == 24  # automatic: lowered, said
+    assert "100 frames per step at 64x64" in caplog.text and "using 24" in caplog.text
+    # two devices: the batch is split over them
+    assert bounded_batch(style, size, plan, 48, explicit=True, n_devices=2, free=budget) == 48
+    with pytest.raises(ParamError, match="use batch_size=48 or less"):
+        bounded_batch(style, size, plan, 50, explicit=True, n_devices=2, free=budget)
+
+
+def test_a_model_that_does_not_fit_is_not_told_to_lower_its_batch(files):
+    from lsd_jax.errors import ParamError
+    from lsd_jax.memory import Budget
+    from lsd_jax.step import bounded_batch, plan_effects, step_memory
+    from lsd_jax.styles import resolve_style
+
+    size = (64, 64)
+    style, plan = _cppn_at(size)
+    one = step_memory(style, size, plan, 1)
+    for batch, explicit in ((16, True), (16, False), (1, True)):
+        with pytest.raises(ParamError, match="one 64x64 frame of the style 'cppn' needs about .*: choose a smaller "
+                                             "resolution") as e:
+            bounded_batch(style, size, plan, batch, explicit=explicit, free=Budget(one.need - 1, "here"))
+        assert "batch_size" not in str(e.value)
+    with pytest.raises(ParamError, match=r"needs .* for its weights alone, more than the 1\.0 KB of memory free here"):
+        bounded_batch(style, size, plan, 16, explicit=True, free=Budget(1024, "here"))
+
+    model = resolve_style(str(files[1]))  # a model renders at its own size: a smaller video does not help
+    plan = plan_effects(make_params(), (32, 32))
+    need = step_memory(model, (32, 32), plan, 1).need
+    with pytest.raises(ParamError, match=r"this model \(it makes 16x16 images\) is too large for this machine") as e:
+        bounded_batch(model, (32, 32), plan, 16, explicit=True, free=Budget(need - 1, "here"))
+    assert "batch_size" not in str(e.value)

@@ -26,6 +26,7 @@ import converters
 import lsd_jax
 from converters import ConversionError, ConverterError, PickleSecurityError
 from converters import sg1 as conv_sg1
+from lsd_jax import generator as G
 from lsd_jax import weights
 from lsd_jax.models import stylegan1 as msg1
 
@@ -165,7 +166,7 @@ def test_module_paths_are_nvidia_names(net: Net) -> None:
                                                      (0.6, 5, "none")])
 def test_generate_matches_oracle(net: Net, psi: float, cutoff: int | None, noise_mode: str) -> None:
     z = np.random.default_rng(7).standard_normal((2, net.config["z_dim"])).astype(np.float32)
-    img = np.asarray(msg1.generate_fn(net.graphdef, net.params, z, truncation_psi=psi, truncation_cutoff=cutoff,
+    img = np.asarray(G.generate_fn(net.graphdef, net.params, z, truncation_psi=psi, truncation_cutoff=cutoff,
                                       noise_mode=noise_mode))
     R = net.config["img_resolution"]
     chex.assert_shape(img, (2, R, R, 3))
@@ -173,7 +174,7 @@ def test_generate_matches_oracle(net: Net, psi: float, cutoff: int | None, noise
     expect = ref.generate(net.V, net.static, z, psi, net.config["num_ws"] if cutoff is None else cutoff,
                           noise_mode).transpose(0, 2, 3, 1)
     np.testing.assert_allclose(img, expect, rtol=0, atol=_tol(expect))
-    ws = np.asarray(msg1.mapping_fn(net.graphdef, net.params, z, truncation_psi=psi, truncation_cutoff=cutoff))
+    ws = np.asarray(G.mapping_fn(net.graphdef, net.params, z, truncation_psi=psi, truncation_cutoff=cutoff))
     ws_ref = ref.truncate(net.V, ref.mapping(net.V, net.static, z), psi,
                           net.config["num_ws"] if cutoff is None else cutoff)
     np.testing.assert_allclose(ws, ws_ref, rtol=0, atol=_tol(ws_ref))
@@ -182,13 +183,13 @@ def test_generate_matches_oracle(net: Net, psi: float, cutoff: int | None, noise
 def test_per_layer_ws_match_oracle(net: Net) -> None:
     """Style mixing: a different w for every layer goes straight into the synthesis network."""
     ws = np.random.default_rng(8).standard_normal((2, net.config["num_ws"], net.config["w_dim"])).astype(np.float32)
-    img = np.asarray(msg1.synthesis_fn(net.graphdef, net.params, ws))
+    img = np.asarray(G.synthesis_fn(net.graphdef, net.params, ws))
     expect = ref.synthesis(net.V, net.static, ws).transpose(0, 2, 3, 1)
     np.testing.assert_allclose(img, expect, rtol=0, atol=_tol(expect))
     # the styles matter layer by layer: changing the last layer's w changes the image
     ws2 = ws.copy()
     ws2[:, -1] += 1.0
-    assert np.abs(np.asarray(msg1.synthesis_fn(net.graphdef, net.params, ws2)) - img).max() > 1e-3
+    assert np.abs(np.asarray(G.synthesis_fn(net.graphdef, net.params, ws2)) - img).max() > 1e-3
 
 
 TINY = nvs.static_kwargs(16, fmap_base=32, fmap_max=8, latent_size=6, dlatent_size=6, mapping_layers=1)
@@ -208,7 +209,7 @@ VARIANTS = {
 def test_variants_match_oracle(name: str) -> None:
     n = Net(VARIANTS[name])
     z = np.random.default_rng(9).standard_normal((2, n.config["z_dim"])).astype(np.float32)
-    img = np.asarray(msg1.generate_fn(n.graphdef, n.params, z, truncation_psi=0.8, truncation_cutoff=2))
+    img = np.asarray(G.generate_fn(n.graphdef, n.params, z, truncation_psi=0.8, truncation_cutoff=2))
     expect = ref.generate(n.V, n.static, z, 0.8, 2).transpose(0, 2, 3, 1)
     chex.assert_shape(img, expect.shape)
     np.testing.assert_allclose(img, expect, rtol=0, atol=_tol(expect))
@@ -220,8 +221,8 @@ def test_fused_and_plain_up_conv_differ_as_nvidias_do() -> None:
     static = {**TINY, "fused_scale": False}
     fused, plain = Net({**TINY, "fused_scale": True}), Net(static)
     z = np.random.default_rng(2).standard_normal((1, 6)).astype(np.float32)
-    a = np.asarray(msg1.generate_fn(fused.graphdef, fused.params, z))
-    b = np.asarray(msg1.generate_fn(plain.graphdef, plain.params, z))
+    a = np.asarray(G.generate_fn(fused.graphdef, fused.params, z))
+    b = np.asarray(G.generate_fn(plain.graphdef, plain.params, z))
     assert np.abs(a - b).max() > 0.05
     expect = ref.generate(plain.V, static, z).transpose(0, 2, 3, 1)
     np.testing.assert_allclose(b, expect, rtol=0, atol=_tol(expect))
@@ -230,54 +231,52 @@ def test_fused_and_plain_up_conv_differ_as_nvidias_do() -> None:
 def test_psi_and_cutoff_are_traced() -> None:
     n = Net(nvs.SMALL["32"], seed=4)
     z = np.random.default_rng(3).standard_normal((2, 16)).astype(np.float32)
-    msg1.generate_fn(n.graphdef, n.params, z, truncation_psi=0.7, truncation_cutoff=3)
-    msg1.mapping_fn(n.graphdef, n.params, z, truncation_psi=0.7, truncation_cutoff=None)
-    sizes = msg1._generate_jit._cache_size(), msg1._mapping_jit._cache_size()
-    a = msg1.generate_fn(n.graphdef, n.params, z, truncation_psi=0.3, truncation_cutoff=6)
-    msg1.generate_fn(n.graphdef, n.params, z, truncation_psi=1.0, truncation_cutoff=None)
-    msg1.mapping_fn(n.graphdef, n.params, z, truncation_psi=0.2, truncation_cutoff=1)
-    assert (msg1._generate_jit._cache_size(), msg1._mapping_jit._cache_size()) == sizes
+    G.generate_fn(n.graphdef, n.params, z, truncation_psi=0.7, truncation_cutoff=3)
+    G.mapping_fn(n.graphdef, n.params, z, truncation_psi=0.7, truncation_cutoff=None)
+    sizes = G._generate_jit._cache_size(), G._mapping_jit._cache_size()
+    a = G.generate_fn(n.graphdef, n.params, z, truncation_psi=0.3, truncation_cutoff=6)
+    G.generate_fn(n.graphdef, n.params, z, truncation_psi=1.0, truncation_cutoff=None)
+    G.mapping_fn(n.graphdef, n.params, z, truncation_psi=0.2, truncation_cutoff=1)
+    assert (G._generate_jit._cache_size(), G._mapping_jit._cache_size()) == sizes
     expect = ref.generate(n.V, n.static, z, 0.3, 6).transpose(0, 2, 3, 1)
     np.testing.assert_allclose(np.asarray(a), expect, rtol=0, atol=_tol(expect))
     # psi 1 and cutoff <= 0 leave ws bit-exact (NVIDIA skips the truncation)
-    ws = msg1.mapping_fn(n.graphdef, n.params, z)
+    ws = G.mapping_fn(n.graphdef, n.params, z)
     for psi, cutoff in ((1.0, 4), (0.5, 0)):
-        np.testing.assert_array_equal(msg1.mapping_fn(n.graphdef, n.params, z, truncation_psi=psi,
+        np.testing.assert_array_equal(G.mapping_fn(n.graphdef, n.params, z, truncation_psi=psi,
                                                       truncation_cutoff=cutoff), ws)
 
 
 def test_random_noise_and_noise_gain() -> None:
     n = Net(TINY, seed=6)
-    ws = msg1.mapping_fn(n.graphdef, n.params, np.random.default_rng(4).standard_normal((2, 6)).astype(np.float32))
+    ws = G.mapping_fn(n.graphdef, n.params, np.random.default_rng(4).standard_normal((2, 6)).astype(np.float32))
     k1, k2 = jax.random.key(1), jax.random.key(2)
-    r1 = np.asarray(msg1.synthesis_fn(n.graphdef, n.params, ws, "random", k1))
-    np.testing.assert_array_equal(r1, np.asarray(msg1.synthesis_fn(n.graphdef, n.params, ws, "random", k1)))
-    assert np.abs(r1 - np.asarray(msg1.synthesis_fn(n.graphdef, n.params, ws, "random", k2))).max() > 1e-3
-    const = np.asarray(msg1.synthesis_fn(n.graphdef, n.params, ws, "const"))
-    none = np.asarray(msg1.synthesis_fn(n.graphdef, n.params, ws, "none"))
+    r1 = np.asarray(G.synthesis_fn(n.graphdef, n.params, ws, "random", k1))
+    np.testing.assert_array_equal(r1, np.asarray(G.synthesis_fn(n.graphdef, n.params, ws, "random", k1)))
+    assert np.abs(r1 - np.asarray(G.synthesis_fn(n.graphdef, n.params, ws, "random", k2))).max() > 1e-3
+    const = np.asarray(G.synthesis_fn(n.graphdef, n.params, ws, "const"))
+    none = np.asarray(G.synthesis_fn(n.graphdef, n.params, ws, "none"))
     assert np.abs(r1 - const).max() > 1e-3 and np.abs(none - const).max() > 1e-3
     # per-sample keys: a sample's image depends on its own key only
     keys = jax.random.split(k1, 2)
-    both = np.asarray(msg1.synthesis_fn(n.graphdef, n.params, ws, "random", keys))
-    swapped = np.asarray(msg1.synthesis_fn(n.graphdef, n.params, ws[::-1], "random", keys[::-1]))
+    both = np.asarray(G.synthesis_fn(n.graphdef, n.params, ws, "random", keys))
+    swapped = np.asarray(G.synthesis_fn(n.graphdef, n.params, ws[::-1], "random", keys[::-1]))
     np.testing.assert_allclose(both[::-1], swapped, rtol=0, atol=1e-5)
     # noise_gain 0 is noise_mode "none", 1 the default; it is traced
-    zero = msg1.synthesis_fn(n.graphdef, n.params, ws, "const", noise_gain=jnp.zeros(2))
+    zero = G.synthesis_fn(n.graphdef, n.params, ws, "const", noise_gain=jnp.zeros(2))
     np.testing.assert_allclose(np.asarray(zero), none, rtol=0, atol=1e-5)
-    one_gain = msg1.synthesis_fn(n.graphdef, n.params, ws, "const", noise_gain=jnp.ones(2))
+    one_gain = G.synthesis_fn(n.graphdef, n.params, ws, "const", noise_gain=jnp.ones(2))
     np.testing.assert_allclose(np.asarray(one_gain), const, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="PRNG key"):
-        msg1.synthesis_fn(n.graphdef, n.params, ws, "random")
+        G.synthesis_fn(n.graphdef, n.params, ws, "random")
     with pytest.raises(ValueError, match="noise_mode"):
-        msg1.synthesis_fn(n.graphdef, n.params, ws, "loud")
-    with pytest.raises(ValueError, match="unconditional"):
-        msg1.mapping_fn(n.graphdef, n.params, np.zeros((1, 6)), c=np.ones((1, 3)))
+        G.synthesis_fn(n.graphdef, n.params, ws, "loud")
 
 
 def test_traced_noise_mode_equals_the_named_modes() -> None:
     """The render step passes noise_mode as a traced index (0 const, 1 random, 2 none): same images."""
     n = Net(TINY, seed=6)
-    ws = msg1.mapping_fn(n.graphdef, n.params, np.random.default_rng(5).standard_normal((2, 6)).astype(np.float32))
+    ws = G.mapping_fn(n.graphdef, n.params, np.random.default_rng(5).standard_normal((2, 6)).astype(np.float32))
     keys = jax.random.split(jax.random.key(3), 2)
     gain = jnp.asarray([0.5, 2.0])
 
@@ -286,7 +285,7 @@ def test_traced_noise_mode_equals_the_named_modes() -> None:
         return nnx.merge(n.graphdef, state).synthesize(ws, noise_mode=mode, key=keys, noise_gain=gain)
 
     for i, name in enumerate(msg1.NOISE_MODES):
-        want = msg1.synthesis_fn(n.graphdef, n.params, ws, name, keys if name == "random" else None, gain)
+        want = G.synthesis_fn(n.graphdef, n.params, ws, name, keys if name == "random" else None, noise_gain=gain)
         np.testing.assert_allclose(np.asarray(traced(n.params, jnp.int32(i))), np.asarray(want), rtol=0, atol=1e-5)
 
 
@@ -308,15 +307,15 @@ def test_load_generator_runs_stylegan1(tmp_path: Path, monkeypatch: pytest.Monke
     z = np.random.default_rng(9).standard_normal((2, 12)).astype(np.float32)
     # Lucid Sonic Dreams' way: mapping.run (no truncation, whatever G_style's defaults), stored noise.
     ws = np.asarray(gen.mapping(z))
-    np.testing.assert_array_equal(ws, np.asarray(msg1.mapping_fn(n.graphdef, n.params, z)))
-    assert np.abs(ws - np.asarray(msg1.mapping_fn(n.graphdef, n.params, z, truncation_psi=0.5,
+    np.testing.assert_array_equal(ws, np.asarray(G.mapping_fn(n.graphdef, n.params, z)))
+    assert np.abs(ws - np.asarray(G.mapping_fn(n.graphdef, n.params, z, truncation_psi=0.5,
                                                   truncation_cutoff=4))).max() > 1e-3
     img = np.asarray(gen(z))
-    np.testing.assert_array_equal(img, np.asarray(msg1.generate_fn(n.graphdef, n.params, z)))
+    np.testing.assert_array_equal(img, np.asarray(G.generate_fn(n.graphdef, n.params, z)))
     ref_img = ref.generate(n.V, static, z, None, None, "const").transpose(0, 2, 3, 1)  # the float64 oracle
     np.testing.assert_allclose(img, ref_img, rtol=0, atol=_tol(ref_img))
     psi = np.asarray(gen(z, truncation_psi=0.7, truncation_cutoff=3, noise_mode="none"))
-    np.testing.assert_array_equal(psi, np.asarray(msg1.generate_fn(n.graphdef, n.params, z, truncation_psi=0.7,
+    np.testing.assert_array_equal(psi, np.asarray(G.generate_fn(n.graphdef, n.params, z, truncation_psi=0.7,
                                                                    truncation_cutoff=3, noise_mode="none")))
     # the module is the Flax tree under NVIDIA's names, and editable
     layer = getattr(gen.module.synthesis, "8x8").Conv1

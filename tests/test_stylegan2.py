@@ -30,7 +30,7 @@ from lsd_jax.errors import StyleError  # noqa: E402
 from lsd_jax.models import ops  # noqa: E402
 from lsd_jax.models import stylegan2 as sg2  # noqa: E402
 from lsd_jax.params import make_params  # noqa: E402
-from lsd_jax.step import render_settings  # noqa: E402
+from lsd_jax.style import render_settings  # noqa: E402
 from lsd_jax.style import Style  # noqa: E402
 
 TOL = 1e-4
@@ -397,17 +397,17 @@ def test_load_generator(monkeypatch, tmp_path):
     state = random_sg2_state(cfg, 0)
     seen = []
 
-    def fake_load(path):
+    def fake_load(path, isolated=False):
         seen.append(path)
         return cfg, state
 
     monkeypatch.setattr(converters, "load", fake_load)
     gen = genmod.load_generator(tmp_path / "g.pkl")
     assert isinstance(gen, genmod.Generator) and gen.img_resolution == 8 and seen == [tmp_path / "g.pkl"]
-    monkeypatch.setattr(converters, "load", lambda p: (dict(cfg, family="stylegan3"), state))
+    monkeypatch.setattr(converters, "load", lambda p, isolated=False: (dict(cfg, family="stylegan3"), state))
     with pytest.raises(StyleError, match="stylegan3"):
         genmod.load_generator(tmp_path / "g.pkl")
-    monkeypatch.setattr(converters, "load", lambda p: (cfg, {}))
+    monkeypatch.setattr(converters, "load", lambda p, isolated=False: (cfg, {}))
     with pytest.raises(StyleError, match="missing"):
         genmod.load_generator(tmp_path / "g.pkl")
 

@@ -30,7 +30,7 @@ from lsd_jax import weights  # noqa: E402
 from lsd_jax.errors import StyleError  # noqa: E402
 from lsd_jax.models import stylegan3 as sg3  # noqa: E402
 from lsd_jax.params import make_params  # noqa: E402
-from lsd_jax.step import render_settings  # noqa: E402
+from lsd_jax.style import render_settings  # noqa: E402
 from lsd_jax.style import Style  # noqa: E402
 
 TOL = 1e-4
@@ -453,13 +453,13 @@ def test_load_generator_builds_stylegan3(monkeypatch, tmp_path):
 
     cfg = sg3_config()
     state = random_sg3_state(cfg, 0)
-    monkeypatch.setattr(converters, "load", lambda p: (cfg, state))
+    monkeypatch.setattr(converters, "load", lambda p, isolated=False: (cfg, state))
     gen = genmod.load_generator(tmp_path / "g.pkl")
     assert gen.family == "stylegan3" and gen.num_ws == 6
-    monkeypatch.setattr(converters, "load", lambda p: (cfg, {}))
+    monkeypatch.setattr(converters, "load", lambda p, isolated=False: (cfg, {}))
     with pytest.raises(StyleError, match="stylegan3.*missing"):
         genmod.load_generator(tmp_path / "g.pkl")
-    monkeypatch.setattr(converters, "load", lambda p: (dict(cfg, family="stylegan9"), state))
+    monkeypatch.setattr(converters, "load", lambda p, isolated=False: (dict(cfg, family="stylegan9"), state))
     with pytest.raises(StyleError, match="stylegan9"):
         genmod.load_generator(tmp_path / "g.pkl")
 

@@ -348,3 +348,124 @@ def test_a_style_this_server_cannot_download_is_a_clear_error(songs, tmp_path, m
     with pytest.raises(lsd_jax.StyleError, match="'far away' cannot be used on this server .*cannot download from "
                        "example.org.*upload it"):
         J.prepare_job(str(songs["song"]), "far away", None, **TINY)
+
+
+# --------------------------------------------------------------------------------------------------
+# A public server's limits (issue 18): each bad request in a child process under an address-space limit, then a
+# normal render in the same process, so a regression fails the test instead of taking the machine down.
+
+BOUNDED_MB = 4096  # JAX alone reserves ~1.5 GB of address space
+
+
+def _bounded_requests(tmp_path, items, max_seconds=600.0, timeout=240.0):
+    import hostile
+
+    report = hostile.run_bounded("bounded_app:requests", items, str(tmp_path), max_seconds, memory_mb=BOUNDED_MB,
+                                 timeout=timeout)
+    assert report["error"] is None, report  # the child itself carried on
+    return report["value"]
+
+
+def test_resource_bomb_uploads_are_clear_errors_and_the_next_render_works(songs, tmp_path):
+    """Uploaded .pkl files are converted in a separate, limited process: each bomb is a clear error naming the
+    upload (not its folder), quickly; a normal upload and the default style render right after."""
+    import hostile
+    import nvidia_pickles as nv
+
+    uploads = tmp_path / "upload dir with spaces"
+    uploads.mkdir()
+    bombs = {"keys.pkl": hostile.key_bomb("dict-key", 80), "tree.pkl": hostile.shared_module_tree(40),
+             "same.pkl": hostile.many_references(3000, 1 << 18, "same"),
+             "views.pkl": hostile.many_references(2000, 1 << 19, "views"), "memo.pkl": hostile.memo_bomb(1 << 31)}
+    for name, data in bombs.items():
+        (uploads / name).write_bytes(data)
+    config, state, _ = hostile.small_generator()
+    good = nv.write_torch_pickle(uploads / "good.pkl", config, state)
+    song = str(songs["song"])
+    items = [{"song": song, "style_file": str(uploads / name), "values": TINY} for name in bombs]
+    items += [{"song": song, "style_file": str(good), "values": TINY}, {"song": song, "values": TINY}]
+    got = _bounded_requests(tmp_path, items)
+    for name, result in zip(bombs, got):
+        assert "LsdError" in result["mro"] and result["error"] in ("ConversionError", "PickleSecurityError"), result
+        assert f"'{name}'" in result["message"] and "upload dir" not in result["message"], result
+        assert result["seconds"] < 30, result
+    assert [r["frames"] for r in got[-2:]] == [24, 24], got[-2:]  # 3 s at 8 fps, each
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_compiling(songs, tmp_path):
+    """At 1024x1024 a batch of 4096 frames needs terabytes: a clear error naming a batch that fits, from the app and
+    the library alike, instead of XLA aborting the process; the next render works."""
+    song = str(songs["song"])
+    huge = dict(TINY, resolution=1024, batch_size=4096)
+    got = _bounded_requests(tmp_path, [{"song": song, "values": huge}, {"via": "library", "song": song, "values": huge},
+                                       {"song": song, "values": TINY}])
+    for result in got[:2]:
+        assert result["error"] == "ParamError", result
+        assert "batch_size=4096 at 1024x1024 needs about" in result["message"], result
+        assert "under this process's address-space limit: use batch_size=" in result["message"], result
+        assert result["seconds"] < 30, result
+    assert got[2]["frames"] == 24, got[2]
+
+
+def test_the_duration_limit_holds_on_the_audio_decoded(tmp_path, monkeypatch):
+    """A song whose header says 1 s but that decodes to 13 s, on a server limited to 5 s: the request passes the
+    header check, then the preview and the render refuse it (on what is decoded); a normal render works after."""
+    import soundfile as sf
+
+    from lsd_jax import decode
+    from lsd_jax.errors import AudioError
+
+    t = np.arange(22050 * 12) / 22050
+    first, rest = tmp_path / "a.mp3", tmp_path / "b.mp3"
+    sf.write(first, (0.3 * np.sin(2 * np.pi * 440 * t[:22050])).astype(np.float32), 22050)
+    sf.write(rest, (0.3 * np.sin(2 * np.pi * 660 * t) * (1 + np.sin(3 * t))).astype(np.float32), 22050)
+    song = tmp_path / "lying.mp3"
+    song.write_bytes(first.read_bytes() + rest.read_bytes())
+
+    def unreadable(*args, **kwargs):  # decoded by ffmpeg, as an .m4a would be: all 13 s of it
+        raise RuntimeError("libsndfile cannot read it")
+
+    monkeypatch.setattr(decode, "_read_soundfile", unreadable)
+    with J.Jobs(AppConfig(max_seconds=5.0, warm_up=False), keep=0.0, parent=tmp_path) as jobs:
+        job = jobs.prepare(str(song), "default", None, **TINY)
+        assert job.seconds < 1.5 and job.max_seconds == 5.0  # the header's claim got past the first check
+        for run in (jobs.preview, jobs.render):
+            with pytest.raises(AudioError, match=r"lying\.mp3 holds more than 5 s of audio"):
+                run(job)
+        ok = jobs.prepare(str(song), "default", None, **dict(TINY, duration=2.0))
+        assert probe_video(jobs.render(ok))["n_frames"] == 16
+
+
+def test_uploads_and_catalogue_files_are_converted_in_the_sandbox(songs, tmp_path, monkeypatch):
+    """With the loader's own limits off, what stops a bomb is the separate process's: its time limit (a hang) and
+    its address-space limit, so the uploads (and a catalogue style's downloaded file: the catalogue's links are
+    third-party files) are converted there and this process carries on."""
+    import json
+
+    import hostile
+    from test_sandbox import NO_LIMITS
+
+    from lsd_jax import sandbox
+    from lsd_jax.catalogue import USER_STYLES_ENV, install_style_file
+    from lsd_jax.errors import ConversionError
+
+    monkeypatch.setattr(sandbox, "convert_isolated",
+                        functools.partial(sandbox.convert_isolated, timeout=2, memory_bytes=768 << 20, limits=NO_LIMITS))
+    (tmp_path / "hang.pkl").write_bytes(hostile.key_bomb("dict-key", 80))
+    (tmp_path / "memo.pkl").write_bytes(hostile.memo_bomb(1 << 31))
+    with J.Jobs(keep=0.0, parent=tmp_path) as jobs:
+        for name, match in (("hang.pkl", "took longer than 2 s and was stopped"), ("memo.pkl", "memory")):
+            job = jobs.prepare(str(songs["song"]), "default", str(tmp_path / name), **TINY)
+            t = time.monotonic()
+            with pytest.raises(ConversionError, match=match):
+                jobs.render(job)
+            assert time.monotonic() - t < 15
+        catalogue = tmp_path / "user_styles.json"
+        catalogue.write_text(json.dumps({"schema": 1, "styles": [{"name": "far hang",
+                                                                    "urls": ["https://example.org/hang.pkl"]}]}))
+        monkeypatch.setenv(USER_STYLES_ENV, str(catalogue))
+        install_style_file("far hang", tmp_path / "hang.pkl", progress=False)  # as if downloaded
+        job = jobs.prepare(str(songs["song"]), "far hang", None, **TINY)
+        with pytest.raises(ConversionError, match="took longer than 2 s and was stopped"):
+            jobs.preview(job)
+        assert probe_video(jobs.render(jobs.prepare(str(songs["song"]), "default", None, **TINY)))["n_frames"] == 24

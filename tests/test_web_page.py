@@ -53,6 +53,52 @@ def test_public_message_strips_server_paths():
     assert page.public_message("<script>x</script>") == "&lt;script&gt;x&lt;/script&gt;"
 
 
+def test_public_message_strips_folders_with_spaces(monkeypatch, tmp_path):
+    """Issue 18: a folder whose name holds a space used to leave the rest of the path in the message."""
+    uploads = tmp_path / "my uploads"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))
+    f = f"{uploads}/0a1b2c/my song.mp3"
+    assert page.public_message(f"cannot decode {f} (ffmpeg: {f}: Invalid data)") == \
+        "cannot decode my song.mp3 (ffmpeg: my song.mp3: Invalid data)"
+    assert page.public_message(f"no room in {uploads}: disk full") == "no room in …: disk full"
+    # folders the server does not know about: a name with spaces is a folder when a "/" follows it
+    assert page.public_message("'/srv/my app/x y/face.pkl' is corrupt") == "'face.pkl' is corrupt"
+    assert page.public_message("cannot read /home/a b/c d/x.wav: bad") == "cannot read x.wav: bad"
+    assert page.public_message("the output /a b/clip.mp4 is the input /a b/clip.mp4") == \
+        "the output clip.mp4 is the input clip.mp4"
+    assert page.public_message("choose 1/2 of it, and/or less") == "choose 1/2 of it, and/or less"
+
+
+def test_no_server_path_in_errors_when_the_upload_folder_has_a_space(monkeypatch, tmp_path, jobs):
+    import hostile
+    import nvidia_pickles as nv
+
+    from lsd_jax.errors import StyleError
+
+    uploads = tmp_path / "gradio uploads"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))
+    folder = uploads / "9f8e7d"
+    folder.mkdir(parents=True)
+    text = folder / "my notes.mp3"
+    text.write_text("these are notes\n" * 40)
+    (folder / "my song.wav").write_bytes(b"")
+    for song in (text, folder / "my song.wav"):
+        with pytest.raises(gr.Error) as e:
+            page.render_video(jobs, str(song), "default", None, **TINY)
+        assert "uploads" not in _error(e) and "9f8e7d" not in e.value.message, e.value.message
+    # an upload gone by the time its job runs (Gradio's cache cleaned it): the library names the full path
+    song = write_songs(uploads / "a1b2")["song"]
+    config, state, _ = hostile.small_generator()
+    model = nv.write_torch_pickle(folder / "my model.pkl", config, state)
+    job = jobs.prepare(str(song), "default", str(model), **TINY)
+    model.unlink()
+    with pytest.raises(StyleError) as raw:
+        jobs.render(job)
+    assert str(folder) in str(raw.value)
+    msg = page.user_error(raw.value).message
+    assert "my model.pkl" in msg and "uploads" not in msg and "9f8e7d" not in msg and "/" not in msg, msg
+
+
 def test_unexpected_errors_are_generic_and_logged(caplog):
     e = page.user_error(RuntimeError("secret /srv/app/state"))
     assert e.title == "Internal error" and "secret" not in e.message

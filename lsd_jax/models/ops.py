@@ -393,3 +393,28 @@ def load_module(abstract: nnx.Module, state: Mapping[str, Any], what: str, dtype
 def flat_state(module: nnx.Module) -> dict[str, np.ndarray]:
     """The module's tensors as ``{dotted path: numpy array}`` (the inverse of :func:`load_module`)."""
     return {".".join(str(p) for p in path): np.asarray(v[...]) for path, v in nnx.to_flat_state(nnx.state(module))}
+
+
+def _is_typed_key(key: Array) -> bool:
+    return jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+
+def unit_noise(key: Array, sizes: list[int], n: int) -> list[Array]:
+    """Unit normal noise (n, res, res, 1) for every layer, drawn in ONE random call (fast to compile and run).
+
+    ``key`` is one PRNG key (the whole batch drawn from it) or one key per sample (a sample's noise then depends
+    only on its own key)."""
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    total = sum(r * r for r in sizes)
+    batched = key.ndim == (1 if _is_typed_key(key) else 2)
+    if batched:
+        if key.shape[0] != n:
+            raise ValueError(f"got {key.shape[0]} noise keys for a batch of {n}")
+        flat = jax.vmap(lambda k: jax.random.normal(k, (total,)))(key)
+    else:
+        flat = jax.random.normal(key, (n, total))
+    out, start = [], 0
+    for r in sizes:
+        out.append(flat[:, start:start + r * r].reshape(n, r, r, 1))
+        start += r * r
+    return out

@@ -4,9 +4,9 @@
 
     model = build_stylegan1(config, flat_state)            # from converters.sg1 (or converters.parse_bytes)
     graphdef, state = nnx.split(model)
-    ws = mapping_fn(graphdef, state, z, truncation_psi=0.7, truncation_cutoff=8)   # (N, num_ws, w_dim)
-    img = synthesis_fn(graphdef, state, ws, noise_mode="const")                     # (N, R, R, 3) float32
-    img = generate_fn(graphdef, state, z, truncation_psi=0.7, truncation_cutoff=8)
+    # lsd_jax.generator's jitted forms drive every family through the w-space model protocol:
+    ws = generator.mapping_fn(graphdef, state, z, truncation_psi=0.7, truncation_cutoff=8)  # (N, num_ws, w_dim)
+    img = generator.synthesis_fn(graphdef, state, ws, noise_mode="const")                   # (N, R, R, 3) float32
 
 **Parameter paths** (``nnx.to_flat_state`` of the split state, dotted) are NVIDIA's TF variable names with the
 component key as prefix (see :mod:`converters.sg1`): ``mapping.Dense0.weight``, ``synthesis.noise3``,
@@ -36,7 +36,6 @@ and ``synthesis.run(randomize_noise=False)``: the defaults here (ψ = 1, the sto
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +49,7 @@ from jax import lax
 from converters import sg1 as sg1_conv
 
 from ..errors import ConversionError, from_converter
-from .ops import Buffer
+from .ops import Buffer, unit_noise
 
 Array = jax.Array
 NOISE_MODES = ("const", "random", "none")  # the same names and order as StyleGAN2's (a traced mode is an index)
@@ -304,12 +303,12 @@ class Synthesis(nnx.Module):
         elif static:  # random
             if key is None:
                 raise ValueError('noise_mode="random" needs a PRNG key')
-            noises = _unit_noise(key, self.noise_shapes(), n)
+            noises = unit_noise(key, self.noise_shapes(), n)
         else:  # a traced index: 0 const, 1 random, 2 none (the random draw only runs when selected)
             if key is None:
                 raise ValueError("a traced noise_mode needs a PRNG key (used when it selects random noise)")
             mode = jnp.asarray(noise_mode, jnp.int32)
-            unit = lax.cond(mode == 1, lambda k: _unit_noise(k, self.noise_shapes(), n),
+            unit = lax.cond(mode == 1, lambda k: unit_noise(k, self.noise_shapes(), n),
                             lambda k: [jnp.zeros((n, r, r, 1), jnp.float32) for r in self.noise_shapes()], key)
             noises = [jnp.where(mode == 0, c, u) * (mode != 2).astype(jnp.float32) for c, u in zip(stored, unit,
                                                                                                    strict=True)]
@@ -337,25 +336,6 @@ class Synthesis(nnx.Module):
                 x = getattr(scope, layer)(x, ws[:, idx], noises[idx], n)
                 idx += 1
         return self.ToRGB_lod0(x)
-
-
-def _unit_noise(key: Array, sizes: list[int], n: int) -> list[Array]:
-    """Unit normal noise (n, r, r, 1) per layer from ONE random call; ``key`` is one PRNG key or one per sample
-    (a sample's noise then depends on its own key only)."""
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    total = sum(r * r for r in sizes)
-    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if key.ndim == (1 if typed else 2):
-        if key.shape[0] != n:
-            raise ValueError(f"got {key.shape[0]} noise keys for a batch of {n}")
-        flat = jax.vmap(lambda k: jax.random.normal(k, (total,)))(key)
-    else:
-        flat = jax.random.normal(key, (n, total))
-    out, start = [], 0
-    for r in sizes:
-        out.append(flat[:, start:start + r * r].reshape(n, r, r, 1))
-        start += r * r
-    return out
 
 
 class StyleGAN1(nnx.Module):
@@ -465,50 +445,3 @@ def build_stylegan1(config: dict, flat_state: dict[str, Any]) -> StyleGAN1:
         node[leaf] = jnp.asarray(value, jnp.float32)
     nnx.replace_by_pure_dict(abstract, pure)
     return nnx.merge(graphdef, abstract)
-
-
-def _cutoff(truncation_cutoff: Any) -> Array:
-    return jnp.asarray(_ALL_LAYERS if truncation_cutoff is None else truncation_cutoff, jnp.int32)
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef",))
-def _mapping_jit(graphdef, state, z, truncation_psi, truncation_cutoff):
-    return nnx.merge(graphdef, state).map(z, None, truncation_psi, truncation_cutoff)
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
-def _synthesis_jit(graphdef, state, ws, noise_mode, key, noise_gain):
-    return nnx.merge(graphdef, state).synthesis(ws, noise_mode, key, noise_gain)
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
-def _generate_jit(graphdef, state, z, truncation_psi, truncation_cutoff, noise_mode, key, noise_gain):
-    return nnx.merge(graphdef, state)(z, None, truncation_psi, truncation_cutoff, noise_mode, key, noise_gain)
-
-
-def mapping_fn(graphdef: nnx.GraphDef, state: Any, z: Array, c: Array | None = None,
-               truncation_psi: Any = 1.0, truncation_cutoff: Any = None) -> Array:
-    """Jitted mapping + truncation: z (N, z_dim) → ws (N, num_ws, w_dim). ψ and cutoff are traced."""
-    if c is not None and np.size(c):
-        raise ValueError("this StyleGAN (v1) generator is unconditional: pass c=None")
-    return _mapping_jit(graphdef, state, z, jnp.asarray(truncation_psi, jnp.float32), _cutoff(truncation_cutoff))
-
-
-def synthesis_fn(graphdef: nnx.GraphDef, state: Any, ws: Array, noise_mode: str = "const",
-                 key: Array | None = None, noise_gain: Any = None) -> Array:
-    """Jitted synthesis: ws (N, num_ws, w_dim) → images (N, R, R, channels) float32 (NHWC, NVIDIA's scale)."""
-    if noise_mode not in NOISE_MODES:
-        raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-    return _synthesis_jit(graphdef, state, ws, noise_mode, key, noise_gain)
-
-
-def generate_fn(graphdef: nnx.GraphDef, state: Any, z: Array, c: Array | None = None, truncation_psi: Any = 1.0,
-                truncation_cutoff: Any = None, noise_mode: str = "const", key: Array | None = None,
-                noise_gain: Any = None) -> Array:
-    """Jitted mapping, truncation and synthesis in one program."""
-    if c is not None and np.size(c):
-        raise ValueError("this StyleGAN (v1) generator is unconditional: pass c=None")
-    if noise_mode not in NOISE_MODES:
-        raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-    return _generate_jit(graphdef, state, z, jnp.asarray(truncation_psi, jnp.float32), _cutoff(truncation_cutoff),
-                         noise_mode, key, noise_gain)

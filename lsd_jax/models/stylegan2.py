@@ -56,8 +56,8 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from .ops import (SQRT2, Buffer, FullyConnected, MappingNetwork, conv_same, dense, load_module, lrelu, up_conv,
-                  upsample2d, zeros)
+from .ops import (SQRT2, Buffer, FullyConnected, MappingNetwork, conv_same, dense, load_module, lrelu, unit_noise,
+                  up_conv, upsample2d, zeros)
 
 Array = jax.Array
 _SQRT_HALF = math.sqrt(0.5)
@@ -309,12 +309,12 @@ class SynthesisNetwork(nnx.Module):
         elif static:  # random
             if key is None:
                 raise ValueError('noise_mode="random" needs a PRNG key')
-            unit = _all_noise(key, sizes, n)
+            unit = unit_noise(key, sizes, n)
         else:
             if key is None:
                 raise ValueError("a traced noise_mode needs a PRNG key (used when it selects random noise)")
             mode = jnp.asarray(noise_mode, jnp.int32)
-            unit = lax.cond(mode == 1, lambda k: _all_noise(k, sizes, n),
+            unit = lax.cond(mode == 1, lambda k: unit_noise(k, sizes, n),
                             lambda k: [jnp.zeros((n, r, r, 1), jnp.float32) for r in sizes], key)
         out = []
         for i, L in enumerate(layers):
@@ -367,31 +367,6 @@ class SynthesisNetwork(nnx.Module):
                 y = blk.torgb(x, ws[:, i_rgb])
                 img = y if img is None else img + y
         return img
-
-
-def _is_typed_key(key: Array) -> bool:
-    return jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-
-
-def _all_noise(key: Array, sizes: list[int], n: int) -> list[Array]:
-    """Unit normal noise (n, res, res, 1) for every layer, drawn in ONE random call (fast to compile and run).
-
-    ``key`` is one PRNG key (the whole batch drawn from it) or one key per sample (a sample's noise then depends
-    only on its own key)."""
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    total = sum(r * r for r in sizes)
-    batched = key.ndim == (1 if _is_typed_key(key) else 2)
-    if batched:
-        if key.shape[0] != n:
-            raise ValueError(f"got {key.shape[0]} noise keys for a batch of {n}")
-        flat = jax.vmap(lambda k: jax.random.normal(k, (total,)))(key)
-    else:
-        flat = jax.random.normal(key, (n, total))
-    out, start = [], 0
-    for r in sizes:
-        out.append(flat[:, start:start + r * r].reshape(n, r, r, 1))
-        start += r * r
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------

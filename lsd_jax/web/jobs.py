@@ -164,6 +164,7 @@ class Job:
     params: RenderParams  # what render() gets
     public_params: RenderParams  # the same with stems as file names (what the snippet shows)
     seconds: float = math.inf  # the excerpt's length (inf: unknown)
+    max_seconds: float | None = None  # the server's limit, enforced again on the audio actually decoded
 
     @property
     def n_frames(self) -> int:
@@ -254,12 +255,15 @@ def prepare_job(song: Any, style: Any = "default", style_file: Any = None, *, cf
         what = "the song is" if params.start == 0 and params.duration is None else "the excerpt is"
         raise AudioError(f"{what} {duration_text(round(length, 1))} long; {limit}. "
                          "Choose a shorter excerpt with start and duration.")
+    if params.duration is not None and params.duration > cfg.max_seconds:
+        # longer than the limit but not than the song: "to the end", which the render checks on what it decodes
+        params = params.replace(duration=None)
     style_arg, style_code = _resolve_style_choice(style, style_file)
     public = params.replace(**{s: _name(getattr(params, s)) for s in STEMS if getattr(params, s)})
     if params.keyframes:
         public = public.replace(keyframes={t: _name(p) for t, p in params.keyframes})
     return Job(song=song, song_name=_name(song), style=style_arg, style_code=style_code, params=params,
-               public_params=public, seconds=length)
+               public_params=public, seconds=length, max_seconds=cfg.max_seconds)
 
 
 def output_name(job: Job) -> str:
@@ -311,9 +315,20 @@ def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None, live
     one place the web app calls :func:`lsd_jax.render`."""
     from ..pipeline import render
 
-    result = render(job.song, style=job.style, output=workdir / output_name(job), progress=progress or False,
-                    params=job.params, live=live)
+    result = render(job.song, style=style_for(job), output=workdir / output_name(job), progress=progress or False,
+                    params=job.params, live=live, max_seconds=job.max_seconds)
     return result.path
+
+
+def style_for(job: Job) -> Any:
+    """The style the render gets for ``job``: a model file (an upload, or a catalogue style's download) whose
+    NVIDIA pickle is not converted yet is converted in a separate, limited process (``isolated``; the result is
+    cached), so a hostile file cannot hang or crash the server."""
+    if job.style == "default":
+        return job.style
+    from ..styles import resolve_style
+
+    return resolve_style(job.style, job.params, progress=False, isolated=True)
 
 
 def loudest_stretch(path: str | os.PathLike[str], seconds: float, hop_s: float = 0.25, limit_s: float = 1800.0,
@@ -434,7 +449,7 @@ class Jobs:
         from ..pipeline import prepare
 
         t0 = time.perf_counter()
-        prep = prepare(job.song, job.style, params=job.params, progress=False)
+        prep = prepare(job.song, style_for(job), params=job.params, progress=False, max_seconds=job.max_seconds)
         self.speeds.record_preparation(time.perf_counter() - t0, job.seconds)
         if run is not None:
             run.check()

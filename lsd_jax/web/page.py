@@ -53,16 +53,30 @@ ESTIMATE_INPUTS = ("song", "style", "style_file", "fps", "resolution", "width", 
 # --------------------------------------------------------------------------------------------------
 # Messages without server paths
 
-_PATH_DIRS = re.compile(r"""(?<![^\s'"(\[=:,])(?:file://)?(?:~|[A-Za-z]:)?[/\\](?:[^/\\\s'"]+[/\\])+""")
+# a folder in a path: a name without spaces, or one with spaces but none of the punctuation around a path in a
+# message (so "/srv/my app/x.wav: bad" loses "/srv/my app/" and "/a/clip.mp4 is /a/b.mp4" keeps both names)
+_DIR = r"""(?:[^/\\\s'"]+|[^/\\'"\n.:;,()\[\]]+)[/\\]"""
+_PATH_DIRS = re.compile(r"""(?<![^\s'"(\[=:,])(?:file://)?(?:~|[A-Za-z]:)?[/\\]""" + f"(?:{_DIR})+")
 MAX_MESSAGE = 600
 
 
+def _server_folders() -> list[str]:
+    """The folders this server keeps files in (uploads, results, cache, its own), longest first, as written and
+    resolved."""
+    found = {tempfile.gettempdir(), os.getcwd(), str(Path.home()), os.environ.get("GRADIO_TEMP_DIR", ""),
+             os.environ.get("LSD_JAX_CACHE", "")}
+    found |= {os.path.realpath(f) for f in found if f}
+    return sorted((f.rstrip("/\\") for f in found if len(f.rstrip("/\\")) > 1), key=len, reverse=True)
+
+
 def public_message(message: str) -> str:
-    """``message`` with every directory part of a path removed (file names stay), safe as HTML."""
-    text = _PATH_DIRS.sub("", str(message))
-    for root in {tempfile.gettempdir(), os.getcwd(), str(Path.home()), os.environ.get("GRADIO_TEMP_DIR", "")}:
-        if root and len(root) > 1:  # a server folder glued to other text
-            text = text.replace(root.rstrip("/\\"), "…")
+    """``message`` with every directory part of a path removed (file names stay), safe as HTML. The server's own
+    folders go first, whole (their names may hold spaces), with the folders below them."""
+    text = str(message)
+    for root in _server_folders():  # with the folders below it (no spaces: Gradio's and ours); alone: "…"
+        text = re.sub(re.escape(root) + r"""(?:(?:[/\\][^/\\\s'"]+)*[/\\]|(?![^/\\\s'"):;,.]))""",
+                      lambda m: "" if m.group(0)[-1:] in "/\\" else "…", text)
+    text = _PATH_DIRS.sub("", text)
     if len(text) > MAX_MESSAGE:
         text = text[: MAX_MESSAGE - 1] + "…"
     return html.escape(text, quote=False)
