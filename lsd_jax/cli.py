@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -122,6 +123,24 @@ def _terminate_as_interrupt() -> Iterator[list[int]]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _info_log(on: bool) -> Iterator[None]:
+    """While rendering, lsd_jax's INFO log lines go to stderr (``lsd-jax: ...``)."""
+    log = logging.getLogger("lsd_jax")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("lsd-jax: %(message)s"))
+    level = log.level
+    if on:
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        if on:
+            log.removeHandler(handler)
+            log.setLevel(level)
+
+
 def seconds_since_process_start() -> float | None:
     """How long this process has run (Linux: from /proc; None elsewhere): the CLI reports its first frame
     from the command's start, imports included."""
@@ -152,7 +171,8 @@ def _run(args: argparse.Namespace) -> int:
             params = params_from(args)
             output = args.output or default_output(song, [args.style, *params.values()])
         age = seconds_since_process_start()
-        result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
+        with _info_log(not args.quiet):  # e.g. each keyframe's PSNR and time
+            result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
         first, cpu = result.timings.first_frame, result.timings.first_frame_cpu
         since_start = "" if None in (age, first) else (
             f"; first frame {age + first:.2f} s after the command started ({cpu:.2f} s of CPU time)")

@@ -10,6 +10,8 @@ inputs, never in closures, so renders that differ only in those values share one
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,6 +26,7 @@ from .params import RenderParams
 from .style import Style
 
 Array = jax.Array
+_log = logging.getLogger(__name__)
 
 
 def _mix32(h: Array) -> Array:
@@ -90,6 +93,23 @@ class StyleGANProgram:
                                 transform=inputs.get("transform"), consts=variables.get("consts"))
 
 
+def report_keyframe(t: float, path: str, proj: Any, max_steps: int) -> None:
+    """Log how closely (PSNR) and how fast the keyframe at ``t`` s was reached; warn when the network cannot
+    make the image closely (below :data:`~lsd_jax.projection.W_PLUS_BELOW_DB`)."""
+    from .projection import W_PLUS_BELOW_DB
+
+    layers = "W" if np.all(proj.w == proj.w[0]) else "W+"
+    steps = len(proj.loss_history)
+    _log.info("keyframe at %g s (%s): %.1f dB PSNR, %s, %d steps, %.1f s%s", t, path, proj.psnr, layers, steps,
+              proj.seconds, " (cached)" if proj.from_cache else "")
+    if proj.psnr < W_PLUS_BELOW_DB:
+        hint = " (it used every step: raise projection_steps)" if steps >= max_steps else ""
+        if layers == "W":
+            hint += "; keyframe_w_plus=true or auto frees each layer and gets closer"
+        warnings.warn(f"keyframe at {t:g} s ({path}) is reconstructed at only {proj.psnr:.1f} dB PSNR: the network "
+                      f"cannot make this image closely{hint}", stacklevel=3)
+
+
 def keyframe_frames(params: RenderParams, fps: float, n_frames: int) -> np.ndarray:
     """Frame index of each keyframe time (song seconds, like ``class_shuffle_seconds``)."""
     frames = []
@@ -149,9 +169,12 @@ def controlled_style(
 
         frames = keyframe_frames(params, fps, n_frames)
         noise_mode = "const" if params.noise_mode == "random" else params.noise_mode
-        key_ws = [np.asarray(project(gen, path, steps=params.projection_steps, w_plus=params.keyframe_w_plus,
-                                     seed=params.seed, noise_mode=noise_mode, progress=progress).w, np.float32)
-                  for _, path in params.keyframes]
+        key_ws = []
+        for t, path in params.keyframes:
+            proj = project(gen, path, steps=params.projection_steps, w_plus=params.keyframe_w_plus,
+                           seed=params.seed, noise_mode=noise_mode, progress=progress)
+            report_keyframe(t, path, proj, params.projection_steps)
+            key_ws.append(np.asarray(proj.w, np.float32))
         control["key_ws"] = jnp.asarray(np.stack(key_ws))
         control["key_frames"] = jnp.asarray(frames)
         control["window"] = jnp.float32(max(params.keyframe_window_seconds * fps, 1e-3))

@@ -452,6 +452,7 @@ def _param(kind: str, default: Any, help: str, group: str, *, lsd: bool | str = 
 _UNIT = dict(lo=0.0, hi=1.0, slider=True, step=0.01)
 _REACT = dict(lo=0.0, hi=10.0, slider=True, step=0.05)
 _TRISTATE = (("default", None), ("percussive part", True), ("full mix", False))
+_W_PLUS = (("auto", None), ("per layer (W+)", True), ("one w (W)", False))
 
 
 @dataclass(frozen=True)
@@ -579,10 +580,12 @@ class RenderParams:
         "keyframes", unset="none", example="42=cover.png, 60=x.png", label="Keyframe images")
     keyframe_window_seconds: float = _param(NUMBER, 2.0, "seconds over which the video blends into and out of "
                                             "each keyframe", "keyframes", lo=0.0, hi=600.0, label="Keyframe blend (s)")
-    keyframe_w_plus: bool = _param(FLAG, False, "project keyframe images per layer (W+): closer, less editable",
-                                   "keyframes", label="Per-layer projection (W+)")
-    projection_steps: int = _param(INTEGER, 300, "optimisation steps per keyframe image (cached once done)",
-                                   "keyframes", lo=1, hi=100_000, label="Projection steps")
+    keyframe_w_plus: bool | None = _param(
+        FLAG, None, "fit keyframe images per layer (W+): closer, less like the model's own images", "keyframes",
+        unset="auto: per layer only where one w falls short of 30 dB", labels=_W_PLUS,
+        label="Per-layer projection (W+)")
+    projection_steps: int = _param(INTEGER, 500, "most optimisation steps per keyframe image (stops once converged; "
+                                   "cached once done)", "keyframes", lo=1, hi=100_000, label="Projection steps")
     # --- StyleGAN3
     rotate_react: float = _param(NUMBER, 0.0, "StyleGAN3: the motion envelope turns the image (turns/second at "
                                  "full loudness)", "stylegan3", **_REACT, label="Turn with the music")

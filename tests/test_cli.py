@@ -1,4 +1,5 @@
 import argparse
+import re
 import subprocess
 import sys
 
@@ -167,6 +168,29 @@ def test_demo_seconds_out_of_range_is_a_clear_error(tmp_path, seconds, capsys):
     assert main(["demo", "-o", str(tmp_path / "d.mp4"), "--seconds", seconds, "--quiet"]) == 2
     assert "the demo song's length must be 1 to 600 seconds" in capsys.readouterr().err
     assert not (tmp_path / "d.mp4").exists()
+
+
+def test_render_logs_each_keyframe_psnr_and_time(song, tmp_path, capsys):
+    """Issue 17: the command line shows how closely (dB) and how fast each keyframe image was reached."""
+    from PIL import Image
+
+    import nvidia_pickles as nv
+    from lsd_jax.generator import load_generator
+    from sg2_state import random_sg2_state, sg2_config
+
+    config = sg2_config(img_resolution=32)
+    pkl = nv.write_torch_pickle(tmp_path / "g.pkl", config, random_sg2_state(config, 7))
+    img = load_generator(pkl)(np.random.default_rng(2).standard_normal((1, config["z_dim"])).astype(np.float32))
+    Image.fromarray(np.clip(np.round((np.asarray(img[0]) + 1) * 127.5), 0, 255).astype(np.uint8)).save(
+        tmp_path / "cover.png")
+    out = tmp_path / "k.mp4"
+    assert main(["render", str(song), "--style", str(pkl), "-o", str(out), "--fps", "4",
+                 "--keyframes", f"1.5={tmp_path / 'cover.png'}"]) == 0
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if x.startswith("lsd-jax: keyframe at 1.5 s"))
+    db = float(line.split(": ")[2].split(" dB PSNR")[0])
+    assert db >= 30.0 and re.search(r"\d+ steps, \d+\.\d s", line), line
+    assert probe_video(out)["n_frames"] == 12
 
 
 def _children(pid):

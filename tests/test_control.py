@@ -92,3 +92,46 @@ def test_control_needs_a_stylegan_and_keyframes_inside_the_excerpt(files):
         prepare(files["song"], "default", band_react=0.5, progress=False, fps=FPS)
     with pytest.raises(ParamError, match="outside the rendered excerpt"):
         prepare(files["song"], str(files["pkl"]), keyframes={60.0: str(files["cover"])}, progress=False, fps=FPS)
+
+
+@pytest.fixture(scope="module")
+def short_song(tmp_path_factory):
+    """4 s: clicks on the beat over a slow pad."""
+    d = tmp_path_factory.mktemp("keysong")
+    sr = 22050
+    t = np.arange(4 * sr) / sr
+    y = 0.1 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.25 * t))
+    for k in range(8):
+        i, n = int(k * 0.5 * sr), int(0.04 * sr)
+        y[i:i + n] += 0.7 * np.random.default_rng(k).normal(size=n) * np.exp(-np.arange(n) / (0.008 * sr))
+    sf.write(d / "song.wav", (0.9 * y / np.abs(y).max()).astype(np.float32), sr)
+    return d / "song.wav"
+
+
+def _psnr(a, b):
+    return 10 * np.log10(255.0**2 / np.mean(np.square(a.astype(np.float64) - b.astype(np.float64))))
+
+
+@pytest.mark.parametrize("res", [64, pytest.param(256, marks=pytest.mark.slow)])
+def test_a_keyframe_the_network_made_is_reached_in_the_render(short_song, tmp_path, caplog, res):
+    """Issue 17: an image an unseen network (NVIDIA's format, mapping depth 8) made from a known z, as a keyframe,
+    is the render's frame at its time to >= 30 dB PSNR, with or without band_react; the log reports it."""
+    config = sg2_config(img_resolution=res, num_layers=8)
+    pkl = nv.write_torch_pickle(tmp_path / "g.pkl", config, random_sg2_state(config, 1700 + res))
+    z = np.random.default_rng(res).standard_normal((1, config["z_dim"])).astype(np.float32)
+    image = np.clip(np.round((np.asarray(load_generator(pkl)(z)[0]) + 1) * 127.5), 0, 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "key.png")
+    fps, t_key = 4.0, 2.5
+    k = int(t_key * fps)
+    caplog.set_level("INFO", logger="lsd_jax")
+    for extra in ({}, {"band_react": 0.3})[: 2 if res == 64 else 1]:
+        prep = prepare(short_song, str(pkl), fps=fps, keyframes={t_key: str(tmp_path / "key.png")}, progress=False,
+                       **extra)
+        if extra:  # one number moves all three bands (issue 17.3)
+            np.testing.assert_allclose(prep.style.variables["control"]["react"], [0.3, 0.3, 0.3])
+        frame = prep.frames([k])[0]
+        db = _psnr(frame, image)
+        print(f"{res}px keyframe {extra}: {db:.1f} dB in the render's frame {k}")
+        assert db >= 30.0, (res, extra, db)
+    lines = [r.getMessage() for r in caplog.records if "keyframe at 2.5 s" in r.getMessage()]
+    assert lines and "dB PSNR" in lines[0] and " s" in lines[0], lines

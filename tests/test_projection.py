@@ -1,5 +1,6 @@
-"""Projection: an image made from a known w is reconstructed far better than the start; jitted step compiles
-once; deterministic for a seed; cached per (image, model, options); clear errors for unreadable images."""
+"""Projection: an image made from a known w is reached (PSNR) and the optimisation stops once converged; W+ where
+one w falls short; the jitted step compiles once; deterministic for a seed; cached per (image, model, options);
+clear errors for unreadable images."""
 
 import functools
 
@@ -38,42 +39,77 @@ def mse(a, b):
     return float(np.mean(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
-def test_reconstructs_known_w_far_better_than_start_and_compiles_once():
+def photo(n=48, seed=0):
+    """A synthetic "photo" no random network makes: a sky gradient, a sun disc, a dark hill, a few squares."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:n, 0:n] / n
+    img = np.stack([0.3 + 0.5 * yy, 0.5 + 0.3 * yy, 0.9 - 0.2 * yy], -1)
+    img[(xx - 0.7) ** 2 + (yy - 0.3) ** 2 < 0.01] = [1.0, 0.9, 0.6]
+    img[yy > 0.65 + 0.1 * np.sin(6 * xx)] = [0.15, 0.4, 0.1]
+    for _ in range(3):
+        cx, cy, r = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.15)
+        img[(np.abs(xx - cx) < r) & (np.abs(yy - cy) < r)] = rng.uniform(0, 1, 3)
+    return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+
+
+def test_reaches_a_generator_made_image_stops_when_converged_and_compiles_once():
     g = gen()
     u8, _ = target()
     tgt = P.to_float(u8)
     stats = P.w_stats(g)
     start = np.clip(np.asarray(g.synthesis(jnp.broadcast_to(stats.mean, (1, g.num_ws, g.w_dim))))[0], -1, 1)
-    before = P._step._cache_size()  # compiled programs of the jitted step function
+    before = P._value_and_grad._cache_size()  # compiled programs of the loss-and-gradient function
     proj = P.project(g, u8, steps=STEPS, progress=False, cache=False)
-    assert P._step._cache_size() - before <= 1  # 200 steps, one compiled step function
-    after_first = P._step._cache_size()
+    assert P._value_and_grad._cache_size() - before <= 1  # every step, W and W+: one compiled program
+    after_first = P._value_and_grad._cache_size()
     e0, e1 = mse(start, tgt), mse(proj.image, tgt)
-    print(f"projection MSE: start {e0:.4f} -> {STEPS} steps {e1:.5f} ({e0 / e1:.0f}x lower)")
-    assert e1 < 0.05 * e0, (e0, e1)
+    n = len(proj.loss_history)
+    print(f"projection: start {P.psnr(P.to_uint8(start), u8):.1f} dB -> {proj.psnr:.1f} dB in {n} steps")
+    assert proj.psnr >= 35.0 and e1 < 1e-3 * e0, (proj.psnr, e0, e1)
+    assert proj.psnr == pytest.approx(P.psnr(P.to_uint8(proj.image), u8))
+    assert 10 < n < STEPS  # converged: it stopped before the budget
+    assert P.converged(list(proj.loss_history), 1e-3) and not P.converged(list(proj.loss_history[:-1]), 1e-3)
     assert proj.w.shape == (g.num_ws, g.w_dim) and proj.w.dtype == np.float32
-    assert np.all(proj.w == proj.w[0])  # W, not W+: the same w on every layer
+    assert np.all(proj.w == proj.w[0])  # reached in W (auto): the same w on every layer
     assert proj.image.shape == (32, 32, 3) and np.abs(proj.image).max() <= 1.0
-    assert proj.loss_history.shape == (STEPS,) and proj.loss_history[-1] < 0.1 * proj.loss_history[0]
-    assert not proj.from_cache
+    assert proj.loss_history[-1] < 1e-2 * proj.loss_history[0]
+    assert np.all(np.diff(proj.loss_history) <= 1e-7)  # L-BFGS with a Wolfe line search: the loss never rises
+    assert not proj.from_cache and proj.seconds > 0
     # the same image again, and another image: deterministic, and no new compile
     again = P.project(g, u8, steps=STEPS, progress=False, cache=False)
     np.testing.assert_array_equal(again.w, proj.w)
     np.testing.assert_array_equal(again.loss_history, proj.loss_history)
     other = P.project(g, target(zseed=6)[0], steps=20, progress=False, cache=False, seed=1)
-    assert not np.array_equal(other.w, proj.w)
-    assert P._step._cache_size() == after_first
+    assert not np.array_equal(other.w, proj.w) and len(other.loss_history) <= 20
+    assert P._value_and_grad._cache_size() == after_first
     # the reconstruction is what synthesis gives for the returned w
     np.testing.assert_allclose(np.clip(np.asarray(g.synthesis(proj.w[None]))[0], -1, 1), proj.image, atol=1e-5)
 
 
-def test_w_plus_and_progress_bar(capsys):
+def test_w_plus_where_one_w_falls_short_and_progress_bar(capsys):
+    """A photo the network cannot make: auto frees the layers (W+) and gets closer than one w can; an image the
+    network made stays in W under auto (above); w_plus=True frees the layers after W."""
     g = gen()
-    u8, _ = target()
-    proj = P.project(g, u8, steps=60, w_plus=True, progress=True, cache=False)
-    assert proj.w.shape == (g.num_ws, g.w_dim) and not np.all(proj.w == proj.w[0])
+    pic = photo()
+    one = P.project(g, pic, steps=STEPS, w_plus=False, progress=False, cache=False)
+    auto = P.project(g, pic, steps=STEPS, progress=True, cache=False)
     assert "projecting keyframe" in capsys.readouterr().err
-    assert proj.loss_history[-1] < 0.5 * proj.loss_history[0]
+    assert np.all(one.w == one.w[0]) and not np.all(auto.w == auto.w[0])
+    assert one.psnr < P.W_PLUS_BELOW_DB
+    assert auto.psnr > one.psnr + 1.0, (one.psnr, auto.psnr)
+    print(f"photo: W {one.psnr:.1f} dB, auto (W+) {auto.psnr:.1f} dB")
+    u8, _ = target()
+    forced = P.project(g, u8, steps=60, w_plus=True, progress=False, cache=False)
+    assert forced.w.shape == (g.num_ws, g.w_dim) and not np.all(forced.w == forced.w[0])
+    assert forced.loss_history[-1] < 0.01 * forced.loss_history[0]
+
+
+def test_converged():
+    flat = [1.0] * 11
+    assert P.converged(flat, 1e-3) and not P.converged(flat[:10], 1e-3)
+    falling = list(np.geomspace(1.0, 0.5, 30))
+    assert not P.converged(falling, 1e-3) and P.converged(falling, 0.5)
+    assert P.converged([1.0, float("nan")], 1e-3)
 
 
 def test_cache_hit_miss_and_damaged_file():
@@ -88,9 +124,11 @@ def test_cache_hit_miss_and_damaged_file():
     np.testing.assert_array_equal(hit.w, first.w)
     np.testing.assert_array_equal(hit.image, first.image)
     np.testing.assert_array_equal(hit.loss_history, first.loss_history)
+    assert (hit.psnr, hit.seconds) == (first.psnr, first.seconds)
     # the same pixels through a file hit the same entry; other options or another model miss
     assert P.project(g, Image.fromarray(u8), steps=30, progress=False).from_cache
     assert not P.project(g, u8, steps=30, seed=3, progress=False).from_cache
+    assert not P.project(g, u8, steps=30, w_plus=False, progress=False).from_cache
     assert not P.project(gen(seed=1), u8, steps=30, progress=False).from_cache
     # a damaged cache file is recomputed and rewritten
     path = P.projection_cache_dir() / f"{P._cache_key(u8, g, _opts(30))}.npz"
@@ -103,8 +141,8 @@ def test_cache_hit_miss_and_damaged_file():
 
 
 def _opts(steps):
-    return {"steps": steps, "w_plus": False, "seed": 0, "lr": 0.1, "w_reg": 1e-3, "jitter": 0.05,
-            "noise_mode": "const", "n_samples": 4096, "c": None}
+    return {"steps": steps, "w_plus": None, "seed": 0, "tol": 1e-3, "w_reg": 1e-3, "noise_mode": "const",
+            "n_samples": 4096, "c": None}
 
 
 def test_load_image_formats(tmp_path):
@@ -139,8 +177,8 @@ def test_unreadable_images_raise_clear_errors(tmp_path):
 
 def test_bad_options():
     u8, _ = target()
-    for kw in [{"steps": 0}, {"steps": 2.5}, {"lr": 0}, {"lr": float("nan")}, {"w_reg": -1}, {"jitter": -0.1},
-               {"noise_mode": "random"}, {"n_samples": 1}]:
+    for kw in [{"steps": 0}, {"steps": 2.5}, {"tol": -1e-3}, {"tol": float("nan")}, {"w_reg": -1},
+               {"w_plus": "yes"}, {"noise_mode": "random"}, {"n_samples": 1}]:
         with pytest.raises(ParamError):
             P.project(gen(), u8, progress=False, **kw)
     with pytest.raises(ParamError, match="unconditional"):
