@@ -292,11 +292,12 @@ def _cli_render(song: Path, out: Path, cache: Path, resolution: int) -> dict[str
             "cpu": cpu}
 
 
-_PREVIEW_SNIPPET = """
-import json, sys, time
+_APP_SNIPPET = """
+import json, sys, threading, time
+from pathlib import Path
 t0 = time.perf_counter()
 from lsd_jax.web.form import params_from_ui
-from lsd_jax.web.jobs import Jobs
+from lsd_jax.web.jobs import Jobs, render_job
 ready = None
 if sys.argv[2] == "warm":
     from lsd_jax.pipeline import warm_up
@@ -305,23 +306,40 @@ if sys.argv[2] == "warm":
 with Jobs() as jobs:
     job = jobs.prepare(sys.argv[1])
     t = time.perf_counter()
-    jobs.preview(job)
-    print(json.dumps({"ready": ready, "preview": time.perf_counter() - t}))
+    if sys.argv[2] != "render":
+        jobs.preview(job)
+        print(json.dumps({"ready": ready, "preview": time.perf_counter() - t}))
+        sys.exit()
+    live = Path(sys.argv[3]) / "live.mp4"
+    first = []
+    def watch():  # the page can play the live copy from its first fragment on
+        while not first:
+            if live.exists() and b"moof" in live.read_bytes():
+                first.append(time.perf_counter() - t)
+            time.sleep(0.02)
+    threading.Thread(target=watch, daemon=True).start()
+    render_job(job, Path(sys.argv[3]), live=live)
+    total = time.perf_counter() - t
+    while not first and time.perf_counter() - t < total + 5:
+        time.sleep(0.02)
+    print(json.dumps({"playable": first[0] if first else None, "total": total}))
 """
 
 
-def _first_preview(song: Path, cache: Path, warm: bool) -> dict[str, float | None]:
-    """The web app's first Preview (its default parameters, a fresh process, ``LSD_JAX_CACHE=cache``), with or
-    without :func:`lsd_jax.pipeline.warm_up` at launch; the page itself (gradio) is not loaded."""
+def _app_run(song: Path, cache: Path, mode: str, workdir: Path | None = None) -> dict[str, float | None]:
+    """The web app's first Preview (``mode`` "cold" or "warm": without or with :func:`lsd_jax.pipeline.warm_up`
+    at launch) or first Render (``mode`` "render": when its live copy's first fragment is playable, and the whole
+    render), each in a fresh process with the page's defaults and ``LSD_JAX_CACHE=cache``; gradio's page itself
+    is not loaded."""
     import json
     import subprocess
     import sys
 
     env = dict(os.environ, LSD_JAX_CACHE=str(cache))
-    res = subprocess.run([sys.executable, "-c", _PREVIEW_SNIPPET, str(song), "warm" if warm else "cold"], env=env,
-                         capture_output=True, text=True)
+    args = [sys.executable, "-c", _APP_SNIPPET, str(song), mode] + ([str(workdir)] if workdir else [])
+    res = subprocess.run(args, env=env, capture_output=True, text=True)
     if res.returncode:
-        raise RuntimeError(f"preview run failed:\n{res.stderr[-2000:]}")
+        raise RuntimeError(f"app run failed:\n{res.stderr[-2000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -352,11 +370,17 @@ def startup_section(peak: float, quick: bool = False) -> None:
         print_table(["run", "first frame s", "(CPU s)", "total s", "CPU s"], rows)
 
         prev_rows = []
-        for label, warm in (("no warm-up", False), ("warm_up() at launch", True)):
-            r = _first_preview(song, d / f"cache-{label[:2]}", warm)
+        for label, mode in (("no warm-up", "cold"), ("warm_up() at launch", "warm")):
+            r = _app_run(song, d / f"cache-{mode}", mode)
             prev_rows.append([f"web app's first Preview ({clip:g} s song, page defaults), fresh process, {label}",
                               "" if r["ready"] is None else f"{r['ready']:.2f}", f"{r['preview']:.2f}"])
         print_table(["run", "launch to warm s", "Preview s"], prev_rows)
+        (d / "app-render").mkdir()
+        r = _app_run(song, d / "cache-render", "render", d / "app-render")
+        playable = "never" if r["playable"] is None else f"{r['playable']:.2f}"
+        print_table(["run", "first fragment playable s", "render done s"],
+                    [[f"web app's first Render ({clip:g} s song, page defaults), fresh process, empty cache",
+                      playable, f"{r['total']:.2f}"]])
 
         long_song = write_demo_song(d / "song.wav", seconds=song_s)
         rtf_rows = []

@@ -9,9 +9,13 @@ from lsd_jax import bench
 from lsd_jax.demo import write_demo_song
 
 
-def test_first_preview_runs_the_apps_preview_in_a_fresh_process(tmp_path):
+def test_the_apps_first_preview_and_render_run_in_a_fresh_process(tmp_path):
     song = write_demo_song(tmp_path / "song.wav", seconds=2.0)
-    r = bench._first_preview(song, tmp_path / "cache", warm=False)
+    r = bench._app_run(song, tmp_path / "cache", "cold")
     assert r["ready"] is None
     assert math.isfinite(r["preview"]) and r["preview"] > 0
     assert (tmp_path / "cache").is_dir()  # the process used the cache folder it was given
+    (tmp_path / "wd").mkdir()
+    r = bench._app_run(song, tmp_path / "cache", "render", tmp_path / "wd")
+    assert r["playable"] is not None and 0 < r["playable"] <= r["total"]
+    assert (tmp_path / "wd" / "live.mp4").stat().st_size > 0
