@@ -14,8 +14,9 @@ NVIDIA's pickles never use (``INST``, ``OBJ``, the copyreg extension codes, pers
 stream) and names off the allow-list are refused, and so is a structure that is too big, too deep, cyclic,
 exponentially large when walked (shared references) or expensive to hash, or a memo index that would reserve
 gigabytes (see :class:`converters.limits.Limits`). The stand-ins then count the bytes they create against the same
-per-load :class:`~converters.limits.Budget`; a torch storage referenced many times is decoded once and its tensors
-are views of it (shared, not copied).
+per-load :class:`~converters.limits.Budget`. Torch storages and tensors are read by :mod:`converters.torch_format`
+(the same code as whole ``torch.save`` checkpoints): a storage referenced many times is decoded once and its tensors
+are read-only views of it (shared, not copied).
 
 Entry point: :func:`safe_loads`. Failures raise :class:`~converters.errors.PickleSecurityError` (the pickle asked for
 something outside the allow-list) or :class:`~converters.errors.ConversionError` (malformed data); no other exception
@@ -24,46 +25,35 @@ type escapes.
 
 from __future__ import annotations
 
-import functools
 import io
 import math
-import pickle
 import re
-import struct
 from typing import Any
 
 import numpy as np
 
-from .errors import ConversionError, ConverterError, PickleSecurityError
+from .errors import ConversionError, PickleSecurityError
 from .limits import Budget, Limits, short_repr
-from .pickle_scan import malformed, refuse_global, scan
+from .torch_format import (
+    BUDGETED,
+    STORAGE_GLOBALS,
+    Storage,
+    materialize,
+    read_legacy,
+    rebuild_parameter,
+    rebuild_tensor_v2,
+)
+from .unpickler import load_one
 
 __all__ = [
     "ALLOWED_GLOBALS",
     "Limits",
     "PersistentObject",
-    "RestrictedUnpickler",
     "TFNetwork",
     "module_tensors",
     "safe_loads",
     "short_repr",
 ]
-
-_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
-_TORCH_PROTOCOL = 1001
-
-_STORAGE_DTYPES = {
-    "FloatStorage": np.dtype("<f4"),
-    "HalfStorage": np.dtype("<f2"),
-    "DoubleStorage": np.dtype("<f8"),
-    "BFloat16Storage": None,  # numpy has no bfloat16; refused with a clear message
-    "LongStorage": np.dtype("<i8"),
-    "IntStorage": np.dtype("<i4"),
-    "ShortStorage": np.dtype("<i2"),
-    "CharStorage": np.dtype("i1"),
-    "ByteStorage": np.dtype("u1"),
-    "BoolStorage": np.dtype("?"),
-}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -131,28 +121,6 @@ class _EasyDict(dict):
     def __setstate__(self, state: Any) -> None:
         if state:
             raise PickleSecurityError("refusing to apply pickle state (BUILD) to dnnlib.util.EasyDict")
-
-
-class _Storage:
-    """A torch storage decoded from its legacy ``torch.save`` byte stream: a 1-D numpy array."""
-
-    __slots__ = ("array",)
-
-    def __init__(self, array: np.ndarray):
-        self.array = array
-
-    def __setstate__(self, state: Any) -> None:
-        raise PickleSecurityError("refusing to apply pickle state (BUILD) to a torch storage")
-
-
-class _StorageType(_NoBuild):
-    """Stand-in for a ``torch.*Storage`` class, only meaningful inside a storage's persistent id."""
-
-    __slots__ = ("name", "dtype")
-
-    def __init__(self, name: str, dtype: np.dtype | None):
-        self.name = name
-        self.dtype = dtype
 
 
 class _NdarrayClass(_NoBuild):
@@ -282,59 +250,6 @@ def _reconstruct_persistent_obj(meta: Any = None, *extra: Any, _budget: Budget) 
     return PersistentObject(class_name, state, int(version), len(src) if isinstance(src, str) else -1)
 
 
-def _rebuild_tensor_v2(storage: Any = None, storage_offset: Any = None, size: Any = None, stride: Any = None,
-                       requires_grad: Any = False, backward_hooks: Any = None, metadata: Any = None,
-                       *extra: Any, _budget: Budget) -> np.ndarray:
-    """A tensor over a storage: a VIEW of the storage when its strides are contiguous (so a storage referenced by
-    many tensors is held once), else a copy; the same (storage, offset, size, stride) gives the same array."""
-    if extra:
-        raise ConversionError("torch._utils._rebuild_tensor_v2 called with too many arguments")
-    if not isinstance(storage, _Storage):
-        raise PickleSecurityError("torch._utils._rebuild_tensor_v2 needs a torch storage as first argument")
-    data = storage.array
-    n = data.shape[0]
-    size = _check_shape(size)
-    stride = _check_shape(stride)
-    if len(size) != len(stride):
-        raise ConversionError(f"tensor size {short_repr(size)} and stride {short_repr(stride)} differ in length")
-    if not isinstance(storage_offset, int) or isinstance(storage_offset, bool) or storage_offset < 0:
-        raise ConversionError(f"malformed tensor storage offset {short_repr(storage_offset)}")
-    key = ("view", id(storage), storage_offset, size, stride)
-    hit = _budget.memo.get(key)
-    if hit is not None:
-        return hit[1]
-    numel = math.prod(size)
-    if numel == 0:
-        return np.zeros(size, dtype=data.dtype)
-    last = storage_offset + sum((s - 1) * st for s, st in zip(size, stride))
-    # Bounds: every element must lie inside the storage, and a tensor may not be bigger than its storage
-    # (NVIDIA's tensors are contiguous copies); this also rules out zero-stride memory bombs.
-    if last >= n or numel > n:
-        raise ConversionError(
-            f"tensor of size {short_repr(size)}, stride {short_repr(stride)}, offset {short_repr(storage_offset)} "
-            f"does not fit its storage of {n} elements"
-        )
-    _budget.spend_bytes(numel * data.itemsize, "its tensors")
-    view = np.lib.stride_tricks.as_strided(
-        data[storage_offset:], shape=size, strides=tuple(st * data.itemsize for st in stride), writeable=False
-    )
-    if view.flags.c_contiguous:
-        out = data[storage_offset:storage_offset + numel].reshape(size)  # a writeable view, no copy
-    else:
-        out = np.array(view, copy=True, order="C")
-    _budget.memo[key] = (storage, out)
-    return out
-
-
-def _rebuild_parameter(data: Any = None, requires_grad: Any = False, backward_hooks: Any = None,
-                       *extra: Any) -> np.ndarray:
-    if len(extra) > 1:  # _rebuild_parameter_with_state has one more argument: the Parameter's __dict__
-        raise ConversionError("torch._utils._rebuild_parameter called with too many arguments")
-    if not isinstance(data, np.ndarray):
-        raise PickleSecurityError("torch._utils._rebuild_parameter needs a tensor as first argument")
-    return data
-
-
 def _scalar_items(items: Any, what: str, budget: Budget) -> Any:
     if not isinstance(items, (list, tuple, set, frozenset)):
         raise ConversionError(f"{what} called with unexpected arguments")
@@ -409,29 +324,34 @@ def _np_dtype_class(*args: Any) -> _DType:
     return _DType(*args)
 
 
-def _load_from_bytes(data: Any = None, *extra: Any, _budget: Budget) -> _Storage:
-    """``torch.storage._load_from_bytes(b)``: ``b`` is a legacy (non-zip) ``torch.save`` stream of one storage.
-    Decoded once per bytes object, however often the pickle refers to it."""
+def _load_from_bytes(data: Any = None, *extra: Any, _budget: Budget) -> Storage:
+    """``torch.storage._load_from_bytes(b)``: ``b`` is a legacy (non-zip) ``torch.save`` stream of one storage
+    (:func:`converters.torch_format.read_legacy`). Decoded once per bytes object, however often the pickle refers to
+    it; the storage's array is a read-only view of those bytes."""
     if extra or not isinstance(data, (bytes, bytearray)):
         raise PickleSecurityError("torch.storage._load_from_bytes needs one bytes argument")
     key = ("storage", id(data))
     hit = _budget.memo.get(key)
     if hit is None:
         _budget.check_time()
-        hit = _budget.memo[key] = (data, _Storage(_parse_legacy_storage(bytes(data), _budget)))
+        where = f"a torch storage stream in {_budget.where}"
+        storage, storages = read_legacy(bytes(data), where=where, budget=_budget, allowed=STORAGE_GLOBALS)
+        if not isinstance(storage, Storage) or len(storages.by_key) != 1:
+            raise ConversionError(f"{where} must hold exactly one storage")
+        hit = _budget.memo[key] = (data, storage)
     return hit[1]
 
 
 #: Stand-ins that count what they create against the load's Budget (find_class binds it).
-_BUDGETED = {_reconstruct_persistent_obj, _rebuild_tensor_v2, _ordered_dict, _set, _frozenset, _codecs_encode,
-             _np_reconstruct, _np_frombuffer, _load_from_bytes}
+_BUDGETED = {_reconstruct_persistent_obj, _ordered_dict, _set, _frozenset, _codecs_encode, _np_reconstruct,
+             _np_frombuffer, _load_from_bytes, *BUDGETED}
 
 # (module, name) → stand-in. Both the numpy < 2 (``numpy.core``) and numpy ≥ 2 (``numpy._core``) spellings.
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): rebuild_parameter,
     ("torch.storage", "_load_from_bytes"): _load_from_bytes,
     ("collections", "OrderedDict"): _ordered_dict,
     ("dnnlib.util", "EasyDict"): _EasyDict,
@@ -449,165 +369,31 @@ for _np_core in ("numpy.core", "numpy._core"):
     ALLOWED_GLOBALS[(f"{_np_core}.multiarray", "_reconstruct")] = _np_reconstruct
     ALLOWED_GLOBALS[(f"{_np_core}.numeric", "_frombuffer")] = _np_frombuffer
 
-#: Inside a torch legacy storage stream, only the storage classes may be named (inside the persistent id).
-STORAGE_GLOBALS: dict[tuple[str, str], Any] = {
-    ("torch", name): _StorageType(name, dtype) for name, dtype in _STORAGE_DTYPES.items()
-}
-
 
 # --------------------------------------------------------------------------------------------------------------
-# The unpickler.
+# Materialising: tensors become views, array placeholders arrays, everywhere in the loaded graph (each object once).
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """A :class:`pickle.Unpickler` whose :meth:`find_class` resolves only the allow-list, to stand-ins (those that
-    create data bound to ``budget``)."""
-
-    def __init__(self, file: Any, *, budget: Budget, allowed: dict[tuple[str, str], Any] | None = None,
-                 where: str = "the pickle", persistent_load: Any = None, budgeted: Any = None,
-                 refuse: Any = refuse_global):
-        super().__init__(file)
-        self._allowed = ALLOWED_GLOBALS if allowed is None else allowed
-        self._where = where
-        self._persistent = persistent_load
-        self._budget = budget
-        self._budgeted = _BUDGETED if budgeted is None else budgeted  # stand-ins that take ``_budget=``
-        self._refuse = refuse
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            standin = self._allowed[(module, name)]
-        except (KeyError, TypeError):
-            raise self._refuse(str(module), str(name), self._where) from None
-        if standin in self._budgeted:
-            return functools.partial(standin, _budget=self._budget)
-        return standin
-
-    def persistent_load(self, pid: Any) -> Any:
-        if self._persistent is None:
-            raise PickleSecurityError(f"refusing a persistent id in {self._where}: {short_repr(pid)}")
-        return self._persistent(pid)
-
-
-def _load_one(stream: io.BytesIO, *, allowed: dict, where: str, budget: Budget, persistent_load: Any = None) -> Any:
-    """One pickle from the stream: dry-run first (:func:`converters.pickle_scan.scan`), then unpickled for real."""
-    start = stream.tell()
-    scan(stream, budget=budget, allowed=allowed, persistent_ok=persistent_load is not None, where=where)
-    stream.seek(start)
-    try:
-        return RestrictedUnpickler(stream, budget=budget, allowed=allowed, where=where,
-                                   persistent_load=persistent_load).load()
-    except ConverterError:
-        raise
-    except RecursionError:
-        raise ConversionError(f"{where} is nested too deeply") from None
-    except Exception as exc:
-        raise malformed(exc, where) from None
-
-
-def _parse_legacy_storage(data: bytes, budget: Budget) -> np.ndarray:
-    """Decode a legacy (non-zip) ``torch.save`` stream of a single storage (PyTorch's ``torch/serialization.py``)."""
-    where = "a torch storage stream"
-    f = io.BytesIO(data)
-    magic = _load_one(f, allowed={}, where=where, budget=budget)
-    if type(magic) is not int or magic != _TORCH_MAGIC:
-        raise ConversionError("torch storage stream has a bad magic number")
-    proto = _load_one(f, allowed={}, where=where, budget=budget)
-    if type(proto) is not int or proto != _TORCH_PROTOCOL:
-        raise ConversionError(f"unsupported torch storage protocol {short_repr(proto)}")
-    sys_info = _load_one(f, allowed={}, where=where, budget=budget)
-    if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
-        raise ConversionError("torch storage stream is not little-endian (unsupported)")
-
-    requests: list[tuple[str, np.dtype, int]] = []
-
-    def persistent_load(pid: Any) -> Any:
-        if (not isinstance(pid, tuple) or len(pid) != 6 or pid[0] != "storage"
-                or not isinstance(pid[1], _StorageType) or not isinstance(pid[2], str)
-                or not isinstance(pid[4], int) or isinstance(pid[4], bool) or pid[4] < 0):
-            raise PickleSecurityError(f"refusing persistent id {short_repr(pid)} in {where}")
-        if pid[5] is not None:
-            raise ConversionError("torch storage views are not supported")
-        if pid[1].dtype is None:
-            raise ConversionError(f"torch.{pid[1].name} tensors are not supported")
-        requests.append((pid[2], pid[1].dtype, pid[4]))
-        return pid[2]
-
-    obj = _load_one(f, allowed=STORAGE_GLOBALS, where=where, budget=budget, persistent_load=persistent_load)
-    if len(requests) != 1 or not isinstance(obj, str) or obj != requests[0][0]:
-        raise ConversionError("torch storage stream must hold exactly one storage")
-    key, dtype, numel = requests[0]
-    keys = _load_one(f, allowed={}, where=where, budget=budget)
-    if not isinstance(keys, list) or keys != [key]:
-        raise ConversionError("torch storage stream has an inconsistent key list")
-    pos = f.tell()
-    if len(data) < pos + 8:
-        raise ConversionError("torch storage stream is truncated")
-    (count,) = struct.unpack_from("<q", data, pos)
-    pos += 8
-    if count != numel:
-        raise ConversionError(f"torch storage holds {count} elements but its header says {short_repr(numel)}")
-    nbytes = numel * dtype.itemsize
-    if len(data) != pos + nbytes:
-        raise ConversionError(
-            f"torch storage stream has {len(data) - pos} data bytes, expected {nbytes} (truncated or corrupt)"
-        )
-    # One writeable copy per storage (decoded once per load, so at most the file's own size in all).
-    return np.frombuffer(data, dtype=dtype, count=numel, offset=pos).copy()
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Materialising: replace array placeholders with arrays, everywhere in the loaded graph (each object once).
-
-
-def _materialize(obj: Any, memo: dict[int, Any], budget: Budget, depth: int = 0) -> Any:
-    if depth > budget.limits.max_depth:
-        raise budget.refuse(f"its objects nest more than {budget.limits.max_depth} deep")
-    if isinstance(obj, (str, bytes, int, float, bool, type(None), np.ndarray, np.generic)):
-        return obj
-    key = id(obj)
-    if key in memo:
-        return memo[key]
-    if not len(memo) & 4095:
-        budget.check_time()
+def _record(obj: Any, walk: Any) -> Any:
+    """This reader's own objects, for :func:`converters.torch_format.materialize` (None: a plain container)."""
     if isinstance(obj, _ArrayBuilder):
         if obj.array is None:
             raise ConversionError("a numpy array in the pickle has no data")
-        memo[key] = obj.array
         return obj.array
-    if isinstance(obj, dict):
-        memo[key] = obj
-        for k in list(obj):
-            obj[k] = _materialize(obj[k], memo, budget, depth + 1)
+    if isinstance(obj, TFNetwork) and obj.state is None:
+        raise ConversionError("a dnnlib.tflib.network.Network in the pickle has no state")
+    if isinstance(obj, (PersistentObject, TFNetwork)):
+        obj.state = walk(obj.state)
         return obj
-    if isinstance(obj, list):
-        memo[key] = obj
-        for i, v in enumerate(obj):
-            obj[i] = _materialize(v, memo, budget, depth + 1)
+    if isinstance(obj, (bytearray, _NdarrayClass, _DType, Storage)):
         return obj
-    if isinstance(obj, tuple):
-        out = tuple(_materialize(v, memo, budget, depth + 1) for v in obj)
-        memo[key] = out
-        return out
-    if isinstance(obj, PersistentObject):
-        memo[key] = obj
-        obj.state = _materialize(obj.state, memo, budget, depth + 1)
-        return obj
-    if isinstance(obj, TFNetwork):
-        memo[key] = obj
-        if obj.state is None:
-            raise ConversionError("a dnnlib.tflib.network.Network in the pickle has no state")
-        obj.state = _materialize(obj.state, memo, budget, depth + 1)
-        return obj
-    if isinstance(obj, (set, frozenset, complex, bytearray, _NdarrayClass, _DType, _Storage)):
-        return obj
-    raise ConversionError(f"unexpected object of type {type(obj).__name__} in pickle")
+    return None
 
 
 def safe_loads(data: bytes, *, where: str = "the pickle", limits: Limits | None = None) -> Any:
     """Unpickle ``data`` with the restricted unpickler, within ``limits`` (default :class:`Limits`). Returns plain
-    data: dicts/lists/tuples/scalars, numpy arrays (tensors become arrays; tensors over one storage share its
-    memory), :class:`PersistentObject` and :class:`TFNetwork` records."""
+    data: dicts/lists/tuples/scalars, numpy arrays (tensors become read-only arrays; tensors over one storage share
+    its memory), :class:`PersistentObject` and :class:`TFNetwork` records."""
     if not data:
         raise ConversionError(f"{where} is empty")
     if data[:4] == b"PK\x03\x04":
@@ -615,12 +401,8 @@ def safe_loads(data: bytes, *, where: str = "the pickle", limits: Limits | None 
             f"{where} is a zip archive (a torch.save checkpoint or an .npz?), not an NVIDIA network pickle"
         )
     budget = Budget(limits or Limits(), len(data), where)
-    stream = io.BytesIO(data)
-    obj = _load_one(stream, allowed=ALLOWED_GLOBALS, where=where, budget=budget)
-    try:
-        return _materialize(obj, {}, budget)
-    except RecursionError:
-        raise ConversionError(f"{where} is nested too deeply") from None
+    obj = load_one(io.BytesIO(data), allowed=ALLOWED_GLOBALS, where=where, budget=budget, budgeted=_BUDGETED)
+    return materialize(obj, budget, _record)
 
 
 def children(mod: PersistentObject) -> dict:

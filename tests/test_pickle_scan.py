@@ -236,10 +236,11 @@ def test_default_limits_leave_real_pickles_far_inside() -> None:
     import io
 
     from converters.limits import Budget
-    from converters.safe_pickle import ALLOWED_GLOBALS, _load_one
+    from converters.safe_pickle import _BUDGETED, ALLOWED_GLOBALS
+    from converters.unpickler import load_one
 
     budget = Budget(Limits(), len(_PICKLE), "m")
-    _load_one(io.BytesIO(_PICKLE), allowed=ALLOWED_GLOBALS, where="m", budget=budget)
+    load_one(io.BytesIO(_PICKLE), allowed=ALLOWED_GLOBALS, where="m", budget=budget, budgeted=_BUDGETED)
     lim = Limits()
     assert budget.objects < lim.max_objects / 100 and budget.items < lim.max_items / 100
     assert budget.hash_work < lim.max_hash_work / 100 and budget.bytes <= len(_PICKLE)
