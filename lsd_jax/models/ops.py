@@ -160,6 +160,25 @@ class MappingNetwork(nnx.Module):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+class MappedGenerator:
+    """What StyleGAN2 and StyleGAN3 generators share (mixed into their NNX modules): sizes read from ``spec``,
+    the synthesis network's precomputed ``constants`` and ``map_latents`` through their ``mapping``
+    (:class:`MappingNetwork`), the w-space model protocol's first half."""
+
+    z_dim = property(lambda self: self.spec.z_dim)
+    c_dim = property(lambda self: self.spec.c_dim)
+    w_dim = property(lambda self: self.spec.w_dim)
+    num_ws = property(lambda self: self.spec.num_ws)
+    img_resolution = property(lambda self: self.spec.img_resolution)
+
+    def constants(self) -> dict[str, Any]:
+        return self.synthesis.constants()
+
+    def map_latents(self, z: Array, c: Array | None, truncation_psi: Any = 1.0,
+                    truncation_cutoff: Any = None) -> Array:
+        return self.mapping(z, c, truncation_psi, truncation_cutoff)
+
+
 def pad_axis(x: Array, axis: int, lo: int, hi: int) -> Array:
     cfg = [(0, 0, 0)] * x.ndim
     cfg[axis] = (lo, hi, 0)

@@ -56,8 +56,8 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from .ops import (SQRT2, Buffer, FullyConnected, MappingNetwork, conv_same, dense, load_module, lrelu, unit_noise,
-                  up_conv, upsample2d, zeros)
+from .ops import (SQRT2, Buffer, FullyConnected, MappedGenerator, MappingNetwork, conv_same, dense, load_module,
+                  lrelu, unit_noise, up_conv, upsample2d, zeros)
 
 Array = jax.Array
 _SQRT_HALF = math.sqrt(0.5)
@@ -374,7 +374,7 @@ class SynthesisNetwork(nnx.Module):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class StyleGAN2(nnx.Module):
+class StyleGAN2(MappedGenerator, nnx.Module):
     """NVIDIA's StyleGAN2(-ADA) ``Generator``: ``mapping`` (:class:`~lsd_jax.models.ops.MappingNetwork`) and
     ``synthesis`` (:class:`SynthesisNetwork`). Build with :func:`from_state`."""
 
@@ -389,20 +389,6 @@ class StyleGAN2(nnx.Module):
                                       layer_features=spec.layer_features, lr_multiplier=spec.lr_multiplier,
                                       has_w_avg=has_w_avg)
         self.synthesis = SynthesisNetwork(spec)
-
-    z_dim = property(lambda self: self.spec.z_dim)
-    c_dim = property(lambda self: self.spec.c_dim)
-    w_dim = property(lambda self: self.spec.w_dim)
-    num_ws = property(lambda self: self.spec.num_ws)
-    img_resolution = property(lambda self: self.spec.img_resolution)
-
-    def constants(self) -> dict[str, Any]:
-        return self.synthesis.constants()
-
-    # the w-space model protocol (lsd_jax.control.StyleGANProgram drives it; see lsd_jax.models)
-    def map_latents(self, z: Array, c: Array | None, truncation_psi: Any = 1.0,
-                    truncation_cutoff: Any = None) -> Array:
-        return self.mapping(z, c, truncation_psi, truncation_cutoff)
 
     def synthesize(self, ws: Array, *, noise_mode: Any = "const", key: Array | None = None,
                    noise_gain: Array | None = None, transform: Array | None = None,

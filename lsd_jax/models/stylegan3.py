@@ -64,7 +64,7 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from .ops import Buffer, FullyConnected, MappingNetwork, dense, filtered_lrelu, load_module, zeros
+from .ops import Buffer, FullyConnected, MappedGenerator, MappingNetwork, dense, filtered_lrelu, load_module, zeros
 from .stylegan2 import noise_mode_index
 
 Array = jax.Array
@@ -387,7 +387,7 @@ class SynthesisNetwork(nnx.Module):
         return x
 
 
-class StyleGAN3(nnx.Module):
+class StyleGAN3(MappedGenerator, nnx.Module):
     """NVIDIA's StyleGAN3 ``Generator``: ``mapping`` and ``synthesis``. Build with :func:`from_state`."""
 
     family = "stylegan3"
@@ -401,20 +401,6 @@ class StyleGAN3(nnx.Module):
                                       layer_features=spec.w_dim, lr_multiplier=spec.lr_multiplier,
                                       has_w_avg=has_w_avg)
         self.synthesis = SynthesisNetwork(spec)
-
-    z_dim = property(lambda self: self.spec.z_dim)
-    c_dim = property(lambda self: self.spec.c_dim)
-    w_dim = property(lambda self: self.spec.w_dim)
-    num_ws = property(lambda self: self.spec.num_ws)
-    img_resolution = property(lambda self: self.spec.img_resolution)
-
-    def constants(self) -> dict[str, Any]:
-        return self.synthesis.constants()
-
-    # the w-space model protocol (lsd_jax.control.StyleGANProgram drives it; see lsd_jax.models)
-    def map_latents(self, z: Array, c: Array | None, truncation_psi: Any = 1.0,
-                    truncation_cutoff: Any = None) -> Array:
-        return self.mapping(z, c, truncation_psi, truncation_cutoff)
 
     def synthesize(self, ws: Array, *, noise_mode: Any = "const", key: Array | None = None,
                    noise_gain: Array | None = None, transform: Array | None = None,
