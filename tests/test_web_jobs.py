@@ -217,6 +217,20 @@ def test_a_cancelled_render_stops_within_two_seconds_and_leaves_nothing(songs, t
         assert list(jobs.workdirs.root.glob("req-*")) == [] and not list(tmp_path.rglob("*.part"))
         again = jobs.start_run("render", jobs.prepare(str(songs["song"]), **TINY), session="a")  # not busy now
         assert again.wait(120) and again.error is None and probe_video(again.result)["n_frames"] == 24
+        assert jobs.cancel("a") == 0  # a finished render is not "cancelled" afterwards
+
+
+def test_cancel_counts_a_run_its_handler_stopped_a_moment_before(songs, tmp_path):
+    """A Cancel click makes Gradio close the run's handler (which cancels the run) and call the page's cancel:
+    in either order, the page is told that a job was cancelled."""
+    with J.Jobs(keep=0.0, parent=tmp_path) as jobs, slow_batches(0.15):
+        run = jobs.start_run("render", jobs.prepare(str(songs["long"]), fps=20, resolution=32, batch_size=4,
+                                                    duration=5), session="b")
+        _wait(lambda: run.frames[0] >= 4 or run.finished())
+        run.cancel()  # the handler's generator closed first
+        assert run.wait(10) and isinstance(run.error, J.JobCancelled)
+        assert jobs.cancel("b") == 1
+        assert jobs.cancel("someone else") == 0
 
 
 def test_a_live_copy_streams_while_the_render_runs(songs, tmp_path):

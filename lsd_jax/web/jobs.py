@@ -612,15 +612,17 @@ class Jobs:
             self._reserved.discard(session)
 
     def cancel(self, session: str | None) -> int:
-        """Cancel the session's running jobs, end its booking and close its live channel; how many were
-        running."""
+        """Cancel the session's running jobs, end its booking and close its live channel; how many jobs this
+        stopped, counting one that its own handler's end (Gradio closing it for the same Cancel click) stopped
+        a moment earlier."""
         with self._lock:
             self._reserved.discard(session)
-            runs = [r for r in self._runs if r.session == session and not r.finished()]
-        for r in runs:
-            r.cancel()
+            mine = [r for r in self._runs if r.session == session]
+        for r in mine:
+            if not r.finished():
+                r.cancel()
         self.live.close(session=session)
-        return len(runs)
+        return sum(1 for r in mine if r.cancelled and r.result is None)
 
     # --- lifetime
     def start(self, sweep_interval: float = 60.0) -> Jobs:
