@@ -10,19 +10,22 @@ Parameters (``nnx.Param``): ``freqs`` (2, F), ``w_in`` (3 + 4F, H), ``w_z`` (L, 
 ``w_out`` (H, 3), ``palette`` (c_dim, 3, 3).
 
 Cost. The MLP's output (a hue and a lightness field) is low-frequency, so it is evaluated on a grid of about
-:data:`GRID` points across the short side (:func:`grid_step`: every k-th output pixel, k an integer) and
+``GRID`` points across the short side (``grid_step``: every k-th output pixel, k an integer) and
 upsampled with a Catmull-Rom spline; only the cosine palette, whose colour bands are the sharp part of the
 image, runs at every output pixel. The grid's spacing in image coordinates is the same at every output size, so
 the look does not depend on the resolution (at 512² the spline is within ~6/255 of evaluating every pixel:
-64 dB). The MLP's sines are a polynomial (:func:`fast_sin`, error < 1e-6; XLA's CPU ``sin`` costs ~3 tanh).
+64 dB). The MLP's sines are a polynomial (``fast_sin``, error < 1e-6; XLA's CPU ``sin`` costs ~3 tanh).
 Per 512² frame: ~0.1 GFLOP of MLP on the grid plus ~60 FLOP per output pixel.
 
 The pulse. A Lucid Sonic Dreams pulse adds the same amount to every dimension of ``z`` while the drift moves
 each dimension its own way, so ``mean(z)`` is (almost only) the pulse. The network splits ``z`` into that mean
-and the rest: the rest steers the layers at :data:`DRIFT_GAIN` of the weights' scale, the mean at
-:data:`PULSE_GAIN` times, and the mean also zooms the image in (:data:`PULSE_ZOOM`) and lightens it
-(:data:`PULSE_LIGHT`): the beat reads as a kick toward the viewer over a calmer drift (issue #17). This only
+and the rest: the rest steers the layers at ``DRIFT_GAIN`` of the weights' scale, the mean at
+``PULSE_GAIN`` times, and the mean also zooms the image in (``PULSE_ZOOM``) and lightens it
+(``PULSE_LIGHT``): the beat reads as a kick toward the viewer over a calmer drift (issue #17). This only
 concerns this style: ``pulse_react`` / ``motion_react`` mean the same for every style.
+
+The forward, its constants (``GRID``, ``DRIFT_GAIN``, ``PULSE_*``) and ``grid_step``/``fast_sin`` live in
+:mod:`lsd_jax.models.cppn_forward`.
 """
 
 from __future__ import annotations
@@ -31,9 +34,7 @@ import jax
 from flax import nnx
 
 from . import cppn_forward as _fwd
-from .cppn_forward import (C_DIM, DRIFT_GAIN, GRID, HIDDEN, N_FREQS, N_LAYERS, PULSE_GAIN, PULSE_LIGHT,  # noqa: F401
-                           PULSE_ZOOM, WEIGHT_SEED, Z_DIM, CPPNProgram, coordinates, fast_sin, frames, grid_step,
-                           images, init_variables, upsample)
+from .cppn_forward import C_DIM, WEIGHT_SEED, Z_DIM, init_variables
 
 Array = jax.Array
 PARAM_NAMES = ("freqs", "w_in", "w_z", "w_h", "w_out", "palette")
