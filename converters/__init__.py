@@ -3,7 +3,7 @@ with numpy only (StyleGAN 1: NVIDIA's TF variable names, see :mod:`converters.sg
 
 Pure parsing: bytes or a file in, ``(config dict, {original name: np.ndarray})`` out. This package imports nothing
 from ``lsd_jax`` (which imports it); the converted-weights files and the conversion cache live in
-``lsd_jax.weights``. No code from a pickle ever runs: :mod:`converters.safe_pickle` resolves only an allow-list of
+``lsd_jax.store.weights``. No code from a pickle ever runs: :mod:`converters.safe_pickle` resolves only an allow-list of
 globals, each to a stand-in written here. Public API:
 
 * :func:`parse_pickle` ``(path) -> (config, state)``: convert a file;

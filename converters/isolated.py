@@ -1,4 +1,4 @@
-"""The child side of a conversion in a separate, resource-limited process (the parent is :mod:`lsd_jax.sandbox`).
+"""The child side of a conversion in a separate, resource-limited process (the parent is :mod:`lsd_jax.store.sandbox`).
 
 ``python -I -m converters.isolated MODEL OUTDIR SPEC_JSON`` limits its own address space and CPU time (``SPEC_JSON``:
 ``{"memory_bytes", "cpu_seconds", "limits": {Limits fields}}``) BEFORE reading anything, converts ``MODEL`` with

@@ -8,7 +8,7 @@ or thousands of tensors over one stored buffer. :class:`Limits` says how much a 
 
 The defaults are far above what any NVIDIA network pickle needs (a 1024² StyleGAN2 snapshot builds ~30 000
 objects, nests ~40 deep, and its tensors add up to less than the file's own size) and far below what would hurt the
-machine. A server can pass tighter ones (see :mod:`lsd_jax.sandbox`, which also enforces them from outside, with a
+machine. A server can pass tighter ones (see :mod:`lsd_jax.store.sandbox`, which also enforces them from outside, with a
 child process under an address-space limit and a wall-clock timeout).
 """
 
@@ -49,7 +49,7 @@ class Limits:
     max_bytes: int = 8 << 30
     bytes_per_input_byte: float = 2.0
     bytes_slack: int = 64 << 20
-    #: wall-clock seconds for one load (checked cooperatively; lsd_jax.sandbox enforces it from outside too)
+    #: wall-clock seconds for one load (checked cooperatively; lsd_jax.store.sandbox enforces it from outside too)
     max_seconds: float = 120.0
     #: zip archives: members, and how much one member may inflate (uncompressed <= ratio * compressed + slack)
     max_zip_members: int = 100_000

@@ -17,18 +17,18 @@ from typing import Any
 
 from .errors import (AudioError, ConversionError, DownloadError, LsdError, OutputError, ParamError,
                      PickleSecurityError, StyleError)
-from .params import RenderParams, make_params
+from .params import EffectsGenerator, RenderParams, make_params
 
 __version__ = "0.1.0"
 
 # public name -> the module that defines it (imported on first use)
 _LAZY = {
-    "EffectsGenerator": "effects", "contrast_effect": "effects", "flash_effect": "effects",
-    "RenderResult": "pipeline", "render": "pipeline", "warm_up": "pipeline",
-    "Style": "style",
+    "contrast_effect": "engine.effects", "flash_effect": "engine.effects",
+    "RenderResult": "engine.pipeline", "render": "engine.pipeline", "warm_up": "engine.pipeline",
+    "Style": "styles.style",
     "LucidSonicDream": "compat", "show_styles": "compat",
-    "load_generator": "generator",
-    "deep_music_visualizer": "dmv_pipeline",
+    "load_generator": "styles.generator",
+    "deep_music_visualizer": "dmv.pipeline",
 }
 
 __all__ = [

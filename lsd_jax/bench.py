@@ -69,7 +69,7 @@ def peak_flops(n: int = 4096, repeats: int = 5) -> float:
 
 def step_throughput(style: Any, size: tuple[int, int], batch: int, repeats: int = 3) -> dict[str, float]:
     """Frames/s, FLOPs/frame and compile time of the compiled frame step (no encoding)."""
-    from .step import EffectPlan, make_frame_step
+    from .engine.step import EffectPlan, make_frame_step
 
     rng = np.random.default_rng(0)
     inputs = {"z": jnp.asarray(np.clip(rng.normal(size=(batch, style.z_dim)), -2, 2), jnp.float32),
@@ -94,10 +94,10 @@ def song_split(seconds: float, size: tuple[int, int], fps: float, style: Any = N
 
     ``frames`` is the overlapped frame loop (step + encoding); ``step_only`` and ``encode_only``
     time the two halves of that loop alone on the same frames."""
-    from . import pipeline as r
-    from .demo import write_demo_song
-    from .video import VideoWriter
-    from .styles import resolve_style
+    from .engine import pipeline as r
+    from .audio.demo_song import write_demo_song
+    from .media.video import VideoWriter
+    from .styles.resolve import resolve_style
 
     style = resolve_style(style)  # one Style object: the measured render reuses the warm-up's compiled step
 
@@ -127,7 +127,7 @@ def peak_rss_mib(seconds: float) -> float:
     import subprocess
     import sys
 
-    code = ("import resource, tempfile, pathlib, lsd_jax; from lsd_jax.demo import write_demo_song\n"
+    code = ("import resource, tempfile, pathlib, lsd_jax; from lsd_jax.audio.demo_song import write_demo_song\n"
             "d = pathlib.Path(tempfile.mkdtemp()); s = write_demo_song(d / 's.wav', seconds=%r)\n"
             "lsd_jax.render(s, output=d / 'o.mp4', resolution=128, fps=24.0, progress=False)\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)" % seconds)
@@ -141,7 +141,7 @@ def live_session(seconds: float, resolution: int = 256, fps: float = 30.0, adapt
     session of the default style in real time and measure it (see the module docstring)."""
     import soundfile as sf
 
-    from .live import FileFeeder, LiveRenderer
+    from .live.session import FileFeeder, LiveRenderer
 
     t = np.arange(int(seconds * sr)) / sr
     y = 0.02 * (np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 277.2 * t) + np.sin(2 * np.pi * 329.6 * t))
@@ -192,7 +192,7 @@ def print_live(seconds: float) -> None:
     load = os.getloadavg()
     print(f"live: click track (every 0.5 s) played in real time, default style at 256², 30 fps, {seconds:g} s each;"
           f" load average before: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min) on {os.cpu_count()} CPUs", flush=True)
-    from .styles import resolve_style
+    from .styles.resolve import resolve_style
 
     bare = {r: step_throughput(resolve_style(None), (r, r), 1, 9)["fps"] for r in (256, 192, 128)}
     print("the bare frame step (batch 1, same load): " + ", ".join(f"{r}²: {f:.1f} frames/s" for r, f in bare.items()),
@@ -213,16 +213,16 @@ def print_live(seconds: float) -> None:
 
 
 def _sg2_style(config: dict) -> Any:
-    from .generator import Generator, stylegan_style
-    from .random_models import random_sg2_state
+    from .styles.generator import Generator, stylegan_style
+    from .testing import random_sg2_state
 
     return stylegan_style(Generator.from_state(config, random_sg2_state(config, 0)), name="sg2")
 
 
 def biggan_style_for_bench(resolution: int) -> Any:
     """A full-width BigGAN-deep style with random weights (the package's biggan-deep-<resolution> shapes)."""
-    from .generator import BigGANGenerator, biggan_style
-    from .random_models import biggan_deep_config, random_biggan_state
+    from .styles.generator import BigGANGenerator, biggan_style
+    from .testing import biggan_deep_config, random_biggan_state
 
     config = biggan_deep_config(resolution)
     return biggan_style(BigGANGenerator.from_state(config, random_biggan_state(config, 0)),
@@ -296,11 +296,11 @@ _APP_SNIPPET = """
 import json, sys, threading, time
 from pathlib import Path
 t0 = time.perf_counter()
-from lsd_jax.web.form import params_from_ui
-from lsd_jax.web.jobs import Jobs, render_job
+from .web.form import params_from_ui
+from .web.jobs import Jobs, render_job
 ready = None
 if sys.argv[2] == "warm":
-    from lsd_jax.pipeline import warm_up
+    from lsd_jax.engine.pipeline import warm_up
     warm_up(**params_from_ui({}))  # what the app runs at launch: its page's defaults
     ready = time.perf_counter() - t0
 with Jobs() as jobs:
@@ -327,7 +327,7 @@ with Jobs() as jobs:
 
 
 def _app_run(song: Path, cache: Path, mode: str, workdir: Path | None = None) -> dict[str, float | None]:
-    """The web app's first Preview (``mode`` "cold" or "warm": without or with :func:`lsd_jax.pipeline.warm_up`
+    """The web app's first Preview (``mode`` "cold" or "warm": without or with :func:`lsd_jax.engine.pipeline.warm_up`
     at launch) or first Render (``mode`` "render": when its live copy's first fragment is playable, and the whole
     render), each in a fresh process with the page's defaults and ``LSD_JAX_CACHE=cache``; gradio's page itself
     is not loaded."""
@@ -345,8 +345,8 @@ def _app_run(song: Path, cache: Path, mode: str, workdir: Path | None = None) ->
 
 def startup_section(peak: float, quick: bool = False) -> None:
     """Cold start, a second process, a warm process and the real-time factor (issue #14), with the CLI."""
-    from . import pipeline
-    from .demo import write_demo_song
+    from .engine import pipeline
+    from .audio.demo_song import write_demo_song
 
     clip = 10.0 if quick else 30.0
     song_s = 15.0 if quick else 60.0
@@ -399,9 +399,9 @@ def encoder_section(quick: bool = False) -> None:
     ones) on the default style's frames."""
     import resource
 
-    from .pipeline import prepare
-    from .demo import write_demo_song
-    from .video import CRF, PRESET, VideoWriter, read_frames
+    from .engine.pipeline import prepare
+    from .audio.demo_song import write_demo_song
+    from .media.video import CRF, PRESET, VideoWriter, read_frames
 
     res, n = 512, (90 if quick else 240)
     with tempfile.TemporaryDirectory() as d:
@@ -462,9 +462,9 @@ def main(argv: list[str] | None = None) -> None:
             startup_section(peak, args.quick)
         return
 
-    from .random_models import config_f_config, paper256_config
-    from .step import auto_batch_size
-    from .styles import cppn_style
+    from .testing import config_f_config, paper256_config
+    from .engine.step import auto_batch_size
+    from .styles.resolve import cppn_style
 
     rows = []
     best: dict[str, tuple[int, float]] = {}
@@ -515,7 +515,7 @@ def main(argv: list[str] | None = None) -> None:
                  ["end-to-end / generator-only", f"{split['step_only'] / split['frames']:.0%}", ""]])
 
     if "bf16" not in args.skip and sg256 is not None:
-        from .step import EffectPlan, make_frame_step
+        from .engine.step import EffectPlan, make_frame_step
 
         rng = np.random.default_rng(1)
         z = np.clip(rng.normal(size=(2, 512)), -2, 2).astype(np.float32)

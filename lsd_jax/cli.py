@@ -1,7 +1,7 @@
 """Command line: ``lsd-jax render | demo | dmv | live | convert | params | styles``.
 
 The render parameters' flags come from the parameter table (:mod:`lsd_jax.params`, via :mod:`lsd_jax.flags`),
-Deep Music Visualizer mode's (``lsd-jax dmv``) from its table (:mod:`lsd_jax.dmv_params`)."""
+Deep Music Visualizer mode's (``lsd-jax dmv``) from its table (:mod:`lsd_jax.dmv.params`)."""
 
 from __future__ import annotations
 
@@ -74,15 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dmv_params() -> Any:
-    from . import dmv_params
+    from .dmv import params as dmv_params
 
     return dmv_params
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["live"]:  # its own parser (lsd_jax.web.live_mode), imported only here: it needs gradio
-        from .web.live_mode import main as live_main
+    if argv[:1] == ["live"]:  # its own parser (lsd_jax.web.live_page), imported only here: it needs gradio
+        from .web.live_page import main as live_main
 
         try:
             return live_main(argv[1:])
@@ -154,10 +154,10 @@ def seconds_since_process_start() -> float | None:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command in ("render", "demo"):
-        from .pipeline import render  # JAX loads here: the other commands start without it
+        from .engine.pipeline import render  # JAX loads here: the other commands start without it
         if args.command == "demo":
-            from .demo import check_seconds, write_demo_song
-            from .paths import cache_dir
+            from .audio.demo_song import check_seconds, write_demo_song
+            from .store.paths import cache_dir
 
             check_seconds(args.seconds)
             song = write_demo_song(cache_dir() / f"demo-{args.seconds:g}s.wav", seconds=args.seconds)
@@ -165,7 +165,7 @@ def _run(args: argparse.Namespace) -> int:
             params = {"resolution": 256, "fps": 30.0, "contrast_strength": 0.3, "flash_strength": 0.2,
                       **params_from(args)}
         else:
-            from .outputs import default_output
+            from .media.outputs import default_output
 
             song = Path(args.song)
             params = params_from(args)
@@ -179,15 +179,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {result.path}  ({result.summary()}{since_start})")
         return 0
     if args.command == "dmv":
-        from .dmv_params import DMV_PARAM
-        from .dmv_pipeline import deep_music_visualizer
+        from .dmv.params import DMV_PARAM
+        from .dmv.pipeline import deep_music_visualizer
 
         kwargs = {k: v for k, v in vars(args).items() if k in DMV_PARAM}
         result = deep_music_visualizer(Path(args.song), args.model, progress=not args.quiet, **kwargs)
         print(f"wrote {result.path}  ({result.summary()})")
         return 0
     if args.command == "convert":
-        from .weights import convert
+        from .store.weights import convert
 
         out = convert(args.input, args.output)
         print(f"wrote {out}")
@@ -196,21 +196,21 @@ def _run(args: argparse.Namespace) -> int:
         from .params import markdown, table_text
 
         if args.dmv:
-            from .dmv_params import DMV_GROUPS, DMV_PARAMS, dmv_markdown
+            from .dmv.params import DMV_GROUPS, DMV_PARAMS, dmv_markdown
 
             print(dmv_markdown() if args.markdown else table_text(DMV_PARAMS, DMV_GROUPS))
         else:
             print(markdown() if args.markdown else table_text())
         return 0
     if args.command == "styles":
-        from .catalogue import add_style, show_styles
+        from .store.catalogue import add_style, show_styles
 
         if args.add:
             name, where = args.add
             entry = None if args.overwrite else _catalogued(name)
             local = Path(where).expanduser()
             if entry is not None and (local.is_file() or (entry.beside and local.is_dir())):  # BigGAN: a folder
-                from .catalogue import install_style_file
+                from .store.catalogue import install_style_file
 
                 path = install_style_file(entry.name, where)
                 print(f"installed {where} as style {entry.name!r} ({path})")
@@ -225,7 +225,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _catalogued(name: str) -> Any:
     """The catalogue entry called ``name``, or None."""
-    from .catalogue import find_style
+    from .store.catalogue import find_style
     from .errors import StyleError
 
     try:

@@ -1,6 +1,6 @@
 """Lucid Sonic Dreams' API, so an LSD script runs with only its import changed::
 
-    from lsd_jax import LucidSonicDream          # was: from lucidsonicdreams import LucidSonicDream
+    from . import LucidSonicDream          # was: from lucidsonicdreams import LucidSonicDream
     L = LucidSonicDream(song="song.mp3", style="default")
     L.hallucinate(file_name="song.mp4", speed_fpm=12, pulse_react=0.5)
 """
@@ -14,9 +14,9 @@ from typing import Any
 
 from .errors import ParamError
 from .params import make_params
-from .pipeline import render
-from .style import Style
-from .styles import resolve_style
+from .engine.pipeline import render
+from .styles.style import Style
+from .styles.resolve import resolve_style
 
 
 def _path(name: str, value: Any, optional: bool = False) -> Any:
@@ -74,6 +74,6 @@ class LucidSonicDream:
 
 def show_styles() -> None:
     """Print the names of the catalogue's styles (no network access)."""
-    from .catalogue import show_styles as _show
+    from .store.catalogue import show_styles as _show
 
     _show()

@@ -1,4 +1,4 @@
-"""Command-line flags generated from a parameter table (:mod:`lsd_jax.params`, :mod:`lsd_jax.dmv_params`): one
+"""Command-line flags generated from a parameter table (:mod:`lsd_jax.params`, :mod:`lsd_jax.dmv.params`): one
 ``--name-with-dashes`` flag per row, parsed by the table's own parser, for ``lsd-jax render|demo|dmv`` and
 ``lsd-jax live``."""
 

@@ -1,7 +1,7 @@
 """Memory: how much a render may still use, and how much a traced computation needs at its peak.
 
 A batch that does not fit must be refused *before* XLA compiles and runs it: on CPU an allocation that fails inside
-XLA aborts the whole process (a server with it). So :func:`lsd_jax.step.bounded_batch` compares what the frame step
+XLA aborts the whole process (a server with it). So :func:`lsd_jax.engine.step.bounded_batch` compares what the frame step
 needs (:func:`peak_bytes` of its traced program: no compile, no allocation) with what is free (:func:`free_memory`).
 
 * :func:`free_memory` measures the memory a render may still take: on an accelerator its free memory; on the CPU

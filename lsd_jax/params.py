@@ -24,12 +24,13 @@ Where Lucid Sonic Dreams had a bug we keep the name and fix the behaviour:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import numbers
 import re
 import types
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ParamError
@@ -205,8 +206,6 @@ class Param:
         effects = () if value is None else value if isinstance(value, Sequence) else (value,)
         if not effects:
             return ()  # without importing effects (it imports jax): the CLI validates before JAX loads
-        from .effects import EffectsGenerator
-
         for e in effects:
             if not isinstance(e, EffectsGenerator):
                 raise ParamError(f"{self.name} must hold EffectsGenerator objects, got {type(e).__name__}")
@@ -718,7 +717,7 @@ def _md(text: str) -> str:
 def markdown(table: Sequence[Param] | None = None, groups: Mapping[str, str] | None = None,
              begin: str = MARKDOWN_BEGIN, end: str = MARKDOWN_END, origin: str = "Lucid Sonic Dreams") -> str:
     """The README's parameter reference (one table per group), between its markers. Default: the render
-    parameters; :mod:`lsd_jax.dmv_params` passes its own table (``origin``: the tool whose names ``Param.lsd``
+    parameters; :mod:`lsd_jax.dmv.params` passes its own table (``origin``: the tool whose names ``Param.lsd``
     holds)."""
     table, groups = (PARAMS, GROUPS) if table is None else (table, groups or {})
     lines = [begin]
@@ -748,3 +747,54 @@ def table_text(table: Sequence[Param] | None = None, groups: Mapping[str, str] |
         lines += [f"  {p.name:{width}}  {p.help} [{p.range_text()}; default: {p.default_text()}]"
                   for p in table if p.group == group]
     return "\n".join(lines[1:])
+
+
+@dataclass(frozen=True, eq=False)
+class EffectsGenerator:
+    """A custom effect, as in Lucid Sonic Dreams.
+
+    func: ``func(array, strength, amplitude)``; audio: a path to its own audio (default: the
+    song); strength: passed to func unchanged; percussive: drive it by the percussive part.
+    """
+
+    func: Callable[..., Any]
+    audio: str | None = None
+    strength: float = 0.5
+    percussive: bool = True
+    _traceable: list = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not callable(self.func):
+            raise ParamError(f"EffectsGenerator func must be callable, got {self.func!r}")
+        try:
+            params = inspect.signature(self.func).parameters
+        except (TypeError, ValueError):
+            params = None
+        if params is not None:
+            names = list(params)
+            positional = [p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            varargs = any(p.kind == p.VAR_POSITIONAL for p in params.values())
+            if len(positional) < 3 and not varargs:
+                raise ParamError(
+                    f"EffectsGenerator func must take (array, strength, amplitude); {self.func!r} takes {names}"
+                )
+        if isinstance(self.strength, bool) or not isinstance(self.strength, (int, float)):
+            raise ParamError(f"EffectsGenerator strength must be a number, got {self.strength!r}")
+        if self.audio is not None:
+            object.__setattr__(self, "audio", str(self.audio))
+
+    def traceable(self, height: int, width: int) -> bool:
+        """Whether func traces under JAX (and so can be fused into the compiled step)."""
+        if not self._traceable:
+            import jax  # here, not at import: the parameter table loads without JAX
+            import jax.numpy as jnp
+
+            spec = jax.ShapeDtypeStruct((height, width, 3), jnp.float32)
+            amp = jax.ShapeDtypeStruct((), jnp.float32)
+            try:
+                out = jax.eval_shape(lambda a, m: self.func(a, self.strength, m), spec, amp)
+                ok = getattr(out, "shape", None) == (height, width, 3)
+            except Exception:  # any failure to trace means: run it on the host
+                ok = False
+            self._traceable.append(ok)
+        return self._traceable[0]

@@ -4,7 +4,7 @@
 
 Without IMAGE it uses the photographs Gradio ships (``gradio/media_assets/images``: cheetah.jpg, lion.jpg,
 tower.jpg), so the numbers can be rerun on any install. Each resolution gets a RANDOM StyleGAN2 network
-(``lsd_jax.random_models``, mapping depth 8, the test networks' small widths: w_dim 32, at most 32 channels; with
+(``lsd_jax.testing``, mapping depth 8, the test networks' small widths: w_dim 32, at most 32 channels; with
 ``--wide`` NVIDIA's paper256 widths: z = w = 512, channel_base 16384, channel_max 512): no trained network can be
 downloaded here, so a photo's PSNR shows what the loss and optimiser reach with such a network, not what a trained
 model would give. For comparison each table also has an image the network made from a known z (reachable exactly)
@@ -42,9 +42,9 @@ def main() -> None:
 
     import jax.numpy as jnp
 
-    from lsd_jax import projection as P
-    from lsd_jax.generator import Generator
-    from lsd_jax.random_models import random_sg2_state, sg2_config
+    from lsd_jax.styles import projection as P
+    from lsd_jax.styles.generator import Generator
+    from lsd_jax.testing import random_sg2_state, sg2_config
 
     images = args.images or gradio_photos()
     for res in args.res:

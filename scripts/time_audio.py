@@ -24,7 +24,7 @@ CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
-from lsd_jax import audio
+from lsd_jax.audio import analysis as audio
 from lsd_jax.params import make_params
 t1 = time.perf_counter()
 p = make_params(**json.loads(sys.argv[3]))
@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--params", default="{}")
     args = ap.parse_args()
     sys.path.insert(0, args.new)
-    from lsd_jax.demo import write_demo_song
+    from lsd_jax.audio.demo_song import write_demo_song
 
     with tempfile.TemporaryDirectory() as d:
         song = write_demo_song(Path(d) / "clip.wav", args.seconds + 2.0)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lsd_jax.demo import write_demo_song
+from lsd_jax.audio.demo_song import write_demo_song
 
 SR = 22050
 
@@ -34,7 +34,7 @@ def write_songs(d: Path) -> dict[str, Path]:
 def slow_batches(seconds: float):
     """Renders in this process wait ``seconds`` before handing each batch to the encoder (a test can
     then cancel one mid-way, or watch it play while it renders)."""
-    module = importlib.import_module("lsd_jax.pipeline")
+    module = importlib.import_module("lsd_jax.engine.pipeline")
     real = module.render_frames
 
     @functools.wraps(real)

@@ -15,7 +15,7 @@ def requests(items: list[dict[str, Any]], workdir: str, max_seconds: float = 600
     import time
     import warnings
 
-    from lsd_jax.pipeline import render
+    from lsd_jax.engine.pipeline import render
     from lsd_jax.web.config import AppConfig
     from lsd_jax.web.jobs import Jobs
 
@@ -32,7 +32,7 @@ def requests(items: list[dict[str, Any]], workdir: str, max_seconds: float = 600
                 else:
                     path = render(item["song"], style=item.get("style"), output=Path(workdir) / f"lib{i}.mp4",
                                   progress=False, max_seconds=item.get("max_seconds"), **item.get("values", {})).path
-                from lsd_jax.video import probe_video
+                from lsd_jax.media.video import probe_video
 
                 result = {"error": None, "mro": [], "message": "", "frames": probe_video(path)["n_frames"]}
             except Exception as e:

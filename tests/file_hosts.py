@@ -1,5 +1,5 @@
 """Emulations of mega.nz's and Google Drive's download exchanges on a :class:`FileServer` (127.0.0.1), with the
-encryption, MAC and hashcash written here independently of lsd_jax.mega (block by block, as the facts read).
+encryption, MAC and hashcash written here independently of lsd_jax.store.mega (block by block, as the facts read).
 
     mega = FakeMega(server)                  # POST /api/cs, files at /dl/<handle>[/START-END]
     link = mega.add(data)                    # a https://mega.nz/file/<handle>#<key> link to ``data``

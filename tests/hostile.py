@@ -118,7 +118,7 @@ def check_npz(path: str) -> None:
 
 
 def load_converted(path: str) -> None:
-    from lsd_jax.weights import load
+    from lsd_jax.store.weights import load
 
     load(path)
 

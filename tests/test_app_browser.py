@@ -21,7 +21,7 @@ import pytest
 import soundfile as sf
 from app_songs import slow_batches
 
-from lsd_jax.demo import write_demo_song
+from lsd_jax.audio.demo_song import write_demo_song
 from lsd_jax.web import page as web_page
 from lsd_jax.web.config import AppConfig
 from lsd_jax.web.jobs import JobCancelled, Jobs

@@ -1,4 +1,4 @@
-"""Audio loading and per-frame features (lsd_jax.audio)."""
+"""Audio loading and per-frame features (lsd_jax.audio.analysis)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lsd_jax
-from lsd_jax import audio, decode, spectral, timing
+from lsd_jax.audio import analysis as audio
+from lsd_jax.media import decode
+from lsd_jax.audio import spectral
+from lsd_jax.media import timing
 from lsd_jax.errors import AudioError
 from lsd_jax.params import make_params
 
@@ -273,7 +276,7 @@ def test_low_and_high_hits_both_drive_the_pulse(tmp_path):
 
 
 def test_bands_and_beats_come_from_the_songs_analysis(tmp_path):
-    from lsd_jax.bands import band_envelopes
+    from lsd_jax.audio.bands import band_envelopes
 
     times = list(np.arange(0.25, 9.9, 0.5))  # 120 BPM
     path = write(tmp_path / "clicks.wav", place(tone(110, 10.0, amp=0.05), times, click()))
@@ -311,7 +314,7 @@ def test_a_render_with_beat_lock_and_bands_decodes_the_song_once(tmp_path, monke
     import nvidia_pickles as nv
     from sg2_state import random_sg2_state, sg2_config
 
-    from lsd_jax.video import probe_video
+    from lsd_jax.media.video import probe_video
 
     song = write(tmp_path / "song.wav", place(tone(330, 4.0, amp=0.05), list(np.arange(0.25, 4.0, 0.5)), click()))
     config = sg2_config(img_resolution=32)

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lsd_jax.envelopes import analysis_hop
-from lsd_jax.bands import (apply_bands, band_directions, band_envelopes, layer_groups, mel_band_index,
+from lsd_jax.audio.envelopes import analysis_hop
+from lsd_jax.audio.bands import (apply_bands, band_directions, band_envelopes, layer_groups, mel_band_index,
                            normalise_bands)
 from lsd_jax.errors import ParamError
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from audio_signals import SR, click, click_track, normalise, place, silence, tone
-from lsd_jax import envelopes, spectral
-from lsd_jax.beats import (Beats, beat_keyframe_positions, beat_track, detect_beats, estimate_tempo,
+from lsd_jax.audio import envelopes
+from lsd_jax.audio import spectral
+from lsd_jax.audio.beats import (Beats, beat_keyframe_positions, beat_track, detect_beats, estimate_tempo,
                            interpolate_keyframes, tempo_from_beats)
-from lsd_jax.demo import demo_song
+from lsd_jax.audio.demo_song import demo_song
 from lsd_jax.errors import ParamError
 
 

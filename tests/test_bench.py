@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from lsd_jax import bench
-from lsd_jax.demo import write_demo_song
+from lsd_jax.audio.demo_song import write_demo_song
 
 
 def test_the_apps_first_preview_and_render_run_in_a_fresh_process(tmp_path):

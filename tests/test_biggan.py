@@ -368,8 +368,8 @@ def test_no_torch_imported() -> None:
 
 def test_load_generator_api_matches_the_oracle(folders, net128) -> None:
     import lsd_jax
-    from lsd_jax.generator import BigGANGenerator
-    from lsd_jax.imagenet import one_hot
+    from lsd_jax.styles.generator import BigGANGenerator
+    from lsd_jax.models.imagenet import one_hot
 
     cfg, raw = net128
     g = lsd_jax.load_generator(folders["zip"])
@@ -396,7 +396,7 @@ def test_load_generator_api_matches_the_oracle(folders, net128) -> None:
 
 def test_conversion_is_cached_by_both_files(folders, tmp_path) -> None:
     import lsd_jax
-    from lsd_jax import weights
+    from lsd_jax.store import weights
 
     folder = tmp_path / "m"
     folder.mkdir()

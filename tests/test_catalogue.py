@@ -1,4 +1,4 @@
-"""lsd_jax.catalogue: the shipped data file, the user catalogue, show_styles, find_style, style_path."""
+"""lsd_jax.store.catalogue: the shipped data file, the user catalogue, show_styles, find_style, style_path."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lsd_jax import catalogue as cat
+from lsd_jax.store import catalogue as cat
 from lsd_jax.errors import DownloadError, StyleError
 
 try:
@@ -408,7 +408,7 @@ def test_style_path_skips_a_mirror_that_sends_a_page(server, model, page):
 
 @pytest.fixture
 def fake_mega(server, monkeypatch):
-    from lsd_jax import hosts
+    from lsd_jax.store import hosts
 
     try:
         from file_hosts import FakeMega
@@ -543,7 +543,7 @@ def test_builtin_biggan_entries_are_the_packages_files():
 def test_a_two_file_entry_is_fetched_into_one_folder(server, isolated):
     import biggan_checkpoints as bc
 
-    from lsd_jax.styles import resolve_style
+    from lsd_jax.styles.resolve import resolve_style
 
     cfg = bc.biggan_config(128, channel_width=4)
     folder = bc.write_checkpoint(isolated / "src", cfg, bc.random_state(cfg, 5))

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from lsd_jax.cli import build_parser, main
-from lsd_jax.video import probe_video
+from lsd_jax.media.video import probe_video
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_render_logs_each_keyframe_psnr_and_time(song, tmp_path, capsys):
     from PIL import Image
 
     import nvidia_pickles as nv
-    from lsd_jax.generator import load_generator
+    from lsd_jax.styles.generator import load_generator
     from sg2_state import random_sg2_state, sg2_config
 
     config = sg2_config(img_resolution=32)

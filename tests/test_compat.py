@@ -55,7 +55,7 @@ def test_lsds_first_example_renders_abstract_photos_from_the_working_directory(l
     pickle in NVIDIA's layout) in the working directory: no download, every LSD parameter that applies."""
     import nvidia_pickles_sg1 as nvs
 
-    from lsd_jax.video import probe_video
+    from lsd_jax.media.video import probe_video
 
     static = nvs.SMALL["32"]
     (lsd_folder / "abstract photos.pkl").write_bytes(nvs.pickle_bytes(static, nvs.generator_variables(static, 1)))

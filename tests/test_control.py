@@ -7,9 +7,9 @@ from PIL import Image
 
 import lsd_jax
 from lsd_jax import ParamError
-from lsd_jax.generator import load_generator
-from lsd_jax.pipeline import prepare
-from lsd_jax.video import probe_video
+from lsd_jax.styles.generator import load_generator
+from lsd_jax.engine.pipeline import prepare
+from lsd_jax.media.video import probe_video
 
 import nvidia_pickles as nv
 from sg2_state import random_sg2_state, sg2_config

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import converters
 import lsd_jax
 import nvidia_pickles as nv
-from lsd_jax import weights
+from lsd_jax.store import weights
 from converters.safe_pickle import ALLOWED_GLOBALS
 from converters.errors import ConversionError, ConverterError, PickleSecurityError
 from converters.errors import SourceError as StyleError

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import lsd_jax
-from lsd_jax import audio
+from lsd_jax.audio import analysis as audio
 from lsd_jax.models import cppn, cppn_forward
-from lsd_jax.pipeline import prepare
+from lsd_jax.engine.pipeline import prepare
 
 from audio_signals import drums_and_pad, write
 
@@ -22,7 +22,7 @@ def _psnr(a, b):  # images in [-1, 1]
 
 def test_the_style_runs_the_modules_network():
     # the default style's flax-free program and the NNX module are one network: same parameters, same frames
-    from lsd_jax.styles import cppn_style
+    from lsd_jax.styles.resolve import cppn_style
 
     model = cppn.CPPN()
     style = cppn_style()

@@ -1,4 +1,4 @@
-"""Decoding audio files (lsd_jax.decode): formats, rates, channels, excerpts, limits and errors."""
+"""Decoding audio files (lsd_jax.media.decode): formats, rates, channels, excerpts, limits and errors."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lsd_jax import decode
+from lsd_jax.media import decode
 from lsd_jax.errors import AudioError
-from lsd_jax.ffmpeg import probe
+from lsd_jax.media.ffmpeg import probe
 
 from audio_signals import SR, normalise, tone, tone_change, write
 

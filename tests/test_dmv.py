@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from audio_signals import SR, tone
 
-from lsd_jax import dmv
-from lsd_jax.dmv_params import DMV_PARAMS
+from lsd_jax.dmv import vectors as dmv
+from lsd_jax.dmv.params import DMV_PARAMS
 from lsd_jax.errors import AudioError, ParamError
 
 PITCH_A, PITCH_C = 9, 0  # chroma rows (C, C#, ..., B)

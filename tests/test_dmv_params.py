@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lsd_jax.cli import build_parser, main
-from lsd_jax.dmv_params import (DMV_MARKDOWN_BEGIN, DMV_MARKDOWN_END, DMV_PARAM, DMV_PARAMS, DMVParams,
+from lsd_jax.dmv.params import (DMV_MARKDOWN_BEGIN, DMV_MARKDOWN_END, DMV_PARAM, DMV_PARAMS, DMVParams,
                                 dmv_markdown, make_dmv_params)
 from lsd_jax.errors import ParamError
 

@@ -13,12 +13,12 @@ import pytest
 from audio_signals import pitch_song, write
 
 import lsd_jax
-from lsd_jax import dmv
+from lsd_jax.dmv import vectors as dmv
 from lsd_jax.cli import main
-from lsd_jax.decode import read_audio, to_mono
-from lsd_jax.dmv_params import make_dmv_params
+from lsd_jax.media.decode import read_audio, to_mono
+from lsd_jax.dmv.params import make_dmv_params
 from lsd_jax.errors import OutputError, ParamError, StyleError
-from lsd_jax.video import probe_video, read_frames
+from lsd_jax.media.video import probe_video, read_frames
 
 CLASSES = ["goldfish", "daisy", "volcano", "coral reef", "jellyfish", "tabby", "lemon", "fig", "bubble", "alp",
            "tench", "valley"]

@@ -1,4 +1,4 @@
-"""lsd_jax.download against a local misbehaving HTTP server (127.0.0.1 only, no internet)."""
+"""lsd_jax.store.download against a local misbehaving HTTP server (127.0.0.1 only, no internet)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lsd_jax import download as dl
+from lsd_jax.store import download as dl
 from lsd_jax.errors import DownloadError
 
 try:
@@ -292,7 +292,7 @@ def test_concurrent_process_and_thread_download_once(server, tmp_path, data):
         f"""
         import os, time
         from pathlib import Path
-        from lsd_jax.download import download
+        from lsd_jax.store.download import download
         Path({str(ready)!r}).touch()
         while not os.path.exists({str(go)!r}):
             time.sleep(0.002)

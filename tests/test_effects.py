@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lsd_jax import EffectsGenerator, ParamError, contrast_effect, flash_effect
-from lsd_jax.effects import apply_fused, apply_host
+from lsd_jax.engine.effects import apply_fused, apply_host
 
 
 def _img(seed=0, h=8, w=6):

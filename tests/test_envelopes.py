@@ -1,4 +1,4 @@
-"""Per-frame envelopes from spectral columns (lsd_jax.envelopes): framing, pooling, normalisation."""
+"""Per-frame envelopes from spectral columns (lsd_jax.audio.envelopes): framing, pooling, normalisation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsd_jax import envelopes, timing
+from lsd_jax.audio import envelopes
+from lsd_jax.media import timing
 
 from audio_signals import SR
 

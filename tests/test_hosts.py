@@ -1,4 +1,4 @@
-"""lsd_jax.hosts through lsd_jax.download: mega.nz, Google Drive and Yandex Disk exchanges emulated on 127.0.0.1
+"""lsd_jax.store.hosts through lsd_jax.store.download: mega.nz, Google Drive and Yandex Disk exchanges emulated on 127.0.0.1
 (tests/file_hosts.py), with the same cache, resume, checksum and error behaviour as plain downloads."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lsd_jax import download as dl
-from lsd_jax import hosts
+from lsd_jax.store import download as dl
+from lsd_jax.store import hosts
 from lsd_jax.errors import DownloadError
 
 try:

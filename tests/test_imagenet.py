@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lsd_jax.errors import ParamError
-from lsd_jax.imagenet import CLASSES, class_index, class_indices, class_names, one_hot
+from lsd_jax.models.imagenet import CLASSES, class_index, class_indices, class_names, one_hot
 
 
 def test_data_is_complete_and_consistent() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsd_jax.keyframes import blend_keyframes, keyframe_weight
+from lsd_jax.styles.keyframe_blend import blend_keyframes, keyframe_weight
 
 L, D = 4, 5
 

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lsd_jax import ParamError, make_params
-from lsd_jax.latents import class_schedule, fold, keyframe_count, make_latents
+from lsd_jax.engine.latents import class_schedule, fold, keyframe_count, make_latents
 
 N, FPS, D, C = 240, 24.0, 16, 20
 
@@ -187,7 +187,7 @@ def test_stepping_frame_by_frame_equals_the_scan():
     offline scan's z (with bounces: a large motion_react) and class vectors (with shuffles; unsmoothed)."""
     import jax
 
-    from lsd_jax.latents import (advance, class_latents, motion_controls, motion_frames, motion_init, motion_latents,
+    from lsd_jax.engine.latents import (advance, class_latents, motion_controls, motion_frames, motion_init, motion_latents,
                                  motion_signs)
 
     pulse, motion, chroma = _feats(seed=7)

@@ -1,4 +1,4 @@
-"""Live mode (lsd_jax.live): clock pacing, drops instead of lag, the resolution ladder, reactions and recording."""
+"""Live mode (lsd_jax.live.session): clock pacing, drops instead of lag, the resolution ladder, reactions and recording."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from lsd_jax import ParamError
-from lsd_jax.live import FileFeeder, LiveRecorder, LiveRenderer, ResolutionPolicy, ladder_sizes
-from lsd_jax.styles import resolve_style
-from lsd_jax.video import probe_video
+from lsd_jax.live.session import FileFeeder, LiveRecorder, LiveRenderer, ResolutionPolicy, ladder_sizes
+from lsd_jax.styles.resolve import resolve_style
+from lsd_jax.media.video import probe_video
 
 from audio_signals import click_track, write
 

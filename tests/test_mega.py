@@ -1,4 +1,4 @@
-"""lsd_jax.mega: link parsing, the CTR stream at any offset, the chunked MAC and hashcash, each checked against the
+"""lsd_jax.store.mega: link parsing, the CTR stream at any offset, the chunked MAC and hashcash, each checked against the
 block-by-block versions in tests/file_hosts.py."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsd_jax import mega
+from lsd_jax.store import mega
 
 try:
     from file_hosts import b64, check_hashcash, mega_ctr, mega_mac

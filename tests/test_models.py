@@ -17,7 +17,7 @@ import reference_stylegan2 as ref  # noqa: E402
 from sg2_state import random_sg2_state, sg2_config  # noqa: E402
 from sg3_state import random_sg3_state, sg3_config  # noqa: E402
 
-from lsd_jax.generator import Generator  # noqa: E402
+from lsd_jax.styles.generator import Generator  # noqa: E402
 from lsd_jax.models import ops  # noqa: E402
 from lsd_jax.models import stylegan2 as sg2  # noqa: E402
 
@@ -63,7 +63,7 @@ def test_editing_a_layer_changes_the_image_as_the_original_would():
     want = ref.generate(cfg, edited, z, c)
     assert np.abs(after - want).max() <= 1e-4 * max(1.0, np.abs(want).max())
     # the style made now renders the edit; the state is a snapshot
-    from lsd_jax.generator import stylegan_style
+    from lsd_jax.styles.generator import stylegan_style
 
     style = stylegan_style(gen)
     np.testing.assert_allclose(np.asarray(style.images({"z": z, "c": c})), after, atol=1e-5)

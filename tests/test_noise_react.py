@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from lsd_jax.models import stylegan2 as sg2
-from lsd_jax.random_models import random_sg2_state, sg2_config
+from lsd_jax.testing import random_sg2_state, sg2_config
 
 CFG = sg2_config()  # 32x32, 8 ws, w_dim 32
 SPEC = sg2.spec_from_config(CFG)

@@ -1,4 +1,4 @@
-"""lsd_jax.outputs: a render or a conversion never writes over one of its inputs (issue 18), and bad output
+"""lsd_jax.media.outputs: a render or a conversion never writes over one of its inputs (issue 18), and bad output
 arguments are clear errors before any work."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import lsd_jax
-from lsd_jax import outputs
+from lsd_jax.media import outputs
 from lsd_jax.errors import OutputError, ParamError
 from lsd_jax.params import make_params
 

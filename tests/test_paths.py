@@ -1,4 +1,4 @@
-"""lsd_jax.paths: an unusable $LSD_JAX_CACHE is a clear error naming the variable (issue 18)."""
+"""lsd_jax.store.paths: an unusable $LSD_JAX_CACHE is a clear error naming the variable (issue 18)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lsd_jax import catalogue
+from lsd_jax.store import catalogue
 from lsd_jax.cli import main
 from lsd_jax.errors import CacheError, LsdError
-from lsd_jax.paths import CACHE_ENV, atomic_write, cache_dir
+from lsd_jax.store.paths import CACHE_ENV, atomic_write, cache_dir
 
 ROOT = Path(__file__).parent.parent
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -83,7 +83,7 @@ def _cli_render(song, out, cache):
 
 
 def test_a_second_process_loads_the_compiled_code_instead_of_compiling(tmp_path):
-    from lsd_jax.demo import write_demo_song
+    from lsd_jax.audio.demo_song import write_demo_song
 
     song = write_demo_song(tmp_path / "song.wav", seconds=2.0)
     cache = tmp_path / "cache"
@@ -111,7 +111,7 @@ def test_import_lsd_jax_is_light():
 
 
 def test_use_persistent_caches_uses_the_cache_dir_unless_jax_has_one(tmp_path):
-    code = ("import os, jax; from lsd_jax.paths import use_persistent_caches; use_persistent_caches(); "
+    code = ("import os, jax; from lsd_jax.store.paths import use_persistent_caches; use_persistent_caches(); "
             "print(jax.config.jax_compilation_cache_dir, os.environ['NUMBA_CACHE_DIR'])")
     env = dict(os.environ, LSD_JAX_CACHE=str(tmp_path / "c"))
     env.pop("JAX_COMPILATION_CACHE_DIR", None)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import lsd_jax
-from lsd_jax.generator import load_generator
-from lsd_jax.video import probe_video
+from lsd_jax.styles.generator import load_generator
+from lsd_jax.media.video import probe_video
 
 import nvidia_pickles as nv
 import reference_stylegan2 as ref

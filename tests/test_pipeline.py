@@ -8,9 +8,9 @@ import soundfile as sf
 
 import lsd_jax
 from lsd_jax import AudioError, OutputError, ParamError
-from lsd_jax.pipeline import render_frames
-from lsd_jax.step import EffectPlan, make_frame_step
-from lsd_jax.video import probe_video, read_frames
+from lsd_jax.engine.pipeline import render_frames
+from lsd_jax.engine.step import EffectPlan, make_frame_step
+from lsd_jax.media.video import probe_video, read_frames
 
 SR = 22050
 
@@ -66,8 +66,9 @@ def test_end_to_end_render_has_the_right_streams_and_frames_react(clicks_song, t
 def test_silence_and_no_wandering_gives_identical_frames(tmp_path):
     song = click_track(tmp_path / "late.wav", 6.0, [4.5], drone=0.05, silence_until=4.0)
     params = lsd_jax.make_params(fps=12.0, resolution=32, speed_fpm=0)
-    from lsd_jax import audio, latents
-    from lsd_jax.styles import cppn_style
+    from lsd_jax.audio import analysis as audio
+    from lsd_jax.engine import latents
+    from lsd_jax.styles.resolve import cppn_style
 
     feats = audio.analyze(song, params)
     style = cppn_style()
@@ -206,8 +207,8 @@ def test_lucid_sonic_dreams_compatible_api(clicks_song, tmp_path):
 def test_jax_callable_style_and_jax_effect_are_fused(clicks_song, tmp_path):
     import jax.numpy as jnp
 
-    from lsd_jax.step import plan_effects
-    from lsd_jax.styles import resolve_style
+    from lsd_jax.engine.step import plan_effects
+    from lsd_jax.styles.resolve import resolve_style
 
     def jax_style(noise_batch, class_batch):
         v = (jnp.tanh(noise_batch[:, :3]) + 1) * 127.5

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lsd_jax import projection as P
+from lsd_jax.styles import projection as P
 from lsd_jax.errors import LsdError, ParamError
-from lsd_jax.generator import Generator
-from lsd_jax.random_models import random_sg2_state, sg2_config
+from lsd_jax.styles.generator import Generator
+from lsd_jax.testing import random_sg2_state, sg2_config
 
 STEPS = 200
 

@@ -37,7 +37,7 @@ def test_deflate_bomb_is_refused_before_inflating(tmp_path: Path, inflated_mb: i
 
 
 def test_deflate_bomb_through_the_converted_file_loader(tmp_path: Path) -> None:
-    """The real entry point (lsd_jax.weights.load) refuses an .npz (the old converted format) without opening it."""
+    """The real entry point (lsd_jax.store.weights.load) refuses an .npz (the old converted format) without opening it."""
     path = hostile.deflate_bomb_npz(tmp_path / "bomb.npz", 300 << 20)
     report = _bounded("hostile:load_converted", path, timeout=120, memory_mb=3072)  # it imports JAX (1.5 GB VM)
     assert report["error"] == "StyleError" and "lsd-jax convert" in report["message"], report

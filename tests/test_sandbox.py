@@ -1,4 +1,4 @@
-"""lsd_jax.sandbox.convert_isolated: conversion in a limited child process; a bomb or a hang there is a clear error
+"""lsd_jax.store.sandbox.convert_isolated: conversion in a limited child process; a bomb or a hang there is a clear error
 here, quickly, and this process is unaffected."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 import converters
 from converters import Limits
 from lsd_jax.errors import ConversionError, PickleSecurityError, StyleError
-from lsd_jax.sandbox import convert_isolated
+from lsd_jax.store.sandbox import convert_isolated
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,4 +1,4 @@
-"""Spectral maths (lsd_jax.spectral) against librosa as the oracle.
+"""Spectral maths (lsd_jax.audio.spectral) against librosa as the oracle.
 
 Where the maths is the same (STFT, mel and chroma filterbanks, dB, onset strength, HPSS masks) the results match
 to float32 rounding: ``max|ours - librosa| <= 1e-5 * max|librosa|``. Where it differs on purpose the tolerance is
@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsd_jax import envelopes, spectral
-from lsd_jax.demo import BPM, PROGRESSION, demo_song
+from lsd_jax.audio import envelopes
+from lsd_jax.audio import spectral
+from lsd_jax.audio.demo_song import BPM, PROGRESSION, demo_song
 
 from audio_signals import SR, click_track, tone
 

@@ -1,4 +1,4 @@
-"""lsd_jax.step: render settings are step inputs, so renders that differ only in them compile nothing new."""
+"""lsd_jax.engine.step: render settings are step inputs, so renders that differ only in them compile nothing new."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import soundfile as sf
 import lsd_jax
 import nvidia_pickles as nv
 from lsd_jax.params import make_params
-from lsd_jax.style import CUTOFF_ALL, render_settings
+from lsd_jax.styles.style import CUTOFF_ALL, render_settings
 from sg2_state import random_sg2_state, sg2_config
 
 BACKEND_COMPILES: list[str] = []
@@ -46,13 +46,13 @@ def test_a_new_psi_cutoff_noise_mode_or_noise_react_compiles_nothing(files, tmp_
     third = lsd_jax.render(song, style=str(pkl), output=tmp_path / "c.mp4", truncation_psi=1.0, truncation_cutoff=3,
                            noise_mode="random", noise_react=2.0, **kw)
     assert len(BACKEND_COMPILES) - before == 0
-    frames = [np.stack(list(lsd_jax.video.read_frames(r.path))).astype(np.float32) for r in (first, second, third)]
+    frames = [np.stack(list(lsd_jax.media.video.read_frames(r.path))).astype(np.float32) for r in (first, second, third)]
     assert np.abs(frames[0] - frames[1]).mean() > 1.0 and np.abs(frames[1] - frames[2]).mean() > 1.0  # settings act
 
 
 def test_truncation_in_the_step_matches_the_generator(files):
-    from lsd_jax.generator import load_generator
-    from lsd_jax.styles import resolve_style
+    from lsd_jax.styles.generator import load_generator
+    from lsd_jax.styles.resolve import resolve_style
 
     _, pkl = files
     style = resolve_style(str(pkl))
@@ -70,8 +70,8 @@ def test_truncation_in_the_step_matches_the_generator(files):
 
 
 def _cppn_at(size):
-    from lsd_jax.step import plan_effects
-    from lsd_jax.styles import resolve_style
+    from lsd_jax.engine.step import plan_effects
+    from lsd_jax.styles.resolve import resolve_style
 
     return resolve_style(None), plan_effects(make_params(), size)
 
@@ -79,7 +79,7 @@ def _cppn_at(size):
 @pytest.mark.parametrize("size", [(64, 64), (128, 96)])
 def test_step_memory_is_close_to_xlas_own_analysis(size):
     from lsd_jax.memory import MARGIN
-    from lsd_jax.step import make_frame_step, step_memory
+    from lsd_jax.engine.step import make_frame_step, step_memory
 
     style, plan = _cppn_at(size)
     for batch in (1, 4, 16):
@@ -98,7 +98,7 @@ def test_a_batch_too_large_for_the_memory_is_refused_or_lowered(caplog):
 
     from lsd_jax.errors import ParamError
     from lsd_jax.memory import Budget
-    from lsd_jax.step import bounded_batch, step_memory
+    from lsd_jax.engine.step import bounded_batch, step_memory
 
     size = (64, 64)
     style, plan = _cppn_at(size)
@@ -108,7 +108,7 @@ def test_a_batch_too_large_for_the_memory_is_refused_or_lowered(caplog):
     with pytest.raises(ParamError, match=r"batch_size=100 at 64x64 needs about .* more than the .* free in this test: "
                                          r"use batch_size=24 or less"):
         bounded_batch(style, size, plan, 100, explicit=True, free=budget)
-    with caplog.at_level(logging.INFO, logger="lsd_jax.step"):
+    with caplog.at_level(logging.INFO, logger="lsd_jax.engine.step"):
         assert bounded_batch(style, size, plan, 100, explicit=False, free=budget) == 24  # automatic: lowered, said
     assert "100 frames per step at 64x64" in caplog.text and "using 24" in caplog.text
     # two devices: the batch is split over them
@@ -120,8 +120,8 @@ def test_a_batch_too_large_for_the_memory_is_refused_or_lowered(caplog):
 def test_a_model_that_does_not_fit_is_not_told_to_lower_its_batch(files):
     from lsd_jax.errors import ParamError
     from lsd_jax.memory import Budget
-    from lsd_jax.step import bounded_batch, plan_effects, step_memory
-    from lsd_jax.styles import resolve_style
+    from lsd_jax.engine.step import bounded_batch, plan_effects, step_memory
+    from lsd_jax.styles.resolve import resolve_style
 
     size = (64, 64)
     style, plan = _cppn_at(size)

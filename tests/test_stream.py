@@ -1,4 +1,4 @@
-"""The causal stream analysis (lsd_jax.stream): past only, block-size free, hits found within milliseconds."""
+"""The causal stream analysis (lsd_jax.audio.stream): past only, block-size free, hits found within milliseconds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import chex
 import numpy as np
 import pytest
 
-from lsd_jax.stream import LIVE_HOP, PARTS, StreamAnalyzer, StreamResampler
+from lsd_jax.audio.stream import LIVE_HOP, PARTS, StreamAnalyzer, StreamResampler
 
 from audio_signals import click_track, tone
 

@@ -26,8 +26,8 @@ import converters
 import lsd_jax
 from converters import ConversionError, ConverterError, PickleSecurityError
 from converters import sg1 as conv_sg1
-from lsd_jax import generator as G
-from lsd_jax import weights
+from lsd_jax.styles import generator as G
+from lsd_jax.store import weights
 from lsd_jax.models import stylegan1 as msg1
 
 

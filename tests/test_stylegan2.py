@@ -1,4 +1,4 @@
-"""lsd_jax.models.stylegan2 / lsd_jax.generator against the independent NumPy oracle in tests/reference_stylegan2.py.
+"""lsd_jax.models.stylegan2 / lsd_jax.styles.generator against the independent NumPy oracle in tests/reference_stylegan2.py.
 
 Bar: max |jax − oracle| ≤ 1e-4 · max(1, max |oracle|) for ws and images, on random states whose biases,
 noise strengths/consts, affine biases and w_avg are all randomised (tests/sg2_state.py).
@@ -25,13 +25,13 @@ from sg2_state import random_sg2_state, setup_filter, sg2_config  # noqa: E402
 
 from flax import nnx  # noqa: E402
 
-from lsd_jax import generator as genmod  # noqa: E402
+from lsd_jax.styles import generator as genmod  # noqa: E402
 from lsd_jax.errors import StyleError  # noqa: E402
 from lsd_jax.models import ops  # noqa: E402
 from lsd_jax.models import stylegan2 as sg2  # noqa: E402
 from lsd_jax.params import make_params  # noqa: E402
-from lsd_jax.style import render_settings  # noqa: E402
-from lsd_jax.style import Style  # noqa: E402
+from lsd_jax.styles.style import render_settings  # noqa: E402
+from lsd_jax.styles.style import Style  # noqa: E402
 
 TOL = 1e-4
 
@@ -391,7 +391,7 @@ def test_stylegan_style_random_noise_is_pure():
 
 
 def test_load_generator(monkeypatch, tmp_path):
-    from lsd_jax import weights as converters  # load_generator reads weights through lsd_jax.weights.load
+    from lsd_jax.store import weights as converters  # load_generator reads weights through lsd_jax.store.weights.load
 
     cfg = sg2_config(img_resolution=8)
     state = random_sg2_state(cfg, 0)

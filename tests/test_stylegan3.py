@@ -1,4 +1,4 @@
-"""lsd_jax.models.stylegan3 / lsd_jax.generator (StyleGAN3) against the independent NumPy oracle in
+"""lsd_jax.models.stylegan3 / lsd_jax.styles.generator (StyleGAN3) against the independent NumPy oracle in
 tests/reference_stylegan3.py, the per-sample input transform, and NVIDIA-format SG3 pickles end to end.
 
 Bar: max |jax − oracle| ≤ 1e-4 · max(1, max |oracle|), on random states (tests/sg3_state.py) whose weights,
@@ -25,13 +25,13 @@ from sg3_state import derive_synthesis, random_sg3_state, sg3_config  # noqa: E4
 
 from flax import nnx  # noqa: E402
 
-from lsd_jax import generator as genmod  # noqa: E402
-from lsd_jax import weights  # noqa: E402
+from lsd_jax.styles import generator as genmod  # noqa: E402
+from lsd_jax.store import weights  # noqa: E402
 from lsd_jax.errors import StyleError  # noqa: E402
 from lsd_jax.models import stylegan3 as sg3  # noqa: E402
 from lsd_jax.params import make_params  # noqa: E402
-from lsd_jax.style import render_settings  # noqa: E402
-from lsd_jax.style import Style  # noqa: E402
+from lsd_jax.styles.style import render_settings  # noqa: E402
+from lsd_jax.styles.style import Style  # noqa: E402
 
 TOL = 1e-4
 ERRORS: dict[str, float] = {}  # the largest error each comparison measured (for reports)
@@ -449,7 +449,7 @@ def test_stylegan_style():
 
 
 def test_load_generator_builds_stylegan3(monkeypatch, tmp_path):
-    converters = weights  # load_generator reads weights through lsd_jax.weights.load
+    converters = weights  # load_generator reads weights through lsd_jax.store.weights.load
 
     cfg = sg3_config()
     state = random_sg3_state(cfg, 0)

@@ -6,9 +6,9 @@ import soundfile as sf
 
 import lsd_jax
 from lsd_jax import ParamError
-from lsd_jax.latents import transform_path
-from lsd_jax.pipeline import prepare
-from lsd_jax.video import probe_video
+from lsd_jax.engine.latents import transform_path
+from lsd_jax.engine.pipeline import prepare
+from lsd_jax.media.video import probe_video
 
 import nvidia_pickles_sg3 as nv3
 from sg3_state import random_sg3_state, sg3_config

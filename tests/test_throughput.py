@@ -13,10 +13,10 @@ import soundfile as sf
 
 import lsd_jax
 from lsd_jax import ParamError
-from lsd_jax.pipeline import prepare, render_frames
-from lsd_jax.step import EffectPlan, make_frame_step
-from lsd_jax.styles import cppn_style
-from lsd_jax.video import probe_video, read_frames
+from lsd_jax.engine.pipeline import prepare, render_frames
+from lsd_jax.engine.step import EffectPlan, make_frame_step
+from lsd_jax.styles.resolve import cppn_style
+from lsd_jax.media.video import probe_video, read_frames
 
 import nvidia_pickles as nv
 from sg2_state import random_sg2_state, sg2_config
@@ -48,7 +48,7 @@ def sg2_pkl(tmp_path_factory):
 def test_the_frame_step_compiles_once_per_render(style, sg2_pkl):
     # a style of its own (steps are cached by value: a z size no other test uses), so no earlier test has
     # compiled a step for it
-    st = cppn_style(z_dim=509) if style == "default" else lsd_jax.styles.resolve_style(str(sg2_pkl))
+    st = cppn_style(z_dim=509) if style == "default" else lsd_jax.styles.resolve.resolve_style(str(sg2_pkl))
     plan = EffectPlan(((lsd_jax.contrast_effect, 0.5),), ())
     step = make_frame_step(st, (32, 32), plan, 8)
     rng = np.random.default_rng(0)

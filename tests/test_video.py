@@ -1,4 +1,4 @@
-"""Streaming MP4 writer and probing (lsd_jax.video)."""
+"""Streaming MP4 writer and probing (lsd_jax.media.video)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lsd_jax.errors import OutputError
-from lsd_jax.video import VideoWriter, fps_fraction, probe_video, read_frames, run_ffmpeg
+from lsd_jax.media.video import VideoWriter, fps_fraction, probe_video, read_frames, run_ffmpeg
 
 from audio_signals import stereo, tone, write
 

@@ -156,7 +156,7 @@ def test_out_of_range_values_reach_the_table_which_names_the_parameter():
 def _user_catalogue(monkeypatch, tmp_path, urls):
     import json
 
-    from lsd_jax.catalogue import USER_STYLES_ENV
+    from lsd_jax.store.catalogue import USER_STYLES_ENV
 
     path = tmp_path / "user_styles.json"
     path.write_text(json.dumps({"schema": 1, "styles": [{"name": "far away", "urls": urls}]}))
@@ -164,7 +164,7 @@ def _user_catalogue(monkeypatch, tmp_path, urls):
 
 
 def test_style_menu_lists_the_default_first_then_what_this_server_can_get(monkeypatch, tmp_path):
-    from lsd_jax.catalogue import fetchable, load_catalogue
+    from lsd_jax.store.catalogue import fetchable, load_catalogue
 
     _user_catalogue(monkeypatch, tmp_path, ["ftp://example.org/far-away.pkl"])  # a scheme nothing fetches
     names = form.catalogue_names()
@@ -182,12 +182,12 @@ def test_style_menu_lists_the_default_first_then_what_this_server_can_get(monkey
 
 
 def test_a_broken_user_catalogue_does_not_take_the_menu_down(monkeypatch, caplog):
-    import lsd_jax.catalogue
+    import lsd_jax.store.catalogue
 
     def broken():
         raise lsd_jax.LsdError("user_styles.json is not JSON")
 
-    monkeypatch.setattr(lsd_jax.catalogue, "load_catalogue", broken)
+    monkeypatch.setattr(lsd_jax.store.catalogue, "load_catalogue", broken)
     assert form.catalogue_names() == ["default"] and form.style_choices() == [("default (embedded, no download)",
                                                                                "default")]
     assert "style catalogue unavailable" in caplog.text

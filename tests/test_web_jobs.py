@@ -23,9 +23,9 @@ from app_songs import slow_batches, write_songs
 
 import lsd_jax
 from lsd_jax.params import make_params
-from lsd_jax.video import probe_video, read_frames
+from lsd_jax.media.video import probe_video, read_frames
 from lsd_jax.web import jobs as J
-from lsd_jax.web import live as L
+from lsd_jax.web import playback as L
 from lsd_jax.web.config import AppConfig
 from lsd_jax.web.speed import SpeedBook, estimate_text, speed_key
 
@@ -44,7 +44,7 @@ def rendered(songs):
     calls = []
     values = dict(RENDER_VALUES, pulse_audio=str(songs["drums"]))
     raw = []  # the frames render() hands to the encoder, to check the preview bit for bit
-    render_module = importlib.import_module("lsd_jax.pipeline")
+    render_module = importlib.import_module("lsd_jax.engine.pipeline")
     real_render_frames = render_module.render_frames
 
     @functools.wraps(real_render_frames)
@@ -262,7 +262,7 @@ def test_a_live_copy_streams_while_the_render_runs(songs, tmp_path):
 def _decoded(path, size):
     """Every coded frame of the video, once (the live copy has no edit list, so its first frame may start a
     frame late; a constant-rate decode would repeat it)."""
-    from lsd_jax.video import run_ffmpeg
+    from lsd_jax.media.video import run_ffmpeg
 
     res = run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt",
                       "rgb24", "pipe:1"])
@@ -354,7 +354,7 @@ def test_folders_of_dead_app_processes_are_swept_at_start(tmp_path):
 def test_a_style_this_server_cannot_download_is_a_clear_error(songs, tmp_path, monkeypatch):
     import json
 
-    from lsd_jax.catalogue import USER_STYLES_ENV
+    from lsd_jax.store.catalogue import USER_STYLES_ENV
 
     path = tmp_path / "user_styles.json"
     path.write_text(json.dumps({"schema": 1, "styles": [{"name": "far away", "urls": ["ftp://example.org/x.pkl"]}]}))
@@ -426,7 +426,7 @@ def test_the_duration_limit_holds_on_the_audio_decoded(tmp_path, monkeypatch):
     header check, then the preview and the render refuse it (on what is decoded); a normal render works after."""
     import soundfile as sf
 
-    from lsd_jax import decode
+    from lsd_jax.media import decode
     from lsd_jax.errors import AudioError
 
     t = np.arange(22050 * 12) / 22050
@@ -459,8 +459,8 @@ def test_uploads_and_catalogue_files_are_converted_in_the_sandbox(songs, tmp_pat
     import hostile
     from test_sandbox import NO_LIMITS
 
-    from lsd_jax import sandbox
-    from lsd_jax.catalogue import USER_STYLES_ENV, install_style_file
+    from lsd_jax.store import sandbox
+    from lsd_jax.store.catalogue import USER_STYLES_ENV, install_style_file
     from lsd_jax.errors import ConversionError
 
     monkeypatch.setattr(sandbox, "convert_isolated",

@@ -1,4 +1,4 @@
-"""The web app's Live page (lsd_jax.web.live_mode): sessions, their checks, and a real browser with a fake microphone."""
+"""The web app's Live page (lsd_jax.web.live_page): sessions, their checks, and a real browser with a fake microphone."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lsd_jax.web.live_mode import LiveConfig, LiveSessions
+from lsd_jax.web.live_page import LiveConfig, LiveSessions
 
 from audio_signals import click_track, write
 
@@ -129,7 +129,7 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
 
 def test_cli_plays_a_file_in_real_time_and_records_what_was_shown(tmp_path, capsys):
     from lsd_jax.cli import main
-    from lsd_jax.video import probe_video
+    from lsd_jax.media.video import probe_video
 
     song = write(tmp_path / "clicks.wav", click_track([0.3, 0.8, 1.3], 1.6, 22050), 22050)
     out = tmp_path / "shown.mp4"

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 from app_songs import SR, slow_batches, write_songs
 
-from lsd_jax.video import probe_video
+from lsd_jax.media.video import probe_video
 from lsd_jax.web import page
 from lsd_jax.web.config import AppConfig
 from lsd_jax.web.form import INPUT_NAMES, ui_defaults

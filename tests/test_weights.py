@@ -1,4 +1,4 @@
-"""lsd_jax.weights: converted generators as .safetensors (no pickle), checked before allocation, and the
+"""lsd_jax.store.weights: converted generators as .safetensors (no pickle), checked before allocation, and the
 sha256-keyed conversion cache (rebuilt when corrupt)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import lsd_jax
 import nvidia_pickles as nv
 from converters import parse as conv_parse
-from lsd_jax import weights
+from lsd_jax.store import weights
 from lsd_jax.errors import ConversionError, StyleError
 from sg2_state import random_sg2_state, sg2_config
 
@@ -164,7 +164,7 @@ def test_convert_writes_a_loadable_safetensors(cache_root: Path, pkl, tmp_path: 
 
 def test_cli_convert_and_style_argument(cache_root: Path, pkl, tmp_path: Path, capsys) -> None:
     from lsd_jax.cli import main
-    from lsd_jax.styles import resolve_style
+    from lsd_jax.styles.resolve import resolve_style
 
     path, config, state = pkl
     assert main(["convert", str(path), str(tmp_path / "m.safetensors")]) == 0
@@ -179,7 +179,7 @@ def test_old_npz_gets_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StyleError, match="lsd-jax convert") as info:
         lsd_jax.load_generator(old)
     assert "model.safetensors" in str(info.value)
-    from lsd_jax.styles import resolve_style
+    from lsd_jax.styles.resolve import resolve_style
 
     with pytest.raises(StyleError, match="re-run|again"):
         resolve_style(str(old))

@@ -24,15 +24,15 @@ How to add a model (e.g. StyleGAN1, BigGAN):
    attributes ``family``, ``z_dim``, ``c_dim``, ``img_resolution``, ``has_noise``, ``supports_transform``.
 3. Its step entry point: a w-space model (``map_latents(z, c, truncation_psi, truncation_cutoff) -> ws`` and
    ``synthesize(ws, *, noise_mode, key, noise_gain, transform, consts) -> images``, plus ``w_dim``/``num_ws``;
-   whatever its submodules are called, e.g. TF names) is driven by :class:`lsd_jax.control.StyleGANProgram`
+   whatever its submodules are called, e.g. TF names) is driven by :class:`lsd_jax.styles.program.StyleGANProgram`
    (keyframes, bands, noise reactivity for free); any other model (e.g. class-conditional BigGAN, whose
    truncation is in its sampling) implements
    ``frame_images(inputs, settings, *, size, consts=None) -> (B, h, w, 3)`` in about [-1, 1], with ``inputs`` the
    per-frame arrays (``z`` (B, z_dim), ``c`` (B, c_dim), ...) and ``settings`` the render-setting arrays
-   (``truncation_psi``, ``truncation_cutoff``, ``noise_mode``), and is driven by :class:`lsd_jax.style.ModuleProgram`.
-4. Register the family in :data:`lsd_jax.generator.FAMILIES` (and its shapes in :mod:`lsd_jax.weights`); a model
+   (``truncation_psi``, ``truncation_cutoff``, ``noise_mode``), and is driven by :class:`lsd_jax.styles.style.ModuleProgram`.
+4. Register the family in :data:`lsd_jax.styles.generator.FAMILIES` (and its shapes in :mod:`lsd_jax.store.weights`); a model
    whose user API differs (BigGAN-deep: ``gen(z, c, truncation_psi)``, no w space) gets its own generator class
-   and style function there (:class:`lsd_jax.generator.BigGANGenerator`, :func:`lsd_jax.generator.biggan_style`).
+   and style function there (:class:`lsd_jax.styles.generator.BigGANGenerator`, :func:`lsd_jax.styles.generator.biggan_style`).
 
 Editing a layer (network bending)::
 

@@ -311,7 +311,7 @@ class BigGAN(nnx.Module):
         the host by the style, so the package's float64 rule holds and a new truncation never recompiles). The
         native size is returned whatever ``size`` is (the step resizes)."""
         if "bn_stats_weights" not in settings:
-            raise ParamError("a BigGAN step needs settings['bn_stats_weights'] (lsd_jax.style.render_settings(params, "
+            raise ParamError("a BigGAN step needs settings['bn_stats_weights'] (lsd_jax.styles.style.render_settings(params, "
                              "style) computes it from the truncation)")
         return self.generate(inputs["z"], inputs["c"], settings["bn_stats_weights"])
 

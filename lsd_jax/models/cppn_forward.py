@@ -175,7 +175,7 @@ def frames(p: Params, z: Array, c: Array, size: tuple[int, int]) -> Array:
 
 @dataclass(frozen=True)
 class CPPNProgram:
-    """The default style's program for the render step (see :mod:`lsd_jax.style`): ``variables["model"]`` holds
+    """The default style's program for the render step (see :mod:`lsd_jax.styles.style`): ``variables["model"]`` holds
     the parameters of :func:`init_variables`. Hashable by value: every render shares one compiled step."""
 
     z_dim: int = Z_DIM

@@ -4,7 +4,7 @@
 
     model = build_stylegan1(config, flat_state)            # from converters.sg1 (or converters.parse_bytes)
     graphdef, state = nnx.split(model)
-    # lsd_jax.generator's jitted forms drive every family through the w-space model protocol:
+    # lsd_jax.styles.generator's jitted forms drive every family through the w-space model protocol:
     ws = generator.mapping_fn(graphdef, state, z, truncation_psi=0.7, truncation_cutoff=8)  # (N, num_ws, w_dim)
     img = generator.synthesis_fn(graphdef, state, ws, noise_mode="const")                   # (N, R, R, 3) float32
 
@@ -359,7 +359,7 @@ class StyleGAN1(nnx.Module):
         """No weight-only subexpression is worth precomputing (the gains are scalar multiplies)."""
         return {}
 
-    # the w-space model protocol (lsd_jax.control.StyleGANProgram drives it; see lsd_jax.models)
+    # the w-space model protocol (lsd_jax.styles.program.StyleGANProgram drives it; see lsd_jax.models)
     def map_latents(self, z: Array, c: Array | None, truncation_psi: Any = 1.0,
                     truncation_cutoff: Any = None) -> Array:
         return self.map(z, c, truncation_psi, truncation_cutoff)

@@ -1,4 +1,4 @@
-"""The page's one-click examples: the synthesised demo song (:mod:`lsd_jax.demo`, so nothing is
+"""The page's one-click examples: the synthesised demo song (:mod:`lsd_jax.audio.demo_song`, so nothing is
 downloaded) with parameter sets that each show one thing the music drives.
 
 Small on purpose (256 px, 30 fps, 12 s) so that rendering all of them when the app starts stays

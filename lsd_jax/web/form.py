@@ -9,7 +9,7 @@ exist only on the page: ``keyframe_times`` with the uploaded ``keyframe_images``
 number box cannot be empty, an effect strength of 0 switches the effect off, and text (``speed_fpm``
 takes a number, "beat" or "bar") is read by the table's one parser.
 
-The style menu lists the styles this server can get (:func:`lsd_jax.catalogue.fetchable`); the others only
+The style menu lists the styles this server can get (:func:`lsd_jax.store.catalogue.fetchable`); the others only
 when asked.
 """
 
@@ -203,7 +203,7 @@ def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
 def catalogue_names() -> list[str]:
     """"default" first, then the catalogue's names (just "default" when the catalogue is unavailable)."""
     try:
-        from ..catalogue import load_catalogue
+        from ..store.catalogue import load_catalogue
 
         names = sorted(load_catalogue())
     except Exception as e:  # a broken user catalogue must not take the page down
@@ -214,10 +214,10 @@ def catalogue_names() -> list[str]:
 
 def style_choices(show_all: bool = False) -> list[tuple[str, str]]:
     """The style menu: (label, value) pairs, the embedded default first. Styles this server cannot
-    get (:func:`lsd_jax.catalogue.fetchable`) are left out, or with ``show_all`` listed and marked."""
+    get (:func:`lsd_jax.store.catalogue.fetchable`) are left out, or with ``show_all`` listed and marked."""
     choices = [("default (embedded, no download)", "default")]
     try:
-        from ..catalogue import fetchable, load_catalogue
+        from ..store.catalogue import fetchable, load_catalogue
 
         cat = load_catalogue()
     except Exception:

@@ -13,7 +13,7 @@
   (:class:`Workdirs`: a failed request's folder goes at once, a finished one after a while, all at
   :meth:`Jobs.close`, and those of app processes that died at :meth:`Jobs.start`), the visitors'
   running jobs (:class:`Run`: each in its own thread, cancelled between batches), the live channels
-  of play-while-rendering (:class:`~lsd_jax.web.live.LiveChannels`) and the speeds this server
+  of play-while-rendering (:class:`~lsd_jax.web.playback.LiveChannels`) and the speeds this server
   measured (:class:`~lsd_jax.web.speed.SpeedBook`).
 """
 
@@ -39,7 +39,7 @@ from ..errors import AudioError, ParamError, StyleError
 from ..params import RenderParams, make_params
 from .config import MAX_APP_FPS, AppConfig, duration_text
 from .form import BASIC_NAMES, STEMS, catalogue_names, params_from_ui
-from .live import LiveChannels
+from .playback import LiveChannels
 from .speed import Estimate, SpeedBook, Throughput, speed_key
 
 log = logging.getLogger("lsd_jax.web")
@@ -191,7 +191,7 @@ def audio_seconds(path: str | os.PathLike[str]) -> float | None:
             return info.frames / info.samplerate
     except Exception:
         pass
-    from ..ffmpeg import parse_streams, run_ffmpeg
+    from ..media.ffmpeg import parse_streams, run_ffmpeg
 
     info = parse_streams(run_ffmpeg(["-i", str(p)]).stderr.decode("utf-8", "replace"))
     if not any(s["kind"] == "audio" for s in info["streams"]):
@@ -217,7 +217,7 @@ def _resolve_style_choice(style: Any, style_file: Any) -> tuple[str, str]:
         close = difflib.get_close_matches(choice, names, n=1)
         raise StyleError(f"unknown style {choice!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
                          + "; choose one from the list or upload a .pkl")
-    from ..catalogue import load_catalogue, unavailable_reason
+    from ..store.catalogue import load_catalogue, unavailable_reason
 
     why = unavailable_reason(load_catalogue()[choice])
     if why:
@@ -313,7 +313,7 @@ class Preview:
 def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None, live: Path | None = None) -> Path:
     """Render ``job`` into ``workdir``; the MP4's path. ``live``: also write the live copy there. The
     one place the web app calls :func:`lsd_jax.render`."""
-    from ..pipeline import render
+    from ..engine.pipeline import render
 
     result = render(job.song, style=style_for(job), output=workdir / output_name(job), progress=progress or False,
                     params=job.params, live=live, max_seconds=job.max_seconds)
@@ -326,7 +326,7 @@ def style_for(job: Job) -> Any:
     cached), so a hostile file cannot hang or crash the server."""
     if job.style == "default":
         return job.style
-    from ..styles import resolve_style
+    from ..styles.resolve import resolve_style
 
     return resolve_style(job.style, job.params, progress=False, isolated=True)
 
@@ -336,7 +336,7 @@ def loudest_stretch(path: str | os.PathLike[str], seconds: float, hop_s: float =
     """Where the ``seconds``-long stretch of the song with the most energy starts (seconds, on a
     ``hop_s`` grid; 0 when the song is not longer). Decodes ``piece_s`` at a time (memory stays small
     whatever the song's length), the first ``limit_s`` seconds at most."""
-    from ..decode import BeyondEnd, read_audio, to_mono
+    from ..media.decode import BeyondEnd, read_audio, to_mono
 
     energy: list[np.ndarray] = []
     start = 0.0
@@ -443,10 +443,10 @@ class Jobs:
         return prepare_job(song, style, style_file, cfg=self.cfg, **values)
 
     def preview(self, job: Job, run: Run | None = None) -> Preview:
-        """Stills at the loudest moments: :func:`lsd_jax.pipeline.prepare` analyses the whole excerpt
+        """Stills at the loudest moments: :func:`lsd_jax.engine.pipeline.prepare` analyses the whole excerpt
         and builds the same latents, effects and compiled frame step as the full render, which renders
         only the chosen frames. Measures the preparation and, the first time, the step's speed."""
-        from ..pipeline import prepare
+        from ..engine.pipeline import prepare
 
         t0 = time.perf_counter()
         prep = prepare(job.song, style_for(job), params=job.params, progress=False, max_seconds=job.max_seconds)
@@ -522,7 +522,7 @@ class Jobs:
         with self._calibrating:
             if (known := self.speeds.get(key)) is not None:
                 return known
-            from ..pipeline import prepare
+            from ..engine.pipeline import prepare
 
             song = self.example_song()
             stems = {s: None for s in STEMS}
@@ -556,8 +556,8 @@ class Jobs:
         return thread
 
     def example_song(self, seconds: float = 12.0) -> Path:
-        """The synthesised demo song (:mod:`lsd_jax.demo`) in the app's folder, written once."""
-        from ..demo import write_demo_song
+        """The synthesised demo song (:mod:`lsd_jax.audio.demo_song`) in the app's folder, written once."""
+        from ..audio.demo_song import write_demo_song
 
         path = self.workdirs.root / f"demo-{seconds:g}s.wav"
         with self._lock:

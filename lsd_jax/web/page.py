@@ -8,7 +8,7 @@
   status line. :func:`preview_video` / :func:`render_video` run them to the end (for Python callers);
 * before a job is queued, :func:`validate` puts each problem next to the field that caused it;
 * the buttons are disabled while the visitor's job runs; a render plays in the page while later frames
-  still render (:mod:`lsd_jax.web.live`); the estimate above the buttons comes from this server's
+  still render (:mod:`lsd_jax.web.playback`); the estimate above the buttons comes from this server's
   measured speed (:mod:`lsd_jax.web.speed`); one-click examples come from :mod:`lsd_jax.web.examples`;
 * :func:`build_app` builds the Blocks; the app owns its :class:`Jobs` unless given one, and closes
   them with the app; :func:`launch` serves it with an upload size limit; :func:`main` is
@@ -300,7 +300,7 @@ def estimate_lines(jobs: Jobs, song: Any, style: Any, style_file: Any, **values:
         job = Job(job.song, job.song_name, job.style, job.style_code, job.params, job.public_params, length)
     note = ""
     if job.style != "default" and not str(job.style).endswith((".pkl", ".safetensors")):
-        from ..catalogue import is_downloaded, load_catalogue
+        from ..store.catalogue import is_downloaded, load_catalogue
 
         if not is_downloaded(load_catalogue()[job.style]):
             note = " The first use of this style downloads it."
@@ -725,7 +725,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 examples.cached_folder = folder
                 examples.cached_file = folder / "log.csv"
                 examples.cached_indices_file = folder / "indices.csv"
-    from .live_mode import add_page
+    from .live_page import add_page
 
     add_page(demo)  # the Live page (/live): microphone or tab audio drives frames in real time
     _with_meta(demo)
@@ -757,7 +757,7 @@ def _example_fn(jobs: Jobs) -> Callable[..., tuple[str, str, str]]:
         except Exception as e:
             raise user_error(e) from None
         snippet = python_snippet(job).replace(
-            "import lsd_jax\n", "import lsd_jax\nfrom lsd_jax.demo import write_demo_song\n\n"
+            "import lsd_jax\n", "import lsd_jax\nfrom lsd_jax.audio.demo_song import write_demo_song\n\n"
             f"write_demo_song({job.song_name!r}, seconds={ex.SECONDS:g})  # the example's song\n", 1)
         return str(out), snippet, f"Example: {job.n_frames} frames of the synthesised demo song."
 

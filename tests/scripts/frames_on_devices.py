@@ -8,7 +8,7 @@ import sys
 import jax
 import numpy as np
 
-from lsd_jax.pipeline import prepare
+from lsd_jax.engine.pipeline import prepare
 
 song, out, style, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 prep = prepare(song, style, fps=8.0, resolution=32, duration=3.0, batch_size=batch, progress=False)

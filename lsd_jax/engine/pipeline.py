@@ -1,0 +1,411 @@
+"""The pipeline: song -> features -> latents -> frames -> MP4.
+
+State lives here, at the edge (files, threads, progress); everything it calls in the middle is a
+pure function over arrays. :func:`prepare` resolves the style, analyses the song, computes the latents and binds
+the compiled frame step (:mod:`lsd_jax.engine.step`); :func:`render` dispatches batches asynchronously while a writer
+thread feeds the previous batch to ffmpeg through a bounded queue, so memory stays flat whatever the song's
+length, and returns a :class:`RenderResult`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from . import effects as fx
+from ..errors import ParamError
+from ..media.outputs import render_inputs, resolve_output
+from ..params import RenderParams, make_params
+from .step import (EffectPlan, FrameStep, auto_batch_size, bounded_batch, effect_amplitudes, make_frame_step,
+                   output_size, plan_effects)
+from ..styles.style import Style, render_settings
+from ..styles.resolve import resolve_style
+
+Array = jax.Array
+ProgressFn = Callable[[int, int], None]
+
+
+def iter_batches(n: int, batch: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, n, batch):
+        yield start, min(start + batch, n)
+
+
+def _pad(a: np.ndarray, rows: int) -> np.ndarray:
+    if a.shape[0] == rows:
+        return a
+    return np.concatenate([a, np.repeat(a[-1:], rows - a.shape[0], axis=0)], axis=0)
+
+
+def _is_oom(e: BaseException) -> bool:
+    text = str(e)
+    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
+
+
+def render_frames(
+    step: FrameStep,
+    inputs: dict[str, np.ndarray],
+    plan: EffectPlan,
+    sink: Callable[[np.ndarray], None],
+    progress: ProgressFn | None = None,
+) -> None:
+    """Render every frame and hand uint8 batches to ``sink`` in order.
+
+    ``inputs``: per-frame arrays with a leading axis of N frames (``z``, ``c``, ``amps``, ...).
+    The last batch is padded (so nothing recompiles) and trimmed before ``sink``. Batch k+1 is
+    dispatched before batch k is pulled to the host, so device and host overlap.
+    """
+    n = inputs["z"].shape[0]
+    amps = inputs["amps"]
+    batch = step.batch
+    pending: tuple[Array, int] | None = None
+    done = 0
+
+    def flush(item: tuple[Array, int]) -> None:
+        nonlocal done
+        frames, count = item
+        host = np.asarray(frames)[:count]
+        if plan.host:
+            funcs, strengths = zip(*plan.host)
+            host = fx.apply_host(host, funcs, strengths, amps[done : done + count, len(plan.fused):])
+        sink(host)
+        done += count
+        if progress is not None:
+            progress(done, n)
+
+    try:
+        for start, stop in iter_batches(n, batch):
+            chunk = {k: _pad(v[start:stop], batch) for k, v in inputs.items()}
+            current = (step(chunk), stop - start)
+            if pending is not None:
+                flush(pending)
+            pending = current
+        if pending is not None:
+            flush(pending)
+    except Exception as e:
+        if _is_oom(e):  # the bound before compiling missed (another process took the memory meanwhile?)
+            if batch <= len(step.devices):
+                h, w = step.size
+                raise ParamError(f"one {w}x{h} frame of this style does not fit in the memory of "
+                                 f"{step.devices[0].device_kind}: choose a smaller resolution or a smaller "
+                                 "model") from None
+            raise ParamError(
+                f"batch_size={batch} does not fit in the memory of {step.devices[0].device_kind}; "
+                f"use a smaller batch_size (e.g. {max(1, batch // 2)}) or leave it unset to choose automatically"
+            ) from None
+        raise
+
+
+class _WriterThread:
+    """Feeds frames to a VideoWriter on its own thread through a bounded queue. ``first_write``: the
+    ``time.perf_counter()`` at which the first frames had been handed to the encoder (None before)."""
+
+    def __init__(self, writer: Any, maxsize: int = 2):
+        self.writer = writer
+        self.queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=maxsize)
+        self.error: BaseException | None = None
+        self.first_write: float | None = None
+        self.first_write_cpu: float | None = None  # the process's CPU time (all threads) then
+        self.thread = threading.Thread(target=self._run, name="lsd-jax-encoder", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.writer.write(item)
+                    if self.first_write is None:
+                        self.first_write = time.perf_counter()
+                        self.first_write_cpu = time.process_time()
+                except BaseException as e:  # surfaced in put()/close()
+                    self.error = e
+
+    def put(self, frames: np.ndarray) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(frames)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage of a render (in its :class:`RenderResult`; the benchmark and the CLI read them)."""
+
+    style: float = 0.0
+    audio: float = 0.0
+    latents: float = 0.0
+    frames: float = 0.0
+    total: float = 0.0
+    first_frame: float | None = None  # from the render call until the first frame was written to the encoder
+    first_frame_cpu: float | None = None  # the process's CPU seconds (all threads, imports included) at that moment
+    n_frames: int = 0
+    tempo_bpm: float | None = None  # detected when speed_fpm is "beat" or "bar"
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What :func:`render` made: the video's ``path`` (also ``os.fspath(result)`` and ``str(result)``), its
+    frame count, fps and size, the detected tempo (``speed_fpm="beat"``/``"bar"``) and the time per stage."""
+
+    path: Path
+    n_frames: int
+    fps: float
+    size: tuple[int, int]
+    timings: Timings = field(default_factory=Timings)
+    tempo_bpm: float | None = None
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def summary(self) -> str:
+        """One line for the CLI: frames, time per stage, tempo."""
+        t = self.timings
+        first = f", first frame after {t.first_frame:.1f} s" if t.first_frame is not None else ""
+        return (f"{self.n_frames} frames in {t.total:.1f} s: audio {t.audio:.1f} s, latents {t.latents:.1f} s, "
+                f"frames+encoding {t.frames:.1f} s{first}"
+                + (f"; tempo {self.tempo_bpm:.1f} BPM" if self.tempo_bpm else ""))
+
+
+@dataclass
+class Prepared:
+    """Everything a render needs before its frame loop: the analysed song, its latents, the style
+    and the compiled step. ``render`` and the app's preview both start from here, so a preview
+    frame is exactly the full render's frame."""
+
+    params: RenderParams
+    style: Style
+    features: Any
+    latents: Any
+    inputs: dict[str, np.ndarray]  # per-frame step inputs (z, c, amps, ...), leading axis N
+    size: tuple[int, int]
+    plan: EffectPlan
+    step: FrameStep
+    timings: Timings
+    beats: Any = None  # lsd_jax.audio.beats.Beats when speed_fpm is "beat" or "bar" (tempo_bpm, beat_frames, ...)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.features.n_frames)
+
+    def frames(self, indices: Any) -> np.ndarray:
+        """Selected frames, (K, H, W, 3) uint8, through the same compiled step."""
+        idx = np.asarray(indices, dtype=np.int64)
+        got: list[np.ndarray] = []
+        render_frames(self.step, {k: v[idx] for k, v in self.inputs.items()}, self.plan, got.append)
+        return np.concatenate(got) if got else np.zeros((0, *self.size, 3), np.uint8)
+
+
+def prepare(
+    song: str | os.PathLike[str],
+    style: Any = None,
+    *,
+    params: RenderParams | None = None,
+    input_shape: int | None = None,
+    num_possible_classes: int | None = None,
+    progress: bool = True,
+    max_seconds: float | None = None,
+    **kwargs: Any,
+) -> Prepared:
+    """Validate parameters, resolve the style, analyse the song, compute latents, build the step.
+
+    ``max_seconds``: refuse an excerpt longer than that, measured on the audio actually decoded (a server's limit:
+    a header that understates the length does not get past it). A batch that does not fit in memory is refused
+    (``batch_size`` given) or lowered (automatic) before anything is compiled (:func:`lsd_jax.engine.step.bounded_batch`).
+    """
+    from ..audio import analysis as audio
+    from . import latents
+    from ..store.paths import use_persistent_caches
+
+    use_persistent_caches()  # compiled steps and latents outlive the process (cache_dir()/jax)
+    t0 = time.perf_counter()
+    params = make_params(params, **kwargs) if params is not None else make_params(**kwargs)
+    timings = Timings()
+    style_obj = resolve_style(style, params, input_shape=input_shape, num_possible_classes=num_possible_classes,
+                              progress=progress)
+    timings.style = time.perf_counter() - t0
+    settings = render_settings(params, style_obj)  # the style's own settings fail here, before any analysis
+    if params.classes is not None and any(isinstance(c, str) for c in params.classes):
+        params = params.replace(classes=style_obj.resolve_classes(params.classes))  # names need the style
+
+    t = time.perf_counter()
+    # decodes the song once: features, bands, beats and soundtrack
+    feats = audio.analyze(song, params, max_seconds=max_seconds)
+    beats = feats.beats
+    positions = None
+    if beats is not None:
+        from ..audio.beats import beat_keyframe_positions
+
+        timings.tempo_bpm = float(beats.tempo_bpm)
+        positions = beat_keyframe_positions(beats, params.speed_fpm, feats.n_frames)
+        if len(positions) < 2:
+            import warnings
+
+            warnings.warn(f"no {params.speed_fpm}s found in the song: using speed_fpm=12 instead", stacklevel=2)
+            params = params.replace(speed_fpm=12.0)
+            positions = None
+    timings.audio = time.perf_counter() - t
+
+    t = time.perf_counter()
+    lat = latents.make_latents(feats.pulse, feats.motion, feats.chroma, params, fps=feats.fps,
+                               z_dim=style_obj.z_dim, c_dim=style_obj.c_dim, keyframe_positions=positions)
+    timings.latents = time.perf_counter() - t
+    from ..styles.program import controlled_style
+
+    style_obj, extra = controlled_style(style_obj, params, n_frames=feats.n_frames, fps=feats.fps,
+                                        bands=feats.bands, pulse=feats.pulse, progress=progress)
+
+    size = output_size(style_obj, params)
+    plan = plan_effects(params, size)
+    devices = jax.local_devices()
+    inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats), **extra}
+    if params.rotate_react or params.translate_react:
+        if not style_obj.transform:
+            raise ParamError("rotate_react and translate_react need a StyleGAN3 style (its input can rotate and "
+                             f"translate); {style_obj.name!r} cannot")
+        from ..styles.generator import stylegan3_transform
+
+        angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps)
+        inputs["transform"] = np.asarray(stylegan3_transform(angle, tx, ty), np.float32)
+    batch = params.batch_size or auto_batch_size(style_obj, size, len(devices), example=inputs, settings=settings)
+    batch = bounded_batch(style_obj, size, plan, batch, explicit=params.batch_size is not None, n_devices=len(devices),
+                          example=inputs, settings=settings, compute_dtype=params.compute_dtype)
+    step = make_frame_step(style_obj, size, plan, batch, devices=devices, compute_dtype=params.compute_dtype,
+                           settings=settings)
+    return Prepared(params, style_obj, feats, lat, inputs, size, plan, step, timings, beats)
+
+
+def _progress_callback(progress: bool | ProgressFn, total: int) -> tuple[ProgressFn | None, Any]:
+    if callable(progress):
+        return progress, None
+    if not progress:
+        return None, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="frame", desc="Rendering", dynamic_ncols=True)
+
+    def callback(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+
+    return callback, bar
+
+
+def render(
+    song: str | os.PathLike[str],
+    style: Any = None,
+    output: str | os.PathLike[str] = "lsd.mp4",
+    *,
+    progress: bool | ProgressFn = True,
+    input_shape: int | None = None,
+    num_possible_classes: int | None = None,
+    params: RenderParams | None = None,
+    live: str | os.PathLike[str] | None = None,
+    max_seconds: float | None = None,
+    **kwargs: Any,
+) -> RenderResult:
+    """Render a music video of ``song``; returns a :class:`RenderResult` (``.path``: the MP4).
+
+    ``style``: None/"default" (embedded CPPN), a catalogue name, a ``.pkl`` path, a Style, or a
+    callable ``style(noise_batch, class_batch)`` (then give ``input_shape`` and
+    ``num_possible_classes``). ``kwargs``: :class:`~lsd_jax.params.RenderParams` fields.
+    ``progress``: True for a progress bar, False for none, or a callback ``(done, total)``.
+    The output is written to a temporary file and renamed into place only when complete.
+    ``live``: also write the encoded video, as it is made, into this fragmented MP4 (for playing
+    while rendering; the output is unchanged, byte for byte; single process only).
+    ``max_seconds``: refuse a song (or excerpt) longer than that, measured on what is decoded (see :func:`prepare`).
+    Under ``jax.distributed`` (several processes), each process renders a contiguous range of
+    frames and process 0 joins the segments without re-encoding.
+    """
+    from ..media import video
+
+    t0 = time.perf_counter()
+    if params is None:
+        params = make_params(**kwargs)
+    elif kwargs:
+        params = make_params(params, **kwargs)
+    out = resolve_output(output, render_inputs(song, style, params))  # before any work; never over an input
+    prep = prepare(song, style, params=params, input_shape=input_shape, num_possible_classes=num_possible_classes,
+                   progress=bool(progress), max_seconds=max_seconds)
+    soundtrack = prep.features.soundtrack  # decoded by the analysis (no second decode)
+    n = prep.n_frames
+    fps = prep.features.fps
+    n_proc, proc = jax.process_count(), jax.process_index()
+    first, last = proc * n // n_proc, (proc + 1) * n // n_proc
+
+    t = time.perf_counter()
+    callback, bar = _progress_callback(progress, last - first)
+    target = out if n_proc == 1 else segment_path(out, proc)
+    try:
+        with video.VideoWriter(target, fps=fps, size=prep.size, audio=soundtrack if n_proc == 1 else None,
+                               live=live if n_proc == 1 else None) as writer:
+            feeder = _WriterThread(writer)
+            try:
+                render_frames(prep.step, {k: v[first:last] for k, v in prep.inputs.items()}, prep.plan,
+                              feeder.put, callback)
+            finally:
+                feeder.close()
+            if feeder.first_write is not None:
+                prep.timings.first_frame = feeder.first_write - t0
+                prep.timings.first_frame_cpu = feeder.first_write_cpu
+    finally:
+        if bar is not None:
+            bar.close()
+    if n_proc > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"lsd-jax segments of {out.name}")
+        if proc == 0:
+            segments = [segment_path(out, i) for i in range(n_proc)]
+            video.join_segments(segments, out, fps=fps, audio=soundtrack)
+            for seg in segments:
+                seg.unlink(missing_ok=True)
+        multihost_utils.sync_global_devices(f"lsd-jax joined {out.name}")
+    timings = prep.timings
+    timings.frames = time.perf_counter() - t
+    timings.total = time.perf_counter() - t0
+    timings.n_frames = n
+    return RenderResult(out, n, float(fps), prep.size, timings, timings.tempo_bpm)
+
+
+def segment_path(out: Path, index: int) -> Path:
+    """Where process ``index`` of a multi-process render writes its segment (beside the output)."""
+    return out.with_name(f".{out.stem}.segment{index:03d}.mp4")
+
+
+def warm_up(style: Any = None, *, params: RenderParams | None = None, seconds: float = 2.0, **kwargs: Any) -> float:
+    """Compile, ahead of the first request, what renders and previews with these parameters run: a ``seconds``
+    clip of the synthesised demo song goes through :func:`prepare` and one frame. The frame step for this style,
+    output size, effects and batch is then compiled in this process (JAX's jit cache: the first preview or render
+    reuses it) and in the persistent cache (the next process loads it); the audio and latents code paths are
+    loaded too (the latents' scans compile again for each new song length). Returns the seconds it took.
+
+    For servers: call it at launch, e.g. in a background thread, with the page's default parameters."""
+    import tempfile
+
+    from ..audio.demo_song import write_demo_song
+
+    t = time.perf_counter()
+    params = make_params(params, **kwargs) if params is not None else make_params(**kwargs)
+    params = params.replace(start=0.0, duration=None)
+    with tempfile.TemporaryDirectory(prefix="lsd-jax-warm-") as d:
+        song = write_demo_song(Path(d) / "warm.wav", seconds=max(1.0, seconds))
+        prepare(song, style, params=params, progress=False).frames([0])
+    return time.perf_counter() - t
