@@ -296,8 +296,8 @@ _APP_SNIPPET = """
 import json, sys, threading, time
 from pathlib import Path
 t0 = time.perf_counter()
-from .web.form import params_from_ui
-from .web.jobs import Jobs, render_job
+from lsd_jax.web.form import params_from_ui
+from lsd_jax.web.jobs import Jobs, render_job
 ready = None
 if sys.argv[2] == "warm":
     from lsd_jax.engine.pipeline import warm_up

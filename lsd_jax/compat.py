@@ -1,6 +1,6 @@
 """Lucid Sonic Dreams' API, so an LSD script runs with only its import changed::
 
-    from . import LucidSonicDream          # was: from lucidsonicdreams import LucidSonicDream
+    from lsd_jax import LucidSonicDream          # was: from lucidsonicdreams import LucidSonicDream
     L = LucidSonicDream(song="song.mp3", style="default")
     L.hallucinate(file_name="song.mp4", speed_fpm=12, pulse_react=0.5)
 """
