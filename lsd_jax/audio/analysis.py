@@ -119,7 +119,9 @@ class _Spectra:
                 self._mel["harmonic"], self._mel["percussive"] = spectral.hpss_mel(self.power, self.hop, fb)
         return self._mel[part]
 
-    def chroma(self) -> np.ndarray:  # (12, T)
+    def chroma(self, kind: str = "stft") -> np.ndarray:  # (12, T)
+        if kind == "cqt":
+            return spectral.chroma_cqt(self.y, self.sr, self.hop)
         return spectral.chroma_columns(self.power, spectral.chroma_filterbank(self.sr))
 
 
@@ -287,7 +289,7 @@ class _Analysis:
         y = self.signal(source)
         if self.silent(source):
             return np.zeros((self.n_frames, 12), np.float32)
-        C = np.nan_to_num(self.spectra(source).chroma().astype(np.float64))
+        C = np.nan_to_num(self.spectra(source).chroma(self.params.chroma).astype(np.float64))
         chroma = np.clip(self.pool(C, "mean"), 0.0, 1.0).astype(np.float32)
         # every column is scaled to max 1, so silence comes out as amplified numerical noise: silent frames
         # get 0 (Lucid Sonic Dreams' chroma_cqt has the same problem, worse: its long low filters smear a
