@@ -18,7 +18,7 @@ the oracle: every function below matches it to float32 rounding, except where no
 * Chroma: the STFT chroma filterbank (librosa's ``filters.chroma``: Gaussian bumps per pitch class, octave
   weighting centred on ``ctroct=5`` with ``octwidth=2``, starting at C) at A440 (no tuning estimate), each
   column scaled to max 1 (``chroma_stft(tuning=0)``). Lucid Sonic Dreams uses ``chroma_cqt``, which
-  :func:`chroma_cqt` runs through librosa itself (``chroma="cqt"``, the one path that imports librosa); see
+  :func:`chroma_cqt` runs through librosa itself (only for ``chroma="cqt"``: librosa is imported there); see
   :mod:`lsd_jax.audio.analysis` for how the two compare.
 
 Per-column functions (``power_spectrum``, ``mel_power`` (a matrix product), ``onset_columns``,
