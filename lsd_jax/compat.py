@@ -59,12 +59,18 @@ class LucidSonicDream:
         self._style_obj: Style | None = None
 
     def hallucinate(self, file_name: str, save_frames: bool = False, **params: Any) -> Path:
-        """Render the video to ``file_name`` (``.mp4`` added if missing). ``params``: as in LSD."""
+        """Render the video to ``file_name`` (``.mp4`` added if missing). ``params``: as in LSD, and any of
+        lsd-jax's render parameters; ``chroma`` defaults to ``"cqt"`` here (LSD's), ``"stft"`` elsewhere."""
         _path("file_name", file_name)
         if not isinstance(save_frames, bool):
             raise ParamError(f"save_frames must be True or False, got {type(save_frames).__name__}")
         if save_frames:
             warnings.warn("save_frames is not supported: frames stream straight to the encoder", stacklevel=2)
+        both = sorted(set(self.stems) & set(params))
+        if both:
+            raise ParamError(f"{both[0]} was given to LucidSonicDream(...) already; give it there or to "
+                             f"hallucinate(...), not both")
+        params.setdefault("chroma", "cqt")  # Lucid Sonic Dreams' chroma (librosa's chroma_cqt)
         p = make_params(**self.stems, **params)
         if self._style_obj is None:  # render settings (truncation, noise) are step inputs, not part of the style
             self._style_obj = resolve_style(self.style, p, input_shape=self.input_shape,

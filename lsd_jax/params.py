@@ -37,6 +37,7 @@ from .errors import ParamError
 
 PULSE_MODES = ("loudness", "onset")
 NORMALIZE_MODES = ("global", "running")
+CHROMA_MODES = ("stft", "cqt")
 NOISE_MODES = ("const", "random", "none")
 COMPUTE_DTYPES = ("float32", "bfloat16")
 SPEED_MODES = ("beat", "bar")
@@ -546,6 +547,9 @@ class RenderParams:
         label="Shuffle classes every (s)")
     class_shuffle_strength: float = _param(NUMBER, 0.5, "how far the class list rotates at each shuffle", "classes",
                                            lsd=True, **_UNIT, label="Shuffle strength")
+    chroma: str = _param(CHOICE, "stft", "the pitch analysis that drives the classes: stft (the STFT chroma) or cqt "
+                         "(librosa's chroma_cqt, as Lucid Sonic Dreams; slower, not in live mode)", "classes",
+                         choices=CHROMA_MODES, label="Pitches from")
     # --- effects
     contrast_percussive: bool | None = _param(
         FLAG, None, "contrast follows the percussive part (enables the contrast effect)", "effects", lsd=True,

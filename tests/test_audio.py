@@ -441,3 +441,63 @@ def test_running_normalization_keeps_the_rest_pulsing_after_one_loud_hit(tmp_pat
     assert peaks.max() < 0.1, peaks  # flattened
     peaks, troughs = peaks_and_troughs(running)
     assert peaks.min() > 0.8 and troughs.max() < 0.2, (peaks, troughs)  # still pulsing
+
+
+# --- chroma="cqt": Lucid Sonic Dreams' chroma, librosa's chroma_cqt (issue 26) -------------------------------------
+
+
+def _chord(seconds: float = 2.0) -> np.ndarray:
+    """A C major triad with a little of each octave above: a signal whose chroma the two analyses read differently."""
+    notes = (261.63, 329.63, 392.0, 523.25, 659.26)
+    return normalise(sum(tone(f, seconds, amp=0.2) for f in notes), 0.5)
+
+
+@pytest.mark.filterwarnings("ignore:n_fft=.* is too large:UserWarning")  # librosa's own call, on a short signal
+def test_cqt_chroma_is_librosas_chroma_cqt_pooled_into_frames(tmp_path):
+    """At fps = sr/512 each frame holds exactly two analysis columns (hop 256): the frame's chroma is the mean of
+    librosa's ``chroma_cqt(y=y, sr=sr, hop_length=256)`` over them, on the very samples the analysis decoded."""
+    import librosa
+
+    path = write(tmp_path / "chord.wav", _chord())
+    fps = Fraction(SR, 512)
+    f = audio.analyze(path, make_params(fps=float(fps), chroma="cqt"))
+    data, sr = decode.read_audio(path)
+    y = decode.to_mono(data)
+    assert sr == SR and audio.analysis_hop(SR, fps) == 256
+    C = librosa.feature.chroma_cqt(y=y, sr=SR, hop_length=256)  # (12, 1 + n // 256)
+    n = f.n_frames
+    assert n == math.ceil(y.size / 512) and C.shape[1] == 2 * n - 1  # the last frame holds one column
+    want = np.concatenate([C[:, : 2 * (n - 1)].reshape(12, n - 1, 2).mean(axis=2), C[:, -1:]], axis=1).T
+    np.testing.assert_allclose(f.chroma, want, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:n_fft=.* is too large:UserWarning")
+def test_cqt_chroma_matches_lsds_own_call_on_a_steady_chord(tmp_path):
+    """Lucid Sonic Dreams' call, at its own hop (512 samples at 43 fps), on a steady chord: the same per-frame
+    chroma away from the edges; the STFT chroma is a different reading of the same chord."""
+    import librosa
+
+    y = _chord(3.0)
+    path = write(tmp_path / "chord.wav", y)
+    cqt = audio.analyze(path, make_params(fps=43.0, chroma="cqt")).chroma
+    stft = audio.analyze(path, make_params(fps=43.0)).chroma
+    lsd = librosa.feature.chroma_cqt(y=decode.to_mono(decode.read_audio(path)[0]), sr=SR, hop_length=512).T
+    inner = slice(20, 100)  # 0.5 s to 2.3 s: clear of the CQT's long low filters at the edges
+    np.testing.assert_allclose(cqt[inner], lsd[inner], atol=0.005)
+    assert np.abs(stft[inner] - lsd[inner]).max() > 0.1
+
+
+def test_chroma_choice_changes_the_class_vectors(tmp_path):
+    from lsd_jax.engine.latents import make_latents
+
+    path = write(tmp_path / "chord.wav", _chord())
+    c = {}
+    for kind in ("stft", "cqt"):
+        p = make_params(fps=25.0, chroma=kind, classes=list(range(12)), class_smooth_seconds=0)
+        f = audio.analyze(path, p)
+        c[kind] = make_latents(f.pulse, f.motion, f.chroma, p, fps=25.0, z_dim=4, c_dim=12).c
+    assert c["stft"].shape == c["cqt"].shape == (50, 12)
+    assert np.abs(c["stft"] - c["cqt"]).max() > 0.1
+    # both still hear a C major chord: C (0), E (4) and G (7) lead the class vector at the end
+    for v in c.values():
+        assert set(np.argsort(-v[-1])[:3]) == {0, 4, 7}

@@ -30,6 +30,29 @@ def test_hallucinate_argument_types(args, kwargs, match) -> None:
         LucidSonicDream("a.wav").hallucinate(*args, **kwargs)
 
 
+def test_a_stem_given_to_both_the_constructor_and_hallucinate_is_a_clear_error() -> None:
+    """Issue 29: it was Python's raw "got multiple values for keyword argument" TypeError."""
+    L = LucidSonicDream("a.wav", pulse_audio="drums.wav")
+    with pytest.raises(ParamError, match=r"pulse_audio was given to LucidSonicDream\(\.\.\.\) already"):
+        L.hallucinate("o.mp4", pulse_audio="other.wav")
+
+
+def test_hallucinate_uses_lsds_chroma_unless_told_otherwise(monkeypatch) -> None:
+    """LSD's class vectors come from librosa's chroma_cqt: the compatible class asks for it by default; the stems
+    given to the constructor and to hallucinate (different ones) both arrive."""
+    import lsd_jax.compat as compat
+
+    seen = []
+    monkeypatch.setattr(compat, "resolve_style", lambda style, p, **kw: object())
+    monkeypatch.setattr(compat, "render", lambda song, style, output, params: seen.append(params) or
+                        type("R", (), {"path": output})())
+    L = LucidSonicDream("a.wav", pulse_audio="drums.wav")
+    L.hallucinate("o.mp4", class_audio="keys.wav")
+    L.hallucinate("o.mp4", chroma="stft")
+    assert [p.chroma for p in seen] == ["cqt", "stft"]
+    assert (seen[0].pulse_audio, seen[0].class_audio) == ("drums.wav", "keys.wav")
+
+
 # ------------------------------------------------------------------------------------ issue 12: LSD's first example
 
 

@@ -63,3 +63,51 @@ def test_host_effect_shape_mismatch_is_clear():
     frames = np.zeros((1, 4, 4, 3), np.uint8)
     with pytest.raises(ParamError, match="returned shape"):
         apply_host(frames, (lambda a, s, m: a[:2],), (0.5,), np.zeros((1, 1), np.float32))
+
+
+# --- how the host reads a float result (issue 26): by what the effect is, and by the frame it was given ---------
+
+
+def _ramp(lo=0, hi=255):
+    """(1, 8, 6, 3) uint8 frame with values spread over [lo, hi]."""
+    return np.linspace(lo, hi, 8 * 6 * 3).round().astype(np.uint8).reshape(1, 8, 6, 3)
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 255), (0, 40), (0, 1)])
+def test_host_reads_a_numpy_float_result_in_0_255_as_is(lo, hi):
+    """numbers computed from the uint8 frame (``a * 0.9``) are in [0, 255], on bright and dark frames alike."""
+    frames = _ramp(lo, hi)
+    out = apply_host(frames, (lambda a, s, m: a * 0.9,), (0.5,), np.zeros((1, 1), np.float32))
+    np.testing.assert_array_equal(out, np.rint(frames * 0.9).astype(np.uint8))
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 255), (0, 40), (30, 200)])
+def test_host_reads_a_numpy_float_result_in_0_1_as_an_image(lo, hi):
+    """scikit-image's float convention (``swirl``, ``img_as_float``): [0, 1], scaled back to [0, 255]."""
+    frames = _ramp(lo, hi)
+    out = apply_host(frames, (lambda a, s, m: a / 255.0,), (0.5,), np.zeros((1, 1), np.float32))
+    np.testing.assert_array_equal(out, frames)
+
+
+def test_host_keeps_a_dark_frame_dark_through_a_numpy_effect_then_contrast_and_flash():
+    """The bug: contrast/flash return floats in [0, 255]; on a dark frame (peak <= 1) the host took them for [0, 1]
+    and multiplied by 255 (mean ~130). A dark frame must come out dark: as the same chain computed in floats."""
+    dark = np.zeros((1, 8, 6, 3), np.uint8)
+    dark[0, ::2] = 1  # peak 1, mean 0.5
+    amps = np.array([[0.0, 0.2, 0.3]], np.float32)
+    numpy_fx = lambda a, s, m: np.asarray(a, np.float64)  # noqa: E731 (a float copy, as NumPy effects return)
+    out = apply_host(dark, (numpy_fx, contrast_effect, flash_effect), (0.5, 0.5, 0.5), amps)
+    want = np.asarray(flash_effect(contrast_effect(jnp.asarray(dark[0], jnp.float32), 0.5, 0.2), 0.5, 0.3))
+    assert out.mean() < 2.0, out.mean()
+    np.testing.assert_allclose(out[0], np.rint(want), atol=1)
+    # the same chain without the NumPy effect runs fused: the two paths agree
+    fused = np.asarray(apply_fused(jnp.asarray(dark, jnp.float32), (contrast_effect, flash_effect), (0.5, 0.5),
+                                   jnp.asarray(amps[:, 1:])))
+    np.testing.assert_allclose(out.astype(np.float32), np.rint(fused), atol=1)
+
+
+def test_host_reads_a_jax_result_as_0_255():
+    """A JAX effect run on the host (after a NumPy one) follows the fused effects' convention, even when dark."""
+    dark = _ramp(0, 1)
+    out = apply_host(dark, (lambda a, s, m: jnp.asarray(a, jnp.float32) * 0.5,), (0.5,), np.zeros((1, 1), np.float32))
+    np.testing.assert_array_equal(out, np.rint(dark * 0.5).astype(np.uint8))

@@ -210,3 +210,31 @@ def test_stepping_frame_by_frame_equals_the_scan():
     assert len(np.unique(table, axis=0)) > 2  # the schedule rotated
     np.testing.assert_allclose(np.stack(zs), z_scan, rtol=0, atol=2e-6)
     np.testing.assert_allclose(np.stack(cs), c_scan, rtol=0, atol=2e-6)
+
+
+def test_the_pulse_takes_no_part_in_the_bounce():
+    """Unlike Lucid Sonic Dreams (whose direction test sees z with the pulse in it), a kick never turns a dimension
+    round: with fast motion bouncing off the band, z with a pulse is z without it plus the pulse's EMA, exactly."""
+    _, motion, chroma = _feats(seed=2)
+    pulse = np.zeros(N, np.float32)
+    pulse[::12] = 1.0  # a kick every half second
+    params = make_params(speed_fpm=0, pulse_react=2.0, motion_react=5.0, truncation=0.3)
+    kicked = _lat(params, feats=(pulse, motion, chroma)).z
+    still = _lat(params, feats=(np.zeros(N, np.float32), motion, chroma)).z
+    assert np.abs(still).max() > 0.55  # the drift does reach the edges of the +-0.6 band
+    ema = np.zeros(N)
+    for i in range(N):
+        ema[i] = 2.0 * pulse[i] if i == 0 else 0.75 * ema[i - 1] + 0.25 * 2.0 * pulse[i]
+    np.testing.assert_allclose(kicked - still, np.broadcast_to(ema[:, None], kicked.shape), atol=1e-5)
+
+
+def test_class_smoothing_is_centred_on_the_music():
+    """A chord change at frame 120 is half-way through the smoothed class vector at frame ~120 (Lucid Sonic Dreams'
+    block smoothing gets there half a block, ~0.5 s, early)."""
+    chroma = np.zeros((N, 12), np.float32)
+    chroma[:120, 0] = 1.0
+    chroma[120:, 7] = 1.0
+    params = make_params(classes=list(range(12)), class_smooth_seconds=1.0, class_pitch_react=50.0)
+    c = _lat(params, feats=(np.zeros(N, np.float32), np.zeros(N, np.float32), chroma), c=12).c
+    half = int(np.argmax(c[:, 7] > c[:, 0]))  # where class 7 overtakes class 0
+    assert abs(half - 120) <= 0.25 * FPS, half

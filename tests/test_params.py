@@ -52,6 +52,19 @@ def test_bad_values_name_the_problem(kwargs, match):
         make_params(**kwargs)
 
 
+def test_chroma_is_a_choice_of_stft_or_cqt_and_live_mode_refuses_cqt():
+    assert make_params().chroma == "stft" and make_params(chroma="cqt").chroma == "cqt"
+    assert P.parse_value("chroma", "cqt") == "cqt"
+    with pytest.raises(ParamError, match="chroma must be one of stft, cqt; got 'CQT'"):
+        make_params(chroma="CQT")
+    from lsd_jax.live.session import LIVE_PARAMS, SUPPORTED_PARAMS, LiveRenderer
+
+    assert "chroma" not in SUPPORTED_PARAMS and "chroma" not in LIVE_PARAMS  # no live flag, no slider
+    LiveRenderer._check(make_params())
+    with pytest.raises(ParamError, match="chroma='cqt'.*live mode computes the STFT chroma"):
+        LiveRenderer._check(make_params(chroma="cqt"))
+
+
 def test_unknown_name_suggests_the_closest():
     with pytest.raises(ParamError, match="did you mean 'pulse_react'"):
         make_params(pulse_reac=0.3)

@@ -19,15 +19,18 @@ Features (Lucid Sonic Dreams' meanings):
 * loudness envelope: mel power spectrogram (128 bands), max over bands, min-max to [0, 1]: over the whole excerpt
   (``normalize="global"``, Lucid Sonic Dreams) or running (``"running"``: a peak and a trough that forget within
   seconds, :func:`lsd_jax.audio.envelopes.running_step`, the normalisation live mode uses; one loud hit no longer
-  flattens the rest);
+  flattens the rest). Lucid Sonic Dreams takes one column per frame of ``input_shape`` (512) mel bands; pooled
+  over the frame, the pulse's strongest kick here is ~18% stronger at 43 fps (``scripts/lsd_parity.py``);
 * onset envelope (``pulse_mode="onset"``): onset strength of the dB mel spectrogram, pooled and normalised alike;
 * HPSS: soft masks from median filters (librosa's ``hpss`` defaults), computed at most once per signal;
-* chroma (N, 12), of the full mix or ``class_audio`` (never HPSS'd): the STFT chroma
-  (:func:`lsd_jax.audio.spectral.chroma_columns`, at A440) where Lucid Sonic Dreams uses librosa's ``chroma_cqt``.
-  Measured on the 30 s demo song (chords C, Am, F, G over bass and drums) at 30 fps: frame by frame the two
-  correlate at 0.52 and share the strongest pitch class in 56% of frames; the class vectors (which accumulate and
-  smooth the chroma) correlate at 0.62 and share their strongest class in 75% of frames. The STFT chroma's
-  strongest pitch class is in the chord being played in 91% of frames, chroma_cqt's in 81%;
+* chroma (N, 12), of the full mix or ``class_audio`` (never HPSS'd), the mean of the columns in each frame:
+  ``chroma="stft"`` (the default): the STFT chroma (:func:`lsd_jax.audio.spectral.chroma_columns`, at A440);
+  ``chroma="cqt"``: Lucid Sonic Dreams' own, librosa's ``chroma_cqt`` called as it calls it
+  (:func:`lsd_jax.audio.spectral.chroma_cqt`, at the analysis hop; slower, and it imports librosa). Measured on
+  the 30 s demo song (chords C, Am, F, G over bass and drums) at 30 fps (``scripts/lsd_parity.py``): frame by
+  frame the two correlate at 0.46 and share the strongest pitch class in 56% of frames; the class vectors (which
+  accumulate and smooth the chroma) correlate at 0.63 and share their strongest class in 78% of frames. The STFT
+  chroma's strongest pitch class is in the chord being played in 91% of frames, chroma_cqt's in 81%;
 * bands (``band_react``): low/mid/high loudness from the same mel spectrogram (:mod:`lsd_jax.audio.bands`);
 * beats (``speed_fpm="beat"``/``"bar"``): from the song's onset envelope (:mod:`lsd_jax.audio.beats`).
 
@@ -59,7 +62,7 @@ if TYPE_CHECKING:
     from .beats import Beats
 
 N_FFT = spectral.N_FFT  # Lucid Sonic Dreams' mel window (librosa's default)
-N_MELS = spectral.N_MELS  # LSD used input_shape=512, which leaves many mel filters empty
+N_MELS = spectral.N_MELS  # LSD's n_mels is input_shape (512 by default): many of its mel filters are empty
 CONTEXT_S = 1.0  # song analysed around the excerpt (> HPSS's 31-column median filter, 0.72 s)
 
 __all__ = ["CONTEXT_S", "SR", "Features", "analyze"]
@@ -119,7 +122,9 @@ class _Spectra:
                 self._mel["harmonic"], self._mel["percussive"] = spectral.hpss_mel(self.power, self.hop, fb)
         return self._mel[part]
 
-    def chroma(self) -> np.ndarray:  # (12, T)
+    def chroma(self, kind: str = "stft") -> np.ndarray:  # (12, T)
+        if kind == "cqt":
+            return spectral.chroma_cqt(self.y, self.sr, self.hop)
         return spectral.chroma_columns(self.power, spectral.chroma_filterbank(self.sr))
 
 
@@ -287,11 +292,11 @@ class _Analysis:
         y = self.signal(source)
         if self.silent(source):
             return np.zeros((self.n_frames, 12), np.float32)
-        C = np.nan_to_num(self.spectra(source).chroma().astype(np.float64))
+        C = np.nan_to_num(self.spectra(source).chroma(self.params.chroma).astype(np.float64))
         chroma = np.clip(self.pool(C, "mean"), 0.0, 1.0).astype(np.float32)
-        # every column is scaled to max 1, so silence comes out as amplified numerical noise: silent frames
-        # get 0 (Lucid Sonic Dreams' chroma_cqt has the same problem, worse: its long low filters smear a
-        # note's start backwards)
+        # every column is scaled to max 1, so near-silence comes out as amplified numerical noise: silent frames
+        # get 0, with either chroma (Lucid Sonic Dreams' chroma_cqt has the same problem, and its long low filters
+        # also smear a note's start backwards into the silence before it)
         chroma[self.frame_peaks(y) < SILENCE_PEAK] = 0.0
         return chroma
 
@@ -325,8 +330,8 @@ def analyze(song: PathLike, params: Any, *, max_seconds: float | None = None) ->
     Selection rules follow Lucid Sonic Dreams: for pulse and motion, both-or-neither of
     ``*_percussive``/``*_harmonic`` -> the mix, otherwise the HPSS part that is set; a stem
     (``pulse_audio`` ...) overrides and is loaded with the same start/duration, trimmed or
-    zero-padded to the song's frames. Chroma comes from the mix or ``class_audio``. Contrast and
-    flash are computed only when enabled, from their percussive part unless
+    zero-padded to the song's frames. Chroma (``params.chroma``: "stft" or "cqt") comes from the mix or
+    ``class_audio``. Contrast and flash are computed only when enabled, from their percussive part unless
     ``*_percussive=False``. Bands are computed when ``band_react`` is on, beats when ``speed_fpm`` is
     "beat" or "bar". A silent song is an AudioError; a silent stem gives zeros. ``max_seconds``: refuse
     (an AudioError) an excerpt longer than that, measured on the decoded audio.

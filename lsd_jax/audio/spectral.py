@@ -17,7 +17,8 @@ the oracle: every function below matches it to float32 rounding, except where no
   so the masks on the columns at multiples of 512 samples are exactly librosa's.
 * Chroma: the STFT chroma filterbank (librosa's ``filters.chroma``: Gaussian bumps per pitch class, octave
   weighting centred on ``ctroct=5`` with ``octwidth=2``, starting at C) at A440 (no tuning estimate), each
-  column scaled to max 1 (``chroma_stft(tuning=0)``). Lucid Sonic Dreams uses ``chroma_cqt``; see
+  column scaled to max 1 (``chroma_stft(tuning=0)``). Lucid Sonic Dreams uses ``chroma_cqt``, which
+  :func:`chroma_cqt` runs through librosa itself (only for ``chroma="cqt"``: librosa is imported there); see
   :mod:`lsd_jax.audio.analysis` for how the two compare.
 
 Per-column functions (``power_spectrum``, ``mel_power`` (a matrix product), ``onset_columns``,
@@ -292,3 +293,17 @@ def chroma_columns(power: np.ndarray, filterbank: np.ndarray) -> np.ndarray:
     raw = np.asarray(filterbank, np.float32) @ np.asarray(power, np.float32)
     peak = raw.max(axis=0, keepdims=True) if raw.size else raw
     return (raw / np.where(peak < np.finfo(np.float32).tiny, np.float32(1.0), peak)).astype(np.float32)
+
+
+def chroma_cqt(y: np.ndarray, sr: int, hop: int) -> np.ndarray:
+    """(n,) mono signal → (12, 1 + n // hop) chroma, float32: Lucid Sonic Dreams' own call,
+    ``librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=hop)`` (librosa's defaults: a constant-Q transform of 7
+    octaves from C1, 36 bins per octave, tuning estimated from the signal, each column scaled to max 1).
+    ``hop`` must be a multiple of 64 (the CQT halves the rate once per octave), as the analysis hop is."""
+    import warnings
+
+    import librosa  # here, not at import: only chroma="cqt" pays for librosa (and numba)
+
+    with warnings.catch_warnings():  # the top octaves' short, downsampled signals: librosa pads them, and says so
+        warnings.filterwarnings("ignore", message="n_fft=.* is too large for input signal", category=UserWarning)
+        return librosa.feature.chroma_cqt(y=np.asarray(y, np.float32), sr=sr, hop_length=hop).astype(np.float32)

@@ -6,7 +6,11 @@ bugs fixed:
 * keyframes are spread over the whole excerpt (no static tail, no doubled keyframes);
 * motion is one ``lax.scan`` (LSD: an O(N^2) Python sum and a per-frame ``np.vectorize``);
 * the bounce is an exact reflection, so ``z - pulse`` never leaves ``[-2 t, 2 t]`` for
-  ``truncation = t`` (LSD overshoots by up to a few motion steps);
+  ``truncation = t``. LSD only flips a dimension's direction once ``z`` comes within ``motion_react`` of
+  ``+-2 t`` (its band is about ``+-(2 t - motion_react)``), and its smoothed step keeps going the old way for a
+  few frames after the flip;
+* the pulse takes no part in the bounce: LSD tests ``z`` with the pulse in it, so a kick (which adds to every
+  dimension) turns the dimensions near the top of the band downwards early; here a kick never changes the drift;
 * everything is a pure function of the features, the parameters and ``seed``.
 
 Shapes: N frames, D = z_dim, C = c_dim.
@@ -92,7 +96,8 @@ def motion_step(state: MotionState, frame: MotionFrame, controls: MotionControls
 
     ``z = reflect(base + drift + motion_ema) + pulse_ema``; the drift step's EMA accumulates
     ``step_gain * motion * signs * factor`` and bounces off ``+-bound`` (an exact reflection that also turns the
-    direction of travel); the pulse is an EMA of ``pulse_react * pulse``. The first frame seeds both EMAs. The
+    direction of travel); the pulse is an EMA of ``pulse_react * pulse``, added after the reflection (Lucid Sonic
+    Dreams' bounce test sees the pulse; this one does not). The first frame seeds both EMAs. The
     offline scan (:func:`motion_latents`) and the live stepper (:func:`motion_advance`) both run this body.
     """
     pulse_add = controls.pulse_react * frame.pulse
@@ -174,7 +179,8 @@ def motion_latents(
     ``z_i = reflect(base_i + drift_i) + pulse_i``: base interpolates between ``n_keyframes``
     truncated-normal keyframes scaled by ``truncation``; the drift accumulates an EMA of
     ``motion_react*20/fps * motion_i * sign * factor`` and bounces off ``+-2*truncation``; the pulse
-    is an EMA of ``pulse_react * pulse_i``, added to every dimension (Lucid Sonic Dreams' kick).
+    is an EMA of ``pulse_react * pulse_i``, added to every dimension (Lucid Sonic Dreams' kick) after the bounce,
+    so unlike Lucid Sonic Dreams' it never turns a dimension round.
     One ``lax.scan`` of :func:`motion_step` over :func:`motion_frames`.
     """
     frames = motion_frames(key, pulse, motion, z_dim=z_dim, n_keyframes=n_keyframes, period=period,
@@ -193,8 +199,9 @@ def live_keyframe(key: Array, index: int, z_dim: int) -> np.ndarray:
 
 def _minmax_rows(v: Array) -> Array:
     """LSD's class-vector normalisation: min-max to [0, 1]. A flat vector becomes one-hot on
-    class 0 (LSD adds 0.1 to it, which the next frame's min-max turns into a jump; this is the
-    fixed point of that, so silence stays still)."""
+    class 0: LSD adds 0.1 to class 0 of an all-zero vector, which the next frame's min-max turns into a jump to 1
+    (this is the fixed point of that, so silence stays still); a flat non-zero one LSD divides by its zero range
+    (NaN)."""
     lo = v.min(axis=-1, keepdims=True)
     hi = v.max(axis=-1, keepdims=True)
     flat = hi - lo <= 0
@@ -256,7 +263,9 @@ def class_latents(
 
     ``v_0`` is the chroma of the first non-silent frame scattered into classes; then
     ``v_i = complexity * minmax(v_{i-1} + gain * scatter(chroma_i))`` (:func:`class_step`), finally smoothed by
-    block means over ``smooth_frames`` frames, linearly interpolated (Lucid Sonic Dreams' scheme).
+    block means over ``smooth_frames`` frames, linearly interpolated between the blocks' centres. Lucid Sonic
+    Dreams interpolates between its block means as if each sat at its block's first frame (and reaches the next
+    one frame early), so its classes lead the music by half a block: ~0.49 s at ``class_smooth_seconds=1``.
     A class that several pitches drive (a class list shorter than 12 is repeated) takes the value of
     the last of them, as Lucid Sonic Dreams' ``dict(zip(classes, chroma))`` does.
     """

@@ -303,6 +303,9 @@ class LiveRenderer:
             raise ParamError(f"speed_fpm={params.speed_fpm!r} needs the whole song's beats; live mode takes a number")
         if params.custom_effects:
             raise ParamError("custom_effects are not supported in live mode (contrast and flash are)")
+        if params.chroma != "stft":
+            raise ParamError(f"chroma={params.chroma!r} (librosa's chroma_cqt) needs the whole song; live mode "
+                             "computes the STFT chroma: leave chroma at 'stft'")
         if params.w_control or params.rotate_react or params.translate_react:
             raise ParamError("keyframes, band_react, noise_react, rotate_react and translate_react are not "
                              "supported in live mode")
