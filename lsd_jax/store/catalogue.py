@@ -44,9 +44,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lsd_jax.store.download import can_fetch, download, file_lock, is_local, local_path, sha256_file, sniff_page
+from lsd_jax.store.download import can_fetch, download, file_lock, is_local, local_path, sniff_page
 from ..errors import DownloadError, StyleError
-from lsd_jax.store.paths import atomic_write, cache_dir
+from lsd_jax.store.paths import atomic_write, cache_dir, sha256_file
 
 __all__ = [
     "FORMATS",

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import http.client
 import json
 import os
@@ -52,8 +51,9 @@ from tqdm.auto import tqdm
 
 from . import hosts
 from ..errors import DownloadError
+from .paths import sha256_file
 
-__all__ = ["can_fetch", "download", "file_lock", "is_local", "local_path", "sha256_file", "sniff_page"]
+__all__ = ["can_fetch", "download", "file_lock", "is_local", "local_path", "sniff_page"]
 
 CHUNK = 1 << 16
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -87,15 +87,6 @@ def local_path(url: str | os.PathLike) -> Path:
             raise DownloadError(f"Cannot use {s!r}: file:// URLs on another host are not supported.")
         return Path(urllib.request.url2pathname(parts.path))
     return Path(s).expanduser()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------ locking
