@@ -41,9 +41,10 @@ def cache_dir() -> Path:
     return root
 
 
-def sha256_file(path: str | os.PathLike[str], *, start: int = 0) -> str:
+def sha256_file(path: str | os.PathLike[str], *, start: int = 0, what: str = "file") -> str:
     """Hex sha256 of a file's bytes from offset ``start`` on, streamed in 1 MiB chunks (never held whole).
-    A file that cannot be read is a :class:`~lsd_jax.errors.StyleError` naming the file (not its folder)."""
+    A file that cannot be read is a :class:`~lsd_jax.errors.StyleError` naming the file (``what``, e.g.
+    ``"style file"``, and its name, not its folder: messages reach the web page)."""
     p = Path(path)
     h = hashlib.sha256()
     try:
@@ -52,11 +53,11 @@ def sha256_file(path: str | os.PathLike[str], *, start: int = 0) -> str:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
     except FileNotFoundError:
-        raise StyleError(f"file not found: {p.name}") from None
+        raise StyleError(f"{what} not found: {p.name}") from None
     except IsADirectoryError:
-        raise StyleError(f"{p.name} is a directory, not a file") from None
+        raise StyleError(f"{what} {p.name} is a directory, not a file") from None
     except OSError as exc:
-        raise StyleError(f"cannot read {p.name}: {exc.strerror or exc}") from None
+        raise StyleError(f"cannot read {what} {p.name}: {exc.strerror or exc}") from None
     return h.hexdigest()
 
 

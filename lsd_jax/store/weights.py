@@ -268,13 +268,13 @@ def load_with_hash(path: str | Path, *, isolated: bool = False) -> tuple[dict, d
     if is_biggan_checkpoint(p):
         return load_biggan(p, isolated=isolated)
     if p.suffix.lower() == SUFFIX:
-        sha = sha256_file(p)
+        sha = sha256_file(p, what="style file")
         return (*load_safetensors(p), sha)
     if p.suffix.lower() == ".npz" and p.is_file():
         raise StyleError(f"{p.name} is a converted generator in the old .npz format, which this lsd-jax no longer "
                          f"reads: convert the original .pkl again with `lsd-jax convert model.pkl "
                          f"{p.with_suffix(SUFFIX).name}`")
-    sha = sha256_file(p)
+    sha = sha256_file(p, what="style file")
     if _magic(p) == b"PK\x03\x04":
         raise ConversionError(f"'{p.name}' is a zip archive (a torch.save checkpoint or an .npz?), not an NVIDIA "
                               f"network pickle or an lsd-jax converted {SUFFIX} file")
