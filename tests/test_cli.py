@@ -210,10 +210,11 @@ def _children(pid):
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
 def test_a_signal_mid_render_leaves_nothing_behind(tmp_path, sig):
-    """SIGTERM (kill, a scheduler) stops a render like Ctrl-C: ffmpeg is stopped, no .part file, no temporary WAV,
-    no output; the exit status says which signal (issue 18: SIGTERM used to leave ffmpeg writing the .part)."""
+    """SIGTERM (kill, a scheduler) and SIGHUP (the terminal closed) stop a render like Ctrl-C: ffmpeg is stopped,
+    no .part file, no temporary WAV, no output; the exit status says which signal (issue 18: SIGTERM used to leave
+    ffmpeg writing the .part; issue 29: SIGHUP still did)."""
     import os
     import signal
     import time
@@ -247,7 +248,7 @@ def test_a_signal_mid_render_leaves_nothing_behind(tmp_path, sig):
             proc.kill()
             proc.wait()
     assert proc.returncode == 128 + getattr(signal, sig), err
-    assert ("terminated" if sig == "SIGTERM" else "interrupted") in err and "Traceback" not in err, err
+    assert (f"terminated ({sig})" if sig != "SIGINT" else "interrupted") in err and "Traceback" not in err, err
     assert list(out.iterdir()) == [] and list(tmp.iterdir()) == []
     for pid in ffmpeg:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), pid
