@@ -143,3 +143,15 @@ def test_sha256_file_is_the_one_hash_helper(tmp_path) -> None:
     assert "secret-folder" not in str(ei.value)
     with pytest.raises(StyleError, match="directory"):
         paths.sha256_file(f.parent)
+
+
+@pytest.mark.timeout(60)  # opening a FIFO for reading blocks until a writer comes
+def test_a_fifo_style_file_is_refused_without_blocking(tmp_path, monkeypatch) -> None:
+    from lsd_jax.errors import StyleError
+    from lsd_jax.store import weights
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    fifo = tmp_path / "model.pkl"
+    os.mkfifo(fifo)
+    with pytest.raises(StyleError, match=r"model\.pkl is not a regular file"):
+        weights.load(fifo)

@@ -48,6 +48,8 @@ def sha256_file(path: str | os.PathLike[str], *, start: int = 0, what: str = "fi
     p = Path(path)
     h = hashlib.sha256()
     try:
+        if p.exists() and not p.is_dir() and not p.is_file():  # a FIFO or a device: reading would block or not end
+            raise StyleError(f"{what} {p.name} is not a regular file (a pipe or a device?)")
         with open(p, "rb") as f:
             f.seek(start)
             while chunk := f.read(1 << 20):
