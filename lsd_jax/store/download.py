@@ -12,15 +12,14 @@
   ``rate_window`` seconds, and 5xx/408/429 answers are retried with exponential back-off
   (``backoff * 2**k`` seconds); 404/410 and other 4xx are not; the whole download, retries included, must end
   within ``deadline`` seconds (a read in progress may add up to ``timeout``);
-* a web page (HTML/XML, with or without a BOM, leading comments or any amount of whitespace up to 1 MiB) or a
-  JSON document where a
-  binary file was expected (``binary=True``, the default) is an error naming the host and what came back,
-  and is never cached;
+* a web page (HTML/XML, with or without a BOM, leading comments or up to 1 MiB of leading whitespace) or a JSON
+  document where a binary file was expected (``binary=True``, the default) is an error naming the host and what
+  came back, and is never cached;
 * a download larger than the free disk space (by its Content-Length) fails before writing; a disk that
   fills up while writing (ENOSPC) is a disk-space error, not a network one;
 * a download larger than ``max_bytes`` (default :data:`MAX_BYTES`, the most a model file may have) is refused: by
-  its Content-Length before writing, and by what arrives when the server sends no length (or lies about it), so a
-  server cannot fill the disk; a redirect or a host's link to anything but http(s) is refused too;
+  its Content-Length before writing, and by what arrives when the server sends no length, so a server cannot fill
+  the disk; a redirect or a host's link to anything but http(s) is refused too;
 * the ``.part`` file: KEPT for resuming after network failures (drop, stall, too slow, deadline: the
   message says so); REMOVED after a disk-full error, a checksum mismatch, a web page or a file over ``max_bytes``;
 * a per-destination lock file (``fcntl.flock``; ``msvcrt`` on Windows) makes concurrent callers, in
@@ -236,8 +235,8 @@ def download(
                                      backoff=backoff, pace=pace, max_bytes=max_bytes)
         except _TooBig as e:
             _discard(part)
-            raise DownloadError(f"{url} is too large: {e} ({_human(max_bytes or 0)} at most, the most a model file "
-                                "may have). Nothing was cached.", reason=f"too large ({e})") from None
+            raise DownloadError(f"{url} is too large: {e}, more than the {_human(max_bytes or 0)} a download may have. "
+                                "Nothing was cached.", reason=f"too large ({e})") from None
         except _DiskFull as e:
             _discard(part)  # what filled the disk: keeping it would keep the disk full
             raise DownloadError(f"Not enough disk space to download {url} into {part.parent} ({e}). The partial "
@@ -630,7 +629,6 @@ def _fetch_once(url: str, source: hosts.Source, part: Path, meta: Path, *, progr
         status = resp.status
         length = resp.headers.get("Content-Length")
         length = int(length) if length and length.isdigit() else None
-        _check_size(None if length is None else offset + length, max_bytes, "the server says it is")
         if source.mega is not None:
             if status != 200 or (length is not None and length != source.size - offset):
                 raise _Retry(f"mega.nz answered HTTP {status} with {length} bytes for bytes {offset}- of "
@@ -649,6 +647,7 @@ def _fetch_once(url: str, source: hosts.Source, part: Path, meta: Path, *, progr
             meta.write_text(json.dumps(info))
         else:
             raise _Retry(f"unexpected HTTP status {status}", network=False)
+        _check_size(None if length is None else offset + length, max_bytes, "the server says it is")
         _check_space(part, length, url)
         decrypt = None
         if source.mega is not None:
