@@ -106,10 +106,12 @@ def main(argv: list[str] | None = None) -> int:
 def _terminate_as_interrupt() -> Iterator[list[int]]:
     """SIGTERM (``kill``, a job scheduler) and SIGHUP (the terminal or ssh session closed) stop the command like
     Ctrl-C: the render's clean-up runs (ffmpeg is stopped, the ``.part`` file and the temporary WAV are removed)
-    instead of the process vanishing with ffmpeg still writing. Yields the list the signal's number is put in; the
-    previous handlers come back after."""
+    instead of the process vanishing with ffmpeg still writing (unless the signal was ignored, as under ``nohup``).
+    Yields the list the signal's number is put in; the previous handlers come back after."""
     received: list[int] = []
-    signums = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    # a signal already ignored stays ignored: `nohup lsd-jax render ...` must survive its terminal closing
+    signums = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+               if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is not signal.SIG_IGN]
     if threading.current_thread() is not threading.main_thread() or not signums:
         yield received
         return

@@ -252,3 +252,27 @@ def test_a_signal_mid_render_leaves_nothing_behind(tmp_path, sig):
     assert list(out.iterdir()) == [] and list(tmp.iterdir()) == []
     for pid in ffmpeg:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), pid
+
+
+def test_sighup_is_an_interrupt_unless_ignored_as_under_nohup(monkeypatch):
+    """SIGHUP raises KeyboardInterrupt inside the command (so its clean-up runs); a SIGHUP already ignored
+    (``nohup``) stays ignored, and the previous handlers come back after."""
+    import os
+    import signal
+
+    from lsd_jax import cli
+
+    before = signal.getsignal(signal.SIGHUP)
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with pytest.raises(KeyboardInterrupt), cli._terminate_as_interrupt() as received:
+            os.kill(os.getpid(), signal.SIGHUP)  # delivered at once: the handler runs before the next line
+            pytest.fail("SIGHUP did not interrupt")
+        assert received == [signal.SIGHUP] and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        with cli._terminate_as_interrupt() as received:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN  # SIGTERM still handled
+        assert received == [] and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
