@@ -43,12 +43,13 @@ from typing import Any
 import numpy as np
 
 from .errors import ConversionError, SourceError
-from .limits import short_repr
+from .limits import Limits, short_repr
 from .torch_file import load_torch_file
 
 __all__ = [
     "CONFIG_DEFAULTS", "CONFIG_NAME", "FAMILY", "WEIGHTS_NAME", "check_state", "checkpoint_shapes",
-    "expected_shapes", "finish_config", "fold_spectral_norm", "image_size", "module_order", "parse_biggan",
+    "expected_shapes", "finish_config", "fold_spectral_norm", "image_size", "is_checkpoint", "module_order",
+    "parse_biggan",
     "parse_biggan_bytes", "read_config", "resolve_checkpoint", "state_shapes",
 ]
 
@@ -324,18 +325,27 @@ def parse_config_bytes(data: bytes, source: str = CONFIG_NAME) -> dict:
 
 
 def parse_biggan_bytes(config_data: bytes, weights_data: bytes, config_name: str = CONFIG_NAME,
-                       weights_name: str = WEIGHTS_NAME) -> tuple[dict, dict[str, np.ndarray]]:
-    """``(config, state)`` from the bytes of a checkpoint's ``config.json`` and ``pytorch_model.bin``."""
+                       weights_name: str = WEIGHTS_NAME, *,
+                       limits: Limits | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(config, state)`` from the bytes of a checkpoint's ``config.json`` and ``pytorch_model.bin`` (read within
+    ``limits``, default :class:`~converters.limits.Limits`)."""
     config = parse_config_bytes(config_data, config_name)
     source = f"'{weights_name}'"
-    raw = load_torch_file(weights_data, where=source)
+    raw = load_torch_file(weights_data, where=source, limits=limits)
     return config, convert_state(config, raw, source)
 
 
-def parse_biggan(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+def parse_biggan(path: str | Path, *, limits: Limits | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` of a BigGAN-deep checkpoint folder (or its ``.bin`` with config.json beside it)."""
     config_path, weights_path = resolve_checkpoint(path)
-    return parse_biggan_bytes(_read(config_path), _read(weights_path), config_path.name, weights_path.name)
+    return parse_biggan_bytes(_read(config_path), _read(weights_path), config_path.name, weights_path.name,
+                              limits=limits)
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` names a BigGAN-deep checkpoint rather than a network pickle: a folder or a ``.bin``."""
+    p = Path(path)
+    return p.is_dir() or p.suffix.lower() == ".bin"
 
 
 # --------------------------------------------------------------------------------------------------------------

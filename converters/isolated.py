@@ -2,7 +2,8 @@
 
 ``python -I -m converters.isolated MODEL OUTDIR SPEC_JSON`` limits its own address space and CPU time (``SPEC_JSON``:
 ``{"memory_bytes", "cpu_seconds", "limits": {Limits fields}}``) BEFORE reading anything, converts ``MODEL`` with
-:func:`converters.parse.parse_file`, and writes into ``OUTDIR`` either
+:func:`converters.parse.parse_file` (a BigGAN-deep ``.bin``, with its config.json beside it:
+:func:`converters.biggan.parse_biggan`), and writes into ``OUTDIR`` either
 
 * ``state-<i>.npy`` per tensor and then ``result.json`` = ``{"config": ..., "tensors": [[name, file], ...]}``, or
 * ``error.json`` = ``{"kind": "ConversionError" | "PickleSecurityError" | "SourceError" | "MemoryError", "message"}``.
@@ -57,9 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     _limit_resources(spec.get("memory_bytes"), spec.get("cpu_seconds"))
     out = Path(outdir)
     try:
+        from . import biggan
         from .parse import parse_file
 
-        config, state = parse_file(model, limits=Limits(**spec.get("limits", {})))
+        limits = Limits(**spec.get("limits", {}))
+        if biggan.is_checkpoint(model):  # its config.json beside it
+            config, state = biggan.parse_biggan(model, limits=limits)
+        else:
+            config, state = parse_file(model, limits=limits)
         names = []
         for i, (name, value) in enumerate(state.items()):
             file = f"state-{i}.npy"

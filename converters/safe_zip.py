@@ -13,6 +13,7 @@ the load's byte budget), or that uses anything but stored/deflated members. :fun
 from __future__ import annotations
 
 import math
+import struct
 import zipfile
 from pathlib import Path
 from typing import IO, Any
@@ -22,10 +23,11 @@ import numpy as np
 from .errors import ConversionError, SourceError
 from .limits import Budget, Limits, human_bytes, short_repr
 
-__all__ = ["check_archive", "check_npz", "read_member"]
+__all__ = ["check_archive", "check_npz", "check_spans", "read_member"]
 
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 _NPY_HEADER_MAX = 1 << 16
+_LOCAL = struct.Struct("<4s22xHH")  # a local file header: signature, ..., name length, extra length (30 bytes)
 
 
 def _text(exc: BaseException) -> str:
@@ -52,14 +54,39 @@ def _archive_size(path: str | Path | IO[bytes]) -> int:
     return size
 
 
+def check_spans(f: IO[bytes], infos: list[zipfile.ZipInfo], where: str) -> None:
+    """Refuse members whose bytes overlap (``f``: the open archive). A zip's central directory may point several
+    members at the same bytes (each member's data covering the next ones' headers and one shared block): every member
+    then reads as a full-size copy of that block, so a few MB would inflate to gigabytes while each member looks
+    honest. Each member's local header is read (30 bytes) to find where its data really starts."""
+    spans = []
+    for info in infos:
+        f.seek(info.header_offset)
+        head = f.read(_LOCAL.size)
+        if len(head) < _LOCAL.size or _LOCAL.unpack(head)[0] != b"PK\x03\x04":
+            raise ConversionError(f"{where}: member {short_repr(info.filename, 80)} has no local header (corrupt "
+                                  "or hostile)")
+        _, name_len, extra_len = _LOCAL.unpack(head)
+        start = info.header_offset + _LOCAL.size + name_len + extra_len
+        spans.append((info.header_offset, start + info.compress_size, info.filename))
+    spans.sort()
+    for (_, end, name), (begin, _, other) in zip(spans, spans[1:]):
+        if begin < end:
+            raise ConversionError(f"{where}: members {short_repr(name, 60)} and {short_repr(other, 60)} overlap "
+                                  "(their bytes are shared: a zip bomb?)")
+
+
 def check_archive(path: str | Path | IO[bytes], *, limits: Limits | None = None,
                   where: str | None = None) -> list[zipfile.ZipInfo]:
-    """The members of the zip at ``path``, after checking their DECLARED sizes (nothing is inflated)."""
+    """The members of the zip at ``path``, after checking their DECLARED sizes (nothing is inflated) and that no two
+    members share bytes (:func:`check_spans`)."""
     limits = limits or Limits()
     where = where or (f"'{Path(path).name}'" if isinstance(path, (str, Path)) else "the zip archive")
     budget = Budget(limits, _archive_size(path), where)
     with _open(path, where) as zf:
         infos = zf.infolist()
+        if len(infos) <= limits.max_zip_members:
+            check_spans(zf.fp, infos, where)
     if len(infos) > limits.max_zip_members:
         raise budget.refuse(f"it has {len(infos):,} members (the limit is {limits.max_zip_members:,})")
     for info in infos:

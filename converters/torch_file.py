@@ -25,7 +25,8 @@ view); the loaded structure is walked once per object.
 Checks, all before any tensor is handed out: a storage's declared element count must equal what the file holds
 (the legacy header count; the zip entry's size); every tensor (size, stride, offset) must lie inside its storage
 and hold at most as many elements as it; zip entries must be stored uncompressed, unencrypted and unique; storage
-keys are plain names (no ``/``, no ``..``), so a key cannot point outside the archive's ``data/`` folder. Tensors
+keys are plain names (no ``/``, no ``..``), so a key cannot point outside the archive's ``data/`` folder; no two zip
+entries share bytes, and every storage read counts against the load's byte budget, like every distinct tensor. Tensors
 are read-only NumPy views of their storage: tensors that share a storage share memory, as in torch.
 
 Entry point: :func:`load_torch_file` ``(data, where) -> object`` (a :class:`StateDict` for a state dict). Failures
@@ -44,6 +45,7 @@ import numpy as np
 
 from .errors import ConversionError, PickleSecurityError
 from .limits import Budget, Limits, short_repr
+from .safe_zip import check_spans
 from .pickle_scan import refuse_global
 from .torch_format import (
     BUDGETED,
@@ -134,7 +136,7 @@ def _load_zip(data: bytes, where: str, budget: Budget) -> Any:
         name = info.filename
         if not name.startswith(prefix) or len(name) == len(prefix):
             raise ConversionError(f"{where}: zip entry {short_repr(name)} is not inside the archive folder {prefix!r}")
-        if name in entries:
+        if name[len(prefix):] in entries:  # zipfile would quietly read the last one
             raise ConversionError(f"{where}: zip entry {short_repr(name)} appears twice")
         if info.flag_bits & 0x1:
             raise ConversionError(f"{where}: zip entry {short_repr(name)} is encrypted")
@@ -143,6 +145,7 @@ def _load_zip(data: bytes, where: str, budget: Budget) -> Any:
                 f"{where}: zip entry {short_repr(name)} is compressed; torch.save writes stored (uncompressed) entries"
             )
         entries[name[len(prefix):]] = info
+    check_spans(zf.fp, infos, where)  # members sharing bytes would each be read as a full copy
 
     def read(name: str) -> bytes:
         try:
@@ -178,6 +181,8 @@ def _load_zip(data: bytes, where: str, budget: Budget) -> Any:
                 f"{where}: storage {key!r} is declared with {st.numel} elements ({nbytes} bytes) but its entry "
                 f"holds {entries[name].file_size} bytes"
             )
+        # each storage is read as a copy: its bytes count, like the tensors', against what the file may create
+        budget.spend_bytes(nbytes, "its storages")
         st.array = np.frombuffer(read(name), dtype=st.dtype.newbyteorder(order), count=st.numel)
     return materialize(obj, budget, _record)
 

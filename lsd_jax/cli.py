@@ -97,17 +97,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lsd-jax: error: {e}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
-            print("lsd-jax: " + ("terminated" if received else "interrupted"), file=sys.stderr)
+            how = f"terminated ({signal.Signals(received[0]).name})" if received else "interrupted"
+            print(f"lsd-jax: {how}", file=sys.stderr)
             return 128 + (received[0] if received else signal.SIGINT)
 
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[list[int]]:
-    """SIGTERM (``kill``, a job scheduler) stops the command like Ctrl-C: the render's clean-up runs (ffmpeg is
-    stopped, the ``.part`` file and the temporary WAV are removed) instead of the process vanishing with ffmpeg
-    still writing. Yields the list the signal's number is put in; the previous handler comes back after."""
+    """SIGTERM (``kill``, a job scheduler) and SIGHUP (the terminal or ssh session closed) stop the command like
+    Ctrl-C: the render's clean-up runs (ffmpeg is stopped, the ``.part`` file and the temporary WAV are removed)
+    instead of the process vanishing with ffmpeg still writing (unless the signal was ignored, as under ``nohup``).
+    Yields the list the signal's number is put in; the previous handlers come back after."""
     received: list[int] = []
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+    # a signal already ignored stays ignored: `nohup lsd-jax render ...` must survive its terminal closing
+    signums = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+               if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is not signal.SIG_IGN]
+    if threading.current_thread() is not threading.main_thread() or not signums:
         yield received
         return
 
@@ -116,11 +121,12 @@ def _terminate_as_interrupt() -> Iterator[list[int]]:
             received.append(signum)
             raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
     try:
         yield received
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 @contextlib.contextmanager

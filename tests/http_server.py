@@ -9,7 +9,7 @@ It serves in-memory files with ``Range`` support (206 / 416) and, per path, can 
 status instead (404, 503, ... for the first N requests or always), drop the connection after K body
 bytes (the first N times), stall (sleep with the headers sent, woken by ``stop()``), ignore ``Range``,
 trickle slowly (``chunk`` bytes every ``chunk_delay`` seconds, woken by ``stop()``), send a given Content-Type, or
-announce a different Content-Length (``claim_length``), send extra ``headers``, serve byte ranges asked for in the
+announce a different Content-Length (``claim_length``) or none (``send_length=False``), send extra ``headers``, serve byte ranges asked for in the
 path (``path_ranges``: ``/f/START-END``, mega.nz's way), or answer through a ``respond(request)`` function (a host's
 API or pages; it returns ``(status, headers, body)``, or None to serve the file). Every request is logged (method,
 path, query, headers, body); POST is accepted.
@@ -56,6 +56,7 @@ class _File:
     chunk_delay: float = 0.0
     content_type: str = "application/octet-stream"
     claim_length: int | None = None  # Content-Length to announce instead of the real one
+    send_length: bool = True  # False: no Content-Length at all (the body ends when the connection closes)
     etag: str | None = None
     headers: dict[str, str] = field(default_factory=dict)  # extra headers sent with the file
     path_ranges: bool = False  # also answer PATH/START-END with those bytes (200), as mega.nz's servers do
@@ -165,7 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         self.send_response(status)
         self.send_header("Content-Type", f.content_type)
-        self.send_header("Content-Length", str(f.claim_length if f.claim_length is not None else end - start))
+        if f.send_length:
+            self.send_header("Content-Length", str(f.claim_length if f.claim_length is not None else end - start))
         self.send_header("Accept-Ranges", "none" if f.ignore_range else "bytes")
         if f.etag:
             self.send_header("ETag", f.etag)

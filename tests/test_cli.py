@@ -210,10 +210,11 @@ def _children(pid):
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
 def test_a_signal_mid_render_leaves_nothing_behind(tmp_path, sig):
-    """SIGTERM (kill, a scheduler) stops a render like Ctrl-C: ffmpeg is stopped, no .part file, no temporary WAV,
-    no output; the exit status says which signal (issue 18: SIGTERM used to leave ffmpeg writing the .part)."""
+    """SIGTERM (kill, a scheduler) and SIGHUP (the terminal closed) stop a render like Ctrl-C: ffmpeg is stopped,
+    no .part file, no temporary WAV, no output; the exit status says which signal (issue 18: SIGTERM used to leave
+    ffmpeg writing the .part; issue 29: SIGHUP still did)."""
     import os
     import signal
     import time
@@ -247,7 +248,31 @@ def test_a_signal_mid_render_leaves_nothing_behind(tmp_path, sig):
             proc.kill()
             proc.wait()
     assert proc.returncode == 128 + getattr(signal, sig), err
-    assert ("terminated" if sig == "SIGTERM" else "interrupted") in err and "Traceback" not in err, err
+    assert (f"terminated ({sig})" if sig != "SIGINT" else "interrupted") in err and "Traceback" not in err, err
     assert list(out.iterdir()) == [] and list(tmp.iterdir()) == []
     for pid in ffmpeg:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), pid
+
+
+def test_sighup_is_an_interrupt_unless_ignored_as_under_nohup(monkeypatch):
+    """SIGHUP raises KeyboardInterrupt inside the command (so its clean-up runs); a SIGHUP already ignored
+    (``nohup``) stays ignored, and the previous handlers come back after."""
+    import os
+    import signal
+
+    from lsd_jax import cli
+
+    before = signal.getsignal(signal.SIGHUP)
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        with pytest.raises(KeyboardInterrupt), cli._terminate_as_interrupt() as received:
+            os.kill(os.getpid(), signal.SIGHUP)  # delivered at once: the handler runs before the next line
+            pytest.fail("SIGHUP did not interrupt")
+        assert received == [signal.SIGHUP] and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        with cli._terminate_as_interrupt() as received:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN  # SIGTERM still handled
+        assert received == [] and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)

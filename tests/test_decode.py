@@ -156,3 +156,61 @@ def test_non_finite_samples_are_an_error(tmp_path):
     sf.write(path, y, SR, subtype="FLOAT")
     with pytest.raises(AudioError, match=r"nan\.wav contains non-finite"):
         decode.load_audio(path, sr=SR)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Hostile lengths (issue 29): what is decoded or resampled is bounded before it is allocated.
+
+
+def _wav(path, rate: int, n_bytes: int):
+    """A 16-bit mono PCM WAV of ``n_bytes`` of samples whose header says ``rate`` Hz (built by hand: no writer
+    accepts 1 Hz)."""
+    import struct
+
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", n_bytes)
+    samples = (np.sin(np.arange(n_bytes // 2) * 0.3) * 8000).astype("<i2").tobytes()
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body) + n_bytes) + body + samples)
+    return path
+
+
+@pytest.mark.parametrize("reader", ["libsndfile", "ffmpeg"])
+def test_a_wav_whose_header_says_1_hz_is_refused(tmp_path, monkeypatch, reader):
+    """A21: 88 KB whose header says 1 Hz is 44 100 s of audio: resampled to 22 050 Hz it was 3.6 GiB."""
+    path = _wav(tmp_path / "sr1.wav", 1, 88_200)
+    if reader == "ffmpeg":
+        monkeypatch.setattr(decode, "_read_soundfile", lambda *a: (_ for _ in ()).throw(RuntimeError("no")))
+    with pytest.raises(AudioError, match=r"sr1\.wav says its sample rate is 1 Hz"):
+        decode.read_audio(path)
+    with pytest.raises(AudioError, match="1 Hz"):
+        decode.load_audio(path, sr=22050)
+    good = _wav(tmp_path / "ok.wav", 8000, 16_000)  # telephone audio is read
+    assert decode.read_audio(good)[1] == 8000
+
+
+@pytest.mark.parametrize("reader", ["libsndfile", "ffmpeg"])
+def test_more_audio_than_lsd_jax_decodes_is_refused_by_what_is_decoded(tmp_path, monkeypatch, reader):
+    """A 10-hour FLAC used 6.8 GB before a confusing message: reading to the end stops at the cap (here 2 s for a
+    5 s file, so the test stays small) with a TooLong naming the file."""
+    path = write(tmp_path / "long.flac", tone(440, 5.0), SR)
+    monkeypatch.setattr(decode, "MAX_AUDIO_SECONDS", 2.0)
+    if reader == "ffmpeg":
+        monkeypatch.setattr(decode, "_read_soundfile", lambda *a: (_ for _ in ()).throw(RuntimeError("no")))
+    with pytest.raises(decode.TooLong, match=r"long\.flac holds more audio than lsd-jax decodes"):
+        decode.read_audio(path)
+    with pytest.raises(decode.TooLong):
+        decode.read_audio(path, duration=1e300)  # "to the end"
+    data, sr = decode.read_audio(path, start=1.0, duration=1.5)  # an excerpt within the cap is fine
+    assert data.shape[0] == round(1.5 * sr)
+    monkeypatch.setattr(decode, "MAX_AUDIO_SECONDS", 3600.0)
+    monkeypatch.setattr(decode, "MAX_AUDIO_BYTES", 4 * SR * 3)  # the bytes cap: 3 s of mono
+    with pytest.raises(decode.TooLong, match="GiB of samples"):
+        decode.read_audio(path)
+
+
+def test_resampling_is_bounded_before_allocating(monkeypatch):
+    y = np.zeros(10_000, np.float32)
+    monkeypatch.setattr(decode, "MAX_AUDIO_BYTES", 4 * 100_000)
+    with pytest.raises(decode.TooLong, match="once resampled from 1000 Hz to 22050 Hz"):
+        decode.resample(y, 1000, 22050, "x.wav")
+    assert decode.resample(y, 1000, 8000).shape == (80_000,)

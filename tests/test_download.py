@@ -396,6 +396,9 @@ PAGES = {
     "xml": b"<?xml version='1.0'?><Error><Code>AccessDenied</Code></Error>",
     "json": b'{"error": {"code": 403, "message": "The download quota for this file has been exceeded."}}',
     "json list": b'  [{"message": "Not Found"}]\n',
+    "5 KB of spaces first": b" " * 5000 + b"<html><head><title>Quota exceeded</title></head></html>",  # issue 29
+    "100 KB of blank lines first": b"\r\n" * 50_000 + b'{"error": "quota"}',
+    "only whitespace": b" \n" * 4000,
 }
 
 
@@ -407,8 +410,8 @@ def test_a_web_page_or_json_error_is_never_cached(server, tmp_path, name):
         dl.download(url, dest, **FAST)
     msg = str(ei.value)
     assert msg.startswith("127.0.0.1 sent ") and url in msg and "Nothing was cached" in msg
-    assert any(k in msg for k in ("HTML page", "XML document", "JSON document", "web page"))
-    if name == "html":
+    assert any(k in msg for k in ("HTML page", "XML document", "JSON document", "web page", "blank page"))
+    if name in ("html", "5 KB of spaces first"):
         assert "'Quota exceeded'" in msg
     if name == "json":
         assert "download quota" in msg  # the body's own explanation is shown
@@ -439,8 +442,8 @@ def test_larger_than_the_free_disk_fails_before_writing(server, tmp_path, data, 
 
     claim = shutil.disk_usage(tmp_path).free + (1 << 30)  # one GB more than this disk has
     url = server.add("/big.pkl", data, claim_length=claim)
-    with pytest.raises(DownloadError) as ei:
-        dl.download(url, tmp_path / "big.pkl", **FAST)
+    with pytest.raises(DownloadError) as ei:  # (no max_bytes: a claim this big would be refused as too large)
+        dl.download(url, tmp_path / "big.pkl", max_bytes=None, **FAST)
     msg = str(ei.value)
     assert "Not enough disk space" in msg and f"{claim / (1 << 30):.1f} GB" in msg and "internet" not in msg
     assert not (tmp_path / "big.pkl.part").exists() or (tmp_path / "big.pkl.part").stat().st_size == 0
@@ -473,3 +476,38 @@ def test_disk_filling_up_while_writing_is_a_disk_error(server, tmp_path, data, m
     assert "Not enough disk space" in msg and "No space left on device" in msg and "internet" not in msg
     assert "partial file was removed" in msg and leftovers(tmp_path) == []
     assert server.count("/m.pkl") == 1  # not retried
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A download may not fill the disk (issue 29)
+
+
+@pytest.mark.parametrize("how", ["no Content-Length", "an honest Content-Length"])
+def test_a_download_is_capped_at_max_bytes(server, tmp_path, data, how):
+    """A server sending no length used to be written until the disk was full: now what arrives is counted against
+    ``max_bytes``; an announced size over it is refused before anything is written."""
+    behaviour = {"no Content-Length": {"send_length": False}, "an honest Content-Length": {}}[how]
+    url = server.add("/m.pkl", data, **behaviour)
+    dest = tmp_path / "m.pkl"
+    with pytest.raises(DownloadError, match="too large") as ei:
+        dl.download(url, dest, max_bytes=100_000, **FAST)
+    assert url in str(ei.value) and "Nothing was cached" in str(ei.value)
+    assert not dest.exists() and leftovers(tmp_path) == []
+    assert server.count("/m.pkl") == 1  # refused for good, not retried
+    if how == "no Content-Length":  # under the limit, a length-less answer is fine
+        assert dl.download(url, dest, max_bytes=len(data), **FAST).read_bytes() == data
+
+
+def test_a_local_file_over_max_bytes_is_refused(tmp_path, data):
+    src = tmp_path / "big.pkl"
+    src.write_bytes(data)
+    with pytest.raises(DownloadError, match="too large"):
+        dl.download(src, tmp_path / "out" / "big.pkl", max_bytes=1000, progress=False)
+    assert not (tmp_path / "out" / "big.pkl").exists()
+
+
+def test_the_default_cap_is_what_a_model_file_may_have():
+    from converters.limits import Limits
+
+    assert dl.MAX_BYTES == Limits().max_file_bytes
+

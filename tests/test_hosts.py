@@ -243,3 +243,22 @@ def test_yandex_links_are_resolved_through_the_api(server, tmp_path, data, monke
     assert dest.read_bytes() == data
     (api,) = server.requests_for("/yandex-api")
     assert "yadi.sk" in api.query
+
+
+@pytest.mark.parametrize("how", ["form action", "downloadUrl"])
+def test_drive_confirm_page_linking_to_a_local_file_is_refused(server, tmp_path, monkeypatch, how):
+    """Issue 29: a confirm page whose link is file:///... used to be followed (urllib opens local files), failing
+    only as 'unexpected HTTP status None'. It is refused by name, and the local file is never read."""
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"server-side secret")
+    link = secret.as_uri()
+    body = (f'<form id="download-form" action="{link}" method="get"><input type="hidden" name="confirm" '
+            'value="t"></form>' if how == "form action" else f'<script>var x = {{"downloadUrl":"{link}"}};</script>')
+    page = f"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>{body}</body>"
+    server.add("/download", b"", respond=lambda req: (200, {"Content-Type": "text/html"}, page.encode()))
+    monkeypatch.setenv(hosts.GDRIVE_ENV, server.url(""))
+    dest = tmp_path / "out" / "m.pkl"
+    with pytest.raises(DownloadError, match="file: URL") as ei:
+        dl.download("https://drive.google.com/uc?id=FILE", dest, progress=False, timeout=2, retries=1, backoff=0.01)
+    assert "status None" not in str(ei.value)
+    assert not dest.exists() and server.count("/download") == 1  # not retried

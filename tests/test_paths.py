@@ -121,3 +121,37 @@ def test_use_persistent_caches_uses_the_cache_dir_unless_jax_has_one(tmp_path):
     env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "mine")
     theirs = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert theirs.stdout.split()[0] == str(tmp_path / "mine"), theirs.stderr
+
+
+def test_sha256_file_is_the_one_hash_helper(tmp_path) -> None:
+    """One streamed sha256 for downloads, the catalogue and the weights (issue 29); ``start`` skips a header;
+    errors name the file, not its folder (messages reach the web page)."""
+    import hashlib
+
+    from lsd_jax.errors import StyleError
+    from lsd_jax.store import catalogue, download, paths, weights
+
+    data = bytes(range(256)) * 9000  # more than one 1 MiB chunk
+    f = tmp_path / "secret-folder" / "m.bin"
+    f.parent.mkdir()
+    f.write_bytes(data)
+    assert paths.sha256_file(f) == hashlib.sha256(data).hexdigest()
+    assert paths.sha256_file(f, start=100) == hashlib.sha256(data[100:]).hexdigest()
+    assert download.sha256_file is weights.sha256_file is catalogue.sha256_file is paths.sha256_file
+    with pytest.raises(StyleError, match="not found: gone.bin") as ei:
+        paths.sha256_file(tmp_path / "secret-folder" / "gone.bin")
+    assert "secret-folder" not in str(ei.value)
+    with pytest.raises(StyleError, match="directory"):
+        paths.sha256_file(f.parent)
+
+
+@pytest.mark.timeout(60)  # opening a FIFO for reading blocks until a writer comes
+def test_a_fifo_style_file_is_refused_without_blocking(tmp_path, monkeypatch) -> None:
+    from lsd_jax.errors import StyleError
+    from lsd_jax.store import weights
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    fifo = tmp_path / "model.pkl"
+    os.mkfifo(fifo)
+    with pytest.raises(StyleError, match=r"model\.pkl is not a regular file"):
+        weights.load(fifo)

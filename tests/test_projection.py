@@ -210,3 +210,44 @@ def test_an_image_too_large_to_decode_is_a_clear_error(tmp_path, size):
                      + chunk(b"IEND", b""))
     with pytest.raises(P.ImageError, match="too large to decode safely"):
         P.load_image(path, 64)
+
+
+def _png_claiming(path, width: int, height: int):
+    """A valid PNG header (IHDR) claiming ``width`` x ``height`` RGB pixels, with no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_image_dimensions_are_checked_before_decoding(tmp_path, monkeypatch):
+    """Issue 29: 13000 x 13000 is under Pillow's own bomb limit (2 x 89 MP) but decodes to 500 MB (1.6 GB peak):
+    the header's size is checked first, and the message names the file, not its folder."""
+    (tmp_path / "server-tmp").mkdir()
+    path = _png_claiming(tmp_path / "server-tmp" / "huge.png", 13_000, 13_000)
+    decoded = []
+    real_load = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.size) or real_load(self))
+    with pytest.raises(P.ImageError, match=r"huge\.png is 13000 x 13000 pixels") as ei:
+        P.load_image(path, 64)
+    assert "server-tmp" not in str(ei.value)
+    assert decoded == []  # refused from the header alone
+    ok = tmp_path / "ok.png"
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(ok)
+    assert P.load_image(ok, 8).shape == (8, 8, 3)
+
+
+@pytest.mark.timeout(60)  # the old code blocked here forever
+def test_a_fifo_as_a_keyframe_image_is_refused_without_blocking(tmp_path):
+    """Opening a FIFO for reading blocks until a writer comes (forever): refused as not a regular file."""
+    import os
+
+    fifo = tmp_path / "cover.png"
+    os.mkfifo(fifo)
+    with pytest.raises(P.ImageError, match=r"cover\.png is not a regular file"):
+        P.load_image(fifo, 64)

@@ -112,3 +112,26 @@ def test_valid_npz_passes_and_reads(tmp_path: Path) -> None:
     with zipfile.ZipFile(path) as zf:
         raw = read_member(zf, infos[0], "'ok.npz'")
     assert raw.endswith(a.tobytes())
+
+
+def test_members_sharing_bytes_are_refused(tmp_path: Path) -> None:
+    """Two central-directory entries pointing at one member's bytes (issue 29): each would read as a full copy."""
+    import io
+    import struct
+
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("a.npy", hostile.npy_header((4,)) + bytes(16))
+    data = raw.getvalue()
+    cd_size, cd_offset = struct.unpack_from("<II", data, len(data) - 22 + 12)
+    entry = data[cd_offset:cd_offset + cd_size]
+    twin = entry[:46] + b"b.npy" + entry[46 + 5:]  # same header offset, another name
+    cd = entry + twin
+    eocd = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 2, 2, len(cd), cd_offset, 0)
+    path = tmp_path / "twins.npz"
+    path.write_bytes(data[:cd_offset] + cd + eocd)
+    with pytest.raises(ConversionError, match="overlap"):
+        check_archive(path)
+    ok = tmp_path / "ok.npz"
+    ok.write_bytes(data)
+    assert [i.filename for i in check_archive(ok)] == ["a.npy"]

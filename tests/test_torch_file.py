@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import pickle
+import struct
 import tarfile
+import warnings
 import zipfile
+import zlib
 from collections import OrderedDict
 
 import biggan_checkpoints as bc
@@ -16,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from converters.errors import ConversionError, ConverterError, PickleSecurityError
+from converters.limits import Limits
 from converters.torch_file import ALLOWED_GLOBALS, StateDict, load_torch_file
 
 
@@ -259,3 +263,110 @@ def test_shared_reference_metadata_is_refused(tmp_path, kind: str, depth: int) -
     meta = OrderedDict([("", hostile.shared_chain("dict", depth))])
     report = _bounded_load(tmp_path, _save(kind, _state(), metadata=meta))
     assert report["error"] == "ConversionError" and "walked as a tree" in report["message"], report
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Budgets that count what is allocated (issue 29).
+
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
+
+
+def _raw_zip(members: list[tuple[str, int, int, int]], body: bytes) -> bytes:
+    """``body`` followed by a central directory listing ``(name, header offset, data start, size)`` as stored
+    members (whatever their data overlaps); ``body`` must hold each member's local header."""
+    cd = b""
+    for name, offset, start, size in members:
+        crc = zlib.crc32(body[start:start + size])
+        cd += _CENTRAL.pack(b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, crc, size, size, len(name), 0, 0, 0, 0, 0,
+                            offset) + name.encode()
+    eocd = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(members), len(members), len(cd), len(body), 0)
+    return body + cd + eocd
+
+
+def overlapping_storages_zip(n: int, block: int) -> bytes:
+    """T1: a stored torch zip of ``n`` byte storages whose members overlap: each one's data runs from just after its
+    own local header over the next members' headers and one shared ``block``-byte block at the end, so ``n``
+    storages of about ``block`` bytes each live in a file of about ``block`` bytes. Each holds a one-element
+    tensor, so the tensors themselves cost nothing."""
+    class Pid:
+        def __init__(self, pid):
+            self.pid = pid
+
+    tensor = nv.global_stub("torch._utils", "_rebuild_tensor_v2")
+    byte_storage = nv._named_class("torch", "ByteStorage")
+    names = [f"archive/data/{i}" for i in range(n)]
+    # the headers first (to know where each member's data starts), then the pickle that names their sizes
+    fixed = [("archive/version", b"3\n")]
+    head_len = sum(_LOCAL.size + len(name) for name in names)
+
+    def body_for(pkl: bytes) -> tuple[bytes, list]:
+        out, members = b"", []
+        for name, data in [("archive/data.pkl", pkl)] + fixed:
+            members.append((name, len(out), len(out) + _LOCAL.size + len(name), len(data)))
+            out += _LOCAL.pack(b"PK\x03\x04", 20, 0, 0, 0, 0x21, zlib.crc32(data), len(data), len(data),
+                               len(name), 0) + name.encode() + data
+        end = len(out) + head_len + block
+        for name in names:
+            start = len(out) + _LOCAL.size + len(name)
+            members.append((name, len(out), start, end - start))
+            out += _LOCAL.pack(b"PK\x03\x04", 20, 0, 0, 0, 0x21, 0, end - start, end - start, len(name), 0)
+            out += name.encode()
+        return out + bytes(range(256)) * (block // 256), members
+
+    def pickle_for(sizes: list[int]) -> bytes:
+        buf = io.BytesIO()
+        p = nv.NvPickler(buf, protocol=2)
+        p.persistent_id = lambda o: o.pid if isinstance(o, Pid) else None
+        p.dump({f"t{i}": _Reduce(tensor, Pid(("storage", byte_storage, str(i), "cpu", size)), 0, (1,), (1,), False,
+                                 OrderedDict()) for i, size in enumerate(sizes)})
+        return buf.getvalue()
+
+    pkl = pickle_for([0] * n)
+    for _ in range(4):  # the pickle's length moves the members, and their sizes are in the pickle: iterate
+        body, members = body_for(pkl)
+        new = pickle_for([m[3] for m in members[2:]])
+        if len(new) == len(pkl):
+            pkl = new
+            break
+        pkl = new
+    body, members = body_for(pkl)
+    # the local headers' CRCs of the overlapping members are not checked by zipfile (only the central ones)
+    return _raw_zip(members, body)
+
+
+def test_overlapping_members_sharing_one_block_are_refused() -> None:
+    """T1: 40 storages of ~4 MB each in a ~4 MB file (each member covers the next headers and one shared block): the
+    old reader copied every storage (160 MB) because it counted only the one-element tensors."""
+    data = overlapping_storages_zip(40, 4 << 20)
+    assert len(data) < (4 << 20) + 10_000
+    sizes = [i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist()[2:]]
+    assert len(sizes) == 40 and min(sizes) >= 4 << 20  # it IS 160 MB of storages, as the central directory says
+    with pytest.raises(ConversionError, match="overlap"):
+        load_torch_file(data, "t")
+
+
+def test_storages_count_against_the_byte_budget() -> None:
+    """A zip storage is read as a copy: its bytes count as well as its tensors' (1 MB of tensors + 1 MB of storage
+    here; the old reader counted only the tensors, and this budget allows 1.5 MB)."""
+    big = np.arange(1 << 18, dtype=np.float32)
+    data = bc.torch_save_zip(OrderedDict([("a", big), ("b", big[:1])]), shared={"b": ("a", 0)})
+    with pytest.raises(ConversionError, match="its storages"):
+        load_torch_file(data, "t", limits=Limits(bytes_per_input_byte=1.5, bytes_slack=0))
+    out = load_torch_file(data, "t")  # the default budget has room for both
+    np.testing.assert_array_equal(out["a"], big)
+
+
+def test_duplicate_zip_entry_names_are_refused() -> None:
+    """zipfile reads the LAST of two entries with one name; the reader used to check the name with its folder
+    against names without it, so the check never matched."""
+    zf = zipfile.ZipFile(io.BytesIO(bc.torch_save_zip(_state())))
+    raw = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate it is told to write
+        with zipfile.ZipFile(raw, "w") as out:
+            for info in zf.infolist():
+                out.writestr(info.filename, zf.read(info))
+            out.writestr("pytorch_model/data/0", np.full(12, 7, "<f4").tobytes())
+    with pytest.raises(ConversionError, match="appears twice"):
+        load_torch_file(raw.getvalue(), "t")

@@ -16,6 +16,7 @@ import lsd_jax
 import nvidia_pickles as nv
 from converters import parse as conv_parse
 from lsd_jax.store import weights
+from lsd_jax.store.paths import sha256_file
 from lsd_jax.errors import ConversionError, StyleError
 from sg2_state import random_sg2_state, sg2_config
 
@@ -64,7 +65,7 @@ def test_second_load_reads_the_cache(cache_root: Path, pkl, monkeypatch: pytest.
     t0 = time.perf_counter()
     cfg1, st1 = weights.load(path)
     uncached = time.perf_counter() - t0
-    entry = weights.cache_path(weights.sha256_file(path))
+    entry = weights.cache_path(sha256_file(path))
     assert entry.is_file() and entry.parent == cache_root / "converted" and entry.suffix == ".safetensors"
     monkeypatch.setattr(conv_parse, "parse_bytes", _no_parse)
     t0 = time.perf_counter()
@@ -86,11 +87,11 @@ def test_cache_file_is_safetensors_with_flax_paths_and_config(cache_root: Path, 
 
     path, config, state = pkl
     weights.load(path)
-    entry = weights.cache_path(weights.sha256_file(path))
+    entry = weights.cache_path(sha256_file(path))
     header, _ = _header(entry)
     meta = header.pop("__metadata__")
     assert meta["format"] == "lsd-jax" and json.loads(meta["config"]) == config
-    assert meta["source_sha256"] == weights.sha256_file(path)
+    assert meta["source_sha256"] == sha256_file(path)
     members = load_file(str(entry))  # the plain safetensors reader: flat dotted names, float32
     assert set(members) == set(state) == set(header)
     assert all(v.dtype == np.float32 for v in members.values())
@@ -111,7 +112,7 @@ def test_corrupt_cache_entry_is_detected_and_rebuilt(cache_root: Path, pkl, dama
 
     path, config, state = pkl
     weights.load(path)
-    entry = weights.cache_path(weights.sha256_file(path))
+    entry = weights.cache_path(sha256_file(path))
     raw = entry.read_bytes()
     if damage == "truncate":
         entry.write_bytes(raw[: len(raw) // 2])
@@ -273,3 +274,66 @@ def test_converters_import_nothing_from_lsd_jax() -> None:
                 assert not any(a.name.split(".")[0] == "lsd_jax" for a in node.names), f.name
             elif isinstance(node, ast.ImportFrom):
                 assert (node.module or "").split(".")[0] != "lsd_jax", f.name
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hostile inputs (issue 29)
+
+
+def test_a_swapped_cache_entry_is_not_served_as_another_model(cache_root: Path, pkl, tmp_path: Path) -> None:
+    """Cache entries are named by their source's sha256: one copied over another's name (a swap, a restore from a
+    backup) says in its metadata which file it came from, so it is discarded and the right model rebuilt."""
+    path, config, state = pkl
+    other_state = random_sg2_state(CONFIG, 12)
+    other = nv.write_torch_pickle(tmp_path / "other.pkl", CONFIG, other_state)
+    weights.load(path)
+    weights.load(other)
+    entry, other_entry = weights.cache_path(sha256_file(path)), weights.cache_path(sha256_file(other))
+    shutil.copyfile(other_entry, entry)
+    with pytest.warns(UserWarning, match="converted from another file"):
+        cfg, got = weights.load(path)
+    _assert_same_state(got, state)
+    with pytest.raises(ConversionError, match="converted from another file"):
+        weights.load_safetensors(other_entry, source_sha256=sha256_file(path))
+    _assert_same_state(weights.load_safetensors(entry, source_sha256=sha256_file(path))[1], state)
+
+
+@pytest.mark.parametrize("where", ["header", "config"])
+def test_deeply_nested_json_is_a_conversion_error(cache_root: Path, pkl, tmp_path: Path, where: str) -> None:
+    """json's decoder recurses once per level: 100 000 '[' used to escape as a raw RecursionError."""
+    bomb = "[" * 100_000 + "]" * 100_000
+    out = tmp_path / "nested.safetensors"
+    if where == "header":
+        text = bomb.encode()
+        out.write_bytes(struct.pack("<Q", len(text)) + text)
+        match = "nested too deeply"
+    else:
+        path, _, _ = pkl
+        weights.load(path)
+        _rewrite_header(weights.cache_path(sha256_file(path)), out,
+                        lambda h: h["__metadata__"].update(config=bomb))
+        match = "not JSON"
+    with pytest.raises(ConversionError, match=match):
+        weights.load_safetensors(out)
+
+
+def test_biggan_checkpoint_is_converted_in_the_sandbox_when_isolated(cache_root: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catalogue BigGAN download has no checksum: with ``isolated`` (the web app) it is converted in the limited
+    child process like an upload, never in this one."""
+    import biggan_checkpoints as bc
+    from converters import biggan as conv_biggan
+
+    config = bc.biggan_config(128, channel_width=4)
+    folder = bc.write_checkpoint(tmp_path / "biggan-deep-128", config, bc.random_state(config, 3),
+                                 serialization="zip")
+    want_cfg, want_state = conv_biggan.parse_biggan(folder)
+    monkeypatch.setattr(conv_biggan, "parse_biggan_bytes", _no_parse)
+    cfg, state, sha = weights.load_with_hash(folder, isolated=True)
+    assert cfg == want_cfg and sha == weights.biggan_sha256(folder)
+    _assert_same_state(state, want_state)
+    assert weights.cache_path(sha).is_file()
+    # a hostile .bin fails in the child with the converter's own message
+    (folder / "pytorch_model.bin").write_bytes(b"PK\x03\x04" + bytes(100))
+    with pytest.raises(ConversionError, match="pytorch_model.bin"):
+        weights.load_with_hash(folder, isolated=True)

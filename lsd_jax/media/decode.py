@@ -7,7 +7,11 @@ imports librosa.
 
 Limits: ``max_seconds`` bounds what is *decoded*, never what a header claims (a file whose header says 1 s but
 holds 60 s is decoded at most ``max_seconds`` (+ a little) before it is refused). An absurdly long ``duration``
-(more than :data:`MAX_DECODE_SECONDS`, ~31 years) means "to the end".
+(more than :data:`MAX_DECODE_SECONDS`, ~31 years) means "to the end". Whatever is asked, at most
+:data:`MAX_AUDIO_SECONDS` and :data:`MAX_AUDIO_BYTES` of samples are decoded (more is a :class:`TooLong` naming the
+file, before anything bigger is allocated: a 10-hour FLAC), a header's sample rate must lie in
+[:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`] (an 88 KB WAV whose header says 1 Hz would be 44 100 s of
+audio: 3.6 GiB once resampled), and :func:`resample` refuses an output above :data:`MAX_AUDIO_BYTES`.
 
 Every problem with an input file is an :class:`~lsd_jax.errors.AudioError` naming the file.
 """
@@ -25,6 +29,12 @@ from .ffmpeg import probe, run_ffmpeg
 
 PathLike = str | os.PathLike[str]
 MAX_DECODE_SECONDS = 1e9  # longer requests are clamped: ffmpeg refuses -t beyond ~9e12 s, and no audio is this long
+#: audio decoded from one file at most (a long DJ mix fits; a 10-hour recording is refused, not decoded)
+MAX_AUDIO_SECONDS = 3 * 3600.0
+#: float32 samples (all channels) decoded or resampled at most: 2 GiB is 100 min of 44.1 kHz stereo
+MAX_AUDIO_BYTES = 2 << 30
+#: sample rates read (Hz): below, a header is nonsense (8 kHz is telephone audio); above, no real recording
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
 
 
 def _name(path: PathLike) -> str:
@@ -64,14 +74,34 @@ def beyond_end(path: PathLike, start: float, length_s: float | None) -> BeyondEn
 
 
 class TooLong(AudioError):
-    """More audio than ``max_seconds`` would be decoded."""
+    """More audio than ``max_seconds`` (or :data:`MAX_AUDIO_SECONDS` / :data:`MAX_AUDIO_BYTES`) would be decoded."""
+
+
+def _check_rate(path: PathLike, sr: int) -> int:
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{_name(path)} says its sample rate is {sr} Hz; lsd-jax reads {MIN_SAMPLE_RATE} to "
+                         f"{MAX_SAMPLE_RATE} Hz audio (a corrupt or hostile file?)")
+    return sr
+
+
+def _frame_cap(sr: int, channels: int) -> int:
+    """Frames decoded at most at ``sr`` Hz with ``channels`` channels (:data:`MAX_AUDIO_SECONDS`,
+    :data:`MAX_AUDIO_BYTES`)."""
+    return int(min(MAX_AUDIO_SECONDS * sr, MAX_AUDIO_BYTES // (4 * max(1, channels))))
+
+
+def _too_much(path: PathLike, sr: int, channels: int) -> TooLong:
+    most = _frame_cap(sr, channels) / sr
+    return TooLong(f"{_name(path)} holds more audio than lsd-jax decodes from one file ({most:g} s at {sr} Hz with "
+                   f"{channels} channel(s); at most {MAX_AUDIO_SECONDS / 3600:g} hours and "
+                   f"{MAX_AUDIO_BYTES >> 30} GiB of samples): give a start and a shorter duration, or cut the file")
 
 
 def _read_soundfile(p: Path, start: float, count_s: float | None) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     with sf.SoundFile(str(p)) as f:
-        sr = int(f.samplerate)
+        sr = _check_rate(p, int(f.samplerate))
         total = int(f.frames)
         if total <= 0:
             raise RuntimeError("libsndfile found no frames")  # let ffmpeg try (or fail clearly)
@@ -80,6 +110,9 @@ def _read_soundfile(p: Path, start: float, count_s: float | None) -> tuple[np.nd
             raise beyond_end(p, start, total / sr)
         # what is left, not what was asked: a huge request never sizes a buffer
         count = total - first if count_s is None else min(total - first, max(0, int(round(count_s * sr))))
+        cap = _frame_cap(sr, f.channels)
+        if count > cap:  # the header already says there is too much: refuse before decoding it for minutes
+            raise _too_much(p, sr, f.channels)
         if first:
             if f.seekable():
                 f.seek(first)
@@ -97,8 +130,11 @@ def _read_ffmpeg(p: Path, start: float, count_s: float | None) -> tuple[np.ndarr
         if info["streams"]:
             why = ["it has no audio stream"]
         raise AudioError(f"cannot decode {_name(p)}: not an audio file we can read ({why[0]})")
-    sr = int(audio[0].get("sample_rate") or 44100)
+    sr = _check_rate(p, int(audio[0].get("sample_rate") or 44100))
     channels = min(int(audio[0].get("channels") or 2), 2)
+    # ffmpeg's output is held whole: never ask for more than the cap (and one frame, to see there is more)
+    cap_s = (_frame_cap(sr, channels) + 1) / sr
+    count_s = cap_s if count_s is None else min(count_s, cap_s)
     length = info["duration"]
     if length is not None and start > 0 and start >= length:
         raise beyond_end(p, start, length)
@@ -117,6 +153,8 @@ def _read_ffmpeg(p: Path, start: float, count_s: float | None) -> tuple[np.ndarr
         raise AudioError(f"cannot decode {_name(p)} (ffmpeg: {why[0]})")
     data = np.frombuffer(res.stdout, np.float32)
     data = data[: data.size - data.size % channels].reshape(-1, channels)
+    if data.shape[0] > _frame_cap(sr, channels):
+        raise _too_much(p, sr, channels)
     if data.shape[0] == 0 and start > 0:
         raise beyond_end(p, start, length)
     if count_s is not None:  # ffmpeg's -t is in seconds: keep exactly the samples asked for
@@ -153,7 +191,7 @@ def read_audio(path: PathLike, *, start: float = 0.0, duration: float | None = N
     count_s = duration if max_seconds is None or duration is not None else max_seconds + 0.01
     try:
         data, sr = _read_soundfile(p, start, count_s)
-    except BeyondEnd:
+    except AudioError:  # past the end, a nonsense rate, too long: ffmpeg would only take longer to say so
         raise
     except Exception as sf_error:  # libsndfile cannot read it: let ffmpeg try
         try:
@@ -187,6 +225,9 @@ def resample(y: np.ndarray, orig_sr: int, sr: int, path: PathLike = "audio") -> 
     import soxr
 
     n_out = int(np.ceil(y.shape[0] * float(sr) / orig_sr))
+    if n_out * 4 > MAX_AUDIO_BYTES:  # sized from the samples decoded, before soxr allocates it
+        raise TooLong(f"{_name(path)} would be {n_out * 4 / (1 << 30):.1f} GiB of samples once resampled from "
+                      f"{orig_sr} Hz to {sr} Hz (at most {MAX_AUDIO_BYTES >> 30} GiB): give a shorter duration")
     try:
         out = soxr.resample(y, int(orig_sr), int(sr), quality="soxr_hq")
     except Exception as e:

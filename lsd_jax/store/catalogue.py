@@ -44,9 +44,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lsd_jax.store.download import can_fetch, download, file_lock, is_local, local_path, sha256_file, sniff_page
+from lsd_jax.store.download import can_fetch, download, file_lock, is_local, local_path, sniff_file
 from ..errors import DownloadError, StyleError
-from lsd_jax.store.paths import atomic_write, cache_dir
+from lsd_jax.store.paths import atomic_write, cache_dir, sha256_file
 
 __all__ = [
     "FORMATS",
@@ -528,8 +528,7 @@ def _fetch_beside(entry: StyleEntry, name: str, urls: tuple[str, ...], dest: Pat
 def _reject_html(path: Path, entry: StyleEntry, url: str) -> None:
     """A web page saved as a model (Drive quota/consent page, login wall) must not be used. ``download`` refuses
     them before caching; this drops one cached by an older lsd-jax."""
-    with open(path, "rb") as f:
-        kind = sniff_page(f.read(4096))
+    kind = sniff_file(path)
     if kind:
         path.unlink(missing_ok=True)
         raise DownloadError(f"{url} returned {kind}, a web page, not a model file", reason=f"a web page ({kind})",

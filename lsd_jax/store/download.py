@@ -12,13 +12,16 @@
   ``rate_window`` seconds, and 5xx/408/429 answers are retried with exponential back-off
   (``backoff * 2**k`` seconds); 404/410 and other 4xx are not; the whole download, retries included, must end
   within ``deadline`` seconds (a read in progress may add up to ``timeout``);
-* a web page (HTML/XML, with or without a BOM, leading comments or whitespace) or a JSON document where a
-  binary file was expected (``binary=True``, the default) is an error naming the host and what came back,
-  and is never cached;
+* a web page (HTML/XML, with or without a BOM, leading comments or up to 1 MiB of leading whitespace) or a JSON
+  document where a binary file was expected (``binary=True``, the default) is an error naming the host and what
+  came back, and is never cached;
 * a download larger than the free disk space (by its Content-Length) fails before writing; a disk that
   fills up while writing (ENOSPC) is a disk-space error, not a network one;
+* a download larger than ``max_bytes`` (default :data:`MAX_BYTES`, the most a model file may have) is refused: by
+  its Content-Length before writing, and by what arrives when the server sends no length, so a server cannot fill
+  the disk; a redirect or a host's link to anything but http(s) is refused too;
 * the ``.part`` file: KEPT for resuming after network failures (drop, stall, too slow, deadline: the
-  message says so); REMOVED after a disk-full error, a checksum mismatch or a web page;
+  message says so); REMOVED after a disk-full error, a checksum mismatch, a web page or a file over ``max_bytes``;
 * a per-destination lock file (``fcntl.flock``; ``msvcrt`` on Windows) makes concurrent callers, in
   threads or processes, download the file once: the others wait, then find it done;
 * ``file://`` URLs and plain local paths are copied through the same ``.part``/checksum/rename path.
@@ -33,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import http.client
 import json
 import os
@@ -50,10 +52,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from converters.limits import Limits
+
 from . import hosts
 from ..errors import DownloadError
+from .paths import sha256_file
 
-__all__ = ["can_fetch", "download", "file_lock", "is_local", "local_path", "sha256_file", "sniff_page"]
+__all__ = ["can_fetch", "download", "file_lock", "is_local", "local_path", "sniff_file", "sniff_page"]
 
 CHUNK = 1 << 16
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -62,6 +67,10 @@ DEADLINE = 3 * 3600.0  # seconds for a whole download, retries included
 MIN_RATE = 1024.0  # bytes/s, averaged over RATE_WINDOW seconds, below which an attempt is abandoned
 RATE_WINDOW = 30.0
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+#: bytes a download may have: the most a model file may have (a bigger one could never be loaded)
+MAX_BYTES = Limits().max_file_bytes
+_SNIFF_BYTES = 4096
+_MAX_LEADING_SPACE = 1 << 20  # whitespace skipped before sniffing; a page can pad its start to hide what it is
 
 
 # ------------------------------------------------------------------------------------ local files
@@ -87,15 +96,6 @@ def local_path(url: str | os.PathLike) -> Path:
             raise DownloadError(f"Cannot use {s!r}: file:// URLs on another host are not supported.")
         return Path(urllib.request.url2pathname(parts.path))
     return Path(s).expanduser()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------ locking
@@ -198,6 +198,7 @@ def download(
     min_rate: float = MIN_RATE,
     rate_window: float = RATE_WINDOW,
     binary: bool = True,
+    max_bytes: int | None = MAX_BYTES,
 ) -> Path:
     """Download ``url`` to ``dest`` (see the module docstring) and return ``dest``.
 
@@ -207,7 +208,7 @@ def download(
     (404/410), on a stall (no data for ``timeout`` seconds, or less than ``min_rate`` bytes/s over
     ``rate_window`` seconds, after the retries), past the ``deadline`` (seconds for the whole download;
     None: none), on a checksum mismatch, when the server sends a web page or JSON document instead of a
-    ``binary`` file, or when the disk is too small.
+    ``binary`` file, when the file is larger than ``max_bytes`` (None: no limit), or when the disk is too small.
     """
     dest = Path(dest)
     url = os.fspath(url)
@@ -228,10 +229,14 @@ def download(
         source = None
         try:
             if is_local(url):
-                _copy_local(local_path(url), part, progress)
+                _copy_local(local_path(url), part, progress, max_bytes)
             else:
                 source = _fetch_http(url, part, progress=progress, timeout=timeout, retries=retries,
-                                     backoff=backoff, pace=pace)
+                                     backoff=backoff, pace=pace, max_bytes=max_bytes)
+        except _TooBig as e:
+            _discard(part)
+            raise DownloadError(f"{url} is too large: {e}, more than the {_human(max_bytes or 0)} a download may have. "
+                                "Nothing was cached.", reason=f"too large ({e})") from None
         except _DiskFull as e:
             _discard(part)  # what filled the disk: keeping it would keep the disk full
             raise DownloadError(f"Not enough disk space to download {url} into {part.parent} ({e}). The partial "
@@ -247,6 +252,15 @@ def _human(n: float) -> str:
             return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError  # pragma: no cover
+
+
+class _TooBig(Exception):
+    """More than ``max_bytes`` announced or received (the .part is removed)."""
+
+
+def _check_size(n: int | None, max_bytes: int | None, what: str) -> None:
+    if n is not None and max_bytes is not None and n > max_bytes:
+        raise _TooBig(f"{what} {_human(n)}")
 
 
 class _DiskFull(Exception):
@@ -411,6 +425,21 @@ def sniff_page(head: bytes) -> str | None:
     return None
 
 
+def sniff_file(path: Path) -> str | None:
+    """:func:`sniff_page` of a file's start, after its leading whitespace (up to 1 MiB of it: a page padded with
+    5 KB of spaces is still a page). A file of nothing but whitespace is ``'a blank page'``."""
+    with open(path, "rb") as f:
+        head = f.read(_MAX_LEADING_SPACE + _SNIFF_BYTES)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: sniff_page skips its whitespace itself
+        return sniff_page(head[:_SNIFF_BYTES])
+    bom = b"\xef\xbb\xbf" if head.startswith(b"\xef\xbb\xbf") else b""
+    rest = head[len(bom):]
+    body = rest.lstrip(b" \t\r\n\f\v")
+    if rest and not body:
+        return "a blank page (only whitespace)"
+    return sniff_page(bom + body[:_SNIFF_BYTES])
+
+
 def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool,
             source: hosts.Source | None = None) -> None:
     if source is not None and source.mega is not None:
@@ -423,8 +452,7 @@ def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool,
                 "was corrupted in transit or the link's key is wrong. Nothing was cached; try again.",
                 reason="the file failed mega.nz's integrity check (MAC mismatch)")
     if binary:
-        with open(part, "rb") as f:
-            kind = sniff_page(f.read(4096))
+        kind = sniff_file(part)
         if kind:
             _discard(part)
             host = urllib.parse.urlsplit(url).hostname or url
@@ -451,10 +479,11 @@ def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool,
         _write_sidecar(dest, sha256)
 
 
-def _copy_local(src: Path, part: Path, progress: bool) -> None:
+def _copy_local(src: Path, part: Path, progress: bool, max_bytes: int | None = None) -> None:
     if not src.is_file():
         raise DownloadError(f"Cannot copy {src}: no such file.")
     total = src.stat().st_size
+    _check_size(total, max_bytes, "it is")
     _check_space(part, total, str(src))
     sink = _Sink(part, "wb")
     try:
@@ -489,7 +518,7 @@ def _bar(total: int | None, initial: int, part: Path, progress: bool):
 
 
 def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries: int, backoff: float,
-                pace: _Pace) -> hosts.Source:
+                pace: _Pace, max_bytes: int | None = None) -> hosts.Source:
     """Download ``url`` into ``part`` with retries; returns the host's :class:`~lsd_jax.store.hosts.Source` (a mega.nz
     file's is needed to verify it). Each attempt resolves the link afresh (hosts' temporary URLs expire)."""
     meta = part.with_name(part.name + ".json")
@@ -507,7 +536,7 @@ def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries
                 source = hosts.resolve(url, timeout=timeout)
             except hosts.Transient as e:
                 raise _Retry(str(e), stalled=e.stalled) from e
-            _fetch_once(url, source, part, meta, progress=progress, timeout=timeout, pace=pace)
+            _fetch_once(url, source, part, meta, progress=progress, timeout=timeout, pace=pace, max_bytes=max_bytes)
             return source
         except _Deadline as e:
             msg = str(e)
@@ -537,8 +566,9 @@ def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries
 
 
 def _fetch_once(url: str, source: hosts.Source, part: Path, meta: Path, *, progress: bool, timeout: float,
-                pace: _Pace) -> None:
+                pace: _Pace, max_bytes: int | None = None) -> None:
     offset = part.stat().st_size if part.exists() else 0
+    _check_size(source.size, max_bytes, "the host says it is")
     headers = {"User-Agent": hosts.user_agent(), "Accept-Encoding": "identity", **source.headers}
     real = source.url
     if source.mega is not None:  # mega.nz: ranges in the URL's path, a known size, an encrypted stream
@@ -592,6 +622,10 @@ def _fetch_once(url: str, source: hosts.Source, part: Path, meta: Path, *, progr
         raise _transient(e) from e
 
     with resp:
+        final = urllib.parse.urlsplit(resp.geturl()).scheme.lower()
+        if final not in ("http", "https"):  # urllib follows redirects to ftp:// too (its status is None)
+            raise DownloadError(f"Download of {url} refused: the server redirected it to a {final}: URL; only http "
+                                "and https are followed.", reason=f"redirected to a {final}: URL")
         status = resp.status
         length = resp.headers.get("Content-Length")
         length = int(length) if length and length.isdigit() else None
@@ -613,6 +647,7 @@ def _fetch_once(url: str, source: hosts.Source, part: Path, meta: Path, *, progr
             meta.write_text(json.dumps(info))
         else:
             raise _Retry(f"unexpected HTTP status {status}", network=False)
+        _check_size(None if length is None else offset + length, max_bytes, "the server says it is")
         _check_space(part, length, url)
         decrypt = None
         if source.mega is not None:
@@ -631,8 +666,9 @@ def _fetch_once(url: str, source: hosts.Source, part: Path, meta: Path, *, progr
                         raise _transient(e) from e
                     if not block:
                         break
-                    sink.write(decrypt(block) if decrypt else block)
                     got += len(block)
+                    _check_size(got, max_bytes, "it sent at least")  # no Content-Length, or one that lies
+                    sink.write(decrypt(block) if decrypt else block)
                     bar.update(len(block))
                     pace.update(got - offset, got, total)
         finally:

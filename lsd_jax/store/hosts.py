@@ -308,6 +308,11 @@ def _resolve_gdrive(url: str, file_id: str, timeout: float) -> Source:
             except (OSError, http.client.HTTPException) as e:
                 raise Transient(f"Google Drive: {reason(e)}", stalled=is_timeout(e)) from e
         target = _confirm_url(page, final, jar, url)
+        scheme = urllib.parse.urlsplit(target).scheme.lower()
+        if scheme not in ("http", "https"):  # a page may link anywhere: file:///etc/..., ftp://...
+            raise DownloadError(f"Google Drive's confirmation page for {url} links to a {scheme or 'relative'}: URL, "
+                                "not to the file; refused.", reason=f"Google Drive linked to a {scheme}: URL",
+                                unavailable="dead")
     raise DownloadError(f"Google Drive kept answering {url} with a warning page instead of the file.",
                         reason="Google Drive kept sending a warning page", unavailable="dead")
 

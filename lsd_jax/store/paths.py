@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import BinaryIO
 
 import platformdirs
 
-from ..errors import CacheError
+from ..errors import CacheError, StyleError
 
 CACHE_ENV = "LSD_JAX_CACHE"
 #: below this, a compilation is not worth a file (JAX's default is 1 s, which skips the latents' scans)
@@ -38,6 +39,28 @@ def cache_dir() -> Path:
     if not os.access(root, os.W_OK | os.X_OK):
         raise CacheError(f"{where} is not writable: {fix}")
     return root
+
+
+def sha256_file(path: str | os.PathLike[str], *, start: int = 0, what: str = "file") -> str:
+    """Hex sha256 of a file's bytes from offset ``start`` on, streamed in 1 MiB chunks (never held whole).
+    A file that cannot be read is a :class:`~lsd_jax.errors.StyleError` naming the file (``what``, e.g.
+    ``"style file"``, and its name, not its folder: messages reach the web page)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    try:
+        if p.exists() and not p.is_dir() and not p.is_file():  # a FIFO or a device: reading would block or not end
+            raise StyleError(f"{what} {p.name} is not a regular file (a pipe or a device?)")
+        with open(p, "rb") as f:
+            f.seek(start)
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except FileNotFoundError:
+        raise StyleError(f"{what} not found: {p.name}") from None
+    except IsADirectoryError:
+        raise StyleError(f"{what} {p.name} is a directory, not a file") from None
+    except OSError as exc:
+        raise StyleError(f"cannot read {what} {p.name}: {exc.strerror or exc}") from None
+    return h.hexdigest()
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:

@@ -12,7 +12,8 @@ naming the tensor (they would render black frames).
 :func:`load` ``(path) -> (config, state)`` reads a ``.safetensors`` file directly, and converts an NVIDIA pickle
 once: the result is cached by the pickle's sha256 under ``paths.cache_dir() / "converted"`` as
 ``<sha256>.f<format>c<converter>.safetensors`` (versions in the name, so a converter fix never serves a stale
-conversion; written atomically; an entry that fails to load is deleted and rebuilt). :func:`convert` is
+conversion; written atomically; an entry that fails to load, or whose ``source_sha256`` is not its name's, is
+deleted and rebuilt). :func:`convert` is
 ``lsd-jax convert IN.pkl OUT.safetensors``. A ``.npz`` of the old format is refused with what to do.
 
 A BigGAN-deep checkpoint (a folder with ``config.json`` + ``pytorch_model.bin``, or the ``.bin`` with its config
@@ -41,7 +42,7 @@ from converters import sg2 as conv_sg2
 from converters import sg3 as conv_sg3
 
 from ..errors import ConversionError, StyleError, from_converter
-from .paths import atomic_write, cache_dir
+from .paths import atomic_write, cache_dir, sha256_file
 
 FORMAT = "lsd-jax"
 FORMAT_VERSION = 2  # 1 was the .npz format
@@ -62,22 +63,6 @@ def converted_dir() -> Path:
 
 def cache_path(sha256: str) -> Path:
     return converted_dir() / f"{sha256}.f{FORMAT_VERSION}c{CONVERTER_VERSION}{SUFFIX}"
-
-
-def sha256_file(path: str | Path) -> str:
-    """Streamed sha256 of a file (1 MiB chunks; the file is never held in memory whole)."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-    except FileNotFoundError:
-        raise StyleError(f"style file not found: {path}") from None
-    except IsADirectoryError:
-        raise StyleError(f"style path is a directory, not a file: {path}") from None
-    except OSError as exc:
-        raise StyleError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -178,6 +163,9 @@ def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str], int]:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise ConversionError(f"{name} is corrupt or not a .safetensors file (its header is not JSON)") from None
+    except RecursionError:  # json's decoder recurses once per level: a header of 100 000 '[' is a few bytes
+        raise ConversionError(f"{name} is corrupt or not a .safetensors file (its header is nested too deeply)"
+                              ) from None
     if not isinstance(header, dict):
         raise ConversionError(f"{name} is corrupt or not a .safetensors file (malformed header)")
     meta = header.pop("__metadata__", None) or {}
@@ -199,17 +187,10 @@ def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str], int]:
     return header, meta, 8 + n
 
 
-def _data_sha256(path: Path, start: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        f.seek(start)
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def load_safetensors(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read a converted generator written by :func:`save` / :func:`convert` / the cache. Never unpickles."""
+def load_safetensors(path: str | Path, *, source_sha256: str | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read a converted generator written by :func:`save` / :func:`convert` / the cache. Never unpickles.
+    ``source_sha256``: the file must say it was converted from the file with this sha256 (a cache entry: one
+    copied or renamed over another's name is then refused, not served as the wrong model)."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path).expanduser()
@@ -222,10 +203,13 @@ def load_safetensors(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     if meta.get("format_version") != str(FORMAT_VERSION):
         raise ConversionError(f"{name} was written by another lsd-jax version (format {meta.get('format_version')!r},"
                               f" this one reads {FORMAT_VERSION}); convert the .pkl again with `lsd-jax convert`")
+    if source_sha256 is not None and meta.get("source_sha256") != source_sha256:
+        raise ConversionError(f"{name} was converted from another file (its source_sha256 is not "
+                              f"{source_sha256[:12]}…)")
     try:
         config = json.loads(meta.get("config", ""))
-    except ValueError:
-        raise ConversionError(f"{name}: its generator config is not JSON") from None
+    except (ValueError, RecursionError):
+        raise ConversionError(f"{name}: its generator config is not JSON (or is nested too deeply)") from None
     config = check_config(config, name)
     expected = expected_shapes(config)
     for key, entry in header.items():
@@ -237,7 +221,7 @@ def load_safetensors(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     for key in expected:
         if key not in header:
             raise ConversionError(f"{name} lacks tensor {key!r}")
-    if "data_sha256" in meta and _data_sha256(path, data_start) != meta["data_sha256"]:
+    if "data_sha256" in meta and sha256_file(path, start=data_start) != meta["data_sha256"]:
         raise ConversionError(f"{name} is corrupt: its tensor data does not match its checksum")
     try:
         with safe_open(str(path), framework="np") as f:
@@ -261,11 +245,13 @@ def _magic(path: Path) -> bytes:
         return b""
 
 
-def _load_entry(entry: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
+def _load_entry(entry: Path, sha: str) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """The cached conversion of the source whose sha256 is ``sha`` (the entry's name), or None (a missing or
+    unusable entry, which is deleted)."""
     if not entry.is_file():
         return None
     try:
-        return load_safetensors(entry)
+        return load_safetensors(entry, source_sha256=sha)
     except StyleError as exc:
         warnings.warn(f"lsd-jax: discarding a corrupt conversion cache entry {entry.name} ({exc}); rebuilding",
                       stacklevel=3)
@@ -280,19 +266,19 @@ def load_with_hash(path: str | Path, *, isolated: bool = False) -> tuple[dict, d
     """:func:`load`, also returning the sha256 of the bytes the result came from."""
     p = Path(path).expanduser()
     if is_biggan_checkpoint(p):
-        return load_biggan(p)
+        return load_biggan(p, isolated=isolated)
     if p.suffix.lower() == SUFFIX:
-        sha = sha256_file(p)
+        sha = sha256_file(p, what="style file")
         return (*load_safetensors(p), sha)
     if p.suffix.lower() == ".npz" and p.is_file():
         raise StyleError(f"{p.name} is a converted generator in the old .npz format, which this lsd-jax no longer "
                          f"reads: convert the original .pkl again with `lsd-jax convert model.pkl "
                          f"{p.with_suffix(SUFFIX).name}`")
-    sha = sha256_file(p)
+    sha = sha256_file(p, what="style file")
     if _magic(p) == b"PK\x03\x04":
         raise ConversionError(f"'{p.name}' is a zip archive (a torch.save checkpoint or an .npz?), not an NVIDIA "
                               f"network pickle or an lsd-jax converted {SUFFIX} file")
-    hit = _load_entry(cache_path(sha))
+    hit = _load_entry(cache_path(sha), sha)
     if hit is not None:
         return (*hit, sha)
     if isolated:
@@ -323,7 +309,7 @@ def load(path: str | Path, *, isolated: bool = False) -> tuple[dict, dict[str, n
     ``state``: ``G_ema``'s torch ``state_dict()`` (every parameter and buffer) as float32 numpy arrays in torch
     layout, in ``state_dict()`` order. ``config``: NVIDIA's Generator init kwargs with defaults filled in (see
     :mod:`converters.sg2` and :mod:`converters.sg3`). No code from a pickle runs (:mod:`converters.safe_pickle`).
-    ``isolated``: a pickle not converted yet is converted in a separate process with hard limits
+    ``isolated``: a pickle or BigGAN checkpoint not converted yet is converted in a separate process with hard limits
     (:func:`lsd_jax.store.sandbox.convert_isolated`: what a server does with uploads, so a hostile file cannot hang or
     crash it); the result is cached the same way.
     """
@@ -368,7 +354,7 @@ def clear_cache() -> int:
 
 def is_biggan_checkpoint(path: Path) -> bool:
     """Whether ``path`` names a BigGAN-deep checkpoint: a folder (the only folder format) or a ``.bin`` file."""
-    return path.is_dir() or path.suffix.lower() == ".bin"
+    return conv_biggan.is_checkpoint(path)
 
 
 def _biggan_hash(config_data: bytes, weights: bytes | Path) -> str:
@@ -403,23 +389,32 @@ def biggan_sha256(path: str | Path) -> str:
     return _biggan_hash(_read_bytes(config_path), weights_path)
 
 
-def load_biggan(path: str | Path) -> tuple[dict, dict[str, np.ndarray], str]:
+def load_biggan(path: str | Path, *, isolated: bool = False) -> tuple[dict, dict[str, np.ndarray], str]:
     """``(config, state, sha256)`` of a BigGAN-deep checkpoint folder (or its ``.bin`` with the config.json beside
     it, also under the package's cache names ``<model>-pytorch_model.bin`` / ``<model>-config.json``): converted
-    once (:func:`converters.biggan.parse_biggan_bytes`, spectral norm folded), then read from the cache."""
+    once (:func:`converters.biggan.parse_biggan_bytes`, spectral norm folded), then read from the cache.
+    ``isolated``: converted in a separate, limited process (:func:`lsd_jax.store.sandbox.convert_isolated`; a
+    catalogue download has no checksum, so a server treats it like an upload)."""
     p = Path(path).expanduser()
     with from_converter():
         config_path, weights_path = conv_biggan.resolve_checkpoint(p)
     config_data = _read_bytes(config_path)
     sha = _biggan_hash(config_data, weights_path)
-    hit = _load_entry(cache_path(sha))
+    hit = _load_entry(cache_path(sha), sha)
     if hit is not None:
         return (*hit, sha)
-    data = _read_bytes(weights_path)
-    sha = _biggan_hash(config_data, data)  # the bytes actually converted
-    with from_converter():
-        config, state = conv_biggan.parse_biggan_bytes(config_data, data, config_path.name, weights_path.name)
-    del data
+    if isolated:
+        from .sandbox import convert_isolated
+
+        config, state = convert_isolated(weights_path)  # the child finds the same config.json beside it
+        config = check_config(config, f"'{weights_path.name}'")
+        state = check_state(config, state, f"'{weights_path.name}'")
+    else:
+        data = _read_bytes(weights_path)
+        sha = _biggan_hash(config_data, data)  # the bytes actually converted
+        with from_converter():
+            config, state = conv_biggan.parse_biggan_bytes(config_data, data, config_path.name, weights_path.name)
+        del data
     try:
         save(cache_path(sha), config, state, source_sha256=sha)
     except OSError as exc:

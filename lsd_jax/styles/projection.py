@@ -87,6 +87,11 @@ class WStats(NamedTuple):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+#: pixels an image file may have (read from its header before decoding): 40 MP is a large camera photo; a keyframe
+#: is shrunk to the model's resolution (at most 1024²) anyway
+MAX_IMAGE_PIXELS = 40_000_000
+
+
 def _open_image(image: Any) -> Any:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -101,21 +106,29 @@ def _open_image(image: Any) -> Any:
         img = Image.fromarray(a[:, :, 0] if a.ndim == 3 and a.shape[2] == 1 else a)
     elif isinstance(image, (str, os.PathLike)):
         p = Path(image).expanduser()
+        name = p.name  # never the folder: uploaded keyframes live in the server's temp folders
         if not p.exists():
-            raise ImageError(f"image file not found: {image}")
+            raise ImageError(f"image file not found: {name}")
         if p.is_dir():
-            raise ImageError(f"image path is a directory, not an image: {image}")
+            raise ImageError(f"image path is a directory, not an image: {name}")
+        if not p.is_file():  # a FIFO or a device would block (or never end) when read
+            raise ImageError(f"image {name} is not a regular file (a pipe or a device?)")
         try:
             with Image.open(p) as f:
+                # the size is the header's: refuse before decoding (a 20 KB PNG can claim 13000 x 13000 pixels)
+                w, h = f.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise ImageError(f"image {name} is {w} x {h} pixels, more than the {MAX_IMAGE_PIXELS // 10**6} "
+                                     "megapixels read here (it is too large to decode safely): scale it down")
                 f.load()
                 img = ImageOps.exif_transpose(f) or f
                 img = img.copy()
         except UnidentifiedImageError:
-            raise ImageError(f"cannot read image {image}: not an image format Pillow can decode") from None
+            raise ImageError(f"cannot read image {name}: not an image format Pillow can decode") from None
         except Image.DecompressionBombError as e:  # a huge pixel count claimed by a small file
-            raise ImageError(f"cannot read image {image}: it is too large to decode safely ({e})") from None
+            raise ImageError(f"cannot read image {name}: it is too large to decode safely ({e})") from None
         except (OSError, ValueError, SyntaxError) as e:  # truncated / corrupt files
-            raise ImageError(f"cannot read image {image}: {e}") from None
+            raise ImageError(f"cannot read image {name}: {e}") from None
     else:
         raise ImageError(f"an image must be a path, a PIL image or a uint8 array, got {type(image).__name__}")
     return img
