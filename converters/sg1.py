@@ -18,7 +18,8 @@ k ≥ 1, which only the progressive-growing blend at lod > 0 reads.
 
 **Config**::
 
-    {"family": "stylegan1", "z_dim", "c_dim" (label_size; 0 unconditional), "w_dim", "img_resolution", "img_channels", "num_ws",
+    {"family": "stylegan1", "z_dim", "c_dim" (label_size; 0: unconditional), "w_dim", "img_resolution",
+     "img_channels", "num_ws",
      "truncation_psi", "truncation_cutoff",            # G_style's defaults (0.7, 8; None = disabled), informative
      "mapping_kwargs": {"num_layers", "layer_features", "lr_multiplier", "activation", "use_wscale",
                         "normalize_latents"},
