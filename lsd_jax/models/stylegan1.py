@@ -10,19 +10,20 @@
 
 **Parameter paths** (``nnx.to_flat_state`` of the split state, dotted) are NVIDIA's TF variable names with the
 component key as prefix (see :mod:`converters.sg1`): ``mapping.Dense0.weight``, ``mapping.LabelConcat.weight``
-(conditional networks), ``synthesis.noise3``, ``synthesis.4x4.Const.const``, ``synthesis.4x4.Const.StyleMod.weight``,
-``synthesis.8x8.Conv0_up.Noise.weight``, ``synthesis.ToRGB_lod0.bias``, ``dlatent_avg``. Values keep TF's layouts (dense ``[in, out]``, conv HWIO, const
-``[1, C, 4, 4]``, noise ``[1, 1, r, r]``) and are unscaled: the equalized-learning-rate coefficients (``gain/√fan_in
-· lrmul`` with ``use_wscale``, else ``lrmul``) are static attributes applied in the forward pass. Trainable TF
-variables are :class:`nnx.Param`; the stored noise inputs and ``dlatent_avg`` are :class:`Buffer`.
+(conditional networks), ``synthesis.noise3``, ``synthesis.4x4.Const.const``,
+``synthesis.4x4.Const.StyleMod.weight``, ``synthesis.8x8.Conv0_up.Noise.weight``, ``synthesis.ToRGB_lod0.bias``,
+``dlatent_avg``. Values keep TF's layouts (dense ``[in, out]``, conv HWIO, const ``[1, C, 4, 4]``, noise ``[1, 1, r,
+r]``) and are unscaled: the equalized-learning-rate coefficients (``gain/√fan_in · lrmul`` with ``use_wscale``, else
+``lrmul``) are static attributes applied in the forward pass. Trainable TF variables are :class:`nnx.Param`; the
+stored noise inputs and ``dlatent_avg`` are :class:`Buffer`.
 
-**Maths** (``training/networks_stylegan.py``): mapping = pixel-norm(z [‖ c @ ``LabelConcat.weight``]) →
-``Dense{i}`` (gain √2, lrmul 0.01) → leaky ReLU 0.2 (no output gain) → broadcast to ``num_ws``; truncation
-``w = avg + (w − avg)·ψ`` on the layers ``< cutoff`` (ψ = 1 leaves w untouched); synthesis from the learned
-constant, every layer ending in the epilogue noise → bias → activation → [pixel norm] → instance norm → ``StyleMod`` (``x·(s₀ + 1) + s₁``); up-sampling layers are
-nearest ×2 then 3×3 conv, or at ≥ 128 px ("fused") a stride-2 transposed conv with the kernel padded and summed —
-both computed here as one polyphase convolution — then ``blur2d`` ([1, 2, 1]); the image is ``ToRGB_lod0`` (lod 0).
-Activations are NHWC; the output is NHWC float32 in NVIDIA's scale (about [-1, 1]).
+**Maths** (``training/networks_stylegan.py``): mapping = pixel-norm(z [‖ c @ ``LabelConcat.weight``]) → ``Dense{i}``
+(gain √2, lrmul 0.01) → leaky ReLU 0.2 (no output gain) → broadcast to ``num_ws``; truncation ``w = avg + (w −
+avg)·ψ`` on the layers ``< cutoff`` (ψ = 1 leaves w untouched); synthesis from the learned constant, every layer
+ending in the epilogue noise → bias → activation → [pixel norm] → instance norm → ``StyleMod`` (``x·(s₀ + 1) +
+s₁``); up-sampling layers are nearest ×2 then 3×3 conv, or at ≥ 128 px ("fused") a stride-2 transposed conv with the
+kernel padded and summed — both computed here as one polyphase convolution — then ``blur2d`` ([1, 2, 1]); the image
+is ``ToRGB_lod0`` (lod 0). Activations are NHWC; the output is NHWC float32 in NVIDIA's scale (about [-1, 1]).
 
 Render settings are traced call arguments: ``truncation_psi`` (float), ``truncation_cutoff`` (int; None = all
 layers), ``noise_gain``; ``noise_mode`` ("const", "random", "none") is static here, or a traced index into
