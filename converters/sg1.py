@@ -6,7 +6,9 @@ A StyleGAN 1 ``(G, D, Gs)`` pickle holds three ``dnnlib.tflib.network.Network`` 
 The facts used here are from the public ``training/networks_stylegan.py`` and ``dnnlib/tflib/network.py``.
 
 **State names.** NVIDIA's TF variable names, the component key as prefix and ``/`` made ``.``:
-``mapping.Dense{i}.{weight [in, out], bias}``, ``synthesis.noise{i} [1, 1, r, r]`` (the stored noise inputs),
+``mapping.LabelConcat.weight [label_size, latent_size]`` (conditional networks), ``mapping.Dense{i}.{weight [in, out],
+bias}`` (``Dense0``'s ``in`` is ``2·latent_size`` with labels: z ‖ its label embedding), ``synthesis.noise{i} [1, 1,
+r, r]`` (the stored noise inputs),
 ``synthesis.4x4.Const.const [1, C, 4, 4]``, ``synthesis.{R}x{R}.{Const|Conv|Conv0_up|Conv1}.{weight [3, 3, I, O],
 Noise.weight [O], bias [O], StyleMod.weight [w, 2·O], StyleMod.bias [2·O]}``, ``synthesis.ToRGB_lod0.{weight [1, 1, C,
 channels], bias}`` and ``dlatent_avg [w]``. Values and layouts are the original ones (TF HWIO kernels, NCHW
@@ -16,7 +18,8 @@ k ≥ 1, which only the progressive-growing blend at lod > 0 reads.
 
 **Config**::
 
-    {"family": "stylegan1", "z_dim", "c_dim" (always 0), "w_dim", "img_resolution", "img_channels", "num_ws",
+    {"family": "stylegan1", "z_dim", "c_dim" (label_size; 0: unconditional), "w_dim", "img_resolution",
+     "img_channels", "num_ws",
      "truncation_psi", "truncation_cutoff",            # G_style's defaults (0.7, 8; None = disabled), informative
      "mapping_kwargs": {"num_layers", "layer_features", "lr_multiplier", "activation", "use_wscale",
                         "normalize_latents"},
@@ -26,7 +29,8 @@ k ≥ 1, which only the progressive-growing blend at lod > 0 reads.
 Every kwarg is read from ``static_kwargs`` with NVIDIA's defaults: the mapping's from the mapping component, the
 synthesis's from the synthesis component, the truncation defaults from ``Gs``. A kwarg none of ``G_style``,
 ``G_mapping`` and ``G_synthesis`` declares fails loudly, naming it; variants this project does not implement
-(labels, ``use_styles=False``, no constant input, float16) fail with what is unsupported.
+(``use_styles=False``, no constant input, float16) fail with what is unsupported. Conditional networks
+(``label_size`` > 0) are converted: ``G_mapping`` concatenates ``labels @ LabelConcat/weight`` to the latents.
 
 LSUN cars (512×384): NVIDIA trained it at 512×512 on images letterboxed with black bars (``dataset_tool.py
 create_lsun_wide``) and its generator outputs 512×512; NVIDIA crops rows 64…447 only for its figures. So it is
@@ -154,8 +158,6 @@ def generator_config(Gs: TFNetwork, source: str) -> dict:
         for name, static in (("generator", top), ("mapping", m_static), ("synthesis", s_static)):
             if key in static and _bool(static[key], key):
                 raise ConversionError(f"{source}: the {name} network was saved with {key}=True (a training graph)")
-    if _int(mapping("label_size"), "label_size"):
-        raise _refuse_variant(f"a label input (label_size={mapping('label_size')}): conditional StyleGAN (v1)", source)
     for key, fn in (("dtype", mapping), ("dtype", synthesis)):
         if fn(key) != "float32":
             raise _refuse_variant(f"dtype={short_repr(fn(key))} (only float32)", source)
@@ -187,7 +189,7 @@ def generator_config(Gs: TFNetwork, source: str) -> dict:
     config = {
         "family": FAMILY,
         "z_dim": mapping("latent_size"),
-        "c_dim": 0,
+        "c_dim": mapping("label_size"),
         "w_dim": w_dim,
         "img_resolution": res,
         "img_channels": synthesis("num_channels"),
@@ -232,9 +234,7 @@ def finish_config(config: dict, source: str = "the config") -> dict:
             raise ConversionError(f"{source}: synthesis_kwargs must have exactly the keys {SYNTHESIS_KEYS}")
         out: dict[str, Any] = {"family": FAMILY}
         out["z_dim"] = _int(config["z_dim"], "latent_size", 1)
-        if _int(config["c_dim"], "label_size") != 0:
-            raise _refuse_variant("a label input: conditional StyleGAN (v1)", source)
-        out["c_dim"] = 0
+        out["c_dim"] = _int(config["c_dim"], "label_size")
         out["w_dim"] = _int(config["w_dim"], "dlatent_size", 1)
         res = _int(config["img_resolution"], "img_resolution", 4)
         if res & (res - 1):
@@ -259,9 +259,9 @@ def finish_config(config: dict, source: str = "the config") -> dict:
             "use_wscale": _bool(mk["use_wscale"], "use_wscale"),
             "normalize_latents": _bool(mk["normalize_latents"], "normalize_latents"),
         }
-        if out["mapping_kwargs"]["num_layers"] == 0 and out["z_dim"] != out["w_dim"]:
-            raise ConversionError(f"{source}: with mapping_layers=0, latent_size ({out['z_dim']}) must equal "
-                                  f"dlatent_size ({out['w_dim']})")
+        if out["mapping_kwargs"]["num_layers"] == 0 and mapping_inputs(out) != out["w_dim"]:
+            raise ConversionError(f"{source}: with mapping_layers=0, the mapping's input ({mapping_inputs(out)}: "
+                                  f"latent_size, doubled with labels) must equal dlatent_size ({out['w_dim']})")
         fmap_base = _number(sk["fmap_base"], "fmap_base")
         fmap_decay = _number(sk["fmap_decay"], "fmap_decay")
         fused = sk["fused_scale"]
@@ -292,11 +292,9 @@ def nf(config: dict, stage: int) -> int:
     return min(int(sk["fmap_base"] / (2.0 ** (stage * sk["fmap_decay"]))), sk["fmap_max"])
 
 
-def fused_up(config: dict, res: int) -> bool:
-    """Does the up-sampling layer into ``res`` (output resolution) use the fused transposed convolution?
-    ``'auto'``: when the output is at least 128 px (``upscale2d_conv2d``: ``min(input size)·2 >= 128``)."""
-    fused = config["synthesis_kwargs"]["fused_scale"]
-    return res >= 128 if fused == "auto" else bool(fused)
+def mapping_inputs(config: dict) -> int:
+    """The width of ``Dense0``'s input: ``latent_size``, or twice that with labels (z ‖ its ``LabelConcat``)."""
+    return config["z_dim"] * (2 if config["c_dim"] > 0 else 1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -337,7 +335,9 @@ def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     out["synthesis.ToRGB_lod0.bias"] = (config["img_channels"],)
     mk = config["mapping_kwargs"]
     n = mk["num_layers"]
-    features = [config["z_dim"]] + [mk["layer_features"]] * (n - 1) + [config["w_dim"]] * (n > 0)
+    if config["c_dim"] > 0:
+        out["mapping.LabelConcat.weight"] = (config["c_dim"], config["z_dim"])
+    features = [mapping_inputs(config)] + [mk["layer_features"]] * (n - 1) + [config["w_dim"]] * (n > 0)
     for i in range(n):
         out[f"mapping.Dense{i}.weight"] = (features[i], features[i + 1])
         out[f"mapping.Dense{i}.bias"] = (features[i + 1],)
@@ -358,7 +358,8 @@ def dropped_shapes(config: dict) -> dict[str, tuple[int, ...]]:
 
 def describe(config: dict) -> str:
     sk, mk = config["synthesis_kwargs"], config["mapping_kwargs"]
-    return (f"StyleGAN (v1) {config['img_resolution']}px, z={config['z_dim']}, w={config['w_dim']}, "
+    labels = f", {config['c_dim']} labels" if config["c_dim"] else ""
+    return (f"StyleGAN (v1) {config['img_resolution']}px, z={config['z_dim']}{labels}, w={config['w_dim']}, "
             f"{mk['num_layers']} mapping layers, fmap_base={sk['fmap_base']}, fmap_max={sk['fmap_max']}")
 
 

@@ -91,7 +91,10 @@ def generator_variables(static: dict, seed: int = 0) -> dict[str, list[tuple[str
     mapping: list[tuple[str, Any]] = []
     n = _kw(static, "mapping_layers", 8)
     lrmul = _kw(static, "mapping_lrmul", 0.01)
-    fan = [_kw(static, "latent_size", 512)] + [_kw(static, "mapping_fmaps", 512)] * (n - 1) + [w_dim] * (n > 0)
+    latent, labels = _kw(static, "latent_size", 512), static.get("label_size", 0)
+    if labels:  # G_mapping: LabelConcat/weight [label_size, latent_size], random_normal, before the dense layers
+        mapping.append(("LabelConcat/weight", r(labels, latent)))
+    fan = [latent * (2 if labels else 1)] + [_kw(static, "mapping_fmaps", 512)] * (n - 1) + [w_dim] * (n > 0)
     for i in range(n):
         mapping += [(f"Dense{i}/weight", r(fan[i], fan[i + 1], std=1.0 / lrmul)),
                     (f"Dense{i}/bias", r(fan[i + 1], std=0.1 / lrmul))]
@@ -157,9 +160,10 @@ def discriminator(static: dict, seed: int = 1, version: int = 3) -> nv.TFNetwork
               (f"{s}/Conv1_down/weight", r(3, 3, c0, c1)), (f"{s}/Conv1_down/bias", r(c1))]
         v += fromrgb(lg - 1)
     c1, c0 = _nf(kw, 1), _nf(kw, 0)
+    out = max(kw.get("label_size", 0), 1)  # D_basic scores every label (conditional networks)
     v += [("4x4/Conv/weight", r(3, 3, c1 + 1, c1)), ("4x4/Conv/bias", r(c1)),
           ("4x4/Dense0/weight", r(c1 * 16, c0)), ("4x4/Dense0/bias", r(c0)),
-          ("4x4/Dense1/weight", r(c0, 1)), ("4x4/Dense1/bias", r(1))]
+          ("4x4/Dense1/weight", r(c0, out)), ("4x4/Dense1/bias", r(out))]
     return nv.TFNetwork(network_state("D", "D_basic", kw, v, {}, version))
 
 
@@ -188,3 +192,8 @@ SMALL = {
     "128-fused": static_kwargs(128, fmap_base=128, fmap_max=8, latent_size=8, dlatent_size=8, mapping_layers=2,
                                mapping_fmaps=8),
 }
+
+#: A conditional network (``label_size`` > 0: G_mapping's LabelConcat), as train.py builds one for a labelled
+#: dataset (the dataset's label_size reaches every network's kwargs).
+CONDITIONAL = {**static_kwargs(32, fmap_base=128, fmap_max=16, latent_size=12, dlatent_size=10, mapping_layers=2,
+                               mapping_fmaps=14), "label_size": 5}

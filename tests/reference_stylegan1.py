@@ -114,9 +114,12 @@ def instance_norm(x: np.ndarray) -> np.ndarray:
 # Networks.
 
 
-def mapping(V: dict, static: dict, z: np.ndarray) -> np.ndarray:
-    """G_mapping: (N, latent) → (N, num_layers, dlatent) (broadcast)."""
+def mapping(V: dict, static: dict, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """G_mapping: (N, latent) [and labels (N, label_size) when label_size > 0] → (N, num_layers, dlatent)
+    (broadcast). With labels: ``concat([z, labels @ LabelConcat/weight], axis=1)`` before the normalisation."""
     x = _f64(z)
+    if static.get("label_size", 0):
+        x = np.concatenate([x, _f64(labels) @ _f64(V["mapping/LabelConcat/weight"])], axis=1)
     if _kw(static, "normalize_latents"):
         x = pixel_norm(x)
     lrmul = _kw(static, "mapping_lrmul")
@@ -185,6 +188,6 @@ def synthesis(V: dict, static: dict, ws: np.ndarray, noise_mode: str = "const") 
 
 
 def generate(V: dict, static: dict, z: np.ndarray, psi: float | None = None, cutoff: int | None = None,
-             noise_mode: str = "const") -> np.ndarray:
-    """Gs.run(z, None, truncation_psi=psi, truncation_cutoff=cutoff, randomize_noise=False) in float64, NCHW."""
-    return synthesis(V, static, truncate(V, mapping(V, static, z), psi, cutoff), noise_mode)
+             noise_mode: str = "const", labels: np.ndarray | None = None) -> np.ndarray:
+    """Gs.run(z, labels, truncation_psi=psi, truncation_cutoff=cutoff, randomize_noise=False) in float64, NCHW."""
+    return synthesis(V, static, truncate(V, mapping(V, static, z, labels), psi, cutoff), noise_mode)

@@ -1,4 +1,4 @@
-"""The embedded default style (models/cppn.py): cheap and resolution-independent, and its pulse reads."""
+"""The embedded default style (models/cppn_forward.py): cheap and resolution-independent, and its pulse reads."""
 
 import math
 
@@ -10,7 +10,7 @@ import pytest
 
 import lsd_jax
 from lsd_jax.audio import analysis as audio
-from lsd_jax.models import cppn, cppn_forward
+from lsd_jax.models import cppn_forward
 from lsd_jax.engine.pipeline import prepare
 
 from audio_signals import drums_and_pad, write
@@ -20,19 +20,33 @@ def _psnr(a, b):  # images in [-1, 1]
     return 10 * np.log10(4.0 / np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
 
 
-def test_the_style_runs_the_modules_network():
-    # the default style's flax-free program and the NNX module are one network: same parameters, same frames
+def _model():
+    """The network's forward on its fixed weights (what the default style runs)."""
+    params = jax.device_put(cppn_forward.init_variables())
+
+    class Model:
+        def __call__(self, z, c, size):
+            return cppn_forward.frames(params, z, c, size)
+
+        def images(self, z, c, size, step=None):
+            return cppn_forward.images(params, z, c, size, step)
+
+    return Model(), params
+
+
+def test_the_style_runs_the_network():
+    # the default style's program runs cppn_forward's network on its fixed weights: same parameters, same frames
     from lsd_jax.styles.resolve import cppn_style
 
-    model = cppn.CPPN()
+    model, params = _model()
     style = cppn_style()
-    state = {k: np.asarray(v) for k, v in model.params().items()}
-    assert set(state) == set(style.variables["model"]) == set(cppn.PARAM_NAMES)
+    state = {k: np.asarray(v) for k, v in params.items()}
+    assert set(state) == set(style.variables["model"]) == {"freqs", "w_in", "w_z", "w_h", "w_out", "palette"}
     for k in state:
         np.testing.assert_array_equal(state[k], style.variables["model"][k])
     rng = np.random.default_rng(4)
-    z = rng.normal(size=(3, cppn.Z_DIM)).astype(np.float32)
-    c = rng.random((3, cppn.C_DIM)).astype(np.float32)
+    z = rng.normal(size=(3, cppn_forward.Z_DIM)).astype(np.float32)
+    c = rng.random((3, cppn_forward.C_DIM)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(style.images({"z": z, "c": c}, (48, 80))),
                                np.asarray(jax.jit(lambda z, c: model(z, c, (48, 80)))(z, c)), atol=1e-5)
 
@@ -48,12 +62,12 @@ def test_fast_sin_matches_sin():
 @pytest.mark.parametrize("size", [(256, 256), (384, 384), (270, 480)])
 def test_the_spline_through_the_grid_looks_like_every_pixel(size):
     # the MLP runs on every k-th pixel; the output must still be the network's image (not a blurred one)
-    model = cppn.CPPN()
+    model, _ = _model()
     k = cppn_forward.grid_step(size)
     assert k >= 2 and min(size) // k >= cppn_forward.GRID
     rng = np.random.default_rng(0)
-    z = jnp.asarray(np.clip(rng.normal(size=(2, cppn.Z_DIM)), -2, 2), jnp.float32)
-    c = jnp.asarray(rng.random((2, cppn.C_DIM)), jnp.float32)
+    z = jnp.asarray(np.clip(rng.normal(size=(2, cppn_forward.Z_DIM)), -2, 2), jnp.float32)
+    c = jnp.asarray(rng.random((2, cppn_forward.C_DIM)), jnp.float32)
     fast = jax.jit(lambda z, c: model.images(z, c, size))(z, c)
     full = jax.jit(lambda z, c: model.images(z, c, size, step=1))(z, c)
     chex.assert_shape(fast, (2, *size, 3))
@@ -62,19 +76,19 @@ def test_the_spline_through_the_grid_looks_like_every_pixel(size):
 
 
 def test_frames_one_by_one_equal_the_batch():
-    model = cppn.CPPN()
+    model, _ = _model()
     rng = np.random.default_rng(1)
-    z = jnp.asarray(rng.normal(size=(3, cppn.Z_DIM)), jnp.float32)
-    c = jnp.asarray(rng.random((3, cppn.C_DIM)), jnp.float32)
+    z = jnp.asarray(rng.normal(size=(3, cppn_forward.Z_DIM)), jnp.float32)
+    c = jnp.asarray(rng.random((3, cppn_forward.C_DIM)), jnp.float32)
     batch = jax.jit(lambda z, c: model(z, c, (64, 96)))(z, c)
     ones = [jax.jit(lambda z, c: model.images(z, c, (64, 96)))(z[i : i + 1], c[i : i + 1]) for i in range(3)]
     np.testing.assert_allclose(np.asarray(batch), np.concatenate(ones), atol=1e-5)
 
 
 def test_the_look_does_not_depend_on_the_resolution():
-    model = cppn.CPPN()
-    z = jnp.asarray(np.random.default_rng(2).normal(size=(1, cppn.Z_DIM)), jnp.float32)
-    c = jnp.zeros((1, cppn.C_DIM), jnp.float32)
+    model, _ = _model()
+    z = jnp.asarray(np.random.default_rng(2).normal(size=(1, cppn_forward.Z_DIM)), jnp.float32)
+    c = jnp.zeros((1, cppn_forward.C_DIM), jnp.float32)
     big = np.asarray(jax.jit(lambda z, c: model(z, c, (512, 512)))(z, c))
     small = np.asarray(jax.jit(lambda z, c: model(z, c, (128, 128)))(z, c))
     # box-average the 512² frame down to 128²: the same picture, whatever the size it was rendered at

@@ -3,23 +3,18 @@ the precomputed weight constants the render step uses."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import chex
 import numpy as np
 import pytest
 from flax import nnx
 
-sys.path.insert(0, str(Path(__file__).parent))
+import reference_stylegan2 as ref
+from sg2_state import random_sg2_state, sg2_config
+from sg3_state import random_sg3_state, sg3_config
 
-import reference_stylegan2 as ref  # noqa: E402
-from sg2_state import random_sg2_state, sg2_config  # noqa: E402
-from sg3_state import random_sg3_state, sg3_config  # noqa: E402
-
-from lsd_jax.styles.generator import Generator  # noqa: E402
-from lsd_jax.models import ops  # noqa: E402
-from lsd_jax.models import stylegan2 as sg2  # noqa: E402
+from lsd_jax.styles.generator import Generator
+from lsd_jax.models import ops
+from lsd_jax.models import stylegan2 as sg2
 
 CASES = {
     "sg2-resnet-cond": lambda: (sg2_config(img_resolution=16, architecture="resnet", c_dim=3), random_sg2_state),

@@ -28,6 +28,7 @@ from converters import ConversionError, ConverterError, PickleSecurityError
 from converters import sg1 as conv_sg1
 from lsd_jax.styles import generator as G
 from lsd_jax.store import weights
+from lsd_jax.models import ops
 from lsd_jax.models import stylegan1 as msg1
 
 
@@ -46,7 +47,7 @@ class Net:
     def __init__(self, static: dict, seed: int = 3):
         self.static = static
         self.config, self.state, self.V = _convert(static, seed)
-        self.model = msg1.build_stylegan1(self.config, self.state)
+        self.model = msg1.from_state(self.config, self.state)
         self.graphdef, self.params = nnx.split(self.model)
 
 
@@ -105,7 +106,7 @@ def test_public_model_shapes() -> None:
         gs = nvs.generator(nvs.static_kwargs(R), {"G": [], "mapping": [], "synthesis": []})
         config = conv_sg1.generator_config(_stand_in(gs), "public")
         shapes = conv_sg1.expected_shapes(config)
-        assert shapes == msg1.flat_shapes(msg1.abstract_model(config))
+        assert shapes == ops.flat_shapes(msg1.abstract(config))
         assert config["num_ws"] == 2 * int(math.log2(R)) - 2
         assert shapes["synthesis.4x4.Const.const"] == (1, 512, 4, 4)
         assert shapes["mapping.Dense7.weight"] == (512, 512) and "mapping.Dense8.weight" not in shapes
@@ -114,7 +115,7 @@ def test_public_model_shapes() -> None:
         assert shapes["synthesis.ToRGB_lod0.weight"] == (1, 1, min(512, 8192 // R * 2), 3)
         assert shapes["synthesis.8x8.Conv0_up.StyleMod.weight"] == (512, 1024)
     assert config["truncation_psi"] == 0.7 and config["truncation_cutoff"] == 8
-    assert [conv_sg1.fused_up(config, r) for r in (8, 64, 128, 256)] == [False, False, True, True]
+    assert msg1.spec_from_config(config).fused == (False, False, False, False, True, True)  # 8 … 256 px
 
 
 def _stand_in(net: nv.TFNetwork):
@@ -328,17 +329,17 @@ def test_load_generator_runs_stylegan1(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_build_checks_every_name_and_shape() -> None:
     config, state, _ = _convert(nvs.SMALL["32"])
-    msg1.build_stylegan1(config, state)
+    msg1.from_state(config, state)
     missing = dict(state)
     del missing["synthesis.8x8.Conv1.Noise.weight"]
     with pytest.raises(lsd_jax.errors.ConversionError, match="missing tensor 'synthesis.8x8.Conv1.Noise.weight'"):
-        msg1.build_stylegan1(config, missing)
+        msg1.from_state(config, missing)
     with pytest.raises(lsd_jax.errors.ConversionError, match="unexpected tensor 'synthesis.ToRGB_lod1.weight'"):
-        msg1.build_stylegan1(config, {**state, "synthesis.ToRGB_lod1.weight": np.zeros((1, 1, 16, 3), np.float32)})
-    with pytest.raises(lsd_jax.errors.ConversionError, match="'dlatent_avg' has shape"):
-        msg1.build_stylegan1(config, {**state, "dlatent_avg": np.zeros(3, np.float32)})
+        msg1.from_state(config, {**state, "synthesis.ToRGB_lod1.weight": np.zeros((1, 1, 16, 3), np.float32)})
+    with pytest.raises(lsd_jax.errors.ConversionError, match="dlatent_avg: expected shape"):
+        msg1.from_state(config, {**state, "dlatent_avg": np.zeros(3, np.float32)})
     with pytest.raises(lsd_jax.errors.ConversionError, match="family"):
-        msg1.build_stylegan1({**config, "family": "stylegan2"}, state)
+        msg1.from_state({**config, "family": "stylegan2"}, state)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -358,8 +359,6 @@ def _mutated(case: str) -> bytes:
     version = 3
     if case == "unknown-kwarg":
         static["fancy_option"] = 3
-    elif case == "label":
-        static["label_size"] = 4
     elif case == "no-styles":
         static["use_styles"] = False
     elif case == "dense-input":
@@ -398,7 +397,6 @@ def _mutated(case: str) -> bytes:
 @pytest.mark.parametrize("case, match", [
     ("unknown-kwarg", "unknown StyleGAN \\(v1\\) generator kwarg 'fancy_option'=3 in the generator \\(Gs\\)"),
     ("mapping-kwarg", "unknown StyleGAN \\(v1\\) generator kwarg 'zz_top'=1 in the mapping network"),
-    ("label", "conditional StyleGAN \\(v1\\)"),
     ("no-styles", "use_styles=False"),
     ("dense-input", "const_input_layer=False"),
     ("float16", "dtype='float16'"),
@@ -560,3 +558,60 @@ def test_tf_zero_dim_variables_as_session_run_returns_them() -> None:
     got_config, got = converters.parse_bytes(data)
     assert got_config == config
     np.testing.assert_array_equal(got["synthesis.b8.conv0.noise_strength"], state["synthesis.b8.conv0.noise_strength"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Conditional StyleGAN 1 (label_size > 0): G_mapping's LabelConcat.
+
+
+def test_conditional_pickle_converts_and_matches_oracle() -> None:
+    static = nvs.CONDITIONAL
+    n = Net(static, seed=11)
+    assert n.config["c_dim"] == 5 and n.model.c_dim == 5
+    # LabelConcat/weight [label_size, latent_size] under its NVIDIA name; Dense0 reads z ‖ its embedding
+    np.testing.assert_array_equal(n.state["mapping.LabelConcat.weight"], n.V["mapping/LabelConcat/weight"])
+    chex.assert_shape(n.state["mapping.LabelConcat.weight"], (5, 12))
+    chex.assert_shape(n.state["mapping.Dense0.weight"], (24, 14))
+    assert list(n.state) == list(conv_sg1.expected_shapes(n.config))
+    rng = np.random.default_rng(12)
+    z = rng.standard_normal((3, 12)).astype(np.float32)
+    c = np.stack([np.eye(5)[1], np.eye(5)[4], rng.random(5)]).astype(np.float32)  # one-hots and a soft mixture
+    for psi, cutoff, mode in ((None, None, "const"), (0.6, 4, "none")):
+        img = np.asarray(G.generate_fn(n.graphdef, n.params, z, c, truncation_psi=1.0 if psi is None else psi,
+                                       truncation_cutoff=cutoff, noise_mode=mode))
+        want = ref.generate(n.V, static, z, psi, cutoff, mode, labels=c).transpose(0, 2, 3, 1)
+        chex.assert_shape(img, want.shape)
+        np.testing.assert_allclose(img, want, rtol=0, atol=_tol(want))
+    # the label matters (same z, another class), and a missing or misshapen c is a clear error
+    other = np.asarray(G.generate_fn(n.graphdef, n.params, z, np.roll(c, 1, axis=1)))
+    assert np.abs(other - np.asarray(G.generate_fn(n.graphdef, n.params, z, c))).max() > 1e-2
+    with pytest.raises(ValueError, match="conditional: pass c with shape \\(N, 5\\)"):
+        n.model.map_latents(z, None)
+    with pytest.raises(ValueError, match="c must have shape \\(3, 5\\)"):
+        n.model.map_latents(z, c[:, :4])
+
+
+def test_conditional_pickle_renders_with_class_vectors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lsd_jax.render(song, style=cond_sg1.pkl)``: the style takes class vectors (chroma → classes) as
+    StyleGAN2's conditional styles do."""
+    import soundfile as sf
+
+    from lsd_jax.engine.pipeline import prepare
+    from lsd_jax.media.video import probe_video
+
+    monkeypatch.setenv("LSD_JAX_CACHE", str(tmp_path / "cache"))
+    static = nvs.CONDITIONAL
+    pkl = tmp_path / "cond_sg1.pkl"
+    pkl.write_bytes(nvs.pickle_bytes(static, nvs.generator_variables(static, 13)))
+    gen = lsd_jax.load_generator(pkl)
+    assert (gen.family, gen.c_dim) == ("stylegan1", 5)
+    t = np.arange(22050 * 2) / 22050
+    song = tmp_path / "song.wav"
+    sf.write(song, (0.5 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(8 * t))).astype(np.float32), 22050)
+    prep = prepare(song, str(pkl), progress=False, fps=8.0, classes=[1, 3])
+    c = np.asarray(prep.inputs["c"])
+    chex.assert_shape(c, (16, 5))
+    assert set(np.flatnonzero(c.sum(axis=0))) <= {1, 3} and c.sum() > 0  # only the chosen classes, and some
+    out = lsd_jax.render(song, style=str(pkl), output=tmp_path / "v.mp4", fps=8.0, classes=[1, 3], progress=False)
+    info = probe_video(out)
+    assert (info["width"], info["height"], info["n_frames"]) == (32, 32, 16)

@@ -9,29 +9,28 @@ derived the way NVIDIA's code derives them.
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import nvidia_pickles as nv
+import nvidia_pickles_sg3 as nv3
 import pytest
+import reference_stylegan3 as ref
+from flax import nnx
+from sg3_state import derive_synthesis, random_sg3_state, sg3_config
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import reference_stylegan3 as ref  # noqa: E402
-from sg3_state import derive_synthesis, random_sg3_state, sg3_config  # noqa: E402
-
-from flax import nnx  # noqa: E402
-
-from lsd_jax.styles import generator as genmod  # noqa: E402
-from lsd_jax.store import weights  # noqa: E402
-from lsd_jax.errors import StyleError  # noqa: E402
-from lsd_jax.models import stylegan3 as sg3  # noqa: E402
-from lsd_jax.params import make_params  # noqa: E402
-from lsd_jax.styles.style import render_settings  # noqa: E402
-from lsd_jax.styles.style import Style  # noqa: E402
+import converters
+from converters.errors import ConversionError, PickleSecurityError
+from lsd_jax.styles import generator as genmod
+from lsd_jax.store import weights
+from lsd_jax.errors import StyleError
+from lsd_jax.models import stylegan3 as sg3
+from lsd_jax.params import make_params
+from lsd_jax.styles.style import render_settings
+from lsd_jax.styles.style import Style
 
 TOL = 1e-4
 ERRORS: dict[str, float] = {}  # the largest error each comparison measured (for reports)
@@ -374,7 +373,7 @@ def test_config_r_is_equivariant_to_quarter_turns():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_generator_attributes_and_pytree():
+def test_generator_attributes():
     cfg, state, gen = _model("t32-cond")
     assert (gen.family, gen.z_dim, gen.c_dim, gen.w_dim, gen.img_resolution, gen.num_ws) == (
         "stylegan3", 16, 3, 16, 32, 8)
@@ -389,11 +388,6 @@ def test_generator_attributes_and_pytree():
     np.testing.assert_allclose(np.asarray(genmod.synthesis_fn(graphdef, params, ws)), img, atol=1e-6)
     f = jax.jit(lambda p, z, c, t: nnx.merge(graphdef, p)(z, c, 0.6, None, transform=t))
     np.testing.assert_allclose(np.asarray(f(params, z, c, np.eye(3, dtype=np.float32))), img, atol=1e-5)
-    g = jax.jit(lambda g, z, c: g(z, c, truncation_psi=0.6))
-    np.testing.assert_allclose(np.asarray(g(gen, z, c)), img, atol=1e-6)
-    leaves, treedef = jax.tree_util.tree_flatten(gen)
-    back = jax.tree_util.tree_unflatten(treedef, leaves)
-    assert back.config == cfg and back.family == "stylegan3" and back.num_ws == gen.num_ws
     assert hash(sg3.spec_from_config(cfg)) == hash(gen.spec)
     with pytest.raises(ValueError, match="shape"):
         gen(z, c, transform=np.eye(4))
@@ -467,13 +461,6 @@ def test_load_generator_builds_stylegan3(monkeypatch, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # NVIDIA-format StyleGAN3 pickles → converters → generator
 # ---------------------------------------------------------------------------------------------------------------
-
-import converters  # noqa: E402
-import nvidia_pickles as nv  # noqa: E402
-import nvidia_pickles_sg3 as nv3  # noqa: E402
-
-from converters.errors import ConversionError, PickleSecurityError  # noqa: E402
-
 
 def _assert_same_state(got: dict, want: dict) -> None:
     assert list(got) == list(want), "keys / state_dict order differ"

@@ -1,6 +1,7 @@
 """The generators as Flax NNX modules whose parameter paths mirror the original networks' names:
-:mod:`.stylegan1`, :mod:`.stylegan2`, :mod:`.stylegan3`, :mod:`.cppn` and :mod:`.biggan` (a ``frame_images`` model:
-BigGAN-deep, its truncation's batch-norm weights a host-computed render setting), sharing :mod:`.ops`.
+:mod:`.stylegan1`, :mod:`.stylegan2`, :mod:`.stylegan3` and :mod:`.biggan` (a ``frame_images`` model:
+BigGAN-deep, its truncation's batch-norm weights a host-computed render setting), sharing :mod:`.ops`; and the
+embedded default style's CPPN, :mod:`.cppn_forward` (pure functions of fixed weights: no module, no loader).
 
 Conventions (every model follows them):
 

@@ -1,11 +1,34 @@
-"""The embedded default style's network (:mod:`lsd_jax.models.cppn`) as pure functions of its parameter dict.
+"""The embedded default style: a CPPN (compositional pattern-producing network), as pure functions of its
+parameter dict.
 
-No Flax here: the default style's render step runs :class:`CPPNProgram` on the parameters of :func:`init_variables`
-(the same names and values as the NNX module's state), so a render with the default style never loads Flax
-(~0.6 s of a process's start on two cores). The NNX module calls the same functions. Design, cost and the pulse:
-see :mod:`lsd_jax.models.cppn`.
+A CPPN maps each pixel's coordinates, together with the latent ``z``, through a small MLP to a
+colour. It needs no trained weights (its weights are fixed random numbers drawn from a constant
+seed), renders any resolution and aspect ratio natively (coordinates are continuous),
+and is a smooth function of ``z``, so the music's latent walk becomes flowing abstract art.
+Its 12 class inputs tint the palette, so chroma-driven classes show up as colour changes.
+
+Parameters (:func:`init_variables`): ``freqs`` (2, F), ``w_in`` (3 + 4F, H), ``w_z`` (L, z_dim, H),
+``w_h`` (L−1, H, H), ``w_out`` (H, 3), ``palette`` (c_dim, 3, 3).
+
+Cost. The MLP's output (a hue and a lightness field) is low-frequency, so it is evaluated on a grid of about
+``GRID`` points across the short side (``grid_step``: every k-th output pixel, k an integer) and
+upsampled with a Catmull-Rom spline; only the cosine palette, whose colour bands are the sharp part of the
+image, runs at every output pixel. The grid's spacing in image coordinates is the same at every output size, so
+the look does not depend on the resolution (at 512² the spline is within ~6/255 of evaluating every pixel:
+64 dB). The MLP's sines are a polynomial (``fast_sin``, error < 1e-6; XLA's CPU ``sin`` costs ~3 tanh).
+Per 512² frame: ~0.1 GFLOP of MLP on the grid plus ~60 FLOP per output pixel.
+
+The pulse. A Lucid Sonic Dreams pulse adds the same amount to every dimension of ``z`` while the drift moves
+each dimension its own way, so ``mean(z)`` is (almost only) the pulse. The network splits ``z`` into that mean
+and the rest: the rest steers the layers at ``DRIFT_GAIN`` of the weights' scale, the mean at
+``PULSE_GAIN`` times, and the mean also zooms the image in (``PULSE_ZOOM``) and lightens it
+(``PULSE_LIGHT``): the beat reads as a kick toward the viewer over a calmer drift (issue #17). This only
+concerns this style: ``pulse_react`` / ``motion_react`` mean the same for every style.
+
+No Flax here: the default style's render step runs :class:`CPPNProgram` on the parameters of
+:func:`init_variables`, so a render with the default style never loads Flax (~0.6 s of a process's start on two
+cores). Its weights are fixed, so it needs no loader (:func:`lsd_jax.styles.resolve.cppn_style` builds the style).
 """
-
 
 from __future__ import annotations
 

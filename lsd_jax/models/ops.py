@@ -10,7 +10,10 @@
   :func:`fir_axis`, :func:`upsample2d` (polyphase), :func:`up_fir_axis`, :func:`down_fir_axis`,
   :func:`down_fir_2d`; :func:`up_conv` (NVIDIA's ``conv2d_resample(up=2)``: transposed conv + FIR, with a
   polyphase form for large inputs); :func:`filtered_lrelu`; :func:`bias_act`.
-* :func:`load_module` — build a module from ``(abstract module, flat state)``, checking every name and shape.
+* :func:`load_module` — build a module from ``(abstract module, flat state)``, checking every name and shape
+  (every family is built through it).
+* :func:`noise_inputs` — every noise layer's input (stored, random or none; a name or a traced
+  :data:`NOISE_MODES` index) from :func:`unit_noise`: StyleGAN 1's and StyleGAN2's noise, one implementation.
 
 Facts (not code) from NVIDIA's public ``torch_utils/ops`` (``upfirdn2d``, ``conv2d_resample``, ``bias_act``,
 ``filtered_lrelu``) and ``training/networks.py``. The implementation choices are measured on XLA's CPU backend
@@ -28,6 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax import lax
+
+from ..params import NOISE_MODES  # the render settings' noise-mode indices: the models read the same table
 
 Array = jax.Array
 SQRT2 = math.sqrt(2.0)
@@ -396,10 +401,12 @@ def load_module(abstract: nnx.Module, state: Mapping[str, Any], what: str, dtype
     pure: dict[str, Any] = {}
     for key, shape in wanted.items():
         if key not in state:
-            raise KeyError(f"{what} is missing {key!r}")
+            raise KeyError(f"{what} is missing tensor {key!r} (shape {shape})")
         a = np.asarray(state[key])
         if a.shape != shape:
             raise ValueError(f"{key}: expected shape {shape}, got {a.shape}")
+        if a.dtype.kind not in "fiu":
+            raise ValueError(f"{key}: expected a float tensor, got {a.dtype}")
         node = pure
         *parents, leaf = key.split(".")
         for p in parents:
@@ -437,3 +444,48 @@ def unit_noise(key: Array, sizes: list[int], n: int) -> list[Array]:
         out.append(flat[:, start:start + r * r].reshape(n, r, r, 1))
         start += r * r
     return out
+
+
+def noise_mode_index(noise_mode: Any) -> Any:
+    """A noise mode name → its index in :data:`NOISE_MODES` (an int array passes through)."""
+    if isinstance(noise_mode, str):
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        return NOISE_MODES.index(noise_mode)
+    return noise_mode
+
+
+def noise_inputs(noise_mode: Any, key: Array | None, noise_gain: Array | None, stored: list[Array],
+                 n: int) -> list[Array | None]:
+    """Every noise layer's input before its learned strength: (1 or N, r, r, 1) per layer, or None (no noise).
+
+    ``stored``: the layers' stored noise as (1, r, r, 1) (``noise_mode="const"``). ``noise_mode``: a name, or a
+    traced :data:`NOISE_MODES` index (0 const, 1 random, 2 none; the random draw only runs when selected, so the
+    render step never recompiles for it). ``key``: one PRNG key or one per sample (:func:`unit_noise`).
+    ``noise_gain``: None, or a per-sample (N,) (or scalar) factor (0: no noise, 1: the default, 2: twice)."""
+    static = isinstance(noise_mode, str)
+    noise_mode_index(noise_mode)
+    if static and noise_mode == "none":
+        return [None] * len(stored)
+    sizes = [int(s.shape[1]) for s in stored]
+    if static and noise_mode == "const":
+        noises = list(stored)
+    elif static:  # random
+        if key is None:
+            raise ValueError('noise_mode="random" needs a PRNG key')
+        noises = [u.astype(s.dtype) for s, u in zip(stored, unit_noise(key, sizes, n), strict=True)]
+    else:
+        if key is None:
+            raise ValueError("a traced noise_mode needs a PRNG key (used when it selects random noise)")
+        mode = jnp.asarray(noise_mode, jnp.int32)
+        unit = lax.cond(mode == 1, lambda k: unit_noise(k, sizes, n),
+                        lambda k: [jnp.zeros((n, r, r, 1), jnp.float32) for r in sizes], key)
+        noises = [jnp.where(mode == 0, s, u.astype(s.dtype)) * (mode != 2).astype(s.dtype)
+                  for s, u in zip(stored, unit, strict=True)]
+    if noise_gain is None:
+        return noises
+    g = jnp.asarray(noise_gain, jnp.float32)
+    if g.ndim > 1 or (g.ndim == 1 and g.shape[0] not in (1, n)):
+        raise ValueError(f"noise_gain must be a scalar or have shape ({n},), got {g.shape}")
+    g = jnp.broadcast_to(g.reshape(-1), (n,))[:, None, None, None]
+    return [z * g.astype(z.dtype) for z in noises]

@@ -2,27 +2,28 @@
 
 ::
 
-    model = build_stylegan1(config, flat_state)            # from converters.sg1 (or converters.parse_bytes)
+    model = from_state(config, flat_state)                 # from converters.sg1 (or converters.parse_bytes)
     graphdef, state = nnx.split(model)
     # lsd_jax.styles.generator's jitted forms drive every family through the w-space model protocol:
     ws = generator.mapping_fn(graphdef, state, z, truncation_psi=0.7, truncation_cutoff=8)  # (N, num_ws, w_dim)
     img = generator.synthesis_fn(graphdef, state, ws, noise_mode="const")                   # (N, R, R, 3) float32
 
 **Parameter paths** (``nnx.to_flat_state`` of the split state, dotted) are NVIDIA's TF variable names with the
-component key as prefix (see :mod:`converters.sg1`): ``mapping.Dense0.weight``, ``synthesis.noise3``,
-``synthesis.4x4.Const.const``, ``synthesis.4x4.Const.StyleMod.weight``, ``synthesis.8x8.Conv0_up.Noise.weight``,
-``synthesis.ToRGB_lod0.bias``, ``dlatent_avg``. Values keep TF's layouts (dense ``[in, out]``, conv HWIO, const
-``[1, C, 4, 4]``, noise ``[1, 1, r, r]``) and are unscaled: the equalized-learning-rate coefficients (``gain/√fan_in
-· lrmul`` with ``use_wscale``, else ``lrmul``) are static attributes applied in the forward pass. Trainable TF
-variables are :class:`nnx.Param`; the stored noise inputs and ``dlatent_avg`` are :class:`Buffer`.
+component key as prefix (see :mod:`converters.sg1`): ``mapping.Dense0.weight``, ``mapping.LabelConcat.weight``
+(conditional networks), ``synthesis.noise3``, ``synthesis.4x4.Const.const``,
+``synthesis.4x4.Const.StyleMod.weight``, ``synthesis.8x8.Conv0_up.Noise.weight``, ``synthesis.ToRGB_lod0.bias``,
+``dlatent_avg``. Values keep TF's layouts (dense ``[in, out]``, conv HWIO, const ``[1, C, 4, 4]``, noise ``[1, 1, r,
+r]``) and are unscaled: the equalized-learning-rate coefficients (``gain/√fan_in · lrmul`` with ``use_wscale``, else
+``lrmul``) are static attributes applied in the forward pass. Trainable TF variables are :class:`nnx.Param`; the
+stored noise inputs and ``dlatent_avg`` are :class:`Buffer`.
 
-**Maths** (``training/networks_stylegan.py``): mapping = pixel-norm(z) → ``Dense{i}`` (gain √2, lrmul 0.01) →
-leaky ReLU 0.2 (no output gain) → broadcast to ``num_ws``; truncation ``w = avg + (w − avg)·ψ`` on the layers
-``< cutoff`` (ψ = 1 leaves w untouched); synthesis from the learned constant, every layer ending in the epilogue
-noise → bias → activation → [pixel norm] → instance norm → ``StyleMod`` (``x·(s₀ + 1) + s₁``); up-sampling layers are
-nearest ×2 then 3×3 conv, or at ≥ 128 px ("fused") a stride-2 transposed conv with the kernel padded and summed —
-both computed here as one polyphase convolution — then ``blur2d`` ([1, 2, 1]); the image is ``ToRGB_lod0`` (lod 0).
-Activations are NHWC; the output is NHWC float32 in NVIDIA's scale (about [-1, 1]).
+**Maths** (``training/networks_stylegan.py``): mapping = pixel-norm(z [‖ c @ ``LabelConcat.weight``]) → ``Dense{i}``
+(gain √2, lrmul 0.01) → leaky ReLU 0.2 (no output gain) → broadcast to ``num_ws``; truncation ``w = avg + (w −
+avg)·ψ`` on the layers ``< cutoff`` (ψ = 1 leaves w untouched); synthesis from the learned constant, every layer
+ending in the epilogue noise → bias → activation → [pixel norm] → instance norm → ``StyleMod`` (``x·(s₀ + 1) +
+s₁``); up-sampling layers are nearest ×2 then 3×3 conv, or at ≥ 128 px ("fused") a stride-2 transposed conv with the
+kernel padded and summed — both computed here as one polyphase convolution — then ``blur2d`` ([1, 2, 1]); the image
+is ``ToRGB_lod0`` (lod 0). Activations are NHWC; the output is NHWC float32 in NVIDIA's scale (about [-1, 1]).
 
 Render settings are traced call arguments: ``truncation_psi`` (float), ``truncation_cutoff`` (int; None = all
 layers), ``noise_gain``; ``noise_mode`` ("const", "random", "none") is static here, or a traced index into
@@ -30,8 +31,9 @@ layers), ``noise_gain``; ``noise_mode`` ("const", "random", "none") is static he
 
 The module follows :mod:`lsd_jax.models`' protocol (``family``, ``spec``, ``has_noise``, ``map_latents``,
 ``synthesize``, ``constants``; :func:`abstract` and :func:`from_state`), so :func:`lsd_jax.load_generator` and the
-render step drive it like StyleGAN2. Lucid Sonic Dreams ran these networks with ``mapping.run`` (no truncation)
-and ``synthesis.run(randomize_noise=False)``: the defaults here (ψ = 1, the stored noise) are the same.
+render step drive it like StyleGAN2; a conditional network (``label_size`` > 0: ``c_dim``) takes class vectors
+``c`` (N, c_dim) as StyleGAN2's conditional networks do. Lucid Sonic Dreams ran these networks with ``mapping.run``
+(no truncation) and ``synthesis.run(randomize_noise=False)``: the defaults here (ψ = 1, the stored noise) are the same.
 """
 
 from __future__ import annotations
@@ -46,20 +48,18 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from converters import sg1 as sg1_conv
-
-from ..errors import ConversionError, from_converter
-from .ops import Buffer, unit_noise
+from ..errors import ConversionError
+from .ops import DN, Buffer, conv_same, load_module, noise_inputs, normalize_2nd_moment, truncation_args, zeros
+from .ops import NOISE_MODES as NOISE_MODES  # re-exported: the modes' names and their traced indices
 
 Array = jax.Array
-NOISE_MODES = ("const", "random", "none")  # the same names and order as StyleGAN2's (a traced mode is an index)
-_DN = ("NHWC", "HWIO", "NHWC")
-_ALL_LAYERS = np.iinfo(np.int32).max  # truncation_cutoff=None: every layer
 
 
 @dataclass(frozen=True)
 class SG1Spec:
-    """The sizes of a StyleGAN (v1) generator (hashable: lives in the graphdef)."""
+    """The sizes of a StyleGAN (v1) generator (hashable: lives in the graphdef). ``channels[s]`` is NVIDIA's
+    ``nf(s)`` for stages ``s`` = 1 … log2(R) − 1 (index 0 unused); ``fused`` the up-sampling layers (into 8 px …
+    R px) that use the fused transposed convolution."""
 
     z_dim: int
     w_dim: int
@@ -67,11 +67,40 @@ class SG1Spec:
     img_resolution: int
     img_channels: int
     c_dim: int = 0
+    channels: tuple[int, ...] = ()
+    fused: tuple[bool, ...] = ()
     kind: str = "G_style"
 
 
-def _zeros(*shape: int) -> Array:
-    return jnp.zeros(shape, jnp.float32)
+def spec_from_config(config: dict | SG1Spec) -> SG1Spec:
+    """The :class:`SG1Spec` of a (converted) StyleGAN (v1) config (see :mod:`converters.sg1`); ``ValueError`` when it
+    is not one. The network side of the config: ``nf(stage) = min(int(fmap_base / 2^(stage·fmap_decay)),
+    fmap_max)`` feature maps at resolution 2^(stage+1), and ``fused_scale`` ('auto': from 128 px on, NVIDIA's
+    ``upscale2d_conv2d`` when ``min(input size)·2 >= 128``)."""
+    if isinstance(config, SG1Spec):
+        return config
+    try:
+        if config.get("family") != "stylegan1":
+            raise ValueError(f"not a StyleGAN (v1) config (family={config.get('family')!r})")
+        sk = config["synthesis_kwargs"]
+        res = int(config["img_resolution"])
+        if res < 4 or res & (res - 1):
+            raise ValueError(f"img_resolution must be a power of two >= 4, got {res}")
+        log2 = int(math.log2(res))
+        channels = tuple(min(int(sk["fmap_base"] / (2.0 ** (s * sk["fmap_decay"]))), int(sk["fmap_max"]))
+                         for s in range(log2))
+        fused = tuple(r >= 128 if sk["fused_scale"] == "auto" else bool(sk["fused_scale"])
+                      for r in (2 ** lg for lg in range(3, log2 + 1)))
+        spec = SG1Spec(z_dim=int(config["z_dim"]), w_dim=int(config["w_dim"]), num_ws=int(config["num_ws"]),
+                       img_resolution=res, img_channels=int(config["img_channels"]), c_dim=int(config["c_dim"]),
+                       channels=channels, fused=fused)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"malformed StyleGAN (v1) config ({type(e).__name__}: {e})") from None
+    if spec.num_ws != 2 * log2 - 2:
+        raise ValueError(f"num_ws={spec.num_ws} does not match resolution {res}")
+    if min(channels[1:]) < 1 or spec.z_dim < 1 or spec.w_dim < 1 or spec.c_dim < 0:
+        raise ValueError("a StyleGAN (v1) config needs positive sizes (z_dim, w_dim, feature maps)")
+    return spec
 
 
 def runtime_coef(fan_in: int, gain: float, use_wscale: bool, lrmul: float) -> float:
@@ -87,8 +116,9 @@ def _act(x: Array, kind: str) -> Array:
 # Small ops (NHWC). Resampling uses shifted slices and one dense convolution, never a grouped conv (slow on CPU).
 
 
-def pixel_norm(x: Array, axis: int = -1) -> Array:
-    return x * lax.rsqrt(jnp.mean(jnp.square(x), axis=axis, keepdims=True) + 1e-8)
+def pixel_norm(x: Array) -> Array:
+    """NVIDIA ``pixel_norm`` over the channels (the last axis here)."""
+    return x * lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + 1e-8)
 
 
 def instance_norm(x: Array) -> Array:
@@ -112,8 +142,8 @@ def blur2d(x: Array, taps: tuple[float, ...]) -> Array:
     return x
 
 
-def up_conv(x: Array, w: Array, fused: bool) -> Array:
-    """2× up-sampling 3×3 convolution, NHWC in, NHWC out (2H, 2W).
+def upscale2d_conv2d(x: Array, w: Array, fused: bool) -> Array:
+    """2× up-sampling 3×3 convolution, NHWC (N, H, W, I) → (N, 2H, 2W, O), ``w`` HWIO.
 
     ``fused=False``: nearest-neighbour ×2 then a 'SAME' 3×3 correlation with ``w``. ``fused=True``: NVIDIA's
     ``upscale2d_conv2d``: ``w`` padded by one and summed over its four shifts into a 4×4 kernel ``w4``, applied by
@@ -137,15 +167,10 @@ def up_conv(x: Array, w: Array, fused: bool) -> Array:
         rows.append(jnp.stack(cols))
     kernel = jnp.stack(rows).reshape(2, 2, w.shape[2], 4 * co)
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    y = lax.conv_general_dilated(xp, kernel, (1, 1), "VALID", dimension_numbers=_DN)  # (N, H+1, W+1, 4·O)
+    y = lax.conv_general_dilated(xp, kernel, (1, 1), "VALID", dimension_numbers=DN)  # (N, H+1, W+1, 4·O)
     y = y.reshape(n, h + 1, wd + 1, 2, 2, co)
     out = jnp.stack([jnp.stack([y[:, r:r + h, s:s + wd, r, s] for s in (0, 1)], axis=3) for r in (0, 1)], axis=2)
     return out.reshape(n, 2 * h, 2 * wd, co)  # (N, H, 2[r], W, 2[s], O) → rows 2m+r, columns 2n+s
-
-
-def conv_same(x: Array, w: Array) -> Array:
-    k = w.shape[0]
-    return lax.conv_general_dilated(x, w, (1, 1), ((k // 2, k // 2), (k // 2, k // 2)), dimension_numbers=_DN)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -156,8 +181,8 @@ class Dense(nnx.Module):
     """TF ``dense`` + ``apply_bias``: ``x @ (weight·coef) + bias·lrmul``; ``weight`` is ``[in, out]``."""
 
     def __init__(self, fan_in: int, fan_out: int, *, gain: float, use_wscale: bool, lrmul: float = 1.0):
-        self.weight = nnx.Param(_zeros(fan_in, fan_out))
-        self.bias = nnx.Param(_zeros(fan_out))
+        self.weight = nnx.Param(zeros(fan_in, fan_out))
+        self.bias = nnx.Param(zeros(fan_out))
         self.weight_coef = runtime_coef(fan_in, gain, use_wscale, lrmul)
         self.bias_coef = float(lrmul)
 
@@ -165,19 +190,22 @@ class Dense(nnx.Module):
         return x @ (self.weight[...] * self.weight_coef) + self.bias[...] * self.bias_coef
 
 
+class LabelConcat(nnx.Module):
+    """``G_mapping``'s label embedding (``label_size`` > 0): ``weight [label_size, latent_size]`` (plain
+    ``random_normal`` init: no equalized-lr gain, no bias); labels (N, c_dim) → (N, z_dim) = ``labels @ weight``."""
+
+    def __init__(self, c_dim: int, z_dim: int):
+        self.weight = nnx.Param(zeros(c_dim, z_dim))
+
+    def __call__(self, c: Array) -> Array:
+        return c @ self.weight[...]
+
+
 class Noise(nnx.Module):
     """``apply_noise``'s per-channel strength ``weight [C]``."""
 
     def __init__(self, channels: int):
-        self.weight = nnx.Param(_zeros(channels))
-
-
-class Scope(nnx.Module):
-    """A TF variable scope with no variables of its own (``4x4``, ``64x64``): named children only."""
-
-    def __init__(self, **children: nnx.Module):
-        for name, child in children.items():
-            setattr(self, name, child)
+        self.weight = nnx.Param(zeros(channels))
 
 
 class Layer(nnx.Module):
@@ -187,13 +215,13 @@ class Layer(nnx.Module):
     def __init__(self, kind: str, cin: int, cout: int, w_dim: int, sk: dict, fused: bool = False):
         self.kind = kind  # "const" | "conv" | "up"
         if kind == "const":
-            self.const = nnx.Param(_zeros(1, cout, 4, 4))
+            self.const = nnx.Param(zeros(1, cout, 4, 4))
         else:
-            self.weight = nnx.Param(_zeros(3, 3, cin, cout))
+            self.weight = nnx.Param(zeros(3, 3, cin, cout))
             self.weight_coef = runtime_coef(9 * cin, math.sqrt(2.0), sk["use_wscale"], 1.0)
         if sk["use_noise"]:
             self.Noise = Noise(cout)
-        self.bias = nnx.Param(_zeros(cout))
+        self.bias = nnx.Param(zeros(cout))
         self.StyleMod = Dense(w_dim, 2 * cout, gain=1.0, use_wscale=sk["use_wscale"])
         self.fused = bool(fused)
         self.blur_taps = tuple(float(t) for t in sk["blur_filter"]) if sk["blur_filter"] else None
@@ -201,13 +229,14 @@ class Layer(nnx.Module):
         self.use_pixel_norm = bool(sk["use_pixel_norm"])
         self.use_instance_norm = bool(sk["use_instance_norm"])
 
-    def __call__(self, x: Array | None, w: Array, noise: Array | None, n: int) -> Array:
-        """x (N, h, w, I) (None for the constant), w (N, w_dim), noise (N or 1, H, W, 1) unit noise or None."""
+    def __call__(self, x: Array | None, w: Array, noise: Array | None) -> Array:
+        """x (N, h, w, I) (None for the constant), w (N, w_dim), noise (N or 1, H, W, 1) unit noise or None
+        → (N, H, W, O)."""
         if self.kind == "const":
             c = self.const[...]
-            x = jnp.broadcast_to(jnp.transpose(c[0], (1, 2, 0))[None], (n, 4, 4, c.shape[1]))
+            x = jnp.broadcast_to(jnp.transpose(c[0], (1, 2, 0))[None], (w.shape[0], 4, 4, c.shape[1]))
         elif self.kind == "up":
-            x = up_conv(x, self.weight[...] * self.weight_coef, self.fused)
+            x = upscale2d_conv2d(x, self.weight[...] * self.weight_coef, self.fused)
             if self.blur_taps is not None:
                 x = blur2d(x, self.blur_taps)
         else:
@@ -224,12 +253,28 @@ class Layer(nnx.Module):
         return x * (style[:, None, None, :c] + 1.0) + style[:, None, None, c:]
 
 
+class Block(nnx.Module):
+    """A resolution's scope (``4x4``: ``Const``, ``Conv``; ``{R}x{R}``: ``Conv0_up``, ``Conv1``): its two layers."""
+
+    def __init__(self, **layers: Layer):
+        self.layer_names = tuple(layers)
+        for name, layer in layers.items():
+            setattr(self, name, layer)
+
+    def __call__(self, x: Array | None, ws: Array, noises: list[Array | None]) -> Array:
+        """x (N, R/2, R/2, I) (None at 4×4), ws (N, 2, w_dim) this block's two ws, noises one per layer →
+        (N, R, R, O)."""
+        for i, name in enumerate(self.layer_names):
+            x = getattr(self, name)(x, ws[:, i], noises[i])
+        return x
+
+
 class ToRGB(nnx.Module):
     """``ToRGB_lod0``: 1×1 conv (gain 1) + bias, linear."""
 
     def __init__(self, cin: int, channels: int, use_wscale: bool):
-        self.weight = nnx.Param(_zeros(1, 1, cin, channels))
-        self.bias = nnx.Param(_zeros(channels))
+        self.weight = nnx.Param(zeros(1, 1, cin, channels))
+        self.bias = nnx.Param(zeros(channels))
         self.weight_coef = runtime_coef(cin, 1.0, use_wscale, 1.0)
 
     def __call__(self, x: Array) -> Array:
@@ -237,26 +282,36 @@ class ToRGB(nnx.Module):
 
 
 class Mapping(nnx.Module):
-    """``G_mapping``: z (N, z_dim) → w broadcast to (N, num_ws, w_dim)."""
+    """``G_mapping``: z (N, z_dim) [and labels c (N, c_dim)] → w broadcast to (N, num_ws, w_dim)."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, spec: SG1Spec):
         mk = config["mapping_kwargs"]
         n = mk["num_layers"]
-        features = [config["z_dim"]] + [mk["layer_features"]] * (n - 1) + [config["w_dim"]] * (n > 0)
+        if spec.c_dim > 0:
+            self.LabelConcat = LabelConcat(spec.c_dim, spec.z_dim)
+        fan_in = spec.z_dim * (2 if spec.c_dim > 0 else 1)  # z ‖ its label embedding
+        features = [fan_in] + [mk["layer_features"]] * (n - 1) + [spec.w_dim] * (n > 0)
         for i in range(n):
             setattr(self, f"Dense{i}", Dense(features[i], features[i + 1], gain=math.sqrt(2.0),
                                              use_wscale=mk["use_wscale"], lrmul=mk["lr_multiplier"]))
         self.num_layers = n
         self.activation = mk["activation"]
         self.normalize_latents = bool(mk["normalize_latents"])
-        self.z_dim, self.num_ws = config["z_dim"], config["num_ws"]
+        self.z_dim, self.c_dim, self.num_ws = spec.z_dim, spec.c_dim, spec.num_ws
 
-    def __call__(self, z: Array) -> Array:
+    def __call__(self, z: Array, c: Array | None = None) -> Array:
         x = jnp.asarray(z, jnp.float32)
         if x.ndim != 2 or x.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape (N, {self.z_dim}), got {x.shape}")
+        if self.c_dim > 0:
+            if c is None:
+                raise ValueError(f"this StyleGAN (v1) generator is conditional: pass c with shape (N, {self.c_dim})")
+            c = jnp.asarray(c, jnp.float32)
+            if c.shape != (x.shape[0], self.c_dim):
+                raise ValueError(f"c must have shape ({x.shape[0]}, {self.c_dim}), got {c.shape}")
+            x = jnp.concatenate([x, self.LabelConcat(c)], axis=1)
         if self.normalize_latents:
-            x = pixel_norm(x)
+            x = normalize_2nd_moment(x)
         for i in range(self.num_layers):
             x = _act(getattr(self, f"Dense{i}")(x), self.activation)
         return jnp.broadcast_to(x[:, None, :], (x.shape[0], self.num_ws, x.shape[1]))
@@ -265,60 +320,33 @@ class Mapping(nnx.Module):
 class Synthesis(nnx.Module):
     """``G_synthesis`` at lod 0: ws (N, num_ws, w_dim) → images (N, R, R, channels)."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, spec: SG1Spec):
         sk = config["synthesis_kwargs"]
-        res_log2 = int(math.log2(config["img_resolution"]))
-        self.num_ws, self.w_dim = config["num_ws"], config["w_dim"]
+        res_log2 = int(math.log2(spec.img_resolution))
+        self.num_ws, self.w_dim = spec.num_ws, spec.w_dim
         self.use_noise = bool(sk["use_noise"])
         if self.use_noise:
-            for i in range(self.num_ws):
-                r = 2 ** (i // 2 + 2)
-                setattr(self, f"noise{i}", Buffer(_zeros(1, 1, r, r)))
-        w, c = config["w_dim"], sg1_conv.nf(config, 1)
-        setattr(self, "4x4", Scope(Const=Layer("const", c, c, w, sk), Conv=Layer("conv", c, c, w, sk)))
+            for i, r in enumerate(self.noise_shapes()):
+                setattr(self, f"noise{i}", Buffer(zeros(1, 1, r, r)))
+        w, c, nf = spec.w_dim, spec.channels[1], spec.channels
+        setattr(self, "4x4", Block(Const=Layer("const", c, c, w, sk), Conv=Layer("conv", c, c, w, sk)))
         for lg in range(3, res_log2 + 1):
             r = 2 ** lg
-            cin, cout = sg1_conv.nf(config, lg - 2), sg1_conv.nf(config, lg - 1)
-            setattr(self, f"{r}x{r}", Scope(Conv0_up=Layer("up", cin, cout, w, sk, sg1_conv.fused_up(config, r)),
+            cin, cout = nf[lg - 2], nf[lg - 1]
+            setattr(self, f"{r}x{r}", Block(Conv0_up=Layer("up", cin, cout, w, sk, spec.fused[lg - 3]),
                                             Conv1=Layer("conv", cout, cout, w, sk)))
         self.block_names = tuple(f"{2 ** lg}x{2 ** lg}" for lg in range(2, res_log2 + 1))
-        self.ToRGB_lod0 = ToRGB(sg1_conv.nf(config, res_log2 - 1), config["img_channels"], sk["use_wscale"])
+        self.ToRGB_lod0 = ToRGB(nf[res_log2 - 1], spec.img_channels, sk["use_wscale"])
 
     def noise_shapes(self) -> list[int]:
         return [2 ** (i // 2 + 2) for i in range(self.num_ws)]
 
-    def _noises(self, noise_mode: Any, key: Array | None, noise_gain: Array | None, n: int,
-                dtype: Any) -> list[Array | None]:
+    def _noises(self, noise_mode: Any, key: Array | None, noise_gain: Array | None, n: int) -> list[Array | None]:
         """Each layer's unit noise (N or 1, r, r, 1) times ``noise_gain``, or None (no noise)."""
         if not self.use_noise:
             return [None] * self.num_ws
-        static = isinstance(noise_mode, str)
-        if static and noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        if static and noise_mode == "none":
-            return [None] * self.num_ws
         stored = [jnp.transpose(getattr(self, f"noise{i}")[...], (0, 2, 3, 1)) for i in range(self.num_ws)]
-        if static and noise_mode == "const":
-            noises = stored
-        elif static:  # random
-            if key is None:
-                raise ValueError('noise_mode="random" needs a PRNG key')
-            noises = unit_noise(key, self.noise_shapes(), n)
-        else:  # a traced index: 0 const, 1 random, 2 none (the random draw only runs when selected)
-            if key is None:
-                raise ValueError("a traced noise_mode needs a PRNG key (used when it selects random noise)")
-            mode = jnp.asarray(noise_mode, jnp.int32)
-            unit = lax.cond(mode == 1, lambda k: unit_noise(k, self.noise_shapes(), n),
-                            lambda k: [jnp.zeros((n, r, r, 1), jnp.float32) for r in self.noise_shapes()], key)
-            noises = [jnp.where(mode == 0, c, u) * (mode != 2).astype(jnp.float32) for c, u in zip(stored, unit,
-                                                                                                   strict=True)]
-        if noise_gain is not None:
-            g = jnp.asarray(noise_gain, jnp.float32)
-            if g.ndim > 1 or (g.ndim == 1 and g.shape[0] not in (1, n)):
-                raise ValueError(f"noise_gain must be a scalar or have shape ({n},), got {g.shape}")
-            g = jnp.broadcast_to(g.reshape(-1), (n,))[:, None, None, None]
-            noises = [z * g for z in noises]
-        return [z.astype(dtype) for z in noises]
+        return noise_inputs(noise_mode, key, noise_gain, stored, n)
 
     def __call__(self, ws: Array, noise_mode: Any = "const", key: Array | None = None,
                  noise_gain: Array | None = None) -> Array:
@@ -326,15 +354,10 @@ class Synthesis(nnx.Module):
         ws = jnp.asarray(ws, dtype)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape (N, {self.num_ws}, {self.w_dim}), got {ws.shape}")
-        n = ws.shape[0]
-        noises = self._noises(noise_mode, key, noise_gain, n, dtype)
+        noises = self._noises(noise_mode, key, noise_gain, ws.shape[0])
         x = None
-        idx = 0
-        for name in self.block_names:
-            scope = getattr(self, name)
-            for layer in (("Const", "Conv") if name == "4x4" else ("Conv0_up", "Conv1")):
-                x = getattr(scope, layer)(x, ws[:, idx], noises[idx], n)
-                idx += 1
+        for i, name in enumerate(self.block_names):  # block i reads ws 2i and 2i + 1
+            x = getattr(self, name)(x, ws[:, 2 * i:2 * i + 2], noises[2 * i:2 * i + 2])
         return self.ToRGB_lod0(x)
 
 
@@ -344,15 +367,13 @@ class StyleGAN1(nnx.Module):
     family = "stylegan1"
     supports_transform = False
 
-    def __init__(self, config: dict):
-        self.mapping = Mapping(config)
-        self.synthesis = Synthesis(config)
-        self.dlatent_avg = Buffer(_zeros(config["w_dim"]))
-        self.spec = SG1Spec(z_dim=config["z_dim"], w_dim=config["w_dim"], num_ws=config["num_ws"],
-                            img_resolution=config["img_resolution"], img_channels=config["img_channels"])
-        self.z_dim, self.c_dim, self.w_dim = config["z_dim"], 0, config["w_dim"]
-        self.num_ws, self.img_resolution, self.img_channels = (config["num_ws"], config["img_resolution"],
-                                                               config["img_channels"])
+    def __init__(self, config: dict, spec: SG1Spec):
+        self.mapping = Mapping(config, spec)
+        self.synthesis = Synthesis(config, spec)
+        self.dlatent_avg = Buffer(zeros(spec.w_dim))
+        self.spec = spec
+        self.z_dim, self.c_dim, self.w_dim = spec.z_dim, spec.c_dim, spec.w_dim
+        self.num_ws, self.img_resolution, self.img_channels = spec.num_ws, spec.img_resolution, spec.img_channels
         self.has_noise = self.synthesis.use_noise
 
     def constants(self) -> dict[str, Any]:
@@ -375,19 +396,18 @@ class StyleGAN1(nnx.Module):
         """``G_style``'s truncation: ``avg + (w − avg)·ψ`` on layers ``< cutoff``; ψ == 1 (or cutoff ≤ 0) leaves
         ws exactly as they are. ψ: scalar or (N,); cutoff: scalar int, None = every layer (NVIDIA's None
         disables truncation instead: pass ψ = 1 for that)."""
-        psi = jnp.asarray(truncation_psi, jnp.float32)
+        psi, cutoff = truncation_args(self.num_ws, truncation_psi, truncation_cutoff)
         psi = psi.reshape(-1, 1, 1) if psi.ndim == 1 else psi
-        cutoff = jnp.asarray(_ALL_LAYERS if truncation_cutoff is None else truncation_cutoff, jnp.int32)
         layer = jnp.arange(self.num_ws, dtype=jnp.int32)[None, :, None]
         avg = self.dlatent_avg[...].astype(ws.dtype)
         return jnp.where((layer < cutoff) & (psi != 1), avg + (ws - avg) * psi.astype(ws.dtype), ws)
 
     def map(self, z: Array, c: Array | None = None, truncation_psi: Any = 1.0, truncation_cutoff: Any = None) -> Array:
-        """z (N, z_dim) → ws (N, num_ws, w_dim), truncated. ``c`` must be None (or empty): StyleGAN 1 styles
-        here are unconditional."""
-        if c is not None and np.size(c) and jnp.asarray(c).shape[-1] != 0:
+        """z (N, z_dim), c (N, c_dim) (conditional networks; None or empty otherwise) → ws (N, num_ws, w_dim),
+        truncated."""
+        if self.c_dim == 0 and c is not None and np.size(c) and jnp.asarray(c).shape[-1] != 0:
             raise ValueError("this StyleGAN (v1) generator is unconditional: pass c=None")
-        return self.truncate(self.mapping(z), truncation_psi, truncation_cutoff)
+        return self.truncate(self.mapping(z, c if self.c_dim > 0 else None), truncation_psi, truncation_cutoff)
 
     def __call__(self, z: Array, c: Array | None = None, truncation_psi: Any = 1.0, truncation_cutoff: Any = None,
                  noise_mode: str = "const", key: Array | None = None, noise_gain: Array | None = None) -> Array:
@@ -395,53 +415,20 @@ class StyleGAN1(nnx.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Building from (config, flat state), and the jitted entry points.
+# Building from (config, flat state).
 
 
 def abstract(config: dict) -> StyleGAN1:
-    """The module for ``config`` with abstract (shape-only) variables (the :mod:`lsd_jax.models` protocol)."""
-    return abstract_model(config)
+    """The module for ``config`` with abstract (shape-only) variables (``nnx.eval_shape``)."""
+    spec = spec_from_config(config)
+    return nnx.eval_shape(lambda: StyleGAN1(config, spec))
 
 
 def from_state(config: dict, flat_state: dict[str, Any]) -> StyleGAN1:
-    """The module for ``config`` filled from ``flat_state`` (the :mod:`lsd_jax.models` protocol)."""
-    return build_stylegan1(config, flat_state)
-
-
-def abstract_model(config: dict) -> StyleGAN1:
-    """The module tree for ``config`` without allocating weights (``nnx.eval_shape``)."""
-    with from_converter():
-        config = sg1_conv.finish_config(config)
-    return nnx.eval_shape(lambda: StyleGAN1(config))
-
-
-def flat_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
-    """Dotted path → shape of every variable of ``model`` (abstract or concrete)."""
-    return {".".join(str(p) for p in path): tuple(v.shape) for path, v in nnx.to_flat_state(nnx.state(model))}
-
-
-def build_stylegan1(config: dict, flat_state: dict[str, Any]) -> StyleGAN1:
     """The module for ``config`` filled from ``flat_state`` ({dotted TF name: array}, e.g. from
-    :func:`converters.sg1.convert`). Every name and shape is checked: a missing, unexpected or misshapen tensor
-    raises :class:`~lsd_jax.errors.ConversionError` naming it."""
-    model = abstract_model(config)
-    graphdef, abstract = nnx.split(model)
-    expected = flat_shapes(model)
-    for key in flat_state:
-        if key not in expected:
-            raise ConversionError(f"unexpected tensor {key!r}: a StyleGAN (v1) generator with this config has none")
-    pure: dict[str, Any] = {}
-    for key, shape in expected.items():
-        if key not in flat_state:
-            raise ConversionError(f"missing tensor {key!r} (shape {shape}) for this StyleGAN (v1) generator")
-        value = np.asarray(flat_state[key])
-        if tuple(value.shape) != shape or value.dtype.kind != "f":
-            raise ConversionError(f"tensor {key!r} has shape {tuple(value.shape)} ({value.dtype}); this StyleGAN "
-                                  f"(v1) generator needs {shape} floats")
-        node = pure
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = jnp.asarray(value, jnp.float32)
-    nnx.replace_by_pure_dict(abstract, pure)
-    return nnx.merge(graphdef, abstract)
+    :func:`converters.sg1.convert`) by :func:`.ops.load_module`: a malformed config or a missing, unexpected or
+    misshapen tensor raises :class:`~lsd_jax.errors.ConversionError` naming it."""
+    try:
+        return load_module(abstract(config), flat_state, "StyleGAN (v1) generator")
+    except (KeyError, ValueError) as e:
+        raise ConversionError(f"StyleGAN (v1) weights do not match the model: {e.args[0] if e.args else e}") from None

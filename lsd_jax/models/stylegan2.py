@@ -56,12 +56,12 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from .ops import (SQRT2, Buffer, FullyConnected, MappedGenerator, MappingNetwork, conv_same, dense, load_module,
-                  lrelu, unit_noise, up_conv, upsample2d, zeros)
+from .ops import NOISE_MODES as NOISE_MODES  # re-exported: the modes' names and their traced indices
+from .ops import (SQRT2, Buffer, FullyConnected, MappedGenerator, MappingNetwork, conv_same, dense,
+                  load_module, lrelu, noise_inputs, up_conv, upsample2d, zeros)
 
 Array = jax.Array
 _SQRT_HALF = math.sqrt(0.5)
-NOISE_MODES = ("const", "random", "none")
 ARCHITECTURES = ("orig", "skip", "resnet")
 
 
@@ -153,26 +153,9 @@ def spec_from_config(config: dict | SG2Spec) -> SG2Spec:
     )
 
 
-def num_ws(config: dict | SG2Spec) -> int:
-    return spec_from_config(config).num_ws
-
-
-def num_ws(config: dict | SG2Spec) -> int:
-    return spec_from_config(config).num_ws
-
-
 def filter_shape(taps: tuple[float, ...]) -> tuple[int, ...]:
     """Shape of NVIDIA's ``resample_filter`` buffer (``setup_filter``: outer product below 8 taps)."""
     return (len(taps), len(taps)) if len(taps) < 8 else (len(taps),)
-
-
-def noise_mode_index(noise_mode: Any) -> Any:
-    """A noise mode name → its index in :data:`NOISE_MODES` (an int array passes through)."""
-    if isinstance(noise_mode, str):
-        if noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        return NOISE_MODES.index(noise_mode)
-    return noise_mode
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -202,14 +185,16 @@ class SynthesisLayer(nnx.Module):
 
     def __call__(self, x: Array, w: Array, noise: Array | None, gain: float = 1.0,
                  consts: dict[str, Array] | None = None) -> Array:
+        """x (N, H, W, I) [(N, H/2, W/2, I) when up], w (N, w_dim), noise (N or 1, H, W, 1) before the strength, or
+        None → (N, H, W, O)."""
         c = self.constants() if consts is None else consts
         s = self.affine(w)  # (N, I)
         x = x * s[:, None, None, :]
         x = up_conv(x, c["kernel"], self.taps) if self.up else conv_same(x, c["kernel"])
         d = lax.rsqrt(jnp.square(s) @ c["wsq"] + 1e-8)  # (N, O) = rsqrt(Σ_{i,k} (W[o,i,k]·s[i])² + 1e-8)
         x = x * d[:, None, None, :]
-        if noise is not None:
-            x = x + noise
+        if noise is not None:  # (N or 1, H, W, 1) from ops.noise_inputs
+            x = x + noise * self.noise_strength[...]
         x = lrelu(x + self.bias[...], SQRT2 * gain)
         if self.conv_clamp is not None:
             x = jnp.clip(x, -self.conv_clamp * gain, self.conv_clamp * gain)
@@ -267,10 +252,37 @@ class SynthesisBlock(nnx.Module):
         if self.resnet:
             self.skip = Skip(cin, cout, taps)
         self.res, self.taps = res, taps
-        self.ws_index = 0 if res == 4 else 2 * int(round(math.log2(res))) - 5
+        self.num_conv = 1 if res == 4 else 2
+        self.num_torgb = int(self.has_torgb)
 
     def layers(self) -> tuple[str, ...]:
         return ("conv1",) if self.res == 4 else ("conv0", "conv1")
+
+    def __call__(self, x: Array | None, img: Array | None, ws: Array, noises: list[Array | None],
+                 consts: dict[str, Any] | None = None) -> tuple[Array, Array | None]:
+        """NVIDIA's ``SynthesisBlock.forward``: x (N, res/2, res/2, cin) (None at 4×4), img (N, res/2, res/2, C) or
+        None, ws (N, num_conv + num_torgb, w_dim) this block's ws, noises one per :meth:`layers` entry →
+        (x (N, res, res, cout), img (N, res, res, C) or None)."""
+        consts = {name: getattr(self, name).constants() for name in self.layers()} if consts is None else consts
+        w_iter = iter([ws[:, i] for i in range(ws.shape[1])])  # NVIDIA's ws.unbind(dim=1)
+        if self.res == 4:
+            const = jnp.transpose(self.const[...], (1, 2, 0))
+            x = jnp.broadcast_to(const[None], (ws.shape[0],) + const.shape)
+            x = self.conv1(x, next(w_iter), noises[0], consts=consts["conv1"])
+        elif self.resnet:
+            y = self.skip(x, _SQRT_HALF)
+            x = self.conv0(x, next(w_iter), noises[0], consts=consts["conv0"])
+            x = self.conv1(x, next(w_iter), noises[1], gain=_SQRT_HALF, consts=consts["conv1"])
+            x = y + x
+        else:
+            x = self.conv0(x, next(w_iter), noises[0], consts=consts["conv0"])
+            x = self.conv1(x, next(w_iter), noises[1], consts=consts["conv1"])
+        if img is not None:
+            img = upsample2d(img, self.taps)
+        if self.has_torgb:
+            y = self.torgb(x, next(w_iter))
+            img = y if img is None else img + y
+        return x, img
 
 
 class SynthesisNetwork(nnx.Module):
@@ -289,43 +301,9 @@ class SynthesisNetwork(nnx.Module):
         return {f"b{b.res}": {name: getattr(b, name).constants() for name in b.layers()} for b in self.blocks()}
 
     def _noise(self, noise_mode: Any, key: Array | None, noise_gain: Array | None, n: int) -> list[Array | None]:
-        """The noise input of every layer in order (b4.conv1, b8.conv0, b8.conv1, ...), or None for no noise."""
-        layers = [getattr(b, name) for b in self.blocks() for name in b.layers()]
-        static = isinstance(noise_mode, str)
-        if static:
-            if noise_mode not in NOISE_MODES:
-                raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-            if noise_mode == "none":
-                return [None] * len(layers)
-        gain = None
-        if noise_gain is not None:
-            g = jnp.asarray(noise_gain, jnp.float32)
-            if g.ndim > 1 or (g.ndim == 1 and g.shape[0] not in (1, n)):
-                raise ValueError(f"noise_gain must be a scalar or have shape ({n},), got {g.shape}")
-            gain = jnp.broadcast_to(g.reshape(-1), (n,))[:, None, None, None]
-        sizes = [L.resolution for L in layers]
-        if static and noise_mode == "const":
-            unit = None
-        elif static:  # random
-            if key is None:
-                raise ValueError('noise_mode="random" needs a PRNG key')
-            unit = unit_noise(key, sizes, n)
-        else:
-            if key is None:
-                raise ValueError("a traced noise_mode needs a PRNG key (used when it selects random noise)")
-            mode = jnp.asarray(noise_mode, jnp.int32)
-            unit = lax.cond(mode == 1, lambda k: unit_noise(k, sizes, n),
-                            lambda k: [jnp.zeros((n, r, r, 1), jnp.float32) for r in sizes], key)
-        out = []
-        for i, L in enumerate(layers):
-            const = L.noise_const[...][None, :, :, None]
-            if static:
-                noise = const if unit is None else unit[i].astype(const.dtype)
-            else:
-                noise = jnp.where(mode == 0, const, unit[i].astype(const.dtype)) * (mode != 2).astype(const.dtype)
-            noise = noise * L.noise_strength[...]
-            out.append(noise if gain is None else noise * gain.astype(noise.dtype))
-        return out
+        """The noise input of every layer in order (b4.conv1, b8.conv0, b8.conv1, ...), before its strength."""
+        stored = [getattr(b, name).noise_const[...][None, :, :, None] for b in self.blocks() for name in b.layers()]
+        return noise_inputs(noise_mode, key, noise_gain, stored, n)
 
     def __call__(self, ws: Array, noise_mode: Any = "const", key: Array | None = None,
                  noise_gain: Array | None = None, consts: dict[str, Any] | None = None) -> Array:
@@ -341,31 +319,13 @@ class SynthesisNetwork(nnx.Module):
             raise ValueError(f"ws must have shape (N, {spec.num_ws}, {spec.w_dim}), got {ws.shape}")
         n = ws.shape[0]
         consts = self.constants() if consts is None else consts
-        noises = iter(self._noise(noise_mode, key, noise_gain, n))
+        noises = self._noise(noise_mode, key, noise_gain, n)
         x = img = None
-        for blk in self.blocks():
-            bc = consts[f"b{blk.res}"]
-            i = blk.ws_index
-            if blk.res == 4:
-                const = jnp.transpose(blk.const[...], (1, 2, 0))
-                x = jnp.broadcast_to(const[None], (n,) + const.shape)
-                x = blk.conv1(x, ws[:, 0], next(noises), consts=bc["conv1"])
-                i_rgb = 1
-            else:
-                if blk.resnet:
-                    y = blk.skip(x, _SQRT_HALF)
-                    x = blk.conv0(x, ws[:, i], next(noises), consts=bc["conv0"])
-                    x = blk.conv1(x, ws[:, i + 1], next(noises), gain=_SQRT_HALF, consts=bc["conv1"])
-                    x = y + x
-                else:
-                    x = blk.conv0(x, ws[:, i], next(noises), consts=bc["conv0"])
-                    x = blk.conv1(x, ws[:, i + 1], next(noises), consts=bc["conv1"])
-                i_rgb = i + 2
-            if img is not None:
-                img = upsample2d(img, blk.taps)
-            if blk.has_torgb:
-                y = blk.torgb(x, ws[:, i_rgb])
-                img = y if img is None else img + y
+        w_idx = 0
+        for blk in self.blocks():  # a block reads num_conv + num_torgb ws; the next starts num_conv further
+            k = blk.num_conv
+            x, img = blk(x, img, ws[:, w_idx:w_idx + k + blk.num_torgb], noises[:k], consts[f"b{blk.res}"])
+            w_idx, noises = w_idx + k, noises[k:]
         return img
 
 

@@ -64,8 +64,8 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from .ops import Buffer, FullyConnected, MappedGenerator, MappingNetwork, dense, filtered_lrelu, load_module, zeros
-from .stylegan2 import noise_mode_index
+from .ops import (Buffer, FullyConnected, MappedGenerator, MappingNetwork, dense, filtered_lrelu, load_module,
+                  noise_mode_index, zeros)
 
 Array = jax.Array
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -218,10 +218,6 @@ def spec_from_config(config: dict | SG3Spec) -> SG3Spec:
         mapping_layers=int(mk.get("num_layers", 2)), lr_multiplier=float(mk.get("lr_multiplier", 0.01)),
         output_scale=float(sk.get("output_scale", 0.25)), input=ispec, layers=layers,
     )
-
-
-def num_ws(config: dict | SG3Spec) -> int:
-    return spec_from_config(config).num_ws
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@
     # per-sample (N, 3, 3) ``transform`` (see stylegan3_transform) may replace the stored input transform
     img = gen(z, c, transform=stylegan3_transform(angle, tx, ty))
 
-    # StyleGAN 1 (config["family"] == "stylegan1", NVlabs/stylegan pickles): the same API, unconditional
-    # (c_dim 0), paths are NVIDIA's TF variable names (gen.module.synthesis["8x8"].Conv1.weight)
+    # StyleGAN 1 (config["family"] == "stylegan1", NVlabs/stylegan pickles): the same API (conditional ones,
+    # label_size > 0, take c like StyleGAN2's); paths are NVIDIA's TF variable names
+    # (getattr(gen.module.synthesis, "8x8").Conv1.weight)
 
     # BigGAN-deep (a pytorch-pretrained-biggan folder: config.json + pytorch_model.bin): a BigGANGenerator
     gen = load_generator("biggan-deep-256/")              # or the .bin with its config.json beside it
@@ -28,8 +29,7 @@
 
 The methods dispatch to module-level ``jax.jit`` functions with the graphdef static and the state a traced
 argument, so they compile once per (network, shapes, noise_mode) and can be called inside an outer ``jit``;
-``truncation_psi`` and ``truncation_cutoff`` are traced (changing them never recompiles). A :class:`Generator` is
-itself a pytree (the state's arrays are the leaves).
+``truncation_psi`` and ``truncation_cutoff`` are traced (changing them never recompiles).
 """
 
 from __future__ import annotations
@@ -46,43 +46,11 @@ from flax import nnx
 from ..models import stylegan1 as sg1
 from ..models import stylegan2 as sg2
 from ..models import stylegan3 as sg3
-from ..models.ops import truncation_args
+from ..models.ops import noise_mode_index, truncation_args
 from .style import Style
 
 Array = jax.Array
-Spec = sg1.SG1Spec | sg2.SG2Spec | sg3.SG3Spec
 FAMILIES = {"stylegan1": sg1, "stylegan2": sg2, "stylegan3": sg3}
-
-
-def _freeze(obj: Any) -> Any:
-    """A hashable copy of a JSON-like config (dicts → sorted item tuples tagged 'd', lists → tuples tagged 'l')."""
-    if isinstance(obj, dict):
-        return ("d", tuple(sorted((str(k), _freeze(v)) for k, v in obj.items())))
-    if isinstance(obj, (list, tuple)):
-        return ("l", tuple(_freeze(v) for v in obj))
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-def _thaw(obj: Any) -> Any:
-    if isinstance(obj, tuple) and len(obj) == 2 and obj[0] == "d":
-        return {k: _thaw(v) for k, v in obj[1]}
-    if isinstance(obj, tuple) and len(obj) == 2 and obj[0] == "l":
-        return [_thaw(v) for v in obj[1]]
-    return obj
-
-
-def spec_from_config(config: dict | Spec) -> Spec:
-    """The hashable spec of a config dict of any family (``config["family"]``, default "stylegan2")."""
-    if isinstance(config, (sg1.SG1Spec, sg2.SG2Spec, sg3.SG3Spec)):
-        return config
-    family = config.get("family", "stylegan2")
-    if family == "stylegan3":
-        return sg3.spec_from_config(config)
-    if family == "stylegan1":
-        return sg1.abstract(config).spec
-    return sg2.spec_from_config(config)
 
 
 def stylegan3_transform(angle: Any = 0.0, tx: Any = 0.0, ty: Any = 0.0) -> Array:
@@ -128,7 +96,7 @@ def _generate_jit(graphdef, state, z, c, psi, cutoff, noise_mode, key, transform
 def _args(model: Any, noise_mode: str, key: Any, transform: Any, n: int | None) -> tuple[str, Any, Any]:
     """Validated (noise_mode, key, transform) for the jitted forms; StyleGAN3 ignores noise, and its transform
     defaults to the stored buffer broadcast to the batch (so every call with a batch size shares one program)."""
-    sg2.noise_mode_index(noise_mode)
+    noise_mode_index(noise_mode)
     if model.supports_transform:
         if transform is None:
             if n is None:
@@ -194,9 +162,7 @@ def generate_fn(graphdef: Any, state: Any, z: Array, c: Array | None = None, tru
 
 
 class _ModuleGenerator:
-    """What every generator wrapper shares: the NNX ``module``, its ``config``, the split state and the pytree
-    protocol (the state's arrays are the children; graphdef and config are static). Subclasses register
-    themselves with ``jax.tree_util.register_pytree_node_class``."""
+    """What every generator wrapper shares: the NNX ``module``, its ``config`` and the split state."""
 
     def __init__(self, module: nnx.Module, config: dict):
         self.module = module
@@ -213,17 +179,7 @@ class _ModuleGenerator:
         """The module's arrays as a nested plain dict (``state["synthesis"]["b4"]["const"]``)."""
         return self.split()[1]
 
-    def tree_flatten(self):
-        graphdef, state = self.split()
-        return (state,), (graphdef, _freeze(self.config))
 
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        graphdef, frozen = aux
-        return cls(nnx.merge(graphdef, children[0]), _thaw(frozen))
-
-
-@jax.tree_util.register_pytree_node_class
 class Generator(_ModuleGenerator):
     """A StyleGAN 1, StyleGAN2(-ADA) or StyleGAN3 generator: the NNX ``module`` (see :mod:`lsd_jax.models`) and
     its config. ``family`` is "stylegan1", "stylegan2" or "stylegan3"."""
@@ -311,7 +267,6 @@ def stylegan_style(gen: Generator, *, name: str | None = None) -> Style:
 BIGGAN = "biggan-deep"
 
 
-@jax.tree_util.register_pytree_node_class
 class BigGANGenerator(_ModuleGenerator):
     """A BigGAN-deep generator (:mod:`lsd_jax.models.biggan`; paths are pytorch-pretrained-biggan's ``state_dict()``
     keys, e.g. ``gen.module.generator.layers[3].conv_1.weight``) and its config.

@@ -29,7 +29,7 @@ DEFAULT_NAMES = ("default", "cppn")
 
 
 def cppn_style(z_dim: int | None = None, c_dim: int | None = None) -> Style:
-    """The embedded default style ("default" / "cppn"): :class:`lsd_jax.models.cppn.CPPN`'s network at any size,
+    """The embedded default style ("default" / "cppn"): :mod:`lsd_jax.models.cppn_forward`'s network at any size,
     run by its pure forward (:class:`~lsd_jax.models.cppn_forward.CPPNProgram`: no Flax on this path). Every call
     builds the same values, so renders share one compiled step (JAX's jit cache keys on the program's value)."""
     from ..models import cppn_forward as cppn
