@@ -117,3 +117,18 @@ def duration_text(seconds: float) -> str:
         return f"{seconds:g} s"
     m, s = divmod(int(round(seconds)), 60)
     return f"{m} min" + (f" {s} s" if s else "")
+
+
+def client_key(request: Any, forwarded: bool = False) -> str | None:
+    """The visitor's address: the connection's, or (``forwarded``: behind a proxy that appends it, as a Hugging Face
+    Space's does) the last entry of ``X-Forwarded-For`` (earlier entries are the client's own word). None when
+    unknown (a call from Python)."""
+    if request is None:
+        return None
+    if forwarded:
+        headers = getattr(request, "headers", None) or {}
+        chain = [h.strip() for h in str(headers.get("x-forwarded-for", "")).split(",") if h.strip()]
+        if chain:
+            return chain[-1]
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None) or None

@@ -34,7 +34,7 @@ import gradio as gr
 from ..errors import AudioError, LsdError, ParamError, StyleError
 from ..params import GROUPS
 from . import examples as ex
-from .config import AppConfig, duration_text
+from .config import AppConfig, client_key, duration_text
 from .form import INPUT_NAMES, Field, component, page_fields, style_choices, ui_defaults
 from .jobs import Busy, Job, JobCancelled, Jobs, Run, python_snippet
 from .speed import estimate_text, speed_key, time_left
@@ -130,21 +130,6 @@ def field_of(e: BaseException, values: dict[str, Any]) -> str | None:
 
 # --------------------------------------------------------------------------------------------------
 # Visitors (per-client limits)
-
-
-def client_key(request: Any, forwarded: bool = False) -> str | None:
-    """The visitor's address: the connection's, or (``forwarded``: behind a proxy that appends it, as a Hugging Face
-    Space's does) the last entry of ``X-Forwarded-For`` (earlier entries are the client's own word). None when
-    unknown (a call from Python)."""
-    if request is None:
-        return None
-    if forwarded:
-        headers = getattr(request, "headers", None) or {}
-        chain = [h.strip() for h in str(headers.get("x-forwarded-for", "")).split(",") if h.strip()]
-        if chain:
-            return chain[-1]
-    client = getattr(request, "client", None)
-    return getattr(client, "host", None) or None
 
 
 def queued_by(demo: Any, client: str | None, concurrency_id: str, forwarded: bool = False) -> int:
