@@ -62,7 +62,7 @@ def received_file(path: Any) -> Path:
     try:
         mode = real.stat().st_mode
     except OSError:
-        raise StyleError(f"style file not found: {name} (uploads are kept for a while only: upload it again)") \
+        raise StyleError(f"style file not found: {name} (the server keeps a file for a while only: send it again)") \
             from None
     if not stat.S_ISREG(mode):
         raise StyleError(f"style file {name} is not a regular file")

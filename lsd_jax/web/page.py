@@ -669,9 +669,9 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
 
         def _validate(song, style, style_file, session=None, client=None, **values):
             # runs when Gradio queues the event (before it waits): one visitor cannot fill the queue for everyone
-            if queued_by(demo, client, RENDER_QUEUE, cfg.forwarded) >= cfg.per_client:
-                raise gr.Error(f"This server queues at most {cfg.per_client} job(s) per visitor: wait for yours to "
-                               "end.", title="Too many jobs", print_exception=False)
+            if queued_by(demo, client, RENDER_QUEUE, cfg.forwarded) >= cfg.per_client:  # shown by the song
+                text = f"this server queues at most {cfg.per_client} job(s) per visitor: wait for yours to end"
+                return [gr.validate(n != "song", text if n == "song" else "") for n in INPUT_NAMES]
             return validate(jobs, {"song": song, "style": style, "style_file": style_file, **values})
 
         def _excerpt(song: Any) -> tuple[Any, Any]:
