@@ -77,6 +77,20 @@ def test_the_live_page_refuses_a_server_path_and_quotes_nothing(tmp_path, upload
         sessions.close_all()
 
 
+def test_the_operators_own_style_is_not_a_visitors(tmp_path, uploads):
+    """``lsd-jax live --style ./model.pkl``: the page offers the operator's file first, and gets it; a visitor's
+    other path is still refused."""
+    config, state, _ = hostile.small_generator()
+    model = nv.write_torch_pickle(tmp_path / "mine.pkl", config, state)
+    sessions = LiveSessions(LiveConfig(sessions=1, resolution=32, fps=20.0, style=str(model)))
+    try:
+        assert sessions.handle("open", {"style": str(tmp_path / "other.pkl")})["error"] == door.NOT_RECEIVED
+        r = sessions.handle("open", {"style": str(model)})
+        assert r["style"] == str(model) and "token" in r, r
+    finally:
+        sessions.close_all()
+
+
 def test_every_face_refuses_proc_files_at_once(uploads, songs, monkeypatch):
     """BAD L3: ``/proc/self/pagemap`` was hashed (~275 GB). Now no face opens it: nothing is hashed or loaded."""
     from lsd_jax.store import weights

@@ -232,7 +232,9 @@ class LiveSessions:
                 s.feeder.started.wait(5)
                 elapsed = s.renderer.clock() - (s.feeder.t_start or s.renderer.clock())
         else:
-            s = self.open(args.get("style") or None, visitor=True, client=args.get("_client"))
+            style = args.get("style") or None
+            s = self.open(None if self._operators(style) else style, visitor=not self._operators(style),
+                          client=args.get("_client"))
         r = s.renderer
         return {"token": s.token, "fps": r.fps, "size": list(r.size), "elapsed": elapsed,
                 "attached": s.feeder is not None, "values": _values(r.params), "style": s.style_name}
@@ -295,10 +297,16 @@ class LiveSessions:
             self._set_style(s, args["style"])
         return {"values": _values(s.renderer.params)}
 
+    def _operators(self, style: Any) -> bool:
+        """Whether ``style`` is the one this server's operator chose (``lsd-jax live --style``: a path of theirs may
+        be), which the page offers first; anything else a page sends goes through the door."""
+        return style is not None and self.cfg.style is not None and str(style) == str(self.cfg.style)
+
     def _set_style(self, s: _Session, style: Any) -> None:
         """Switch ``s`` to a visitor's ``style`` through the one door (refused at once when it is no catalogue name
         or received upload); loaded, checked for memory and compiled on a background thread, one at a time."""
-        choice = visitor_style(style)[0]
+        own = self._operators(style)
+        choice = str(style) if own else visitor_style(style)[0]
         name = choice if choice == "default" or not Path(choice).is_absolute() else Path(choice).name
         with self._lock:
             if s.loading:
@@ -316,7 +324,12 @@ class LiveSessions:
 
         def load() -> None:
             try:
-                style_obj = load_visitor_style(choice, renderer.params)
+                if own:
+                    from ..styles.resolve import resolve_style
+
+                    style_obj = resolve_style(choice, renderer.params, progress=False)
+                else:
+                    style_obj = load_visitor_style(choice, renderer.params)
                 _check_fits(style_obj, renderer.params)
             except BaseException as e:  # noqa: BLE001  (shown in the page's status line)
                 done(e)
