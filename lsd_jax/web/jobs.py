@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AudioError, ParamError, StyleError
+from ..errors import AudioError, ParamError
 from ..params import RenderParams, make_params
 from ..store import sandbox
 from .config import MAX_APP_FPS, AppConfig, duration_text
