@@ -604,10 +604,8 @@ class Jobs:
                 run.working = True
                 run.check()
                 run.result = self.render(run.job, run=run) if run.kind == "render" else self.preview(run.job, run=run)
-        except sandbox.ConversionCancelled:
-            run.error = JobCancelled(f"{run.kind} cancelled")
-        except BaseException as e:  # handed to the page's handler
-            run.error = e
+        except BaseException as e:  # handed to the page's handler; a cancelled run's (its killed conversion's) says so
+            run.error = JobCancelled(f"{run.kind} cancelled") if run.cancelled else e
         finally:
             run.working = False
             run._done.set()
