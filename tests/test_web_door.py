@@ -264,6 +264,16 @@ def test_a_job_waits_for_a_cancelled_one_to_stop(uploads, songs, slow_conversion
         assert second.error is None and len(second.result.frames) > 0 and kill
 
 
+def test_a_job_waiting_for_its_slot_says_so(songs):
+    from lsd_jax.web import page
+
+    with J.Jobs(AppConfig(warm_up=False), keep=0.0) as jobs:
+        run = J.Run("render", jobs.prepare(str(songs["song"]), **TINY))
+        assert page._progress_line(jobs, run)[1].startswith("Waiting for the server (the job before yours is stopping)")
+        run.working = True
+        assert page._progress_line(jobs, run)[1].startswith("Rendering: analysing the song")
+
+
 def test_per_client_limit_counts_a_cancelled_job_until_it_stops(uploads, songs, slow_conversion):
     """UGLY: one client with many sessions filled the queue. A client (by address, whatever its sessions) has
     ``per_client`` jobs at once, a cancelled one counted until its work stopped."""
