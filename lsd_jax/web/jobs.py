@@ -12,7 +12,9 @@
 * :class:`Jobs` is what one app instance owns: its config, its per-request folders
   (:class:`Workdirs`: a failed request's folder goes at once, a finished one after a while, all at
   :meth:`Jobs.close`, and those of app processes that died at :meth:`Jobs.start`), the visitors'
-  running jobs (:class:`Run`: each in its own thread, cancelled between batches), the live channels
+  running jobs (:class:`Run`: each in its own thread, cancelled between batches; ``cfg.concurrency`` at work at
+  once, a cancelled one holding its work slot until its work has stopped, its conversion child killed; at most
+  ``cfg.per_client`` per visitor), the bounded upload analysis (:meth:`Jobs.excerpt_start`), the live channels
   of play-while-rendering (:class:`~lsd_jax.web.playback.LiveChannels`) and the speeds this server
   measured (:class:`~lsd_jax.web.speed.SpeedBook`).
 """
