@@ -87,6 +87,7 @@ def test_the_operators_own_style_is_not_a_visitors(tmp_path, uploads):
         assert sessions.handle("open", {"style": str(tmp_path / "other.pkl")})["error"] == door.NOT_RECEIVED
         r = sessions.handle("open", {"style": str(model)})
         assert r["style"] == str(model) and "token" in r, r
+        assert sessions.reap(now=sessions.get(r["token"]).opened + 1801) == [r["token"]]  # still a visitor's session
     finally:
         sessions.close_all()
 

@@ -126,7 +126,8 @@ class LiveSessions:
         upload this server received, converted in the sandbox); ``client``: the visitor's address (per-client
         limit). Any style is refused when its frame step would not fit in memory (before compiling)."""
         self.reap()
-        choice = visitor_style(style or "default")[0] if visitor else None  # refused at once, before a place is held
+        # refused at once, before a place is held (the operator's own style is not a visitor's)
+        choice = visitor_style(style or "default")[0] if visitor and not self._operators(style) else None
         with self._lock:
             if self._janitor is None:  # closes the sessions of closed tabs
                 self._janitor = threading.Thread(target=self._sweep, name="lsd-jax-live-janitor", daemon=True)
@@ -153,7 +154,7 @@ class LiveSessions:
                 style = load_visitor_style(choice, params)
                 name = choice if choice == "default" or not Path(choice).is_absolute() else Path(choice).name
             renderer = LiveRenderer(style, params, **kw)
-            _check_fits(renderer.style, renderer.params)
+            _check_fits(renderer, renderer.style)
             now = time.monotonic()
             session = _Session(token, renderer, math.inf if keep else now, style_name=name, client=client,
                                opened=now if visitor else math.inf, last_audio=now if visitor else math.inf)
@@ -232,9 +233,7 @@ class LiveSessions:
                 s.feeder.started.wait(5)
                 elapsed = s.renderer.clock() - (s.feeder.t_start or s.renderer.clock())
         else:
-            style = args.get("style") or None
-            s = self.open(None if self._operators(style) else style, visitor=not self._operators(style),
-                          client=args.get("_client"))
+            s = self.open(args.get("style") or None, visitor=True, client=args.get("_client"))
         r = s.renderer
         return {"token": s.token, "fps": r.fps, "size": list(r.size), "elapsed": elapsed,
                 "attached": s.feeder is not None, "values": _values(r.params), "style": s.style_name}
@@ -330,7 +329,7 @@ class LiveSessions:
                     style_obj = resolve_style(choice, renderer.params, progress=False)
                 else:
                     style_obj = load_visitor_style(choice, renderer.params)
-                _check_fits(style_obj, renderer.params)
+                _check_fits(renderer, style_obj)
             except BaseException as e:  # noqa: BLE001  (shown in the page's status line)
                 done(e)
                 return
@@ -346,14 +345,13 @@ class LiveSessions:
         return {"ok": True}
 
 
-def _check_fits(style: Any, params: Any) -> None:
-    """Refuse a style whose live frame step (one frame, contrast and flash fused) would not fit in memory at the
-    session's size, before anything compiles (on CPU a failed allocation in XLA aborts the server)."""
-    from ..engine import effects as fx
-    from ..engine.step import EffectPlan, output_size
+def _check_fits(renderer: LiveRenderer, style: Any) -> None:
+    """Refuse ``style`` when ``renderer``'s frame step of it (one frame, at the largest size it would render) would
+    not fit in memory, before anything compiles (on CPU a failed allocation in XLA aborts the server)."""
+    from ..engine.step import output_size
 
-    plan = EffectPlan(fused=((fx.contrast_effect, 1.0), (fx.flash_effect, 1.0)), host=())
-    check_fits(style, output_size(style, params), plan, params)
+    size = output_size(style, renderer.params)
+    check_fits(style, size, renderer._plan(size), renderer.params)  # the renderer's own effects
 
 
 def _number(value: Any, default: float) -> float:
