@@ -6,7 +6,9 @@
   closes them (the Cancel button, a closed tab, a client's ``job.cancel()``); every failure becomes
   a ``gr.Error`` with a clear message and no server path (:func:`user_error`), kept visible in the
   status line. :func:`preview_video` / :func:`render_video` run them to the end (for Python callers);
-* before a job is queued, :func:`validate` puts each problem next to the field that caused it;
+* before a job is queued, :func:`validate` puts each problem next to the field that caused it (and a visitor's
+  address queues at most ``per_client`` jobs: :func:`queued_by`); a visitor's style goes through the one door
+  (:mod:`lsd_jax.web.door`); the song's analysis on upload is a queued event of its own, one at a time;
 * the buttons are disabled while the visitor's job runs; a render plays in the page while later frames
   still render (:mod:`lsd_jax.web.playback`); the estimate above the buttons comes from this server's
   measured speed (:mod:`lsd_jax.web.speed`); one-click examples come from :mod:`lsd_jax.web.examples`;
