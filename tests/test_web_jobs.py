@@ -140,11 +140,18 @@ def test_server_limits(songs, values, error, match):
         J.prepare_job(str(songs["song"]), **{**TINY, **values})
 
 
-def test_styles_are_names_from_the_list_or_uploaded_files(songs, tmp_path):
+def test_styles_are_names_from_the_list_or_uploaded_files(songs, tmp_path, monkeypatch):
+    from lsd_jax.web.door import NOT_RECEIVED
+
+    for style, style_file in ((str(tmp_path / "x.pkl"), None), ("default", str(songs["text"]))):
+        with pytest.raises(lsd_jax.StyleError) as e:  # never a path on the server, whatever it holds
+            J.prepare_job(str(songs["song"]), style, style_file, **TINY)
+        assert str(e.value) == NOT_RECEIVED
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(songs["text"].parent))  # as if the visitor had uploaded it
     with pytest.raises(lsd_jax.StyleError, match="style file must be an NVIDIA StyleGAN .pkl"):
         J.prepare_job(str(songs["song"]), "default", str(songs["text"]), **TINY)
-    with pytest.raises(lsd_jax.StyleError, match="unknown style"):  # never a path on the server
-        J.prepare_job(str(songs["song"]), str(tmp_path / "x.pkl"), None, **TINY)
+    with pytest.raises(lsd_jax.StyleError, match="unknown style"):
+        J.prepare_job(str(songs["song"]), "no such style", None, **TINY)
     assert J.prepare_job(str(songs["song"]), "CPPN", None, **TINY).style == "default"
 
 
@@ -380,7 +387,7 @@ def _bounded_requests(tmp_path, items, max_seconds=600.0, timeout=240.0):
     return report["value"]
 
 
-def test_resource_bomb_uploads_are_clear_errors_and_the_next_render_works(songs, tmp_path):
+def test_resource_bomb_uploads_are_clear_errors_and_the_next_render_works(songs, tmp_path, monkeypatch):
     """Uploaded .pkl files are converted in a separate, limited process: each bomb is a clear error naming the
     upload (not its folder), quickly; a normal upload and the default style render right after."""
     import hostile
@@ -388,6 +395,7 @@ def test_resource_bomb_uploads_are_clear_errors_and_the_next_render_works(songs,
 
     uploads = tmp_path / "upload dir with spaces"
     uploads.mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))  # the files the app received (the child inherits it)
     bombs = {"keys.pkl": hostile.key_bomb("dict-key", 80), "tree.pkl": hostile.shared_module_tree(40),
              "same.pkl": hostile.many_references(3000, 1 << 18, "same"),
              "views.pkl": hostile.many_references(2000, 1 << 19, "views"), "memo.pkl": hostile.memo_bomb(1 << 31)}
@@ -467,6 +475,7 @@ def test_uploads_and_catalogue_files_are_converted_in_the_sandbox(songs, tmp_pat
                         functools.partial(sandbox.convert_isolated, timeout=2, memory_bytes=768 << 20, limits=NO_LIMITS))
     (tmp_path / "hang.pkl").write_bytes(hostile.key_bomb("dict-key", 80))
     (tmp_path / "memo.pkl").write_bytes(hostile.memo_bomb(1 << 31))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # uploads: the files the app received
     with J.Jobs(keep=0.0, parent=tmp_path) as jobs:
         for name, match in (("hang.pkl", "took longer than 2 s and was stopped"), ("memo.pkl", "memory")):
             job = jobs.prepare(str(songs["song"]), "default", str(tmp_path / name), **TINY)

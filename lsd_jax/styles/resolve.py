@@ -100,16 +100,32 @@ def resolve_style(
         raise StyleError(f"style must be a name, a path to a .pkl or .safetensors, a Style or a callable; got "
                          f"{type(style).__name__}")
     path = Path(style).expanduser()
+    if path.is_dir() or path.suffix.lower() in (".bin", ".pkl", ".npz", ".safetensors") or path.exists():
+        return file_style(path, params, isolated=isolated)
+    return catalogue_style(str(style), params, progress=progress, isolated=isolated)
+
+
+def file_style(path: str | Path, params: RenderParams | None = None, *, isolated: bool = False) -> Style:
+    """The style in a model file (an NVIDIA ``.pkl``, a converted ``.safetensors``) or a BigGAN-deep checkpoint
+    (folder or ``.bin``) at ``path``; ``isolated`` as in :func:`resolve_style`."""
+    params = params or RenderParams()
+    path = Path(path).expanduser()
     if path.is_dir() or path.suffix.lower() == ".bin":  # a BigGAN-deep checkpoint
         return _stylegan_from_path(path, params, name=_biggan_name(path), isolated=isolated)
-    if path.suffix.lower() in (".pkl", ".npz", ".safetensors") or path.exists():
-        if not path.is_file():
-            raise StyleError(f"style file not found: {path}")
-        return _stylegan_from_path(path, params, isolated=isolated)
+    if not path.is_file():
+        raise StyleError(f"style file not found: {path}")
+    return _stylegan_from_path(path, params, isolated=isolated)
+
+
+def catalogue_style(name: str, params: RenderParams | None = None, *, progress: bool = True,
+                    isolated: bool = False) -> Style:
+    """The catalogue's style ``name`` (downloaded once, then cached), never a path however the name reads;
+    ``isolated`` as in :func:`resolve_style`."""
     from ..store.catalogue import find_style, style_path
 
-    entry = find_style(str(style))
-    return _stylegan_from_path(style_path(entry.name, progress=progress), params, name=entry.name, isolated=isolated)
+    entry = find_style(str(name))
+    return _stylegan_from_path(style_path(entry.name, progress=progress), params or RenderParams(), name=entry.name,
+                               isolated=isolated)
 
 
 def _stylegan_from_path(path: Path, params: RenderParams, name: str | None = None, isolated: bool = False) -> Style:

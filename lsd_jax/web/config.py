@@ -54,6 +54,9 @@ class AppConfig:
     examples: str = "eager"  # LSD_JAX_EXAMPLES: render the one-click examples at start-up (eager), at first click
     #                          (lazy), or show none (off)
     warm_up: bool = True  # LSD_JAX_WARM_UP: measure (and compile) the default style at start-up (0: at first use)
+    per_client: int = 2  # LSD_JAX_PER_CLIENT: jobs one visitor (address) may have queued or running at once
+    forwarded: bool = False  # LSD_JAX_FORWARDED: the visitor's address is the last of X-Forwarded-For (behind a
+    #                          proxy that sets it; on by default in a Hugging Face Space), else the connection's
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AppConfig:
@@ -70,6 +73,8 @@ class AppConfig:
             excerpt_seconds=_env_float(env, "LSD_JAX_EXCERPT_SECONDS", d.excerpt_seconds),
             examples=_env_choice(env, "LSD_JAX_EXAMPLES", EXAMPLE_MODES, d.examples),
             warm_up=_env_choice(env, "LSD_JAX_WARM_UP", ("1", "0"), "1" if d.warm_up else "0") == "1",
+            per_client=int(_env_float(env, "LSD_JAX_PER_CLIENT", d.per_client)),
+            forwarded=_env_choice(env, "LSD_JAX_FORWARDED", ("1", "0"), "1" if env.get("SPACE_ID") else "0") == "1",
         )
 
     @classmethod
@@ -112,3 +117,18 @@ def duration_text(seconds: float) -> str:
         return f"{seconds:g} s"
     m, s = divmod(int(round(seconds)), 60)
     return f"{m} min" + (f" {s} s" if s else "")
+
+
+def client_key(request: Any, forwarded: bool = False) -> str | None:
+    """The visitor's address: the connection's, or (``forwarded``: behind a proxy that appends it, as a Hugging Face
+    Space's does) the last entry of ``X-Forwarded-For`` (earlier entries are the client's own word). None when
+    unknown (a call from Python)."""
+    if request is None:
+        return None
+    if forwarded:
+        headers = getattr(request, "headers", None) or {}
+        chain = [h.strip() for h in str(headers.get("x-forwarded-for", "")).split(",") if h.strip()]
+        if chain:
+            return chain[-1]
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None) or None

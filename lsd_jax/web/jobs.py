@@ -12,7 +12,9 @@
 * :class:`Jobs` is what one app instance owns: its config, its per-request folders
   (:class:`Workdirs`: a failed request's folder goes at once, a finished one after a while, all at
   :meth:`Jobs.close`, and those of app processes that died at :meth:`Jobs.start`), the visitors'
-  running jobs (:class:`Run`: each in its own thread, cancelled between batches), the live channels
+  running jobs (:class:`Run`: each in its own thread, cancelled between batches; ``cfg.concurrency`` at work at
+  once, a cancelled one holding its work slot until its work has stopped, its conversion child killed; at most
+  ``cfg.per_client`` per visitor), the bounded upload analysis (:meth:`Jobs.excerpt_start`), the live channels
   of play-while-rendering (:class:`~lsd_jax.web.playback.LiveChannels`) and the speeds this server
   measured (:class:`~lsd_jax.web.speed.SpeedBook`).
 """
@@ -20,6 +22,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import math
 import os
@@ -28,17 +31,19 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import AudioError, ParamError, StyleError
+from ..errors import AudioError, ParamError
 from ..params import RenderParams, make_params
+from ..store import sandbox
 from .config import MAX_APP_FPS, AppConfig, duration_text
-from .form import BASIC_NAMES, STEMS, catalogue_names, params_from_ui
+from .door import load_visitor_style, visitor_style
+from .form import BASIC_NAMES, STEMS, params_from_ui
 from .playback import LiveChannels
 from .speed import Estimate, SpeedBook, Throughput, speed_key
 
@@ -46,6 +51,9 @@ log = logging.getLogger("lsd_jax.web")
 ProgressFn = Callable[[int, int], None]
 ROOT_PREFIX = "lsd-jax-app-"
 OWNER_FILE = "owner.pid"
+SLOT_POLL_S = 0.1  # how often a job waiting for a work slot looks whether it was cancelled
+ANALYSIS_AT_ONCE = 1  # uploads analysed at once (the page's excerpt); each decodes the song
+ANALYSIS_WAIT_S = 30.0  # an upload's analysis waits this long for its turn, then the page keeps its values
 
 
 # --------------------------------------------------------------------------------------------------
@@ -199,33 +207,6 @@ def audio_seconds(path: str | os.PathLike[str]) -> float | None:
     return info["duration"]
 
 
-def _resolve_style_choice(style: Any, style_file: Any) -> tuple[str, str]:
-    if style_file:
-        p = Path(str(style_file))
-        if p.suffix.lower() not in (".pkl", ".safetensors"):
-            raise StyleError(f"a style file must be an NVIDIA StyleGAN .pkl or a converted .safetensors; got {p.name}")
-        if not p.is_file():
-            raise StyleError(f"style file not found: {p.name}")
-        return str(p), p.name
-    choice = str(style or "default").strip().lower()
-    if choice in ("default", "cppn"):
-        return "default", "default"
-    names = catalogue_names()
-    if choice not in names:  # never a path: a name from the list only
-        import difflib
-
-        close = difflib.get_close_matches(choice, names, n=1)
-        raise StyleError(f"unknown style {choice!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-                         + "; choose one from the list or upload a .pkl")
-    from ..store.catalogue import load_catalogue, unavailable_reason
-
-    why = unavailable_reason(load_catalogue()[choice])
-    if why:
-        raise StyleError(f"{choice!r} cannot be used on this server ({why}); if you have its .pkl, upload it "
-                         "under 'or upload a style'")
-    return choice, choice
-
-
 def prepare_job(song: Any, style: Any = "default", style_file: Any = None, *, cfg: AppConfig | None = None,
                 **values: Any) -> Job:
     """Validate a request (LsdError on any problem). ``values``: widget values by name (missing
@@ -258,7 +239,7 @@ def prepare_job(song: Any, style: Any = "default", style_file: Any = None, *, cf
     if params.duration is not None and params.duration > cfg.max_seconds:
         # longer than the limit but not than the song: "to the end", which the render checks on what it decodes
         params = params.replace(duration=None)
-    style_arg, style_code = _resolve_style_choice(style, style_file)
+    style_arg, style_code = visitor_style(style, style_file)
     public = params.replace(**{s: _name(getattr(params, s)) for s in STEMS if getattr(params, s)})
     if params.keyframes:
         public = public.replace(keyframes={t: _name(p) for t, p in params.keyframes})
@@ -321,14 +302,13 @@ def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None, live
 
 
 def style_for(job: Job) -> Any:
-    """The style the render gets for ``job``: a model file (an upload, or a catalogue style's download) whose
-    NVIDIA pickle is not converted yet is converted in a separate, limited process (``isolated``; the result is
-    cached), so a hostile file cannot hang or crash the server."""
+    """The style the render gets for ``job``, through the visitors' one door (:func:`~lsd_jax.web.door.
+    load_visitor_style`): a model file (an upload, or a catalogue style's download) whose NVIDIA pickle is not
+    converted yet is converted in a separate, limited process (the result is cached), so a hostile file cannot hang
+    or crash the server."""
     if job.style == "default":
         return job.style
-    from ..styles.resolve import resolve_style
-
-    return resolve_style(job.style, job.params, progress=False, isolated=True)
+    return load_visitor_style(job.style, job.params)
 
 
 def loudest_stretch(path: str | os.PathLike[str], seconds: float, hop_s: float = 0.25, limit_s: float = 1800.0,
@@ -377,10 +357,13 @@ class Run:
     reads ``frames``/``elapsed`` for its progress bar and waits for ``result`` or ``error``;
     :meth:`cancel` makes the render stop at its next batch (and its folder go)."""
 
-    def __init__(self, kind: str, job: Job, session: str | None = None, live: bool = False):
+    def __init__(self, kind: str, job: Job, session: str | None = None, live: bool = False,
+                 client: str | None = None):
         self.kind = kind
         self.job = job
         self.session = session
+        self.client = client  # the visitor's address (per-client limits)
+        self.working = False  # holds one of the server's work slots (waits for one before)
         self.wants_live = live
         self.workdir: Path | None = None  # the render's folder (removed if it fails or is cancelled)
         self.live: Path | None = None  # the live copy, once the render has a folder
@@ -437,6 +420,10 @@ class Jobs:
         self._runs: list[Run] = []
         self._reserved: set[str] = set()  # sessions whose page has a job on its way (clicked, not yet started)
         self._calibrating = threading.Lock()
+        # the work slots: LSD_JAX_CONCURRENCY jobs use the CPU at once. A cancelled job keeps its slot until its
+        # thread (and any conversion child, killed on cancel) has ended, whatever Gradio's queue starts meanwhile
+        self._slots = threading.BoundedSemaphore(max(1, self.cfg.concurrency))
+        self._analysing = threading.BoundedSemaphore(ANALYSIS_AT_ONCE)  # the upload handler's song analysis
 
     # --- one request
     def prepare(self, song: Any, style: Any = "default", style_file: Any = None, **values: Any) -> Job:
@@ -567,15 +554,45 @@ class Jobs:
                 os.replace(tmp, path)
         return path
 
+    # --- the server's work slots and the upload analysis pool
+    @contextlib.contextmanager
+    def slot(self, run: Run | None = None) -> Iterator[None]:
+        """Hold one of the ``cfg.concurrency`` work slots for the block (waiting for one first; a ``run`` cancelled
+        while it waits raises :class:`JobCancelled`). Every job's heavy work runs inside one."""
+        while not self._slots.acquire(timeout=SLOT_POLL_S):
+            if run is not None:
+                run.check()
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    def excerpt_start(self, song: Any, seconds: float) -> float | None:
+        """Where the page's excerpt of an uploaded ``song`` starts (:func:`loudest_stretch`), computed by at most
+        :data:`ANALYSIS_AT_ONCE` uploads at once (more wait up to :data:`ANALYSIS_WAIT_S` s, then get None: the
+        page keeps its values). None too when the file cannot be analysed (the render's checks say why)."""
+        if not self._analysing.acquire(timeout=ANALYSIS_WAIT_S):
+            return None
+        try:
+            return loudest_stretch(song, seconds)
+        except Exception:
+            return None
+        finally:
+            self._analysing.release()
+
     # --- visitors' runs
-    def start_run(self, kind: str, job: Job, session: str | None = None) -> Run:
+    def start_run(self, kind: str, job: Job, session: str | None = None, client: str | None = None) -> Run:
         """Start a ``"render"`` or ``"preview"`` of ``job`` in its own thread. A session runs one job at a
-        time (:class:`Busy`); a render writes a live copy when the session has a live channel open."""
+        time, a client (``client``: its address) ``cfg.per_client`` at once, a cancelled one counted until its work
+        has stopped (:class:`Busy`); a render writes a live copy when the session has a live channel open."""
         with self._lock:
             self._runs = [r for r in self._runs if not r.finished()]
             if session is not None and any(r.session == session and not r.cancelled for r in self._runs):
                 raise Busy("your previous job is still running: wait for it or cancel it")
-            run = Run(kind, job, session, live=kind == "render" and self.live.wants(session))
+            if client is not None and sum(r.client == client for r in self._runs) >= self.cfg.per_client:
+                raise Busy(f"this server runs at most {self.cfg.per_client} job(s) per visitor at a time, and yours "
+                           "are still running or stopping: wait for one to end")
+            run = Run(kind, job, session, live=kind == "render" and self.live.wants(session), client=client)
             self._runs.append(run)
         if run.wants_live:
             self.live.attach(session, run)
@@ -585,11 +602,20 @@ class Jobs:
     def _work(self, run: Run) -> None:
         try:
             run.check()
-            run.result = self.render(run.job, run=run) if run.kind == "render" else self.preview(run.job, run=run)
-        except BaseException as e:  # handed to the page's handler
-            run.error = e
+            with self.slot(run), sandbox.cancel_scope(run._cancel):
+                run.working = True
+                run.check()
+                run.result = self.render(run.job, run=run) if run.kind == "render" else self.preview(run.job, run=run)
+        except BaseException as e:  # handed to the page's handler; a cancelled run's (its killed conversion's) says so
+            run.error = JobCancelled(f"{run.kind} cancelled") if run.cancelled else e
         finally:
+            run.working = False
             run._done.set()
+
+    def working(self) -> int:
+        """How many visitors' jobs hold a work slot now (cancelled ones included, until their work stops)."""
+        with self._lock:
+            return sum(r.working for r in self._runs)
 
     def busy(self, session: str | None) -> bool:
         with self._lock:
@@ -626,7 +652,9 @@ class Jobs:
 
     # --- lifetime
     def start(self, sweep_interval: float = 60.0) -> Jobs:
+        """Remove what dead app processes left (their folders, their conversions' folders); sweep from now on."""
         self.workdirs.sweep_orphans()
+        sandbox.sweep_stale()
         self.workdirs.start_sweeper(sweep_interval)
         return self
 

@@ -40,6 +40,8 @@ import numpy as np
 from ..errors import LsdError
 from ..live.session import LIVE_PARAMS, SUPPORTED_PARAMS, FileFeeder, LiveRecorder, LiveRenderer
 from ..params import PARAM, make_params
+from .config import client_key
+from .door import check_fits, load_visitor_style, visitor_style
 
 log = logging.getLogger("lsd_jax.web.live_page")
 
@@ -60,19 +62,29 @@ def _env_int(name: str, default: int) -> int:
 @dataclass(frozen=True)
 class LiveConfig:
     """What live sessions this server runs (environment: LSD_JAX_LIVE_SESSIONS, LSD_JAX_LIVE_RESOLUTION,
-    LSD_JAX_LIVE_FPS)."""
+    LSD_JAX_LIVE_FPS, LSD_JAX_LIVE_QUIET, LSD_JAX_LIVE_MAX_SECONDS, LSD_JAX_LIVE_PER_CLIENT; LSD_JAX_FORWARDED as
+    the app's)."""
 
     sessions: int = 1  # at once (each takes the CPU a render would)
     resolution: int = 256
     fps: float = 30.0
     params: Any = None  # RenderParams for new sessions (the CLI's flags); None: the table's defaults
     style: Any = None  # the style of new sessions (the page's menu can change it)
+    quiet_s: float = 60.0  # a visitor's session that got no audio for this long is closed (polling alone holds none)
+    max_s: float = 1800.0  # a visitor's session is closed after this long, whatever it does (others get a turn)
+    per_client: int = 1  # sessions one visitor (address) may hold at once
+    forwarded: bool = False  # the visitor's address from X-Forwarded-For (see AppConfig.forwarded)
 
     @classmethod
     def from_env(cls) -> LiveConfig:
         return cls(sessions=_env_int("LSD_JAX_LIVE_SESSIONS", 1),
                    resolution=_env_int("LSD_JAX_LIVE_RESOLUTION", 256),
-                   fps=float(_env_int("LSD_JAX_LIVE_FPS", 30)))
+                   fps=float(_env_int("LSD_JAX_LIVE_FPS", 30)),
+                   quiet_s=float(_env_int("LSD_JAX_LIVE_QUIET", 60)),
+                   max_s=float(_env_int("LSD_JAX_LIVE_MAX_SECONDS", 1800)),
+                   per_client=_env_int("LSD_JAX_LIVE_PER_CLIENT", 1),
+                   forwarded=(os.environ.get("LSD_JAX_FORWARDED") or ("1" if os.environ.get("SPACE_ID") else "0"))
+                   .strip() == "1")
 
 
 class LiveError(LsdError):
@@ -89,6 +101,10 @@ class _Session:
     jpeg: tuple[int, str] | None = None  # (seq, base64) of the last frame sent
     style_name: str = "default"
     style_error: str = ""
+    client: str | None = None  # the visitor's address (None: the server's own session)
+    opened: float = math.inf  # when a visitor's session opened (monotonic; inf: the server's own)
+    last_audio: float = math.inf  # when it last got audio
+    loading: bool = False  # a style change is loading (one at a time)
 
 
 class LiveSessions:
@@ -103,13 +119,23 @@ class LiveSessions:
         self._janitor: threading.Thread | None = None
 
     # sessions
-    def open(self, style: Any = None, *, record: Any = None, keep: bool = False) -> _Session:
-        """Start a session (compiles its first step: seconds). ``keep``: never closed for being idle."""
+    def open(self, style: Any = None, *, record: Any = None, keep: bool = False, visitor: bool = False,
+             client: str | None = None) -> _Session:
+        """Start a session (compiles its first step: seconds). ``keep``: never closed for being idle. ``visitor``: a
+        web visitor's, whose ``style`` goes through the one door (:mod:`lsd_jax.web.door`: a catalogue name or an
+        upload this server received, converted in the sandbox); ``client``: the visitor's address (per-client
+        limit). Any style is refused when its frame step would not fit in memory (before compiling)."""
         self.reap()
+        # refused at once, before a place is held (the operator's own style is not a visitor's)
+        choice = visitor_style(style or "default")[0] if visitor and not self._operators(style) else None
         with self._lock:
             if self._janitor is None:  # closes the sessions of closed tabs
                 self._janitor = threading.Thread(target=self._sweep, name="lsd-jax-live-janitor", daemon=True)
                 self._janitor.start()
+            if client is not None and sum(1 for s in self._sessions.values()
+                                          if s is not None and s.client == client) >= self.cfg.per_client:
+                raise LiveError(f"you already have {self.cfg.per_client} live session(s) open on this server: "
+                                "stop it first")
             if len(self._sessions) >= self.cfg.sessions:
                 raise LiveError(f"this server runs {self.cfg.sessions} live session(s) at a time and all are in "
                                 "use; try again when one ends")
@@ -123,9 +149,15 @@ class LiveSessions:
             if params is None:
                 kw["fps"] = self.cfg.fps
             style = style if style is not None else self.cfg.style
+            name = str(style or "default")
+            if choice is not None:
+                style = load_visitor_style(choice, params)
+                name = choice if choice == "default" or not Path(choice).is_absolute() else Path(choice).name
             renderer = LiveRenderer(style, params, **kw)
-            session = _Session(token, renderer, math.inf if keep else time.monotonic(),
-                               style_name=str(style or "default"))
+            _check_fits(renderer, renderer.style)
+            now = time.monotonic()
+            session = _Session(token, renderer, math.inf if keep else now, style_name=name, client=client,
+                               opened=now if visitor else math.inf, last_audio=now if visitor else math.inf)
             if record is not None:
                 session.recorder = LiveRecorder(renderer, record)
             renderer.start()
@@ -157,14 +189,17 @@ class LiveSessions:
         s.renderer.close()
         return s.recorder.close() if s.recorder is not None else None
 
-    def reap(self) -> None:
-        """Close the sessions nobody polled for ``IDLE_S`` seconds (a closed tab)."""
-        now = time.monotonic()
+    def reap(self, now: float | None = None) -> list[str]:
+        """Close the sessions nobody polled for ``IDLE_S`` seconds (a closed tab), a visitor's that got no audio
+        for ``cfg.quiet_s`` (a page that only polls holds no session) or that ran ``cfg.max_s``; their tokens."""
+        now = time.monotonic() if now is None else now
         with self._lock:
-            stale = [t for t, s in self._sessions.items() if s is not None and now - s.last_seen > IDLE_S]
+            stale = [t for t, s in self._sessions.items() if s is not None and (
+                now - s.last_seen > IDLE_S or now - s.last_audio > self.cfg.quiet_s or now - s.opened > self.cfg.max_s)]
         for t in stale:
-            log.info("closing an idle live session")
+            log.info("closing an idle (or expired) live session")
             self.close(t)
+        return stale
 
     def _sweep(self) -> None:
         while not self._closing.wait(IDLE_S / 3):
@@ -198,7 +233,7 @@ class LiveSessions:
                 s.feeder.started.wait(5)
                 elapsed = s.renderer.clock() - (s.feeder.t_start or s.renderer.clock())
         else:
-            s = self.open(args.get("style") or None)
+            s = self.open(args.get("style") or None, visitor=True, client=args.get("_client"))
         r = s.renderer
         return {"token": s.token, "fps": r.fps, "size": list(r.size), "elapsed": elapsed,
                 "attached": s.feeder is not None, "values": _values(r.params), "style": s.style_name}
@@ -217,6 +252,8 @@ class LiveSessions:
         x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
         tag = _number(args.get("t"), math.nan)
         s.renderer.push(x, sr, tag=None if math.isnan(tag) else tag)
+        if s.last_audio != math.inf:
+            s.last_audio = time.monotonic()
         return {"ok": True}
 
     def _frame(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -256,17 +293,49 @@ class LiveSessions:
         if values:
             s.renderer.update(**values)
         if args.get("style"):
-            name = str(args["style"])
-            s.style_name, s.style_error = name, ""
-
-            def done(error: BaseException | None) -> None:
-                if error is not None:
-                    s.style_error = f"{name}: {error}" if isinstance(error, LsdError) else f"{name} failed to load"
-                    if not isinstance(error, LsdError):
-                        log.error("live style %s failed", name, exc_info=error)
-
-            s.renderer.set_style(name, done)
+            self._set_style(s, args["style"])
         return {"values": _values(s.renderer.params)}
+
+    def _operators(self, style: Any) -> bool:
+        """Whether ``style`` is the one this server's operator chose (``lsd-jax live --style``: a path of theirs may
+        be), which the page offers first; anything else a page sends goes through the door."""
+        return style is not None and self.cfg.style is not None and str(style) == str(self.cfg.style)
+
+    def _set_style(self, s: _Session, style: Any) -> None:
+        """Switch ``s`` to a visitor's ``style`` through the one door (refused at once when it is no catalogue name
+        or received upload); loaded, checked for memory and compiled on a background thread, one at a time."""
+        own = self._operators(style)
+        choice = str(style) if own else visitor_style(style)[0]
+        name = choice if choice == "default" or not Path(choice).is_absolute() else Path(choice).name
+        with self._lock:
+            if s.loading:
+                raise LiveError("the previous style is still loading: wait for it")
+            s.loading = True
+        s.style_name, s.style_error = name, ""
+        renderer = s.renderer
+
+        def done(error: BaseException | None) -> None:
+            s.loading = False
+            if error is not None:
+                s.style_error = f"{name}: {error}" if isinstance(error, LsdError) else f"{name} failed to load"
+                if not isinstance(error, LsdError):
+                    log.error("live style %s failed", name, exc_info=error)
+
+        def load() -> None:
+            try:
+                if own:
+                    from ..styles.resolve import resolve_style
+
+                    style_obj = resolve_style(choice, renderer.params, progress=False)
+                else:
+                    style_obj = load_visitor_style(choice, renderer.params)
+                _check_fits(renderer, style_obj)
+            except BaseException as e:  # noqa: BLE001  (shown in the page's status line)
+                done(e)
+                return
+            renderer.set_style(style_obj, done)
+
+        threading.Thread(target=load, name="lsd-jax-live-style-load", daemon=True).start()
 
     def _close(self, args: dict[str, Any]) -> dict[str, Any]:
         token = args.get("token")
@@ -274,6 +343,15 @@ class LiveSessions:
             return {"ok": True}  # the server's own session outlives the page
         self.close(token)
         return {"ok": True}
+
+
+def _check_fits(renderer: LiveRenderer, style: Any) -> None:
+    """Refuse ``style`` when ``renderer``'s frame step of it (one frame, at the largest size it would render) would
+    not fit in memory, before anything compiles (on CPU a failed allocation in XLA aborts the server)."""
+    from ..engine.step import output_size
+
+    size = output_size(style, renderer.params)
+    check_fits(style, size, renderer._plan(size), renderer.params)  # the renderer's own effects
 
 
 def _number(value: Any, default: float) -> float:
@@ -498,8 +576,12 @@ def live_panel(sessions: LiveSessions, styles: Sequence[Any] = ("default",), *, 
 
     base = sessions.cfg.params or make_params()
 
-    def live_open(args: Any) -> dict[str, Any]:
+    def live_open(args: Any, request: Any = None) -> dict[str, Any]:
+        if isinstance(args, dict):  # the visitor's address, for the per-client limit (never the page's word)
+            args = {**args, "_client": client_key(request, sessions.cfg.forwarded)}
         return sessions.handle("open", args)
+
+    live_open.__annotations__ = {"request": gr.Request}  # Gradio passes the request to a parameter of this type
 
     def live_audio(args: Any) -> dict[str, Any]:
         return sessions.handle("audio", args)

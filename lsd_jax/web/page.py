@@ -6,7 +6,9 @@
   closes them (the Cancel button, a closed tab, a client's ``job.cancel()``); every failure becomes
   a ``gr.Error`` with a clear message and no server path (:func:`user_error`), kept visible in the
   status line. :func:`preview_video` / :func:`render_video` run them to the end (for Python callers);
-* before a job is queued, :func:`validate` puts each problem next to the field that caused it;
+* before a job is queued, :func:`validate` puts each problem next to the field that caused it (and a visitor's
+  address queues at most ``per_client`` jobs: :func:`queued_by`); a visitor's style goes through the one door
+  (:mod:`lsd_jax.web.door`); the song's analysis on upload is a queued event of its own, one at a time;
 * the buttons are disabled while the visitor's job runs; a render plays in the page while later frames
   still render (:mod:`lsd_jax.web.playback`); the estimate above the buttons comes from this server's
   measured speed (:mod:`lsd_jax.web.speed`); one-click examples come from :mod:`lsd_jax.web.examples`;
@@ -34,9 +36,9 @@ import gradio as gr
 from ..errors import AudioError, LsdError, ParamError, StyleError
 from ..params import GROUPS
 from . import examples as ex
-from .config import AppConfig, duration_text
+from .config import AppConfig, client_key, duration_text
 from .form import INPUT_NAMES, Field, component, page_fields, style_choices, ui_defaults
-from .jobs import Busy, Job, JobCancelled, Jobs, Run, loudest_stretch, python_snippet
+from .jobs import Busy, Job, JobCancelled, Jobs, Run, python_snippet
 from .speed import estimate_text, speed_key, time_left
 
 log = logging.getLogger("lsd_jax.web")
@@ -46,6 +48,8 @@ DESCRIPTION = ("Upload a song, pick a style, and watch a GAN video that pulses a
                "(a Lucid Sonic Dreams re-imagining in JAX).")
 #: How often a running job's handler reports (and can be cancelled), seconds.
 TICK = 0.25
+#: The queue of previews and renders (LSD_JAX_CONCURRENCY at once).
+RENDER_QUEUE = "lsd-jax-render"
 #: The inputs a render's speed depends on (the estimate follows them).
 ESTIMATE_INPUTS = ("song", "style", "style_file", "fps", "resolution", "width", "height", "start", "duration",
                    "compute_dtype", "batch_size", "contrast_strength", "flash_strength")
@@ -127,6 +131,20 @@ def field_of(e: BaseException, values: dict[str, Any]) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Visitors (per-client limits)
+
+
+def queued_by(demo: Any, client: str | None, concurrency_id: str, forwarded: bool = False) -> int:
+    """How many events of ``concurrency_id`` from ``client`` Gradio's queue holds (waiting or running)."""
+    if client is None:
+        return 0
+    queue = getattr(demo, "_queue", None)
+    events = list(getattr(queue, "event_ids_to_events", {}).values())
+    return sum(1 for e in events if getattr(e, "concurrency_id", None) == concurrency_id
+               and client_key(getattr(e, "request", None), forwarded) == client)
+
+
+# --------------------------------------------------------------------------------------------------
 # Handlers (what the page and the API call)
 
 
@@ -154,6 +172,8 @@ def _setup_seconds(jobs: Jobs, run: Run) -> float | None:
 def _progress_line(jobs: Jobs, run: Run) -> tuple[Any, str]:
     """(gr.Progress value, description) for a running job; the description is also the status line."""
     verb = "Rendering" if run.kind == "render" else "Previewing"
+    if not run.working and not run.finished():  # a job cancelled a moment ago still holds the server
+        return None, f"Waiting for the server (the job before yours is stopping) · {_minutes(run.elapsed)}"
     if run.first_frames_at is None:  # preparing: style, analysis, latents, compiling
         what = f"{verb}: analysing the song and compiling"
         setup = _setup_seconds(jobs, run)
@@ -190,12 +210,12 @@ def _follow(jobs: Jobs, run: Run, progress: Callable[..., Any] | None) -> Iterat
 
 
 def _start(jobs: Jobs, kind: str, song: Any, style: Any, style_file: Any, session: str | None,
-           progress: Callable[..., Any] | None, values: dict[str, Any]) -> tuple[Job, Run]:
+           progress: Callable[..., Any] | None, values: dict[str, Any], client: str | None = None) -> tuple[Job, Run]:
     if progress is not None:
         progress(None, desc="Checking the request")
     try:
         job = jobs.prepare(song, style, style_file, **values)
-        return job, jobs.start_run(kind, job, session)
+        return job, jobs.start_run(kind, job, session, client)
     except Exception as e:
         raise user_error(e) from None
 
@@ -211,10 +231,10 @@ def _outcome(run: Run) -> gr.Error | None:
 
 def render_stream(jobs: Jobs, song: Any, style: Any = "default", style_file: Any = None, *,
                   progress: Callable[..., Any] | None = None, session: str | None = None,
-                  **values: Any) -> Iterator[tuple[Any, Any, Any]]:
+                  client: str | None = None, **values: Any) -> Iterator[tuple[Any, Any, Any]]:
     """Yields ``(video, snippet, status)`` updates; the last one is the finished MP4, the Python that
     reproduces it and a summary. ``gr.Error`` on any problem (its message also in the status)."""
-    job, run = _start(jobs, "render", song, style, style_file, session, progress, values)
+    job, run = _start(jobs, "render", song, style, style_file, session, progress, values, client)
     for line in _follow(jobs, run, progress):
         yield gr.skip(), gr.skip(), (gr.skip() if line is None else line)
     err = _outcome(run)
@@ -231,10 +251,10 @@ def render_stream(jobs: Jobs, song: Any, style: Any = "default", style_file: Any
 
 def preview_stream(jobs: Jobs, song: Any, style: Any = "default", style_file: Any = None, *,
                    progress: Callable[..., Any] | None = None, session: str | None = None,
-                   **values: Any) -> Iterator[tuple[Any, Any]]:
+                   client: str | None = None, **values: Any) -> Iterator[tuple[Any, Any]]:
     """Yields ``(gallery items, status)`` updates; the last one holds the stills ``(image, caption)``
     at the loudest moments. ``gr.Error`` on any problem (its message also in the status)."""
-    job, run = _start(jobs, "preview", song, style, style_file, session, progress, values)
+    job, run = _start(jobs, "preview", song, style, style_file, session, progress, values, client)
     for line in _follow(jobs, run, progress):
         yield gr.skip(), (gr.skip() if line is None else line)
     err = _outcome(run)
@@ -326,10 +346,11 @@ def estimate_line(jobs: Jobs, song: Any, style: Any, style_file: Any, **values: 
 
 
 def _bind(fn: Callable[..., Any], names: Sequence[str], defaults: dict[str, Any] | None = None, *,
-          progress: bool = True, request: bool = False) -> Callable[..., Any]:
+          progress: bool = True, request: bool = False, forwarded: bool = False) -> Callable[..., Any]:
     """A function whose signature is ``(*names[, progress=gr.Progress()][, request: gr.Request])``
-    calling ``fn(song, style, style_file, progress=..., session=..., **values)`` (only the keywords
-    asked for); a generator function if ``fn`` is one. Gradio names the API's parameters after it."""
+    calling ``fn(song, style, style_file, progress=..., session=..., client=..., **values)`` (only the keywords
+    asked for; ``client``: :func:`client_key`); a generator function if ``fn`` is one. Gradio names the API's
+    parameters after it."""
 
     def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         bound = handler.__signature__.bind(*args, **kwargs)  # type: ignore[attr-defined]
@@ -341,6 +362,7 @@ def _bind(fn: Callable[..., Any], names: Sequence[str], defaults: dict[str, Any]
         if request:
             req = values.pop("request")
             extra["session"] = getattr(req, "session_hash", None)
+            extra["client"] = client_key(req, forwarded)
         song, style, style_file = (values.pop(k, d) for k, d in (("song", None), ("style", "default"),
                                                                   ("style_file", None)))
         return fn(song, style, style_file, **extra, **values)
@@ -620,10 +642,10 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             return (gr.update(interactive=False), gr.update(interactive=False), gr.update(visible=True), token,
                     "Queued …")
 
-        def begin_render(song, style, style_file, session=None, **values):  # the inputs were validated
+        def begin_render(song, style, style_file, session=None, client=None, **values):  # the inputs were validated
             return begin(session, True)
 
-        def begin_preview(song, style, style_file, session=None, **values):
+        def begin_preview(song, style, style_file, session=None, client=None, **values):
             return begin(session, False)
 
         def end(request: gr.Request) -> tuple[Any, ...]:
@@ -639,37 +661,39 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         def left(request: gr.Request) -> None:  # the tab was closed or reloaded
             jobs.cancel(getattr(request, "session_hash", None))
 
-        def _render(song, style, style_file, progress=None, session=None, **values):
-            yield from render_stream(jobs, song, style, style_file, progress=progress, session=session, **values)
+        def _render(song, style, style_file, progress=None, session=None, client=None, **values):
+            yield from render_stream(jobs, song, style, style_file, progress=progress, session=session, client=client,
+                                     **values)
 
-        def _preview(song, style, style_file, progress=None, session=None, **values):
-            yield from preview_stream(jobs, song, style, style_file, progress=progress, session=session, **values)
+        def _preview(song, style, style_file, progress=None, session=None, client=None, **values):
+            yield from preview_stream(jobs, song, style, style_file, progress=progress, session=session,
+                                      client=client, **values)
 
-        def _validate(song, style, style_file, **values):
+        def _validate(song, style, style_file, session=None, client=None, **values):
+            # runs when Gradio queues the event (before it waits): one visitor cannot fill the queue for everyone
+            if queued_by(demo, client, RENDER_QUEUE, cfg.forwarded) >= cfg.per_client:  # shown by the song
+                text = f"this server queues at most {cfg.per_client} job(s) per visitor: wait for yours to end"
+                return [gr.validate(n != "song", text if n == "song" else "") for n in INPUT_NAMES]
             return validate(jobs, {"song": song, "style": style, "style_file": style_file, **values})
 
         def _excerpt(song: Any) -> tuple[Any, Any]:
-            if not song:
-                return gr.skip(), gr.skip()
-            try:
-                return loudest_stretch(song, cfg.excerpt_seconds), cfg.excerpt_seconds
-            except Exception:  # the render's own checks will say what is wrong with the file
-                return gr.skip(), gr.skip()
+            start = jobs.excerpt_start(song, cfg.excerpt_seconds) if song else None  # the bounded analysis pool
+            return (gr.skip(), gr.skip()) if start is None else (start, cfg.excerpt_seconds)
 
         _render.__doc__ = render_stream.__doc__
         _preview.__doc__ = preview_stream.__doc__
         private = dict(queue=False, api_visibility="private", show_progress="hidden")
-        validator = _bind(_validate, INPUT_NAMES, defaults, progress=False)
+        validator = _bind(_validate, INPUT_NAMES, defaults, progress=False, request=True, forwarded=cfg.forwarded)
         # the page checks the inputs before it disables the buttons (a failed check shows each problem
         # next to its field and stops the chain; Gradio validates queued events only, so these are
         # queued, never waiting for a job); API clients get the same check on the endpoints
         checked = dict(api_visibility="private", show_progress="hidden", validator=validator,
                        concurrency_id="lsd-jax-page", concurrency_limit=None)
-        begins = {k: _bind(f, INPUT_NAMES, defaults, progress=False, request=True)
+        begins = {k: _bind(f, INPUT_NAMES, defaults, progress=False, request=True, forwarded=cfg.forwarded)
                   for k, f in (("render", begin_render), ("preview", begin_preview))}
         render_evt = render_btn.click(begins["render"], inputs, [*buttons, live, status], **checked).success(
-            _bind(_render, INPUT_NAMES, defaults, request=True), inputs, [video, code, status], api_name="render",
-            concurrency_id="lsd-jax-render", validator=validator,
+            _bind(_render, INPUT_NAMES, defaults, request=True, forwarded=cfg.forwarded), inputs,
+            [video, code, status], api_name="render", concurrency_id=RENDER_QUEUE, validator=validator,
             show_progress_on=[video], api_description=(
                 "Render a music video. Give the song (handle_file) and any parameters by name (the page's "
                 "widgets; see the README's parameter reference). Returns the MP4, the Python that "
@@ -677,8 +701,8 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         render_evt.then(end, None, [*buttons, live], **private)
         render_evt.failure(end, None, [*buttons, live], **private)  # the page does not run .then after an error
         preview_evt = preview_btn.click(begins["preview"], inputs, [*buttons, live, status], **checked).success(
-            _bind(_preview, INPUT_NAMES, defaults, request=True), inputs, [gallery, status], api_name="preview",
-            concurrency_id="lsd-jax-render", validator=validator,
+            _bind(_preview, INPUT_NAMES, defaults, request=True, forwarded=cfg.forwarded), inputs,
+            [gallery, status], api_name="preview", concurrency_id=RENDER_QUEUE, validator=validator,
             show_progress_on=[gallery], api_description=(
                 "Preview stills at the loudest moments: the same inputs as /render; returns the stills with "
                 "their times, and a status line. The full render with the same values contains exactly them."))
@@ -687,7 +711,9 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         cancel_btn.click(cancel, None, [*buttons, live, status], cancels=[render_evt, preview_evt], **private)
         demo.unload(left)
         show_all.change(lambda show: gr.update(choices=style_choices(show)), show_all, c["style"], **private)
-        c["song"].upload(_excerpt, c["song"], [c["start"], c["duration"]], **private)
+        # queued (one at a time: each decodes the song), never a direct call; Jobs.excerpt_start bounds it again
+        c["song"].upload(_excerpt, c["song"], [c["start"], c["duration"]], api_visibility="private",
+                         show_progress="hidden", concurrency_id="lsd-jax-upload", concurrency_limit=1)
         # The estimate follows what the speed depends on. An event clears the problems shown next to its
         # inputs, so each of those fields is copied into one state by an event of its own (clearing only
         # that field's problem, when it changes) and the estimate reads the state.
@@ -753,7 +779,8 @@ def _example_fn(jobs: Jobs) -> Callable[..., tuple[str, str, str]]:
         """An example's video, snippet and status (rendered once, then served from Gradio's cache)."""
         try:
             job = jobs.prepare(song, style, style_file, **values)
-            out = jobs.render(job)
+            with jobs.slot():  # an example rendered at its first click is a job like the others
+                out = jobs.render(job)
         except Exception as e:
             raise user_error(e) from None
         snippet = python_snippet(job).replace(
