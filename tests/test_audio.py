@@ -70,6 +70,7 @@ def test_last_partial_frame_counts(tmp_path):
     assert f.n_frames == 11
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fps", [24.0, 29.97, 43.0, 60.0])
 @pytest.mark.parametrize("mode", ["loudness", "onset"])
 def test_clicks_peak_in_the_frames_that_contain_them(clicks_song, fps, mode):
@@ -308,6 +309,7 @@ def test_max_seconds_is_measured_on_the_decoded_song(tmp_path):
         assert abs(f.n_frames - 15) <= (1 if fmt == "m4a" else 0)
 
 
+@pytest.mark.slow
 def test_a_render_with_beat_lock_and_bands_decodes_the_song_once(tmp_path, monkeypatch):
     """speed_fpm="beat" and band_react used to decode the song twice more (and recompute the mel): now one
     decode gives the features, the beats, the bands and the soundtrack that is muxed."""

@@ -107,6 +107,7 @@ def test_edges_are_validated_and_configurable():
     assert env[:, 0].max() == 1.0 and env[:, 1:].max() < 1e-3
 
 
+@pytest.mark.slow
 def test_precomputed_mel_and_context_offset():
     import librosa
 

@@ -77,6 +77,7 @@ def _noise_bursts(seconds=8.0, seed=0):
     return (rng.normal(size=gate.size) * gate * 0.3).astype(np.float32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal,hop", [
     ("clicks100", 128), ("clicks137", 256), ("clicks174", 512), ("clicks80", 256), ("demo", 256), ("demo", 512),
     ("noise", 128), ("noise", 256),

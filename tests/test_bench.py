@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import pytest
 import math
 
 from lsd_jax import bench
 from lsd_jax.audio.demo_song import write_demo_song
 
 
+@pytest.mark.slow
 def test_the_apps_first_preview_and_render_run_in_a_fresh_process(tmp_path):
     song = write_demo_song(tmp_path / "song.wav", seconds=2.0)
     r = bench._app_run(song, tmp_path / "cache", "cold")

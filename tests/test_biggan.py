@@ -74,6 +74,7 @@ def _close(out: np.ndarray, expect: np.ndarray) -> None:
     assert err <= tol, f"max error {err} > {tol}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("serialization", SERIALIZATIONS)
 def test_matches_oracle_at_every_truncation(models, net128, serialization) -> None:
     cfg, raw = net128
@@ -170,6 +171,7 @@ def test_spectral_norm_uses_the_stored_vectors(net128) -> None:
         conv.fold_spectral_norm(w, np.zeros_like(u), v)
 
 
+@pytest.mark.slow
 def test_256_layer_structure(tmp_path) -> None:
     cfg = bc.biggan_config(256, channel_width=4)
     raw = bc.random_state(cfg, seed=3)
@@ -334,6 +336,7 @@ def _payload_names() -> list[str]:
     return list(_evil_payloads(Path("/nonexistent"), bc.torch_save_zip(fake), bc.torch_save_legacy(fake)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", _payload_names())
 def test_malicious_checkpoint_refused_without_side_effect(folders, tmp_path, name) -> None:
     canary = tmp_path / "canary"

@@ -34,6 +34,7 @@ def _uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255)
 
 
+@pytest.mark.slow
 def test_render_with_a_biggan_folder_follows_the_music(folder, song, tmp_path) -> None:
     kw = dict(fps=8.0, classes=NAMES, truncation=0.6, seed=1)
     res = lsd_jax.render(song, style=str(folder), output=tmp_path / "v.mp4", progress=False, **kw)

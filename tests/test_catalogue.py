@@ -540,6 +540,7 @@ def test_builtin_biggan_entries_are_the_packages_files():
     assert len(doc["styles"]) == 3
 
 
+@pytest.mark.slow
 def test_a_two_file_entry_is_fetched_into_one_folder(server, isolated):
     import biggan_checkpoints as bc
 

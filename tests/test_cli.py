@@ -19,6 +19,7 @@ def song(tmp_path_factory):
     return d / "s.wav"
 
 
+@pytest.mark.slow
 def test_render_with_parameters(song, tmp_path, capsys):
     out = tmp_path / "o.mp4"
     rc = main(["render", str(song), "-o", str(out), "--fps", "10", "--resolution", "32", "--pulse-react", "0.9",
@@ -44,6 +45,7 @@ def test_argument_types_are_checked():
     assert ns.class_shuffle_seconds == (1.0, 2.5) and ns.seed == 4
 
 
+@pytest.mark.slow
 def test_demo_renders_a_real_video(tmp_path):
     out = tmp_path / "demo.mp4"
     res = subprocess.run([sys.executable, "-m", "lsd_jax.cli", "demo", "-o", str(out), "--seconds", "3",
@@ -128,6 +130,7 @@ def _sha(p):
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_default_output_goes_to_the_current_folder_and_never_over_the_song(song, tmp_path, monkeypatch, capsys):
     """`lsd-jax render clip.mp4` used to write clip.mp4 over itself; now clip.lsd.mp4 (and --help says where)."""
     clip = tmp_path / "clip.mp4"
@@ -170,6 +173,7 @@ def test_demo_seconds_out_of_range_is_a_clear_error(tmp_path, seconds, capsys):
     assert not (tmp_path / "d.mp4").exists()
 
 
+@pytest.mark.slow
 def test_render_logs_each_keyframe_psnr_and_time(song, tmp_path, capsys):
     """Issue 17: the command line shows how closely (dB) and how fast each keyframe image was reached."""
     from PIL import Image
@@ -209,6 +213,7 @@ def _children(pid):
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "SIGHUP"])
 def test_a_signal_mid_render_leaves_nothing_behind(tmp_path, sig):

@@ -73,6 +73,7 @@ def lsd_folder(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_lsds_first_example_renders_abstract_photos_from_the_working_directory(lsd_folder):
     """``LucidSonicDream(song, style="abstract photos").hallucinate(...)`` with ``abstract photos.pkl`` (a StyleGAN 1
     pickle in NVIDIA's layout) in the working directory: no download, every LSD parameter that applies."""

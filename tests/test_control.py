@@ -42,6 +42,7 @@ def files(tmp_path_factory):
 BASE = dict(fps=FPS, speed_fpm=12, pulse_react=0.5, motion_react=0.5)
 
 
+@pytest.mark.slow
 def test_keyframe_frame_is_the_projected_image_and_motion_resumes(files):
     prep = prepare(files["song"], str(files["pkl"]), keyframes={3.0: str(files["cover"])},
                    keyframe_window_seconds=1.0, projection_steps=150, progress=False, **BASE)
@@ -78,6 +79,7 @@ def test_band_react_and_noise_react_change_the_frames(files):
     assert np.abs(a[hit] - c[hit]).mean() > np.abs(a[calm] - c[calm]).mean()  # shimmer on the hits
 
 
+@pytest.mark.slow
 def test_beat_locked_keyframes_report_the_tempo(files, tmp_path):
     prep = prepare(files["song"], str(files["pkl"]), fps=FPS, speed_fpm="beat", progress=False)
     assert abs(prep.beats.tempo_bpm - 120) < 120 * 0.02
@@ -87,6 +89,7 @@ def test_beat_locked_keyframes_report_the_tempo(files, tmp_path):
     assert out.tempo_bpm and abs(out.tempo_bpm - 120) < 2.4
 
 
+@pytest.mark.slow
 def test_control_needs_a_stylegan_and_keyframes_inside_the_excerpt(files):
     with pytest.raises(ParamError, match="StyleGAN"):
         prepare(files["song"], "default", band_react=0.5, progress=False, fps=FPS)

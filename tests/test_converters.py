@@ -62,6 +62,7 @@ def _assert_same_state(got: dict, want: dict) -> None:
 # Formats.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("flavor", ["ada", "sg3"])
 def test_torch_pickle_roundtrip(name: str, flavor: str) -> None:

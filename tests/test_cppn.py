@@ -51,6 +51,7 @@ def test_the_style_runs_the_network():
                                np.asarray(jax.jit(lambda z, c: model(z, c, (48, 80)))(z, c)), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fast_sin_matches_sin():
     x = jnp.linspace(-60.0, 60.0, 200_001, dtype=jnp.float32)
     assert float(jnp.abs(cppn_forward.fast_sin(x) - jnp.sin(x)).max()) < 1e-5
@@ -59,6 +60,7 @@ def test_fast_sin_matches_sin():
     np.testing.assert_allclose(np.asarray(got), np.sin(exact), atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(256, 256), (384, 384), (270, 480)])
 def test_the_spline_through_the_grid_looks_like_every_pixel(size):
     # the MLP runs on every k-th pixel; the output must still be the network's image (not a blurred one)
@@ -75,6 +77,7 @@ def test_the_spline_through_the_grid_looks_like_every_pixel(size):
     assert float(jnp.abs(fast - full).max()) < 16 / 127.5
 
 
+@pytest.mark.slow
 def test_frames_one_by_one_equal_the_batch():
     model, _ = _model()
     rng = np.random.default_rng(1)
@@ -85,6 +88,7 @@ def test_frames_one_by_one_equal_the_batch():
     np.testing.assert_allclose(np.asarray(batch), np.concatenate(ones), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_look_does_not_depend_on_the_resolution():
     model, _ = _model()
     z = jnp.asarray(np.random.default_rng(2).normal(size=(1, cppn_forward.Z_DIM)), jnp.float32)
@@ -112,6 +116,7 @@ def drums_song(tmp_path_factory):
     return write(tmp_path_factory.mktemp("pulse") / "drums_and_pad.wav", drums_and_pad(12.0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 3])
 def test_the_pulse_reads_over_the_drift_at_default_parameters(drums_song, seed):
     # issue #17: the fast part of the frame change follows the drums, not the pad's drift

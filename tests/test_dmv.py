@@ -139,6 +139,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_vectors_follow_the_original(song, case) -> None:
     p = dmv.DMVParams(resolution=128, seed=3, **CASES[case])
@@ -157,6 +158,7 @@ def test_vectors_follow_the_original(song, case) -> None:
     assert out.fps == Fraction(22050, p.frame_length)
 
 
+@pytest.mark.slow
 def test_pitch_changes_move_the_class_mix_and_loudness_moves_the_noise(song) -> None:
     p = dmv.DMVParams(pitch_sensitivity=290, smooth_factor=4, batch_size=1, seed=0)
     feats = dmv.dmv_features(song, SR, p.frame_length)
@@ -184,6 +186,7 @@ def test_scan_is_compiled_once_for_new_settings(features) -> None:
     assert dmv.dmv_scan._cache_size() == before
 
 
+@pytest.mark.slow
 def test_seed_reproducible_and_names_accepted(features) -> None:
     names = ["goldfish", "daisy", 207, "volcano", "coral reef", "jellyfish", "tabby", "lemon", "fig", "bubble",
              "alp", "n01443537"]
@@ -224,6 +227,7 @@ def test_smooth_and_frame_count_edges() -> None:
     assert dmv.frame_count(10 * SR, 59, p) == 30
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:n_fft=.*is too large")
 def test_degenerate_songs_are_clear_errors(features) -> None:
     with pytest.raises(AudioError, match="silent"):

@@ -42,6 +42,7 @@ def _uint8(images) -> np.ndarray:
     return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255)
 
 
+@pytest.mark.slow
 def test_cli_dmv_makes_the_video_of_dmvs_vectors(folder, song, tmp_path, capsys) -> None:
     out = tmp_path / "dmv.mp4"
     argv = ["dmv", str(song), "--model", str(folder), "-o", str(out), "--quiet", "--classes", ",".join(CLASSES),

@@ -284,6 +284,7 @@ def test_concurrent_threads_download_once(server, tmp_path, data):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_concurrent_process_and_thread_download_once(server, tmp_path, data):
     url = server.add("/m.pkl", data, chunk=8192, chunk_delay=0.01)  # ~0.4 s of body
     dest = tmp_path / "m.pkl"
@@ -344,6 +345,7 @@ def test_is_local_and_local_path(tmp_path):
 # web pages instead of files, full disks
 
 
+@pytest.mark.slow
 def test_one_byte_every_five_seconds_ends_with_a_clear_error(server, tmp_path, data):
     """The issue's server: 1 byte every 5 s never trips the socket time-out; the minimum rate ends it."""
     url = server.add("/m.pkl", data, chunk=1, chunk_delay=5.0)
@@ -356,6 +358,7 @@ def test_one_byte_every_five_seconds_ends_with_a_clear_error(server, tmp_path, d
     assert not (tmp_path / "m.pkl").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk,delay", [(1, 0.2), (50, 0.5)])
 def test_trickles_below_the_minimum_rate_are_retried_then_refused(server, tmp_path, data, chunk, delay):
     url = server.add("/m.pkl", data, chunk=chunk, chunk_delay=delay)

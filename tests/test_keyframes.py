@@ -1,5 +1,6 @@
 """Keyframe blending: exact arrival at each keyframe, untouched outside the windows, continuous."""
 
+import pytest
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,6 +30,7 @@ def _outside(n, frames, window):
     return np.all((d >= window) & (d > 0), axis=1)
 
 
+@pytest.mark.slow
 def test_exact_at_keyframes_and_untouched_outside_windows():
     n, frames, window = 120, [10, 50, 58, 100], 6.0  # 50 and 58 overlap
     ws, keys = _music(n), _keys(4)
@@ -45,6 +47,7 @@ def test_exact_at_keyframes_and_untouched_outside_windows():
     assert alpha[frames].tolist() == [1.0] * 4 and (alpha[far] == 0).all()
 
 
+@pytest.mark.slow
 def test_continuous_jumps_shrink_with_resolution():
     """No jump anywhere: refining the frame grid (4x the frames, windows and keyframe positions) makes the
     largest frame-to-frame step ~4x smaller; a discontinuity would not shrink."""
@@ -60,6 +63,7 @@ def test_continuous_jumps_shrink_with_resolution():
     assert fine < 0.35 * coarse, (coarse, fine)
 
 
+@pytest.mark.slow
 def test_order_shapes_single_keyframe_and_zero_window():
     ws = _music(40)
     keys = _keys(2)
@@ -80,6 +84,7 @@ def test_order_shapes_single_keyframe_and_zero_window():
     assert not np.allclose(edge[0], ws[0]) and np.array_equal(edge[3:], ws[3:])
 
 
+@pytest.mark.slow
 def test_batches_with_frame_indices_match_the_whole_timeline():
     n, ws, keys = 50, _music(50), _keys(3)
     frames, window = jnp.array([7, 20, 26]), 5.0
@@ -97,6 +102,7 @@ def test_jittable_with_traced_frames_and_window():
     np.testing.assert_array_equal(out[40], keys[1])
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(frames=st.lists(st.integers(-5, 64), min_size=3, max_size=3, unique=True),
        window=st.floats(0.0, 30.0, allow_nan=False))

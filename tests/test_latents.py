@@ -20,6 +20,7 @@ def _lat(params, feats=None, d=D, c=C, fps=FPS):
     return make_latents(p, m, ch, params, fps=fps, z_dim=d, c_dim=c)
 
 
+@pytest.mark.slow
 def test_shapes_and_dtypes():
     z, c = _lat(make_params())
     chex.assert_shape(z, (N, D))
@@ -39,6 +40,7 @@ def test_same_seed_same_latents_different_seed_different():
     assert np.abs(a.c - other.c).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_silence_without_wandering_is_static():
     zeros = np.zeros(N, np.float32)
     z, c = _lat(make_params(speed_fpm=0), feats=(zeros, zeros, np.zeros((N, 12), np.float32)))
@@ -67,6 +69,7 @@ def test_louder_motion_moves_faster():
     assert dz_loud > 5 * dz_quiet
 
 
+@pytest.mark.slow
 def test_keyframes_follow_speed_fpm():
     assert keyframe_count(43 * 60, 43.0, 12) == 12
     assert keyframe_count(100, 43.0, 12) == 0
@@ -78,6 +81,7 @@ def test_keyframes_follow_speed_fpm():
     assert np.abs(np.diff(fast, axis=0)).max() > 0.0
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     truncation=st.floats(0.0, 1.0),
@@ -99,6 +103,7 @@ def test_bounce_keeps_every_coordinate_within_the_truncation_bound(
     assert z.max() <= 2 * truncation + pulse_react + tol
 
 
+@pytest.mark.slow
 def test_fold_reflects():
     vals, flips = fold(np.array([0.5, 1.5, -1.2, 3.5, 4.5], np.float32), np.float32(1.0))
     np.testing.assert_allclose(np.asarray(vals), [0.5, 0.5, -0.8, -0.5, 0.5], atol=1e-6)
@@ -159,6 +164,7 @@ def _lsd_class_vectors(chroma, classes, c_dim, fps, gain, complexity, dominant=F
     return np.stack(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classes, c_dim, dominant, shuffle", [
     ([0, 1, 2], 5, False, None),  # each class named four times: pitches 9, 10, 11 win
     ([4, 2, 4, 7, 1], 9, False, None),
@@ -182,6 +188,7 @@ def test_repeated_classes_take_the_last_pitch_as_lucid_sonic_dreams(classes, c_d
         assert not np.allclose(c[0], 0.9 * (summed - summed.min()) / np.ptp(summed), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_stepping_frame_by_frame_equals_the_scan():
     """The live stepper runs the scans' own bodies: one frame at a time, with the state carried, it gives the
     offline scan's z (with bounces: a large motion_react) and class vectors (with shuffles; unsmoothed)."""

@@ -47,6 +47,7 @@ def _slow_style(delay: float):
     return style
 
 
+@pytest.mark.slow
 def test_a_slow_step_drops_ticks_and_never_lags_further_behind():
     fps, delay = 20.0, 0.07  # each frame takes 1.4 periods
     frames = []
@@ -77,6 +78,7 @@ def test_update_takes_live_parameters_only():
         LiveRenderer(None, speed_fpm="beat")
 
 
+@pytest.mark.slow
 def test_clicks_played_in_real_time_kick_the_frames_and_are_recorded_with_the_audio(tmp_path):
     sr, seconds = 48000, 3.5
     times = [1.0 + 0.5 * k for k in range(5)]  # after the drone's start has been normalised away
@@ -107,6 +109,7 @@ def test_clicks_played_in_real_time_kick_the_frames_and_are_recorded_with_the_au
     assert seconds - 0.1 < info["audio_duration"] < seconds + 0.4 <= info["video_duration"] + 0.4
 
 
+@pytest.mark.slow
 def test_the_style_changes_while_playing_without_stopping_the_clock():
     import threading
 

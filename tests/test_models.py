@@ -42,6 +42,7 @@ def test_paths_and_values_are_the_original_state(name):
     assert buffers == {k for k in state if k.rsplit(".", 1)[-1] in suffixes}
 
 
+@pytest.mark.slow
 def test_editing_a_layer_changes_the_image_as_the_original_would():
     cfg = sg2_config(img_resolution=16, c_dim=3)
     state = random_sg2_state(cfg, 4)
@@ -64,6 +65,7 @@ def test_editing_a_layer_changes_the_image_as_the_original_would():
     np.testing.assert_allclose(np.asarray(style.images({"z": z, "c": c})), after, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_precomputed_constants_give_the_same_images(name):
     cfg, make = CASES[name]()
@@ -75,6 +77,7 @@ def test_precomputed_constants_give_the_same_images(name):
     chex.assert_trees_all_close(m(z, c, consts=consts), m(z, c), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_traced_noise_mode_and_cutoff_match_the_static_ones():
     import jax
     import jax.numpy as jnp

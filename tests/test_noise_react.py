@@ -45,6 +45,7 @@ def _key(mode):
     return jax.random.split(jax.random.key(7), 3) if mode == "random" else None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["const", "random"])
 def test_gain_zero_is_no_noise_and_gain_one_is_default(mode):
     p, ws, key = _params(), _ws(), _key(mode)
@@ -56,6 +57,7 @@ def test_gain_zero_is_no_noise_and_gain_one_is_default(mode):
     np.testing.assert_allclose(np.asarray(synth(p, ws, mode, key, jnp.ones(3))), default, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["const", "random"])
 def test_gain_is_per_sample(mode):
     p, ws, key = _params(), _ws(), _key(mode)
@@ -80,6 +82,7 @@ def test_gain_scales_the_noise_like_noise_strength():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_scalar_gain_broadcasts_none_mode_ignores_it_and_bad_shapes_fail():
     p, ws = _params(), _ws()
     np.testing.assert_array_equal(np.asarray(synth(p, ws, "const", None, jnp.float32(2.0))),
@@ -92,6 +95,7 @@ def test_scalar_gain_broadcasts_none_mode_ignores_it_and_bad_shapes_fail():
         _synthesis(p, ws, "const", None, jnp.ones((3, 1)))
 
 
+@pytest.mark.slow
 def test_generate_threads_noise_gain_and_default_program_is_unchanged():
     p = _params()
     z = jax.random.normal(jax.random.key(0), (2, SPEC.z_dim))

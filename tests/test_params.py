@@ -244,6 +244,7 @@ def _valid(p: P.Param) -> st.SearchStrategy:
     raise AssertionError(p.kind)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from([p for p in P.PARAMS if not p.api_only]).flatmap(lambda p: st.tuples(st.just(p), _valid(p))))
 def test_format_then_parse_round_trips(case):

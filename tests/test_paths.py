@@ -82,6 +82,7 @@ def _cli_render(song, out, cache):
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_second_process_loads_the_compiled_code_instead_of_compiling(tmp_path):
     from lsd_jax.audio.demo_song import write_demo_song
 
@@ -100,6 +101,7 @@ def test_a_second_process_loads_the_compiled_code_instead_of_compiling(tmp_path)
     assert main_steps <= set(second["hits"]) and not main_steps & set(second["misses"])
 
 
+@pytest.mark.slow
 def test_import_lsd_jax_is_light():
     # `import lsd_jax` and the commands that render nothing (`lsd-jax params`, `styles`) never load JAX
     code = ("import contextlib, io, sys, lsd_jax; from lsd_jax.cli import main; assert lsd_jax.RenderParams\n"
@@ -110,6 +112,7 @@ def test_import_lsd_jax_is_light():
     assert res.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_use_persistent_caches_uses_the_cache_dir_unless_jax_has_one(tmp_path):
     code = ("import os, jax; from lsd_jax.store.paths import use_persistent_caches; use_persistent_caches(); "
             "print(jax.config.jax_compilation_cache_dir, os.environ['NUMBA_CACHE_DIR'])")

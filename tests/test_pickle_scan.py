@@ -66,6 +66,7 @@ def test_the_215_byte_shared_reference_pickle(tmp_path: Path) -> None:
     _assert_refused("chain.pkl", got, "walked as a tree")
 
 
+@pytest.mark.slow
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                                                  HealthCheck.function_scoped_fixture])
 @given(cases=st.lists(st.tuples(st.sampled_from(["list", "tuple", "dict", "mixed"]), st.integers(23, 90),
@@ -125,6 +126,7 @@ def test_messages_never_repr_an_untrusted_structure() -> None:
 # 2. A module tree whose children are shared (2**depth paths to walk).
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [2, 6, 12, 31, 60])
 def test_shared_submodules_are_refused(tmp_path: Path, depth: int) -> None:
     got = _parse_all(tmp_path, {"tree.pkl": hostile.shared_module_tree(depth)})["tree.pkl"]
@@ -145,6 +147,7 @@ def test_module_walk_visits_each_module_once(tmp_path: Path) -> None:
 # 3. One stored tensor referenced thousands of times.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n,elems", [(3000, 1 << 20), (20000, 1 << 16)])
 def test_one_tensor_referenced_many_times_stays_one_array(tmp_path: Path, n: int, elems: int) -> None:
     data = hostile.many_references(n, elems, "same")
@@ -153,6 +156,7 @@ def test_one_tensor_referenced_many_times_stays_one_array(tmp_path: Path, n: int
     _assert_refused("same.pkl", got, "unknown tensor 'bag.p")  # found cheaply: the copies were never made
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n,elems", [(2000, 1 << 20), (5000, 1 << 18)])
 def test_many_views_of_one_storage_are_refused_before_they_cost_memory(tmp_path: Path, n: int, elems: int) -> None:
     """The issue's 4 MB file that became 8.6 GB resident: thousands of tensors over one storage, each nearly all

@@ -43,6 +43,7 @@ def converted(request, tmp_path_factory):
     return config, state, load_generator(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("psi, cutoff", [(1.0, None), (0.7, None), (0.7, 2)])
 @pytest.mark.parametrize("noise_mode", ["const", "none"])
 def test_converted_generator_reproduces_the_original(converted, psi, cutoff, noise_mode):
@@ -63,6 +64,7 @@ def test_per_layer_ws(converted):
     _close(gen.synthesis(ws), ref.synthesis(config, state, ws).transpose(0, 2, 3, 1))
 
 
+@pytest.mark.slow
 def test_pickle_style_renders_and_cli_converts(tmp_path):
     config = sg2_config(img_resolution=32, c_dim=4)
     pkl = nv.write_torch_pickle(tmp_path / "model.pkl", config, random_sg2_state(config, 1))

@@ -63,6 +63,7 @@ def test_end_to_end_render_has_the_right_streams_and_frames_react(clicks_song, t
     assert not list(tmp_path.glob(".*")), "no temporary file left behind"
 
 
+@pytest.mark.slow
 def test_silence_and_no_wandering_gives_identical_frames(tmp_path):
     song = click_track(tmp_path / "late.wav", 6.0, [4.5], drone=0.05, silence_until=4.0)
     params = lsd_jax.make_params(fps=12.0, resolution=32, speed_fpm=0)
@@ -159,6 +160,7 @@ def test_unwritable_output_path(clicks_song, tmp_path):
         lsd_jax.render(clicks_song[0], output="/proc/lsd-jax-test.mp4", progress=False)
 
 
+@pytest.mark.slow
 def test_output_without_suffix_gets_mp4_and_other_suffixes_are_refused(clicks_song, tmp_path):
     out = lsd_jax.render(clicks_song[0], output=tmp_path / "noext", resolution=16, fps=4.0, duration=2.0,
                          progress=False)
@@ -167,6 +169,7 @@ def test_output_without_suffix_gets_mp4_and_other_suffixes_are_refused(clicks_so
         lsd_jax.render(clicks_song[0], output=tmp_path / "x.gif", progress=False)
 
 
+@pytest.mark.slow
 def test_effects_and_a_numpy_only_custom_effect_render(clicks_song, tmp_path):
     def mirror(array, strength, amplitude):  # NumPy only: runs on the host
         out = np.array(array)
@@ -183,6 +186,7 @@ def test_effects_and_a_numpy_only_custom_effect_render(clicks_song, tmp_path):
     assert seen[-1] == (32, 32) and all(a <= b for (a, _), (b, _) in zip(seen, seen[1:]))
 
 
+@pytest.mark.slow
 def test_numpy_callable_style_runs_on_the_host(clicks_song, tmp_path):
     def np_style(noise_batch, class_batch):
         b = noise_batch.shape[0]
@@ -197,6 +201,7 @@ def test_numpy_callable_style_runs_on_the_host(clicks_song, tmp_path):
         lsd_jax.render(clicks_song[0], style=np_style, output=tmp_path / "x.mp4", progress=False)
 
 
+@pytest.mark.slow
 def test_lucid_sonic_dreams_compatible_api(clicks_song, tmp_path):
     L = lsd_jax.LucidSonicDream(song=str(clicks_song[0]), style="default")
     out = L.hallucinate(file_name=str(tmp_path / "lsd"), fps=8, resolution=32, duration=2, speed_fpm=6,

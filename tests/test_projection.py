@@ -52,6 +52,7 @@ def photo(n=48, seed=0):
     return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
 
 
+@pytest.mark.slow
 def test_reaches_a_generator_made_image_stops_when_converged_and_compiles_once():
     g = gen()
     u8, _ = target()
@@ -86,6 +87,7 @@ def test_reaches_a_generator_made_image_stops_when_converged_and_compiles_once()
     np.testing.assert_allclose(np.clip(np.asarray(g.synthesis(proj.w[None]))[0], -1, 1), proj.image, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_w_plus_where_one_w_falls_short_and_progress_bar(capsys):
     """A photo the network cannot make: auto frees the layers (W+) and gets closer than one w can; an image the
     network made stays in W under auto (above); w_plus=True frees the layers after W."""
@@ -185,6 +187,7 @@ def test_bad_options():
         P.project(gen(), u8, steps=1, c=[1.0], progress=False)
 
 
+@pytest.mark.slow
 def test_w_stats_conditional():
     g = gen(c_dim=4)
     all_classes = P.w_stats(g, n_samples=512)

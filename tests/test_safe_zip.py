@@ -27,6 +27,7 @@ def _bounded(target: str, path: Path, timeout: float = 60, memory_mb: int = MEMO
     return report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("inflated_mb", [48, 160])
 def test_deflate_bomb_is_refused_before_inflating(tmp_path: Path, inflated_mb: int) -> None:
     path = hostile.deflate_bomb_npz(tmp_path / "bomb.npz", inflated_mb << 20)
@@ -36,6 +37,7 @@ def test_deflate_bomb_is_refused_before_inflating(tmp_path: Path, inflated_mb: i
     assert f"to {inflated_mb}.0 MB" in report["message"]
 
 
+@pytest.mark.slow
 def test_deflate_bomb_through_the_converted_file_loader(tmp_path: Path) -> None:
     """The real entry point (lsd_jax.store.weights.load) refuses an .npz (the old converted format) without opening it."""
     path = hostile.deflate_bomb_npz(tmp_path / "bomb.npz", 300 << 20)
@@ -43,6 +45,7 @@ def test_deflate_bomb_through_the_converted_file_loader(tmp_path: Path) -> None:
     assert report["error"] == "StyleError" and "lsd-jax convert" in report["message"], report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("declared", [40 << 30, (1 << 32) - 2, 10 << 20])
 @pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
 def test_declared_size_that_lies_is_refused(tmp_path: Path, declared: int, method: int) -> None:

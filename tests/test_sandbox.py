@@ -67,6 +67,7 @@ def test_bomb_is_the_loaders_own_clear_error(tmp_path: Path) -> None:
     assert time.monotonic() - t < 10
 
 
+@pytest.mark.slow
 def test_a_hang_in_the_child_is_stopped_and_this_process_carries_on(tmp_path: Path, valid) -> None:
     """With the loader's own limits off, the key bomb hashes for ever in the child: the wall-clock limit kills it,
     the error is clear, and a normal conversion right after succeeds."""

@@ -53,6 +53,7 @@ def test_mel_scale_and_filterbanks():
     assert_close(spectral.chroma_filterbank(SR, tuning=0.3), librosa.filters.chroma(sr=SR, n_fft=2048, tuning=0.3))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hop", HOPS)
 def test_stft_power_mel_db_onset_and_chroma_match_librosa(song, hop):
     P = spectral.stft_power(song, hop)
@@ -100,6 +101,7 @@ def test_soft_mask_matches_librosa():
         assert_close(spectral.soft_mask(x, r, power), librosa.util.softmask(x, r, power=power, split_zeros=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hop", HOPS)
 def test_hpss_masks_on_the_512_grid_are_librosas(song, hop):
     """librosa's effects.hpss filters a hop-512 STFT; every (512/hop)-th column of ours is one of its columns,
@@ -112,6 +114,7 @@ def test_hpss_masks_on_the_512_grid_are_librosas(song, hop):
     np.testing.assert_allclose(h + p, 1.0, atol=1e-6)  # margin 1: the masks split each bin
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hop,block", [(128, 40), (256, 64), (512, 7), (256, 5000)])
 def test_hpss_mel_in_blocks_is_the_whole_at_once(hop, block):
     y = demo_song(4.0)
@@ -127,6 +130,7 @@ def test_hpss_mel_in_blocks_is_the_whole_at_once(hop, block):
 # --- different on purpose: stated tolerances ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_hpss_parts_are_close_to_librosas_waveform_hpss():
     """A part is ``|X|² · mask²`` here; librosa resynthesises each part and analyses it again. Measured on the
     demo song at 30 fps (hop 256), the pooled loudness envelopes (what pulse and motion use) correlate at 0.97
@@ -202,6 +206,7 @@ def test_blocks_of_columns_give_the_whole(cut, hop):
     assert_close(whole[d:], flux[: T - d])
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(rows=st.integers(1, 6), cols=st.integers(1, 90), stride=st.sampled_from([1, 2, 4, 8]),
        size=st.sampled_from([3, 7, 31]), seed=st.integers(0, 2**16))

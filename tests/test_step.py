@@ -36,6 +36,7 @@ def test_render_settings_are_arrays():
     assert int(render_settings(make_params())["truncation_cutoff"]) == CUTOFF_ALL
 
 
+@pytest.mark.slow
 def test_a_new_psi_cutoff_noise_mode_or_noise_react_compiles_nothing(files, tmp_path):
     song, pkl = files
     kw = dict(fps=8.0, progress=False)
@@ -50,6 +51,7 @@ def test_a_new_psi_cutoff_noise_mode_or_noise_react_compiles_nothing(files, tmp_
     assert np.abs(frames[0] - frames[1]).mean() > 1.0 and np.abs(frames[1] - frames[2]).mean() > 1.0  # settings act
 
 
+@pytest.mark.slow
 def test_truncation_in_the_step_matches_the_generator(files):
     from lsd_jax.styles.generator import load_generator
     from lsd_jax.styles.resolve import resolve_style
@@ -76,6 +78,7 @@ def _cppn_at(size):
     return resolve_style(None), plan_effects(make_params(), size)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(64, 64), (128, 96)])
 def test_step_memory_is_close_to_xlas_own_analysis(size):
     from lsd_jax.memory import MARGIN

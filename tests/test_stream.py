@@ -33,6 +33,7 @@ def _blocks(sizes, total):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sr", [22050, SR_IN])
 def test_columns_see_only_the_past_and_do_not_depend_on_block_sizes(sr):
     rng = np.random.default_rng(0)

@@ -163,6 +163,7 @@ def test_module_paths_are_nvidia_names(net: Net) -> None:
                                   net.state["synthesis.4x4.Conv.weight"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("psi, cutoff, noise_mode", [(1.0, None, "const"), (0.7, None, "const"), (0.7, 3, "const"),
                                                      (0.6, 5, "none")])
 def test_generate_matches_oracle(net: Net, psi: float, cutoff: int | None, noise_mode: str) -> None:
@@ -181,6 +182,7 @@ def test_generate_matches_oracle(net: Net, psi: float, cutoff: int | None, noise
     np.testing.assert_allclose(ws, ws_ref, rtol=0, atol=_tol(ws_ref))
 
 
+@pytest.mark.slow
 def test_per_layer_ws_match_oracle(net: Net) -> None:
     """Style mixing: a different w for every layer goes straight into the synthesis network."""
     ws = np.random.default_rng(8).standard_normal((2, net.config["num_ws"], net.config["w_dim"])).astype(np.float32)
@@ -206,6 +208,7 @@ VARIANTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_variants_match_oracle(name: str) -> None:
     n = Net(VARIANTS[name])
@@ -216,6 +219,7 @@ def test_variants_match_oracle(name: str) -> None:
     np.testing.assert_allclose(img, expect, rtol=0, atol=_tol(expect))
 
 
+@pytest.mark.slow
 def test_fused_and_plain_up_conv_differ_as_nvidias_do() -> None:
     """The fused transposed conv is not the nearest+conv path on the same weights (it is the flipped kernel):
     the same weights with fused_scale=False give another image, and the oracle agrees with both."""
@@ -248,6 +252,7 @@ def test_psi_and_cutoff_are_traced() -> None:
                                                       truncation_cutoff=cutoff), ws)
 
 
+@pytest.mark.slow
 def test_random_noise_and_noise_gain() -> None:
     n = Net(TINY, seed=6)
     ws = G.mapping_fn(n.graphdef, n.params, np.random.default_rng(4).standard_normal((2, 6)).astype(np.float32))
@@ -274,6 +279,7 @@ def test_random_noise_and_noise_gain() -> None:
         G.synthesis_fn(n.graphdef, n.params, ws, "loud")
 
 
+@pytest.mark.slow
 def test_traced_noise_mode_equals_the_named_modes() -> None:
     """The render step passes noise_mode as a traced index (0 const, 1 random, 2 none): same images."""
     n = Net(TINY, seed=6)

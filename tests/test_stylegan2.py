@@ -116,6 +116,7 @@ def test_sg2_config_overrides():
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("c_dim", [0, 5])
 @pytest.mark.parametrize("num_layers", [2, 8])
 @pytest.mark.parametrize("psi,cutoff", [(1.0, None), (0.7, None), (0.7, 3), (-0.5, 1)])
@@ -170,6 +171,7 @@ IMAGE_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides,psi,cutoff,noise_mode", IMAGE_CASES,
                          ids=[f"{i}-{'-'.join(f'{k}={v}' for k, v in c[0].items()) or 'default'}-psi{c[1]}-{c[3]}"
                               for i, c in enumerate(IMAGE_CASES)])
@@ -189,6 +191,7 @@ def test_images_match_oracle(overrides, psi, cutoff, noise_mode):
         assert np.abs(np.asarray(got)).max() <= cfg["synthesis_kwargs"]["conv_clamp"] + 1e-5  # one clamped ToRGB
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["skip", "resnet"])
 def test_style_mixing_per_layer_ws(arch):
     """Every layer gets a different w (style mixing): catches ws-window / layer-order errors."""
@@ -221,6 +224,7 @@ def test_images_match_oracle_128():
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None)
 @given(h=st.integers(1, 6), w=st.integers(1, 6),
        taps=st.lists(st.integers(1, 5), min_size=1, max_size=6), seed=st.integers(0, 2 ** 16))
@@ -239,6 +243,7 @@ def test_upsample2d_matches_upfirdn2d(h, w, taps, seed):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_noise_modes():
     cfg, state, gen = model()
     z, _ = latents(cfg, 3)
@@ -265,6 +270,7 @@ def test_noise_modes():
         gen.synthesis(ws, "bogus")
 
 
+@pytest.mark.slow
 def test_random_noise_scales_with_noise_strength():
     cfg = sg2_config(img_resolution=16)
     state = random_sg2_state(cfg, 2)
@@ -283,6 +289,7 @@ def test_random_noise_scales_with_noise_strength():
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compiles_once_per_shape():
     traces = []
     before = genmod._generate_jit._cache_size()
@@ -345,6 +352,7 @@ def _settings(**kw):
     return render_settings(make_params(**kw))
 
 
+@pytest.mark.slow
 def test_stylegan_style_const():
     cfg, state, gen = model(c_dim=5)
     style = genmod.stylegan_style(gen, name="rand")
@@ -359,6 +367,7 @@ def test_stylegan_style_const():
     assert_close_to_oracle(out, want, "style.apply")
 
 
+@pytest.mark.slow
 def test_stylegan_style_random_noise_is_pure():
     cfg, _, gen = model()
     style = genmod.stylegan_style(gen)
@@ -402,6 +411,7 @@ def test_load_generator(monkeypatch, tmp_path):
         genmod.load_generator(tmp_path / "g.pkl")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["skip", "resnet"])
 def test_polyphase_up_conv_matches_the_oracle(arch, monkeypatch):
     """The polyphase transposed conv (used for large activations) on every up layer."""

@@ -187,6 +187,7 @@ def test_mapping_matches_oracle(name, psi, cutoff):
         np.testing.assert_array_equal(np.asarray(got)[:, cutoff:], np.asarray(gen.mapping(z, c))[:, cutoff:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("psi,cutoff", [(1.0, None), (0.7, None), (0.7, 4)])
 def test_images_match_oracle(name, psi, cutoff):
@@ -201,6 +202,7 @@ def test_images_match_oracle(name, psi, cutoff):
     assert_close_to_oracle(got, want, f"images {name}")
 
 
+@pytest.mark.slow
 def test_clamp_path_matches_oracle():
     cfg = sg3_config(conv_clamp=0.4)
     state = random_sg3_state(cfg, 3)
@@ -213,6 +215,7 @@ def test_clamp_path_matches_oracle():
     assert np.abs(unclamped - want).max() > 0.05  # the clamp really bites
 
 
+@pytest.mark.slow
 def test_stored_transform_buffer_is_used():
     """A model whose ``transform`` buffer is not the identity (what NVIDIA's tools write)."""
     cfg = sg3_config(kind="r", c_dim=2)
@@ -248,6 +251,7 @@ def test_images_match_oracle_nvidia_depth(kind):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_noise_mode_has_no_effect():
     cfg, _, gen = _model("t16")
     z, _ = latents(cfg, 2)
@@ -275,6 +279,7 @@ def _nvidia_make_transform(angle: float, tx: float, ty: float) -> np.ndarray:
     return np.array([[c, s, tx], [-s, c, ty], [0, 0, 1]])
 
 
+@pytest.mark.slow
 def test_transform_matrix():
     T = np.asarray(genmod.stylegan3_transform(0.3, 0.1, -0.2))
     chex.assert_shape(T, (1, 3, 3))
@@ -290,6 +295,7 @@ def test_transform_matrix():
                                atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["t16", "r32-cond"])
 def test_identity_and_full_turn_equal_default(name):
     cfg, _, gen = _model(name)
@@ -303,6 +309,7 @@ def test_identity_and_full_turn_equal_default(name):
     assert np.abs(np.asarray(gen(z, c, transform=genmod.stylegan3_transform(0.5, 0, 0))) - base).max() > 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["t16", "r32-cond"])
 def test_per_sample_transform_matches_oracle(name):
     cfg, state, gen = _model(name)
@@ -395,6 +402,7 @@ def test_generator_attributes():
         gen.mapping(z)
 
 
+@pytest.mark.slow
 def test_compiles_once_with_traced_psi_and_transform():
     before = genmod._generate_jit._cache_size()
     cfg = sg3_config(z_dim=10)  # a spec no other test compiles
@@ -419,6 +427,7 @@ def test_sg2_generators_refuse_a_transform():
         gen(np.zeros((1, 32), np.float32), transform=np.eye(3))
 
 
+@pytest.mark.slow
 def test_stylegan_style():
     cfg, state, gen = _model("r32-cond")
     style = genmod.stylegan_style(gen)
@@ -469,6 +478,7 @@ def _assert_same_state(got: dict, want: dict) -> None:
         np.testing.assert_array_equal(got[key], value, err_msg=key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_pickle_to_generator_matches_oracle(tmp_path, name):
     cfg, state, _ = _model(name)
@@ -495,6 +505,7 @@ def test_pickle_to_generator_matches_oracle(tmp_path, name):
     _assert_same_state(s2, state)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["numpy2-names", "protocol-3", "bare-generator", "no-init-kwargs",
                                      "stored-transform"])
 def test_pickle_variants(variant):
@@ -567,6 +578,7 @@ def _wrong_sg3(name: str) -> bytes:
                      "training_set_kwargs": nv.training_set_kwargs(cfg)})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, error, match", [
     ("no-generator", ConversionError, "no generator"),
     ("missing-attribute", ConversionError, "L1_36_16 does not record 'padding'"),

@@ -31,6 +31,7 @@ def sg3_pkl(request, tmp_path_factory):
                             random_sg3_state(config, 4))
 
 
+@pytest.mark.slow
 def test_transform_path_follows_motion():
     motion = np.r_[np.zeros(10), np.ones(10)].astype(np.float32)
     p = lsd_jax.make_params(rotate_react=0.5, translate_react=0.25, seed=1)
@@ -40,6 +41,7 @@ def test_transform_path_follows_motion():
     np.testing.assert_allclose(np.hypot(np.diff(tx[10:]), np.diff(ty[10:])), 0.25 / 10, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_stylegan3_render_with_rotation_and_translation(song, sg3_pkl, tmp_path):
     kw = dict(fps=8.0, speed_fpm=0, pulse_react=0.0, motion_react=0.0, class_pitch_react=0.0)
     still = prepare(song, str(sg3_pkl), progress=False, **kw)
@@ -56,6 +58,7 @@ def test_stylegan3_render_with_rotation_and_translation(song, sg3_pkl, tmp_path)
     assert (info["width"], info["height"], info["n_frames"], info["audio_streams"]) == (16, 16, 32, 1)
 
 
+@pytest.mark.slow
 def test_rotation_needs_a_stylegan3_style(song, tmp_path):
     with pytest.raises(ParamError, match="StyleGAN3"):
         lsd_jax.render(song, output=tmp_path / "x.mp4", rotate_react=0.5, progress=False)

@@ -44,6 +44,7 @@ def sg2_pkl(tmp_path_factory):
     return nv.write_torch_pickle(tmp_path_factory.mktemp("pkl") / "g.pkl", config, random_sg2_state(config, 2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", ["default", "sg2"])
 def test_the_frame_step_compiles_once_per_render(style, sg2_pkl):
     # a style of its own (steps are cached by value: a z size no other test uses), so no earlier test has
@@ -66,6 +67,7 @@ def test_the_frame_step_compiles_once_per_render(style, sg2_pkl):
     assert len(_COMPILES) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", ["default", "sg2"])
 def test_four_devices_render_the_same_frames_as_one(style, song, sg2_pkl, tmp_path):
     style_arg = "default" if style == "default" else str(sg2_pkl)
@@ -84,6 +86,7 @@ def test_four_devices_render_the_same_frames_as_one(style, song, sg2_pkl, tmp_pa
     np.testing.assert_array_equal(outs[4]["frames"], outs[1]["frames"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", ["default", "sg2"])
 def test_bfloat16_is_close_to_float32(song, style, sg2_pkl):
     style_arg = "default" if style == "default" else str(sg2_pkl)

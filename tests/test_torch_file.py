@@ -234,6 +234,7 @@ def _bounded_load(tmp_path, data: bytes) -> dict:
     return report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["legacy", "zip"])
 @pytest.mark.parametrize("n,elems", [(2000, 1 << 20), (6000, 1 << 17)])
 def test_thousands_of_views_of_one_storage_are_refused(tmp_path, kind: str, n: int, elems: int) -> None:
@@ -246,6 +247,7 @@ def test_thousands_of_views_of_one_storage_are_refused(tmp_path, kind: str, n: i
     assert report["error"] == "ConversionError" and "share one stored buffer" in report["message"], report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["legacy", "zip"])
 def test_one_tensor_described_thousands_of_times_is_one_view(tmp_path, kind: str) -> None:
     big = np.arange(1 << 20, dtype=np.float32)

@@ -31,6 +31,7 @@ def test_flags_override_the_environment():
     assert server == {"server_name": None, "server_port": 9999}
 
 
+@pytest.mark.slow
 def test_app_py_help_runs_without_building_the_page():
     res = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr

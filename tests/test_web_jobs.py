@@ -61,6 +61,7 @@ def rendered(songs):
         yield dict(video=video, calls=calls, job=job, values=values, raw=np.concatenate(raw), jobs=jobs)
 
 
+@pytest.mark.slow
 def test_render_gives_an_mp4_and_reports_real_frames(rendered):
     info = probe_video(rendered["video"])
     assert info["video_streams"] == 1 and info["audio_streams"] == 1
@@ -208,6 +209,7 @@ def _wait(pred, timeout=300.0, step=0.01):
         time.sleep(step)
 
 
+@pytest.mark.slow
 def test_a_cancelled_render_stops_within_two_seconds_and_leaves_nothing(songs, tmp_path):
     with J.Jobs(keep=0.0, parent=tmp_path) as jobs, slow_batches(0.15):
         job = jobs.prepare(str(songs["long"]), fps=20, resolution=32, batch_size=4, duration=5)  # 100 frames
@@ -240,6 +242,7 @@ def test_cancel_counts_a_run_its_handler_stopped_a_moment_before(songs, tmp_path
         assert jobs.cancel("someone else") == 0
 
 
+@pytest.mark.slow
 def test_a_live_copy_streams_while_the_render_runs(songs, tmp_path):
     with J.Jobs(keep=60.0, parent=tmp_path) as jobs, slow_batches(0.1):
         job = jobs.prepare(str(songs["long"]), fps=20, resolution=48, batch_size=4, seed=4)  # 160 frames
@@ -277,6 +280,7 @@ def _decoded(path, size):
     return np.frombuffer(res.stdout, np.uint8).reshape(-1, size, size, 3)
 
 
+@pytest.mark.slow
 def test_the_snippet_reproduces_the_page_s_mp4_byte_for_byte(songs, tmp_path):
     """What the page renders (with its live copy) is the very MP4 that the snippet's lsd_jax.render makes."""
     with J.Jobs(keep=60.0, parent=tmp_path / "app") as jobs:
@@ -296,6 +300,7 @@ def test_the_snippet_reproduces_the_page_s_mp4_byte_for_byte(songs, tmp_path):
         assert (here / J.output_name(job)).read_bytes() == Path(run.result).read_bytes()
 
 
+@pytest.mark.slow
 def test_preview_and_render_record_this_server_s_speed(songs, tmp_path):
     with J.Jobs(keep=0.0, parent=tmp_path) as jobs:
         job = jobs.prepare(str(songs["song"]), fps=10, resolution=64, batch_size=8)  # 4 batches
@@ -387,6 +392,7 @@ def _bounded_requests(tmp_path, items, max_seconds=600.0, timeout=240.0):
     return report["value"]
 
 
+@pytest.mark.slow
 def test_resource_bomb_uploads_are_clear_errors_and_the_next_render_works(songs, tmp_path, monkeypatch):
     """Uploaded .pkl files are converted in a separate, limited process: each bomb is a clear error naming the
     upload (not its folder), quickly; a normal upload and the default style render right after."""
@@ -414,6 +420,7 @@ def test_resource_bomb_uploads_are_clear_errors_and_the_next_render_works(songs,
     assert [r["frames"] for r in got[-2:]] == [24, 24], got[-2:]  # 3 s at 8 fps, each
 
 
+@pytest.mark.slow
 def test_a_batch_too_large_for_memory_is_refused_before_compiling(songs, tmp_path):
     """At 1024x1024 a batch of 4096 frames needs terabytes: a clear error naming a batch that fits, from the app and
     the library alike, instead of XLA aborting the process; the next render works."""
@@ -458,6 +465,7 @@ def test_the_duration_limit_holds_on_the_audio_decoded(tmp_path, monkeypatch):
         assert probe_video(jobs.render(ok))["n_frames"] == 16
 
 
+@pytest.mark.slow
 def test_uploads_and_catalogue_files_are_converted_in_the_sandbox(songs, tmp_path, monkeypatch):
     """With the loader's own limits off, what stops a bomb is the separate process's: its time limit (a hang) and
     its address-space limit, so the uploads (and a catalogue style's downloaded file: the catalogue's links are

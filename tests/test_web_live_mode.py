@@ -23,6 +23,7 @@ def _pcm(x: np.ndarray) -> str:
     return base64.b64encode((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()).decode()
 
 
+@pytest.mark.slow
 def test_sessions_take_audio_give_frames_and_refuse_what_they_cannot_serve():
     sessions = LiveSessions(LiveConfig(sessions=1, resolution=32, fps=20.0))
     try:
@@ -127,6 +128,7 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
           f"p50 {np.median(lat):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms")
 
 
+@pytest.mark.slow
 def test_cli_plays_a_file_in_real_time_and_records_what_was_shown(tmp_path, capsys):
     from lsd_jax.cli import main
     from lsd_jax.media.video import probe_video

@@ -183,6 +183,7 @@ def test_bad_styles_are_clear_errors_and_nothing_runs(songs, jobs, tmp_path, mon
         _error(e)
 
 
+@pytest.mark.slow
 def test_the_app_owns_its_jobs_unless_given_some():
     demo = page.build_app(AppConfig(max_resolution=500, warm_up=False))
     own = demo.lsd_jobs
@@ -252,6 +253,7 @@ def served():
         demo.close()
 
 
+@pytest.mark.slow
 def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError, ValidationError
@@ -315,6 +317,7 @@ def _wait(pred, timeout=300.0):
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_a_client_cancels_a_job_and_the_queue_serves_the_next_at_once(served, songs, tmp_path):
     from gradio_client import Client, handle_file
 

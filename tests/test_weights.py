@@ -106,6 +106,7 @@ def test_cache_file_is_safetensors_with_flax_paths_and_config(cache_root: Path, 
     assert flat_shapes(gen.module) == {k: v.shape for k, v in state.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "flip-byte", "bad-meta", "empty"])
 def test_corrupt_cache_entry_is_detected_and_rebuilt(cache_root: Path, pkl, damage: str) -> None:
     from safetensors.numpy import save_file
