@@ -143,3 +143,41 @@ def test_a_model_that_does_not_fit_is_not_told_to_lower_its_batch(files):
     with pytest.raises(ParamError, match=r"this model \(it makes 16x16 images\) is too large for this machine") as e:
         fit_batch(model, (32, 32), plan, 16, free=Budget(need - 1, "here"))
     assert "batch_size" not in str(e.value)
+
+
+# --- one engine (issue 26) -----------------------------------------------------------------------------------------
+
+
+def test_the_render_modules_import_no_file_reader_and_no_private_names():
+    """engine.step, engine.pipeline, dmv.pipeline and live.session share public functions only, and a render module
+    depends on no file reader (converters): sizes in messages come from lsd_jax.memory.human_bytes."""
+    import ast
+    from pathlib import Path
+
+    root = Path(lsd_jax.__file__).parent
+    for rel in ("engine/step.py", "engine/pipeline.py", "dmv/pipeline.py", "live/session.py"):
+        tree = ast.parse((root / rel).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith("converters"), (rel, node.module)
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, (rel, node.module, private)
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("converters") for a in node.names), rel
+
+
+def test_one_builder_chooses_the_batch_for_every_mode():
+    """build_frame_step: the user's batch is kept when it fits and refused when not; an automatic one is capped."""
+    from lsd_jax.errors import ParamError
+    from lsd_jax.memory import Budget
+    from lsd_jax.engine.step import build_frame_step, step_memory
+
+    size = (64, 64)
+    style, plan = _cppn_at(size)
+    settings = render_settings(make_params(), style)
+    assert build_frame_step(style, size, plan, settings=settings, batch=3).batch == 3
+    assert build_frame_step(style, size, plan, settings=settings, most=5).batch == 5
+    budget = Budget(step_memory(style, size, plan, 24).need + 1, "in this test")  # 25 does not fit (test above)
+    assert build_frame_step(style, size, plan, settings=settings, most=30, free=budget).batch == 24
+    with pytest.raises(ParamError, match="use batch_size=24 or less"):
+        build_frame_step(style, size, plan, settings=settings, batch=30, free=budget)
