@@ -9,7 +9,8 @@ Limits: ``max_seconds`` bounds what is *decoded*, never what a header claims (a 
 holds 60 s is decoded at most ``max_seconds`` (+ a little) before it is refused). An absurdly long ``duration``
 (more than :data:`MAX_DECODE_SECONDS`, ~31 years) means "to the end".
 
-Every problem with an input file is an :class:`~lsd_jax.errors.AudioError` naming the file.
+:func:`audio_length` reads a file's length from its header without decoding it (the web app's first check of an
+upload). Every problem with an input file is an :class:`~lsd_jax.errors.AudioError` naming the file.
 """
 
 from __future__ import annotations
