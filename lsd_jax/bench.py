@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     from .testing import config_f_config, paper256_config
-    from .engine.step import auto_batch_size
+    from .engine.step import EffectPlan, fit_batch
     from .styles.resolve import cppn_style
 
     rows = []
@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
     if "default" not in args.skip:
         style = cppn_style()
         for res in (256, 512):
-            measure("default (CPPN)", style, res, [auto_batch_size(style, (res, res))])
+            measure("default (CPPN)", style, res, [fit_batch(style, (res, res), EffectPlan((), ()))])
     sg256 = None
     if "paper256" not in args.skip:
         sg256 = _sg2_style(paper256_config())

@@ -1,7 +1,7 @@
 """Memory: how much a render may still use, and how much a traced computation needs at its peak.
 
 A batch that does not fit must be refused *before* XLA compiles and runs it: on CPU an allocation that fails inside
-XLA aborts the whole process (a server with it). So :func:`lsd_jax.engine.step.bounded_batch` compares what the frame step
+XLA aborts the whole process (a server with it). So :func:`lsd_jax.engine.step.fit_batch` compares what the frame step
 needs (:func:`peak_bytes` of its traced program: no compile, no allocation) with what is free (:func:`free_memory`).
 
 * :func:`free_memory` measures the memory a render may still take: on an accelerator its free memory; on the CPU
@@ -24,10 +24,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MARGIN", "Budget", "free_memory", "peak_bytes", "tree_bytes"]
+__all__ = ["MARGIN", "Budget", "free_memory", "human_bytes", "peak_bytes", "tree_bytes"]
 
 #: Safety factor on :func:`peak_bytes`: XLA's measured peak was up to 1.13x it, and the writer queue holds frames.
 MARGIN = 2.0
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` → ``'1.5 KB'`` (powers of 1024, one decimal; whole bytes below 1 KB): sizes in messages."""
+    n = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if abs(n) < 1024:
+            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
 
 
 @dataclass(frozen=True)

@@ -214,3 +214,24 @@ def test_resampling_is_bounded_before_allocating(monkeypatch):
     with pytest.raises(decode.TooLong, match="once resampled from 1000 Hz to 22050 Hz"):
         decode.resample(y, 1000, 22050, "x.wav")
     assert decode.resample(y, 1000, 8000).shape == (80_000,)
+
+
+# --- length without decoding ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "m4a"])
+def test_audio_length_reads_the_header_not_the_samples(tmp_path, fmt):
+    path = write(tmp_path / f"a.{fmt}", tone(440, 2.5), SR)
+    exact = fmt != "m4a"  # libsndfile counts frames; ffmpeg's header of an m4a rounds (and pads the encoder delay)
+    assert decode.audio_length(path) == pytest.approx(2.5, abs=1e-9 if exact else 0.05)
+
+
+def test_audio_length_refuses_what_is_no_audio(tmp_path):
+    (tmp_path / "notes.mp3").write_text("these are notes\n" * 40)
+    with pytest.raises(AudioError, match=r"notes\.mp3.*not an audio file"):
+        decode.audio_length(tmp_path / "notes.mp3")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioError, match=r"empty \(0 bytes\): .*empty\.wav"):
+        decode.audio_length(tmp_path / "empty.wav")
+    with pytest.raises(AudioError, match=r"not found: .*gone\.wav"):
+        decode.audio_length(tmp_path / "gone.wav")

@@ -96,3 +96,23 @@ def test_python_api_and_clear_errors(folder, song, tmp_path) -> None:
     with pytest.raises(ParamError, match="truncation must be"):
         lsd_jax.deep_music_visualizer(song, folder, truncation=0, output_file=out / "x.mp4")
     assert not list(out.iterdir())  # nothing written
+
+
+def test_dmv_renders_through_the_render_writer_loop_with_batch_size_as_an_upper_bound(folder, song, tmp_path,
+                                                                                         monkeypatch) -> None:
+    """DMV mode runs the render's own step builder and writer loop (lsd_jax.engine.pipeline.render_frames is what
+    both call); its batch_size bounds the frames per step, which the memory check may lower further."""
+    from lsd_jax.engine import pipeline
+
+    seen = []
+    real = pipeline.render_frames
+
+    def spy(step, inputs, plan, sink, progress=None):
+        seen.append((step.batch, inputs["z"].shape[0]))
+        return real(step, inputs, plan, sink, progress)
+
+    monkeypatch.setattr(pipeline, "render_frames", spy)
+    out = lsd_jax.deep_music_visualizer(song, folder, output_file=tmp_path / "d.mp4", resolution=128,
+                                        **{**ARGS, "duration": 2.0}, progress=False)
+    assert len(seen) == 1 and 1 <= seen[0][0] <= ARGS["batch_size"] and seen[0][1] == out.n_frames
+    assert probe_video(out)["n_frames"] == out.n_frames

@@ -128,3 +128,37 @@ def test_the_style_changes_while_playing_without_stopping_the_clock():
     # the new style's frames: grey with a z-dependent level, all three channels equal
     assert np.all(frames[-1].image[..., 0] == frames[-1].image[..., 1])
     assert not np.all(frames[0].image[..., 0] == frames[0].image[..., 1])
+
+
+@pytest.mark.timeout(240)
+def test_a_file_with_nan_samples_is_refused_clearly_without_aborting(tmp_path):
+    """Issue 29: ``lsd-jax live --input`` with NaN samples printed its error and then aborted (exit 134) as the
+    interpreter finalised with the session's threads still inside XLA (at 128x128: 3 runs of 4 before the fix); the
+    session's threads are now stopped at exit."""
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    y = np.sin(np.arange(22050) / 10).astype(np.float32)
+    y[100:200] = np.nan
+    sf.write(tmp_path / "nan.wav", y, 22050, subtype="FLOAT")
+    proc = subprocess.run([sys.executable, "-m", "lsd_jax.cli", "live", "--input", str(tmp_path / "nan.wav"),
+                           "--no-serve", "--resolution", "128"],
+                          capture_output=True, text=True, timeout=200)
+    assert proc.returncode == 2, proc.stderr
+    assert "nan.wav contains non-finite samples (NaN or infinity)" in proc.stderr
+    assert "terminate called" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_live_frames_come_from_the_render_step_and_effect_plan():
+    """Live mode builds its step as a render does (engine.step.build_frame_step): the render's effect plan with
+    contrast and flash at strength 1 (the sliders scale the amplitudes), one frame per step."""
+    from lsd_jax.engine.step import plan_effects
+
+    r = LiveRenderer(None, resolution=32, fps=10.0, contrast_strength=0.6)
+    t = r._target
+    step = r._step_for(t, t.sizes[0])
+    assert step.batch == 1 and step.size == (32, 32)
+    assert step.plan == plan_effects(r.params.replace(contrast_strength=1.0, flash_strength=1.0), (32, 32))
+    assert [s for _, s in step.plan.fused] == [1.0, 1.0] and step.plan.host == ()

@@ -73,3 +73,10 @@ def test_the_smallest_budget_wins(monkeypatch):
     assert memory.free_memory() == memory.Budget(2 << 30, "in this container")
     files["/sys/fs/cgroup/memory.max"] = "max"
     assert memory.free_memory() == memory.Budget(4000000 * 1024, "on this machine")
+
+
+def test_human_bytes():
+    assert memory.human_bytes(0) == "0 bytes" and memory.human_bytes(1023) == "1023 bytes"
+    assert memory.human_bytes(1536) == "1.5 KB" and memory.human_bytes(3 << 20) == "3.0 MB"
+    assert memory.human_bytes(5 << 30) == "5.0 GB" and memory.human_bytes(2 << 40) == "2.0 TB"
+    assert memory.human_bytes(3 << 50) == "3072.0 TB"  # the largest unit grows

@@ -230,3 +230,54 @@ def test_jax_callable_style_and_jax_effect_are_fused(clicks_song, tmp_path):
     out = lsd_jax.render(clicks_song[0], style=jax_style, output=tmp_path / "j.mp4", fps=8.0, duration=2.0,
                          input_shape=8, num_possible_classes=0, params=params, progress=False)
     assert probe_video(out)["n_frames"] == 16
+
+
+# --- one engine: parameters normalised once, one writer loop (issue 26) --------------------------------------------
+
+
+def test_a_render_normalises_its_parameters_once(clicks_song, tmp_path, monkeypatch):
+    from lsd_jax.params import RenderParams
+
+    made = []
+    validate = RenderParams.__post_init__
+    monkeypatch.setattr(RenderParams, "__post_init__", lambda self: (made.append(1), validate(self))[1])
+    lsd_jax.render(clicks_song[0], output=tmp_path / "a.mp4", fps=4.0, resolution=16, duration=2.0, progress=False)
+    assert len(made) == 1  # render's keywords, validated once; prepare and the step take them as they are
+    params = lsd_jax.make_params(fps=4.0, resolution=16, duration=2.0)
+    made.clear()
+    lsd_jax.render(clicks_song[0], output=tmp_path / "b.mp4", params=params, progress=False)
+    assert made == []  # a RenderParams is valid already
+
+
+def test_the_writer_loop_leaves_nothing_when_interrupted(tmp_path, existing_output, monkeypatch):
+    """Ctrl-C (or any error) in the middle of the writer loop: ffmpeg is stopped, no partial file or temporary
+    soundtrack remains, and the file already at the output is as it was."""
+    import tempfile
+
+    from lsd_jax.engine.pipeline import write_video
+    from lsd_jax.styles.resolve import cppn_style
+
+    style = cppn_style()
+    step = make_frame_step(style, (16, 16), EffectPlan((), ()), 2)
+    n = 8
+    inputs = {"z": np.zeros((n, style.z_dim), np.float32), "c": np.zeros((n, style.c_dim), np.float32),
+              "amps": np.zeros((n, 0), np.float32)}
+    sound = (np.zeros(8000, np.float32), 8000)
+    seen = []
+
+    def interrupt(done, total):
+        seen.append(done)
+        if done >= 4:
+            raise KeyboardInterrupt
+
+    private = tmp_path / "systmp"  # the temporary soundtrack's folder, ours alone (others share /tmp)
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    with pytest.raises(KeyboardInterrupt):
+        write_video(existing_output, step, inputs, EffectPlan((), ()), fps=4.0, audio=sound, progress=interrupt)
+    assert seen == [2, 4]
+    _assert_untouched(existing_output)
+    assert list(private.iterdir()) == []  # the temporary soundtrack is gone
+    written = write_video(tmp_path / "whole.mp4", step, inputs, EffectPlan((), ()), fps=4.0, audio=sound,
+                          progress=False)
+    assert written.first_write is not None and probe_video(tmp_path / "whole.mp4")["n_frames"] == n

@@ -101,45 +101,86 @@ def test_a_batch_too_large_for_the_memory_is_refused_or_lowered(caplog):
 
     from lsd_jax.errors import ParamError
     from lsd_jax.memory import Budget
-    from lsd_jax.engine.step import bounded_batch, step_memory
+    from lsd_jax.engine.step import CPU_BATCH, fit_batch, step_memory
 
     size = (64, 64)
     style, plan = _cppn_at(size)
     budget = Budget(step_memory(style, size, plan, 24).need + 1, "in this test")
     assert step_memory(style, size, plan, 25).need > budget.bytes
-    assert bounded_batch(style, size, plan, 24, explicit=True, free=budget) == 24
+    assert fit_batch(style, size, plan, 24, free=budget) == 24
     with pytest.raises(ParamError, match=r"batch_size=100 at 64x64 needs about .* more than the .* free in this test: "
                                          r"use batch_size=24 or less"):
-        bounded_batch(style, size, plan, 100, explicit=True, free=budget)
+        fit_batch(style, size, plan, 100, free=budget)
+    # automatic: the CPU's pixel budget (64x64 allows the most, CPU_BATCH), lowered to what fits, and said
+    assert style.cpu_batch_pixels // (64 * 64) > CPU_BATCH > 24
     with caplog.at_level(logging.INFO, logger="lsd_jax.engine.step"):
-        assert bounded_batch(style, size, plan, 100, explicit=False, free=budget) == 24  # automatic: lowered, said
-    assert "100 frames per step at 64x64" in caplog.text and "using 24" in caplog.text
+        assert fit_batch(style, size, plan, free=budget) == 24
+    assert f"{CPU_BATCH} frames per step at 64x64" in caplog.text and "using 24" in caplog.text
+    assert fit_batch(style, size, plan, most=10, free=budget) == 10  # an upper bound (DMV's batch_size) that fits
     # two devices: the batch is split over them
-    assert bounded_batch(style, size, plan, 48, explicit=True, n_devices=2, free=budget) == 48
+    assert fit_batch(style, size, plan, 48, n_devices=2, free=budget) == 48
     with pytest.raises(ParamError, match="use batch_size=48 or less"):
-        bounded_batch(style, size, plan, 50, explicit=True, n_devices=2, free=budget)
+        fit_batch(style, size, plan, 50, n_devices=2, free=budget)
 
 
 def test_a_model_that_does_not_fit_is_not_told_to_lower_its_batch(files):
     from lsd_jax.errors import ParamError
     from lsd_jax.memory import Budget
-    from lsd_jax.engine.step import bounded_batch, plan_effects, step_memory
+    from lsd_jax.engine.step import fit_batch, plan_effects, step_memory
     from lsd_jax.styles.resolve import resolve_style
 
     size = (64, 64)
     style, plan = _cppn_at(size)
     one = step_memory(style, size, plan, 1)
-    for batch, explicit in ((16, True), (16, False), (1, True)):
+    for batch in (16, None, 1):
         with pytest.raises(ParamError, match="one 64x64 frame of the style 'cppn' needs about .*: choose a smaller "
                                              "resolution") as e:
-            bounded_batch(style, size, plan, batch, explicit=explicit, free=Budget(one.need - 1, "here"))
+            fit_batch(style, size, plan, batch, free=Budget(one.need - 1, "here"))
         assert "batch_size" not in str(e.value)
     with pytest.raises(ParamError, match=r"needs .* for its weights alone, more than the 1\.0 KB of memory free here"):
-        bounded_batch(style, size, plan, 16, explicit=True, free=Budget(1024, "here"))
+        fit_batch(style, size, plan, 16, free=Budget(1024, "here"))
 
     model = resolve_style(str(files[1]))  # a model renders at its own size: a smaller video does not help
     plan = plan_effects(make_params(), (32, 32))
     need = step_memory(model, (32, 32), plan, 1).need
     with pytest.raises(ParamError, match=r"this model \(it makes 16x16 images\) is too large for this machine") as e:
-        bounded_batch(model, (32, 32), plan, 16, explicit=True, free=Budget(need - 1, "here"))
+        fit_batch(model, (32, 32), plan, 16, free=Budget(need - 1, "here"))
     assert "batch_size" not in str(e.value)
+
+
+# --- one engine (issue 26) -----------------------------------------------------------------------------------------
+
+
+def test_the_render_modules_import_no_file_reader_and_no_private_names():
+    """engine.step, engine.pipeline, dmv.pipeline and live.session share public functions only, and a render module
+    depends on no file reader (converters): sizes in messages come from lsd_jax.memory.human_bytes."""
+    import ast
+    from pathlib import Path
+
+    root = Path(lsd_jax.__file__).parent
+    for rel in ("engine/step.py", "engine/pipeline.py", "dmv/pipeline.py", "live/session.py"):
+        tree = ast.parse((root / rel).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith("converters"), (rel, node.module)
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, (rel, node.module, private)
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("converters") for a in node.names), rel
+
+
+def test_one_builder_chooses_the_batch_for_every_mode():
+    """build_frame_step: the user's batch is kept when it fits and refused when not; an automatic one is capped."""
+    from lsd_jax.errors import ParamError
+    from lsd_jax.memory import Budget
+    from lsd_jax.engine.step import build_frame_step, step_memory
+
+    size = (64, 64)
+    style, plan = _cppn_at(size)
+    settings = render_settings(make_params(), style)
+    assert build_frame_step(style, size, plan, settings=settings, batch=3).batch == 3
+    assert build_frame_step(style, size, plan, settings=settings, most=5).batch == 5
+    budget = Budget(step_memory(style, size, plan, 24).need + 1, "in this test")  # 25 does not fit (test above)
+    assert build_frame_step(style, size, plan, settings=settings, most=30, free=budget).batch == 24
+    with pytest.raises(ParamError, match="use batch_size=24 or less"):
+        build_frame_step(style, size, plan, settings=settings, batch=30, free=budget)

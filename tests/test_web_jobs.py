@@ -157,7 +157,7 @@ def test_styles_are_names_from_the_list_or_uploaded_files(songs, tmp_path, monke
 
 
 def test_bad_audio_is_refused(songs, tmp_path):
-    with pytest.raises(lsd_jax.AudioError, match="notes.mp3 is not an audio file"):
+    with pytest.raises(lsd_jax.AudioError, match=r"notes\.mp3.*not an audio file"):
         J.prepare_job(str(songs["text"]), **TINY)
     with pytest.raises(lsd_jax.AudioError, match="upload a song"):
         J.prepare_job(None, **TINY)
@@ -335,18 +335,6 @@ def test_speed_book_and_estimate_text():
     assert "about 2 min 15 s" in estimate_text(book.estimate("k", 30.0, 43), 30.0, 43)
     book.record_preparation(10.0, 1.0, "calibration")  # a short synthetic song does not replace a job's
     assert book.estimate("k", 30.0, 43).seconds == pytest.approx(3.0 + 129.0)
-
-
-def test_the_excerpt_starts_at_the_loudest_stretch(tmp_path):
-    sr = 8000
-    y = 0.01 * np.random.default_rng(0).normal(size=sr * 60).astype(np.float32)
-    y[sr * 33 : sr * 40] *= 50  # a loud 7 s from 0:33
-    import soundfile as sf
-
-    sf.write(tmp_path / "x.wav", y, sr)
-    assert abs(J.loudest_stretch(tmp_path / "x.wav", 5.0) - 33.0) <= 2.0 + 0.25
-    assert J.loudest_stretch(tmp_path / "x.wav", 30.0) <= 33.0 < J.loudest_stretch(tmp_path / "x.wav", 30.0) + 30
-    assert J.loudest_stretch(tmp_path / "x.wav", 90.0) == 0.0  # the song is shorter
 
 
 def test_folders_of_dead_app_processes_are_swept_at_start(tmp_path):

@@ -1,9 +1,10 @@
 """Deep Music Visualizer mode: song → DMV's noise and class vectors → BigGAN-deep frames → MP4 with the song.
 
 :func:`deep_music_visualizer` (``lsd-jax dmv``) is Matt Siegelman's ``visualize.py`` on lsd-jax's machinery: the
-vectors come from :mod:`lsd_jax.dmv.vectors` (its algorithm as pure functions), the frames from the same compiled frame step
-as :func:`lsd_jax.render` (:mod:`lsd_jax.engine.step`, batches dispatched ahead of the encoder) and they stream into ffmpeg
-with the song muxed in (:class:`lsd_jax.media.video.VideoWriter`: a temporary file renamed into place when complete).
+vectors come from :mod:`lsd_jax.dmv.vectors` (its algorithm as pure functions), the frames from the same compiled
+frame step as :func:`lsd_jax.render` (:func:`lsd_jax.engine.step.build_frame_step`) and they stream into ffmpeg with
+the song muxed in through the render's own writer loop (:func:`lsd_jax.engine.pipeline.write_video`: batches
+dispatched ahead of the encoder, a temporary file renamed into place when complete).
 
 As in the original: the song is analysed whole at 22050 Hz; the video runs at exactly ``22050/frame_length``
 frames per second (a fraction: 22050/512 = 43.06640625 fps, no rounding); it holds a whole number of
@@ -18,12 +19,11 @@ import os
 import time
 from typing import Any
 
-import jax
 import numpy as np
 
 from .params import DMVParams, make_dmv_params
 from ..errors import StyleError
-from ..engine.pipeline import ProgressFn, RenderResult, Timings, _progress_callback, _WriterThread, render_frames
+from ..engine.pipeline import ProgressFn, RenderResult, Timings, write_video
 from ..styles.style import Style
 
 BIGGAN_FAMILY = "biggan-deep"
@@ -65,12 +65,11 @@ def deep_music_visualizer(
     ``batch_size`` 30, ``duration``, ``output_file`` "output.mp4", plus ``seed``). ``model``: see :func:`dmv_style`;
     a model of another resolution than ``resolution`` is resized to it. ``progress``: a bar, none (False) or a
     callback ``(done, total)``."""
-    from ..media import video
     from ..media.decode import read_audio, to_mono
     from .vectors import deep_music_vectors, dmv_features
     from ..media.outputs import resolve_output
     from ..params import make_params
-    from ..engine.step import EffectPlan, auto_batch_size, bounded_batch, make_frame_step
+    from ..engine.step import EffectPlan, build_frame_step
     from ..styles.style import render_settings
 
     t0 = time.perf_counter()
@@ -93,26 +92,13 @@ def deep_music_visualizer(
     timings.latents = time.perf_counter() - t
 
     size = (params.resolution, params.resolution)
-    devices = jax.local_devices()
     plan = EffectPlan((), ())
-    batch = min(params.batch_size, auto_batch_size(style, size, len(devices), settings=settings))
-    batch = bounded_batch(style, size, plan, batch, explicit=False, n_devices=len(devices), example=inputs,
-                          settings=settings)  # lowered to what fits in memory (DMV's batch_size is an upper bound)
-    step = make_frame_step(style, size, plan, batch, devices=devices, settings=settings)
+    # DMV's batch_size is an upper bound: the batch is chosen automatically up to it (and lowered to what fits)
+    step = build_frame_step(style, size, plan, settings=settings, most=params.batch_size, example=inputs)
     soundtrack = (data[: int(round(n * sr / fps))], sr)  # the song from its start, as long as the video
 
     t = time.perf_counter()
-    callback, bar = _progress_callback(progress, n)
-    try:
-        with video.VideoWriter(out, fps=fps, size=size, audio=soundtrack) as writer:
-            feeder = _WriterThread(writer)
-            try:
-                render_frames(step, inputs, plan, feeder.put, callback)
-            finally:
-                feeder.close()
-    finally:
-        if bar is not None:
-            bar.close()
+    write_video(out, step, inputs, plan, fps=fps, audio=soundtrack, progress=progress)
     timings.frames = time.perf_counter() - t
     timings.total = time.perf_counter() - t0
     timings.n_frames = n

@@ -1,10 +1,12 @@
 """The pipeline: song -> features -> latents -> frames -> MP4.
 
 State lives here, at the edge (files, threads, progress); everything it calls in the middle is a
-pure function over arrays. :func:`prepare` resolves the style, analyses the song, computes the latents and binds
-the compiled frame step (:mod:`lsd_jax.engine.step`); :func:`render` dispatches batches asynchronously while a writer
-thread feeds the previous batch to ffmpeg through a bounded queue, so memory stays flat whatever the song's
-length, and returns a :class:`RenderResult`.
+pure function over arrays. :func:`prepare` normalises the parameters (once: :func:`render_params`), resolves the
+style, analyses the song, computes the latents and builds the compiled frame step
+(:func:`lsd_jax.engine.step.build_frame_step`); :func:`render` runs the writer loop (:func:`write_video`: batches
+dispatched asynchronously while a writer thread feeds the previous batch to ffmpeg through a bounded queue, so memory
+stays flat whatever the song's length) and returns a :class:`RenderResult`. Deep Music Visualizer mode
+(:mod:`lsd_jax.dmv.pipeline`) runs the same step builder and writer loop.
 """
 
 from __future__ import annotations
@@ -25,13 +27,21 @@ from . import effects as fx
 from ..errors import ParamError
 from ..media.outputs import render_inputs, resolve_output
 from ..params import RenderParams, make_params
-from .step import (EffectPlan, FrameStep, auto_batch_size, bounded_batch, effect_amplitudes, make_frame_step,
-                   output_size, plan_effects)
+from .step import EffectPlan, FrameStep, build_frame_step, effect_amplitudes, output_size, plan_effects
 from ..styles.style import Style, render_settings
 from ..styles.resolve import resolve_style
 
 Array = jax.Array
 ProgressFn = Callable[[int, int], None]
+
+
+def render_params(params: RenderParams | None = None, **kwargs: Any) -> RenderParams:
+    """A render's parameters, normalised once: ``params`` as given when no keywords change it (any RenderParams that
+    exists is valid), else :func:`~lsd_jax.params.make_params` of both. :func:`render`, :func:`prepare` and
+    :func:`warm_up` all start here, so a render passes its parameters on without validating them again."""
+    if isinstance(params, RenderParams) and not kwargs:
+        return params
+    return make_params(params, **kwargs)
 
 
 def iter_batches(n: int, batch: int) -> Iterator[tuple[int, int]]:
@@ -229,7 +239,7 @@ def prepare(
 
     ``max_seconds``: refuse an excerpt longer than that, measured on the audio actually decoded (a server's limit:
     a header that understates the length does not get past it). A batch that does not fit in memory is refused
-    (``batch_size`` given) or lowered (automatic) before anything is compiled (:func:`lsd_jax.engine.step.bounded_batch`).
+    (``batch_size`` given) or lowered (automatic) before anything is compiled (:func:`lsd_jax.engine.step.fit_batch`).
     """
     from ..audio import analysis as audio
     from . import latents
@@ -237,7 +247,7 @@ def prepare(
 
     use_persistent_caches()  # compiled steps and latents outlive the process (cache_dir()/jax)
     t0 = time.perf_counter()
-    params = make_params(params, **kwargs) if params is not None else make_params(**kwargs)
+    params = render_params(params, **kwargs)
     timings = Timings()
     style_obj = resolve_style(style, params, input_shape=input_shape, num_possible_classes=num_possible_classes,
                               progress=progress)
@@ -275,7 +285,6 @@ def prepare(
 
     size = output_size(style_obj, params)
     plan = plan_effects(params, size)
-    devices = jax.local_devices()
     inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats), **extra}
     if params.rotate_react or params.translate_react:
         if not style_obj.transform:
@@ -285,11 +294,8 @@ def prepare(
 
         angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps)
         inputs["transform"] = np.asarray(stylegan3_transform(angle, tx, ty), np.float32)
-    batch = params.batch_size or auto_batch_size(style_obj, size, len(devices), example=inputs, settings=settings)
-    batch = bounded_batch(style_obj, size, plan, batch, explicit=params.batch_size is not None, n_devices=len(devices),
-                          example=inputs, settings=settings, compute_dtype=params.compute_dtype)
-    step = make_frame_step(style_obj, size, plan, batch, devices=devices, compute_dtype=params.compute_dtype,
-                           settings=settings)
+    step = build_frame_step(style_obj, size, plan, settings=settings, batch=params.batch_size, example=inputs,
+                            compute_dtype=params.compute_dtype)
     return Prepared(params, style_obj, feats, lat, inputs, size, plan, step, timings, beats)
 
 
@@ -306,6 +312,51 @@ def _progress_callback(progress: bool | ProgressFn, total: int) -> tuple[Progres
         bar.update(done - bar.n)
 
     return callback, bar
+
+
+@dataclass(frozen=True)
+class Written:
+    """When :func:`write_video`'s first frames reached the encoder: ``time.perf_counter()`` and the process's CPU
+    time (all threads) then; None when no frame did."""
+
+    first_write: float | None = None
+    first_write_cpu: float | None = None
+
+
+def write_video(
+    out: str | os.PathLike[str],
+    step: FrameStep,
+    inputs: dict[str, np.ndarray],
+    plan: EffectPlan,
+    *,
+    fps: Any,
+    audio: Any = None,
+    live: str | os.PathLike[str] | None = None,
+    progress: bool | ProgressFn = True,
+) -> Written:
+    """The writer loop of a render and of Deep Music Visualizer mode: every frame of ``inputs`` (per-frame arrays,
+    leading axis N) through ``step`` (:func:`render_frames`: batch k+1 dispatched before batch k is pulled to the
+    host) into an MP4 at ``out`` (:class:`~lsd_jax.media.video.VideoWriter`, fed on its own thread through a
+    bounded queue, so memory stays flat whatever N), with ``audio`` muxed in and, with ``live``, a fragmented copy
+    growing beside it. ``progress``: a bar (True), none (False) or a callback ``(done, N)``.
+
+    The MP4 appears at ``out`` only when complete. On any error, Ctrl-C or SIGTERM included, ffmpeg is stopped and
+    its partial file and temporary soundtrack are removed; a file already at ``out`` is left as it was."""
+    from ..media import video
+
+    n = int(next(iter(inputs.values())).shape[0]) if inputs else 0
+    callback, bar = _progress_callback(progress, n)
+    try:
+        with video.VideoWriter(out, fps=fps, size=step.size, audio=audio, live=live) as writer:
+            feeder = _WriterThread(writer)
+            try:
+                render_frames(step, inputs, plan, feeder.put, callback)
+            finally:
+                feeder.close()
+    finally:
+        if bar is not None:
+            bar.close()
+    return Written(feeder.first_write, feeder.first_write_cpu)
 
 
 def render(
@@ -337,10 +388,7 @@ def render(
     from ..media import video
 
     t0 = time.perf_counter()
-    if params is None:
-        params = make_params(**kwargs)
-    elif kwargs:
-        params = make_params(params, **kwargs)
+    params = render_params(params, **kwargs)
     out = resolve_output(output, render_inputs(song, style, params))  # before any work; never over an input
     prep = prepare(song, style, params=params, input_shape=input_shape, num_possible_classes=num_possible_classes,
                    progress=bool(progress), max_seconds=max_seconds)
@@ -351,23 +399,13 @@ def render(
     first, last = proc * n // n_proc, (proc + 1) * n // n_proc
 
     t = time.perf_counter()
-    callback, bar = _progress_callback(progress, last - first)
     target = out if n_proc == 1 else segment_path(out, proc)
-    try:
-        with video.VideoWriter(target, fps=fps, size=prep.size, audio=soundtrack if n_proc == 1 else None,
-                               live=live if n_proc == 1 else None) as writer:
-            feeder = _WriterThread(writer)
-            try:
-                render_frames(prep.step, {k: v[first:last] for k, v in prep.inputs.items()}, prep.plan,
-                              feeder.put, callback)
-            finally:
-                feeder.close()
-            if feeder.first_write is not None:
-                prep.timings.first_frame = feeder.first_write - t0
-                prep.timings.first_frame_cpu = feeder.first_write_cpu
-    finally:
-        if bar is not None:
-            bar.close()
+    written = write_video(target, prep.step, {k: v[first:last] for k, v in prep.inputs.items()}, prep.plan, fps=fps,
+                          audio=soundtrack if n_proc == 1 else None, live=live if n_proc == 1 else None,
+                          progress=progress)
+    if written.first_write is not None:
+        prep.timings.first_frame = written.first_write - t0
+        prep.timings.first_frame_cpu = written.first_write_cpu
     if n_proc > 1:
         from jax.experimental import multihost_utils
 
@@ -403,8 +441,7 @@ def warm_up(style: Any = None, *, params: RenderParams | None = None, seconds: f
     from ..audio.demo_song import write_demo_song
 
     t = time.perf_counter()
-    params = make_params(params, **kwargs) if params is not None else make_params(**kwargs)
-    params = params.replace(start=0.0, duration=None)
+    params = render_params(params, **{**kwargs, "start": 0.0, "duration": None})
     with tempfile.TemporaryDirectory(prefix="lsd-jax-warm-") as d:
         song = write_demo_song(Path(d) / "warm.wav", seconds=max(1.0, seconds))
         prepare(song, style, params=params, progress=False).frames([0])

@@ -7,9 +7,10 @@ sharding; everything else (the model's state, its precomputed weight constants, 
 by value across renders, and renders that differ only in a setting's value never recompile.
 
 :func:`make_frame_step` binds a style's variables (placed once, replicated over the devices) to that function;
-:func:`auto_batch_size` picks the frames per step and :func:`bounded_batch` refuses (or lowers) one that would not fit
-in memory, from the traced step's needs (:func:`step_memory`), before anything is compiled; :func:`plan_effects`,
-:func:`fit` and :func:`to_uint8_frames` are the pure post-processing fused into the step.
+:func:`fit_batch` picks the frames per step, or refuses one that would not fit in memory, from the traced step's needs
+(:func:`step_memory`), before anything is compiled; :func:`build_frame_step` does both, for every mode (render, Deep
+Music Visualizer, live); :func:`plan_effects`, :func:`fit` and :func:`to_uint8_frames` are the pure post-processing
+fused into the step.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import effects as fx
+from .. import memory
 from ..errors import ParamError
+from ..memory import human_bytes
 from ..params import RenderParams
 from ..styles.style import Style, render_settings
 
@@ -202,36 +205,6 @@ def make_frame_step(
     return FrameStep(step, variables, batch, devices, program, size, plan, dtype, shard_out)
 
 
-def auto_batch_size(style: Style, size: tuple[int, int], n_devices: int = 1, *,
-                    example: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> int:
-    """Frames per step when the user gives none.
-
-    On accelerators: from the device's free memory and the step's measured memory per frame
-    (XLA's memory analysis at batch 1, for per-frame inputs shaped like ``example``'s rows; default ``z``, ``c``
-    and no effects), leaving half the memory free. On CPU, large batches lose
-    cache locality at high resolutions (measured on a 2-core CPU), so a pixel budget decides
-    (:attr:`Style.cpu_batch_pixels`).
-    """
-    dev = jax.local_devices()[0]
-    try:
-        stats = dev.memory_stats()
-    except Exception:  # CPU and some plugins have none
-        stats = None
-    if dev.platform != "cpu" and stats and stats.get("bytes_limit") and not style.host:
-        free = stats["bytes_limit"] - stats.get("bytes_in_use", 0)
-        probe = make_frame_step(style, size, EffectPlan((), ()), 1, devices=(dev,), settings=settings)
-        if example is None:
-            example = {"z": np.zeros((1, style.z_dim), np.float32), "c": np.zeros((1, style.c_dim), np.float32)}
-        spec = {k: jax.ShapeDtypeStruct((1, *np.shape(v)[1:]), np.asarray(v).dtype) for k, v in example.items()}
-        spec["amps"] = jax.ShapeDtypeStruct((1, 0), jnp.float32)
-        mem = probe.lower(spec).compile().memory_analysis()
-        per_frame = max(1, (mem.temp_size_in_bytes + mem.output_size_in_bytes) if mem else 1)
-        per_dev = int(max(1, min(64, 0.5 * free // per_frame)))
-        return per_dev * n_devices
-    pixels = size[0] * size[1]
-    return int(max(1, min(32, style.cpu_batch_pixels // pixels))) * n_devices
-
-
 def output_size(style: Style, params: RenderParams) -> tuple[int, int]:
     if params.width is not None:
         return (params.height, params.width)
@@ -253,9 +226,7 @@ class StepMemory:
     @property
     def need(self) -> int:
         """The bytes to have free: the weights and :data:`lsd_jax.memory.MARGIN` times the traced temporaries."""
-        from ..memory import MARGIN
-
-        return int(self.weights + MARGIN * self.temporaries)
+        return int(self.weights + memory.MARGIN * self.temporaries)
 
 
 def _spec(tree: Any) -> Any:
@@ -270,8 +241,6 @@ def step_memory(style: Style, size: tuple[int, int], plan: EffectPlan, batch: in
     it at that batch (no compile, no allocation: :func:`lsd_jax.memory.peak_bytes`; the peak need not grow in
     proportion to the batch, so each batch is traced). ``example``: per-frame inputs shaped like the render's
     (default ``z``, ``c``). A host style: its post-processing only."""
-    from ..memory import peak_bytes, tree_bytes
-
     dtype = jnp.dtype(compute_dtype)
     if style.host:
         variables: Any = None
@@ -284,7 +253,7 @@ def step_memory(style: Style, size: tuple[int, int], plan: EffectPlan, batch: in
         if dtype != jnp.float32:
             variables = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, dtype)
                                      if jnp.issubdtype(a.dtype, jnp.floating) else a, variables)
-        weights = tree_bytes(variables)
+        weights = memory.tree_bytes(variables)
     example = example or {"z": np.zeros((1, style.z_dim), np.float32), "c": np.zeros((1, style.c_dim), np.float32)}
     n_amps = int(np.shape(example["amps"])[1]) if "amps" in example else len(plan.fused) + len(plan.host)
     spec = {k: jax.ShapeDtypeStruct((batch, *np.shape(v)[1:]), np.asarray(v).dtype) for k, v in example.items()}
@@ -292,30 +261,47 @@ def step_memory(style: Style, size: tuple[int, int], plan: EffectPlan, batch: in
     if style.host:
         h, w = style.output_size(None)
         images = jax.ShapeDtypeStruct((batch, h, w, 3), jnp.float32)
-        peak = tree_bytes(images) + peak_bytes(jax.make_jaxpr(
+        peak = memory.tree_bytes(images) + memory.peak_bytes(jax.make_jaxpr(
             functools.partial(_post, size=size, plan=plan))(images, spec["amps"]))
     else:
-        peak = peak_bytes(jax.make_jaxpr(functools.partial(
+        peak = memory.peak_bytes(jax.make_jaxpr(functools.partial(
             frame_step, style.program, size=size, plan=plan, dtype=dtype.name))(variables, spec))
     return StepMemory(weights, peak, batch)
 
 
-def bounded_batch(style: Style, size: tuple[int, int], plan: EffectPlan, batch: int, *, explicit: bool,
-                  n_devices: int = 1, example: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
-                  compute_dtype: str = "float32", free: Any = None) -> int:
-    """``batch`` if a step of it fits in the free memory (:func:`lsd_jax.memory.free_memory`, or ``free``: a
-    :class:`~lsd_jax.memory.Budget`), else: the largest batch that fits when the batch was chosen automatically
-    (``explicit=False``; logged), or a :class:`~lsd_jax.errors.ParamError` naming one that fits when the user chose
-    it. A ParamError too when not even one frame fits, saying what does not (the weights, the model, or one frame
-    at this size). Decided from the traced step (:func:`step_memory`) before anything is compiled or allocated."""
-    from converters.limits import human_bytes
+#: Frames per step (per device) an automatic batch starts from on an accelerator; :func:`fit_batch` lowers it to what
+#: fits in memory (beyond this, the step's speed no longer grows: the device is busy).
+ACCELERATOR_BATCH = 64
+#: The most frames per step an automatic batch takes on CPU (see :attr:`Style.cpu_batch_pixels`).
+CPU_BATCH = 32
 
-    from ..memory import free_memory
 
-    budget = free if free is not None else free_memory()
+def fit_batch(style: Style, size: tuple[int, int], plan: EffectPlan, batch: int | None = None, *,
+              most: int | None = None, n_devices: int = 1, example: dict[str, Any] | None = None,
+              settings: dict[str, Any] | None = None, compute_dtype: str = "float32", free: Any = None) -> int:
+    """Frames per step: the one place that decides whether a batch fits in memory.
+
+    ``batch`` (the user's ``batch_size``): returned when a step of it fits in the free memory
+    (:func:`lsd_jax.memory.free_memory`, or ``free``: a :class:`~lsd_jax.memory.Budget`), else a
+    :class:`~lsd_jax.errors.ParamError` naming one that fits. ``batch=None`` (automatic): on CPU (and for host styles)
+    a pixel budget (:attr:`Style.cpu_batch_pixels`: large batches lose cache locality at high resolutions, measured on
+    a 2-core CPU), on an accelerator :data:`ACCELERATOR_BATCH` per device; at most ``most``; lowered to the largest
+    batch that fits (logged). A ParamError too when not even one frame fits, saying what does not (the weights, the
+    model, or one frame at this size). Decided from the traced step (:func:`step_memory`) before anything is
+    compiled or allocated. ``example``: per-frame inputs shaped like the render's (leading axis: frames)."""
+    n_devices = max(1, n_devices)
+    explicit = batch is not None
+    if batch is None:
+        if jax.local_devices()[0].platform == "cpu" or style.host:
+            per_device = max(1, min(CPU_BATCH, style.cpu_batch_pixels // (size[0] * size[1])))
+        else:
+            per_device = ACCELERATOR_BATCH
+        batch = per_device * n_devices
+        if most is not None:
+            batch = max(1, min(batch, int(most)))
+    budget = free if free is not None else memory.free_memory()
     if budget is None:
         return batch
-    n_devices = max(1, n_devices)
     per_device = -(-batch // n_devices)
 
     def measure(b: int) -> StepMemory:
@@ -348,3 +334,15 @@ def bounded_batch(style: Style, size: tuple[int, int], plan: EffectPlan, batch: 
         return fits
     raise ParamError(f"batch_size={batch} at {w}x{h} needs about {human_bytes(mem.need)} of memory, more than the "
                      f"{free_text}: use batch_size={fits} or less, or leave it unset to choose automatically")
+
+
+def build_frame_step(style: Style, size: tuple[int, int], plan: EffectPlan, *, settings: dict[str, Any],
+                     batch: int | None = None, most: int | None = None, example: dict[str, Any] | None = None,
+                     compute_dtype: str = "float32", devices: Any = None, free: Any = None) -> FrameStep:
+    """The compiled frame step a render, Deep Music Visualizer mode and live mode run: the frames per step from
+    :func:`fit_batch` (``batch``: the user's, refused if it does not fit; None: automatic, at most ``most``), then
+    :func:`make_frame_step` over ``devices`` (default: every local device)."""
+    devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
+    batch = fit_batch(style, size, plan, batch, most=most, n_devices=len(devices), example=example,
+                      settings=settings, compute_dtype=compute_dtype, free=free)
+    return make_frame_step(style, size, plan, batch, devices=devices, compute_dtype=compute_dtype, settings=settings)

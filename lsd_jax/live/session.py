@@ -25,10 +25,12 @@ compiled once at strength 1 and their amplitude is scaled by the strength.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +38,6 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..engine import effects as fx
 from ..audio.analysis import selected_part
 from ..audio.envelopes import Running, running_init, running_step
 from ..errors import ParamError
@@ -61,6 +62,7 @@ UP_BUSY = 0.6  # step up when a frame at the larger size is predicted to take le
 ADAPT_SECONDS = 1.0  # measure this long at a size before changing it again
 BACKOFF_SECONDS = 4.0  # after stepping down from a size, wait this long (doubling each time) before trying it again
 EMA = 0.2  # weight of the newest frame in the measured frame time
+EXIT_JOIN_SECONDS = 60.0  # at exit, how long to wait for each of a session's threads (a compile in flight) to end
 
 
 @dataclass
@@ -292,6 +294,7 @@ class LiveRenderer:
         self._stats = LiveStats(size=self.size)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._workers: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # compiles and style loads in flight
         self.t0: float | None = None
         self.error: BaseException | None = None
 
@@ -311,9 +314,11 @@ class LiveRenderer:
                              "supported in live mode")
 
     def _plan(self, size: tuple[int, int]) -> Any:
-        from ..engine.step import EffectPlan
+        """The render's effect plan with contrast and flash always on at strength 1: a frame's amplitudes carry the
+        strengths (see ``_loop``), so the sliders change them without recompiling."""
+        from ..engine.step import plan_effects
 
-        return EffectPlan(fused=((fx.contrast_effect, 1.0), (fx.flash_effect, 1.0)), host=())
+        return plan_effects(self.params.replace(contrast_strength=1.0, flash_strength=1.0), size)
 
     @property
     def style(self) -> Any:
@@ -330,14 +335,16 @@ class LiveRenderer:
         """The compiled step of ``target`` at ``size`` (built and warmed on first use)."""
         step = target.steps.get(size)
         if step is None:
-            from ..engine.step import make_frame_step
+            from ..engine.step import build_frame_step
             from ..styles.style import render_settings
 
             style = target.style
-            step = make_frame_step(style, size, self._plan(size), 1, compute_dtype=self.params.compute_dtype,
-                                   settings=render_settings(self.params))
-            zeros = (np.zeros(style.z_dim, np.float32), np.zeros(style.c_dim, np.float32))
-            np.asarray(step(self._inputs(style, *zeros, (0.0, 0.0))))
+            zeros = self._inputs(style, np.zeros(style.z_dim, np.float32), np.zeros(style.c_dim, np.float32),
+                                 (0.0, 0.0))
+            # one frame per step (the newest tick); refused before compiling if even that does not fit in memory
+            step = build_frame_step(style, size, self._plan(size), settings=render_settings(self.params, style),
+                                    batch=1, example=zeros, compute_dtype=self.params.compute_dtype)
+            np.asarray(step(zeros))
             target.steps[size] = step
         return step
 
@@ -355,7 +362,7 @@ class LiveRenderer:
             finally:
                 target.compiling.discard(size)
 
-        threading.Thread(target=work, name="lsd-jax-live-compile", daemon=True).start()
+        self._spawn(work, "lsd-jax-live-compile")
 
     def set_style(self, style: Any, done: Callable[[BaseException | None], None] | None = None) -> None:
         """Switch to ``style`` (anything :func:`lsd_jax.styles.resolve.resolve_style` takes) once it is loaded and its
@@ -376,7 +383,13 @@ class LiveRenderer:
             if done is not None:
                 done(error)
 
-        threading.Thread(target=work, name="lsd-jax-live-style", daemon=True).start()
+        self._spawn(work, "lsd-jax-live-style")
+
+    def _spawn(self, work: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=work, name=name, daemon=True)
+        self._workers.add(thread)
+        _OPEN.add(self)  # so that the interpreter's exit waits for it (see _stop_at_exit)
+        thread.start()
 
     @staticmethod
     def _inputs(style: Any, z: np.ndarray, c: np.ndarray, amps: tuple[float, float]) -> dict[str, np.ndarray]:
@@ -404,6 +417,7 @@ class LiveRenderer:
             self._prepare_async(self._target, self._target.sizes[1])
         self.t0 = self.clock()
         self._thread = threading.Thread(target=self._run, name="lsd-jax-live", daemon=True)
+        _OPEN.add(self)
         self._thread.start()
         return self
 
@@ -413,6 +427,12 @@ class LiveRenderer:
             self._thread.join(timeout=10)
         with self._frame_cv:
             self._frame_cv.notify_all()
+
+    def _close_at_exit(self) -> None:
+        """:meth:`close`, then wait for the compiles in flight too (the session is not used after)."""
+        self.close()
+        for thread in list(self._workers):
+            thread.join(timeout=EXIT_JOIN_SECONDS)
 
     def __enter__(self) -> LiveRenderer:
         return self.start()
@@ -708,6 +728,7 @@ class FileFeeder:
         """Start playing (once; later calls do nothing)."""
         with self._start_lock:
             if not self._thread.is_alive() and not self.started.is_set():
+                _OPEN.add(self)
                 self._thread.start()
         return self
 
@@ -715,6 +736,9 @@ class FileFeeder:
         self.done.set()
         if self._thread.is_alive():
             self._thread.join()
+
+    def _close_at_exit(self) -> None:
+        self.stop()
 
     def _run(self) -> None:
         clock = self.renderer.clock
@@ -729,3 +753,20 @@ class FileFeeder:
             self.pushed.append((a, clock()))
             self.renderer.push(self.samples[a:b], self.sr)
         self.done.set()
+
+
+#: Renderers and feeders whose threads may still run (weakly held: a session that is gone needs no stopping).
+_OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    """Stop every live session's threads before the interpreter finalises: a daemon thread still inside XLA (a frame
+    step, a compile) or the resampler then aborts the whole process (SIGABRT, exit status 134), e.g. when
+    ``lsd-jax live --input`` refuses its file after the session started (issue 29). Feeders first: they push into
+    renderers."""
+    for obj in sorted(_OPEN, key=lambda o: isinstance(o, LiveRenderer)):
+        try:
+            obj._close_at_exit()
+        except Exception:  # exiting anyway: stop the others
+            pass

@@ -13,7 +13,8 @@ file, before anything bigger is allocated: a 10-hour FLAC), a header's sample ra
 [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`] (an 88 KB WAV whose header says 1 Hz would be 44 100 s of
 audio: 3.6 GiB once resampled), and :func:`resample` refuses an output above :data:`MAX_AUDIO_BYTES`.
 
-Every problem with an input file is an :class:`~lsd_jax.errors.AudioError` naming the file.
+:func:`audio_length` reads a file's length from its header without decoding it (the web app's first check of an
+upload). Every problem with an input file is an :class:`~lsd_jax.errors.AudioError` naming the file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,7 +124,9 @@ def _read_soundfile(p: Path, start: float, count_s: float | None) -> tuple[np.nd
     return data, sr
 
 
-def _read_ffmpeg(p: Path, start: float, count_s: float | None) -> tuple[np.ndarray, int]:
+def _probe_audio(p: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What ffmpeg's header says of ``p``: its first audio stream and the whole (:func:`~lsd_jax.media.ffmpeg.probe`);
+    an AudioError naming the file when it holds no audio stream."""
     info, text = probe(p)
     audio = [s for s in info["streams"] if s["kind"] == "audio"]
     if not audio:
@@ -130,8 +134,13 @@ def _read_ffmpeg(p: Path, start: float, count_s: float | None) -> tuple[np.ndarr
         if info["streams"]:
             why = ["it has no audio stream"]
         raise AudioError(f"cannot decode {_name(p)}: not an audio file we can read ({why[0]})")
-    sr = _check_rate(p, int(audio[0].get("sample_rate") or 44100))
-    channels = min(int(audio[0].get("channels") or 2), 2)
+    return audio[0], info
+
+
+def _read_ffmpeg(p: Path, start: float, count_s: float | None) -> tuple[np.ndarray, int]:
+    stream, info = _probe_audio(p)
+    sr = _check_rate(p, int(stream.get("sample_rate") or 44100))
+    channels = min(int(stream.get("channels") or 2), 2)
     # ffmpeg's output is held whole: never ask for more than the cap (and one frame, to see there is more)
     cap_s = (_frame_cap(sr, channels) + 1) / sr
     count_s = cap_s if count_s is None else min(count_s, cap_s)
@@ -160,6 +169,22 @@ def _read_ffmpeg(p: Path, start: float, count_s: float | None) -> tuple[np.ndarr
     if count_s is not None:  # ffmpeg's -t is in seconds: keep exactly the samples asked for
         data = data[: max(0, int(round(count_s * sr)))]
     return data.copy(), sr
+
+
+def audio_length(path: PathLike) -> float | None:
+    """Seconds of audio in a file, without decoding it: libsndfile's frame count, else the length in the header
+    ffmpeg reads (a claim, not a measurement: :func:`read_audio`'s ``max_seconds`` checks what is decoded); None when
+    neither tells. An AudioError naming the file when it is missing, empty or holds no audio stream."""
+    p = check_file(path)
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(p))
+        if info.frames > 0 and info.samplerate > 0:
+            return info.frames / info.samplerate
+    except Exception:  # not a format libsndfile reads (m4a, mp4, ...): ffmpeg's header
+        pass
+    return _probe_audio(p)[1]["duration"]
 
 
 def read_audio(path: PathLike, *, start: float = 0.0, duration: float | None = None,

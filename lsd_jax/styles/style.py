@@ -81,7 +81,7 @@ class Style:
     noise: bool = False  # has noise inputs (noise_mode, noise_react)
     w_control: bool = False  # its w can be steered (keyframes, band_react, noise_react)
     generator: Any = None  # the lsd_jax.styles.generator.Generator of StyleGAN styles (projection, w statistics)
-    cpu_batch_pixels: int = 2 ** 21  # on CPU, frames per step = this // pixels per frame (see step.auto_batch_size)
+    cpu_batch_pixels: int = 2 ** 21  # on CPU, frames per step = this // pixels per frame (see engine.step.fit_batch)
     description: str = ""
     settings_fn: Callable[[Any], dict[str, Any]] | None = None  # params -> extra render settings (see above)
     class_index: Callable[[str], int] | None = None  # a class name -> its index (named classes)

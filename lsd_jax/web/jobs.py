@@ -8,7 +8,7 @@
 * :func:`render_job` renders the MP4 into a given folder, reporting real frames (and, for playing
   while rendering, writing a live copy beside it);
 * :func:`python_snippet` writes the ``lsd_jax.render(...)`` call that reproduces the video;
-* :func:`loudest_stretch` finds where the page's default excerpt starts;
+* :func:`~lsd_jax.audio.excerpt.loudest_stretch` finds where the page's default excerpt starts;
 * :class:`Jobs` is what one app instance owns: its config, its per-request folders
   (:class:`Workdirs`: a failed request's folder goes at once, a finished one after a while, all at
   :meth:`Jobs.close`, and those of app processes that died at :meth:`Jobs.start`), the visitors'
@@ -38,7 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from ..audio.excerpt import loudest_stretch
 from ..errors import AudioError, ParamError
+from ..media.decode import audio_length
 from ..params import RenderParams, make_params
 from ..store import sandbox
 from .config import MAX_APP_FPS, AppConfig, duration_text
@@ -183,28 +185,6 @@ def _name(path: Any) -> str:
     return Path(str(path)).name
 
 
-def audio_seconds(path: str | os.PathLike[str]) -> float | None:
-    """Length of an audio file in seconds without decoding it (None: unknown); AudioError when it
-    is no audio file."""
-    import soundfile as sf
-
-    p = Path(path)
-    if not p.is_file():
-        raise AudioError(f"audio file not found: {p.name}")
-    if p.stat().st_size == 0:
-        raise AudioError(f"{p.name} is empty (0 bytes): upload an audio file (wav, flac, ogg, mp3, m4a …)")
-    try:
-        info = sf.info(str(p))
-        if info.frames > 0 and info.samplerate > 0:
-            return info.frames / info.samplerate
-    except Exception:
-        pass
-    from ..media.ffmpeg import parse_streams, run_ffmpeg
-
-    info = parse_streams(run_ffmpeg(["-i", str(p)]).stderr.decode("utf-8", "replace"))
-    if not any(s["kind"] == "audio" for s in info["streams"]):
-        raise AudioError(f"{p.name} is not an audio file that can be read: upload wav, flac, ogg, mp3, m4a …")
-    return info["duration"]
 
 
 def prepare_job(song: Any, style: Any = "default", style_file: Any = None, *, cfg: AppConfig | None = None,
@@ -222,7 +202,7 @@ def prepare_job(song: Any, style: Any = "default", style_file: Any = None, *, cf
             raise ParamError(f"{name}={v} is above this server's limit of {cfg.max_resolution} pixels")
     if params.fps > MAX_APP_FPS:
         raise ParamError(f"fps={params.fps:g} is above this server's limit of {MAX_APP_FPS:g}")
-    total = audio_seconds(song)
+    total = audio_length(song)
     if total is not None:
         if params.start >= total:
             raise AudioError(f"start={params.start:g} s is beyond the end of the song ({total:.1f} s long)")
@@ -309,35 +289,6 @@ def style_for(job: Job) -> Any:
     if job.style == "default":
         return job.style
     return load_visitor_style(job.style, job.params)
-
-
-def loudest_stretch(path: str | os.PathLike[str], seconds: float, hop_s: float = 0.25, limit_s: float = 1800.0,
-                    piece_s: float = 120.0) -> float:
-    """Where the ``seconds``-long stretch of the song with the most energy starts (seconds, on a
-    ``hop_s`` grid; 0 when the song is not longer). Decodes ``piece_s`` at a time (memory stays small
-    whatever the song's length), the first ``limit_s`` seconds at most."""
-    from ..media.decode import BeyondEnd, read_audio, to_mono
-
-    energy: list[np.ndarray] = []
-    start = 0.0
-    while start < limit_s:
-        try:
-            data, sr = read_audio(path, start=start, duration=piece_s)
-        except BeyondEnd:
-            break
-        y = to_mono(data)
-        hop = max(1, int(round(hop_s * sr)))
-        n = len(y) // hop
-        energy.append(np.square(y[: n * hop].reshape(n, hop).astype(np.float64)).sum(axis=1))
-        if len(y) < int(piece_s * sr) - hop:  # the end of the song
-            break
-        start += piece_s
-    e = np.concatenate(energy) if energy else np.zeros(0)
-    w = int(round(seconds / hop_s))
-    if len(e) <= w:
-        return 0.0
-    c = np.concatenate([[0.0], np.cumsum(e)])
-    return round(int(np.argmax(c[w:] - c[:-w])) * hop_s, 3)
 
 
 # --------------------------------------------------------------------------------------------------
