@@ -273,7 +273,7 @@ def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
     assert "lsd_jax.render(" in snippet and "seed=1" in snippet and "'my song.wav'" in snippet
 
     # problems are reported by field before anything is queued
-    with pytest.raises(ValidationError, match="song: notes.mp3 is not an audio file"):
+    with pytest.raises(ValidationError, match="song: cannot decode notes.mp3: not an audio file"):
         client.predict(handle_file(str(songs["text"])), fps=8, resolution=32, api_name="/render")
     with pytest.raises(ValidationError, match="duration: the excerpt is 8 s long; this server renders at most 6 s"):
         client.predict(handle_file(str(songs["long"])), fps=8, resolution=32, api_name="/render")

@@ -11,7 +11,7 @@ nothing (so the answer tells neither what a server file holds nor whether it exi
   the sandbox (:func:`lsd_jax.store.sandbox.convert_isolated`: a separate process under a memory and time bound);
 * :func:`check_fits` refuses a style whose frame step would not fit in memory before anything is compiled (on CPU a
   failed allocation inside XLA aborts the whole server); the render and preview do it in
-  :func:`lsd_jax.engine.step.bounded_batch`, the Live page through this.
+  :func:`lsd_jax.engine.step.fit_batch`, the Live page through this.
 
 The CLI and the library take paths as given (their user owns the machine); a server's visitors never do.
 """
@@ -118,9 +118,8 @@ def load_visitor_style(choice: str, params: RenderParams | None = None) -> Any:
 def check_fits(style: Any, size: tuple[int, int], plan: Any, params: RenderParams, batch: int = 1) -> None:
     """Refuse (:class:`~lsd_jax.errors.ParamError`, saying what does not fit) a frame step of ``batch`` frames of
     ``style`` at ``size`` (H, W) with effects ``plan`` that would not fit in the free memory; decided from the traced
-    step, before anything is compiled or allocated (:func:`lsd_jax.engine.step.bounded_batch`)."""
-    from ..engine.step import bounded_batch
+    step, before anything is compiled or allocated (:func:`lsd_jax.engine.step.fit_batch`)."""
+    from ..engine.step import fit_batch
     from ..styles.style import render_settings
 
-    bounded_batch(style, size, plan, batch, explicit=True, settings=render_settings(params),
-                  compute_dtype=params.compute_dtype)
+    fit_batch(style, size, plan, batch, settings=render_settings(params), compute_dtype=params.compute_dtype)
