@@ -47,10 +47,23 @@ from .limits import Limits, short_repr
 from .torch_file import load_torch_file
 
 __all__ = [
-    "CONFIG_DEFAULTS", "CONFIG_NAME", "FAMILY", "WEIGHTS_NAME", "check_state", "checkpoint_shapes",
-    "expected_shapes", "finish_config", "fold_spectral_norm", "image_size", "is_checkpoint", "module_order",
+    "CONFIG_DEFAULTS",
+    "CONFIG_NAME",
+    "FAMILY",
+    "WEIGHTS_NAME",
+    "check_state",
+    "checkpoint_shapes",
+    "expected_shapes",
+    "finish_config",
+    "fold_spectral_norm",
+    "image_size",
+    "is_checkpoint",
+    "module_order",
     "parse_biggan",
-    "parse_biggan_bytes", "read_config", "resolve_checkpoint", "state_shapes",
+    "parse_biggan_bytes",
+    "read_config",
+    "resolve_checkpoint",
+    "state_shapes",
 ]
 
 FAMILY = "biggan-deep"
@@ -64,8 +77,18 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "class_embed_dim": 128,
     "channel_width": 128,
     "num_classes": 1000,
-    "layers": [[False, 16, 16], [True, 16, 16], [False, 16, 16], [True, 16, 8], [False, 8, 8], [True, 8, 4],
-               [False, 4, 4], [True, 4, 2], [False, 2, 2], [True, 2, 1]],
+    "layers": [
+        [False, 16, 16],
+        [True, 16, 16],
+        [False, 16, 16],
+        [True, 16, 8],
+        [False, 8, 8],
+        [True, 8, 4],
+        [False, 4, 4],
+        [True, 4, 2],
+        [False, 2, 2],
+        [True, 2, 1],
+    ],
     "attention_layer_position": 8,
     "eps": 1e-4,
     "n_stats": 51,
@@ -92,8 +115,14 @@ def read_config(obj: dict, source: str = "config.json") -> dict:
         raise ConversionError(f"{source} must hold a JSON object, not {type(obj).__name__}")
     cfg = dict(CONFIG_DEFAULTS)
     cfg.update({k: v for k, v in obj.items() if k in CONFIG_DEFAULTS})
-    for key, lo, hi in (("z_dim", 1, 4096), ("num_classes", 1, 1 << 20), ("channel_width", 1, 4096),
-                        ("n_stats", 2, 100_000), ("output_dim", 1, 1 << 16), ("class_embed_dim", 0, 1 << 16)):
+    for key, lo, hi in (
+        ("z_dim", 1, 4096),
+        ("num_classes", 1, 1 << 20),
+        ("channel_width", 1, 4096),
+        ("n_stats", 2, 100_000),
+        ("output_dim", 1, 1 << 16),
+        ("class_embed_dim", 0, 1 << 16),
+    ):
         _int(cfg, key, lo, hi, source)
     pos = cfg["attention_layer_position"]
     if not isinstance(pos, int) or isinstance(pos, bool):
@@ -107,39 +136,53 @@ def read_config(obj: dict, source: str = "config.json") -> dict:
         raise ConversionError(f"{source}: config 'layers' must be a list of 1 to 64 [up_sample, in, out] triples")
     out_layers = []
     for i, layer in enumerate(layers):
-        if (not isinstance(layer, (list, tuple)) or len(layer) != 3 or not isinstance(layer[0], bool)
-                or not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in layer[1:])):
-            raise ConversionError(f"{source}: config layers[{i}] must be [up_sample (bool), in (int), out (int)], "
-                                  f"not {layer!r}")
+        if (
+            not isinstance(layer, (list, tuple))
+            or len(layer) != 3
+            or not isinstance(layer[0], bool)
+            or not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in layer[1:])
+        ):
+            raise ConversionError(
+                f"{source}: config layers[{i}] must be [up_sample (bool), in (int), out (int)], not {layer!r}"
+            )
         up, c_in, c_out = layer
         width = cfg["channel_width"]
         if c_in * width > _MAX_WIDTH or c_out * width > _MAX_WIDTH:
             raise ConversionError(f"{source}: config layers[{i}] is too wide")
         if c_in * width < 4:
-            raise ConversionError(f"{source}: layers[{i}] has {c_in * width} input channels; the bottleneck (in // 4) "
-                                  f"needs at least 4")
+            raise ConversionError(
+                f"{source}: layers[{i}] has {c_in * width} input channels; the bottleneck (in // 4) needs at least 4"
+            )
         # the skip path keeps the first in/2 channels when in != out: the sum only works if out == in/2
         if c_in != c_out and c_out * width != (c_in * width) // 2:
-            raise ConversionError(f"{source}: layers[{i}] maps {c_in * width} to {c_out * width} channels; a GenBlock "
-                                  f"either keeps its width or halves it")
+            raise ConversionError(
+                f"{source}: layers[{i}] maps {c_in * width} to {c_out * width} channels; a GenBlock "
+                f"either keeps its width or halves it"
+            )
         if i > 0 and c_in != out_layers[-1][2]:
-            raise ConversionError(f"{source}: layers[{i}] takes {c_in}×channel_width channels but layers[{i - 1}] "
-                                  f"gives {out_layers[-1][2]}×")
+            raise ConversionError(
+                f"{source}: layers[{i}] takes {c_in}×channel_width channels but layers[{i - 1}] "
+                f"gives {out_layers[-1][2]}×"
+            )
         if i == pos and c_in * width < 8:
-            raise ConversionError(f"{source}: self-attention (C // 8 query channels) needs at least 8 channels, "
-                                  f"layers[{i}] has {c_in * width}")
+            raise ConversionError(
+                f"{source}: self-attention (C // 8 query channels) needs at least 8 channels, "
+                f"layers[{i}] has {c_in * width}"
+            )
         out_layers.append([up, c_in, c_out])
     cfg["layers"] = out_layers
     if out_layers[0][1] != 16:
         raise ConversionError(f"{source}: layers[0] must take 16×channel_width channels (gen_z's output)")
     if out_layers[-1][2] != 1:
-        raise ConversionError(f"{source}: the last layer must give 1×channel_width channels (what generator.bn "
-                              f"normalises)")
+        raise ConversionError(
+            f"{source}: the last layer must give 1×channel_width channels (what generator.bn normalises)"
+        )
     if cfg["channel_width"] < 3:
         raise ConversionError(f"{source}: channel_width {cfg['channel_width']} gives fewer than 3 colour channels")
     if image_size(cfg) != cfg["output_dim"]:
-        raise ConversionError(f"{source}: the layers make {image_size(cfg)}-pixel images but output_dim is "
-                              f"{cfg['output_dim']}")
+        raise ConversionError(
+            f"{source}: the layers make {image_size(cfg)}-pixel images but output_dim is {cfg['output_dim']}"
+        )
     return cfg
 
 
@@ -261,8 +304,10 @@ def convert_state(config: dict, raw: dict, source: str) -> dict[str, np.ndarray]
         if not isinstance(arr, np.ndarray):
             raise ConversionError(f"{source}: {name} is a {type(arr).__name__}, not a tensor")
         if arr.shape != shape:
-            raise ConversionError(f"{source}: {name} has shape {arr.shape}, but config.json says {shape} (is it the "
-                                  f"config.json this checkpoint came with?)")
+            raise ConversionError(
+                f"{source}: {name} has shape {arr.shape}, but config.json says {shape} (is it the "
+                f"config.json this checkpoint came with?)"
+            )
         if arr.dtype.kind != "f":
             raise ConversionError(f"{source}: {name} is {arr.dtype}, not a floating-point tensor")
     state: dict[str, np.ndarray] = {}
@@ -286,8 +331,9 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
         if not weights.is_file():
             bins = sorted(x.name for x in p.glob("*.bin"))
             hint = f" (found {', '.join(bins)}: pass that file)" if bins else ""
-            raise SourceError(f"{p} is a directory but not a BigGAN-deep checkpoint folder: it has no "
-                              f"{WEIGHTS_NAME}{hint}")
+            raise SourceError(
+                f"{p} is a directory but not a BigGAN-deep checkpoint folder: it has no {WEIGHTS_NAME}{hint}"
+            )
     elif p.is_file():
         weights, config = p, p.parent / CONFIG_NAME
         if not config.is_file():
@@ -297,8 +343,9 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
             if stem and alt.is_file():
                 config = alt
             else:
-                raise SourceError(f"no {CONFIG_NAME} beside {p}: a BigGAN checkpoint needs the config.json it came "
-                                  f"with")
+                raise SourceError(
+                    f"no {CONFIG_NAME} beside {p}: a BigGAN checkpoint needs the config.json it came with"
+                )
     else:
         raise SourceError(f"BigGAN checkpoint not found: {p}")
     if not config.is_file():
@@ -324,9 +371,14 @@ def parse_config_bytes(data: bytes, source: str = CONFIG_NAME) -> dict:
     return {**read_config(obj, source), "family": FAMILY}
 
 
-def parse_biggan_bytes(config_data: bytes, weights_data: bytes, config_name: str = CONFIG_NAME,
-                       weights_name: str = WEIGHTS_NAME, *,
-                       limits: Limits | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+def parse_biggan_bytes(
+    config_data: bytes,
+    weights_data: bytes,
+    config_name: str = CONFIG_NAME,
+    weights_name: str = WEIGHTS_NAME,
+    *,
+    limits: Limits | None = None,
+) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` from the bytes of a checkpoint's ``config.json`` and ``pytorch_model.bin`` (read within
     ``limits``, default :class:`~converters.limits.Limits`)."""
     config = parse_config_bytes(config_data, config_name)
@@ -338,8 +390,9 @@ def parse_biggan_bytes(config_data: bytes, weights_data: bytes, config_name: str
 def parse_biggan(path: str | Path, *, limits: Limits | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` of a BigGAN-deep checkpoint folder (or its ``.bin`` with config.json beside it)."""
     config_path, weights_path = resolve_checkpoint(path)
-    return parse_biggan_bytes(_read(config_path), _read(weights_path), config_path.name, weights_path.name,
-                              limits=limits)
+    return parse_biggan_bytes(
+        _read(config_path), _read(weights_path), config_path.name, weights_path.name, limits=limits
+    )
 
 
 def is_checkpoint(path: str | Path) -> bool:
@@ -372,8 +425,10 @@ def check_state(config: dict, state: dict[str, np.ndarray], source: str) -> dict
     expected = expected_shapes(config)
     unexpected = [k for k in state if k not in expected]
     if unexpected:
-        raise ConversionError(f"unknown tensor {short_repr(unexpected[0], 100)} in the {source}: it does not belong "
-                              f"to a {FAMILY} generator")
+        raise ConversionError(
+            f"unknown tensor {short_repr(unexpected[0], 100)} in the {source}: it does not belong "
+            f"to a {FAMILY} generator"
+        )
     out: dict[str, np.ndarray] = {}
     for name, shape in expected.items():
         if name not in state:

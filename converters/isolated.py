@@ -33,6 +33,7 @@ def _limit_resources(memory_bytes: int | None, cpu_seconds: int | None) -> None:
         import resource
     except ImportError:  # pragma: no cover - Windows: the parent's wall-clock timeout still applies
         return
+
     def lower(which: int, soft: int, hard: int) -> None:  # never above a limit this process already has
         _, old = resource.getrlimit(which)
         if old != resource.RLIM_INFINITY:

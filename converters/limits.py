@@ -88,12 +88,15 @@ class Budget:
         self.max_bytes = int(min(lim.max_bytes, lim.bytes_per_input_byte * self.input_bytes + lim.bytes_slack))
         self.deadline = time.monotonic() + lim.max_seconds
         if self.input_bytes > lim.max_file_bytes:
-            raise ConversionError(f"{self.where} is {human_bytes(self.input_bytes)}, more than the "
-                                  f"{human_bytes(lim.max_file_bytes)} a model file may have; refusing to load it")
+            raise ConversionError(
+                f"{self.where} is {human_bytes(self.input_bytes)}, more than the "
+                f"{human_bytes(lim.max_file_bytes)} a model file may have; refusing to load it"
+            )
 
     def refuse(self, what: str) -> ConversionError:
-        return ConversionError(f"{self.where} is refused: {what} (a corrupt or hostile file?). Nothing from it was "
-                               "executed.")
+        return ConversionError(
+            f"{self.where} is refused: {what} (a corrupt or hostile file?). Nothing from it was executed."
+        )
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -105,7 +108,8 @@ class Budget:
             raise self.refuse(
                 f"{what} bring the data it creates to {human_bytes(self.bytes)}, more than the "
                 f"{human_bytes(self.max_bytes)} allowed for a {human_bytes(self.input_bytes)} file (tensors "
-                "that share one stored buffer many times over?)")
+                "that share one stored buffer many times over?)"
+            )
         self.check_time()
 
     def spend_items(self, n: int, what: str) -> None:
@@ -144,8 +148,7 @@ def _describe(obj: Any, n: int, top: bool) -> str:
     if isinstance(shape, tuple) and dtype is not None and all(type(s) is int for s in shape):
         return f"<array {tuple(shape)} {dtype}>"
     if isinstance(obj, (tuple, list)):
-        if top and len(obj) <= 8 and all(isinstance(x, _SCALARS) or (isinstance(x, str) and len(x) <= 20)
-                                         for x in obj):
+        if top and len(obj) <= 8 and all(isinstance(x, _SCALARS) or (isinstance(x, str) and len(x) <= 20) for x in obj):
             inner = ", ".join(_describe(x, 20, top=False) for x in obj)
             return f"({inner}{',' if len(obj) == 1 else ''})" if isinstance(obj, tuple) else f"[{inner}]"
         return f"<{type(obj).__name__} of {len(obj):,} items>"

@@ -8,14 +8,14 @@ import numpy as np
 
 from .errors import ConversionError, SourceError
 from .limits import Limits
-
 from .safe_pickle import safe_loads
 from .tf_pickle import convert_tf, is_tf
 from .torch_pickle import convert_torch
 
 
-def parse_bytes(data: bytes, source: str = "the pickle", *,
-                limits: Limits | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+def parse_bytes(
+    data: bytes, source: str = "the pickle", *, limits: Limits | None = None
+) -> tuple[dict, dict[str, np.ndarray]]:
     """Convert the bytes of an NVIDIA network pickle (PyTorch or TF). Nothing in it is executed; loading stays
     within ``limits`` (default :class:`~converters.limits.Limits`)."""
     obj = safe_loads(data, where=source, limits=limits)

@@ -37,12 +37,31 @@ _LEAF, _TUPLE, _LIST, _DICT, _SET, _FROZENSET, _GLOBAL, _OBJ = range(8)
 #: class by itself (INST/OBJ) or goes through the copyreg extension registry (EXT*).
 FORBIDDEN_OPCODES = {"INST", "OBJ", "EXT1", "EXT2", "EXT4"}
 _LEAF_OPCODES = {
-    "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "STRING", "BINSTRING", "SHORT_BINSTRING",
-    "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8", "UNICODE", "SHORT_BINUNICODE", "BINUNICODE",
-    "BINUNICODE8", "FLOAT", "BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE",
+    "INT",
+    "BININT",
+    "BININT1",
+    "BININT2",
+    "LONG",
+    "LONG1",
+    "LONG4",
+    "STRING",
+    "BINSTRING",
+    "SHORT_BINSTRING",
+    "BINBYTES",
+    "SHORT_BINBYTES",
+    "BINBYTES8",
+    "BYTEARRAY8",
+    "UNICODE",
+    "SHORT_BINUNICODE",
+    "BINUNICODE",
+    "BINUNICODE8",
+    "FLOAT",
+    "BINFLOAT",
+    "NONE",
+    "NEWTRUE",
+    "NEWFALSE",
 }
-_TEXT_OPCODES = {"UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "STRING", "BINSTRING",
-                 "SHORT_BINSTRING"}
+_TEXT_OPCODES = {"UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "STRING", "BINSTRING", "SHORT_BINSTRING"}
 
 
 class _Machine:
@@ -80,8 +99,10 @@ class _Machine:
     def hashed(self, node: int) -> None:
         cost = self.key_cost.get(node, 1)
         if cost > self.lim.max_key_nodes:
-            raise self.budget.refuse(f"a dictionary key or set element nests more than {self.lim.max_key_nodes:,} "
-                                     "objects (hashing it would take exponential time)")
+            raise self.budget.refuse(
+                f"a dictionary key or set element nests more than {self.lim.max_key_nodes:,} "
+                "objects (hashing it would take exponential time)"
+            )
         self.budget.hash_work += cost
         if self.budget.hash_work > self.lim.max_hash_work:
             raise self.budget.refuse(f"hashing its keys would visit more than {self.lim.max_hash_work:,} objects")
@@ -153,8 +174,10 @@ class _Machine:
             self.push(node)
         elif name in FORBIDDEN_OPCODES:
             detail = f" ({arg.replace(' ', '.')[:120]})" if isinstance(arg, str) else ""
-            raise PickleSecurityError(f"refusing pickle opcode {name}{detail} in {self.where}: NVIDIA's pickles "
-                                      "never use it. Nothing from the file was executed.")
+            raise PickleSecurityError(
+                f"refusing pickle opcode {name}{detail} in {self.where}: NVIDIA's pickles "
+                "never use it. Nothing from the file was executed."
+            )
         elif name == "MARK":
             self.marks.append(len(self.stack))
         elif name in ("PROTO", "FRAME", "READONLY_BUFFER"):
@@ -224,8 +247,10 @@ class _Machine:
         elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
             index = len(self.memo) if name == "MEMOIZE" else arg
             if not isinstance(index, int) or index < 0 or index > self.lim.max_memo:
-                raise self.budget.refuse(f"it uses memo index {short_index(index)} (the limit is "
-                                         f"{self.lim.max_memo:,}; each index reserves memory up to it)")
+                raise self.budget.refuse(
+                    f"it uses memo index {short_index(index)} (the limit is "
+                    f"{self.lim.max_memo:,}; each index reserves memory up to it)"
+                )
             self.memo[index] = self.top()
         elif name == "GLOBAL":
             module, _, gname = str(arg).partition(" ")
@@ -292,7 +317,8 @@ class _Machine:
                 if size[node] > lim.max_tree_nodes:
                     raise self.budget.refuse(
                         f"its objects, walked as a tree, number more than {lim.max_tree_nodes:,} (shared "
-                        "references that multiply at every level?)")
+                        "references that multiply at every level?)"
+                    )
                 continue
             if node in size:
                 continue
@@ -309,9 +335,12 @@ class _Machine:
                 raise self.budget.refuse(f"its objects nest more than {lim.max_depth} deep")
 
 
-def refuse_global(module: str, name: str, where: str,
-                  allowed: str = "only NVIDIA network-pickle contents (tensors, numpy arrays, network states) are "
-                                 "allowed") -> PickleSecurityError:
+def refuse_global(
+    module: str,
+    name: str,
+    where: str,
+    allowed: str = "only NVIDIA network-pickle contents (tensors, numpy arrays, network states) are allowed",
+) -> PickleSecurityError:
     """The error for a global outside the allow-list (its name printable and cut short; ``allowed`` says what
     the format may hold)."""
     dotted = f"{module}.{name}"
@@ -319,8 +348,9 @@ def refuse_global(module: str, name: str, where: str,
         dotted = repr(dotted)[1:-1]
     if len(dotted) > 120:
         dotted = dotted[:117] + "..."
-    return PickleSecurityError(f"refusing to load '{dotted}' from {where}: {allowed}. Nothing from the file was "
-                               f"executed.")
+    return PickleSecurityError(
+        f"refusing to load '{dotted}' from {where}: {allowed}. Nothing from the file was executed."
+    )
 
 
 def malformed(exc: BaseException, where: str) -> ConversionError:
@@ -341,8 +371,9 @@ def short_index(value: Any) -> str:
     return str(value) if isinstance(value, int) and value.bit_length() <= 64 else "<huge>"
 
 
-def scan(stream: io.BytesIO, *, budget: Budget, allowed: dict, persistent_ok: bool, where: str,
-         refuse: Any = None) -> None:
+def scan(
+    stream: io.BytesIO, *, budget: Budget, allowed: dict, persistent_ok: bool, where: str, refuse: Any = None
+) -> None:
     """Dry-run one pickle from the stream's position to its STOP (see the module docstring); leaves the stream just
     after STOP. Raises :class:`ConversionError` / :class:`PickleSecurityError` (``refuse(module, name, where)`` for
     a global off the allow-list; default :func:`refuse_global`); nothing is executed."""
@@ -355,8 +386,9 @@ def scan(stream: io.BytesIO, *, budget: Budget, allowed: dict, persistent_ok: bo
             if not i & 1023:
                 budget.check_time()
             if op.name == "FRAME" and arg > end - pos - 9:
-                raise ConversionError(f"{where} is truncated or corrupt (a frame of {short_index(arg)} bytes, "
-                                      f"{end - pos - 9} left)")
+                raise ConversionError(
+                    f"{where} is truncated or corrupt (a frame of {short_index(arg)} bytes, {end - pos - 9} left)"
+                )
             if m.step(op.name, arg):
                 if not m.stack:
                     raise m.malformed("nothing on the stack at STOP")

@@ -114,8 +114,9 @@ class _EasyDict(dict):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if args or kwargs:
-            raise PickleSecurityError("refusing dnnlib.util.EasyDict called with arguments: NVIDIA's pickles never "
-                                      "do this")
+            raise PickleSecurityError(
+                "refusing dnnlib.util.EasyDict called with arguments: NVIDIA's pickles never do this"
+            )
         super().__init__()
 
     def __setstate__(self, state: Any) -> None:
@@ -199,8 +200,10 @@ _MAX_NDIM = 32
 
 
 def _check_shape(shape: Any) -> tuple[int, ...]:
-    if not isinstance(shape, (tuple, list)) or len(shape) > _MAX_NDIM or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+    if (
+        not isinstance(shape, (tuple, list))
+        or len(shape) > _MAX_NDIM
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
     ):
         raise ConversionError(f"malformed array shape {short_repr(shape)} in pickle")
     return tuple(shape)
@@ -211,8 +214,7 @@ def _array_from_bytes(raw: bytes | bytearray, dtype: np.dtype, shape: Any, order
     if math.prod(shape) * dtype.itemsize != len(raw):
         need = math.prod(shape) * dtype.itemsize
         raise ConversionError(
-            f"numpy array data is {len(raw)} bytes, but shape {short_repr(shape)} of {dtype} needs "
-            f"{short_repr(need)}"
+            f"numpy array data is {len(raw)} bytes, but shape {short_repr(shape)} of {dtype} needs {short_repr(need)}"
         )
     budget.spend_bytes(len(raw), "numpy arrays")
     flat = np.frombuffer(raw, dtype=dtype)
@@ -305,15 +307,17 @@ def _np_scalar(dtype: Any = None, data: Any = None, *extra: Any) -> np.generic:
     return np.frombuffer(data, dtype=dtype.dtype)[0]
 
 
-def _np_reconstruct(subtype: Any = None, shape: Any = None, typecode: Any = None, *extra: Any,
-                    _budget: Budget) -> _ArrayBuilder:
+def _np_reconstruct(
+    subtype: Any = None, shape: Any = None, typecode: Any = None, *extra: Any, _budget: Budget
+) -> _ArrayBuilder:
     if extra or subtype is not _NDARRAY:
         raise PickleSecurityError("refusing numpy _reconstruct of anything but numpy.ndarray")
     return _ArrayBuilder(_budget)
 
 
-def _np_frombuffer(buf: Any = None, dtype: Any = None, shape: Any = None, order: Any = "C",
-                   *extra: Any, _budget: Budget) -> np.ndarray:
+def _np_frombuffer(
+    buf: Any = None, dtype: Any = None, shape: Any = None, order: Any = "C", *extra: Any, _budget: Budget
+) -> np.ndarray:
     # numpy's protocol-5 array pickling: numpy.core.numeric._frombuffer(buffer, dtype, shape, order)
     if extra or not isinstance(dtype, _DType) or not isinstance(buf, (bytes, bytearray)) or order not in ("C", "F"):
         raise PickleSecurityError("refusing numpy _frombuffer with unexpected arguments")
@@ -343,8 +347,17 @@ def _load_from_bytes(data: Any = None, *extra: Any, _budget: Budget) -> Storage:
 
 
 #: Stand-ins that count what they create against the load's Budget (find_class binds it).
-_BUDGETED = {_reconstruct_persistent_obj, _ordered_dict, _set, _frozenset, _codecs_encode, _np_reconstruct,
-             _np_frombuffer, _load_from_bytes, *BUDGETED}
+_BUDGETED = {
+    _reconstruct_persistent_obj,
+    _ordered_dict,
+    _set,
+    _frozenset,
+    _codecs_encode,
+    _np_reconstruct,
+    _np_frombuffer,
+    _load_from_bytes,
+    *BUDGETED,
+}
 
 # (module, name) → stand-in. Both the numpy < 2 (``numpy.core``) and numpy ≥ 2 (``numpy._core``) spellings.
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
@@ -441,8 +454,10 @@ def module_tensors(mod: PersistentObject) -> dict[str, np.ndarray]:
     def walk(mod: PersistentObject, prefix: str, depth: int) -> None:
         where = short_repr(prefix.rstrip(".") or mod.class_name, 100)
         if id(mod) in seen:
-            raise ConversionError(f"module {where} is the same object as module {seen[id(mod)]}: NVIDIA "
-                                  "networks never share submodules, so this file is refused")
+            raise ConversionError(
+                f"module {where} is the same object as module {seen[id(mod)]}: NVIDIA "
+                "networks never share submodules, so this file is refused"
+            )
         seen[id(mod)] = where
         if depth > 32:
             raise ConversionError("network module tree is nested too deeply")
@@ -456,8 +471,10 @@ def module_tensors(mod: PersistentObject) -> dict[str, np.ndarray]:
                 if value is None or (kind == "buffer" and name in skip):
                     continue
                 if not isinstance(name, str) or not isinstance(value, np.ndarray):
-                    raise ConversionError(f"{kind} {short_repr(prefix, 60)}{short_repr(name, 60)} is a "
-                                          f"{type(value).__name__}, not a tensor")
+                    raise ConversionError(
+                        f"{kind} {short_repr(prefix, 60)}{short_repr(name, 60)} is a "
+                        f"{type(value).__name__}, not a tensor"
+                    )
                 out[prefix + name] = tensor(value)
         for name, sub in children(mod).items():
             if sub is None:

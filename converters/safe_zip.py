@@ -41,8 +41,7 @@ def _open(path: str | Path | IO[bytes], where: str) -> zipfile.ZipFile:
     except FileNotFoundError:
         raise SourceError(f"{where} not found") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise ConversionError(f"{where} is not a readable zip archive ({type(exc).__name__}: "
-                              f"{_text(exc)})") from None
+        raise ConversionError(f"{where} is not a readable zip archive ({type(exc).__name__}: {_text(exc)})") from None
 
 
 def _archive_size(path: str | Path | IO[bytes]) -> int:
@@ -64,20 +63,24 @@ def check_spans(f: IO[bytes], infos: list[zipfile.ZipInfo], where: str) -> None:
         f.seek(info.header_offset)
         head = f.read(_LOCAL.size)
         if len(head) < _LOCAL.size or _LOCAL.unpack(head)[0] != b"PK\x03\x04":
-            raise ConversionError(f"{where}: member {short_repr(info.filename, 80)} has no local header (corrupt "
-                                  "or hostile)")
+            raise ConversionError(
+                f"{where}: member {short_repr(info.filename, 80)} has no local header (corrupt or hostile)"
+            )
         _, name_len, extra_len = _LOCAL.unpack(head)
         start = info.header_offset + _LOCAL.size + name_len + extra_len
         spans.append((info.header_offset, start + info.compress_size, info.filename))
     spans.sort()
     for (_, end, name), (begin, _, other) in zip(spans, spans[1:]):
         if begin < end:
-            raise ConversionError(f"{where}: members {short_repr(name, 60)} and {short_repr(other, 60)} overlap "
-                                  "(their bytes are shared: a zip bomb?)")
+            raise ConversionError(
+                f"{where}: members {short_repr(name, 60)} and {short_repr(other, 60)} overlap "
+                "(their bytes are shared: a zip bomb?)"
+            )
 
 
-def check_archive(path: str | Path | IO[bytes], *, limits: Limits | None = None,
-                  where: str | None = None) -> list[zipfile.ZipInfo]:
+def check_archive(
+    path: str | Path | IO[bytes], *, limits: Limits | None = None, where: str | None = None
+) -> list[zipfile.ZipInfo]:
     """The members of the zip at ``path``, after checking their DECLARED sizes (nothing is inflated) and that no two
     members share bytes (:func:`check_spans`)."""
     limits = limits or Limits()
@@ -92,18 +95,23 @@ def check_archive(path: str | Path | IO[bytes], *, limits: Limits | None = None,
     for info in infos:
         name = short_repr(info.filename, 80)
         if info.compress_type not in _METHODS:
-            raise ConversionError(f"{where}: member {name} uses zip compression method {info.compress_type}; only "
-                                  "stored and deflated members are read")
+            raise ConversionError(
+                f"{where}: member {name} uses zip compression method {info.compress_type}; only "
+                "stored and deflated members are read"
+            )
         if info.flag_bits & 0x1:
             raise ConversionError(f"{where}: member {name} is encrypted")
         if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
-            raise ConversionError(f"{where}: stored member {name} says it is {info.file_size} bytes but holds "
-                                  f"{info.compress_size} (corrupt or hostile)")
+            raise ConversionError(
+                f"{where}: stored member {name} says it is {info.file_size} bytes but holds "
+                f"{info.compress_size} (corrupt or hostile)"
+            )
         allowed = limits.max_zip_ratio * info.compress_size + limits.zip_ratio_slack
         if info.file_size > allowed:
             raise budget.refuse(
                 f"member {name} would inflate from {human_bytes(info.compress_size)} to "
-                f"{human_bytes(info.file_size)} (more than {limits.max_zip_ratio:g} times; a zip bomb?)")
+                f"{human_bytes(info.file_size)} (more than {limits.max_zip_ratio:g} times; a zip bomb?)"
+            )
         budget.spend_bytes(info.file_size, f"its members ({name} and those before it)")
     return infos
 
@@ -115,11 +123,14 @@ def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes
         with zf.open(info) as f:
             data = f.read(info.file_size + 1)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:  # CRC mismatch, truncated stream, ...
-        raise ConversionError(f"{where}: member {short_repr(info.filename, 80)} is corrupt ({type(exc).__name__}: "
-                              f"{_text(exc)})") from None
+        raise ConversionError(
+            f"{where}: member {short_repr(info.filename, 80)} is corrupt ({type(exc).__name__}: {_text(exc)})"
+        ) from None
     if len(data) != info.file_size:
-        raise ConversionError(f"{where}: member {short_repr(info.filename, 80)} inflates to {len(data)} bytes but "
-                              f"declares {info.file_size} (corrupt or hostile)")
+        raise ConversionError(
+            f"{where}: member {short_repr(info.filename, 80)} inflates to {len(data)} bytes but "
+            f"declares {info.file_size} (corrupt or hostile)"
+        )
     return data
 
 
@@ -151,8 +162,9 @@ def check_npz(path: str | Path, *, limits: Limits | None = None, where: str | No
                 with zf.open(info) as f:
                     shape, dtype, header = _npy_header(f)
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, SyntaxError, TypeError) as exc:
-                raise ConversionError(f"{where}: member {name} is not a valid .npy array ({type(exc).__name__}: "
-                                      f"{_text(exc)})") from None
+                raise ConversionError(
+                    f"{where}: member {name} is not a valid .npy array ({type(exc).__name__}: {_text(exc)})"
+                ) from None
             if dtype.hasobject:
                 raise ConversionError(f"{where}: member {name} holds Python objects; refused (nothing is unpickled)")
             need = header + math.prod(shape) * dtype.itemsize
@@ -160,4 +172,5 @@ def check_npz(path: str | Path, *, limits: Limits | None = None, where: str | No
                 raise ConversionError(
                     f"{where}: member {name} claims a {short_repr(tuple(shape))} {dtype} array "
                     f"({human_bytes(need - header)}) but holds {human_bytes(info.file_size - header)}; refused "
-                    "(corrupt or hostile)")
+                    "(corrupt or hostile)"
+                )

@@ -52,31 +52,81 @@ FAMILY = "stylegan1"
 
 #: ``G_style``'s own keyword arguments (NVlabs/stylegan ``training/networks_stylegan.py``) and their defaults.
 STYLE_DEFAULTS: dict[str, Any] = {
-    "truncation_psi": 0.7, "truncation_cutoff": 8, "truncation_psi_val": None, "truncation_cutoff_val": None,
-    "dlatent_avg_beta": 0.995, "style_mixing_prob": 0.9, "is_training": False, "is_validation": False,
+    "truncation_psi": 0.7,
+    "truncation_cutoff": 8,
+    "truncation_psi_val": None,
+    "truncation_cutoff_val": None,
+    "dlatent_avg_beta": 0.995,
+    "style_mixing_prob": 0.9,
+    "is_training": False,
+    "is_validation": False,
     "is_template_graph": False,
 }
 #: ``G_mapping``'s keyword arguments and defaults.
 MAPPING_DEFAULTS: dict[str, Any] = {
-    "latent_size": 512, "label_size": 0, "dlatent_size": 512, "dlatent_broadcast": None, "mapping_layers": 8,
-    "mapping_fmaps": 512, "mapping_lrmul": 0.01, "mapping_nonlinearity": "lrelu", "use_wscale": True,
-    "normalize_latents": True, "dtype": "float32",
+    "latent_size": 512,
+    "label_size": 0,
+    "dlatent_size": 512,
+    "dlatent_broadcast": None,
+    "mapping_layers": 8,
+    "mapping_fmaps": 512,
+    "mapping_lrmul": 0.01,
+    "mapping_nonlinearity": "lrelu",
+    "use_wscale": True,
+    "normalize_latents": True,
+    "dtype": "float32",
 }
 #: ``G_synthesis``'s keyword arguments and defaults.
 SYNTHESIS_DEFAULTS: dict[str, Any] = {
-    "dlatent_size": 512, "num_channels": 3, "resolution": 1024, "fmap_base": 8192, "fmap_decay": 1.0,
-    "fmap_max": 512, "use_styles": True, "const_input_layer": True, "use_noise": True, "randomize_noise": True,
-    "nonlinearity": "lrelu", "use_wscale": True, "use_pixel_norm": False, "use_instance_norm": True,
-    "dtype": "float32", "fused_scale": "auto", "blur_filter": [1, 2, 1], "structure": "auto",
-    "is_template_graph": False, "force_clean_graph": False,
+    "dlatent_size": 512,
+    "num_channels": 3,
+    "resolution": 1024,
+    "fmap_base": 8192,
+    "fmap_decay": 1.0,
+    "fmap_max": 512,
+    "use_styles": True,
+    "const_input_layer": True,
+    "use_noise": True,
+    "randomize_noise": True,
+    "nonlinearity": "lrelu",
+    "use_wscale": True,
+    "use_pixel_norm": False,
+    "use_instance_norm": True,
+    "dtype": "float32",
+    "fused_scale": "auto",
+    "blur_filter": [1, 2, 1],
+    "structure": "auto",
+    "is_template_graph": False,
+    "force_clean_graph": False,
 }
 KNOWN_KWARGS = frozenset(STYLE_DEFAULTS) | frozenset(MAPPING_DEFAULTS) | frozenset(SYNTHESIS_DEFAULTS)
 
 MAPPING_KEYS = ("num_layers", "layer_features", "lr_multiplier", "activation", "use_wscale", "normalize_latents")
-SYNTHESIS_KEYS = ("fmap_base", "fmap_decay", "fmap_max", "activation", "use_wscale", "use_pixel_norm",
-                  "use_instance_norm", "use_noise", "blur_filter", "fused_scale")
-TOP_KEYS = ("family", "z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "num_ws", "truncation_psi",
-            "truncation_cutoff", "mapping_kwargs", "synthesis_kwargs")
+SYNTHESIS_KEYS = (
+    "fmap_base",
+    "fmap_decay",
+    "fmap_max",
+    "activation",
+    "use_wscale",
+    "use_pixel_norm",
+    "use_instance_norm",
+    "use_noise",
+    "blur_filter",
+    "fused_scale",
+)
+TOP_KEYS = (
+    "family",
+    "z_dim",
+    "c_dim",
+    "w_dim",
+    "img_resolution",
+    "img_channels",
+    "num_ws",
+    "truncation_psi",
+    "truncation_cutoff",
+    "mapping_kwargs",
+    "synthesis_kwargs",
+)
 ACTIVATIONS = ("lrelu", "relu")
 #: Network state versions written by NVlabs/stylegan (3), ProGAN-era code (2), StyleGAN2 (4) and StyleGAN2-ADA (5).
 VERSIONS = (2, 3, 4, 5)
@@ -135,8 +185,9 @@ def _static(net: TFNetwork, where: str, source: str) -> dict:
 
 
 def _refuse_variant(what: str, source: str) -> ConversionError:
-    return ConversionError(f"{source}: this StyleGAN (v1) generator has {what}, which lsd-jax does not implement; "
-                           "it cannot be converted")
+    return ConversionError(
+        f"{source}: this StyleGAN (v1) generator has {what}, which lsd-jax does not implement; it cannot be converted"
+    )
 
 
 def generator_config(Gs: TFNetwork, source: str) -> dict:
@@ -174,16 +225,20 @@ def generator_config(Gs: TFNetwork, source: str) -> dict:
 
     w_dim = _int(synthesis("dlatent_size"), "dlatent_size", 1)
     if _int(mapping("dlatent_size"), "dlatent_size", 1) != w_dim:
-        raise ConversionError(f"{source}: the mapping network outputs dlatent_size={mapping('dlatent_size')} but the "
-                              f"synthesis network takes {w_dim}")
+        raise ConversionError(
+            f"{source}: the mapping network outputs dlatent_size={mapping('dlatent_size')} but the "
+            f"synthesis network takes {w_dim}"
+        )
     res = _int(synthesis("resolution"), "img_resolution", 4)
     if res & (res - 1):
         raise ConversionError(f"{source}: generator kwarg resolution={res} must be a power of two")
     num_ws = 2 * int(math.log2(res)) - 2
     broadcast = mapping("dlatent_broadcast")
     if broadcast is None or _int(broadcast, "dlatent_broadcast") != num_ws:
-        raise ConversionError(f"{source}: the mapping network broadcasts to dlatent_broadcast={short_repr(broadcast)} "
-                              f"layers, but a {res}px synthesis network has {num_ws}")
+        raise ConversionError(
+            f"{source}: the mapping network broadcasts to dlatent_broadcast={short_repr(broadcast)} "
+            f"layers, but a {res}px synthesis network has {num_ws}"
+        )
     psi = style("truncation_psi")
     cutoff = style("truncation_cutoff")
     config = {
@@ -260,8 +315,10 @@ def finish_config(config: dict, source: str = "the config") -> dict:
             "normalize_latents": _bool(mk["normalize_latents"], "normalize_latents"),
         }
         if out["mapping_kwargs"]["num_layers"] == 0 and mapping_inputs(out) != out["w_dim"]:
-            raise ConversionError(f"{source}: with mapping_layers=0, the mapping's input ({mapping_inputs(out)}: "
-                                  f"latent_size, doubled with labels) must equal dlatent_size ({out['w_dim']})")
+            raise ConversionError(
+                f"{source}: with mapping_layers=0, the mapping's input ({mapping_inputs(out)}: "
+                f"latent_size, doubled with labels) must equal dlatent_size ({out['w_dim']})"
+            )
         fmap_base = _number(sk["fmap_base"], "fmap_base")
         fmap_decay = _number(sk["fmap_decay"], "fmap_decay")
         fused = sk["fused_scale"]
@@ -328,7 +385,7 @@ def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     out.update(_layer_shapes(config, "synthesis.4x4.Const", c, None))
     out.update(_layer_shapes(config, "synthesis.4x4.Conv", c, (3, 3, c, c)))
     for lg in range(3, res_log2 + 1):
-        cin, cout, s = nf(config, lg - 2), nf(config, lg - 1), f"synthesis.{2 ** lg}x{2 ** lg}"
+        cin, cout, s = nf(config, lg - 2), nf(config, lg - 1), f"synthesis.{2**lg}x{2**lg}"
         out.update(_layer_shapes(config, f"{s}.Conv0_up", cout, (3, 3, cin, cout)))
         out.update(_layer_shapes(config, f"{s}.Conv1", cout, (3, 3, cout, cout)))
     out["synthesis.ToRGB_lod0.weight"] = (1, 1, nf(config, res_log2 - 1), config["img_channels"])
@@ -359,14 +416,22 @@ def dropped_shapes(config: dict) -> dict[str, tuple[int, ...]]:
 def describe(config: dict) -> str:
     sk, mk = config["synthesis_kwargs"], config["mapping_kwargs"]
     labels = f", {config['c_dim']} labels" if config["c_dim"] else ""
-    return (f"StyleGAN (v1) {config['img_resolution']}px, z={config['z_dim']}{labels}, w={config['w_dim']}, "
-            f"{mk['num_layers']} mapping layers, fmap_base={sk['fmap_base']}, fmap_max={sk['fmap_max']}")
+    return (
+        f"StyleGAN (v1) {config['img_resolution']}px, z={config['z_dim']}{labels}, w={config['w_dim']}, "
+        f"{mk['num_layers']} mapping layers, fmap_base={sk['fmap_base']}, fmap_max={sk['fmap_max']}"
+    )
 
 
 def check_state(config: dict, state: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     """``state`` checked against :func:`expected_shapes` (names, shapes, float dtype), as float32 in that order."""
-    return check_tensors(state, expected_shapes(config), source, describe(config),
-                         owner=f"{describe(config)} generator", basis="the config")
+    return check_tensors(
+        state,
+        expected_shapes(config),
+        source,
+        describe(config),
+        owner=f"{describe(config)} generator",
+        basis="the config",
+    )
 
 
 def _variables(net: TFNetwork, prefix: str, source: str) -> dict[str, np.ndarray]:
@@ -382,14 +447,15 @@ def _variables(net: TFNetwork, prefix: str, source: str) -> dict[str, np.ndarray
         if isinstance(value, np.generic):  # TF's session.run returns 0-d variables (lod) as numpy scalars
             value = np.asarray(value)
         if not isinstance(value, np.ndarray):
-            raise ConversionError(f"{source}: TF variable {short_repr(name)} is a {type(value).__name__}, not an "
-                                  "array")
+            raise ConversionError(f"{source}: TF variable {short_repr(name)} is a {type(value).__name__}, not an array")
         key = prefix + name.replace("/", ".")
         if key in out:
             raise ConversionError(f"{source}: TF variable {short_repr(name)} appears twice")
         if id(value) in seen:  # one array under two names would be copied once per name
-            raise ConversionError(f"{source}: TF variable {short_repr(name)} is the same array as another one; "
-                                  "NVIDIA's TF pickles never share variables")
+            raise ConversionError(
+                f"{source}: TF variable {short_repr(name)} is the same array as another one; "
+                "NVIDIA's TF pickles never share variables"
+            )
         seen.add(id(value))
         out[key] = value
     return out
@@ -400,25 +466,34 @@ def convert(Gs: TFNetwork, source: str) -> tuple[dict, dict[str, np.ndarray]]:
     st = Gs.state
     version = st.get("version")
     if version not in VERSIONS or isinstance(version, bool):
-        raise ConversionError(f"{source}: unsupported TF network pickle version {short_repr(version)} (StyleGAN 1 "
-                              f"pickles have {VERSIONS[0]}-{VERSIONS[-1]})")
+        raise ConversionError(
+            f"{source}: unsupported TF network pickle version {short_repr(version)} (StyleGAN 1 "
+            f"pickles have {VERSIONS[0]}-{VERSIONS[-1]})"
+        )
     components = st.get("components")
     if not isinstance(components, dict) or set(components) != {"synthesis", "mapping"}:
         got = sorted(components) if isinstance(components, dict) else components
-        raise ConversionError(f"{source}: a StyleGAN (v1) generator has exactly the components 'synthesis' and "
-                              f"'mapping', this one has {short_repr(got)}")
+        raise ConversionError(
+            f"{source}: a StyleGAN (v1) generator has exactly the components 'synthesis' and "
+            f"'mapping', this one has {short_repr(got)}"
+        )
     for key, func in (("synthesis", "G_synthesis"), ("mapping", "G_mapping")):
         comp = components[key]
         if not isinstance(comp, TFNetwork) or not isinstance(comp.state, dict):
             raise ConversionError(f"{source}: the generator's {key} component is not a TF network")
         if comp.state.get("build_func_name") != func:
-            raise ConversionError(f"{source}: the generator's {key} component is built by "
-                                  f"{short_repr(comp.state.get('build_func_name'))}, expected {func}")
+            raise ConversionError(
+                f"{source}: the generator's {key} component is built by "
+                f"{short_repr(comp.state.get('build_func_name'))}, expected {func}"
+            )
         if comp.state.get("components"):
             raise ConversionError(f"{source}: the generator's {key} component has sub-components")
     config = generator_config(Gs, source)
-    tf_vars = {**_variables(components["synthesis"], "synthesis.", source),
-               **_variables(components["mapping"], "mapping.", source), **_variables(Gs, "", source)}
+    tf_vars = {
+        **_variables(components["synthesis"], "synthesis.", source),
+        **_variables(components["mapping"], "mapping.", source),
+        **_variables(Gs, "", source),
+    }
     dropped = dropped_shapes(config)
     kept = {}
     for key, value in tf_vars.items():
@@ -426,8 +501,10 @@ def convert(Gs: TFNetwork, source: str) -> tuple[dict, dict[str, np.ndarray]]:
             kept[key] = value
             continue
         if tuple(value.shape) != dropped[key] or value.dtype.kind != "f":
-            raise ConversionError(f"{source}: TF variable {key!r} has shape {tuple(value.shape)} ({value.dtype}), "
-                                  f"expected {dropped[key]} floats")
+            raise ConversionError(
+                f"{source}: TF variable {key!r} has shape {tuple(value.shape)} ({value.dtype}), "
+                f"expected {dropped[key]} floats"
+            )
         if key.endswith("lod") and float(value) != 0.0:
             raise ConversionError(
                 f"{source} was saved during progressive growing (lod={float(value):g}): only finished StyleGAN "
@@ -436,6 +513,12 @@ def convert(Gs: TFNetwork, source: str) -> tuple[dict, dict[str, np.ndarray]]:
     for key in ("lod", "synthesis.lod"):
         if key not in tf_vars:
             raise ConversionError(f"{source}: the TF generator lacks variable {key!r}")
-    state = check_tensors(kept, expected_shapes(config), f"generator of {source}", describe(config),
-                          owner=f"{describe(config)} generator", basis="the config")
+    state = check_tensors(
+        kept,
+        expected_shapes(config),
+        f"generator of {source}",
+        describe(config),
+        owner=f"{describe(config)} generator",
+        basis="the config",
+    )
     return config, state

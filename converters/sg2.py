@@ -30,11 +30,19 @@ TOP_KEYS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
 
 #: NVlabs/stylegan2-ada-pytorch ``training/networks.py`` defaults.
 ADA_MAPPING_DEFAULTS: dict[str, Any] = {
-    "num_layers": 8, "embed_features": None, "layer_features": None, "activation": "lrelu",
-    "lr_multiplier": 0.01, "w_avg_beta": 0.995,
+    "num_layers": 8,
+    "embed_features": None,
+    "layer_features": None,
+    "activation": "lrelu",
+    "lr_multiplier": 0.01,
+    "w_avg_beta": 0.995,
 }
 ADA_SYNTHESIS_DEFAULTS: dict[str, Any] = {
-    "channel_base": 32768, "channel_max": 512, "num_fp16_res": 0, "conv_clamp": None, "architecture": "skip",
+    "channel_base": 32768,
+    "channel_max": 512,
+    "num_fp16_res": 0,
+    "conv_clamp": None,
+    "architecture": "skip",
     "resample_filter": [1, 3, 3, 1],
 }
 #: NVlabs/stylegan3 ``training/networks_stylegan2.py`` (the StyleGAN2 generator of the SG3 repo) differs in
@@ -69,7 +77,7 @@ def channels(config: dict, res: int) -> int:
 
 def block_resolutions(config: dict) -> list[int]:
     log2 = int(round(math.log2(config["img_resolution"])))
-    return [2 ** i for i in range(2, log2 + 1)]
+    return [2**i for i in range(2, log2 + 1)]
 
 
 def is_buffer(key: str) -> bool:
@@ -135,8 +143,13 @@ def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
 #: Upper bounds far beyond any real generator; they keep a corrupt or hostile pickle from making the converter
 #: enumerate billions of layers (a denial of service) before the shape checks could reject it.
 _MAX_DIM = 1 << 16
-_LIMITS = {"num_layers": 256, "img_resolution": 1 << 16, "img_channels": 1024, "num_fp16_res": 64,
-           "channel_base": 1 << 26}
+_LIMITS = {
+    "num_layers": 256,
+    "img_resolution": 1 << 16,
+    "img_channels": 1024,
+    "num_fp16_res": 64,
+    "channel_base": 1 << 26,
+}
 
 
 def _int(value: Any, what: str, minimum: int = 0) -> int:
@@ -202,12 +215,13 @@ def finish_config(top: dict, mapping: dict, synthesis: dict) -> dict:
     taps = synthesis["resample_filter"]
     if isinstance(taps, np.ndarray):
         taps = taps.tolist()
-    if (not isinstance(taps, (list, tuple)) or not taps
-            or len(taps) > 64
-            or not all(isinstance(t, (int, float, np.integer, np.floating)) and not isinstance(t, bool)
-                       for t in taps)):
-        raise ConversionError(f"synthesis_kwargs.resample_filter={short_repr(taps)} must be a list of 1-D filter "
-                              "taps")
+    if (
+        not isinstance(taps, (list, tuple))
+        or not taps
+        or len(taps) > 64
+        or not all(isinstance(t, (int, float, np.integer, np.floating)) and not isinstance(t, bool) for t in taps)
+    ):
+        raise ConversionError(f"synthesis_kwargs.resample_filter={short_repr(taps)} must be a list of 1-D filter taps")
     cfg["synthesis_kwargs"] = {
         "channel_base": _int(synthesis["channel_base"], "synthesis_kwargs.channel_base", 1),
         "channel_max": _int(synthesis["channel_max"], "synthesis_kwargs.channel_max", 1),
@@ -234,19 +248,34 @@ def check_fixed(kwargs: dict, where: str) -> None:
 def check_state(config: dict, state: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     """Check ``state`` against :func:`expected_shapes` and return it as float32 arrays in ``state_dict()`` order.
     Unknown, missing or mis-shaped tensors raise :class:`ConversionError` naming the key."""
-    return check_tensors(state, expected_shapes(config), source, describe(config),
-                         owner=f"StyleGAN2 generator with this config ({describe(config)})", basis="the config")
+    return check_tensors(
+        state,
+        expected_shapes(config),
+        source,
+        describe(config),
+        owner=f"StyleGAN2 generator with this config ({describe(config)})",
+        basis="the config",
+    )
 
 
-def check_tensors(state: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]], source: str, what: str, *,
-                  owner: str, basis: str) -> dict[str, np.ndarray]:
+def check_tensors(
+    state: dict[str, np.ndarray],
+    expected: dict[str, tuple[int, ...]],
+    source: str,
+    what: str,
+    *,
+    owner: str,
+    basis: str,
+) -> dict[str, np.ndarray]:
     """``state`` checked against ``expected`` (key -> shape), as float32 in ``expected``'s order. ``what``
     describes the generator, ``owner`` what an unknown key does not belong to, ``basis`` what implies the shapes."""
     for key in state:
         if key not in expected:
-            raise ConversionError(f"unknown tensor {short_repr(key, 100)} in the {source}: it does not belong to a "
-                                  f"{owner}; "
-                                  "conversion refused")
+            raise ConversionError(
+                f"unknown tensor {short_repr(key, 100)} in the {source}: it does not belong to a "
+                f"{owner}; "
+                "conversion refused"
+            )
     out: dict[str, np.ndarray] = {}
     for key, shape in expected.items():
         if key not in state:
@@ -256,7 +285,8 @@ def check_tensors(state: dict[str, np.ndarray], expected: dict[str, tuple[int, .
             raise ConversionError(f"{key!r} in the {source} is a {type(value).__name__}, not a tensor")
         if tuple(value.shape) != shape:
             raise ConversionError(
-                f"tensor {key!r} in the {source} has shape {tuple(value.shape)}, but {basis} implies {shape}")
+                f"tensor {key!r} in the {source} has shape {tuple(value.shape)}, but {basis} implies {shape}"
+            )
         if value.dtype.kind != "f":
             raise ConversionError(f"tensor {key!r} in the {source} has dtype {value.dtype}, expected floats")
         out[key] = np.asarray(value, dtype=np.float32, order="C")
@@ -265,6 +295,8 @@ def check_tensors(state: dict[str, np.ndarray], expected: dict[str, tuple[int, .
 
 def describe(config: dict) -> str:
     sk, mk = config["synthesis_kwargs"], config["mapping_kwargs"]
-    return (f"{config['img_resolution']}px, z={config['z_dim']}, c={config['c_dim']}, w={config['w_dim']}, "
-            f"{mk['num_layers']} mapping layers, {sk['architecture']}, channel_base={sk['channel_base']}, "
-            f"channel_max={sk['channel_max']}")
+    return (
+        f"{config['img_resolution']}px, z={config['z_dim']}, c={config['c_dim']}, w={config['w_dim']}, "
+        f"{mk['num_layers']} mapping layers, {sk['architecture']}, channel_base={sk['channel_base']}, "
+        f"channel_max={sk['channel_max']}"
+    )

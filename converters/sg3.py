@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 
 from .errors import ConversionError
-
 from .safe_pickle import PersistentObject, module_tensors, short_repr
 from .safe_pickle import child as _child
 from .safe_pickle import children as _children
@@ -52,24 +51,63 @@ TOP_KEYS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
 _POSITIONAL = TOP_KEYS[:3] + ("img_resolution", "img_channels", "mapping_kwargs")
 MAPPING_DEFAULTS: dict[str, Any] = {"num_layers": 2, "lr_multiplier": 0.01, "w_avg_beta": 0.998}
 SYNTHESIS_DEFAULTS: dict[str, Any] = {
-    "channel_base": 32768, "channel_max": 512, "num_layers": 14, "num_critical": 2, "first_cutoff": 2,
-    "first_stopband": 2 ** 2.1, "last_stopband_rel": 2 ** 0.3, "margin_size": 10, "output_scale": 0.25,
-    "num_fp16_res": 4, "conv_kernel": 3, "filter_size": 6, "lrelu_upsampling": 2, "use_radial_filters": False,
-    "conv_clamp": 256, "magnitude_ema_beta": 0.999,
+    "channel_base": 32768,
+    "channel_max": 512,
+    "num_layers": 14,
+    "num_critical": 2,
+    "first_cutoff": 2,
+    "first_stopband": 2**2.1,
+    "last_stopband_rel": 2**0.3,
+    "margin_size": 10,
+    "output_scale": 0.25,
+    "num_fp16_res": 4,
+    "conv_kernel": 3,
+    "filter_size": 6,
+    "lrelu_upsampling": 2,
+    "use_radial_filters": False,
+    "conv_clamp": 256,
+    "magnitude_ema_beta": 0.999,
 }
 IGNORED_MAPPING_KWARGS = ("freeze_layers", "freeze_embed")
 _BOOL_KWARGS = ("use_radial_filters",)
 _OPTIONAL_KWARGS = ("conv_clamp",)
 
 INPUT_KEYS = ("channels", "size", "sampling_rate", "bandwidth")
-LAYER_KEYS = ("name", "is_torgb", "is_critically_sampled", "in_channels", "out_channels", "in_size", "out_size",
-              "in_sampling_rate", "out_sampling_rate", "tmp_sampling_rate", "in_cutoff", "out_cutoff",
-              "in_half_width", "out_half_width", "conv_kernel", "conv_clamp", "up_factor", "down_factor",
-              "up_taps", "down_taps", "down_radial", "padding")
+LAYER_KEYS = (
+    "name",
+    "is_torgb",
+    "is_critically_sampled",
+    "in_channels",
+    "out_channels",
+    "in_size",
+    "out_size",
+    "in_sampling_rate",
+    "out_sampling_rate",
+    "tmp_sampling_rate",
+    "in_cutoff",
+    "out_cutoff",
+    "in_half_width",
+    "out_half_width",
+    "conv_kernel",
+    "conv_clamp",
+    "up_factor",
+    "down_factor",
+    "up_taps",
+    "down_taps",
+    "down_radial",
+    "padding",
+)
 _LAYER_BOOLS = ("is_torgb", "is_critically_sampled", "down_radial")
 _LAYER_INTS = ("in_channels", "out_channels", "conv_kernel", "up_factor", "down_factor", "up_taps", "down_taps")
-_LAYER_NUMBERS = ("in_sampling_rate", "out_sampling_rate", "tmp_sampling_rate", "in_cutoff", "out_cutoff",
-                  "in_half_width", "out_half_width")
+_LAYER_NUMBERS = (
+    "in_sampling_rate",
+    "out_sampling_rate",
+    "tmp_sampling_rate",
+    "in_cutoff",
+    "out_cutoff",
+    "in_half_width",
+    "out_half_width",
+)
 
 #: Generator kwargs only StyleGAN3's generator has; synthesis children only it has.
 SG3_ONLY_KWARGS = frozenset(SYNTHESIS_DEFAULTS) - {"channel_base", "channel_max", "num_fp16_res", "conv_clamp"}
@@ -165,10 +203,12 @@ def _layer_dict(raw: dict, where: str) -> dict:
 
 
 def _input_dict(raw: dict, where: str) -> dict:
-    return {"channels": _int(raw["channels"], f"{where}.channels", 1),
-            "size": _size(raw["size"], f"{where}.size"),
-            "sampling_rate": _num(raw["sampling_rate"], f"{where}.sampling_rate"),
-            "bandwidth": _num(raw["bandwidth"], f"{where}.bandwidth")}
+    return {
+        "channels": _int(raw["channels"], f"{where}.channels", 1),
+        "size": _size(raw["size"], f"{where}.size"),
+        "sampling_rate": _num(raw["sampling_rate"], f"{where}.sampling_rate"),
+        "bandwidth": _num(raw["bandwidth"], f"{where}.bandwidth"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -186,35 +226,47 @@ def _check_layers(config: dict, where: str) -> None:
             raise ConversionError(f"{where}: StyleGAN3 layer name {short_repr(n)} appears twice")
         seen.add(n)
     if config["synthesis_kwargs"]["num_layers"] + 1 != len(layers):
-        raise ConversionError(f"{where}: num_layers={config['synthesis_kwargs']['num_layers']} but the synthesis "
-                              f"network has {len(layers)} layers (incl. ToRGB)")
+        raise ConversionError(
+            f"{where}: num_layers={config['synthesis_kwargs']['num_layers']} but the synthesis "
+            f"network has {len(layers)} layers (incl. ToRGB)"
+        )
     if not inp["sampling_rate"] > 2 * inp["bandwidth"] > 0:
-        raise ConversionError(f"{where}: synthesis.input has sampling_rate {inp['sampling_rate']} and bandwidth "
-                              f"{inp['bandwidth']} (need sampling_rate/2 > bandwidth > 0)")
+        raise ConversionError(
+            f"{where}: synthesis.input has sampling_rate {inp['sampling_rate']} and bandwidth "
+            f"{inp['bandwidth']} (need sampling_rate/2 > bandwidth > 0)"
+        )
     prev_c, prev_size = inp["channels"], inp["size"]
     for L in layers:
         n = L["name"]
         if (L["in_channels"], L["in_size"]) != (prev_c, prev_size):
-            raise ConversionError(f"{where}: layer {n} expects {L['in_channels']} channels of {L['in_size']} but "
-                                  f"receives {prev_c} of {prev_size}")
+            raise ConversionError(
+                f"{where}: layer {n} expects {L['in_channels']} channels of {L['in_size']} but "
+                f"receives {prev_c} of {prev_size}"
+            )
         if L["is_torgb"] != (L is layers[-1]):
             raise ConversionError(f"{where}: the last StyleGAN3 layer (and only it) must be the ToRGB layer ({n})")
         k, up, down = L["conv_kernel"], L["up_factor"], L["down_factor"]
         if L["up_taps"] > 1 and L["up_taps"] % up or L["down_taps"] > 1 and L["down_taps"] % down:
-            raise ConversionError(f"{where}: layer {n} has tap counts {L['up_taps']}/{L['down_taps']} that are not "
-                                  f"multiples of its factors {up}/{down}")
+            raise ConversionError(
+                f"{where}: layer {n} has tap counts {L['up_taps']}/{L['down_taps']} that are not "
+                f"multiples of its factors {up}/{down}"
+            )
         x0, x1, y0, y1 = L["padding"]
         for axis, (p0, p1) in enumerate(((x0, x1), (y0, y1))):
             tmp = (L["in_size"][axis] + k - 1) * up + p0 + p1 - (L["up_taps"] - 1)
             out = (tmp - (L["down_taps"] - 1) + down - 1) // down
             if tmp < L["down_taps"] or out != L["out_size"][axis]:
-                raise ConversionError(f"{where}: layer {n}'s padding {L['padding']}, factors and taps give a "
-                                      f"{'xy'[axis]} size of {out}, not its out_size {L['out_size'][axis]}")
+                raise ConversionError(
+                    f"{where}: layer {n}'s padding {L['padding']}, factors and taps give a "
+                    f"{'xy'[axis]} size of {out}, not its out_size {L['out_size'][axis]}"
+                )
         prev_c, prev_size = L["out_channels"], L["out_size"]
     R = config["img_resolution"]
     if (prev_c, prev_size) != (config["img_channels"], [R, R]):
-        raise ConversionError(f"{where}: the ToRGB layer outputs {prev_c} channels of {prev_size}, not "
-                              f"{config['img_channels']} of [{R}, {R}]")
+        raise ConversionError(
+            f"{where}: the ToRGB layer outputs {prev_c} channels of {prev_size}, not "
+            f"{config['img_channels']} of [{R}, {R}]"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -241,9 +293,11 @@ def _kwargs(G: PersistentObject, source: str) -> dict:
 def _unknown(kwargs: dict, allowed: Any, where: str, source: str) -> None:
     for key in kwargs:
         if key not in allowed:
-            raise ConversionError(f"unknown StyleGAN3 generator kwarg {where}{short_repr(key, 60)}="
-                                  f"{short_repr(kwargs[key])} in {source}: this converter does not know what it "
-                                  f"does, so it refuses to guess")
+            raise ConversionError(
+                f"unknown StyleGAN3 generator kwarg {where}{short_repr(key, 60)}="
+                f"{short_repr(kwargs[key])} in {source}: this converter does not know what it "
+                f"does, so it refuses to guess"
+            )
 
 
 def _normalise_kwargs(top: dict, mapping: dict, synthesis: dict) -> dict:
@@ -270,8 +324,17 @@ def _normalise_kwargs(top: dict, mapping: dict, synthesis: dict) -> dict:
             sk[key] = None if value is None else _number(value, key)
         else:
             sk[key] = _number(value, key)
-    for key in ("channel_base", "channel_max", "num_layers", "num_critical", "margin_size", "num_fp16_res",
-                "conv_kernel", "filter_size", "lrelu_upsampling"):
+    for key in (
+        "channel_base",
+        "channel_max",
+        "num_layers",
+        "num_critical",
+        "margin_size",
+        "num_fp16_res",
+        "conv_kernel",
+        "filter_size",
+        "lrelu_upsampling",
+    ):
         sk[key] = _int(sk[key], key, 0)
     cfg["synthesis_kwargs"] = sk
     return cfg
@@ -314,15 +377,16 @@ def generator_config(G: PersistentObject, source: str) -> dict:
     for name in names:
         net = children.get(name)
         if not isinstance(net, PersistentObject) or net.class_name != "SynthesisLayer":
-            raise ConversionError(f"{source}: synthesis.{short_repr(name)[1:-1]} (in layer_names) is not a "
-                                  "SynthesisLayer")
+            raise ConversionError(
+                f"{source}: synthesis.{short_repr(name)[1:-1]} (in layer_names) is not a SynthesisLayer"
+            )
         layer_nets.append(net)
     listed = set(names)
-    extra = [n for n, ch in children.items() if getattr(ch, "class_name", None) == "SynthesisLayer"
-             and n not in listed]
+    extra = [n for n, ch in children.items() if getattr(ch, "class_name", None) == "SynthesisLayer" and n not in listed]
     if extra:
-        raise ConversionError(f"{source}: synthesis layer {short_repr(extra[0])} (of {len(extra)}) is not in "
-                              "synthesis.layer_names")
+        raise ConversionError(
+            f"{source}: synthesis layer {short_repr(extra[0])} (of {len(extra)}) is not in synthesis.layer_names"
+        )
 
     mapping = dict(MAPPING_DEFAULTS)
     for key in ("num_layers", "w_avg_beta"):
@@ -341,8 +405,9 @@ def generator_config(G: PersistentObject, source: str) -> dict:
     synthesis.update(kwargs)
     config = _normalise_kwargs(top, mapping, synthesis)
 
-    config["synthesis_input"] = _input_dict({k: _attr(input_net, k, f"{source}: synthesis.input")
-                                             for k in INPUT_KEYS}, "synthesis.input")
+    config["synthesis_input"] = _input_dict(
+        {k: _attr(input_net, k, f"{source}: synthesis.input") for k in INPUT_KEYS}, "synthesis.input"
+    )
     layers = []
     for name, net in zip(names, layer_nets):
         raw = {k: _attr(net, k, f"{source}: synthesis.{name}") for k in LAYER_KEYS if k != "name"}
@@ -365,8 +430,9 @@ def finish_config(config: dict) -> dict:
         layers = config["synthesis_layers"]
         if not isinstance(layers, list):
             raise ConversionError("synthesis_layers must be a list")
-        out["synthesis_layers"] = [_layer_dict({k: L[k] for k in LAYER_KEYS}, f"synthesis_layers[{i}]")
-                                   for i, L in enumerate(layers)]
+        out["synthesis_layers"] = [
+            _layer_dict({k: L[k] for k in LAYER_KEYS}, f"synthesis_layers[{i}]") for i, L in enumerate(layers)
+        ]
     except (KeyError, TypeError) as exc:
         raise ConversionError(f"malformed StyleGAN3 config ({type(exc).__name__}: {exc})") from None
     _check_layers(out, "the config")
@@ -382,8 +448,11 @@ def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     w_dim, c_dim = config["w_dim"], config["c_dim"]
     C = config["synthesis_input"]["channels"]
     out: dict[str, tuple[int, ...]] = {
-        "synthesis.input.weight": (C, C), "synthesis.input.transform": (3, 3), "synthesis.input.freqs": (C, 2),
-        "synthesis.input.phases": (C,), "synthesis.input.affine.weight": (4, w_dim),
+        "synthesis.input.weight": (C, C),
+        "synthesis.input.transform": (3, 3),
+        "synthesis.input.freqs": (C, 2),
+        "synthesis.input.phases": (C,),
+        "synthesis.input.affine.weight": (4, w_dim),
         "synthesis.input.affine.bias": (4,),
     }
     for L in config["synthesis_layers"]:
@@ -412,15 +481,23 @@ def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
 def describe(config: dict) -> str:
     sk = config["synthesis_kwargs"]
     kind = "r" if all(L["conv_kernel"] == 1 for L in config["synthesis_layers"]) else "t"
-    return (f"StyleGAN3 config-{kind} {config['img_resolution']}px, z={config['z_dim']}, c={config['c_dim']}, "
-            f"w={config['w_dim']}, {sk['num_layers']} synthesis layers")
+    return (
+        f"StyleGAN3 config-{kind} {config['img_resolution']}px, z={config['z_dim']}, c={config['c_dim']}, "
+        f"w={config['w_dim']}, {sk['num_layers']} synthesis layers"
+    )
 
 
 def check_state(config: dict, state: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     """Check ``state`` against :func:`expected_shapes`; return float32 arrays in ``state_dict()`` order. Unknown,
     missing or mis-shaped tensors, and non-positive ``magnitude_ema``, raise :class:`ConversionError`."""
-    out = check_tensors(state, expected_shapes(config), source, describe(config),
-                        owner=f"{describe(config)} generator", basis="the layer attributes")
+    out = check_tensors(
+        state,
+        expected_shapes(config),
+        source,
+        describe(config),
+        owner=f"{describe(config)} generator",
+        basis="the layer attributes",
+    )
     for key, value in out.items():
         if key.endswith(".magnitude_ema") and not value > 0:
             raise ConversionError(f"tensor {key!r} in the {source} is {float(value)}: it must be positive")

@@ -28,9 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConversionError
-
 from . import sg1, sg2
+from .errors import ConversionError
 from .safe_pickle import TFNetwork, short_repr
 
 _IGNORED_KWARGS = ("truncation_psi", "truncation_cutoff", "style_mixing_prob", "structure")
@@ -52,8 +51,9 @@ def _check_version(net: TFNetwork, source: str) -> dict:
     st = net.state
     version = st.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 4:
-        raise ConversionError(f"{source}: TensorFlow network pickle version {short_repr(version)} is too old "
-                              "(need >= 4)")
+        raise ConversionError(
+            f"{source}: TensorFlow network pickle version {short_repr(version)} is too old (need >= 4)"
+        )
     return st
 
 
@@ -102,8 +102,10 @@ def tf_config(static: Any, source: str) -> dict:
     }
     for tf_name, wanted in (("use_noise", True), ("nonlinearity", "lrelu")):
         if kw(tf_name, wanted) != wanted:
-            raise ConversionError(f"{source}: TF kwarg {tf_name}={short_repr(static[tf_name])} is not supported "
-                                  f"(only {wanted!r}): this generator cannot be converted")
+            raise ConversionError(
+                f"{source}: TF kwarg {tf_name}={short_repr(static[tf_name])} is not supported "
+                f"(only {wanted!r}): this generator cannot be converted"
+            )
     for name in _IGNORED_KWARGS:
         kw(name)
     unknown = sorted(set(static) - known, key=str)
@@ -130,8 +132,10 @@ def collect_variables(net: TFNetwork, source: str) -> dict[str, np.ndarray]:
         if depth > 8 or not isinstance(node, TFNetwork):
             raise ConversionError(f"{source}: malformed TF network component {short_repr(prefix)}")
         if id(node) in seen_nets:
-            raise ConversionError(f"{source}: TF network component {short_repr(prefix)} appears twice (shared); "
-                                  "NVIDIA's TF pickles never share components")
+            raise ConversionError(
+                f"{source}: TF network component {short_repr(prefix)} appears twice (shared); "
+                "NVIDIA's TF pickles never share components"
+            )
         seen_nets.add(id(node))
         variables = node.state.get("variables", [])
         components = node.state.get("components", {})
@@ -139,15 +143,21 @@ def collect_variables(net: TFNetwork, source: str) -> dict[str, np.ndarray]:
         if not isinstance(variables, (list, tuple)) or not isinstance(components, dict):
             raise ConversionError(f"{source}: malformed TF network state at {at}")
         for item in variables:
-            if (not isinstance(item, (list, tuple)) or len(item) != 2 or not isinstance(item[0], str)
-                    or not isinstance(item[1], (np.ndarray, np.generic))):
+            if (
+                not isinstance(item, (list, tuple))
+                or len(item) != 2
+                or not isinstance(item[0], str)
+                or not isinstance(item[1], (np.ndarray, np.generic))
+            ):
                 raise ConversionError(f"{source}: malformed TF variable entry under {at}")
             name = prefix + item[0]
             if isinstance(item[1], np.ndarray):
                 if id(item[1]) in seen_arrays:
-                    raise ConversionError(f"{source}: TF variables {short_repr(seen_arrays[id(item[1])], 60)} and "
-                                          f"{short_repr(name, 60)} are the same array; NVIDIA's TF pickles never "
-                                          "share variables")
+                    raise ConversionError(
+                        f"{source}: TF variables {short_repr(seen_arrays[id(item[1])], 60)} and "
+                        f"{short_repr(name, 60)} are the same array; NVIDIA's TF pickles never "
+                        "share variables"
+                    )
                 seen_arrays[id(item[1])] = name
             # TF's session.run returns 0-d variables (lod, noise_strength) as numpy scalars, not arrays
             out[name] = np.asarray(item[1])
@@ -158,8 +168,10 @@ def collect_variables(net: TFNetwork, source: str) -> dict[str, np.ndarray]:
     return out
 
 
-_LAYER = re.compile(r"synthesis\.b(\d+)\.(conv0|conv1|torgb)\.(weight|bias|noise_strength|noise_const|"
-                    r"affine\.weight|affine\.bias)")
+_LAYER = re.compile(
+    r"synthesis\.b(\d+)\.(conv0|conv1|torgb)\.(weight|bias|noise_strength|noise_const|"
+    r"affine\.weight|affine\.bias)"
+)
 
 
 def tf_state(config: dict, tf_vars: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
@@ -204,8 +216,10 @@ def tf_state(config: dict, tf_vars: dict[str, np.ndarray], source: str) -> dict[
         if not m:
             raise ConversionError(f"no TF variable is known for torch tensor {key!r}")
         r, layer, field = int(m.group(1)), m.group(2), m.group(3)
-        scope = f"synthesis/{r}x{r}/" + {"conv0": "Conv0_up", "conv1": "Conv" if r == 4 else "Conv1",
-                                         "torgb": "ToRGB"}[layer]
+        scope = (
+            f"synthesis/{r}x{r}/"
+            + {"conv0": "Conv0_up", "conv1": "Conv" if r == 4 else "Conv1", "torgb": "ToRGB"}[layer]
+        )
         if field == "weight":
             return conv(take(f"{scope}/weight", 4, key), flip=(layer == "conv0"))
         if field in ("bias", "noise_strength"):
@@ -241,8 +255,9 @@ def convert_tf(obj: Any, source: str) -> tuple[dict, dict[str, np.ndarray]]:
         return sg1.convert(Gs, source)
     st = _check_version(Gs, source)
     if func != "G_main":
-        raise ConversionError(f"{source}: TF network built by {short_repr(func)}, expected a StyleGAN2 generator "
-                              "(G_main)")
+        raise ConversionError(
+            f"{source}: TF network built by {short_repr(func)}, expected a StyleGAN2 generator (G_main)"
+        )
     components = st.get("components")
     if not isinstance(components, dict) or not {"mapping", "synthesis"} <= set(components):
         raise ConversionError(f"{source}: the TF generator lacks its mapping / synthesis components")

@@ -45,8 +45,8 @@ import numpy as np
 
 from .errors import ConversionError, PickleSecurityError
 from .limits import Budget, Limits, short_repr
-from .safe_zip import check_spans
 from .pickle_scan import refuse_global
+from .safe_zip import check_spans
 from .torch_format import (
     BUDGETED,
     STORAGE_GLOBALS,
@@ -136,7 +136,7 @@ def _load_zip(data: bytes, where: str, budget: Budget) -> Any:
         name = info.filename
         if not name.startswith(prefix) or len(name) == len(prefix):
             raise ConversionError(f"{where}: zip entry {short_repr(name)} is not inside the archive folder {prefix!r}")
-        if name[len(prefix):] in entries:  # zipfile would quietly read the last one
+        if name[len(prefix) :] in entries:  # zipfile would quietly read the last one
             raise ConversionError(f"{where}: zip entry {short_repr(name)} appears twice")
         if info.flag_bits & 0x1:
             raise ConversionError(f"{where}: zip entry {short_repr(name)} is encrypted")
@@ -144,15 +144,16 @@ def _load_zip(data: bytes, where: str, budget: Budget) -> Any:
             raise ConversionError(
                 f"{where}: zip entry {short_repr(name)} is compressed; torch.save writes stored (uncompressed) entries"
             )
-        entries[name[len(prefix):]] = info
+        entries[name[len(prefix) :]] = info
     check_spans(zf.fp, infos, where)  # members sharing bytes would each be read as a full copy
 
     def read(name: str) -> bytes:
         try:
             return zf.read(entries[name])
         except Exception as exc:  # CRC mismatch, damaged header, ...
-            raise ConversionError(f"{where}: cannot read zip entry {prefix}{name} ({type(exc).__name__}: {exc})"
-                                  ) from None
+            raise ConversionError(
+                f"{where}: cannot read zip entry {prefix}{name} ({type(exc).__name__}: {exc})"
+            ) from None
 
     if "data.pkl" not in entries:
         raise ConversionError(f"{where} is a zip archive without {prefix}data.pkl: not a torch.save checkpoint")
@@ -169,8 +170,15 @@ def _load_zip(data: bytes, where: str, budget: Budget) -> Any:
             raise ConversionError(f"{where} has a malformed byteorder record {short_repr(byteorder)}")
         order = "<" if byteorder == b"little" else ">"
     storages = Storages(where, legacy=False)
-    obj = load_one(io.BytesIO(read("data.pkl")), allowed=ALLOWED_GLOBALS, where=f"{where} ({prefix}data.pkl)",
-                   budget=budget, persistent_load=storages, budgeted=BUDGETED, refuse=_refuse)
+    obj = load_one(
+        io.BytesIO(read("data.pkl")),
+        allowed=ALLOWED_GLOBALS,
+        where=f"{where} ({prefix}data.pkl)",
+        budget=budget,
+        persistent_load=storages,
+        budgeted=BUDGETED,
+        refuse=_refuse,
+    )
     for key, st in storages.by_key.items():
         name = f"data/{key}"
         if name not in entries:

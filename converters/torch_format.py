@@ -132,7 +132,9 @@ class Tensor:
         if math.prod(self.size) == 0:
             return np.zeros(self.size, dtype=data.dtype)
         return np.lib.stride_tricks.as_strided(
-            data[self.offset:], shape=self.size, strides=tuple(s * data.itemsize for s in self.stride),
+            data[self.offset :],
+            shape=self.size,
+            strides=tuple(s * data.itemsize for s in self.stride),
             writeable=False,
         )
 
@@ -140,8 +142,10 @@ class Tensor:
 def _index_tuple(value: Any, what: str, where: str) -> tuple[int, ...]:
     if isinstance(value, list):
         value = tuple(value)
-    if not isinstance(value, tuple) or len(value) > 16 or not all(
-        isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 48 for v in value
+    if (
+        not isinstance(value, tuple)
+        or len(value) > 16
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 48 for v in value)
     ):
         raise ConversionError(f"malformed tensor {what} {short_repr(value)} in {where}")
     return value
@@ -151,9 +155,17 @@ def _index_tuple(value: Any, what: str, where: str) -> tuple[int, ...]:
 # Stand-ins for torch's tensor rebuilders.
 
 
-def rebuild_tensor_v2(storage: Any = None, storage_offset: Any = None, size: Any = None, stride: Any = None,
-                      requires_grad: Any = False, backward_hooks: Any = None, metadata: Any = None,
-                      *extra: Any, _budget: Budget) -> Tensor:
+def rebuild_tensor_v2(
+    storage: Any = None,
+    storage_offset: Any = None,
+    size: Any = None,
+    stride: Any = None,
+    requires_grad: Any = False,
+    backward_hooks: Any = None,
+    metadata: Any = None,
+    *extra: Any,
+    _budget: Budget,
+) -> Tensor:
     """``torch._utils._rebuild_tensor_v2``: a checked :class:`Tensor`; the same (storage, offset, size, stride) again
     gives the same one, and each distinct tensor's bytes count against ``_budget``."""
     if extra:
@@ -188,8 +200,7 @@ def rebuild_tensor_v2(storage: Any = None, storage_offset: Any = None, size: Any
     return hit[1]
 
 
-def rebuild_parameter(data: Any = None, requires_grad: Any = False, backward_hooks: Any = None,
-                      *extra: Any) -> Tensor:
+def rebuild_parameter(data: Any = None, requires_grad: Any = False, backward_hooks: Any = None, *extra: Any) -> Tensor:
     """``torch._utils._rebuild_parameter`` and ``_rebuild_parameter_with_state``: the tensor itself."""
     if len(extra) > 1:  # _rebuild_parameter_with_state has one more argument: the Parameter's __dict__
         raise ConversionError("torch._utils._rebuild_parameter called with too many arguments")
@@ -253,8 +264,12 @@ class Storages:
 
     def _view(self, root: Storage, meta: Any) -> Storage:
         # legacy storage views (torch < 0.4): (view_key, offset, size) into the root storage
-        if (not isinstance(meta, tuple) or len(meta) != 3 or not isinstance(meta[0], str)
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in meta[1:])):
+        if (
+            not isinstance(meta, tuple)
+            or len(meta) != 3
+            or not isinstance(meta[0], str)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in meta[1:])
+        ):
             raise ConversionError(f"malformed storage view {short_repr(meta)} in {self.where}")
         _, offset, size = meta
         if offset + size > root.numel:
@@ -267,19 +282,32 @@ class Storages:
     def resolve_views(self) -> None:
         for (key, offset, size), view in self.views.items():
             root = self.by_key[key].array
-            view.array = None if root is None else root[offset:offset + size]
+            view.array = None if root is None else root[offset : offset + size]
 
 
-def read_legacy(data: bytes, *, where: str, budget: Budget, allowed: dict[tuple[str, str], Any],
-                refuse: Callable[[str, str, str], PickleSecurityError] = refuse_global) -> tuple[Any, Storages]:
+def read_legacy(
+    data: bytes,
+    *,
+    where: str,
+    budget: Budget,
+    allowed: dict[tuple[str, str], Any],
+    refuse: Callable[[str, str, str], PickleSecurityError] = refuse_global,
+) -> tuple[Any, Storages]:
     """A legacy ``torch.save`` stream: the object (its tensors still :class:`Tensor`) and its storages, every
     storage's ``array`` a read-only view of ``data``. ``allowed``: the object pickle's allow-list (the header and
     key-list pickles may name no global at all)."""
     f = io.BytesIO(data)
 
     def load(allow: dict, persistent_load: Storages | None = None) -> Any:
-        return load_one(f, allowed=allow, where=where, budget=budget, persistent_load=persistent_load,
-                        budgeted=BUDGETED, refuse=refuse)
+        return load_one(
+            f,
+            allowed=allow,
+            where=where,
+            budget=budget,
+            persistent_load=persistent_load,
+            budgeted=BUDGETED,
+            refuse=refuse,
+        )
 
     if (magic := load({})) != MAGIC or type(magic) is not int:
         raise ConversionError(f"{where} is not a torch.save stream (no torch.save magic number)")

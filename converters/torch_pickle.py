@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConversionError
-
 from . import sg2, sg3
+from .errors import ConversionError
 from .safe_pickle import PersistentObject, module_tensors, short_repr
 from .safe_pickle import child as _child
 from .safe_pickle import children as _children
@@ -53,9 +52,7 @@ def find_generator(obj: Any, source: str) -> PersistentObject:
     elif isinstance(obj, PersistentObject):
         net, where = obj, source
     else:
-        raise ConversionError(
-            f"{source} is a pickle of a {type(obj).__name__}, not an NVIDIA StyleGAN network pickle"
-        )
+        raise ConversionError(f"{source} is a pickle of a {type(obj).__name__}, not an NVIDIA StyleGAN network pickle")
     if net.class_name == "Discriminator":
         raise ConversionError(f"{where} is a discriminator, not a generator: nothing to render with")
     if net.class_name != "Generator":
@@ -112,14 +109,20 @@ def generator_config(G: PersistentObject, source: str) -> dict:
         sg3_repo, where = False, "synthesis_kwargs."
     else:  # stylegan3 repo's networks_stylegan2: Generator(..., **synthesis_kwargs)
         synthesis_kw, kwargs = kwargs, {}
-        sg3_repo = bool(synthesis_kw) or (
-            synthesis_net is not None and "num_fp16_res" in synthesis_net.state
-        ) or any("fused_modconv_default" in b.state for b in blocks)
+        sg3_repo = (
+            bool(synthesis_kw)
+            or (synthesis_net is not None and "num_fp16_res" in synthesis_net.state)
+            or any("fused_modconv_default" in b.state for b in blocks)
+        )
         where = ""
 
     _check_known(mapping_kw, sg2.MAPPING_KEYS + sg2.IGNORED_MAPPING_KWARGS, "mapping_kwargs.", source)
-    _check_known(synthesis_kw, sg2.SYNTHESIS_KEYS + sg2.IGNORED_SYNTHESIS_KWARGS + tuple(sg2.FIXED_SYNTHESIS_KWARGS),
-                 where, source)
+    _check_known(
+        synthesis_kw,
+        sg2.SYNTHESIS_KEYS + sg2.IGNORED_SYNTHESIS_KWARGS + tuple(sg2.FIXED_SYNTHESIS_KWARGS),
+        where,
+        source,
+    )
     sg2.check_fixed(synthesis_kw, where)
 
     mapping = dict(sg2.SG3REPO_MAPPING_DEFAULTS if sg3_repo else sg2.ADA_MAPPING_DEFAULTS)

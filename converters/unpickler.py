@@ -26,9 +26,17 @@ class RestrictedUnpickler(pickle.Unpickler):
     """A :class:`pickle.Unpickler` whose :meth:`find_class` resolves only ``allowed`` ((module, name) → stand-in);
     the stand-ins in ``budgeted`` are handed the load's ``budget`` (as ``_budget=``, which a pickle cannot pass)."""
 
-    def __init__(self, file: Any, *, budget: Budget, allowed: dict[tuple[str, str], Any], where: str = "the pickle",
-                 persistent_load: Callable[[Any], Any] | None = None, budgeted: Collection[Any] = (),
-                 refuse: Callable[[str, str, str], PickleSecurityError] = refuse_global):
+    def __init__(
+        self,
+        file: Any,
+        *,
+        budget: Budget,
+        allowed: dict[tuple[str, str], Any],
+        where: str = "the pickle",
+        persistent_load: Callable[[Any], Any] | None = None,
+        budgeted: Collection[Any] = (),
+        refuse: Callable[[str, str, str], PickleSecurityError] = refuse_global,
+    ):
         super().__init__(file)
         self._allowed = allowed
         self._where = where
@@ -52,17 +60,30 @@ class RestrictedUnpickler(pickle.Unpickler):
         return self._persistent(pid)
 
 
-def load_one(stream: io.BytesIO, *, allowed: dict[tuple[str, str], Any], where: str, budget: Budget,
-             persistent_load: Callable[[Any], Any] | None = None, budgeted: Collection[Any] = (),
-             refuse: Callable[[str, str, str], PickleSecurityError] = refuse_global) -> Any:
+def load_one(
+    stream: io.BytesIO,
+    *,
+    allowed: dict[tuple[str, str], Any],
+    where: str,
+    budget: Budget,
+    persistent_load: Callable[[Any], Any] | None = None,
+    budgeted: Collection[Any] = (),
+    refuse: Callable[[str, str, str], PickleSecurityError] = refuse_global,
+) -> Any:
     """One pickle from the stream's position (left just after its STOP): dry-run, then unpickled for real."""
     start = stream.tell()
-    scan(stream, budget=budget, allowed=allowed, persistent_ok=persistent_load is not None, where=where,
-         refuse=refuse)
+    scan(stream, budget=budget, allowed=allowed, persistent_ok=persistent_load is not None, where=where, refuse=refuse)
     stream.seek(start)
     try:
-        return RestrictedUnpickler(stream, budget=budget, allowed=allowed, where=where,
-                                   persistent_load=persistent_load, budgeted=budgeted, refuse=refuse).load()
+        return RestrictedUnpickler(
+            stream,
+            budget=budget,
+            allowed=allowed,
+            where=where,
+            persistent_load=persistent_load,
+            budgeted=budgeted,
+            refuse=refuse,
+        ).load()
     except ConverterError:
         raise
     except RecursionError:

@@ -15,27 +15,56 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import (AudioError, ConversionError, DownloadError, LsdError, OutputError, ParamError,
-                     PickleSecurityError, StyleError)
+from .errors import (
+    AudioError,
+    ConversionError,
+    DownloadError,
+    LsdError,
+    OutputError,
+    ParamError,
+    PickleSecurityError,
+    StyleError,
+)
 from .params import EffectsGenerator, RenderParams, make_params
 
 __version__ = "0.1.0"
 
 # public name -> the module that defines it (imported on first use)
 _LAZY = {
-    "contrast_effect": "engine.effects", "flash_effect": "engine.effects",
-    "RenderResult": "engine.pipeline", "render": "engine.pipeline", "warm_up": "engine.pipeline",
+    "contrast_effect": "engine.effects",
+    "flash_effect": "engine.effects",
+    "RenderResult": "engine.pipeline",
+    "render": "engine.pipeline",
+    "warm_up": "engine.pipeline",
     "Style": "styles.style",
-    "LucidSonicDream": "compat", "show_styles": "compat",
+    "LucidSonicDream": "compat",
+    "show_styles": "compat",
     "load_generator": "styles.generator",
     "deep_music_visualizer": "dmv.pipeline",
 }
 
 __all__ = [
-    "AudioError", "ConversionError", "DownloadError", "EffectsGenerator", "LsdError", "LucidSonicDream",
-    "OutputError", "ParamError", "PickleSecurityError", "RenderParams", "RenderResult", "Style", "StyleError",
-    "contrast_effect", "deep_music_visualizer", "flash_effect", "load_generator", "make_params", "render",
-    "show_styles", "warm_up",
+    "AudioError",
+    "ConversionError",
+    "DownloadError",
+    "EffectsGenerator",
+    "LsdError",
+    "LucidSonicDream",
+    "OutputError",
+    "ParamError",
+    "PickleSecurityError",
+    "RenderParams",
+    "RenderResult",
+    "Style",
+    "StyleError",
+    "contrast_effect",
+    "deep_music_visualizer",
+    "flash_effect",
+    "load_generator",
+    "make_params",
+    "render",
+    "show_styles",
+    "warm_up",
 ]
 
 

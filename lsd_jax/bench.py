@@ -72,8 +72,11 @@ def step_throughput(style: Any, size: tuple[int, int], batch: int, repeats: int 
     from .engine.step import EffectPlan, make_frame_step
 
     rng = np.random.default_rng(0)
-    inputs = {"z": jnp.asarray(np.clip(rng.normal(size=(batch, style.z_dim)), -2, 2), jnp.float32),
-              "c": jnp.zeros((batch, style.c_dim), jnp.float32), "amps": jnp.zeros((batch, 0), jnp.float32)}
+    inputs = {
+        "z": jnp.asarray(np.clip(rng.normal(size=(batch, style.z_dim)), -2, 2), jnp.float32),
+        "c": jnp.zeros((batch, style.c_dim), jnp.float32),
+        "amps": jnp.zeros((batch, 0), jnp.float32),
+    }
     if style.noise:  # what a render passes (the noise_react gain, 1 when off)
         inputs["noise_gain"] = jnp.ones((batch,), jnp.float32)
     step = make_frame_step(style, size, EffectPlan((), ()), batch)
@@ -94,8 +97,8 @@ def song_split(seconds: float, size: tuple[int, int], fps: float, style: Any = N
 
     ``frames`` is the overlapped frame loop (step + encoding); ``step_only`` and ``encode_only``
     time the two halves of that loop alone on the same frames."""
-    from .engine import pipeline as r
     from .audio.demo_song import write_demo_song
+    from .engine import pipeline as r
     from .media.video import VideoWriter
     from .styles.resolve import resolve_style
 
@@ -123,20 +126,24 @@ def song_split(seconds: float, size: tuple[int, int], fps: float, style: Any = N
 
 
 def peak_rss_mib(seconds: float) -> float:
-    """Peak resident memory (MiB) of a fresh process rendering a `seconds`-long song (default style, 128x128, 24 fps)."""
+    """Peak resident memory (MiB) of a fresh process rendering a `seconds`-long song (default style, 128x128, 24
+    fps)."""
     import subprocess
     import sys
 
-    code = ("import resource, tempfile, pathlib, lsd_jax; from lsd_jax.audio.demo_song import write_demo_song\n"
-            "d = pathlib.Path(tempfile.mkdtemp()); s = write_demo_song(d / 's.wav', seconds=%r)\n"
-            "lsd_jax.render(s, output=d / 'o.mp4', resolution=128, fps=24.0, progress=False)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)" % seconds)
+    code = (
+        "import resource, tempfile, pathlib, lsd_jax; from lsd_jax.audio.demo_song import write_demo_song\n"
+        f"d = pathlib.Path(tempfile.mkdtemp()); s = write_demo_song(d / 's.wav', seconds={seconds!r})\n"
+        "lsd_jax.render(s, output=d / 'o.mp4', resolution=128, fps=24.0, progress=False)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(res.stdout.strip().splitlines()[-1]) / 1024.0
 
 
-def live_session(seconds: float, resolution: int = 256, fps: float = 30.0, adapt: bool = True,
-                 every: float = 0.5, sr: int = 48000) -> dict[str, Any]:
+def live_session(
+    seconds: float, resolution: int = 256, fps: float = 30.0, adapt: bool = True, every: float = 0.5, sr: int = 48000
+) -> dict[str, Any]:
     """Play a click track (a click every ``every`` s over a quiet chord, ``sr`` Hz, 10 ms blocks) into a live
     session of the default style in real time and measure it (see the module docstring)."""
     import soundfile as sf
@@ -150,7 +157,7 @@ def live_session(seconds: float, resolution: int = 256, fps: float = 30.0, adapt
     clicks = np.arange(every / 2, seconds - every / 2, every)
     for c in clicks:
         i = int(round(c * sr))
-        y[i: i + burst.size] += 0.5 * burst[: y.size - i]
+        y[i : i + burst.size] += 0.5 * burst[: y.size - i]
     frames: list[tuple[int, float, float, float]] = []  # tick, due, done, pulse
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "clicks.wav"
@@ -178,36 +185,68 @@ def live_session(seconds: float, resolution: int = 256, fps: float = 30.0, adapt
     lag = done - arr[:, 1]
     span = done[-1] - done[0]
     tenth = max(1, len(lag) // 6)
-    return {"fps": (len(done) - 1) / span if span > 0 else 0.0, "frames": len(done), "ticks": stats.ticks,
-            "dropped": stats.dropped, "sizes": stats.sizes, "resizes": stats.resizes,
-            "lag_ms": np.percentile(lag, [50, 95, 100]) * 1000,
-            "lag_growth_ms": (np.median(lag[-tenth:]) - np.median(lag[:tenth])) * 1000,
-            "latency_ms": np.percentile(latencies, [50, 95, 100]) * 1000 if latencies else np.full(3, np.nan),
-            "clicks": len(clicks), "missed": missed}
+    return {
+        "fps": (len(done) - 1) / span if span > 0 else 0.0,
+        "frames": len(done),
+        "ticks": stats.ticks,
+        "dropped": stats.dropped,
+        "sizes": stats.sizes,
+        "resizes": stats.resizes,
+        "lag_ms": np.percentile(lag, [50, 95, 100]) * 1000,
+        "lag_growth_ms": (np.median(lag[-tenth:]) - np.median(lag[:tenth])) * 1000,
+        "latency_ms": np.percentile(latencies, [50, 95, 100]) * 1000 if latencies else np.full(3, np.nan),
+        "clicks": len(clicks),
+        "missed": missed,
+    }
 
 
 def print_live(seconds: float) -> None:
     import os
 
     load = os.getloadavg()
-    print(f"live: click track (every 0.5 s) played in real time, default style at 256², 30 fps, {seconds:g} s each;"
-          f" load average before: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min) on {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"live: click track (every 0.5 s) played in real time, default style at 256², 30 fps, {seconds:g} s each;"
+        f" load average before: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min) on {os.cpu_count()} CPUs",
+        flush=True,
+    )
     from .styles.resolve import resolve_style
 
     bare = {r: step_throughput(resolve_style(None), (r, r), 1, 9)["fps"] for r in (256, 192, 128)}
-    print("the bare frame step (batch 1, same load): " + ", ".join(f"{r}²: {f:.1f} frames/s" for r, f in bare.items()),
-          flush=True)
+    print(
+        "the bare frame step (batch 1, same load): " + ", ".join(f"{r}²: {f:.1f} frames/s" for r, f in bare.items()),
+        flush=True,
+    )
     rows = []
     for name, adapt in (("resolution drops on", True), ("fixed 256²", False)):
         m = live_session(seconds, adapt=adapt)
         by_pixels = sorted(m["sizes"].items(), key=lambda kv: -np.prod([int(v) for v in kv[0].split("x")]))
         sizes = ", ".join(f"{k}: {v / m['frames']:.0%}" for k, v in by_pixels)
         dropped = f"{m['dropped']} / {m['ticks']} ({m['dropped'] / max(1, m['ticks']):.0%})"
-        rows.append([name, f"{m['fps']:.1f}", dropped,
-                     sizes, "/".join(f"{v:.0f}" for v in m["lag_ms"]), f"{m['lag_growth_ms']:+.1f}",
-                     "/".join(f"{v:.0f}" for v in m["latency_ms"]), f"{m['missed']} / {m['clicks']}"])
-    print_table(["session", "frames/s", "dropped ticks", "sizes rendered", "lag ms p50/p95/max",
-                 "lag growth ms (last − first sixth)", "latency ms p50/p95/max", "clicks missed"], rows)
+        rows.append(
+            [
+                name,
+                f"{m['fps']:.1f}",
+                dropped,
+                sizes,
+                "/".join(f"{v:.0f}" for v in m["lag_ms"]),
+                f"{m['lag_growth_ms']:+.1f}",
+                "/".join(f"{v:.0f}" for v in m["latency_ms"]),
+                f"{m['missed']} / {m['clicks']}",
+            ]
+        )
+    print_table(
+        [
+            "session",
+            "frames/s",
+            "dropped ticks",
+            "sizes rendered",
+            "lag ms p50/p95/max",
+            "lag growth ms (last − first sixth)",
+            "latency ms p50/p95/max",
+            "clicks missed",
+        ],
+        rows,
+    )
     load = os.getloadavg()
     print(f"load average after: {load[0]:.1f} (1 min)\n", flush=True)
 
@@ -225,8 +264,9 @@ def biggan_style_for_bench(resolution: int) -> Any:
     from .testing import biggan_deep_config, random_biggan_state
 
     config = biggan_deep_config(resolution)
-    return biggan_style(BigGANGenerator.from_state(config, random_biggan_state(config, 0)),
-                        name=f"biggan-deep-{resolution}")
+    return biggan_style(
+        BigGANGenerator.from_state(config, random_biggan_state(config, 0)), name=f"biggan-deep-{resolution}"
+    )
 
 
 def biggan_section(peak: float, repeats: int, quick: bool) -> None:
@@ -237,12 +277,32 @@ def biggan_section(peak: float, repeats: int, quick: bool) -> None:
         for batch in batches:
             m = step_throughput(style, (res, res), batch, max(2, repeats // 2))
             achieved = m["fps"] * m["flops_per_frame"]
-            rows.append([f"BigGAN-deep {res}", f"{res}x{res}", str(batch), f"{m['fps']:.3f}",
-                         f"{m['flops_per_frame'] / 1e9:.1f}", f"{achieved / 1e9:.1f}", f"{achieved / peak:.0%}",
-                         f"{m['compile_s']:.1f}"])
+            rows.append(
+                [
+                    f"BigGAN-deep {res}",
+                    f"{res}x{res}",
+                    str(batch),
+                    f"{m['fps']:.3f}",
+                    f"{m['flops_per_frame'] / 1e9:.1f}",
+                    f"{achieved / 1e9:.1f}",
+                    f"{achieved / peak:.0%}",
+                    f"{m['compile_s']:.1f}",
+                ]
+            )
         del style
-    print_table(["BigGAN-deep (random weights)", "resolution", "batch", "frames/s", "GFLOP/frame", "GFLOP/s",
-                 "of peak", "compile s"], rows)
+    print_table(
+        [
+            "BigGAN-deep (random weights)",
+            "resolution",
+            "batch",
+            "frames/s",
+            "GFLOP/frame",
+            "GFLOP/s",
+            "of peak",
+            "compile s",
+        ],
+        rows,
+    )
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
@@ -276,8 +336,18 @@ def _cli_render(song: Path, out: Path, cache: Path, resolution: int) -> dict[str
     import sys
 
     env = dict(os.environ, LSD_JAX_CACHE=str(cache))
-    cmd = [sys.executable, "-m", "lsd_jax.cli", "render", str(song), "-o", str(out), "--resolution", str(resolution),
-           "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lsd_jax.cli",
+        "render",
+        str(song),
+        "-o",
+        str(out),
+        "--resolution",
+        str(resolution),
+        "--quiet",
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -288,8 +358,12 @@ def _cli_render(song: Path, out: Path, cache: Path, resolution: int) -> dict[str
     m = re.search(r"first frame ([0-9.]+) s after the command started \(([0-9.]+) s of CPU time\)", res.stdout)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     nan = float("nan")
-    return {"total": wall, "first": float(m.group(1)) if m else nan, "first_cpu": float(m.group(2)) if m else nan,
-            "cpu": cpu}
+    return {
+        "total": wall,
+        "first": float(m.group(1)) if m else nan,
+        "first_cpu": float(m.group(2)) if m else nan,
+        "cpu": cpu,
+    }
 
 
 _APP_SNIPPET = """
@@ -345,8 +419,8 @@ def _app_run(song: Path, cache: Path, mode: str, workdir: Path | None = None) ->
 
 def startup_section(peak: float, quick: bool = False) -> None:
     """Cold start, a second process, a warm process and the real-time factor (issue #14), with the CLI."""
-    from .engine import pipeline
     from .audio.demo_song import write_demo_song
+    from .engine import pipeline
 
     clip = 10.0 if quick else 30.0
     song_s = 15.0 if quick else 60.0
@@ -359,28 +433,49 @@ def startup_section(peak: float, quick: bool = False) -> None:
         cold = _cli_render(song, d / "cold.mp4", cache, 256)
         second = _cli_render(song, d / "second.mp4", cache, 256)
         for name, r in (("cold process (empty cache dir)", cold), ("second process (same cache dir)", second)):
-            rows.append([f"lsd-jax render, {clip:g} s clip, 256², 43 fps: {name}", f"{r['first']:.2f}",
-                         f"{r['first_cpu']:.2f}", f"{r['total']:.2f}", f"{r['cpu']:.1f}"])
+            rows.append(
+                [
+                    f"lsd-jax render, {clip:g} s clip, 256², 43 fps: {name}",
+                    f"{r['first']:.2f}",
+                    f"{r['first_cpu']:.2f}",
+                    f"{r['total']:.2f}",
+                    f"{r['cpu']:.1f}",
+                ]
+            )
         kw = dict(resolution=256, progress=False)
         pipeline.render(song, output=d / "warm1.mp4", **kw)
         warm = pipeline.render(song, output=d / "warm2.mp4", **kw).timings
         rows.append(["render(), same clip, warm process", f"{warm.first_frame:.2f}", "", f"{warm.total:.2f}", ""])
-        print("CPU s: user + system time of the process (all threads) and, for the total, its ffmpeg; with other "
-              "work on the machine, CPU time is what an idle machine's wall time would be (at most)")
+        print(
+            "CPU s: user + system time of the process (all threads) and, for the total, its ffmpeg; with other "
+            "work on the machine, CPU time is what an idle machine's wall time would be (at most)"
+        )
         print_table(["run", "first frame s", "(CPU s)", "total s", "CPU s"], rows)
 
         prev_rows = []
         for label, mode in (("no warm-up", "cold"), ("warm_up() at launch", "warm")):
             r = _app_run(song, d / f"cache-{mode}", mode)
-            prev_rows.append([f"web app's first Preview ({clip:g} s song, page defaults), fresh process, {label}",
-                              "" if r["ready"] is None else f"{r['ready']:.2f}", f"{r['preview']:.2f}"])
+            prev_rows.append(
+                [
+                    f"web app's first Preview ({clip:g} s song, page defaults), fresh process, {label}",
+                    "" if r["ready"] is None else f"{r['ready']:.2f}",
+                    f"{r['preview']:.2f}",
+                ]
+            )
         print_table(["run", "launch to warm s", "Preview s"], prev_rows)
         (d / "app-render").mkdir()
         r = _app_run(song, d / "cache-render", "render", d / "app-render")
         playable = "never" if r["playable"] is None else f"{r['playable']:.2f}"
-        print_table(["run", "first fragment playable s", "render done s"],
-                    [[f"web app's first Render ({clip:g} s song, page defaults), fresh process, empty cache",
-                      playable, f"{r['total']:.2f}"]])
+        print_table(
+            ["run", "first fragment playable s", "render done s"],
+            [
+                [
+                    f"web app's first Render ({clip:g} s song, page defaults), fresh process, empty cache",
+                    playable,
+                    f"{r['total']:.2f}",
+                ]
+            ],
+        )
 
         long_song = write_demo_song(d / "song.wav", seconds=song_s)
         rtf_rows = []
@@ -388,9 +483,15 @@ def startup_section(peak: float, quick: bool = False) -> None:
             kw = dict(resolution=res, fps=30.0, progress=False)
             pipeline.render(long_song, output=d / "w.mp4", duration=2.0, **kw)  # warm: compiled at this size
             t = pipeline.render(long_song, output=d / f"rt{res}.mp4", **kw).timings
-            rtf_rows.append([f"{song_s:g} s song, {res}², 30 fps, warm process", f"{t.total:.2f}",
-                             f"{t.total / song_s:.3f}", f"{t.n_frames / t.frames:.1f}",
-                             f"audio {t.audio:.2f} / latents {t.latents:.2f} / frames+encoding {t.frames:.2f}"])
+            rtf_rows.append(
+                [
+                    f"{song_s:g} s song, {res}², 30 fps, warm process",
+                    f"{t.total:.2f}",
+                    f"{t.total / song_s:.3f}",
+                    f"{t.n_frames / t.frames:.1f}",
+                    f"audio {t.audio:.2f} / latents {t.latents:.2f} / frames+encoding {t.frames:.2f}",
+                ]
+            )
         print_table(["render (default style)", "seconds", "real-time factor", "frames/s", "split s"], rtf_rows)
 
 
@@ -399,16 +500,15 @@ def encoder_section(quick: bool = False) -> None:
     ones) on the default style's frames."""
     import resource
 
-    from .engine.pipeline import prepare
     from .audio.demo_song import write_demo_song
+    from .engine.pipeline import prepare
     from .media.video import CRF, PRESET, VideoWriter, read_frames
 
     res, n = 512, (90 if quick else 240)
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         song = write_demo_song(d / "s.wav", seconds=n / 30.0 + 1)
-        prep = prepare(song, None, progress=False, resolution=res, fps=30.0, contrast_strength=0.3,
-                       flash_strength=0.2)
+        prep = prepare(song, None, progress=False, resolution=res, fps=30.0, contrast_strength=0.3, flash_strength=0.2)
         frames = prep.frames(np.arange(n))
 
         def cpu() -> float:
@@ -416,8 +516,14 @@ def encoder_section(quick: bool = False) -> None:
             return r.ru_utime + r.ru_stime
 
         rows = []
-        settings = [("medium", 18), ("veryfast", 18), ("superfast", 18), (PRESET, CRF), ("ultrafast", 18),
-                    ("ultrafast", 0)]
+        settings = [
+            ("medium", 18),
+            ("veryfast", 18),
+            ("superfast", 18),
+            (PRESET, CRF),
+            ("ultrafast", 18),
+            ("ultrafast", 0),
+        ]
         for preset, crf in dict.fromkeys(settings):
             out = d / f"{preset}{crf}.mp4"
             c, t = cpu(), time.perf_counter()
@@ -427,28 +533,42 @@ def encoder_section(quick: bool = False) -> None:
             wall, c = time.perf_counter() - t, cpu() - c
             dec = np.stack(list(read_frames(out))).astype(np.float64)
             psnr = 10 * np.log10(255.0**2 / np.mean((dec - frames) ** 2))
-            label = f"{preset}, crf {crf}" + (" (default)" if (preset, crf) == (PRESET, CRF) else "") + (
-                " (lossless: yuv420p's own loss)" if crf == 0 else "")
-            rows.append([label, f"{n / wall:.0f}", f"{c / n * 1e3:.2f}", f"{psnr:.2f}",
-                         f"{out.stat().st_size / n / 1e3:.1f}"])
-        print_table([f"H.264 (libx264), {res}², {n} frames", "frames/s", "CPU ms/frame", "PSNR dB", "kB/frame"],
-                    rows)
+            label = (
+                f"{preset}, crf {crf}"
+                + (" (default)" if (preset, crf) == (PRESET, CRF) else "")
+                + (" (lossless: yuv420p's own loss)" if crf == 0 else "")
+            )
+            rows.append(
+                [label, f"{n / wall:.0f}", f"{c / n * 1e3:.2f}", f"{psnr:.2f}", f"{out.stat().st_size / n / 1e3:.1f}"]
+            )
+        print_table([f"H.264 (libx264), {res}², {n} frames", "frames/s", "CPU ms/frame", "PSNR dB", "kB/frame"], rows)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller sweeps, shorter songs")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["default", "paper256", "config-f", "song", "memory",
-                                                              "bf16", "biggan"], help="sections to skip")
-    ap.add_argument("--startup", action="store_true", help="only the start-up and real-time section (cold process, "
-                    "second process, warm process, real-time factor at 256² and 512²)")
+    ap.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["default", "paper256", "config-f", "song", "memory", "bf16", "biggan"],
+        help="sections to skip",
+    )
+    ap.add_argument(
+        "--startup",
+        action="store_true",
+        help="only the start-up and real-time section (cold process, "
+        "second process, warm process, real-time factor at 256² and 512²)",
+    )
     ap.add_argument("--encoder", action="store_true", help="only the H.264 settings section (speed, PSNR)")
     ap.add_argument("--live", action="store_true", help="only the live section (real time: 2 x 60 s, 2 x 15 s quick)")
     args = ap.parse_args(argv)
     repeats = 2 if args.quick else 5
     dev = jax.devices()[0]
-    print(f"backend: {jax.default_backend()}  devices: {jax.device_count()} x {dev.device_kind}  "
-          f"({_load_text()})\n", flush=True)
+    print(
+        f"backend: {jax.default_backend()}  devices: {jax.device_count()} x {dev.device_kind}  ({_load_text()})\n",
+        flush=True,
+    )
     if args.live:
         print_live(15.0 if args.quick else 60.0)
         return
@@ -462,9 +582,9 @@ def main(argv: list[str] | None = None) -> None:
             startup_section(peak, args.quick)
         return
 
-    from .testing import config_f_config, paper256_config
     from .engine.step import EffectPlan, fit_batch
     from .styles.resolve import cppn_style
+    from .testing import config_f_config, paper256_config
 
     rows = []
     best: dict[str, tuple[int, float]] = {}
@@ -473,8 +593,18 @@ def main(argv: list[str] | None = None) -> None:
         for batch in batches:
             m = step_throughput(style, (res, res), batch, repeats)
             achieved = m["fps"] * m["flops_per_frame"]
-            rows.append([name, f"{res}x{res}", str(batch), f"{m['fps']:.2f}", f"{m['flops_per_frame'] / 1e9:.2f}",
-                         f"{achieved / 1e9:.1f}", f"{achieved / peak:.0%}", f"{m['compile_s']:.1f}"])
+            rows.append(
+                [
+                    name,
+                    f"{res}x{res}",
+                    str(batch),
+                    f"{m['fps']:.2f}",
+                    f"{m['flops_per_frame'] / 1e9:.2f}",
+                    f"{achieved / 1e9:.1f}",
+                    f"{achieved / peak:.0%}",
+                    f"{m['compile_s']:.1f}",
+                ]
+            )
             if m["fps"] > best.get(name, (0, 0.0))[1]:
                 best[name] = (batch, m["fps"])
 
@@ -488,12 +618,18 @@ def main(argv: list[str] | None = None) -> None:
         measure("StyleGAN2 paper256", sg256, 256, [1, 2, 4] if args.quick else [1, 2, 4, 8])
     if "config-f" not in args.skip:
         measure("StyleGAN2 config-f", _sg2_style(config_f_config()), 1024, [1] if args.quick else [1, 2])
-    print_table(["style / config", "resolution", "batch", "frames/s", "GFLOP/frame", "GFLOP/s", "of peak",
-                 "compile s"], rows)
+    print_table(
+        ["style / config", "resolution", "batch", "frames/s", "GFLOP/frame", "GFLOP/s", "of peak", "compile s"], rows
+    )
     if best:
-        print("best batch per config: " + ", ".join(f"{k}: batch {b} at {f:.2f} frames/s" for k, (b, f) in best.items()))
-        print("NVIDIA StyleGAN2-ADA PyTorch on this 2-core CPU (quoted by the issue, not measured here):"
-              " paper256 2.94 images/s (batch 1), config-f 0.23 images/s\n", flush=True)
+        print(
+            "best batch per config: " + ", ".join(f"{k}: batch {b} at {f:.2f} frames/s" for k, (b, f) in best.items())
+        )
+        print(
+            "NVIDIA StyleGAN2-ADA PyTorch on this 2-core CPU (quoted by the issue, not measured here):"
+            " paper256 2.94 images/s (batch 1), config-f 0.23 images/s\n",
+            flush=True,
+        )
 
     if "song" not in args.skip:
         seconds = 15.0 if args.quick else 60.0
@@ -505,14 +641,18 @@ def main(argv: list[str] | None = None) -> None:
             split = song_split(secs, (256, 256), fps, style)
             n, total = split["n_frames"], split["total"]
             print(f"{secs:g} s song, {name}, 256x256 @ {fps:g} fps, batch {split['batch']} ({n} frames):")
-            print_table(["stage", "seconds", "share of total"], [
-                [k, f"{split[k]:.2f}", f"{split[k] / total:.0%}"] for k in ("style", "audio", "latents", "frames")
-            ] + [["total", f"{total:.2f}", "100%"],
-                 ["frame step alone (generator + effects)", f"{split['step_only']:.2f}", ""],
-                 ["encoding alone", f"{split['encode_only']:.2f}", ""],
-                 ["end-to-end frame loop frames/s", f"{n / split['frames']:.2f}", ""],
-                 ["generator-only frames/s", f"{n / split['step_only']:.2f}", ""],
-                 ["end-to-end / generator-only", f"{split['step_only'] / split['frames']:.0%}", ""]])
+            print_table(
+                ["stage", "seconds", "share of total"],
+                [[k, f"{split[k]:.2f}", f"{split[k] / total:.0%}"] for k in ("style", "audio", "latents", "frames")]
+                + [
+                    ["total", f"{total:.2f}", "100%"],
+                    ["frame step alone (generator + effects)", f"{split['step_only']:.2f}", ""],
+                    ["encoding alone", f"{split['encode_only']:.2f}", ""],
+                    ["end-to-end frame loop frames/s", f"{n / split['frames']:.2f}", ""],
+                    ["generator-only frames/s", f"{n / split['step_only']:.2f}", ""],
+                    ["end-to-end / generator-only", f"{split['step_only'] / split['frames']:.0%}", ""],
+                ],
+            )
 
     if "bf16" not in args.skip and sg256 is not None:
         from .engine.step import EffectPlan, make_frame_step
@@ -525,9 +665,13 @@ def main(argv: list[str] | None = None) -> None:
         f32 = np.asarray(make_frame_step(sg256, (256, 256), EffectPlan((), ()), 2)(inputs)).astype(np.float32)
         bf = make_frame_step(sg256, (256, 256), EffectPlan((), ()), 2, compute_dtype="bfloat16")
         b16 = np.asarray(bf(inputs)).astype(np.float32)
-        print_table(["bfloat16 vs float32 (paper256, uint8 frames)", "value"], [
-            ["mean |difference|", f"{np.abs(f32 - b16).mean():.2f} / 255"],
-            ["max |difference|", f"{np.abs(f32 - b16).max():.0f} / 255"]])
+        print_table(
+            ["bfloat16 vs float32 (paper256, uint8 frames)", "value"],
+            [
+                ["mean |difference|", f"{np.abs(f32 - b16).mean():.2f} / 255"],
+                ["max |difference|", f"{np.abs(f32 - b16).max():.0f} / 255"],
+            ],
+        )
 
     if "biggan" not in args.skip:
         biggan_section(peak, repeats, args.quick)
@@ -535,9 +679,10 @@ def main(argv: list[str] | None = None) -> None:
     if "memory" not in args.skip:
         lengths = (15.0, 60.0) if args.quick else (60.0, 240.0)
         mem = [peak_rss_mib(s) for s in lengths]
-        print_table(["song length (default style, 128x128 @ 24 fps)", "peak RSS"],
-                    [[f"{s / 60:g} min", f"{m:.0f} MiB"] for s, m in zip(lengths, mem)]
-                    + [["ratio", f"{mem[1] / mem[0]:.3f}"]])
+        print_table(
+            ["song length (default style, 128x128 @ 24 fps)", "peak RSS"],
+            [[f"{s / 60:g} min", f"{m:.0f} MiB"] for s, m in zip(lengths, mem)] + [["ratio", f"{mem[1] / mem[0]:.3f}"]],
+        )
 
 
 if __name__ == "__main__":

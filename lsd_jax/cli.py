@@ -26,11 +26,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", help="render a music video of a song")
     r.add_argument("song", help="audio file (wav, flac, ogg, mp3, m4a, ...)")
-    r.add_argument("-o", "--output", default=None,
-                   help="output .mp4 (default: <song name>.mp4 in the current folder, or <song name>.lsd.mp4 when "
-                        "that is the song itself); never written over an input")
-    r.add_argument("--style", default="default", help="'default', a catalogue name, a .pkl/.safetensors path or a "
-                   "BigGAN-deep checkpoint folder")
+    r.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="output .mp4 (default: <song name>.mp4 in the current folder, or <song name>.lsd.mp4 when "
+        "that is the song itself); never written over an input",
+    )
+    r.add_argument(
+        "--style",
+        default="default",
+        help="'default', a catalogue name, a .pkl/.safetensors path or a BigGAN-deep checkpoint folder",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_param_arguments(r)
 
@@ -41,23 +48,40 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     add_param_arguments(d)
 
-    v = sub.add_parser("dmv", help="Deep Music Visualizer mode: BigGAN-deep driven by pitch and tempo",
-                       description="Deep Music Visualizer (msieg/deep-music-visualizer) on lsd-jax: its parameters "
-                                   "and defaults, exact frame rate 22050/frame_length, the song muxed in.")
+    v = sub.add_parser(
+        "dmv",
+        help="Deep Music Visualizer mode: BigGAN-deep driven by pitch and tempo",
+        description="Deep Music Visualizer (msieg/deep-music-visualizer) on lsd-jax: its parameters "
+        "and defaults, exact frame rate 22050/frame_length, the song muxed in.",
+    )
     v.add_argument("song", help="audio file (wav, flac, ogg, mp3, m4a, ...)")
-    v.add_argument("--model", default=None, help="a BigGAN-deep checkpoint folder (config.json + pytorch_model.bin) "
-                   "or catalogue name (default: biggan-deep-<resolution>)")
-    v.add_argument("-o", dest="output_file", type=text_parser(_dmv_params().DMV_PARAM["output_file"]),
-                   default=argparse.SUPPRESS, help="the same as --output-file")
+    v.add_argument(
+        "--model",
+        default=None,
+        help="a BigGAN-deep checkpoint folder (config.json + pytorch_model.bin) "
+        "or catalogue name (default: biggan-deep-<resolution>)",
+    )
+    v.add_argument(
+        "-o",
+        dest="output_file",
+        type=text_parser(_dmv_params().DMV_PARAM["output_file"]),
+        default=argparse.SUPPRESS,
+        help="the same as --output-file",
+    )
     v.add_argument("--quiet", action="store_true", help="no progress bar")
     add_param_arguments(v, table=_dmv_params().DMV_PARAMS, groups=_dmv_params().DMV_GROUPS)
 
-    sub.add_parser("live", add_help=False, help="live mode: visuals follow a microphone, a shared tab or a file "
-                   "in real time, in a page this serves (lsd-jax live --help)")
+    sub.add_parser(
+        "live",
+        add_help=False,
+        help="live mode: visuals follow a microphone, a shared tab or a file "
+        "in real time, in a page this serves (lsd-jax live --help)",
+    )
 
     c = sub.add_parser("convert", help="convert an NVIDIA StyleGAN .pkl to a .safetensors file (no code from it runs)")
-    c.add_argument("input", help="NVIDIA .pkl (StyleGAN2 TF, StyleGAN2-ADA PyTorch, StyleGAN3) or a BigGAN-deep "
-                   "checkpoint folder")
+    c.add_argument(
+        "input", help="NVIDIA .pkl (StyleGAN2 TF, StyleGAN2-ADA PyTorch, StyleGAN3) or a BigGAN-deep checkpoint folder"
+    )
     c.add_argument("output", help="output .safetensors")
 
     p = sub.add_parser("params", help="list the render parameters: help, range, default")
@@ -65,9 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dmv", action="store_true", help="Deep Music Visualizer mode's parameters (lsd-jax dmv)")
 
     s = sub.add_parser("styles", help="list the style catalogue (no network), or add your own model")
-    s.add_argument("--add", nargs=2, metavar=("NAME", "FILE"),
-                   help="a catalogue style's file you downloaded yourself (copied into the cache), or a new style "
-                        "(a .pkl path or URL) for your user catalogue")
+    s.add_argument(
+        "--add",
+        nargs=2,
+        metavar=("NAME", "FILE"),
+        help="a catalogue style's file you downloaded yourself (copied into the cache), or a new style "
+        "(a .pkl path or URL) for your user catalogue",
+    )
     s.add_argument("--sha256", default=None, help="checksum for --add")
     s.add_argument("--overwrite", action="store_true", help="with --add: replace an entry of the same name")
     return ap
@@ -110,8 +138,11 @@ def _terminate_as_interrupt() -> Iterator[list[int]]:
     Yields the list the signal's number is put in; the previous handlers come back after."""
     received: list[int] = []
     # a signal already ignored stays ignored: `nohup lsd-jax render ...` must survive its terminal closing
-    signums = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
-               if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is not signal.SIG_IGN]
+    signums = [
+        getattr(signal, name)
+        for name in ("SIGTERM", "SIGHUP")
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is not signal.SIG_IGN
+    ]
     if threading.current_thread() is not threading.main_thread() or not signums:
         yield received
         return
@@ -161,6 +192,7 @@ def seconds_since_process_start() -> float | None:
 def _run(args: argparse.Namespace) -> int:
     if args.command in ("render", "demo"):
         from .engine.pipeline import render  # JAX loads here: the other commands start without it
+
         if args.command == "demo":
             from .audio.demo_song import check_seconds, write_demo_song
             from .store.paths import cache_dir
@@ -168,8 +200,13 @@ def _run(args: argparse.Namespace) -> int:
             check_seconds(args.seconds)
             song = write_demo_song(cache_dir() / f"demo-{args.seconds:g}s.wav", seconds=args.seconds)
             output = args.output
-            params = {"resolution": 256, "fps": 30.0, "contrast_strength": 0.3, "flash_strength": 0.2,
-                      **params_from(args)}
+            params = {
+                "resolution": 256,
+                "fps": 30.0,
+                "contrast_strength": 0.3,
+                "flash_strength": 0.2,
+                **params_from(args),
+            }
         else:
             from .media.outputs import default_output
 
@@ -180,8 +217,11 @@ def _run(args: argparse.Namespace) -> int:
         with _info_log(not args.quiet):  # e.g. each keyframe's PSNR and time
             result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
         first, cpu = result.timings.first_frame, result.timings.first_frame_cpu
-        since_start = "" if None in (age, first) else (
-            f"; first frame {age + first:.2f} s after the command started ({cpu:.2f} s of CPU time)")
+        since_start = (
+            ""
+            if None in (age, first)
+            else (f"; first frame {age + first:.2f} s after the command started ({cpu:.2f} s of CPU time)")
+        )
         print(f"wrote {result.path}  ({result.summary()}{since_start})")
         return 0
     if args.command == "dmv":
@@ -231,8 +271,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _catalogued(name: str) -> Any:
     """The catalogue entry called ``name``, or None."""
-    from .store.catalogue import find_style
     from .errors import StyleError
+    from .store.catalogue import find_style
 
     try:
         return find_style(name)

@@ -40,8 +40,7 @@ class DownloadError(LsdError):
     "quota" (the host's download quota) or "unsupported" (a link lsd-jax cannot download); ``disk``: the local disk,
     not the download, failed."""
 
-    def __init__(self, message: str, *, reason: str | None = None, unavailable: str | None = None,
-                 disk: bool = False):
+    def __init__(self, message: str, *, reason: str | None = None, unavailable: str | None = None, disk: bool = False):
         super().__init__(message)
         self.reason = reason or message
         self.unavailable = unavailable

@@ -27,8 +27,17 @@ def text_parser(p: Param) -> Any:
     return parse
 
 
-_METAVAR = {P.NUMBER: "X", P.INTEGER: "N", P.FLAG: "BOOL", P.PATH: "FILE", P.OUTPUT: "FILE", P.INDICES: "I,J,...",
-            P.TIMES: "S[,S,...]", P.SPEED: "FPM|beat|bar", P.KEYFRAMES: "T=IMAGE,..."}
+_METAVAR = {
+    P.NUMBER: "X",
+    P.INTEGER: "N",
+    P.FLAG: "BOOL",
+    P.PATH: "FILE",
+    P.OUTPUT: "FILE",
+    P.INDICES: "I,J,...",
+    P.TIMES: "S[,S,...]",
+    P.SPEED: "FPM|beat|bar",
+    P.KEYFRAMES: "T=IMAGE,...",
+}
 
 
 def _metavar(p: Param) -> str:
@@ -39,8 +48,7 @@ def _metavar(p: Param) -> str:
     return _METAVAR[p.kind]
 
 
-def add_param_arguments(ap: argparse.ArgumentParser, names: Any = None, table: Any = None,
-                        groups: Any = None) -> None:
+def add_param_arguments(ap: argparse.ArgumentParser, names: Any = None, table: Any = None, groups: Any = None) -> None:
     """One ``--name-with-dashes`` flag per parameter of the table (``--name_with_underscores``, Lucid
     Sonic Dreams' spelling, works too), grouped as in the table, each with its range and default.
     ``names``: only these parameters (default: all). Default table: the render parameters; ``lsd-jax dmv``
@@ -53,11 +61,18 @@ def add_param_arguments(ap: argparse.ArgumentParser, names: Any = None, table: A
         g = ap.add_argument_group(f"render parameters: {title.lower()}" if group == "basic" else title)
         for p in rows:
             text = f"{p.help} [{p.range_text()}; default: {p.default_text()}]"
-            g.add_argument(f"--{p.name.replace('_', '-')}", dest=p.name, type=text_parser(p),
-                           default=argparse.SUPPRESS, metavar=_metavar(p), help=text.replace("%", "%%"))
+            g.add_argument(
+                f"--{p.name.replace('_', '-')}",
+                dest=p.name,
+                type=text_parser(p),
+                default=argparse.SUPPRESS,
+                metavar=_metavar(p),
+                help=text.replace("%", "%%"),
+            )
             if "_" in p.name:  # Lucid Sonic Dreams' spelling, accepted but not listed twice
-                g.add_argument(f"--{p.name}", dest=p.name, type=text_parser(p), default=argparse.SUPPRESS,
-                               help=argparse.SUPPRESS)
+                g.add_argument(
+                    f"--{p.name}", dest=p.name, type=text_parser(p), default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                )
 
 
 def params_from(ns: argparse.Namespace) -> dict[str, Any]:

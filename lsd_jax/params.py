@@ -133,8 +133,9 @@ class Param:
 
     def _check_flag(self, value: Any) -> bool:
         if not isinstance(value, bool):
-            raise ParamError(f"{self.name} must be True{', False or None' if self.optional else ' or False'}, "
-                             f"got {value!r}")
+            raise ParamError(
+                f"{self.name} must be True{', False or None' if self.optional else ' or False'}, got {value!r}"
+            )
         return value
 
     def _check_choice(self, value: Any) -> str | int:
@@ -157,8 +158,10 @@ class Param:
             raise ParamError(f"{self.name} must be a list of class indices or names, got {value!r}")
         out = tuple(_class_item(self.name, v) for v in value)
         if not out or any(isinstance(v, int) and v < (self.lo or 0) for v in out):
-            raise ParamError(f"{self.name} must be a non-empty list of indices >= {_num(self.lo or 0)} (or class "
-                             f"names), got {value!r}")
+            raise ParamError(
+                f"{self.name} must be a non-empty list of indices >= {_num(self.lo or 0)} (or class "
+                f"names), got {value!r}"
+            )
         return out
 
     def _check_times(self, value: Any) -> float | tuple[float, ...]:
@@ -233,8 +236,16 @@ class Param:
     _parse_integer = _parse_number  # "1.5" parses; the check says it must be whole
 
     def _parse_flag(self, t: str) -> bool:
-        v = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False,
-             "off": False}.get(t.lower())
+        v = {
+            "1": True,
+            "true": True,
+            "yes": True,
+            "on": True,
+            "0": False,
+            "false": False,
+            "no": False,
+            "off": False,
+        }.get(t.lower())
         if v is None:
             raise ValueError(t)
         return v
@@ -318,12 +329,16 @@ class Param:
             many = f"{self.size} comma-separated numbers"
             return (f"one number (for all) or {many}" if self.broadcast else many) + eg
         return {
-            NUMBER: "a number", INTEGER: "a whole number",
+            NUMBER: "a number",
+            INTEGER: "a whole number",
             FLAG: "true or false" + (" (or none)" if self.optional else ""),
-            CHOICE: "one of " + ", ".join(map(str, self.choices)), PATH: "a file path", OUTPUT: "a file path",
+            CHOICE: "one of " + ", ".join(map(str, self.choices)),
+            PATH: "a file path",
+            OUTPUT: "a file path",
             INDICES: "comma-separated class indices or names" + eg,
             TIMES: "a number of seconds or comma-separated times" + eg,
-            SPEED: "a number, " + " or ".join(SPEED_MODES), KEYFRAMES: "comma-separated TIME=IMAGE pairs" + eg,
+            SPEED: "a number, " + " or ".join(SPEED_MODES),
+            KEYFRAMES: "comma-separated TIME=IMAGE pairs" + eg,
             EFFECTS: "a list of lsd_jax.EffectsGenerator (Python only)",
         }[self.kind]
 
@@ -444,8 +459,15 @@ def _number(name: str, value: Any, *, integer: bool = False) -> Any:
 
 def _param(kind: str, default: Any, help: str, group: str, *, lsd: bool | str = False, **row: Any) -> Any:
     """A RenderParams field carrying its table row (the name is filled in from the field)."""
-    spec = Param(name="", kind=kind, default=default, help=help, group=group,
-                 lsd=None if lsd is False else "" if lsd is True else lsd, **row)
+    spec = Param(
+        name="",
+        kind=kind,
+        default=default,
+        help=help,
+        group=group,
+        lsd=None if lsd is False else "" if lsd is True else lsd,
+        **row,
+    )
     return dataclasses.field(default=default, metadata={"param": spec})
 
 
@@ -466,147 +488,475 @@ class RenderParams:
     """
 
     # --- basic
-    pulse_react: float = _param(NUMBER, 0.5, "strength of the pulse, a short kick on each hit (~0.5 typical)", "basic",
-                                lsd=True, lo=0.0, hi=10.0, slider=True, step=0.01, label="Pulse strength")
-    motion_react: float = _param(NUMBER, 0.5, "how much louder music speeds up the drift (~0.5 typical)", "basic",
-                                 lsd=True, lo=0.0, hi=10.0, slider=True, step=0.01, label="Motion strength")
+    pulse_react: float = _param(
+        NUMBER,
+        0.5,
+        "strength of the pulse, a short kick on each hit (~0.5 typical)",
+        "basic",
+        lsd=True,
+        lo=0.0,
+        hi=10.0,
+        slider=True,
+        step=0.01,
+        label="Pulse strength",
+    )
+    motion_react: float = _param(
+        NUMBER,
+        0.5,
+        "how much louder music speeds up the drift (~0.5 typical)",
+        "basic",
+        lsd=True,
+        lo=0.0,
+        hi=10.0,
+        slider=True,
+        step=0.01,
+        label="Motion strength",
+    )
     speed_fpm: float | str = _param(
-        SPEED, 12.0, "latent keyframes per minute: how fast the image wanders (0: none; beat/bar: on the beat)",
-        "basic", lsd=True, lsd_note="a number only", lo=0.0, slider=True, step=0.5, ui_hi=120.0, label="Wander speed")
-    truncation: float = _param(NUMBER, 1.0, "scales the input latent of every style; lower is calmer and more "
-                               "typical (StyleGAN's own is truncation_psi)", "basic",
-                               lsd=True, **_UNIT, label="Truncation (latent scale)")
+        SPEED,
+        12.0,
+        "latent keyframes per minute: how fast the image wanders (0: none; beat/bar: on the beat)",
+        "basic",
+        lsd=True,
+        lsd_note="a number only",
+        lo=0.0,
+        slider=True,
+        step=0.5,
+        ui_hi=120.0,
+        label="Wander speed",
+    )
+    truncation: float = _param(
+        NUMBER,
+        1.0,
+        "scales the input latent of every style; lower is calmer and more typical (StyleGAN's own is truncation_psi)",
+        "basic",
+        lsd=True,
+        **_UNIT,
+        label="Truncation (latent scale)",
+    )
     contrast_strength: float | None = _param(
-        NUMBER, None, "contrast boost on hits (enables the contrast effect)", "basic", lsd=True,
-        lsd_note="0 becomes 0.5", unset="effect off; 0.5 once contrast_percussive or contrast_audio turns it on",
-        zero_unset="off", **_UNIT, label="Contrast on hits")
+        NUMBER,
+        None,
+        "contrast boost on hits (enables the contrast effect)",
+        "basic",
+        lsd=True,
+        lsd_note="0 becomes 0.5",
+        unset="effect off; 0.5 once contrast_percussive or contrast_audio turns it on",
+        zero_unset="off",
+        **_UNIT,
+        label="Contrast on hits",
+    )
     flash_strength: float | None = _param(
-        NUMBER, None, "brightness flash on hits (enables the flash effect)", "basic", lsd=True,
-        lsd_note="0 becomes 0.5", unset="effect off; 0.5 once flash_percussive or flash_audio turns it on",
-        zero_unset="off", **_UNIT, label="Flash on hits")
-    fps: float = _param(NUMBER, 43.0, "frames per second, honoured exactly", "basic", lsd=True,
-                        lsd_note="hop rounded to 64 samples: 30 became 31.3", lo=1.0, hi=MAX_FPS, slider=True,
-                        step=1.0, label="Frames per second")
+        NUMBER,
+        None,
+        "brightness flash on hits (enables the flash effect)",
+        "basic",
+        lsd=True,
+        lsd_note="0 becomes 0.5",
+        unset="effect off; 0.5 once flash_percussive or flash_audio turns it on",
+        zero_unset="off",
+        **_UNIT,
+        label="Flash on hits",
+    )
+    fps: float = _param(
+        NUMBER,
+        43.0,
+        "frames per second, honoured exactly",
+        "basic",
+        lsd=True,
+        lsd_note="hop rounded to 64 samples: 30 became 31.3",
+        lo=1.0,
+        hi=MAX_FPS,
+        slider=True,
+        step=1.0,
+        label="Frames per second",
+    )
     resolution: int | None = _param(
-        INTEGER, None, "square output size in pixels", "basic", lsd=True, lsd_note="a resize after rendering",
-        lo=16, hi=MAX_RESOLUTION, even=True, unset="the style's native size (512 for the default)",
-        slider=True, step=16, zero_unset="native, 512 for default", label="Size (square)")
-    start: float = _param(NUMBER, 0.0, "start of the excerpt in the song, seconds", "basic", lsd=True, lo=0.0,
-                          label="Start (s)")
-    duration: float | None = _param(NUMBER, None, "length of the excerpt, seconds", "basic", lsd=True, lo=0.0,
-                                    lo_open=True, unset="to the end of the song", zero_unset="to the end",
-                                    label="Length (s)")
-    seed: int = _param(INTEGER, 0, "random seed: the same seed and parameters give the same video", "basic",
-                       lo=0, hi=2**31 - 1, label="Seed")
+        INTEGER,
+        None,
+        "square output size in pixels",
+        "basic",
+        lsd=True,
+        lsd_note="a resize after rendering",
+        lo=16,
+        hi=MAX_RESOLUTION,
+        even=True,
+        unset="the style's native size (512 for the default)",
+        slider=True,
+        step=16,
+        zero_unset="native, 512 for default",
+        label="Size (square)",
+    )
+    start: float = _param(
+        NUMBER, 0.0, "start of the excerpt in the song, seconds", "basic", lsd=True, lo=0.0, label="Start (s)"
+    )
+    duration: float | None = _param(
+        NUMBER,
+        None,
+        "length of the excerpt, seconds",
+        "basic",
+        lsd=True,
+        lo=0.0,
+        lo_open=True,
+        unset="to the end of the song",
+        zero_unset="to the end",
+        label="Length (s)",
+    )
+    seed: int = _param(
+        INTEGER,
+        0,
+        "random seed: the same seed and parameters give the same video",
+        "basic",
+        lo=0,
+        hi=2**31 - 1,
+        label="Seed",
+    )
     # --- size and compute
-    width: int | None = _param(INTEGER, None, "output width in pixels; with height, overrides resolution", "size",
-                               lo=16, hi=MAX_RESOLUTION, even=True, unset="resolution decides", step=2,
-                               zero_unset="use resolution", label="Width")
-    height: int | None = _param(INTEGER, None, "output height in pixels; with width, overrides resolution", "size",
-                                lo=16, hi=MAX_RESOLUTION, even=True, unset="resolution decides", step=2,
-                                zero_unset="use resolution", label="Height")
-    batch_size: int | None = _param(INTEGER, None, "frames per compiled step", "size", lsd=True,
-                                    lsd_note="default 1; drops the last frames", lo=1, hi=4096,
-                                    unset="chosen automatically", zero_unset="automatic", label="Frames per step")
-    compute_dtype: str = _param(CHOICE, "float32", "bfloat16 is faster on GPU/TPU, approximate", "size",
-                                choices=COMPUTE_DTYPES, label="Number format")
+    width: int | None = _param(
+        INTEGER,
+        None,
+        "output width in pixels; with height, overrides resolution",
+        "size",
+        lo=16,
+        hi=MAX_RESOLUTION,
+        even=True,
+        unset="resolution decides",
+        step=2,
+        zero_unset="use resolution",
+        label="Width",
+    )
+    height: int | None = _param(
+        INTEGER,
+        None,
+        "output height in pixels; with width, overrides resolution",
+        "size",
+        lo=16,
+        hi=MAX_RESOLUTION,
+        even=True,
+        unset="resolution decides",
+        step=2,
+        zero_unset="use resolution",
+        label="Height",
+    )
+    batch_size: int | None = _param(
+        INTEGER,
+        None,
+        "frames per compiled step",
+        "size",
+        lsd=True,
+        lsd_note="default 1; drops the last frames",
+        lo=1,
+        hi=4096,
+        unset="chosen automatically",
+        zero_unset="automatic",
+        label="Frames per step",
+    )
+    compute_dtype: str = _param(
+        CHOICE,
+        "float32",
+        "bfloat16 is faster on GPU/TPU, approximate",
+        "size",
+        choices=COMPUTE_DTYPES,
+        label="Number format",
+    )
     # --- pulse and motion
-    pulse_mode: str = _param(CHOICE, "loudness", "loudness (Lucid Sonic Dreams) or onset (a beat-exact kick from "
-                             "the onset strength)", "motion", choices=PULSE_MODES, label="Pulse from")
+    pulse_mode: str = _param(
+        CHOICE,
+        "loudness",
+        "loudness (Lucid Sonic Dreams) or onset (a beat-exact kick from the onset strength)",
+        "motion",
+        choices=PULSE_MODES,
+        label="Pulse from",
+    )
     normalize: str = _param(
-        CHOICE, "global", "how envelopes are scaled to 0..1: global (the excerpt's min and max: one loud hit flattens "
-        "the rest) or running (a min and max that forget within seconds, as live mode does)", "motion",
-        choices=NORMALIZE_MODES, label="Envelope scaling")
-    pulse_percussive: bool = _param(FLAG, True, "pulse follows the percussive part of the song", "motion", lsd=True,
-                                    label="Pulse: percussive part")
-    pulse_harmonic: bool = _param(FLAG, False, "pulse follows the harmonic part (both or neither: the full mix)",
-                                  "motion", lsd=True, label="Pulse: harmonic part")
-    motion_percussive: bool = _param(FLAG, False, "motion follows the percussive part", "motion", lsd=True,
-                                     label="Motion: percussive part")
-    motion_harmonic: bool = _param(FLAG, True, "motion follows the harmonic part (both or neither: the full mix)",
-                                   "motion", lsd=True, label="Motion: harmonic part")
-    motion_randomness: float = _param(NUMBER, 0.5, "how unevenly the latent dimensions drift", "motion", lsd=True,
-                                      **_UNIT, label="Motion unevenness")
+        CHOICE,
+        "global",
+        "how envelopes are scaled to 0..1: global (the excerpt's min and max: one loud hit flattens "
+        "the rest) or running (a min and max that forget within seconds, as live mode does)",
+        "motion",
+        choices=NORMALIZE_MODES,
+        label="Envelope scaling",
+    )
+    pulse_percussive: bool = _param(
+        FLAG, True, "pulse follows the percussive part of the song", "motion", lsd=True, label="Pulse: percussive part"
+    )
+    pulse_harmonic: bool = _param(
+        FLAG,
+        False,
+        "pulse follows the harmonic part (both or neither: the full mix)",
+        "motion",
+        lsd=True,
+        label="Pulse: harmonic part",
+    )
+    motion_percussive: bool = _param(
+        FLAG, False, "motion follows the percussive part", "motion", lsd=True, label="Motion: percussive part"
+    )
+    motion_harmonic: bool = _param(
+        FLAG,
+        True,
+        "motion follows the harmonic part (both or neither: the full mix)",
+        "motion",
+        lsd=True,
+        label="Motion: harmonic part",
+    )
+    motion_randomness: float = _param(
+        NUMBER, 0.5, "how unevenly the latent dimensions drift", "motion", lsd=True, **_UNIT, label="Motion unevenness"
+    )
     # --- classes (conditional styles)
     classes: tuple[int | str, ...] | None = _param(
-        INDICES, None, "classes (conditional styles) that the 12 pitches map to: indices, or names for BigGAN "
-        "(ImageNet)", "classes", lsd=True, lo=0, unset="up to 12 random classes (from seed)",
-        example="1, 5, 9 or goldfish, daisy", label="Classes")
-    dominant_classes_first: bool = _param(FLAG, False, "give the first class to the most dominant pitch", "classes",
-                                          lsd=True, label="Strongest pitch gets the first class")
-    class_pitch_react: float = _param(NUMBER, 0.5, "how strongly pitches drive classes", "classes", lsd=True,
-                                      lo=0.0, hi=100.0, label="Pitch to class strength")
-    class_smooth_seconds: float = _param(NUMBER, 1.0, "smoothing window of class changes, seconds", "classes",
-                                         lsd=True, lsd_note="whole seconds only", lo=0.0, hi=600.0,
-                                         label="Class smoothing (s)")
-    class_complexity: float = _param(NUMBER, 1.0, "magnitude of the class vector", "classes", lsd=True, lo=0.0,
-                                     hi=100.0, label="Class vector size")
+        INDICES,
+        None,
+        "classes (conditional styles) that the 12 pitches map to: indices, or names for BigGAN (ImageNet)",
+        "classes",
+        lsd=True,
+        lo=0,
+        unset="up to 12 random classes (from seed)",
+        example="1, 5, 9 or goldfish, daisy",
+        label="Classes",
+    )
+    dominant_classes_first: bool = _param(
+        FLAG,
+        False,
+        "give the first class to the most dominant pitch",
+        "classes",
+        lsd=True,
+        label="Strongest pitch gets the first class",
+    )
+    class_pitch_react: float = _param(
+        NUMBER,
+        0.5,
+        "how strongly pitches drive classes",
+        "classes",
+        lsd=True,
+        lo=0.0,
+        hi=100.0,
+        label="Pitch to class strength",
+    )
+    class_smooth_seconds: float = _param(
+        NUMBER,
+        1.0,
+        "smoothing window of class changes, seconds",
+        "classes",
+        lsd=True,
+        lsd_note="whole seconds only",
+        lo=0.0,
+        hi=600.0,
+        label="Class smoothing (s)",
+    )
+    class_complexity: float = _param(
+        NUMBER, 1.0, "magnitude of the class vector", "classes", lsd=True, lo=0.0, hi=100.0, label="Class vector size"
+    )
     class_shuffle_seconds: float | tuple[float, ...] | None = _param(
-        TIMES, None, "rotate the class list every N seconds (or at a list of times)", "classes", lsd=True,
-        lsd_note="whole seconds; list times must match a frame exactly", unset="never", example="4 or 0, 12.5, 30",
-        label="Shuffle classes every (s)")
-    class_shuffle_strength: float = _param(NUMBER, 0.5, "how far the class list rotates at each shuffle", "classes",
-                                           lsd=True, **_UNIT, label="Shuffle strength")
-    chroma: str = _param(CHOICE, "stft", "the pitch analysis that drives the classes: stft (the STFT chroma) or cqt "
-                         "(librosa's chroma_cqt, as Lucid Sonic Dreams; slower, not in live mode)", "classes",
-                         choices=CHROMA_MODES, label="Pitches from")
+        TIMES,
+        None,
+        "rotate the class list every N seconds (or at a list of times)",
+        "classes",
+        lsd=True,
+        lsd_note="whole seconds; list times must match a frame exactly",
+        unset="never",
+        example="4 or 0, 12.5, 30",
+        label="Shuffle classes every (s)",
+    )
+    class_shuffle_strength: float = _param(
+        NUMBER,
+        0.5,
+        "how far the class list rotates at each shuffle",
+        "classes",
+        lsd=True,
+        **_UNIT,
+        label="Shuffle strength",
+    )
+    chroma: str = _param(
+        CHOICE,
+        "stft",
+        "the pitch analysis that drives the classes: stft (the STFT chroma) or cqt "
+        "(librosa's chroma_cqt, as Lucid Sonic Dreams; slower, not in live mode)",
+        "classes",
+        choices=CHROMA_MODES,
+        label="Pitches from",
+    )
     # --- effects
     contrast_percussive: bool | None = _param(
-        FLAG, None, "contrast follows the percussive part (enables the contrast effect)", "effects", lsd=True,
-        lsd_note="False is impossible", unset="true, once the effect is on", labels=_TRISTATE, label="Contrast follows")
+        FLAG,
+        None,
+        "contrast follows the percussive part (enables the contrast effect)",
+        "effects",
+        lsd=True,
+        lsd_note="False is impossible",
+        unset="true, once the effect is on",
+        labels=_TRISTATE,
+        label="Contrast follows",
+    )
     flash_percussive: bool | None = _param(
-        FLAG, None, "flash follows the percussive part (enables the flash effect)", "effects", lsd=True,
-        lsd_note="False is impossible", unset="true, once the effect is on", labels=_TRISTATE, label="Flash follows")
-    custom_effects: tuple[Any, ...] = _param(EFFECTS, (), "list of EffectsGenerator, applied in order", "effects",
-                                             lsd=True, api_only=True, label="Custom effects")
+        FLAG,
+        None,
+        "flash follows the percussive part (enables the flash effect)",
+        "effects",
+        lsd=True,
+        lsd_note="False is impossible",
+        unset="true, once the effect is on",
+        labels=_TRISTATE,
+        label="Flash follows",
+    )
+    custom_effects: tuple[Any, ...] = _param(
+        EFFECTS,
+        (),
+        "list of EffectsGenerator, applied in order",
+        "effects",
+        lsd=True,
+        api_only=True,
+        label="Custom effects",
+    )
     # --- StyleGAN options
-    truncation_psi: float = _param(NUMBER, 1.0, "StyleGAN's own truncation: pulls w towards the average "
-                                   "image (1: none), after truncation's scaling of the latent", "stylegan", lo=-2.0,
-                                   hi=2.0, slider=True, step=0.05, label="StyleGAN truncation ψ (w space)")
-    truncation_cutoff: int | None = _param(INTEGER, None, "StyleGAN: truncate only the first N layers' w",
-                                           "stylegan", lo=0, hi=64, unset="all layers", zero_unset="all layers",
-                                           label="Truncate only the first layers")
-    noise_mode: str = _param(CHOICE, "const", "StyleGAN noise inputs", "stylegan", choices=NOISE_MODES,
-                             label="StyleGAN noise")
+    truncation_psi: float = _param(
+        NUMBER,
+        1.0,
+        "StyleGAN's own truncation: pulls w towards the average "
+        "image (1: none), after truncation's scaling of the latent",
+        "stylegan",
+        lo=-2.0,
+        hi=2.0,
+        slider=True,
+        step=0.05,
+        label="StyleGAN truncation ψ (w space)",
+    )
+    truncation_cutoff: int | None = _param(
+        INTEGER,
+        None,
+        "StyleGAN: truncate only the first N layers' w",
+        "stylegan",
+        lo=0,
+        hi=64,
+        unset="all layers",
+        zero_unset="all layers",
+        label="Truncate only the first layers",
+    )
+    noise_mode: str = _param(
+        CHOICE, "const", "StyleGAN noise inputs", "stylegan", choices=NOISE_MODES, label="StyleGAN noise"
+    )
     # --- musical control of StyleGAN's w (per layer), beyond Lucid Sonic Dreams
     band_react: tuple[float, float, float] = _param(
-        NUMBERS, (0.0, 0.0, 0.0), "low, mid, high: how much bass/mids/highs move the coarse/middle/fine layers",
-        "control", lo=0.0, hi=10.0, size=3, broadcast=True, example="0.4 or 0.4, 0.2, 0.3", label="Bass / mids / highs")
-    band_edges_hz: tuple[float, float] = _param(NUMBERS, (250.0, 2000.0), "the two band edges in Hz (low/mid, "
-                                                "mid/high), increasing", "control", lo=20.0, hi=11000.0, size=2,
-                                                example="250, 2000", label="Band edges (Hz)")
-    noise_react: float = _param(NUMBER, 0.0, "StyleGAN2: hits scale the noise inputs (shimmer on the beat)", "control",
-                                **_REACT, label="Noise shimmer on hits")
+        NUMBERS,
+        (0.0, 0.0, 0.0),
+        "low, mid, high: how much bass/mids/highs move the coarse/middle/fine layers",
+        "control",
+        lo=0.0,
+        hi=10.0,
+        size=3,
+        broadcast=True,
+        example="0.4 or 0.4, 0.2, 0.3",
+        label="Bass / mids / highs",
+    )
+    band_edges_hz: tuple[float, float] = _param(
+        NUMBERS,
+        (250.0, 2000.0),
+        "the two band edges in Hz (low/mid, mid/high), increasing",
+        "control",
+        lo=20.0,
+        hi=11000.0,
+        size=2,
+        example="250, 2000",
+        label="Band edges (Hz)",
+    )
+    noise_react: float = _param(
+        NUMBER,
+        0.0,
+        "StyleGAN2: hits scale the noise inputs (shimmer on the beat)",
+        "control",
+        **_REACT,
+        label="Noise shimmer on hits",
+    )
     # --- keyframe images
     keyframes: tuple[tuple[float, str], ...] | None = _param(
-        KEYFRAMES, None, "{time_s: image}: the video passes through the generator's reconstruction of each image",
-        "keyframes", unset="none", example="42=cover.png, 60=x.png", label="Keyframe images")
-    keyframe_window_seconds: float = _param(NUMBER, 2.0, "seconds over which the video blends into and out of "
-                                            "each keyframe", "keyframes", lo=0.0, hi=600.0, label="Keyframe blend (s)")
+        KEYFRAMES,
+        None,
+        "{time_s: image}: the video passes through the generator's reconstruction of each image",
+        "keyframes",
+        unset="none",
+        example="42=cover.png, 60=x.png",
+        label="Keyframe images",
+    )
+    keyframe_window_seconds: float = _param(
+        NUMBER,
+        2.0,
+        "seconds over which the video blends into and out of each keyframe",
+        "keyframes",
+        lo=0.0,
+        hi=600.0,
+        label="Keyframe blend (s)",
+    )
     keyframe_w_plus: bool | None = _param(
-        FLAG, None, "fit keyframe images per layer (W+): closer, less like the model's own images", "keyframes",
-        unset="auto: per layer only where one w falls short of 30 dB", labels=_W_PLUS,
-        label="Per-layer projection (W+)")
-    projection_steps: int = _param(INTEGER, 500, "most optimisation steps per keyframe image (stops once converged; "
-                                   "cached once done)", "keyframes", lo=1, hi=100_000, label="Projection steps")
+        FLAG,
+        None,
+        "fit keyframe images per layer (W+): closer, less like the model's own images",
+        "keyframes",
+        unset="auto: per layer only where one w falls short of 30 dB",
+        labels=_W_PLUS,
+        label="Per-layer projection (W+)",
+    )
+    projection_steps: int = _param(
+        INTEGER,
+        500,
+        "most optimisation steps per keyframe image (stops once converged; cached once done)",
+        "keyframes",
+        lo=1,
+        hi=100_000,
+        label="Projection steps",
+    )
     # --- StyleGAN3
-    rotate_react: float = _param(NUMBER, 0.0, "StyleGAN3: the motion envelope turns the image (turns/second at "
-                                 "full loudness)", "stylegan3", **_REACT, label="Turn with the music")
-    translate_react: float = _param(NUMBER, 0.0, "StyleGAN3: the motion envelope slides the image (image "
-                                    "widths/second)", "stylegan3", **_REACT, label="Slide with the music")
+    rotate_react: float = _param(
+        NUMBER,
+        0.0,
+        "StyleGAN3: the motion envelope turns the image (turns/second at full loudness)",
+        "stylegan3",
+        **_REACT,
+        label="Turn with the music",
+    )
+    translate_react: float = _param(
+        NUMBER,
+        0.0,
+        "StyleGAN3: the motion envelope slides the image (image widths/second)",
+        "stylegan3",
+        **_REACT,
+        label="Slide with the music",
+    )
     # --- separate stems (paths), aligned to the song
-    pulse_audio: str | None = _param(PATH, None, "separate audio stem for the pulse", "stems", lsd=True,
-                                     unset="the song", label="Pulse stem")
-    motion_audio: str | None = _param(PATH, None, "separate audio stem for motion", "stems", lsd=True,
-                                      unset="the song", label="Motion stem")
-    class_audio: str | None = _param(PATH, None, "separate audio stem for classes", "stems", lsd=True,
-                                     unset="the song", label="Classes stem")
-    contrast_audio: str | None = _param(PATH, None, "separate audio stem for the contrast effect (enables it)",
-                                        "stems", lsd=True, unset="the song", label="Contrast stem")
-    flash_audio: str | None = _param(PATH, None, "separate audio stem for the flash effect (enables it)", "stems",
-                                     lsd=True, unset="the song", label="Flash stem")
-    output_audio: str | None = _param(PATH, None, "audio muxed into the video instead of the song", "stems",
-                                      lsd=True, unset="the song", label="Soundtrack")
+    pulse_audio: str | None = _param(
+        PATH, None, "separate audio stem for the pulse", "stems", lsd=True, unset="the song", label="Pulse stem"
+    )
+    motion_audio: str | None = _param(
+        PATH, None, "separate audio stem for motion", "stems", lsd=True, unset="the song", label="Motion stem"
+    )
+    class_audio: str | None = _param(
+        PATH, None, "separate audio stem for classes", "stems", lsd=True, unset="the song", label="Classes stem"
+    )
+    contrast_audio: str | None = _param(
+        PATH,
+        None,
+        "separate audio stem for the contrast effect (enables it)",
+        "stems",
+        lsd=True,
+        unset="the song",
+        label="Contrast stem",
+    )
+    flash_audio: str | None = _param(
+        PATH,
+        None,
+        "separate audio stem for the flash effect (enables it)",
+        "stems",
+        lsd=True,
+        unset="the song",
+        label="Flash stem",
+    )
+    output_audio: str | None = _param(
+        PATH,
+        None,
+        "audio muxed into the video instead of the song",
+        "stems",
+        lsd=True,
+        unset="the song",
+        label="Soundtrack",
+    )
 
     def __post_init__(self) -> None:
         for p in PARAMS:
@@ -672,7 +1022,7 @@ PARAM_NAMES = frozenset(PARAM)
 
 
 def unknown_names_error(names: Sequence[str], known: Sequence[str] = tuple(PARAM)) -> ParamError:
-    """"unknown parameter 'pulse_reac' (did you mean 'pulse_react'?)" for each of ``names``."""
+    """ "unknown parameter 'pulse_reac' (did you mean 'pulse_react'?)" for each of ``names``."""
     import difflib
 
     hints = []
@@ -718,8 +1068,13 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def markdown(table: Sequence[Param] | None = None, groups: Mapping[str, str] | None = None,
-             begin: str = MARKDOWN_BEGIN, end: str = MARKDOWN_END, origin: str = "Lucid Sonic Dreams") -> str:
+def markdown(
+    table: Sequence[Param] | None = None,
+    groups: Mapping[str, str] | None = None,
+    begin: str = MARKDOWN_BEGIN,
+    end: str = MARKDOWN_END,
+    origin: str = "Lucid Sonic Dreams",
+) -> str:
     """The README's parameter reference (one table per group), between its markers. Default: the render
     parameters; :mod:`lsd_jax.dmv.params` passes its own table (``origin``: the tool whose names ``Param.lsd``
     holds)."""
@@ -729,8 +1084,13 @@ def markdown(table: Sequence[Param] | None = None, groups: Mapping[str, str] | N
         rows = [p for p in table if p.group == group]
         if not rows:
             continue
-        lines += ["", f"**{title}**", "", f"| parameter | default | values | meaning | {origin} |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"**{title}**",
+            "",
+            f"| parameter | default | values | meaning | {origin} |",
+            "|---|---|---|---|---|",
+        ]
         for p in rows:
             default = f"`{p.format(p.default)}`" if p.default is not None and p.kind != EFFECTS else p.default_text()
             lsd = "new" if p.lsd is None else "yes" if p.lsd == p.name else f"as `{p.lsd}`"
@@ -748,8 +1108,11 @@ def table_text(table: Sequence[Param] | None = None, groups: Mapping[str, str] |
     lines = []
     for group, title in groups.items():
         lines += ["", f"{title}:"]
-        lines += [f"  {p.name:{width}}  {p.help} [{p.range_text()}; default: {p.default_text()}]"
-                  for p in table if p.group == group]
+        lines += [
+            f"  {p.name:{width}}  {p.help} [{p.range_text()}; default: {p.default_text()}]"
+            for p in table
+            if p.group == group
+        ]
     return "\n".join(lines[1:])
 
 

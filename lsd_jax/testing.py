@@ -91,7 +91,7 @@ def channels(config: dict, res: int) -> int:
 
 def block_resolutions(config: dict) -> list[int]:
     log2 = int(np.log2(config["img_resolution"]))
-    return [2 ** i for i in range(2, log2 + 1)]
+    return [2**i for i in range(2, log2 + 1)]
 
 
 def random_sg2_state(config: dict, seed: int) -> dict[str, np.ndarray]:
@@ -169,14 +169,16 @@ def random_sg2_state(config: dict, seed: int) -> dict[str, np.ndarray]:
 
 def paper256_config(**overrides: Any) -> dict:
     """NVIDIA's paper256 shape: z = w = 512, 8 mapping layers, channel_base 16384, channel_max 512, 256x256."""
-    return sg2_config(z_dim=512, w_dim=512, img_resolution=256, num_layers=8, channel_base=16384,
-                      channel_max=512, **overrides)
+    return sg2_config(
+        z_dim=512, w_dim=512, img_resolution=256, num_layers=8, channel_base=16384, channel_max=512, **overrides
+    )
 
 
 def config_f_config(**overrides: Any) -> dict:
     """StyleGAN2 config-f at 1024x1024: channel_base 32768, channel_max 512."""
-    return sg2_config(z_dim=512, w_dim=512, img_resolution=1024, num_layers=8, channel_base=32768,
-                      channel_max=512, **overrides)
+    return sg2_config(
+        z_dim=512, w_dim=512, img_resolution=1024, num_layers=8, channel_base=32768, channel_max=512, **overrides
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -184,10 +186,32 @@ def config_f_config(**overrides: Any) -> dict:
 
 #: The pytorch-pretrained-biggan models' layer lists ``[up_sample, in, out]`` (channels × channel_width).
 BIGGAN_LAYERS = {
-    128: [[False, 16, 16], [True, 16, 16], [False, 16, 16], [True, 16, 8], [False, 8, 8], [True, 8, 4],
-          [False, 4, 4], [True, 4, 2], [False, 2, 2], [True, 2, 1]],
-    256: [[False, 16, 16], [True, 16, 16], [False, 16, 16], [True, 16, 8], [False, 8, 8], [True, 8, 8],
-          [False, 8, 8], [True, 8, 4], [False, 4, 4], [True, 4, 2], [False, 2, 2], [True, 2, 1]],
+    128: [
+        [False, 16, 16],
+        [True, 16, 16],
+        [False, 16, 16],
+        [True, 16, 8],
+        [False, 8, 8],
+        [True, 8, 4],
+        [False, 4, 4],
+        [True, 4, 2],
+        [False, 2, 2],
+        [True, 2, 1],
+    ],
+    256: [
+        [False, 16, 16],
+        [True, 16, 16],
+        [False, 16, 16],
+        [True, 16, 8],
+        [False, 8, 8],
+        [True, 8, 8],
+        [False, 8, 8],
+        [True, 8, 4],
+        [False, 4, 4],
+        [True, 4, 2],
+        [False, 2, 2],
+        [True, 2, 1],
+    ],
 }
 BIGGAN_LAYERS[512] = BIGGAN_LAYERS[256] + [[False, 1, 1], [True, 1, 1]]
 
@@ -197,9 +221,17 @@ def biggan_deep_config(resolution: int = 256, channel_width: int = 128) -> dict:
     (full width by default)."""
     from converters.biggan import FAMILY, read_config
 
-    cfg = {"output_dim": resolution, "z_dim": 128, "class_embed_dim": 128, "channel_width": channel_width,
-           "num_classes": 1000, "layers": [list(x) for x in BIGGAN_LAYERS[resolution]],
-           "attention_layer_position": 8, "eps": 1e-4, "n_stats": 51}
+    cfg = {
+        "output_dim": resolution,
+        "z_dim": 128,
+        "class_embed_dim": 128,
+        "channel_width": channel_width,
+        "num_classes": 1000,
+        "layers": [list(x) for x in BIGGAN_LAYERS[resolution]],
+        "attention_layer_position": 8,
+        "eps": 1e-4,
+        "n_stats": 51,
+    }
     return {**read_config(cfg, f"biggan-deep-{resolution}"), "family": FAMILY}
 
 

@@ -69,7 +69,7 @@ def lsd_smooth(vecs: np.ndarray, frames: int) -> np.ndarray:
     """LSD's class smoothing: means of blocks of ``frames`` frames, each at its block's FIRST frame, joined by
     ``np.linspace(0, 1, frames)`` (both ends included), the last vector repeated to the end."""
     n = len(vecs)
-    means = [vecs[i:i + frames].mean(axis=0) for i in range(0, n, frames)]
+    means = [vecs[i : i + frames].mean(axis=0) for i in range(0, n, frames)]
     out = [(1 - w) * a + w * b for a, b in zip(means, means[1:]) for w in np.linspace(0, 1, frames)]
     out += [out[-1]] * max(0, n - len(out))
     return np.array(out[:n])
@@ -82,7 +82,7 @@ def best_lag(a: np.ndarray, b: np.ndarray, max_lag: int, tail: int) -> int:
     n = len(a) - tail
 
     def corr(lag: int) -> float:
-        x, y = (a[:n - lag], b[lag:n]) if lag >= 0 else (a[-lag:n], b[:n + lag])
+        x, y = (a[: n - lag], b[lag:n]) if lag >= 0 else (a[-lag:n], b[: n + lag])
         return float(np.corrcoef(x.ravel(), y.ravel())[0, 1])
 
     return max(range(-max_lag, max_lag + 1), key=corr)
@@ -123,17 +123,27 @@ def main() -> None:
         hop = lsd_hop(sr, fps)
         lsd_pulse = ema(lsd_spec_norm(librosa.effects.hpss(y)[1], sr, hop))
         ours = ema(analysis.analyze(song, make_params(fps=fps)).pulse)
-        print(f"pulse at {fps:g} fps (LSD: hop {hop}, {sr / hop:.2f} fps): lsd-jax / LSD: peak "
-              f"{ours.max() / lsd_pulse.max():.3f}, mean {ours.mean() / lsd_pulse.mean():.3f}")
+        print(
+            f"pulse at {fps:g} fps (LSD: hop {hop}, {sr / hop:.2f} fps): lsd-jax / LSD: peak "
+            f"{ours.max() / lsd_pulse.max():.3f}, mean {ours.mean() / lsd_pulse.mean():.3f}"
+        )
 
         # class lead, 43 fps, class_smooth_seconds=1: LSD's smoothing against centred smoothing of the same vectors
         chroma = librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=hop)
         frames = int(1 * fps)
         lsd = lsd_smooth(lsd_class_vectors(chroma, fps), frames)
         n = chroma.shape[1]
-        centred = np.asarray(class_latents(jnp.asarray(chroma.T), jnp.tile(jnp.arange(12, dtype=jnp.int32), (n, 1)),
-                                           jnp.int32(0), c_dim=12, smooth_frames=frames, gain=0.5 * 43 / fps,
-                                           complexity=1.0))
+        centred = np.asarray(
+            class_latents(
+                jnp.asarray(chroma.T),
+                jnp.tile(jnp.arange(12, dtype=jnp.int32), (n, 1)),
+                jnp.int32(0),
+                c_dim=12,
+                smooth_frames=frames,
+                gain=0.5 * 43 / fps,
+                complexity=1.0,
+            )
+        )
         lag = best_lag(lsd, centred, max_lag=2 * frames, tail=frames)
         print(f"class lead at {fps:g} fps, class_smooth_seconds=1: LSD leads by {lag} frames = {lag * hop / sr:.3f} s")
 
@@ -155,9 +165,11 @@ def main() -> None:
         same = np.mean(a[loud].argmax(1) == b[loud].argmax(1))
         rc = np.corrcoef(c["stft"].ravel(), c["cqt"].ravel())[0, 1]
         same_c = np.mean(c["stft"].argmax(1) == c["cqt"].argmax(1))
-        print(f"chroma at {fps:g} fps, stft vs cqt: frames correlate at {r:.2f} and share the strongest pitch class "
-              f"in {same:.0%}; class vectors correlate at {rc:.2f} and share the strongest class in {same_c:.0%}; "
-              f"strongest pitch class in the chord played: stft {in_chord(a):.0%}, cqt {in_chord(b):.0%}")
+        print(
+            f"chroma at {fps:g} fps, stft vs cqt: frames correlate at {r:.2f} and share the strongest pitch class "
+            f"in {same:.0%}; class vectors correlate at {rc:.2f} and share the strongest class in {same_c:.0%}; "
+            f"strongest pitch class in the chord played: stft {in_chord(a):.0%}, cqt {in_chord(b):.0%}"
+        )
 
 
 if __name__ == "__main__":

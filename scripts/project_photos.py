@@ -62,8 +62,11 @@ def main() -> None:
             u8 = P.load_image(image, res)
             one = P.project(g, u8, steps=args.steps, w_plus=False, progress=False, cache=False)
             plus = P.project(g, u8, steps=args.steps, w_plus=True, progress=False, cache=False)
-            print(f"{name:<16} {P.psnr(start, u8):8.1f} {one.psnr:7.1f} {len(one.loss_history):5d} {one.seconds:6.1f}"
-                  f" {plus.psnr:7.1f} {len(plus.loss_history):5d} {plus.seconds:6.1f}", flush=True)
+            print(
+                f"{name:<16} {P.psnr(start, u8):8.1f} {one.psnr:7.1f} {len(one.loss_history):5d} {one.seconds:6.1f}"
+                f" {plus.psnr:7.1f} {len(plus.loss_history):5d} {plus.seconds:6.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ print(json.dumps(dict(imports=t1 - t0, first=t2 - t1, warm=t3 - t2, module=audio
 
 def run(tree: str, song: Path, params: dict) -> dict:
     t = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", CHILD, tree, str(song), json.dumps(params)], capture_output=True,
-                         text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD, tree, str(song), json.dumps(params)], capture_output=True, text=True, check=True
+    )
     out = json.loads(res.stdout.strip().splitlines()[-1])
     out["to_features"] = time.perf_counter() - t - out["warm"]  # process start -> first Features
     return out
@@ -69,9 +70,11 @@ def main() -> None:
     print(f"{'':>6} {'start->Features':>16} {'imports':>8} {'1st analysis':>13} {'warm 2nd':>9}  librosa/numba loaded")
     for name, rs in results.items():
         med = {k: statistics.median(r[k] for r in rs) for k in ("to_features", "imports", "first", "warm")}
-        print(f"{name:>6} {med['to_features']:16.2f} {med['imports']:8.2f} {med['first']:13.2f} {med['warm']:9.2f}  "
-              f"{rs[0]['librosa']}/{rs[0]['numba']}   all start->Features: "
-              + " ".join(f"{r['to_features']:.2f}" for r in rs))
+        print(
+            f"{name:>6} {med['to_features']:16.2f} {med['imports']:8.2f} {med['first']:13.2f} {med['warm']:9.2f}  "
+            f"{rs[0]['librosa']}/{rs[0]['numba']}   all start->Features: "
+            + " ".join(f"{r['to_features']:.2f}" for r in rs)
+        )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,11 @@ def click(sr: int = SR, length_s: float = 0.01, decay_s: float = 0.002, seed: in
 def low_hit(sr: int = SR) -> np.ndarray:
     """A kick drum: a pitched-down sine with a fast decay (energy below ~150 Hz)."""
     t = np.arange(seconds_to_samples(0.25, sr)) / sr
-    return (np.sin(2 * np.pi * (50 * t + 60 * 0.03 * (1 - np.exp(-t / 0.03)))) * np.exp(-t / 0.06)
-            * np.minimum(t / 0.001, 1.0)).astype(np.float32)
+    return (
+        np.sin(2 * np.pi * (50 * t + 60 * 0.03 * (1 - np.exp(-t / 0.03))))
+        * np.exp(-t / 0.06)
+        * np.minimum(t / 0.001, 1.0)
+    ).astype(np.float32)
 
 
 def high_hit(sr: int = SR, seed: int = 1) -> np.ndarray:
@@ -102,8 +105,24 @@ def write(path: str | os.PathLike[str], y: np.ndarray, sr: int = SR) -> Path:
         tmp = path.with_suffix(".src.wav")
         sf.write(tmp, y, sr, subtype="FLOAT")
         try:
-            subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i",
-                            str(tmp), "-c:a", "aac", "-b:a", "128k", str(path)], check=True, close_fds=False)
+            subprocess.run(
+                [
+                    imageio_ffmpeg.get_ffmpeg_exe(),
+                    "-hide_banner",
+                    "-loglevel",
+                    "error",
+                    "-y",
+                    "-i",
+                    str(tmp),
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    "128k",
+                    str(path),
+                ],
+                check=True,
+                close_fds=False,
+            )
         finally:
             tmp.unlink()
     else:
@@ -114,14 +133,18 @@ def write(path: str | os.PathLike[str], y: np.ndarray, sr: int = SR) -> Path:
 def pitch_song(seconds_each: float = 2.0, sr: int = SR) -> np.ndarray:
     """Quiet A4, then loud C5, then quiet A4 again (soft onsets): the pitch moves the class mix, the loudness the
     noise (BigGAN/Deep Music Visualizer tests)."""
-    parts = [tone(440.0, seconds_each, sr, amp=0.03), tone(523.25, seconds_each, sr, amp=0.6),
-             tone(440.0, seconds_each, sr, amp=0.03)]
+    parts = [
+        tone(440.0, seconds_each, sr, amp=0.03),
+        tone(523.25, seconds_each, sr, amp=0.6),
+        tone(440.0, seconds_each, sr, amp=0.03),
+    ]
     ramp = np.minimum(np.arange(parts[0].size) / 400.0, 1.0).astype(np.float32)
     return np.concatenate([p * ramp for p in parts])
 
 
-def drums_and_pad(seconds: float = 12.0, bpm: float = 100.0, sr: int = SR, seed: int = 0,
-                  pad_gain: float = 0.2) -> np.ndarray:
+def drums_and_pad(
+    seconds: float = 12.0, bpm: float = 100.0, sr: int = SR, seed: int = 0, pad_gain: float = 0.2
+) -> np.ndarray:
     """A synthetic song: drums (kick on every beat, snare on 2 and 4, hi-hats on eighths, with a few
     missing kicks so the hits are not a perfect grid) over a slow pad (minor chords swelling in over
     ~1 s, changing every 2 bars). Deterministic; normalised to peak 0.9."""
@@ -134,8 +157,9 @@ def drums_and_pad(seconds: float = 12.0, bpm: float = 100.0, sr: int = SR, seed:
     snares = [b for i, b in enumerate(beats) if i % 2 == 1]
     hats = list(np.arange(0.0, seconds - 0.1, beat / 2))
     y = place(np.zeros(n, np.float32), kicks, low_hit(sr), sr, gain=0.9)
-    snare = (0.5 * click(sr, length_s=0.15, decay_s=0.04, seed=seed + 1)
-             + tone(190, 0.15, sr, amp=0.4) * np.exp(-np.arange(seconds_to_samples(0.15, sr)) / (0.05 * sr)))
+    snare = 0.5 * click(sr, length_s=0.15, decay_s=0.04, seed=seed + 1) + tone(190, 0.15, sr, amp=0.4) * np.exp(
+        -np.arange(seconds_to_samples(0.15, sr)) / (0.05 * sr)
+    )
     y = place(y, snares, snare.astype(np.float32), sr, gain=0.5)
     y = place(y, hats, high_hit(sr), sr, gain=0.25)
     pad = np.zeros(n)

@@ -41,19 +41,49 @@ from converters.biggan import checkpoint_shapes, module_order
 MAGIC = 0x1950A86A20F9469CFC6C
 PROTOCOL = 1001
 
-LAYERS_128 = [[False, 16, 16], [True, 16, 16], [False, 16, 16], [True, 16, 8], [False, 8, 8], [True, 8, 4],
-              [False, 4, 4], [True, 4, 2], [False, 2, 2], [True, 2, 1]]
-LAYERS_256 = [[False, 16, 16], [True, 16, 16], [False, 16, 16], [True, 16, 8], [False, 8, 8], [True, 8, 8],
-              [False, 8, 8], [True, 8, 4], [False, 4, 4], [True, 4, 2], [False, 2, 2], [True, 2, 1]]
+LAYERS_128 = [
+    [False, 16, 16],
+    [True, 16, 16],
+    [False, 16, 16],
+    [True, 16, 8],
+    [False, 8, 8],
+    [True, 8, 4],
+    [False, 4, 4],
+    [True, 4, 2],
+    [False, 2, 2],
+    [True, 2, 1],
+]
+LAYERS_256 = [
+    [False, 16, 16],
+    [True, 16, 16],
+    [False, 16, 16],
+    [True, 16, 8],
+    [False, 8, 8],
+    [True, 8, 8],
+    [False, 8, 8],
+    [True, 8, 4],
+    [False, 4, 4],
+    [True, 4, 2],
+    [False, 2, 2],
+    [True, 2, 1],
+]
 LAYERS_512 = LAYERS_256 + [[False, 1, 1], [True, 1, 1]]
 LAYERS = {128: LAYERS_128, 256: LAYERS_256, 512: LAYERS_512}
 
 
 def biggan_config(resolution: int = 128, channel_width: int = 4, **overrides: Any) -> dict:
     """The package's BigGAN-deep config for ``resolution`` (its real layer structure), with a small width."""
-    cfg = {"output_dim": resolution, "z_dim": 128, "class_embed_dim": 128, "channel_width": channel_width,
-           "num_classes": 1000, "layers": [list(x) for x in LAYERS[resolution]], "attention_layer_position": 8,
-           "eps": 1e-4, "n_stats": 51}
+    cfg = {
+        "output_dim": resolution,
+        "z_dim": 128,
+        "class_embed_dim": 128,
+        "channel_width": channel_width,
+        "num_classes": 1000,
+        "layers": [list(x) for x in LAYERS[resolution]],
+        "attention_layer_position": 8,
+        "eps": 1e-4,
+        "n_stats": 51,
+    }
     cfg.update(overrides)
     return cfg
 
@@ -88,13 +118,15 @@ def random_state(config: dict, seed: int = 0) -> OrderedDict:
         elif leaf == "running_means":
             c = shape[1]
             ramp = np.linspace(0.0, 1.0, n_stats)[:, None]
-            state[name] = (rng.normal(0, 0.2, c) + ramp * rng.normal(0, 0.5, c)
-                           + rng.normal(0, 0.05, shape)).astype(np.float32)
+            state[name] = (rng.normal(0, 0.2, c) + ramp * rng.normal(0, 0.5, c) + rng.normal(0, 0.05, shape)).astype(
+                np.float32
+            )
         elif leaf == "running_vars":
             c = shape[1]
             ramp = np.linspace(0.0, 1.0, n_stats)[:, None]
-            state[name] = (rng.uniform(0.6, 1.4, c) * (1.0 + 0.8 * ramp) * rng.uniform(0.9, 1.1, shape)
-                           ).astype(np.float32)
+            state[name] = (rng.uniform(0.6, 1.4, c) * (1.0 + 0.8 * ramp) * rng.uniform(0.9, 1.1, shape)).astype(
+                np.float32
+            )
         elif name == "embeddings.weight":
             state[name] = rng.normal(0.0, 0.1, shape).astype(np.float32)
         elif leaf == "gamma":
@@ -181,8 +213,9 @@ class _TorchPickler(nv.NvPickler):
         return ("storage", nv.FloatStorage, obj.key, "cpu", obj.array.size)
 
 
-def _state_object(state: dict, metadata: dict | None, keys: list[str],
-                  shared: dict[str, tuple[str, int]] | None = None) -> OrderedDict:
+def _state_object(
+    state: dict, metadata: dict | None, keys: list[str], shared: dict[str, tuple[str, int]] | None = None
+) -> OrderedDict:
     """The state dict of tensor stand-ins, one storage per tensor with the given keys (``shared`` makes a tensor a
     view into another tensor's storage: ``name → (other name, offset)``)."""
     obj: OrderedDict = OrderedDict()
@@ -202,15 +235,19 @@ def _state_object(state: dict, metadata: dict | None, keys: list[str],
     return obj
 
 
-def torch_save_legacy(state: dict, metadata: dict | None = None, shared: dict | None = None,
-                      little_endian: bool = True) -> bytes:
+def torch_save_legacy(
+    state: dict, metadata: dict | None = None, shared: dict | None = None, little_endian: bool = True
+) -> bytes:
     """``torch.save(state_dict, f, _use_new_zipfile_serialization=False)`` bytes."""
     base = 94_186_426_374_016  # keys are str(storage._cdata): heap addresses, all of one length here
     keys = [str(base + 4096 * i) for i in range(len(state))]
     obj = _state_object(state, metadata, keys, shared)
     buf = io.BytesIO()
-    sys_info = {"protocol_version": PROTOCOL, "little_endian": little_endian,
-                "type_sizes": {"short": 2, "int": 4, "long": 8}}
+    sys_info = {
+        "protocol_version": PROTOCOL,
+        "little_endian": little_endian,
+        "type_sizes": {"short": 2, "int": 4, "long": 8},
+    }
     for x in (MAGIC, PROTOCOL, sys_info):
         nv.NvPickler(buf, protocol=2).dump(x)
     p = _TorchPickler(buf, legacy=True)
@@ -234,8 +271,13 @@ def _zip_entry(zf: zipfile.ZipFile, name: str, data: bytes, pos: int) -> None:
     zf.writestr(info, data)
 
 
-def torch_save_zip(state: dict, metadata: dict | None = None, archive: str = "pytorch_model",
-                   shared: dict | None = None, byteorder: str | None = "little") -> bytes:
+def torch_save_zip(
+    state: dict,
+    metadata: dict | None = None,
+    archive: str = "pytorch_model",
+    shared: dict | None = None,
+    byteorder: str | None = "little",
+) -> bytes:
     """``torch.save(state_dict, '<archive>.bin')`` bytes (torch ≥ 1.6 zip serialization)."""
     keys = [str(i) for i in range(len(state))]
     obj = _state_object(state, metadata, keys, shared)
@@ -255,13 +297,13 @@ def torch_save_zip(state: dict, metadata: dict | None = None, archive: str = "py
     return raw.getvalue()
 
 
-def write_checkpoint(folder: Path, config: dict, state: dict, serialization: str = "legacy",
-                     **kwargs: Any) -> Path:
+def write_checkpoint(folder: Path, config: dict, state: dict, serialization: str = "legacy", **kwargs: Any) -> Path:
     """A checkpoint folder: ``config.json`` + ``pytorch_model.bin`` in the given serialization."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(config_json(config), encoding="utf-8")
     meta = state_metadata(config)
-    data = torch_save_legacy(state, meta, **kwargs) if serialization == "legacy" else torch_save_zip(
-        state, meta, **kwargs)
+    data = (
+        torch_save_legacy(state, meta, **kwargs) if serialization == "legacy" else torch_save_zip(state, meta, **kwargs)
+    )
     (folder / "pytorch_model.bin").write_bytes(data)
     return folder

@@ -26,18 +26,29 @@ def requests(items: list[dict[str, Any]], workdir: str, max_seconds: float = 600
             t = time.monotonic()
             try:
                 if item.get("via", "app") == "app":
-                    job = jobs.prepare(item["song"], item.get("style", "default"), item.get("style_file"),
-                                       **item.get("values", {}))
+                    job = jobs.prepare(
+                        item["song"], item.get("style", "default"), item.get("style_file"), **item.get("values", {})
+                    )
                     path = jobs.render(job)
                 else:
-                    path = render(item["song"], style=item.get("style"), output=Path(workdir) / f"lib{i}.mp4",
-                                  progress=False, max_seconds=item.get("max_seconds"), **item.get("values", {})).path
+                    path = render(
+                        item["song"],
+                        style=item.get("style"),
+                        output=Path(workdir) / f"lib{i}.mp4",
+                        progress=False,
+                        max_seconds=item.get("max_seconds"),
+                        **item.get("values", {}),
+                    ).path
                 from lsd_jax.media.video import probe_video
 
                 result = {"error": None, "mro": [], "message": "", "frames": probe_video(path)["n_frames"]}
             except Exception as e:
-                result = {"error": type(e).__name__, "mro": [c.__name__ for c in type(e).__mro__],
-                          "message": str(e)[:2000], "frames": 0}
+                result = {
+                    "error": type(e).__name__,
+                    "mro": [c.__name__ for c in type(e).__mro__],
+                    "message": str(e)[:2000],
+                    "frames": 0,
+                }
             result["seconds"] = time.monotonic() - t
             out.append(result)
     return out

@@ -41,7 +41,7 @@ def mega_ctr(data: bytes, key: bytes, nonce: bytes, offset: int = 0) -> bytes:
     first, last = offset // 16, (offset + len(data) + 15) // 16
     counters = b"".join(nonce + i.to_bytes(8, "big") for i in range(first, last))
     ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    stream = ecb.update(counters)[offset % 16:offset % 16 + len(data)]
+    stream = ecb.update(counters)[offset % 16 : offset % 16 + len(data)]
     return _xor(data, stream)
 
 
@@ -54,7 +54,7 @@ def mega_mac(data: bytes, key: bytes, nonce: bytes) -> bytes:
         end = min(pos + step, len(data))
         mac = nonce + nonce
         for i in range(pos, end, 16):
-            mac = ecb.update(_xor(mac, data[i:i + 16].ljust(16, b"\0")))
+            mac = ecb.update(_xor(mac, data[i : i + 16].ljust(16, b"\0")))
         macs.append(mac)
         if end >= len(data):
             break
@@ -63,7 +63,7 @@ def mega_mac(data: bytes, key: bytes, nonce: bytes) -> bytes:
     acc = bytes(16)
     for mac in macs:
         acc = ecb.update(_xor(acc, mac))
-    w = [int.from_bytes(acc[i:i + 4], "big") for i in range(0, 16, 4)]
+    w = [int.from_bytes(acc[i : i + 4], "big") for i in range(0, 16, 4)]
     return (w[0] ^ w[1]).to_bytes(4, "big") + (w[2] ^ w[3]).to_bytes(4, "big")
 
 
@@ -99,8 +99,9 @@ class FakeMega:
     def api(self) -> str:
         return self.server.url("/api")
 
-    def add(self, data: bytes, *, name: str = "model.pkl", corrupt: bool = False, old_style: bool = False,
-            **behaviour) -> str:
+    def add(
+        self, data: bytes, *, name: str = "model.pkl", corrupt: bool = False, old_style: bool = False, **behaviour
+    ) -> str:
         """Encrypt ``data`` as MEGA would and return its public link. ``corrupt``: the stored ciphertext has one byte
         changed (so the MAC check must fail); ``behaviour``: FileServer options for the file (drop_after, ...)."""
         handle = b64(os.urandom(6))
@@ -143,13 +144,17 @@ class FakeDrive:
     "form" (the virus-scan warning page, a form with confirm/uuid), "cookie" (a ``download_warning`` cookie whose
     value must come back as ``confirm``), "quota" (the too-many-users page), "signin" (a sign-in page)."""
 
-    def __init__(self, server: FileServer, data: bytes, *, mode: str = "form", file_id: str = "FILE_id-1",
-                 **behaviour):
+    def __init__(self, server: FileServer, data: bytes, *, mode: str = "form", file_id: str = "FILE_id-1", **behaviour):
         self.server, self.mode, self.file_id = server, mode, file_id
         self.uuid = secrets.token_hex(8)
         self.token = secrets.token_hex(4)
-        server.add("/download", data, respond=self._answer,
-                   headers={"Content-Disposition": 'attachment; filename="model.pkl"'}, **behaviour)
+        server.add(
+            "/download",
+            data,
+            respond=self._answer,
+            headers={"Content-Disposition": 'attachment; filename="model.pkl"'},
+            **behaviour,
+        )
 
     @property
     def base(self) -> str:
@@ -160,8 +165,10 @@ class FakeDrive:
         return f"https://drive.google.com/uc?id={self.file_id}"
 
     def _page(self, body: str, headers: dict | None = None):
-        doc = ("<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head>"
-               f"<body>{body}</body></html>")
+        doc = (
+            "<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head>"
+            f"<body>{body}</body></html>"
+        )
         return 200, {"Content-Type": "text/html; charset=utf-8", **(headers or {})}, doc.encode()
 
     def _answer(self, req: Request):
@@ -169,29 +176,40 @@ class FakeDrive:
         if q.get("id") != self.file_id:
             return 404, {"Content-Type": "text/html"}, b"<html><title>Not Found</title></html>"
         if self.mode == "quota":
-            return self._page('<p class="uc-error-caption">Sorry, you can\'t view or download this file at this time.'
-                              '</p><p class="uc-error-subcaption">Too many users have viewed or downloaded this file '
-                              'recently. Please try accessing the file again later.</p>')
+            return self._page(
+                '<p class="uc-error-caption">Sorry, you can\'t view or download this file at this time.'
+                '</p><p class="uc-error-subcaption">Too many users have viewed or downloaded this file '
+                "recently. Please try accessing the file again later.</p>"
+            )
         if self.mode == "signin":
-            return 200, {"Content-Type": "text/html"}, (b"<html><head><title>Google Drive: Sign-in</title></head>"
-                                                         b"<body><form action='/ServiceLogin'></form></body></html>")
+            return (
+                200,
+                {"Content-Type": "text/html"},
+                (
+                    b"<html><head><title>Google Drive: Sign-in</title></head>"
+                    b"<body><form action='/ServiceLogin'></form></body></html>"
+                ),
+            )
         if self.mode == "direct":
             return None
         if self.mode == "form":
             if q.get("confirm") == "t" and q.get("uuid") == self.uuid:
                 return None
             return self._page(
-                '<p>Google Drive can\'t scan this file for viruses.</p>'
+                "<p>Google Drive can't scan this file for viruses.</p>"
                 '<form id="download-form" action="/download" method="get">'
                 '<input type="submit" id="uc-download-link" value="Download anyway"/>'
                 f'<input type="hidden" name="id" value="{self.file_id}">'
                 '<input type="hidden" name="export" value="download">'
                 '<input type="hidden" name="confirm" value="t">'
-                f'<input type="hidden" name="uuid" value="{self.uuid}"></form>')
+                f'<input type="hidden" name="uuid" value="{self.uuid}"></form>'
+            )
         if self.mode == "cookie":
             cookie = req.headers.get("cookie", "")
             if q.get("confirm") == self.token and f"download_warning_1_{self.file_id}={self.token}" in cookie:
                 return None
-            return self._page("<p>This file is too large to scan.</p>",
-                              {"Set-Cookie": f"download_warning_1_{self.file_id}={self.token}; Path=/"})
+            return self._page(
+                "<p>This file is too large to scan.</p>",
+                {"Set-Cookie": f"download_warning_1_{self.file_id}={self.token}; Path=/"},
+            )
         raise AssertionError(self.mode)

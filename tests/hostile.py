@@ -54,8 +54,16 @@ def run_bounded(target: str, *args: Any, memory_mb: int = 1024, timeout: float =
     """``target`` (``'module:function'``, importable from tests/) called with JSON-able ``args`` in a child process
     limited to ``memory_mb`` of address space and ``timeout`` seconds (wall and CPU). Returns the child's report;
     ``{'error': 'Timeout'}`` / ``{'error': 'Crashed'}`` when it had to be killed or died."""
-    cmd = [sys.executable, "-c", _CHILD, str(memory_mb << 20), str(int(timeout) + 1), str(TESTS), target,
-           json.dumps(list(args))]
+    cmd = [
+        sys.executable,
+        "-c",
+        _CHILD,
+        str(memory_mb << 20),
+        str(int(timeout) + 1),
+        str(TESTS),
+        target,
+        json.dumps(list(args)),
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -125,8 +133,7 @@ def load_converted(path: str) -> None:
 
 def flatten_modules(path: str) -> None:
     """Load with the safe unpickler, then flatten G_ema's module tree (the walk a shared tree makes exponential)."""
-    from converters.safe_pickle import safe_loads
-    from converters.safe_pickle import module_tensors
+    from converters.safe_pickle import module_tensors, safe_loads
 
     module_tensors(safe_loads(Path(path).read_bytes())["G_ema"])
 
@@ -147,6 +154,7 @@ def shared_chain(kind: str, depth: int) -> Any:
 def tuple_chain_ops(depth: int, memo_base: int = 0) -> bytes:
     """Opcodes (no PROTO/STOP) that push a chain of ``depth`` tuples each holding the previous one twice, written
     by hand so the test never hashes it. Uses memo slots ``memo_base .. memo_base + depth``."""
+
     def put(i: int) -> bytes:
         return b"r" + struct.pack("<I", i)  # LONG_BINPUT
 
@@ -237,8 +245,10 @@ class ViewTensor:
         self.storage, self.offset, self.shape = storage, offset, tuple(shape)
 
     def __reduce_ex__(self, protocol: int) -> tuple:
-        return (nv.REBUILD_TENSOR_V2, (self.storage, self.offset, self.shape, nv._contiguous_stride(self.shape),
-                                       False, OrderedDict()))
+        return (
+            nv.REBUILD_TENSOR_V2,
+            (self.storage, self.offset, self.shape, nv._contiguous_stride(self.shape), False, OrderedDict()),
+        )
 
 
 def many_references(n: int, storage_elems: int, mode: str) -> bytes:
@@ -302,8 +312,15 @@ def deflate_bomb_npz(path: Path, inflated_bytes: int, meta_key: str = "__lsd_jax
     return path
 
 
-def lying_zip(path: Path, *, declared: int, data: bytes, method: int = zipfile.ZIP_STORED,
-              name: str = "mapping.w_avg.npy", meta_key: str = "__lsd_jax_meta__") -> Path:
+def lying_zip(
+    path: Path,
+    *,
+    declared: int,
+    data: bytes,
+    method: int = zipfile.ZIP_STORED,
+    name: str = "mapping.w_avg.npy",
+    meta_key: str = "__lsd_jax_meta__",
+) -> Path:
     """A zip whose member ``name`` DECLARES ``declared`` uncompressed bytes but holds ``data`` (compressed with
     ``method``): written by hand, since zipfile refuses to lie."""
     import zlib
@@ -320,11 +337,39 @@ def lying_zip(path: Path, *, declared: int, data: bytes, method: int = zipfile.Z
         zip64 = size >= 0xFFFFFFFF
         extra = struct.pack("<HHQQ", 1, 16, size, len(payload)) if zip64 else b""
         usize, csize = (0xFFFFFFFF, 0xFFFFFFFF) if zip64 else (size, len(payload))
-        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45 if zip64 else 20, 0, meth, 0, 0, crc, csize, usize,
-                           len(fn), len(extra)) + fn + extra + payload
+        out += (
+            struct.pack(
+                "<IHHHHHIIIHH", 0x04034B50, 45 if zip64 else 20, 0, meth, 0, 0, crc, csize, usize, len(fn), len(extra)
+            )
+            + fn
+            + extra
+            + payload
+        )
         extra_c = struct.pack("<HHQQ", 1, 16, size, len(payload)) if zip64 else b""
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45 if zip64 else 20, 45 if zip64 else 20, 0, meth,
-                               0, 0, crc, csize, usize, len(fn), len(extra_c), 0, 0, 0, 0, offset) + fn + extra_c
+        central += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                45 if zip64 else 20,
+                45 if zip64 else 20,
+                0,
+                meth,
+                0,
+                0,
+                crc,
+                csize,
+                usize,
+                len(fn),
+                len(extra_c),
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + fn
+            + extra_c
+        )
     cd_offset = len(out)
     out += central
     out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), cd_offset, 0)

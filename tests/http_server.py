@@ -9,7 +9,8 @@ It serves in-memory files with ``Range`` support (206 / 416) and, per path, can 
 status instead (404, 503, ... for the first N requests or always), drop the connection after K body
 bytes (the first N times), stall (sleep with the headers sent, woken by ``stop()``), ignore ``Range``,
 trickle slowly (``chunk`` bytes every ``chunk_delay`` seconds, woken by ``stop()``), send a given Content-Type, or
-announce a different Content-Length (``claim_length``) or none (``send_length=False``), send extra ``headers``, serve byte ranges asked for in the
+announce a different Content-Length (``claim_length``) or none (``send_length=False``), send extra ``headers``, serve
+byte ranges asked for in the
 path (``path_ranges``: ``/f/START-END``, mega.nz's way), or answer through a ``respond(request)`` function (a host's
 API or pages; it returns ``(status, headers, body)``, or None to serve the file). Every request is logged (method,
 path, query, headers, body); POST is accepted.

@@ -70,7 +70,7 @@ class NvPickler(pickle._Pickler):  # the pure-Python pickler, so that dispatch c
         if module is None:
             raise pickle.PicklingError(f"no module for {obj!r}")
         if self.numpy1_names and module.startswith("numpy._core"):
-            module = "numpy.core" + module[len("numpy._core"):]
+            module = "numpy.core" + module[len("numpy._core") :]
         if self.proto >= 4:
             self.save(module)
             self.save(name)
@@ -83,7 +83,7 @@ class NvPickler(pickle._Pickler):  # the pure-Python pickler, so that dispatch c
                     module, name = r_name_mapping[(module, name)]
                 elif module in r_import_mapping:
                     module = r_import_mapping[module]
-            self.write(pickle.GLOBAL + f"{module}\n{name}\n".encode("utf-8"))
+            self.write(pickle.GLOBAL + f"{module}\n{name}\n".encode())
         self.memoize(obj)
 
     def _save_type(self, obj: Any) -> None:
@@ -121,8 +121,11 @@ def legacy_storage_bytes(array: np.ndarray, storage_class: type = FloatStorage, 
     flat = np.ascontiguousarray(array, dtype=dtype).reshape(-1)
     key = str(next(_storage_keys))
     buf = io.BytesIO()
-    sys_info = {"protocol_version": TORCH_PROTOCOL, "little_endian": True,
-                "type_sizes": {"short": 2, "int": 4, "long": 8}}
+    sys_info = {
+        "protocol_version": TORCH_PROTOCOL,
+        "little_endian": True,
+        "type_sizes": {"short": 2, "int": 4, "long": 8},
+    }
     for obj in (TORCH_MAGIC, TORCH_PROTOCOL, sys_info):
         NvPickler(buf, protocol=2).dump(obj)
     marker = object()
@@ -160,8 +163,10 @@ class Tensor:
 
     def __reduce_ex__(self, protocol: int) -> tuple:
         shape = tuple(int(s) for s in self.array.shape)
-        return (REBUILD_TENSOR_V2,
-                (Storage(self.array), 0, shape, _contiguous_stride(shape), self.requires_grad, OrderedDict()))
+        return (
+            REBUILD_TENSOR_V2,
+            (Storage(self.array), 0, shape, _contiguous_stride(shape), self.requires_grad, OrderedDict()),
+        )
 
 
 class Parameter:
@@ -187,13 +192,13 @@ class Persistent:
         self.module_src = module_src
 
     def __reduce_ex__(self, protocol: int) -> tuple:
-        meta = dict(type="class", version=6, module_src=self.module_src, class_name=self.class_name,
-                    state=self.state)
+        meta = dict(type="class", version=6, module_src=self.module_src, class_name=self.class_name, state=self.state)
         return (RECONSTRUCT_PERSISTENT, (meta,), None)
 
 
-def module_state(params: dict, buffers: dict, modules: dict, attrs: dict, init_args: tuple = (),
-                 init_kwargs: dict | None = None) -> dict:
+def module_state(
+    params: dict, buffers: dict, modules: dict, attrs: dict, init_args: tuple = (), init_kwargs: dict | None = None
+) -> dict:
     """An ``nn.Module.__dict__`` as torch 1.9 lays it out, plus NVIDIA's ``_init_args`` / ``_init_kwargs``."""
     state: dict[str, Any] = {
         "training": False,
@@ -217,8 +222,13 @@ def module_state(params: dict, buffers: dict, modules: dict, attrs: dict, init_a
 BUFFER_NAMES = ("resample_filter", "noise_const", "w_avg", "p", "Hz_geom")
 
 
-def module_tree(state: dict[str, np.ndarray], class_of: Any, attrs_of: Any, kwargs_of: Any,
-                extra_children: dict[str, dict[str, tuple]] | None = None) -> Persistent:
+def module_tree(
+    state: dict[str, np.ndarray],
+    class_of: Any,
+    attrs_of: Any,
+    kwargs_of: Any,
+    extra_children: dict[str, dict[str, tuple]] | None = None,
+) -> Persistent:
     """Rebuild a persistent module tree from a flat ``state_dict`` (in ``state_dict()`` order). ``class_of(path)``,
     ``attrs_of(path)`` and ``kwargs_of(path) -> (args, kwargs)`` describe each module; ``extra_children`` adds
     tensor-less submodules: ``{parent_path: {name: (class_name, attrs)}}``."""
@@ -246,8 +256,9 @@ def module_tree(state: dict[str, np.ndarray], class_of: Any, attrs_of: Any, kwar
         for name, (cls, attrs) in (extra_children or {}).get(path, {}).items():
             children[name] = Persistent(cls, module_state({}, {}, {}, attrs))
         args, kwargs = kwargs_of(path)
-        return Persistent(class_of(path), module_state(n["params"], n["buffers"], children, attrs_of(path),
-                                                       args, kwargs))
+        return Persistent(
+            class_of(path), module_state(n["params"], n["buffers"], children, attrs_of(path), args, kwargs)
+        )
 
     return build("")
 
@@ -259,17 +270,35 @@ def module_tree(state: dict[str, np.ndarray], class_of: Any, attrs_of: Any, kwar
 def ada_init_kwargs(config: dict, full: bool = False) -> dict:
     """``Generator._init_kwargs`` as stylegan2-ada-pytorch's train.py builds them (z_dim, w_dim, mapping_kwargs,
     synthesis_kwargs, then c_dim, img_resolution, img_channels), with only non-default kwargs unless ``full``."""
-    defaults_m = {"num_layers": 8, "embed_features": None, "layer_features": None, "activation": "lrelu",
-                  "lr_multiplier": 0.01, "w_avg_beta": 0.995}
-    defaults_s = {"channel_base": 32768, "channel_max": 512, "num_fp16_res": 0, "conv_clamp": None,
-                  "architecture": "skip", "resample_filter": [1, 3, 3, 1]}
+    defaults_m = {
+        "num_layers": 8,
+        "embed_features": None,
+        "layer_features": None,
+        "activation": "lrelu",
+        "lr_multiplier": 0.01,
+        "w_avg_beta": 0.995,
+    }
+    defaults_s = {
+        "channel_base": 32768,
+        "channel_max": 512,
+        "num_fp16_res": 0,
+        "conv_clamp": None,
+        "architecture": "skip",
+        "resample_filter": [1, 3, 3, 1],
+    }
     always_m, always_s = ("num_layers",), ("channel_base", "channel_max", "num_fp16_res", "conv_clamp")
     mk, sk = config["mapping_kwargs"], config["synthesis_kwargs"]
     mapping = EasyDict((k, v) for k, v in mk.items() if full or k in always_m or v != defaults_m[k])
     synthesis = EasyDict((k, v) for k, v in sk.items() if full or k in always_s or v != defaults_s[k])
-    return {"z_dim": config["z_dim"], "w_dim": config["w_dim"], "mapping_kwargs": mapping,
-            "synthesis_kwargs": synthesis, "c_dim": config["c_dim"], "img_resolution": config["img_resolution"],
-            "img_channels": config["img_channels"]}
+    return {
+        "z_dim": config["z_dim"],
+        "w_dim": config["w_dim"],
+        "mapping_kwargs": mapping,
+        "synthesis_kwargs": synthesis,
+        "c_dim": config["c_dim"],
+        "img_resolution": config["img_resolution"],
+        "img_channels": config["img_channels"],
+    }
 
 
 def sg3repo_init_kwargs(config: dict) -> dict:
@@ -277,14 +306,25 @@ def sg3repo_init_kwargs(config: dict) -> dict:
     train.py builds them for ``--cfg=stylegan2``."""
     mk, sk = config["mapping_kwargs"], config["synthesis_kwargs"]
     mapping = EasyDict(num_layers=mk["num_layers"])
-    for k, default in (("embed_features", None), ("layer_features", None), ("activation", "lrelu"),
-                       ("lr_multiplier", 0.01), ("w_avg_beta", 0.998)):
+    for k, default in (
+        ("embed_features", None),
+        ("layer_features", None),
+        ("activation", "lrelu"),
+        ("lr_multiplier", 0.01),
+        ("w_avg_beta", 0.998),
+    ):
         if mk[k] != default:
             mapping[k] = mk[k]
-    kw: dict[str, Any] = {"z_dim": config["z_dim"], "w_dim": config["w_dim"], "mapping_kwargs": mapping,
-                          "channel_base": sk["channel_base"], "channel_max": sk["channel_max"],
-                          "num_fp16_res": sk["num_fp16_res"], "conv_clamp": sk["conv_clamp"],
-                          "fused_modconv_default": "inference_only"}
+    kw: dict[str, Any] = {
+        "z_dim": config["z_dim"],
+        "w_dim": config["w_dim"],
+        "mapping_kwargs": mapping,
+        "channel_base": sk["channel_base"],
+        "channel_max": sk["channel_max"],
+        "num_fp16_res": sk["num_fp16_res"],
+        "conv_clamp": sk["conv_clamp"],
+        "fused_modconv_default": "inference_only",
+    }
     if sk["architecture"] != "skip":
         kw["architecture"] = sk["architecture"]
     if list(sk["resample_filter"]) != [1, 3, 3, 1]:
@@ -320,32 +360,51 @@ def _generator_describers(config: dict, init_kwargs: dict, flavor: str):
             return "FullyConnectedLayer"
         if len(parts) == 2:
             return "SynthesisBlock"
-        return {"conv0": "SynthesisLayer", "conv1": "SynthesisLayer", "torgb": "ToRGBLayer",
-                "skip": "Conv2dLayer"}[last]
+        return {"conv0": "SynthesisLayer", "conv1": "SynthesisLayer", "torgb": "ToRGBLayer", "skip": "Conv2dLayer"}[
+            last
+        ]
 
     def attrs_of(path: str) -> dict:
         cls = class_of(path)
         parts = path.split(".") if path else []
         if cls == "Generator":
             return {k: config[k] for k in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")} | {
-                "num_ws": num_ws}
+                "num_ws": num_ws
+            }
         if cls == "MappingNetwork":
-            a = {"z_dim": config["z_dim"], "c_dim": config["c_dim"], "w_dim": w_dim, "num_ws": num_ws,
-                 "num_layers": mk["num_layers"], "w_avg_beta": mk["w_avg_beta"]}
+            a = {
+                "z_dim": config["z_dim"],
+                "c_dim": config["c_dim"],
+                "w_dim": w_dim,
+                "num_ws": num_ws,
+                "num_layers": mk["num_layers"],
+                "w_avg_beta": mk["w_avg_beta"],
+            }
             return a
         if cls == "SynthesisNetwork":
-            a = {"w_dim": w_dim, "img_resolution": R, "img_resolution_log2": log2,
-                 "img_channels": config["img_channels"]}
+            a = {
+                "w_dim": w_dim,
+                "img_resolution": R,
+                "img_resolution_log2": log2,
+                "img_channels": config["img_channels"],
+            }
             if sg3:
                 a["num_fp16_res"] = sk["num_fp16_res"]
-            a["block_resolutions"] = [2 ** i for i in range(2, log2 + 1)]
+            a["block_resolutions"] = [2**i for i in range(2, log2 + 1)]
             a["num_ws"] = num_ws
             return a
         if cls == "SynthesisBlock":
             res = int(parts[1][1:])
-            a = {"in_channels": _channels(config, res // 2) if res > 4 else 0, "w_dim": w_dim, "resolution": res,
-                 "img_channels": config["img_channels"], "is_last": res == R, "architecture": sk["architecture"],
-                 "use_fp16": res >= fp16_res, "channels_last": False}
+            a = {
+                "in_channels": _channels(config, res // 2) if res > 4 else 0,
+                "w_dim": w_dim,
+                "resolution": res,
+                "img_channels": config["img_channels"],
+                "is_last": res == R,
+                "architecture": sk["architecture"],
+                "use_fp16": res >= fp16_res,
+                "channels_last": False,
+            }
             if sg3:
                 a["fused_modconv_default"] = "inference_only"
             a.update(num_conv=1 if res == 4 else 2, num_torgb=1 if (res == R or sk["architecture"] == "skip") else 0)
@@ -353,22 +412,36 @@ def _generator_describers(config: dict, init_kwargs: dict, flavor: str):
         if cls == "FullyConnectedLayer":
             lr = mk["lr_multiplier"] if parts[-1].startswith("fc") else 1
             fan_in = {"affine": w_dim, "embed": config["c_dim"]}.get(parts[-1], config["z_dim"])
-            return {"activation": "lrelu" if parts[-1].startswith("fc") else "linear",
-                    "weight_gain": np.float64(lr / np.sqrt(max(fan_in, 1))), "bias_gain": lr}
+            return {
+                "activation": "lrelu" if parts[-1].startswith("fc") else "linear",
+                "weight_gain": np.float64(lr / np.sqrt(max(fan_in, 1))),
+                "bias_gain": lr,
+            }
         if cls == "SynthesisLayer":
             res = int(parts[1][1:])
-            return {"resolution": res, "up": 2 if parts[-1] == "conv0" else 1, "use_noise": True,
-                    "activation": "lrelu", "conv_clamp": sk["conv_clamp"], "padding": 1,
-                    "act_gain": np.float64(np.sqrt(2))}
+            return {
+                "resolution": res,
+                "up": 2 if parts[-1] == "conv0" else 1,
+                "use_noise": True,
+                "activation": "lrelu",
+                "conv_clamp": sk["conv_clamp"],
+                "padding": 1,
+                "act_gain": np.float64(np.sqrt(2)),
+            }
         if cls == "ToRGBLayer":
             res = int(parts[1][1:])
-            return {"conv_clamp": sk["conv_clamp"],
-                    "weight_gain": np.float64(1 / np.sqrt(_channels(config, res)))}
+            return {"conv_clamp": sk["conv_clamp"], "weight_gain": np.float64(1 / np.sqrt(_channels(config, res)))}
         if cls == "Conv2dLayer":
             res = int(parts[1][1:])
-            return {"activation": "linear", "up": 2, "down": 1, "conv_clamp": None, "padding": 0,
-                    "weight_gain": np.float64(1 / np.sqrt(_channels(config, res // 2))),
-                    "act_gain": np.float64(1.0)}
+            return {
+                "activation": "linear",
+                "up": 2,
+                "down": 1,
+                "conv_clamp": None,
+                "padding": 0,
+                "weight_gain": np.float64(1 / np.sqrt(_channels(config, res // 2))),
+                "act_gain": np.float64(1.0),
+            }
         raise AssertionError(cls)
 
     def kwargs_of(path: str) -> tuple[tuple, dict]:
@@ -376,21 +449,31 @@ def _generator_describers(config: dict, init_kwargs: dict, flavor: str):
         if cls == "Generator":
             return (), init_kwargs
         if cls == "MappingNetwork":
-            return (), {"z_dim": config["z_dim"], "c_dim": config["c_dim"], "w_dim": w_dim, "num_ws": num_ws,
-                        **dict(init_kwargs.get("mapping_kwargs", {}))}
+            return (), {
+                "z_dim": config["z_dim"],
+                "c_dim": config["c_dim"],
+                "w_dim": w_dim,
+                "num_ws": num_ws,
+                **dict(init_kwargs.get("mapping_kwargs", {})),
+            }
         if cls == "SynthesisNetwork":
             return (), {"w_dim": w_dim, "img_resolution": R, "img_channels": config["img_channels"]}
         if cls == "SynthesisLayer":
             res = int(path.split(".")[1][1:])
             return (_channels(config, res), _channels(config, res)), {
-                "w_dim": w_dim, "resolution": res, "conv_clamp": sk["conv_clamp"], "channels_last": False}
+                "w_dim": w_dim,
+                "resolution": res,
+                "conv_clamp": sk["conv_clamp"],
+                "channels_last": False,
+            }
         return (), {}
 
     return class_of, attrs_of, kwargs_of
 
 
-def generator(config: dict, state: dict[str, np.ndarray], *, flavor: str = "ada",
-              init_kwargs: dict | None = None) -> Persistent:
+def generator(
+    config: dict, state: dict[str, np.ndarray], *, flavor: str = "ada", init_kwargs: dict | None = None
+) -> Persistent:
     """A persistent StyleGAN2 ``Generator`` holding ``state``. ``flavor``: 'ada' (stylegan2-ada-pytorch, nested
     synthesis_kwargs) or 'sg3' (stylegan3 repo's networks_stylegan2, flat synthesis kwargs)."""
     if init_kwargs is None:
@@ -457,20 +540,38 @@ def discriminator(config: dict, seed: int = 0) -> Persistent:
     def attrs_of(path: str) -> dict:
         cls = class_of(path)
         if cls == "Discriminator":
-            return {"c_dim": config["c_dim"], "img_resolution": config["img_resolution"],
-                    "img_resolution_log2": int(math.log2(config["img_resolution"])),
-                    "img_channels": config["img_channels"]}
+            return {
+                "c_dim": config["c_dim"],
+                "img_resolution": config["img_resolution"],
+                "img_resolution_log2": int(math.log2(config["img_resolution"])),
+                "img_channels": config["img_channels"],
+            }
         if cls == "Conv2dLayer":
-            return {"activation": "lrelu", "up": 1, "down": 2 if path.endswith(("conv1", "skip")) else 1,
-                    "conv_clamp": None, "padding": 1, "weight_gain": np.float64(0.25), "act_gain": np.float64(1.4)}
+            return {
+                "activation": "lrelu",
+                "up": 1,
+                "down": 2 if path.endswith(("conv1", "skip")) else 1,
+                "conv_clamp": None,
+                "padding": 1,
+                "weight_gain": np.float64(0.25),
+                "act_gain": np.float64(1.4),
+            }
         return {"architecture": "resnet"} if cls.startswith("Discriminator") else {}
 
     def kwargs_of(path: str) -> tuple[tuple, dict]:
         if not path:
-            return (), {"c_dim": config["c_dim"], "img_resolution": config["img_resolution"],
-                        "img_channels": config["img_channels"], "channel_base": 32768, "channel_max": 512,
-                        "num_fp16_res": 4, "conv_clamp": 256, "block_kwargs": EasyDict(),
-                        "mapping_kwargs": EasyDict(), "epilogue_kwargs": EasyDict(mbstd_group_size=4)}
+            return (), {
+                "c_dim": config["c_dim"],
+                "img_resolution": config["img_resolution"],
+                "img_channels": config["img_channels"],
+                "channel_base": 32768,
+                "channel_max": 512,
+                "num_fp16_res": 4,
+                "conv_clamp": 256,
+                "block_kwargs": EasyDict(),
+                "mapping_kwargs": EasyDict(),
+                "epilogue_kwargs": EasyDict(mbstd_group_size=4),
+            }
         return (), {}
 
     extra = {"b4": {"mbstd": ("MinibatchStdLayer", {"group_size": 4, "num_channels": 1})}}
@@ -480,11 +581,19 @@ def discriminator(config: dict, seed: int = 0) -> Persistent:
 def augment_pipe() -> Persistent:
     """A minimal persistent ``AugmentPipe`` (buffers ``p`` and ``Hz_geom``, numpy-scalar attributes)."""
     hz = np.asarray([0.1, -0.2, 0.3, 0.5, 0.3, -0.2, 0.1, 0.0, 0.0, 0.01, 0.02, 0.0], np.float32)
-    return module_tree({"p": np.float32(0.3) * np.ones((), np.float32), "Hz_geom": hz},
-                       lambda p: "AugmentPipe",
-                       lambda p: {"xflip": 1.0, "rotate90": 1.0, "xint": 1.0, "xint_max": 0.125,
-                                  "scale_std": np.float64(0.2), "rotate_max": 1.0},
-                       lambda p: ((), {"xflip": 1, "rotate90": 1, "xint": 1}))
+    return module_tree(
+        {"p": np.float32(0.3) * np.ones((), np.float32), "Hz_geom": hz},
+        lambda p: "AugmentPipe",
+        lambda p: {
+            "xflip": 1.0,
+            "rotate90": 1.0,
+            "xint": 1.0,
+            "xint_max": 0.125,
+            "scale_std": np.float64(0.2),
+            "rotate_max": 1.0,
+        },
+        lambda p: ((), {"xflip": 1, "rotate90": 1, "xint": 1}),
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -492,13 +601,25 @@ def augment_pipe() -> Persistent:
 
 
 def training_set_kwargs(config: dict) -> dict:
-    return {"class_name": "training.dataset.ImageFolderDataset", "path": "/data/images.zip",
-            "use_labels": bool(config["c_dim"]), "max_size": 1000, "xflip": False,
-            "resolution": config["img_resolution"]}
+    return {
+        "class_name": "training.dataset.ImageFolderDataset",
+        "path": "/data/images.zip",
+        "use_labels": bool(config["c_dim"]),
+        "max_size": 1000,
+        "xflip": False,
+        "resolution": config["img_resolution"],
+    }
 
 
-def torch_snapshot(config: dict, state: dict[str, np.ndarray], *, flavor: str = "ada",
-                   init_kwargs: dict | None = None, with_augment: bool = True, seed: int = 1) -> dict:
+def torch_snapshot(
+    config: dict,
+    state: dict[str, np.ndarray],
+    *,
+    flavor: str = "ada",
+    init_kwargs: dict | None = None,
+    with_augment: bool = True,
+    seed: int = 1,
+) -> dict:
     """The object NVIDIA's training loop pickles. ``G`` (raw generator) differs from ``G_ema`` (values negated),
     so a converter that picks the wrong one is caught."""
     g_raw = {k: (-v if not k.endswith("resample_filter") else v) for k, v in state.items()}
@@ -541,8 +662,15 @@ TFNetwork.__module__ = "dnnlib.tflib.network"
 TFNetwork.__qualname__ = TFNetwork.__name__ = "Network"
 
 
-def _tf_net_state(name: str, func: str, static_kwargs: dict, components: dict, variables: list,
-                  inputs: list[tuple[str, list]], outputs: list[tuple[str, list]]) -> dict:
+def _tf_net_state(
+    name: str,
+    func: str,
+    static_kwargs: dict,
+    components: dict,
+    variables: list,
+    inputs: list[tuple[str, list]],
+    outputs: list[tuple[str, list]],
+) -> dict:
     return {
         "version": 5,
         "name": name,
@@ -564,10 +692,16 @@ def tf_static_kwargs(config: dict) -> dict:
     mk, sk = config["mapping_kwargs"], config["synthesis_kwargs"]
     assert sk["channel_base"] % 2 == 0
     assert mk["w_avg_beta"] == 0.995, "TF pickles carry no w_avg_beta"
-    kw: dict[str, Any] = {"num_channels": config["img_channels"], "resolution": config["img_resolution"],
-                          "label_size": config["c_dim"], "fmap_base": sk["channel_base"] // 2,
-                          "fmap_max": sk["channel_max"], "mapping_layers": mk["num_layers"],
-                          "num_fp16_res": sk["num_fp16_res"], "conv_clamp": sk["conv_clamp"]}
+    kw: dict[str, Any] = {
+        "num_channels": config["img_channels"],
+        "resolution": config["img_resolution"],
+        "label_size": config["c_dim"],
+        "fmap_base": sk["channel_base"] // 2,
+        "fmap_max": sk["channel_max"],
+        "mapping_layers": mk["num_layers"],
+        "num_fp16_res": sk["num_fp16_res"],
+        "conv_clamp": sk["conv_clamp"],
+    }
     if config["z_dim"] != 512:
         kw["latent_size"] = config["z_dim"]
     if config["w_dim"] != 512:
@@ -603,9 +737,11 @@ def tf_variables_from_state(config: dict, state: dict[str, np.ndarray]) -> dict[
         return np.ascontiguousarray(t[::-1, ::-1] if flip else t, dtype=f32)
 
     def layer(scope: str, prefix: str, flip: bool = False, noise: bool = True) -> list:
-        v = [(f"{scope}/weight", conv(state[f"{prefix}.weight"], flip)),
-             (f"{scope}/mod_weight", dense(state[f"{prefix}.affine.weight"])),
-             (f"{scope}/mod_bias", (state[f"{prefix}.affine.bias"] - f32(1)).astype(f32))]
+        v = [
+            (f"{scope}/weight", conv(state[f"{prefix}.weight"], flip)),
+            (f"{scope}/mod_weight", dense(state[f"{prefix}.affine.weight"])),
+            (f"{scope}/mod_bias", (state[f"{prefix}.affine.bias"] - f32(1)).astype(f32)),
+        ]
         if noise:
             v.append((f"{scope}/noise_strength", state[f"{prefix}.noise_strength"].astype(f32)))
         v.append((f"{scope}/bias", state[f"{prefix}.bias"].astype(f32)))
@@ -614,7 +750,7 @@ def tf_variables_from_state(config: dict, state: dict[str, np.ndarray]) -> dict[
     synthesis: list = []
     noise_src = ["synthesis.b4.conv1"]
     for lg in range(3, log2 + 1):
-        noise_src += [f"synthesis.b{2 ** lg}.conv0", f"synthesis.b{2 ** lg}.conv1"]
+        noise_src += [f"synthesis.b{2**lg}.conv0", f"synthesis.b{2**lg}.conv1"]
     for i, prefix in enumerate(noise_src):
         synthesis.append((f"noise{i}", state[f"{prefix}.noise_const"][None, None].astype(f32)))
     synthesis.append(("4x4/Const/const", state["synthesis.b4.const"][None].astype(f32)))
@@ -622,7 +758,7 @@ def tf_variables_from_state(config: dict, state: dict[str, np.ndarray]) -> dict[
     if arch == "skip" or R == 4:
         synthesis += layer("4x4/ToRGB", "synthesis.b4.torgb", noise=False)
     for lg in range(3, log2 + 1):
-        r = 2 ** lg
+        r = 2**lg
         s, p = f"{r}x{r}", f"synthesis.b{r}"
         synthesis += layer(f"{s}/Conv0_up", f"{p}.conv0", flip=True)
         synthesis += layer(f"{s}/Conv1", f"{p}.conv1")
@@ -633,32 +769,64 @@ def tf_variables_from_state(config: dict, state: dict[str, np.ndarray]) -> dict[
 
     mapping: list = []
     if config["c_dim"]:
-        mapping += [("LabelEmbed/weight", dense(state["mapping.embed.weight"])),
-                    ("LabelEmbed/bias", state["mapping.embed.bias"].astype(f32))]
+        mapping += [
+            ("LabelEmbed/weight", dense(state["mapping.embed.weight"])),
+            ("LabelEmbed/bias", state["mapping.embed.bias"].astype(f32)),
+        ]
     for i in range(config["mapping_kwargs"]["num_layers"]):
-        mapping += [(f"Dense{i}/weight", dense(state[f"mapping.fc{i}.weight"])),
-                    (f"Dense{i}/bias", state[f"mapping.fc{i}.bias"].astype(f32))]
-    return {"G": [("dlatent_avg", state["mapping.w_avg"].astype(f32))], "mapping": mapping,
-            "synthesis": synthesis}
+        mapping += [
+            (f"Dense{i}/weight", dense(state[f"mapping.fc{i}.weight"])),
+            (f"Dense{i}/bias", state[f"mapping.fc{i}.bias"].astype(f32)),
+        ]
+    return {"G": [("dlatent_avg", state["mapping.w_avg"].astype(f32))], "mapping": mapping, "synthesis": synthesis}
 
 
-def tf_generator(config: dict, state: dict[str, np.ndarray], name: str = "Gs", *,
-                 static_kwargs: dict | None = None, with_lod: bool = False) -> TFNetwork:
+def tf_generator(
+    config: dict,
+    state: dict[str, np.ndarray],
+    name: str = "Gs",
+    *,
+    static_kwargs: dict | None = None,
+    with_lod: bool = False,
+) -> TFNetwork:
     kw = tf_static_kwargs(config) if static_kwargs is None else static_kwargs
     v = tf_variables_from_state(config, state)
     num_ws = 2 * int(math.log2(config["img_resolution"])) - 2
     z, c, w, R = config["z_dim"], config["c_dim"], config["w_dim"], config["img_resolution"]
-    synthesis = TFNetwork(_tf_net_state(
-        "G_synthesis", "G_synthesis", kw, {}, v["synthesis"],
-        [("dlatents_in", [None, num_ws, w])], [("images_out", [None, config["img_channels"], R, R])]))
-    mapping = TFNetwork(_tf_net_state(
-        "G_mapping", "G_mapping", {**kw, "dlatent_broadcast": num_ws}, {}, v["mapping"],
-        [("latents_in", [None, z]), ("labels_in", [None, c])], [("dlatents_out", [None, num_ws, w])]))
+    synthesis = TFNetwork(
+        _tf_net_state(
+            "G_synthesis",
+            "G_synthesis",
+            kw,
+            {},
+            v["synthesis"],
+            [("dlatents_in", [None, num_ws, w])],
+            [("images_out", [None, config["img_channels"], R, R])],
+        )
+    )
+    mapping = TFNetwork(
+        _tf_net_state(
+            "G_mapping",
+            "G_mapping",
+            {**kw, "dlatent_broadcast": num_ws},
+            {},
+            v["mapping"],
+            [("latents_in", [None, z]), ("labels_in", [None, c])],
+            [("dlatents_out", [None, num_ws, w])],
+        )
+    )
     top = ([("lod", np.float32(0))] if with_lod else []) + v["G"]
-    return TFNetwork(_tf_net_state(
-        name, "G_main", kw, {"synthesis": synthesis, "mapping": mapping}, top,
-        [("latents_in", [None, z]), ("labels_in", [None, c])],
-        [("images_out", [None, config["img_channels"], R, R])]))
+    return TFNetwork(
+        _tf_net_state(
+            name,
+            "G_main",
+            kw,
+            {"synthesis": synthesis, "mapping": mapping},
+            top,
+            [("latents_in", [None, z]), ("labels_in", [None, c])],
+            [("images_out", [None, config["img_channels"], R, R])],
+        )
+    )
 
 
 def tf_discriminator(config: dict, seed: int = 0) -> TFNetwork:
@@ -676,26 +844,57 @@ def tf_discriminator(config: dict, seed: int = 0) -> TFNetwork:
         s = f"{res}x{res}"
         if res == R:
             variables += [(f"{s}/FromRGB/weight", r(1, 1, config["img_channels"], tmp)), (f"{s}/FromRGB/bias", r(tmp))]
-        variables += [(f"{s}/Conv0/weight", r(3, 3, tmp, tmp)), (f"{s}/Conv0/bias", r(tmp)),
-                      (f"{s}/Conv1_down/weight", r(3, 3, tmp, cout)), (f"{s}/Conv1_down/bias", r(cout)),
-                      (f"{s}/Skip/weight", r(1, 1, tmp, cout))]
+        variables += [
+            (f"{s}/Conv0/weight", r(3, 3, tmp, tmp)),
+            (f"{s}/Conv0/bias", r(tmp)),
+            (f"{s}/Conv1_down/weight", r(3, 3, tmp, cout)),
+            (f"{s}/Conv1_down/bias", r(cout)),
+            (f"{s}/Skip/weight", r(1, 1, tmp, cout)),
+        ]
         res //= 2
     c4 = _channels(config, 4)
     if c_dim:
         variables += [("LabelEmbed/weight", r(c_dim, c4)), ("LabelEmbed/bias", r(c4))]
-    variables += [("4x4/Conv/weight", r(3, 3, c4 + 1, c4)), ("4x4/Conv/bias", r(c4)),
-                  ("4x4/Dense0/weight", r(c4 * 16, c4)), ("4x4/Dense0/bias", r(c4)),
-                  ("Output/weight", r(c4, c4 if c_dim else 1)), ("Output/bias", r(c4 if c_dim else 1))]
-    kw = {"num_channels": config["img_channels"], "resolution": R, "label_size": c_dim,
-          "fmap_base": config["synthesis_kwargs"]["channel_base"] // 2, "fmap_max": 512, "num_fp16_res": 4,
-          "conv_clamp": 256, "mbstd_group_size": 4}
-    return TFNetwork(_tf_net_state("D", "D_main", kw, {}, variables,
-                                   [("images_in", [None, config["img_channels"], R, R]), ("labels_in", [None, c_dim])],
-                                   [("scores_out", [None, 1])]))
+    variables += [
+        ("4x4/Conv/weight", r(3, 3, c4 + 1, c4)),
+        ("4x4/Conv/bias", r(c4)),
+        ("4x4/Dense0/weight", r(c4 * 16, c4)),
+        ("4x4/Dense0/bias", r(c4)),
+        ("Output/weight", r(c4, c4 if c_dim else 1)),
+        ("Output/bias", r(c4 if c_dim else 1)),
+    ]
+    kw = {
+        "num_channels": config["img_channels"],
+        "resolution": R,
+        "label_size": c_dim,
+        "fmap_base": config["synthesis_kwargs"]["channel_base"] // 2,
+        "fmap_max": 512,
+        "num_fp16_res": 4,
+        "conv_clamp": 256,
+        "mbstd_group_size": 4,
+    }
+    return TFNetwork(
+        _tf_net_state(
+            "D",
+            "D_main",
+            kw,
+            {},
+            variables,
+            [("images_in", [None, config["img_channels"], R, R]), ("labels_in", [None, c_dim])],
+            [("scores_out", [None, 1])],
+        )
+    )
 
 
-def tf_pickle_bytes(config: dict, state: dict[str, np.ndarray], *, protocol: int = 3, with_lod: bool = False,
-                    static_kwargs: dict | None = None, seed: int = 1) -> bytes:
+def tf_pickle_bytes(
+    config: dict,
+    state: dict[str, np.ndarray],
+    *,
+    protocol: int = 3,
+    with_lod: bool = False,
+    static_kwargs: dict | None = None,
+    seed: int = 1,
+) -> bytes:
     """``pickle.dump((G, D, Gs))``. ``G`` (raw) has different values than ``Gs`` so picking the wrong one shows."""
     g_raw = {k: (v * np.float32(2) if not k.endswith("resample_filter") else v) for k, v in state.items()}
     G = tf_generator(config, g_raw, "G", static_kwargs=static_kwargs, with_lod=with_lod)

@@ -25,10 +25,21 @@ import numpy as np
 import nvidia_pickles as nv
 
 #: A stand-in for the module source NVIDIA stores (``inspect.getsource(networks_stylegan)``); never executed.
-BUILD_MODULE_SRC = ('"""Network architectures used in the StyleGAN paper (stand-in text; a loader must never '
-                    'execute it)."""\nimport numpy as np\nimport tensorflow as tf\nimport dnnlib\n')
-G_STYLE_KWARGS = ("truncation_psi", "truncation_cutoff", "truncation_psi_val", "truncation_cutoff_val",
-                  "dlatent_avg_beta", "style_mixing_prob", "is_training", "is_validation", "is_template_graph")
+BUILD_MODULE_SRC = (
+    '"""Network architectures used in the StyleGAN paper (stand-in text; a loader must never '
+    'execute it)."""\nimport numpy as np\nimport tensorflow as tf\nimport dnnlib\n'
+)
+G_STYLE_KWARGS = (
+    "truncation_psi",
+    "truncation_cutoff",
+    "truncation_psi_val",
+    "truncation_cutoff_val",
+    "dlatent_avg_beta",
+    "style_mixing_prob",
+    "is_training",
+    "is_validation",
+    "is_template_graph",
+)
 
 
 def static_kwargs(resolution: int, **g_args: Any) -> dict:
@@ -68,8 +79,11 @@ def generator_variables(static: dict, seed: int = 0) -> dict[str, list[tuple[str
 
     def epilogue(scope: str, c: int) -> list:
         v = [(f"{scope}/Noise/weight", r(c, std=0.3))] if use_noise else []
-        return v + [(f"{scope}/bias", r(c, std=0.2)), (f"{scope}/StyleMod/weight", r(w_dim, 2 * c)),
-                    (f"{scope}/StyleMod/bias", r(2 * c, std=0.2))]
+        return v + [
+            (f"{scope}/bias", r(c, std=0.2)),
+            (f"{scope}/StyleMod/weight", r(w_dim, 2 * c)),
+            (f"{scope}/StyleMod/bias", r(2 * c, std=0.2)),
+        ]
 
     def torgb(lod: int, c: int) -> list:
         return [(f"ToRGB_lod{lod}/weight", r(1, 1, c, channels)), (f"ToRGB_lod{lod}/bias", r(channels, std=0.1))]
@@ -81,7 +95,7 @@ def generator_variables(static: dict, seed: int = 0) -> dict[str, list[tuple[str
     synthesis += epilogue("4x4/Conv", c1)
     synthesis += torgb(lg_R - 2, c1)
     for lg in range(3, lg_R + 1):
-        s, cin, cout = f"{2 ** lg}x{2 ** lg}", _nf(static, lg - 2), _nf(static, lg - 1)
+        s, cin, cout = f"{2**lg}x{2**lg}", _nf(static, lg - 2), _nf(static, lg - 1)
         synthesis.append((f"{s}/Conv0_up/weight", r(3, 3, cin, cout)))
         synthesis += epilogue(f"{s}/Conv0_up", cout)
         synthesis.append((f"{s}/Conv1/weight", r(3, 3, cout, cout)))
@@ -96,10 +110,15 @@ def generator_variables(static: dict, seed: int = 0) -> dict[str, list[tuple[str
         mapping.append(("LabelConcat/weight", r(labels, latent)))
     fan = [latent * (2 if labels else 1)] + [_kw(static, "mapping_fmaps", 512)] * (n - 1) + [w_dim] * (n > 0)
     for i in range(n):
-        mapping += [(f"Dense{i}/weight", r(fan[i], fan[i + 1], std=1.0 / lrmul)),
-                    (f"Dense{i}/bias", r(fan[i + 1], std=0.1 / lrmul))]
-    return {"G": [("lod", np.float32(0.0)), ("dlatent_avg", r(w_dim, std=0.3))], "mapping": mapping,
-            "synthesis": synthesis}
+        mapping += [
+            (f"Dense{i}/weight", r(fan[i], fan[i + 1], std=1.0 / lrmul)),
+            (f"Dense{i}/bias", r(fan[i + 1], std=0.1 / lrmul)),
+        ]
+    return {
+        "G": [("lod", np.float32(0.0)), ("dlatent_avg", r(w_dim, std=0.3))],
+        "mapping": mapping,
+        "synthesis": synthesis,
+    }
 
 
 def flat_variables(variables: dict[str, list]) -> dict[str, np.ndarray]:
@@ -110,8 +129,15 @@ def flat_variables(variables: dict[str, list]) -> dict[str, np.ndarray]:
     return out
 
 
-def network_state(name: str, func: str, static: dict, variables: list, components: dict | None = None,
-                  version: int = 3, module_src: str = BUILD_MODULE_SRC) -> dict:
+def network_state(
+    name: str,
+    func: str,
+    static: dict,
+    variables: list,
+    components: dict | None = None,
+    version: int = 3,
+    module_src: str = BUILD_MODULE_SRC,
+) -> dict:
     """``Network.__getstate__()`` of NVlabs/stylegan (v3), StyleGAN2 (v4, same keys) or the older v2 (no
     components)."""
     state: dict[str, Any] = {"version": version, "name": name, "static_kwargs": dict(static)}
@@ -123,16 +149,29 @@ def network_state(name: str, func: str, static: dict, variables: list, component
     return state
 
 
-def generator(static: dict, variables: dict[str, list], name: str = "Gs", version: int = 3,
-              module_src: str = BUILD_MODULE_SRC) -> nv.TFNetwork:
+def generator(
+    static: dict, variables: dict[str, list], name: str = "Gs", version: int = 3, module_src: str = BUILD_MODULE_SRC
+) -> nv.TFNetwork:
     num_layers = 2 * int(math.log2(static["resolution"])) - 2
     sub = {k: v for k, v in static.items() if k not in G_STYLE_KWARGS}
-    synthesis = nv.TFNetwork(network_state("G_synthesis", "G_synthesis", sub, variables["synthesis"],
-                                           version=version, module_src=module_src))
-    mapping = nv.TFNetwork(network_state("G_mapping", "G_mapping", {**sub, "dlatent_broadcast": num_layers},
-                                         variables["mapping"], version=version, module_src=module_src))
-    return nv.TFNetwork(network_state(name, "G_style", static, variables["G"],
-                                      {"synthesis": synthesis, "mapping": mapping}, version, module_src))
+    synthesis = nv.TFNetwork(
+        network_state("G_synthesis", "G_synthesis", sub, variables["synthesis"], version=version, module_src=module_src)
+    )
+    mapping = nv.TFNetwork(
+        network_state(
+            "G_mapping",
+            "G_mapping",
+            {**sub, "dlatent_broadcast": num_layers},
+            variables["mapping"],
+            version=version,
+            module_src=module_src,
+        )
+    )
+    return nv.TFNetwork(
+        network_state(
+            name, "G_style", static, variables["G"], {"synthesis": synthesis, "mapping": mapping}, version, module_src
+        )
+    )
 
 
 def discriminator(static: dict, seed: int = 1, version: int = 3) -> nv.TFNetwork:
@@ -142,8 +181,11 @@ def discriminator(static: dict, seed: int = 1, version: int = 3) -> nv.TFNetwork
     def r(*shape: int) -> np.ndarray:
         return rng.standard_normal(shape).astype(np.float32)
 
-    kw = {k: v for k, v in static.items() if k in ("num_channels", "resolution", "label_size", "fmap_base",
-                                                     "fmap_decay", "fmap_max")}
+    kw = {
+        k: v
+        for k, v in static.items()
+        if k in ("num_channels", "resolution", "label_size", "fmap_base", "fmap_decay", "fmap_max")
+    }
     lg_R = int(math.log2(static["resolution"]))
     ch = static["num_channels"]
     v: list[tuple[str, Any]] = [("lod", np.float32(0.0))]
@@ -154,28 +196,40 @@ def discriminator(static: dict, seed: int = 1, version: int = 3) -> nv.TFNetwork
 
     v += fromrgb(lg_R)
     for lg in range(lg_R, 2, -1):
-        s = f"{2 ** lg}x{2 ** lg}"
+        s = f"{2**lg}x{2**lg}"
         c0, c1 = _nf(kw, lg - 1), _nf(kw, lg - 2)
-        v += [(f"{s}/Conv0/weight", r(3, 3, c0, c0)), (f"{s}/Conv0/bias", r(c0)),
-              (f"{s}/Conv1_down/weight", r(3, 3, c0, c1)), (f"{s}/Conv1_down/bias", r(c1))]
+        v += [
+            (f"{s}/Conv0/weight", r(3, 3, c0, c0)),
+            (f"{s}/Conv0/bias", r(c0)),
+            (f"{s}/Conv1_down/weight", r(3, 3, c0, c1)),
+            (f"{s}/Conv1_down/bias", r(c1)),
+        ]
         v += fromrgb(lg - 1)
     c1, c0 = _nf(kw, 1), _nf(kw, 0)
     out = max(kw.get("label_size", 0), 1)  # D_basic scores every label (conditional networks)
-    v += [("4x4/Conv/weight", r(3, 3, c1 + 1, c1)), ("4x4/Conv/bias", r(c1)),
-          ("4x4/Dense0/weight", r(c1 * 16, c0)), ("4x4/Dense0/bias", r(c0)),
-          ("4x4/Dense1/weight", r(c0, out)), ("4x4/Dense1/bias", r(out))]
+    v += [
+        ("4x4/Conv/weight", r(3, 3, c1 + 1, c1)),
+        ("4x4/Conv/bias", r(c1)),
+        ("4x4/Dense0/weight", r(c1 * 16, c0)),
+        ("4x4/Dense0/bias", r(c0)),
+        ("4x4/Dense1/weight", r(c0, out)),
+        ("4x4/Dense1/bias", r(out)),
+    ]
     return nv.TFNetwork(network_state("D", "D_basic", kw, v, {}, version))
 
 
 def raw_variables(variables: dict[str, list]) -> dict[str, list]:
     """``G`` (the raw, non-averaged generator) with other values than ``Gs``, so a converter that picks the wrong
     network is caught (``lod`` stays 0)."""
-    return {comp: [(n, v if n == "lod" else -np.asarray(v) * np.float32(1.5)) for n, v in items]
-            for comp, items in variables.items()}
+    return {
+        comp: [(n, v if n == "lod" else -np.asarray(v) * np.float32(1.5)) for n, v in items]
+        for comp, items in variables.items()
+    }
 
 
-def pickle_bytes(static: dict, variables: dict[str, list], *, version: int = 3, protocol: int = 4,
-                 module_src: str = BUILD_MODULE_SRC) -> bytes:
+def pickle_bytes(
+    static: dict, variables: dict[str, list], *, version: int = 3, protocol: int = 4, module_src: str = BUILD_MODULE_SRC
+) -> bytes:
     """``pickle.dump((G, D, Gs))`` as NVlabs/stylegan writes it."""
     G = generator(static, raw_variables(variables), "G", version, module_src)
     D = discriminator(static, version=version)
@@ -185,15 +239,31 @@ def pickle_bytes(static: dict, variables: dict[str, list], *, version: int = 3, 
 
 #: Small configs for tests: (static kwargs, fused up-conv expected at 128 px).
 SMALL = {
-    "32": static_kwargs(32, fmap_base=128, fmap_max=16, latent_size=16, dlatent_size=16, mapping_layers=3,
-                        mapping_fmaps=24),
-    "64": static_kwargs(64, fmap_base=96, fmap_max=16, fmap_decay=0.9, latent_size=12, dlatent_size=10,
-                        mapping_layers=2, mapping_fmaps=16, truncation_psi=0.5, truncation_cutoff=4),
-    "128-fused": static_kwargs(128, fmap_base=128, fmap_max=8, latent_size=8, dlatent_size=8, mapping_layers=2,
-                               mapping_fmaps=8),
+    "32": static_kwargs(
+        32, fmap_base=128, fmap_max=16, latent_size=16, dlatent_size=16, mapping_layers=3, mapping_fmaps=24
+    ),
+    "64": static_kwargs(
+        64,
+        fmap_base=96,
+        fmap_max=16,
+        fmap_decay=0.9,
+        latent_size=12,
+        dlatent_size=10,
+        mapping_layers=2,
+        mapping_fmaps=16,
+        truncation_psi=0.5,
+        truncation_cutoff=4,
+    ),
+    "128-fused": static_kwargs(
+        128, fmap_base=128, fmap_max=8, latent_size=8, dlatent_size=8, mapping_layers=2, mapping_fmaps=8
+    ),
 }
 
 #: A conditional network (``label_size`` > 0: G_mapping's LabelConcat), as train.py builds one for a labelled
 #: dataset (the dataset's label_size reaches every network's kwargs).
-CONDITIONAL = {**static_kwargs(32, fmap_base=128, fmap_max=16, latent_size=12, dlatent_size=10, mapping_layers=2,
-                               mapping_fmaps=14), "label_size": 5}
+CONDITIONAL = {
+    **static_kwargs(
+        32, fmap_base=128, fmap_max=16, latent_size=12, dlatent_size=10, mapping_layers=2, mapping_fmaps=14
+    ),
+    "label_size": 5,
+}

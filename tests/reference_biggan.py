@@ -48,15 +48,16 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad: int) -> np.n
     out = np.zeros((n, o, h + 2 * pad - kh + 1, wd + 2 * pad - kw + 1))
     for i in range(kh):
         for j in range(kw):
-            patch = xp[:, :, i:i + out.shape[2], j:j + out.shape[3]]
+            patch = xp[:, :, i : i + out.shape[2], j : j + out.shape[3]]
             out += np.einsum("nchw,oc->nohw", patch, w[:, :, i, j])
     if b is not None:
         out += b[None, :, None, None]
     return out
 
 
-def batch_norm(state: dict, prefix: str, x: np.ndarray, truncation: float, eps: float, cond: np.ndarray | None,
-               swapped: bool) -> np.ndarray:
+def batch_norm(
+    state: dict, prefix: str, x: np.ndarray, truncation: float, eps: float, cond: np.ndarray | None, swapped: bool
+) -> np.ndarray:
     mean = stats(state[prefix + ".running_means"], truncation, swapped)
     var = stats(state[prefix + ".running_vars"], truncation, swapped)
     xn = (x - mean[None, :, None, None]) / np.sqrt(var + eps)[None, :, None, None]
@@ -82,8 +83,9 @@ def maxpool2(x: np.ndarray) -> np.ndarray:
     return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
 
 
-def gen_block(state: dict, p: str, x: np.ndarray, cond: np.ndarray, t: float, eps: float, up: bool,
-              c_out: int, swapped: bool) -> np.ndarray:
+def gen_block(
+    state: dict, p: str, x: np.ndarray, cond: np.ndarray, t: float, eps: float, up: bool, c_out: int, swapped: bool
+) -> np.ndarray:
     x0 = x
     h = batch_norm(state, p + ".bn_0", x, t, eps, cond, swapped)
     h = conv2d(relu(h), sn_weight(state, p + ".conv_0"), np.float64(state[p + ".conv_0.bias"]), 0)
@@ -116,8 +118,9 @@ def self_attn(state: dict, p: str, x: np.ndarray) -> np.ndarray:
     return x + np.float64(state[p + ".gamma"])[0] * o
 
 
-def biggan(config: dict, state: dict, z: np.ndarray, c: np.ndarray, truncation: float,
-           swapped: bool = True) -> np.ndarray:
+def biggan(
+    config: dict, state: dict, z: np.ndarray, c: np.ndarray, truncation: float, swapped: bool = True
+) -> np.ndarray:
     """``BigGAN(config)(z, c, truncation)`` of the package in float64, returned NHWC ``(N, H, W, 3)``."""
     assert 0 < truncation <= 1
     eps, ch = config["eps"], config["channel_width"]

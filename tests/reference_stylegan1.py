@@ -15,13 +15,28 @@ import numpy as np
 
 DEFAULTS: dict[str, Any] = {
     # G_style
-    "truncation_psi": 0.7, "truncation_cutoff": 8,
+    "truncation_psi": 0.7,
+    "truncation_cutoff": 8,
     # G_mapping
-    "latent_size": 512, "dlatent_size": 512, "mapping_layers": 8, "mapping_fmaps": 512, "mapping_lrmul": 0.01,
-    "mapping_nonlinearity": "lrelu", "use_wscale": True, "normalize_latents": True,
+    "latent_size": 512,
+    "dlatent_size": 512,
+    "mapping_layers": 8,
+    "mapping_fmaps": 512,
+    "mapping_lrmul": 0.01,
+    "mapping_nonlinearity": "lrelu",
+    "use_wscale": True,
+    "normalize_latents": True,
     # G_synthesis
-    "num_channels": 3, "resolution": 1024, "fmap_base": 8192, "fmap_decay": 1.0, "fmap_max": 512, "use_noise": True,
-    "nonlinearity": "lrelu", "use_pixel_norm": False, "use_instance_norm": True, "fused_scale": "auto",
+    "num_channels": 3,
+    "resolution": 1024,
+    "fmap_base": 8192,
+    "fmap_decay": 1.0,
+    "fmap_max": 512,
+    "use_noise": True,
+    "nonlinearity": "lrelu",
+    "use_pixel_norm": False,
+    "use_instance_norm": True,
+    "fused_scale": "auto",
     "blur_filter": [1, 2, 1],
 }
 
@@ -56,7 +71,7 @@ def conv2d_same(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     out = np.zeros((n, w.shape[3], h, wd))
     for ky in range(k):
         for kx in range(k):
-            out += np.einsum("nihw,io->nohw", xp[:, :, ky:ky + h, kx:kx + wd], w[ky, kx])
+            out += np.einsum("nihw,io->nohw", xp[:, :, ky : ky + h, kx : kx + wd], w[ky, kx])
     return out
 
 
@@ -72,8 +87,8 @@ def conv2d_transpose_same(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     full = np.zeros((n, w.shape[2], 2 * h + k, 2 * wd + k))  # index = output position + 1
     for ky in range(k):
         for kx in range(k):
-            full[:, :, ky:ky + 2 * h:2, kx:kx + 2 * wd:2] += np.einsum("nihw,oi->nohw", x, w[ky, kx])
-    return full[:, :, 1:2 * h + 1, 1:2 * wd + 1]
+            full[:, :, ky : ky + 2 * h : 2, kx : kx + 2 * wd : 2] += np.einsum("nihw,oi->nohw", x, w[ky, kx])
+    return full[:, :, 1 : 2 * h + 1, 1 : 2 * wd + 1]
 
 
 def upscale2d_conv2d_fused(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -97,7 +112,7 @@ def blur2d(x: np.ndarray, f: list) -> np.ndarray:
     out = np.zeros_like(x)
     for ky in range(L):
         for kx in range(L):
-            out += xp[:, :, ky:ky + h, kx:kx + wd] * k2[ky, kx]
+            out += xp[:, :, ky : ky + h, kx : kx + wd] * k2[ky, kx]
     return out
 
 
@@ -173,7 +188,7 @@ def synthesis(V: dict, static: dict, ws: np.ndarray, noise_mode: str = "const") 
     x = epilogue(np.tile(const, (n, 1, 1, 1)), "synthesis/4x4/Const", 0)
     x = epilogue(conv2d_same(x, conv_w("synthesis/4x4/Conv")), "synthesis/4x4/Conv", 1)
     for lg in range(3, lg_R + 1):
-        s = f"synthesis/{2 ** lg}x{2 ** lg}"
+        s = f"synthesis/{2**lg}x{2**lg}"
         fused = (min(x.shape[2:]) * 2 >= 128) if fused_opt == "auto" else fused_opt
         if fused:
             y = upscale2d_conv2d_fused(x, conv_w(f"{s}/Conv0_up"))
@@ -187,7 +202,14 @@ def synthesis(V: dict, static: dict, ws: np.ndarray, noise_mode: str = "const") 
     return conv2d_same(x, w * _coef(w.shape, 1.0, wscale)) + _f64(V["synthesis/ToRGB_lod0/bias"]).reshape(1, -1, 1, 1)
 
 
-def generate(V: dict, static: dict, z: np.ndarray, psi: float | None = None, cutoff: int | None = None,
-             noise_mode: str = "const", labels: np.ndarray | None = None) -> np.ndarray:
+def generate(
+    V: dict,
+    static: dict,
+    z: np.ndarray,
+    psi: float | None = None,
+    cutoff: int | None = None,
+    noise_mode: str = "const",
+    labels: np.ndarray | None = None,
+) -> np.ndarray:
     """Gs.run(z, labels, truncation_psi=psi, truncation_cutoff=cutoff, randomize_noise=False) in float64, NCHW."""
     return synthesis(V, static, truncate(V, mapping(V, static, z, labels), psi, cutoff), noise_mode)

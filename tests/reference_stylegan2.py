@@ -29,8 +29,9 @@ def _f64(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
-def bias_act(x: np.ndarray, b: np.ndarray | None, act: str, gain: float | None = None,
-             clamp: float | None = None, axis: int = 1) -> np.ndarray:
+def bias_act(
+    x: np.ndarray, b: np.ndarray | None, act: str, gain: float | None = None, clamp: float | None = None, axis: int = 1
+) -> np.ndarray:
     """bias → activation → ·gain → clamp (bias along ``axis``)."""
     if b is not None:
         shape = [1] * x.ndim
@@ -49,8 +50,9 @@ def bias_act(x: np.ndarray, b: np.ndarray | None, act: str, gain: float | None =
     return x
 
 
-def fully_connected(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, lr: float = 1.0,
-                    act: str = "linear") -> np.ndarray:
+def fully_connected(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, lr: float = 1.0, act: str = "linear"
+) -> np.ndarray:
     weight, x = _f64(weight), _f64(x)
     y = x @ (weight * (lr / np.sqrt(weight.shape[1]))).T
     return bias_act(y, None if bias is None else _f64(bias) * lr, act)
@@ -71,7 +73,7 @@ def upfirdn2d(x: np.ndarray, f: np.ndarray, up: int = 1, pad=(0, 0, 0, 0), gain:
     u[:, :, ::up, ::up] = x
     px0, px1, py0, py1 = pad
     u = np.pad(u, ((0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))))
-    u = u[:, :, max(-py0, 0):u.shape[2] - max(-py1, 0), max(-px0, 0):u.shape[3] - max(-px1, 0)]
+    u = u[:, :, max(-py0, 0) : u.shape[2] - max(-py1, 0), max(-px0, 0) : u.shape[3] - max(-px1, 0)]
     # filter: scaled by gain, flipped (convolution, flip_filter=False), then correlated
     g = (f * gain)[::-1, ::-1]
     fh, fw = g.shape
@@ -79,7 +81,7 @@ def upfirdn2d(x: np.ndarray, f: np.ndarray, up: int = 1, pad=(0, 0, 0, 0), gain:
     out = np.zeros((n, c, oh, ow))
     for ky in range(fh):
         for kx in range(fw):
-            out += u[:, :, ky:ky + oh, kx:kx + ow] * g[ky, kx]
+            out += u[:, :, ky : ky + oh, kx : kx + ow] * g[ky, kx]
     return out
 
 
@@ -98,7 +100,7 @@ def _per_sample_conv(x: np.ndarray, wn: np.ndarray, pad: int) -> np.ndarray:
     out = np.zeros((n, wn.shape[1], oh, ow))
     for ky in range(k):
         for kx in range(k):
-            out += np.einsum("nihw,noi->nohw", xp[:, :, ky:ky + oh, kx:kx + ow], wn[:, :, :, ky, kx])
+            out += np.einsum("nihw,noi->nohw", xp[:, :, ky : ky + oh, kx : kx + ow], wn[:, :, :, ky, kx])
     return out
 
 
@@ -109,12 +111,18 @@ def _per_sample_conv_transpose_s2(x: np.ndarray, wn: np.ndarray) -> np.ndarray:
     out = np.zeros((n, wn.shape[1], 2 * (h - 1) + k, 2 * (w - 1) + k))
     for ky in range(k):
         for kx in range(k):
-            out[:, :, ky:ky + 2 * h:2, kx:kx + 2 * w:2] += np.einsum("nihw,noi->nohw", x, wn[:, :, :, ky, kx])
+            out[:, :, ky : ky + 2 * h : 2, kx : kx + 2 * w : 2] += np.einsum("nihw,noi->nohw", x, wn[:, :, :, ky, kx])
     return out
 
 
-def modulated_conv(x: np.ndarray, weight: np.ndarray, styles: np.ndarray, demodulate: bool, up: bool,
-                   resample_filter: np.ndarray | None) -> np.ndarray:
+def modulated_conv(
+    x: np.ndarray,
+    weight: np.ndarray,
+    styles: np.ndarray,
+    demodulate: bool,
+    up: bool,
+    resample_filter: np.ndarray | None,
+) -> np.ndarray:
     weight = _f64(weight)
     wn = weight[None] * styles[:, None, :, None, None]  # [N,O,I,k,k]
     if demodulate:
@@ -131,8 +139,9 @@ def modulated_conv(x: np.ndarray, weight: np.ndarray, styles: np.ndarray, demodu
     return upfirdn2d(y, resample_filter, up=1, pad=(p0, p1, p0, p1), gain=4.0)
 
 
-def synthesis_layer(state: dict, prefix: str, x: np.ndarray, w: np.ndarray, up: bool, conv_clamp,
-                    noise_mode: str, gain: float = 1.0) -> np.ndarray:
+def synthesis_layer(
+    state: dict, prefix: str, x: np.ndarray, w: np.ndarray, up: bool, conv_clamp, noise_mode: str, gain: float = 1.0
+) -> np.ndarray:
     styles = fully_connected(w, state[f"{prefix}.affine.weight"], state[f"{prefix}.affine.bias"])
     y = modulated_conv(x, state[f"{prefix}.weight"], styles, True, up, state.get(f"{prefix}.resample_filter"))
     if noise_mode == "const":
@@ -155,8 +164,9 @@ def num_ws(config: dict) -> int:
     return 2 * int(np.log2(config["img_resolution"])) - 2
 
 
-def mapping(config: dict, state: dict, z, c=None, truncation_psi: float = 1.0,
-            truncation_cutoff: int | None = None) -> np.ndarray:
+def mapping(
+    config: dict, state: dict, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None
+) -> np.ndarray:
     mk = config["mapping_kwargs"]
     lr = mk["lr_multiplier"]
     parts = []
@@ -167,8 +177,9 @@ def mapping(config: dict, state: dict, z, c=None, truncation_psi: float = 1.0,
         parts.append(normalize_2nd_moment(e))
     x = np.concatenate(parts, axis=1)
     for i in range(mk["num_layers"]):
-        x = fully_connected(x, state[f"mapping.fc{i}.weight"], state[f"mapping.fc{i}.bias"], lr=lr,
-                            act=mk.get("activation", "lrelu"))
+        x = fully_connected(
+            x, state[f"mapping.fc{i}.weight"], state[f"mapping.fc{i}.bias"], lr=lr, act=mk.get("activation", "lrelu")
+        )
     ws = np.repeat(x[:, None, :], num_ws(config), axis=1)
     if truncation_psi != 1:
         w_avg = _f64(state["mapping.w_avg"])
@@ -187,28 +198,26 @@ def synthesis(config: dict, state: dict, ws, noise_mode: str = "const") -> np.nd
     x = img = None
     w_idx = 0
     for r in range(2, res_log2 + 1):
-        res = 2 ** r
+        res = 2**r
         p = f"synthesis.b{res}"
         is_last = res == config["img_resolution"]
         has_rgb = is_last or arch == "skip"
         if res == 4:
-            cur = ws[:, w_idx:w_idx + 1 + has_rgb]
+            cur = ws[:, w_idx : w_idx + 1 + has_rgb]
             w_idx += 1
             const = _f64(state[f"{p}.const"])
             x = np.broadcast_to(const[None], (ws.shape[0],) + const.shape).copy()
             x = synthesis_layer(state, f"{p}.conv1", x, cur[:, 0], False, clamp, noise_mode)
             rgb_w = cur[:, 1] if has_rgb else None
         else:
-            cur = ws[:, w_idx:w_idx + 2 + has_rgb]
+            cur = ws[:, w_idx : w_idx + 2 + has_rgb]
             w_idx += 2
             if arch == "resnet":
                 sw = _f64(state[f"{p}.skip.weight"])
-                y = modulated_conv(x, sw / np.sqrt(sw.shape[1]), np.ones((x.shape[0], sw.shape[1])), False, False,
-                                   None)
+                y = modulated_conv(x, sw / np.sqrt(sw.shape[1]), np.ones((x.shape[0], sw.shape[1])), False, False, None)
                 y = upsample2d(y, state[f"{p}.skip.resample_filter"]) * np.sqrt(0.5)
                 x = synthesis_layer(state, f"{p}.conv0", x, cur[:, 0], True, clamp, noise_mode)
-                x = synthesis_layer(state, f"{p}.conv1", x, cur[:, 1], False, clamp, noise_mode,
-                                    gain=np.sqrt(0.5))
+                x = synthesis_layer(state, f"{p}.conv1", x, cur[:, 1], False, clamp, noise_mode, gain=np.sqrt(0.5))
                 x = x + y
             else:
                 x = synthesis_layer(state, f"{p}.conv0", x, cur[:, 0], True, clamp, noise_mode)
@@ -222,8 +231,15 @@ def synthesis(config: dict, state: dict, ws, noise_mode: str = "const") -> np.nd
     return img
 
 
-def generate(config: dict, state: dict, z, c=None, truncation_psi: float = 1.0,
-             truncation_cutoff: int | None = None, noise_mode: str = "const") -> np.ndarray:
+def generate(
+    config: dict,
+    state: dict,
+    z,
+    c=None,
+    truncation_psi: float = 1.0,
+    truncation_cutoff: int | None = None,
+    noise_mode: str = "const",
+) -> np.ndarray:
     """NHWC float64 images, for direct comparison with ``lsd_jax``."""
     ws = mapping(config, state, z, c, truncation_psi, truncation_cutoff)
     return synthesis(config, state, ws, noise_mode).transpose(0, 2, 3, 1)

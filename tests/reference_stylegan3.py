@@ -24,7 +24,6 @@ SynthesisInput, SynthesisLayer, SynthesisNetwork, modulated_conv2d), ``torch_uti
 from __future__ import annotations
 
 import numpy as np
-
 from reference_stylegan2 import fully_connected, normalize_2nd_moment
 
 
@@ -40,16 +39,18 @@ def num_ws(config: dict) -> int:
 # mapping
 
 
-def mapping(config: dict, state: dict, z, c=None, truncation_psi: float = 1.0,
-            truncation_cutoff: int | None = None) -> np.ndarray:
+def mapping(
+    config: dict, state: dict, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None
+) -> np.ndarray:
     mk = config["mapping_kwargs"]
     x = normalize_2nd_moment(_f64(z)) if config["z_dim"] > 0 else np.zeros((len(c), 0))
     if config["c_dim"] > 0:
         y = normalize_2nd_moment(fully_connected(_f64(c), state["mapping.embed.weight"], state["mapping.embed.bias"]))
         x = np.concatenate([x, y], axis=1)
     for i in range(mk["num_layers"]):
-        x = fully_connected(x, state[f"mapping.fc{i}.weight"], state[f"mapping.fc{i}.bias"],
-                            lr=mk["lr_multiplier"], act="lrelu")
+        x = fully_connected(
+            x, state[f"mapping.fc{i}.weight"], state[f"mapping.fc{i}.bias"], lr=mk["lr_multiplier"], act="lrelu"
+        )
     ws = np.repeat(x[:, None, :], num_ws(config), axis=1)
     if truncation_psi != 1:
         cut = ws.shape[1] if truncation_cutoff is None else truncation_cutoff
@@ -108,7 +109,7 @@ def upfirdn2d(x: np.ndarray, f, up: int = 1, down: int = 1, pad=(0, 0, 0, 0), ga
     u[:, :, ::up, ::up] = x
     px0, px1, py0, py1 = pad
     u = np.pad(u, ((0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))))
-    u = u[:, :, max(-py0, 0):u.shape[2] - max(-py1, 0), max(-px0, 0):u.shape[3] - max(-px1, 0)]
+    u = u[:, :, max(-py0, 0) : u.shape[2] - max(-py1, 0), max(-px0, 0) : u.shape[3] - max(-px1, 0)]
     g = (f * gain)[::-1, ::-1]  # convolution = correlation with the flipped filter
     fh, fw = g.shape
     oh, ow = u.shape[2] - fh + 1, u.shape[3] - fw + 1
@@ -116,13 +117,13 @@ def upfirdn2d(x: np.ndarray, f, up: int = 1, down: int = 1, pad=(0, 0, 0, 0), ga
     for ky in range(fh):
         for kx in range(fw):
             if g[ky, kx] != 0:
-                out += u[:, :, ky:ky + oh, kx:kx + ow] * g[ky, kx]
+                out += u[:, :, ky : ky + oh, kx : kx + ow] * g[ky, kx]
     return out[:, :, ::down, ::down]
 
 
 def filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp) -> np.ndarray:
     x = x + _f64(b)[None, :, None, None]
-    x = upfirdn2d(x, fu, up=up, pad=padding, gain=up ** 2)
+    x = upfirdn2d(x, fu, up=up, pad=padding, gain=up**2)
     x = np.where(x >= 0, x, x * slope) * gain
     if clamp is not None:
         x = np.clip(x, -clamp, clamp)
@@ -145,7 +146,7 @@ def modulated_conv2d(x, weight, styles, demodulate: bool, padding: int, input_ga
     out = np.zeros((x.shape[0], w.shape[0], oh, ow))
     for ky in range(k):
         for kx in range(k):
-            out += np.einsum("nihw,noi->nohw", xp[:, :, ky:ky + oh, kx:kx + ow], wn[:, :, :, ky, kx])
+            out += np.einsum("nihw,noi->nohw", xp[:, :, ky : ky + oh, kx : kx + ow], wn[:, :, :, ky, kx])
     return out
 
 
@@ -170,10 +171,18 @@ def synthesis_layer(layer: dict, state: dict, x: np.ndarray, w: np.ndarray) -> n
         styles = styles / np.sqrt(weight.shape[1] * weight.shape[2] * weight.shape[3])
     gain_in = 1.0 / np.sqrt(float(state[f"{p}.magnitude_ema"]))
     x = modulated_conv2d(x, weight, styles, not torgb, weight.shape[-1] - 1, gain_in)
-    return filtered_lrelu(x, state.get(f"{p}.up_filter"), state.get(f"{p}.down_filter"), state[f"{p}.bias"],
-                          layer["up_factor"], layer["down_factor"], layer["padding"],
-                          gain=1.0 if torgb else np.sqrt(2), slope=1.0 if torgb else 0.2,
-                          clamp=layer["conv_clamp"])
+    return filtered_lrelu(
+        x,
+        state.get(f"{p}.up_filter"),
+        state.get(f"{p}.down_filter"),
+        state[f"{p}.bias"],
+        layer["up_factor"],
+        layer["down_factor"],
+        layer["padding"],
+        gain=1.0 if torgb else np.sqrt(2),
+        slope=1.0 if torgb else 0.2,
+        clamp=layer["conv_clamp"],
+    )
 
 
 def synthesis(config: dict, state: dict, ws, transform=None) -> np.ndarray:
@@ -186,8 +195,15 @@ def synthesis(config: dict, state: dict, ws, transform=None) -> np.ndarray:
     return x * scale if scale != 1 else x
 
 
-def generate(config: dict, state: dict, z, c=None, truncation_psi: float = 1.0,
-             truncation_cutoff: int | None = None, transform=None) -> np.ndarray:
+def generate(
+    config: dict,
+    state: dict,
+    z,
+    c=None,
+    truncation_psi: float = 1.0,
+    truncation_cutoff: int | None = None,
+    transform=None,
+) -> np.ndarray:
     """NHWC float64 images, for direct comparison with ``lsd_jax``."""
     ws = mapping(config, state, z, c, truncation_psi, truncation_cutoff)
     return synthesis(config, state, ws, transform).transpose(0, 2, 3, 1)

@@ -37,29 +37,66 @@ import scipy.special
 
 #: NVIDIA's SynthesisNetwork / SynthesisLayer defaults (networks_stylegan3.py).
 SG3_SYNTHESIS_DEFAULTS: dict[str, Any] = {
-    "channel_base": 32768, "channel_max": 512, "num_layers": 14, "num_critical": 2, "first_cutoff": 2,
-    "first_stopband": 2 ** 2.1, "last_stopband_rel": 2 ** 0.3, "margin_size": 10, "output_scale": 0.25,
-    "num_fp16_res": 4, "conv_kernel": 3, "filter_size": 6, "lrelu_upsampling": 2, "use_radial_filters": False,
-    "conv_clamp": 256, "magnitude_ema_beta": 0.999,
+    "channel_base": 32768,
+    "channel_max": 512,
+    "num_layers": 14,
+    "num_critical": 2,
+    "first_cutoff": 2,
+    "first_stopband": 2**2.1,
+    "last_stopband_rel": 2**0.3,
+    "margin_size": 10,
+    "output_scale": 0.25,
+    "num_fp16_res": 4,
+    "conv_kernel": 3,
+    "filter_size": 6,
+    "lrelu_upsampling": 2,
+    "use_radial_filters": False,
+    "conv_clamp": 256,
+    "magnitude_ema_beta": 0.999,
 }
 SG3_MAPPING_DEFAULTS: dict[str, Any] = {"num_layers": 2, "lr_multiplier": 0.01, "w_avg_beta": 0.998}
 
 #: The per-layer attributes a converted config carries (names as in NVIDIA's SynthesisLayer).
-LAYER_KEYS = ("name", "is_torgb", "is_critically_sampled", "in_channels", "out_channels", "in_size", "out_size",
-              "in_sampling_rate", "out_sampling_rate", "tmp_sampling_rate", "in_cutoff", "out_cutoff",
-              "in_half_width", "out_half_width", "conv_kernel", "conv_clamp", "up_factor", "down_factor",
-              "up_taps", "down_taps", "down_radial", "padding")
+LAYER_KEYS = (
+    "name",
+    "is_torgb",
+    "is_critically_sampled",
+    "in_channels",
+    "out_channels",
+    "in_size",
+    "out_size",
+    "in_sampling_rate",
+    "out_sampling_rate",
+    "tmp_sampling_rate",
+    "in_cutoff",
+    "out_cutoff",
+    "in_half_width",
+    "out_half_width",
+    "conv_kernel",
+    "conv_clamp",
+    "up_factor",
+    "down_factor",
+    "up_taps",
+    "down_taps",
+    "down_radial",
+    "padding",
+)
 INPUT_KEYS = ("channels", "size", "sampling_rate", "bandwidth")
 
 _SMALL = {
-    "z_dim": 16, "c_dim": 0, "w_dim": 16, "img_resolution": 16, "img_channels": 3,
+    "z_dim": 16,
+    "c_dim": 0,
+    "w_dim": 16,
+    "img_resolution": 16,
+    "img_channels": 3,
     "mapping_kwargs": {"num_layers": 2},
     "synthesis_kwargs": {"channel_base": 128, "channel_max": 8, "num_layers": 4},
 }
 
 
-def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
-                          radial: bool = False) -> np.ndarray | None:
+def design_lowpass_filter(
+    numtaps: int, cutoff: float, width: float, fs: float, radial: bool = False
+) -> np.ndarray | None:
     if numtaps == 1:
         return None
     if not radial:
@@ -76,8 +113,10 @@ def design_lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float,
 
 
 def _full_kwargs(config: dict) -> tuple[dict, dict]:
-    return ({**SG3_MAPPING_DEFAULTS, **config.get("mapping_kwargs", {})},
-            {**SG3_SYNTHESIS_DEFAULTS, **config.get("synthesis_kwargs", {})})
+    return (
+        {**SG3_MAPPING_DEFAULTS, **config.get("mapping_kwargs", {})},
+        {**SG3_SYNTHESIS_DEFAULTS, **config.get("synthesis_kwargs", {})},
+    )
 
 
 def derive_synthesis(config: dict) -> tuple[dict, list[dict]]:
@@ -96,8 +135,12 @@ def derive_synthesis(config: dict) -> tuple[dict, list[dict]]:
     channels = np.rint(np.minimum((sk["channel_base"] / 2) / cutoffs, sk["channel_max"]))
     channels[-1] = config["img_channels"]
 
-    inp = {"channels": int(channels[0]), "size": np.broadcast_to(np.asarray(int(sizes[0])), [2]),
-           "sampling_rate": rates[0], "bandwidth": cutoffs[0]}
+    inp = {
+        "channels": int(channels[0]),
+        "size": np.broadcast_to(np.asarray(int(sizes[0])), [2]),
+        "sampling_rate": rates[0],
+        "bandwidth": cutoffs[0],
+    }
     layers = []
     for idx in range(n + 1):
         prev = max(idx - 1, 0)
@@ -119,14 +162,28 @@ def derive_synthesis(config: dict) -> tuple[dict, list[dict]]:
         pad_lo = (pad_total + up) // 2
         pad_hi = pad_total - pad_lo
         a = {
-            "w_dim": config["w_dim"], "is_torgb": is_torgb, "is_critically_sampled": crit,
+            "w_dim": config["w_dim"],
+            "is_torgb": is_torgb,
+            "is_critically_sampled": crit,
             "use_fp16": rates[idx] * (2 ** sk["num_fp16_res"]) > R,
-            "in_channels": int(channels[prev]), "out_channels": int(channels[idx]),
-            "in_size": in_size, "out_size": out_size, "in_sampling_rate": in_sr, "out_sampling_rate": out_sr,
-            "tmp_sampling_rate": tmp_sr, "in_cutoff": cutoffs[prev], "out_cutoff": cutoffs[idx],
-            "in_half_width": half_widths[prev], "out_half_width": half_widths[idx], "conv_kernel": kernel,
-            "conv_clamp": sk["conv_clamp"], "magnitude_ema_beta": sk["magnitude_ema_beta"],
-            "up_factor": up, "up_taps": up_taps, "down_factor": down, "down_taps": down_taps,
+            "in_channels": int(channels[prev]),
+            "out_channels": int(channels[idx]),
+            "in_size": in_size,
+            "out_size": out_size,
+            "in_sampling_rate": in_sr,
+            "out_sampling_rate": out_sr,
+            "tmp_sampling_rate": tmp_sr,
+            "in_cutoff": cutoffs[prev],
+            "out_cutoff": cutoffs[idx],
+            "in_half_width": half_widths[prev],
+            "out_half_width": half_widths[idx],
+            "conv_kernel": kernel,
+            "conv_clamp": sk["conv_clamp"],
+            "magnitude_ema_beta": sk["magnitude_ema_beta"],
+            "up_factor": up,
+            "up_taps": up_taps,
+            "down_factor": down,
+            "down_taps": down_taps,
             "down_radial": bool(sk["use_radial_filters"] and not crit),
             "padding": [int(pad_lo[0]), int(pad_hi[0]), int(pad_lo[1]), int(pad_hi[1])],
         }
@@ -170,8 +227,12 @@ def sg3_config(kind: str = "t", **overrides: Any) -> dict:
     if set(mk) != set(SG3_MAPPING_DEFAULTS) or set(sk) != set(SG3_SYNTHESIS_DEFAULTS):
         raise KeyError("unknown mapping/synthesis kwargs")
     if kind == "r":  # train.py --cfg=stylegan3-r
-        sk.update(conv_kernel=1, use_radial_filters=True, channel_base=sk["channel_base"] * 2,
-                  channel_max=sk["channel_max"] * 2)
+        sk.update(
+            conv_kernel=1,
+            use_radial_filters=True,
+            channel_base=sk["channel_base"] * 2,
+            channel_max=sk["channel_max"] * 2,
+        )
     config = {"family": "stylegan3", **cfg, "mapping_kwargs": mk, "synthesis_kwargs": sk}
     inp, layers = derive_synthesis(config)
     config["synthesis_input"] = {k: _plain(inp[k]) for k in INPUT_KEYS}
@@ -194,17 +255,15 @@ def random_sg3_state(config: dict, seed: int, transform: np.ndarray | None = Non
     # SynthesisInput: weight (param), buffers transform, freqs, phases, then the affine child.
     C = inp["channels"]
     freqs = rng.standard_normal((C, 2))
-    radii = np.sqrt(np.sum(freqs ** 2, axis=1, keepdims=True))
-    freqs /= radii * np.exp(radii ** 2) ** 0.25
+    radii = np.sqrt(np.sum(freqs**2, axis=1, keepdims=True))
+    freqs /= radii * np.exp(radii**2) ** 0.25
     freqs *= inp["bandwidth"]
     state["synthesis.input.weight"] = randn(C, C)
-    state["synthesis.input.transform"] = (np.eye(3) if transform is None else np.asarray(transform)).astype(
-        np.float32)
+    state["synthesis.input.transform"] = (np.eye(3) if transform is None else np.asarray(transform)).astype(np.float32)
     state["synthesis.input.freqs"] = freqs.astype(np.float32)
     state["synthesis.input.phases"] = (rng.random(C) - 0.5).astype(np.float32)
     state["synthesis.input.affine.weight"] = randn(4, w_dim)
-    state["synthesis.input.affine.bias"] = (np.array([1, 0, 0, 0]) + 0.3 * rng.standard_normal(4)).astype(
-        np.float32)
+    state["synthesis.input.affine.bias"] = (np.array([1, 0, 0, 0]) + 0.3 * rng.standard_normal(4)).astype(np.float32)
 
     for a in layers:
         p = f"synthesis.{a['name']}"
@@ -213,8 +272,9 @@ def random_sg3_state(config: dict, seed: int, transform: np.ndarray | None = Non
         state[f"{p}.bias"] = randn(cout, scale=0.5)
         state[f"{p}.magnitude_ema"] = np.asarray(rng.uniform(0.3, 3.0), np.float32)
         fu = design_lowpass_filter(a["up_taps"], a["in_cutoff"], a["in_half_width"] * 2, a["tmp_sampling_rate"])
-        fd = design_lowpass_filter(a["down_taps"], a["out_cutoff"], a["out_half_width"] * 2,
-                                   a["tmp_sampling_rate"], radial=a["down_radial"])
+        fd = design_lowpass_filter(
+            a["down_taps"], a["out_cutoff"], a["out_half_width"] * 2, a["tmp_sampling_rate"], radial=a["down_radial"]
+        )
         if fu is not None:
             state[f"{p}.up_filter"] = fu
         if fd is not None:

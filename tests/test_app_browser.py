@@ -29,8 +29,16 @@ from lsd_jax.web.jobs import JobCancelled, Jobs
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 120_000
 
@@ -51,8 +59,9 @@ def _serve(cfg: AppConfig):
     jobs = Jobs(cfg, keep=0.0)
     demo = web_page.build_app(cfg, jobs)
     port = _free_port()
-    web_page.launch(demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    ssr_mode=False)
+    web_page.launch(
+        demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
+    )
     url = App(f"http://127.0.0.1:{port}/")
     url.jobs = jobs
     return url, demo, jobs
@@ -166,9 +175,13 @@ def test_upload_preview_render_and_play(page, tmp_path):
     video.wait_for()
     page.wait_for_function(
         "() => { const v = document.querySelector('#video video');"
-        " return v && v.currentSrc && v.readyState >= 1 && v.videoWidth > 0; }", timeout=TIMEOUT_MS)
-    info = video.evaluate("v => ({src: v.currentSrc, w: v.videoWidth, h: v.videoHeight, d: v.duration,"
-                          " mp4: v.canPlayType('video/mp4; codecs=\"avc1.42E01E\"')})")
+        " return v && v.currentSrc && v.readyState >= 1 && v.videoWidth > 0; }",
+        timeout=TIMEOUT_MS,
+    )
+    info = video.evaluate(
+        "v => ({src: v.currentSrc, w: v.videoWidth, h: v.videoHeight, d: v.duration,"
+        " mp4: v.canPlayType('video/mp4; codecs=\"avc1.42E01E\"')})"
+    )
     assert info["src"].endswith(".mp4") and (info["w"], info["h"]) == (32, 32), info
     assert abs(info["d"] - 3.0) < 0.3, info
     snippet = page.locator("#snippet").inner_text()
@@ -212,8 +225,9 @@ def test_problems_show_next_to_their_field_and_the_page_keeps_working(page, tmp_
     _wait_idle(page)
     _upload_song(page, write_demo_song(tmp_path / "again.wav", seconds=2.0))
     page.locator("#preview-btn").click()
-    page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('again.wav')",
-                           timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => document.querySelector('#status')?.innerText.includes('again.wav')", timeout=TIMEOUT_MS
+    )
     _wait_idle(page)
 
 
@@ -221,13 +235,17 @@ def test_the_estimate_shows_before_a_click_and_follows_the_values(page, app_url,
     _set_number(page, "fps", "24")
     _set_number(page, "resolution", "64")
     _upload_song(page, write_demo_song(tmp_path / "twelve.wav", seconds=12.0))
-    page.wait_for_function("() => { const t = document.querySelector('#estimate').innerText;"
-                           " return t.includes('Estimated') && t.includes('288 frames'); }")
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#estimate').innerText;"
+        " return t.includes('Estimated') && t.includes('288 frames'); }"
+    )
     text = page.locator("#estimate").inner_text()
     assert "Estimated render time: about" in text and "(12 s at 24 fps)" in text and "frames/s" in text, text
     _set_number(page, "fps", "12")
-    page.wait_for_function("() => { const t = document.querySelector('#estimate').innerText;"
-                           " return t.includes('Estimated') && t.includes('144 frames'); }")
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#estimate').innerText;"
+        " return t.includes('Estimated') && t.includes('144 frames'); }"
+    )
     assert "Estimated render time: about" in page.locator("#estimate").inner_text()
 
 
@@ -241,8 +259,10 @@ def test_the_video_plays_while_later_frames_still_render(page, app_url, tmp_path
         seen = None
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            st = page.evaluate("() => { const v = document.querySelector('#live video'); return v ? "
-                               "{played: v.dataset.playedAt || null, t: v.currentTime, paused: v.paused} : null }")
+            st = page.evaluate(
+                "() => { const v = document.querySelector('#live video'); return v ? "
+                "{played: v.dataset.playedAt || null, t: v.currentTime, paused: v.paused} : null }"
+            )
             running = _running(jobs)
             if st and st["played"] and st["t"] > 0.2 and running:
                 seen = (st, running[0].frames)
@@ -253,8 +273,10 @@ def test_the_video_plays_while_later_frames_still_render(page, app_url, tmp_path
         assert done < total and page.locator("#render-btn").is_disabled(), seen
         page.screenshot(path=str(ARTIFACTS / "app-playing-while-rendering.png"))
         _wait_idle(page)
-    page.wait_for_function("() => { const v = document.querySelector('#video video');"
-                           " return v && v.currentSrc.endsWith('.mp4') && v.readyState >= 1; }")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#video video');"
+        " return v && v.currentSrc.endsWith('.mp4') && v.readyState >= 1; }"
+    )
     assert page.locator("#live .lsd-live").get_attribute("hidden") is not None  # the finished MP4 took over
     print(f"live video playing at {st['t']:.2f} s while frame {done} of {total} rendered")
 
@@ -269,8 +291,9 @@ def test_a_double_click_queues_one_job_and_cancel_stops_it(page, app_url, tmp_pa
     _upload_song(page, write_demo_song(tmp_path / "twelve.wav", seconds=12.0))
     with slow_batches(0.2):
         page.locator("#render-btn").dblclick()
-        page.wait_for_function("() => document.querySelector('#render-btn').disabled"
-                               " && document.querySelector('#preview-btn').disabled")
+        page.wait_for_function(
+            "() => document.querySelector('#render-btn').disabled && document.querySelector('#preview-btn').disabled"
+        )
         assert page.locator("#cancel-btn").is_visible()
         _wait(lambda: started and started[0].frames[0] > 0)
         page.locator("#render-btn").click(force=True)  # disabled: nothing happens
@@ -313,8 +336,10 @@ def test_closing_the_tab_cancels_its_render_and_the_next_visitor_s_renders(brows
         started = next(r for r in jobs._runs if r is not run).started - t0
     assert stopped < 2.0 and isinstance(run.error, JobCancelled), (stopped, run.error)
     assert not run.workdir.exists()
-    second.wait_for_function("() => { const v = document.querySelector('#video video');"
-                             " return v && v.currentSrc.endsWith('.mp4') && v.readyState >= 1; }")
+    second.wait_for_function(
+        "() => { const v = document.querySelector('#video video');"
+        " return v && v.currentSrc.endsWith('.mp4') && v.readyState >= 1; }"
+    )
     assert "Rendered 16 frames" in second.locator("#status").inner_text()
     second.close()
     print(f"closed tab: its render stopped {stopped:.2f} s later; the next visitor's started after {started:.2f} s")
@@ -328,8 +353,11 @@ def test_an_example_plays_in_one_click(browser):
     try:
         page = _open(browser, url)
         page.locator("#examples").get_by_text("Pulse: the kick drum punches").click()
-        page.wait_for_function("() => { const v = document.querySelector('#video video');"
-                               " return v && v.currentSrc.endsWith('.mp4') && v.readyState >= 1; }", timeout=30_000)
+        page.wait_for_function(
+            "() => { const v = document.querySelector('#video video');"
+            " return v && v.currentSrc.endsWith('.mp4') && v.readyState >= 1; }",
+            timeout=30_000,
+        )
         info = page.locator("#video video").evaluate("v => ({w: v.videoWidth, d: v.duration})")
         assert info["w"] == 64 and abs(info["d"] - 2.0) < 0.3, info
         assert "write_demo_song" in page.locator("#snippet").inner_text()

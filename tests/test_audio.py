@@ -7,18 +7,16 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from audio_signals import SR, click, click_track, high_hit, low_hit, normalise, place, silence, stereo, tone, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lsd_jax
 from lsd_jax.audio import analysis as audio
-from lsd_jax.media import decode
 from lsd_jax.audio import spectral
-from lsd_jax.media import timing
 from lsd_jax.errors import AudioError
+from lsd_jax.media import decode, timing
 from lsd_jax.params import make_params
-
-from audio_signals import SR, click, click_track, high_hit, low_hit, normalise, place, silence, stereo, tone, write
 
 FPS_LIST = [24.0, 25.0, 29.97, 30.0, 43.0, 60.0]
 
@@ -96,7 +94,7 @@ def test_soundtrack_is_the_songs_excerpt_at_its_rate_and_channels(tmp_path):
     f = audio.analyze(song, make_params(start=1.5, duration=1.0))
     data, got_sr = f.soundtrack
     assert got_sr == sr and data.shape == (sr, 2) and data.dtype == np.float32
-    np.testing.assert_allclose(data, y[int(1.5 * sr): int(1.5 * sr) + sr], atol=1e-4)
+    np.testing.assert_allclose(data, y[int(1.5 * sr) : int(1.5 * sr) + sr], atol=1e-4)
     np.testing.assert_array_equal(data, decode.read_audio(song, start=1.5, duration=1.0)[0])
     other = write(tmp_path / "mix.flac", tone(330, 4.0, 44100), 44100)
     f = audio.analyze(song, make_params(start=0.5, output_audio=str(other)))
@@ -173,8 +171,15 @@ def test_hpss_runs_once_per_signal(tone_and_clicks, monkeypatch, tmp_path):
     monkeypatch.setattr(spectral, "hpss_mel", counting)
     path, _ = tone_and_clicks
     fx = lsd_jax.EffectsGenerator(lambda a, s, amp: a, percussive=True)
-    params = make_params(fps=20.0, pulse_percussive=True, motion_harmonic=True, motion_percussive=False,
-                         contrast_strength=0.5, flash_strength=0.5, custom_effects=[fx])
+    params = make_params(
+        fps=20.0,
+        pulse_percussive=True,
+        motion_harmonic=True,
+        motion_percussive=False,
+        contrast_strength=0.5,
+        flash_strength=0.5,
+        custom_effects=[fx],
+    )
     f = audio.analyze(path, params)
     assert len(calls) == 1
     assert f.contrast is not None and f.flash is not None and len(f.effects) == 1
@@ -197,8 +202,10 @@ def test_effect_envelopes_only_when_enabled(tone_and_clicks):
     assert f.contrast is None and f.flash is not None
     mix = audio.analyze(path, base.replace(pulse_percussive=False)).pulse
     np.testing.assert_array_equal(f.flash, mix)  # flash_percussive=False -> the mix
-    fx = [lsd_jax.EffectsGenerator(lambda a, s, amp: a, percussive=False),
-          lsd_jax.EffectsGenerator(lambda a, s, amp: a, percussive=True)]
+    fx = [
+        lsd_jax.EffectsGenerator(lambda a, s, amp: a, percussive=False),
+        lsd_jax.EffectsGenerator(lambda a, s, amp: a, percussive=True),
+    ]
     f = audio.analyze(path, base.replace(custom_effects=fx))
     assert len(f.effects) == 2 and all(e.shape == (f.n_frames,) and e.dtype == np.float32 for e in f.effects)
     np.testing.assert_array_equal(f.effects[0], mix)
@@ -211,8 +218,9 @@ def test_stems_override_and_are_aligned_to_the_song(tmp_path):
     long_ = write(tmp_path / "long.wav", stereo(click_track([1.2, 3.6, 5.0], 6.0), click_track([1.2, 3.6, 5.0], 6.0)))
     a440 = write(tmp_path / "a.ogg", tone(440, 4.0, SR))
     fps = 20.0
-    params = make_params(fps=fps, pulse_audio=str(short), motion_audio=str(long_), class_audio=str(a440),
-                         flash_audio=str(short))
+    params = make_params(
+        fps=fps, pulse_audio=str(short), motion_audio=str(long_), class_audio=str(a440), flash_audio=str(short)
+    )
     f = audio.analyze(song, params)
     assert f.n_frames == 80
     for arr in (f.pulse, f.motion, f.flash):
@@ -284,14 +292,22 @@ def test_bands_and_beats_come_from_the_songs_analysis(tmp_path):
     fps, start = 24.0, 2.0
     plain = audio.analyze(path, make_params(fps=fps, start=start, duration=6.0))
     assert plain.bands is None and plain.beats is None
-    f = audio.analyze(path, make_params(fps=fps, start=start, duration=6.0, speed_fpm="beat",
-                                        band_react=(0.2, 0.1, 0.1), band_edges_hz=(300.0, 3000.0)))
+    f = audio.analyze(
+        path,
+        make_params(
+            fps=fps,
+            start=start,
+            duration=6.0,
+            speed_fpm="beat",
+            band_react=(0.2, 0.1, 0.1),
+            band_edges_hz=(300.0, 3000.0),
+        ),
+    )
     assert f.n_frames == 144 and f.bands.shape == (144, 3) and f.bands.dtype == np.float32
     np.testing.assert_array_equal(f.pulse, plain.pulse)
     # the bands are band_envelopes of the song with its second of context before and after the excerpt
     y = decode.load_audio(path, sr=SR, start=start - 1.0, duration=8.0)
-    np.testing.assert_array_equal(f.bands, band_envelopes(y, SR, fps, 144, (300.0, 3000.0), offset=1.0,
-                                                          duration=6.0))
+    np.testing.assert_array_equal(f.bands, band_envelopes(y, SR, fps, 144, (300.0, 3000.0), offset=1.0, duration=6.0))
     assert abs(f.beats.tempo_bpm - 120.0) < 2.0
     inside = [(t - start) * fps for t in times if 0 <= t - start < 6.0 - 0.5 / fps]
     assert len(f.beats.beat_frames) >= len(inside) - 1
@@ -323,13 +339,22 @@ def test_a_render_with_beat_lock_and_bands_decodes_the_song_once(tmp_path, monke
     pkl = nv.write_torch_pickle(tmp_path / "g.pkl", config, random_sg2_state(config, 7))
     decoded = []
     for name in ("_read_soundfile", "_read_ffmpeg"):
-        def counting(p, *args, _real=getattr(decode, name), **kw):
+        real = getattr(decode, name)
+
+        def counting(p, *args, _real=real, **kw):
             decoded.append(str(p))
             return _real(p, *args, **kw)
 
         monkeypatch.setattr(decode, name, counting)
-    out = lsd_jax.render(song, str(pkl), output=tmp_path / "v.mp4", fps=10.0, speed_fpm="beat",
-                         band_react=(0.3, 0.2, 0.1), progress=False)
+    out = lsd_jax.render(
+        song,
+        str(pkl),
+        output=tmp_path / "v.mp4",
+        fps=10.0,
+        speed_fpm="beat",
+        band_react=(0.3, 0.2, 0.1),
+        progress=False,
+    )
     assert decoded == [str(song)]
     info = probe_video(out)
     assert info["n_frames"] == 40 and info["audio_streams"] == 1
@@ -354,14 +379,17 @@ def _empty(d):
     return d / "empty.wav"
 
 
-@pytest.mark.parametrize("make, match", [
-    (_text_as_mp3, r"cannot decode .*notes\.mp3.*not an audio file"),
-    (_random_bytes_wav, r"cannot decode .*noise\.wav"),
-    (_empty, r"empty.*empty\.wav"),
-    (lambda d: d / "missing.wav", r"not found: .*missing\.wav"),
-    (lambda d: d, r"directory"),
-    (lambda d: 42, r"path .*got int"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (_text_as_mp3, r"cannot decode .*notes\.mp3.*not an audio file"),
+        (_random_bytes_wav, r"cannot decode .*noise\.wav"),
+        (_empty, r"empty.*empty\.wav"),
+        (lambda d: d / "missing.wav", r"not found: .*missing\.wav"),
+        (lambda d: d, r"directory"),
+        (lambda d: 42, r"path .*got int"),
+    ],
+)
 def test_unreadable_files_raise_audio_error_naming_the_file(tmp_path, make, match):
     path = make(tmp_path)
     with pytest.raises(AudioError, match=match):
@@ -402,8 +430,9 @@ def test_missing_stem_names_the_stem(tmp_path):
 
 # --- invariants ---------------------------------------------------------------------------------
 
-fps_values = st.one_of(st.sampled_from(FPS_LIST + [30000 / 1001, 24000 / 1001, 12.5, 240.0, 1.0]),
-                       st.floats(1.0, 240.0, allow_nan=False))
+fps_values = st.one_of(
+    st.sampled_from(FPS_LIST + [30000 / 1001, 24000 / 1001, 12.5, 240.0, 1.0]), st.floats(1.0, 240.0, allow_nan=False)
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -431,14 +460,14 @@ def test_running_normalization_keeps_the_rest_pulsing_after_one_loud_hit(tmp_pat
     late = [t for t in times if t >= 10.0]
 
     def peaks_and_troughs(pulse):
-        peaks = [pulse[int(t * fps): int(t * fps) + 3].max() for t in late]
+        peaks = [pulse[int(t * fps) : int(t * fps) + 3].max() for t in late]
         troughs = [pulse[int((t + 0.25) * fps)] for t in late[:-1]]
         return np.array(peaks), np.array(troughs)
 
     flat = audio.analyze(path, make_params(fps=fps)).pulse
     running = audio.analyze(path, make_params(fps=fps, normalize="running")).pulse
     for env in (flat, running):
-        assert env[int(loud_at * fps): int(loud_at * fps) + 3].max() == 1.0
+        assert env[int(loud_at * fps) : int(loud_at * fps) + 3].max() == 1.0
     peaks, _ = peaks_and_troughs(flat)
     assert peaks.max() < 0.1, peaks  # flattened
     peaks, troughs = peaks_and_troughs(running)

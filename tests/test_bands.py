@@ -7,9 +7,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from lsd_jax.audio.bands import (
+    apply_bands,
+    band_directions,
+    band_envelopes,
+    layer_groups,
+    mel_band_index,
+    normalise_bands,
+)
 from lsd_jax.audio.envelopes import analysis_hop
-from lsd_jax.audio.bands import (apply_bands, band_directions, band_envelopes, layer_groups, mel_band_index,
-                           normalise_bands)
 from lsd_jax.errors import ParamError
 
 SR = 22050
@@ -38,7 +44,7 @@ def track(hit, times=TIMES, seconds=DUR, lead=0.0):
     y = np.zeros(int((seconds + lead) * SR), np.float32)
     for t in times:
         i = int((t + lead) * SR)
-        y[i:i + hit.size] += hit[: y.size - i]
+        y[i : i + hit.size] += hit[: y.size - i]
     return y
 
 
@@ -66,7 +72,7 @@ def test_envelopes_follow_their_band_only(hit, band):
     others = np.delete(env, band, axis=1)
     assert others.max() < 1e-3, others.max(axis=0)
     # the band's peaks sit on the hits
-    peaks = [int(np.argmax(env[int(t * FPS) - 2:int(t * FPS) + 6, band])) + int(t * FPS) - 2 for t in TIMES]
+    peaks = [int(np.argmax(env[int(t * FPS) - 2 : int(t * FPS) + 6, band])) + int(t * FPS) - 2 for t in TIMES]
     assert all(abs(p - (t * FPS)) <= 4 for p, t in zip(peaks, TIMES)), peaks
 
 
@@ -120,7 +126,7 @@ def test_precomputed_mel_and_context_offset():
     ref = band_envelopes(track(LOW), SR, FPS, N)
     for t in TIMES:  # each hit peaks on the same frame (values differ a little: the column grid is shifted)
         f = int(t * FPS)
-        assert np.argmax(env[f - 2:f + 6, 0]) == np.argmax(ref[f - 2:f + 6, 0])
+        assert np.argmax(env[f - 2 : f + 6, 0]) == np.argmax(ref[f - 2 : f + 6, 0])
     assert np.abs(env - ref).max() < 0.25
 
 

@@ -4,12 +4,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from audio_signals import SR, click, click_track, normalise, place, silence, tone
-from lsd_jax.audio import envelopes
-from lsd_jax.audio import spectral
-from lsd_jax.audio.beats import (Beats, beat_keyframe_positions, beat_track, detect_beats, estimate_tempo,
-                           interpolate_keyframes, tempo_from_beats)
+
+from lsd_jax.audio import envelopes, spectral
+from lsd_jax.audio.beats import (
+    Beats,
+    beat_keyframe_positions,
+    beat_track,
+    detect_beats,
+    estimate_tempo,
+    interpolate_keyframes,
+    tempo_from_beats,
+)
 from lsd_jax.audio.demo_song import demo_song
 from lsd_jax.errors import ParamError
 
@@ -78,10 +84,19 @@ def _noise_bursts(seconds=8.0, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signal,hop", [
-    ("clicks100", 128), ("clicks137", 256), ("clicks174", 512), ("clicks80", 256), ("demo", 256), ("demo", 512),
-    ("noise", 128), ("noise", 256),
-])
+@pytest.mark.parametrize(
+    "signal,hop",
+    [
+        ("clicks100", 128),
+        ("clicks137", 256),
+        ("clicks174", 512),
+        ("clicks80", 256),
+        ("demo", 256),
+        ("demo", 512),
+        ("noise", 128),
+        ("noise", 256),
+    ],
+)
 def test_beat_track_is_librosas(signal, hop):
     """The NumPy tracker gives librosa.beat.beat_track's tempo and beat columns exactly (same onset envelope)."""
     import librosa

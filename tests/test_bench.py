@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import pytest
 import math
+
+import pytest
 
 from lsd_jax import bench
 from lsd_jax.audio.demo_song import write_demo_song

@@ -86,7 +86,7 @@ def test_matches_oracle_at_every_truncation(models, net128, serialization) -> No
         chex.assert_shape(out, (2, 128, 128, 3))
         assert out.dtype == np.float32 and np.abs(out).max() <= 1.0
         expect = ref.biggan(cfg, raw, np.asarray(z), np.asarray(c), t)
-        assert 0.05 < expect.std() and np.mean(np.abs(expect) > 0.99) < 0.05  # a meaningful, unsaturated image
+        assert expect.std() > 0.05 and np.mean(np.abs(expect) > 0.99) < 0.05  # a meaningful, unsaturated image
         _close(out, expect)
 
 
@@ -115,8 +115,7 @@ def test_truncation_is_a_runtime_input(models) -> None:
     # a traced truncation (inside an outer jit) gets the same rule in float32: equal at these values...
     traced = jax.jit(bg.bn_stats_weights)
     for t in (1.0, 0.5, 0.4, 0.123, 0.77):
-        np.testing.assert_allclose(np.asarray(traced(jnp.float32(t))), np.asarray(bg.bn_stats_weights(t)),
-                                   atol=2e-6)
+        np.testing.assert_allclose(np.asarray(traced(jnp.float32(t))), np.asarray(bg.bn_stats_weights(t)), atol=2e-6)
     # ...but not right next to a grid value, where float32 and float64 round differently (documented)
     assert np.argmax(np.asarray(traced(jnp.float32(0.3)))) == 16 and np.asarray(bg.bn_stats_weights(0.3))[15] == 1
 
@@ -147,8 +146,11 @@ def test_parameter_paths_are_the_packages_state_dict_keys(models, net128) -> Non
     _, raw = net128
     _, state, graphdef, model_state = models["legacy"]
     flat = {".".join(map(str, p)): v for p, v in nnx.to_flat_state(model_state)}
-    expect = {k.replace(".weight_orig", ".weight"): v.shape for k, v in raw.items()
-              if not k.endswith((".weight_u", ".weight_v"))}
+    expect = {
+        k.replace(".weight_orig", ".weight"): v.shape
+        for k, v in raw.items()
+        if not k.endswith((".weight_u", ".weight_v"))
+    }
     assert {k: tuple(v.shape) for k, v in flat.items()} == expect
     assert list(state) == list(expect)  # converter keeps state_dict order
     assert "generator.layers.8.snconv1x1_theta.weight" in flat and "generator.layers.8.gamma" in flat
@@ -226,15 +228,18 @@ def test_missing_files_give_clear_errors(folders, tmp_path) -> None:
         conv.parse_biggan(lone / "pytorch_model.bin")
 
 
-@pytest.mark.parametrize("change, match", [
-    ({"channel_width": 8}, "but config.json says"),
-    ({"attention_layer_position": 3}, "does not match its config.json"),
-    ({"layers": bc.LAYERS_128[:-1]}, "1×channel_width"),
-    ({"layers": [[False, 16, 16], [True, 16, 5], [True, 5, 1]]}, "keeps its width or halves"),
-    ({"z_dim": "128"}, "z_dim"),
-    ({"eps": 0}, "eps"),
-    ({"output_dim": 256}, "output_dim"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"channel_width": 8}, "but config.json says"),
+        ({"attention_layer_position": 3}, "does not match its config.json"),
+        ({"layers": bc.LAYERS_128[:-1]}, "1×channel_width"),
+        ({"layers": [[False, 16, 16], [True, 16, 5], [True, 5, 1]]}, "keeps its width or halves"),
+        ({"z_dim": "128"}, "z_dim"),
+        ({"eps": 0}, "eps"),
+        ({"output_dim": 256}, "output_dim"),
+    ],
+)
 def test_config_mismatch_or_nonsense_is_refused(folders, tmp_path, change, match) -> None:
     folder = tmp_path / "c"
     folder.mkdir()
@@ -265,8 +270,10 @@ def test_wrong_tensor_shape_or_missing_tensor(net128, tmp_path) -> None:
     with pytest.raises(ConversionError, match="missing 1"):
         conv.parse_biggan(bc.write_checkpoint(tmp_path / "b", cfg, missing, "legacy"))
     with pytest.raises(ConversionError, match=r"generator.bn.weight: expected shape \(4,\)"):
-        bg.from_state(conv.read_config(cfg), {**conv.convert_state(conv.read_config(cfg), raw, "x"),
-                                              "generator.bn.weight": np.zeros(2, np.float32)})
+        bg.from_state(
+            conv.read_config(cfg),
+            {**conv.convert_state(conv.read_config(cfg), raw, "x"), "generator.bn.weight": np.zeros(2, np.float32)},
+        )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -308,17 +315,23 @@ def _evil_payloads(canary: Path, good_zip: bytes, good_legacy: bytes) -> dict[st
     legacy_evil = b"".join(pickle.dumps(x, protocol=2) for x in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}))
     return {
         "zip: os.system in data.pkl": (with_pkl(evil_pkl), PickleSecurityError),
-        "zip: eval in data.pkl": (with_pkl(pickle.dumps(_Reduce(eval, f"__import__('os').system('{cmd}')"),
-                                                        protocol=2)), PickleSecurityError),
+        "zip: eval in data.pkl": (
+            with_pkl(pickle.dumps(_Reduce(eval, f"__import__('os').system('{cmd}')"), protocol=2)),
+            PickleSecurityError,
+        ),
         "legacy: os.system in the state pickle": (legacy_evil + evil_pkl, PickleSecurityError),
-        "legacy: os.system instead of the magic": (pickle.dumps(_Reduce(os.system, cmd), protocol=2),
-                                                   PickleSecurityError),
+        "legacy: os.system instead of the magic": (
+            pickle.dumps(_Reduce(os.system, cmd), protocol=2),
+            PickleSecurityError,
+        ),
         "zip: storage key pointing outside the archive": (with_pkl(outside), PickleSecurityError),
         "zip: entry outside the archive folder": (with_pkl(data_pkl, [("../../evil", b"x")]), ConversionError),
         "zip: declared size larger than the data": (with_pkl(bigger), ConversionError),
         "zip: compressed (zip bomb shape) entry": (_zip_deflated(records), ConversionError),
         "legacy: declared size larger than the data": (
-            good_legacy.replace(struct.pack("<i", 128000), struct.pack("<i", 1280000), 1), ConversionError),
+            good_legacy.replace(struct.pack("<i", 128000), struct.pack("<i", 1280000), 1),
+            ConversionError,
+        ),
         "legacy: truncated": (good_legacy[:-100], ConversionError),
     }
 
@@ -371,8 +384,8 @@ def test_no_torch_imported() -> None:
 
 def test_load_generator_api_matches_the_oracle(folders, net128) -> None:
     import lsd_jax
-    from lsd_jax.styles.generator import BigGANGenerator
     from lsd_jax.models.imagenet import one_hot
+    from lsd_jax.styles.generator import BigGANGenerator
 
     cfg, raw = net128
     g = lsd_jax.load_generator(folders["zip"])

@@ -12,8 +12,8 @@ import pytest
 from audio_signals import pitch_song, write
 
 import lsd_jax
-from lsd_jax.errors import ParamError
 from lsd_jax.engine.pipeline import prepare
+from lsd_jax.errors import ParamError
 from lsd_jax.media.video import probe_video, read_frames
 
 NAMES = ["goldfish", "daisy", "volcano"]  # 1, 985, 980

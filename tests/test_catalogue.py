@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lsd_jax.store import catalogue as cat
 from lsd_jax.errors import DownloadError, StyleError
+from lsd_jax.store import catalogue as cat
 
 try:
     from http_server import FileServer
@@ -68,7 +68,9 @@ def test_catalogue_file_is_valid():
         assert s["name"] == s["name"].lower() == " ".join(s["name"].split()), where
         assert s["urls"] and all(re.match(r"^https?://[^\s]+$", u) for u in s["urls"]), where
         assert s["format"] in cat.FORMATS or (s["format"] is None and s.get("unavailable")), where
-        assert s["resolution"] is None or (type(s["resolution"]) is int and s["resolution"] & (s["resolution"] - 1) == 0)
+        assert s["resolution"] is None or (
+            type(s["resolution"]) is int and s["resolution"] & (s["resolution"] - 1) == 0
+        )
         assert isinstance(s["licence"], str) and s["licence"], where
         assert s["sha256"] is None or re.fullmatch(r"[0-9a-f]{64}", s["sha256"]), where
         assert s["conditional"] in (True, False, None), where
@@ -82,11 +84,28 @@ def test_catalogue_file_is_valid():
 def test_catalogue_has_lsd_names_and_nvidia_releases():
     c = cat.load_catalogue()
     # LSD's catalogue (awesome-pretrained-stylegan2), names lower-cased as LSD does.
-    for name in ("wikiart", "abstract art", "modern art", "imagenet", "maps", "cakes", "my little pony",
-                 "faces (ffhq config-f)", "car (config-f)", "cat", "church", "horse", "panda", "obama"):
+    for name in (
+        "wikiart",
+        "abstract art",
+        "modern art",
+        "imagenet",
+        "maps",
+        "cakes",
+        "my little pony",
+        "faces (ffhq config-f)",
+        "car (config-f)",
+        "cat",
+        "church",
+        "horse",
+        "panda",
+        "obama",
+    ):
         assert name in c, name
     assert c["wikiart"].conditional is True and c["wikiart"].format == "stylegan2-tf"
-    assert c["wikiart"].url == "https://archive.org/download/wikiart-stylegan2-conditional-model/network-snapshot-012052.pkl"
+    assert (
+        c["wikiart"].url
+        == "https://archive.org/download/wikiart-stylegan2-conditional-model/network-snapshot-012052.pkl"
+    )
     # NVIDIA's own releases in all three formats.
     assert c["stylegan2-ada-metfaces"].format == "stylegan2-ada-pytorch"
     assert c["stylegan2-ada-cifar10"].c_dim == 10 and c["stylegan2-ada-cifar10"].conditional is True
@@ -98,14 +117,60 @@ def test_catalogue_has_lsd_names_and_nvidia_releases():
 
 #: Lucid Sonic Dreams' catalogue: awesome-pretrained-stylegan models.csv (StyleGAN 1), then awesome-pretrained-
 #: stylegan2 models.json, lower-cased. "anime portraits" is in both: LSD resolves it to the first (StyleGAN 1) one.
-LSD_SG1 = ["lsun bedrooms", "lsun cars", "lsun cats", "celeba hq faces", "ffhq faces", "pokemon", "anime faces",
-           "anime portraits", "wikiart faces", "abstract photos", "vases", "fireworks", "ukiyo-e faces", "butterflies"]
-LSD_SG2 = ["car (config-e)", "car (config-f)", "cat", "church", "faces (ffhq config-e)",
-           "faces (ffhq config-e 256x256)", "faces (ffhq config-f)", "faces (ffhq config-f 512x512)", "horse",
-           "imagenet", "wikiart", "anime portraits", "microscope images", "wildlife", "modern art", "trypophobia",
-           "abstract art", "maps", "cakes", "cifar 10", "cifar 100", "faces (ffhq slim 256x256)", "obama",
-           "grumpy cat", "panda", "fursona", "my little pony", "painting faces", "ukiyoe faces", "beetles",
-           "textures", "more abstract art", "flowers", "doors", "floor plans", "figure drawings"]
+LSD_SG1 = [
+    "lsun bedrooms",
+    "lsun cars",
+    "lsun cats",
+    "celeba hq faces",
+    "ffhq faces",
+    "pokemon",
+    "anime faces",
+    "anime portraits",
+    "wikiart faces",
+    "abstract photos",
+    "vases",
+    "fireworks",
+    "ukiyo-e faces",
+    "butterflies",
+]
+LSD_SG2 = [
+    "car (config-e)",
+    "car (config-f)",
+    "cat",
+    "church",
+    "faces (ffhq config-e)",
+    "faces (ffhq config-e 256x256)",
+    "faces (ffhq config-f)",
+    "faces (ffhq config-f 512x512)",
+    "horse",
+    "imagenet",
+    "wikiart",
+    "anime portraits",
+    "microscope images",
+    "wildlife",
+    "modern art",
+    "trypophobia",
+    "abstract art",
+    "maps",
+    "cakes",
+    "cifar 10",
+    "cifar 100",
+    "faces (ffhq slim 256x256)",
+    "obama",
+    "grumpy cat",
+    "panda",
+    "fursona",
+    "my little pony",
+    "painting faces",
+    "ukiyoe faces",
+    "beetles",
+    "textures",
+    "more abstract art",
+    "flowers",
+    "doors",
+    "floor plans",
+    "figure drawings",
+]
 
 
 def test_catalogue_has_all_of_lsds_styles():
@@ -118,7 +183,9 @@ def test_catalogue_has_all_of_lsds_styles():
     # The StyleGAN2 list's "Anime portraits" is kept under another name; LSD's name gives its first match.
     assert c["anime portraits"].author == "gwern" and c["anime portraits"].format == "stylegan1-tf"
     assert c["anime portraits (stylegan2)"].author == "Aaron Gokaslan"
-    assert c["anime portraits (stylegan2)"].url == "https://mega.nz/#!PeIi2ayb!xoRtjTXyXuvgDxSsSMn-cOh-Zux9493zqdxwVMaAzp4"
+    assert (
+        c["anime portraits (stylegan2)"].url == "https://mega.nz/#!PeIi2ayb!xoRtjTXyXuvgDxSsSMn-cOh-Zux9493zqdxwVMaAzp4"
+    )
     e = c["abstract photos"]
     assert e.urls == ("https://mega.nz/#!vCQyHQZT!zdeOg3VvT4922Z2UfxO51xgAfJD-NAK2nW7H_jMlilU",)
     assert (e.format, e.author, e.licence, e.resolution) == ("stylegan1-tf", "Michael Friesen", "Unknown", 512)
@@ -210,8 +277,17 @@ def test_unknown_style_suggests_close_matches():
 
 def test_add_style_round_trips_and_persists(isolated):
     sha = "AB" * 32
-    e = cat.add_style("My Style", "https://example.org/m.pkl", sha256=sha, format="stylegan3", resolution=256,
-                      conditional=False, c_dim=0, licence="CC-BY-4.0", notes="hi")
+    e = cat.add_style(
+        "My Style",
+        "https://example.org/m.pkl",
+        sha256=sha,
+        format="stylegan3",
+        resolution=256,
+        conditional=False,
+        c_dim=0,
+        licence="CC-BY-4.0",
+        notes="hi",
+    )
     assert e.name == "my style" and e.sha256 == sha.lower() and e.source == "user"
     assert cat.find_style("my style") == e
     assert cat.load_catalogue()["my style"] == e
@@ -220,7 +296,9 @@ def test_add_style_round_trips_and_persists(isolated):
     assert doc["styles"][0]["urls"] == ["https://example.org/m.pkl"]
     # Still a single file: no temp files left behind.
     assert sorted(p.name for p in isolated.iterdir() if p.name.startswith("user_styles")) == [
-        "user_styles.json", "user_styles.json.lock"]
+        "user_styles.json",
+        "user_styles.json.lock",
+    ]
 
 
 def test_add_style_default_location_is_in_the_cache(monkeypatch, isolated):
@@ -320,8 +398,19 @@ def test_style_path_concurrent_threads_download_once(server, model):
 def test_style_path_falls_back_to_a_mirror(server, model, isolated):
     dead = server.add("/dead.pkl", b"", status=404)
     good = server.add("/good.pkl", model)
-    doc = {"schema": 1, "styles": [{"name": "mirrored", "urls": [dead, good], "format": "stylegan2-tf",
-                                     "resolution": 256, "licence": "unknown", "sha256": None}]}
+    doc = {
+        "schema": 1,
+        "styles": [
+            {
+                "name": "mirrored",
+                "urls": [dead, good],
+                "format": "stylegan2-tf",
+                "resolution": 256,
+                "licence": "unknown",
+                "sha256": None,
+            }
+        ],
+    }
     (isolated / "user_styles.json").write_text(json.dumps(doc))
     assert cat.style_path("mirrored", progress=False).read_bytes() == model
     assert server.count("/dead.pkl") == 1 and server.count("/good.pkl") == 1
@@ -389,8 +478,9 @@ def test_unknown_style_path_is_a_style_error(no_network):
         cat.style_path("wikiar")
 
 
-@pytest.mark.parametrize("page", [b"\xef\xbb\xbf<!-- cdn -->\n<html><title>Sign in</title></html>",
-                                  b'{"error": "rate limited"}'])
+@pytest.mark.parametrize(
+    "page", [b"\xef\xbb\xbf<!-- cdn -->\n<html><title>Sign in</title></html>", b'{"error": "rate limited"}']
+)
 def test_style_path_skips_a_mirror_that_sends_a_page(server, model, page):
     bad = server.add("/page", page, content_type="text/html")
     good = server.add("/good.pkl", model)
@@ -565,10 +655,14 @@ def test_a_two_file_entry_is_fetched_into_one_folder(server, isolated):
     assert style.resolve_classes(["goldfish", 5]) == (1, 5)
 
 
-@pytest.mark.parametrize("beside, match", [
-    ({"../config.json": ["http://x/c"]}, "plain file name"), ({"config.json": []}, "non-empty list"),
-    (["config.json"], "map file names"),
-])
+@pytest.mark.parametrize(
+    "beside, match",
+    [
+        ({"../config.json": ["http://x/c"]}, "plain file name"),
+        ({"config.json": []}, "non-empty list"),
+        (["config.json"], "map file names"),
+    ],
+)
 def test_two_file_entries_are_validated(isolated, beside, match):
     (isolated / "user_styles.json").write_text(json.dumps([{"name": "b", "urls": ["http://x/w"], "beside": beside}]))
     with pytest.raises(StyleError, match=match):

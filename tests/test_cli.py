@@ -22,8 +22,27 @@ def song(tmp_path_factory):
 @pytest.mark.slow
 def test_render_with_parameters(song, tmp_path, capsys):
     out = tmp_path / "o.mp4"
-    rc = main(["render", str(song), "-o", str(out), "--fps", "10", "--resolution", "32", "--pulse-react", "0.9",
-               "--classes", "1,2,3", "--contrast_strength", "0.2", "--pulse-percussive", "false", "--quiet"])
+    rc = main(
+        [
+            "render",
+            str(song),
+            "-o",
+            str(out),
+            "--fps",
+            "10",
+            "--resolution",
+            "32",
+            "--pulse-react",
+            "0.9",
+            "--classes",
+            "1,2,3",
+            "--contrast_strength",
+            "0.2",
+            "--pulse-percussive",
+            "false",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     info = probe_video(out)
     assert (info["width"], info["n_frames"], info["audio_streams"]) == (32, 30, 1)
@@ -48,8 +67,26 @@ def test_argument_types_are_checked():
 @pytest.mark.slow
 def test_demo_renders_a_real_video(tmp_path):
     out = tmp_path / "demo.mp4"
-    res = subprocess.run([sys.executable, "-m", "lsd_jax.cli", "demo", "-o", str(out), "--seconds", "3",
-                          "--resolution", "32", "--fps", "8", "--quiet"], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lsd_jax.cli",
+            "demo",
+            "-o",
+            str(out),
+            "--seconds",
+            "3",
+            "--resolution",
+            "32",
+            "--fps",
+            "8",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     info = probe_video(out)
     assert info["video_streams"] == 1 and info["audio_streams"] == 1 and info["n_frames"] == 24
@@ -62,8 +99,20 @@ def test_styles_lists_the_catalogue_offline(capsys):
 
 
 def test_musical_control_arguments_parse():
-    ns = build_parser().parse_args(["render", "x.wav", "--speed-fpm", "beat", "--band-react", "0.3,0.2,0.1",
-                                    "--keyframes", "10=cover.png,30.5=b.png", "--noise-react", "1.5"])
+    ns = build_parser().parse_args(
+        [
+            "render",
+            "x.wav",
+            "--speed-fpm",
+            "beat",
+            "--band-react",
+            "0.3,0.2,0.1",
+            "--keyframes",
+            "10=cover.png,30.5=b.png",
+            "--noise-react",
+            "1.5",
+        ]
+    )
     assert ns.speed_fpm == "beat" and ns.band_react == (0.3, 0.2, 0.1) and ns.noise_react == 1.5
     assert ns.keyframes == {10.0: "cover.png", 30.5: "b.png"}
     assert build_parser().parse_args(["render", "x.wav", "--speed-fpm", "24"]).speed_fpm == 24.0
@@ -91,11 +140,22 @@ def test_help_lists_every_parameter_with_its_range_and_default(capsys):
     assert "--pulse_react" not in text  # the underscore spelling works but is not listed twice
 
 
-@pytest.mark.parametrize("name, text", [
-    ("classes", "1,2,3"), ("class_shuffle_seconds", "4"), ("class_shuffle_seconds", "1.5,3"), ("band_react", "0.4"),
-    ("band_react", "0.4,0.2,0.3"), ("band_edges_hz", "300, 3000"), ("speed_fpm", "bar"), ("speed_fpm", "30"),
-    ("keyframes", "42=cover.png,60=x.png"), ("contrast_percussive", "false"), ("duration", "none"),
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("classes", "1,2,3"),
+        ("class_shuffle_seconds", "4"),
+        ("class_shuffle_seconds", "1.5,3"),
+        ("band_react", "0.4"),
+        ("band_react", "0.4,0.2,0.3"),
+        ("band_edges_hz", "300, 3000"),
+        ("speed_fpm", "bar"),
+        ("speed_fpm", "30"),
+        ("keyframes", "42=cover.png,60=x.png"),
+        ("contrast_percussive", "false"),
+        ("duration", "none"),
+    ],
+)
 def test_flags_read_text_with_the_table_parser(name, text):
     from lsd_jax.params import parse_value
 
@@ -119,8 +179,9 @@ def test_params_command_prints_the_reference(capsys):
     assert main(["params"]) == 0
     out = capsys.readouterr().out
     assert all(f"  {p.name} " in out for p in PARAMS)
-    res = subprocess.run([sys.executable, "-m", "lsd_jax.cli", "params", "--markdown"], capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "lsd_jax.cli", "params", "--markdown"], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0 and res.stdout == markdown() + "\n", res.stderr
 
 
@@ -134,16 +195,21 @@ def _sha(p):
 def test_default_output_goes_to_the_current_folder_and_never_over_the_song(song, tmp_path, monkeypatch, capsys):
     """`lsd-jax render clip.mp4` used to write clip.mp4 over itself; now clip.lsd.mp4 (and --help says where)."""
     clip = tmp_path / "clip.mp4"
-    assert main(["render", str(song), "-o", str(clip), "--fps", "8", "--resolution", "32", "--duration", "1",
-                 "--quiet"]) == 0
+    assert (
+        main(["render", str(song), "-o", str(clip), "--fps", "8", "--resolution", "32", "--duration", "1", "--quiet"])
+        == 0
+    )
     before = _sha(clip)
     monkeypatch.chdir(tmp_path)
     assert main(["render", "clip.mp4", "--fps", "8", "--resolution", "32", "--duration", "1", "--quiet"]) == 0
     assert _sha(clip) == before
     assert probe_video(tmp_path / "clip.lsd.mp4")["n_frames"] == 8
     assert "wrote clip.lsd.mp4" in capsys.readouterr().out
-    r = next(a for a in build_parser()._subparsers._group_actions[0].choices["render"]._actions
-             if "--output" in a.option_strings)
+    r = next(
+        a
+        for a in build_parser()._subparsers._group_actions[0].choices["render"]._actions
+        if "--output" in a.option_strings
+    )
     assert "current folder" in r.help and "beside" not in r.help
 
 
@@ -176,20 +242,36 @@ def test_demo_seconds_out_of_range_is_a_clear_error(tmp_path, seconds, capsys):
 @pytest.mark.slow
 def test_render_logs_each_keyframe_psnr_and_time(song, tmp_path, capsys):
     """Issue 17: the command line shows how closely (dB) and how fast each keyframe image was reached."""
-    from PIL import Image
-
     import nvidia_pickles as nv
-    from lsd_jax.styles.generator import load_generator
+    from PIL import Image
     from sg2_state import random_sg2_state, sg2_config
+
+    from lsd_jax.styles.generator import load_generator
 
     config = sg2_config(img_resolution=32)
     pkl = nv.write_torch_pickle(tmp_path / "g.pkl", config, random_sg2_state(config, 7))
     img = load_generator(pkl)(np.random.default_rng(2).standard_normal((1, config["z_dim"])).astype(np.float32))
     Image.fromarray(np.clip(np.round((np.asarray(img[0]) + 1) * 127.5), 0, 255).astype(np.uint8)).save(
-        tmp_path / "cover.png")
+        tmp_path / "cover.png"
+    )
     out = tmp_path / "k.mp4"
-    assert main(["render", str(song), "--style", str(pkl), "-o", str(out), "--fps", "4",
-                 "--keyframes", f"1.5={tmp_path / 'cover.png'}"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                str(song),
+                "--style",
+                str(pkl),
+                "-o",
+                str(out),
+                "--fps",
+                "4",
+                "--keyframes",
+                f"1.5={tmp_path / 'cover.png'}",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     line = next(x for x in err.splitlines() if x.startswith("lsd-jax: keyframe at 1.5 s"))
     db = float(line.split(": ")[2].split(" dB PSNR")[0])
@@ -207,7 +289,7 @@ def _children(pid):
             text = stat.read_text()
         except OSError:
             continue
-        name, rest = text[text.index("(") + 1: text.rindex(")")], text[text.rindex(")") + 2:].split()
+        name, rest = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
         if int(rest[1]) == pid:
             found.append((int(stat.parent.name), name))
     return found
@@ -226,16 +308,32 @@ def test_a_signal_mid_render_leaves_nothing_behind(tmp_path, sig):
     from pathlib import Path
 
     t = np.arange(22050 * 30) / 22050
-    sf.write(tmp_path / "long.wav", (0.4 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(5 * t))).astype(np.float32),
-             22050)
+    sf.write(tmp_path / "long.wav", (0.4 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(5 * t))).astype(np.float32), 22050)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     out = tmp_path / "out"
     out.mkdir()
     env = dict(os.environ, TMPDIR=str(tmp))
-    proc = subprocess.Popen([sys.executable, "-m", "lsd_jax.cli", "render", str(tmp_path / "long.wav"), "-o",
-                             str(out / "v.mp4"), "--quiet", "--resolution", "256", "--fps", "30"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lsd_jax.cli",
+            "render",
+            str(tmp_path / "long.wav"),
+            "-o",
+            str(out / "v.mp4"),
+            "--quiet",
+            "--resolution",
+            "256",
+            "--fps",
+            "30",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         ffmpeg = []

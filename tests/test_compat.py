@@ -8,23 +8,33 @@ from lsd_jax import LucidSonicDream
 from lsd_jax.errors import ParamError
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"song": 123}, "song must be a path"), ({"song": None}, "song must be a path"),
-    ({"song": b"a.wav"}, "song must be a path"), ({"song": "a.wav", "pulse_audio": 5}, "pulse_audio must be a path"),
-    ({"song": "a.wav", "flash_audio": ["x"]}, "flash_audio must be a path"),
-    ({"song": "a.wav", "input_shape": "512"}, "input_shape must be an integer"),
-    ({"song": "a.wav", "num_possible_classes": 2.5}, "num_possible_classes must be an integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"song": 123}, "song must be a path"),
+        ({"song": None}, "song must be a path"),
+        ({"song": b"a.wav"}, "song must be a path"),
+        ({"song": "a.wav", "pulse_audio": 5}, "pulse_audio must be a path"),
+        ({"song": "a.wav", "flash_audio": ["x"]}, "flash_audio must be a path"),
+        ({"song": "a.wav", "input_shape": "512"}, "input_shape must be an integer"),
+        ({"song": "a.wav", "num_possible_classes": 2.5}, "num_possible_classes must be an integer"),
+    ],
+)
 def test_constructor_argument_types(kwargs, match) -> None:
     with pytest.raises(ParamError, match=match):
         LucidSonicDream(**kwargs)
 
 
-@pytest.mark.parametrize("args,kwargs,match", [
-    ((), {"file_name": None}, "file_name must be a path"), ((3.5,), {}, "file_name must be a path"),
-    (("o.mp4",), {"save_frames": "yes"}, "save_frames must be True or False"),
-    (("o.mp4",), {"fps": None}, "fps must be a number"), (("o.mp4",), {"bogus": 1}, "unknown parameter"),
-])
+@pytest.mark.parametrize(
+    "args,kwargs,match",
+    [
+        ((), {"file_name": None}, "file_name must be a path"),
+        ((3.5,), {}, "file_name must be a path"),
+        (("o.mp4",), {"save_frames": "yes"}, "save_frames must be True or False"),
+        (("o.mp4",), {"fps": None}, "fps must be a number"),
+        (("o.mp4",), {"bogus": 1}, "unknown parameter"),
+    ],
+)
 def test_hallucinate_argument_types(args, kwargs, match) -> None:
     with pytest.raises(ParamError, match=match):
         LucidSonicDream("a.wav").hallucinate(*args, **kwargs)
@@ -44,8 +54,9 @@ def test_hallucinate_uses_lsds_chroma_unless_told_otherwise(monkeypatch) -> None
 
     seen = []
     monkeypatch.setattr(compat, "resolve_style", lambda style, p, **kw: object())
-    monkeypatch.setattr(compat, "render", lambda song, style, output, params: seen.append(params) or
-                        type("R", (), {"path": output})())
+    monkeypatch.setattr(
+        compat, "render", lambda song, style, output, params: seen.append(params) or type("R", (), {"path": output})()
+    )
     L = LucidSonicDream("a.wav", pulse_audio="drums.wav")
     L.hallucinate("o.mp4", class_audio="keys.wav")
     L.hallucinate("o.mp4", chroma="stft")
@@ -67,8 +78,9 @@ def lsd_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     t = np.arange(22050 * 2) / 22050
     beat = (np.mod(t, 0.5) < 0.08).astype(np.float32)
-    song = (0.3 * np.sin(2 * np.pi * 220 * t) * (0.3 + beat) + 0.2 * beat * np.random.default_rng(0).standard_normal(
-        t.size)).astype(np.float32)
+    song = (
+        0.3 * np.sin(2 * np.pi * 220 * t) * (0.3 + beat) + 0.2 * beat * np.random.default_rng(0).standard_normal(t.size)
+    ).astype(np.float32)
     sf.write(tmp_path / "song.wav", song, 22050)
     return tmp_path
 
@@ -84,9 +96,19 @@ def test_lsds_first_example_renders_abstract_photos_from_the_working_directory(l
     static = nvs.SMALL["32"]
     (lsd_folder / "abstract photos.pkl").write_bytes(nvs.pickle_bytes(static, nvs.generator_variables(static, 1)))
     L = LucidSonicDream(song="song.wav", style="abstract photos")
-    out = L.hallucinate(file_name="song", fps=8, resolution=32, speed_fpm=12, pulse_react=0.8, motion_react=0.7,
-                        motion_randomness=0.5, truncation=0.9, noise_react=0.5, contrast_strength=0.3,
-                        flash_strength=0.2)
+    out = L.hallucinate(
+        file_name="song",
+        fps=8,
+        resolution=32,
+        speed_fpm=12,
+        pulse_react=0.8,
+        motion_react=0.7,
+        motion_randomness=0.5,
+        truncation=0.9,
+        noise_react=0.5,
+        contrast_strength=0.3,
+        flash_strength=0.2,
+    )
     info = probe_video(out)
     assert out.name == "song.mp4" and (info["width"], info["height"], info["n_frames"]) == (32, 32, 16)
     assert info["audio_streams"] == 1
@@ -111,6 +133,8 @@ def test_lsds_first_example_without_the_file_says_what_to_do_at_once(lsd_folder,
     assert time.monotonic() - t0 < 1.0
     msg = str(ei.value)
     assert "\n" not in msg
-    assert msg.endswith("Download https://mega.nz/#!vCQyHQZT!zdeOg3VvT4922Z2UfxO51xgAfJD-NAK2nW7H_jMlilU in a browser, "
-                        'then run: lsd-jax styles --add "abstract photos" FILE')
+    assert msg.endswith(
+        "Download https://mega.nz/#!vCQyHQZT!zdeOg3VvT4922Z2UfxO51xgAfJD-NAK2nW7H_jMlilU in a browser, "
+        'then run: lsd-jax styles --add "abstract photos" FILE'
+    )
     assert not (lsd_folder / "song.mp4").exists()

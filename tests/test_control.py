@@ -1,18 +1,17 @@
 """Issue 8 through the whole pipeline: keyframe images, per-layer bands, noise on hits, beat lock."""
 
 import numpy as np
+import nvidia_pickles as nv
 import pytest
 import soundfile as sf
 from PIL import Image
+from sg2_state import random_sg2_state, sg2_config
 
 import lsd_jax
 from lsd_jax import ParamError
-from lsd_jax.styles.generator import load_generator
 from lsd_jax.engine.pipeline import prepare
 from lsd_jax.media.video import probe_video
-
-import nvidia_pickles as nv
-from sg2_state import random_sg2_state, sg2_config
+from lsd_jax.styles.generator import load_generator
 
 FPS = 10.0
 
@@ -27,13 +26,12 @@ def files(tmp_path_factory):
     for k in range(int(6 / beat)):
         i = int(k * beat * sr)
         n = int(0.03 * sr)
-        y[i:i + n] += 0.8 * np.random.default_rng(k).normal(size=n) * np.exp(-np.arange(n) / (0.005 * sr))
+        y[i : i + n] += 0.8 * np.random.default_rng(k).normal(size=n) * np.exp(-np.arange(n) / (0.005 * sr))
     sf.write(d / "song.wav", (0.9 * y / np.abs(y).max()).astype(np.float32), sr)
     config = sg2_config(img_resolution=32)
     pkl = nv.write_torch_pickle(d / "g.pkl", config, random_sg2_state(config, 7))
     gen = load_generator(pkl)
-    target = gen(np.random.default_rng(1).standard_normal((1, config["z_dim"])).astype(np.float32),
-                 truncation_psi=0.7)
+    target = gen(np.random.default_rng(1).standard_normal((1, config["z_dim"])).astype(np.float32), truncation_psi=0.7)
     img = np.clip((np.asarray(target[0]) + 1) * 127.5, 0, 255).astype(np.uint8)
     Image.fromarray(img).save(d / "cover.png")
     return dict(song=d / "song.wav", pkl=pkl, cover=d / "cover.png", gen=gen)
@@ -44,8 +42,15 @@ BASE = dict(fps=FPS, speed_fpm=12, pulse_react=0.5, motion_react=0.5)
 
 @pytest.mark.slow
 def test_keyframe_frame_is_the_projected_image_and_motion_resumes(files):
-    prep = prepare(files["song"], str(files["pkl"]), keyframes={3.0: str(files["cover"])},
-                   keyframe_window_seconds=1.0, projection_steps=150, progress=False, **BASE)
+    prep = prepare(
+        files["song"],
+        str(files["pkl"]),
+        keyframes={3.0: str(files["cover"])},
+        keyframe_window_seconds=1.0,
+        projection_steps=150,
+        progress=False,
+        **BASE,
+    )
     k = 30
     frames = prep.frames(np.arange(prep.n_frames)).astype(np.float32)
     proj = prep.style.variables["control"]["key_ws"][0]
@@ -59,9 +64,9 @@ def test_keyframe_frame_is_the_projected_image_and_motion_resumes(files):
     # outside the window the music drives the video again: exactly the render without keyframes
     plain = prepare(files["song"], str(files["pkl"]), progress=False, **BASE)
     free = plain.frames(np.arange(plain.n_frames)).astype(np.float32)
-    np.testing.assert_array_equal(frames[k + 11:], free[k + 11:])
+    np.testing.assert_array_equal(frames[k + 11 :], free[k + 11 :])
     np.testing.assert_array_equal(frames[: k - 10], free[: k - 10])
-    assert np.abs(np.diff(frames[k + 11:], axis=0)).mean() > 0.1
+    assert np.abs(np.diff(frames[k + 11 :], axis=0)).mean() > 0.1
 
 
 def test_band_react_and_noise_react_change_the_frames(files):
@@ -83,8 +88,16 @@ def test_band_react_and_noise_react_change_the_frames(files):
 def test_beat_locked_keyframes_report_the_tempo(files, tmp_path):
     prep = prepare(files["song"], str(files["pkl"]), fps=FPS, speed_fpm="beat", progress=False)
     assert abs(prep.beats.tempo_bpm - 120) < 120 * 0.02
-    out = lsd_jax.render(files["song"], style=str(files["pkl"]), output=tmp_path / "b.mp4", fps=FPS,
-                         speed_fpm="bar", band_react=0.3, noise_react=1.0, progress=False)
+    out = lsd_jax.render(
+        files["song"],
+        style=str(files["pkl"]),
+        output=tmp_path / "b.mp4",
+        fps=FPS,
+        speed_fpm="bar",
+        band_react=0.3,
+        noise_react=1.0,
+        progress=False,
+    )
     assert probe_video(out)["n_frames"] == 60
     assert out.tempo_bpm and abs(out.tempo_bpm - 120) < 2.4
 
@@ -106,7 +119,7 @@ def short_song(tmp_path_factory):
     y = 0.1 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.25 * t))
     for k in range(8):
         i, n = int(k * 0.5 * sr), int(0.04 * sr)
-        y[i:i + n] += 0.7 * np.random.default_rng(k).normal(size=n) * np.exp(-np.arange(n) / (0.008 * sr))
+        y[i : i + n] += 0.7 * np.random.default_rng(k).normal(size=n) * np.exp(-np.arange(n) / (0.008 * sr))
     sf.write(d / "song.wav", (0.9 * y / np.abs(y).max()).astype(np.float32), sr)
     return d / "song.wav"
 
@@ -128,8 +141,9 @@ def test_a_keyframe_the_network_made_is_reached_in_the_render(short_song, tmp_pa
     k = int(t_key * fps)
     caplog.set_level("INFO", logger="lsd_jax")
     for extra in ({}, {"band_react": 0.3})[: 2 if res == 64 else 1]:
-        prep = prepare(short_song, str(pkl), fps=fps, keyframes={t_key: str(tmp_path / "key.png")}, progress=False,
-                       **extra)
+        prep = prepare(
+            short_song, str(pkl), fps=fps, keyframes={t_key: str(tmp_path / "key.png")}, progress=False, **extra
+        )
         if extra:  # one number moves all three bands (issue 17.3)
             np.testing.assert_allclose(prep.style.variables["control"]["react"], [0.3, 0.3, 0.3])
         frame = prep.frames([k])[0]

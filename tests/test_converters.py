@@ -14,35 +14,36 @@ import pickle
 import shutil
 import struct
 import subprocess
-import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import nvidia_pickles as nv
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sg2_state import random_sg2_state, sg2_config
 
 import converters
 import lsd_jax
-import nvidia_pickles as nv
-from lsd_jax.store import weights
-from converters.safe_pickle import ALLOWED_GLOBALS
 from converters.errors import ConversionError, ConverterError, PickleSecurityError
 from converters.errors import SourceError as StyleError
-from sg2_state import random_sg2_state, sg2_config
+from converters.safe_pickle import ALLOWED_GLOBALS
+from lsd_jax.store import weights
 
 # Several configs: resolutions 32..256, conditional or not, skip / resnet / orig, mapping depth 2..8.
 CONFIGS = {
     "32-skip-uncond-map2": sg2_config(),
-    "64-resnet-cond-map8-clamp": sg2_config(img_resolution=64, c_dim=5, num_layers=8, architecture="resnet",
-                                            conv_clamp=256, num_fp16_res=2),
-    "128-skip-cond-embed-layerfeat": sg2_config(img_resolution=128, c_dim=3, embed_features=16,
-                                                layer_features=24, num_layers=4, lr_multiplier=0.02),
-    "256-resnet-map3-z16w24": sg2_config(img_resolution=256, z_dim=16, w_dim=24, num_layers=3,
-                                         architecture="resnet", channel_base=1024, channel_max=16),
-    "32-orig-filter121-4ch": sg2_config(img_channels=4, architecture="orig", resample_filter=[1, 2, 1],
-                                        num_layers=5),
+    "64-resnet-cond-map8-clamp": sg2_config(
+        img_resolution=64, c_dim=5, num_layers=8, architecture="resnet", conv_clamp=256, num_fp16_res=2
+    ),
+    "128-skip-cond-embed-layerfeat": sg2_config(
+        img_resolution=128, c_dim=3, embed_features=16, layer_features=24, num_layers=4, lr_multiplier=0.02
+    ),
+    "256-resnet-map3-z16w24": sg2_config(
+        img_resolution=256, z_dim=16, w_dim=24, num_layers=3, architecture="resnet", channel_base=1024, channel_max=16
+    ),
+    "32-orig-filter121-4ch": sg2_config(img_channels=4, architecture="orig", resample_filter=[1, 2, 1], num_layers=5),
 }
 
 
@@ -101,8 +102,7 @@ def test_tf_pickle_roundtrip(name: str) -> None:
         if key.endswith("affine.bias"):
             # TF stores mod_bias = affine.bias - 1; the converter adds the 1 back (float32 rounding).
             res = int(key.split(".")[1][1:])
-            scope = {"conv0": "Conv0_up", "conv1": "Conv" if res == 4 else "Conv1", "torgb": "ToRGB"}[
-                key.split(".")[2]]
+            scope = {"conv0": "Conv0_up", "conv1": "Conv" if res == 4 else "Conv1", "torgb": "ToRGB"}[key.split(".")[2]]
             np.testing.assert_array_equal(got, mod_bias[f"synthesis/{res}x{res}/{scope}/mod_bias"] + np.float32(1))
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
         else:
@@ -140,8 +140,7 @@ def test_tf_original_stylegan2_lod_and_protocol2() -> None:
 
 def test_tf_kwarg_mapping_and_defaults() -> None:
     """fmap_base×2 → channel_base, and legacy.py's TF defaults where kwargs are absent."""
-    config = sg2_config(z_dim=512, w_dim=512, img_resolution=32, num_layers=8, channel_base=32768,
-                        channel_max=16)
+    config = sg2_config(z_dim=512, w_dim=512, img_resolution=32, num_layers=8, channel_base=32768, channel_max=16)
     state = _state(config, seed=5)
     static = {"resolution": 32, "fmap_max": 16}  # everything else at its TF default (latent 512, fmap_base 16384)
     cfg, got = converters.parse_bytes(nv.tf_pickle_bytes(config, state, static_kwargs=static))
@@ -155,8 +154,14 @@ def test_torch_partial_kwargs_get_nvidia_defaults() -> None:
     """Absent kwargs are NVIDIA's defaults (ADA: 8 mapping layers, lr 0.01, beta 0.995, no clamp, skip, [1,3,3,1])."""
     config = sg2_config(num_layers=8)  # everything else in sg2_config is already ADA's default but the channels
     state = _state(config, seed=6)
-    kwargs = {"z_dim": 32, "w_dim": 32, "c_dim": 0, "img_resolution": 32, "img_channels": 3,
-              "synthesis_kwargs": nv.EasyDict(channel_base=512, channel_max=32)}
+    kwargs = {
+        "z_dim": 32,
+        "w_dim": 32,
+        "c_dim": 0,
+        "img_resolution": 32,
+        "img_channels": 3,
+        "synthesis_kwargs": nv.EasyDict(channel_base=512, channel_max=32),
+    }
     snap = nv.torch_snapshot(config, state, init_kwargs=kwargs)
     for mod in (snap["G_ema"].state["_modules"]["mapping"],):  # drop the attributes too: defaults must fill in
         mod.state.pop("num_layers")
@@ -170,8 +175,17 @@ def test_sg3repo_defaults_differ_from_ada() -> None:
     """The stylegan3 repo's networks_stylegan2 defaults: w_avg_beta 0.998, num_fp16_res 4, conv_clamp 256."""
     config = sg2_config(w_avg_beta=0.998, num_fp16_res=4, conv_clamp=256, num_layers=8)
     state = _state(config, seed=7)
-    kwargs = {"z_dim": 32, "w_dim": 32, "mapping_kwargs": nv.EasyDict(), "channel_base": 512, "channel_max": 32,
-              "fused_modconv_default": "inference_only", "c_dim": 0, "img_resolution": 32, "img_channels": 3}
+    kwargs = {
+        "z_dim": 32,
+        "w_dim": 32,
+        "mapping_kwargs": nv.EasyDict(),
+        "channel_base": 512,
+        "channel_max": 32,
+        "fused_modconv_default": "inference_only",
+        "c_dim": 0,
+        "img_resolution": 32,
+        "img_channels": 3,
+    }
     snap = nv.torch_snapshot(config, state, flavor="sg3", init_kwargs=kwargs)
     mapping = snap["G_ema"].state["_modules"]["mapping"]
     mapping.state.pop("num_layers")
@@ -262,8 +276,15 @@ def _uni(text: str) -> bytes:
 
 def _getattr_payload(cmd: str) -> bytes:
     """Protocol 2: getattr(__import__('os'), 'system')(cmd), written opcode by opcode."""
-    return (b"\x80\x02cbuiltins\ngetattr\n(cbuiltins\n__import__\n(" + _uni("os") + b"tR" + _uni("system")
-            + b"tR(" + _uni(cmd) + b"tR.")
+    return (
+        b"\x80\x02cbuiltins\ngetattr\n(cbuiltins\n__import__\n("
+        + _uni("os")
+        + b"tR"
+        + _uni("system")
+        + b"tR("
+        + _uni(cmd)
+        + b"tR."
+    )
 
 
 def _payloads(canary: Path) -> dict[str, tuple[bytes, str | None]]:
@@ -276,21 +297,26 @@ def _payloads(canary: Path) -> dict[str, tuple[bytes, str | None]]:
         "os.system (GLOBAL 'os system')": (nv.dumps(_Reduce(stub("os", "system"), cmd), protocol=2), "os.system"),
         "posix.system (protocol 0)": (pickle.dumps(_Reduce(os.system, cmd), protocol=0), "posix.system"),
         "subprocess.Popen": (pickle.dumps(_Reduce(subprocess.Popen, ["touch", str(canary)])), "subprocess.Popen"),
-        "subprocess.check_output": (pickle.dumps(_Reduce(subprocess.check_output, ["touch", str(canary)])),
-                                    "subprocess.check_output"),
+        "subprocess.check_output": (
+            pickle.dumps(_Reduce(subprocess.check_output, ["touch", str(canary)])),
+            "subprocess.check_output",
+        ),
         "builtins.eval": (pickle.dumps(_Reduce(builtins.eval, code)), "builtins.eval"),
         "builtins.exec": (pickle.dumps(_Reduce(builtins.exec, code)), "builtins.exec"),
         "builtins.__import__": (pickle.dumps(_Reduce(builtins.__import__, "os")), "builtins.__import__"),
         "builtins.getattr(__import__('os'), 'system')": (_getattr_payload(cmd), "builtins.getattr"),
-        "importlib.import_module": (pickle.dumps(_Reduce(importlib.import_module, "os")),
-                                    "importlib.import_module"),
+        "importlib.import_module": (pickle.dumps(_Reduce(importlib.import_module, "os")), "importlib.import_module"),
         "io.open (any callable off the allow-list)": (pickle.dumps(_Reduce(io.open, str(canary), "w")), "io.open"),
         "builtins.open": (nv.dumps(_Reduce(stub("builtins", "open"), str(canary), "w")), "builtins.open"),
         "shutil.copyfile": (pickle.dumps(_Reduce(shutil.copyfile, __file__, str(canary))), "shutil.copyfile"),
         "global hidden in a dict value": (
-            pickle.dumps({"G_ema": _Reduce(os.system, cmd), "training_set_kwargs": {}}), "posix.system"),
+            pickle.dumps({"G_ema": _Reduce(os.system, cmd), "training_set_kwargs": {}}),
+            "posix.system",
+        ),
         "BUILD setstate with a global": (
-            nv.dumps(_Build(nv.EasyDict, (), {"__setstate__": stub("os", "system")})), "os.system"),
+            nv.dumps(_Build(nv.EasyDict, (), {"__setstate__": stub("os", "system")})),
+            "os.system",
+        ),
         "INST opcode": (f"(S'{cmd}'\nios\nsystem\n.".encode(), "INST"),
         "INST of an allow-listed name": (b"(icollections\nOrderedDict\n.", "INST"),
         "OBJ opcode": (f"(cos\nsystem\nS'{cmd}'\no.".encode(), None),
@@ -298,8 +324,14 @@ def _payloads(canary: Path) -> dict[str, tuple[bytes, str | None]]:
         "EXT1 opcode": (b"\x80\x02\x82\x01.", "EXT1"),
         "top-level persistent id": (b"\x80\x02X\x03\x00\x00\x00abcQ.", "persistent id"),
         "global inside a torch storage stream": (
-            nv.dumps(_Reduce(nv.LOAD_FROM_BYTES, nv.legacy_storage_bytes(
-                np.zeros(3), storage_class=nv._named_class("os", "system")))), "os.system"),
+            nv.dumps(
+                _Reduce(
+                    nv.LOAD_FROM_BYTES,
+                    nv.legacy_storage_bytes(np.zeros(3), storage_class=nv._named_class("os", "system")),
+                )
+            ),
+            "os.system",
+        ),
     }
     return p
 
@@ -382,9 +414,21 @@ def test_build_tricks_refused(tmp_path: Path, case: str) -> None:
 
 def test_allow_list_is_small_and_has_no_dangerous_names() -> None:
     names = {f"{m}.{n}" for m, n in ALLOWED_GLOBALS}
-    for bad in ("os.system", "posix.system", "builtins.eval", "builtins.exec", "builtins.getattr",
-                "builtins.__import__", "importlib.import_module", "subprocess.Popen", "numpy.load",
-                "torch.load", "pickle.loads", "copyreg._reconstructor", "builtins.object"):
+    for bad in (
+        "os.system",
+        "posix.system",
+        "builtins.eval",
+        "builtins.exec",
+        "builtins.getattr",
+        "builtins.__import__",
+        "importlib.import_module",
+        "subprocess.Popen",
+        "numpy.load",
+        "torch.load",
+        "pickle.loads",
+        "copyreg._reconstructor",
+        "builtins.object",
+    ):
         assert bad not in names
     assert len(names) <= 25
     # every stand-in is ours: none of them is the real object of that name
@@ -394,8 +438,10 @@ def test_allow_list_is_small_and_has_no_dangerous_names() -> None:
 
 _SMALL_CONFIG = sg2_config(img_resolution=8, channel_base=64, channel_max=4, z_dim=4, w_dim=4, c_dim=2)
 _SMALL_STATE = random_sg2_state(_SMALL_CONFIG, 0)
-_SMALL_PICKLES = [nv.torch_pickle_bytes(_SMALL_CONFIG, _SMALL_STATE, with_augment=False),
-                  nv.tf_pickle_bytes(_SMALL_CONFIG, {**_SMALL_STATE, "mapping.w_avg": _SMALL_STATE["mapping.w_avg"]})]
+_SMALL_PICKLES = [
+    nv.torch_pickle_bytes(_SMALL_CONFIG, _SMALL_STATE, with_augment=False),
+    nv.tf_pickle_bytes(_SMALL_CONFIG, {**_SMALL_STATE, "mapping.w_avg": _SMALL_STATE["mapping.w_avg"]}),
+]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -421,17 +467,37 @@ def test_fuzzed_pickles_fail_cleanly(data) -> None:
 
 def _sg3_generator() -> nv.Persistent:
     rng = np.random.default_rng(0)
-    tensor_state = {"synthesis.input.weight": rng.standard_normal((8, 8)).astype(np.float32),
-                    "synthesis.input.freqs": rng.standard_normal((8, 2)).astype(np.float32),
-                    "synthesis.L0_36_8.weight": rng.standard_normal((8, 8, 3, 3)).astype(np.float32),
-                    "mapping.fc0.weight": rng.standard_normal((8, 8)).astype(np.float32)}
-    classes = {"": "Generator", "synthesis": "SynthesisNetwork", "synthesis.input": "SynthesisInput",
-               "synthesis.L0_36_8": "SynthesisLayer", "mapping": "MappingNetwork", "mapping.fc0": "FullyConnectedLayer"}
-    kwargs = {"z_dim": 8, "w_dim": 8, "mapping_kwargs": nv.EasyDict(num_layers=2), "channel_base": 32768,
-              "channel_max": 512, "magnitude_ema_beta": 0.999, "c_dim": 0, "img_resolution": 32, "img_channels": 3}
-    return nv.module_tree(tensor_state, classes.__getitem__,
-                          lambda p: {"in_size": np.array([36, 36])} if p == "synthesis.L0_36_8" else {},
-                          lambda p: ((), kwargs if p == "" else {}))
+    tensor_state = {
+        "synthesis.input.weight": rng.standard_normal((8, 8)).astype(np.float32),
+        "synthesis.input.freqs": rng.standard_normal((8, 2)).astype(np.float32),
+        "synthesis.L0_36_8.weight": rng.standard_normal((8, 8, 3, 3)).astype(np.float32),
+        "mapping.fc0.weight": rng.standard_normal((8, 8)).astype(np.float32),
+    }
+    classes = {
+        "": "Generator",
+        "synthesis": "SynthesisNetwork",
+        "synthesis.input": "SynthesisInput",
+        "synthesis.L0_36_8": "SynthesisLayer",
+        "mapping": "MappingNetwork",
+        "mapping.fc0": "FullyConnectedLayer",
+    }
+    kwargs = {
+        "z_dim": 8,
+        "w_dim": 8,
+        "mapping_kwargs": nv.EasyDict(num_layers=2),
+        "channel_base": 32768,
+        "channel_max": 512,
+        "magnitude_ema_beta": 0.999,
+        "c_dim": 0,
+        "img_resolution": 32,
+        "img_channels": 3,
+    }
+    return nv.module_tree(
+        tensor_state,
+        classes.__getitem__,
+        lambda p: {"in_size": np.array([36, 36])} if p == "synthesis.L0_36_8" else {},
+        lambda p: ((), kwargs if p == "" else {}),
+    )
 
 
 def _wrong(tmp_path: Path, name: str) -> Path:
@@ -474,21 +540,24 @@ def _wrong(tmp_path: Path, name: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name, match", [
-    ("no-generator", "no generator"),
-    ("discriminator-alone", "discriminator"),
-    ("bare-discriminator", "discriminator"),
-    ("tf-discriminator-alone", "discriminator"),
-    ("truncated", "truncated"),
-    ("truncated-last-byte", "truncated"),
-    # incomplete StyleGAN3 generators (complete ones convert: tests/test_stylegan3.py)
-    ("stylegan3", "synthesis.input does not record 'channels': cannot convert this StyleGAN3 generator"),
-    ("stylegan3-no-kwargs", "the Generator does not record 'z_dim'"),
-    ("random-binary", "not a valid pickle"),
-    ("empty", "empty"),
-    ("zip-archive", "zip archive"),
-    ("plain-numpy-array", "not an NVIDIA"),
-])
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("no-generator", "no generator"),
+        ("discriminator-alone", "discriminator"),
+        ("bare-discriminator", "discriminator"),
+        ("tf-discriminator-alone", "discriminator"),
+        ("truncated", "truncated"),
+        ("truncated-last-byte", "truncated"),
+        # incomplete StyleGAN3 generators (complete ones convert: tests/test_stylegan3.py)
+        ("stylegan3", "synthesis.input does not record 'channels': cannot convert this StyleGAN3 generator"),
+        ("stylegan3-no-kwargs", "the Generator does not record 'z_dim'"),
+        ("random-binary", "not a valid pickle"),
+        ("empty", "empty"),
+        ("zip-archive", "zip archive"),
+        ("plain-numpy-array", "not an NVIDIA"),
+    ],
+)
 def test_wrong_pickles_give_clear_errors(tmp_path: Path, name: str, match: str) -> None:
     path = _wrong(tmp_path, name)
     with pytest.raises(ConversionError, match=match) as info:
@@ -509,9 +578,20 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         weights.load_safetensors(tmp_path / "nope.safetensors")
 
 
-@pytest.mark.parametrize("case", ["extra-tensor", "missing-tensor", "wrong-shape", "unknown-kwarg",
-                                  "unknown-top-kwarg", "use-noise-false", "tf-unknown-kwarg", "tf-unknown-variable",
-                                  "tf-missing-variable"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "extra-tensor",
+        "missing-tensor",
+        "wrong-shape",
+        "unknown-kwarg",
+        "unknown-top-kwarg",
+        "use-noise-false",
+        "tf-unknown-kwarg",
+        "tf-unknown-variable",
+        "tf-missing-variable",
+    ],
+)
 def test_unknown_or_missing_keys_fail_loudly(case: str) -> None:
     config = CONFIGS["64-resnet-cond-map8-clamp"]
     state = _state(config)

@@ -7,13 +7,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from audio_signals import drums_and_pad, write
 
 import lsd_jax
 from lsd_jax.audio import analysis as audio
-from lsd_jax.models import cppn_forward
 from lsd_jax.engine.pipeline import prepare
-
-from audio_signals import drums_and_pad, write
+from lsd_jax.models import cppn_forward
 
 
 def _psnr(a, b):  # images in [-1, 1]
@@ -47,8 +46,11 @@ def test_the_style_runs_the_network():
     rng = np.random.default_rng(4)
     z = rng.normal(size=(3, cppn_forward.Z_DIM)).astype(np.float32)
     c = rng.random((3, cppn_forward.C_DIM)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(style.images({"z": z, "c": c}, (48, 80))),
-                               np.asarray(jax.jit(lambda z, c: model(z, c, (48, 80)))(z, c)), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(style.images({"z": z, "c": c}, (48, 80))),
+        np.asarray(jax.jit(lambda z, c: model(z, c, (48, 80)))(z, c)),
+        atol=1e-5,
+    )
 
 
 @pytest.mark.slow

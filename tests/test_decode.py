@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-
-from lsd_jax.media import decode
-from lsd_jax.errors import AudioError
-from lsd_jax.media.ffmpeg import probe
-
 from audio_signals import SR, normalise, tone, tone_change, write
+
+from lsd_jax.errors import AudioError
+from lsd_jax.media import decode
+from lsd_jax.media.ffmpeg import probe
 
 
 def dominant_hz(y: np.ndarray, sr: int = SR) -> float:
@@ -19,8 +18,16 @@ def dominant_hz(y: np.ndarray, sr: int = SR) -> float:
 
 
 FORMATS = [
-    ("wav", 8000, 1), ("wav", 48000, 2), ("wav", 44100, 6), ("flac", 44100, 2), ("flac", 22050, 1),
-    ("ogg", 48000, 2), ("ogg", 22050, 1), ("mp3", 44100, 2), ("mp3", 8000, 1), ("m4a", 48000, 2),
+    ("wav", 8000, 1),
+    ("wav", 48000, 2),
+    ("wav", 44100, 6),
+    ("flac", 44100, 2),
+    ("flac", 22050, 1),
+    ("ogg", 48000, 2),
+    ("ogg", 22050, 1),
+    ("mp3", 44100, 2),
+    ("mp3", 8000, 1),
+    ("m4a", 48000, 2),
     ("m4a", 22050, 1),
 ]
 
@@ -60,7 +67,7 @@ def test_start_and_duration_are_respected(tmp_path, fmt):
     straddle = decode.load_audio(path, sr=SR, start=0.75, duration=0.5)
     half = straddle.size // 2
     assert abs(dominant_hz(straddle[: half - 1000]) - 440) < 10
-    assert abs(dominant_hz(straddle[half + 1000:]) - 880) < 10
+    assert abs(dominant_hz(straddle[half + 1000 :]) - 880) < 10
     # to the end when duration is None
     tail = decode.load_audio(path, sr=SR, start=1.5)
     assert abs(tail.size - SR // 2) <= (0.06 * SR if fmt in ("mp3", "ogg", "m4a") else 1)
@@ -96,7 +103,7 @@ def test_resample_is_librosas_soxr_hq(orig):
 @pytest.mark.parametrize("fmt", ["wav", "m4a"])
 def test_max_seconds_refuses_longer_audio_and_allows_the_limit(tmp_path, fmt):
     path = write(tmp_path / f"long.{fmt}", tone(440, 3.0), SR)
-    with pytest.raises(decode.TooLong, match=r"long\.%s holds more than 2 s" % fmt):
+    with pytest.raises(decode.TooLong, match=rf"long\.{fmt} holds more than 2 s"):
         decode.read_audio(path, max_seconds=2.0)
     with pytest.raises(AudioError, match="is 2.5 s long; at most 2 s"):
         decode.read_audio(path, duration=2.5, max_seconds=2.0)
@@ -143,8 +150,13 @@ def test_a_huge_duration_means_to_the_end(tmp_path, fmt):
 
 def test_bad_excerpts_are_audio_errors(tmp_path):
     path = write(tmp_path / "a.wav", tone(440, 1.0), SR)
-    for kw in (dict(start=-1.0), dict(start=float("nan")), dict(duration=0.0), dict(duration=-2.0),
-               dict(duration=float("nan"))):
+    for kw in (
+        dict(start=-1.0),
+        dict(start=float("nan")),
+        dict(duration=0.0),
+        dict(duration=-2.0),
+        dict(duration=float("nan")),
+    ):
         with pytest.raises(AudioError, match="start|duration"):
             decode.read_audio(path, **kw)
 

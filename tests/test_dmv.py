@@ -100,7 +100,8 @@ def _original(y: np.ndarray, p: dmv.DMVParams, classes: list[int], nv1: np.ndarr
         cv2 = np.zeros(1000)
         for j in range(num_classes):
             cv2[classes[j]] = (cvlast[classes[j]] + ((chroma[chromasort[j]][i]) / (pitch_sensitivity))) / (
-                1 + (1 / (pitch_sensitivity)))
+                1 + (1 / (pitch_sensitivity))
+            )
         if num_classes > 6:
             cv2 = normalize_cv(cv2)
         else:
@@ -115,8 +116,8 @@ def _original(y: np.ndarray, p: dmv.DMVParams, classes: list[int], nv1: np.ndarr
         terp = []
         for c in range(int(np.floor(len(class_vectors) / smooth_factor) - 1)):
             ci = c * smooth_factor
-            cva = np.mean(class_vectors[int(ci):int(ci) + smooth_factor], axis=0)
-            cvb = np.mean(class_vectors[int(ci) + smooth_factor:int(ci) + smooth_factor * 2], axis=0)
+            cva = np.mean(class_vectors[int(ci) : int(ci) + smooth_factor], axis=0)
+            cvb = np.mean(class_vectors[int(ci) + smooth_factor : int(ci) + smooth_factor * 2], axis=0)
             for j in range(smooth_factor):
                 terp.append(cva * (1 - j / (smooth_factor - 1)) + cvb * (j / (smooth_factor - 1)))
         class_vectors = terp
@@ -125,15 +126,19 @@ def _original(y: np.ndarray, p: dmv.DMVParams, classes: list[int], nv1: np.ndarr
         if (i + 1) * batch_size > len(class_vectors):
             break
         n_frames += batch_size
-    return (np.array(noise_vectors)[:n_frames], np.array(class_vectors)[:n_frames],
-            dict(specm=specm, gradm=gradm, chroma=chroma, chromasort=chromasort))
+    return (
+        np.array(noise_vectors)[:n_frames],
+        np.array(class_vectors)[:n_frames],
+        dict(specm=specm, gradm=gradm, chroma=chroma, chromasort=chromasort),
+    )
 
 
 CASES = {
     "defaults": {},
     "fast pitch, 4 classes": dict(pitch_sensitivity=290, num_classes=4, depth=0.6, truncation=0.4),
-    "sorted, jittery, no smoothing": dict(sort_classes_by_power=True, jitter=0.9, smooth_factor=1, batch_size=7,
-                                          tempo_sensitivity=0.6),
+    "sorted, jittery, no smoothing": dict(
+        sort_classes_by_power=True, jitter=0.9, smooth_factor=1, batch_size=7, tempo_sensitivity=0.6
+    ),
     "frame_length 1024": dict(frame_length=1024, smooth_factor=10, num_classes=7),
     "one class (the +0.01 rule every frame)": dict(num_classes=1, classes=[5], smooth_factor=1),
 }
@@ -173,7 +178,7 @@ def test_pitch_changes_move_the_class_mix_and_loudness_moves_the_noise(song) -> 
     assert np.argmax(mix[c_end]) == class_of[PITCH_C]
     assert mix[c_end, class_of[PITCH_A]] < mix[a_end, class_of[PITCH_A]] - 0.3
     steps = np.abs(np.diff(out.noise, axis=0)).mean(axis=1)
-    quiet, loud = steps[int(0.5 * fps):a_end].mean(), steps[int(2.5 * fps):c_end].mean()
+    quiet, loud = steps[int(0.5 * fps) : a_end].mean(), steps[int(2.5 * fps) : c_end].mean()
     assert loud > 5 * quiet
 
 
@@ -188,8 +193,20 @@ def test_scan_is_compiled_once_for_new_settings(features) -> None:
 
 @pytest.mark.slow
 def test_seed_reproducible_and_names_accepted(features) -> None:
-    names = ["goldfish", "daisy", 207, "volcano", "coral reef", "jellyfish", "tabby", "lemon", "fig", "bubble",
-             "alp", "n01443537"]
+    names = [
+        "goldfish",
+        "daisy",
+        207,
+        "volcano",
+        "coral reef",
+        "jellyfish",
+        "tabby",
+        "lemon",
+        "fig",
+        "bubble",
+        "alp",
+        "n01443537",
+    ]
     p = dmv.DMVParams(classes=names, seed=5)
     a, b = dmv.deep_music_vectors(features, p), dmv.deep_music_vectors(features, p)
     np.testing.assert_array_equal(a.noise, b.noise)
@@ -201,17 +218,34 @@ def test_seed_reproducible_and_names_accepted(features) -> None:
 
 def test_params_defaults_derived_values_and_errors() -> None:
     p = dmv.DMVParams()
-    assert (p.resolution, p.pitch_sensitivity, p.tempo_sensitivity, p.depth, p.num_classes, p.jitter,
-            p.frame_length, p.truncation, p.smooth_factor, p.batch_size, p.output_file) == (
-        512, 220, 0.25, 1.0, 12, 0.5, 512, 1.0, 20, 30, "output.mp4")
+    assert (
+        p.resolution,
+        p.pitch_sensitivity,
+        p.tempo_sensitivity,
+        p.depth,
+        p.num_classes,
+        p.jitter,
+        p.frame_length,
+        p.truncation,
+        p.smooth_factor,
+        p.batch_size,
+        p.output_file,
+    ) == (512, 220, 0.25, 1.0, 12, 0.5, 512, 1.0, 20, 30, "output.mp4")
     assert [p.name for p in DMV_PARAMS] == list(dmv.DMVParams.__dataclass_fields__)
     q = dmv.DMVParams(frame_length=1024, smooth_factor=20, pitch_sensitivity=250, tempo_sensitivity=0.5)
     assert (q.pitch_rate, q.tempo_rate, q.smooth_frames, q.fps) == (25.0, 1.0, 10, Fraction(22050, 1024))
-    for bad, match in [(dict(resolution=300), "resolution"), (dict(frame_length=500), "multiple of 64"),
-                       (dict(truncation=0), "truncation"), (dict(num_classes=13), "num_classes"),
-                       (dict(classes=[1, 2, 3]), "12 or num_classes"), (dict(classes=["not a class"]), "ImageNet"),
-                       (dict(smooth_factor=2, frame_length=2048), "smooth_factor"), (dict(depth=0), "depth"),
-                       (dict(jitter=1.5), "jitter"), (dict(pitch_sensitivity=300), "pitch_sensitivity")]:
+    for bad, match in [
+        (dict(resolution=300), "resolution"),
+        (dict(frame_length=500), "multiple of 64"),
+        (dict(truncation=0), "truncation"),
+        (dict(num_classes=13), "num_classes"),
+        (dict(classes=[1, 2, 3]), "12 or num_classes"),
+        (dict(classes=["not a class"]), "ImageNet"),
+        (dict(smooth_factor=2, frame_length=2048), "smooth_factor"),
+        (dict(depth=0), "depth"),
+        (dict(jitter=1.5), "jitter"),
+        (dict(pitch_sensitivity=300), "pitch_sensitivity"),
+    ]:
         with pytest.raises(ParamError, match=match):
             dmv.DMVParams(**bad)
 

@@ -13,15 +13,27 @@ import pytest
 from audio_signals import pitch_song, write
 
 import lsd_jax
-from lsd_jax.dmv import vectors as dmv
 from lsd_jax.cli import main
-from lsd_jax.media.decode import read_audio, to_mono
+from lsd_jax.dmv import vectors as dmv
 from lsd_jax.dmv.params import make_dmv_params
 from lsd_jax.errors import OutputError, ParamError, StyleError
+from lsd_jax.media.decode import read_audio, to_mono
 from lsd_jax.media.video import probe_video, read_frames
 
-CLASSES = ["goldfish", "daisy", "volcano", "coral reef", "jellyfish", "tabby", "lemon", "fig", "bubble", "alp",
-           "tench", "valley"]
+CLASSES = [
+    "goldfish",
+    "daisy",
+    "volcano",
+    "coral reef",
+    "jellyfish",
+    "tabby",
+    "lemon",
+    "fig",
+    "bubble",
+    "alp",
+    "tench",
+    "valley",
+]
 # frame_length 2048: 22050/2048 ≈ 10.77 fps, so the 6 s song is 64 analysis frames (a short test, an odd rate)
 ARGS = dict(frame_length=2048, smooth_factor=8, batch_size=8, truncation=0.5, pitch_sensitivity=290, seed=3)
 
@@ -29,8 +41,7 @@ ARGS = dict(frame_length=2048, smooth_factor=8, batch_size=8, truncation=0.5, pi
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     cfg = bc.biggan_config(128, channel_width=4)
-    return bc.write_checkpoint(tmp_path_factory.mktemp("bg") / "biggan-deep-tiny", cfg, bc.random_state(cfg, 4),
-                               "zip")
+    return bc.write_checkpoint(tmp_path_factory.mktemp("bg") / "biggan-deep-tiny", cfg, bc.random_state(cfg, 4), "zip")
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +56,19 @@ def _uint8(images) -> np.ndarray:
 @pytest.mark.slow
 def test_cli_dmv_makes_the_video_of_dmvs_vectors(folder, song, tmp_path, capsys) -> None:
     out = tmp_path / "dmv.mp4"
-    argv = ["dmv", str(song), "--model", str(folder), "-o", str(out), "--quiet", "--classes", ",".join(CLASSES),
-            "--resolution", "128"]
+    argv = [
+        "dmv",
+        str(song),
+        "--model",
+        str(folder),
+        "-o",
+        str(out),
+        "--quiet",
+        "--classes",
+        ",".join(CLASSES),
+        "--resolution",
+        "128",
+    ]
     for k, v in ARGS.items():
         argv += [f"--{k.replace('_', '-')}", str(v)]
     assert main(argv) == 0
@@ -75,7 +97,7 @@ def test_cli_dmv_makes_the_video_of_dmvs_vectors(folder, song, tmp_path, capsys)
     assert err < 3.0, err  # H.264 rounding: these are exactly DMV's frames
     # frames change with the music: the loud passage moves the noise (and the picture) more than the quiet one
     step = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
-    assert step[int(2.3 * fps):int(3.8 * fps)].mean() > 2 * step[int(0.3 * fps):int(1.8 * fps)].mean()
+    assert step[int(2.3 * fps) : int(3.8 * fps)].mean() > 2 * step[int(0.3 * fps) : int(1.8 * fps)].mean()
     # and the pitch change moves the class mixture: the dominant class differs between A4 and C5
     cv = vec.class_vectors()
     assert np.argmax(cv[quiet]) != np.argmax(cv[loud])
@@ -98,8 +120,9 @@ def test_python_api_and_clear_errors(folder, song, tmp_path) -> None:
     assert not list(out.iterdir())  # nothing written
 
 
-def test_dmv_renders_through_the_render_writer_loop_with_batch_size_as_an_upper_bound(folder, song, tmp_path,
-                                                                                         monkeypatch) -> None:
+def test_dmv_renders_through_the_render_writer_loop_with_batch_size_as_an_upper_bound(
+    folder, song, tmp_path, monkeypatch
+) -> None:
     """DMV mode runs the render's own step builder and writer loop (lsd_jax.engine.pipeline.render_frames is what
     both call); its batch_size bounds the frames per step, which the memory check may lower further."""
     from lsd_jax.engine import pipeline
@@ -112,7 +135,8 @@ def test_dmv_renders_through_the_render_writer_loop_with_batch_size_as_an_upper_
         return real(step, inputs, plan, sink, progress)
 
     monkeypatch.setattr(pipeline, "render_frames", spy)
-    out = lsd_jax.deep_music_visualizer(song, folder, output_file=tmp_path / "d.mp4", resolution=128,
-                                        **{**ARGS, "duration": 2.0}, progress=False)
+    out = lsd_jax.deep_music_visualizer(
+        song, folder, output_file=tmp_path / "d.mp4", resolution=128, **{**ARGS, "duration": 2.0}, progress=False
+    )
     assert len(seen) == 1 and 1 <= seen[0][0] <= ARGS["batch_size"] and seen[0][1] == out.n_frames
     assert probe_video(out)["n_frames"] == out.n_frames

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from lsd_jax.store import download as dl
 from lsd_jax.errors import DownloadError
+from lsd_jax.store import download as dl
 
 try:
     from http_server import FileServer
@@ -98,7 +99,7 @@ def test_complete_part_is_not_downloaded_again(server, tmp_path, data):
     url = server.add("/m.pkl", data)
     dest = tmp_path / "m.pkl"
     (tmp_path / "m.pkl.part").write_bytes(data)  # a run that died between the last byte and the rename
-    (tmp_path / "m.pkl.part.json").write_text('{"url": "%s"}' % url)
+    (tmp_path / "m.pkl.part.json").write_text(json.dumps({"url": url}))
     dl.download(url, dest, sha256=sha(data), **FAST)
     assert dest.read_bytes() == data
     reqs = server.requests_for("/m.pkl")
@@ -364,8 +365,9 @@ def test_trickles_below_the_minimum_rate_are_retried_then_refused(server, tmp_pa
     url = server.add("/m.pkl", data, chunk=chunk, chunk_delay=delay)
     t0 = time.monotonic()
     with pytest.raises(DownloadError, match="too slow") as ei:
-        dl.download(url, tmp_path / "m.pkl", progress=False, timeout=5, retries=1, backoff=0.01, min_rate=1000,
-                    rate_window=1.0)
+        dl.download(
+            url, tmp_path / "m.pkl", progress=False, timeout=5, retries=1, backoff=0.01, min_rate=1000, rate_window=1.0
+        )
     assert time.monotonic() - t0 < 8 and server.count("/m.pkl") == 2
     assert "partial file is kept" in str(ei.value)  # resumable, like any network failure
     assert (tmp_path / "m.pkl.part").exists()
@@ -421,13 +423,16 @@ def test_a_web_page_or_json_error_is_never_cached(server, tmp_path, name):
     assert not dest.exists() and leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("body", [
-    b"\x80\x04\x95" + os.urandom(2000),  # pickle protocol 4
-    b"(dp0\nS'G_ema'\np1\n" + b"x" * 500,  # protocol-0 pickles are text, but never start like a page
-    b"PK\x03\x04" + os.urandom(500),  # zip / npz / torch zip
-    (123).to_bytes(8, "little") + b'{"__metadata__": {}}' + b" " * 103,  # safetensors: '{' after a binary length
-    b"{" + bytes(7) + b'{"a": 1}',  # ... even when that length's low byte is '{'
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x80\x04\x95" + os.urandom(2000),  # pickle protocol 4
+        b"(dp0\nS'G_ema'\np1\n" + b"x" * 500,  # protocol-0 pickles are text, but never start like a page
+        b"PK\x03\x04" + os.urandom(500),  # zip / npz / torch zip
+        (123).to_bytes(8, "little") + b'{"__metadata__": {}}' + b" " * 103,  # safetensors: '{' after a binary length
+        b"{" + bytes(7) + b'{"a": 1}',  # ... even when that length's low byte is '{'
+    ],
+)
 def test_binary_model_files_are_not_mistaken_for_pages(server, tmp_path, body):
     url = server.add("/m.bin", body)
     assert dl.download(url, tmp_path / "m.bin", **FAST).read_bytes() == body
@@ -512,5 +517,4 @@ def test_a_local_file_over_max_bytes_is_refused(tmp_path, data):
 def test_the_default_cap_is_what_a_model_file_may_have():
     from converters.limits import Limits
 
-    assert dl.MAX_BYTES == Limits().max_file_bytes
-
+    assert Limits().max_file_bytes == dl.MAX_BYTES

@@ -53,8 +53,9 @@ def test_fused_and_host_paths_agree_for_a_pure_effect():
     frames = np.stack([np.asarray(_img(i)) for i in range(3)]).round()
     amps = np.array([[0.0], [0.5], [1.0]], np.float32)
     fused = np.asarray(apply_fused(jnp.asarray(frames), (darken,), (0.8,), jnp.asarray(amps)))
-    host = apply_host(frames.astype(np.uint8), (lambda a, s, m: np.asarray(darken(a.astype(np.float32), s, m)),),
-                      (0.8,), amps)
+    host = apply_host(
+        frames.astype(np.uint8), (lambda a, s, m: np.asarray(darken(a.astype(np.float32), s, m)),), (0.8,), amps
+    )
     np.testing.assert_allclose(fused, host, atol=1.0)
     np.testing.assert_allclose(fused[0], frames[0], atol=1e-4)
 
@@ -101,8 +102,11 @@ def test_host_keeps_a_dark_frame_dark_through_a_numpy_effect_then_contrast_and_f
     assert out.mean() < 2.0, out.mean()
     np.testing.assert_allclose(out[0], np.rint(want), atol=1)
     # the same chain without the NumPy effect runs fused: the two paths agree
-    fused = np.asarray(apply_fused(jnp.asarray(dark, jnp.float32), (contrast_effect, flash_effect), (0.5, 0.5),
-                                   jnp.asarray(amps[:, 1:])))
+    fused = np.asarray(
+        apply_fused(
+            jnp.asarray(dark, jnp.float32), (contrast_effect, flash_effect), (0.5, 0.5), jnp.asarray(amps[:, 1:])
+        )
+    )
     np.testing.assert_allclose(out.astype(np.float32), np.rint(fused), atol=1)
 
 

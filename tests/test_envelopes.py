@@ -6,28 +6,34 @@ import math
 from fractions import Fraction
 
 import numpy as np
+from audio_signals import SR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lsd_jax.audio import envelopes
 from lsd_jax.media import timing
 
-from audio_signals import SR
-
-fps_values = st.one_of(st.sampled_from([24.0, 25.0, 29.97, 30.0, 43.0, 60.0, 30000 / 1001, 24000 / 1001, 12.5, 240.0,
-                                        1.0]), st.floats(1.0, 240.0, allow_nan=False))
+fps_values = st.one_of(
+    st.sampled_from([24.0, 25.0, 29.97, 30.0, 43.0, 60.0, 30000 / 1001, 24000 / 1001, 12.5, 240.0, 1.0]),
+    st.floats(1.0, 240.0, allow_nan=False),
+)
 
 
 @settings(max_examples=100, deadline=None)
-@given(n=st.integers(1, 5 * SR), fps=fps_values, lead=st.integers(0, SR), tail=st.integers(0, SR),
-       native=st.sampled_from([22050, 44100, 48000]))
+@given(
+    n=st.integers(1, 5 * SR),
+    fps=fps_values,
+    lead=st.integers(0, SR),
+    tail=st.integers(0, SR),
+    native=st.sampled_from([22050, 44100, 48000]),
+)
 def test_columns_pool_into_the_frame_that_holds_their_centre(n, fps, lead, tail, native):
     """An excerpt of n samples (at the native rate ``native``) analysed with ``lead`` and ``tail``
     samples of context at 22050 Hz: each column inside the excerpt pools into the frame that holds
     its centre, and only those columns do."""
     duration = Fraction(n, native)
     N = timing.frame_count(n, native, fps)
-    assert N == math.ceil(duration * timing.fps_fraction(fps))
+    assert math.ceil(duration * timing.fps_fraction(fps)) == N
     hop = envelopes.analysis_hop(SR, fps)
     assert 64 <= hop <= 512 and hop & (hop - 1) == 0
     if fps <= SR / 128:

@@ -1,4 +1,5 @@
-"""lsd_jax.store.hosts through lsd_jax.store.download: mega.nz, Google Drive and Yandex Disk exchanges emulated on 127.0.0.1
+"""lsd_jax.store.hosts through lsd_jax.store.download: mega.nz, Google Drive and Yandex Disk exchanges emulated on
+127.0.0.1
 (tests/file_hosts.py), with the same cache, resume, checksum and error behaviour as plain downloads."""
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from lsd_jax.errors import DownloadError
 from lsd_jax.store import download as dl
 from lsd_jax.store import hosts
-from lsd_jax.errors import DownloadError
 
 try:
     from file_hosts import FakeDrive, FakeMega
@@ -52,19 +53,22 @@ def leftovers(d: Path) -> list[str]:
 # ------------------------------------------------------------------------------------ can_fetch
 
 
-@pytest.mark.parametrize("url, ok", [
-    ("https://example.org/m.pkl", True),
-    ("https://mega.nz/file/AbCd-_12#" + "A" * 43, True),
-    ("https://mega.nz/#!AbCd-_12!" + "A" * 43, True),
-    ("https://mega.nz/folder/AbCd-_12#" + "A" * 22, False),
-    ("https://mega.nz/#!abc!def", False),
-    ("https://drive.google.com/uc?id=1BUL-RIzXC7Bpnz2cn230CbA4eT7_Etp0", True),
-    ("https://drive.google.com/file/d/ABC_def-1/view?usp=sharing", True),
-    ("https://drive.google.com/drive/folders/", False),
-    ("https://yadi.sk/d/uwq4vaYPkqNuvQ?ncrnd=436", True),
-    ("ftp://example.org/m.pkl", False),
-    ("/some/local/file.pkl", True),
-])
+@pytest.mark.parametrize(
+    "url, ok",
+    [
+        ("https://example.org/m.pkl", True),
+        ("https://mega.nz/file/AbCd-_12#" + "A" * 43, True),
+        ("https://mega.nz/#!AbCd-_12!" + "A" * 43, True),
+        ("https://mega.nz/folder/AbCd-_12#" + "A" * 22, False),
+        ("https://mega.nz/#!abc!def", False),
+        ("https://drive.google.com/uc?id=1BUL-RIzXC7Bpnz2cn230CbA4eT7_Etp0", True),
+        ("https://drive.google.com/file/d/ABC_def-1/view?usp=sharing", True),
+        ("https://drive.google.com/drive/folders/", False),
+        ("https://yadi.sk/d/uwq4vaYPkqNuvQ?ncrnd=436", True),
+        ("ftp://example.org/m.pkl", False),
+        ("/some/local/file.pkl", True),
+    ],
+)
 def test_can_fetch(url, ok):
     assert dl.can_fetch(url) is ok
 
@@ -128,8 +132,9 @@ def test_mega_partial_from_an_earlier_run_is_resumed(server, fake_mega, tmp_path
     assert server.count(f"/dl/{handle}/200000-{len(data) - 1}") == 1
 
 
-@pytest.mark.parametrize("code, kind, words", [(-9, "dead", "does not exist"), (-16, "dead", "taken down"),
-                                                (-17, "quota", "quota")])
+@pytest.mark.parametrize(
+    "code, kind, words", [(-9, "dead", "does not exist"), (-16, "dead", "taken down"), (-17, "quota", "quota")]
+)
 def test_mega_api_errors_are_clear_and_fast(server, fake_mega, tmp_path, data, code, kind, words):
     link = fake_mega.add(data)
     fake_mega.errors[fake_mega.last_handle] = code
@@ -211,8 +216,7 @@ def test_drive_file_link_form_and_resume(server, tmp_path, data, monkeypatch):
     assert ranged == ["bytes=100000-"]
 
 
-@pytest.mark.parametrize("mode, kind, words", [("quota", "quota", "Too many users"),
-                                                ("signin", "dead", "sign in")])
+@pytest.mark.parametrize("mode, kind, words", [("quota", "quota", "Too many users"), ("signin", "dead", "sign in")])
 def test_drive_refusals_are_clear_and_nothing_cached(server, tmp_path, data, monkeypatch, mode, kind, words):
     drive = FakeDrive(server, data, mode=mode)
     monkeypatch.setenv(hosts.GDRIVE_ENV, drive.base)
@@ -252,8 +256,11 @@ def test_drive_confirm_page_linking_to_a_local_file_is_refused(server, tmp_path,
     secret = tmp_path / "secret.txt"
     secret.write_bytes(b"server-side secret")
     link = secret.as_uri()
-    body = (f'<form id="download-form" action="{link}" method="get"><input type="hidden" name="confirm" '
-            'value="t"></form>' if how == "form action" else f'<script>var x = {{"downloadUrl":"{link}"}};</script>')
+    body = (
+        f'<form id="download-form" action="{link}" method="get"><input type="hidden" name="confirm" value="t"></form>'
+        if how == "form action"
+        else f'<script>var x = {{"downloadUrl":"{link}"}};</script>'
+    )
     page = f"<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>{body}</body>"
     server.add("/download", b"", respond=lambda req: (200, {"Content-Type": "text/html"}, page.encode()))
     monkeypatch.setenv(hosts.GDRIVE_ENV, server.url(""))

@@ -17,24 +17,52 @@ def test_data_is_complete_and_consistent() -> None:
     assert [c.wnid for c in CLASSES] == sorted(c.wnid for c in CLASSES)
     names = class_names()
     assert (names[0], names[1], names[207], names[985], names[999]) == (
-        "tench", "goldfish", "golden retriever", "daisy", "toilet tissue")
+        "tench",
+        "goldfish",
+        "golden retriever",
+        "daisy",
+        "toilet tissue",
+    )
     assert CLASSES[0].wnid == "n01440764" and CLASSES[999].wnid == "n15075141"
 
 
-@pytest.mark.parametrize("spec, index", [
-    (207, 207), (np.int64(3), 3), ("42", 42), (" Golden Retriever ", 207), ("golden_retriever", 207),
-    ("Tinca tinca", 0), ("TOILET PAPER", 999), ("n02099601", 207), ("great white shark", 2), ("white shark", 2),
-    ("tiger", 292), ("tabby", 281), ("hammerhead", 4),
-])
+@pytest.mark.parametrize(
+    "spec, index",
+    [
+        (207, 207),
+        (np.int64(3), 3),
+        ("42", 42),
+        (" Golden Retriever ", 207),
+        ("golden_retriever", 207),
+        ("Tinca tinca", 0),
+        ("TOILET PAPER", 999),
+        ("n02099601", 207),
+        ("great white shark", 2),
+        ("white shark", 2),
+        ("tiger", 292),
+        ("tabby", 281),
+        ("hammerhead", 4),
+    ],
+)
 def test_lookup(spec, index) -> None:
     assert class_index(spec) == index
 
 
-@pytest.mark.parametrize("spec, match", [
-    (1000, "out of range"), (-1, "out of range"), (True, "or a name"), (2.5, "or a name"), ("", "index"),
-    ("crane", r"134 \(crane\), 517 \(crane\)"), ("grass snake", "55 .*57"), ("golden retreiver", "golden retriever"),
-    ("qwertyuiop", "class_names"), ("n99999999", "WordNet id"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        (1000, "out of range"),
+        (-1, "out of range"),
+        (True, "or a name"),
+        (2.5, "or a name"),
+        ("", "index"),
+        ("crane", r"134 \(crane\), 517 \(crane\)"),
+        ("grass snake", "55 .*57"),
+        ("golden retreiver", "golden retriever"),
+        ("qwertyuiop", "class_names"),
+        ("n99999999", "WordNet id"),
+    ],
+)
 def test_lookup_errors_are_clear(spec, match) -> None:
     with pytest.raises(ParamError, match=match):
         class_index(spec)

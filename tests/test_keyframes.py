@@ -1,9 +1,9 @@
 """Keyframe blending: exact arrival at each keyframe, untouched outside the windows, continuous."""
 
-import pytest
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,8 +16,7 @@ def _music(n, seed=0):
     """A smooth music-driven path (N, L, D)."""
     rng = np.random.default_rng(seed)
     t = np.arange(n)[:, None, None] / n
-    return (np.sin(2 * np.pi * (t * rng.uniform(1, 3, (1, L, D)) + rng.uniform(0, 1, (1, L, D))))
-            ).astype(np.float32)
+    return (np.sin(2 * np.pi * (t * rng.uniform(1, 3, (1, L, D)) + rng.uniform(0, 1, (1, L, D))))).astype(np.float32)
 
 
 def _keys(k, seed=1):
@@ -89,8 +88,10 @@ def test_batches_with_frame_indices_match_the_whole_timeline():
     n, ws, keys = 50, _music(50), _keys(3)
     frames, window = jnp.array([7, 20, 26]), 5.0
     whole = np.asarray(blend_keyframes(ws, keys, frames, window))
-    parts = [np.asarray(blend_keyframes(ws[a:a + 16], keys, frames, window, jnp.arange(a, min(a + 16, n))))
-             for a in range(0, n, 16)]
+    parts = [
+        np.asarray(blend_keyframes(ws[a : a + 16], keys, frames, window, jnp.arange(a, min(a + 16, n))))
+        for a in range(0, n, 16)
+    ]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
@@ -104,8 +105,10 @@ def test_jittable_with_traced_frames_and_window():
 
 @pytest.mark.slow
 @settings(max_examples=40, deadline=None)
-@given(frames=st.lists(st.integers(-5, 64), min_size=3, max_size=3, unique=True),
-       window=st.floats(0.0, 30.0, allow_nan=False))
+@given(
+    frames=st.lists(st.integers(-5, 64), min_size=3, max_size=3, unique=True),
+    window=st.floats(0.0, 30.0, allow_nan=False),
+)
 def test_property_exact_and_local(frames, window):
     n = 60
     ws, keys = _music(n, 3), _keys(3, 4)

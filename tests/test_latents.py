@@ -92,9 +92,16 @@ def test_keyframes_follow_speed_fpm():
     seed=st.integers(0, 2**31 - 1),
 )
 def test_bounce_keeps_every_coordinate_within_the_truncation_bound(
-        truncation, motion_react, pulse_react, motion_randomness, speed_fpm, seed):
-    params = make_params(truncation=truncation, motion_react=motion_react, pulse_react=pulse_react,
-                         motion_randomness=motion_randomness, speed_fpm=speed_fpm, seed=seed)
+    truncation, motion_react, pulse_react, motion_randomness, speed_fpm, seed
+):
+    params = make_params(
+        truncation=truncation,
+        motion_react=motion_react,
+        pulse_react=pulse_react,
+        motion_randomness=motion_randomness,
+        speed_fpm=speed_fpm,
+        seed=seed,
+    )
     p, m, ch = _feats(seed % 1000)
     z, _ = _lat(params, (p, m, ch))
     tol = 1e-4
@@ -139,8 +146,7 @@ def test_classes_out_of_range_is_a_clear_error():
         _lat(make_params(classes=[3, 50]), c=C)
 
 
-def _lsd_class_vectors(chroma, classes, c_dim, fps, gain, complexity, dominant=False, shuffle_every=None,
-                       strength=0.5):
+def _lsd_class_vectors(chroma, classes, c_dim, fps, gain, complexity, dominant=False, shuffle_every=None, strength=0.5):
     """Lucid Sonic Dreams' class-vector rule, re-implemented in float64 NumPy (no smoothing): the class list is
     repeated to 12 and zipped with the 12 pitches, so a class named twice takes the LAST pitch's value."""
     chroma = np.asarray(chroma, np.float64)
@@ -165,20 +171,29 @@ def _lsd_class_vectors(chroma, classes, c_dim, fps, gain, complexity, dominant=F
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("classes, c_dim, dominant, shuffle", [
-    ([0, 1, 2], 5, False, None),  # each class named four times: pitches 9, 10, 11 win
-    ([4, 2, 4, 7, 1], 9, False, None),
-    ([0, 1, 2, 3, 4], 5, True, 2.0),  # dominant pitch first, then the pitch-ordered list rotates
-    (list(range(12)), 12, True, 1.0),
-])
+@pytest.mark.parametrize(
+    "classes, c_dim, dominant, shuffle",
+    [
+        ([0, 1, 2], 5, False, None),  # each class named four times: pitches 9, 10, 11 win
+        ([4, 2, 4, 7, 1], 9, False, None),
+        ([0, 1, 2, 3, 4], 5, True, 2.0),  # dominant pitch first, then the pitch-ordered list rotates
+        (list(range(12)), 12, True, 1.0),
+    ],
+)
 def test_repeated_classes_take_the_last_pitch_as_lucid_sonic_dreams(classes, c_dim, dominant, shuffle):
     n = 120
     rng = np.random.default_rng(len(classes) + c_dim)
     chroma = rng.random((n, 12)).astype(np.float32) + 0.01
-    params = make_params(classes=classes, class_smooth_seconds=0, class_pitch_react=0.7, class_complexity=0.9,
-                         dominant_classes_first=dominant, class_shuffle_seconds=shuffle, class_shuffle_strength=0.25)
-    _, c = make_latents(np.zeros(n, np.float32), np.zeros(n, np.float32), chroma, params, fps=FPS, z_dim=4,
-                        c_dim=c_dim)
+    params = make_params(
+        classes=classes,
+        class_smooth_seconds=0,
+        class_pitch_react=0.7,
+        class_complexity=0.9,
+        dominant_classes_first=dominant,
+        class_shuffle_seconds=shuffle,
+        class_shuffle_strength=0.25,
+    )
+    _, c = make_latents(np.zeros(n, np.float32), np.zeros(n, np.float32), chroma, params, fps=FPS, z_dim=4, c_dim=c_dim)
     want = _lsd_class_vectors(chroma, classes, c_dim, FPS, 0.7, 0.9, dominant, shuffle, 0.25)
     chex.assert_shape(c, (n, c_dim))
     np.testing.assert_allclose(c, want, atol=1e-5)
@@ -194,8 +209,15 @@ def test_stepping_frame_by_frame_equals_the_scan():
     offline scan's z (with bounces: a large motion_react) and class vectors (with shuffles; unsmoothed)."""
     import jax
 
-    from lsd_jax.engine.latents import (advance, class_latents, motion_controls, motion_frames, motion_init, motion_latents,
-                                 motion_signs)
+    from lsd_jax.engine.latents import (
+        advance,
+        class_latents,
+        motion_controls,
+        motion_frames,
+        motion_init,
+        motion_latents,
+        motion_signs,
+    )
 
     pulse, motion, chroma = _feats(seed=7)
     key = jax.random.key(3)
@@ -210,7 +232,9 @@ def test_stepping_frame_by_frame_equals_the_scan():
     controls = motion_controls(fps=FPS, **react)
     state, v, zs, cs = motion_init(motion_signs(key, D)), np.zeros(C, np.float32), [], []
     for i in range(N):
-        state, v, z = advance(state, v, jax.tree.map(lambda a: a[i], frames), controls, chroma[i], table[i], 0.7, 0.9)
+        state, v, z = advance(
+            state, v, jax.tree.map(lambda a, i=i: a[i], frames), controls, chroma[i], table[i], 0.7, 0.9
+        )
         zs.append(np.asarray(z))
         cs.append(np.asarray(v))
     assert np.abs(z_scan).max() > 0.79  # it bounced off +-2*truncation

@@ -1,4 +1,5 @@
-"""Live mode (lsd_jax.live.session): clock pacing, drops instead of lag, the resolution ladder, reactions and recording."""
+"""Live mode (lsd_jax.live.session): clock pacing, drops instead of lag, the resolution ladder, reactions and
+recording."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ import time
 
 import numpy as np
 import pytest
+from audio_signals import click_track, write
 
 from lsd_jax import ParamError
 from lsd_jax.live.session import FileFeeder, LiveRecorder, LiveRenderer, ResolutionPolicy, ladder_sizes
-from lsd_jax.styles.resolve import resolve_style
 from lsd_jax.media.video import probe_video
-
-from audio_signals import click_track, write
+from lsd_jax.styles.resolve import resolve_style
 
 
 def test_ladder_and_policy_drop_resolution_when_late_and_climb_back_when_it_fits():
@@ -143,9 +143,22 @@ def test_a_file_with_nan_samples_is_refused_clearly_without_aborting(tmp_path):
     y = np.sin(np.arange(22050) / 10).astype(np.float32)
     y[100:200] = np.nan
     sf.write(tmp_path / "nan.wav", y, 22050, subtype="FLOAT")
-    proc = subprocess.run([sys.executable, "-m", "lsd_jax.cli", "live", "--input", str(tmp_path / "nan.wav"),
-                           "--no-serve", "--resolution", "128"],
-                          capture_output=True, text=True, timeout=200)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lsd_jax.cli",
+            "live",
+            "--input",
+            str(tmp_path / "nan.wav"),
+            "--no-serve",
+            "--resolution",
+            "128",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "nan.wav contains non-finite samples (NaN or infinity)" in proc.stderr
     assert "terminate called" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

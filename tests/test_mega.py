@@ -1,4 +1,5 @@
-"""lsd_jax.store.mega: link parsing, the CTR stream at any offset, the chunked MAC and hashcash, each checked against the
+"""lsd_jax.store.mega: link parsing, the CTR stream at any offset, the chunked MAC and hashcash, each checked against
+the
 block-by-block versions in tests/file_hosts.py."""
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ KEY32 = bytes(range(32))
 
 def test_parse_link_new_and_old_forms():
     k = b64(KEY32)
-    for url in (f"https://mega.nz/file/AbCd-_12#{k}", f"https://mega.nz/#!AbCd-_12!{k}",
-                f"https://mega.co.nz/#!AbCd-_12!{k}", f"https://MEGA.nz/file/AbCd-_12/#{k}"):
+    for url in (
+        f"https://mega.nz/file/AbCd-_12#{k}",
+        f"https://mega.nz/#!AbCd-_12!{k}",
+        f"https://mega.co.nz/#!AbCd-_12!{k}",
+        f"https://MEGA.nz/file/AbCd-_12/#{k}",
+    ):
         link = mega.parse_link(url)
         assert link is not None, url
         assert link.handle == "AbCd-_12" and link.key == KEY32
@@ -31,14 +36,17 @@ def test_parse_link_new_and_old_forms():
     assert link.nonce == KEY32[16:24] and link.meta_mac == KEY32[24:]
 
 
-@pytest.mark.parametrize("url", [
-    "https://mega.nz/folder/AbCd-_12#" + "A" * 22,        # a folder
-    "https://mega.nz/#F!AbCd-_12!" + "A" * 22,            # an old folder link
-    "https://mega.nz/file/AbCd-_12",                      # no key
-    "https://mega.nz/#!abc!def",                          # too short
-    "https://mega.nz/file/AbCd-_12#" + b64(bytes(16)),    # a 16-byte (folder-style) key
-    "https://example.org/#!AbCd-_12!" + b64(KEY32),       # another host
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://mega.nz/folder/AbCd-_12#" + "A" * 22,  # a folder
+        "https://mega.nz/#F!AbCd-_12!" + "A" * 22,  # an old folder link
+        "https://mega.nz/file/AbCd-_12",  # no key
+        "https://mega.nz/#!abc!def",  # too short
+        "https://mega.nz/file/AbCd-_12#" + b64(bytes(16)),  # a 16-byte (folder-style) key
+        "https://example.org/#!AbCd-_12!" + b64(KEY32),  # another host
+    ],
+)
 def test_parse_link_refuses_what_is_not_a_file_link(url):
     assert mega.parse_link(url) is None
 
@@ -65,7 +73,7 @@ def test_decryptor_starts_anywhere_and_takes_any_block_sizes(offset, sizes):
     dec = mega.decryptor(link, offset)
     out, pos = b"", offset
     for n in sizes:
-        out += dec(cipher[pos:pos + n])
+        out += dec(cipher[pos : pos + n])
         pos += n
     assert out == plain[offset:pos]
 
@@ -101,7 +109,13 @@ def test_hashcash_answers_a_challenge():
     challenge = f"1:255:1700000000:{token}"  # the easiest: about one try in two succeeds
     answer = mega.hashcash(challenge)
     assert answer.startswith(f"1:{token}:") and check_hashcash(challenge, answer)
-    for bad in ("2:255:0:" + token, "1:x:0:" + token, "1:255:0:" + b64(os.urandom(12)), "nonsense",
-                "1:0:0:" + token, "1:999:0:" + token):  # 1:0 would need ~2**29 tries: refused, not attempted
+    for bad in (
+        "2:255:0:" + token,
+        "1:x:0:" + token,
+        "1:255:0:" + b64(os.urandom(12)),
+        "nonsense",
+        "1:0:0:" + token,
+        "1:999:0:" + token,
+    ):  # 1:0 would need ~2**29 tries: refused, not attempted
         with pytest.raises(ValueError):
             mega.hashcash(bad)

@@ -51,23 +51,45 @@ def test_address_space_limit_is_a_budget(monkeypatch):
     assert 0 < budget.bytes <= 256 << 20 and budget.bytes > 128 << 20  # less what this process grew by since
 
 
-@pytest.mark.parametrize("files, expected", [
-    ({"/sys/fs/cgroup/memory.max": "2147483648\n", "/sys/fs/cgroup/memory.current": "1610612736\n",
-      "/sys/fs/cgroup/memory.stat": "anon 1\ninactive_file 536870912\n"}, 1 << 30),  # page cache counts as free
-    ({"/sys/fs/cgroup/memory.max": "max\n", "/sys/fs/cgroup/memory.current": "5\n"}, None),
-    ({"/sys/fs/cgroup/memory/memory.limit_in_bytes": str(1 << 62), "/sys/fs/cgroup/memory/memory.usage_in_bytes": "1"},
-     None),  # v1's "unlimited"
-    ({"/sys/fs/cgroup/memory/memory.limit_in_bytes": "1000", "/sys/fs/cgroup/memory/memory.usage_in_bytes": "1200"},
-     0),
-])
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        (
+            {
+                "/sys/fs/cgroup/memory.max": "2147483648\n",
+                "/sys/fs/cgroup/memory.current": "1610612736\n",
+                "/sys/fs/cgroup/memory.stat": "anon 1\ninactive_file 536870912\n",
+            },
+            1 << 30,
+        ),  # page cache counts as free
+        ({"/sys/fs/cgroup/memory.max": "max\n", "/sys/fs/cgroup/memory.current": "5\n"}, None),
+        (
+            {
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes": str(1 << 62),
+                "/sys/fs/cgroup/memory/memory.usage_in_bytes": "1",
+            },
+            None,
+        ),  # v1's "unlimited"
+        (
+            {
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes": "1000",
+                "/sys/fs/cgroup/memory/memory.usage_in_bytes": "1200",
+            },
+            0,
+        ),
+    ],
+)
 def test_container_limit(monkeypatch, files, expected):
     monkeypatch.setattr(memory, "_read", lambda path: files.get(path))
     assert memory._cgroup_free() == expected
 
 
 def test_the_smallest_budget_wins(monkeypatch):
-    files = {"/proc/meminfo": "MemTotal: 9000000 kB\nMemAvailable:    4000000 kB\n",
-             "/sys/fs/cgroup/memory.max": str(3 << 30), "/sys/fs/cgroup/memory.current": str(1 << 30)}
+    files = {
+        "/proc/meminfo": "MemTotal: 9000000 kB\nMemAvailable:    4000000 kB\n",
+        "/sys/fs/cgroup/memory.max": str(3 << 30),
+        "/sys/fs/cgroup/memory.current": str(1 << 30),
+    }
     monkeypatch.setattr(memory, "_read", lambda path: files.get(path))
     monkeypatch.setattr(memory.resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
     assert memory.free_memory() == memory.Budget(2 << 30, "in this container")

@@ -6,15 +6,14 @@ from __future__ import annotations
 import chex
 import numpy as np
 import pytest
-from flax import nnx
-
 import reference_stylegan2 as ref
+from flax import nnx
 from sg2_state import random_sg2_state, sg2_config
 from sg3_state import random_sg3_state, sg3_config
 
-from lsd_jax.styles.generator import Generator
 from lsd_jax.models import ops
 from lsd_jax.models import stylegan2 as sg2
+from lsd_jax.styles.generator import Generator
 
 CASES = {
     "sg2-resnet-cond": lambda: (sg2_config(img_resolution=16, architecture="resnet", c_dim=3), random_sg2_state),
@@ -37,8 +36,17 @@ def test_paths_and_values_are_the_original_state(name):
     buffers = {".".join(map(str, p)) for p, v in variables.items() if isinstance(v, ops.Buffer)}
     params = {".".join(map(str, p)) for p, v in variables.items() if isinstance(v, nnx.Param)}
     assert buffers | params == set(state) and not buffers & params
-    suffixes = ("noise_const", "resample_filter", "w_avg", "magnitude_ema", "up_filter", "down_filter", "transform",
-                "freqs", "phases")
+    suffixes = (
+        "noise_const",
+        "resample_filter",
+        "w_avg",
+        "magnitude_ema",
+        "up_filter",
+        "down_filter",
+        "transform",
+        "freqs",
+        "phases",
+    )
     assert buffers == {k for k in state if k.rsplit(".", 1)[-1] in suffixes}
 
 

@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from flax import nnx
 
 from lsd_jax.models import stylegan2 as sg2
@@ -17,7 +16,7 @@ SPEC = sg2.spec_from_config(CFG)
 GRAPHDEF = nnx.split(sg2.abstract(CFG))[0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _params():
     return nnx.to_pure_dict(nnx.state(sg2.from_state(CFG, random_sg2_state(CFG, 3))))
 
@@ -76,7 +75,8 @@ def test_gain_is_per_sample(mode):
 def test_gain_scales_the_noise_like_noise_strength():
     p, ws = _params(), _ws()
     doubled = jax.tree_util.tree_map_with_path(
-        lambda path, a: a * 2 if jax.tree_util.keystr(path).endswith("['noise_strength']") else a, p)
+        lambda path, a: a * 2 if jax.tree_util.keystr(path).endswith("['noise_strength']") else a, p
+    )
     want = np.asarray(synth_plain(doubled, ws, "const", None))
     got = np.asarray(synth(p, ws, "const", None, jnp.full((3,), 2.0)))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -85,10 +85,13 @@ def test_gain_scales_the_noise_like_noise_strength():
 @pytest.mark.slow
 def test_scalar_gain_broadcasts_none_mode_ignores_it_and_bad_shapes_fail():
     p, ws = _params(), _ws()
-    np.testing.assert_array_equal(np.asarray(synth(p, ws, "const", None, jnp.float32(2.0))),
-                                  np.asarray(synth(p, ws, "const", None, jnp.full((3,), 2.0))))
-    np.testing.assert_array_equal(np.asarray(synth(p, ws, "none", None, jnp.full((3,), 5.0))),
-                                  np.asarray(synth_plain(p, ws, "none", None)))
+    np.testing.assert_array_equal(
+        np.asarray(synth(p, ws, "const", None, jnp.float32(2.0))),
+        np.asarray(synth(p, ws, "const", None, jnp.full((3,), 2.0))),
+    )
+    np.testing.assert_array_equal(
+        np.asarray(synth(p, ws, "none", None, jnp.full((3,), 5.0))), np.asarray(synth_plain(p, ws, "none", None))
+    )
     with pytest.raises(ValueError, match="noise_gain"):
         _synthesis(p, ws, "const", None, jnp.ones(4))
     with pytest.raises(ValueError, match="noise_gain"):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import lsd_jax
-from lsd_jax.media import outputs
 from lsd_jax.errors import OutputError, ParamError
+from lsd_jax.media import outputs
 from lsd_jax.params import make_params
 
 
@@ -31,8 +31,14 @@ def _same_file_names(clip: Path) -> dict[str, Path]:
     os.symlink(clip, d / "link.mp4")
     os.link(clip, d / "hard.mp4")
     (d / "sub").mkdir()
-    return {"same path": clip, "relative": Path(os.path.relpath(clip)), "dotted": d / "sub" / ".." / "clip.mp4",
-            "symlink": d / "link.mp4", "hard link": d / "hard.mp4", "no suffix": d / "clip"}
+    return {
+        "same path": clip,
+        "relative": Path(os.path.relpath(clip)),
+        "dotted": d / "sub" / ".." / "clip.mp4",
+        "symlink": d / "link.mp4",
+        "hard link": d / "hard.mp4",
+        "no suffix": d / "clip",
+    }
 
 
 @pytest.mark.parametrize("case", ["same path", "relative", "dotted", "symlink", "hard link", "no suffix"])
@@ -44,8 +50,9 @@ def test_render_refuses_to_write_over_its_song(clip: Path, case: str) -> None:
     assert _digest(clip) == before and not any(p.suffix == ".tmp" for p in clip.parent.iterdir())
 
 
-@pytest.mark.parametrize("field", ["pulse_audio", "motion_audio", "class_audio", "contrast_audio", "flash_audio",
-                                   "output_audio"])
+@pytest.mark.parametrize(
+    "field", ["pulse_audio", "motion_audio", "class_audio", "contrast_audio", "flash_audio", "output_audio"]
+)
 def test_render_refuses_to_write_over_a_stem_or_the_output_audio(tmp_path: Path, clip: Path, field: str) -> None:
     song = tmp_path / "song.wav"
     song.write_bytes(b"RIFF")
@@ -69,11 +76,17 @@ def test_other_outputs_are_fine(tmp_path: Path, clip: Path) -> None:
     assert got == tmp_path / "video.mp4"
 
 
-@pytest.mark.parametrize("bad,err,match", [
-    (123, ParamError, "must be a file path"), (None, ParamError, "must be a file path"),
-    (b"x.mp4", ParamError, "must be a file path"), (["x.mp4"], ParamError, "must be a file path"),
-    ("", ParamError, "must name a file"), ("x.avi", ParamError, "must be an .mp4"),
-])
+@pytest.mark.parametrize(
+    "bad,err,match",
+    [
+        (123, ParamError, "must be a file path"),
+        (None, ParamError, "must be a file path"),
+        (b"x.mp4", ParamError, "must be a file path"),
+        (["x.mp4"], ParamError, "must be a file path"),
+        ("", ParamError, "must name a file"),
+        ("x.avi", ParamError, "must be an .mp4"),
+    ],
+)
 def test_output_argument_type_and_suffix(bad, err, match) -> None:
     with pytest.raises(err, match=match):
         outputs.resolve_output(bad)

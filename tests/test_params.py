@@ -15,10 +15,20 @@ from lsd_jax import params as P
 def test_defaults_follow_lucid_sonic_dreams():
     p = RenderParams()
     assert (p.fps, p.speed_fpm, p.pulse_react, p.motion_react, p.motion_randomness, p.truncation) == (
-        43.0, 12.0, 0.5, 0.5, 0.5, 1.0)
+        43.0,
+        12.0,
+        0.5,
+        0.5,
+        0.5,
+        1.0,
+    )
     assert (p.pulse_percussive, p.pulse_harmonic, p.motion_percussive, p.motion_harmonic) == (True, False, False, True)
     assert (p.class_pitch_react, p.class_smooth_seconds, p.class_complexity, p.class_shuffle_strength) == (
-        0.5, 1.0, 1.0, 0.5)
+        0.5,
+        1.0,
+        1.0,
+        0.5,
+    )
     assert not p.contrast_on and not p.flash_on
 
 
@@ -27,26 +37,44 @@ def test_frozen():
         RenderParams().fps = 30  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("name", ["motion_randomness", "truncation", "class_shuffle_strength",
-                                  "contrast_strength", "flash_strength"])
+@pytest.mark.parametrize(
+    "name", ["motion_randomness", "truncation", "class_shuffle_strength", "contrast_strength", "flash_strength"]
+)
 @pytest.mark.parametrize("value", [-0.1, 1.5])
 def test_unit_interval_params_rejected(name, value):
     with pytest.raises(ParamError, match=name):
         make_params(**{name: value})
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"fps": 0}, "fps"), ({"fps": 1e6}, "fps"), ({"fps": float("nan")}, "fps"),
-    ({"resolution": 15}, "resolution"), ({"resolution": 99}, "even"), ({"resolution": 10**6}, "resolution"),
-    ({"width": 320}, "both width and height"), ({"speed_fpm": -1}, "speed_fpm"),
-    ({"speed_fpm": 43 * 60 + 1}, "speed_fpm"), ({"pulse_react": 1e9}, "pulse_react"),
-    ({"start": -1}, "start"), ({"duration": 0}, "duration"), ({"batch_size": 0}, "batch_size"),
-    ({"seed": -3}, "seed"), ({"seed": 1.5}, "seed"), ({"pulse_mode": "beat"}, "pulse_mode"),
-    ({"noise_mode": "x"}, "noise_mode"), ({"classes": []}, "classes"), ({"classes": "abc"}, "classes"),
-    ({"classes": [1, -2]}, "classes"), ({"class_shuffle_seconds": 0}, "class_shuffle_seconds"),
-    ({"pulse_percussive": "yes"}, "pulse_percussive"), ({"custom_effects": [print]}, "EffectsGenerator"),
-    ({"fps": True}, "fps"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"fps": 0}, "fps"),
+        ({"fps": 1e6}, "fps"),
+        ({"fps": float("nan")}, "fps"),
+        ({"resolution": 15}, "resolution"),
+        ({"resolution": 99}, "even"),
+        ({"resolution": 10**6}, "resolution"),
+        ({"width": 320}, "both width and height"),
+        ({"speed_fpm": -1}, "speed_fpm"),
+        ({"speed_fpm": 43 * 60 + 1}, "speed_fpm"),
+        ({"pulse_react": 1e9}, "pulse_react"),
+        ({"start": -1}, "start"),
+        ({"duration": 0}, "duration"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"seed": -3}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"pulse_mode": "beat"}, "pulse_mode"),
+        ({"noise_mode": "x"}, "noise_mode"),
+        ({"classes": []}, "classes"),
+        ({"classes": "abc"}, "classes"),
+        ({"classes": [1, -2]}, "classes"),
+        ({"class_shuffle_seconds": 0}, "class_shuffle_seconds"),
+        ({"pulse_percussive": "yes"}, "pulse_percussive"),
+        ({"custom_effects": [print]}, "EffectsGenerator"),
+        ({"fps": True}, "fps"),
+    ],
+)
 def test_bad_values_name_the_problem(kwargs, match):
     with pytest.raises(ParamError, match=match):
         make_params(**kwargs)
@@ -78,8 +106,9 @@ def test_lsd_bugs_fixed_for_effect_switches():
 
 
 def test_normalises_types():
-    p = make_params(fps=30, classes=[3, 1], class_shuffle_seconds=[1, 2.5], custom_effects=EffectsGenerator(
-        lambda a, s, m: a))
+    p = make_params(
+        fps=30, classes=[3, 1], class_shuffle_seconds=[1, 2.5], custom_effects=EffectsGenerator(lambda a, s, m: a)
+    )
     assert isinstance(p.fps, float) and p.classes == (3, 1) and p.class_shuffle_seconds == (1.0, 2.5)
     assert len(p.custom_effects) == 1
     assert p.replace(seed=4).seed == 4 and p.replace(seed=4).classes == (3, 1)
@@ -93,17 +122,52 @@ def test_to_kwargs_round_trips():
 # --- the parameter table -------------------------------------------------------------------------------
 
 # what each kind may hold, as the field's annotation says it
-KIND_TYPES = {P.NUMBER: {float}, P.INTEGER: {int}, P.FLAG: {bool}, P.CHOICE: {str}, P.PATH: {str},
-              P.INDICES: {tuple}, P.TIMES: {float, tuple}, P.NUMBERS: {tuple}, P.SPEED: {float, str},
-              P.KEYFRAMES: {tuple}, P.EFFECTS: {tuple}}
+KIND_TYPES = {
+    P.NUMBER: {float},
+    P.INTEGER: {int},
+    P.FLAG: {bool},
+    P.CHOICE: {str},
+    P.PATH: {str},
+    P.INDICES: {tuple},
+    P.TIMES: {float, tuple},
+    P.NUMBERS: {tuple},
+    P.SPEED: {float, str},
+    P.KEYFRAMES: {tuple},
+    P.EFFECTS: {tuple},
+}
 # Lucid Sonic Dreams' hallucinate() defaults (its docs' parameter table), where ours are the same
-LSD_DEFAULTS = dict(fps=43, resolution=None, start=0, duration=None, speed_fpm=12, pulse_percussive=True,
-                    pulse_harmonic=False, pulse_react=0.5, motion_percussive=False, motion_harmonic=True,
-                    motion_react=0.5, motion_randomness=0.5, truncation=1, classes=None, dominant_classes_first=False,
-                    class_pitch_react=0.5, class_smooth_seconds=1, class_complexity=1, class_shuffle_seconds=None,
-                    class_shuffle_strength=0.5, contrast_strength=None, contrast_percussive=None,
-                    flash_strength=None, flash_percussive=None, output_audio=None, pulse_audio=None,
-                    motion_audio=None, class_audio=None, contrast_audio=None, flash_audio=None)
+LSD_DEFAULTS = dict(
+    fps=43,
+    resolution=None,
+    start=0,
+    duration=None,
+    speed_fpm=12,
+    pulse_percussive=True,
+    pulse_harmonic=False,
+    pulse_react=0.5,
+    motion_percussive=False,
+    motion_harmonic=True,
+    motion_react=0.5,
+    motion_randomness=0.5,
+    truncation=1,
+    classes=None,
+    dominant_classes_first=False,
+    class_pitch_react=0.5,
+    class_smooth_seconds=1,
+    class_complexity=1,
+    class_shuffle_seconds=None,
+    class_shuffle_strength=0.5,
+    contrast_strength=None,
+    contrast_percussive=None,
+    flash_strength=None,
+    flash_percussive=None,
+    output_audio=None,
+    pulse_audio=None,
+    motion_audio=None,
+    class_audio=None,
+    contrast_audio=None,
+    flash_audio=None,
+)
 
 
 def test_every_field_has_one_complete_row():
@@ -132,8 +196,9 @@ def test_lucid_sonic_dreams_names_and_defaults():
     assert lsd["batch_size"].lsd_note  # LSD's default is 1; ours is automatic
 
 
-@pytest.mark.parametrize("p", [p for p in P.PARAMS if p.kind in (P.NUMBER, P.INTEGER) and p.lo is not None],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "p", [p for p in P.PARAMS if p.kind in (P.NUMBER, P.INTEGER) and p.lo is not None], ids=lambda p: p.name
+)
 def test_ranges_come_from_the_table(p):
     lo = p.lo + (2 if p.even and p.lo % 2 else 0)
     base = {"width": 64, "height": 64} if p.name in ("width", "height") else {}
@@ -163,19 +228,36 @@ def test_single_band_react_number_is_all_three_bands():
 
 # --- the one text parser -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, text, value", [
-    ("classes", "1,2,3", (1, 2, 3)), ("classes", " 1; 5 ,9 ", (1, 5, 9)), ("classes", "", None),
-    ("class_shuffle_seconds", "4", 4.0), ("class_shuffle_seconds", "1.5,3", (1.5, 3.0)),
-    ("class_shuffle_seconds", "4,", (4.0,)), ("class_shuffle_seconds", "none", None),
-    ("band_react", "0.4", (0.4, 0.4, 0.4)), ("band_react", "0.4, 0.2, 0.3", (0.4, 0.2, 0.3)),
-    ("band_react", "", (0.0, 0.0, 0.0)), ("band_edges_hz", "300,3000", (300.0, 3000.0)),
-    ("speed_fpm", "beat", "beat"), ("speed_fpm", "Bar", "bar"), ("speed_fpm", "24", 24.0),
-    ("keyframes", "42=cover.png,60=x.png", {42.0: "cover.png", 60.0: "x.png"}),
-    ("keyframes", "1.5 = my cover=1.png", {1.5: "my cover=1.png"}),
-    ("pulse_percussive", "off", False), ("flash_percussive", "Yes", True), ("flash_percussive", "none", None),
-    ("seed", "7", 7), ("fps", "29.97", 29.97), ("pulse_mode", "Onset", "onset"), ("duration", "none", None),
-    ("pulse_audio", " drums.wav ", "drums.wav"),
-])
+
+@pytest.mark.parametrize(
+    "name, text, value",
+    [
+        ("classes", "1,2,3", (1, 2, 3)),
+        ("classes", " 1; 5 ,9 ", (1, 5, 9)),
+        ("classes", "", None),
+        ("class_shuffle_seconds", "4", 4.0),
+        ("class_shuffle_seconds", "1.5,3", (1.5, 3.0)),
+        ("class_shuffle_seconds", "4,", (4.0,)),
+        ("class_shuffle_seconds", "none", None),
+        ("band_react", "0.4", (0.4, 0.4, 0.4)),
+        ("band_react", "0.4, 0.2, 0.3", (0.4, 0.2, 0.3)),
+        ("band_react", "", (0.0, 0.0, 0.0)),
+        ("band_edges_hz", "300,3000", (300.0, 3000.0)),
+        ("speed_fpm", "beat", "beat"),
+        ("speed_fpm", "Bar", "bar"),
+        ("speed_fpm", "24", 24.0),
+        ("keyframes", "42=cover.png,60=x.png", {42.0: "cover.png", 60.0: "x.png"}),
+        ("keyframes", "1.5 = my cover=1.png", {1.5: "my cover=1.png"}),
+        ("pulse_percussive", "off", False),
+        ("flash_percussive", "Yes", True),
+        ("flash_percussive", "none", None),
+        ("seed", "7", 7),
+        ("fps", "29.97", 29.97),
+        ("pulse_mode", "Onset", "onset"),
+        ("duration", "none", None),
+        ("pulse_audio", " drums.wav ", "drums.wav"),
+    ],
+)
 def test_parse_value(name, text, value):
     assert P.parse_value(name, text) == value
     make_params(**{name: value})  # and it is what make_params takes
@@ -183,17 +265,21 @@ def test_parse_value(name, text, value):
         assert P.parse_value(name, value) is value  # anything but text passes unchanged
 
 
-@pytest.mark.parametrize("name, text, form", [
-    ("classes", "1, 2.5", "comma-separated class indices or names, e.g. 1, 5, 9 or goldfish, daisy"),
-    ("class_shuffle_seconds", "4 s", "a number of seconds or comma-separated times"),
-    ("band_react", "0.4,0.2", "one number (for all) or 3 comma-separated numbers"),
-    ("band_edges_hz", "300", "2 comma-separated numbers"),
-    ("speed_fpm", "fast", "a number, beat or bar"),
-    ("keyframes", "cover.png", "comma-separated TIME=IMAGE pairs"),
-    ("keyframes", "x=cover.png", "comma-separated TIME=IMAGE pairs"),
-    ("pulse_percussive", "maybe", "true or false"),
-    ("fps", "nan", "a number"), ("seed", "seven", "a whole number"),
-])
+@pytest.mark.parametrize(
+    "name, text, form",
+    [
+        ("classes", "1, 2.5", "comma-separated class indices or names, e.g. 1, 5, 9 or goldfish, daisy"),
+        ("class_shuffle_seconds", "4 s", "a number of seconds or comma-separated times"),
+        ("band_react", "0.4,0.2", "one number (for all) or 3 comma-separated numbers"),
+        ("band_edges_hz", "300", "2 comma-separated numbers"),
+        ("speed_fpm", "fast", "a number, beat or bar"),
+        ("keyframes", "cover.png", "comma-separated TIME=IMAGE pairs"),
+        ("keyframes", "x=cover.png", "comma-separated TIME=IMAGE pairs"),
+        ("pulse_percussive", "maybe", "true or false"),
+        ("fps", "nan", "a number"),
+        ("seed", "seven", "a whole number"),
+    ],
+)
 def test_parse_errors_name_the_parameter_the_text_and_the_form(name, text, form):
     with pytest.raises(ParamError) as e:
         P.parse_value(name, text)
@@ -239,8 +325,9 @@ def _valid(p: P.Param) -> st.SearchStrategy:
     if p.kind == P.SPEED:
         return st.floats(0, 60) | st.sampled_from(P.SPEED_MODES)
     if p.kind == P.KEYFRAMES:
-        return st.dictionaries(st.floats(0, 1e4), st.from_regex(r"[A-Za-z0-9_./-]{1,12}", fullmatch=True),
-                               min_size=1, max_size=4)
+        return st.dictionaries(
+            st.floats(0, 1e4), st.from_regex(r"[A-Za-z0-9_./-]{1,12}", fullmatch=True), min_size=1, max_size=4
+        )
     raise AssertionError(p.kind)
 
 
@@ -255,6 +342,7 @@ def test_format_then_parse_round_trips(case):
 
 
 # --- the README's parameter reference ------------------------------------------------------------------
+
 
 def test_readme_holds_the_generated_reference():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lsd_jax.store import catalogue
 from lsd_jax.cli import main
 from lsd_jax.errors import CacheError, LsdError
+from lsd_jax.store import catalogue
 from lsd_jax.store.paths import CACHE_ENV, atomic_write, cache_dir
 
 ROOT = Path(__file__).parent.parent
@@ -24,18 +24,26 @@ def test_cache_dir_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert cache_dir() == tmp_path / "a" / "b" and cache_dir().is_dir()
 
 
-@pytest.mark.parametrize("case,match", [
-    ("a file", "is a file, not a folder"),
-    ("under a file", "part of its path is a file"),
-    ("unwritable", "is not writable"),
-    ("no such user", "home folder that does not exist"),
-])
-def test_unusable_cache_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str,
-                                         match: str) -> None:
+@pytest.mark.parametrize(
+    "case,match",
+    [
+        ("a file", "is a file, not a folder"),
+        ("under a file", "part of its path is a file"),
+        ("unwritable", "is not writable"),
+        ("no such user", "home folder that does not exist"),
+    ],
+)
+def test_unusable_cache_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, match: str
+) -> None:
     f = tmp_path / "file"
     f.write_text("x")
-    value = {"a file": str(f), "under a file": str(f / "cache"), "unwritable": str(tmp_path),
-             "no such user": "~no-such-user-lsd-jax/cache"}[case]
+    value = {
+        "a file": str(f),
+        "under a file": str(f / "cache"),
+        "unwritable": str(tmp_path),
+        "no such user": "~no-such-user-lsd-jax/cache",
+    }[case]
     if case == "unwritable":  # root ignores permission bits, so say what the OS would say
         real = os.access
         monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path else real(p, mode))
@@ -48,8 +56,9 @@ def test_unusable_cache_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mon
         catalogue.styles_dir()
 
 
-def test_cli_reports_an_unusable_cache_without_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture) -> None:
+def test_cli_reports_an_unusable_cache_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     f = tmp_path / "file"
     f.write_text("x")
     monkeypatch.setenv(CACHE_ENV, str(f))
@@ -74,9 +83,26 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
 def _cli_render(song, out, cache):
     env = dict(os.environ, LSD_JAX_CACHE=str(cache), JAX_PLATFORMS="cpu")
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    res = subprocess.run([sys.executable, str(SCRIPTS / "cli_render_report.py"), "render", str(song), "-o", str(out),
-                          "--resolution", "32", "--fps", "12", "--quiet"],
-                         env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "cli_render_report.py"),
+            "render",
+            str(song),
+            "-o",
+            str(out),
+            "--resolution",
+            "32",
+            "--fps",
+            "12",
+            "--quiet",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "first frame" in res.stdout and "after the command started" in res.stdout
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -104,9 +130,11 @@ def test_a_second_process_loads_the_compiled_code_instead_of_compiling(tmp_path)
 @pytest.mark.slow
 def test_import_lsd_jax_is_light():
     # `import lsd_jax` and the commands that render nothing (`lsd-jax params`, `styles`) never load JAX
-    code = ("import contextlib, io, sys, lsd_jax; from lsd_jax.cli import main; assert lsd_jax.RenderParams\n"
-            "with contextlib.redirect_stdout(io.StringIO()): main(['params']); main(['styles'])\n"
-            "print(sorted(m for m in ('jax', 'flax', 'gradio') if m in sys.modules))")
+    code = (
+        "import contextlib, io, sys, lsd_jax; from lsd_jax.cli import main; assert lsd_jax.RenderParams\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(['params']); main(['styles'])\n"
+        "print(sorted(m for m in ('jax', 'flax', 'gradio') if m in sys.modules))"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
@@ -114,8 +142,10 @@ def test_import_lsd_jax_is_light():
 
 @pytest.mark.slow
 def test_use_persistent_caches_uses_the_cache_dir_unless_jax_has_one(tmp_path):
-    code = ("import os, jax; from lsd_jax.store.paths import use_persistent_caches; use_persistent_caches(); "
-            "print(jax.config.jax_compilation_cache_dir, os.environ['NUMBA_CACHE_DIR'])")
+    code = (
+        "import os, jax; from lsd_jax.store.paths import use_persistent_caches; use_persistent_caches(); "
+        "print(jax.config.jax_compilation_cache_dir, os.environ['NUMBA_CACHE_DIR'])"
+    )
     env = dict(os.environ, LSD_JAX_CACHE=str(tmp_path / "c"))
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     env.pop("NUMBA_CACHE_DIR", None)

@@ -67,12 +67,23 @@ def test_the_215_byte_shared_reference_pickle(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                                 HealthCheck.function_scoped_fixture])
-@given(cases=st.lists(st.tuples(st.sampled_from(["list", "tuple", "dict", "mixed"]), st.integers(23, 90),
-                                st.sampled_from(["top", "kwarg", "beside", "tf-kwarg"]),
-                                st.sampled_from([2, 3, 4, 5])),
-                      min_size=4, max_size=8))
+@settings(
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
+@given(
+    cases=st.lists(
+        st.tuples(
+            st.sampled_from(["list", "tuple", "dict", "mixed"]),
+            st.integers(23, 90),
+            st.sampled_from(["top", "kwarg", "beside", "tf-kwarg"]),
+            st.sampled_from([2, 3, 4, 5]),
+        ),
+        min_size=4,
+        max_size=8,
+    )
+)
 def test_shared_reference_chains_of_any_shape_are_refused(tmp_path_factory, cases) -> None:
     tmp = tmp_path_factory.mktemp("chains")
     files = {}
@@ -117,9 +128,8 @@ def test_messages_never_repr_an_untrusted_structure() -> None:
     assert report["error"] is None and report["seconds"] < 1, report
     assert report["value"] == "<list of 2 items>"
     assert short_repr("x" * 10_000_000).endswith("...") and len(short_repr("x" * 10_000_000)) <= 80
-    assert short_repr(10 ** 100_000) == "<int of 332193 bits>"  # repr() would raise: > 4300 digits
-    assert short_repr((1, 2, 3)) == "(1, 2, 3)" and short_repr(np.zeros((2, 3), np.float32)) == \
-        "<array (2, 3) float32>"
+    assert short_repr(10**100_000) == "<int of 332193 bits>"  # repr() would raise: > 4300 digits
+    assert short_repr((1, 2, 3)) == "(1, 2, 3)" and short_repr(np.zeros((2, 3), np.float32)) == "<array (2, 3) float32>"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -136,8 +146,7 @@ def test_shared_submodules_are_refused(tmp_path: Path, depth: int) -> None:
 def test_module_walk_visits_each_module_once(tmp_path: Path) -> None:
     """The converter's own walk, on a tree the loader's budget lets through: refused by identity, in milliseconds."""
     (tmp_path / "tree.pkl").write_bytes(hostile.shared_module_tree(14))
-    report = hostile.run_bounded("hostile:flatten_modules", str(tmp_path / "tree.pkl"), memory_mb=MEMORY_MB,
-                                 timeout=60)
+    report = hostile.run_bounded("hostile:flatten_modules", str(tmp_path / "tree.pkl"), memory_mb=MEMORY_MB, timeout=60)
     assert report["error"] == "ConversionError", report
     assert re.search(r"module 'extra(\.a)*\.b' is the same object as module 'extra(\.a)+'", report["message"])
     assert report["seconds"] < QUICK
@@ -185,13 +194,16 @@ def test_tensors_over_one_storage_share_memory() -> None:
 
 
 def test_tiny_files_claiming_huge_sizes_are_refused(tmp_path: Path) -> None:
-    files = {f"{kind}-{claim}.pkl": hostile.claimed_size_bomb(kind, claim)
-             for kind in ("binbytes8", "binunicode8", "frame") for claim in (40 << 30, (1 << 63) - 1)}
+    files = {
+        f"{kind}-{claim}.pkl": hostile.claimed_size_bomb(kind, claim)
+        for kind in ("binbytes8", "binunicode8", "frame")
+        for claim in (40 << 30, (1 << 63) - 1)
+    }
     files.update({f"memo-{i}.pkl": hostile.memo_bomb(i) for i in (2_000_001, 1 << 31, (1 << 32) - 1)})
     # a torch storage whose header claims 10**10 elements over 16 bytes of data
     storage = bytearray(nv.legacy_storage_bytes(np.zeros(4, np.float32)))
     i = storage.rfind((4).to_bytes(8, "little"))
-    storage[i:i + 8] = (10 ** 10).to_bytes(8, "little")
+    storage[i : i + 8] = (10**10).to_bytes(8, "little")
     files["storage.pkl"] = nv.dumps(hostile.ViewTensor(_RawStorage(bytes(storage)), 0, (4,)))
     for name, got in _parse_all(tmp_path, files).items():
         _assert_refused(name, got, "truncated", "memo index", "elements but its header says", "pickle exhausted")
@@ -216,19 +228,22 @@ _STATE = hostile.small_generator(_CONFIG)[1]
 _PICKLE = nv.torch_pickle_bytes(_CONFIG, _STATE, with_augment=False)
 
 
-@pytest.mark.parametrize("limits,phrase", [
-    (Limits(max_objects=500), "more than 500 objects"),
-    (Limits(max_items=500), "more than 500 references"),
-    (Limits(max_container_len=10), "more than 10 items"),
-    (Limits(max_depth=8), "nest more than 8 deep"),
-    (Limits(max_tree_nodes=1000), "walked as a tree"),
-    (Limits(max_memo=10), "memo index"),
-    (Limits(max_hash_work=50), "hashing its keys"),
-    (Limits(max_bytes=1000), "data it creates"),
-    (Limits(bytes_per_input_byte=0.01, bytes_slack=0), "data it creates"),
-    (Limits(max_seconds=0.0), "took longer than 0 s"),
-    (Limits(max_file_bytes=1000), "a model file may have"),
-])
+@pytest.mark.parametrize(
+    "limits,phrase",
+    [
+        (Limits(max_objects=500), "more than 500 objects"),
+        (Limits(max_items=500), "more than 500 references"),
+        (Limits(max_container_len=10), "more than 10 items"),
+        (Limits(max_depth=8), "nest more than 8 deep"),
+        (Limits(max_tree_nodes=1000), "walked as a tree"),
+        (Limits(max_memo=10), "memo index"),
+        (Limits(max_hash_work=50), "hashing its keys"),
+        (Limits(max_bytes=1000), "data it creates"),
+        (Limits(bytes_per_input_byte=0.01, bytes_slack=0), "data it creates"),
+        (Limits(max_seconds=0.0), "took longer than 0 s"),
+        (Limits(max_file_bytes=1000), "a model file may have"),
+    ],
+)
 def test_each_limit_refuses_with_a_clear_message(limits: Limits, phrase: str) -> None:
     with pytest.raises(ConversionError, match=phrase) as info:
         converters.parse_bytes(_PICKLE, "'m.pkl'", limits=limits)

@@ -2,23 +2,30 @@
 mapping output and images (vs. the NumPy oracle on the pickle's own state) to float32 rounding."""
 
 import numpy as np
-import pytest
-
-import lsd_jax
-from lsd_jax.styles.generator import load_generator
-from lsd_jax.media.video import probe_video
-
 import nvidia_pickles as nv
+import pytest
 import reference_stylegan2 as ref
 from sg2_state import random_sg2_state, sg2_config
 
+import lsd_jax
+from lsd_jax.media.video import probe_video
+from lsd_jax.styles.generator import load_generator
+
 CONFIGS = {
     "32-skip-uncond-d2": sg2_config(img_resolution=32, num_layers=2),
-    "64-resnet-cond-d8-clamp": sg2_config(img_resolution=64, c_dim=5, num_layers=8, architecture="resnet",
-                                          conv_clamp=256, channel_base=1024, channel_max=32),
+    "64-resnet-cond-d8-clamp": sg2_config(
+        img_resolution=64,
+        c_dim=5,
+        num_layers=8,
+        architecture="resnet",
+        conv_clamp=256,
+        channel_base=1024,
+        channel_max=32,
+    ),
     "128-skip-cond-d4": sg2_config(img_resolution=128, c_dim=3, num_layers=4, channel_base=1024, channel_max=16),
-    "256-resnet-uncond-d6": sg2_config(img_resolution=256, num_layers=6, architecture="resnet",
-                                       channel_base=1024, channel_max=16),
+    "256-resnet-uncond-d6": sg2_config(
+        img_resolution=256, num_layers=6, architecture="resnet", channel_base=1024, channel_max=16
+    ),
 }
 WRITERS = {"pytorch": nv.write_torch_pickle, "tf": nv.write_tf_pickle}
 
@@ -71,10 +78,10 @@ def test_pickle_style_renders_and_cli_converts(tmp_path):
     import soundfile as sf
 
     t = np.arange(22050 * 2) / 22050
-    sf.write(tmp_path / "song.wav", (0.5 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(8 * t))).astype(np.float32),
-             22050)
-    out = lsd_jax.render(tmp_path / "song.wav", style=str(pkl), output=tmp_path / "v.mp4", fps=8.0,
-                         truncation_psi=0.7, progress=False)
+    sf.write(tmp_path / "song.wav", (0.5 * np.sin(2 * np.pi * 330 * t) * (1 + np.sin(8 * t))).astype(np.float32), 22050)
+    out = lsd_jax.render(
+        tmp_path / "song.wav", style=str(pkl), output=tmp_path / "v.mp4", fps=8.0, truncation_psi=0.7, progress=False
+    )
     info = probe_video(out)
     assert (info["width"], info["height"], info["n_frames"]) == (32, 32, 16)
 

@@ -15,8 +15,9 @@ from lsd_jax.media.video import probe_video, read_frames
 SR = 22050
 
 
-def click_track(path: Path, seconds: float, clicks: list[float], *, drone: float = 0.0, silence_until: float = 0.0,
-                sr: int = SR) -> Path:
+def click_track(
+    path: Path, seconds: float, clicks: list[float], *, drone: float = 0.0, silence_until: float = 0.0, sr: int = SR
+) -> Path:
     """Short broadband clicks at the given times, over an optional drone (after `silence_until`)."""
     t = np.arange(int(seconds * sr)) / sr
     y = drone * np.sin(2 * np.pi * 220 * t) * (t >= silence_until)
@@ -39,8 +40,7 @@ def clicks_song(tmp_path_factory):
 def test_end_to_end_render_has_the_right_streams_and_frames_react(clicks_song, tmp_path):
     song, times = clicks_song
     fps = 24.0
-    out = lsd_jax.render(song, output=tmp_path / "video.mp4", fps=fps, width=96, height=54, speed_fpm=0,
-                         progress=False)
+    out = lsd_jax.render(song, output=tmp_path / "video.mp4", fps=fps, width=96, height=54, speed_fpm=0, progress=False)
     assert out.path == tmp_path / "video.mp4" and out.path.is_file()
     assert str(out) == str(tmp_path / "video.mp4") and Path(out) == out.path  # os.fspath works too
     assert abs(out.n_frames - 10.5 * fps) <= 1 and out.size == (54, 96) and out.timings.total > 0
@@ -73,8 +73,9 @@ def test_silence_and_no_wandering_gives_identical_frames(tmp_path):
 
     feats = audio.analyze(song, params)
     style = cppn_style()
-    lat = latents.make_latents(feats.pulse, feats.motion, feats.chroma, params, fps=feats.fps,
-                               z_dim=style.z_dim, c_dim=style.c_dim)
+    lat = latents.make_latents(
+        feats.pulse, feats.motion, feats.chroma, params, fps=feats.fps, z_dim=style.z_dim, c_dim=style.c_dim
+    )
     got = []
     step = make_frame_step(style, (32, 32), EffectPlan((), ()), 8)
     inputs = {"z": lat.z, "c": lat.c, "amps": np.zeros((feats.n_frames, 0), np.float32)}
@@ -124,13 +125,16 @@ def _wav(name, samples):
     return make
 
 
-@pytest.mark.parametrize("make_song, match", [
-    (_bytes("notes.mp3", b"these are my lyrics, not audio"), "notes.mp3"),
-    (_bytes("empty.wav", b""), "empty.*empty.wav"),
-    (lambda d: d / "missing.wav", "(not found|does not exist).*missing.wav"),
-    (_wav("silent.wav", np.zeros(SR * 2, np.float32)), "silent"),
-    (_wav("tiny.wav", np.ones(10, np.float32) * 0.5), "short.*frame"),
-])
+@pytest.mark.parametrize(
+    "make_song, match",
+    [
+        (_bytes("notes.mp3", b"these are my lyrics, not audio"), "notes.mp3"),
+        (_bytes("empty.wav", b""), "empty.*empty.wav"),
+        (lambda d: d / "missing.wav", "(not found|does not exist).*missing.wav"),
+        (_wav("silent.wav", np.zeros(SR * 2, np.float32)), "silent"),
+        (_wav("tiny.wav", np.ones(10, np.float32) * 0.5), "short.*frame"),
+    ],
+)
 def test_bad_audio_gives_a_clear_error_and_leaves_the_output_alone(tmp_path, existing_output, make_song, match):
     song = make_song(tmp_path)
     with pytest.raises(AudioError, match=match):
@@ -138,10 +142,16 @@ def test_bad_audio_gives_a_clear_error_and_leaves_the_output_alone(tmp_path, exi
     _assert_untouched(existing_output)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"truncation": 2.0}, "truncation"), ({"motion_randomness": -1}, "motion_randomness"),
-    ({"fps": 0}, "fps"), ({"resolution": 33}, "even"), ({"speed_fpm": 1e9}, "speed_fpm"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"truncation": 2.0}, "truncation"),
+        ({"motion_randomness": -1}, "motion_randomness"),
+        ({"fps": 0}, "fps"),
+        ({"resolution": 33}, "even"),
+        ({"speed_fpm": 1e9}, "speed_fpm"),
+    ],
+)
 def test_bad_params_give_a_clear_error_and_leave_the_output_alone(clicks_song, existing_output, kwargs, match):
     with pytest.raises(ParamError, match=match):
         lsd_jax.render(clicks_song[0], output=existing_output, progress=False, **kwargs)
@@ -162,8 +172,9 @@ def test_unwritable_output_path(clicks_song, tmp_path):
 
 @pytest.mark.slow
 def test_output_without_suffix_gets_mp4_and_other_suffixes_are_refused(clicks_song, tmp_path):
-    out = lsd_jax.render(clicks_song[0], output=tmp_path / "noext", resolution=16, fps=4.0, duration=2.0,
-                         progress=False)
+    out = lsd_jax.render(
+        clicks_song[0], output=tmp_path / "noext", resolution=16, fps=4.0, duration=2.0, progress=False
+    )
     assert out.path.name == "noext.mp4" and out.path.is_file()
     with pytest.raises(ParamError, match="mp4"):
         lsd_jax.render(clicks_song[0], output=tmp_path / "x.gif", progress=False)
@@ -178,10 +189,17 @@ def test_effects_and_a_numpy_only_custom_effect_render(clicks_song, tmp_path):
         return out
 
     seen = []
-    out = lsd_jax.render(clicks_song[0], output=tmp_path / "fx.mp4", resolution=32, fps=8.0, duration=4.0,
-                         contrast_strength=0.5, flash_strength=0.5,
-                         custom_effects=[lsd_jax.EffectsGenerator(mirror, strength=1.0)],
-                         progress=lambda done, total: seen.append((done, total)))
+    out = lsd_jax.render(
+        clicks_song[0],
+        output=tmp_path / "fx.mp4",
+        resolution=32,
+        fps=8.0,
+        duration=4.0,
+        contrast_strength=0.5,
+        flash_strength=0.5,
+        custom_effects=[lsd_jax.EffectsGenerator(mirror, strength=1.0)],
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert probe_video(out)["n_frames"] == 32
     assert seen[-1] == (32, 32) and all(a <= b for (a, _), (b, _) in zip(seen, seen[1:]))
 
@@ -193,8 +211,16 @@ def test_numpy_callable_style_runs_on_the_host(clicks_song, tmp_path):
         v = (np.tanh(np.asarray(noise_batch)[:, :3]) + 1) * 127.5
         return np.broadcast_to(v[:, None, None, :], (b, 24, 24, 3)).astype(np.uint8)
 
-    out = lsd_jax.render(clicks_song[0], style=np_style, output=tmp_path / "np.mp4", fps=8.0, duration=2.0,
-                         input_shape=8, num_possible_classes=0, progress=False)
+    out = lsd_jax.render(
+        clicks_song[0],
+        style=np_style,
+        output=tmp_path / "np.mp4",
+        fps=8.0,
+        duration=2.0,
+        input_shape=8,
+        num_possible_classes=0,
+        progress=False,
+    )
     info = probe_video(out)
     assert (info["width"], info["height"], info["n_frames"]) == (24, 24, 16)
     with pytest.raises(lsd_jax.StyleError, match="input_shape"):
@@ -204,8 +230,15 @@ def test_numpy_callable_style_runs_on_the_host(clicks_song, tmp_path):
 @pytest.mark.slow
 def test_lucid_sonic_dreams_compatible_api(clicks_song, tmp_path):
     L = lsd_jax.LucidSonicDream(song=str(clicks_song[0]), style="default")
-    out = L.hallucinate(file_name=str(tmp_path / "lsd"), fps=8, resolution=32, duration=2, speed_fpm=6,
-                        pulse_react=0.8, contrast_strength=0.2)
+    out = L.hallucinate(
+        file_name=str(tmp_path / "lsd"),
+        fps=8,
+        resolution=32,
+        duration=2,
+        speed_fpm=6,
+        pulse_react=0.8,
+        contrast_strength=0.2,
+    )
     assert out.suffix == ".mp4" and probe_video(out)["n_frames"] == 16
 
 
@@ -227,8 +260,17 @@ def test_jax_callable_style_and_jax_effect_are_fused(clicks_song, tmp_path):
     params = lsd_jax.make_params(custom_effects=[lsd_jax.EffectsGenerator(dim, strength=0.5)], flash_strength=0.3)
     plan = plan_effects(params, (16, 16))
     assert len(plan.fused) == 2 and plan.host == ()
-    out = lsd_jax.render(clicks_song[0], style=jax_style, output=tmp_path / "j.mp4", fps=8.0, duration=2.0,
-                         input_shape=8, num_possible_classes=0, params=params, progress=False)
+    out = lsd_jax.render(
+        clicks_song[0],
+        style=jax_style,
+        output=tmp_path / "j.mp4",
+        fps=8.0,
+        duration=2.0,
+        input_shape=8,
+        num_possible_classes=0,
+        params=params,
+        progress=False,
+    )
     assert probe_video(out)["n_frames"] == 16
 
 
@@ -260,8 +302,11 @@ def test_the_writer_loop_leaves_nothing_when_interrupted(tmp_path, existing_outp
     style = cppn_style()
     step = make_frame_step(style, (16, 16), EffectPlan((), ()), 2)
     n = 8
-    inputs = {"z": np.zeros((n, style.z_dim), np.float32), "c": np.zeros((n, style.c_dim), np.float32),
-              "amps": np.zeros((n, 0), np.float32)}
+    inputs = {
+        "z": np.zeros((n, style.z_dim), np.float32),
+        "c": np.zeros((n, style.c_dim), np.float32),
+        "amps": np.zeros((n, 0), np.float32),
+    }
     sound = (np.zeros(8000, np.float32), 8000)
     seen = []
 
@@ -278,6 +323,7 @@ def test_the_writer_loop_leaves_nothing_when_interrupted(tmp_path, existing_outp
     assert seen == [2, 4]
     _assert_untouched(existing_output)
     assert list(private.iterdir()) == []  # the temporary soundtrack is gone
-    written = write_video(tmp_path / "whole.mp4", step, inputs, EffectPlan((), ()), fps=4.0, audio=sound,
-                          progress=False)
+    written = write_video(
+        tmp_path / "whole.mp4", step, inputs, EffectPlan((), ()), fps=4.0, audio=sound, progress=False
+    )
     assert written.first_write is not None and probe_video(tmp_path / "whole.mp4")["n_frames"] == n

@@ -10,21 +10,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lsd_jax.styles import projection as P
 from lsd_jax.errors import LsdError, ParamError
+from lsd_jax.styles import projection as P
 from lsd_jax.styles.generator import Generator
 from lsd_jax.testing import random_sg2_state, sg2_config
 
 STEPS = 200
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gen(seed=0, **overrides):
     cfg = sg2_config(**overrides)  # 32x32, 8 ws, w_dim 32
     return Generator.from_state(cfg, random_sg2_state(cfg, seed))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def target(zseed=5, psi=0.7):
     """A uint8 image made from a known w (ψ = 0.7 towards the mean of W)."""
     g = gen()
@@ -143,8 +143,16 @@ def test_cache_hit_miss_and_damaged_file():
 
 
 def _opts(steps):
-    return {"steps": steps, "w_plus": None, "seed": 0, "tol": 1e-3, "w_reg": 1e-3, "noise_mode": "const",
-            "n_samples": 4096, "c": None}
+    return {
+        "steps": steps,
+        "w_plus": None,
+        "seed": 0,
+        "tol": 1e-3,
+        "w_reg": 1e-3,
+        "noise_mode": "const",
+        "n_samples": 4096,
+        "c": None,
+    }
 
 
 def test_load_image_formats(tmp_path):
@@ -168,9 +176,15 @@ def test_unreadable_images_raise_clear_errors(tmp_path):
     good = tmp_path / "ok.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(good)
     (tmp_path / "cut.png").write_bytes(good.read_bytes()[:40])
-    cases = [(tmp_path / "missing.png", "not found"), (tmp_path, "directory"), (tmp_path / "junk.png", "decode"),
-             (tmp_path / "cut.png", "cannot read"), (np.zeros((8, 8, 3), np.float32), "uint8"),
-             (np.zeros((8, 8, 2), np.uint8), "shape"), (42, "path")]
+    cases = [
+        (tmp_path / "missing.png", "not found"),
+        (tmp_path, "directory"),
+        (tmp_path / "junk.png", "decode"),
+        (tmp_path / "cut.png", "cannot read"),
+        (np.zeros((8, 8, 3), np.float32), "uint8"),
+        (np.zeros((8, 8, 2), np.uint8), "shape"),
+        (42, "path"),
+    ]
     for bad, words in cases:
         with pytest.raises(P.ImageError, match=words):
             P.project(gen(), bad, steps=1, progress=False)
@@ -179,8 +193,16 @@ def test_unreadable_images_raise_clear_errors(tmp_path):
 
 def test_bad_options():
     u8, _ = target()
-    for kw in [{"steps": 0}, {"steps": 2.5}, {"tol": -1e-3}, {"tol": float("nan")}, {"w_reg": -1},
-               {"w_plus": "yes"}, {"noise_mode": "random"}, {"n_samples": 1}]:
+    for kw in [
+        {"steps": 0},
+        {"steps": 2.5},
+        {"tol": -1e-3},
+        {"tol": float("nan")},
+        {"w_reg": -1},
+        {"w_plus": "yes"},
+        {"noise_mode": "random"},
+        {"n_samples": 1},
+    ]:
         with pytest.raises(ParamError):
             P.project(gen(), u8, progress=False, **kw)
     with pytest.raises(ParamError, match="unconditional"):
@@ -209,8 +231,9 @@ def test_an_image_too_large_to_decode_is_a_clear_error(tmp_path, size):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     path = tmp_path / "bomb.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", *size, 8, 2, 0, 0, 0))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", *size, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+    )
     with pytest.raises(P.ImageError, match="too large to decode safely"):
         P.load_image(path, 64)
 
@@ -223,8 +246,11 @@ def _png_claiming(path, width: int, height: int):
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 

@@ -39,7 +39,8 @@ def test_deflate_bomb_is_refused_before_inflating(tmp_path: Path, inflated_mb: i
 
 @pytest.mark.slow
 def test_deflate_bomb_through_the_converted_file_loader(tmp_path: Path) -> None:
-    """The real entry point (lsd_jax.store.weights.load) refuses an .npz (the old converted format) without opening it."""
+    """The real entry point (lsd_jax.store.weights.load) refuses an .npz (the old converted format) without opening
+    it."""
     path = hostile.deflate_bomb_npz(tmp_path / "bomb.npz", 300 << 20)
     report = _bounded("hostile:load_converted", path, timeout=120, memory_mb=3072)  # it imports JAX (1.5 GB VM)
     assert report["error"] == "StyleError" and "lsd-jax convert" in report["message"], report
@@ -50,8 +51,9 @@ def test_deflate_bomb_through_the_converted_file_loader(tmp_path: Path) -> None:
 @pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
 def test_declared_size_that_lies_is_refused(tmp_path: Path, declared: int, method: int) -> None:
     """A member that declares more (or far more) than it holds."""
-    path = hostile.lying_zip(tmp_path / "lie.npz", declared=declared, data=hostile.npy_header((4,)) + bytes(16),
-                             method=method)
+    path = hostile.lying_zip(
+        tmp_path / "lie.npz", declared=declared, data=hostile.npy_header((4,)) + bytes(16), method=method
+    )
     report = _bounded("hostile:check_npz", path)
     assert report["error"] == "ConversionError", report
     assert any(p in report["message"] for p in ("would inflate", "says it is", "but holds")), report
@@ -127,8 +129,8 @@ def test_members_sharing_bytes_are_refused(tmp_path: Path) -> None:
         zf.writestr("a.npy", hostile.npy_header((4,)) + bytes(16))
     data = raw.getvalue()
     cd_size, cd_offset = struct.unpack_from("<II", data, len(data) - 22 + 12)
-    entry = data[cd_offset:cd_offset + cd_size]
-    twin = entry[:46] + b"b.npy" + entry[46 + 5:]  # same header offset, another name
+    entry = data[cd_offset : cd_offset + cd_size]
+    twin = entry[:46] + b"b.npy" + entry[46 + 5 :]  # same header offset, another name
     cd = entry + twin
     eocd = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 2, 2, len(cd), cd_offset, 0)
     path = tmp_path / "twins.npz"

@@ -1,4 +1,5 @@
-"""lsd_jax.store.sandbox.convert_isolated: conversion in a limited child process; a bomb or a hang there is a clear error
+"""lsd_jax.store.sandbox.convert_isolated: conversion in a limited child process; a bomb or a hang there is a clear
+error
 here, quickly, and this process is unaffected."""
 
 from __future__ import annotations
@@ -21,8 +22,16 @@ from lsd_jax.store.sandbox import convert_isolated
 pytestmark = pytest.mark.timeout(120)
 
 #: Loader limits switched off, to prove the sandbox holds on its own.
-NO_LIMITS = Limits(max_key_nodes=1 << 200, max_hash_work=1 << 200, max_memo=1 << 60, max_objects=1 << 60,
-                   max_items=1 << 60, max_tree_nodes=1 << 200, max_depth=10_000, max_seconds=1e9)
+NO_LIMITS = Limits(
+    max_key_nodes=1 << 200,
+    max_hash_work=1 << 200,
+    max_memo=1 << 60,
+    max_objects=1 << 60,
+    max_items=1 << 60,
+    max_tree_nodes=1 << 200,
+    max_depth=10_000,
+    max_seconds=1e9,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +60,12 @@ def test_valid_pickle_converts_exactly_as_in_process(valid) -> None:
 def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path: Path) -> None:
     canary = tmp_path / "canary"
     path = tmp_path / "evil.pkl"
-    path.write_bytes(b"\x80\x02cos\nsystem\nX" + len(f"touch {canary}").to_bytes(4, "little")
-                     + f"touch {canary}".encode() + b"\x85R.")
+    path.write_bytes(
+        b"\x80\x02cos\nsystem\nX"
+        + len(f"touch {canary}").to_bytes(4, "little")
+        + f"touch {canary}".encode()
+        + b"\x85R."
+    )
     with pytest.raises(PickleSecurityError, match="'os.system'"):
         convert_isolated(path, timeout=30)
     assert not canary.exists()
@@ -116,5 +129,8 @@ def test_messages_do_not_leak_the_server_folder(tmp_path: Path) -> None:
     with pytest.raises(ConversionError) as info:
         convert_isolated(path, timeout=30)
     assert "secret" not in str(info.value) and "'bomb.pkl'" in str(info.value)
-    assert not [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("lsd-jax-convert-*") if p.is_dir()
-                and p.stat().st_mtime > time.time() - 5]
+    assert not [
+        p
+        for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("lsd-jax-convert-*")
+        if p.is_dir() and p.stat().st_mtime > time.time() - 5
+    ]

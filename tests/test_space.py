@@ -66,8 +66,11 @@ def _tracked_files() -> list[str]:
     if res.returncode == 0:
         return [f for f in res.stdout.decode().split("\0") if f and (ROOT / f).is_file()]
     return ["app.py", "requirements.txt", "README.md", "pyproject.toml"] + [
-        str(p.relative_to(ROOT)) for d in ("lsd_jax", "converters") for p in (ROOT / d).rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts]
+        str(p.relative_to(ROOT))
+        for d in ("lsd_jax", "converters")
+        for p in (ROOT / d).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    ]
 
 
 @pytest.mark.slow
@@ -78,11 +81,20 @@ def test_a_space_installs_from_requirements_alone_and_serves(tmp_path):
         d.mkdir()
     shutil.copy(ROOT / "requirements.txt", empty / "requirements.txt")
     t0 = time.monotonic()
-    subprocess.run([uv, "venv", "--quiet", "--python", f"{sys.version_info.major}.{sys.version_info.minor}",
-                    str(venv)], check=True, cwd=empty, timeout=300)
+    subprocess.run(
+        [uv, "venv", "--quiet", "--python", f"{sys.version_info.major}.{sys.version_info.minor}", str(venv)],
+        check=True,
+        cwd=empty,
+        timeout=300,
+    )
     python = venv / "bin" / "python"
-    res = subprocess.run([uv, "pip", "install", "--quiet", "--python", str(python), "-r", "requirements.txt"],
-                         cwd=empty, capture_output=True, text=True, timeout=900)  # before the repository is there
+    res = subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(python), "-r", "requirements.txt"],
+        cwd=empty,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # before the repository is there
     assert res.returncode == 0, res.stderr[-3000:]
     installed = time.monotonic() - t0
     for f in _tracked_files():  # then the Space copies the repository
@@ -93,8 +105,13 @@ def test_a_space_installs_from_requirements_alone_and_serves(tmp_path):
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LSD_JAX_", "GRADIO_", "PYTHON"))}
-    env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), TMPDIR=str(tmp),
-               LSD_JAX_CACHE=str(tmp_path / "cache"), GRADIO_TEMP_DIR=str(tmp / "gradio"))
+    env.update(
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        TMPDIR=str(tmp),
+        LSD_JAX_CACHE=str(tmp_path / "cache"),
+        GRADIO_TEMP_DIR=str(tmp / "gradio"),
+    )
     log = (tmp_path / "app.log").open("w")
     proc = subprocess.Popen([str(python), "app.py"], cwd=app, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -123,5 +140,7 @@ def test_a_space_installs_from_requirements_alone_and_serves(tmp_path):
             proc.wait()
         log.close()
     assert not roots[0].exists(), (tmp_path / "app.log").read_text()[-3000:]  # its files went with it
-    print(f"Space: fresh venv from requirements.txt in {installed:.1f} s; app.py served its page after "
-          f"{serving:.1f} s; SIGTERM removed its folder")
+    print(
+        f"Space: fresh venv from requirements.txt in {installed:.1f} s; app.py served its page after "
+        f"{serving:.1f} s; SIGTERM removed its folder"
+    )

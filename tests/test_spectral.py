@@ -12,14 +12,12 @@ import warnings
 import librosa
 import numpy as np
 import pytest
+from audio_signals import SR, click_track, tone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsd_jax.audio import envelopes
-from lsd_jax.audio import spectral
+from lsd_jax.audio import envelopes, spectral
 from lsd_jax.audio.demo_song import BPM, PROGRESSION, demo_song
-
-from audio_signals import SR, click_track, tone
 
 HOPS = [64, 128, 256, 512]
 
@@ -67,10 +65,13 @@ def test_stft_power_mel_db_onset_and_chroma_match_librosa(song, hop):
     db_ref = librosa.power_to_db(mel_ref, ref=np.max)
     assert np.abs(db - db_ref).max() <= 1e-4  # dB: absolute
     assert_close(spectral.power_to_db(mel_ref), librosa.power_to_db(mel_ref))
-    assert_close(spectral.onset_strength(db_ref, hop),
-                 librosa.onset.onset_strength(S=db_ref, sr=SR, hop_length=hop, n_fft=2048))
-    assert_close(spectral.chroma_columns(ref, spectral.chroma_filterbank(SR)),
-                 librosa.feature.chroma_stft(S=ref, sr=SR, tuning=0.0))
+    assert_close(
+        spectral.onset_strength(db_ref, hop), librosa.onset.onset_strength(S=db_ref, sr=SR, hop_length=hop, n_fft=2048)
+    )
+    assert_close(
+        spectral.chroma_columns(ref, spectral.chroma_filterbank(SR)),
+        librosa.feature.chroma_stft(S=ref, sr=SR, tuning=0.0),
+    )
 
 
 @pytest.mark.parametrize("n", [1, 100, 2047, 2049, 5000])
@@ -142,16 +143,20 @@ def test_hpss_parts_are_close_to_librosas_waveform_hpss():
     masks = spectral.hpss_masks(np.sqrt(P), hop)
     fb = spectral.mel_filterbank(SR)
     for mask, part, min_corr in zip(masks, librosa.effects.hpss(y), (0.95, 0.98)):
-        ours = envelopes.minmax(envelopes.pool_columns(spectral.mel_power(P * mask * mask, fb).max(axis=0), hop, SR, fps, n))
+        ours = envelopes.minmax(
+            envelopes.pool_columns(spectral.mel_power(P * mask * mask, fb).max(axis=0), hop, SR, fps, n)
+        )
         ref = librosa.feature.melspectrogram(y=part, sr=SR, hop_length=hop).max(axis=0)
         ref = envelopes.minmax(envelopes.pool_columns(ref, hop, SR, fps, n))
         assert np.corrcoef(ours, ref)[0, 1] > min_corr
         assert np.abs(ours - ref).max() < 0.35
     # the percussive part keeps the drums and drops the pad: its loudness peaks on the beats
-    perc = envelopes.minmax(envelopes.pool_columns(spectral.mel_power(P * masks[1] ** 2, fb).max(axis=0), hop, SR, fps, n))
+    perc = envelopes.minmax(
+        envelopes.pool_columns(spectral.mel_power(P * masks[1] ** 2, fb).max(axis=0), hop, SR, fps, n)
+    )
     beats = np.round(np.arange(0, 12, 60 / BPM) * fps).astype(int)
-    on = np.array([perc[max(0, b - 1): b + 2].max() for b in beats])
-    off = np.array([perc[b + 5: b + 10].max() for b in beats[:-1]])
+    on = np.array([perc[max(0, b - 1) : b + 2].max() for b in beats])
+    off = np.array([perc[b + 5 : b + 10].max() for b in beats[:-1]])
     assert on.min() > off.max()
 
 
@@ -164,8 +169,9 @@ def test_stft_chroma_follows_the_chords_at_least_as_well_as_chroma_cqt():
     y = demo_song(16.0)
     hop = envelopes.analysis_hop(SR, fps)
     n = int(16 * fps)
-    ours = envelopes.pool_columns(spectral.chroma_columns(spectral.stft_power(y, hop), spectral.chroma_filterbank(SR)),
-                              hop, SR, fps, n, "mean")
+    ours = envelopes.pool_columns(
+        spectral.chroma_columns(spectral.stft_power(y, hop), spectral.chroma_filterbank(SR)), hop, SR, fps, n, "mean"
+    )
     cqt = envelopes.pool_columns(librosa.feature.chroma_cqt(y=y, sr=SR, hop_length=hop), hop, SR, fps, n, "mean")
     bar = 4 * 60 / BPM
 
@@ -196,11 +202,15 @@ def test_blocks_of_columns_give_the_whole(cut, hop):
     T = P.shape[1]
     cut = min(cut, T - 1)
     pad = np.pad(y, (1024, 1024))
-    frames = np.stack([pad[j * hop: j * hop + 2048] for j in (0, cut, T - 1)])
+    frames = np.stack([pad[j * hop : j * hop + 2048] for j in (0, cut, T - 1)])
     assert_close(spectral.power_spectrum(frames, spectral.hann_window()), P[:, [0, cut, T - 1]].T)
     db = spectral.power_to_db(spectral.mel_power(P, spectral.mel_filterbank(SR)), ref=1.0, top_db=None)
-    flux = np.concatenate([spectral.onset_columns(db[:, :cut], db[:, 1: cut + 1]),
-                           spectral.onset_columns(db[:, cut:-1], db[:, cut + 1:])])
+    flux = np.concatenate(
+        [
+            spectral.onset_columns(db[:, :cut], db[:, 1 : cut + 1]),
+            spectral.onset_columns(db[:, cut:-1], db[:, cut + 1 :]),
+        ]
+    )
     whole = spectral.onset_strength(db, hop)
     d = spectral.onset_delay(hop)
     assert_close(whole[d:], flux[: T - d])
@@ -208,8 +218,13 @@ def test_blocks_of_columns_give_the_whole(cut, hop):
 
 @pytest.mark.slow
 @settings(max_examples=60, deadline=None)
-@given(rows=st.integers(1, 6), cols=st.integers(1, 90), stride=st.sampled_from([1, 2, 4, 8]),
-       size=st.sampled_from([3, 7, 31]), seed=st.integers(0, 2**16))
+@given(
+    rows=st.integers(1, 6),
+    cols=st.integers(1, 90),
+    stride=st.sampled_from([1, 2, 4, 8]),
+    size=st.sampled_from([3, 7, 31]),
+    seed=st.integers(0, 2**16),
+)
 def test_median_rows_equals_scipy_row_by_row(rows, cols, stride, size, seed):
     from scipy.ndimage import median_filter
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import chex
 import numpy as np
 import pytest
+from audio_signals import click_track, tone
 
 from lsd_jax.audio.stream import LIVE_HOP, PARTS, StreamAnalyzer, StreamResampler
-
-from audio_signals import click_track, tone
 
 SR_IN = 48000
 
@@ -20,7 +19,7 @@ def _run(y: np.ndarray, sr: int, blocks) -> dict[str, np.ndarray]:
     for n in blocks:
         if i >= y.size:
             break
-        out.append(a.push(y[i: i + n]))
+        out.append(a.push(y[i : i + n]))
         i += n
     return {k: np.concatenate([getattr(c, k) for c in out], axis=-1) for k in ("end", "loudness", "onset", "chroma")}
 

@@ -26,10 +26,10 @@ import converters
 import lsd_jax
 from converters import ConversionError, ConverterError, PickleSecurityError
 from converters import sg1 as conv_sg1
-from lsd_jax.styles import generator as G
-from lsd_jax.store import weights
 from lsd_jax.models import ops
 from lsd_jax.models import stylegan1 as msg1
+from lsd_jax.store import weights
+from lsd_jax.styles import generator as G
 
 
 def _tol(reference: np.ndarray) -> float:
@@ -69,17 +69,26 @@ def test_pickle_converts_gs_in_nvidia_names(name: str, version: int, protocol: i
     R = static["resolution"]
     assert config["family"] == "stylegan1"
     assert (config["z_dim"], config["w_dim"], config["img_resolution"], config["c_dim"]) == (
-        static["latent_size"], static["dlatent_size"], R, 0)
+        static["latent_size"],
+        static["dlatent_size"],
+        R,
+        0,
+    )
     assert config["num_ws"] == 2 * int(math.log2(R)) - 2
     assert (config["truncation_psi"], config["truncation_cutoff"]) == (
-        static.get("truncation_psi", 0.7), static.get("truncation_cutoff", 8))
+        static.get("truncation_psi", 0.7),
+        static.get("truncation_cutoff", 8),
+    )
     assert config["mapping_kwargs"]["num_layers"] == static["mapping_layers"]
     assert config["synthesis_kwargs"]["fmap_decay"] == static.get("fmap_decay", 1.0)
     assert list(state) == list(conv_sg1.expected_shapes(config))
     raw = nvs.flat_variables(variables)
     # Gs's values (not G's, which differ), under NVIDIA's names with '/' → '.'; lod and ToRGB_lod{k>0} dropped
-    kept = {k.replace("/", "."): v for k, v in raw.items()
-            if not (k.endswith("lod") or ("ToRGB_lod" in k and "ToRGB_lod0" not in k))}
+    kept = {
+        k.replace("/", "."): v
+        for k, v in raw.items()
+        if not (k.endswith("lod") or ("ToRGB_lod" in k and "ToRGB_lod0" not in k))
+    }
     assert set(kept) == set(state)
     for key, value in kept.items():
         np.testing.assert_array_equal(state[key], value, err_msg=key)
@@ -159,26 +168,31 @@ def test_module_paths_are_nvidia_names(net: Net) -> None:
     assert isinstance(names["dlatent_avg"], msg1.Buffer) and isinstance(names["synthesis.noise1"], msg1.Buffer)
     assert isinstance(names["synthesis.4x4.Const.const"], nnx.Param)
     assert isinstance(names["mapping.Dense0.weight"], nnx.Param)
-    np.testing.assert_array_equal(np.asarray(names["synthesis.4x4.Conv.weight"][...]),
-                                  net.state["synthesis.4x4.Conv.weight"])
+    np.testing.assert_array_equal(
+        np.asarray(names["synthesis.4x4.Conv.weight"][...]), net.state["synthesis.4x4.Conv.weight"]
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("psi, cutoff, noise_mode", [(1.0, None, "const"), (0.7, None, "const"), (0.7, 3, "const"),
-                                                     (0.6, 5, "none")])
+@pytest.mark.parametrize(
+    "psi, cutoff, noise_mode", [(1.0, None, "const"), (0.7, None, "const"), (0.7, 3, "const"), (0.6, 5, "none")]
+)
 def test_generate_matches_oracle(net: Net, psi: float, cutoff: int | None, noise_mode: str) -> None:
     z = np.random.default_rng(7).standard_normal((2, net.config["z_dim"])).astype(np.float32)
-    img = np.asarray(G.generate_fn(net.graphdef, net.params, z, truncation_psi=psi, truncation_cutoff=cutoff,
-                                      noise_mode=noise_mode))
+    img = np.asarray(
+        G.generate_fn(net.graphdef, net.params, z, truncation_psi=psi, truncation_cutoff=cutoff, noise_mode=noise_mode)
+    )
     R = net.config["img_resolution"]
     chex.assert_shape(img, (2, R, R, 3))
     assert img.dtype == np.float32
-    expect = ref.generate(net.V, net.static, z, psi, net.config["num_ws"] if cutoff is None else cutoff,
-                          noise_mode).transpose(0, 2, 3, 1)
+    expect = ref.generate(
+        net.V, net.static, z, psi, net.config["num_ws"] if cutoff is None else cutoff, noise_mode
+    ).transpose(0, 2, 3, 1)
     np.testing.assert_allclose(img, expect, rtol=0, atol=_tol(expect))
     ws = np.asarray(G.mapping_fn(net.graphdef, net.params, z, truncation_psi=psi, truncation_cutoff=cutoff))
-    ws_ref = ref.truncate(net.V, ref.mapping(net.V, net.static, z), psi,
-                          net.config["num_ws"] if cutoff is None else cutoff)
+    ws_ref = ref.truncate(
+        net.V, ref.mapping(net.V, net.static, z), psi, net.config["num_ws"] if cutoff is None else cutoff
+    )
     np.testing.assert_allclose(ws, ws_ref, rtol=0, atol=_tol(ws_ref))
 
 
@@ -198,13 +212,36 @@ def test_per_layer_ws_match_oracle(net: Net) -> None:
 TINY = nvs.static_kwargs(16, fmap_base=32, fmap_max=8, latent_size=6, dlatent_size=6, mapping_layers=1)
 VARIANTS = {
     "fused-everywhere, [1,3,3,1] blur, pixel norm, relu": nvs.static_kwargs(
-        16, fmap_base=64, fmap_max=8, latent_size=6, dlatent_size=6, mapping_layers=2, mapping_fmaps=5,
-        fused_scale=True, blur_filter=[1, 3, 3, 1], use_pixel_norm=True, use_instance_norm=False,
-        nonlinearity="relu", mapping_nonlinearity="relu", mapping_lrmul=0.1),
+        16,
+        fmap_base=64,
+        fmap_max=8,
+        latent_size=6,
+        dlatent_size=6,
+        mapping_layers=2,
+        mapping_fmaps=5,
+        fused_scale=True,
+        blur_filter=[1, 3, 3, 1],
+        use_pixel_norm=True,
+        use_instance_norm=False,
+        nonlinearity="relu",
+        mapping_nonlinearity="relu",
+        mapping_lrmul=0.1,
+    ),
     "never fused, no blur, no noise, no wscale, no mapping layers": nvs.static_kwargs(
-        16, fmap_base=40, fmap_max=8, fmap_decay=0.8, latent_size=6, dlatent_size=6, mapping_layers=0,
-        fused_scale=False, blur_filter=None, use_noise=False, use_wscale=False, normalize_latents=False,
-        num_channels=1),
+        16,
+        fmap_base=40,
+        fmap_max=8,
+        fmap_decay=0.8,
+        latent_size=6,
+        dlatent_size=6,
+        mapping_layers=0,
+        fused_scale=False,
+        blur_filter=None,
+        use_noise=False,
+        use_wscale=False,
+        normalize_latents=False,
+        num_channels=1,
+    ),
 }
 
 
@@ -248,8 +285,9 @@ def test_psi_and_cutoff_are_traced() -> None:
     # psi 1 and cutoff <= 0 leave ws bit-exact (NVIDIA skips the truncation)
     ws = G.mapping_fn(n.graphdef, n.params, z)
     for psi, cutoff in ((1.0, 4), (0.5, 0)):
-        np.testing.assert_array_equal(G.mapping_fn(n.graphdef, n.params, z, truncation_psi=psi,
-                                                      truncation_cutoff=cutoff), ws)
+        np.testing.assert_array_equal(
+            G.mapping_fn(n.graphdef, n.params, z, truncation_psi=psi, truncation_cutoff=cutoff), ws
+        )
 
 
 @pytest.mark.slow
@@ -315,15 +353,19 @@ def test_load_generator_runs_stylegan1(tmp_path: Path, monkeypatch: pytest.Monke
     # Lucid Sonic Dreams' way: mapping.run (no truncation, whatever G_style's defaults), stored noise.
     ws = np.asarray(gen.mapping(z))
     np.testing.assert_array_equal(ws, np.asarray(G.mapping_fn(n.graphdef, n.params, z)))
-    assert np.abs(ws - np.asarray(G.mapping_fn(n.graphdef, n.params, z, truncation_psi=0.5,
-                                                  truncation_cutoff=4))).max() > 1e-3
+    assert (
+        np.abs(ws - np.asarray(G.mapping_fn(n.graphdef, n.params, z, truncation_psi=0.5, truncation_cutoff=4))).max()
+        > 1e-3
+    )
     img = np.asarray(gen(z))
     np.testing.assert_array_equal(img, np.asarray(G.generate_fn(n.graphdef, n.params, z)))
     ref_img = ref.generate(n.V, static, z, None, None, "const").transpose(0, 2, 3, 1)  # the float64 oracle
     np.testing.assert_allclose(img, ref_img, rtol=0, atol=_tol(ref_img))
     psi = np.asarray(gen(z, truncation_psi=0.7, truncation_cutoff=3, noise_mode="none"))
-    np.testing.assert_array_equal(psi, np.asarray(G.generate_fn(n.graphdef, n.params, z, truncation_psi=0.7,
-                                                                   truncation_cutoff=3, noise_mode="none")))
+    np.testing.assert_array_equal(
+        psi,
+        np.asarray(G.generate_fn(n.graphdef, n.params, z, truncation_psi=0.7, truncation_cutoff=3, noise_mode="none")),
+    )
     # the module is the Flax tree under NVIDIA's names, and editable
     layer = getattr(gen.module.synthesis, "8x8").Conv1
     layer.weight[...] = layer.weight[...] * 0
@@ -400,32 +442,41 @@ def _mutated(case: str) -> bytes:
     return nv.dumps((gs, D, gs), protocol=4)
 
 
-@pytest.mark.parametrize("case, match", [
-    ("unknown-kwarg", "unknown StyleGAN \\(v1\\) generator kwarg 'fancy_option'=3 in the generator \\(Gs\\)"),
-    ("mapping-kwarg", "unknown StyleGAN \\(v1\\) generator kwarg 'zz_top'=1 in the mapping network"),
-    ("no-styles", "use_styles=False"),
-    ("dense-input", "const_input_layer=False"),
-    ("float16", "dtype='float16'"),
-    ("missing", "lacks tensor 'synthesis.8x8.Conv1.bias'"),
-    ("extra", "unknown tensor 'synthesis.8x8.Extra.weight'"),
-    ("shape", r"'synthesis.16x16.Conv0_up.StyleMod.weight' .* has shape \(16, 7\), but the config implies \(16, 32\)"),
-    ("lod", "saved during progressive growing \\(lod=0.5\\)"),
-    ("lower-torgb-shape", "'synthesis.ToRGB_lod1.weight' has shape \\(1, 1, 5, 3\\)"),
-    ("version", "unsupported TF network pickle version 1"),
-    ("broadcast", "dlatent_broadcast=3"),
-    ("component-func", "mapping component is built by 'G_main'"),
-    ("no-components", "exactly the components"),
-    ("discriminator", "discriminator \\(D_basic\\)"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("unknown-kwarg", "unknown StyleGAN \\(v1\\) generator kwarg 'fancy_option'=3 in the generator \\(Gs\\)"),
+        ("mapping-kwarg", "unknown StyleGAN \\(v1\\) generator kwarg 'zz_top'=1 in the mapping network"),
+        ("no-styles", "use_styles=False"),
+        ("dense-input", "const_input_layer=False"),
+        ("float16", "dtype='float16'"),
+        ("missing", "lacks tensor 'synthesis.8x8.Conv1.bias'"),
+        ("extra", "unknown tensor 'synthesis.8x8.Extra.weight'"),
+        (
+            "shape",
+            r"'synthesis.16x16.Conv0_up.StyleMod.weight' .* has shape \(16, 7\), but the config implies \(16, 32\)",
+        ),
+        ("lod", "saved during progressive growing \\(lod=0.5\\)"),
+        ("lower-torgb-shape", "'synthesis.ToRGB_lod1.weight' has shape \\(1, 1, 5, 3\\)"),
+        ("version", "unsupported TF network pickle version 1"),
+        ("broadcast", "dlatent_broadcast=3"),
+        ("component-func", "mapping component is built by 'G_main'"),
+        ("no-components", "exactly the components"),
+        ("discriminator", "discriminator \\(D_basic\\)"),
+    ],
+)
 def test_wrong_pickles_give_clear_errors(case: str, match: str) -> None:
     with pytest.raises(ConversionError, match=match) as info:
         converters.parse_bytes(_mutated(case), "'style.pkl'")
     assert "'style.pkl'" in str(info.value)
 
 
-_FUZZ_PICKLE = nvs.pickle_bytes(nvs.static_kwargs(8, fmap_base=16, fmap_max=4, latent_size=4, dlatent_size=4,
-                                                  mapping_layers=1), nvs.generator_variables(
-    nvs.static_kwargs(8, fmap_base=16, fmap_max=4, latent_size=4, dlatent_size=4, mapping_layers=1), 0))
+_FUZZ_PICKLE = nvs.pickle_bytes(
+    nvs.static_kwargs(8, fmap_base=16, fmap_max=4, latent_size=4, dlatent_size=4, mapping_layers=1),
+    nvs.generator_variables(
+        nvs.static_kwargs(8, fmap_base=16, fmap_max=4, latent_size=4, dlatent_size=4, mapping_layers=1), 0
+    ),
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -487,9 +538,13 @@ def _evil(canary: Path, case: str) -> tuple[bytes, str]:
     return nv.dumps((gs, D, gs), protocol=4), expect
 
 
-EVIL_CASES = ["os.system as a variable value", "builtins.eval in static_kwargs",
-              "NVIDIA's build function as a component", "object array as a variable",
-              "exec hidden in the discriminator"]
+EVIL_CASES = [
+    "os.system as a variable value",
+    "builtins.eval in static_kwargs",
+    "NVIDIA's build function as a component",
+    "object array as a variable",
+    "exec hidden in the discriminator",
+]
 
 
 @pytest.mark.parametrize("case", EVIL_CASES)
@@ -520,8 +575,9 @@ class _NvidiaLikeUnpickler(pickle.Unpickler):
         return _AnyNetwork if module == "dnnlib.tflib.network" else super().find_class(module, name)
 
 
-@pytest.mark.parametrize("case", ["os.system as a variable value", "builtins.eval in static_kwargs",
-                                  "exec hidden in the discriminator"])
+@pytest.mark.parametrize(
+    "case", ["os.system as a variable value", "builtins.eval in static_kwargs", "exec hidden in the discriminator"]
+)
 def test_sg1_payloads_are_live_without_the_allow_list(tmp_path: Path, case: str) -> None:
     """Control: unpickled the way NVIDIA's loader does, the poisoned parts run, so the refusals above prove
     something."""
@@ -583,8 +639,17 @@ def test_conditional_pickle_converts_and_matches_oracle() -> None:
     z = rng.standard_normal((3, 12)).astype(np.float32)
     c = np.stack([np.eye(5)[1], np.eye(5)[4], rng.random(5)]).astype(np.float32)  # one-hots and a soft mixture
     for psi, cutoff, mode in ((None, None, "const"), (0.6, 4, "none")):
-        img = np.asarray(G.generate_fn(n.graphdef, n.params, z, c, truncation_psi=1.0 if psi is None else psi,
-                                       truncation_cutoff=cutoff, noise_mode=mode))
+        img = np.asarray(
+            G.generate_fn(
+                n.graphdef,
+                n.params,
+                z,
+                c,
+                truncation_psi=1.0 if psi is None else psi,
+                truncation_cutoff=cutoff,
+                noise_mode=mode,
+            )
+        )
         want = ref.generate(n.V, static, z, psi, cutoff, mode, labels=c).transpose(0, 2, 3, 1)
         chex.assert_shape(img, want.shape)
         np.testing.assert_allclose(img, want, rtol=0, atol=_tol(want))

@@ -1,4 +1,5 @@
-"""lsd_jax.models.stylegan2 / lsd_jax.styles.generator against the independent NumPy oracle in tests/reference_stylegan2.py.
+"""lsd_jax.models.stylegan2 / lsd_jax.styles.generator against the independent NumPy oracle in
+tests/reference_stylegan2.py.
 
 Bar: max |jax − oracle| ≤ 1e-4 · max(1, max |oracle|) for ws and images, on random states whose biases,
 noise strengths/consts, affine biases and w_avg are all randomised (tests/sg2_state.py).
@@ -13,21 +14,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import reference_stylegan2 as ref
+from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import reference_stylegan2 as ref
 from sg2_state import random_sg2_state, setup_filter, sg2_config
 
-from flax import nnx
-
-from lsd_jax.styles import generator as genmod
 from lsd_jax.errors import StyleError
 from lsd_jax.models import ops
 from lsd_jax.models import stylegan2 as sg2
 from lsd_jax.params import make_params
-from lsd_jax.styles.style import render_settings
-from lsd_jax.styles.style import Style
+from lsd_jax.styles import generator as genmod
+from lsd_jax.styles.style import Style, render_settings
 
 TOL = 1e-4
 
@@ -42,7 +40,7 @@ def assert_close_to_oracle(got, want, what: str = "") -> float:
     return err
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(frozen: tuple, seed: int = 0):
     cfg = sg2_config(**dict(frozen))
     state = random_sg2_state(cfg, seed)
@@ -172,9 +170,14 @@ IMAGE_CASES = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides,psi,cutoff,noise_mode", IMAGE_CASES,
-                         ids=[f"{i}-{'-'.join(f'{k}={v}' for k, v in c[0].items()) or 'default'}-psi{c[1]}-{c[3]}"
-                              for i, c in enumerate(IMAGE_CASES)])
+@pytest.mark.parametrize(
+    "overrides,psi,cutoff,noise_mode",
+    IMAGE_CASES,
+    ids=[
+        f"{i}-{'-'.join(f'{k}={v}' for k, v in c[0].items()) or 'default'}-psi{c[1]}-{c[3]}"
+        for i, c in enumerate(IMAGE_CASES)
+    ],
+)
 def test_images_match_oracle(overrides, psi, cutoff, noise_mode):
     cfg, state, gen = model(**overrides)
     z, c = latents(cfg, 3)
@@ -211,8 +214,9 @@ def test_style_mixing_per_layer_ws(arch):
 
 @pytest.mark.slow
 def test_images_match_oracle_128():
-    cfg, state, gen = model(img_resolution=128, channel_base=2048, channel_max=64, c_dim=5, conv_clamp=256,
-                            num_layers=8, z_dim=64, w_dim=64)
+    cfg, state, gen = model(
+        img_resolution=128, channel_base=2048, channel_max=64, c_dim=5, conv_clamp=256, num_layers=8, z_dim=64, w_dim=64
+    )
     z, c = latents(cfg, 2)
     want = ref.generate(cfg, state, z, c, truncation_psi=0.7, truncation_cutoff=6)
     got = gen(z, c, truncation_psi=0.7, truncation_cutoff=6)
@@ -226,8 +230,12 @@ def test_images_match_oracle_128():
 
 @pytest.mark.slow
 @settings(max_examples=15, deadline=None)
-@given(h=st.integers(1, 6), w=st.integers(1, 6),
-       taps=st.lists(st.integers(1, 5), min_size=1, max_size=6), seed=st.integers(0, 2 ** 16))
+@given(
+    h=st.integers(1, 6),
+    w=st.integers(1, 6),
+    taps=st.lists(st.integers(1, 5), min_size=1, max_size=6),
+    seed=st.integers(0, 2**16),
+)
 def test_upsample2d_matches_upfirdn2d(h, w, taps, seed):
     x = np.random.default_rng(seed).standard_normal((2, 3, h, w))
     f = np.outer(taps, taps) / np.sum(taps) ** 2
@@ -313,8 +321,9 @@ def test_functional_forms():
     z, c = latents(cfg, 2)
     img = np.asarray(gen(z, c, truncation_psi=0.6))
     graphdef, params = gen.split()
-    np.testing.assert_allclose(np.asarray(genmod.generate_fn(graphdef, params, z, c, truncation_psi=0.6)), img,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(genmod.generate_fn(graphdef, params, z, c, truncation_psi=0.6)), img, atol=1e-5
+    )
     ws = genmod.mapping_fn(graphdef, params, z, c, 0.6)
     np.testing.assert_allclose(np.asarray(genmod.synthesis_fn(graphdef, params, ws)), img, atol=1e-5)
     # a user's own jit with the state as an argument and the graphdef closed over

@@ -24,13 +24,12 @@ from sg3_state import derive_synthesis, random_sg3_state, sg3_config
 
 import converters
 from converters.errors import ConversionError, PickleSecurityError
-from lsd_jax.styles import generator as genmod
-from lsd_jax.store import weights
 from lsd_jax.errors import StyleError
 from lsd_jax.models import stylegan3 as sg3
 from lsd_jax.params import make_params
-from lsd_jax.styles.style import render_settings
-from lsd_jax.styles.style import Style
+from lsd_jax.store import weights
+from lsd_jax.styles import generator as genmod
+from lsd_jax.styles.style import Style, render_settings
 
 TOL = 1e-4
 ERRORS: dict[str, float] = {}  # the largest error each comparison measured (for reports)
@@ -66,7 +65,7 @@ CONFIGS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(name: str, seed: int = 0):
     cfg = sg3_config(**CONFIGS[name])
     state = random_sg3_state(cfg, seed)
@@ -89,9 +88,23 @@ def test_derivation_reproduces_nvidia_layer_names():
     """NVIDIA's released stylegan3-t 1024×1024 generators name their layers exactly like this."""
     cfg = sg3_config(img_resolution=1024, num_layers=14, channel_base=32768, channel_max=512)
     names = [L["name"] for L in cfg["synthesis_layers"]]
-    assert names == ["L0_36_512", "L1_36_512", "L2_52_512", "L3_52_512", "L4_84_512", "L5_148_512", "L6_148_512",
-                     "L7_276_323", "L8_276_203", "L9_532_128", "L10_1044_81", "L11_1044_51", "L12_1044_32",
-                     "L13_1024_32", "L14_1024_3"]
+    assert names == [
+        "L0_36_512",
+        "L1_36_512",
+        "L2_52_512",
+        "L3_52_512",
+        "L4_84_512",
+        "L5_148_512",
+        "L6_148_512",
+        "L7_276_323",
+        "L8_276_203",
+        "L9_532_128",
+        "L10_1044_81",
+        "L11_1044_51",
+        "L12_1044_32",
+        "L13_1024_32",
+        "L14_1024_3",
+    ]
     spec = sg3.spec_from_config(cfg)
     assert spec.num_ws == 16 and spec.kind == "t"
     assert [L.up for L in spec.layers][:5] == [2, 2, 4, 2, 4]
@@ -103,8 +116,14 @@ def test_random_state_is_format_faithful(kind):
     cfg = sg3_config(kind=kind, img_resolution=32, num_layers=6, c_dim=2)
     state = random_sg3_state(cfg, 0)
     keys = list(state)
-    assert keys[:6] == ["synthesis.input.weight", "synthesis.input.transform", "synthesis.input.freqs",
-                        "synthesis.input.phases", "synthesis.input.affine.weight", "synthesis.input.affine.bias"]
+    assert keys[:6] == [
+        "synthesis.input.weight",
+        "synthesis.input.transform",
+        "synthesis.input.freqs",
+        "synthesis.input.phases",
+        "synthesis.input.affine.weight",
+        "synthesis.input.affine.bias",
+    ]
     assert keys.index("mapping.w_avg") > keys.index("synthesis.L6_32_3.affine.bias")
     assert all(v.dtype == np.float32 for v in state.values())
     inp, layers = derive_synthesis(cfg)
@@ -117,8 +136,7 @@ def test_random_state_is_format_faithful(kind):
     k = 1 if kind == "r" else 3
     for a in layers:
         p = f"synthesis.{a['name']}"
-        assert state[f"{p}.weight"].shape == (a["out_channels"], a["in_channels"], a["conv_kernel"],
-                                              a["conv_kernel"])
+        assert state[f"{p}.weight"].shape == (a["out_channels"], a["in_channels"], a["conv_kernel"], a["conv_kernel"])
         assert a["conv_kernel"] == (1 if a["is_torgb"] else k)
         assert state[f"{p}.magnitude_ema"].shape == () and state[f"{p}.magnitude_ema"] > 0
         if a["is_torgb"]:
@@ -210,8 +228,9 @@ def test_clamp_path_matches_oracle():
     z, _ = latents(cfg, 2)
     want = ref.generate(cfg, state, z)
     assert_close_to_oracle(gen(z), want, "images clamp")
-    unclamped = ref.generate(dict(cfg, synthesis_layers=[dict(L, conv_clamp=None)
-                                                         for L in cfg["synthesis_layers"]]), state, z)
+    unclamped = ref.generate(
+        dict(cfg, synthesis_layers=[dict(L, conv_clamp=None) for L in cfg["synthesis_layers"]]), state, z
+    )
     assert np.abs(unclamped - want).max() > 0.05  # the clamp really bites
 
 
@@ -219,8 +238,7 @@ def test_clamp_path_matches_oracle():
 def test_stored_transform_buffer_is_used():
     """A model whose ``transform`` buffer is not the identity (what NVIDIA's tools write)."""
     cfg = sg3_config(kind="r", c_dim=2)
-    stored = np.linalg.inv(np.array([[np.cos(0.4), np.sin(0.4), 0.1], [-np.sin(0.4), np.cos(0.4), -0.05],
-                                     [0, 0, 1]]))
+    stored = np.linalg.inv(np.array([[np.cos(0.4), np.sin(0.4), 0.1], [-np.sin(0.4), np.cos(0.4), -0.05], [0, 0, 1]]))
     state = random_sg3_state(cfg, 5, transform=stored)
     gen = genmod.Generator.from_state(cfg, state)
     z, c = latents(cfg, 2)
@@ -291,8 +309,7 @@ def test_transform_matrix():
         np.testing.assert_allclose(T[i], np.linalg.inv(_nvidia_make_transform(a, 0.25, y)), atol=1e-6)
     np.testing.assert_allclose(np.asarray(genmod.stylegan3_transform()), np.eye(3)[None], atol=0)
     traced = jax.jit(genmod.stylegan3_transform)(jnp.float32(0.3), 0.1, -0.2)
-    np.testing.assert_allclose(np.asarray(traced)[0], np.linalg.inv(_nvidia_make_transform(0.3, 0.1, -0.2)),
-                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(traced)[0], np.linalg.inv(_nvidia_make_transform(0.3, 0.1, -0.2)), atol=1e-6)
 
 
 @pytest.mark.slow
@@ -302,8 +319,7 @@ def test_identity_and_full_turn_equal_default(name):
     z, c = latents(cfg, 3)
     base = np.asarray(gen(z, c))
     np.testing.assert_allclose(np.asarray(gen(z, c, transform=np.eye(3))), base, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(gen(z, c, transform=genmod.stylegan3_transform(0, 0, 0))), base,
-                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(gen(z, c, transform=genmod.stylegan3_transform(0, 0, 0))), base, atol=1e-6)
     full = np.asarray(gen(z, c, transform=genmod.stylegan3_transform(2 * np.pi, 0, 0)))
     assert np.abs(full - base).max() <= 1e-4 * max(1.0, np.abs(base).max())
     assert np.abs(np.asarray(gen(z, c, transform=genmod.stylegan3_transform(0.5, 0, 0))) - base).max() > 0.05
@@ -314,14 +330,15 @@ def test_identity_and_full_turn_equal_default(name):
 def test_per_sample_transform_matches_oracle(name):
     cfg, state, gen = _model(name)
     z, c = latents(cfg, 3)
-    T = np.asarray(genmod.stylegan3_transform(np.array([0.3, -1.2, 2.5]), np.array([0.1, 0.0, -0.3]),
-                                              np.array([0.0, 0.2, 0.05])))
+    T = np.asarray(
+        genmod.stylegan3_transform(np.array([0.3, -1.2, 2.5]), np.array([0.1, 0.0, -0.3]), np.array([0.0, 0.2, 0.05]))
+    )
     want = ref.generate(cfg, state, z, c, 0.8, None, transform=T)
     got = np.asarray(gen(z, c, truncation_psi=0.8, transform=T))
     assert_close_to_oracle(got, want, f"images transform {name}")
     # each sample's image depends only on its own transform
     for i in range(3):
-        zi, ci = z[i:i + 1], None if c is None else c[i:i + 1]
+        zi, ci = z[i : i + 1], None if c is None else c[i : i + 1]
         one = np.asarray(gen(zi, ci, truncation_psi=0.8, transform=T[i]))
         np.testing.assert_allclose(one[0], got[i], atol=1e-5)
 
@@ -383,14 +400,21 @@ def test_config_r_is_equivariant_to_quarter_turns():
 def test_generator_attributes():
     cfg, state, gen = _model("t32-cond")
     assert (gen.family, gen.z_dim, gen.c_dim, gen.w_dim, gen.img_resolution, gen.num_ws) == (
-        "stylegan3", 16, 3, 16, 32, 8)
+        "stylegan3",
+        16,
+        3,
+        16,
+        32,
+        8,
+    )
     assert gen.config == cfg and "stylegan3 config-t" in repr(gen)
     assert "config-r" in repr(_model("r16")[2])
     z, c = latents(cfg, 2)
     img = np.asarray(gen(z, c, truncation_psi=0.6))
     graphdef, params = gen.split()
-    np.testing.assert_allclose(np.asarray(genmod.generate_fn(graphdef, params, z, c, truncation_psi=0.6)), img,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(genmod.generate_fn(graphdef, params, z, c, truncation_psi=0.6)), img, atol=1e-6
+    )
     ws = genmod.mapping_fn(graphdef, params, z, c, 0.6)
     np.testing.assert_allclose(np.asarray(genmod.synthesis_fn(graphdef, params, ws)), img, atol=1e-6)
     f = jax.jit(lambda p, z, c, t: nnx.merge(graphdef, p)(z, c, 0.6, None, transform=t))
@@ -442,12 +466,14 @@ def test_stylegan_style():
     want = ref.generate(cfg, state, z, c, 0.7, 4)
     assert_close_to_oracle(out, want, "style.apply")
     eye = np.broadcast_to(np.eye(3, dtype=np.float32), (2, 3, 3))
-    np.testing.assert_allclose(np.asarray(style.images({"z": z, "c": c, "transform": eye}, (32, 32), settings)),
-                               np.asarray(out), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(style.images({"z": z, "c": c, "transform": eye}, (32, 32), settings)), np.asarray(out), atol=1e-6
+    )
     T = genmod.stylegan3_transform(jnp.array([0.5, -0.5]), jnp.array([0.1, 0.0]), 0.0)
     want_t = ref.generate(cfg, state, z, c, 0.7, 4, transform=np.asarray(T))
-    assert_close_to_oracle(style.images({"z": z, "c": c, "transform": T}, (32, 32), settings), want_t,
-                           "style.apply_transform")
+    assert_close_to_oracle(
+        style.images({"z": z, "c": c, "transform": T}, (32, 32), settings), want_t, "style.apply_transform"
+    )
     assert genmod.stylegan_style(gen, name="x").name == "x"
 
 
@@ -471,6 +497,7 @@ def test_load_generator_builds_stylegan3(monkeypatch, tmp_path):
 # NVIDIA-format StyleGAN3 pickles → converters → generator
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def _assert_same_state(got: dict, want: dict) -> None:
     assert list(got) == list(want), "keys / state_dict order differ"
     for key, value in want.items():
@@ -493,8 +520,9 @@ def test_pickle_to_generator_matches_oracle(tmp_path, name):
         want = ref.generate(cfg, state, z, c, psi, cutoff)  # the oracle on the ORIGINAL state
         got = gen(z, c, truncation_psi=psi, truncation_cutoff=cutoff, noise_mode="random", key=jax.random.key(0))
         assert_close_to_oracle(got, want, f"pickle {name}")
-        np.testing.assert_array_equal(np.asarray(gen(z, c, truncation_psi=psi, truncation_cutoff=cutoff,
-                                                     noise_mode="none")), np.asarray(got))
+        np.testing.assert_array_equal(
+            np.asarray(gen(z, c, truncation_psi=psi, truncation_cutoff=cutoff, noise_mode="none")), np.asarray(got)
+        )
     # the conversion cache and the converted .safetensors give the same model
     again, again_state = weights.load(path)
     assert again == cfg
@@ -506,8 +534,9 @@ def test_pickle_to_generator_matches_oracle(tmp_path, name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["numpy2-names", "protocol-3", "bare-generator", "no-init-kwargs",
-                                     "stored-transform"])
+@pytest.mark.parametrize(
+    "variant", ["numpy2-names", "protocol-3", "bare-generator", "no-init-kwargs", "stored-transform"]
+)
 def test_pickle_variants(variant):
     cfg, state, gen = _model("t16")
     if variant == "numpy2-names":
@@ -527,7 +556,8 @@ def test_pickle_variants(variant):
         assert config["synthesis_kwargs"]["channel_base"] == 32768  # NVIDIA's default: not recorded elsewhere
         assert config["synthesis_kwargs"]["num_layers"] == 4  # SynthesisNetwork.num_layers
         assert {k: config[k] for k in ("synthesis_input", "synthesis_layers", "z_dim", "c_dim", "w_dim")} == {
-            k: cfg[k] for k in ("synthesis_input", "synthesis_layers", "z_dim", "c_dim", "w_dim")}
+            k: cfg[k] for k in ("synthesis_input", "synthesis_layers", "z_dim", "c_dim", "w_dim")
+        }
     else:
         assert config == cfg
     z, _ = latents(cfg, 2)
@@ -574,25 +604,35 @@ def _wrong_sg3(name: str) -> bytes:
         _layer(g, "L1_36_16").state["bandwidth_fn"] = _Evil()
     else:
         raise AssertionError(name)
-    return nv.dumps({"G": g, "D": nv.discriminator(cfg), "G_ema": g, "augment_pipe": None,
-                     "training_set_kwargs": nv.training_set_kwargs(cfg)})
+    return nv.dumps(
+        {
+            "G": g,
+            "D": nv.discriminator(cfg),
+            "G_ema": g,
+            "augment_pipe": None,
+            "training_set_kwargs": nv.training_set_kwargs(cfg),
+        }
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, error, match", [
-    ("no-generator", ConversionError, "no generator"),
-    ("missing-attribute", ConversionError, "L1_36_16 does not record 'padding'"),
-    ("missing-input-attribute", ConversionError, "synthesis.input does not record 'bandwidth'"),
-    ("missing-tensor", ConversionError, "lacks tensor 'synthesis.L0_36_16.down_filter'"),
-    ("extra-tensor", ConversionError, "unknown tensor 'synthesis.L2_36_16.noise_const'"),
-    ("wrong-filter-shape", ConversionError, r"down_filter' .* has shape \(12,\).*\(12, 12\)"),
-    ("negative-magnitude", ConversionError, "magnitude_ema.*positive"),
-    ("unknown-kwarg", ConversionError, "unknown StyleGAN3 generator kwarg 'warp_strength'=0.5"),
-    ("inconsistent-padding", ConversionError, "L1_36_16's padding"),
-    ("broken-chain", ConversionError, "L2_36_16 expects 15 channels"),
-    ("layer-names", ConversionError, "L9_16_3.*not a SynthesisLayer"),
-    ("malicious-attribute", PickleSecurityError, "os.system"),
-])
+@pytest.mark.parametrize(
+    "name, error, match",
+    [
+        ("no-generator", ConversionError, "no generator"),
+        ("missing-attribute", ConversionError, "L1_36_16 does not record 'padding'"),
+        ("missing-input-attribute", ConversionError, "synthesis.input does not record 'bandwidth'"),
+        ("missing-tensor", ConversionError, "lacks tensor 'synthesis.L0_36_16.down_filter'"),
+        ("extra-tensor", ConversionError, "unknown tensor 'synthesis.L2_36_16.noise_const'"),
+        ("wrong-filter-shape", ConversionError, r"down_filter' .* has shape \(12,\).*\(12, 12\)"),
+        ("negative-magnitude", ConversionError, "magnitude_ema.*positive"),
+        ("unknown-kwarg", ConversionError, "unknown StyleGAN3 generator kwarg 'warp_strength'=0.5"),
+        ("inconsistent-padding", ConversionError, "L1_36_16's padding"),
+        ("broken-chain", ConversionError, "L2_36_16 expects 15 channels"),
+        ("layer-names", ConversionError, "L9_16_3.*not a SynthesisLayer"),
+        ("malicious-attribute", PickleSecurityError, "os.system"),
+    ],
+)
 def test_wrong_and_malicious_sg3_pickles_are_refused(tmp_path, name, error, match):
     path = tmp_path / "style.pkl"
     path.write_bytes(_wrong_sg3(name))

@@ -1,17 +1,16 @@
 """End to end with a StyleGAN3 style: the music rotates and slides the image (issue 4)."""
 
 import numpy as np
+import nvidia_pickles_sg3 as nv3
 import pytest
 import soundfile as sf
+from sg3_state import random_sg3_state, sg3_config
 
 import lsd_jax
 from lsd_jax import ParamError
 from lsd_jax.engine.latents import transform_path
 from lsd_jax.engine.pipeline import prepare
 from lsd_jax.media.video import probe_video
-
-import nvidia_pickles_sg3 as nv3
-from sg3_state import random_sg3_state, sg3_config
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +26,9 @@ def song(tmp_path_factory):
 @pytest.fixture(scope="module", params=["t", "r"])
 def sg3_pkl(request, tmp_path_factory):
     config = sg3_config(kind=request.param, img_resolution=16, num_layers=4, c_dim=3)
-    return nv3.write_pickle(tmp_path_factory.mktemp("pkl") / f"sg3{request.param}.pkl", config,
-                            random_sg3_state(config, 4))
+    return nv3.write_pickle(
+        tmp_path_factory.mktemp("pkl") / f"sg3{request.param}.pkl", config, random_sg3_state(config, 4)
+    )
 
 
 @pytest.mark.slow
@@ -52,8 +52,16 @@ def test_stylegan3_render_with_rotation_and_translation(song, sg3_pkl, tmp_path)
     # nothing else moves, so the difference is the transform, which grows once the music gets loud
     diff = np.abs(a - b).mean(axis=(1, 2, 3))
     assert diff[:12].max() < 1.0 and diff[16:].max() > 3.0, diff
-    out = lsd_jax.render(song, style=str(sg3_pkl), output=tmp_path / "sg3.mp4", rotate_react=0.5,
-                         translate_react=0.3, truncation_psi=0.7, progress=False, fps=8.0)
+    out = lsd_jax.render(
+        song,
+        style=str(sg3_pkl),
+        output=tmp_path / "sg3.mp4",
+        rotate_react=0.5,
+        translate_react=0.3,
+        truncation_psi=0.7,
+        progress=False,
+        fps=8.0,
+    )
     info = probe_video(out)
     assert (info["width"], info["height"], info["n_frames"], info["audio_streams"]) == (16, 16, 32, 1)
 

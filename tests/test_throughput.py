@@ -8,25 +8,25 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import nvidia_pickles as nv
 import pytest
 import soundfile as sf
+from sg2_state import random_sg2_state, sg2_config
 
 import lsd_jax
 from lsd_jax import ParamError
 from lsd_jax.engine.pipeline import prepare, render_frames
 from lsd_jax.engine.step import EffectPlan, make_frame_step
-from lsd_jax.styles.resolve import cppn_style
 from lsd_jax.media.video import probe_video, read_frames
-
-import nvidia_pickles as nv
-from sg2_state import random_sg2_state, sg2_config
+from lsd_jax.styles.resolve import cppn_style
 
 SCRIPTS = Path(__file__).parent / "scripts"
 ROOT = Path(__file__).parent.parent
 
 _COMPILES = []
 jax.monitoring.register_event_duration_secs_listener(
-    lambda event, secs, **kw: _COMPILES.append(event) if event == "/jax/core/compile/backend_compile_duration" else None)
+    lambda event, secs, **kw: _COMPILES.append(event) if event == "/jax/core/compile/backend_compile_duration" else None
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,9 @@ def test_the_frame_step_compiles_once_per_render(style, sg2_pkl):
     assert len(_COMPILES) - before == 1
     assert sum(g.shape[0] for g in got) == n
     before = len(_COMPILES)
-    render_frames(step, {"z": z[:5], "c": c[:5], "amps": amps[:5]}, plan, got.append)  # a second, shorter song: no compile
+    render_frames(
+        step, {"z": z[:5], "c": c[:5], "amps": amps[:5]}, plan, got.append
+    )  # a second, shorter song: no compile
     assert len(_COMPILES) == before
 
 
@@ -76,9 +78,13 @@ def test_four_devices_render_the_same_frames_as_one(style, song, sg2_pkl, tmp_pa
     for n_dev, batch in ((1, 1), (4, 3)):
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n_dev}", JAX_PLATFORMS="cpu")
         out = tmp_path / f"frames{n_dev}.npz"
-        subprocess.run([sys.executable, str(SCRIPTS / "frames_on_devices.py"), str(song), str(out), style_arg,
-                        str(batch)],
-                       check=True, env=env, cwd=ROOT, timeout=300)
+        subprocess.run(
+            [sys.executable, str(SCRIPTS / "frames_on_devices.py"), str(song), str(out), style_arg, str(batch)],
+            check=True,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
+        )
         outs[n_dev] = np.load(out)
     assert int(outs[4]["devices"]) == 4 and int(outs[1]["devices"]) == 1
     assert int(outs[4]["batch"]) == 4  # batch 3 rounded up to a multiple of 4 devices: one frame per device
@@ -120,17 +126,23 @@ def test_two_processes_render_one_video(song, tmp_path):
     out = tmp_path / "joined.mp4"
     port = str(_free_port())
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    procs = [subprocess.Popen([sys.executable, str(SCRIPTS / "distributed_render.py"), port, "2", str(i), str(song),
-                               str(out)], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(SCRIPTS / "distributed_render.py"), port, "2", str(i), str(song), str(out)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(2)
+    ]
     logs = [p.communicate(timeout=300)[0].decode() for p in procs]
     assert all(p.returncode == 0 for p in procs), logs
     info = probe_video(out)
     assert info["video_streams"] == 1 and info["audio_streams"] == 1 and info["n_frames"] == 32
     assert abs(info["fps"] - 8.0) < 1e-6 and abs(info["audio_duration"] - 4.0) < 0.1
     assert not list(tmp_path.glob(".*segment*")), "segments removed"
-    single = lsd_jax.render(song, output=tmp_path / "single.mp4", fps=8.0, resolution=32, duration=4.0,
-                            progress=False)
+    single = lsd_jax.render(song, output=tmp_path / "single.mp4", fps=8.0, resolution=32, duration=4.0, progress=False)
     a = np.stack(list(read_frames(out))).astype(np.float32)
     b = np.stack(list(read_frames(single))).astype(np.float32)
     assert np.abs(a - b).mean() < 2.0  # same frames, encoded in two segments

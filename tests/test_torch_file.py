@@ -25,9 +25,13 @@ from converters.torch_file import ALLOWED_GLOBALS, StateDict, load_torch_file
 
 def _state() -> OrderedDict:
     rng = np.random.default_rng(0)
-    return OrderedDict([("a.weight", rng.normal(size=(3, 4)).astype(np.float32)),
-                        ("a.bias", rng.normal(size=(3,)).astype(np.float32)),
-                        ("b", rng.normal(size=(2, 2, 3, 3)).astype(np.float32))])
+    return OrderedDict(
+        [
+            ("a.weight", rng.normal(size=(3, 4)).astype(np.float32)),
+            ("a.bias", rng.normal(size=(3,)).astype(np.float32)),
+            ("b", rng.normal(size=(2, 2, 3, 3)).astype(np.float32)),
+        ]
+    )
 
 
 def _save(kind: str, state: dict, **kw) -> bytes:
@@ -59,6 +63,7 @@ def test_shared_storage_gives_views_not_copies(kind: str) -> None:
 
 def test_legacy_storage_views() -> None:
     """torch < 0.4 wrote storage views: ``(view_key, offset, size)`` into a root storage, resolved as views."""
+
     class Pid:
         def __init__(self, pid):
             self.pid = pid
@@ -69,8 +74,12 @@ def test_legacy_storage_views() -> None:
     buf = io.BytesIO()
     p = nv.NvPickler(buf, protocol=2)
     p.persistent_id = lambda o: o.pid if isinstance(o, Pid) else None
-    p.dump({"all": _Reduce(tensor, Pid(root), 0, (6,), (1,), False, OrderedDict()),
-            "mid": _Reduce(tensor, view, 1, (2,), (1,), False, OrderedDict())})
+    p.dump(
+        {
+            "all": _Reduce(tensor, Pid(root), 0, (6,), (1,), False, OrderedDict()),
+            "mid": _Reduce(tensor, view, 1, (2,), (1,), False, OrderedDict()),
+        }
+    )
     data = b"".join(pickle.dumps(x, protocol=2) for x in (bc.MAGIC, bc.PROTOCOL, {"little_endian": True}))
     data += buf.getvalue() + pickle.dumps(["7"], protocol=2)
     data += np.int64(6).tobytes() + np.arange(6, dtype="<f4").tobytes()
@@ -81,9 +90,11 @@ def test_legacy_storage_views() -> None:
 
 def test_zip_archive_folder_name_and_big_endian() -> None:
     state = _state()
-    for data in (bc.torch_save_zip(state, archive="archive", byteorder="big"),
-                 bc.torch_save_legacy(state, little_endian=False),
-                 bc.torch_save_zip(state, byteorder=None)):  # no byteorder record: little-endian (old torch)
+    for data in (
+        bc.torch_save_zip(state, archive="archive", byteorder="big"),
+        bc.torch_save_legacy(state, little_endian=False),
+        bc.torch_save_zip(state, byteorder=None),
+    ):  # no byteorder record: little-endian (old torch)
         out = load_torch_file(data, "t")
         for k, v in state.items():
             np.testing.assert_array_equal(out[k], v)
@@ -92,9 +103,15 @@ def test_zip_archive_folder_name_and_big_endian() -> None:
 def test_zip_entries_are_torchs() -> None:
     zf = zipfile.ZipFile(io.BytesIO(bc.torch_save_zip(_state())))
     names = [i.filename for i in zf.infolist()]
-    assert names == ["pytorch_model/data.pkl", "pytorch_model/byteorder", "pytorch_model/data/0",
-                     "pytorch_model/data/1", "pytorch_model/data/2", "pytorch_model/version",
-                     "pytorch_model/.data/serialization_id"]
+    assert names == [
+        "pytorch_model/data.pkl",
+        "pytorch_model/byteorder",
+        "pytorch_model/data/0",
+        "pytorch_model/data/1",
+        "pytorch_model/data/2",
+        "pytorch_model/version",
+        "pytorch_model/.data/serialization_id",
+    ]
     for info in zf.infolist():  # torch aligns every record's data to 64 bytes
         assert (info.header_offset + 30 + len(info.filename) + len(info.extra)) % 64 == 0
 
@@ -124,17 +141,20 @@ class _Build:
         return self.cls, self.args, self.state
 
 
-@pytest.mark.parametrize("case, err, match", [
-    ("storage class called", PickleSecurityError, "needs a storage"),
-    ("OrderedDict with foreign state", PickleSecurityError, "only carries '_metadata'"),
-    ("OrderedDict with arguments", ConversionError, "called with arguments"),
-    ("whole module", ConversionError, "state_dict"),
-    ("tensor larger than its storage", ConversionError, "does not fit its storage"),
-    ("zero-stride bomb", ConversionError, "does not fit its storage"),
-    ("bfloat16", ConversionError, "BFloat16Storage"),
-    ("INST opcode", PickleSecurityError, "INST"),
-    ("numpy array (not in a torch state dict)", PickleSecurityError, "numpy"),
-])
+@pytest.mark.parametrize(
+    "case, err, match",
+    [
+        ("storage class called", PickleSecurityError, "needs a storage"),
+        ("OrderedDict with foreign state", PickleSecurityError, "only carries '_metadata'"),
+        ("OrderedDict with arguments", ConversionError, "called with arguments"),
+        ("whole module", ConversionError, "state_dict"),
+        ("tensor larger than its storage", ConversionError, "does not fit its storage"),
+        ("zero-stride bomb", ConversionError, "does not fit its storage"),
+        ("bfloat16", ConversionError, "BFloat16Storage"),
+        ("INST opcode", PickleSecurityError, "INST"),
+        ("numpy array (not in a torch state dict)", PickleSecurityError, "numpy"),
+    ],
+)
 def test_refusals(case: str, err: type, match: str) -> None:
     stub = nv.global_stub
     tensor = stub("torch._utils", "_rebuild_tensor_v2")
@@ -156,12 +176,15 @@ def test_refusals(case: str, err: type, match: str) -> None:
         "OrderedDict with foreign state": lambda: _with_pickle(_Build(OrderedDict, (), {"__class__": 1})),
         "OrderedDict with arguments": lambda: _with_pickle(_Reduce(OrderedDict, [("a", 1)])),
         "whole module": lambda: with_pids({"m": Pid(("module", nv.FloatStorage, "src.py", "code"))}),
-        "tensor larger than its storage": lambda: with_pids({"w": _Reduce(tensor, storage, 2, (3,), (1,), False,
-                                                                            OrderedDict())}),
-        "zero-stride bomb": lambda: with_pids({"w": _Reduce(tensor, storage, 0, (1 << 40,), (0,), False,
-                                                              OrderedDict())}),
-        "bfloat16": lambda: with_pids({"w": Pid(("storage", nv._named_class("torch", "BFloat16Storage"), "1",
-                                                 "cpu", 4, None))}),
+        "tensor larger than its storage": lambda: with_pids(
+            {"w": _Reduce(tensor, storage, 2, (3,), (1,), False, OrderedDict())}
+        ),
+        "zero-stride bomb": lambda: with_pids(
+            {"w": _Reduce(tensor, storage, 0, (1 << 40,), (0,), False, OrderedDict())}
+        ),
+        "bfloat16": lambda: with_pids(
+            {"w": Pid(("storage", nv._named_class("torch", "BFloat16Storage"), "1", "cpu", 4, None))}
+        ),
         "INST opcode": lambda: _legacy_with(b"(S'ls'\nios\nsystem\n."),
         "numpy array (not in a torch state dict)": lambda: _with_pickle({"x": np.zeros(3)}),
     }[case]()
@@ -279,9 +302,11 @@ def _raw_zip(members: list[tuple[str, int, int, int]], body: bytes) -> bytes:
     members (whatever their data overlaps); ``body`` must hold each member's local header."""
     cd = b""
     for name, offset, start, size in members:
-        crc = zlib.crc32(body[start:start + size])
-        cd += _CENTRAL.pack(b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, crc, size, size, len(name), 0, 0, 0, 0, 0,
-                            offset) + name.encode()
+        crc = zlib.crc32(body[start : start + size])
+        cd += (
+            _CENTRAL.pack(b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, crc, size, size, len(name), 0, 0, 0, 0, 0, offset)
+            + name.encode()
+        )
     eocd = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(members), len(members), len(cd), len(body), 0)
     return body + cd + eocd
 
@@ -291,6 +316,7 @@ def overlapping_storages_zip(n: int, block: int) -> bytes:
     own local header over the next members' headers and one shared ``block``-byte block at the end, so ``n``
     storages of about ``block`` bytes each live in a file of about ``block`` bytes. Each holds a one-element
     tensor, so the tensors themselves cost nothing."""
+
     class Pid:
         def __init__(self, pid):
             self.pid = pid
@@ -306,8 +332,11 @@ def overlapping_storages_zip(n: int, block: int) -> bytes:
         out, members = b"", []
         for name, data in [("archive/data.pkl", pkl)] + fixed:
             members.append((name, len(out), len(out) + _LOCAL.size + len(name), len(data)))
-            out += _LOCAL.pack(b"PK\x03\x04", 20, 0, 0, 0, 0x21, zlib.crc32(data), len(data), len(data),
-                               len(name), 0) + name.encode() + data
+            out += (
+                _LOCAL.pack(b"PK\x03\x04", 20, 0, 0, 0, 0x21, zlib.crc32(data), len(data), len(data), len(name), 0)
+                + name.encode()
+                + data
+            )
         end = len(out) + head_len + block
         for name in names:
             start = len(out) + _LOCAL.size + len(name)
@@ -320,8 +349,14 @@ def overlapping_storages_zip(n: int, block: int) -> bytes:
         buf = io.BytesIO()
         p = nv.NvPickler(buf, protocol=2)
         p.persistent_id = lambda o: o.pid if isinstance(o, Pid) else None
-        p.dump({f"t{i}": _Reduce(tensor, Pid(("storage", byte_storage, str(i), "cpu", size)), 0, (1,), (1,), False,
-                                 OrderedDict()) for i, size in enumerate(sizes)})
+        p.dump(
+            {
+                f"t{i}": _Reduce(
+                    tensor, Pid(("storage", byte_storage, str(i), "cpu", size)), 0, (1,), (1,), False, OrderedDict()
+                )
+                for i, size in enumerate(sizes)
+            }
+        )
         return buf.getvalue()
 
     pkl = pickle_for([0] * n)

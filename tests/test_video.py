@@ -12,14 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from audio_signals import stereo, tone, write
 
 from lsd_jax.errors import OutputError
 from lsd_jax.media.video import VideoWriter, fps_fraction, probe_video, read_frames, run_ffmpeg
 
-from audio_signals import stereo, tone, write
-
-COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [20, 20, 20], [200, 120, 40]],
-                   np.uint8)
+COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [20, 20, 20], [200, 120, 40]], np.uint8)
 
 
 def solid_frames(n: int, h: int, w: int, per_colour: int = 8) -> np.ndarray:
@@ -66,11 +64,20 @@ def test_clip_with_audio_has_the_right_streams_size_fps_and_frames(tmp_path, pri
     assert err.mean() < 2 and np.percentile(err, 99) <= 6
 
 
-@pytest.mark.parametrize("fps, expected", [
-    (24.0, Fraction(24)), (25.0, Fraction(25)), (29.97, Fraction(2997, 100)), (30000 / 1001, Fraction(30000, 1001)),
-    (30.0, Fraction(30)), (43.0, Fraction(43)), (60.0, Fraction(60)), (Fraction(24000, 1001), Fraction(24000, 1001)),
-    (12.345, Fraction(12345, 1000)),
-])
+@pytest.mark.parametrize(
+    "fps, expected",
+    [
+        (24.0, Fraction(24)),
+        (25.0, Fraction(25)),
+        (29.97, Fraction(2997, 100)),
+        (30000 / 1001, Fraction(30000, 1001)),
+        (30.0, Fraction(30)),
+        (43.0, Fraction(43)),
+        (60.0, Fraction(60)),
+        (Fraction(24000, 1001), Fraction(24000, 1001)),
+        (12.345, Fraction(12345, 1000)),
+    ],
+)
 def test_frame_rate_is_exact(tmp_path, fps, expected):
     assert fps_fraction(fps) == expected
     out = tmp_path / "r.mp4"
@@ -114,10 +121,9 @@ def assert_untouched(out: Path) -> None:
 
 def test_exception_inside_with_leaves_no_temp_file_and_the_target_alone(existing, private_tmp):
     sound = tone(440, 1.0)
-    with pytest.raises(ZeroDivisionError):
-        with VideoWriter(existing, fps=10, size=(32, 32), audio=(sound, 22050)) as vw:
-            vw.write(solid_frames(5, 32, 32))
-            1 / 0
+    with pytest.raises(ZeroDivisionError), VideoWriter(existing, fps=10, size=(32, 32), audio=(sound, 22050)) as vw:
+        vw.write(solid_frames(5, 32, 32))
+        raise ZeroDivisionError("an error while writing")
     assert_untouched(existing)
     assert list(private_tmp.iterdir()) == []
     assert vw._proc is not None and vw._proc.poll() is not None  # ffmpeg is gone
@@ -129,9 +135,8 @@ def test_wrong_frame_size_or_dtype_is_an_output_error_and_leaves_nothing(existin
             vw.write(solid_frames(3, 32, 32))
             vw.write(solid_frames(3, 32, 48))
     assert_untouched(existing)
-    with pytest.raises(OutputError, match="uint8"):
-        with VideoWriter(existing, fps=10, size=(32, 32)) as vw:
-            vw.write(solid_frames(3, 32, 32).astype(np.float32))
+    with pytest.raises(OutputError, match="uint8"), VideoWriter(existing, fps=10, size=(32, 32)) as vw:
+        vw.write(solid_frames(3, 32, 32).astype(np.float32))
     assert_untouched(existing)
 
 
@@ -174,9 +179,8 @@ def test_failure_to_move_into_place_is_an_output_error(existing, monkeypatch):
 
 
 def test_no_frames_is_an_output_error(existing):
-    with pytest.raises(OutputError, match="no frames"):
-        with VideoWriter(existing, fps=10, size=(16, 16)):
-            pass
+    with pytest.raises(OutputError, match="no frames"), VideoWriter(existing, fps=10, size=(16, 16)):
+        pass
     assert_untouched(existing)
 
 
@@ -249,8 +253,21 @@ def test_a_live_copy_leaves_the_mp4_byte_for_byte_the_same(tmp_path):
     live = (odd / "live [1].mp4").read_bytes()
     boxes = _boxes(live)
     assert boxes[:2] == [b"ftyp", b"moov"] and boxes.count(b"moof") >= 3, boxes  # fragments every 0.5 s
-    res = run_ffmpeg(["-i", str(odd / "live [1].mp4"), "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo",
-                      "-pix_fmt", "rgb24", "pipe:1"])  # each coded frame once (no edit list: it may start late)
+    res = run_ffmpeg(
+        [
+            "-i",
+            str(odd / "live [1].mp4"),
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "pipe:1",
+        ]
+    )  # each coded frame once (no edit list: it may start late)
     decoded = np.frombuffer(res.stdout, np.uint8).reshape(-1, h, w, 3)
     assert decoded.shape == frames.shape
     assert np.array_equal(decoded, np.stack(list(read_frames(odd / "plain.mp4"))))  # the same encoded frames

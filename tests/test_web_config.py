@@ -14,8 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_config_from_env():
-    cfg = AppConfig.from_env({"LSD_JAX_MAX_SECONDS": "90", "LSD_JAX_MAX_FILE_SIZE": "5mb",
-                              "LSD_JAX_CONCURRENCY": "2"})
+    cfg = AppConfig.from_env({"LSD_JAX_MAX_SECONDS": "90", "LSD_JAX_MAX_FILE_SIZE": "5mb", "LSD_JAX_CONCURRENCY": "2"})
     assert (cfg.max_seconds, cfg.max_file_size, cfg.concurrency) == (90.0, "5mb", 2)
     assert cfg.max_resolution == AppConfig().max_resolution
     with pytest.raises(SystemExit, match="LSD_JAX_MAX_SECONDS"):

@@ -107,8 +107,12 @@ def test_every_face_refuses_proc_files_at_once(uploads, songs, monkeypatch):
     finally:
         sessions.close_all()
     with J.Jobs(AppConfig(warm_up=False), keep=0.0) as jobs:
-        for style, style_file in (("/proc/self/pagemap", None), ("default", "/proc/self/pagemap"),
-                                  ("../../proc/self/pagemap", None), ("~/.ssh/id_rsa.pkl", None)):
+        for style, style_file in (
+            ("/proc/self/pagemap", None),
+            ("default", "/proc/self/pagemap"),
+            ("../../proc/self/pagemap", None),
+            ("~/.ssh/id_rsa.pkl", None),
+        ):
             with pytest.raises(StyleError) as e:
                 jobs.prepare(str(songs["song"]), style, style_file, **TINY)
             assert str(e.value) == door.NOT_RECEIVED
@@ -215,6 +219,7 @@ def test_cancel_then_submit_never_runs_two_jobs_at_once(uploads, songs, slow_con
     worst = {"children": 0, "working": 0}
     stop = threading.Event()
     with J.Jobs(AppConfig(concurrency=1, per_client=100, warm_up=False), keep=0.0) as jobs:
+
         def watch() -> None:
             while not stop.is_set():
                 worst["children"] = max(worst["children"], _slow_children(), sandbox.children())
@@ -229,7 +234,7 @@ def test_cancel_then_submit_never_runs_two_jobs_at_once(uploads, songs, slow_con
                 job = jobs.prepare(str(songs["song"]), "default", str(_upload(uploads, i)), **TINY)
                 run = jobs.start_run("preview", job, session=f"s{i}", client="203.0.113.9")
                 runs.append(run)
-                _until(lambda: sandbox.children() == 1 and run.working, "the conversion to start")
+                _until(lambda run=run: sandbox.children() == 1 and run.working, "the conversion to start")
                 jobs.cancel(f"s{i}")  # and at once the next round's job
             _until(lambda: all(r.finished() for r in runs), "the runs to end")
         finally:
@@ -253,8 +258,9 @@ def test_a_job_waits_for_a_cancelled_one_to_stop(uploads, songs, slow_conversion
 
     monkeypatch.setattr(sandbox, "_kill", slow_kill)
     with J.Jobs(AppConfig(concurrency=1, warm_up=False), keep=0.0) as jobs:
-        first = jobs.start_run("preview", jobs.prepare(str(songs["song"]), "default", str(_upload(uploads, 0)),
-                                                       **TINY), session="a")
+        first = jobs.start_run(
+            "preview", jobs.prepare(str(songs["song"]), "default", str(_upload(uploads, 0)), **TINY), session="a"
+        )
         _until(lambda: sandbox.children() == 1, "the conversion to start")
         jobs.cancel("a")
         second = jobs.start_run("preview", jobs.prepare(str(songs["song"]), **TINY), session="b")

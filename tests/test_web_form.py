@@ -27,14 +27,28 @@ def test_every_parameter_is_on_the_page_with_help():
         assert f.label and f.label != f.name, f.name  # a human label; the Python name is in the help line
         if f.name in PARAM:
             assert f.help == PARAM[f.name].help and f.group == PARAM[f.name].group and f.label == PARAM[f.name].label
-    basic = {"pulse_react", "motion_react", "speed_fpm", "truncation", "contrast_strength", "flash_strength",
-             "fps", "resolution", "start", "duration", "seed"}
+    basic = {
+        "pulse_react",
+        "motion_react",
+        "speed_fpm",
+        "truncation",
+        "contrast_strength",
+        "flash_strength",
+        "fps",
+        "resolution",
+        "start",
+        "duration",
+        "seed",
+    }
     assert set(form.BASIC_NAMES) == basic
     # the page's defaults are the library's defaults, also as the browser sends them (an empty
     # Number shows and sends 0)
     assert make_params(**form.params_from_ui({})) == RenderParams()
-    as_sent = {k: (0 if v is None else v) for k, v in form.ui_defaults().items()
-               if k not in form.STEMS and k != form.KEYFRAME_IMAGES}
+    as_sent = {
+        k: (0 if v is None else v)
+        for k, v in form.ui_defaults().items()
+        if k not in form.STEMS and k != form.KEYFRAME_IMAGES
+    }
     assert make_params(**form.params_from_ui(as_sent)) == RenderParams()
     # on the page of a server, the excerpt starts at its configured length
     assert form.ui_defaults(AppConfig(excerpt_seconds=20))["duration"] == 20
@@ -46,6 +60,7 @@ def test_labels_show_the_python_name_in_the_help_line():
     assert box.label == "StyleGAN truncation ψ (w space)" and box.info.startswith("truncation_psi: ")
     # the two truncations say how they differ
     assert "truncation_psi" in PARAM["truncation"].help and "truncation's" in PARAM["truncation_psi"].help
+
 
 @pytest.mark.parametrize("max_resolution", [1024, 500])
 def test_sliders_offer_only_valid_values(max_resolution):
@@ -91,8 +106,15 @@ def test_widgets_follow_the_table():
 
 
 def test_musical_controls_from_the_page():
-    kw = form.params_from_ui(dict(speed_fpm="bar", band_react="0.4, 0.2, 0.3", noise_react=1.5,
-                                  keyframe_times="10, 42.5", keyframe_images=["/up/a.png", "/up/b.png"]))
+    kw = form.params_from_ui(
+        dict(
+            speed_fpm="bar",
+            band_react="0.4, 0.2, 0.3",
+            noise_react=1.5,
+            keyframe_times="10, 42.5",
+            keyframe_images=["/up/a.png", "/up/b.png"],
+        )
+    )
     p = make_params(**kw)
     assert p.speed_fpm == "bar" and p.band_react == (0.4, 0.2, 0.3) and p.noise_react == 1.5
     assert p.keyframes == ((10.0, "/up/a.png"), (42.5, "/up/b.png"))
@@ -110,9 +132,20 @@ def test_musical_controls_from_the_page():
 
 
 def test_widget_conventions():
-    kw = form.params_from_ui(dict(resolution=0, duration=0, contrast_strength=0, contrast_percussive="full mix",
-                                  flash_strength=0.25, flash_percussive="percussive part", classes="1, 5,9",
-                                  class_shuffle_seconds="0, 12.5", width=None, seed=7.0))
+    kw = form.params_from_ui(
+        dict(
+            resolution=0,
+            duration=0,
+            contrast_strength=0,
+            contrast_percussive="full mix",
+            flash_strength=0.25,
+            flash_percussive="percussive part",
+            classes="1, 5,9",
+            class_shuffle_seconds="0, 12.5",
+            width=None,
+            seed=7.0,
+        )
+    )
     assert kw["resolution"] is None and kw["duration"] is None
     assert kw["contrast_strength"] is None and kw["contrast_percussive"] is None  # 0: the effect is off
     assert kw["flash_strength"] == 0.25 and kw["flash_percussive"] is True
@@ -132,8 +165,10 @@ def test_widget_conventions():
         form.params_from_ui(dict(contrast_percussive="sometimes"))
 
 
-@pytest.mark.parametrize("name, text", [("classes", "1,2,3"), ("class_shuffle_seconds", "1.5,3"),
-                                        ("band_react", "0.4"), ("band_edges_hz", "300,3000")])
+@pytest.mark.parametrize(
+    "name, text",
+    [("classes", "1,2,3"), ("class_shuffle_seconds", "1.5,3"), ("band_react", "0.4"), ("band_edges_hz", "300,3000")],
+)
 def test_text_boxes_read_text_like_the_command_line(name, text):
     from lsd_jax.cli import build_parser
 
@@ -188,6 +223,7 @@ def test_a_broken_user_catalogue_does_not_take_the_menu_down(monkeypatch, caplog
         raise lsd_jax.LsdError("user_styles.json is not JSON")
 
     monkeypatch.setattr(lsd_jax.store.catalogue, "load_catalogue", broken)
-    assert form.catalogue_names() == ["default"] and form.style_choices() == [("default (embedded, no download)",
-                                                                               "default")]
+    assert form.catalogue_names() == ["default"] and form.style_choices() == [
+        ("default (embedded, no download)", "default")
+    ]
     assert "style catalogue unavailable" in caplog.text

@@ -22,16 +22,25 @@ import pytest
 from app_songs import slow_batches, write_songs
 
 import lsd_jax
-from lsd_jax.params import make_params
 from lsd_jax.media.video import probe_video, read_frames
+from lsd_jax.params import make_params
 from lsd_jax.web import jobs as J
 from lsd_jax.web import playback as L
 from lsd_jax.web.config import AppConfig
 from lsd_jax.web.speed import SpeedBook, estimate_text, speed_key
 
 TINY = dict(fps=8, resolution=32)
-RENDER_VALUES = dict(fps=10, resolution=48, seed=3, speed_fpm=30, pulse_react=0.8, contrast_strength=0.4,
-                     flash_strength=0.3, motion_randomness=0.7, classes="0, 3, 5")
+RENDER_VALUES = dict(
+    fps=10,
+    resolution=48,
+    seed=3,
+    speed_fpm=30,
+    pulse_react=0.8,
+    contrast_strength=0.4,
+    flash_strength=0.3,
+    motion_randomness=0.7,
+    classes="0, 3, 5",
+)
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +140,14 @@ def test_too_long_a_song_is_refused_before_any_work(songs):
         J.prepare_job(str(songs["long"]), cfg=cfg, start=9, **TINY)
 
 
-@pytest.mark.parametrize("values, error, match", [
-    (dict(resolution=2048), lsd_jax.ParamError, "resolution=2048 is above this server's limit of 1024"),
-    (dict(fps=120), lsd_jax.ParamError, "fps=120 is above this server's limit of 60"),
-    (dict(width=64), lsd_jax.ParamError, "give both width and height"),
-])
+@pytest.mark.parametrize(
+    "values, error, match",
+    [
+        (dict(resolution=2048), lsd_jax.ParamError, "resolution=2048 is above this server's limit of 1024"),
+        (dict(fps=120), lsd_jax.ParamError, "fps=120 is above this server's limit of 60"),
+        (dict(width=64), lsd_jax.ParamError, "give both width and height"),
+    ],
+)
 def test_server_limits(songs, values, error, match):
     with pytest.raises(error, match=match):
         J.prepare_job(str(songs["song"]), **{**TINY, **values})
@@ -233,8 +245,9 @@ def test_cancel_counts_a_run_its_handler_stopped_a_moment_before(songs, tmp_path
     """A Cancel click makes Gradio close the run's handler (which cancels the run) and call the page's cancel:
     in either order, the page is told that a job was cancelled."""
     with J.Jobs(keep=0.0, parent=tmp_path) as jobs, slow_batches(0.15):
-        run = jobs.start_run("render", jobs.prepare(str(songs["long"]), fps=20, resolution=32, batch_size=4,
-                                                    duration=5), session="b")
+        run = jobs.start_run(
+            "render", jobs.prepare(str(songs["long"]), fps=20, resolution=32, batch_size=4, duration=5), session="b"
+        )
         _wait(lambda: run.frames[0] >= 4 or run.finished())
         run.cancel()  # the handler's generator closed first
         assert run.wait(10) and isinstance(run.error, J.JobCancelled)
@@ -274,8 +287,9 @@ def _decoded(path, size):
     frame late; a constant-rate decode would repeat it)."""
     from lsd_jax.media.video import run_ffmpeg
 
-    res = run_ffmpeg(["-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt",
-                      "rgb24", "pipe:1"])
+    res = run_ffmpeg(
+        ["-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     return np.frombuffer(res.stdout, np.uint8).reshape(-1, size, size, 3)
 
@@ -294,8 +308,14 @@ def test_the_snippet_reproduces_the_page_s_mp4_byte_for_byte(songs, tmp_path):
         for name in ("song", "drums"):
             shutil.copy(songs[name], here / songs[name].name)
         code = J.python_snippet(job)
-        res = subprocess.run([sys.executable, "-c", code], cwd=here, capture_output=True, text=True, timeout=600,
-                             env={**os.environ, "PYTHONPATH": str(Path(lsd_jax.__file__).parent.parent)})
+        res = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "PYTHONPATH": str(Path(lsd_jax.__file__).parent.parent)},
+        )
         assert res.returncode == 0, res.stderr[-3000:]
         assert (here / J.output_name(job)).read_bytes() == Path(run.result).read_bytes()
 
@@ -359,8 +379,10 @@ def test_a_style_this_server_cannot_download_is_a_clear_error(songs, tmp_path, m
     path = tmp_path / "user_styles.json"
     path.write_text(json.dumps({"schema": 1, "styles": [{"name": "far away", "urls": ["ftp://example.org/x.pkl"]}]}))
     monkeypatch.setenv(USER_STYLES_ENV, str(path))
-    with pytest.raises(lsd_jax.StyleError, match="'far away' cannot be used on this server .*cannot download from "
-                       "example.org.*upload it"):
+    with pytest.raises(
+        lsd_jax.StyleError,
+        match="'far away' cannot be used on this server .*cannot download from example.org.*upload it",
+    ):
         J.prepare_job(str(songs["song"]), "far away", None, **TINY)
 
 
@@ -374,8 +396,9 @@ BOUNDED_MB = 4096  # JAX alone reserves ~1.5 GB of address space
 def _bounded_requests(tmp_path, items, max_seconds=600.0, timeout=240.0):
     import hostile
 
-    report = hostile.run_bounded("bounded_app:requests", items, str(tmp_path), max_seconds, memory_mb=BOUNDED_MB,
-                                 timeout=timeout)
+    report = hostile.run_bounded(
+        "bounded_app:requests", items, str(tmp_path), max_seconds, memory_mb=BOUNDED_MB, timeout=timeout
+    )
     assert report["error"] is None, report  # the child itself carried on
     return report["value"]
 
@@ -390,9 +413,13 @@ def test_resource_bomb_uploads_are_clear_errors_and_the_next_render_works(songs,
     uploads = tmp_path / "upload dir with spaces"
     uploads.mkdir()
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))  # the files the app received (the child inherits it)
-    bombs = {"keys.pkl": hostile.key_bomb("dict-key", 80), "tree.pkl": hostile.shared_module_tree(40),
-             "same.pkl": hostile.many_references(3000, 1 << 18, "same"),
-             "views.pkl": hostile.many_references(2000, 1 << 19, "views"), "memo.pkl": hostile.memo_bomb(1 << 31)}
+    bombs = {
+        "keys.pkl": hostile.key_bomb("dict-key", 80),
+        "tree.pkl": hostile.shared_module_tree(40),
+        "same.pkl": hostile.many_references(3000, 1 << 18, "same"),
+        "views.pkl": hostile.many_references(2000, 1 << 19, "views"),
+        "memo.pkl": hostile.memo_bomb(1 << 31),
+    }
     for name, data in bombs.items():
         (uploads / name).write_bytes(data)
     config, state, _ = hostile.small_generator()
@@ -414,8 +441,14 @@ def test_a_batch_too_large_for_memory_is_refused_before_compiling(songs, tmp_pat
     the library alike, instead of XLA aborting the process; the next render works."""
     song = str(songs["song"])
     huge = dict(TINY, resolution=1024, batch_size=4096)
-    got = _bounded_requests(tmp_path, [{"song": song, "values": huge}, {"via": "library", "song": song, "values": huge},
-                                       {"song": song, "values": TINY}])
+    got = _bounded_requests(
+        tmp_path,
+        [
+            {"song": song, "values": huge},
+            {"via": "library", "song": song, "values": huge},
+            {"song": song, "values": TINY},
+        ],
+    )
     for result in got[:2]:
         assert result["error"] == "ParamError", result
         assert "batch_size=4096 at 1024x1024 needs about" in result["message"], result
@@ -429,8 +462,8 @@ def test_the_duration_limit_holds_on_the_audio_decoded(tmp_path, monkeypatch):
     header check, then the preview and the render refuse it (on what is decoded); a normal render works after."""
     import soundfile as sf
 
-    from lsd_jax.media import decode
     from lsd_jax.errors import AudioError
+    from lsd_jax.media import decode
 
     t = np.arange(22050 * 12) / 22050
     first, rest = tmp_path / "a.mp3", tmp_path / "b.mp3"
@@ -463,12 +496,15 @@ def test_uploads_and_catalogue_files_are_converted_in_the_sandbox(songs, tmp_pat
     import hostile
     from test_sandbox import NO_LIMITS
 
+    from lsd_jax.errors import ConversionError
     from lsd_jax.store import sandbox
     from lsd_jax.store.catalogue import USER_STYLES_ENV, install_style_file
-    from lsd_jax.errors import ConversionError
 
-    monkeypatch.setattr(sandbox, "convert_isolated",
-                        functools.partial(sandbox.convert_isolated, timeout=2, memory_bytes=768 << 20, limits=NO_LIMITS))
+    monkeypatch.setattr(
+        sandbox,
+        "convert_isolated",
+        functools.partial(sandbox.convert_isolated, timeout=2, memory_bytes=768 << 20, limits=NO_LIMITS),
+    )
     (tmp_path / "hang.pkl").write_bytes(hostile.key_bomb("dict-key", 80))
     (tmp_path / "memo.pkl").write_bytes(hostile.memo_bomb(1 << 31))
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))  # uploads: the files the app received
@@ -480,8 +516,9 @@ def test_uploads_and_catalogue_files_are_converted_in_the_sandbox(songs, tmp_pat
                 jobs.render(job)
             assert time.monotonic() - t < 15
         catalogue = tmp_path / "user_styles.json"
-        catalogue.write_text(json.dumps({"schema": 1, "styles": [{"name": "far hang",
-                                                                    "urls": ["https://example.org/hang.pkl"]}]}))
+        catalogue.write_text(
+            json.dumps({"schema": 1, "styles": [{"name": "far hang", "urls": ["https://example.org/hang.pkl"]}]})
+        )
         monkeypatch.setenv(USER_STYLES_ENV, str(catalogue))
         install_style_file("far hang", tmp_path / "hang.pkl", progress=False)  # as if downloaded
         job = jobs.prepare(str(songs["song"]), "far hang", None, **TINY)

@@ -1,4 +1,5 @@
-"""The web app's Live page (lsd_jax.web.live_page): sessions, their checks, and a real browser with a fake microphone."""
+"""The web app's Live page (lsd_jax.web.live_page): sessions, their checks, and a real browser with a fake
+microphone."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from audio_signals import click_track, write
 
 from lsd_jax.web.live_page import LiveConfig, LiveSessions
-
-from audio_signals import click_track, write
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -38,14 +38,22 @@ def test_sessions_take_audio_give_frames_and_refuse_what_they_cannot_serve():
         assert f["w"] == 32 and base64.b64decode(f["jpeg"])[:2] == b"\xff\xd8"  # a JPEG
         f = sessions.handle("frame", {"token": token, "after": f["seq"]})
         assert f["tag"] == 123.0 and f["stats"]["audio_s"] == 0.5
-        assert sessions.handle("set", {"token": token, "changes": {"pulse_react": 2, "flash_strength": 0}})[
-            "values"]["pulse_react"] == 2.0
-        for bad, match in [({"changes": {"resolution": 64}}, "cannot change"),
-                           ({"changes": {"pulse_react": 99}}, "pulse_react must be"),
-                           ]:
+        assert (
+            sessions.handle("set", {"token": token, "changes": {"pulse_react": 2, "flash_strength": 0}})["values"][
+                "pulse_react"
+            ]
+            == 2.0
+        )
+        for bad, match in [
+            ({"changes": {"resolution": 64}}, "cannot change"),
+            ({"changes": {"pulse_react": 99}}, "pulse_react must be"),
+        ]:
             assert match in sessions.handle("set", {"token": token, **bad})["error"]
-        for bad, match in [({"pcm": "%%%", "sr": sr}, "base64"), ({"pcm": _pcm(clicks), "sr": 5}, "sample rate"),
-                           ({"pcm": _pcm(np.zeros(3 * sr)), "sr": sr}, "at most 2 s")]:
+        for bad, match in [
+            ({"pcm": "%%%", "sr": sr}, "base64"),
+            ({"pcm": _pcm(clicks), "sr": 5}, "sample rate"),
+            ({"pcm": _pcm(np.zeros(3 * sr)), "sr": sr}, "at most 2 s"),
+        ]:
             assert match in sessions.handle("audio", {"token": token, **bad})["error"]
         sessions.handle("close", {"token": token})
         assert "has ended" in sessions.handle("frame", {"token": token})["error"]
@@ -79,12 +87,20 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
     finally:
         del os.environ["LSD_JAX_LIVE_RESOLUTION"]
     port = _free_port()
-    web_page.launch(demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    ssr_mode=False)
+    web_page.launch(
+        demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
+    )
     ARTIFACTS.mkdir(exist_ok=True)
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--autoplay-policy=no-user-gesture-required", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}"]
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--autoplay-policy=no-user-gesture-required",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
     try:
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
@@ -95,11 +111,14 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
             page.wait_for_function("() => window.lsdLive && window.lsdLive.frames.length > 5")
             for name, value in (("motion_react", "0"), ("speed_fpm", "0"), ("pulse_react", "1.5")):  # live sliders
                 page.locator(f'#live-mode [data-name="{name}"]').evaluate(
-                    "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", value)
+                    "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", value
+                )
             page.wait_for_timeout(1000)
             start = page.evaluate("() => window.lsdLive.frames.length")
-            rises = (f"window.lsdLive.frames.slice({start})"
-                     ".filter((f, i, a) => i && f.pulse >= 0.5 && a[i - 1].pulse < 0.5).length")
+            rises = (
+                f"window.lsdLive.frames.slice({start})"
+                ".filter((f, i, a) => i && f.pulse >= 0.5 && a[i - 1].pulse < 0.5).length"
+            )
             page.wait_for_function(f"() => window.lsdLive.frames.length > {start} + 90 && {rises} >= 8")
             page.screenshot(path=str(ARTIFACTS / "live-page.png"), full_page=True)
             log = page.evaluate("() => window.lsdLive")
@@ -120,12 +139,14 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
     # (each click, if the machine keeps up: on a loaded one the audio comes in bursts and a frame takes several)
     width = np.array([f["w"] for f in frames])
     same = np.concatenate([[False], width[1:] == width[:-1]])  # a resolution change redraws everything
-    kicked = np.concatenate([diff[r: r + 2][same[r: r + 2]] for r in rises])
+    kicked = np.concatenate([diff[r : r + 2][same[r : r + 2]] for r in rises])
     calm = diff[same & (pulse < 0.05) & (np.roll(pulse, 1) < 0.05) & (np.roll(pulse, 2) < 0.05)]
     assert calm.size > 10 and np.median(kicked) > 4 * np.median(calm), (kicked, calm)  # the picture kicks
     lat = np.array(log["latency"])
-    print(f"\nlive page: {len(frames) / (recv[-1] - recv[0]):.1f} frames/s received, audio block sent → frame drawn "
-          f"p50 {np.median(lat):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms")
+    print(
+        f"\nlive page: {len(frames) / (recv[-1] - recv[0]):.1f} frames/s received, audio block sent → frame drawn "
+        f"p50 {np.median(lat):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms"
+    )
 
 
 @pytest.mark.slow
@@ -135,8 +156,25 @@ def test_cli_plays_a_file_in_real_time_and_records_what_was_shown(tmp_path, caps
 
     song = write(tmp_path / "clicks.wav", click_track([0.3, 0.8, 1.3], 1.6, 22050), 22050)
     out = tmp_path / "shown.mp4"
-    assert main(["live", "--input", str(song), "--record", str(out), "--no-serve", "--resolution", "32",
-                 "--fps", "24", "--pulse-react", "1.2"]) == 0
+    assert (
+        main(
+            [
+                "live",
+                "--input",
+                str(song),
+                "--record",
+                str(out),
+                "--no-serve",
+                "--resolution",
+                "32",
+                "--fps",
+                "24",
+                "--pulse-react",
+                "1.2",
+            ]
+        )
+        == 0
+    )
     assert "frames shown" in capsys.readouterr().out
     info = probe_video(out)
     assert (info["width"], info["audio_streams"]) == (32, 1) and abs(info["audio_duration"] - 1.6) < 0.15, info

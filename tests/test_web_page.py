@@ -48,8 +48,10 @@ def test_public_message_strips_server_paths():
     msg = page.public_message("cannot decode /tmp/gradio/3f2a/my song.mp3 (ffmpeg: /tmp/x/y.mp3: Invalid data)")
     assert msg == "cannot decode my song.mp3 (ffmpeg: y.mp3: Invalid data)"
     assert page.public_message("'/home/user/models/face.pkl' is corrupt") == "'face.pkl' is corrupt"
-    assert page.public_message("pulse_react must be between 0 and 10, got 20") == \
-        "pulse_react must be between 0 and 10, got 20"
+    assert (
+        page.public_message("pulse_react must be between 0 and 10, got 20")
+        == "pulse_react must be between 0 and 10, got 20"
+    )
     assert page.public_message("<script>x</script>") == "&lt;script&gt;x&lt;/script&gt;"
 
 
@@ -58,14 +60,18 @@ def test_public_message_strips_folders_with_spaces(monkeypatch, tmp_path):
     uploads = tmp_path / "my uploads"
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))
     f = f"{uploads}/0a1b2c/my song.mp3"
-    assert page.public_message(f"cannot decode {f} (ffmpeg: {f}: Invalid data)") == \
-        "cannot decode my song.mp3 (ffmpeg: my song.mp3: Invalid data)"
+    assert (
+        page.public_message(f"cannot decode {f} (ffmpeg: {f}: Invalid data)")
+        == "cannot decode my song.mp3 (ffmpeg: my song.mp3: Invalid data)"
+    )
     assert page.public_message(f"no room in {uploads}: disk full") == "no room in …: disk full"
     # folders the server does not know about: a name with spaces is a folder when a "/" follows it
     assert page.public_message("'/srv/my app/x y/face.pkl' is corrupt") == "'face.pkl' is corrupt"
     assert page.public_message("cannot read /home/a b/c d/x.wav: bad") == "cannot read x.wav: bad"
-    assert page.public_message("the output /a b/clip.mp4 is the input /a b/clip.mp4") == \
-        "the output clip.mp4 is the input clip.mp4"
+    assert (
+        page.public_message("the output /a b/clip.mp4 is the input /a b/clip.mp4")
+        == "the output clip.mp4 is the input clip.mp4"
+    )
     assert page.public_message("choose 1/2 of it, and/or less") == "choose 1/2 of it, and/or less"
 
 
@@ -108,9 +114,15 @@ def test_unexpected_errors_are_generic_and_logged(caplog):
 
 def test_render_handler_reports_frames_and_a_snippet(songs, jobs):
     calls = []
-    video, snippet, status = page.render_video(jobs, str(songs["song"]), "default", None, seed=2,
-                                               progress=lambda p, desc=None, unit=None: calls.append((p, desc, unit)),
-                                               **TINY)
+    video, snippet, status = page.render_video(
+        jobs,
+        str(songs["song"]),
+        "default",
+        None,
+        seed=2,
+        progress=lambda p, desc=None, unit=None: calls.append((p, desc, unit)),
+        **TINY,
+    )
     info = probe_video(video)
     assert (info["width"], info["n_frames"], info["audio_streams"]) == (32, 24, 1)
     assert calls[0] == (None, "Checking the request", None) and calls[-1] == ((24, 24), "Rendered 24 frames", "frames")
@@ -139,16 +151,19 @@ def test_silence_is_a_clear_error(songs, jobs):
     assert list(jobs.workdirs.root.glob("req-*")) == []
 
 
-@pytest.mark.parametrize("values, match", [
-    (dict(pulse_react=20), "pulse_react must be between 0 and 10"),
-    (dict(truncation=1.5), "truncation must be between 0 and 1"),
-    (dict(resolution=34, width=33, height=20), "width must be even"),
-    (dict(resolution=2048), "above this server's limit of 1024"),
-    (dict(width=64), "give both width and height"),
-    (dict(classes="1,2.5"), "classes must be comma-separated class indices or names"),
-    (dict(classes="goldfish"), "class name, but the classes of style 'cppn' have no names"),
-    (dict(band_react="1,2"), "band_react must be one number \\(for all\\) or 3 comma-separated numbers"),
-])
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        (dict(pulse_react=20), "pulse_react must be between 0 and 10"),
+        (dict(truncation=1.5), "truncation must be between 0 and 1"),
+        (dict(resolution=34, width=33, height=20), "width must be even"),
+        (dict(resolution=2048), "above this server's limit of 1024"),
+        (dict(width=64), "give both width and height"),
+        (dict(classes="1,2.5"), "classes must be comma-separated class indices or names"),
+        (dict(classes="goldfish"), "class name, but the classes of style 'cppn' have no names"),
+        (dict(band_react="1,2"), "band_react must be one number \\(for all\\) or 3 comma-separated numbers"),
+    ],
+)
 def test_out_of_range_values_are_clear_errors(songs, jobs, values, match):
     with pytest.raises(gr.Error, match=match) as e:
         page.render_video(jobs, str(songs["song"]), **{**TINY, **values})
@@ -244,8 +259,9 @@ def served():
     with Jobs(cfg, keep=0.0) as jobs:
         demo = page.build_app(cfg, jobs)
         port = free_port()
-        page.launch(demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    ssr_mode=False)
+        page.launch(
+            demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
+        )
         url = Served(f"http://127.0.0.1:{port}/")
         url.jobs = jobs
         jobs.demo = demo  # (the test reads Gradio's queue)
@@ -264,8 +280,9 @@ def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
     names = [p["parameter_name"] for p in api["named_endpoints"]["/render"]["parameters"]]
     assert names == list(INPUT_NAMES)
 
-    video, snippet, status = client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, seed=1,
-                                            api_name="/render")
+    video, snippet, status = client.predict(
+        handle_file(str(songs["song"])), fps=8, resolution=32, seed=1, api_name="/render"
+    )
     path = Path(video["video"] if isinstance(video, dict) else video)
     info = probe_video(path)
     assert info["video_streams"] == 1 and info["audio_streams"] == 1
@@ -294,8 +311,9 @@ def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
     # still serving
     with pytest.raises(ValidationError, match="band_react must be one number"):  # text read by the table's parser
         client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, band_react="1,2", api_name="/preview")
-    stills, status = client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, seed=1,
-                                    classes="0; 3", api_name="/preview")
+    stills, status = client.predict(
+        handle_file(str(songs["song"])), fps=8, resolution=32, seed=1, classes="0; 3", api_name="/preview"
+    )
     assert len(stills) == 6 and "loudest" in status
 
 
@@ -304,8 +322,12 @@ def test_layout_rows():
 
     rows = page._rows([f for f in page_fields() if f.group == "basic"])
     assert [[f.name for f in row] for row in rows] == [
-        ["pulse_react", "motion_react"], ["speed_fpm", "truncation"], ["contrast_strength", "flash_strength"],
-        ["fps", "resolution"], ["start", "duration", "seed"]]
+        ["pulse_react", "motion_react"],
+        ["speed_fpm", "truncation"],
+        ["contrast_strength", "flash_strength"],
+        ["fps", "resolution"],
+        ["start", "duration", "seed"],
+    ]
     motion = page._rows([f for f in page_fields() if f.group == "motion"])
     assert [len(r) for r in motion] == [2, 4, 1] and {f.kind for f in motion[1]} == {"checkbox"}
 
@@ -325,8 +347,9 @@ def test_a_client_cancels_a_job_and_the_queue_serves_the_next_at_once(served, so
     first = Client(served, verbose=False, download_files=str(tmp_path / "a"))
     second = Client(served, verbose=False, download_files=str(tmp_path / "b"))
     with slow_batches(0.2):  # 120 frames, 4 a batch: 6 s at least
-        long = first.submit(handle_file(str(songs["long"])), fps=20, resolution=32, batch_size=4, duration=6,
-                            api_name="/render")
+        long = first.submit(
+            handle_file(str(songs["long"])), fps=20, resolution=32, batch_size=4, duration=6, api_name="/render"
+        )
         _wait(lambda: any(r.frames[0] > 0 for r in jobs._runs if not r.finished()))
         (run,) = [r for r in jobs._runs if not r.finished()]
         waiting = second.submit(handle_file(str(songs["song"])), fps=8, resolution=32, api_name="/render")
@@ -344,8 +367,9 @@ def test_a_client_cancels_a_job_and_the_queue_serves_the_next_at_once(served, so
     assert run.workdir is not None and not run.workdir.exists()  # its files went with it
     path = Path(video["video"] if isinstance(video, dict) else video)
     assert probe_video(path)["n_frames"] == 24 and "Rendered 24 frames" in status
-    print(f"cancel: the render stopped {stopped:.2f} s after the client's cancel; the next started after "
-          f"{started:.2f} s")
+    print(
+        f"cancel: the render stopped {stopped:.2f} s after the client's cancel; the next started after {started:.2f} s"
+    )
 
 
 def test_one_address_queues_at_most_per_client_jobs_whatever_its_sessions(served, songs, tmp_path):
@@ -357,8 +381,11 @@ def test_one_address_queues_at_most_per_client_jobs_whatever_its_sessions(served
     assert jobs.cfg.per_client == 2
     clients = [Client(served, verbose=False, download_files=str(tmp_path / str(i))) for i in range(3)]
     with slow_batches(0.2):
-        held = [clients[0].submit(handle_file(str(songs["long"])), fps=20, resolution=32, batch_size=4, duration=6,
-                                  api_name="/render")]
+        held = [
+            clients[0].submit(
+                handle_file(str(songs["long"])), fps=20, resolution=32, batch_size=4, duration=6, api_name="/render"
+            )
+        ]
         _wait(lambda: any(r.frames[0] > 0 for r in jobs._runs if not r.finished()))
         held.append(clients[1].submit(handle_file(str(songs["song"])), fps=8, resolution=32, api_name="/preview"))
         _wait(lambda: page.queued_by(jobs.demo, "127.0.0.1", page.RENDER_QUEUE) == 2)

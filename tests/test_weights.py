@@ -10,18 +10,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
-
-import lsd_jax
 import nvidia_pickles as nv
-from converters import parse as conv_parse
-from lsd_jax.store import weights
-from lsd_jax.store.paths import sha256_file
-from lsd_jax.errors import ConversionError, StyleError
+import pytest
 from sg2_state import random_sg2_state, sg2_config
 
-CONFIG = sg2_config(img_resolution=128, c_dim=3, embed_features=16, layer_features=24, num_layers=4,
-                    lr_multiplier=0.02)
+import lsd_jax
+from converters import parse as conv_parse
+from lsd_jax.errors import ConversionError, StyleError
+from lsd_jax.store import weights
+from lsd_jax.store.paths import sha256_file
+
+CONFIG = sg2_config(img_resolution=128, c_dim=3, embed_features=16, layer_features=24, num_layers=4, lr_multiplier=0.02)
 
 
 def _assert_same_state(got: dict, want: dict) -> None:
@@ -53,7 +52,7 @@ def _no_parse(*args, **kwargs):
 def _header(path: Path) -> tuple[dict, int]:
     raw = path.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
-    return json.loads(raw[8:8 + n]), n
+    return json.loads(raw[8 : 8 + n]), n
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -213,11 +212,12 @@ def _rewrite_header(src: Path, dst: Path, edit) -> None:
     header, n = _header(src)
     edit(header)
     text = json.dumps(header).encode()
-    dst.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+    dst.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n :])
 
 
-def test_tensor_claims_are_checked_before_anything_is_allocated(cache_root: Path, pkl, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tensor_claims_are_checked_before_anything_is_allocated(
+    cache_root: Path, pkl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import safetensors
 
     path, _, _ = pkl
@@ -243,10 +243,12 @@ def test_tensor_claims_are_checked_before_anything_is_allocated(cache_root: Path
     def missing(h):
         h.pop(key)
 
-    for edit, match in ((huge, "truncated or corrupt.*synthesis.b8.conv0.weight"),
-                        (misshapen, "synthesis.b8.conv0.weight' has shape"),
-                        (renamed, "unknown tensor 'synthesis.b8.conv7.weight'"),
-                        (missing, "lacks tensor 'synthesis.b8.conv0.weight'")):
+    for edit, match in (
+        (huge, "truncated or corrupt.*synthesis.b8.conv0.weight"),
+        (misshapen, "synthesis.b8.conv0.weight' has shape"),
+        (renamed, "unknown tensor 'synthesis.b8.conv7.weight'"),
+        (missing, "lacks tensor 'synthesis.b8.conv0.weight'"),
+    ):
         bad = tmp_path / f"{edit.__name__}.safetensors"
         _rewrite_header(good, bad, edit)
         with pytest.raises(ConversionError, match=match):
@@ -311,23 +313,23 @@ def test_deeply_nested_json_is_a_conversion_error(cache_root: Path, pkl, tmp_pat
     else:
         path, _, _ = pkl
         weights.load(path)
-        _rewrite_header(weights.cache_path(sha256_file(path)), out,
-                        lambda h: h["__metadata__"].update(config=bomb))
+        _rewrite_header(weights.cache_path(sha256_file(path)), out, lambda h: h["__metadata__"].update(config=bomb))
         match = "not JSON"
     with pytest.raises(ConversionError, match=match):
         weights.load_safetensors(out)
 
 
-def test_biggan_checkpoint_is_converted_in_the_sandbox_when_isolated(cache_root: Path, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_biggan_checkpoint_is_converted_in_the_sandbox_when_isolated(
+    cache_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A catalogue BigGAN download has no checksum: with ``isolated`` (the web app) it is converted in the limited
     child process like an upload, never in this one."""
     import biggan_checkpoints as bc
+
     from converters import biggan as conv_biggan
 
     config = bc.biggan_config(128, channel_width=4)
-    folder = bc.write_checkpoint(tmp_path / "biggan-deep-128", config, bc.random_state(config, 3),
-                                 serialization="zip")
+    folder = bc.write_checkpoint(tmp_path / "biggan-deep-128", config, bc.random_state(config, 3), serialization="zip")
     want_cfg, want_state = conv_biggan.parse_biggan(folder)
     monkeypatch.setattr(conv_biggan, "parse_biggan_bytes", _no_parse)
     cfg, state, sha = weights.load_with_hash(folder, isolated=True)

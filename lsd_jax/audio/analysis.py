@@ -34,7 +34,8 @@ Features (Lucid Sonic Dreams' meanings):
 * bands (``band_react``): low/mid/high loudness from the same mel spectrogram (:mod:`lsd_jax.audio.bands`);
 * beats (``speed_fpm="beat"``/``"bar"``): from the song's onset envelope (:mod:`lsd_jax.audio.beats`).
 
-Per-column maths lives in :mod:`lsd_jax.audio.spectral`, framing, pooling and normalising in :mod:`lsd_jax.audio.envelopes`;
+Per-column maths lives in :mod:`lsd_jax.audio.spectral`, framing, pooling and normalising in
+:mod:`lsd_jax.audio.envelopes`;
 this module runs them over a song's signals.
 
 Every problem with an input file is an :class:`~lsd_jax.errors.AudioError` naming the file.
@@ -51,12 +52,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..media import decode
-from . import spectral
-from ..media.decode import PathLike
-from .envelopes import SILENCE_PEAK, SR, analysis_hop, fit_length, is_silent, normalize, onset_envelope, pool_columns
 from ..errors import AudioError
+from ..media import decode
+from ..media.decode import PathLike
 from ..media.timing import fps_fraction, frame_count
+from . import spectral
+from .envelopes import SILENCE_PEAK, SR, analysis_hop, fit_length, is_silent, normalize, onset_envelope, pool_columns
 
 if TYPE_CHECKING:
     from .beats import Beats
@@ -149,8 +150,10 @@ class _Analysis:
         if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
             raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
         if max_seconds is not None and duration is not None and float(duration) > max_seconds:
-            raise decode.TooLong(f"the excerpt of {_name(song)} is {float(duration):g} s long; this renders at "
-                                 f"most {max_seconds:g} s: choose a shorter duration")
+            raise decode.TooLong(
+                f"the excerpt of {_name(song)} is {float(duration):g} s long; this renders at "
+                f"most {max_seconds:g} s: choose a shorter duration"
+            )
         if duration is not None:
             self.ctx_duration: float | None = float(duration) + lead + CONTEXT_S
         elif max_seconds is not None:  # decode a little more than allowed, to see whether there is more
@@ -168,25 +171,30 @@ class _Analysis:
             raise decode.beyond_end(song, start, (int(round(self.ctx_start * nsr)) + data.shape[0]) / nsr)
         n_ex = avail if duration is None else min(avail, int(round(float(duration) * nsr)))
         if max_seconds is not None and n_ex > int(round(max_seconds * nsr)):
-            raise decode.TooLong(f"{_name(song)} holds more than {max_seconds:g} s of audio after start={start:g} s;"
-                                 f" this renders at most {max_seconds:g} s: give a duration of at most "
-                                 f"{max_seconds:g} s")
+            raise decode.TooLong(
+                f"{_name(song)} holds more than {max_seconds:g} s of audio after start={start:g} s;"
+                f" this renders at most {max_seconds:g} s: give a duration of at most "
+                f"{max_seconds:g} s"
+            )
         # exact excerpt timing, in the file's own samples (so it matches the muxed soundtrack)
         self.offset = Fraction(off, nsr)
         self.duration = Fraction(n_ex, nsr)
-        self.song_excerpt = (data[off: off + n_ex], nsr)
+        self.song_excerpt = (data[off : off + n_ex], nsr)
         if n_ex * self.fps < nsr:  # less than one frame
             raise AudioError(
                 f"the audio excerpt of {_name(song)} is too short: {float(self.duration) * 1000:.1f} ms, "
-                f"shorter than one frame (1/fps = {1000 / float(self.fps):.1f} ms)")
+                f"shorter than one frame (1/fps = {1000 / float(self.fps):.1f} ms)"
+            )
         self.n_frames = frame_count(n_ex, nsr, self.fps)
         y = decode.resample(decode.to_mono(data), nsr, self.sr, song)
         self.n_samples = y.shape[0]
         a0 = int(round(off * self.sr / nsr))
         self.region = slice(a0, min(self.n_samples, a0 + math.ceil(n_ex * self.sr / nsr)))
         if is_silent(y[self.region]):
-            raise AudioError(f"{_name(song)} is silent (peak below -80 dBFS) in the excerpt analysed"
-                             f" (start={start:g} s); nothing to react to")
+            raise AudioError(
+                f"{_name(song)} is silent (peak below -80 dBFS) in the excerpt analysed"
+                f" (start={start:g} s); nothing to react to"
+            )
         self._signals: dict[str, np.ndarray] = {"song": y}
         self._spectra: dict[str, _Spectra] = {}
         self._env: dict[tuple[str, str, str], np.ndarray] = {}
@@ -214,7 +222,7 @@ class _Analysis:
         if off >= data.shape[0]:
             raise decode.beyond_end(src, self.start, (int(round(self.ctx_start * sr)) + data.shape[0]) / sr)
         n = None if self.params.duration is None else int(round(float(self.params.duration) * sr))
-        return (data[off:] if n is None else data[off: off + n]), sr
+        return (data[off:] if n is None else data[off : off + n]), sr
 
     # signals
     def _source(self, stem: PathLike | None) -> str:
@@ -238,8 +246,10 @@ class _Analysis:
             y = decode.resample(decode.to_mono(data), nsr, self.sr, path)
         y = fit_length(y, self.n_samples)
         if not y[self.region].any():
-            warnings.warn(f"stem {path} has no audio in the excerpt (start={self.params.start:g} s); "
-                          "it is treated as silence", stacklevel=4)
+            warnings.warn(
+                f"stem {path} has no audio in the excerpt (start={self.params.start:g} s); it is treated as silence",
+                stacklevel=4,
+            )
         return y
 
     def spectra(self, source: str) -> _Spectra:
@@ -303,14 +313,23 @@ class _Analysis:
     def bands(self) -> np.ndarray:
         from .bands import band_envelopes
 
-        return band_envelopes(self.signal("song"), self.sr, self.fps, self.n_frames, self.params.band_edges_hz,
-                              offset=self.offset, duration=self.duration, S=self.spectra("song").mel("mix"))
+        return band_envelopes(
+            self.signal("song"),
+            self.sr,
+            self.fps,
+            self.n_frames,
+            self.params.band_edges_hz,
+            offset=self.offset,
+            duration=self.duration,
+            S=self.spectra("song").mel("mix"),
+        )
 
     def beats(self) -> Beats:
         from .beats import track_beats
 
-        return track_beats(self.onset_columns("song", "mix"), self.sr, self.hop, self.fps, self.n_frames,
-                           start=float(self.offset))
+        return track_beats(
+            self.onset_columns("song", "mix"), self.sr, self.hop, self.fps, self.n_frames, start=float(self.offset)
+        )
 
 
 def _name(path: PathLike) -> str:
@@ -356,7 +375,17 @@ def analyze(song: PathLike, params: Any, *, max_seconds: float | None = None) ->
     bands = a.bands() if any(params.band_react) else None
     beats = a.beats() if isinstance(params.speed_fpm, str) else None
     return Features(
-        fps=float(params.fps), sr=a.sr, n_frames=a.n_frames, duration_s=float(a.duration),
-        pulse=pulse, motion=motion, chroma=chroma, contrast=contrast, flash=flash, effects=effects,
-        bands=bands, beats=beats, soundtrack=a.soundtrack(),
+        fps=float(params.fps),
+        sr=a.sr,
+        n_frames=a.n_frames,
+        duration_s=float(a.duration),
+        pulse=pulse,
+        motion=motion,
+        chroma=chroma,
+        contrast=contrast,
+        flash=flash,
+        effects=effects,
+        bands=bands,
+        beats=beats,
+        soundtrack=a.soundtrack(),
     )

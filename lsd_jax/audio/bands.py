@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .envelopes import analysis_hop, is_silent, pool_columns
 from ..errors import ParamError
+from .envelopes import analysis_hop, is_silent, pool_columns
 from .spectral import N_MELS, mel_frequencies, mel_spectrogram
 
 Array = jax.Array
@@ -45,8 +45,9 @@ def check_edges(edges_hz: Any, sr: int) -> tuple[float, float]:
         raise ParamError(f"band edges must be two frequencies in Hz (low/mid, mid/high), got {edges_hz!r}") from None
     nyq = sr / 2
     if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi < nyq):
-        raise ParamError(f"band edges must satisfy 0 < low/mid < mid/high < {nyq:g} Hz (half the analysis rate), "
-                         f"got {edges_hz!r}")
+        raise ParamError(
+            f"band edges must satisfy 0 < low/mid < mid/high < {nyq:g} Hz (half the analysis rate), got {edges_hz!r}"
+        )
     return lo, hi
 
 
@@ -59,8 +60,10 @@ def mel_band_index(edges_hz: Any, sr: int, n_mels: int = N_MELS) -> np.ndarray:
     band = np.where(centres < lo, 0, np.where(centres < hi, 1, 2)).astype(np.int32)
     for b, name in enumerate(BAND_NAMES):
         if not np.any(band == b):
-            raise ParamError(f"band edges {tuple(edges_hz)} leave the {name} band without any of the {n_mels} mel "
-                             f"bins: move them apart")
+            raise ParamError(
+                f"band edges {tuple(edges_hz)} leave the {name} band without any of the {n_mels} mel "
+                f"bins: move them apart"
+            )
     return band
 
 
@@ -79,10 +82,18 @@ def normalise_bands(env: np.ndarray, floor_db: float = FLOOR_DB) -> np.ndarray:
     return np.clip((env - lo) / denom, 0.0, 1.0).astype(np.float32)
 
 
-def band_envelopes(y: np.ndarray, sr: int, fps: float | Fraction, n_frames: int,
-                   edges_hz: Any = DEFAULT_EDGES_HZ, *, offset: float | Fraction = 0,
-                   duration: float | Fraction | None = None, S: np.ndarray | None = None,
-                   floor_db: float = FLOOR_DB) -> np.ndarray:
+def band_envelopes(
+    y: np.ndarray,
+    sr: int,
+    fps: float | Fraction,
+    n_frames: int,
+    edges_hz: Any = DEFAULT_EDGES_HZ,
+    *,
+    offset: float | Fraction = 0,
+    duration: float | Fraction | None = None,
+    S: np.ndarray | None = None,
+    floor_db: float = FLOOR_DB,
+) -> np.ndarray:
     """Low / mid / high loudness envelopes (N, 3) float32 in [0, 1] of the mono signal ``y`` at ``sr``.
 
     Frame i covers ``[i/fps, (i+1)/fps)`` of the excerpt, which starts ``offset`` seconds into ``y`` (the
@@ -124,7 +135,7 @@ def layer_groups(num_ws: int, img_resolution: int | None = None) -> np.ndarray:
     if img_resolution is not None:
         r = int(img_resolution)
         log2 = int(round(math.log2(r))) if r > 0 else 0
-        if r >= 64 and 2 ** log2 == r and L == 2 * log2 - 2:
+        if r >= 64 and 2**log2 == r and 2 * log2 - 2 == L:
             res = 2 ** (2 + np.arange(L) // 2)
             return np.where(res <= 8, 0, np.where(res <= 32, 1, 2)).astype(np.int32)
     return (3 * np.arange(L) // L).astype(np.int32)
@@ -162,13 +173,16 @@ def apply_bands(ws: Array, bands: Array, react: Any, directions: Array, groups: 
     if groups is None:
         groups = layer_groups(L)
     directions = jnp.asarray(directions) if not isinstance(directions, jax.Array) else directions
-    if jnp.issubdtype(directions.dtype, jax.dtypes.prng_key) or (directions.dtype == jnp.uint32
-                                                                  and directions.shape == (2,)):
+    if jnp.issubdtype(directions.dtype, jax.dtypes.prng_key) or (
+        directions.dtype == jnp.uint32 and directions.shape == (2,)
+    ):
         directions = band_directions(directions, d)
     bands = jnp.asarray(bands, jnp.float32)
     react = jnp.broadcast_to(jnp.asarray(react, jnp.float32), (3,))
     groups = jnp.asarray(groups, jnp.int32)
     if bands.shape != (n, 3) or directions.shape != (3, d) or groups.shape != (L,):
-        raise ValueError(f"apply_bands: expected bands (N={n}, 3), directions (3, {d}), groups ({L},); got "
-                         f"{bands.shape}, {directions.shape}, {groups.shape}")
+        raise ValueError(
+            f"apply_bands: expected bands (N={n}, 3), directions (3, {d}), groups ({L},); got "
+            f"{bands.shape}, {directions.shape}, {groups.shape}"
+        )
     return _apply_bands(ws, bands, react, directions.astype(jnp.float32), groups)

@@ -26,10 +26,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .envelopes import analysis_hop, is_silent, onset_envelope
 from ..errors import ParamError
-from .spectral import mel_spectrogram
 from ..media.timing import fps_fraction
+from .envelopes import analysis_hop, is_silent, onset_envelope
+from .spectral import mel_spectrogram
 
 Array = jax.Array
 BEATS_PER_BAR = 4
@@ -76,8 +76,9 @@ def detect_beats(y: np.ndarray, sr: int, fps: float | Fraction, n_frames: int, s
     return track_beats(onset_envelope(mel_spectrogram(y, sr, hop), hop), sr, hop, q, n_frames, start)
 
 
-def track_beats(onset: np.ndarray, sr: int, hop: int, fps: float | Fraction, n_frames: int,
-                start: float = 0.0) -> Beats:
+def track_beats(
+    onset: np.ndarray, sr: int, hop: int, fps: float | Fraction, n_frames: int, start: float = 0.0
+) -> Beats:
     """Beats from an onset envelope (T,) whose column j is centred on sample ``j·hop`` at ``sr`` (frame 0 of the
     video at ``start`` seconds). Beats outside the ``n_frames`` frames are dropped; each beat goes to its
     nearest frame (so a keyframe lands within half a frame of the beat). An envelope without onsets, or one
@@ -93,8 +94,14 @@ def track_beats(onset: np.ndarray, sr: int, hop: int, fps: float | Fraction, n_f
     times_all = cols * hop / sr  # column j is centred on sample j·hop
     tempo = tempo_from_beats(times_all)
     strength = onset[np.clip(cols, 0, onset.size - 1)]
-    phase = int(np.argmax([strength[p::BEATS_PER_BAR].mean() if strength[p::BEATS_PER_BAR].size else -np.inf
-                           for p in range(BEATS_PER_BAR)]))
+    phase = int(
+        np.argmax(
+            [
+                strength[p::BEATS_PER_BAR].mean() if strength[p::BEATS_PER_BAR].size else -np.inf
+                for p in range(BEATS_PER_BAR)
+            ]
+        )
+    )
     rel = times_all - float(start)
     frames = np.round(rel * float(q)).astype(np.int64)
     inside = (frames >= 0) & (frames < n_frames)
@@ -127,8 +134,8 @@ def estimate_tempo(onset: np.ndarray, sr: int, hop: int) -> float:
     n_fft = next_fast_len(2 * win - 1, real=True)
     total = np.zeros(win)
     for a in range(0, n, 1024):  # blocks of windows bound the memory for long songs
-        spec = np.fft.rfft(frames[a: a + 1024] * window, n=n_fft, axis=1)
-        ac = np.fft.irfft(spec.real ** 2 + spec.imag ** 2, n=n_fft, axis=1)[:, :win]
+        spec = np.fft.rfft(frames[a : a + 1024] * window, n=n_fft, axis=1)
+        ac = np.fft.irfft(spec.real**2 + spec.imag**2, n=n_fft, axis=1)[:, :win]
         peak = np.abs(ac).max(axis=1, keepdims=True)
         total += (ac / np.where(peak < np.finfo(np.float64).tiny, 1.0, peak)).sum(axis=0)
     mean_ac = total / n
@@ -168,7 +175,7 @@ def _local_score(onset: np.ndarray, period: float) -> np.ndarray:
     x[0] = 0.0  # librosa's same-mode convolution leaves out the first column: so do we
     window = np.exp(-0.5 * (np.arange(-period, period + 1) * 32.0 / period) ** 2)
     k = window.size
-    return np.convolve(x, window)[k // 2: k // 2 + x.size]
+    return np.convolve(x, window)[k // 2 : k // 2 + x.size]
 
 
 def _beat_dp(local: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
@@ -216,14 +223,14 @@ def _trim_beats(local: np.ndarray, beats: np.ndarray) -> np.ndarray:
     """Drop beats in the leading and trailing runs of columns whose score is at most half the RMS of the beats'
     smoothed scores (librosa's rule, including its smoothing's two extra tail values)."""
     w = np.hanning(5)
-    smooth = np.convolve(local[beats], w)[len(w) // 2: local.size + len(w) // 2]
-    threshold = 0.5 * float(np.sqrt(np.mean(smooth ** 2)))
+    smooth = np.convolve(local[beats], w)[len(w) // 2 : local.size + len(w) // 2]
+    threshold = 0.5 * float(np.sqrt(np.mean(smooth**2)))
     out = beats.copy()
     weak = local <= threshold
     lead = int(np.argmin(weak)) if not weak.all() else local.size
     tail = int(np.argmin(weak[::-1])) if not weak.all() else local.size
     out[:lead] = False
-    out[local.size - tail:] = False
+    out[local.size - tail :] = False
     return out
 
 
@@ -271,10 +278,10 @@ def interpolate_keyframes(keyframes: Array, positions: Array, n_frames: int, eas
         ta = (b - kf[sm]) / jnp.maximum(p1 - pos[sm], 1e-6)[:, None]
         tb = (kf[sp] - a) / jnp.maximum(pos[sp] - p0, 1e-6)[:, None]
         uu = u[:, None]
-        h00 = 2 * uu ** 3 - 3 * uu ** 2 + 1
-        h10 = uu ** 3 - 2 * uu ** 2 + uu
-        h01 = -2 * uu ** 3 + 3 * uu ** 2
-        h11 = uu ** 3 - uu ** 2
+        h00 = 2 * uu**3 - 3 * uu**2 + 1
+        h10 = uu**3 - 2 * uu**2 + uu
+        h01 = -2 * uu**3 + 3 * uu**2
+        h11 = uu**3 - uu**2
         out = h00 * a + h10 * span[:, None] * ta + h01 * b + h11 * span[:, None] * tb
     else:
         w = (_ease(u) if ease == "cosine" else u)[:, None]

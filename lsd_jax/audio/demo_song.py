@@ -39,8 +39,12 @@ def _add(buf: np.ndarray, start: int, sig: np.ndarray) -> None:
 
 def check_seconds(seconds: object) -> float:
     """The demo length as a float, or a :class:`ParamError` unless it is a number from 1 to 600 seconds."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
-            or not MIN_SECONDS <= seconds <= MAX_SECONDS:
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not math.isfinite(seconds)
+        or not MIN_SECONDS <= seconds <= MAX_SECONDS
+    ):
         raise ParamError(f"the demo song's length must be {MIN_SECONDS:g} to {MAX_SECONDS:g} seconds, got {seconds!r}")
     return float(seconds)
 
@@ -58,7 +62,8 @@ def demo_song(seconds: float = 12.0, seed: int = 7) -> np.ndarray:
     kick = np.sin(2 * np.pi * (45 * tk + 90 * 0.04 * (1 - np.exp(-tk / 0.04)))) * _env(kick_n, 0.001, 0.12)
     snare_n = int(0.2 * SR)
     snare = (rng.normal(size=snare_n) * 0.5 + np.sin(2 * np.pi * 190 * np.arange(snare_n) / SR)) * _env(
-        snare_n, 0.001, 0.05)
+        snare_n, 0.001, 0.05
+    )
     hat_n = int(0.05 * SR)
     hat = np.diff(rng.normal(size=hat_n + 1)) * _env(hat_n, 0.0005, 0.012) * 0.3
     for b in range(n_beats):

@@ -6,7 +6,8 @@ Timing: frame ``i`` covers ``[i/fps, (i+1)/fps)``. Spectral columns are computed
 
 Normalisation to [0, 1]: over the whole excerpt (:func:`minmax`, Lucid Sonic Dreams) or running (:func:`running_step`:
 a peak and a trough that forget within seconds; live mode steps it frame by frame, ``normalize="running"`` runs it
-over a song). Also the onset strength of a mel spectrogram and the silence test. Used by :mod:`lsd_jax.audio.analysis` (the
+over a song). Also the onset strength of a mel spectrogram and the silence test. Used by :mod:`lsd_jax.audio.analysis`
+(the
 song's analysis), :mod:`lsd_jax.audio.bands`, :mod:`lsd_jax.audio.beats` and live mode's :mod:`lsd_jax.audio.stream`.
 """
 
@@ -18,15 +19,29 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import spectral
 from ..media.timing import fps_fraction
+from . import spectral
 
 SR = 22050  # analysis sample rate (Lucid Sonic Dreams' librosa default)
 MIN_HOP, MAX_HOP = 64, 512
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this a signal counts as silent
 
-__all__ = ["SILENCE_PEAK", "SR", "Running", "analysis_hop", "column_frames", "fit_length", "is_silent", "minmax",
-           "normalize", "onset_envelope", "pool_columns", "running_init", "running_minmax", "running_step"]
+__all__ = [
+    "SILENCE_PEAK",
+    "SR",
+    "Running",
+    "analysis_hop",
+    "column_frames",
+    "fit_length",
+    "is_silent",
+    "minmax",
+    "normalize",
+    "onset_envelope",
+    "pool_columns",
+    "running_init",
+    "running_minmax",
+    "running_step",
+]
 
 
 # --- frame timing -------------------------------------------------------------------------------
@@ -39,8 +54,15 @@ def analysis_hop(sr: int, fps: float | Fraction) -> int:
     return int(min(MAX_HOP, max(MIN_HOP, hop)))
 
 
-def column_frames(n_columns: int, hop: int, sr: int, fps: float | Fraction, n_frames: int,
-                  offset: float | Fraction = 0, duration: float | Fraction | None = None) -> np.ndarray:
+def column_frames(
+    n_columns: int,
+    hop: int,
+    sr: int,
+    fps: float | Fraction,
+    n_frames: int,
+    offset: float | Fraction = 0,
+    duration: float | Fraction | None = None,
+) -> np.ndarray:
     """Frame index of each spectral column, or -1 for a column outside the excerpt.
 
     Column ``j`` is centred on sample ``j * hop``, i.e. at ``t = j * hop / sr - offset`` seconds
@@ -62,9 +84,16 @@ def column_frames(n_columns: int, hop: int, sr: int, fps: float | Fraction, n_fr
     return np.asarray(np.where(valid, num // den, -1), dtype=np.int64)
 
 
-def pool_columns(values: np.ndarray, hop: int, sr: int, fps: float | Fraction, n_frames: int,
-                 how: str = "max", offset: float | Fraction = 0,
-                 duration: float | Fraction | None = None) -> np.ndarray:
+def pool_columns(
+    values: np.ndarray,
+    hop: int,
+    sr: int,
+    fps: float | Fraction,
+    n_frames: int,
+    how: str = "max",
+    offset: float | Fraction = 0,
+    duration: float | Fraction | None = None,
+) -> np.ndarray:
     """Pool columns (..., C) into frames (n_frames, ...): the max or mean of the columns whose
     centres fall in each frame (see :func:`column_frames`); a frame that holds no column centre
     (very high fps, or a sliver of a last frame) takes the column nearest to its centre."""

@@ -24,8 +24,9 @@ def loudest_start(energy: np.ndarray, window: int) -> int:
     return int(np.argmax(c[window:] - c[:-window]))
 
 
-def loudest_stretch(path: str | os.PathLike[str], seconds: float, hop_s: float = 0.25, limit_s: float = 1800.0,
-                    piece_s: float = 120.0) -> float:
+def loudest_stretch(
+    path: str | os.PathLike[str], seconds: float, hop_s: float = 0.25, limit_s: float = 1800.0, piece_s: float = 120.0
+) -> float:
     """Where the ``seconds``-long stretch of the song with the most energy starts (seconds, on a ``hop_s`` grid; 0
     when the song is not longer). Decodes ``piece_s`` at a time, the first ``limit_s`` seconds at most. An
     :class:`~lsd_jax.errors.AudioError` naming the file when it cannot be decoded."""

@@ -73,8 +73,9 @@ def fft_frequencies(sr: int, n_fft: int = N_FFT) -> np.ndarray:
     return np.arange(1 + n_fft // 2) * (float(sr) / n_fft)
 
 
-def mel_filterbank(sr: int, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: float = 0.0,
-                   fmax: float | None = None) -> np.ndarray:
+def mel_filterbank(
+    sr: int, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: float = 0.0, fmax: float | None = None
+) -> np.ndarray:
     """(n_mels, 1 + n_fft // 2) float32: triangular filters between consecutive mel frequencies, each scaled by
     2 / (its width in Hz) (Slaney's constant energy per band)."""
     fmax = float(sr) / 2 if fmax is None else float(fmax)
@@ -87,8 +88,14 @@ def mel_filterbank(sr: int, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: floa
     return weights.astype(np.float32)
 
 
-def chroma_filterbank(sr: int, n_fft: int = N_FFT, n_chroma: int = 12, tuning: float = 0.0, ctroct: float = 5.0,
-                      octwidth: float | None = 2.0) -> np.ndarray:
+def chroma_filterbank(
+    sr: int,
+    n_fft: int = N_FFT,
+    n_chroma: int = 12,
+    tuning: float = 0.0,
+    ctroct: float = 5.0,
+    octwidth: float | None = 2.0,
+) -> np.ndarray:
     """(n_chroma, 1 + n_fft // 2) float32: each FFT bin's weight on each pitch class (row 0 = C).
 
     Each bin is a Gaussian bump around its (fractional) pitch class, as wide as the bin is in semitones (at
@@ -106,7 +113,7 @@ def chroma_filterbank(sr: int, n_fft: int = N_FFT, n_chroma: int = 12, tuning: f
     # distance of each bin's pitch to each class, wrapped to [-half, half)
     d = np.remainder(pitch[None, :] - np.arange(n_c)[:, None] + half + 10 * n_c, n_c) - half
     w = np.exp(-0.5 * (2.0 * d / width[None, :]) ** 2)
-    norm = np.sqrt((w ** 2).sum(axis=0, keepdims=True))
+    norm = np.sqrt((w**2).sum(axis=0, keepdims=True))
     w = w / np.where(norm < np.finfo(np.float64).tiny, 1.0, norm)
     if octwidth is not None:
         w = w * np.exp(-0.5 * ((pitch / n_c - ctroct) / octwidth) ** 2)[None, :]
@@ -115,6 +122,7 @@ def chroma_filterbank(sr: int, n_fft: int = N_FFT, n_chroma: int = 12, tuning: f
 
 
 # --- STFT -------------------------------------------------------------------------------------------
+
 
 def hann_window(n: int = N_FFT) -> np.ndarray:
     """The periodic Hann window of ``n`` samples (float64)."""
@@ -130,7 +138,7 @@ def power_spectrum(frames: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Per column: (..., n_fft) frames times ``window`` → (..., 1 + n_fft // 2) power ``|rfft|²`` (float32;
     the FFT runs in float64, as librosa's does with its float64 window)."""
     spec = np.fft.rfft(frames * np.asarray(window, np.float64), axis=-1)
-    return (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    return (spec.real**2 + spec.imag**2).astype(np.float32)
 
 
 def stft_power(y: np.ndarray, hop: int, n_fft: int = N_FFT) -> np.ndarray:
@@ -169,6 +177,7 @@ def mel_spectrogram(y: np.ndarray, sr: int, hop: int, n_fft: int = N_FFT, n_mels
 
 # --- dB and onsets ----------------------------------------------------------------------------------
 
+
 def power_to_db(S: np.ndarray, ref: float = 1.0, amin: float = AMIN, top_db: float | None = TOP_DB) -> np.ndarray:
     """``10·log10(max(amin, S)) − 10·log10(max(amin, ref))``, floored ``top_db`` below its maximum (float32).
     The whole-signal analysis passes ``ref = S.max()`` (librosa's ``ref=np.max``)."""
@@ -198,11 +207,12 @@ def onset_strength(db: np.ndarray, hop: int, n_fft: int = N_FFT) -> np.ndarray:
     out = np.zeros(T, np.float32)
     d = onset_delay(hop, n_fft)
     k = max(0, min(flux.size, T - d))
-    out[d: d + k] = flux[:k]
+    out[d : d + k] = flux[:k]
     return out
 
 
 # --- HPSS ---------------------------------------------------------------------------------------------
+
 
 def soft_mask(x: np.ndarray, ref: np.ndarray, power: float = 2.0, split_zeros: bool = True) -> np.ndarray:
     """Elementwise ``x^p / (x^p + ref^p)`` (computed relative to ``max(x, ref)``); where both are ~0 it is 0.5
@@ -239,12 +249,13 @@ def _median_rows(x: np.ndarray, size: int, stride: int = 1) -> np.ndarray:
             continue
         padded = np.pad(sub, ((0, 0), (h, h)), mode="symmetric")
         filtered = median_filter(padded.ravel(), size=size, mode="reflect").reshape(padded.shape)
-        out[:, r::stride] = filtered[:, h: h + n]
+        out[:, r::stride] = filtered[:, h : h + n]
     return out
 
 
-def hpss_masks(magnitude: np.ndarray, hop: int, kernel: int = HPSS_KERNEL,
-               power: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+def hpss_masks(
+    magnitude: np.ndarray, hop: int, kernel: int = HPSS_KERNEL, power: float = 2.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Harmonic and percussive soft masks (bins, T) of a magnitude spectrogram ``|X|`` at ``hop``.
 
     Harmonic = median along time (``kernel`` taps, every ``HPSS_HOP // hop``-th column, so it spans the same
@@ -263,8 +274,9 @@ def hpss_stride(hop: int) -> int:
     return max(1, HPSS_HOP // int(hop))
 
 
-def hpss_mel(power: np.ndarray, hop: int, filterbank: np.ndarray,
-             block: int = BLOCK_COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+def hpss_mel(
+    power: np.ndarray, hop: int, filterbank: np.ndarray, block: int = BLOCK_COLUMNS
+) -> tuple[np.ndarray, np.ndarray]:
     """Mel spectrograms (n_mels, T) of the harmonic and percussive parts of a power spectrogram (bins, T):
     ``filterbank @ (power · mask²)`` with :func:`hpss_masks` of ``sqrt(power)``.
 
@@ -281,12 +293,13 @@ def hpss_mel(power: np.ndarray, hop: int, filterbank: np.ndarray,
         lo, hi = max(0, a - reach // stride * stride), min(T, b + reach)
         harm, perc = hpss_masks(np.sqrt(power[:, lo:hi]), hop)
         P = power[:, a:b]
-        out_h[:, a:b] = mel_power(P * np.square(harm[:, a - lo: b - lo]), filterbank)
-        out_p[:, a:b] = mel_power(P * np.square(perc[:, a - lo: b - lo]), filterbank)
+        out_h[:, a:b] = mel_power(P * np.square(harm[:, a - lo : b - lo]), filterbank)
+        out_p[:, a:b] = mel_power(P * np.square(perc[:, a - lo : b - lo]), filterbank)
     return out_h, out_p
 
 
 # --- chroma --------------------------------------------------------------------------------------------
+
 
 def chroma_columns(power: np.ndarray, filterbank: np.ndarray) -> np.ndarray:
     """(bins, T) power → (12, T) chroma, each column divided by its maximum (all-zero columns stay 0)."""

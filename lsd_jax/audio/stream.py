@@ -1,6 +1,7 @@
 """Causal audio analysis for live mode: an audio stream's features, block by block, from the past only.
 
-The offline analysis (:mod:`lsd_jax.audio.analysis`) sees the whole song: centred STFT columns (a column exists half a window
+The offline analysis (:mod:`lsd_jax.audio.analysis`) sees the whole song: centred STFT columns (a column exists half a
+window
 after its centre), HPSS median filters over the past *and the future*, min-max over the excerpt. Live, every
 feature at time t may depend only on audio before t, and must exist as soon as possible after it. What changes:
 
@@ -122,8 +123,8 @@ class StreamAnalyzer:
             self._buf = y
             return self._empty()
         frames = np.lib.stride_tricks.sliding_window_view(y, self.n_fft)[:: self.hop][:T]  # (T, n_fft)
-        newest = frames[:, self.n_fft - self.hop:]
-        self._buf = y[T * self.hop:]
+        newest = frames[:, self.n_fft - self.hop :]
+        self._buf = y[T * self.hop :]
         power = spectral.power_spectrum(frames, self.window).T  # (bins, T)
         out = self._features(power, np.abs(newest).max(axis=1))
         j = self.n_columns + np.arange(1, T + 1)
@@ -133,8 +134,9 @@ class StreamAnalyzer:
 
     def _empty(self) -> Columns:
         z = np.zeros((0,), np.float32)
-        return Columns(np.zeros(0), np.zeros((3, 0), np.float32), np.zeros((3, 0), np.float32),
-                       np.zeros((12, 0), np.float32), z)
+        return Columns(
+            np.zeros(0), np.zeros((3, 0), np.float32), np.zeros((3, 0), np.float32), np.zeros((12, 0), np.float32), z
+        )
 
     def _features(self, power: np.ndarray, peak: np.ndarray) -> tuple[np.ndarray, ...]:
         from scipy.ndimage import median_filter
@@ -161,5 +163,9 @@ class StreamAnalyzer:
         self._db_prev = db[:, :, -1]
         chroma = np.nan_to_num(spectral.chroma_columns(power, self.chroma_fb))
         chroma[:, peak < SILENCE_PEAK] = 0.0
-        return (loudness.astype(np.float32), onset.astype(np.float32), chroma.astype(np.float32),
-                peak.astype(np.float32))
+        return (
+            loudness.astype(np.float32),
+            onset.astype(np.float32),
+            chroma.astype(np.float32),
+            peak.astype(np.float32),
+        )

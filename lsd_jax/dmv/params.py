@@ -19,15 +19,28 @@ from fractions import Fraction
 from typing import Any
 
 from ..errors import ParamError
-from ..params import CHOICE, FLAG, INDICES, INTEGER, NUMBER, OUTPUT, Param, _param, markdown, table_of, unknown_names_error
+from ..params import (
+    CHOICE,
+    FLAG,
+    INDICES,
+    INTEGER,
+    NUMBER,
+    OUTPUT,
+    Param,
+    _param,
+    markdown,
+    table_of,
+    unknown_names_error,
+)
 
 SR = 22050  # the original analyses librosa.load's default rate
 RESOLUTIONS = (128, 256, 512)
 
 #: The table's groups, with their titles (CLI help section, README table).
 DMV_GROUPS: dict[str, str] = {"dmv": "Deep Music Visualizer (lsd-jax dmv)"}
-DMV_MARKDOWN_BEGIN = ("<!-- dmv parameters: generated from lsd_jax/dmv/params.py by `lsd-jax params --dmv --markdown`; "
-                      "edit it there -->")
+DMV_MARKDOWN_BEGIN = (
+    "<!-- dmv parameters: generated from lsd_jax/dmv/params.py by `lsd-jax params --dmv --markdown`; edit it there -->"
+)
 DMV_MARKDOWN_END = "<!-- dmv parameters: end -->"
 
 
@@ -36,54 +49,133 @@ class DMVParams:
     """Deep Music Visualizer's parameters with its defaults; any ``DMVParams`` that exists is valid. ``classes`` are
     ImageNet indices once constructed (names are looked up in :mod:`lsd_jax.models.imagenet`)."""
 
-    resolution: int = _param(CHOICE, 512, "BigGAN-deep resolution: the default model (biggan-deep-<resolution>) and "
-                             "the video's size", "dmv", lsd=True, choices=RESOLUTIONS)
-    duration: float | None = _param(NUMBER, None, "seconds of video", "dmv", lsd=True, lo=0.0, lo_open=True,
-                                    hi=1e6, unset="the whole song")
-    pitch_sensitivity: float = _param(NUMBER, 220, "how fast the class mixture follows pitch (higher is faster)",
-                                      "dmv", lsd=True, lo=1.0, hi=299.0)
-    tempo_sensitivity: float = _param(NUMBER, 0.25, "how fast the noise follows loudness and its rises (0.05-0.8 "
-                                      "typical)", "dmv", lsd=True, lo=0.0, hi=100.0)
-    depth: float = _param(NUMBER, 1.0, "largest class weight: near 1 richer themes, near 0 'deeper' structures",
-                          "dmv", lsd=True, lo=0.0, lo_open=True, hi=1.0)
-    classes: tuple[int, ...] | None = _param(INDICES, None, "12 (or num_classes) ImageNet classes, by index or name",
-                                             "dmv", lsd=True, lo=0, unset="12 random classes (from seed)",
-                                             example="1, 5, 9 or goldfish, daisy")
-    num_classes: int = _param(INTEGER, 12, "how many classes (and so pitches) drive the mixture", "dmv", lsd=True,
-                              lo=1, hi=12)
-    sort_classes_by_power: bool = _param(FLAG, False, "give the first classes to the strongest pitches", "dmv",
-                                         lsd=True)
-    jitter: float = _param(NUMBER, 0.5, "damp a random half of the noise units by this much (redrawn every 200 "
-                           "frames)", "dmv", lsd=True, lo=0.0, hi=1.0)
-    frame_length: int = _param(INTEGER, 512, "audio samples (at 22050 Hz) per video frame, a multiple of 64: fps = "
-                               "22050/frame_length", "dmv", lsd=True, lo=64, hi=1 << 16)
-    truncation: float = _param(NUMBER, 1.0, "BigGAN truncation: scales the noise and picks the batch-norm statistics "
-                               "(lower is simpler and more typical)", "dmv", lsd=True, lo=0.0, lo_open=True, hi=1.0)
-    smooth_factor: int = _param(INTEGER, 20, "frames per smoothing bin of the class mixture (at frame_length 512)",
-                                "dmv", lsd=True, lo=1, hi=100_000)
-    batch_size: int = _param(INTEGER, 30, "frames per batch: the video is a whole number of batches (the compiled "
-                             "step runs at most this many frames at once)", "dmv", lsd=True, lo=1, hi=100_000)
+    resolution: int = _param(
+        CHOICE,
+        512,
+        "BigGAN-deep resolution: the default model (biggan-deep-<resolution>) and the video's size",
+        "dmv",
+        lsd=True,
+        choices=RESOLUTIONS,
+    )
+    duration: float | None = _param(
+        NUMBER, None, "seconds of video", "dmv", lsd=True, lo=0.0, lo_open=True, hi=1e6, unset="the whole song"
+    )
+    pitch_sensitivity: float = _param(
+        NUMBER, 220, "how fast the class mixture follows pitch (higher is faster)", "dmv", lsd=True, lo=1.0, hi=299.0
+    )
+    tempo_sensitivity: float = _param(
+        NUMBER,
+        0.25,
+        "how fast the noise follows loudness and its rises (0.05-0.8 typical)",
+        "dmv",
+        lsd=True,
+        lo=0.0,
+        hi=100.0,
+    )
+    depth: float = _param(
+        NUMBER,
+        1.0,
+        "largest class weight: near 1 richer themes, near 0 'deeper' structures",
+        "dmv",
+        lsd=True,
+        lo=0.0,
+        lo_open=True,
+        hi=1.0,
+    )
+    classes: tuple[int, ...] | None = _param(
+        INDICES,
+        None,
+        "12 (or num_classes) ImageNet classes, by index or name",
+        "dmv",
+        lsd=True,
+        lo=0,
+        unset="12 random classes (from seed)",
+        example="1, 5, 9 or goldfish, daisy",
+    )
+    num_classes: int = _param(
+        INTEGER, 12, "how many classes (and so pitches) drive the mixture", "dmv", lsd=True, lo=1, hi=12
+    )
+    sort_classes_by_power: bool = _param(
+        FLAG, False, "give the first classes to the strongest pitches", "dmv", lsd=True
+    )
+    jitter: float = _param(
+        NUMBER,
+        0.5,
+        "damp a random half of the noise units by this much (redrawn every 200 frames)",
+        "dmv",
+        lsd=True,
+        lo=0.0,
+        hi=1.0,
+    )
+    frame_length: int = _param(
+        INTEGER,
+        512,
+        "audio samples (at 22050 Hz) per video frame, a multiple of 64: fps = 22050/frame_length",
+        "dmv",
+        lsd=True,
+        lo=64,
+        hi=1 << 16,
+    )
+    truncation: float = _param(
+        NUMBER,
+        1.0,
+        "BigGAN truncation: scales the noise and picks the batch-norm statistics (lower is simpler and more typical)",
+        "dmv",
+        lsd=True,
+        lo=0.0,
+        lo_open=True,
+        hi=1.0,
+    )
+    smooth_factor: int = _param(
+        INTEGER,
+        20,
+        "frames per smoothing bin of the class mixture (at frame_length 512)",
+        "dmv",
+        lsd=True,
+        lo=1,
+        hi=100_000,
+    )
+    batch_size: int = _param(
+        INTEGER,
+        30,
+        "frames per batch: the video is a whole number of batches (the compiled "
+        "step runs at most this many frames at once)",
+        "dmv",
+        lsd=True,
+        lo=1,
+        hi=100_000,
+    )
     output_file: str = _param(OUTPUT, "output.mp4", "the video to write (never over an input)", "dmv", lsd=True)
-    seed: int = _param(INTEGER, 0, "seed of the random classes, initial noise and jitter: the same seed gives the "
-                       "same video", "dmv", lo=0, hi=2**31 - 1)
+    seed: int = _param(
+        INTEGER,
+        0,
+        "seed of the random classes, initial noise and jitter: the same seed gives the same video",
+        "dmv",
+        lo=0,
+        hi=2**31 - 1,
+    )
 
     def __post_init__(self) -> None:
         for p in DMV_PARAMS:
             object.__setattr__(self, p.name, p.check(getattr(self, p.name)))  # frozen dataclass
         if self.frame_length % 64:
-            raise ParamError(f"frame_length must be a multiple of 64 (the constant-Q chroma needs it), got "
-                             f"{self.frame_length}")
+            raise ParamError(
+                f"frame_length must be a multiple of 64 (the constant-Q chroma needs it), got {self.frame_length}"
+            )
         if self.smooth_frames < 1:
-            raise ParamError(f"smooth_factor {self.smooth_factor} at frame_length {self.frame_length} smooths over "
-                             f"int({self.smooth_factor}·512/{self.frame_length}) = 0 frames; use a smooth_factor of "
-                             f"at least {math.ceil(self.frame_length / 512)} or 1 (no smoothing)")
+            raise ParamError(
+                f"smooth_factor {self.smooth_factor} at frame_length {self.frame_length} smooths over "
+                f"int({self.smooth_factor}·512/{self.frame_length}) = 0 frames; use a smooth_factor of "
+                f"at least {math.ceil(self.frame_length / 512)} or 1 (no smoothing)"
+            )
         if self.classes is not None:
             from ..models.imagenet import class_indices
 
             classes = tuple(class_indices(list(self.classes)))
             if len(classes) not in (12, self.num_classes):
-                raise ParamError(f"classes must list 12 or num_classes ({self.num_classes}) ImageNet classes, "
-                                 f"got {len(classes)}")
+                raise ParamError(
+                    f"classes must list 12 or num_classes ({self.num_classes}) ImageNet classes, got {len(classes)}"
+                )
             object.__setattr__(self, "classes", classes)
 
     # --- the original's derived values

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .params import DMVParams, make_dmv_params
-from ..errors import StyleError
 from ..engine.pipeline import ProgressFn, RenderResult, Timings, write_video
+from ..errors import StyleError
 from ..styles.style import Style
+from .params import DMVParams, make_dmv_params
 
 BIGGAN_FAMILY = "biggan-deep"
 
@@ -37,14 +37,18 @@ def dmv_style(model: Any, resolution: int, *, progress: bool = True) -> Style:
     style = resolve_style(model if model is not None else f"biggan-deep-{resolution}", progress=progress)
     gen = style.generator
     if getattr(gen, "family", None) != BIGGAN_FAMILY:
-        raise StyleError(f"Deep Music Visualizer mode drives a BigGAN-deep model; {style.name!r} is not one (give a "
-                         "pytorch-pretrained-biggan folder or a catalogue name such as biggan-deep-256)")
-    from .vectors import Z_DIM
+        raise StyleError(
+            f"Deep Music Visualizer mode drives a BigGAN-deep model; {style.name!r} is not one (give a "
+            "pytorch-pretrained-biggan folder or a catalogue name such as biggan-deep-256)"
+        )
     from ..models.imagenet import NUM_CLASSES
+    from .vectors import Z_DIM
 
     if (style.z_dim, style.c_dim) != (Z_DIM, NUM_CLASSES):
-        raise StyleError(f"Deep Music Visualizer mode needs BigGAN-deep's {Z_DIM}-dim noise and {NUM_CLASSES} "
-                         f"ImageNet classes; {style.name!r} has z_dim {style.z_dim} and {style.c_dim} classes")
+        raise StyleError(
+            f"Deep Music Visualizer mode needs BigGAN-deep's {Z_DIM}-dim noise and {NUM_CLASSES} "
+            f"ImageNet classes; {style.name!r} has z_dim {style.z_dim} and {style.c_dim} classes"
+        )
     return style
 
 
@@ -65,12 +69,12 @@ def deep_music_visualizer(
     ``batch_size`` 30, ``duration``, ``output_file`` "output.mp4", plus ``seed``). ``model``: see :func:`dmv_style`;
     a model of another resolution than ``resolution`` is resized to it. ``progress``: a bar, none (False) or a
     callback ``(done, total)``."""
+    from ..engine.step import EffectPlan, build_frame_step
     from ..media.decode import read_audio, to_mono
-    from .vectors import deep_music_vectors, dmv_features
     from ..media.outputs import resolve_output
     from ..params import make_params
-    from ..engine.step import EffectPlan, build_frame_step
     from ..styles.style import render_settings
+    from .vectors import deep_music_vectors, dmv_features
 
     t0 = time.perf_counter()
     params = make_dmv_params(params, **kwargs) if params is not None else make_dmv_params(**kwargs)

@@ -45,12 +45,26 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .params import RESOLUTIONS, SR, DMVParams
 from ..errors import AudioError
 from ..models.imagenet import NUM_CLASSES
+from .params import RESOLUTIONS, SR, DMVParams
 
-__all__ = ["RESOLUTIONS", "SR", "DMVFeatures", "DMVParams", "DMVVectors", "class_slots", "deep_music_vectors",
-           "dmv_features", "dmv_scan", "dmv_vectors", "frame_count", "pitch_order", "random_inputs", "smooth"]
+__all__ = [
+    "RESOLUTIONS",
+    "SR",
+    "DMVFeatures",
+    "DMVParams",
+    "DMVVectors",
+    "class_slots",
+    "deep_music_vectors",
+    "dmv_features",
+    "dmv_scan",
+    "dmv_vectors",
+    "frame_count",
+    "pitch_order",
+    "random_inputs",
+    "smooth",
+]
 
 Z_DIM = 128
 JITTER_PERIOD = 200  # frames between jitter redraws
@@ -134,8 +148,12 @@ def class_slots(chroma: np.ndarray, classes: Sequence[int], num_classes: int, so
     for j in range(num_classes):
         feed[classes[j]] = int(chromasort[j])
     indices = np.array(list(feed), np.int32)
-    return ClassSlots(indices, np.array([feed[c] for c in feed], np.int32),
-                      np.array([init.get(c, 0.0) for c in feed], np.float32), list(feed).index(classes[0]))
+    return ClassSlots(
+        indices,
+        np.array([feed[c] for c in feed], np.int32),
+        np.array([init.get(c, 0.0) for c in feed], np.float32),
+        list(feed).index(classes[0]),
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -143,9 +161,21 @@ def class_slots(chroma: np.ndarray, classes: Sequence[int], num_classes: int, so
 
 
 @functools.partial(jax.jit, static_argnames=("rescale",))
-def dmv_scan(nv0: jax.Array, cv0: jax.Array, gradm: jax.Array, specm: jax.Array, chroma_k: jax.Array,
-             jitters: jax.Array, first: jax.Array, *, tempo_rate: float | jax.Array, truncation: float | jax.Array,
-             pitch_rate: float | jax.Array, depth: float | jax.Array, rescale: bool) -> tuple[jax.Array, jax.Array]:
+def dmv_scan(
+    nv0: jax.Array,
+    cv0: jax.Array,
+    gradm: jax.Array,
+    specm: jax.Array,
+    chroma_k: jax.Array,
+    jitters: jax.Array,
+    first: jax.Array,
+    *,
+    tempo_rate: float | jax.Array,
+    truncation: float | jax.Array,
+    pitch_rate: float | jax.Array,
+    depth: float | jax.Array,
+    rescale: bool,
+) -> tuple[jax.Array, jax.Array]:
     """Noise and class recurrences over T frames.
 
     ``nv0`` (128,) initial noise; ``cv0`` (K,) frame 0's class values; ``gradm``/``specm`` (T,); ``chroma_k``
@@ -184,8 +214,12 @@ def dmv_scan(nv0: jax.Array, cv0: jax.Array, gradm: jax.Array, specm: jax.Array,
         return (nv, direction, update, cv), (nv, cv)
 
     t = gradm.shape[0]
-    xs = (jnp.asarray(gradm, jnp.float32), jnp.asarray(specm, jnp.float32), jnp.asarray(chroma_k, jnp.float32),
-          jnp.arange(t))
+    xs = (
+        jnp.asarray(gradm, jnp.float32),
+        jnp.asarray(specm, jnp.float32),
+        jnp.asarray(chroma_k, jnp.float32),
+        jnp.arange(t),
+    )
     init = (nv0, dir0, jnp.zeros_like(nv0), jnp.asarray(cv0, jnp.float32))
     _, (nvs, cvs) = lax.scan(step, init, xs)
     return jnp.concatenate([nv0[None], nvs]), jnp.concatenate([jnp.asarray(cv0, jnp.float32)[None], cvs])
@@ -243,23 +277,33 @@ def random_inputs(key: jax.Array, n_frames: int, params: DMVParams) -> tuple[np.
 def frame_count(n_samples: int, n_class_vectors: int, params: DMVParams) -> int:
     """Frames the original renders: whole batches, limited by ``duration`` (or the song) and the class vectors."""
     seconds = params.duration if params.duration is not None else n_samples / SR
-    batches = min(int(np.floor(seconds * SR / params.frame_length / params.batch_size)),
-                  n_class_vectors // params.batch_size)
+    batches = min(
+        int(np.floor(seconds * SR / params.frame_length / params.batch_size)), n_class_vectors // params.batch_size
+    )
     return max(batches, 0) * params.batch_size
 
 
-def dmv_vectors(features: DMVFeatures, params: DMVParams, classes: Sequence[int], nv0: np.ndarray,
-                jitters: np.ndarray) -> DMVVectors:
+def dmv_vectors(
+    features: DMVFeatures, params: DMVParams, classes: Sequence[int], nv0: np.ndarray, jitters: np.ndarray
+) -> DMVVectors:
     """Deterministic core: the vectors for ``classes`` (12 or ``num_classes`` ImageNet indices), initial noise
     ``nv0`` (128,) and jitter table ``jitters`` (⌈T/200⌉, 128)."""
     t = features.specm.size
     slots = class_slots(features.chroma, classes, params.num_classes, params.sort_classes_by_power)
     noise, cvals = dmv_scan(
-        jnp.asarray(nv0, jnp.float32), jnp.asarray(slots.init), jnp.asarray(features.gradm, jnp.float32),
-        jnp.asarray(features.specm, jnp.float32), jnp.asarray(features.chroma[slots.pitch].T, jnp.float32),
-        jnp.asarray(jitters, jnp.float32), jnp.int32(slots.first), tempo_rate=params.tempo_rate,
-        truncation=params.truncation, pitch_rate=params.pitch_rate, depth=params.depth,
-        rescale=params.num_classes > 6)
+        jnp.asarray(nv0, jnp.float32),
+        jnp.asarray(slots.init),
+        jnp.asarray(features.gradm, jnp.float32),
+        jnp.asarray(features.specm, jnp.float32),
+        jnp.asarray(features.chroma[slots.pitch].T, jnp.float32),
+        jnp.asarray(jitters, jnp.float32),
+        jnp.int32(slots.first),
+        tempo_rate=params.tempo_rate,
+        truncation=params.truncation,
+        pitch_rate=params.pitch_rate,
+        depth=params.depth,
+        rescale=params.num_classes > 6,
+    )
     cvals = smooth(cvals, params.smooth_frames)
     n = frame_count(features.n_samples, int(cvals.shape[0]), params)
     if n == 0:

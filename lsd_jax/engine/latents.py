@@ -107,13 +107,13 @@ def motion_step(state: MotionState, frame: MotionFrame, controls: MotionControls
     motion_ema = jnp.where(first, motion_add, MOTION_SMOOTH * state.motion_ema + (1 - MOTION_SMOOTH) * motion_add)
     pos, flipped = fold(frame.base + state.drift + motion_ema, controls.bound)
     direction = jnp.where(flipped, -1.0, 1.0)
-    state = MotionState(pulse_ema, motion_ema * direction, pos - frame.base, state.signs * direction,
-                        jnp.asarray(True))
+    state = MotionState(pulse_ema, motion_ema * direction, pos - frame.base, state.signs * direction, jnp.asarray(True))
     return state, pos + pulse_ema
 
 
-def motion_controls(pulse_react: Array | float, motion_react: Array | float, truncation: Array | float,
-                    fps: Array | float) -> MotionControls:
+def motion_controls(
+    pulse_react: Array | float, motion_react: Array | float, truncation: Array | float, fps: Array | float
+) -> MotionControls:
     return MotionControls(pulse_react, motion_react * 20.0 / fps, 2.0 * truncation)
 
 
@@ -134,9 +134,18 @@ def motion_factors(key: Array, n_segments: int, z_dim: int, motion_randomness: A
     return jnp.where(fac, 1.0, 1.0 - motion_randomness)
 
 
-def motion_frames(key: Array, pulse: Array, motion: Array, *, z_dim: int, n_keyframes: int, period: int,
-                  motion_randomness: Array | float, truncation: Array | float,
-                  positions: Array | None = None) -> MotionFrame:
+def motion_frames(
+    key: Array,
+    pulse: Array,
+    motion: Array,
+    *,
+    z_dim: int,
+    n_keyframes: int,
+    period: int,
+    motion_randomness: Array | float,
+    truncation: Array | float,
+    positions: Array | None = None,
+) -> MotionFrame:
     """The scan's per-frame inputs (leading axis N): the keyframe path ``base`` (N, D) through ``n_keyframes``
     truncated-normal keyframes scaled by ``truncation`` (spread evenly, or eased between the frames
     ``positions``), the envelopes and each frame's speed ``factor`` (N, D), drawn per stretch of ``period``."""
@@ -183,8 +192,17 @@ def motion_latents(
     so unlike Lucid Sonic Dreams' it never turns a dimension round.
     One ``lax.scan`` of :func:`motion_step` over :func:`motion_frames`.
     """
-    frames = motion_frames(key, pulse, motion, z_dim=z_dim, n_keyframes=n_keyframes, period=period,
-                           motion_randomness=motion_randomness, truncation=truncation, positions=positions)
+    frames = motion_frames(
+        key,
+        pulse,
+        motion,
+        z_dim=z_dim,
+        n_keyframes=n_keyframes,
+        period=period,
+        motion_randomness=motion_randomness,
+        truncation=truncation,
+        positions=positions,
+    )
     controls = motion_controls(pulse_react, motion_react, truncation, fps)
     _, z = jax.lax.scan(lambda s, f: motion_step(s, f, controls), motion_init(motion_signs(key, z_dim)), frames)
     return z.astype(jnp.float32)
@@ -230,8 +248,16 @@ def class_step(v: Array, row: Array, classes: Array, gain: Array | float, comple
 
 
 @jax.jit
-def advance(state: MotionState, v: Array, frame: MotionFrame, controls: MotionControls, chroma: Array,
-            classes: Array, gain: Array | float, complexity: Array | float) -> tuple[MotionState, Array, Array]:
+def advance(
+    state: MotionState,
+    v: Array,
+    frame: MotionFrame,
+    controls: MotionControls,
+    chroma: Array,
+    classes: Array,
+    gain: Array | float,
+    complexity: Array | float,
+) -> tuple[MotionState, Array, Array]:
     """One frame of both scans, compiled as one call: ``(state, v) -> (state', v', z (D,))``. The live renderer
     advances the latents with it, frame after frame.
 
@@ -242,8 +268,11 @@ def advance(state: MotionState, v: Array, frame: MotionFrame, controls: MotionCo
     first = jnp.logical_not(state.started)
     state, z = motion_step(state, frame, controls)
     if v.shape[-1]:
-        v = jnp.where(first, class_first(chroma, classes, complexity, v.shape[-1]),
-                      class_step(v, chroma, classes, gain, complexity))
+        v = jnp.where(
+            first,
+            class_first(chroma, classes, complexity, v.shape[-1]),
+            class_step(v, chroma, classes, gain, complexity),
+        )
     return state, v, z
 
 
@@ -405,15 +434,17 @@ def make_latents(
 
 
 @jax.jit
-def _transform_path(key: Array, motion: Array, rotate_react: Array, translate_react: Array,
-                    fps: Array) -> tuple[Array, Array, Array]:
+def _transform_path(
+    key: Array, motion: Array, rotate_react: Array, translate_react: Array, fps: Array
+) -> tuple[Array, Array, Array]:
     n = motion.shape[0]
     k_dir, k_turn, k_sign = jax.random.split(key, 3)
     spin = jnp.where(jax.random.bernoulli(k_sign), 1.0, -1.0)
     angle = spin * 2.0 * jnp.pi * jnp.cumsum(rotate_react * motion) / fps
     # the slide's heading wanders slowly (a smooth random walk, ~1 rad per 4 s)
     heading = jax.random.uniform(k_dir, (), minval=0.0, maxval=2 * jnp.pi) + jnp.cumsum(
-        jax.random.normal(k_turn, (n,)) * (0.5 / jnp.sqrt(fps)))
+        jax.random.normal(k_turn, (n,)) * (0.5 / jnp.sqrt(fps))
+    )
     speed = translate_react * motion / fps
     return angle, jnp.cumsum(speed * jnp.cos(heading)), jnp.cumsum(speed * jnp.sin(heading))
 
@@ -426,13 +457,13 @@ def transform_path(motion: np.ndarray, params: RenderParams, *, fps: float) -> t
     wandering heading. Still music leaves the image still.
     """
     key = jax.random.fold_in(jax.random.key(params.seed), 3)
-    out = _transform_path(key, jnp.asarray(motion, jnp.float32), params.rotate_react, params.translate_react,
-                          float(fps))
+    out = _transform_path(
+        key, jnp.asarray(motion, jnp.float32), params.rotate_react, params.translate_react, float(fps)
+    )
     return tuple(np.asarray(a, np.float32) for a in out)
 
 
 def live_factor(key: Array, segment: int, z_dim: int, motion_randomness: float) -> np.ndarray:
     """Stretch ``segment``'s speed factors (D,) on an open-ended (live) path (see :func:`motion_factors`)."""
     k = jax.random.fold_in(motion_keys(key)[2], segment)
-    return np.where(np.asarray(jax.random.bernoulli(k, 0.5, (z_dim,))), 1.0, 1.0 - motion_randomness).astype(
-        np.float32)
+    return np.where(np.asarray(jax.random.bernoulli(k, 0.5, (z_dim,))), 1.0, 1.0 - motion_randomness).astype(np.float32)

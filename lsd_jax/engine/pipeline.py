@@ -23,13 +23,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import effects as fx
 from ..errors import ParamError
 from ..media.outputs import render_inputs, resolve_output
 from ..params import RenderParams, make_params
-from .step import EffectPlan, FrameStep, build_frame_step, effect_amplitudes, output_size, plan_effects
-from ..styles.style import Style, render_settings
 from ..styles.resolve import resolve_style
+from ..styles.style import Style, render_settings
+from . import effects as fx
+from .step import EffectPlan, FrameStep, build_frame_step, effect_amplitudes, output_size, plan_effects
 
 Array = jax.Array
 ProgressFn = Callable[[int, int], None]
@@ -85,7 +85,7 @@ def render_frames(
         host = np.asarray(frames)[:count]
         if plan.host:
             funcs, strengths = zip(*plan.host)
-            host = fx.apply_host(host, funcs, strengths, amps[done : done + count, len(plan.fused):])
+            host = fx.apply_host(host, funcs, strengths, amps[done : done + count, len(plan.fused) :])
         sink(host)
         done += count
         if progress is not None:
@@ -104,9 +104,11 @@ def render_frames(
         if _is_oom(e):  # the bound before compiling missed (another process took the memory meanwhile?)
             if batch <= len(step.devices):
                 h, w = step.size
-                raise ParamError(f"one {w}x{h} frame of this style does not fit in the memory of "
-                                 f"{step.devices[0].device_kind}: choose a smaller resolution or a smaller "
-                                 "model") from None
+                raise ParamError(
+                    f"one {w}x{h} frame of this style does not fit in the memory of "
+                    f"{step.devices[0].device_kind}: choose a smaller resolution or a smaller "
+                    "model"
+                ) from None
             raise ParamError(
                 f"batch_size={batch} does not fit in the memory of {step.devices[0].device_kind}; "
                 f"use a smaller batch_size (e.g. {max(1, batch // 2)}) or leave it unset to choose automatically"
@@ -190,9 +192,10 @@ class RenderResult:
         """One line for the CLI: frames, time per stage, tempo."""
         t = self.timings
         first = f", first frame after {t.first_frame:.1f} s" if t.first_frame is not None else ""
-        return (f"{self.n_frames} frames in {t.total:.1f} s: audio {t.audio:.1f} s, latents {t.latents:.1f} s, "
-                f"frames+encoding {t.frames:.1f} s{first}"
-                + (f"; tempo {self.tempo_bpm:.1f} BPM" if self.tempo_bpm else ""))
+        return (
+            f"{self.n_frames} frames in {t.total:.1f} s: audio {t.audio:.1f} s, latents {t.latents:.1f} s, "
+            f"frames+encoding {t.frames:.1f} s{first}" + (f"; tempo {self.tempo_bpm:.1f} BPM" if self.tempo_bpm else "")
+        )
 
 
 @dataclass
@@ -242,15 +245,16 @@ def prepare(
     (``batch_size`` given) or lowered (automatic) before anything is compiled (:func:`lsd_jax.engine.step.fit_batch`).
     """
     from ..audio import analysis as audio
-    from . import latents
     from ..store.paths import use_persistent_caches
+    from . import latents
 
     use_persistent_caches()  # compiled steps and latents outlive the process (cache_dir()/jax)
     t0 = time.perf_counter()
     params = render_params(params, **kwargs)
     timings = Timings()
-    style_obj = resolve_style(style, params, input_shape=input_shape, num_possible_classes=num_possible_classes,
-                              progress=progress)
+    style_obj = resolve_style(
+        style, params, input_shape=input_shape, num_possible_classes=num_possible_classes, progress=progress
+    )
     timings.style = time.perf_counter() - t0
     settings = render_settings(params, style_obj)  # the style's own settings fail here, before any analysis
     if params.classes is not None and any(isinstance(c, str) for c in params.classes):
@@ -275,27 +279,51 @@ def prepare(
     timings.audio = time.perf_counter() - t
 
     t = time.perf_counter()
-    lat = latents.make_latents(feats.pulse, feats.motion, feats.chroma, params, fps=feats.fps,
-                               z_dim=style_obj.z_dim, c_dim=style_obj.c_dim, keyframe_positions=positions)
+    lat = latents.make_latents(
+        feats.pulse,
+        feats.motion,
+        feats.chroma,
+        params,
+        fps=feats.fps,
+        z_dim=style_obj.z_dim,
+        c_dim=style_obj.c_dim,
+        keyframe_positions=positions,
+    )
     timings.latents = time.perf_counter() - t
     from ..styles.program import controlled_style
 
-    style_obj, extra = controlled_style(style_obj, params, n_frames=feats.n_frames, fps=feats.fps,
-                                        bands=feats.bands, pulse=feats.pulse, progress=progress)
+    style_obj, extra = controlled_style(
+        style_obj,
+        params,
+        n_frames=feats.n_frames,
+        fps=feats.fps,
+        bands=feats.bands,
+        pulse=feats.pulse,
+        progress=progress,
+    )
 
     size = output_size(style_obj, params)
     plan = plan_effects(params, size)
     inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats), **extra}
     if params.rotate_react or params.translate_react:
         if not style_obj.transform:
-            raise ParamError("rotate_react and translate_react need a StyleGAN3 style (its input can rotate and "
-                             f"translate); {style_obj.name!r} cannot")
+            raise ParamError(
+                "rotate_react and translate_react need a StyleGAN3 style (its input can rotate and "
+                f"translate); {style_obj.name!r} cannot"
+            )
         from ..styles.generator import stylegan3_transform
 
         angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps)
         inputs["transform"] = np.asarray(stylegan3_transform(angle, tx, ty), np.float32)
-    step = build_frame_step(style_obj, size, plan, settings=settings, batch=params.batch_size, example=inputs,
-                            compute_dtype=params.compute_dtype)
+    step = build_frame_step(
+        style_obj,
+        size,
+        plan,
+        settings=settings,
+        batch=params.batch_size,
+        example=inputs,
+        compute_dtype=params.compute_dtype,
+    )
     return Prepared(params, style_obj, feats, lat, inputs, size, plan, step, timings, beats)
 
 
@@ -390,8 +418,15 @@ def render(
     t0 = time.perf_counter()
     params = render_params(params, **kwargs)
     out = resolve_output(output, render_inputs(song, style, params))  # before any work; never over an input
-    prep = prepare(song, style, params=params, input_shape=input_shape, num_possible_classes=num_possible_classes,
-                   progress=bool(progress), max_seconds=max_seconds)
+    prep = prepare(
+        song,
+        style,
+        params=params,
+        input_shape=input_shape,
+        num_possible_classes=num_possible_classes,
+        progress=bool(progress),
+        max_seconds=max_seconds,
+    )
     soundtrack = prep.features.soundtrack  # decoded by the analysis (no second decode)
     n = prep.n_frames
     fps = prep.features.fps
@@ -400,9 +435,16 @@ def render(
 
     t = time.perf_counter()
     target = out if n_proc == 1 else segment_path(out, proc)
-    written = write_video(target, prep.step, {k: v[first:last] for k, v in prep.inputs.items()}, prep.plan, fps=fps,
-                          audio=soundtrack if n_proc == 1 else None, live=live if n_proc == 1 else None,
-                          progress=progress)
+    written = write_video(
+        target,
+        prep.step,
+        {k: v[first:last] for k, v in prep.inputs.items()},
+        prep.plan,
+        fps=fps,
+        audio=soundtrack if n_proc == 1 else None,
+        live=live if n_proc == 1 else None,
+        progress=progress,
+    )
     if written.first_write is not None:
         prep.timings.first_frame = written.first_write - t0
         prep.timings.first_frame_cpu = written.first_write_cpu

@@ -26,12 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import effects as fx
 from .. import memory
 from ..errors import ParamError
 from ..memory import human_bytes
 from ..params import RenderParams
 from ..styles.style import Style, render_settings
+from . import effects as fx
 
 Array = jax.Array
 log = logging.getLogger(__name__)
@@ -100,14 +100,23 @@ def to_uint8_frames(images: Array, size: tuple[int, int], plan: EffectPlan, amps
 
 
 @functools.partial(jax.jit, static_argnames=("program", "size", "plan", "dtype", "sharding"))
-def frame_step(program: Any, variables: Any, inputs: dict[str, Array], *, size: tuple[int, int], plan: EffectPlan,
-               dtype: str = "float32", sharding: Any = None) -> Array:
+def frame_step(
+    program: Any,
+    variables: Any,
+    inputs: dict[str, Array],
+    *,
+    size: tuple[int, int],
+    plan: EffectPlan,
+    dtype: str = "float32",
+    sharding: Any = None,
+) -> Array:
     """``program``'s images for a batch of per-frame ``inputs`` (``z`` (B, D), ``c`` (B, C), ``amps`` (B, E),
     ...), fitted to ``size``, effected and converted: uint8 (B, H, W, 3). ``variables`` are already in ``dtype``;
     the float inputs are cast to it (effects and the uint8 conversion stay float32)."""
     dt = jnp.dtype(dtype)
-    cast = {k: (v.astype(dt) if k != "amps" and jnp.issubdtype(v.dtype, jnp.floating) else v)
-            for k, v in inputs.items()}
+    cast = {
+        k: (v.astype(dt) if k != "amps" and jnp.issubdtype(v.dtype, jnp.floating) else v) for k, v in inputs.items()
+    }
     frames = to_uint8_frames(program(variables, cast, size).astype(jnp.float32), size, plan, inputs["amps"])
     return frames if sharding is None else jax.lax.with_sharding_constraint(frames, sharding)
 
@@ -145,8 +154,15 @@ class FrameStep:
 
     def lower(self, inputs: dict[str, Any]) -> Any:
         """The step lowered for ``inputs`` (arrays or ShapeDtypeStructs): ``.compile()``, cost/memory analysis."""
-        return frame_step.lower(self.program, self.variables, inputs, size=self.size, plan=self.plan,
-                                dtype=self.dtype, sharding=self.sharding)
+        return frame_step.lower(
+            self.program,
+            self.variables,
+            inputs,
+            size=self.size,
+            plan=self.plan,
+            dtype=self.dtype,
+            sharding=self.sharding,
+        )
 
 
 def _cast_floats(tree: Any, dtype: Any) -> Any:
@@ -178,6 +194,7 @@ def make_frame_step(
     devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
     batch = -(-batch // len(devices)) * len(devices)
     if style.host:
+
         def host_step(variables: Any, inputs: dict[str, Any]) -> Array:
             images = jnp.asarray(style.host_fn(np.asarray(inputs["z"]), np.asarray(inputs["c"])), jnp.float32)
             return _post(images, jnp.asarray(inputs["amps"]), size=size, plan=plan)
@@ -199,8 +216,9 @@ def make_frame_step(
     shard_out = sharded if len(devices) > 1 else None
 
     def step(variables: Any, inputs: dict[str, Any]) -> Array:
-        return frame_step(program, variables, jax.device_put(inputs, sharded), size=size, plan=plan, dtype=dtype,
-                          sharding=shard_out)
+        return frame_step(
+            program, variables, jax.device_put(inputs, sharded), size=size, plan=plan, dtype=dtype, sharding=shard_out
+        )
 
     return FrameStep(step, variables, batch, devices, program, size, plan, dtype, shard_out)
 
@@ -230,13 +248,21 @@ class StepMemory:
 
 
 def _spec(tree: Any) -> Any:
-    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), getattr(a, "dtype", None) or np.asarray(a).dtype),
-                        tree)
+    return jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(np.shape(a), getattr(a, "dtype", None) or np.asarray(a).dtype), tree
+    )
 
 
-def step_memory(style: Style, size: tuple[int, int], plan: EffectPlan, batch: int = 1, *,
-                example: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
-                compute_dtype: str = "float32") -> StepMemory:
+def step_memory(
+    style: Style,
+    size: tuple[int, int],
+    plan: EffectPlan,
+    batch: int = 1,
+    *,
+    example: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    compute_dtype: str = "float32",
+) -> StepMemory:
     """What :func:`make_frame_step`'s step for ``style`` at ``size`` needs for ``batch`` frames, measured by tracing
     it at that batch (no compile, no allocation: :func:`lsd_jax.memory.peak_bytes`; the peak need not grow in
     proportion to the batch, so each batch is traced). ``example``: per-frame inputs shaped like the render's
@@ -251,8 +277,10 @@ def step_memory(style: Style, size: tuple[int, int], plan: EffectPlan, batch: in
             variables["consts"] = jax.eval_shape(_constants, style.program, variables["model"])
         variables["settings"] = _spec(settings if settings is not None else render_settings(RenderParams(), style))
         if dtype != jnp.float32:
-            variables = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, dtype)
-                                     if jnp.issubdtype(a.dtype, jnp.floating) else a, variables)
+            variables = jax.tree.map(
+                lambda a: jax.ShapeDtypeStruct(a.shape, dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+                variables,
+            )
         weights = memory.tree_bytes(variables)
     example = example or {"z": np.zeros((1, style.z_dim), np.float32), "c": np.zeros((1, style.c_dim), np.float32)}
     n_amps = int(np.shape(example["amps"])[1]) if "amps" in example else len(plan.fused) + len(plan.host)
@@ -261,11 +289,15 @@ def step_memory(style: Style, size: tuple[int, int], plan: EffectPlan, batch: in
     if style.host:
         h, w = style.output_size(None)
         images = jax.ShapeDtypeStruct((batch, h, w, 3), jnp.float32)
-        peak = memory.tree_bytes(images) + memory.peak_bytes(jax.make_jaxpr(
-            functools.partial(_post, size=size, plan=plan))(images, spec["amps"]))
+        peak = memory.tree_bytes(images) + memory.peak_bytes(
+            jax.make_jaxpr(functools.partial(_post, size=size, plan=plan))(images, spec["amps"])
+        )
     else:
-        peak = memory.peak_bytes(jax.make_jaxpr(functools.partial(
-            frame_step, style.program, size=size, plan=plan, dtype=dtype.name))(variables, spec))
+        peak = memory.peak_bytes(
+            jax.make_jaxpr(functools.partial(frame_step, style.program, size=size, plan=plan, dtype=dtype.name))(
+                variables, spec
+            )
+        )
     return StepMemory(weights, peak, batch)
 
 
@@ -276,9 +308,19 @@ ACCELERATOR_BATCH = 64
 CPU_BATCH = 32
 
 
-def fit_batch(style: Style, size: tuple[int, int], plan: EffectPlan, batch: int | None = None, *,
-              most: int | None = None, n_devices: int = 1, example: dict[str, Any] | None = None,
-              settings: dict[str, Any] | None = None, compute_dtype: str = "float32", free: Any = None) -> int:
+def fit_batch(
+    style: Style,
+    size: tuple[int, int],
+    plan: EffectPlan,
+    batch: int | None = None,
+    *,
+    most: int | None = None,
+    n_devices: int = 1,
+    example: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    compute_dtype: str = "float32",
+    free: Any = None,
+) -> int:
     """Frames per step: the one place that decides whether a batch fits in memory.
 
     ``batch`` (the user's ``batch_size``): returned when a step of it fits in the free memory
@@ -313,36 +355,72 @@ def fit_batch(style: Style, size: tuple[int, int], plan: EffectPlan, batch: int 
     free_text = f"{human_bytes(budget.bytes)} of memory free {budget.where}"
     name = f"style {style.name!r}"
     if mem.weights >= budget.bytes:
-        raise ParamError(f"the {name} needs {human_bytes(mem.weights)} for its weights alone, more than the "
-                         f"{free_text}: it cannot render here (a smaller model, or a machine with more memory)")
+        raise ParamError(
+            f"the {name} needs {human_bytes(mem.weights)} for its weights alone, more than the "
+            f"{free_text}: it cannot render here (a smaller model, or a machine with more memory)"
+        )
     one = measure(1) if per_device > 1 else mem
     h, w = size
     if one.need > budget.bytes:
         native = style.native_size  # a model renders at its own size whatever the video's: a smaller one won't help
-        how = (f": this model (it makes {native[1]}x{native[0]} images) is too large for this machine" if native
-               else ": choose a smaller resolution")
-        raise ParamError(f"one {w}x{h} frame of the {name} needs about {human_bytes(one.need)} to render "
-                         f"(weights {human_bytes(one.weights)}), more than the {free_text}{how}")
+        how = (
+            f": this model (it makes {native[1]}x{native[0]} images) is too large for this machine"
+            if native
+            else ": choose a smaller resolution"
+        )
+        raise ParamError(
+            f"one {w}x{h} frame of the {name} needs about {human_bytes(one.need)} to render "
+            f"(weights {human_bytes(one.weights)}), more than the {free_text}{how}"
+        )
     lo, hi = 1, per_device  # lo fits, hi does not; the peak grows with the batch
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if measure(mid).need <= budget.bytes else (lo, mid)
     fits = lo * n_devices
     if not explicit:
-        log.info("lsd-jax: %d frames per step at %dx%d would need about %s, more than the %s: using %d", batch, w, h,
-                 human_bytes(mem.need), free_text, fits)
+        log.info(
+            "lsd-jax: %d frames per step at %dx%d would need about %s, more than the %s: using %d",
+            batch,
+            w,
+            h,
+            human_bytes(mem.need),
+            free_text,
+            fits,
+        )
         return fits
-    raise ParamError(f"batch_size={batch} at {w}x{h} needs about {human_bytes(mem.need)} of memory, more than the "
-                     f"{free_text}: use batch_size={fits} or less, or leave it unset to choose automatically")
+    raise ParamError(
+        f"batch_size={batch} at {w}x{h} needs about {human_bytes(mem.need)} of memory, more than the "
+        f"{free_text}: use batch_size={fits} or less, or leave it unset to choose automatically"
+    )
 
 
-def build_frame_step(style: Style, size: tuple[int, int], plan: EffectPlan, *, settings: dict[str, Any],
-                     batch: int | None = None, most: int | None = None, example: dict[str, Any] | None = None,
-                     compute_dtype: str = "float32", devices: Any = None, free: Any = None) -> FrameStep:
+def build_frame_step(
+    style: Style,
+    size: tuple[int, int],
+    plan: EffectPlan,
+    *,
+    settings: dict[str, Any],
+    batch: int | None = None,
+    most: int | None = None,
+    example: dict[str, Any] | None = None,
+    compute_dtype: str = "float32",
+    devices: Any = None,
+    free: Any = None,
+) -> FrameStep:
     """The compiled frame step a render, Deep Music Visualizer mode and live mode run: the frames per step from
     :func:`fit_batch` (``batch``: the user's, refused if it does not fit; None: automatic, at most ``most``), then
     :func:`make_frame_step` over ``devices`` (default: every local device)."""
     devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
-    batch = fit_batch(style, size, plan, batch, most=most, n_devices=len(devices), example=example,
-                      settings=settings, compute_dtype=compute_dtype, free=free)
+    batch = fit_batch(
+        style,
+        size,
+        plan,
+        batch,
+        most=most,
+        n_devices=len(devices),
+        example=example,
+        settings=settings,
+        compute_dtype=compute_dtype,
+        free=free,
+    )
     return make_frame_step(style, size, plan, batch, devices=devices, compute_dtype=compute_dtype, settings=settings)

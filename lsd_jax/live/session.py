@@ -40,22 +40,70 @@ import numpy as np
 
 from ..audio.analysis import selected_part
 from ..audio.envelopes import Running, running_init, running_step
-from ..errors import ParamError
-from ..engine.latents import (LSD_REFERENCE_FPS, MotionFrame, advance, live_factor, live_keyframe, motion_controls,
-                      motion_init, motion_signs, pitch_classes, shuffle_rotation)
-from ..params import RenderParams, make_params
 from ..audio.stream import PARTS, Columns, StreamAnalyzer
+from ..engine.latents import (
+    LSD_REFERENCE_FPS,
+    MotionFrame,
+    advance,
+    live_factor,
+    live_keyframe,
+    motion_controls,
+    motion_init,
+    motion_signs,
+    pitch_classes,
+    shuffle_rotation,
+)
+from ..errors import ParamError
+from ..params import RenderParams, make_params
 
 #: Parameters live mode takes (``lsd-jax live`` flags); the others need the whole song or are not supported.
-SUPPORTED_PARAMS = ("pulse_react", "motion_react", "speed_fpm", "truncation", "contrast_strength", "flash_strength",
-                    "fps", "resolution", "start", "duration", "seed", "width", "height", "compute_dtype",
-                    "pulse_mode", "pulse_percussive", "pulse_harmonic", "motion_percussive", "motion_harmonic",
-                    "motion_randomness", "classes", "class_pitch_react", "class_smooth_seconds", "class_complexity",
-                    "class_shuffle_seconds", "class_shuffle_strength", "contrast_percussive", "flash_percussive",
-                    "truncation_psi", "truncation_cutoff", "noise_mode")
+SUPPORTED_PARAMS = (
+    "pulse_react",
+    "motion_react",
+    "speed_fpm",
+    "truncation",
+    "contrast_strength",
+    "flash_strength",
+    "fps",
+    "resolution",
+    "start",
+    "duration",
+    "seed",
+    "width",
+    "height",
+    "compute_dtype",
+    "pulse_mode",
+    "pulse_percussive",
+    "pulse_harmonic",
+    "motion_percussive",
+    "motion_harmonic",
+    "motion_randomness",
+    "classes",
+    "class_pitch_react",
+    "class_smooth_seconds",
+    "class_complexity",
+    "class_shuffle_seconds",
+    "class_shuffle_strength",
+    "contrast_percussive",
+    "flash_percussive",
+    "truncation_psi",
+    "truncation_cutoff",
+    "noise_mode",
+)
 #: Parameters a live session may change while it plays (never recompiles); the web page shows them as sliders.
-LIVE_PARAMS = ("pulse_react", "motion_react", "speed_fpm", "truncation", "motion_randomness", "class_pitch_react",
-               "class_complexity", "class_smooth_seconds", "contrast_strength", "flash_strength", "seed")
+LIVE_PARAMS = (
+    "pulse_react",
+    "motion_react",
+    "speed_fpm",
+    "truncation",
+    "motion_randomness",
+    "class_pitch_react",
+    "class_complexity",
+    "class_smooth_seconds",
+    "contrast_strength",
+    "flash_strength",
+    "seed",
+)
 LADDER = (1.0, 0.75, 0.5, 0.375, 0.25)  # fractions of the requested size tried when the step is too slow
 DOWN_DROPS = 0.1  # step down when more than this fraction of the last second's ticks were dropped
 UP_BUSY = 0.6  # step up when a frame at the larger size is predicted to take less than this fraction of a period
@@ -159,7 +207,8 @@ class ResolutionPolicy:
 
 
 class LiveLatents:
-    """The per-frame latents of a live session: the offline maths (:mod:`lsd_jax.engine.latents`), one frame at a time."""
+    """The per-frame latents of a live session: the offline maths (:mod:`lsd_jax.engine.latents`), one frame at a
+    time."""
 
     def __init__(self, z_dim: int, c_dim: int, params: RenderParams, fps: float):
         self.z_dim, self.c_dim, self.fps = int(z_dim), int(c_dim), float(fps)
@@ -192,8 +241,9 @@ class LiveLatents:
             self.factors[key] = live_factor(self.key, seg, self.z_dim, randomness)
         return self.factors[key]
 
-    def step(self, tick: int, pulse: float, motion: float, chroma: np.ndarray,
-             params: RenderParams) -> tuple[np.ndarray, np.ndarray]:
+    def step(
+        self, tick: int, pulse: float, motion: float, chroma: np.ndarray, params: RenderParams
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Advance one frame: ``z`` (D,) and ``c`` (C,) float32."""
         if params.seed != self.params.seed or params.classes != self.params.classes:
             self.reseed(params)
@@ -202,16 +252,32 @@ class LiveLatents:
         frac = self.phase - k
         base = params.truncation * ((1.0 - frac) * self._keyframe(k) + frac * self._keyframe(k + 1))
         self.phase += float(params.speed_fpm) / 60.0 / self.fps
-        frame = MotionFrame(base.astype(np.float32), np.float32(pulse), np.float32(motion),
-                            self._factor(tick // self.period, params.motion_randomness))
-        controls = motion_controls(np.float32(params.pulse_react), np.float32(params.motion_react),
-                                   np.float32(params.truncation), np.float32(self.fps))
+        frame = MotionFrame(
+            base.astype(np.float32),
+            np.float32(pulse),
+            np.float32(motion),
+            self._factor(tick // self.period, params.motion_randomness),
+        )
+        controls = motion_controls(
+            np.float32(params.pulse_react),
+            np.float32(params.motion_react),
+            np.float32(params.truncation),
+            np.float32(self.fps),
+        )
         classes = np.zeros(12, np.int32)
         if self.c_dim:
             classes = np.roll(self.classes, -int(shuffle_rotation(params, np.array([tick]), self.fps)[0] % 12))
         gain = np.float32(params.class_pitch_react * LSD_REFERENCE_FPS / self.fps)
-        self.state, self.v, z = advance(self.state, self.v, frame, controls, np.asarray(chroma, np.float32),
-                                        classes, gain, np.float32(params.class_complexity))
+        self.state, self.v, z = advance(
+            self.state,
+            self.v,
+            frame,
+            controls,
+            np.asarray(chroma, np.float32),
+            classes,
+            gain,
+            np.float32(params.class_complexity),
+        )
         v = np.asarray(self.v)
         tau = params.class_smooth_seconds / 2.0
         a = math.exp(-1.0 / (self.fps * tau)) if tau > 0 else 0.0
@@ -256,14 +322,22 @@ class _Target:
 class LiveRenderer:
     """A live session: :meth:`push` audio as it arrives; frames appear at ``fps`` (:meth:`wait_frame`).
 
-    ``style``: a :class:`~lsd_jax.styles.style.Style` or anything :func:`lsd_jax.styles.resolve.resolve_style` takes; ``params``:
+    ``style``: a :class:`~lsd_jax.styles.style.Style` or anything :func:`lsd_jax.styles.resolve.resolve_style` takes;
+    ``params``:
     RenderParams (or keywords) — ``resolution`` / ``width`` / ``height`` give the size (default 256²), ``fps`` the
     clock (default 30 unless given). ``adapt``: drop resolution when the step is slow (styles that render any size).
     ``clock``: seconds, monotonic. Call :meth:`start`, then :meth:`close` (or use it as a context manager).
     """
 
-    def __init__(self, style: Any = None, params: RenderParams | None = None, *, adapt: bool = True,
-                 clock: Callable[[], float] = time.perf_counter, **kwargs: Any):
+    def __init__(
+        self,
+        style: Any = None,
+        params: RenderParams | None = None,
+        *,
+        adapt: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
+        **kwargs: Any,
+    ):
         from ..engine.step import output_size
         from ..styles.resolve import resolve_style
 
@@ -307,11 +381,14 @@ class LiveRenderer:
         if params.custom_effects:
             raise ParamError("custom_effects are not supported in live mode (contrast and flash are)")
         if params.chroma != "stft":
-            raise ParamError(f"chroma={params.chroma!r} (librosa's chroma_cqt) needs the whole song; live mode "
-                             "computes the STFT chroma: leave chroma at 'stft'")
+            raise ParamError(
+                f"chroma={params.chroma!r} (librosa's chroma_cqt) needs the whole song; live mode "
+                "computes the STFT chroma: leave chroma at 'stft'"
+            )
         if params.w_control or params.rotate_react or params.translate_react:
-            raise ParamError("keyframes, band_react, noise_react, rotate_react and translate_react are not "
-                             "supported in live mode")
+            raise ParamError(
+                "keyframes, band_react, noise_react, rotate_react and translate_react are not supported in live mode"
+            )
 
     def _plan(self, size: tuple[int, int]) -> Any:
         """The render's effect plan with contrast and flash always on at strength 1: a frame's amplitudes carry the
@@ -328,8 +405,11 @@ class LiveRenderer:
         from ..engine.step import output_size
 
         size = output_size(style, self.params)
-        return _Target(style, ladder_sizes(size, style.native_size is None and self.adapt),
-                       LiveLatents(style.z_dim, style.c_dim, self.params, self.fps))
+        return _Target(
+            style,
+            ladder_sizes(size, style.native_size is None and self.adapt),
+            LiveLatents(style.z_dim, style.c_dim, self.params, self.fps),
+        )
 
     def _step_for(self, target: _Target, size: tuple[int, int]) -> Any:
         """The compiled step of ``target`` at ``size`` (built and warmed on first use)."""
@@ -339,11 +419,19 @@ class LiveRenderer:
             from ..styles.style import render_settings
 
             style = target.style
-            zeros = self._inputs(style, np.zeros(style.z_dim, np.float32), np.zeros(style.c_dim, np.float32),
-                                 (0.0, 0.0))
+            zeros = self._inputs(
+                style, np.zeros(style.z_dim, np.float32), np.zeros(style.c_dim, np.float32), (0.0, 0.0)
+            )
             # one frame per step (the newest tick); refused before compiling if even that does not fit in memory
-            step = build_frame_step(style, size, self._plan(size), settings=render_settings(self.params, style),
-                                    batch=1, example=zeros, compute_dtype=self.params.compute_dtype)
+            step = build_frame_step(
+                style,
+                size,
+                self._plan(size),
+                settings=render_settings(self.params, style),
+                batch=1,
+                example=zeros,
+                compute_dtype=self.params.compute_dtype,
+            )
             np.asarray(step(zeros))
             target.steps[size] = step
         return step
@@ -394,8 +482,11 @@ class LiveRenderer:
     @staticmethod
     def _inputs(style: Any, z: np.ndarray, c: np.ndarray, amps: tuple[float, float]) -> dict[str, np.ndarray]:
         """One frame's step inputs (a batch of 1)."""
-        out = {"z": np.asarray(z, np.float32)[None], "c": np.asarray(c, np.float32)[None],
-               "amps": np.asarray([amps], np.float32)}
+        out = {
+            "z": np.asarray(z, np.float32)[None],
+            "c": np.asarray(c, np.float32)[None],
+            "amps": np.asarray([amps], np.float32),
+        }
         if style.noise:  # noise models always take the gain (1: no noise_react live)
             out["noise_gain"] = np.ones(1, np.float32)
         return out
@@ -469,8 +560,9 @@ class LiveRenderer:
         """Change parameters while playing (validated by the parameter table; see ``LIVE_PARAMS``)."""
         bad = sorted(set(changes) - set(LIVE_PARAMS))
         if bad:
-            raise ParamError(f"{', '.join(bad)} cannot change during a live session (these can: "
-                             f"{', '.join(LIVE_PARAMS)})")
+            raise ParamError(
+                f"{', '.join(bad)} cannot change during a live session (these can: {', '.join(LIVE_PARAMS)})"
+            )
         with self._lock:
             params = make_params(self.params, **changes)
             self._check(params)
@@ -573,12 +665,24 @@ class LiveRenderer:
             last = due
             size = target.sizes[target.level]
             step = target.steps.get(size) or self._step_for(target, size)
-            amps = (feats["contrast"] * params.effect_strength("contrast") if params.contrast_on else 0.0,
-                    feats["flash"] * params.effect_strength("flash") if params.flash_on else 0.0)
+            amps = (
+                feats["contrast"] * params.effect_strength("contrast") if params.contrast_on else 0.0,
+                feats["flash"] * params.effect_strength("flash") if params.flash_on else 0.0,
+            )
             image = np.asarray(step(self._inputs(target.style, z, c, amps)))[0]
             t_done = self.clock()
-            frame = LiveFrame(seq, due, image, self.t0 + due * period, t_done, covered, dropped, self._tag,
-                              self._audio_time, pulse_time)
+            frame = LiveFrame(
+                seq,
+                due,
+                image,
+                self.t0 + due * period,
+                t_done,
+                covered,
+                dropped,
+                self._tag,
+                self._audio_time,
+                pulse_time,
+            )
             seq += 1
             level = policy.observe(t_done, t_done - now, dropped)
             with self._lock:
@@ -604,6 +708,7 @@ class LiveRenderer:
                     self._prepare_async(target, target.sizes[level])
             if self.error is not None:
                 raise self.error
+
 
 class LiveRecorder:
     """Records what a :class:`LiveRenderer` shows, with the audio it analysed, into an MP4 at ``path``.
@@ -706,8 +811,15 @@ class FileFeeder:
     """Plays an audio file into a :class:`LiveRenderer` in real time: block by block, each pushed when its last
     sample is due by the renderer's clock. ``done`` is set at the end (or on :meth:`stop`)."""
 
-    def __init__(self, renderer: LiveRenderer, path: Any, *, block_s: float = 0.01, start: float = 0.0,
-                 duration: float | None = None):
+    def __init__(
+        self,
+        renderer: LiveRenderer,
+        path: Any,
+        *,
+        block_s: float = 0.01,
+        start: float = 0.0,
+        duration: float | None = None,
+    ):
         from ..media.decode import read_audio
 
         self.renderer = renderer

@@ -46,8 +46,9 @@ def _name(path: PathLike) -> str:
 def check_file(path: PathLike) -> Path:
     """``path`` as a Path, or an AudioError when it is not a readable, non-empty file."""
     if not isinstance(path, (str, os.PathLike)):
-        raise AudioError(f"an audio file must be given as a path (str or os.PathLike), got {type(path).__name__}: "
-                         f"{path!r}")
+        raise AudioError(
+            f"an audio file must be given as a path (str or os.PathLike), got {type(path).__name__}: {path!r}"
+        )
     p = Path(path).expanduser()
     if not p.exists():
         raise AudioError(f"audio file not found: {_name(path)} (it does not exist)")
@@ -81,8 +82,10 @@ class TooLong(AudioError):
 
 def _check_rate(path: PathLike, sr: int) -> int:
     if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
-        raise AudioError(f"{_name(path)} says its sample rate is {sr} Hz; lsd-jax reads {MIN_SAMPLE_RATE} to "
-                         f"{MAX_SAMPLE_RATE} Hz audio (a corrupt or hostile file?)")
+        raise AudioError(
+            f"{_name(path)} says its sample rate is {sr} Hz; lsd-jax reads {MIN_SAMPLE_RATE} to "
+            f"{MAX_SAMPLE_RATE} Hz audio (a corrupt or hostile file?)"
+        )
     return sr
 
 
@@ -94,9 +97,11 @@ def _frame_cap(sr: int, channels: int) -> int:
 
 def _too_much(path: PathLike, sr: int, channels: int) -> TooLong:
     most = _frame_cap(sr, channels) / sr
-    return TooLong(f"{_name(path)} holds more audio than lsd-jax decodes from one file ({most:g} s at {sr} Hz with "
-                   f"{channels} channel(s); at most {MAX_AUDIO_SECONDS / 3600:g} hours and "
-                   f"{MAX_AUDIO_BYTES >> 30} GiB of samples): give a start and a shorter duration, or cut the file")
+    return TooLong(
+        f"{_name(path)} holds more audio than lsd-jax decodes from one file ({most:g} s at {sr} Hz with "
+        f"{channels} channel(s); at most {MAX_AUDIO_SECONDS / 3600:g} hours and "
+        f"{MAX_AUDIO_BYTES >> 30} GiB of samples): give a start and a shorter duration, or cut the file"
+    )
 
 
 def _read_soundfile(p: Path, start: float, count_s: float | None) -> tuple[np.ndarray, int]:
@@ -154,8 +159,7 @@ def _read_ffmpeg(p: Path, start: float, count_s: float | None) -> tuple[np.ndarr
         args += ["-ss", f"{start:.6f}"]
     if count_s is not None:
         args += ["-t", f"{count_s:.6f}"]
-    args += ["-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(sr), "-f", "f32le", "-c:a", "pcm_f32le",
-             "pipe:1"]
+    args += ["-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(sr), "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"]
     res = run_ffmpeg(args)
     if res.returncode != 0:
         why = res.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["unknown error"]
@@ -187,8 +191,9 @@ def audio_length(path: PathLike) -> float | None:
     return _probe_audio(p)[1]["duration"]
 
 
-def read_audio(path: PathLike, *, start: float = 0.0, duration: float | None = None,
-               max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+def read_audio(
+    path: PathLike, *, start: float = 0.0, duration: float | None = None, max_seconds: float | None = None
+) -> tuple[np.ndarray, int]:
     """The excerpt ``[start, start + duration)`` of a file at its own sample rate and channels.
 
     Returns ``(samples (n, channels) float32, sample_rate)``. ``duration=None``: to the end. ``max_seconds``:
@@ -209,8 +214,10 @@ def read_audio(path: PathLike, *, start: float = 0.0, duration: float | None = N
         if not (max_seconds > 0) or not math.isfinite(max_seconds):
             raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
         if duration is not None and duration > max_seconds:
-            raise TooLong(f"the excerpt of {_name(path)} is {duration:g} s long; at most {max_seconds:g} s may be "
-                          "decoded here: choose a shorter duration")
+            raise TooLong(
+                f"the excerpt of {_name(path)} is {duration:g} s long; at most {max_seconds:g} s may be "
+                "decoded here: choose a shorter duration"
+            )
     p = check_file(path)
     # read one sample's worth more than allowed, to tell "exactly the limit" from "more"
     count_s = duration if max_seconds is None or duration is not None else max_seconds + 0.01
@@ -228,8 +235,10 @@ def read_audio(path: PathLike, *, start: float = 0.0, duration: float | None = N
     if data.shape[0] == 0:
         raise AudioError(f"no audio could be decoded from {_name(path)}")
     if max_seconds is not None and data.shape[0] > int(round(max_seconds * sr)):
-        raise TooLong(f"{_name(path)} holds more than {max_seconds:g} s of audio after start={start:g} s (at most "
-                      f"{max_seconds:g} s may be decoded here): give a duration of at most {max_seconds:g} s")
+        raise TooLong(
+            f"{_name(path)} holds more than {max_seconds:g} s of audio after start={start:g} s (at most "
+            f"{max_seconds:g} s may be decoded here): give a duration of at most {max_seconds:g} s"
+        )
     if not np.isfinite(data).all():
         raise AudioError(f"{_name(path)} contains non-finite samples (NaN or infinity)")
     return data, sr
@@ -251,8 +260,10 @@ def resample(y: np.ndarray, orig_sr: int, sr: int, path: PathLike = "audio") -> 
 
     n_out = int(np.ceil(y.shape[0] * float(sr) / orig_sr))
     if n_out * 4 > MAX_AUDIO_BYTES:  # sized from the samples decoded, before soxr allocates it
-        raise TooLong(f"{_name(path)} would be {n_out * 4 / (1 << 30):.1f} GiB of samples once resampled from "
-                      f"{orig_sr} Hz to {sr} Hz (at most {MAX_AUDIO_BYTES >> 30} GiB): give a shorter duration")
+        raise TooLong(
+            f"{_name(path)} would be {n_out * 4 / (1 << 30):.1f} GiB of samples once resampled from "
+            f"{orig_sr} Hz to {sr} Hz (at most {MAX_AUDIO_BYTES >> 30} GiB): give a shorter duration"
+        )
     try:
         out = soxr.resample(y, int(orig_sr), int(sr), quality="soxr_hq")
     except Exception as e:
@@ -261,8 +272,9 @@ def resample(y: np.ndarray, orig_sr: int, sr: int, path: PathLike = "audio") -> 
     return np.ascontiguousarray(out, np.float32)
 
 
-def load_audio(path: PathLike, *, sr: int, start: float = 0.0, duration: float | None = None,
-               max_seconds: float | None = None) -> np.ndarray:
+def load_audio(
+    path: PathLike, *, sr: int, start: float = 0.0, duration: float | None = None, max_seconds: float | None = None
+) -> np.ndarray:
     """Mono float32 samples of ``[start, start + duration)`` at ``sr`` Hz (any input rate/channels)."""
     data, orig = read_audio(path, start=start, duration=duration, max_seconds=max_seconds)
     return resample(to_mono(data), orig, int(sr), path)

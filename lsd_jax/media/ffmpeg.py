@@ -1,7 +1,8 @@
 """The ffmpeg binary (imageio-ffmpeg's own): running it, and reading what it prints about a file.
 
 There is no ffprobe beside imageio-ffmpeg's binary, so :func:`probe` parses the header that ``ffmpeg -i``
-prints. Audio decoding (:mod:`lsd_jax.media.decode`) and video writing/reading (:mod:`lsd_jax.media.video`) both use this
+prints. Audio decoding (:mod:`lsd_jax.media.decode`) and video writing/reading (:mod:`lsd_jax.media.video`) both use
+this
 module; neither imports the other.
 """
 
@@ -36,8 +37,9 @@ def ffmpeg_exe() -> str:
 
 def run_ffmpeg(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
     """Run the ffmpeg binary to completion (posix_spawn: no fork of this multithreaded process)."""
-    return subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", *args], capture_output=True, close_fds=False,
-                          **kwargs)
+    return subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", *args], capture_output=True, close_fds=False, **kwargs
+    )
 
 
 def _split_top(s: str) -> list[str]:

@@ -12,8 +12,14 @@ from typing import Any
 
 from ..errors import OutputError, ParamError
 
-__all__ = ["SUPPORTED_SUFFIXES", "default_output", "refuse_overwrite", "render_inputs", "resolve_output",
-           "writable_output"]
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "default_output",
+    "refuse_overwrite",
+    "render_inputs",
+    "resolve_output",
+    "writable_output",
+]
 
 SUPPORTED_SUFFIXES = (".mp4",)
 #: RenderParams fields that name files a render reads.
@@ -58,8 +64,9 @@ def refuse_overwrite(path: Path, inputs: Iterable[Any], what: str = "output") ->
             continue
         if _same_file(path, src):
             link = "" if path.expanduser().absolute() == src.absolute() else " (the same file under another name)"
-            raise OutputError(f"the {what} {path} is the input {src}{link}: refusing to write over it. Choose "
-                              "another output name.")
+            raise OutputError(
+                f"the {what} {path} is the input {src}{link}: refusing to write over it. Choose another output name."
+            )
 
 
 def writable_output(output: Any, inputs: Iterable[Any] = (), what: str = "output") -> Path:

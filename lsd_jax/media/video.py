@@ -42,6 +42,8 @@ LIVE_FRAGMENT_S = 0.25
 def _tee_path(path: Path) -> str:
     """``path`` as one output of ffmpeg's tee muxer (its separators and option brackets escaped)."""
     return re.sub(r"([\\'\[\]|:])", r"\\\1", str(path))
+
+
 # x264 settings, chosen for speed on small CPUs (measured by ``python -m lsd_jax.bench --encoder``, 2 cores, the
 # default style): "superfast" takes ~30% of "medium"'s CPU time per frame, so the encoder keeps up with the
 # frame step; crf 17 instead of 18 buys back the quality (PSNR of decoded vs rendered frames within ~0.2 dB of
@@ -135,8 +137,9 @@ class VideoWriter:
         if samples.ndim == 1:
             samples = samples[:, None]
         if samples.ndim != 2 or samples.shape[0] == 0 or sr <= 0:
-            raise OutputError(f"audio must be a non-empty (samples[, channels]) array with sr > 0, "
-                              f"got shape {samples.shape}, sr {sr}")
+            raise OutputError(
+                f"audio must be a non-empty (samples[, channels]) array with sr > 0, got shape {samples.shape}, sr {sr}"
+            )
         import soundfile as sf
 
         fd, name = tempfile.mkstemp(prefix="lsd-jax-audio-", suffix=".wav")
@@ -151,9 +154,22 @@ class VideoWriter:
     def _start(self, audio_input: str | None) -> None:
         h, w = self.size
         cmd = [
-            ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "warning", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-video_size", f"{w}x{h}",
-            "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "pipe:0",
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostats",
+            "-loglevel",
+            "warning",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-video_size",
+            f"{w}x{h}",
+            "-framerate",
+            f"{self.fps.numerator}/{self.fps.denominator}",
+            "-i",
+            "pipe:0",
         ]
         if audio_input is not None:
             cmd += ["-i", audio_input]
@@ -164,15 +180,20 @@ class VideoWriter:
         if self.live is None:
             cmd += ["-movflags", "+faststart", "-f", "mp4", str(self.tmp)]
         else:  # one encode, two files; global headers are what the mp4 muxer alone asks the encoders for
-            fragments = ("+frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets"  # video from t=0
-                         f":frag_duration={round(LIVE_FRAGMENT_S * 1e6)}:flush_packets=1")  # on disk at once
-            outputs = [f"[f=mp4:movflags=+faststart]{_tee_path(self.tmp)}",
-                       f"[f=mp4:movflags={fragments}]{_tee_path(self.live)}"]
+            fragments = (
+                "+frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets"  # video from t=0
+                f":frag_duration={round(LIVE_FRAGMENT_S * 1e6)}:flush_packets=1"
+            )  # on disk at once
+            outputs = [
+                f"[f=mp4:movflags=+faststart]{_tee_path(self.tmp)}",
+                f"[f=mp4:movflags={fragments}]{_tee_path(self.live)}",
+            ]
             cmd += ["-flags", "+global_header", "-f", "tee", "|".join(outputs)]
         self.cmd = cmd
         try:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.PIPE, close_fds=False)
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, close_fds=False
+            )
         except OSError as e:
             raise OutputError(f"cannot start ffmpeg ({cmd[0]}): {e}") from None
         self._stderr_thread = threading.Thread(target=self._drain, name="lsd-jax-ffmpeg-stderr", daemon=True)
@@ -358,10 +379,20 @@ def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:
     audio = [s for s in header["streams"] if s["kind"] == "audio"]
     v, a = (video[0] if video else {}), (audio[0] if audio else {})
     info: dict[str, Any] = dict(
-        video_streams=len(video), audio_streams=len(audio), width=v.get("width"), height=v.get("height"),
-        fps=None, n_frames=0, duration=header["duration"], video_duration=None, audio_duration=None,
-        video_codec=v.get("codec"), audio_codec=a.get("codec"), pix_fmt=v.get("pix_fmt"),
-        audio_sample_rate=a.get("sample_rate"), audio_channels=a.get("channels"),
+        video_streams=len(video),
+        audio_streams=len(audio),
+        width=v.get("width"),
+        height=v.get("height"),
+        fps=None,
+        n_frames=0,
+        duration=header["duration"],
+        video_duration=None,
+        audio_duration=None,
+        video_codec=v.get("codec"),
+        audio_codec=a.get("codec"),
+        pix_fmt=v.get("pix_fmt"),
+        audio_sample_rate=a.get("sample_rate"),
+        audio_channels=a.get("channels"),
     )
     # packets of the stream copy: index, dts, pts, duration, size, crc (output stream order = input)
     tbs: dict[int, Fraction] = {}
@@ -408,8 +439,22 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[np.ndarray]:
     if not video:
         raise OutputError(f"no video stream in {p}")
     w, h = video[0]["width"], video[0]["height"]
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(p), "-map", "0:v:0",
-           "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-i",
+        str(p),
+        "-map",
+        "0:v:0",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=False)
     size = w * h * 3
     try:
@@ -460,13 +505,24 @@ def join_segments(
         else:
             args += ["-map", "0:v:0"]
         f = fps_fraction(fps)
-        args += ["-c:v", "copy", "-r", f"{f.numerator}/{f.denominator}", "-movflags", "+faststart", "-f", "mp4",
-                 str(tmp)]
+        args += [
+            "-c:v",
+            "copy",
+            "-r",
+            f"{f.numerator}/{f.denominator}",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(tmp),
+        ]
         try:
             res = run_ffmpeg(args)
             if res.returncode != 0 or not tmp.is_file():
-                raise OutputError(f"joining {len(segments)} segments into {path.name} failed: "
-                                  f"{res.stderr.decode('utf-8', 'replace').strip()[-2000:]}")
+                raise OutputError(
+                    f"joining {len(segments)} segments into {path.name} failed: "
+                    f"{res.stderr.decode('utf-8', 'replace').strip()[-2000:]}"
+                )
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

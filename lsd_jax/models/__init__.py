@@ -30,10 +30,13 @@ How to add a model (e.g. StyleGAN1, BigGAN):
    truncation is in its sampling) implements
    ``frame_images(inputs, settings, *, size, consts=None) -> (B, h, w, 3)`` in about [-1, 1], with ``inputs`` the
    per-frame arrays (``z`` (B, z_dim), ``c`` (B, c_dim), ...) and ``settings`` the render-setting arrays
-   (``truncation_psi``, ``truncation_cutoff``, ``noise_mode``), and is driven by :class:`lsd_jax.styles.style.ModuleProgram`.
-4. Register the family in :data:`lsd_jax.styles.generator.FAMILIES` (and its shapes in :mod:`lsd_jax.store.weights`); a model
+   (``truncation_psi``, ``truncation_cutoff``, ``noise_mode``), and is driven by
+   :class:`lsd_jax.styles.style.ModuleProgram`.
+4. Register the family in :data:`lsd_jax.styles.generator.FAMILIES` (and its shapes in :mod:`lsd_jax.store.weights`); a
+model
    whose user API differs (BigGAN-deep: ``gen(z, c, truncation_psi)``, no w space) gets its own generator class
-   and style function there (:class:`lsd_jax.styles.generator.BigGANGenerator`, :func:`lsd_jax.styles.generator.biggan_style`).
+   and style function there (:class:`lsd_jax.styles.generator.BigGANGenerator`,
+   :func:`lsd_jax.styles.generator.biggan_style`).
 
 Editing a layer (network bending)::
 

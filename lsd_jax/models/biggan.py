@@ -46,8 +46,16 @@ from jax import lax
 from ..errors import ConversionError, ParamError
 from .ops import Buffer, load_module
 
-__all__ = ["BigGAN", "BigGANSpec", "Buffer", "abstract", "bn_stats_weights", "from_state", "generate",
-           "truncated_noise"]
+__all__ = [
+    "BigGAN",
+    "BigGANSpec",
+    "Buffer",
+    "abstract",
+    "bn_stats_weights",
+    "from_state",
+    "generate",
+    "truncated_noise",
+]
 
 Array = jax.Array
 FAMILY = "biggan-deep"
@@ -68,9 +76,15 @@ class BigGANSpec:
 
     @classmethod
     def from_config(cls, config: dict) -> BigGANSpec:
-        return cls(int(config["z_dim"]), int(config["num_classes"]), int(config["channel_width"]),
-                   tuple((bool(u), int(a), int(b)) for u, a, b in config["layers"]),
-                   int(config["attention_layer_position"]), float(config["eps"]), int(config["n_stats"]))
+        return cls(
+            int(config["z_dim"]),
+            int(config["num_classes"]),
+            int(config["channel_width"]),
+            tuple((bool(u), int(a), int(b)) for u, a, b in config["layers"]),
+            int(config["attention_layer_position"]),
+            float(config["eps"]),
+            int(config["n_stats"]),
+        )
 
     @property
     def img_resolution(self) -> int:
@@ -94,8 +108,9 @@ def bn_stats_weights(truncation: Any, n_stats: int = 51) -> Array:
         i = start.astype(jnp.int32)
         lo = jnp.where(coef != 0, coef, 1.0)
         hi = jnp.where(coef != 0, 1.0 - coef, 0.0)
-        return (lo * jax.nn.one_hot(i, n_stats, dtype=jnp.float32)
-                + hi * jax.nn.one_hot(jnp.minimum(i + 1, n_stats - 1), n_stats, dtype=jnp.float32))
+        return lo * jax.nn.one_hot(i, n_stats, dtype=jnp.float32) + hi * jax.nn.one_hot(
+            jnp.minimum(i + 1, n_stats - 1), n_stats, dtype=jnp.float32
+        )
     try:
         t = float(np.asarray(truncation, dtype=np.float64).reshape(()))
     except (TypeError, ValueError):
@@ -114,8 +129,7 @@ def bn_stats_weights(truncation: Any, n_stats: int = 51) -> Array:
 
 def truncated_noise(key: Array, n: int, z_dim: int = 128, truncation: float | Array = 1.0) -> Array:
     """BigGAN's noise: ``truncation × truncnorm(−2, 2)``, ``(n, z_dim)`` float32 (``truncated_noise_sample``)."""
-    return jnp.asarray(truncation, jnp.float32) * jax.random.truncated_normal(key, -2.0, 2.0, (n, z_dim),
-                                                                              jnp.float32)
+    return jnp.asarray(truncation, jnp.float32) * jax.random.truncated_normal(key, -2.0, 2.0, (n, z_dim), jnp.float32)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -170,8 +184,9 @@ class Conv(nnx.Module):
         if self.k == 1:
             y = jnp.einsum("nhwc,oc->nhwo", x, w[:, :, 0, 0])
         else:
-            y = lax.conv_general_dilated(x, jnp.transpose(w, (2, 3, 1, 0)), (1, 1), ((1, 1), (1, 1)),
-                                         dimension_numbers=_DN)
+            y = lax.conv_general_dilated(
+                x, jnp.transpose(w, (2, 3, 1, 0)), (1, 1), ((1, 1), (1, 1)), dimension_numbers=_DN
+            )
         return y if b is None else y + b
 
 
@@ -304,15 +319,18 @@ class BigGAN(nnx.Module):
         cond = jnp.concatenate([z, self.embeddings(c)], axis=1)
         return self.generator(cond, stats_w)
 
-    def frame_images(self, inputs: dict[str, Array], settings: dict[str, Array], *, size: tuple[int, int],
-                     consts: Any = None) -> Array:
+    def frame_images(
+        self, inputs: dict[str, Array], settings: dict[str, Array], *, size: tuple[int, int], consts: Any = None
+    ) -> Array:
         """The render step's entry (see :mod:`lsd_jax.models`): ``inputs["z"]`` (B, z_dim), ``inputs["c"]``
         (B, num_classes) and ``settings["bn_stats_weights"]`` (n_stats,) from :func:`bn_stats_weights` (computed on
         the host by the style, so the package's float64 rule holds and a new truncation never recompiles). The
         native size is returned whatever ``size`` is (the step resizes)."""
         if "bn_stats_weights" not in settings:
-            raise ParamError("a BigGAN step needs settings['bn_stats_weights'] (lsd_jax.styles.style.render_settings(params, "
-                             "style) computes it from the truncation)")
+            raise ParamError(
+                "a BigGAN step needs settings['bn_stats_weights'] (lsd_jax.styles.style.render_settings(params, "
+                "style) computes it from the truncation)"
+            )
         return self.generate(inputs["z"], inputs["c"], settings["bn_stats_weights"])
 
 

@@ -127,7 +127,7 @@ def upsample(x: Array, step: int, size: tuple[int, int]) -> Array:
     for axis, n in ((1, size[0]), (2, size[1])):
         m = x.shape[axis] - 4
 
-        def tap(t: int) -> Array:
+        def tap(t: int, x: Array = x, m: int = m, axis: int = axis) -> Array:
             return jax.lax.slice_in_dim(x, t, t + m, axis=axis)
 
         phases = [sum(float(wt) * tap(t) for t, wt in enumerate(row) if wt != 0.0) for row in weights]
@@ -150,8 +150,16 @@ def fields(p: Params, z: Array, size: tuple[int, int], step: int) -> Array:
     xyr = xyr[None] * zoom[:, :, None]  # (B, P, 3)
     ang = xyr[..., :2] @ p["freqs"]  # (B, P, F)
     r = xyr[..., 2:3]
-    feats = jnp.concatenate([xyr, fast_sin(ang), fast_sin(ang + 0.5 * math.pi), fast_sin(2.0 * ang + r),
-                             fast_sin(3.0 * ang - r + 0.5 * math.pi)], axis=-1)
+    feats = jnp.concatenate(
+        [
+            xyr,
+            fast_sin(ang),
+            fast_sin(ang + 0.5 * math.pi),
+            fast_sin(2.0 * ang + r),
+            fast_sin(3.0 * ang - r + 0.5 * math.pi),
+        ],
+        axis=-1,
+    )
     w_z = p["w_z"]
     zb = DRIFT_GAIN * jnp.einsum("bd,ldh->lbh", z - m, w_z) + PULSE_GAIN * m[None] * w_z.sum(axis=1)[:, None, :]
     x = fast_sin(feats @ p["w_in"] + zb[0][:, None, :])  # (B, P, H)

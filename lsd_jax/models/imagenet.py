@@ -88,12 +88,17 @@ def class_index(spec: int | str) -> int:
     if len(anywhere) == 1:
         return anywhere[0]
     if anywhere:
-        raise ParamError(f"{spec!r} names {len(anywhere)} ImageNet classes: {_describe(anywhere)}; pass the index "
-                         f"or a more specific name")
+        raise ParamError(
+            f"{spec!r} names {len(anywhere)} ImageNet classes: {_describe(anywhere)}; pass the index "
+            f"or a more specific name"
+        )
     everything = {_norm(n): c.index for c in reversed(CLASSES) for n in c.names}
     close = difflib.get_close_matches(key, list(everything), n=5, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(n) for n in close)}?" if close else (
-        "; see lsd_jax.models.imagenet.class_names() for the list")
+    hint = (
+        f"; did you mean {', '.join(repr(n) for n in close)}?"
+        if close
+        else ("; see lsd_jax.models.imagenet.class_names() for the list")
+    )
     raise ParamError(f"{spec!r} is not an ImageNet class name{hint}")
 
 

@@ -57,8 +57,7 @@ def lrelu(x: Array, gain: float = SQRT2, slope: float = 0.2) -> Array:
     return jnp.where(x >= 0, x, slope * x) * gain
 
 
-def bias_act(x: Array, b: Array, act: str = "linear", gain: float | None = None,
-             clamp: float | None = None) -> Array:
+def bias_act(x: Array, b: Array, act: str = "linear", gain: float | None = None, clamp: float | None = None) -> Array:
     """NVIDIA ``bias_act`` on the last axis: ``+b → act → ·gain → clamp`` (lrelu: slope 0.2, default gain √2)."""
     x = x + b
     if act == "lrelu":
@@ -84,8 +83,7 @@ def dense(x: Array, weight: Array) -> Array:
 class FullyConnected(nnx.Module):
     """NVIDIA ``FullyConnectedLayer``: ``act(x @ (weight·lr/√in)ᵀ + bias·lr)``; (N, in) → (N, out)."""
 
-    def __init__(self, in_features: int, out_features: int, *, lr_multiplier: float = 1.0,
-                 activation: str = "linear"):
+    def __init__(self, in_features: int, out_features: int, *, lr_multiplier: float = 1.0, activation: str = "linear"):
         self.weight = nnx.Param(zeros(out_features, in_features))
         self.bias = nnx.Param(zeros(out_features))
         self.in_features, self.out_features = in_features, out_features
@@ -116,21 +114,34 @@ class MappingNetwork(nnx.Module):
 
     Paths: ``embed.{weight,bias}`` (conditional only), ``fc{i}.{weight,bias}``, ``w_avg`` (a :class:`Buffer`)."""
 
-    def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int, *, num_layers: int, embed_features: int,
-                 layer_features: int, lr_multiplier: float, has_w_avg: bool = True):
+    def __init__(
+        self,
+        z_dim: int,
+        c_dim: int,
+        w_dim: int,
+        num_ws: int,
+        *,
+        num_layers: int,
+        embed_features: int,
+        layer_features: int,
+        lr_multiplier: float,
+        has_w_avg: bool = True,
+    ):
         self.z_dim, self.c_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, c_dim, w_dim, num_ws, num_layers
         if c_dim > 0:
             self.embed = FullyConnected(c_dim, embed_features)
         feats = [z_dim + (embed_features if c_dim > 0 else 0)] + [layer_features] * (num_layers - 1) + [w_dim]
         for i in range(num_layers):
-            setattr(self, f"fc{i}", FullyConnected(feats[i], feats[i + 1], lr_multiplier=lr_multiplier,
-                                                   activation="lrelu"))
+            setattr(
+                self, f"fc{i}", FullyConnected(feats[i], feats[i + 1], lr_multiplier=lr_multiplier, activation="lrelu")
+            )
         self.has_w_avg = has_w_avg
         if has_w_avg:
             self.w_avg = Buffer(zeros(w_dim))
 
-    def __call__(self, z: Array | None, c: Array | None = None, truncation_psi: Any = 1.0,
-                 truncation_cutoff: Any = None) -> Array:
+    def __call__(
+        self, z: Array | None, c: Array | None = None, truncation_psi: Any = 1.0, truncation_cutoff: Any = None
+    ) -> Array:
         """z (N, z_dim), c (N, c_dim) or None → ws (N, num_ws, w_dim). ``truncation_psi`` (float) and
         ``truncation_cutoff`` (int: the first that many ws are truncated; None: all) may be traced arrays; ψ
         exactly 1 leaves ws untouched."""
@@ -179,8 +190,7 @@ class MappedGenerator:
     def constants(self) -> dict[str, Any]:
         return self.synthesis.constants()
 
-    def map_latents(self, z: Array, c: Array | None, truncation_psi: Any = 1.0,
-                    truncation_cutoff: Any = None) -> Array:
+    def map_latents(self, z: Array, c: Array | None, truncation_psi: Any = 1.0, truncation_cutoff: Any = None) -> Array:
         return self.mapping(z, c, truncation_psi, truncation_cutoff)
 
 
@@ -281,9 +291,14 @@ def up_conv(x: Array, w_hwio_flipped: Array, taps: tuple[float, ...]) -> Array:
     if k == 3 and pt == 0 and x.shape[1] >= POLYPHASE_MIN_SIZE:
         y = transposed_conv3_polyphase(x, w_hwio_flipped)
     else:
-        y = lax.conv_general_dilated(x, w_hwio_flipped, window_strides=(1, 1),
-                                     padding=((k - 1 - pt, k - 1 - pt), (k - 1 - pt, k - 1 - pt)),
-                                     lhs_dilation=(2, 2), dimension_numbers=DN)
+        y = lax.conv_general_dilated(
+            x,
+            w_hwio_flipped,
+            window_strides=(1, 1),
+            padding=((k - 1 - pt, k - 1 - pt), (k - 1 - pt, k - 1 - pt)),
+            lhs_dilation=(2, 2),
+            dimension_numbers=DN,
+        )
     y = fir_axis(y, taps, 2.0, p0 + pt, p1 + pt, axis=1)
     return fir_axis(y, taps, 2.0, p0 + pt, p1 + pt, axis=2)
 
@@ -322,7 +337,7 @@ def up_fir_axis(x: Array, g: Array, up: int, pad0: int, out_len: int, axis: int)
     else:
         y = jnp.stack(outs, axis=axis + 1)
         shape = list(y.shape)
-        shape[axis:axis + 2] = [q * up]
+        shape[axis : axis + 2] = [q * up]
         y = y.reshape(shape)
     return lax.slice_in_dim(y, 0, out_len, axis=axis)
 
@@ -346,15 +361,30 @@ def down_fir_2d(x: Array, g: Array, down: int) -> Array:
     acc = None
     for ky in range(kh):
         for kx in range(kw):
-            term = lax.slice(x, (0, ky, kx, 0), (n, ky + down * (qh - 1) + 1, kx + down * (qw - 1) + 1, c),
-                             (1, down, down, 1)) * g[ky, kx]
+            term = (
+                lax.slice(
+                    x, (0, ky, kx, 0), (n, ky + down * (qh - 1) + 1, kx + down * (qw - 1) + 1, c), (1, down, down, 1)
+                )
+                * g[ky, kx]
+            )
             acc = term if acc is None else acc + term
     return acc
 
 
-def filtered_lrelu(x: Array, b: Array, fu: Array, fd: Array | None, *, up: int, down: int,
-                   padding: tuple[int, int, int, int], tmp_size: tuple[int, int], down_radial: bool,
-                   linear: bool, clamp: float | None) -> Array:
+def filtered_lrelu(
+    x: Array,
+    b: Array,
+    fu: Array,
+    fd: Array | None,
+    *,
+    up: int,
+    down: int,
+    padding: tuple[int, int, int, int],
+    tmp_size: tuple[int, int],
+    down_radial: bool,
+    linear: bool,
+    clamp: float | None,
+) -> Array:
     """NVIDIA ``filtered_lrelu`` (reference path) on NHWC: ``+b → upfirdn(up, fu, padding, gain up²) →
     lrelu·√2 (or linear) → clamp → upfirdn(down, fd)``. ``fu``/``fd`` are the flipped taps with the upsampling
     gain folded into ``fu`` (``up`` per axis); ``fd`` is None when there is no down filter."""
@@ -441,7 +471,7 @@ def unit_noise(key: Array, sizes: list[int], n: int) -> list[Array]:
         flat = jax.random.normal(key, (n, total))
     out, start = [], 0
     for r in sizes:
-        out.append(flat[:, start:start + r * r].reshape(n, r, r, 1))
+        out.append(flat[:, start : start + r * r].reshape(n, r, r, 1))
         start += r * r
     return out
 
@@ -455,8 +485,9 @@ def noise_mode_index(noise_mode: Any) -> Any:
     return noise_mode
 
 
-def noise_inputs(noise_mode: Any, key: Array | None, noise_gain: Array | None, stored: list[Array],
-                 n: int) -> list[Array | None]:
+def noise_inputs(
+    noise_mode: Any, key: Array | None, noise_gain: Array | None, stored: list[Array], n: int
+) -> list[Array | None]:
     """Every noise layer's input before its learned strength: (1 or N, r, r, 1) per layer, or None (no noise).
 
     ``stored``: the layers' stored noise as (1, r, r, 1) (``noise_mode="const"``). ``noise_mode``: a name, or a
@@ -478,10 +509,16 @@ def noise_inputs(noise_mode: Any, key: Array | None, noise_gain: Array | None, s
         if key is None:
             raise ValueError("a traced noise_mode needs a PRNG key (used when it selects random noise)")
         mode = jnp.asarray(noise_mode, jnp.int32)
-        unit = lax.cond(mode == 1, lambda k: unit_noise(k, sizes, n),
-                        lambda k: [jnp.zeros((n, r, r, 1), jnp.float32) for r in sizes], key)
-        noises = [jnp.where(mode == 0, s, u.astype(s.dtype)) * (mode != 2).astype(s.dtype)
-                  for s, u in zip(stored, unit, strict=True)]
+        unit = lax.cond(
+            mode == 1,
+            lambda k: unit_noise(k, sizes, n),
+            lambda k: [jnp.zeros((n, r, r, 1), jnp.float32) for r in sizes],
+            key,
+        )
+        noises = [
+            jnp.where(mode == 0, s, u.astype(s.dtype)) * (mode != 2).astype(s.dtype)
+            for s, u in zip(stored, unit, strict=True)
+        ]
     if noise_gain is None:
         return noises
     g = jnp.asarray(noise_gain, jnp.float32)

@@ -87,13 +87,23 @@ def spec_from_config(config: dict | SG1Spec) -> SG1Spec:
         if res < 4 or res & (res - 1):
             raise ValueError(f"img_resolution must be a power of two >= 4, got {res}")
         log2 = int(math.log2(res))
-        channels = tuple(min(int(sk["fmap_base"] / (2.0 ** (s * sk["fmap_decay"]))), int(sk["fmap_max"]))
-                         for s in range(log2))
-        fused = tuple(r >= 128 if sk["fused_scale"] == "auto" else bool(sk["fused_scale"])
-                      for r in (2 ** lg for lg in range(3, log2 + 1)))
-        spec = SG1Spec(z_dim=int(config["z_dim"]), w_dim=int(config["w_dim"]), num_ws=int(config["num_ws"]),
-                       img_resolution=res, img_channels=int(config["img_channels"]), c_dim=int(config["c_dim"]),
-                       channels=channels, fused=fused)
+        channels = tuple(
+            min(int(sk["fmap_base"] / (2.0 ** (s * sk["fmap_decay"]))), int(sk["fmap_max"])) for s in range(log2)
+        )
+        fused = tuple(
+            r >= 128 if sk["fused_scale"] == "auto" else bool(sk["fused_scale"])
+            for r in (2**lg for lg in range(3, log2 + 1))
+        )
+        spec = SG1Spec(
+            z_dim=int(config["z_dim"]),
+            w_dim=int(config["w_dim"]),
+            num_ws=int(config["num_ws"]),
+            img_resolution=res,
+            img_channels=int(config["img_channels"]),
+            c_dim=int(config["c_dim"]),
+            channels=channels,
+            fused=fused,
+        )
     except (KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"malformed StyleGAN (v1) config ({type(e).__name__}: {e})") from None
     if spec.num_ws != 2 * log2 - 2:
@@ -162,14 +172,17 @@ def upscale2d_conv2d(x: Array, w: Array, fused: bool) -> Array:
     for a in (0, 1):
         cols = []
         for b in (0, 1):
-            cols.append(jnp.stack([jnp.stack([w4[3 - 2 * a - r, 3 - 2 * b - s] for s in (0, 1)], axis=1)
-                                   for r in (0, 1)], axis=1))  # (I, 2[r], 2[s], O)
+            cols.append(
+                jnp.stack(
+                    [jnp.stack([w4[3 - 2 * a - r, 3 - 2 * b - s] for s in (0, 1)], axis=1) for r in (0, 1)], axis=1
+                )
+            )  # (I, 2[r], 2[s], O)
         rows.append(jnp.stack(cols))
     kernel = jnp.stack(rows).reshape(2, 2, w.shape[2], 4 * co)
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     y = lax.conv_general_dilated(xp, kernel, (1, 1), "VALID", dimension_numbers=DN)  # (N, H+1, W+1, 4·O)
     y = y.reshape(n, h + 1, wd + 1, 2, 2, co)
-    out = jnp.stack([jnp.stack([y[:, r:r + h, s:s + wd, r, s] for s in (0, 1)], axis=3) for r in (0, 1)], axis=2)
+    out = jnp.stack([jnp.stack([y[:, r : r + h, s : s + wd, r, s] for s in (0, 1)], axis=3) for r in (0, 1)], axis=2)
     return out.reshape(n, 2 * h, 2 * wd, co)  # (N, H, 2[r], W, 2[s], O) → rows 2m+r, columns 2n+s
 
 
@@ -292,8 +305,17 @@ class Mapping(nnx.Module):
         fan_in = spec.z_dim * (2 if spec.c_dim > 0 else 1)  # z ‖ its label embedding
         features = [fan_in] + [mk["layer_features"]] * (n - 1) + [spec.w_dim] * (n > 0)
         for i in range(n):
-            setattr(self, f"Dense{i}", Dense(features[i], features[i + 1], gain=math.sqrt(2.0),
-                                             use_wscale=mk["use_wscale"], lrmul=mk["lr_multiplier"]))
+            setattr(
+                self,
+                f"Dense{i}",
+                Dense(
+                    features[i],
+                    features[i + 1],
+                    gain=math.sqrt(2.0),
+                    use_wscale=mk["use_wscale"],
+                    lrmul=mk["lr_multiplier"],
+                ),
+            )
         self.num_layers = n
         self.activation = mk["activation"]
         self.normalize_latents = bool(mk["normalize_latents"])
@@ -331,11 +353,16 @@ class Synthesis(nnx.Module):
         w, c, nf = spec.w_dim, spec.channels[1], spec.channels
         setattr(self, "4x4", Block(Const=Layer("const", c, c, w, sk), Conv=Layer("conv", c, c, w, sk)))
         for lg in range(3, res_log2 + 1):
-            r = 2 ** lg
+            r = 2**lg
             cin, cout = nf[lg - 2], nf[lg - 1]
-            setattr(self, f"{r}x{r}", Block(Conv0_up=Layer("up", cin, cout, w, sk, spec.fused[lg - 3]),
-                                            Conv1=Layer("conv", cout, cout, w, sk)))
-        self.block_names = tuple(f"{2 ** lg}x{2 ** lg}" for lg in range(2, res_log2 + 1))
+            setattr(
+                self,
+                f"{r}x{r}",
+                Block(
+                    Conv0_up=Layer("up", cin, cout, w, sk, spec.fused[lg - 3]), Conv1=Layer("conv", cout, cout, w, sk)
+                ),
+            )
+        self.block_names = tuple(f"{2**lg}x{2**lg}" for lg in range(2, res_log2 + 1))
         self.ToRGB_lod0 = ToRGB(nf[res_log2 - 1], spec.img_channels, sk["use_wscale"])
 
     def noise_shapes(self) -> list[int]:
@@ -348,8 +375,9 @@ class Synthesis(nnx.Module):
         stored = [jnp.transpose(getattr(self, f"noise{i}")[...], (0, 2, 3, 1)) for i in range(self.num_ws)]
         return noise_inputs(noise_mode, key, noise_gain, stored, n)
 
-    def __call__(self, ws: Array, noise_mode: Any = "const", key: Array | None = None,
-                 noise_gain: Array | None = None) -> Array:
+    def __call__(
+        self, ws: Array, noise_mode: Any = "const", key: Array | None = None, noise_gain: Array | None = None
+    ) -> Array:
         dtype = self.ToRGB_lod0.bias.dtype  # float32; bfloat16 when the state is (compute_dtype)
         ws = jnp.asarray(ws, dtype)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
@@ -357,7 +385,7 @@ class Synthesis(nnx.Module):
         noises = self._noises(noise_mode, key, noise_gain, ws.shape[0])
         x = None
         for i, name in enumerate(self.block_names):  # block i reads ws 2i and 2i + 1
-            x = getattr(self, name)(x, ws[:, 2 * i:2 * i + 2], noises[2 * i:2 * i + 2])
+            x = getattr(self, name)(x, ws[:, 2 * i : 2 * i + 2], noises[2 * i : 2 * i + 2])
         return self.ToRGB_lod0(x)
 
 
@@ -381,13 +409,19 @@ class StyleGAN1(nnx.Module):
         return {}
 
     # the w-space model protocol (lsd_jax.styles.program.StyleGANProgram drives it; see lsd_jax.models)
-    def map_latents(self, z: Array, c: Array | None, truncation_psi: Any = 1.0,
-                    truncation_cutoff: Any = None) -> Array:
+    def map_latents(self, z: Array, c: Array | None, truncation_psi: Any = 1.0, truncation_cutoff: Any = None) -> Array:
         return self.map(z, c, truncation_psi, truncation_cutoff)
 
-    def synthesize(self, ws: Array, *, noise_mode: Any = "const", key: Array | None = None,
-                   noise_gain: Array | None = None, transform: Array | None = None,
-                   consts: dict[str, Any] | None = None) -> Array:
+    def synthesize(
+        self,
+        ws: Array,
+        *,
+        noise_mode: Any = "const",
+        key: Array | None = None,
+        noise_gain: Array | None = None,
+        transform: Array | None = None,
+        consts: dict[str, Any] | None = None,
+    ) -> Array:
         if transform is not None:
             raise ValueError("transform is only supported by StyleGAN3 generators")
         return self.synthesis(ws, noise_mode, key, noise_gain)
@@ -409,8 +443,16 @@ class StyleGAN1(nnx.Module):
             raise ValueError("this StyleGAN (v1) generator is unconditional: pass c=None")
         return self.truncate(self.mapping(z, c if self.c_dim > 0 else None), truncation_psi, truncation_cutoff)
 
-    def __call__(self, z: Array, c: Array | None = None, truncation_psi: Any = 1.0, truncation_cutoff: Any = None,
-                 noise_mode: str = "const", key: Array | None = None, noise_gain: Array | None = None) -> Array:
+    def __call__(
+        self,
+        z: Array,
+        c: Array | None = None,
+        truncation_psi: Any = 1.0,
+        truncation_cutoff: Any = None,
+        noise_mode: str = "const",
+        key: Array | None = None,
+        noise_gain: Array | None = None,
+    ) -> Array:
         return self.synthesis(self.map(z, c, truncation_psi, truncation_cutoff), noise_mode, key, noise_gain)
 
 

@@ -57,8 +57,21 @@ from flax import nnx
 from jax import lax
 
 from .ops import NOISE_MODES as NOISE_MODES  # re-exported: the modes' names and their traced indices
-from .ops import (SQRT2, Buffer, FullyConnected, MappedGenerator, MappingNetwork, conv_same, dense,
-                  load_module, lrelu, noise_inputs, up_conv, upsample2d, zeros)
+from .ops import (
+    SQRT2,
+    Buffer,
+    FullyConnected,
+    MappedGenerator,
+    MappingNetwork,
+    conv_same,
+    dense,
+    load_module,
+    lrelu,
+    noise_inputs,
+    up_conv,
+    upsample2d,
+    zeros,
+)
 
 Array = jax.Array
 _SQRT_HALF = math.sqrt(0.5)
@@ -98,7 +111,7 @@ class SG2Spec:
 
     @property
     def block_resolutions(self) -> tuple[int, ...]:
-        return tuple(2 ** i for i in range(2, self.log2_resolution + 1))
+        return tuple(2**i for i in range(2, self.log2_resolution + 1))
 
     def ch(self, res: int) -> int:
         return dict(self.channels)[res]
@@ -142,13 +155,21 @@ def spec_from_config(config: dict | SG2Spec) -> SG2Spec:
     layer_features = w_dim if layer_features is None else int(layer_features)
     base, cmax = int(sk.get("channel_base", 32768)), int(sk.get("channel_max", 512))
     log2 = int(round(math.log2(res)))
-    channels = tuple((2 ** i, int(min(base // 2 ** i, cmax))) for i in range(1, log2 + 1))
+    channels = tuple((2**i, int(min(base // 2**i, cmax))) for i in range(1, log2 + 1))
     clamp = sk.get("conv_clamp")
     return SG2Spec(
-        z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=res, img_channels=int(config.get("img_channels", 3)),
-        mapping_layers=int(mk.get("num_layers", 8)), embed_features=embed, layer_features=layer_features,
-        lr_multiplier=float(mk.get("lr_multiplier", 0.01)), architecture=arch,
-        conv_clamp=None if clamp is None else float(clamp), resample_taps=tuple(float(t) for t in taps),
+        z_dim=z_dim,
+        c_dim=c_dim,
+        w_dim=w_dim,
+        img_resolution=res,
+        img_channels=int(config.get("img_channels", 3)),
+        mapping_layers=int(mk.get("num_layers", 8)),
+        embed_features=embed,
+        layer_features=layer_features,
+        lr_multiplier=float(mk.get("lr_multiplier", 0.01)),
+        architecture=arch,
+        conv_clamp=None if clamp is None else float(clamp),
+        resample_taps=tuple(float(t) for t in taps),
         channels=channels,
     )
 
@@ -166,8 +187,18 @@ def filter_shape(taps: tuple[float, ...]) -> tuple[int, ...]:
 class SynthesisLayer(nnx.Module):
     """NVIDIA ``SynthesisLayer`` (3×3 modulated conv, optional 2× up, noise, bias, lrelu, clamp)."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, *, up: bool,
-                 taps: tuple[float, ...], conv_clamp: float | None, kernel_size: int = 3):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        *,
+        up: bool,
+        taps: tuple[float, ...],
+        conv_clamp: float | None,
+        kernel_size: int = 3,
+    ):
         self.affine = FullyConnected(w_dim, in_channels)
         self.weight = nnx.Param(zeros(out_channels, in_channels, kernel_size, kernel_size))
         self.noise_strength = nnx.Param(zeros())
@@ -183,8 +214,9 @@ class SynthesisLayer(nnx.Module):
         k = w[:, :, ::-1, ::-1] if self.up else w
         return {"kernel": jnp.transpose(k, (2, 3, 1, 0)), "wsq": jnp.sum(jnp.square(w), axis=(2, 3)).T}
 
-    def __call__(self, x: Array, w: Array, noise: Array | None, gain: float = 1.0,
-                 consts: dict[str, Array] | None = None) -> Array:
+    def __call__(
+        self, x: Array, w: Array, noise: Array | None, gain: float = 1.0, consts: dict[str, Array] | None = None
+    ) -> Array:
         """x (N, H, W, I) [(N, H/2, W/2, I) when up], w (N, w_dim), noise (N or 1, H, W, 1) before the strength, or
         None → (N, H, W, O)."""
         c = self.constants() if consts is None else consts
@@ -258,8 +290,14 @@ class SynthesisBlock(nnx.Module):
     def layers(self) -> tuple[str, ...]:
         return ("conv1",) if self.res == 4 else ("conv0", "conv1")
 
-    def __call__(self, x: Array | None, img: Array | None, ws: Array, noises: list[Array | None],
-                 consts: dict[str, Any] | None = None) -> tuple[Array, Array | None]:
+    def __call__(
+        self,
+        x: Array | None,
+        img: Array | None,
+        ws: Array,
+        noises: list[Array | None],
+        consts: dict[str, Any] | None = None,
+    ) -> tuple[Array, Array | None]:
         """NVIDIA's ``SynthesisBlock.forward``: x (N, res/2, res/2, cin) (None at 4×4), img (N, res/2, res/2, C) or
         None, ws (N, num_conv + num_torgb, w_dim) this block's ws, noises one per :meth:`layers` entry →
         (x (N, res, res, cout), img (N, res, res, C) or None)."""
@@ -305,8 +343,14 @@ class SynthesisNetwork(nnx.Module):
         stored = [getattr(b, name).noise_const[...][None, :, :, None] for b in self.blocks() for name in b.layers()]
         return noise_inputs(noise_mode, key, noise_gain, stored, n)
 
-    def __call__(self, ws: Array, noise_mode: Any = "const", key: Array | None = None,
-                 noise_gain: Array | None = None, consts: dict[str, Any] | None = None) -> Array:
+    def __call__(
+        self,
+        ws: Array,
+        noise_mode: Any = "const",
+        key: Array | None = None,
+        noise_gain: Array | None = None,
+        consts: dict[str, Any] | None = None,
+    ) -> Array:
         """ws (N, num_ws, w_dim) → images (N, R, R, img_channels), NHWC, no output scaling (≈[-1, 1]).
 
         ``noise_mode``: a name or a traced :data:`NOISE_MODES` index (see the module docstring); ``key``: one PRNG
@@ -324,7 +368,7 @@ class SynthesisNetwork(nnx.Module):
         w_idx = 0
         for blk in self.blocks():  # a block reads num_conv + num_torgb ws; the next starts num_conv further
             k = blk.num_conv
-            x, img = blk(x, img, ws[:, w_idx:w_idx + k + blk.num_torgb], noises[:k], consts[f"b{blk.res}"])
+            x, img = blk(x, img, ws[:, w_idx : w_idx + k + blk.num_torgb], noises[:k], consts[f"b{blk.res}"])
             w_idx, noises = w_idx + k, noises[k:]
         return img
 
@@ -344,26 +388,50 @@ class StyleGAN2(MappedGenerator, nnx.Module):
 
     def __init__(self, spec: SG2Spec, has_w_avg: bool = True):
         self.spec = spec
-        self.mapping = MappingNetwork(spec.z_dim, spec.c_dim, spec.w_dim, spec.num_ws,
-                                      num_layers=spec.mapping_layers, embed_features=spec.embed_features,
-                                      layer_features=spec.layer_features, lr_multiplier=spec.lr_multiplier,
-                                      has_w_avg=has_w_avg)
+        self.mapping = MappingNetwork(
+            spec.z_dim,
+            spec.c_dim,
+            spec.w_dim,
+            spec.num_ws,
+            num_layers=spec.mapping_layers,
+            embed_features=spec.embed_features,
+            layer_features=spec.layer_features,
+            lr_multiplier=spec.lr_multiplier,
+            has_w_avg=has_w_avg,
+        )
         self.synthesis = SynthesisNetwork(spec)
 
-    def synthesize(self, ws: Array, *, noise_mode: Any = "const", key: Array | None = None,
-                   noise_gain: Array | None = None, transform: Array | None = None,
-                   consts: dict[str, Any] | None = None) -> Array:
+    def synthesize(
+        self,
+        ws: Array,
+        *,
+        noise_mode: Any = "const",
+        key: Array | None = None,
+        noise_gain: Array | None = None,
+        transform: Array | None = None,
+        consts: dict[str, Any] | None = None,
+    ) -> Array:
         if transform is not None:
             raise ValueError("transform is only supported by StyleGAN3 generators")
         return self.synthesis(ws, noise_mode, key, noise_gain, consts)
 
-    def __call__(self, z: Array, c: Array | None = None, truncation_psi: Any = 1.0, truncation_cutoff: Any = None,
-                 noise_mode: Any = "const", key: Array | None = None, noise_gain: Array | None = None,
-                 transform: Array | None = None, consts: dict[str, Any] | None = None) -> Array:
+    def __call__(
+        self,
+        z: Array,
+        c: Array | None = None,
+        truncation_psi: Any = 1.0,
+        truncation_cutoff: Any = None,
+        noise_mode: Any = "const",
+        key: Array | None = None,
+        noise_gain: Array | None = None,
+        transform: Array | None = None,
+        consts: dict[str, Any] | None = None,
+    ) -> Array:
         """mapping then synthesis: z (N, z_dim) → images (N, R, R, img_channels)."""
         ws = self.map_latents(z, c, truncation_psi, truncation_cutoff)
-        return self.synthesize(ws, noise_mode=noise_mode, key=key, noise_gain=noise_gain, transform=transform,
-                               consts=consts)
+        return self.synthesize(
+            ws, noise_mode=noise_mode, key=key, noise_gain=noise_gain, transform=transform, consts=consts
+        )
 
 
 def _check_filters(spec: SG2Spec, state: dict[str, Any]) -> None:

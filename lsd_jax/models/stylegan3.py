@@ -64,8 +64,17 @@ import numpy as np
 from flax import nnx
 from jax import lax
 
-from .ops import (Buffer, FullyConnected, MappedGenerator, MappingNetwork, dense, filtered_lrelu, load_module,
-                  noise_mode_index, zeros)
+from .ops import (
+    Buffer,
+    FullyConnected,
+    MappedGenerator,
+    MappingNetwork,
+    dense,
+    filtered_lrelu,
+    load_module,
+    noise_mode_index,
+    zeros,
+)
 
 Array = jax.Array
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -106,8 +115,10 @@ class SG3LayerSpec:
         """(width, height) after the conv and the upsampling filter, before the downsampling filter."""
         k = self.conv_kernel
         x0, x1, y0, y1 = self.padding
-        return ((self.in_size[0] + k - 1) * self.up + x0 + x1 - (self.up_taps - 1),
-                (self.in_size[1] + k - 1) * self.up + y0 + y1 - (self.up_taps - 1))
+        return (
+            (self.in_size[0] + k - 1) * self.up + x0 + x1 - (self.up_taps - 1),
+            (self.in_size[1] + k - 1) * self.up + y0 + y1 - (self.up_taps - 1),
+        )
 
 
 @dataclass(frozen=True)
@@ -151,12 +162,19 @@ def _layer_spec(d: dict, i: int) -> SG3LayerSpec:
     try:
         clamp = d.get("conv_clamp")
         L = SG3LayerSpec(
-            name=name, is_torgb=bool(d["is_torgb"]), in_channels=int(d["in_channels"]),
-            out_channels=int(d["out_channels"]), in_size=_pair(d["in_size"], f"{name}.in_size"),
-            out_size=_pair(d["out_size"], f"{name}.out_size"), conv_kernel=int(d["conv_kernel"]),
-            up=int(d["up_factor"]), down=int(d["down_factor"]),
+            name=name,
+            is_torgb=bool(d["is_torgb"]),
+            in_channels=int(d["in_channels"]),
+            out_channels=int(d["out_channels"]),
+            in_size=_pair(d["in_size"], f"{name}.in_size"),
+            out_size=_pair(d["out_size"], f"{name}.out_size"),
+            conv_kernel=int(d["conv_kernel"]),
+            up=int(d["up_factor"]),
+            down=int(d["down_factor"]),
             padding=tuple(int(p) for p in d["padding"]),  # type: ignore[arg-type]
-            up_taps=int(d["up_taps"]), down_taps=int(d["down_taps"]), down_radial=bool(d["down_radial"]),
+            up_taps=int(d["up_taps"]),
+            down_taps=int(d["down_taps"]),
+            down_radial=bool(d["down_radial"]),
             conv_clamp=None if clamp is None else float(clamp),
         )
     except KeyError as e:
@@ -169,8 +187,10 @@ def _layer_spec(d: dict, i: int) -> SG3LayerSpec:
         tmp = L.tmp_size[axis]
         out = (tmp - (L.down_taps - 1) + L.down - 1) // L.down
         if tmp < max(L.down_taps, 1) or out != L.out_size[axis]:
-            raise ValueError(f"{name}: its padding {list(L.padding)}, factors and taps give a {'xy'[axis]} size "
-                             f"of {out}, not its out_size {L.out_size[axis]}")
+            raise ValueError(
+                f"{name}: its padding {list(L.padding)}, factors and taps give a {'xy'[axis]} size "
+                f"of {out}, not its out_size {L.out_size[axis]}"
+            )
     return L
 
 
@@ -190,33 +210,50 @@ def spec_from_config(config: dict | SG3Spec) -> SG3Spec:
     inp = config.get("synthesis_input")
     layer_dicts = config.get("synthesis_layers")
     if not isinstance(inp, dict) or not isinstance(layer_dicts, (list, tuple)) or not layer_dicts:
-        raise ValueError("a StyleGAN3 config needs 'synthesis_input' and 'synthesis_layers' (the per-layer "
-                         "attributes read from the pickle)")
+        raise ValueError(
+            "a StyleGAN3 config needs 'synthesis_input' and 'synthesis_layers' (the per-layer "
+            "attributes read from the pickle)"
+        )
     try:
-        ispec = SG3InputSpec(channels=int(inp["channels"]), size=_pair(inp["size"], "synthesis_input.size"),
-                             sampling_rate=float(inp["sampling_rate"]), bandwidth=float(inp["bandwidth"]))
+        ispec = SG3InputSpec(
+            channels=int(inp["channels"]),
+            size=_pair(inp["size"], "synthesis_input.size"),
+            sampling_rate=float(inp["sampling_rate"]),
+            bandwidth=float(inp["bandwidth"]),
+        )
     except KeyError as e:
         raise ValueError(f"synthesis_input lacks attribute {e.args[0]!r}") from None
     layers = tuple(_layer_spec(d, i) for i, d in enumerate(layer_dicts))
     prev_c, prev_size = ispec.channels, ispec.size
     for L in layers:
         if (L.in_channels, L.in_size) != (prev_c, prev_size):
-            raise ValueError(f"{L.name} expects {L.in_channels} channels of {list(L.in_size)}, but its input has "
-                             f"{prev_c} of {list(prev_size)}")
+            raise ValueError(
+                f"{L.name} expects {L.in_channels} channels of {list(L.in_size)}, but its input has "
+                f"{prev_c} of {list(prev_size)}"
+            )
         prev_c, prev_size = L.out_channels, L.out_size
     last = layers[-1]
     if not last.is_torgb or any(L.is_torgb for L in layers[:-1]):
         raise ValueError("the last StyleGAN3 layer (and only it) must be the ToRGB layer")
     if (last.out_channels, last.out_size) != (img_channels, (res, res)):
-        raise ValueError(f"the ToRGB layer outputs {last.out_channels} channels of {list(last.out_size)}, not "
-                         f"{img_channels} of [{res}, {res}]")
+        raise ValueError(
+            f"the ToRGB layer outputs {last.out_channels} channels of {list(last.out_size)}, not "
+            f"{img_channels} of [{res}, {res}]"
+        )
     n_syn = sk.get("num_layers")
     if n_syn is not None and int(n_syn) + 1 != len(layers):
         raise ValueError(f"synthesis num_layers={n_syn} but the config lists {len(layers)} layers (incl. ToRGB)")
     return SG3Spec(
-        z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=res, img_channels=img_channels,
-        mapping_layers=int(mk.get("num_layers", 2)), lr_multiplier=float(mk.get("lr_multiplier", 0.01)),
-        output_scale=float(sk.get("output_scale", 0.25)), input=ispec, layers=layers,
+        z_dim=z_dim,
+        c_dim=c_dim,
+        w_dim=w_dim,
+        img_resolution=res,
+        img_channels=img_channels,
+        mapping_layers=int(mk.get("num_layers", 2)),
+        lr_multiplier=float(mk.get("lr_multiplier", 0.01)),
+        output_scale=float(sk.get("output_scale", 0.25)),
+        input=ispec,
+        layers=layers,
     )
 
 
@@ -238,9 +275,11 @@ def transform_matrix(angle: Any = 0.0, tx: Any = 0.0, ty: Any = 0.0) -> Array:
     c, s = jnp.cos(a), jnp.sin(a)
     zero, one = jnp.zeros_like(a), jnp.ones_like(a)
     # inverse of [[R, t], [0, 1]] with R = [[c, s], [-s, c]]: [[Rᵀ, −Rᵀt], [0, 1]]
-    rows = [jnp.stack([c, -s, -(c * x - s * y)], -1),
-            jnp.stack([s, c, -(s * x + c * y)], -1),
-            jnp.stack([zero, zero, one], -1)]
+    rows = [
+        jnp.stack([c, -s, -(c * x - s * y)], -1),
+        jnp.stack([s, c, -(s * x + c * y)], -1),
+        jnp.stack([zero, zero, one], -1),
+    ]
     return jnp.stack(rows, axis=1)
 
 
@@ -281,9 +320,14 @@ class SynthesisInput(nnx.Module):
         rc, rs, tx, ty = t[:, 0], t[:, 1], t[:, 2], t[:, 3]
         zero, one = jnp.zeros_like(rc), jnp.ones_like(rc)
         # m_r @ m_t = [[rc, -rs, -(rc·tx - rs·ty)], [rs, rc, -(rs·tx + rc·ty)], [0, 0, 1]]
-        m = jnp.stack([jnp.stack([rc, -rs, -(rc * tx - rs * ty)], -1),
-                       jnp.stack([rs, rc, -(rs * tx + rc * ty)], -1),
-                       jnp.stack([zero, zero, one], -1)], axis=1)
+        m = jnp.stack(
+            [
+                jnp.stack([rc, -rs, -(rc * tx - rs * ty)], -1),
+                jnp.stack([rs, rc, -(rs * tx + rc * ty)], -1),
+                jnp.stack([zero, zero, one], -1),
+            ],
+            axis=1,
+        )
         T = m @ _batch_transform(transform, self.transform[...], n).astype(m.dtype)
         freqs0 = self.freqs[...]  # (C, 2)
         phases = self.phases[...][None, :] + jnp.einsum("ck,nk->nc", freqs0, T[:, :2, 2])
@@ -293,8 +337,11 @@ class SynthesisInput(nnx.Module):
         W, H = self.spec.size
         gx = jnp.asarray((np.arange(W) + 0.5 - W / 2) / sr, jnp.float32)
         gy = jnp.asarray((np.arange(H) + 0.5 - H / 2) / sr, jnp.float32)
-        arg = (gx[None, None, :, None] * freqs[:, None, None, :, 0]
-               + gy[None, :, None, None] * freqs[:, None, None, :, 1] + phases[:, None, None, :])
+        arg = (
+            gx[None, None, :, None] * freqs[:, None, None, :, 0]
+            + gy[None, :, None, None] * freqs[:, None, None, :, 1]
+            + phases[:, None, None, :]
+        )
         x = jnp.sin(arg * (2 * np.pi)) * amp[:, None, None, :]
         return dense(x, self.weight[...]) * (1.0 / math.sqrt(self.spec.channels))
 
@@ -331,7 +378,7 @@ class SynthesisLayer(nnx.Module):
         c = self.constants() if consts is None else consts
         s = self.affine(w)
         if L.is_torgb:
-            s = s * (1.0 / math.sqrt(L.in_channels * L.conv_kernel ** 2))
+            s = s * (1.0 / math.sqrt(L.in_channels * L.conv_kernel**2))
         else:
             s = s * lax.rsqrt(jnp.mean(jnp.square(s), axis=1, keepdims=True))
         kernel = c["kernel"]
@@ -349,9 +396,19 @@ class SynthesisLayer(nnx.Module):
         if L.down_taps > 1:
             fd = self.down_filter[...]
             fd = fd[::-1, ::-1] if L.down_radial else fd[::-1]
-        return filtered_lrelu(x, self.bias[...], fu.astype(x.dtype), None if fd is None else fd.astype(x.dtype),
-                              up=L.up, down=L.down, padding=L.padding, tmp_size=L.tmp_size,
-                              down_radial=L.down_radial, linear=L.is_torgb, clamp=L.conv_clamp)
+        return filtered_lrelu(
+            x,
+            self.bias[...],
+            fu.astype(x.dtype),
+            None if fd is None else fd.astype(x.dtype),
+            up=L.up,
+            down=L.down,
+            padding=L.padding,
+            tmp_size=L.tmp_size,
+            down_radial=L.down_radial,
+            linear=L.is_torgb,
+            clamp=L.conv_clamp,
+        )
 
 
 class SynthesisNetwork(nnx.Module):
@@ -392,27 +449,51 @@ class StyleGAN3(MappedGenerator, nnx.Module):
 
     def __init__(self, spec: SG3Spec, has_w_avg: bool = True):
         self.spec = spec
-        self.mapping = MappingNetwork(spec.z_dim, spec.c_dim, spec.w_dim, spec.num_ws,
-                                      num_layers=spec.mapping_layers, embed_features=spec.w_dim,
-                                      layer_features=spec.w_dim, lr_multiplier=spec.lr_multiplier,
-                                      has_w_avg=has_w_avg)
+        self.mapping = MappingNetwork(
+            spec.z_dim,
+            spec.c_dim,
+            spec.w_dim,
+            spec.num_ws,
+            num_layers=spec.mapping_layers,
+            embed_features=spec.w_dim,
+            layer_features=spec.w_dim,
+            lr_multiplier=spec.lr_multiplier,
+            has_w_avg=has_w_avg,
+        )
         self.synthesis = SynthesisNetwork(spec)
 
-    def synthesize(self, ws: Array, *, noise_mode: Any = "const", key: Array | None = None,
-                   noise_gain: Array | None = None, transform: Array | None = None,
-                   consts: dict[str, Any] | None = None) -> Array:
+    def synthesize(
+        self,
+        ws: Array,
+        *,
+        noise_mode: Any = "const",
+        key: Array | None = None,
+        noise_gain: Array | None = None,
+        transform: Array | None = None,
+        consts: dict[str, Any] | None = None,
+    ) -> Array:
         """StyleGAN3 has no noise inputs: ``noise_mode`` (checked when a name), ``key`` and ``noise_gain`` are
         ignored."""
         noise_mode_index(noise_mode)
         return self.synthesis(ws, transform, consts)
 
-    def __call__(self, z: Array, c: Array | None = None, truncation_psi: Any = 1.0, truncation_cutoff: Any = None,
-                 noise_mode: Any = "const", key: Array | None = None, noise_gain: Array | None = None,
-                 transform: Array | None = None, consts: dict[str, Any] | None = None) -> Array:
+    def __call__(
+        self,
+        z: Array,
+        c: Array | None = None,
+        truncation_psi: Any = 1.0,
+        truncation_cutoff: Any = None,
+        noise_mode: Any = "const",
+        key: Array | None = None,
+        noise_gain: Array | None = None,
+        transform: Array | None = None,
+        consts: dict[str, Any] | None = None,
+    ) -> Array:
         """mapping then synthesis: z (N, z_dim) → images (N, R, R, img_channels)."""
         ws = self.map_latents(z, c, truncation_psi, truncation_cutoff)
-        return self.synthesize(ws, noise_mode=noise_mode, key=key, noise_gain=noise_gain, transform=transform,
-                               consts=consts)
+        return self.synthesize(
+            ws, noise_mode=noise_mode, key=key, noise_gain=noise_gain, transform=transform, consts=consts
+        )
 
 
 def abstract(config: dict | SG3Spec, has_w_avg: bool = True) -> StyleGAN3:

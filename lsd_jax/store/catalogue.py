@@ -45,8 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from lsd_jax.store.download import can_fetch, download, file_lock, is_local, local_path, sniff_file
-from ..errors import DownloadError, StyleError
 from lsd_jax.store.paths import atomic_write, cache_dir, sha256_file
+
+from ..errors import DownloadError, StyleError
 
 __all__ = [
     "FORMATS",
@@ -180,8 +181,9 @@ def _beside(raw: Any, label: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     out = []
     for name, urls in raw.items():
         if not isinstance(name, str) or not _FILE_NAME_RE.match(name):
-            raise StyleError(f"{label}: 'beside' file name {name!r} must be a plain file name (letters, digits, "
-                             ". _ -).")
+            raise StyleError(
+                f"{label}: 'beside' file name {name!r} must be a plain file name (letters, digits, . _ -)."
+            )
         if isinstance(urls, str):
             urls = [urls]
         if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u.strip() for u in urls):
@@ -355,7 +357,8 @@ def unavailable_reason(entry: StyleEntry, *, _failures: dict[str, dict] | None =
     """Why the style's file cannot be had here, or None (it is on disk, or worth downloading). No network.
 
     Reasons: the entry is marked ``unavailable`` in the catalogue data; none of its URLs is one lsd-jax can
-    download (:func:`lsd_jax.store.download.can_fetch`); or its last download failed for good (a dead link, a page instead
+    download (:func:`lsd_jax.store.download.can_fetch`); or its last download failed for good (a dead link, a page
+    instead
     of the file; a host's quota for a day)."""
     if entry.unavailable:
         return entry.unavailable
@@ -380,8 +383,10 @@ def _instruction(entry: StyleEntry) -> str:
     name = f'"{entry.name}"' if re.search(r"[^a-z0-9_.-]", entry.name) else entry.name
     if entry.beside:  # a two-file model (BigGAN-deep): both into one folder
         others = ", ".join(f"{urls[0]} (saved as {n})" for n, urls in entry.beside)
-        return (f"Download {entry.url} and {others} in a browser into one folder, then run: lsd-jax styles --add "
-                f"{name} FOLDER")
+        return (
+            f"Download {entry.url} and {others} in a browser into one folder, then run: lsd-jax styles --add "
+            f"{name} FOLDER"
+        )
     return f"Download {entry.url} in a browser, then run: lsd-jax styles --add {name} FILE"
 
 
@@ -409,8 +414,10 @@ def show_styles() -> None:
             mark = ""
         print(f"{name}{mark}")
     if marked:
-        print("To use a style marked 'cannot be downloaded': download its file in a browser, then run: "
-              "lsd-jax styles --add NAME FILE")
+        print(
+            "To use a style marked 'cannot be downloaded': download its file in a browser, then run: "
+            "lsd-jax styles --add NAME FILE"
+        )
 
 
 def find_style(name: str) -> StyleEntry:
@@ -446,8 +453,10 @@ def style_path(name: str, progress: bool = True) -> Path:
     here = _workdir_file(entry)
     if here is not None:
         if entry.sha256 and sha256_file(here) != entry.sha256:
-            raise StyleError(f"{here} does not match style {entry.name!r}'s sha256 {entry.sha256}; rename or remove "
-                             "it to use the catalogue's file.")
+            raise StyleError(
+                f"{here} does not match style {entry.name!r}'s sha256 {entry.sha256}; rename or remove "
+                "it to use the catalogue's file."
+            )
         return here
     if entry.is_local:
         path = local_path(entry.url)
@@ -478,14 +487,18 @@ def style_path(name: str, progress: bool = True) -> Path:
         _update_failures(entry.name, None)
         return path
     lasting = [e.unavailable for e in errors if e.unavailable]
-    reasons = "; ".join(f"{u}: {e.reason}" if len(errors) > 1 else e.reason
-                        for u, e in zip(entry.urls, errors, strict=True))
+    reasons = "; ".join(
+        f"{u}: {e.reason}" if len(errors) > 1 else e.reason for u, e in zip(entry.urls, errors, strict=True)
+    )
     if len(lasting) == len(errors):  # every mirror failed for good: mark it (a quota only for a day)
         kind = "quota" if "quota" in lasting else lasting[0]
         with contextlib.suppress(OSError):
             _update_failures(entry.name, {"reason": reasons, "kind": kind, "time": time.time()})
-    raise DownloadError(f"Cannot download style {entry.name!r} ({reasons}). {_instruction(entry)}",
-                        reason=reasons, unavailable=lasting[0] if len(lasting) == len(errors) else None)
+    raise DownloadError(
+        f"Cannot download style {entry.name!r} ({reasons}). {_instruction(entry)}",
+        reason=reasons,
+        unavailable=lasting[0] if len(lasting) == len(errors) else None,
+    )
 
 
 def _install_beside(entry: StyleEntry, src: Path, progress: bool) -> Path:
@@ -496,8 +509,10 @@ def _install_beside(entry: StyleEntry, src: Path, progress: bool) -> Path:
     if src.is_dir():
         bins = sorted(folder.glob("*.bin"))
         if len(bins) != 1:
-            raise StyleError(f"Cannot install {src} as style {entry.name!r}: the folder must hold one .bin file (the "
-                             f"weights), it holds {len(bins)}.")
+            raise StyleError(
+                f"Cannot install {src} as style {entry.name!r}: the folder must hold one .bin file (the "
+                f"weights), it holds {len(bins)}."
+            )
         weights = bins[0]
     dest = _cache_file(entry).parent
     for name, _ in entry.beside:
@@ -531,8 +546,9 @@ def _reject_html(path: Path, entry: StyleEntry, url: str) -> None:
     kind = sniff_file(path)
     if kind:
         path.unlink(missing_ok=True)
-        raise DownloadError(f"{url} returned {kind}, a web page, not a model file", reason=f"a web page ({kind})",
-                            unavailable="dead")
+        raise DownloadError(
+            f"{url} returned {kind}, a web page, not a model file", reason=f"a web page ({kind})", unavailable="dead"
+        )
 
 
 def install_style_file(name: str, file: str | os.PathLike, *, progress: bool = True) -> Path:
@@ -547,8 +563,10 @@ def install_style_file(name: str, file: str | os.PathLike, *, progress: bool = T
     if not src.is_file():
         raise StyleError(f"Cannot install {src} as style {entry.name!r}: no such file.")
     if entry.is_local:
-        raise StyleError(f"Style {entry.name!r} is your own local file ({local_path(entry.url)}); change it with "
-                         f"add_style({entry.name!r}, {str(src)!r}, overwrite=True).")
+        raise StyleError(
+            f"Style {entry.name!r} is your own local file ({local_path(entry.url)}); change it with "
+            f"add_style({entry.name!r}, {str(src)!r}, overwrite=True)."
+        )
     dest = _cache_file(entry)
     for p in (dest, dest.with_name(dest.name + ".sha256")):
         with contextlib.suppress(FileNotFoundError):
@@ -598,8 +616,18 @@ def add_style(
         raise StyleError("add_style needs a URL or a local path.")
     entry = _validated(
         StyleEntry(
-            name=key, urls=(url,), format=format, resolution=resolution, conditional=conditional, c_dim=c_dim,
-            licence=licence, sha256=sha256, source="user", author=author, dataset=dataset, homepage=homepage,
+            name=key,
+            urls=(url,),
+            format=format,
+            resolution=resolution,
+            conditional=conditional,
+            c_dim=c_dim,
+            licence=licence,
+            sha256=sha256,
+            source="user",
+            author=author,
+            dataset=dataset,
+            homepage=homepage,
             notes=notes,
         ),
         f"add_style({name!r})",
@@ -611,8 +639,10 @@ def add_style(
         old = user.get(key) or _builtin().get(key)
         if old is not None and not overwrite:
             where = "your catalogue" if key in user else "the built-in catalogue"
-            raise StyleError(f"A style named {key!r} is already in {where}; pass overwrite=True to replace it (or, "
-                             f"to supply its file, install_style_file({key!r}, FILE)).")
+            raise StyleError(
+                f"A style named {key!r} is already in {where}; pass overwrite=True to replace it (or, "
+                f"to supply its file, install_style_file({key!r}, FILE))."
+            )
         user[key] = entry
         _write_user(path, user)
     if old is not None and (old.urls != entry.urls or old.sha256 != entry.sha256):

@@ -54,8 +54,8 @@ from tqdm.auto import tqdm
 
 from converters.limits import Limits
 
-from . import hosts
 from ..errors import DownloadError
+from . import hosts
 from .paths import sha256_file
 
 __all__ = ["can_fetch", "download", "file_lock", "is_local", "local_path", "sniff_file", "sniff_page"]
@@ -181,7 +181,7 @@ class _Restart(Exception):
     """The .part cannot be resumed: drop it and start over at once (not counted as an attempt)."""
 
 
-def _transient(e: BaseException) -> "_Retry":
+def _transient(e: BaseException) -> _Retry:
     return _Retry(hosts.reason(e), stalled=hosts.is_timeout(e))
 
 
@@ -231,17 +231,32 @@ def download(
             if is_local(url):
                 _copy_local(local_path(url), part, progress, max_bytes)
             else:
-                source = _fetch_http(url, part, progress=progress, timeout=timeout, retries=retries,
-                                     backoff=backoff, pace=pace, max_bytes=max_bytes)
+                source = _fetch_http(
+                    url,
+                    part,
+                    progress=progress,
+                    timeout=timeout,
+                    retries=retries,
+                    backoff=backoff,
+                    pace=pace,
+                    max_bytes=max_bytes,
+                )
         except _TooBig as e:
             _discard(part)
-            raise DownloadError(f"{url} is too large: {e}, more than the {_human(max_bytes or 0)} a download may have. "
-                                "Nothing was cached.", reason=f"too large ({e})") from None
+            raise DownloadError(
+                f"{url} is too large: {e}, more than the {_human(max_bytes or 0)} a download may have. "
+                "Nothing was cached.",
+                reason=f"too large ({e})",
+            ) from None
         except _DiskFull as e:
             _discard(part)  # what filled the disk: keeping it would keep the disk full
-            raise DownloadError(f"Not enough disk space to download {url} into {part.parent} ({e}). The partial "
-                                "file was removed; free some space (or point LSD_JAX_CACHE at a bigger disk) and "
-                                "try again.", reason=f"not enough disk space ({e})", disk=True) from None
+            raise DownloadError(
+                f"Not enough disk space to download {url} into {part.parent} ({e}). The partial "
+                "file was removed; free some space (or point LSD_JAX_CACHE at a bigger disk) and "
+                "try again.",
+                reason=f"not enough disk space ({e})",
+                disk=True,
+            ) from None
         _finish(url, part, dest, sha256, binary, source)
     return dest
 
@@ -297,8 +312,12 @@ class _Sink:
 def _disk_error(e: OSError, part: Path) -> Exception:
     if e.errno in _DISK_FULL:
         return _DiskFull(e.strerror or "no space left on device")
-    return DownloadError(f"Cannot write {part}: {e.strerror or e}. Check that the folder is writable (or point "
-                         "LSD_JAX_CACHE elsewhere).", reason=f"cannot write {part}", disk=True)
+    return DownloadError(
+        f"Cannot write {part}: {e.strerror or e}. Check that the folder is writable (or point "
+        "LSD_JAX_CACHE elsewhere).",
+        reason=f"cannot write {part}",
+        disk=True,
+    )
 
 
 class _Pace:
@@ -325,8 +344,10 @@ class _Pace:
         if now - self.t0 >= self.window:
             n = received - self.n0
             if n < self.min_rate * (now - self.t0):
-                raise _Retry(f"too slow: {n} bytes in the last {now - self.t0:.0f} s (the minimum is "
-                             f"{self.min_rate:g} bytes/s)", stalled=True)
+                raise _Retry(
+                    f"too slow: {n} bytes in the last {now - self.t0:.0f} s (the minimum is {self.min_rate:g} bytes/s)",
+                    stalled=True,
+                )
             self.t0, self.n0 = now, received
 
 
@@ -386,8 +407,28 @@ def _discard(part: Path) -> None:
 
 
 _TITLE = re.compile(r"<title[^>]*>([^<]{1,200})", re.IGNORECASE)
-_HTML_TAGS = ("<!doctype html", "<html", "<head", "<body", "<script", "<meta", "<title", "<div", "<p>", "<p ",
-              "<br", "<h1", "<table", "<iframe", "<pre", "<center", "<form", "<link", "<style", "<noscript")
+_HTML_TAGS = (
+    "<!doctype html",
+    "<html",
+    "<head",
+    "<body",
+    "<script",
+    "<meta",
+    "<title",
+    "<div",
+    "<p>",
+    "<p ",
+    "<br",
+    "<h1",
+    "<table",
+    "<iframe",
+    "<pre",
+    "<center",
+    "<form",
+    "<link",
+    "<style",
+    "<noscript",
+)
 
 
 def sniff_page(head: bytes) -> str | None:
@@ -397,7 +438,7 @@ def sniff_page(head: bytes) -> str | None:
     else: pickles, zips, safetensors and the like never start as text with ``<``, ``{`` or ``[``."""
     for bom, enc in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
         if head.startswith(bom):
-            text = head[len(bom):].decode(enc, "replace")
+            text = head[len(bom) :].decode(enc, "replace")
             break
     else:
         text = head.decode("utf-8", "replace")
@@ -410,7 +451,7 @@ def sniff_page(head: bytes) -> str | None:
         end = low.find("-->")
         if end < 0:
             return "an HTML page"
-        body = body[end + 3:].lstrip()
+        body = body[end + 3 :].lstrip()
         low = body.lower()
     if low.startswith("<"):
         title = _TITLE.search(text)
@@ -433,15 +474,16 @@ def sniff_file(path: Path) -> str | None:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: sniff_page skips its whitespace itself
         return sniff_page(head[:_SNIFF_BYTES])
     bom = b"\xef\xbb\xbf" if head.startswith(b"\xef\xbb\xbf") else b""
-    rest = head[len(bom):]
+    rest = head[len(bom) :]
     body = rest.lstrip(b" \t\r\n\f\v")
     if rest and not body:
         return "a blank page (only whitespace)"
     return sniff_page(bom + body[:_SNIFF_BYTES])
 
 
-def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool,
-            source: hosts.Source | None = None) -> None:
+def _finish(
+    url: str, part: Path, dest: Path, sha256: str | None, binary: bool, source: hosts.Source | None = None
+) -> None:
     if source is not None and source.mega is not None:
         from lsd_jax.store.mega import condensed_mac
 
@@ -450,7 +492,8 @@ def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool,
             raise DownloadError(
                 f"The file from {url} failed mega.nz's integrity check (its MAC does not match the link's key): it "
                 "was corrupted in transit or the link's key is wrong. Nothing was cached; try again.",
-                reason="the file failed mega.nz's integrity check (MAC mismatch)")
+                reason="the file failed mega.nz's integrity check (MAC mismatch)",
+            )
     if binary:
         kind = sniff_file(part)
         if kind:
@@ -459,8 +502,9 @@ def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool,
             raise DownloadError(
                 f"{host} sent {kind} instead of the file {url} (a web page: a download quota, consent or sign-in "
                 "page, or an error message?). Nothing was cached. If the file needs a browser, download it there "
-                "and use the local file.", reason=f"{host} sent {kind} (a web page) instead of the file",
-                unavailable="dead"
+                "and use the local file.",
+                reason=f"{host} sent {kind} (a web page) instead of the file",
+                unavailable="dead",
             )
     if sha256 is not None:
         got = sha256_file(part)
@@ -470,7 +514,7 @@ def _finish(url: str, part: Path, dest: Path, sha256: str | None, binary: bool,
                 f"Checksum mismatch for {url}: expected sha256 {sha256}, got {got}. The file was deleted "
                 "(nothing was cached). The file on the server may have changed or be corrupt; if you trust "
                 "it, update the catalogue's sha256.",
-                reason=f"checksum mismatch (expected sha256 {sha256[:12]}…, got {got[:12]}…)"
+                reason=f"checksum mismatch (expected sha256 {sha256[:12]}…, got {got[:12]}…)",
             )
     os.replace(part, dest)
     with contextlib.suppress(FileNotFoundError):
@@ -504,21 +548,41 @@ def _check_space(part: Path, need: int | None, url: str) -> None:
     except OSError:
         return
     if need > free - (16 << 20):
-        raise DownloadError(f"Not enough disk space to download {url}: it needs {_human(need)} but {part.parent} "
-                            f"has {_human(max(free, 0))} free. Free some space (or point LSD_JAX_CACHE at a bigger "
-                            "disk) and try again.", reason="not enough disk space", disk=True)
+        raise DownloadError(
+            f"Not enough disk space to download {url}: it needs {_human(need)} but {part.parent} "
+            f"has {_human(max(free, 0))} free. Free some space (or point LSD_JAX_CACHE at a bigger "
+            "disk) and try again.",
+            reason="not enough disk space",
+            disk=True,
+        )
 
 
 def _bar(total: int | None, initial: int, part: Path, progress: bool):
     name = part.name[: -len(".part")] if part.name.endswith(".part") else part.name
     return tqdm(
-        total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
-        disable=not progress, leave=False, file=sys.stderr,
+        total=total,
+        initial=initial,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=name,
+        disable=not progress,
+        leave=False,
+        file=sys.stderr,
     )
 
 
-def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries: int, backoff: float,
-                pace: _Pace, max_bytes: int | None = None) -> hosts.Source:
+def _fetch_http(
+    url: str,
+    part: Path,
+    *,
+    progress: bool,
+    timeout: float,
+    retries: int,
+    backoff: float,
+    pace: _Pace,
+    max_bytes: int | None = None,
+) -> hosts.Source:
     """Download ``url`` into ``part`` with retries; returns the host's :class:`~lsd_jax.store.hosts.Source` (a mega.nz
     file's is needed to verify it). Each attempt resolves the link afresh (hosts' temporary URLs expire)."""
     meta = part.with_name(part.name + ".json")
@@ -547,8 +611,10 @@ def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries
             _discard(part)
             restarts += 1
             if restarts > 3:
-                raise DownloadError(f"Could not download {url}: the server keeps answering range requests wrongly.",
-                                    reason="the server answers range requests wrongly") from None
+                raise DownloadError(
+                    f"Could not download {url}: the server keeps answering range requests wrongly.",
+                    reason="the server answers range requests wrongly",
+                ) from None
         except _Retry as e:
             failures += 1
             if failures > retries:
@@ -565,8 +631,17 @@ def _fetch_http(url: str, part: Path, *, progress: bool, timeout: float, retries
             time.sleep(delay)
 
 
-def _fetch_once(url: str, source: hosts.Source, part: Path, meta: Path, *, progress: bool, timeout: float,
-                pace: _Pace, max_bytes: int | None = None) -> None:
+def _fetch_once(
+    url: str,
+    source: hosts.Source,
+    part: Path,
+    meta: Path,
+    *,
+    progress: bool,
+    timeout: float,
+    pace: _Pace,
+    max_bytes: int | None = None,
+) -> None:
     offset = part.stat().st_size if part.exists() else 0
     _check_size(source.size, max_bytes, "the host says it is")
     headers = {"User-Agent": hosts.user_agent(), "Accept-Encoding": "identity", **source.headers}
@@ -604,16 +679,20 @@ def _fetch_once(url: str, source: hosts.Source, part: Path, meta: Path, *, progr
             raise DownloadError(
                 f"Dead link: {url} answered HTTP {e.code} ({e.reason}). The file is gone from that server; "
                 "look for a mirror and register it with lsd_jax.store.catalogue.add_style(NAME, URL, overwrite=True).",
-                reason=f"dead link (HTTP {e.code})", unavailable="dead"
+                reason=f"dead link (HTTP {e.code})",
+                unavailable="dead",
             ) from e
         if e.code in _RETRY_STATUS:
             raise _Retry(f"the server answered HTTP {e.code} {e.reason}", network=False) from e
         if e.code == 509:
-            raise DownloadError(f"Download of {url} refused: HTTP 509, the host's transfer quota is used up; try "
-                                "again in a few hours.", reason="over the host's transfer quota (HTTP 509)",
-                                unavailable="quota") from e
-        raise DownloadError(f"Download of {url} refused: HTTP {e.code} {e.reason}.",
-                            reason=f"refused (HTTP {e.code} {e.reason})") from e
+            raise DownloadError(
+                f"Download of {url} refused: HTTP 509, the host's transfer quota is used up; try again in a few hours.",
+                reason="over the host's transfer quota (HTTP 509)",
+                unavailable="quota",
+            ) from e
+        raise DownloadError(
+            f"Download of {url} refused: HTTP {e.code} {e.reason}.", reason=f"refused (HTTP {e.code} {e.reason})"
+        ) from e
     except urllib.error.URLError as e:
         if isinstance(e.reason, socket.gaierror):
             raise hosts.offline_error(url, e) from e
@@ -624,15 +703,20 @@ def _fetch_once(url: str, source: hosts.Source, part: Path, meta: Path, *, progr
     with resp:
         final = urllib.parse.urlsplit(resp.geturl()).scheme.lower()
         if final not in ("http", "https"):  # urllib follows redirects to ftp:// too (its status is None)
-            raise DownloadError(f"Download of {url} refused: the server redirected it to a {final}: URL; only http "
-                                "and https are followed.", reason=f"redirected to a {final}: URL")
+            raise DownloadError(
+                f"Download of {url} refused: the server redirected it to a {final}: URL; only http "
+                "and https are followed.",
+                reason=f"redirected to a {final}: URL",
+            )
         status = resp.status
         length = resp.headers.get("Content-Length")
         length = int(length) if length and length.isdigit() else None
         if source.mega is not None:
             if status != 200 or (length is not None and length != source.size - offset):
-                raise _Retry(f"mega.nz answered HTTP {status} with {length} bytes for bytes {offset}- of "
-                             f"{source.size}", network=False)
+                raise _Retry(
+                    f"mega.nz answered HTTP {status} with {length} bytes for bytes {offset}- of {source.size}",
+                    network=False,
+                )
             mode, total = ("ab" if offset else "wb"), source.size
             if not offset:
                 meta.write_text(json.dumps({"url": url, "size": source.size}))

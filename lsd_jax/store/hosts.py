@@ -36,11 +36,20 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from . import mega
 from ..errors import DownloadError
+from . import mega
 
-__all__ = ["GDRIVE_ENV", "MEGA_API_ENV", "YANDEX_API_ENV", "Source", "Transient", "reason", "resolve", "unsupported",
-           "user_agent"]
+__all__ = [
+    "GDRIVE_ENV",
+    "MEGA_API_ENV",
+    "YANDEX_API_ENV",
+    "Source",
+    "Transient",
+    "reason",
+    "resolve",
+    "unsupported",
+    "user_agent",
+]
 
 GDRIVE_ENV = "LSD_JAX_GDRIVE_URL"
 GDRIVE_DEFAULT = "https://drive.usercontent.google.com"
@@ -100,8 +109,11 @@ def user_agent() -> str:
 
 
 def _unwrap(e: BaseException) -> BaseException:
-    if (isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError)
-            and isinstance(e.reason, BaseException)):
+    if (
+        isinstance(e, urllib.error.URLError)
+        and not isinstance(e, urllib.error.HTTPError)
+        and isinstance(e.reason, BaseException)
+    ):
         return e.reason
     return e
 
@@ -121,9 +133,11 @@ def reason(e: BaseException) -> str:
 
 
 def offline_error(url: str, e: BaseException) -> DownloadError:
-    return DownloadError(f"Cannot download {url}: the host name could not be resolved ({_unwrap(e)}). Are you offline? "
-                         "Check your internet connection (or use a local file).",
-                         reason="the host name could not be resolved (offline?)")
+    return DownloadError(
+        f"Cannot download {url}: the host name could not be resolved ({_unwrap(e)}). Are you offline? "
+        "Check your internet connection (or use a local file).",
+        reason="the host name could not be resolved (offline?)",
+    )
 
 
 def _host(url: str) -> str:
@@ -178,15 +192,24 @@ def _request_error(url: str, e: BaseException, what: str) -> Exception:
     if isinstance(e, urllib.error.HTTPError):
         e.close()
         if e.code in (404, 410):
-            return DownloadError(f"Dead link: {what} answered HTTP {e.code} ({e.reason}) for {url}; the file is gone.",
-                                 reason=f"dead link (HTTP {e.code})", unavailable="dead")
+            return DownloadError(
+                f"Dead link: {what} answered HTTP {e.code} ({e.reason}) for {url}; the file is gone.",
+                reason=f"dead link (HTTP {e.code})",
+                unavailable="dead",
+            )
         if e.code in _RETRY_STATUS:
             return Transient(f"{what} answered HTTP {e.code} {e.reason}")
         if e.code == 509:
-            return DownloadError(f"{what} refused {url}: HTTP 509, the host's transfer quota is used up.",
-                                 reason="over the host's transfer quota (HTTP 509)", unavailable="quota")
-        return DownloadError(f"{what} refused {url}: HTTP {e.code} {e.reason}.", reason=f"HTTP {e.code} {e.reason}",
-                             unavailable="dead" if e.code in (401, 403) else None)
+            return DownloadError(
+                f"{what} refused {url}: HTTP 509, the host's transfer quota is used up.",
+                reason="over the host's transfer quota (HTTP 509)",
+                unavailable="quota",
+            )
+        return DownloadError(
+            f"{what} refused {url}: HTTP {e.code} {e.reason}.",
+            reason=f"HTTP {e.code} {e.reason}",
+            unavailable="dead" if e.code in (401, 403) else None,
+        )
     if isinstance(e, urllib.error.URLError) and isinstance(e.reason, socket.gaierror):
         return offline_error(url, e)
     return Transient(f"{what}: {reason(e)}", stalled=is_timeout(e))
@@ -214,8 +237,9 @@ def _resolve_yandex(url: str, timeout: float) -> Source:
     except (ValueError, AttributeError) as e:
         raise DownloadError(f"Yandex Disk sent an unreadable answer for {url}.", reason="unreadable answer") from e
     if not isinstance(href, str) or not href.startswith(("http://", "https://")):
-        raise DownloadError(f"Yandex Disk gave no download link for {url}.", reason="no download link",
-                            unavailable="dead")
+        raise DownloadError(
+            f"Yandex Disk gave no download link for {url}.", reason="no download link", unavailable="dead"
+        )
     return Source(href)
 
 
@@ -272,21 +296,30 @@ def _confirm_url(page: str, page_url: str, jar: http.cookiejar.CookieJar, file_u
     if m:
         text = " ".join(html.unescape(_TAGS.sub(" ", m.group(1))).split())[:300]
         quota = "too many users" in text.lower() or "quota" in text.lower()
-        raise DownloadError(f"Google Drive refuses {file_url} now: {text}",
-                            reason="over Google Drive's download quota" if quota else f"Google Drive: {text}",
-                            unavailable="quota" if quota else "dead")
+        raise DownloadError(
+            f"Google Drive refuses {file_url} now: {text}",
+            reason="over Google Drive's download quota" if quota else f"Google Drive: {text}",
+            unavailable="quota" if quota else "dead",
+        )
     if "accounts.google.com" in page_url or "ServiceLogin" in page:
-        raise DownloadError(f"Google Drive asks to sign in for {file_url}: the file is not shared publicly.",
-                            reason="Google Drive asks to sign in (not shared publicly)", unavailable="dead")
+        raise DownloadError(
+            f"Google Drive asks to sign in for {file_url}: the file is not shared publicly.",
+            reason="Google Drive asks to sign in (not shared publicly)",
+            unavailable="dead",
+        )
     title = re.search(r"<title[^>]*>([^<]{1,120})", page, re.IGNORECASE)
     what = f" ({' '.join(title.group(1).split())!r})" if title else ""
-    raise DownloadError(f"Google Drive sent a page{what} without a download link for {file_url}.",
-                        reason=f"Google Drive sent a page{what} without a download link", unavailable="dead")
+    raise DownloadError(
+        f"Google Drive sent a page{what} without a download link for {file_url}.",
+        reason=f"Google Drive sent a page{what} without a download link",
+        unavailable="dead",
+    )
 
 
 def _resolve_gdrive(url: str, file_id: str, timeout: float) -> Source:
     target = f"{_base(GDRIVE_ENV, GDRIVE_DEFAULT)}/download?" + urllib.parse.urlencode(
-        {"id": file_id, "export": "download"})
+        {"id": file_id, "export": "download"}
+    )
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     for _ in range(3):
@@ -310,11 +343,17 @@ def _resolve_gdrive(url: str, file_id: str, timeout: float) -> Source:
         target = _confirm_url(page, final, jar, url)
         scheme = urllib.parse.urlsplit(target).scheme.lower()
         if scheme not in ("http", "https"):  # a page may link anywhere: file:///etc/..., ftp://...
-            raise DownloadError(f"Google Drive's confirmation page for {url} links to a {scheme or 'relative'}: URL, "
-                                "not to the file; refused.", reason=f"Google Drive linked to a {scheme}: URL",
-                                unavailable="dead")
-    raise DownloadError(f"Google Drive kept answering {url} with a warning page instead of the file.",
-                        reason="Google Drive kept sending a warning page", unavailable="dead")
+            raise DownloadError(
+                f"Google Drive's confirmation page for {url} links to a {scheme or 'relative'}: URL, "
+                "not to the file; refused.",
+                reason=f"Google Drive linked to a {scheme}: URL",
+                unavailable="dead",
+            )
+    raise DownloadError(
+        f"Google Drive kept answering {url} with a warning page instead of the file.",
+        reason="Google Drive kept sending a warning page",
+        unavailable="dead",
+    )
 
 
 # ------------------------------------------------------------------------------------ mega.nz
@@ -338,8 +377,10 @@ def _mega_call(url: str, payload: list, timeout: float) -> object:
             try:
                 headers["X-Hashcash"] = mega.hashcash(challenge)
             except ValueError as err:
-                raise DownloadError(f"mega.nz's API asked for a proof of work lsd-jax cannot give ({err}).",
-                                    reason="mega.nz asked for an unsupported proof of work") from None
+                raise DownloadError(
+                    f"mega.nz's API asked for a proof of work lsd-jax cannot give ({err}).",
+                    reason="mega.nz asked for an unsupported proof of work",
+                ) from None
             continue
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             raise _request_error(url, e, "mega.nz's API") from e
@@ -347,16 +388,18 @@ def _mega_call(url: str, payload: list, timeout: float) -> object:
             return json.loads(text)
         except ValueError as e:
             raise Transient(f"mega.nz's API sent an unreadable answer ({text[:80]!r})") from e
-    raise DownloadError("mega.nz's API kept asking for a proof of work.",
-                        reason="mega.nz kept asking for a proof of work")
+    raise DownloadError(
+        "mega.nz's API kept asking for a proof of work.", reason="mega.nz kept asking for a proof of work"
+    )
 
 
 def _mega_error(url: str, code: int) -> Exception:
     name, meaning, lasting = _MEGA_ERRORS.get(code, (str(code), "an error", None))
     if lasting is None and code in _MEGA_ERRORS:
         return Transient(f"mega.nz: {meaning} ({name})")
-    return DownloadError(f"mega.nz cannot give {url}: {meaning} ({name}).", reason=f"mega.nz: {meaning} ({name})",
-                         unavailable=lasting)
+    return DownloadError(
+        f"mega.nz cannot give {url}: {meaning} ({name}).", reason=f"mega.nz: {meaning} ({name})", unavailable=lasting
+    )
 
 
 def _resolve_mega(url: str, timeout: float) -> Source:
@@ -373,11 +416,17 @@ def _resolve_mega(url: str, timeout: float) -> Source:
         raise _mega_error(url, answer["e"])
     g, size, at = answer.get("g"), answer.get("s"), answer.get("at")
     if not isinstance(g, str) or not g.startswith(("http://", "https://")) or type(size) is not int or size <= 0:
-        raise DownloadError(f"mega.nz gives no download for {url} (the file is not accessible now).",
-                            reason="mega.nz: the file is not accessible", unavailable="dead")
+        raise DownloadError(
+            f"mega.nz gives no download for {url} (the file is not accessible now).",
+            reason="mega.nz: the file is not accessible",
+            unavailable="dead",
+        )
     attrs = mega.decrypt_attributes(at, link) if isinstance(at, str) else None
     if attrs is None:
-        raise DownloadError(f"The key in {url} does not open the file (is the link complete, with the part after #?).",
-                            reason="the link's key does not fit the file", unavailable="dead")
+        raise DownloadError(
+            f"The key in {url} does not open the file (is the link complete, with the part after #?).",
+            reason="the link's key does not fit the file",
+            unavailable="dead",
+        )
     name = attrs.get("n") if isinstance(attrs.get("n"), str) else None
     return Source(g.rstrip("/"), size=size, name=name, mega=link)

@@ -158,7 +158,7 @@ def condensed_mac(path: Path, link: MegaLink) -> bytes:
             # A CBC encryption's last block is the chunk's CBC-MAC.
             mac = Cipher(aes, modes.CBC(iv)).encryptor().update(chunk)[-16:] if chunk else iv
             last = chain.update(mac)
-    w = [int.from_bytes(last[i:i + 4], "big") for i in range(0, 16, 4)]
+    w = [int.from_bytes(last[i : i + 4], "big") for i in range(0, 16, 4)]
     return (w[0] ^ w[1]).to_bytes(4, "big") + (w[2] ^ w[3]).to_bytes(4, "big")
 
 

@@ -38,8 +38,16 @@ from converters.limits import Limits, human_bytes
 
 from ..errors import ConversionError, PickleSecurityError, StyleError
 
-__all__ = ["DEFAULT_TIMEOUT", "PREFIX", "ConversionCancelled", "cancel_scope", "children", "convert_isolated",
-           "default_memory", "sweep_stale"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "PREFIX",
+    "ConversionCancelled",
+    "cancel_scope",
+    "children",
+    "convert_isolated",
+    "default_memory",
+    "sweep_stale",
+]
 
 DEFAULT_TIMEOUT = 120.0
 PREFIX = "lsd-jax-convert-"
@@ -103,8 +111,13 @@ def default_memory(file_bytes: int) -> int:
     return _BASE_MEMORY + 6 * int(file_bytes)
 
 
-def convert_isolated(path: str | os.PathLike[str], *, timeout: float = DEFAULT_TIMEOUT, memory_bytes: int | None = None,
-                     limits: Limits | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+def convert_isolated(
+    path: str | os.PathLike[str],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_bytes: int | None = None,
+    limits: Limits | None = None,
+) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` of the NVIDIA network pickle at ``path``, converted in a child process (see the module
     docstring) limited to ``memory_bytes`` of address space (default :func:`default_memory`) and ``timeout`` seconds.
 
@@ -120,8 +133,10 @@ def convert_isolated(path: str | os.PathLike[str], *, timeout: float = DEFAULT_T
     size = p.stat().st_size
     limits = limits or Limits(max_seconds=timeout)
     if size > limits.max_file_bytes:
-        raise ConversionError(f"{name} is {human_bytes(size)}, more than the {human_bytes(limits.max_file_bytes)} a "
-                              "model file may have; refusing to convert it")
+        raise ConversionError(
+            f"{name} is {human_bytes(size)}, more than the {human_bytes(limits.max_file_bytes)} a "
+            "model file may have; refusing to convert it"
+        )
     memory = int(memory_bytes or default_memory(size))
     spec = {"memory_bytes": memory, "cpu_seconds": math.ceil(timeout) + 1, "limits": dataclasses.asdict(limits)}
     cancel: threading.Event | None = getattr(_scope, "event", None)
@@ -131,16 +146,23 @@ def convert_isolated(path: str | os.PathLike[str], *, timeout: float = DEFAULT_T
         out = Path(tmp)
         cmd = [*_command(), str(p.resolve()), str(out), json.dumps(spec)]
         with open(out / "stderr.txt", "wb") as err:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, cwd=tmp,
-                                    start_new_session=(os.name == "posix"))
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                cwd=tmp,
+                start_new_session=(os.name == "posix"),
+            )
             with _lock:
                 _children.add(proc.pid)
             try:
                 rc = _wait(proc, timeout, cancel)
             except subprocess.TimeoutExpired:
                 _kill(proc)
-                raise ConversionError(f"converting {name} took longer than {timeout:g} s and was stopped (a corrupt "
-                                      "or hostile file?)") from None
+                raise ConversionError(
+                    f"converting {name} took longer than {timeout:g} s and was stopped (a corrupt or hostile file?)"
+                ) from None
             except BaseException:  # cancelled, KeyboardInterrupt, SystemExit: never leave the child running
                 _kill(proc)
                 raise
@@ -152,10 +174,14 @@ def convert_isolated(path: str | os.PathLike[str], *, timeout: float = DEFAULT_T
         if (out / "error.json").is_file():
             _raise_error(out / "error.json", name, memory)
         if rc < 0 and -rc in (signal.SIGKILL, getattr(signal, "SIGXCPU", -1)):
-            raise ConversionError(f"converting {name} ran out of time or memory (at most {timeout:g} s and "
-                                  f"{human_bytes(memory)}) and was stopped (a corrupt or hostile file?)")
-        raise ConversionError(f"converting {name} failed: its sandbox process ended with "
-                              f"{'signal ' + str(-rc) if rc < 0 else 'exit status ' + str(rc)}")
+            raise ConversionError(
+                f"converting {name} ran out of time or memory (at most {timeout:g} s and "
+                f"{human_bytes(memory)}) and was stopped (a corrupt or hostile file?)"
+            )
+        raise ConversionError(
+            f"converting {name} failed: its sandbox process ended with "
+            f"{'signal ' + str(-rc) if rc < 0 else 'exit status ' + str(rc)}"
+        )
 
 
 def _command() -> list[str]:
@@ -196,8 +222,9 @@ def _raise_error(path: Path, name: str, memory: int) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         raise ConversionError(f"converting {name} failed: its sandbox process wrote an unreadable error") from None
     if kind == "MemoryError":
-        raise ConversionError(f"converting {name} needs more than {human_bytes(memory)} of memory; refused (a "
-                              "corrupt or hostile file?)")
+        raise ConversionError(
+            f"converting {name} needs more than {human_bytes(memory)} of memory; refused (a corrupt or hostile file?)"
+        )
     cls = {"PickleSecurityError": PickleSecurityError, "ConversionError": ConversionError}.get(kind, StyleError)
     raise cls(message)
 
@@ -212,8 +239,9 @@ def _read_result(out: Path, name: str) -> tuple[dict, dict[str, np.ndarray]]:
                 raise ValueError("bad tensor entry")
             state[key] = np.load(out / file, allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConversionError(f"converting {name} failed: its sandbox process wrote an unreadable result "
-                              f"({type(exc).__name__})") from None
+        raise ConversionError(
+            f"converting {name} failed: its sandbox process wrote an unreadable result ({type(exc).__name__})"
+        ) from None
     if not isinstance(config, dict):
         raise ConversionError(f"converting {name} failed: its sandbox process wrote no config")
     return config, state

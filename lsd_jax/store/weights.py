@@ -94,7 +94,8 @@ def check_config(config: Any, source: str) -> dict:
 
 def _converter(config: dict) -> Any:
     return {"stylegan3": conv_sg3, conv_sg1.FAMILY: conv_sg1, conv_biggan.FAMILY: conv_biggan}.get(
-        config.get("family"), conv_sg2)
+        config.get("family"), conv_sg2
+    )
 
 
 def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
@@ -115,8 +116,11 @@ def warn_non_finite(state: dict[str, np.ndarray], source: str) -> None:
     bad = [k for k, v in state.items() if np.asarray(v).dtype.kind == "f" and not np.isfinite(v).all()]
     if bad:
         more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-        warnings.warn(f"lsd-jax: {source} has non-finite weights (NaN or inf) in {', '.join(bad[:3])}{more}: "
-                      "its images will be black or garbage; re-export or re-convert the model", stacklevel=3)
+        warnings.warn(
+            f"lsd-jax: {source} has non-finite weights (NaN or inf) in {', '.join(bad[:3])}{more}: "
+            "its images will be black or garbage; re-export or re-convert the model",
+            stacklevel=3,
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -129,13 +133,17 @@ def save(path: str | Path, config: dict, state: dict[str, np.ndarray], *, source
 
     path = Path(path)
     state = check_state(config, {k: np.asarray(v) for k, v in state.items()}, "generator to save")
-    meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "source_sha256": source_sha256 or "",
-            "config": json.dumps(config, sort_keys=True)}
+    meta = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "source_sha256": source_sha256 or "",
+        "config": json.dumps(config, sort_keys=True),
+    }
     tensors = {k: np.require(v, requirements="C") for k, v in state.items()}
     # the data section's checksum (its layout depends on the tensors only): a flipped byte is caught on load
     first = st_save(tensors, metadata=meta)
     (n,) = struct.unpack("<Q", first[:8])
-    meta["data_sha256"] = hashlib.sha256(memoryview(first)[8 + n:]).hexdigest()
+    meta["data_sha256"] = hashlib.sha256(memoryview(first)[8 + n :]).hexdigest()
     data = st_save(tensors, metadata=meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: f.write(data))
@@ -154,8 +162,9 @@ def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str], int]:
                 raise ConversionError(f"{name} is too short to be a .safetensors file ({size} bytes)")
             (n,) = struct.unpack("<Q", head)
             if n > size - 8 or n > MAX_HEADER_BYTES:
-                raise ConversionError(f"{name} is corrupt or not a .safetensors file: its header claims {n} bytes "
-                                      f"but the file has {size}")
+                raise ConversionError(
+                    f"{name} is corrupt or not a .safetensors file: its header claims {n} bytes but the file has {size}"
+                )
             raw = f.read(n)
     except OSError as exc:
         raise StyleError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -164,8 +173,9 @@ def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str], int]:
     except (UnicodeDecodeError, ValueError):
         raise ConversionError(f"{name} is corrupt or not a .safetensors file (its header is not JSON)") from None
     except RecursionError:  # json's decoder recurses once per level: a header of 100 000 '[' is a few bytes
-        raise ConversionError(f"{name} is corrupt or not a .safetensors file (its header is nested too deeply)"
-                              ) from None
+        raise ConversionError(
+            f"{name} is corrupt or not a .safetensors file (its header is nested too deeply)"
+        ) from None
     if not isinstance(header, dict):
         raise ConversionError(f"{name} is corrupt or not a .safetensors file (malformed header)")
     meta = header.pop("__metadata__", None) or {}
@@ -173,17 +183,24 @@ def read_header(path: Path) -> tuple[dict[str, Any], dict[str, str], int]:
         raise ConversionError(f"{name}: malformed metadata")
     data_size = size - 8 - n
     for key, entry in header.items():
-        ok = (isinstance(entry, dict) and entry.get("dtype") in _ITEMSIZE and isinstance(entry.get("shape"), list)
-              and all(isinstance(d, int) and d >= 0 for d in entry["shape"])
-              and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
-              and all(isinstance(o, int) for o in entry["data_offsets"]))
+        ok = (
+            isinstance(entry, dict)
+            and entry.get("dtype") in _ITEMSIZE
+            and isinstance(entry.get("shape"), list)
+            and all(isinstance(d, int) and d >= 0 for d in entry["shape"])
+            and isinstance(entry.get("data_offsets"), list)
+            and len(entry["data_offsets"]) == 2
+            and all(isinstance(o, int) for o in entry["data_offsets"])
+        )
         if not ok:
             raise ConversionError(f"{name}: malformed entry for tensor {key!r} (dtype must be a float type)")
         begin, end = entry["data_offsets"]
         nbytes = math.prod(entry["shape"]) * _ITEMSIZE[entry["dtype"]]
         if not 0 <= begin <= end <= data_size or end - begin != nbytes:
-            raise ConversionError(f"{name} is truncated or corrupt: tensor {key!r} claims bytes {begin}..{end} of "
-                                  f"{data_size} (it needs {nbytes})")
+            raise ConversionError(
+                f"{name} is truncated or corrupt: tensor {key!r} claims bytes {begin}..{end} of "
+                f"{data_size} (it needs {nbytes})"
+            )
     return header, meta, 8 + n
 
 
@@ -201,11 +218,14 @@ def load_safetensors(path: str | Path, *, source_sha256: str | None = None) -> t
     if meta.get("format") != FORMAT:
         raise ConversionError(f"{name} is a .safetensors file but not an lsd-jax converted generator")
     if meta.get("format_version") != str(FORMAT_VERSION):
-        raise ConversionError(f"{name} was written by another lsd-jax version (format {meta.get('format_version')!r},"
-                              f" this one reads {FORMAT_VERSION}); convert the .pkl again with `lsd-jax convert`")
+        raise ConversionError(
+            f"{name} was written by another lsd-jax version (format {meta.get('format_version')!r},"
+            f" this one reads {FORMAT_VERSION}); convert the .pkl again with `lsd-jax convert`"
+        )
     if source_sha256 is not None and meta.get("source_sha256") != source_sha256:
-        raise ConversionError(f"{name} was converted from another file (its source_sha256 is not "
-                              f"{source_sha256[:12]}…)")
+        raise ConversionError(
+            f"{name} was converted from another file (its source_sha256 is not {source_sha256[:12]}…)"
+        )
     try:
         config = json.loads(meta.get("config", ""))
     except (ValueError, RecursionError):
@@ -216,8 +236,9 @@ def load_safetensors(path: str | Path, *, source_sha256: str | None = None) -> t
         if key not in expected:
             raise ConversionError(f"{name}: unknown tensor {key!r} (not part of this generator)")
         if tuple(entry["shape"]) != expected[key]:
-            raise ConversionError(f"{name}: tensor {key!r} has shape {tuple(entry['shape'])}, but the generator "
-                                  f"needs {expected[key]}")
+            raise ConversionError(
+                f"{name}: tensor {key!r} has shape {tuple(entry['shape'])}, but the generator needs {expected[key]}"
+            )
     for key in expected:
         if key not in header:
             raise ConversionError(f"{name} lacks tensor {key!r}")
@@ -253,8 +274,9 @@ def _load_entry(entry: Path, sha: str) -> tuple[dict, dict[str, np.ndarray]] | N
     try:
         return load_safetensors(entry, source_sha256=sha)
     except StyleError as exc:
-        warnings.warn(f"lsd-jax: discarding a corrupt conversion cache entry {entry.name} ({exc}); rebuilding",
-                      stacklevel=3)
+        warnings.warn(
+            f"lsd-jax: discarding a corrupt conversion cache entry {entry.name} ({exc}); rebuilding", stacklevel=3
+        )
         try:
             entry.unlink()
         except OSError:
@@ -271,13 +293,17 @@ def load_with_hash(path: str | Path, *, isolated: bool = False) -> tuple[dict, d
         sha = sha256_file(p, what="style file")
         return (*load_safetensors(p), sha)
     if p.suffix.lower() == ".npz" and p.is_file():
-        raise StyleError(f"{p.name} is a converted generator in the old .npz format, which this lsd-jax no longer "
-                         f"reads: convert the original .pkl again with `lsd-jax convert model.pkl "
-                         f"{p.with_suffix(SUFFIX).name}`")
+        raise StyleError(
+            f"{p.name} is a converted generator in the old .npz format, which this lsd-jax no longer "
+            f"reads: convert the original .pkl again with `lsd-jax convert model.pkl "
+            f"{p.with_suffix(SUFFIX).name}`"
+        )
     sha = sha256_file(p, what="style file")
     if _magic(p) == b"PK\x03\x04":
-        raise ConversionError(f"'{p.name}' is a zip archive (a torch.save checkpoint or an .npz?), not an NVIDIA "
-                              f"network pickle or an lsd-jax converted {SUFFIX} file")
+        raise ConversionError(
+            f"'{p.name}' is a zip archive (a torch.save checkpoint or an .npz?), not an NVIDIA "
+            f"network pickle or an lsd-jax converted {SUFFIX} file"
+        )
     hit = _load_entry(cache_path(sha), sha)
     if hit is not None:
         return (*hit, sha)

@@ -82,8 +82,9 @@ def _mapping_jit(graphdef, state, z, c, psi, cutoff):
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
 def _synthesis_jit(graphdef, state, ws, noise_mode, key, transform, noise_gain):
-    return nnx.merge(graphdef, state).synthesize(ws, noise_mode=noise_mode, key=key, transform=transform,
-                                                 noise_gain=noise_gain)
+    return nnx.merge(graphdef, state).synthesize(
+        ws, noise_mode=noise_mode, key=key, transform=transform, noise_gain=noise_gain
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
@@ -126,16 +127,29 @@ def _batch(model: Any, z: Any, c: Any) -> int | None:
     return None if x is None else int(np.shape(x)[0])
 
 
-def mapping_fn(graphdef: Any, state: Any, z: Array, c: Array | None = None, truncation_psi: float | Array = 1.0,
-               truncation_cutoff: int | Array | None = None) -> Array:
+def mapping_fn(
+    graphdef: Any,
+    state: Any,
+    z: Array,
+    c: Array | None = None,
+    truncation_psi: float | Array = 1.0,
+    truncation_cutoff: int | Array | None = None,
+) -> Array:
     """Jitted mapping with the state explicit: → ws (N, num_ws, w_dim)."""
     spec = nnx.merge(graphdef, state).spec
     psi, cutoff = truncation_args(spec.num_ws, truncation_psi, truncation_cutoff)
     return _mapping_jit(graphdef, state, z, c if spec.c_dim > 0 else None, psi, cutoff)
 
 
-def synthesis_fn(graphdef: Any, state: Any, ws: Array, noise_mode: str = "const", key: Array | None = None,
-                 transform: Array | None = None, noise_gain: Array | None = None) -> Array:
+def synthesis_fn(
+    graphdef: Any,
+    state: Any,
+    ws: Array,
+    noise_mode: str = "const",
+    key: Array | None = None,
+    transform: Array | None = None,
+    noise_gain: Array | None = None,
+) -> Array:
     """Jitted synthesis with the state explicit: ws → images (N, R, R, 3) float32. StyleGAN3: ``noise_mode``,
     ``key`` and ``noise_gain`` are ignored (it has no noise inputs) and ``transform`` (N, 3, 3) may replace the
     input transform. ``noise_gain`` (N,): per-sample noise strength (traced; None = 1)."""
@@ -144,9 +158,18 @@ def synthesis_fn(graphdef: Any, state: Any, ws: Array, noise_mode: str = "const"
     return _synthesis_jit(graphdef, state, ws, noise_mode, key, transform, noise_gain)
 
 
-def generate_fn(graphdef: Any, state: Any, z: Array, c: Array | None = None, truncation_psi: float | Array = 1.0,
-                truncation_cutoff: int | Array | None = None, noise_mode: str = "const", key: Array | None = None,
-                transform: Array | None = None, noise_gain: Array | None = None) -> Array:
+def generate_fn(
+    graphdef: Any,
+    state: Any,
+    z: Array,
+    c: Array | None = None,
+    truncation_psi: float | Array = 1.0,
+    truncation_cutoff: int | Array | None = None,
+    noise_mode: str = "const",
+    key: Array | None = None,
+    transform: Array | None = None,
+    noise_gain: Array | None = None,
+) -> Array:
     """Jitted mapping + synthesis with the state explicit: z → images (N, R, R, 3) float32 (arguments as
     :func:`mapping_fn` and :func:`synthesis_fn`)."""
     model = nnx.merge(graphdef, state)
@@ -200,25 +223,47 @@ class Generator(_ModuleGenerator):
 
     def __repr__(self) -> str:
         kind = {"stylegan3": lambda: f"config-{self.spec.kind}", "stylegan1": lambda: "G_style"}.get(
-            self.family, lambda: self.spec.architecture)()
-        return (f"Generator({self.family} {kind}, {self.img_resolution}x{self.img_resolution}, "
-                f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws})")
+            self.family, lambda: self.spec.architecture
+        )()
+        return (
+            f"Generator({self.family} {kind}, {self.img_resolution}x{self.img_resolution}, "
+            f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws})"
+        )
 
     # the jitted functional forms on this module's split state
-    def mapping(self, z: Array, c: Array | None = None, truncation_psi: float | Array = 1.0,
-                truncation_cutoff: int | Array | None = None) -> Array:
+    def mapping(
+        self,
+        z: Array,
+        c: Array | None = None,
+        truncation_psi: float | Array = 1.0,
+        truncation_cutoff: int | Array | None = None,
+    ) -> Array:
         return mapping_fn(*nnx.split(self.module), z, c, truncation_psi, truncation_cutoff)
 
-    def synthesis(self, ws: Array, noise_mode: str = "const", key: Array | None = None,
-                  transform: Array | None = None, noise_gain: Array | None = None) -> Array:
+    def synthesis(
+        self,
+        ws: Array,
+        noise_mode: str = "const",
+        key: Array | None = None,
+        transform: Array | None = None,
+        noise_gain: Array | None = None,
+    ) -> Array:
         return synthesis_fn(*nnx.split(self.module), ws, noise_mode, key, transform, noise_gain)
 
-    def __call__(self, z: Array, c: Array | None = None, truncation_psi: float | Array = 1.0,
-                 truncation_cutoff: int | Array | None = None, noise_mode: str = "const",
-                 key: Array | None = None, transform: Array | None = None,
-                 noise_gain: Array | None = None) -> Array:
-        return generate_fn(*nnx.split(self.module), z, c, truncation_psi, truncation_cutoff, noise_mode, key,
-                           transform, noise_gain)
+    def __call__(
+        self,
+        z: Array,
+        c: Array | None = None,
+        truncation_psi: float | Array = 1.0,
+        truncation_cutoff: int | Array | None = None,
+        noise_mode: str = "const",
+        key: Array | None = None,
+        transform: Array | None = None,
+        noise_gain: Array | None = None,
+    ) -> Array:
+        return generate_fn(
+            *nnx.split(self.module), z, c, truncation_psi, truncation_cutoff, noise_mode, key, transform, noise_gain
+        )
 
 
 def load_generator(path: Any, *, isolated: bool = False) -> Generator | BigGANGenerator:
@@ -226,8 +271,8 @@ def load_generator(path: Any, *, isolated: bool = False) -> Generator | BigGANGe
     ``.safetensors`` file (see :mod:`lsd_jax.store.weights`) as a :class:`Generator`; a BigGAN-deep checkpoint folder
     (or its ``.bin``) as a :class:`BigGANGenerator`. ``isolated``: convert a pickle in a separate, limited process
     (see :func:`lsd_jax.store.weights.load`)."""
-    from ..store import weights
     from ..errors import StyleError
+    from ..store import weights
 
     config, state = weights.load(path, isolated=isolated)
     family = config.get("family", "stylegan2")
@@ -254,10 +299,20 @@ def stylegan_style(gen: Generator, *, name: str | None = None) -> Style:
 
     graphdef, state = gen.split()
     res = gen.img_resolution
-    return Style(name=name or gen.family, z_dim=gen.z_dim, c_dim=gen.c_dim, program=StyleGANProgram(graphdef),
-                 variables={"model": state}, native_size=(res, res), transform=gen.module.supports_transform,
-                 noise=gen.module.has_noise, w_control=True, generator=gen, cpu_batch_pixels=CPU_BATCH_PIXELS,
-                 description=repr(gen))
+    return Style(
+        name=name or gen.family,
+        z_dim=gen.z_dim,
+        c_dim=gen.c_dim,
+        program=StyleGANProgram(graphdef),
+        variables={"model": state},
+        native_size=(res, res),
+        transform=gen.module.supports_transform,
+        noise=gen.module.has_noise,
+        w_control=True,
+        generator=gen,
+        cpu_batch_pixels=CPU_BATCH_PIXELS,
+        description=repr(gen),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -296,8 +351,10 @@ class BigGANGenerator(_ModuleGenerator):
         return cls(biggan.from_state(config, state), config)
 
     def __repr__(self) -> str:
-        return (f"BigGANGenerator(biggan-deep, {self.img_resolution}x{self.img_resolution}, z_dim={self.z_dim}, "
-                f"c_dim={self.c_dim}, channel_width={self.spec.channel_width})")
+        return (
+            f"BigGANGenerator(biggan-deep, {self.img_resolution}x{self.img_resolution}, z_dim={self.z_dim}, "
+            f"c_dim={self.c_dim}, channel_width={self.spec.channel_width})"
+        )
 
     def truncated_noise(self, n: int, truncation: float = 1.0, seed: int = 0) -> Array:
         """``(n, z_dim)`` BigGAN noise: ``truncation × truncnorm(-2, 2)`` (``truncated_noise_sample``)."""
@@ -313,8 +370,10 @@ class BigGANGenerator(_ModuleGenerator):
         if n is None or np.shape(z)[1] != self.z_dim:
             raise ParamError(f"z must have shape (N, {self.z_dim}), got {np.shape(z)}")
         if np.shape(c) != (n, self.c_dim):
-            raise ParamError(f"c must be an (N, {self.c_dim}) class mixture matching z's N={n}, got shape "
-                             f"{np.shape(c)} (lsd_jax.models.imagenet.one_hot(['goldfish', ...]) makes one-hot rows)")
+            raise ParamError(
+                f"c must be an (N, {self.c_dim}) class mixture matching z's N={n}, got shape "
+                f"{np.shape(c)} (lsd_jax.models.imagenet.one_hot(['goldfish', ...]) makes one-hot rows)"
+            )
         graphdef, state = nnx.split(self.module)
         stats_w = biggan.bn_stats_weights(truncation_psi, self.spec.n_stats)
         return biggan.generate(graphdef, state, z, c, stats_w)
@@ -333,8 +392,10 @@ class BigGANSettings:
 
         psi = getattr(params, "truncation_psi", 1.0)
         if psi != 1.0:
-            raise ParamError(f"truncation_psi ({psi:g}) is StyleGAN's w-space truncation; BigGAN has no w space: its "
-                             "truncation is `truncation` (it scales the noise and picks the batch-norm statistics)")
+            raise ParamError(
+                f"truncation_psi ({psi:g}) is StyleGAN's w-space truncation; BigGAN has no w space: its "
+                "truncation is `truncation` (it scales the noise and picks the batch-norm statistics)"
+            )
         try:
             w = biggan.bn_stats_weights(params.truncation, self.n_stats)
         except ParamError as e:
@@ -358,8 +419,16 @@ def biggan_style(gen: BigGANGenerator, *, name: str | None = None) -> Style:
 
     graphdef, state = gen.split()
     res = gen.img_resolution
-    return Style(name=name or BIGGAN, z_dim=gen.z_dim, c_dim=gen.c_dim, program=ModuleProgram(graphdef),
-                 variables={"model": state}, native_size=(res, res), generator=gen,
-                 cpu_batch_pixels=BIGGAN_CPU_BATCH_PIXELS, description=repr(gen),
-                 settings_fn=BigGANSettings(gen.spec.n_stats),
-                 class_index=class_index if gen.c_dim == NUM_CLASSES else None)
+    return Style(
+        name=name or BIGGAN,
+        z_dim=gen.z_dim,
+        c_dim=gen.c_dim,
+        program=ModuleProgram(graphdef),
+        variables={"model": state},
+        native_size=(res, res),
+        generator=gen,
+        cpu_batch_pixels=BIGGAN_CPU_BATCH_PIXELS,
+        description=repr(gen),
+        settings_fn=BigGANSettings(gen.spec.n_stats),
+        class_index=class_index if gen.c_dim == NUM_CLASSES else None,
+    )

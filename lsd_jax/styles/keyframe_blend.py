@@ -35,8 +35,11 @@ def _ease(u: Array) -> Array:
 def keyframe_weight(frames: int | Array, key_frames: Array, window_frames: Array | float) -> Array:
     """α(t) for t = 0..frames−1 (an int) or for the given frame indices (an array): (N,) float32 in [0, 1]
     (see the module docstring)."""
-    t = (jnp.arange(frames, dtype=jnp.float32) if isinstance(frames, int)
-         else jnp.asarray(frames, jnp.float32).reshape(-1))[:, None]
+    t = (
+        jnp.arange(frames, dtype=jnp.float32)
+        if isinstance(frames, int)
+        else jnp.asarray(frames, jnp.float32).reshape(-1)
+    )[:, None]
     f = jnp.asarray(key_frames, jnp.float32)[None, :]
     w = jnp.maximum(jnp.asarray(window_frames, jnp.float32), 1e-6)
     d = jnp.abs(t - f) / w
@@ -46,8 +49,9 @@ def keyframe_weight(frames: int | Array, key_frames: Array, window_frames: Array
 
 
 @jax.jit
-def blend_keyframes(ws: Array, key_ws: Array, key_frames: Array, window_frames: Array | float,
-                    frames: Array | None = None) -> Array:
+def blend_keyframes(
+    ws: Array, key_ws: Array, key_frames: Array, window_frames: Array | float, frames: Array | None = None
+) -> Array:
     """ws (N, L, D), key_ws (K, L, D) (or (K, D), one w for every layer), key_frames (K,) frame indices (any
     order, may lie outside the clip), window_frames (half-width, frames) → ws (N, L, D). ``frames``: the frame
     index of each row of ``ws`` (default ``0..N−1``; pass a batch's indices to blend inside a batched frame step —

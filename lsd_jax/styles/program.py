@@ -1,7 +1,8 @@
 """StyleGAN styles in the frame step, and musical control of their w per frame and per layer: keyframe images,
 frequency bands, noise reactivity.
 
-:class:`StyleGANProgram` is the static program of every StyleGAN style (see :mod:`lsd_jax.styles.style`): z → ws with the
+:class:`StyleGANProgram` is the static program of every StyleGAN style (see :mod:`lsd_jax.styles.style`): z → ws with
+the
 render settings (truncation ψ and cutoff as traced arrays), then the w control its flags switch on (bands move
 the layers' w, keyframes blend into projected latents), then synthesis with the noise mode (a traced selector)
 and the per-frame noise gain. Everything that varies per render travels in ``variables`` or the per-frame
@@ -21,8 +22,8 @@ import numpy as np
 
 from ..audio.bands import apply_bands
 from ..errors import ParamError
-from .keyframe_blend import blend_keyframes, keyframe_weight
 from ..params import RenderParams
+from .keyframe_blend import blend_keyframes, keyframe_weight
 from .style import Style
 
 Array = jax.Array
@@ -44,7 +45,7 @@ def latent_noise_keys(z: Array, c: Array | None = None, seed: int = 0) -> Array:
     rows = [z] if c is None or c.shape[-1] == 0 else [z, jnp.asarray(c, jnp.float32)]
     x = jnp.concatenate(rows, axis=1) if len(rows) > 1 else rows[0]
     bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
-    mult = np.random.default_rng(0x15D).integers(1, 2 ** 32, size=x.shape[1], dtype=np.uint64)
+    mult = np.random.default_rng(0x15D).integers(1, 2**32, size=x.shape[1], dtype=np.uint64)
     mult = jnp.asarray((mult | 1).astype(np.uint32))
     h = _mix32(jnp.sum(_mix32(bits) * mult, axis=1, dtype=jnp.uint32))
     base = jax.random.key(seed)
@@ -89,8 +90,14 @@ class StyleGANProgram:
                 w = keyframe_weight(inputs["frame"], ctl["key_frames"], ctl["window"])
                 gain = 1.0 + (gain - 1.0) * (1.0 - w)
         key = latent_noise_keys(z, cc) if model.has_noise else None
-        return model.synthesize(ws, noise_mode=s["noise_mode"], key=key, noise_gain=gain,
-                                transform=inputs.get("transform"), consts=variables.get("consts"))
+        return model.synthesize(
+            ws,
+            noise_mode=s["noise_mode"],
+            key=key,
+            noise_gain=gain,
+            transform=inputs.get("transform"),
+            consts=variables.get("consts"),
+        )
 
 
 def report_keyframe(t: float, path: str, proj: Any, max_steps: int) -> None:
@@ -100,14 +107,25 @@ def report_keyframe(t: float, path: str, proj: Any, max_steps: int) -> None:
 
     layers = "W" if np.all(proj.w == proj.w[0]) else "W+"
     steps = len(proj.loss_history)
-    _log.info("keyframe at %g s (%s): %.1f dB PSNR, %s, %d steps, %.1f s%s", t, path, proj.psnr, layers, steps,
-              proj.seconds, " (cached)" if proj.from_cache else "")
+    _log.info(
+        "keyframe at %g s (%s): %.1f dB PSNR, %s, %d steps, %.1f s%s",
+        t,
+        path,
+        proj.psnr,
+        layers,
+        steps,
+        proj.seconds,
+        " (cached)" if proj.from_cache else "",
+    )
     if proj.psnr < W_PLUS_BELOW_DB:
         hint = " (it used every step: raise projection_steps)" if steps >= max_steps else ""
         if layers == "W":
             hint += "; keyframe_w_plus=true or auto frees each layer and gets closer"
-        warnings.warn(f"keyframe at {t:g} s ({path}) is reconstructed at only {proj.psnr:.1f} dB PSNR: the network "
-                      f"cannot make this image closely{hint}", stacklevel=3)
+        warnings.warn(
+            f"keyframe at {t:g} s ({path}) is reconstructed at only {proj.psnr:.1f} dB PSNR: the network "
+            f"cannot make this image closely{hint}",
+            stacklevel=3,
+        )
 
 
 def keyframe_frames(params: RenderParams, fps: float, n_frames: int) -> np.ndarray:
@@ -117,8 +135,9 @@ def keyframe_frames(params: RenderParams, fps: float, n_frames: int) -> np.ndarr
         f = int(round((t - params.start) * fps))
         if not 0 <= f < n_frames:
             end = params.start + n_frames / fps
-            raise ParamError(f"keyframe at {t:g} s ({path}) is outside the rendered excerpt "
-                             f"({params.start:g} s to {end:g} s)")
+            raise ParamError(
+                f"keyframe at {t:g} s ({path}) is outside the rendered excerpt ({params.start:g} s to {end:g} s)"
+            )
         frames.append(f)
     if len(set(frames)) != len(frames):
         raise ParamError("two keyframes fall on the same frame; space them at least one frame apart")
@@ -138,8 +157,10 @@ def controlled_style(
     """(the style with the w control ``params`` asks for, the extra per-frame inputs its step reads). ``bands``:
     (N, 3) envelopes when ``band_react`` is on; ``pulse``: (N,) the envelope that drives ``noise_react``."""
     if params.w_control and not style.w_control:
-        raise ParamError("keyframes, band_react and noise_react steer a StyleGAN's w: use a StyleGAN style "
-                         f"(a .pkl or a catalogue name), not {style.name!r}")
+        raise ParamError(
+            "keyframes, band_react and noise_react steer a StyleGAN's w: use a StyleGAN style "
+            f"(a .pkl or a catalogue name), not {style.name!r}"
+        )
     if not style.w_control:
         return style, {}
     if params.noise_react > 0 and not style.noise:
@@ -171,8 +192,15 @@ def controlled_style(
         noise_mode = "const" if params.noise_mode == "random" else params.noise_mode
         key_ws = []
         for t, path in params.keyframes:
-            proj = project(gen, path, steps=params.projection_steps, w_plus=params.keyframe_w_plus,
-                           seed=params.seed, noise_mode=noise_mode, progress=progress)
+            proj = project(
+                gen,
+                path,
+                steps=params.projection_steps,
+                w_plus=params.keyframe_w_plus,
+                seed=params.seed,
+                noise_mode=noise_mode,
+                progress=progress,
+            )
             report_keyframe(t, path, proj, params.projection_steps)
             key_ws.append(np.asarray(proj.w, np.float32))
         control["key_ws"] = jnp.asarray(np.stack(key_ws))

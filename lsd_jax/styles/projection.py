@@ -50,7 +50,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from flax import nnx
 
 from ..errors import LsdError, ParamError
@@ -118,8 +117,10 @@ def _open_image(image: Any) -> Any:
                 # the size is the header's: refuse before decoding (a 20 KB PNG can claim 13000 x 13000 pixels)
                 w, h = f.size
                 if w * h > MAX_IMAGE_PIXELS:
-                    raise ImageError(f"image {name} is {w} x {h} pixels, more than the {MAX_IMAGE_PIXELS // 10**6} "
-                                     "megapixels read here (it is too large to decode safely): scale it down")
+                    raise ImageError(
+                        f"image {name} is {w} x {h} pixels, more than the {MAX_IMAGE_PIXELS // 10**6} "
+                        "megapixels read here (it is too large to decode safely): scale it down"
+                    )
                 f.load()
                 img = ImageOps.exif_transpose(f) or f
                 img = img.copy()
@@ -215,8 +216,9 @@ def _pool(x: Array, f: int) -> Array:
 
 def pyramid_mse(images: Array, target: Array) -> Array:
     """Mean over scales (full, ½, ¼ by average pooling, down to 8×8) of the per-image MSE: (N, R, R, 3) → (N,)."""
-    terms = [jnp.mean(jnp.square(_pool(images, f) - _pool(target, f)), axis=(1, 2, 3))
-             for f in _scales(images.shape[1])]
+    terms = [
+        jnp.mean(jnp.square(_pool(images, f) - _pool(target, f)), axis=(1, 2, 3)) for f in _scales(images.shape[1])
+    ]
     return sum(terms) / len(terms)
 
 
@@ -235,23 +237,42 @@ def _ws(x: tuple[Array, Array], mask: Array, mean: Array, std: Array) -> Array:
     return mean + std * (u + mask * delta)
 
 
-def _loss(x: tuple[Array, Array], graphdef: Any, state: Any, noise_mode: str, target: Array, mean: Array,
-          std: Array, w_reg: Array, mask: Array) -> Array:
+def _loss(
+    x: tuple[Array, Array],
+    graphdef: Any,
+    state: Any,
+    noise_mode: str,
+    target: Array,
+    mean: Array,
+    std: Array,
+    w_reg: Array,
+    mask: Array,
+) -> Array:
     u, delta = x
     img = saturate_like(_synthesis(graphdef, state, _ws(x, mask, mean, std)[None], noise_mode), target[None])
     return pyramid_mse(img, target[None])[0] + w_reg * jnp.mean(jnp.square(u + mask * delta))
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
-def _value_and_grad(graphdef: Any, state: Any, noise_mode: str, x: tuple[Array, Array], target: Array, mean: Array,
-                    std: Array, w_reg: Array, mask: Array) -> tuple[Array, tuple[Array, Array]]:
+def _value_and_grad(
+    graphdef: Any,
+    state: Any,
+    noise_mode: str,
+    x: tuple[Array, Array],
+    target: Array,
+    mean: Array,
+    std: Array,
+    w_reg: Array,
+    mask: Array,
+) -> tuple[Array, tuple[Array, Array]]:
     """The loss and its gradient with respect to ``x = (u, delta)``: the one compiled program of a projection (W and
     W+ share it: ``mask`` is traced), so it compiles once per (network, noise mode)."""
     return jax.value_and_grad(_loss)(x, graphdef, state, noise_mode, target, mean, std, w_reg, mask)
 
 
-def minimise(fun_and_grad: Any, x0: np.ndarray, max_steps: int, tol: float,
-             on_step: Any = None) -> tuple[np.ndarray, list[float]]:
+def minimise(
+    fun_and_grad: Any, x0: np.ndarray, max_steps: int, tol: float, on_step: Any = None
+) -> tuple[np.ndarray, list[float]]:
     """L-BFGS (SciPy's L-BFGS-B, no bounds) from ``x0`` (a float64 vector) until :func:`converged` or
     ``max_steps`` iterations: → (the last x, the loss after each iteration). ``fun_and_grad(x) → (loss,
     gradient)``; ``on_step(loss)`` is called after each iteration.
@@ -276,14 +297,26 @@ def minimise(fun_and_grad: Any, x0: np.ndarray, max_steps: int, tol: float,
     # L-BFGS-B's small matrix products on several BLAS threads wait for the cores XLA keeps busy: on one BLAS
     # thread a whole projection took 2-3x less time (64-256 px, 2 cores)
     with threadpool_limits(limits=1, user_api="blas"):
-        res = minimize(fun_and_grad, x0, jac=True, method="L-BFGS-B", callback=callback,
-                       options={"maxiter": int(max_steps), "maxfun": 4 * int(max_steps) + 10, "maxcor": 10,
-                                "ftol": 0.0, "gtol": 0.0})
+        res = minimize(
+            fun_and_grad,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            callback=callback,
+            options={
+                "maxiter": int(max_steps),
+                "maxfun": 4 * int(max_steps) + 10,
+                "maxcor": 10,
+                "ftol": 0.0,
+                "gtol": 0.0,
+            },
+        )
     return np.asarray(res.x, np.float64), history
 
 
-def _stage(loss_and_grads: Any, x: tuple[np.ndarray, np.ndarray], free: int, budget: int, tol: float,
-           on_step: Any) -> tuple[np.ndarray, np.ndarray]:
+def _stage(
+    loss_and_grads: Any, x: tuple[np.ndarray, np.ndarray], free: int, budget: int, tol: float, on_step: Any
+) -> tuple[np.ndarray, np.ndarray]:
     """Minimise over ``x[free]`` with the other part fixed: ``free`` 0 is u with delta masked out (W), 1 is delta
     (W+). ``loss_and_grads(x, mask) → (loss, (du, ddelta))``."""
     if budget < 1:
@@ -329,6 +362,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 # Cache
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def model_hash(gen: Any) -> str:
     """sha256 over the generator's spec and every state leaf (path, dtype, shape, bytes). Not memoised (no
     module-level state): it is computed once per keyframe, ~0.2 s for a 1024² network's 120 MB."""
@@ -361,11 +395,17 @@ def _load_cached(path: Path, shape_w: tuple[int, int], res: int, steps: int) -> 
             w, img, hist, info = f["w"], f["image"], f["loss_history"], f["info"]
     except (OSError, ValueError, KeyError, EOFError):
         return None  # missing, damaged or from an older version: recompute (and overwrite)
-    if w.shape != shape_w or img.shape != (res, res, 3) or hist.ndim != 1 or not 1 <= hist.size <= steps \
-            or info.shape != (2,):
+    if (
+        w.shape != shape_w
+        or img.shape != (res, res, 3)
+        or hist.ndim != 1
+        or not 1 <= hist.size <= steps
+        or info.shape != (2,)
+    ):
         return None
-    return Projection(w.astype(np.float32), img.astype(np.float32), hist.astype(np.float32), True,
-                      float(info[0]), float(info[1]))
+    return Projection(
+        w.astype(np.float32), img.astype(np.float32), hist.astype(np.float32), True, float(info[0]), float(info[1])
+    )
 
 
 def _save_cached(path: Path, proj: Projection) -> None:
@@ -384,8 +424,12 @@ def _check_options(steps: Any, tol: Any, w_reg: Any, w_plus: Any, noise_mode: st
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ParamError(f"projection steps must be an integer >= 1, got {steps!r}")
     for name, v in (("tol", tol), ("w_reg", w_reg)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) \
-                or not math.isfinite(v) or v < 0:
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float, np.floating, np.integer))
+            or not math.isfinite(v)
+            or v < 0
+        ):
             raise ParamError(f"projection {name} must be a finite number >= 0, got {v!r}")
     if w_plus is not None and not isinstance(w_plus, (bool, np.bool_)):
         raise ParamError(f"projection w_plus must be True, False or None (auto), got {w_plus!r}")
@@ -395,9 +439,21 @@ def _check_options(steps: Any, tol: Any, w_reg: Any, w_plus: Any, noise_mode: st
         raise ParamError(f"n_samples must be an integer >= 2, got {n_samples!r}")
 
 
-def project(gen: Any, image: Any, *, steps: int = 500, w_plus: bool | None = None, seed: int = 0, tol: float = 1e-3,
-            progress: bool = True, c: Any = None, w_reg: float = 1e-3, noise_mode: str = "const",
-            n_samples: int = 4096, cache: bool = True) -> Projection:
+def project(
+    gen: Any,
+    image: Any,
+    *,
+    steps: int = 500,
+    w_plus: bool | None = None,
+    seed: int = 0,
+    tol: float = 1e-3,
+    progress: bool = True,
+    c: Any = None,
+    w_reg: float = 1e-3,
+    noise_mode: str = "const",
+    n_samples: int = 4096,
+    cache: bool = True,
+) -> Projection:
     """Project ``image`` (a path, PIL image or uint8 (H, W, 3) array) into ``gen``'s latent space.
 
     Returns :class:`Projection` (``w`` (num_ws, w_dim), the reconstruction ``image`` (R, R, 3) in [-1, 1], the
@@ -421,9 +477,16 @@ def project(gen: Any, image: Any, *, steps: int = 500, w_plus: bool | None = Non
     res = spec.img_resolution
     target_u8 = load_image(image, res)
     steps, seed = int(steps), int(seed)
-    options = {"steps": steps, "w_plus": None if w_plus is None else bool(w_plus), "seed": seed, "tol": float(tol),
-               "w_reg": float(w_reg), "noise_mode": noise_mode, "n_samples": int(n_samples),
-               "c": None if c is None else np.asarray(c, np.float32).reshape(-1).tolist()}
+    options = {
+        "steps": steps,
+        "w_plus": None if w_plus is None else bool(w_plus),
+        "seed": seed,
+        "tol": float(tol),
+        "w_reg": float(w_reg),
+        "noise_mode": noise_mode,
+        "n_samples": int(n_samples),
+        "c": None if c is None else np.asarray(c, np.float32).reshape(-1).tolist(),
+    }
     path = None
     if cache:
         try:
@@ -469,8 +532,9 @@ def project(gen: Any, image: Any, *, steps: int = 500, w_plus: bool | None = Non
         if w_plus or (w_plus is None and db < W_PLUS_BELOW_DB and steps > w_budget):
             x = _stage(loss_and_grads, x, 1, steps - w_budget, float(tol), on_step)
             ws, img, db = reconstruction(x, 1.0)
-    proj = Projection(np.asarray(ws, np.float32), img, np.asarray(losses, np.float32), False, db,
-                      time.perf_counter() - t0)
+    proj = Projection(
+        np.asarray(ws, np.float32), img, np.asarray(losses, np.float32), False, db, time.perf_counter() - t0
+    )
     if path is not None:
         try:
             _save_cached(path, proj)

@@ -36,9 +36,15 @@ def cppn_style(z_dim: int | None = None, c_dim: int | None = None) -> Style:
 
     z_dim = cppn.Z_DIM if z_dim is None else z_dim
     c_dim = cppn.C_DIM if c_dim is None else c_dim
-    return Style(name="cppn", z_dim=z_dim, c_dim=c_dim, program=cppn.CPPNProgram(z_dim, c_dim),
-                 variables={"model": cppn.init_variables(z_dim, c_dim)}, native_size=None,
-                 description="embedded CPPN: abstract art at any resolution, no download")
+    return Style(
+        name="cppn",
+        z_dim=z_dim,
+        c_dim=c_dim,
+        program=cppn.CPPNProgram(z_dim, c_dim),
+        variables={"model": cppn.init_variables(z_dim, c_dim)},
+        native_size=None,
+        description="embedded CPPN: abstract art at any resolution, no download",
+    )
 
 
 def _callable_style(func: Callable[..., Any], z_dim: int | None, c_dim: int | None) -> Style:
@@ -57,8 +63,9 @@ def _callable_style(func: Callable[..., Any], z_dim: int | None, c_dim: int | No
         raise StyleError(f"a callable style must take (noise_batch, class_batch); {func!r} takes {names}")
 
     try:
-        out = jax.eval_shape(func, jax.ShapeDtypeStruct((1, z_dim), jnp.float32),
-                             jax.ShapeDtypeStruct((1, c_dim), jnp.float32))
+        out = jax.eval_shape(
+            func, jax.ShapeDtypeStruct((1, z_dim), jnp.float32), jax.ShapeDtypeStruct((1, c_dim), jnp.float32)
+        )
         host = not (hasattr(out, "shape") and len(out.shape) == 4 and out.shape[-1] == 3)
         native = None if host else (int(out.shape[1]), int(out.shape[2]))
     except Exception:  # not traceable: call it with NumPy arrays on the host
@@ -72,10 +79,16 @@ def _callable_style(func: Callable[..., Any], z_dim: int | None, c_dim: int | No
         def host_fn(z: Any, c: Any) -> np.ndarray:
             return np.asarray(func(np.asarray(z), np.asarray(c)), np.float32) / 127.5 - 1.0
 
-        return Style(name=getattr(func, "__name__", "callable"), z_dim=z_dim, c_dim=c_dim, host_fn=host_fn,
-                     native_size=native)
-    return Style(name=getattr(func, "__name__", "callable"), z_dim=z_dim, c_dim=c_dim, program=CallableProgram(func),
-                 native_size=native)
+        return Style(
+            name=getattr(func, "__name__", "callable"), z_dim=z_dim, c_dim=c_dim, host_fn=host_fn, native_size=native
+        )
+    return Style(
+        name=getattr(func, "__name__", "callable"),
+        z_dim=z_dim,
+        c_dim=c_dim,
+        program=CallableProgram(func),
+        native_size=native,
+    )
 
 
 def resolve_style(
@@ -97,8 +110,9 @@ def resolve_style(
     if callable(style):
         return _callable_style(style, input_shape, num_possible_classes)
     if not isinstance(style, (str, Path)):
-        raise StyleError(f"style must be a name, a path to a .pkl or .safetensors, a Style or a callable; got "
-                         f"{type(style).__name__}")
+        raise StyleError(
+            f"style must be a name, a path to a .pkl or .safetensors, a Style or a callable; got {type(style).__name__}"
+        )
     path = Path(style).expanduser()
     if path.is_dir() or path.suffix.lower() in (".bin", ".pkl", ".npz", ".safetensors") or path.exists():
         return file_style(path, params, isolated=isolated)
@@ -117,15 +131,17 @@ def file_style(path: str | Path, params: RenderParams | None = None, *, isolated
     return _stylegan_from_path(path, params, isolated=isolated)
 
 
-def catalogue_style(name: str, params: RenderParams | None = None, *, progress: bool = True,
-                    isolated: bool = False) -> Style:
+def catalogue_style(
+    name: str, params: RenderParams | None = None, *, progress: bool = True, isolated: bool = False
+) -> Style:
     """The catalogue's style ``name`` (downloaded once, then cached), never a path however the name reads;
     ``isolated`` as in :func:`resolve_style`."""
     from ..store.catalogue import find_style, style_path
 
     entry = find_style(str(name))
-    return _stylegan_from_path(style_path(entry.name, progress=progress), params or RenderParams(), name=entry.name,
-                               isolated=isolated)
+    return _stylegan_from_path(
+        style_path(entry.name, progress=progress), params or RenderParams(), name=entry.name, isolated=isolated
+    )
 
 
 def _stylegan_from_path(path: Path, params: RenderParams, name: str | None = None, isolated: bool = False) -> Style:

@@ -81,7 +81,7 @@ class Style:
     noise: bool = False  # has noise inputs (noise_mode, noise_react)
     w_control: bool = False  # its w can be steered (keyframes, band_react, noise_react)
     generator: Any = None  # the lsd_jax.styles.generator.Generator of StyleGAN styles (projection, w statistics)
-    cpu_batch_pixels: int = 2 ** 21  # on CPU, frames per step = this // pixels per frame (see engine.step.fit_batch)
+    cpu_batch_pixels: int = 2**21  # on CPU, frames per step = this // pixels per frame (see engine.step.fit_batch)
     description: str = ""
     settings_fn: Callable[[Any], dict[str, Any]] | None = None  # params -> extra render settings (see above)
     class_index: Callable[[str], int] | None = None  # a class name -> its index (named classes)
@@ -95,8 +95,10 @@ class Style:
         for c in classes:
             if isinstance(c, str):
                 if self.class_index is None:
-                    raise ParamError(f"classes: {c!r} is a class name, but the classes of style {self.name!r} have "
-                                     f"no names; give class indices (0 to {max(self.c_dim - 1, 0)})")
+                    raise ParamError(
+                        f"classes: {c!r} is a class name, but the classes of style {self.name!r} have "
+                        f"no names; give class indices (0 to {max(self.c_dim - 1, 0)})"
+                    )
                 out.append(int(self.class_index(c)))
             else:
                 out.append(int(c))
@@ -113,8 +115,9 @@ class Style:
             return requested
         return self.native_size or (512, 512)
 
-    def images(self, inputs: dict[str, Any], size: tuple[int, int] | None = None,
-               settings: dict[str, Any] | None = None) -> Array:
+    def images(
+        self, inputs: dict[str, Any], size: tuple[int, int] | None = None, settings: dict[str, Any] | None = None
+    ) -> Array:
         """The style's images for a batch of per-frame ``inputs`` (``z``, ``c``, ...) at ``size`` (default: the
         native size) with render ``settings`` (default: :func:`render_settings` of the defaults)."""
         size = self.output_size(size)
@@ -136,9 +139,11 @@ def render_settings(params: RenderParams, style: Style | None = None) -> dict[st
     :data:`CUTOFF_ALL` for "none") and ``noise_mode`` (int32 index into ``NOISE_MODES``), plus the ``style``'s own
     (:attr:`Style.settings_fn`, e.g. BigGAN's batch-norm statistics weights of ``truncation``)."""
     cutoff = params.truncation_cutoff
-    out = {"truncation_psi": np.float32(params.truncation_psi),
-           "truncation_cutoff": np.int32(CUTOFF_ALL if cutoff is None else cutoff),
-           "noise_mode": np.int32(NOISE_MODES.index(params.noise_mode))}
+    out = {
+        "truncation_psi": np.float32(params.truncation_psi),
+        "truncation_cutoff": np.int32(CUTOFF_ALL if cutoff is None else cutoff),
+        "noise_mode": np.int32(NOISE_MODES.index(params.noise_mode)),
+    }
     if style is not None and style.settings_fn is not None:
         out.update(style.settings_fn(params))
     return out

@@ -78,16 +78,23 @@ class AppConfig:
         )
 
     @classmethod
-    def from_args(cls, argv: Sequence[str] | None = None,
-                  env: Mapping[str, str] | None = None) -> tuple[AppConfig, dict[str, Any]]:
+    def from_args(
+        cls, argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
+    ) -> tuple[AppConfig, dict[str, Any]]:
         """The config from the environment overridden by launch flags (``python app.py --help``), and
         the arguments for ``Blocks.launch`` (server_name, server_port)."""
         base = cls.from_env(env)
         args = build_parser(base).parse_args(argv)
-        cfg = dataclasses.replace(base, max_seconds=args.max_seconds, max_file_size=args.max_file_size,
-                                  concurrency=max(1, args.concurrency), queue_size=max(1, args.queue_size),
-                                  max_resolution=args.max_resolution, cache_ttl=args.cache_ttl,
-                                  examples=args.examples)
+        cfg = dataclasses.replace(
+            base,
+            max_seconds=args.max_seconds,
+            max_file_size=args.max_file_size,
+            concurrency=max(1, args.concurrency),
+            queue_size=max(1, args.queue_size),
+            max_resolution=args.max_resolution,
+            cache_ttl=args.cache_ttl,
+            examples=args.examples,
+        )
         return cfg, {"server_name": args.host, "server_port": args.port}
 
 
@@ -96,18 +103,26 @@ def build_parser(defaults: AppConfig | None = None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="app.py", description="The lsd-jax web app (a Gradio page).")
     ap.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     ap.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
-    ap.add_argument("--max-seconds", type=float, default=d.max_seconds,
-                    help="longest excerpt rendered, seconds (env LSD_JAX_MAX_SECONDS)")
-    ap.add_argument("--max-file-size", default=d.max_file_size,
-                    help="largest upload, e.g. 100mb (env LSD_JAX_MAX_FILE_SIZE)")
-    ap.add_argument("--concurrency", type=int, default=d.concurrency,
-                    help="renders at once (env LSD_JAX_CONCURRENCY)")
+    ap.add_argument(
+        "--max-seconds",
+        type=float,
+        default=d.max_seconds,
+        help="longest excerpt rendered, seconds (env LSD_JAX_MAX_SECONDS)",
+    )
+    ap.add_argument(
+        "--max-file-size", default=d.max_file_size, help="largest upload, e.g. 100mb (env LSD_JAX_MAX_FILE_SIZE)"
+    )
+    ap.add_argument("--concurrency", type=int, default=d.concurrency, help="renders at once (env LSD_JAX_CONCURRENCY)")
     ap.add_argument("--queue-size", type=int, default=d.queue_size, help="waiting requests at most")
     ap.add_argument("--max-resolution", type=int, default=d.max_resolution, help="largest video side, pixels")
     ap.add_argument("--cache-ttl", type=int, default=d.cache_ttl, help="seconds before uploads and videos are deleted")
-    ap.add_argument("--examples", choices=EXAMPLE_MODES, default=d.examples,
-                    help="render the one-click examples at start-up (eager), at their first click (lazy), or show "
-                         "none (off) (env LSD_JAX_EXAMPLES)")
+    ap.add_argument(
+        "--examples",
+        choices=EXAMPLE_MODES,
+        default=d.examples,
+        help="render the one-click examples at start-up (eager), at their first click (lazy), or show "
+        "none (off) (env LSD_JAX_EXAMPLES)",
+    )
     return ap
 
 

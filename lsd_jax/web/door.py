@@ -31,8 +31,10 @@ from .form import catalogue_names
 __all__ = ["MODEL_SUFFIXES", "check_fits", "load_visitor_style", "received_file", "upload_roots", "visitor_style"]
 
 MODEL_SUFFIXES = (".pkl", ".safetensors")
-NOT_RECEIVED = ("a style file must be uploaded to this server (a path on the server is not a style): choose a "
-                "style from the list or upload a .pkl / .safetensors")
+NOT_RECEIVED = (
+    "a style file must be uploaded to this server (a path on the server is not a style): choose a "
+    "style from the list or upload a .pkl / .safetensors"
+)
 
 
 def upload_roots() -> list[Path]:
@@ -62,8 +64,9 @@ def received_file(path: Any) -> Path:
     try:
         mode = real.stat().st_mode
     except OSError:
-        raise StyleError(f"style file not found: {name} (the server keeps a file for a while only: send it again)") \
-            from None
+        raise StyleError(
+            f"style file not found: {name} (the server keeps a file for a while only: send it again)"
+        ) from None
     if not stat.S_ISREG(mode):
         raise StyleError(f"style file {name} is not a regular file")
     return real
@@ -89,14 +92,19 @@ def visitor_style(style: Any = "default", style_file: Any = None) -> tuple[str, 
         import difflib
 
         close = difflib.get_close_matches(choice, names, n=1)
-        raise StyleError(f"unknown style {choice[:80]!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-                         + ": choose one from the list or upload a .pkl")
+        raise StyleError(
+            f"unknown style {choice[:80]!r}"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + ": choose one from the list or upload a .pkl"
+        )
     from ..store.catalogue import load_catalogue, unavailable_reason
 
     why = unavailable_reason(load_catalogue()[choice])
     if why:
-        raise StyleError(f"{choice!r} cannot be used on this server ({why}); if you have its .pkl, upload it "
-                         "under 'or upload a style'")
+        raise StyleError(
+            f"{choice!r} cannot be used on this server ({why}); if you have its .pkl, upload it "
+            "under 'or upload a style'"
+        )
     return choice, choice
 
 

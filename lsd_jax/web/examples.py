@@ -15,14 +15,42 @@ SECONDS = 12.0
 COMMON: dict[str, Any] = dict(style="default", fps=30, resolution=256, start=0, duration=SECONDS)
 #: (label, values): pulse on the kick, motion with the music, colours with the chords.
 EXAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("Pulse: the kick drum punches", dict(pulse_react=1.5, motion_react=0.15, speed_fpm="6", class_pitch_react=0.2,
-                                          contrast_strength=0.5, flash_strength=0.3, seed=3)),
-    ("Motion: the music drives the drift", dict(pulse_react=0.15, motion_react=2.0, speed_fpm="30",
-                                                class_pitch_react=0.2, contrast_strength=0, flash_strength=0,
-                                                seed=7)),
-    ("Classes: the chords change the colours", dict(pulse_react=0.3, motion_react=0.3, speed_fpm="bar",
-                                                    class_pitch_react=3.0, contrast_strength=0, flash_strength=0,
-                                                    seed=11)),
+    (
+        "Pulse: the kick drum punches",
+        dict(
+            pulse_react=1.5,
+            motion_react=0.15,
+            speed_fpm="6",
+            class_pitch_react=0.2,
+            contrast_strength=0.5,
+            flash_strength=0.3,
+            seed=3,
+        ),
+    ),
+    (
+        "Motion: the music drives the drift",
+        dict(
+            pulse_react=0.15,
+            motion_react=2.0,
+            speed_fpm="30",
+            class_pitch_react=0.2,
+            contrast_strength=0,
+            flash_strength=0,
+            seed=7,
+        ),
+    ),
+    (
+        "Classes: the chords change the colours",
+        dict(
+            pulse_react=0.3,
+            motion_react=0.3,
+            speed_fpm="bar",
+            class_pitch_react=3.0,
+            contrast_strength=0,
+            flash_strength=0,
+            seed=11,
+        ),
+    ),
 )
 #: The inputs an example sets, in order (the song first).
 INPUTS: tuple[str, ...] = ("song", *COMMON, *dict.fromkeys(k for _, v in EXAMPLES for k in v))

@@ -70,8 +70,9 @@ KEYFRAME_IMAGES = "keyframe_images"
 #: What the speed_fpm box suggests (any number up to fps·60 is taken too).
 SPEED_CHOICES = ("0", "6", "12", "24", "48", "beat", "bar")
 #: The keyframe times box: read like class_shuffle_seconds ("10" or "10, 42.5"), by the table's parser.
-_KEYFRAME_TIMES = Param("keyframe_times", TIMES, None, "seconds, one per uploaded keyframe image", "keyframes",
-                        example="10, 42.5")
+_KEYFRAME_TIMES = Param(
+    "keyframe_times", TIMES, None, "seconds, one per uploaded keyframe image", "keyframes", example="10, 42.5"
+)
 #: Page fields that are not RenderParams fields (turned into them by params_from_ui).
 PAGE_ONLY = frozenset({"keyframe_times"})
 STEMS = tuple(p.name for p in PARAMS if p.kind == PATH)
@@ -81,32 +82,51 @@ NOT_ON_PAGE = frozenset(p.name for p in PARAMS if p.kind in (KEYFRAMES, EFFECTS)
 
 def _limits(cfg: AppConfig) -> dict[str, float]:
     """This server's upper limits, tighter than the library's."""
-    return {"fps": MAX_APP_FPS, "resolution": cfg.max_resolution, "width": cfg.max_resolution,
-            "height": cfg.max_resolution}
+    return {
+        "fps": MAX_APP_FPS,
+        "resolution": cfg.max_resolution,
+        "width": cfg.max_resolution,
+        "height": cfg.max_resolution,
+    }
 
 
 def _field(p: Param, limits: Mapping[str, float]) -> Field:
     common = dict(name=p.name, group=p.group, help=p.help, label=p.label or p.name)
     if p.kind == SPEED:
-        return Field(kind="speed", value=p.format(p.default), choices=SPEED_CHOICES, lo=p.lo,
-                     note=f"a number {p.range_text()}", **common)
+        return Field(
+            kind="speed",
+            value=p.format(p.default),
+            choices=SPEED_CHOICES,
+            lo=p.lo,
+            note=f"a number {p.range_text()}",
+            **common,
+        )
     if p.kind in (NUMBER, INTEGER):
         his = [h for h in (p.ui_hi if p.slider and p.ui_hi is not None else p.hi, limits.get(p.name)) if h is not None]
         kind = "slider" if p.slider else "int" if p.kind == INTEGER else "number"
         value = p.default if p.default is not None else 0 if p.slider else None
-        return Field(kind=kind, value=value, lo=0 if p.zero_unset else p.lo, hi=min(his) if his else None,
-                     step=p.step, note=f"0: {p.zero_unset}" if p.zero_unset else "", **common)
+        return Field(
+            kind=kind,
+            value=value,
+            lo=0 if p.zero_unset else p.lo,
+            hi=min(his) if his else None,
+            step=p.step,
+            note=f"0: {p.zero_unset}" if p.zero_unset else "",
+            **common,
+        )
     if p.kind == FLAG and p.optional:
         labels = dict(p.labels)
-        return Field(kind="tristate", value=next(k for k, v in labels.items() if v is None),
-                     choices=tuple(labels), **common)
+        return Field(
+            kind="tristate", value=next(k for k, v in labels.items() if v is None), choices=tuple(labels), **common
+        )
     if p.kind == FLAG:
         return Field(kind="checkbox", value=p.default, **common)
     if p.kind == CHOICE:
         return Field(kind="radio", value=p.default, choices=p.choices, **common)
     if p.kind in (INDICES, TIMES, NUMBERS):
-        note = "; ".join(x for x in (f"e.g. {p.example}" if p.example else "",
-                                     f"empty: {p.unset}" if p.optional else "") if x)
+        note = "; ".join(
+            x for x in (f"e.g. {p.example}" if p.example else "", f"empty: {p.unset}" if p.optional else "") if x
+        )
         return Field(kind="text", value=p.format(p.default), note=note, **common)
     if p.kind == PATH:
         return Field(kind="file", value=None, **common)
@@ -116,10 +136,25 @@ def _field(p: Param, limits: Mapping[str, float]) -> Field:
 def _page_only(group: str) -> tuple[Field, ...]:
     """The page's own inputs in ``group``, before the table's."""
     if group == "keyframes":
-        return (Field("keyframe_times", "text", "", group, help=_KEYFRAME_TIMES.help, label="Keyframe times (s)",
-                      note=f"e.g. {_KEYFRAME_TIMES.example}"),
-                Field(KEYFRAME_IMAGES, "files", None, group, help="keyframe images (one per time above)",
-                      label="Keyframe images"))
+        return (
+            Field(
+                "keyframe_times",
+                "text",
+                "",
+                group,
+                help=_KEYFRAME_TIMES.help,
+                label="Keyframe times (s)",
+                note=f"e.g. {_KEYFRAME_TIMES.example}",
+            ),
+            Field(
+                KEYFRAME_IMAGES,
+                "files",
+                None,
+                group,
+                help="keyframe images (one per time above)",
+                label="Keyframe images",
+            ),
+        )
     return ()
 
 
@@ -156,8 +191,9 @@ def _keyframes_from_ui(times: Any, images: Any) -> dict[float, str] | None:
     if not images and not t:
         return None
     if len(images) != len(t):
-        raise ParamError(f"keyframe_times: give one time per keyframe image; got {len(t)} time(s) for {len(images)} "
-                         "image(s)")
+        raise ParamError(
+            f"keyframe_times: give one time per keyframe image; got {len(t)} time(s) for {len(images)} image(s)"
+        )
     return dict(zip(t, images))
 
 
@@ -201,7 +237,7 @@ def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def catalogue_names() -> list[str]:
-    """"default" first, then the catalogue's names (just "default" when the catalogue is unavailable)."""
+    """ "default" first, then the catalogue's names (just "default" when the catalogue is unavailable)."""
     try:
         from ..store.catalogue import load_catalogue
 
@@ -227,9 +263,11 @@ def style_choices(show_all: bool = False) -> list[tuple[str, str]]:
         ok = fetchable(e)
         if not ok and not show_all:
             continue
-        bits = [f"{e.resolution} px" if getattr(e, "resolution", None) else None,
-                "conditional" if getattr(e, "conditional", None) else None,
-                None if ok else "cannot be used here"]
+        bits = [
+            f"{e.resolution} px" if getattr(e, "resolution", None) else None,
+            "conditional" if getattr(e, "conditional", None) else None,
+            None if ok else "cannot be used here",
+        ]
         label = name + (f" ({', '.join(b for b in bits if b)})" if any(bits) else "")
         choices.append((label, name))
     return choices
@@ -255,8 +293,9 @@ def _checked_by_the_table(component: Any, name: str) -> Any:
         except gr.Error:
             return payload
         except TypeError:
-            raise gr.Error(f"{name} must be a number, got {payload!r}", title="Parameter problem",
-                           print_exception=False) from None
+            raise gr.Error(
+                f"{name} must be a number, got {payload!r}", title="Parameter problem", print_exception=False
+            ) from None
 
     component.preprocess = preprocess
     return component
@@ -272,8 +311,12 @@ def component(f: Field) -> Any:
         return _checked_by_the_table(gr.Slider(f.lo, f.hi, value=f.value, step=f.step, **common), f.name)
     if f.kind in ("number", "int"):
         step = {"step": f.step} if f.step is not None else {}
-        return _checked_by_the_table(gr.Number(value=f.value, minimum=f.lo, maximum=f.hi,
-                                             precision=0 if f.kind == "int" else None, **step, **common), f.name)
+        return _checked_by_the_table(
+            gr.Number(
+                value=f.value, minimum=f.lo, maximum=f.hi, precision=0 if f.kind == "int" else None, **step, **common
+            ),
+            f.name,
+        )
     if f.kind == "speed":
         box = gr.Dropdown(choices=list(f.choices), value=f.value, allow_custom_value=True, filterable=True, **common)
         box.api_info = lambda: {"type": "string", "description": "a number, beat or bar"}  # any number is taken
@@ -285,9 +328,11 @@ def component(f: Field) -> Any:
     if f.kind == "text":
         return gr.Textbox(value=f.value, max_lines=1, placeholder=f.note, **common)
     if f.kind == "file":
-        return gr.File(label=f"{f.label} ({f.name}): {f.help}", file_types=["audio"], elem_id=f"stem-{f.name}",
-                       min_width=200)
+        return gr.File(
+            label=f"{f.label} ({f.name}): {f.help}", file_types=["audio"], elem_id=f"stem-{f.name}", min_width=200
+        )
     if f.kind == "files":
-        return gr.File(label=f"{f.label} ({f.help})", file_count="multiple", file_types=["image"],
-                       elem_id="keyframe-images")
+        return gr.File(
+            label=f"{f.label} ({f.help})", file_count="multiple", file_types=["image"], elem_id="keyframe-images"
+        )
     raise AssertionError(f.kind)

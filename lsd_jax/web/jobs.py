@@ -185,10 +185,9 @@ def _name(path: Any) -> str:
     return Path(str(path)).name
 
 
-
-
-def prepare_job(song: Any, style: Any = "default", style_file: Any = None, *, cfg: AppConfig | None = None,
-                **values: Any) -> Job:
+def prepare_job(
+    song: Any, style: Any = "default", style_file: Any = None, *, cfg: AppConfig | None = None, **values: Any
+) -> Job:
     """Validate a request (LsdError on any problem). ``values``: widget values by name (missing
     ones take the page's defaults), stems included."""
     cfg = cfg or AppConfig()
@@ -214,8 +213,9 @@ def prepare_job(song: Any, style: Any = "default", style_file: Any = None, *, cf
         if not math.isfinite(length):
             raise AudioError(f"the length of {_name(song)} cannot be read; {limit}: give a duration")
         what = "the song is" if params.start == 0 and params.duration is None else "the excerpt is"
-        raise AudioError(f"{what} {duration_text(round(length, 1))} long; {limit}. "
-                         "Choose a shorter excerpt with start and duration.")
+        raise AudioError(
+            f"{what} {duration_text(round(length, 1))} long; {limit}. Choose a shorter excerpt with start and duration."
+        )
     if params.duration is not None and params.duration > cfg.max_seconds:
         # longer than the limit but not than the song: "to the end", which the render checks on what it decodes
         params = params.replace(duration=None)
@@ -223,8 +223,16 @@ def prepare_job(song: Any, style: Any = "default", style_file: Any = None, *, cf
     public = params.replace(**{s: _name(getattr(params, s)) for s in STEMS if getattr(params, s)})
     if params.keyframes:
         public = public.replace(keyframes={t: _name(p) for t, p in params.keyframes})
-    return Job(song=song, song_name=_name(song), style=style_arg, style_code=style_code, params=params,
-               public_params=public, seconds=length, max_seconds=cfg.max_seconds)
+    return Job(
+        song=song,
+        song_name=_name(song),
+        style=style_arg,
+        style_code=style_code,
+        params=params,
+        public_params=public,
+        seconds=length,
+        max_seconds=cfg.max_seconds,
+    )
 
 
 def output_name(job: Job) -> str:
@@ -241,8 +249,14 @@ def python_snippet(job: Job) -> str:
         if v is not None:
             kwargs[name] = list(v) if isinstance(v, tuple) else v
     kwargs.update(p.to_kwargs())
-    lines = ["import lsd_jax", "", "lsd_jax.render(", f"    {job.song_name!r},",
-             f"    style={job.style_code!r},", f"    output={output_name(job)!r},"]
+    lines = [
+        "import lsd_jax",
+        "",
+        "lsd_jax.render(",
+        f"    {job.song_name!r},",
+        f"    style={job.style_code!r},",
+        f"    output={output_name(job)!r},",
+    ]
     lines += [f"    {k}={v!r}," for k, v in kwargs.items()]
     lines.append(")")
     return "\n".join(lines) + "\n"
@@ -276,8 +290,15 @@ def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None, live
     one place the web app calls :func:`lsd_jax.render`."""
     from ..engine.pipeline import render
 
-    result = render(job.song, style=style_for(job), output=workdir / output_name(job), progress=progress or False,
-                    params=job.params, live=live, max_seconds=job.max_seconds)
+    result = render(
+        job.song,
+        style=style_for(job),
+        output=workdir / output_name(job),
+        progress=progress or False,
+        params=job.params,
+        live=live,
+        max_seconds=job.max_seconds,
+    )
     return result.path
 
 
@@ -308,8 +329,7 @@ class Run:
     reads ``frames``/``elapsed`` for its progress bar and waits for ``result`` or ``error``;
     :meth:`cancel` makes the render stop at its next batch (and its folder go)."""
 
-    def __init__(self, kind: str, job: Job, session: str | None = None, live: bool = False,
-                 client: str | None = None):
+    def __init__(self, kind: str, job: Job, session: str | None = None, live: bool = False, client: str | None = None):
         self.kind = kind
         self.job = job
         self.session = session
@@ -361,8 +381,9 @@ class Jobs:
     folders.
     """
 
-    def __init__(self, cfg: AppConfig | None = None, *, keep: float = 120.0,
-                 parent: str | os.PathLike[str] | None = None):
+    def __init__(
+        self, cfg: AppConfig | None = None, *, keep: float = 120.0, parent: str | os.PathLike[str] | None = None
+    ):
         self.cfg = cfg or AppConfig()
         self.workdirs = Workdirs(keep=keep, parent=parent)
         self.speeds = SpeedBook()
@@ -400,8 +421,9 @@ class Jobs:
             t2 = time.perf_counter()
             prep.frames(idx[:1])
             batch_s = time.perf_counter() - t2
-            self.speeds.record(key, prep.step.batch / batch_s, first - batch_s * -(-len(idx) // prep.step.batch),
-                               "preview")
+            self.speeds.record(
+                key, prep.step.batch / batch_s, first - batch_s * -(-len(idx) // prep.step.batch), "preview"
+            )
         return Preview(indices=idx, times=job.params.start + idx / float(prep.features.fps), frames=frames)
 
     def render(self, job: Job, progress: ProgressFn | None = None, *, run: Run | None = None) -> Path:
@@ -541,8 +563,10 @@ class Jobs:
             if session is not None and any(r.session == session and not r.cancelled for r in self._runs):
                 raise Busy("your previous job is still running: wait for it or cancel it")
             if client is not None and sum(r.client == client for r in self._runs) >= self.cfg.per_client:
-                raise Busy(f"this server runs at most {self.cfg.per_client} job(s) per visitor at a time, and yours "
-                           "are still running or stopping: wait for one to end")
+                raise Busy(
+                    f"this server runs at most {self.cfg.per_client} job(s) per visitor at a time, and yours "
+                    "are still running or stopping: wait for one to end"
+                )
             run = Run(kind, job, session, live=kind == "render" and self.live.wants(session), client=client)
             self._runs.append(run)
         if run.wants_live:

@@ -77,14 +77,16 @@ class LiveConfig:
 
     @classmethod
     def from_env(cls) -> LiveConfig:
-        return cls(sessions=_env_int("LSD_JAX_LIVE_SESSIONS", 1),
-                   resolution=_env_int("LSD_JAX_LIVE_RESOLUTION", 256),
-                   fps=float(_env_int("LSD_JAX_LIVE_FPS", 30)),
-                   quiet_s=float(_env_int("LSD_JAX_LIVE_QUIET", 60)),
-                   max_s=float(_env_int("LSD_JAX_LIVE_MAX_SECONDS", 1800)),
-                   per_client=_env_int("LSD_JAX_LIVE_PER_CLIENT", 1),
-                   forwarded=(os.environ.get("LSD_JAX_FORWARDED") or ("1" if os.environ.get("SPACE_ID") else "0"))
-                   .strip() == "1")
+        return cls(
+            sessions=_env_int("LSD_JAX_LIVE_SESSIONS", 1),
+            resolution=_env_int("LSD_JAX_LIVE_RESOLUTION", 256),
+            fps=float(_env_int("LSD_JAX_LIVE_FPS", 30)),
+            quiet_s=float(_env_int("LSD_JAX_LIVE_QUIET", 60)),
+            max_s=float(_env_int("LSD_JAX_LIVE_MAX_SECONDS", 1800)),
+            per_client=_env_int("LSD_JAX_LIVE_PER_CLIENT", 1),
+            forwarded=(os.environ.get("LSD_JAX_FORWARDED") or ("1" if os.environ.get("SPACE_ID") else "0")).strip()
+            == "1",
+        )
 
 
 class LiveError(LsdError):
@@ -119,8 +121,15 @@ class LiveSessions:
         self._janitor: threading.Thread | None = None
 
     # sessions
-    def open(self, style: Any = None, *, record: Any = None, keep: bool = False, visitor: bool = False,
-             client: str | None = None) -> _Session:
+    def open(
+        self,
+        style: Any = None,
+        *,
+        record: Any = None,
+        keep: bool = False,
+        visitor: bool = False,
+        client: str | None = None,
+    ) -> _Session:
         """Start a session (compiles its first step: seconds). ``keep``: never closed for being idle. ``visitor``: a
         web visitor's, whose ``style`` goes through the one door (:mod:`lsd_jax.web.door`: a catalogue name or an
         upload this server received, converted in the sandbox); ``client``: the visitor's address (per-client
@@ -132,13 +141,19 @@ class LiveSessions:
             if self._janitor is None:  # closes the sessions of closed tabs
                 self._janitor = threading.Thread(target=self._sweep, name="lsd-jax-live-janitor", daemon=True)
                 self._janitor.start()
-            if client is not None and sum(1 for s in self._sessions.values()
-                                          if s is not None and s.client == client) >= self.cfg.per_client:
-                raise LiveError(f"you already have {self.cfg.per_client} live session(s) open on this server: "
-                                "stop it first")
+            if (
+                client is not None
+                and sum(1 for s in self._sessions.values() if s is not None and s.client == client)
+                >= self.cfg.per_client
+            ):
+                raise LiveError(
+                    f"you already have {self.cfg.per_client} live session(s) open on this server: stop it first"
+                )
             if len(self._sessions) >= self.cfg.sessions:
-                raise LiveError(f"this server runs {self.cfg.sessions} live session(s) at a time and all are in "
-                                "use; try again when one ends")
+                raise LiveError(
+                    f"this server runs {self.cfg.sessions} live session(s) at a time and all are in "
+                    "use; try again when one ends"
+                )
             token = secrets.token_urlsafe(12)
             self._sessions[token] = None  # type: ignore[assignment]  # holds the place while compiling
         try:
@@ -156,8 +171,15 @@ class LiveSessions:
             renderer = LiveRenderer(style, params, **kw)
             _check_fits(renderer, renderer.style)
             now = time.monotonic()
-            session = _Session(token, renderer, math.inf if keep else now, style_name=name, client=client,
-                               opened=now if visitor else math.inf, last_audio=now if visitor else math.inf)
+            session = _Session(
+                token,
+                renderer,
+                math.inf if keep else now,
+                style_name=name,
+                client=client,
+                opened=now if visitor else math.inf,
+                last_audio=now if visitor else math.inf,
+            )
             if record is not None:
                 session.recorder = LiveRecorder(renderer, record)
             renderer.start()
@@ -194,8 +216,16 @@ class LiveSessions:
         for ``cfg.quiet_s`` (a page that only polls holds no session) or that ran ``cfg.max_s``; their tokens."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            stale = [t for t, s in self._sessions.items() if s is not None and (
-                now - s.last_seen > IDLE_S or now - s.last_audio > self.cfg.quiet_s or now - s.opened > self.cfg.max_s)]
+            stale = [
+                t
+                for t, s in self._sessions.items()
+                if s is not None
+                and (
+                    now - s.last_seen > IDLE_S
+                    or now - s.last_audio > self.cfg.quiet_s
+                    or now - s.opened > self.cfg.max_s
+                )
+            ]
         for t in stale:
             log.info("closing an idle (or expired) live session")
             self.close(t)
@@ -235,8 +265,15 @@ class LiveSessions:
         else:
             s = self.open(args.get("style") or None, visitor=True, client=args.get("_client"))
         r = s.renderer
-        return {"token": s.token, "fps": r.fps, "size": list(r.size), "elapsed": elapsed,
-                "attached": s.feeder is not None, "values": _values(r.params), "style": s.style_name}
+        return {
+            "token": s.token,
+            "fps": r.fps,
+            "size": list(r.size),
+            "elapsed": elapsed,
+            "attached": s.feeder is not None,
+            "values": _values(r.params),
+            "style": s.style_name,
+        }
 
     def _audio(self, args: dict[str, Any]) -> dict[str, Any]:
         s = self.get(args.get("token"))
@@ -263,17 +300,36 @@ class LiveSessions:
             raise LiveError(f"the live renderer stopped: {s.renderer.error}")
         f = s.renderer.wait_frame(int(after), timeout=min(2.0, max(0.0, wait)))
         st = s.renderer.stats()
-        out: dict[str, Any] = {"stats": {"frames": st.frames, "ticks": st.ticks, "dropped": st.dropped,
-                                         "size": list(st.size), "step_ms": round(st.step_ms, 1),
-                                         "lag_ms": round(st.lag_ms, 1), "audio_s": round(st.audio_s, 2)},
-                               "style": s.style_name, "style_error": s.style_error}
+        out: dict[str, Any] = {
+            "stats": {
+                "frames": st.frames,
+                "ticks": st.ticks,
+                "dropped": st.dropped,
+                "size": list(st.size),
+                "step_ms": round(st.step_ms, 1),
+                "lag_ms": round(st.lag_ms, 1),
+                "audio_s": round(st.audio_s, 2),
+            },
+            "style": s.style_name,
+            "style_error": s.style_error,
+        }
         if f is None:
             return out
         if s.jpeg is None or s.jpeg[0] != f.seq:
             s.jpeg = (f.seq, _jpeg(f.image))
-        out.update(seq=f.seq, tick=f.tick, jpeg=s.jpeg[1], w=int(f.image.shape[1]), h=int(f.image.shape[0]),
-                   pulse=round(f.features["pulse"], 4), motion=round(f.features["motion"], 4), tag=f.audio_tag,
-                   at=round(f.audio_time, 4), pulse_at=round(f.pulse_time, 4), dropped=f.dropped)
+        out.update(
+            seq=f.seq,
+            tick=f.tick,
+            jpeg=s.jpeg[1],
+            w=int(f.image.shape[1]),
+            h=int(f.image.shape[0]),
+            pulse=round(f.features["pulse"], 4),
+            motion=round(f.features["motion"], 4),
+            tag=f.audio_tag,
+            at=round(f.audio_time, 4),
+            pulse_at=round(f.pulse_time, 4),
+            dropped=f.dropped,
+        )
         return out
 
     def _set(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -388,12 +444,16 @@ def _slider(name: str, value: Any) -> str:
     if name == "class_smooth_seconds":
         hi = 10.0
     if name == "seed":
-        return (f'<label title="{html.escape(p.help)}">{name} <input type="number" data-name="{name}" min="0" '
-                f'max="{int(p.hi or 0)}" step="1" value="{int(value)}"></label>')
+        return (
+            f'<label title="{html.escape(p.help)}">{name} <input type="number" data-name="{name}" min="0" '
+            f'max="{int(p.hi or 0)}" step="1" value="{int(value)}"></label>'
+        )
     step = p.step or (0.01 if hi <= 1 else 0.1)
-    return (f'<label title="{html.escape(p.help)}"><span>{name}</span> <input type="range" data-name="{name}" '
-            f'min="{lo:g}" max="{hi:g}" step="{step:g}" value="{float(value or 0):g}"><output>{float(value or 0):g}'
-            f'</output></label>')
+    return (
+        f'<label title="{html.escape(p.help)}"><span>{name}</span> <input type="range" data-name="{name}" '
+        f'min="{lo:g}" max="{hi:g}" step="{step:g}" value="{float(value or 0):g}"><output>{float(value or 0):g}'
+        f"</output></label>"
+    )
 
 
 CSS = """
@@ -410,8 +470,9 @@ canvas:fullscreen { width: 100vw; height: 100vh; object-fit: contain; }
 """
 
 
-def panel_html(values: dict[str, Any], styles: Sequence[Any], attach: bool = False,
-               audio_url: str | None = None) -> str:
+def panel_html(
+    values: dict[str, Any], styles: Sequence[Any], attach: bool = False, audio_url: str | None = None
+) -> str:
     """The panel's HTML: buttons, the canvas, the style menu, the sliders (from the parameter table)."""
     pairs = [(s, s) if isinstance(s, str) else (str(s[0]), str(s[1])) for s in styles]  # names or (label, name)
     options = "".join(f'<option value="{html.escape(v)}">{html.escape(k)}</option>' for k, v in pairs)
@@ -425,7 +486,8 @@ def panel_html(values: dict[str, Any], styles: Sequence[Any], attach: bool = Fal
         f'<label>style <select class="lsdm-style">{options}</select></label>'
         '<span class="lsdm-status">Press Microphone (or share a tab with sound) to start.</span></div>'
         f'<canvas width="256" height="256"></canvas>{audio}'
-        f'<div class="lsdm-sliders">{sliders}</div></div>')
+        f'<div class="lsdm-sliders">{sliders}</div></div>'
+    )
 
 
 #: The panel's script (``js_on_load``): capture audio with an AudioWorklet, send it, poll frames, draw them.
@@ -569,8 +631,9 @@ if (root.dataset.attach === '1') {  // lsd-jax live --input: the server plays th
 """
 
 
-def live_panel(sessions: LiveSessions, styles: Sequence[Any] = ("default",), *, attach: bool = False,
-               audio_url: str | None = None) -> Any:
+def live_panel(
+    sessions: LiveSessions, styles: Sequence[Any] = ("default",), *, attach: bool = False, audio_url: str | None = None
+) -> Any:
     """The live panel (a ``gr.HTML``) bound to ``sessions``; create it inside a Blocks."""
     import gradio as gr
 
@@ -596,8 +659,14 @@ def live_panel(sessions: LiveSessions, styles: Sequence[Any] = ("default",), *, 
         return sessions.handle("close", args)
 
     template = panel_html(_values(base), styles, attach, audio_url)
-    return gr.HTML("", html_template=template, js_on_load=PANEL_JS, elem_id="live-mode", css_template=CSS,
-                   server_functions=[live_open, live_audio, live_frame, live_set, live_close])
+    return gr.HTML(
+        "",
+        html_template=template,
+        js_on_load=PANEL_JS,
+        elem_id="live-mode",
+        css_template=CSS,
+        server_functions=[live_open, live_audio, live_frame, live_set, live_close],
+    )
 
 
 def add_page(demo: Any, cfg: LiveConfig | None = None) -> LiveSessions:
@@ -608,8 +677,10 @@ def add_page(demo: Any, cfg: LiveConfig | None = None) -> LiveSessions:
 
     sessions = LiveSessions(cfg)
     with demo.route("Live", "/live"):
-        gr.Markdown("## Live\nThe visuals follow your microphone, or the sound of a browser tab you share, in real "
-                    "time. Sliders and style change while it plays. One session at a time on this server.")
+        gr.Markdown(
+            "## Live\nThe visuals follow your microphone, or the sound of a browser tab you share, in real "
+            "time. Sliders and style change while it plays. One session at a time on this server."
+        )
         live_panel(sessions, style_choices())
     close = demo.close
 
@@ -634,16 +705,25 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="lsd-jax live",
         description="Live mode: the visuals follow sound in real time. Serves a page (this machine has no GUI "
-                    "libraries for a desktop window): open it in a browser, press Microphone (the default input "
-                    "device) or share a tab's audio; or play a file in real time with --input. Full screen: the "
-                    "page's button or the f key.")
-    ap.add_argument("--input", default=None, help="play this audio file in real time (the page shows the frames "
-                                                  "and plays the file)")
-    ap.add_argument("--record", default=None, metavar="OUT.mp4", help="write what was shown, with the audio, "
-                                                                      "to an MP4 when the session ends")
+        "libraries for a desktop window): open it in a browser, press Microphone (the default input "
+        "device) or share a tab's audio; or play a file in real time with --input. Full screen: the "
+        "page's button or the f key.",
+    )
+    ap.add_argument(
+        "--input", default=None, help="play this audio file in real time (the page shows the frames and plays the file)"
+    )
+    ap.add_argument(
+        "--record",
+        default=None,
+        metavar="OUT.mp4",
+        help="write what was shown, with the audio, to an MP4 when the session ends",
+    )
     ap.add_argument("--style", default="default", help="'default', a catalogue name, or a .pkl/.npz path")
-    ap.add_argument("--no-serve", action="store_true", help="with --input: no page; render the file in real time "
-                                                           "(and record it), then exit")
+    ap.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="with --input: no page; render the file in real time (and record it), then exit",
+    )
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
     ap.add_argument("--open", action="store_true", help="open the page in the default browser")
@@ -665,8 +745,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise LiveError("--no-serve needs --input (without a page, only a file can be played)")
     if args.record and not str(args.record).lower().endswith(".mp4"):
         raise LiveError(f"--record must name an .mp4 file, got {args.record}")
-    cfg = LiveConfig(sessions=1, resolution=params.resolution or 256, fps=params.fps, params=params,
-                     style=args.style)
+    cfg = LiveConfig(sessions=1, resolution=params.resolution or 256, fps=params.fps, params=params, style=args.style)
     sessions = LiveSessions(cfg)
     session = None
     if args.input:
@@ -695,15 +774,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         allowed = [str(path)]
         audio_url = f"/gradio_api/file={path}"
     with gr.Blocks(title="lsd-jax live", analytics_enabled=False) as demo:
-        gr.Markdown("# lsd-jax live" + (f"\nPlaying **{html.escape(Path(args.input).name)}** in real time."
-                                        if args.input else ""))
+        gr.Markdown(
+            "# lsd-jax live"
+            + (f"\nPlaying **{html.escape(Path(args.input).name)}** in real time." if args.input else "")
+        )
         from .form import style_choices
 
         menu = [c for c in style_choices() if c[1] != args.style]
         live_panel(sessions, [(args.style, args.style), *menu], attach=bool(args.input), audio_url=audio_url)
     try:
-        demo.launch(server_name=args.host, server_port=args.port, inbrowser=args.open, allowed_paths=allowed,
-                    prevent_thread_lock=True, show_error=False, quiet=False)
+        demo.launch(
+            server_name=args.host,
+            server_port=args.port,
+            inbrowser=args.open,
+            allowed_paths=allowed,
+            prevent_thread_lock=True,
+            show_error=False,
+            quiet=False,
+        )
         if session is not None and session.feeder is not None:
             print("the file plays when the page is opened", flush=True)
             while not session.feeder.done.wait(1.0):
@@ -724,5 +812,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _summary(st: Any, out: Any) -> None:
-    print(f"{st.frames} frames shown for {st.ticks} clock ticks ({st.dropped} dropped), "
-          f"sizes {json.dumps(st.sizes)}" + (f"; recorded {out}" if out else ""), flush=True)
+    print(
+        f"{st.frames} frames shown for {st.ticks} clock ticks ({st.dropped} dropped), "
+        f"sizes {json.dumps(st.sizes)}" + (f"; recorded {out}" if out else ""),
+        flush=True,
+    )

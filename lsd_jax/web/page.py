@@ -44,15 +44,30 @@ from .speed import estimate_text, speed_key, time_left
 log = logging.getLogger("lsd_jax.web")
 
 TITLE = "lsd-jax: music-reactive GAN videos"
-DESCRIPTION = ("Upload a song, pick a style, and watch a GAN video that pulses and drifts with the music "
-               "(a Lucid Sonic Dreams re-imagining in JAX).")
+DESCRIPTION = (
+    "Upload a song, pick a style, and watch a GAN video that pulses and drifts with the music "
+    "(a Lucid Sonic Dreams re-imagining in JAX)."
+)
 #: How often a running job's handler reports (and can be cancelled), seconds.
 TICK = 0.25
 #: The queue of previews and renders (LSD_JAX_CONCURRENCY at once).
 RENDER_QUEUE = "lsd-jax-render"
 #: The inputs a render's speed depends on (the estimate follows them).
-ESTIMATE_INPUTS = ("song", "style", "style_file", "fps", "resolution", "width", "height", "start", "duration",
-                   "compute_dtype", "batch_size", "contrast_strength", "flash_strength")
+ESTIMATE_INPUTS = (
+    "song",
+    "style",
+    "style_file",
+    "fps",
+    "resolution",
+    "width",
+    "height",
+    "start",
+    "duration",
+    "compute_dtype",
+    "batch_size",
+    "contrast_strength",
+    "flash_strength",
+)
 
 # --------------------------------------------------------------------------------------------------
 # Messages without server paths
@@ -67,8 +82,13 @@ MAX_MESSAGE = 600
 def _server_folders() -> list[str]:
     """The folders this server keeps files in (uploads, results, cache, its own), longest first, as written and
     resolved."""
-    found = {tempfile.gettempdir(), os.getcwd(), str(Path.home()), os.environ.get("GRADIO_TEMP_DIR", ""),
-             os.environ.get("LSD_JAX_CACHE", "")}
+    found = {
+        tempfile.gettempdir(),
+        os.getcwd(),
+        str(Path.home()),
+        os.environ.get("GRADIO_TEMP_DIR", ""),
+        os.environ.get("LSD_JAX_CACHE", ""),
+    }
     found |= {os.path.realpath(f) for f in found if f}
     return sorted((f.rstrip("/\\") for f in found if len(f.rstrip("/\\")) > 1), key=len, reverse=True)
 
@@ -78,8 +98,11 @@ def public_message(message: str) -> str:
     folders go first, whole (their names may hold spaces), with the folders below them."""
     text = str(message)
     for root in _server_folders():  # with the folders below it (no spaces: Gradio's and ours); alone: "…"
-        text = re.sub(re.escape(root) + r"""(?:(?:[/\\][^/\\\s'"]+)*[/\\]|(?![^/\\\s'"):;,.]))""",
-                      lambda m: "" if m.group(0)[-1:] in "/\\" else "…", text)
+        text = re.sub(
+            re.escape(root) + r"""(?:(?:[/\\][^/\\\s'"]+)*[/\\]|(?![^/\\\s'"):;,.]))""",
+            lambda m: "" if m.group(0)[-1:] in "/\\" else "…",
+            text,
+        )
     text = _PATH_DIRS.sub("", text)
     if len(text) > MAX_MESSAGE:
         text = text[: MAX_MESSAGE - 1] + "…"
@@ -99,11 +122,17 @@ def user_error(e: BaseException) -> gr.Error:
         return gr.Error(str(e), title="Already running", print_exception=False)
     if isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e):
         log.error("out of memory: %s", type(e).__name__)
-        return gr.Error("The server ran out of memory. Try a lower resolution or a shorter excerpt.",
-                        title="Out of memory", print_exception=False)
+        return gr.Error(
+            "The server ran out of memory. Try a lower resolution or a shorter excerpt.",
+            title="Out of memory",
+            print_exception=False,
+        )
     log.error("unexpected error in the web app", exc_info=e)
-    return gr.Error("Something went wrong on the server (the error is logged there). Try again, or change "
-                    "the parameters.", title="Internal error", print_exception=False)
+    return gr.Error(
+        "Something went wrong on the server (the error is logged there). Try again, or change the parameters.",
+        title="Internal error",
+        print_exception=False,
+    )
 
 
 def error_status(e: gr.Error) -> str:
@@ -140,8 +169,12 @@ def queued_by(demo: Any, client: str | None, concurrency_id: str, forwarded: boo
         return 0
     queue = getattr(demo, "_queue", None)
     events = list(getattr(queue, "event_ids_to_events", {}).values())
-    return sum(1 for e in events if getattr(e, "concurrency_id", None) == concurrency_id
-               and client_key(getattr(e, "request", None), forwarded) == client)
+    return sum(
+        1
+        for e in events
+        if getattr(e, "concurrency_id", None) == concurrency_id
+        and client_key(getattr(e, "request", None), forwarded) == client
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -181,7 +214,8 @@ def _progress_line(jobs: Jobs, run: Run) -> tuple[Any, str]:
             return None, f"{what} · {_minutes(run.elapsed)} so far"
         left = setup - run.elapsed
         return min(0.95, run.elapsed / setup), f"{what} · " + (
-            f"about {_minutes(left)} left" if left >= 1 else "a moment more")
+            f"about {_minutes(left)} left" if left >= 1 else "a moment more"
+        )
     done, total = run.frames
     left = time_left(done, total, run.elapsed - (run.first_frames_at - run.started))
     return (done, total), f"{verb} frame {done} of {total}" + (f" · about {_minutes(left)} left" if left else "")
@@ -209,8 +243,17 @@ def _follow(jobs: Jobs, run: Run, progress: Callable[..., Any] | None) -> Iterat
             run.cancel()
 
 
-def _start(jobs: Jobs, kind: str, song: Any, style: Any, style_file: Any, session: str | None,
-           progress: Callable[..., Any] | None, values: dict[str, Any], client: str | None = None) -> tuple[Job, Run]:
+def _start(
+    jobs: Jobs,
+    kind: str,
+    song: Any,
+    style: Any,
+    style_file: Any,
+    session: str | None,
+    progress: Callable[..., Any] | None,
+    values: dict[str, Any],
+    client: str | None = None,
+) -> tuple[Job, Run]:
     if progress is not None:
         progress(None, desc="Checking the request")
     try:
@@ -229,9 +272,17 @@ def _outcome(run: Run) -> gr.Error | None:
     return user_error(run.error)
 
 
-def render_stream(jobs: Jobs, song: Any, style: Any = "default", style_file: Any = None, *,
-                  progress: Callable[..., Any] | None = None, session: str | None = None,
-                  client: str | None = None, **values: Any) -> Iterator[tuple[Any, Any, Any]]:
+def render_stream(
+    jobs: Jobs,
+    song: Any,
+    style: Any = "default",
+    style_file: Any = None,
+    *,
+    progress: Callable[..., Any] | None = None,
+    session: str | None = None,
+    client: str | None = None,
+    **values: Any,
+) -> Iterator[tuple[Any, Any, Any]]:
     """Yields ``(video, snippet, status)`` updates; the last one is the finished MP4, the Python that
     reproduces it and a summary. ``gr.Error`` on any problem (its message also in the status)."""
     job, run = _start(jobs, "render", song, style, style_file, session, progress, values, client)
@@ -244,14 +295,24 @@ def render_stream(jobs: Jobs, song: Any, style: Any = "default", style_file: Any
     n = run.frames[1]
     if progress is not None:
         progress((n, n), desc=f"Rendered {n} frames", unit="frames")
-    status = (f"Rendered {n} frames at {job.params.fps:g} fps in {run.elapsed:.1f} s. "
-              "The snippet below reproduces this video with `lsd_jax.render`.")
+    status = (
+        f"Rendered {n} frames at {job.params.fps:g} fps in {run.elapsed:.1f} s. "
+        "The snippet below reproduces this video with `lsd_jax.render`."
+    )
     yield str(run.result), python_snippet(job), status
 
 
-def preview_stream(jobs: Jobs, song: Any, style: Any = "default", style_file: Any = None, *,
-                   progress: Callable[..., Any] | None = None, session: str | None = None,
-                   client: str | None = None, **values: Any) -> Iterator[tuple[Any, Any]]:
+def preview_stream(
+    jobs: Jobs,
+    song: Any,
+    style: Any = "default",
+    style_file: Any = None,
+    *,
+    progress: Callable[..., Any] | None = None,
+    session: str | None = None,
+    client: str | None = None,
+    **values: Any,
+) -> Iterator[tuple[Any, Any]]:
     """Yields ``(gallery items, status)`` updates; the last one holds the stills ``(image, caption)``
     at the loudest moments. ``gr.Error`` on any problem (its message also in the status)."""
     job, run = _start(jobs, "preview", song, style, style_file, session, progress, values, client)
@@ -263,26 +324,42 @@ def preview_stream(jobs: Jobs, song: Any, style: Any = "default", style_file: An
         raise err
     pv = run.result
     items = [(f, f"{clock(t)} · frame {i}") for f, t, i in zip(pv.frames, pv.times, pv.indices)]
-    status = (f"Preview: {len(items)} stills at the loudest moments of **{html.escape(job.song_name)}**. "
-              "Rendering with the same seed and parameters gives exactly these frames.")
+    status = (
+        f"Preview: {len(items)} stills at the loudest moments of **{html.escape(job.song_name)}**. "
+        "Rendering with the same seed and parameters gives exactly these frames."
+    )
     yield items, status
 
 
 def _last(stream: Iterator[Any]) -> Any:
     out = None
-    for out in stream:
-        pass
+    for item in stream:
+        out = item
     return out
 
 
-def render_video(jobs: Jobs, song: Any, style: Any = "default", style_file: Any = None, *,
-                 progress: Callable[..., Any] | None = None, **values: Any) -> tuple[str, str, str]:
+def render_video(
+    jobs: Jobs,
+    song: Any,
+    style: Any = "default",
+    style_file: Any = None,
+    *,
+    progress: Callable[..., Any] | None = None,
+    **values: Any,
+) -> tuple[str, str, str]:
     """``(mp4 path, Python snippet, status)``: :func:`render_stream` run to the end."""
     return _last(render_stream(jobs, song, style, style_file, progress=progress, **values))
 
 
-def preview_video(jobs: Jobs, song: Any, style: Any = "default", style_file: Any = None, *,
-                  progress: Callable[..., Any] | None = None, **values: Any) -> tuple[list[Any], str]:
+def preview_video(
+    jobs: Jobs,
+    song: Any,
+    style: Any = "default",
+    style_file: Any = None,
+    *,
+    progress: Callable[..., Any] | None = None,
+    **values: Any,
+) -> tuple[list[Any], str]:
     """``(gallery items, status)``: :func:`preview_stream` run to the end."""
     return _last(preview_stream(jobs, song, style, style_file, progress=progress, **values))
 
@@ -292,8 +369,12 @@ def validate(jobs: Jobs, values: dict[str, Any]) -> list[dict[str, Any]]:
     that caused it. Problems that belong to no one field are left to the handler."""
     ok = [gr.validate(True, "") for _ in INPUT_NAMES]
     try:
-        jobs.prepare(values["song"], values["style"], values["style_file"],
-                     **{k: v for k, v in values.items() if k not in ("song", "style", "style_file")})
+        jobs.prepare(
+            values["song"],
+            values["style"],
+            values["style_file"],
+            **{k: v for k, v in values.items() if k not in ("song", "style", "style_file")},
+        )
     except Exception as e:
         name = field_of(e, values)
         if name is None:
@@ -345,8 +426,15 @@ def estimate_line(jobs: Jobs, song: Any, style: Any, style_file: Any, **values: 
     return _last(estimate_lines(jobs, song, style, style_file, **values))
 
 
-def _bind(fn: Callable[..., Any], names: Sequence[str], defaults: dict[str, Any] | None = None, *,
-          progress: bool = True, request: bool = False, forwarded: bool = False) -> Callable[..., Any]:
+def _bind(
+    fn: Callable[..., Any],
+    names: Sequence[str],
+    defaults: dict[str, Any] | None = None,
+    *,
+    progress: bool = True,
+    request: bool = False,
+    forwarded: bool = False,
+) -> Callable[..., Any]:
     """A function whose signature is ``(*names[, progress=gr.Progress()][, request: gr.Request])``
     calling ``fn(song, style, style_file, progress=..., session=..., client=..., **values)`` (only the keywords
     asked for; ``client``: :func:`client_key`); a generator function if ``fn`` is one. Gradio names the API's
@@ -363,25 +451,31 @@ def _bind(fn: Callable[..., Any], names: Sequence[str], defaults: dict[str, Any]
             req = values.pop("request")
             extra["session"] = getattr(req, "session_hash", None)
             extra["client"] = client_key(req, forwarded)
-        song, style, style_file = (values.pop(k, d) for k, d in (("song", None), ("style", "default"),
-                                                                  ("style_file", None)))
+        song, style, style_file = (
+            values.pop(k, d) for k, d in (("song", None), ("style", "default"), ("style_file", None))
+        )
         return fn(song, style, style_file, **extra, **values)
 
     if inspect.isgeneratorfunction(fn):
+
         def handler(*args: Any, **kwargs: Any) -> Any:
             yield from call(args, kwargs)
     else:
+
         def handler(*args: Any, **kwargs: Any) -> Any:
             return call(args, kwargs)
 
     defaults = {"style": "default", "style_file": None, **ui_defaults(), **(defaults or {})}
-    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                default=defaults.get(n, inspect.Parameter.empty)) for n in names]
+    params = [
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults.get(n, inspect.Parameter.empty))
+        for n in names
+    ]
     if progress:
         params.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()))
     if request:
-        params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-                                        annotation=gr.Request))
+        params.append(
+            inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request)
+        )
     handler.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     handler.__annotations__ = {"request": gr.Request} if request else {}  # Gradio finds gr.Request by type hint
     handler.__name__ = getattr(fn, "__name__", "handler")
@@ -412,8 +506,10 @@ CSS = """
 .lsd-live p { margin: 0.2em 0 0; font-size: 0.85em; opacity: 0.75; }
 """
 
-LIVE_TEMPLATE = ('<div class="lsd-live" hidden><video controls playsinline></video>'
-                 '<p>Playing while later frames still render; the finished MP4 replaces it.</p></div>')
+LIVE_TEMPLATE = (
+    '<div class="lsd-live" hidden><video controls playsinline></video>'
+    "<p>Playing while later frames still render; the finished MP4 replaces it.</p></div>"
+)
 
 #: The live player (``js_on_load`` of a gr.HTML): on a new channel token, fetch the live copy's bytes
 #: from the server (``live_chunk``) into a MediaSource and play; when the token clears (the render
@@ -557,21 +653,30 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
     c: dict[str, Any] = {}
     # outputs first (unrendered), so the examples beside the inputs can name them
     video = gr.Video(label="video", interactive=False, buttons=["download"], elem_id="video", render=False)
-    gallery = gr.Gallery(label="stills", columns=3, height="auto", object_fit="contain", elem_id="preview-gallery",
-                         render=False)
-    code = gr.Code(value="# the Python that reproduces your video appears here after a render\n",
-                   language="python", label="python", interactive=False, buttons=["copy"], elem_id="snippet",
-                   render=False)
+    gallery = gr.Gallery(
+        label="stills", columns=3, height="auto", object_fit="contain", elem_id="preview-gallery", render=False
+    )
+    code = gr.Code(
+        value="# the Python that reproduces your video appears here after a render\n",
+        language="python",
+        label="python",
+        interactive=False,
+        buttons=["copy"],
+        elem_id="snippet",
+        render=False,
+    )
     status = gr.Markdown("", label="status", elem_id="status", render=False)
 
     def live_chunk(args: Any) -> dict[str, Any]:
         token, offset = args
         return jobs.live.chunk(token, offset)
 
-    live = gr.HTML("", html_template=LIVE_TEMPLATE, js_on_load=LIVE_JS, server_functions=[live_chunk],
-                   elem_id="live", render=False)
-    with gr.Blocks(title=TITLE, analytics_enabled=False,
-                   delete_cache=(max(60, cfg.cache_ttl // 4), cfg.cache_ttl)) as demo:
+    live = gr.HTML(
+        "", html_template=LIVE_TEMPLATE, js_on_load=LIVE_JS, server_functions=[live_chunk], elem_id="live", render=False
+    )
+    with gr.Blocks(
+        title=TITLE, analytics_enabled=False, delete_cache=(max(60, cfg.cache_ttl // 4), cfg.cache_ttl)
+    ) as demo:
         gr.Markdown(
             "# lsd-jax\n"
             "Music-reactive GAN videos, after [Lucid Sonic Dreams](https://github.com/mikaelalafriz/lucid-sonic-dreams),"
@@ -588,7 +693,8 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             with gr.Column(scale=5, elem_id="top"):
                 c["song"] = _short_api_info(
                     gr.Audio(label="Song", type="filepath", sources=["upload"], buttons=["download"], elem_id="song"),
-                    "an audio file: handle_file('song.mp3')")
+                    "an audio file: handle_file('song.mp3')",
+                )
                 with gr.Row(elem_id="buttons"):
                     preview_btn = gr.Button("Preview", variant="secondary", elem_id="preview-btn", min_width=90)
                     render_btn = gr.Button("Render", variant="primary", elem_id="render-btn", min_width=90)
@@ -596,15 +702,24 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 estimate = gr.Markdown("", elem_id="estimate")
                 status.render()
                 with gr.Row():
-                    c["style"] = gr.Dropdown(choices=style_choices(), value="default", label="Style",
-                                             info="style: the embedded style, or a catalogue model (downloaded once)",
-                                             elem_id="style")
+                    c["style"] = gr.Dropdown(
+                        choices=style_choices(),
+                        value="default",
+                        label="Style",
+                        info="style: the embedded style, or a catalogue model (downloaded once)",
+                        elem_id="style",
+                    )
                     c["style_file"] = _short_api_info(
-                        gr.File(label="or upload a style (.pkl / .safetensors)", file_types=[".pkl", ".safetensors"],
-                                elem_id="style-file"),
-                        "an NVIDIA StyleGAN .pkl or converted .safetensors (optional)")
-                show_all = gr.Checkbox(False, label="also list the styles this server cannot download",
-                                       elem_id="show-all-styles")
+                        gr.File(
+                            label="or upload a style (.pkl / .safetensors)",
+                            file_types=[".pkl", ".safetensors"],
+                            elem_id="style-file",
+                        ),
+                        "an NVIDIA StyleGAN .pkl or converted .safetensors (optional)",
+                    )
+                show_all = gr.Checkbox(
+                    False, label="also list the styles this server cannot download", elem_id="show-all-styles"
+                )
                 if cfg.examples != "off":
                     example_song = str(jobs.example_song(ex.SECONDS))
                     example_box = gr.Column(elem_id="examples")
@@ -616,10 +731,9 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 gallery.render()
                 code.render()
             with gr.Column(scale=5, elem_id="params"):
-                with gr.Accordion(f"{GROUPS['stems']} (optional)", open=False):
-                    with gr.Row():
-                        for f in by_group["stems"]:
-                            c[f.name] = _short_api_info(component(f), "an audio file (optional)")
+                with gr.Accordion(f"{GROUPS['stems']} (optional)", open=False), gr.Row():
+                    for f in by_group["stems"]:
+                        c[f.name] = _short_api_info(component(f), "an audio file (optional)")
                 with gr.Group():
                     _widgets(by_group["basic"], c)
                 with gr.Accordion("Advanced parameters", open=False):
@@ -636,11 +750,17 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
 
         def begin(session: str | None, with_live: bool) -> tuple[Any, ...]:
             if not jobs.reserve(session):  # a second click while the first job is on its way: nothing more
-                raise gr.Error("Your job is already on its way.", title="Already running", visible=False,
-                               print_exception=False)
+                raise gr.Error(
+                    "Your job is already on its way.", title="Already running", visible=False, print_exception=False
+                )
             token = jobs.live.open(session) if with_live else gr.skip()
-            return (gr.update(interactive=False), gr.update(interactive=False), gr.update(visible=True), token,
-                    "Queued …")
+            return (
+                gr.update(interactive=False),
+                gr.update(interactive=False),
+                gr.update(visible=True),
+                token,
+                "Queued …",
+            )
 
         def begin_render(song, style, style_file, session=None, client=None, **values):  # the inputs were validated
             return begin(session, True)
@@ -662,12 +782,14 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             jobs.cancel(getattr(request, "session_hash", None))
 
         def _render(song, style, style_file, progress=None, session=None, client=None, **values):
-            yield from render_stream(jobs, song, style, style_file, progress=progress, session=session, client=client,
-                                     **values)
+            yield from render_stream(
+                jobs, song, style, style_file, progress=progress, session=session, client=client, **values
+            )
 
         def _preview(song, style, style_file, progress=None, session=None, client=None, **values):
-            yield from preview_stream(jobs, song, style, style_file, progress=progress, session=session,
-                                      client=client, **values)
+            yield from preview_stream(
+                jobs, song, style, style_file, progress=progress, session=session, client=client, **values
+            )
 
         def _validate(song, style, style_file, session=None, client=None, **values):
             # runs when Gradio queues the event (before it waits): one visitor cannot fill the queue for everyone
@@ -687,33 +809,61 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         # the page checks the inputs before it disables the buttons (a failed check shows each problem
         # next to its field and stops the chain; Gradio validates queued events only, so these are
         # queued, never waiting for a job); API clients get the same check on the endpoints
-        checked = dict(api_visibility="private", show_progress="hidden", validator=validator,
-                       concurrency_id="lsd-jax-page", concurrency_limit=None)
-        begins = {k: _bind(f, INPUT_NAMES, defaults, progress=False, request=True, forwarded=cfg.forwarded)
-                  for k, f in (("render", begin_render), ("preview", begin_preview))}
+        checked = dict(
+            api_visibility="private",
+            show_progress="hidden",
+            validator=validator,
+            concurrency_id="lsd-jax-page",
+            concurrency_limit=None,
+        )
+        begins = {
+            k: _bind(f, INPUT_NAMES, defaults, progress=False, request=True, forwarded=cfg.forwarded)
+            for k, f in (("render", begin_render), ("preview", begin_preview))
+        }
         render_evt = render_btn.click(begins["render"], inputs, [*buttons, live, status], **checked).success(
-            _bind(_render, INPUT_NAMES, defaults, request=True, forwarded=cfg.forwarded), inputs,
-            [video, code, status], api_name="render", concurrency_id=RENDER_QUEUE, validator=validator,
-            show_progress_on=[video], api_description=(
+            _bind(_render, INPUT_NAMES, defaults, request=True, forwarded=cfg.forwarded),
+            inputs,
+            [video, code, status],
+            api_name="render",
+            concurrency_id=RENDER_QUEUE,
+            validator=validator,
+            show_progress_on=[video],
+            api_description=(
                 "Render a music video. Give the song (handle_file) and any parameters by name (the page's "
                 "widgets; see the README's parameter reference). Returns the MP4, the Python that "
-                "reproduces it with lsd_jax.render, and a status line."))
+                "reproduces it with lsd_jax.render, and a status line."
+            ),
+        )
         render_evt.then(end, None, [*buttons, live], **private)
         render_evt.failure(end, None, [*buttons, live], **private)  # the page does not run .then after an error
         preview_evt = preview_btn.click(begins["preview"], inputs, [*buttons, live, status], **checked).success(
-            _bind(_preview, INPUT_NAMES, defaults, request=True, forwarded=cfg.forwarded), inputs,
-            [gallery, status], api_name="preview", concurrency_id=RENDER_QUEUE, validator=validator,
-            show_progress_on=[gallery], api_description=(
+            _bind(_preview, INPUT_NAMES, defaults, request=True, forwarded=cfg.forwarded),
+            inputs,
+            [gallery, status],
+            api_name="preview",
+            concurrency_id=RENDER_QUEUE,
+            validator=validator,
+            show_progress_on=[gallery],
+            api_description=(
                 "Preview stills at the loudest moments: the same inputs as /render; returns the stills with "
-                "their times, and a status line. The full render with the same values contains exactly them."))
+                "their times, and a status line. The full render with the same values contains exactly them."
+            ),
+        )
         preview_evt.then(end, None, [*buttons, live], **private)
         preview_evt.failure(end, None, [*buttons, live], **private)
         cancel_btn.click(cancel, None, [*buttons, live, status], cancels=[render_evt, preview_evt], **private)
         demo.unload(left)
         show_all.change(lambda show: gr.update(choices=style_choices(show)), show_all, c["style"], **private)
         # queued (one at a time: each decodes the song), never a direct call; Jobs.excerpt_start bounds it again
-        c["song"].upload(_excerpt, c["song"], [c["start"], c["duration"]], api_visibility="private",
-                         show_progress="hidden", concurrency_id="lsd-jax-upload", concurrency_limit=1)
+        c["song"].upload(
+            _excerpt,
+            c["song"],
+            [c["start"], c["duration"]],
+            api_visibility="private",
+            show_progress="hidden",
+            concurrency_id="lsd-jax-upload",
+            concurrency_limit=1,
+        )
         # The estimate follows what the speed depends on. An event clears the problems shown next to its
         # inputs, so each of those fields is copied into one state by an event of its own (clearing only
         # that field's problem, when it changes) and the estimate reads the state.
@@ -723,29 +873,52 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             return lambda value, held: {**held, name: value}
 
         for n in ESTIMATE_INPUTS:  # queued: a state changed by an unqueued event does not trigger its .change
-            c[n].change(_copy(n), [c[n], speed_values], speed_values, api_visibility="private",
-                        show_progress="hidden", concurrency_id="lsd-jax-page", concurrency_limit=None)
-        speed_defaults = {"song": None, "style": "default", "style_file": None,
-                          **{n: defaults[n] for n in ESTIMATE_INPUTS if n in defaults}}
+            c[n].change(
+                _copy(n),
+                [c[n], speed_values],
+                speed_values,
+                api_visibility="private",
+                show_progress="hidden",
+                concurrency_id="lsd-jax-page",
+                concurrency_limit=None,
+            )
+        speed_defaults = {
+            "song": None,
+            "style": "default",
+            "style_file": None,
+            **{n: defaults[n] for n in ESTIMATE_INPUTS if n in defaults},
+        }
 
         def _estimate(held: dict[str, Any]) -> Iterator[str]:
             values = {**speed_defaults, **held}
             song, style, style_file = values.pop("song"), values.pop("style"), values.pop("style_file")
             yield from estimate_lines(jobs, song, style, style_file, **values)
 
-        est = dict(fn=_estimate, inputs=speed_values, outputs=estimate, api_visibility="private",
-                   show_progress="hidden", concurrency_id="lsd-jax-estimate", concurrency_limit=1,
-                   trigger_mode="always_last")
+        est = dict(
+            fn=_estimate,
+            inputs=speed_values,
+            outputs=estimate,
+            api_visibility="private",
+            show_progress="hidden",
+            concurrency_id="lsd-jax-estimate",
+            concurrency_limit=1,
+            trigger_mode="always_last",
+        )
         speed_values.change(**est)
         demo.load(**est)
         if example_box is not None:
             with example_box:
                 examples = gr.Examples(
-                    ex.rows(example_song, cfg.max_seconds, cfg.max_resolution), [c[n] for n in ex.INPUTS],
-                    [video, code, status], fn=_bind(_example_fn(jobs), ex.INPUTS, defaults, progress=False),
-                    cache_examples=True, cache_mode=cfg.examples, example_labels=ex.labels(),
+                    ex.rows(example_song, cfg.max_seconds, cfg.max_resolution),
+                    [c[n] for n in ex.INPUTS],
+                    [video, code, status],
+                    fn=_bind(_example_fn(jobs), ex.INPUTS, defaults, progress=False),
+                    cache_examples=True,
+                    cache_mode=cfg.examples,
+                    example_labels=ex.labels(),
                     label="Examples: one click shows a rendered video (the demo song, synthesised)",
-                    elem_id="examples-table")
+                    elem_id="examples-table",
+                )
                 # cached with the app's own files (fresh each start), not in the working directory
                 folder = jobs.workdirs.root / "examples" / str(examples.dataset._id)
                 examples.cached_folder = folder
@@ -784,8 +957,11 @@ def _example_fn(jobs: Jobs) -> Callable[..., tuple[str, str, str]]:
         except Exception as e:
             raise user_error(e) from None
         snippet = python_snippet(job).replace(
-            "import lsd_jax\n", "import lsd_jax\nfrom lsd_jax.audio.demo_song import write_demo_song\n\n"
-            f"write_demo_song({job.song_name!r}, seconds={ex.SECONDS:g})  # the example's song\n", 1)
+            "import lsd_jax\n",
+            "import lsd_jax\nfrom lsd_jax.audio.demo_song import write_demo_song\n\n"
+            f"write_demo_song({job.song_name!r}, seconds={ex.SECONDS:g})  # the example's song\n",
+            1,
+        )
         return str(out), snippet, f"Example: {job.n_frames} frames of the synthesised demo song."
 
     return example
@@ -827,5 +1003,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         pass
     finally:
         demo.close()
-
-

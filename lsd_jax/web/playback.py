@@ -110,8 +110,11 @@ class LiveChannels:
     def wants(self, session: str | None) -> bool:
         """Whether the session has a channel waiting for a render."""
         with self._lock:
-            return any(ch.session == session and ch.source is None and not ch.closed
-                       for ch in self._by_token.values()) if session is not None else False
+            return (
+                any(ch.session == session and ch.source is None and not ch.closed for ch in self._by_token.values())
+                if session is not None
+                else False
+            )
 
     def close(self, session: str | None = None, token: str | None = None) -> None:
         with self._lock:

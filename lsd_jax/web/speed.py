@@ -21,8 +21,18 @@ from .config import duration_text
 def speed_key(style: str, params: object) -> tuple[Hashable, ...]:
     """What a render's speed depends on besides its length (``params``: a RenderParams)."""
     p = params
-    return (style, p.resolution, p.width, p.height, p.compute_dtype, p.batch_size, p.contrast_on, p.flash_on,
-            p.w_control, bool(p.rotate_react or p.translate_react))
+    return (
+        style,
+        p.resolution,
+        p.width,
+        p.height,
+        p.compute_dtype,
+        p.batch_size,
+        p.contrast_on,
+        p.flash_on,
+        p.w_control,
+        bool(p.rotate_react or p.translate_react),
+    )
 
 
 @dataclass(frozen=True)
@@ -92,10 +102,14 @@ def estimate_text(e: Estimate, audio_seconds: float, fps: float, style_note: str
     """The estimate as one line of Markdown."""
     what = f"{e.n_frames} frames ({duration_text(round(audio_seconds, 1))} at {fps:g} fps)"
     if e.seconds is None:
-        return (f"Render time: not measured yet for this style and size on this server; the first preview or "
-                f"render measures it. {what}.{style_note}")
-    return (f"Estimated render time: **about {duration_text(_round_time(e.seconds))}** for {what}, at the "
-            f"{e.frames_per_s:.1f} frames/s this server measured for this style and size.{style_note}")
+        return (
+            f"Render time: not measured yet for this style and size on this server; the first preview or "
+            f"render measures it. {what}.{style_note}"
+        )
+    return (
+        f"Estimated render time: **about {duration_text(_round_time(e.seconds))}** for {what}, at the "
+        f"{e.frames_per_s:.1f} frames/s this server measured for this style and size.{style_note}"
+    )
 
 
 def _round_time(seconds: float) -> float:

@@ -13,8 +13,9 @@ misses: list[str] = []
 
 class _Cache(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        m = re.match(r"(Persistent compilation cache hit|PERSISTENT COMPILATION CACHE MISS) for '([^']+)'",
-                     record.getMessage())
+        m = re.match(
+            r"(Persistent compilation cache hit|PERSISTENT COMPILATION CACHE MISS) for '([^']+)'", record.getMessage()
+        )
         if m:
             (hits if m.group(1).startswith("Persistent") else misses).append(m.group(2))
 
@@ -26,5 +27,8 @@ log.addHandler(_Cache())
 from lsd_jax.cli import main  # noqa: E402  (after the handler: every compilation is seen)
 
 rc = main(sys.argv[1:])
-print(json.dumps({"rc": rc, "hits": hits, "misses": misses, "gradio": "gradio" in sys.modules,
-                  "flax": "flax" in sys.modules}))
+print(
+    json.dumps(
+        {"rc": rc, "hits": hits, "misses": misses, "gradio": "gradio" in sys.modules, "flax": "flax" in sys.modules}
+    )
+)
