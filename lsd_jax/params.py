@@ -1,6 +1,6 @@
 """Render parameters: one table, declared once, from which everything else is made.
 
-Each parameter is one field of :class:`RenderParams`, declared with :func:`_param`: its type (the
+Each parameter is one field of :class:`RenderParams`, declared with :func:`table_field`: its type (the
 annotation, and a value *kind* that says how it is checked and written as text), default, range or
 choices, one line of help, its group, the name Lucid Sonic Dreams gives it (if it has it) and hints
 for the web page's widget. :data:`PARAMS` is that table; from it come
@@ -457,7 +457,7 @@ def _number(name: str, value: Any, *, integer: bool = False) -> Any:
     return float(value)
 
 
-def _param(kind: str, default: Any, help: str, group: str, *, lsd: bool | str = False, **row: Any) -> Any:
+def table_field(kind: str, default: Any, help: str, group: str, *, lsd: bool | str = False, **row: Any) -> Any:
     """A RenderParams field carrying its table row (the name is filled in from the field)."""
     spec = Param(
         name="",
@@ -488,7 +488,7 @@ class RenderParams:
     """
 
     # --- basic
-    pulse_react: float = _param(
+    pulse_react: float = table_field(
         NUMBER,
         0.5,
         "strength of the pulse, a short kick on each hit (~0.5 typical)",
@@ -500,7 +500,7 @@ class RenderParams:
         step=0.01,
         label="Pulse strength",
     )
-    motion_react: float = _param(
+    motion_react: float = table_field(
         NUMBER,
         0.5,
         "how much louder music speeds up the drift (~0.5 typical)",
@@ -512,7 +512,7 @@ class RenderParams:
         step=0.01,
         label="Motion strength",
     )
-    speed_fpm: float | str = _param(
+    speed_fpm: float | str = table_field(
         SPEED,
         12.0,
         "latent keyframes per minute: how fast the image wanders (0: none; beat/bar: on the beat)",
@@ -525,7 +525,7 @@ class RenderParams:
         ui_hi=120.0,
         label="Wander speed",
     )
-    truncation: float = _param(
+    truncation: float = table_field(
         NUMBER,
         1.0,
         "scales the input latent of every style; lower is calmer and more typical (StyleGAN's own is truncation_psi)",
@@ -534,7 +534,7 @@ class RenderParams:
         **_UNIT,
         label="Truncation (latent scale)",
     )
-    contrast_strength: float | None = _param(
+    contrast_strength: float | None = table_field(
         NUMBER,
         None,
         "contrast boost on hits (enables the contrast effect)",
@@ -546,7 +546,7 @@ class RenderParams:
         **_UNIT,
         label="Contrast on hits",
     )
-    flash_strength: float | None = _param(
+    flash_strength: float | None = table_field(
         NUMBER,
         None,
         "brightness flash on hits (enables the flash effect)",
@@ -558,7 +558,7 @@ class RenderParams:
         **_UNIT,
         label="Flash on hits",
     )
-    fps: float = _param(
+    fps: float = table_field(
         NUMBER,
         43.0,
         "frames per second, honoured exactly",
@@ -571,7 +571,7 @@ class RenderParams:
         step=1.0,
         label="Frames per second",
     )
-    resolution: int | None = _param(
+    resolution: int | None = table_field(
         INTEGER,
         None,
         "square output size in pixels",
@@ -587,10 +587,10 @@ class RenderParams:
         zero_unset="native, 512 for default",
         label="Size (square)",
     )
-    start: float = _param(
+    start: float = table_field(
         NUMBER, 0.0, "start of the excerpt in the song, seconds", "basic", lsd=True, lo=0.0, label="Start (s)"
     )
-    duration: float | None = _param(
+    duration: float | None = table_field(
         NUMBER,
         None,
         "length of the excerpt, seconds",
@@ -602,7 +602,7 @@ class RenderParams:
         zero_unset="to the end",
         label="Length (s)",
     )
-    seed: int = _param(
+    seed: int = table_field(
         INTEGER,
         0,
         "random seed: the same seed and parameters give the same video",
@@ -612,7 +612,7 @@ class RenderParams:
         label="Seed",
     )
     # --- size and compute
-    width: int | None = _param(
+    width: int | None = table_field(
         INTEGER,
         None,
         "output width in pixels; with height, overrides resolution",
@@ -625,7 +625,7 @@ class RenderParams:
         zero_unset="use resolution",
         label="Width",
     )
-    height: int | None = _param(
+    height: int | None = table_field(
         INTEGER,
         None,
         "output height in pixels; with width, overrides resolution",
@@ -638,7 +638,7 @@ class RenderParams:
         zero_unset="use resolution",
         label="Height",
     )
-    batch_size: int | None = _param(
+    batch_size: int | None = table_field(
         INTEGER,
         None,
         "frames per compiled step",
@@ -651,7 +651,7 @@ class RenderParams:
         zero_unset="automatic",
         label="Frames per step",
     )
-    compute_dtype: str = _param(
+    compute_dtype: str = table_field(
         CHOICE,
         "float32",
         "bfloat16 is faster on GPU/TPU, approximate",
@@ -660,7 +660,7 @@ class RenderParams:
         label="Number format",
     )
     # --- pulse and motion
-    pulse_mode: str = _param(
+    pulse_mode: str = table_field(
         CHOICE,
         "loudness",
         "loudness (Lucid Sonic Dreams) or onset (a beat-exact kick from the onset strength)",
@@ -668,7 +668,7 @@ class RenderParams:
         choices=PULSE_MODES,
         label="Pulse from",
     )
-    normalize: str = _param(
+    normalize: str = table_field(
         CHOICE,
         "global",
         "how envelopes are scaled to 0..1: global (the excerpt's min and max: one loud hit flattens "
@@ -677,10 +677,10 @@ class RenderParams:
         choices=NORMALIZE_MODES,
         label="Envelope scaling",
     )
-    pulse_percussive: bool = _param(
+    pulse_percussive: bool = table_field(
         FLAG, True, "pulse follows the percussive part of the song", "motion", lsd=True, label="Pulse: percussive part"
     )
-    pulse_harmonic: bool = _param(
+    pulse_harmonic: bool = table_field(
         FLAG,
         False,
         "pulse follows the harmonic part (both or neither: the full mix)",
@@ -688,10 +688,10 @@ class RenderParams:
         lsd=True,
         label="Pulse: harmonic part",
     )
-    motion_percussive: bool = _param(
+    motion_percussive: bool = table_field(
         FLAG, False, "motion follows the percussive part", "motion", lsd=True, label="Motion: percussive part"
     )
-    motion_harmonic: bool = _param(
+    motion_harmonic: bool = table_field(
         FLAG,
         True,
         "motion follows the harmonic part (both or neither: the full mix)",
@@ -699,11 +699,11 @@ class RenderParams:
         lsd=True,
         label="Motion: harmonic part",
     )
-    motion_randomness: float = _param(
+    motion_randomness: float = table_field(
         NUMBER, 0.5, "how unevenly the latent dimensions drift", "motion", lsd=True, **_UNIT, label="Motion unevenness"
     )
     # --- classes (conditional styles)
-    classes: tuple[int | str, ...] | None = _param(
+    classes: tuple[int | str, ...] | None = table_field(
         INDICES,
         None,
         "classes (conditional styles) that the 12 pitches map to: indices, or names for BigGAN (ImageNet)",
@@ -714,7 +714,7 @@ class RenderParams:
         example="1, 5, 9 or goldfish, daisy",
         label="Classes",
     )
-    dominant_classes_first: bool = _param(
+    dominant_classes_first: bool = table_field(
         FLAG,
         False,
         "give the first class to the most dominant pitch",
@@ -722,7 +722,7 @@ class RenderParams:
         lsd=True,
         label="Strongest pitch gets the first class",
     )
-    class_pitch_react: float = _param(
+    class_pitch_react: float = table_field(
         NUMBER,
         0.5,
         "how strongly pitches drive classes",
@@ -732,7 +732,7 @@ class RenderParams:
         hi=100.0,
         label="Pitch to class strength",
     )
-    class_smooth_seconds: float = _param(
+    class_smooth_seconds: float = table_field(
         NUMBER,
         1.0,
         "smoothing window of class changes, seconds",
@@ -743,10 +743,10 @@ class RenderParams:
         hi=600.0,
         label="Class smoothing (s)",
     )
-    class_complexity: float = _param(
+    class_complexity: float = table_field(
         NUMBER, 1.0, "magnitude of the class vector", "classes", lsd=True, lo=0.0, hi=100.0, label="Class vector size"
     )
-    class_shuffle_seconds: float | tuple[float, ...] | None = _param(
+    class_shuffle_seconds: float | tuple[float, ...] | None = table_field(
         TIMES,
         None,
         "rotate the class list every N seconds (or at a list of times)",
@@ -757,7 +757,7 @@ class RenderParams:
         example="4 or 0, 12.5, 30",
         label="Shuffle classes every (s)",
     )
-    class_shuffle_strength: float = _param(
+    class_shuffle_strength: float = table_field(
         NUMBER,
         0.5,
         "how far the class list rotates at each shuffle",
@@ -766,7 +766,7 @@ class RenderParams:
         **_UNIT,
         label="Shuffle strength",
     )
-    chroma: str = _param(
+    chroma: str = table_field(
         CHOICE,
         "stft",
         "the pitch analysis that drives the classes: stft (the STFT chroma) or cqt "
@@ -776,7 +776,7 @@ class RenderParams:
         label="Pitches from",
     )
     # --- effects
-    contrast_percussive: bool | None = _param(
+    contrast_percussive: bool | None = table_field(
         FLAG,
         None,
         "contrast follows the percussive part (enables the contrast effect)",
@@ -787,7 +787,7 @@ class RenderParams:
         labels=_TRISTATE,
         label="Contrast follows",
     )
-    flash_percussive: bool | None = _param(
+    flash_percussive: bool | None = table_field(
         FLAG,
         None,
         "flash follows the percussive part (enables the flash effect)",
@@ -798,7 +798,7 @@ class RenderParams:
         labels=_TRISTATE,
         label="Flash follows",
     )
-    custom_effects: tuple[Any, ...] = _param(
+    custom_effects: tuple[Any, ...] = table_field(
         EFFECTS,
         (),
         "list of EffectsGenerator, applied in order",
@@ -808,7 +808,7 @@ class RenderParams:
         label="Custom effects",
     )
     # --- StyleGAN options
-    truncation_psi: float = _param(
+    truncation_psi: float = table_field(
         NUMBER,
         1.0,
         "StyleGAN's own truncation: pulls w towards the average "
@@ -820,7 +820,7 @@ class RenderParams:
         step=0.05,
         label="StyleGAN truncation ψ (w space)",
     )
-    truncation_cutoff: int | None = _param(
+    truncation_cutoff: int | None = table_field(
         INTEGER,
         None,
         "StyleGAN: truncate only the first N layers' w",
@@ -831,11 +831,11 @@ class RenderParams:
         zero_unset="all layers",
         label="Truncate only the first layers",
     )
-    noise_mode: str = _param(
+    noise_mode: str = table_field(
         CHOICE, "const", "StyleGAN noise inputs", "stylegan", choices=NOISE_MODES, label="StyleGAN noise"
     )
     # --- musical control of StyleGAN's w (per layer), beyond Lucid Sonic Dreams
-    band_react: tuple[float, float, float] = _param(
+    band_react: tuple[float, float, float] = table_field(
         NUMBERS,
         (0.0, 0.0, 0.0),
         "low, mid, high: how much bass/mids/highs move the coarse/middle/fine layers",
@@ -847,7 +847,7 @@ class RenderParams:
         example="0.4 or 0.4, 0.2, 0.3",
         label="Bass / mids / highs",
     )
-    band_edges_hz: tuple[float, float] = _param(
+    band_edges_hz: tuple[float, float] = table_field(
         NUMBERS,
         (250.0, 2000.0),
         "the two band edges in Hz (low/mid, mid/high), increasing",
@@ -858,7 +858,7 @@ class RenderParams:
         example="250, 2000",
         label="Band edges (Hz)",
     )
-    noise_react: float = _param(
+    noise_react: float = table_field(
         NUMBER,
         0.0,
         "StyleGAN2: hits scale the noise inputs (shimmer on the beat)",
@@ -867,7 +867,7 @@ class RenderParams:
         label="Noise shimmer on hits",
     )
     # --- keyframe images
-    keyframes: tuple[tuple[float, str], ...] | None = _param(
+    keyframes: tuple[tuple[float, str], ...] | None = table_field(
         KEYFRAMES,
         None,
         "{time_s: image}: the video passes through the generator's reconstruction of each image",
@@ -876,7 +876,7 @@ class RenderParams:
         example="42=cover.png, 60=x.png",
         label="Keyframe images",
     )
-    keyframe_window_seconds: float = _param(
+    keyframe_window_seconds: float = table_field(
         NUMBER,
         2.0,
         "seconds over which the video blends into and out of each keyframe",
@@ -885,7 +885,7 @@ class RenderParams:
         hi=600.0,
         label="Keyframe blend (s)",
     )
-    keyframe_w_plus: bool | None = _param(
+    keyframe_w_plus: bool | None = table_field(
         FLAG,
         None,
         "fit keyframe images per layer (W+): closer, less like the model's own images",
@@ -894,7 +894,7 @@ class RenderParams:
         labels=_W_PLUS,
         label="Per-layer projection (W+)",
     )
-    projection_steps: int = _param(
+    projection_steps: int = table_field(
         INTEGER,
         500,
         "most optimisation steps per keyframe image (stops once converged; cached once done)",
@@ -904,7 +904,7 @@ class RenderParams:
         label="Projection steps",
     )
     # --- StyleGAN3
-    rotate_react: float = _param(
+    rotate_react: float = table_field(
         NUMBER,
         0.0,
         "StyleGAN3: the motion envelope turns the image (turns/second at full loudness)",
@@ -912,7 +912,7 @@ class RenderParams:
         **_REACT,
         label="Turn with the music",
     )
-    translate_react: float = _param(
+    translate_react: float = table_field(
         NUMBER,
         0.0,
         "StyleGAN3: the motion envelope slides the image (image widths/second)",
@@ -921,16 +921,16 @@ class RenderParams:
         label="Slide with the music",
     )
     # --- separate stems (paths), aligned to the song
-    pulse_audio: str | None = _param(
+    pulse_audio: str | None = table_field(
         PATH, None, "separate audio stem for the pulse", "stems", lsd=True, unset="the song", label="Pulse stem"
     )
-    motion_audio: str | None = _param(
+    motion_audio: str | None = table_field(
         PATH, None, "separate audio stem for motion", "stems", lsd=True, unset="the song", label="Motion stem"
     )
-    class_audio: str | None = _param(
+    class_audio: str | None = table_field(
         PATH, None, "separate audio stem for classes", "stems", lsd=True, unset="the song", label="Classes stem"
     )
-    contrast_audio: str | None = _param(
+    contrast_audio: str | None = table_field(
         PATH,
         None,
         "separate audio stem for the contrast effect (enables it)",
@@ -939,7 +939,7 @@ class RenderParams:
         unset="the song",
         label="Contrast stem",
     )
-    flash_audio: str | None = _param(
+    flash_audio: str | None = table_field(
         PATH,
         None,
         "separate audio stem for the flash effect (enables it)",
@@ -948,7 +948,7 @@ class RenderParams:
         unset="the song",
         label="Flash stem",
     )
-    output_audio: str | None = _param(
+    output_audio: str | None = table_field(
         PATH,
         None,
         "audio muxed into the video instead of the song",
@@ -1005,7 +1005,7 @@ class RenderParams:
 
 
 def table_of(params_class: type) -> tuple[Param, ...]:
-    """The rows of a parameter dataclass whose fields were made with :func:`_param`, each named after its field
+    """The rows of a parameter dataclass whose fields were made with :func:`table_field`, each named after its field
     (``lsd``: the field's name unless the row gave another)."""
     rows = []
     for f in dataclasses.fields(params_class):

@@ -27,8 +27,8 @@ from ..params import (
     NUMBER,
     OUTPUT,
     Param,
-    _param,
     markdown,
+    table_field,
     table_of,
     unknown_names_error,
 )
@@ -49,7 +49,7 @@ class DMVParams:
     """Deep Music Visualizer's parameters with its defaults; any ``DMVParams`` that exists is valid. ``classes`` are
     ImageNet indices once constructed (names are looked up in :mod:`lsd_jax.models.imagenet`)."""
 
-    resolution: int = _param(
+    resolution: int = table_field(
         CHOICE,
         512,
         "BigGAN-deep resolution: the default model (biggan-deep-<resolution>) and the video's size",
@@ -57,13 +57,13 @@ class DMVParams:
         lsd=True,
         choices=RESOLUTIONS,
     )
-    duration: float | None = _param(
+    duration: float | None = table_field(
         NUMBER, None, "seconds of video", "dmv", lsd=True, lo=0.0, lo_open=True, hi=1e6, unset="the whole song"
     )
-    pitch_sensitivity: float = _param(
+    pitch_sensitivity: float = table_field(
         NUMBER, 220, "how fast the class mixture follows pitch (higher is faster)", "dmv", lsd=True, lo=1.0, hi=299.0
     )
-    tempo_sensitivity: float = _param(
+    tempo_sensitivity: float = table_field(
         NUMBER,
         0.25,
         "how fast the noise follows loudness and its rises (0.05-0.8 typical)",
@@ -72,7 +72,7 @@ class DMVParams:
         lo=0.0,
         hi=100.0,
     )
-    depth: float = _param(
+    depth: float = table_field(
         NUMBER,
         1.0,
         "largest class weight: near 1 richer themes, near 0 'deeper' structures",
@@ -82,7 +82,7 @@ class DMVParams:
         lo_open=True,
         hi=1.0,
     )
-    classes: tuple[int, ...] | None = _param(
+    classes: tuple[int, ...] | None = table_field(
         INDICES,
         None,
         "12 (or num_classes) ImageNet classes, by index or name",
@@ -92,13 +92,13 @@ class DMVParams:
         unset="12 random classes (from seed)",
         example="1, 5, 9 or goldfish, daisy",
     )
-    num_classes: int = _param(
+    num_classes: int = table_field(
         INTEGER, 12, "how many classes (and so pitches) drive the mixture", "dmv", lsd=True, lo=1, hi=12
     )
-    sort_classes_by_power: bool = _param(
+    sort_classes_by_power: bool = table_field(
         FLAG, False, "give the first classes to the strongest pitches", "dmv", lsd=True
     )
-    jitter: float = _param(
+    jitter: float = table_field(
         NUMBER,
         0.5,
         "damp a random half of the noise units by this much (redrawn every 200 frames)",
@@ -107,7 +107,7 @@ class DMVParams:
         lo=0.0,
         hi=1.0,
     )
-    frame_length: int = _param(
+    frame_length: int = table_field(
         INTEGER,
         512,
         "audio samples (at 22050 Hz) per video frame, a multiple of 64: fps = 22050/frame_length",
@@ -116,7 +116,7 @@ class DMVParams:
         lo=64,
         hi=1 << 16,
     )
-    truncation: float = _param(
+    truncation: float = table_field(
         NUMBER,
         1.0,
         "BigGAN truncation: scales the noise and picks the batch-norm statistics (lower is simpler and more typical)",
@@ -126,7 +126,7 @@ class DMVParams:
         lo_open=True,
         hi=1.0,
     )
-    smooth_factor: int = _param(
+    smooth_factor: int = table_field(
         INTEGER,
         20,
         "frames per smoothing bin of the class mixture (at frame_length 512)",
@@ -135,7 +135,7 @@ class DMVParams:
         lo=1,
         hi=100_000,
     )
-    batch_size: int = _param(
+    batch_size: int = table_field(
         INTEGER,
         30,
         "frames per batch: the video is a whole number of batches (the compiled "
@@ -145,8 +145,8 @@ class DMVParams:
         lo=1,
         hi=100_000,
     )
-    output_file: str = _param(OUTPUT, "output.mp4", "the video to write (never over an input)", "dmv", lsd=True)
-    seed: int = _param(
+    output_file: str = table_field(OUTPUT, "output.mp4", "the video to write (never over an input)", "dmv", lsd=True)
+    seed: int = table_field(
         INTEGER,
         0,
         "seed of the random classes, initial noise and jitter: the same seed gives the same video",
