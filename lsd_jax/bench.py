@@ -527,7 +527,7 @@ def encoder_section(quick: bool = False) -> None:
         for preset, crf in dict.fromkeys(settings):
             out = d / f"{preset}{crf}.mp4"
             c, t = cpu(), time.perf_counter()
-            with VideoWriter(out, fps=30.0, size=(res, res), crf=crf, preset=preset) as w:
+            with VideoWriter(out, fps=30.0, size=(res, res), quality=crf, preset=preset) as w:
                 for i in range(0, n, 16):
                     w.write(frames[i : i + 16])
             wall, c = time.perf_counter() - t, cpu() - c

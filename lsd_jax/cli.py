@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         "--output",
         default=None,
-        help="output .mp4 (default: <song name>.mp4 in the current folder, or <song name>.lsd.mp4 when "
-        "that is the song itself); never written over an input",
+        help="output: .mp4, .mov, .webm, .gif, .webp, or folder/ for PNG frames (see --codec; default: <song "
+        "name>.mp4 in the current folder, or <song name>.lsd.mp4 when that is the song itself); never written over "
+        "an input",
     )
     r.add_argument(
         "--style",

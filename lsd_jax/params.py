@@ -43,6 +43,8 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 SPEED_MODES = ("beat", "bar")
 MAX_RESOLUTION = 4096
 MAX_FPS = 240.0
+#: Output formats (:data:`lsd_jax.media.formats.FORMATS` has a row for each); "auto": by the output's suffix.
+CODECS = ("auto", "h264", "h265", "prores", "prores4444", "hap", "vp9", "gif", "webp", "png")
 
 # Value kinds: how a parameter is checked, parsed from text and written back as text.
 NUMBER = "number"  # a float
@@ -70,6 +72,7 @@ GROUPS: dict[str, str] = {
     "keyframes": "Keyframe images: the video passes through them (StyleGAN)",
     "stylegan3": "StyleGAN3: the music turns and slides the image",
     "stems": "Stems: separate audio for pulse, motion, classes, effects",
+    "output": "Output file: format and quality",
 }
 
 
@@ -957,6 +960,29 @@ class RenderParams:
         unset="the song",
         label="Soundtrack",
     )
+    # --- output file: format and quality (lsd_jax.media.formats)
+    codec: str = table_field(
+        CHOICE,
+        "auto",
+        "output format; auto: by the output's name (.mp4 h264, .mov prores, .webm vp9, .gif, .webp, folder/ png)",
+        "output",
+        choices=CODECS,
+        label="Format",
+    )
+    quality: int | None = table_field(
+        INTEGER,
+        None,
+        "the format's quality number: crf for h264/h265/vp9 (lower is better), 0-100 for webp (higher is better)",
+        "output",
+        lo=0,
+        hi=100,
+        unset="the format's default",
+        zero_unset="the format's default",  # crf 0 is lossless: the web page has the lossless box
+        label="Quality",
+    )
+    lossless: bool = table_field(
+        FLAG, False, "lossless video (h264, h265, vp9, webp): large files, for editing", "output", label="Lossless"
+    )
 
     def __post_init__(self) -> None:
         for p in PARAMS:
@@ -966,6 +992,8 @@ class RenderParams:
             raise ParamError("give both width and height, or neither (use resolution for a square video)")
         if not isinstance(self.speed_fpm, str) and self.speed_fpm > self.fps * 60:
             raise ParamError(f"speed_fpm must be between 0 and fps*60 = {self.fps * 60:g}, got {self.speed_fpm:g}")
+        if self.lossless and self.quality is not None:
+            raise ParamError("quality: give quality or lossless, not both")
         if not self.band_edges_hz[0] < self.band_edges_hz[1]:
             raise ParamError(f"band_edges_hz must be increasing, within 20 Hz..11 kHz, got {self.band_edges_hz!r}")
 

@@ -177,7 +177,7 @@ def test_output_without_suffix_gets_mp4_and_other_suffixes_are_refused(clicks_so
     )
     assert out.path.name == "noext.mp4" and out.path.is_file()
     with pytest.raises(ParamError, match="mp4"):
-        lsd_jax.render(clicks_song[0], output=tmp_path / "x.gif", progress=False)
+        lsd_jax.render(clicks_song[0], output=tmp_path / "x.avi", progress=False)
 
 
 @pytest.mark.slow

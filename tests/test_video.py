@@ -50,7 +50,7 @@ def test_clip_with_audio_has_the_right_streams_size_fps_and_frames(tmp_path, pri
     info = probe_video(out)
     assert info["video_streams"] == 1 and info["audio_streams"] == 1
     assert info["video_codec"] == "h264" and info["pix_fmt"] == "yuv420p"
-    assert info["audio_codec"] == "aac" and info["audio_channels"] == 2 and info["audio_sample_rate"] == sr
+    assert info["audio_codec"] == "aac" and info["audio_channels"] == 2 and info["audio_sample_rate"] == 48000
     assert (info["width"], info["height"]) == (w, h)
     assert info["n_frames"] == n
     assert info["fps"] == 43.0

@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from ..errors import ParamError
+from ..media.formats import check_settings, choose_format
 from ..media.outputs import render_inputs, resolve_output
 from ..params import RenderParams, make_params
 from ..styles.resolve import resolve_style
@@ -349,6 +350,7 @@ class Written:
 
     first_write: float | None = None
     first_write_cpu: float | None = None
+    path: Path | None = None  # where the video went (a PNG sequence: its folder)
 
 
 def write_video(
@@ -361,12 +363,14 @@ def write_video(
     audio: Any = None,
     live: str | os.PathLike[str] | None = None,
     progress: bool | ProgressFn = True,
+    encoding: dict[str, Any] | None = None,
 ) -> Written:
     """The writer loop of a render and of Deep Music Visualizer mode: every frame of ``inputs`` (per-frame arrays,
     leading axis N) through ``step`` (:func:`render_frames`: batch k+1 dispatched before batch k is pulled to the
     host) into an MP4 at ``out`` (:class:`~lsd_jax.media.video.VideoWriter`, fed on its own thread through a
     bounded queue, so memory stays flat whatever N), with ``audio`` muxed in and, with ``live``, a fragmented copy
-    growing beside it. ``progress``: a bar (True), none (False) or a callback ``(done, N)``.
+    growing beside it. ``progress``: a bar (True), none (False) or a callback ``(done, N)``. ``encoding``: the
+    writer's format settings (``codec``, ``quality``, ``lossless``, ``recipe``; default: by ``out``'s suffix).
 
     The MP4 appears at ``out`` only when complete. On any error, Ctrl-C or SIGTERM included, ffmpeg is stopped and
     its partial file and temporary soundtrack are removed; a file already at ``out`` is left as it was."""
@@ -375,7 +379,7 @@ def write_video(
     n = int(next(iter(inputs.values())).shape[0]) if inputs else 0
     callback, bar = _progress_callback(progress, n)
     try:
-        with video.VideoWriter(out, fps=fps, size=step.size, audio=audio, live=live) as writer:
+        with video.VideoWriter(out, fps=fps, size=step.size, audio=audio, live=live, **(encoding or {})) as writer:
             feeder = _WriterThread(writer)
             try:
                 render_frames(step, inputs, plan, feeder.put, callback)
@@ -384,7 +388,7 @@ def write_video(
     finally:
         if bar is not None:
             bar.close()
-    return Written(feeder.first_write, feeder.first_write_cpu)
+    return Written(feeder.first_write, feeder.first_write_cpu, writer.path)
 
 
 def render(
@@ -417,7 +421,12 @@ def render(
 
     t0 = time.perf_counter()
     params = render_params(params, **kwargs)
-    out = resolve_output(output, render_inputs(song, style, params))  # before any work; never over an input
+    # before any work: the format and its settings, and never over an input
+    out = resolve_output(output, render_inputs(song, style, params), params.codec)
+    fmt, _ = choose_format(out, params.codec)
+    check_settings(fmt, params.quality, params.lossless)
+    if jax.process_count() > 1 and fmt.name != "h264":
+        raise ParamError(f"codec: a multi-process render writes H.264 MP4 only, not {fmt.name}")
     prep = prepare(
         song,
         style,
@@ -444,7 +453,10 @@ def render(
         audio=soundtrack if n_proc == 1 else None,
         live=live if n_proc == 1 else None,
         progress=progress,
+        encoding=dict(codec=params.codec, quality=params.quality, lossless=params.lossless),
     )
+    if n_proc == 1 and written.path is not None:
+        out = written.path
     if written.first_write is not None:
         prep.timings.first_frame = written.first_write - t0
         prep.timings.first_frame_cpu = written.first_write_cpu

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError, ParamError
+from .formats import FORMATS, choose_format
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -21,7 +22,7 @@ __all__ = [
     "writable_output",
 ]
 
-SUPPORTED_SUFFIXES = (".mp4",)
+SUPPORTED_SUFFIXES = tuple(dict.fromkeys(f.suffix for f in FORMATS.values()))
 #: RenderParams fields that name files a render reads.
 _AUDIO_FIELDS = ("pulse_audio", "motion_audio", "class_audio", "contrast_audio", "flash_audio", "output_audio")
 
@@ -74,7 +75,7 @@ def writable_output(output: Any, inputs: Iterable[Any] = (), what: str = "output
     one of ``inputs``. Any suffix."""
     path = _as_path(output, what)
     if path.is_dir():
-        raise OutputError(f"{what} path is a directory: {path}")
+        raise OutputError(f"{what} path is a directory: {path} (for a PNG sequence end the name with /)")
     parent = path.resolve().parent
     if not parent.is_dir():
         raise OutputError(f"{what} directory does not exist: {parent}")
@@ -87,14 +88,20 @@ def writable_output(output: Any, inputs: Iterable[Any] = (), what: str = "output
     return path
 
 
-def resolve_output(output: Any, inputs: Iterable[Any] = ()) -> Path:
-    """The final video path (``.mp4`` added when there is no suffix), checked up front (:func:`writable_output`)."""
-    path = _as_path(output, "output")
-    if path.suffix == "":
-        path = path.with_suffix(".mp4")
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise ParamError(f"output must be an .mp4 file, got {path.name!r}")
-    return writable_output(path, inputs)
+def resolve_output(output: Any, inputs: Iterable[Any] = (), codec: str = "auto") -> Path:
+    """The path to write, checked up front (:func:`writable_output`): the format is chosen by the suffix or
+    ``codec`` (:func:`~lsd_jax.media.formats.choose_format`; ``.mp4`` added when there is no suffix). For a PNG
+    sequence it is ``folder/pattern``; the folder must not exist yet (or be empty) and is not an input."""
+    _as_path(output, "output")
+    fmt, path = choose_format(output, codec)
+    if not fmt.sequence:
+        return writable_output(path, inputs)
+    folder = path.parent
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise OutputError(f"the PNG folder {folder} exists and is not empty: refusing to write into it")
+    writable_output(folder.parent / f"{folder.name}.probe", (), "PNG folder")
+    refuse_overwrite(folder, inputs, "PNG folder")
+    return path
 
 
 def render_inputs(song: Any, style: Any, params: Any) -> list[Any]:

@@ -1,9 +1,10 @@
-"""Frames -> MP4, streamed through the ffmpeg binary that ships with imageio-ffmpeg.
+"""Frames -> a video file, streamed through the ffmpeg binary that ships with imageio-ffmpeg.
 
-* :class:`VideoWriter` pipes raw RGB batches into ffmpeg's stdin (no PNG files, no whole video in
-  memory) and encodes H.264 (libx264, yuv420p, ``+faststart``) at the exact frame rate, with the
-  soundtrack muxed as AAC. It writes to a hidden temporary file beside the target and renames it
-  into place only on a clean close; on any failure the temporary file is removed, an existing
+* :class:`VideoWriter` pipes raw RGB batches into ffmpeg's stdin (no whole video in memory) and
+  encodes them in one of the formats of :mod:`lsd_jax.media.formats` (default H.264 MP4, yuv420p,
+  ``+faststart``, AAC) at the exact frame rate, with the soundtrack muxed in. It writes to a hidden
+  temporary file (a folder for a PNG sequence) beside the target and renames it into place only on
+  a clean close; on any failure the temporary file is removed, an existing
   target is left untouched, and ffmpeg problems surface as :class:`~lsd_jax.errors.OutputError`
   carrying ffmpeg's last stderr lines. With ``live=path`` the same encoded streams also go, through
   ffmpeg's ``tee`` muxer, into a fragmented MP4 that grows every :data:`LIVE_FRAGMENT_S` seconds of
@@ -19,6 +20,7 @@ from __future__ import annotations
 import collections
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -32,9 +34,11 @@ import numpy as np
 
 from ..errors import OutputError
 from .ffmpeg import ffmpeg_exe, parse_streams, probe, run_ffmpeg
+from .formats import CRF, PNG_AUDIO, PRESET, RECIPE_FILE, check_encoder, choose_format
 from .timing import fps_fraction
 
 STDERR_TAIL_LINES = 20
+__all__ = ["CRF", "PRESET", "VideoWriter", "join_segments", "probe_video", "read_frames"]
 #: Seconds of video per fragment of a live copy (fragments need not start on a keyframe).
 LIVE_FRAGMENT_S = 0.25
 
@@ -44,26 +48,22 @@ def _tee_path(path: Path) -> str:
     return re.sub(r"([\\'\[\]|:])", r"\\\1", str(path))
 
 
-# x264 settings, chosen for speed on small CPUs (measured by ``python -m lsd_jax.bench --encoder``, 2 cores, the
-# default style): "superfast" takes ~30% of "medium"'s CPU time per frame, so the encoder keeps up with the
-# frame step; crf 17 instead of 18 buys back the quality (PSNR of decoded vs rendered frames within ~0.2 dB of
-# medium/crf 18) for ~1.5x the bytes.
-PRESET = "superfast"
-CRF = 17
-
-
 def _tail(lines: Any) -> str:
     text = "\n".join(line for line in lines if line.strip())
     return text if text else "(ffmpeg printed nothing)"
 
 
 class VideoWriter:
-    """Stream uint8 RGB frames into an H.264 + AAC MP4.
+    """Stream uint8 RGB frames into a video file (by default an H.264 + AAC MP4).
 
     ``VideoWriter(path, fps=43, size=(H, W), audio=(samples, sr))`` is a context manager;
     ``write(frames)`` takes a (B, H, W, 3) (or (H, W, 3)) uint8 array. ``audio`` is None, a tuple
-    ``(samples (n,) or (n, channels), sample_rate)`` or the path of an audio file. ``live``: also
-    write the encoded streams, as they come, into this fragmented MP4 (removed if the writer aborts).
+    ``(samples (n,) or (n, channels), sample_rate)`` or the path of an audio file (dropped by formats
+    without sound). ``codec``, ``quality``, ``lossless``: the format (:func:`~lsd_jax.media.formats.choose_format`,
+    by the path's suffix when ``"auto"``) and its settings. ``recipe``: text stored in the container's
+    ``comment`` tag (a PNG sequence: ``recipe.json`` in its folder). ``live``: also write the encoded
+    streams, as they come, into this fragmented MP4 (removed if the writer aborts; MP4 formats only).
+    ``path`` after construction: the final file (for a PNG sequence its folder).
     """
 
     def __init__(
@@ -73,12 +73,17 @@ class VideoWriter:
         fps: float | Fraction,
         size: tuple[int, int],
         audio: tuple[np.ndarray, int] | str | os.PathLike[str] | None = None,
-        crf: int = CRF,
+        codec: str = "auto",
+        quality: int | None = None,
+        lossless: bool = False,
         preset: str = PRESET,
-        audio_bitrate: str = "192k",
+        recipe: str | None = None,
         live: str | os.PathLike[str] | None = None,
     ):
-        self.path = Path(path).expanduser()
+        self.format, target = choose_format(path, codec, add_suffix=False)
+        # a PNG sequence: ffmpeg writes ``pattern`` into a temporary folder renamed to ``path``
+        self.pattern = target.name if self.format.sequence else None
+        self.path = target.parent if self.format.sequence else target
         self.live = Path(live).expanduser().resolve() if live is not None else None
         try:
             self.fps = fps_fraction(fps)
@@ -88,12 +93,19 @@ class VideoWriter:
             h, w = (int(v) for v in size)
         except (TypeError, ValueError):
             raise OutputError(f"size must be (height, width), got {size!r}") from None
-        if h <= 0 or w <= 0 or h % 2 or w % 2:
-            raise OutputError(f"video size must be positive and even for H.264 yuv420p, got {h}x{w} (HxW)")
+        m = self.format.multiple
+        if h <= 0 or w <= 0 or h % m or w % m:
+            even = "even" if m == 2 else f"a multiple of {m}"
+            raise OutputError(
+                f"video size must be positive and {even} for {self.format.name} ({self.format.pix_fmt}), "
+                f"got {h}x{w} (HxW)"
+            )
+        if live is not None and self.format.muxer != "mp4":
+            raise OutputError(f"a live copy needs an MP4 output (h264 or h265), not {self.format.name}")
         self.size = (h, w)
-        self.crf = int(crf)
+        self.video_args = self.format.video_args(self.fps, quality, bool(lossless), str(preset))
+        self.recipe = recipe
         self.preset = str(preset)
-        self.audio_bitrate = str(audio_bitrate)
         self.n_frames = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
@@ -108,12 +120,20 @@ class VideoWriter:
             raise OutputError(f"output directory is not a directory: {parent}")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise OutputError(f"output directory is not writable: {parent}")
-        if self.path.is_dir():
-            raise OutputError(f"output path is a directory: {self.path}")
+        if self.format.sequence:
+            if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+                raise OutputError(f"the PNG folder {self.path} exists and is not empty: refusing to write into it")
+        elif self.path.is_dir():
+            raise OutputError(f"output path is a directory: {self.path} (end it with / for a PNG sequence)")
+        check_encoder(self.format)
         self.tmp = parent / f".{self.path.name}.{uuid.uuid4().hex[:10]}.part"
 
         try:
-            audio_input = self._prepare_audio(audio)
+            if self.format.sequence:
+                self.tmp.mkdir()
+                if recipe is not None:
+                    (self.tmp / RECIPE_FILE).write_text(recipe + "\n")
+            audio_input = self._prepare_audio(audio if self.format.audio is not None else None)
             self._start(audio_input)
         except BaseException:
             self._cleanup()
@@ -173,12 +193,22 @@ class VideoWriter:
         ]
         if audio_input is not None:
             cmd += ["-i", audio_input]
-        cmd += ["-map", "0:v:0"]
-        if audio_input is not None:
-            cmd += ["-map", "1:a:0", "-c:a", "aac", "-b:a", self.audio_bitrate]
-        cmd += ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p"]
-        if self.live is None:
-            cmd += ["-movflags", "+faststart", "-f", "mp4", str(self.tmp)]
+        fmt = self.format
+        sound = audio_input is not None
+        cmd += ["-map", "0:v:0", *self.video_args]
+        if self.recipe is not None and fmt.metadata:
+            cmd += ["-metadata", f"comment={self.recipe}"]
+        if fmt.sequence:
+            cmd += ["-f", fmt.muxer, str(self.tmp / str(self.pattern))]
+            if sound:  # the soundtrack beside the frames, a second output of the same run
+                cmd += ["-map", "1:a:0", *(fmt.audio or ()), str(self.tmp / PNG_AUDIO)]
+        elif sound:
+            cmd += ["-map", "1:a:0", *(fmt.audio or ())]
+        if fmt.sequence:
+            pass
+        elif self.live is None:
+            cmd += ["-movflags", "+faststart"] if fmt.muxer in ("mp4", "mov") else []
+            cmd += ["-f", fmt.muxer, str(self.tmp)]
         else:  # one encode, two files; global headers are what the mp4 muxer alone asks the encoders for
             fragments = (
                 "+frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets"  # video from t=0
@@ -260,7 +290,10 @@ class VideoWriter:
         self._join_stderr()
         if rc != 0:
             self._fail(f"ffmpeg exited with status {rc}")
-        if not self.tmp.is_file() or self.tmp.stat().st_size == 0:
+        if self.format.sequence:
+            if not any(self.tmp.glob("*.png")):
+                self._fail("ffmpeg produced no frames")
+        elif not self.tmp.is_file() or self.tmp.stat().st_size == 0:
             self._fail("ffmpeg produced no output file")
         try:
             os.replace(self.tmp, self.path)
@@ -321,6 +354,9 @@ class VideoWriter:
         for p in (self.tmp if hasattr(self, "tmp") else None, self._wav, partial_live):
             if p is not None:
                 try:
+                    if p.is_dir():  # a PNG sequence's temporary folder
+                        shutil.rmtree(p, ignore_errors=True)
+                        continue
                     p.unlink()
                 except FileNotFoundError:
                     pass
