@@ -41,6 +41,9 @@ _LAZY = {
     "show_styles": "compat",
     "load_generator": "styles.generator",
     "deep_music_visualizer": "dmv.pipeline",
+    "read_recipe": "media.recipe",
+    "Recipe": "media.recipe",
+    "from_recipe": "engine.pipeline",
 }
 
 __all__ = [
@@ -53,6 +56,7 @@ __all__ = [
     "OutputError",
     "ParamError",
     "PickleSecurityError",
+    "Recipe",
     "RenderParams",
     "RenderResult",
     "Style",
@@ -60,8 +64,10 @@ __all__ = [
     "contrast_effect",
     "deep_music_visualizer",
     "flash_effect",
+    "from_recipe",
     "load_generator",
     "make_params",
+    "read_recipe",
     "render",
     "show_styles",
     "warm_up",

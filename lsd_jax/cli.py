@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import LsdError
+from .errors import LsdError, ParamError
 from .flags import add_param_arguments, params_from, text_parser
 
 
@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("render", help="render a music video of a song")
-    r.add_argument("song", help="audio file (wav, flac, ogg, mp3, m4a, ...)")
+    r.add_argument(
+        "song", nargs="?", default=None, help="audio file (wav, flac, ogg, mp3, m4a, ...); with --recipe, optional"
+    )
     r.add_argument(
         "-o",
         "--output",
@@ -36,8 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--style",
-        default="default",
-        help="'default', a catalogue name, a .pkl/.safetensors path or a BigGAN-deep checkpoint folder",
+        default=None,
+        help="'default' (the default), a catalogue name, a .pkl/.safetensors path or a BigGAN-deep checkpoint folder",
+    )
+    r.add_argument(
+        "--recipe",
+        default=None,
+        metavar="VIDEO",
+        help="render again the take recorded in this video (or PNG folder, or recipe .json): its song, style and "
+        "parameters; any flag given overrides one value",
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_param_arguments(r)
@@ -88,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("params", help="list the render parameters: help, range, default")
     p.add_argument("--markdown", action="store_true", help="the README's parameter reference (Markdown)")
     p.add_argument("--dmv", action="store_true", help="Deep Music Visualizer mode's parameters (lsd-jax dmv)")
+
+    rc = sub.add_parser("recipe", help="print the recipe stored in a video made by lsd-jax (JSON)")
+    rc.add_argument("video", help="a video, a PNG folder or a recipe .json")
 
     s = sub.add_parser("styles", help="list the style catalogue (no network), or add your own model")
     s.add_argument(
@@ -208,9 +220,20 @@ def _run(args: argparse.Namespace) -> int:
                 "flash_strength": 0.2,
                 **params_from(args),
             }
+        elif args.recipe is not None:
+            from .engine.pipeline import from_recipe
+            from .media.outputs import default_output, refuse_overwrite
+
+            song, style, rparams = from_recipe(args.recipe, args.song, args.style, **params_from(args))
+            output = args.output or default_output(song, [style, args.recipe, *rparams.to_kwargs().values()])
+            refuse_overwrite(Path(output), [args.recipe], "output")  # the recipe's video is an input too
+            params = {"params": rparams}
+            args.style = style
         else:
             from .media.outputs import default_output
 
+            if args.song is None:
+                raise ParamError("song: give the song to render (or --recipe VIDEO to render a take again)")
             song = Path(args.song)
             params = params_from(args)
             output = args.output or default_output(song, [args.style, *params.values()])
@@ -224,6 +247,15 @@ def _run(args: argparse.Namespace) -> int:
             else (f"; first frame {age + first:.2f} s after the command started ({cpu:.2f} s of CPU time)")
         )
         print(f"wrote {result.path}  ({result.summary()}{since_start})")
+        return 0
+    if args.command == "recipe":
+        import json
+
+        from .media.recipe import parse_recipe, recipe_of
+
+        text = recipe_of(args.video)
+        parse_recipe(text)  # checked, as any input
+        print(json.dumps(json.loads(text), indent=2))
         return 0
     if args.command == "dmv":
         from .dmv.params import DMV_PARAM

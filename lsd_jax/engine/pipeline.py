@@ -11,6 +11,7 @@ stays flat whatever the song's length) and returns a :class:`RenderResult`. Deep
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -23,9 +24,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..errors import ParamError
+from ..errors import LsdError, ParamError
 from ..media.formats import check_settings, choose_format
 from ..media.outputs import render_inputs, resolve_output
+from ..media.recipe import make_recipe, read_recipe, recipe_text, sha256_of, stored_path
 from ..params import RenderParams, make_params
 from ..styles.resolve import resolve_style
 from ..styles.style import Style, render_settings
@@ -436,6 +438,9 @@ def render(
         progress=bool(progress),
         max_seconds=max_seconds,
     )
+    from .. import __version__
+
+    recipe = recipe_text(make_recipe(params, song, style_fingerprint(style), version=__version__))
     soundtrack = prep.features.soundtrack  # decoded by the analysis (no second decode)
     n = prep.n_frames
     fps = prep.features.fps
@@ -453,7 +458,7 @@ def render(
         audio=soundtrack if n_proc == 1 else None,
         live=live if n_proc == 1 else None,
         progress=progress,
-        encoding=dict(codec=params.codec, quality=params.quality, lossless=params.lossless),
+        encoding=dict(codec=params.codec, quality=params.quality, lossless=params.lossless, recipe=recipe),
     )
     if n_proc == 1 and written.path is not None:
         out = written.path
@@ -475,6 +480,62 @@ def render(
     timings.total = time.perf_counter() - t0
     timings.n_frames = n
     return RenderResult(out, n, float(fps), prep.size, timings, timings.tempo_bpm)
+
+
+def style_fingerprint(style: Any) -> tuple[str, str | None]:
+    """The style's name in a recipe and the sha256 of its weights: None for the embedded default or a Python style;
+    for a catalogue style its recorded sha256, else its downloaded file's; for a file, the file's."""
+    if style is None or (isinstance(style, str) and style == "default"):
+        return "default", None
+    if isinstance(style, (str, os.PathLike)):
+        p = Path(os.fspath(style)).expanduser()
+        if p.is_file():
+            return stored_path(p), sha256_of(p)
+        if p.exists():  # a checkpoint folder
+            return stored_path(p), None
+        from ..store import catalogue
+
+        try:
+            entry = catalogue.find_style(os.fspath(style))
+        except LsdError:
+            return os.fspath(style), None
+        if entry.sha256:
+            return entry.name, entry.sha256
+        local = catalogue.local_file(entry)
+        return entry.name, sha256_of(local) if local is not None else None
+    return f"<python {getattr(style, 'name', type(style).__name__)}>", None
+
+
+def from_recipe(
+    source: str | os.PathLike[str], song: Any = None, style: Any = None, **changes: Any
+) -> tuple[Any, Any, RenderParams]:
+    """``(song, style, params)`` to render the take recorded in ``source`` again (a video made by lsd-jax, a PNG
+    folder or a recipe ``.json``): the song and style from the recipe unless given, its files found in the working
+    folder and checked against their sha256; ``changes``: parameters that override the recipe's. Pass the result
+    to :func:`render` (``render(song, style, out, params=params)``)."""
+    from .. import __version__
+
+    rec = read_recipe(source)
+    if rec.version != __version__:
+        logging.getLogger(__name__).warning(
+            "the recipe was made by lsd-jax %s; this is %s: the video may differ", rec.version, __version__
+        )
+    if song is None:
+        song = Path(rec.song)
+        if not song.is_file():
+            raise ParamError(f"song: {rec.song} (from the recipe) is not in the working folder {Path.cwd()}")
+        if rec.song_sha256 is not None and sha256_of(song) != rec.song_sha256:
+            raise ParamError(f"song: {rec.song} is not the recipe's song (its sha256 differs); give the song")
+    if style is None:
+        style = rec.style
+        candidate = Path(rec.style)
+        if rec.style_sha256 is not None and candidate.is_file():
+            if sha256_of(candidate) != rec.style_sha256:
+                raise ParamError(f"style: {rec.style} is not the recipe's style file (its sha256 differs)")
+            style = candidate
+        elif rec.style_sha256 is not None and (candidate.suffix or len(candidate.parts) > 1):
+            raise ParamError(f"style: {rec.style} (from the recipe) is not in the working folder {Path.cwd()}")
+    return song, style, make_params(rec.params, **changes)
 
 
 def segment_path(out: Path, index: int) -> Path:
