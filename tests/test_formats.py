@@ -86,7 +86,7 @@ def test_png_sequence_is_a_folder_with_the_soundtrack(song, tmp_path) -> None:
     out = render(song, f"{tmp_path}/frames/")
     assert out == tmp_path / "frames" and out.is_dir()
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted([f"frame_{i:05d}.png" for i in range(12)] + ["audio.wav"])
+    assert names == sorted([f"frame_{i:05d}.png" for i in range(12)] + ["audio.wav", "recipe.json"])
     info = sf.info(out / "audio.wav")
     assert info.subtype == "PCM_16" and info.duration == pytest.approx(1.0, abs=0.01)
     assert probe_video(out / "frame_00011.png")["width"] == 32
