@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         "parameters; any flag given overrides one value",
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--no-audio", dest="soundtrack", action="store_false", default=argparse.SUPPRESS, help="a silent video"
+    )
     add_param_arguments(r)
 
     d = sub.add_parser("demo", help="render the built-in demo song with the default style")

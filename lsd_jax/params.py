@@ -983,6 +983,32 @@ class RenderParams:
     lossless: bool = table_field(
         FLAG, False, "lossless video (h264, h265, vp9, webp): large files, for editing", "output", label="Lossless"
     )
+    loop_seconds: float | None = table_field(
+        NUMBER,
+        None,
+        "a seamless loop this long (from start): the latent path closes on itself (for GIFs and VJ clips)",
+        "output",
+        lo=0.0,
+        lo_open=True,
+        hi=600.0,
+        unset="no loop",
+        zero_unset="no loop",
+        label="Loop (s)",
+    )
+    loop_bars: int | None = table_field(
+        INTEGER,
+        None,
+        "a seamless loop of this many bars (4 beats) at the song's tempo, from start",
+        "output",
+        lo=1,
+        hi=256,
+        unset="no loop",
+        zero_unset="no loop",
+        label="Loop (bars)",
+    )
+    soundtrack: bool = table_field(
+        FLAG, True, "mux the song into the video (false, or --no-audio: a silent video)", "output", label="Sound"
+    )
 
     def __post_init__(self) -> None:
         for p in PARAMS:
@@ -992,6 +1018,10 @@ class RenderParams:
             raise ParamError("give both width and height, or neither (use resolution for a square video)")
         if not isinstance(self.speed_fpm, str) and self.speed_fpm > self.fps * 60:
             raise ParamError(f"speed_fpm must be between 0 and fps*60 = {self.fps * 60:g}, got {self.speed_fpm:g}")
+        if self.loop_seconds is not None and self.loop_bars is not None:
+            raise ParamError("loop_seconds: give loop_seconds or loop_bars, not both")
+        if (self.loop_seconds is not None or self.loop_bars is not None) and self.duration is not None:
+            raise ParamError("duration: a loop sets the length (loop_seconds or loop_bars); leave duration unset")
         if self.lossless and self.quality is not None:
             raise ParamError("quality: give quality or lossless, not both")
         if not self.band_edges_hz[0] < self.band_edges_hz[1]:

@@ -390,6 +390,8 @@ def make_latents(
 ) -> Latents:
     """All latents for a render. pulse, motion: (N,); chroma: (N, 12) -> z (N, D), c (N, C).
 
+    A loop (``loop_seconds``/``loop_bars``) closes both paths on themselves (:func:`close_loop`).
+
     ``keyframe_positions``: frames on which to place the latent keyframes (beat lock) instead of
     spreading ``speed_fpm`` of them evenly."""
     pulse = np.asarray(pulse, np.float32)
@@ -430,7 +432,10 @@ def make_latents(
             complexity=params.class_complexity,
         )
         c = np.asarray(c)
-    return Latents(np.asarray(z), c)
+    z = np.asarray(z)
+    if is_loop(params):  # the seam: the last frame leads into the first like any other step
+        z, c = close_loop(z), close_loop(c) if c_dim else c
+    return Latents(z, c)
 
 
 @jax.jit
@@ -460,7 +465,29 @@ def transform_path(motion: np.ndarray, params: RenderParams, *, fps: float) -> t
     out = _transform_path(
         key, jnp.asarray(motion, jnp.float32), params.rotate_react, params.translate_react, float(fps)
     )
-    return tuple(np.asarray(a, np.float32) for a in out)
+    out = tuple(np.asarray(a, np.float32) for a in out)
+    return tuple(close_loop(a) for a in out) if is_loop(params) else out
+
+
+def is_loop(params: RenderParams) -> bool:
+    """Whether the render is a seamless loop (``loop_seconds`` or ``loop_bars``)."""
+    return params.loop_seconds is not None or params.loop_bars is not None
+
+
+def close_loop(path: np.ndarray) -> np.ndarray:
+    """A per-frame path (N, ...) bent to close on itself: frame N (one past the last) would be frame 0.
+
+    The last step continued gives where frame N would have been; a linear ramp ``i / N`` of the miss is taken
+    off frame i. Every step changes by the same ``miss / N``, and the step from the last frame back to the first
+    equals the last step: no jump at the seam. Frame 0 is unchanged. Paths shorter than 3 frames are returned
+    as they are."""
+    x = np.asarray(path, np.float32)
+    n = x.shape[0]
+    if n < 3:
+        return x
+    miss = (2.0 * x[-1] - x[-2]) - x[0]  # where frame N would be, minus frame 0
+    ramp = (np.arange(n, dtype=np.float32) / n).reshape((n,) + (1,) * (x.ndim - 1))
+    return (x - ramp * miss).astype(np.float32)
 
 
 def live_factor(key: Array, segment: int, z_dim: int, motion_randomness: float) -> np.ndarray:

@@ -119,6 +119,10 @@ def render_frames(
         raise
 
 
+#: Seconds of the song (from ``start``) whose beats give the tempo of a ``loop_bars`` loop.
+TEMPO_SECONDS = 60.0
+
+
 class _WriterThread:
     """Feeds frames to a VideoWriter on its own thread through a bounded queue. ``first_write``: the
     ``time.perf_counter()`` at which the first frames had been handed to the encoder (None before)."""
@@ -264,8 +268,16 @@ def prepare(
         params = params.replace(classes=style_obj.resolve_classes(params.classes))  # names need the style
 
     t = time.perf_counter()
+    if params.loop_bars is not None:  # the loop's length needs the song's tempo: one decode for it first
+        from ..audio.beats import BEATS_PER_BAR
+
+        bpm = song_tempo(song, params, max_seconds=max_seconds)
+        params = params.replace(loop_bars=None, loop_seconds=params.loop_bars * BEATS_PER_BAR * 60.0 / bpm)
+    excerpt = params
+    if params.loop_seconds is not None:  # the loop is the excerpt (the latents close on themselves)
+        excerpt = params.replace(loop_seconds=None, duration=params.loop_seconds)
     # decodes the song once: features, bands, beats and soundtrack
-    feats = audio.analyze(song, params, max_seconds=max_seconds)
+    feats = audio.analyze(song, excerpt, max_seconds=max_seconds)
     beats = feats.beats
     positions = None
     if beats is not None:
@@ -328,6 +340,19 @@ def prepare(
         compute_dtype=params.compute_dtype,
     )
     return Prepared(params, style_obj, feats, lat, inputs, size, plan, step, timings, beats)
+
+
+def song_tempo(song: Any, params: RenderParams, *, max_seconds: float | None = None) -> float:
+    """The song's tempo (BPM) from ``start`` over at most :data:`TEMPO_SECONDS` (for ``loop_bars``); a ParamError
+    when no beat is found."""
+    from ..audio import analysis as audio
+
+    seconds = TEMPO_SECONDS if max_seconds is None else min(TEMPO_SECONDS, max_seconds)
+    probe = params.replace(loop_bars=None, loop_seconds=None, duration=seconds, speed_fpm="beat")
+    beats = audio.analyze(song, probe, max_seconds=max_seconds).beats
+    if beats is None or not beats.tempo_bpm > 0:
+        raise ParamError("loop_bars: no beat found in the song, so no tempo; give loop_seconds instead")
+    return float(beats.tempo_bpm)
 
 
 def _progress_callback(progress: bool | ProgressFn, total: int) -> tuple[ProgressFn | None, Any]:
@@ -455,7 +480,7 @@ def render(
         {k: v[first:last] for k, v in prep.inputs.items()},
         prep.plan,
         fps=fps,
-        audio=soundtrack if n_proc == 1 else None,
+        audio=soundtrack if n_proc == 1 and params.soundtrack else None,
         live=live if n_proc == 1 else None,
         progress=progress,
         encoding=dict(codec=params.codec, quality=params.quality, lossless=params.lossless, recipe=recipe),
@@ -471,7 +496,7 @@ def render(
         multihost_utils.sync_global_devices(f"lsd-jax segments of {out.name}")
         if proc == 0:
             segments = [segment_path(out, i) for i in range(n_proc)]
-            video.join_segments(segments, out, fps=fps, audio=soundtrack)
+            video.join_segments(segments, out, fps=fps, audio=soundtrack if params.soundtrack else None)
             for seg in segments:
                 seg.unlink(missing_ok=True)
         multihost_utils.sync_global_devices(f"lsd-jax joined {out.name}")
