@@ -200,3 +200,19 @@ def test_the_readme_lists_every_format() -> None:
         assert re.search(rf"^\| `[^`]*\{fmt.suffix}[^|]*\| `{name}`", section, re.M) or (
             fmt.sequence and f"| `{name}` |" in section
         ), name
+
+
+# --- the app's format choice (lsd_jax/web/jobs.py)
+
+
+def test_the_app_names_the_video_by_its_format_and_refuses_png(song) -> None:
+    from lsd_jax.web import jobs
+
+    for codec, name in (("auto", "song.mp4"), ("h265", "song.mp4"), ("prores", "song.mov"), ("gif", "song.gif")):
+        job = jobs.prepare_job(str(song), codec=codec, resolution=32)
+        assert jobs.output_name(job) == name
+        assert jobs.wants_live_copy(job) == (codec in ("auto", "h265"))
+    with pytest.raises(ParamError, match="codec: the app delivers one file"):
+        jobs.prepare_job(str(song), codec="png")
+    loop = jobs.prepare_job(str(song), loop_seconds=0.5, resolution=32)
+    assert loop.seconds == 0.5  # a loop is its own excerpt (estimates and limits)

@@ -41,6 +41,7 @@ import numpy as np
 from ..audio.excerpt import loudest_stretch
 from ..errors import AudioError, ParamError
 from ..media.decode import audio_length
+from ..media.formats import FORMATS
 from ..params import RenderParams, make_params
 from ..store import sandbox
 from .config import MAX_APP_FPS, AppConfig, duration_text
@@ -195,6 +196,11 @@ def prepare_job(
         raise AudioError("upload a song first (wav, flac, ogg, mp3, m4a …)")
     song = str(song)
     params = make_params(**params_from_ui(values))
+    if params.codec == "png":
+        raise ParamError(
+            "codec: the app delivers one file; a folder of PNG frames is for the command line "
+            "(lsd-jax render -o frames/)"
+        )
     for name in ("resolution", "width", "height"):
         v = getattr(params, name)
         if v is not None and v > cfg.max_resolution:
@@ -208,6 +214,8 @@ def prepare_job(
         length = total - params.start if params.duration is None else min(params.duration, total - params.start)
     else:
         length = params.duration if params.duration is not None else math.inf
+    if params.loop_seconds is not None:  # a loop is its own excerpt (loop_bars: known after the tempo)
+        length = min(length, params.loop_seconds)
     if length > cfg.max_seconds + 1e-6:
         limit = f"this server renders at most {duration_text(cfg.max_seconds)}"
         if not math.isfinite(length):
@@ -236,8 +244,14 @@ def prepare_job(
 
 
 def output_name(job: Job) -> str:
+    """The video's file name: the song's name with the suffix of the chosen format."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(job.song_name).stem).strip("._") or "lsd"
-    return stem[:80] + ".mp4"
+    return stem[:80] + FORMATS["h264" if job.params.codec == "auto" else job.params.codec].suffix
+
+
+def wants_live_copy(job: Job) -> bool:
+    """Whether the job's format can be played while it is made (a fragmented MP4 copy: H.264 and H.265)."""
+    return job.params.codec in ("auto", "h264", "h265")
 
 
 def python_snippet(job: Job) -> str:
@@ -447,7 +461,7 @@ class Jobs:
                 progress(done, total)
 
         try:
-            live = workdir / "live.mp4" if run is not None and run.wants_live else None
+            live = workdir / "live.mp4" if run is not None and run.wants_live and wants_live_copy(job) else None
             if run is not None:
                 run.workdir, run.live = workdir, live
             out = render_job(job, workdir, on_frames, live)
