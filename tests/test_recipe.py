@@ -167,3 +167,46 @@ def test_a_recipe_with_equals_semicolons_and_newlines_survives_the_metadata(work
     with VideoWriter("odd.mp4", fps=10, size=(16, 16), recipe=text) as vw:
         vw.write(np.zeros((2, 16, 16, 3), np.uint8))
     assert recipe_of("odd.mp4") == text
+
+
+# --- the app: "render again" fills the form from a video's recipe (lsd_jax/web/form.py, page.py)
+
+
+def test_the_form_shows_any_recipe_and_reads_it_back() -> None:
+    from lsd_jax.web.form import params_from_ui, ui_values
+
+    cases = [
+        lsd_jax.RenderParams(),
+        lsd_jax.make_params(seed=5, codec="gif", loop_bars=2, classes=[1, 2], speed_fpm="beat", quality=20),
+        lsd_jax.make_params(contrast_strength=0.3, band_react=[0.1, 0.2, 0.3], soundtrack=False, resolution=128),
+        lsd_jax.make_params(class_shuffle_seconds=[1, 2.5], keyframe_w_plus=False, duration=3, width=64, height=32),
+    ]
+    for params in cases:
+        assert lsd_jax.make_params(**params_from_ui(ui_values(params))) == params
+    on = lsd_jax.make_params(flash_percussive=False)  # on at its default strength: the page shows 0.5
+    back = lsd_jax.make_params(**params_from_ui(ui_values(on)))
+    assert (back.flash_on, back.effect_strength("flash"), back.flash_percussive) == (True, 0.5, False)
+
+
+@pytest.mark.slow
+def test_the_page_fills_the_form_from_a_video_and_refuses_a_bad_one(workdir) -> None:
+    from lsd_jax.web import page
+    from lsd_jax.web.config import AppConfig
+    from lsd_jax.web.form import recipe_to_ui
+
+    lsd_jax.render("song.wav", output="take.mp4", seed=11, pulse_react=0.9, motion_audio="song.wav", **KW)
+    values, note = recipe_to_ui(workdir / "take.mp4")
+    assert (values["seed"], values["pulse_react"], values["resolution"], values["style"]) == (11, 0.9, 32, "default")
+    assert "upload the song song.wav" in note and "motion_audio song.wav" in note
+
+    demo = page.build_app(AppConfig(examples="off", warm_up=False))
+    try:
+        fn = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "_from_recipe")
+        out = fn(str(workdir / "take.mp4"))
+        assert 11 in out and out[-1].startswith("Loaded the recipe of take.mp4")
+        with VideoWriter("bad.mp4", fps=10, size=(16, 16), recipe='{"lsd_jax_recipe": 1') as vw:
+            vw.write(np.zeros((2, 16, 16, 3), np.uint8))
+        out = fn(str(workdir / "bad.mp4"))
+        assert "recipe: not valid JSON" in out[-1] and str(workdir) not in out[-1]  # no server path shown
+    finally:
+        demo.close()

@@ -197,6 +197,49 @@ def _keyframes_from_ui(times: Any, images: Any) -> dict[float, str] | None:
     return dict(zip(t, images))
 
 
+def ui_values(params: Any) -> dict[str, Any]:
+    """The widgets' values that show ``params`` (a RenderParams; e.g. a video's recipe, to render it again):
+    the inverse of :func:`params_from_ui` for every widget but the files (stems, keyframe images), which the
+    visitor uploads again."""
+    out: dict[str, Any] = {}
+    for name, f in _FIELDS.items():
+        if f.kind in ("file", "files") or name == "keyframe_times":
+            continue
+        p, v = PARAM[name], getattr(params, name)
+        if f.kind == "tristate":
+            v = next(label for label, value in p.labels if value == v)
+        elif f.kind in ("text", "speed"):
+            v = p.format(v) if v is not None else ""
+        elif v is None and name in ("contrast_strength", "flash_strength") and getattr(params, f"{name[:-9]}_on"):
+            v = params.effect_strength(name[:-9])  # on at its default strength (the page's 0 is off)
+        elif v is None and (p.zero_unset or f.kind == "slider"):
+            v = 0
+        out[name] = v
+    return out
+
+
+def recipe_to_ui(path: Any) -> tuple[dict[str, Any], str]:
+    """The widgets' values and a note for the page from the recipe inside a video made by lsd-jax (``path``):
+    its parameters (:func:`ui_values`), its style when it is the default or a catalogue name; the note says
+    what to upload again (the song, a style file, stems). A ParamError or OutputError when it has no good recipe."""
+    from pathlib import Path
+
+    from ..media.recipe import read_recipe
+
+    rec = read_recipe(str(getattr(path, "name", path)))
+    values = ui_values(rec.params)
+    again = [f"the song {rec.song}"]
+    if rec.style == "default" or rec.style in catalogue_names():
+        values["style"] = rec.style
+    else:
+        again.append(f"the style file {Path(rec.style).name}")
+    again += [f"{name} {Path(str(getattr(rec.params, name))).name}" for name in STEMS if getattr(rec.params, name)]
+    if rec.params.keyframes:
+        again.append("the keyframe images")
+    note = f"Loaded the recipe of {Path(str(getattr(path, 'name', path))).name}; upload {', '.join(again)}"
+    return values, note + ", change what you like (e.g. the resolution) and render again."
+
+
 def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
     """Widget values -> keyword arguments for :func:`make_params` (missing ones: the page's
     defaults). 0 or empty means "not set" where the library's default is None; an effect

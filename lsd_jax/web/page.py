@@ -34,10 +34,10 @@ from typing import Any
 import gradio as gr
 
 from ..errors import AudioError, LsdError, ParamError, StyleError
-from ..params import GROUPS
+from ..params import GROUPS, RenderParams
 from . import examples as ex
 from .config import AppConfig, client_key, duration_text
-from .form import INPUT_NAMES, Field, component, page_fields, style_choices, ui_defaults
+from .form import INPUT_NAMES, Field, component, page_fields, recipe_to_ui, style_choices, ui_defaults, ui_values
 from .jobs import Busy, Job, JobCancelled, Jobs, Run, python_snippet
 from .speed import estimate_text, speed_key, time_left
 
@@ -720,6 +720,11 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 show_all = gr.Checkbox(
                     False, label="also list the styles this server cannot download", elem_id="show-all-styles"
                 )
+                recipe_file = gr.File(
+                    label="render again: a video made with lsd-jax fills the form from its recipe",
+                    file_types=[".mp4", ".mov", ".webm", ".json"],
+                    elem_id="recipe-file",
+                )
                 if cfg.examples != "off":
                     example_song = str(jobs.example_song(ex.SECONDS))
                     example_box = gr.Column(elem_id="examples")
@@ -746,6 +751,27 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         missing = set(INPUT_NAMES) - set(c)
         assert not missing, missing
         inputs = [c[n] for n in INPUT_NAMES]
+        recipe_names = tuple(ui_values(RenderParams()))
+        recipe_targets = [c[n] for n in recipe_names] + [c["style"], status]
+
+        def _from_recipe(file: Any) -> list[Any]:
+            if file is None:
+                return [gr.skip()] * len(recipe_targets)
+            try:
+                values, note = recipe_to_ui(file)
+            except LsdError as e:  # a foreign or tampered recipe: say why, change nothing
+                return [gr.skip()] * (len(recipe_targets) - 1) + [f"⚠️ {public_message(str(e))}"]
+            return [values[n] for n in recipe_names] + [values.get("style", gr.skip()), public_message(note)]
+
+        recipe_file.upload(
+            _from_recipe,
+            recipe_file,
+            recipe_targets,
+            api_visibility="private",
+            show_progress="hidden",
+            concurrency_id="lsd-jax-page",
+            concurrency_limit=None,
+        )
         buttons = [preview_btn, render_btn, cancel_btn]
 
         def begin(session: str | None, with_live: bool) -> tuple[Any, ...]:
