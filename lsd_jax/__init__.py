@@ -26,8 +26,7 @@ from .errors import (
     StyleError,
 )
 from .params import EffectsGenerator, RenderParams, make_params
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 # public name -> the module that defines it (imported on first use)
 _LAZY = {

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # bottom → top; a folder or a top-level module of lsd_jax, or converters
 LAYERS: list[tuple[str, ...]] = [
     ("converters",),
-    ("lsd_jax.errors", "lsd_jax.memory", "lsd_jax.testing"),
+    ("lsd_jax.errors", "lsd_jax.memory", "lsd_jax.testing", "lsd_jax.version"),
     ("lsd_jax.params",),
     ("lsd_jax.media", "lsd_jax.models", "lsd_jax.flags"),
     ("lsd_jax.store",),
@@ -40,6 +40,11 @@ def room(module: str) -> str:
     return ".".join(parts[:2])
 
 
+def _is_module(name: str) -> bool:
+    path = ROOT.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -58,8 +63,8 @@ def imports(path: Path) -> list[tuple[int, str]]:
             else:
                 target = node.module or ""
             targets = [target]
-            if target in ("lsd_jax", "converters") or target.count(".") == 1:  # `from pkg import module`
-                targets = [f"{target}.{a.name}" for a in node.names]
+            if target in ("lsd_jax", "converters") or target.count(".") == 1:  # `from pkg import module`?
+                targets = [f"{target}.{a.name}" if _is_module(f"{target}.{a.name}") else target for a in node.names]
             found += [(node.lineno, t) for t in targets]
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names]

@@ -463,7 +463,7 @@ def render(
         progress=bool(progress),
         max_seconds=max_seconds,
     )
-    from .. import __version__
+    from ..version import __version__
 
     recipe = recipe_text(make_recipe(params, song, style_fingerprint(style), version=__version__))
     soundtrack = prep.features.soundtrack  # decoded by the analysis (no second decode)
@@ -538,7 +538,7 @@ def from_recipe(
     folder or a recipe ``.json``): the song and style from the recipe unless given, its files found in the working
     folder and checked against their sha256; ``changes``: parameters that override the recipe's. Pass the result
     to :func:`render` (``render(song, style, out, params=params)``)."""
-    from .. import __version__
+    from ..version import __version__
 
     rec = read_recipe(source)
     if rec.version != __version__:
