@@ -483,6 +483,7 @@ def _chord(seconds: float = 2.0) -> np.ndarray:
     return normalise(sum(tone(f, seconds, amp=0.2) for f in notes), 0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:n_fft=.* is too large:UserWarning")  # librosa's own call, on a short signal
 def test_cqt_chroma_is_librosas_chroma_cqt_pooled_into_frames(tmp_path):
     """At fps = sr/512 each frame holds exactly two analysis columns (hop 256): the frame's chroma is the mean of

@@ -90,6 +90,7 @@ def test_matches_oracle_at_every_truncation(models, net128, serialization) -> No
         _close(out, expect)
 
 
+@pytest.mark.slow
 def test_statistics_interpolation_order_is_the_packages(models, net128) -> None:
     """At 0.123 the package weighs row 6 by 0.15 and row 7 by 0.85 (coef goes to the lower row); an ordinary lerp
     gives a clearly different image, so the agreement above pins the order down."""

@@ -69,6 +69,7 @@ def test_keyframe_frame_is_the_projected_image_and_motion_resumes(files):
     assert np.abs(np.diff(frames[k + 11 :], axis=0)).mean() > 0.1
 
 
+@pytest.mark.slow
 def test_band_react_and_noise_react_change_the_frames(files):
     plain = prepare(files["song"], str(files["pkl"]), progress=False, **BASE)
     banded = prepare(files["song"], str(files["pkl"]), band_react=(0.5, 0.5, 0.5), progress=False, **BASE)

@@ -120,6 +120,7 @@ def test_python_api_and_clear_errors(folder, song, tmp_path) -> None:
     assert not list(out.iterdir())  # nothing written
 
 
+@pytest.mark.slow
 def test_dmv_renders_through_the_render_writer_loop_with_batch_size_as_an_upper_bound(
     folder, song, tmp_path, monkeypatch
 ) -> None:

@@ -130,6 +130,7 @@ def test_the_style_changes_while_playing_without_stopping_the_clock():
     assert not np.all(frames[0].image[..., 0] == frames[0].image[..., 1])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_a_file_with_nan_samples_is_refused_clearly_without_aborting(tmp_path):
     """Issue 29: ``lsd-jax live --input`` with NaN samples printed its error and then aborted (exit 134) as the

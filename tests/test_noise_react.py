@@ -72,6 +72,7 @@ def test_gain_is_per_sample(mode):
     assert not np.allclose(batch[2], default[2], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_gain_scales_the_noise_like_noise_strength():
     p, ws = _params(), _ws()
     doubled = jax.tree_util.tree_map_with_path(

@@ -114,6 +114,7 @@ def test_converged():
     assert P.converged([1.0, float("nan")], 1e-3)
 
 
+@pytest.mark.slow
 def test_cache_hit_miss_and_damaged_file():
     g = gen()
     u8, _ = target()

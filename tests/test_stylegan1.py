@@ -338,6 +338,7 @@ def test_traced_noise_mode_equals_the_named_modes() -> None:
 # The product: load_generator, the Generator API and styles drive StyleGAN 1 like StyleGAN2.
 
 
+@pytest.mark.slow
 def test_load_generator_runs_stylegan1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LSD_JAX_CACHE", str(tmp_path / "cache"))
     static = nvs.SMALL["64"]  # its G_style defaults: psi 0.5, cutoff 4
@@ -626,6 +627,7 @@ def test_tf_zero_dim_variables_as_session_run_returns_them() -> None:
 # Conditional StyleGAN 1 (label_size > 0): G_mapping's LabelConcat.
 
 
+@pytest.mark.slow
 def test_conditional_pickle_converts_and_matches_oracle() -> None:
     static = nvs.CONDITIONAL
     n = Net(static, seed=11)
@@ -662,6 +664,7 @@ def test_conditional_pickle_converts_and_matches_oracle() -> None:
         n.model.map_latents(z, c[:, :4])
 
 
+@pytest.mark.slow
 def test_conditional_pickle_renders_with_class_vectors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``lsd_jax.render(song, style=cond_sg1.pkl)``: the style takes class vectors (chroma → classes) as
     StyleGAN2's conditional styles do."""

@@ -316,6 +316,7 @@ def test_compiles_once_per_shape():
     assert len(traces) == 2
 
 
+@pytest.mark.slow
 def test_functional_forms():
     cfg, state, gen = model(c_dim=5)
     z, c = latents(cfg, 2)

@@ -360,6 +360,7 @@ def test_translation_shifts_the_fourier_features():
         assert np.abs(moved - base).max() > 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["t32-cond", "r32-cond"])
 def test_translation_moves_the_image(name):
     """Integer-pixel moves at the input sampling rate move the whole image (alias-free: exactly, away from the
@@ -397,6 +398,7 @@ def test_config_r_is_equivariant_to_quarter_turns():
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_generator_attributes():
     cfg, state, gen = _model("t32-cond")
     assert (gen.family, gen.z_dim, gen.c_dim, gen.w_dim, gen.img_resolution, gen.num_ws) == (

@@ -83,6 +83,7 @@ def test_render_gives_an_mp4_and_reports_real_frames(rendered):
     assert rendered["video"].parent.parent == rendered["jobs"].workdirs.root  # in the app's own folder
 
 
+@pytest.mark.slow
 def test_snippet_reproduces_the_parameters(rendered, monkeypatch):
     job = rendered["job"]
     snippet = J.python_snippet(job)
@@ -241,6 +242,7 @@ def test_a_cancelled_render_stops_within_two_seconds_and_leaves_nothing(songs, t
         assert jobs.cancel("a") == 0  # a finished render is not "cancelled" afterwards
 
 
+@pytest.mark.slow
 def test_cancel_counts_a_run_its_handler_stopped_a_moment_before(songs, tmp_path):
     """A Cancel click makes Gradio close the run's handler (which cancels the run) and call the page's cancel:
     in either order, the page is told that a job was cancelled."""

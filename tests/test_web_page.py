@@ -372,6 +372,7 @@ def test_a_client_cancels_a_job_and_the_queue_serves_the_next_at_once(served, so
     )
 
 
+@pytest.mark.slow
 def test_one_address_queues_at_most_per_client_jobs_whatever_its_sessions(served, songs, tmp_path):
     """UGLY (issue 29): one client with 17 sessions filled the queue for everyone. Gradio's queue takes at most
     ``per_client`` render/preview events from one address (refused when it queues them: its validator)."""
