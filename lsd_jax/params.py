@@ -41,12 +41,12 @@ CHROMA_MODES = ("stft", "cqt")
 NOISE_MODES = ("const", "random", "none")
 #: How a frame of another aspect than the model's is made (``frame_fit``), each with its one line of help.
 FRAME_FIT_HELP = {
-    "native": "the generator makes the frame's shape itself (StyleGAN3: a wider view of its canvas; others: pad-reflect)",
+    "native": "the generator makes the shape itself (StyleGAN3: a wider view of its canvas; others: pad-reflect)",
     "crop": "the square frame's centre is cropped to the aspect, then resized (the only way before frame_fit)",
-    "pad-reflect": "the generator's 4x4 input is widened by mirroring it (StyleGAN3: as native)",
-    "pad-replicate": "the generator's 4x4 input is widened by repeating its edge (StyleGAN3: as native)",
-    "pad-circular": "the generator's 4x4 input is widened by wrapping it around (StyleGAN3: as native)",
-    "stretch": "the generator's 4x4 input is stretched to the aspect (StyleGAN3: as native)",
+    "pad-reflect": "the generator's first feature map is widened by mirroring it (StyleGAN3: as native)",
+    "pad-replicate": "the generator's first feature map is widened by repeating its edge (StyleGAN3: as native)",
+    "pad-circular": "the generator's first feature map is widened by wrapping it around (StyleGAN3: as native)",
+    "stretch": "the generator's first feature map is stretched to the aspect (StyleGAN3: as native)",
 }
 FRAME_FITS = tuple(FRAME_FIT_HELP)
 COMPUTE_DTYPES = ("float32", "bfloat16")

@@ -427,7 +427,8 @@ class Synthesis(nnx.Module):
         noises = self._noises(noise_mode, key, noise_gain, ws.shape[0], grid, widen_mode)
         x = None
         for i, name in enumerate(self.block_names):  # block i reads ws 2i and 2i + 1
-            x = getattr(self, name)(x, ws[:, 2 * i : 2 * i + 2], noises[2 * i : 2 * i + 2], grid=grid, widen_mode=widen_mode)
+            block_ws, block_noises = ws[:, 2 * i : 2 * i + 2], noises[2 * i : 2 * i + 2]
+            x = getattr(self, name)(x, block_ws, block_noises, grid=grid, widen_mode=widen_mode)
         img = self.ToRGB_lod0(x)
         return img if size is None else trim_centre(img, size)
 

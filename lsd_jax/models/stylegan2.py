@@ -360,8 +360,8 @@ class SynthesisNetwork(nnx.Module):
         stored = []
         for b in self.blocks():
             for name in b.layers():
-                s = b.res // 4
-                stored.append(widen(getattr(b, name).noise_const[...][None, :, :, None], (grid[0] * s, grid[1] * s), mode))
+                s, noise = b.res // 4, getattr(b, name).noise_const[...][None, :, :, None]
+                stored.append(widen(noise, (grid[0] * s, grid[1] * s), mode))
         return noise_inputs(noise_mode, key, noise_gain, stored, n)
 
     def __call__(
