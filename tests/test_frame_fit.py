@@ -263,3 +263,12 @@ def test_each_frame_fit_compiles_its_own_step_once_and_keyframe_free_styles_are_
     # the default style (a CPPN) renders any size itself: frame_fit leaves it alone
     cppn = resolve_style(None)
     assert cppn.with_frame_fit("pad-circular") is cppn
+
+
+def test_bench_native_rows_count_the_generated_pixels():
+    from lsd_jax import bench
+
+    # a 1024 model at 16:9 makes 1024x1820 (its own pixels): the 4x4 const widened to 4x8, 2048 wide, trimmed
+    assert bench.ops_grid(1024, (1024, 1820)) == (1024, 2048)
+    assert bench.ops_grid(256, (256, 455)) == (256, 512)
+    assert bench.ops_grid(256, (256, 256)) == (256, 256)
