@@ -272,3 +272,49 @@ def test_bench_native_rows_count_the_generated_pixels():
     assert bench.ops_grid(1024, (1024, 1820)) == (1024, 2048)
     assert bench.ops_grid(256, (256, 455)) == (256, 512)
     assert bench.ops_grid(256, (256, 256)) == (256, 256)
+
+
+# --- several formats from one render
+
+
+def test_format_sizes_come_from_the_shorter_side():
+    from lsd_jax.engine.pipeline import format_size
+
+    assert format_size("16:9", 1080) == (1080, 1920)
+    assert format_size("9:16", 1080) == (1920, 1080)
+    assert format_size("1:1", 1080) == (1080, 1080)
+    for bad in ("16x9", "0:1", "wide"):
+        with pytest.raises(ParamError, match="formats"):
+            format_size(bad, 1080)
+
+
+@pytest.mark.slow
+def test_several_formats_from_one_analysis_each_with_the_song(song_and_pkl, tmp_path, monkeypatch):
+    from lsd_jax.audio import analysis
+    from lsd_jax.engine.pipeline import render_formats
+    from lsd_jax.media import decode
+    from lsd_jax.media.video import probe_video
+
+    song, pkl = song_and_pkl
+    calls = {"analyze": 0, "read_audio": 0}
+    real_analyze, real_read = analysis.analyze, decode.read_audio
+
+    def analyze(*a, **k):
+        calls["analyze"] += 1
+        return real_analyze(*a, **k)
+
+    def read_audio(*a, **k):
+        calls["read_audio"] += 1
+        return real_read(*a, **k)
+
+    monkeypatch.setattr(analysis, "analyze", analyze)
+    monkeypatch.setattr(decode, "read_audio", read_audio)
+    results = render_formats(
+        song, str(pkl), formats="16:9,9:16,1:1", output=tmp_path / "song.mp4", resolution=16, fps=8, progress=False
+    )
+    assert calls == {"analyze": 1, "read_audio": 1}
+    assert [r.path.name for r in results] == ["song.16x9.mp4", "song.9x16.mp4", "song.1x1.mp4"]
+    for r, (w, h) in zip(results, [(28, 16), (16, 28), (16, 16)], strict=True):
+        info = probe_video(r.path)
+        assert (info["width"], info["height"]) == (w, h)
+        assert info["audio_streams"] == 1 and info["n_frames"] == results[0].n_frames
