@@ -253,10 +253,15 @@ def test_render_at_16_9_shows_the_full_height_and_crop_is_todays_output(song_and
 def test_each_frame_fit_compiles_its_own_step_once_and_keyframe_free_styles_are_unchanged(song_and_pkl):
     song, pkl = song_and_pkl
     outs = {}
+    from lsd_jax.engine.step import frame_step
+
     for fit in FRAME_FITS:
         prep = prepare(song, str(pkl), width=48, height=16, fps=4, progress=False, batch_size=2, frame_fit=fit)
         outs[fit] = _frames(prep, 2)
+        compiled = frame_step._cache_size()
         chex.assert_shape(outs[fit], (2, 16, 48, 3))
+        np.testing.assert_array_equal(_frames(prep, 2), outs[fit])
+        assert frame_step._cache_size() == compiled  # the next batch reuses the step: one compile per shape
     assert not np.array_equal(outs["native"], outs["crop"])
     assert np.array_equal(outs["native"], outs["pad-reflect"])  # native is reflect for StyleGAN2
     assert not np.array_equal(outs["pad-reflect"], outs["pad-circular"])
