@@ -323,3 +323,39 @@ def test_several_formats_from_one_analysis_each_with_the_song(song_and_pkl, tmp_
         info = probe_video(r.path)
         assert (info["width"], info["height"]) == (w, h)
         assert info["audio_streams"] == 1 and info["n_frames"] == results[0].n_frames
+
+
+@pytest.mark.slow
+def test_keyframes_project_the_square_and_land_in_a_wide_render(tmp_path):
+    from PIL import Image
+
+    from lsd_jax.engine.step import fit
+    from lsd_jax.styles.generator import load_generator
+
+    sr = 22050
+    t = np.arange(sr * 3) / sr
+    sf.write(tmp_path / "song.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr)
+    config = sg2_config(img_resolution=32)
+    pkl = nv.write_torch_pickle(tmp_path / "g.pkl", config, random_sg2_state(config, 7))
+    gen = load_generator(pkl)
+    target = gen(np.random.default_rng(1).standard_normal((1, config["z_dim"])).astype(np.float32))
+    Image.fromarray(np.clip((np.asarray(target[0]) + 1) * 127.5, 0, 255).astype(np.uint8)).save(tmp_path / "k.png")
+    fps = 8
+    prep = prepare(
+        tmp_path / "song.wav",
+        str(pkl),
+        width=64,
+        height=36,
+        fps=fps,
+        keyframes={1.5: str(tmp_path / "k.png")},
+        projection_steps=40,
+        progress=False,
+    )
+    k = int(1.5 * fps)
+    frame = prep.frames([k])[0].astype(np.float32)
+    chex.assert_shape(frame, (36, 64, 3))
+    # the keyframe's w (projected from the square image) made at the wide shape by the network itself
+    proj = np.asarray(prep.style.variables["control"]["key_ws"][0])[None]
+    wide = gen.synthesis(proj, size=frame_shape((32, 32), (36, 64), "native"))
+    want = np.clip(np.round((np.asarray(fit(wide, (36, 64)))[0] + 1) * 127.5), 0, 255)
+    assert np.abs(frame - want).max() <= 1.0
