@@ -91,7 +91,7 @@ class StyleGANProgram:
                 w = keyframe_weight(inputs["frame"], ctl["key_frames"], ctl["window"])
                 gain = 1.0 + (gain - 1.0) * (1.0 - w)
         key = latent_noise_keys(z, cc) if model.has_noise else None
-        res = model.img_resolution
+        res = model.img_resolution if self.frame_fit != "crop" else 0
         shape = frame_shape((res, res), size, self.frame_fit)
         kw = {} if shape is None else {"size": shape, "widen_mode": WIDEN_MODE[self.frame_fit]}
         return model.synthesize(

@@ -82,7 +82,7 @@ class ModuleProgram:
         from flax import nnx
 
         model = nnx.merge(self.graphdef, variables["model"])
-        res = model.img_resolution
+        res = model.img_resolution if self.frame_fit != "crop" else 0
         shape = frame_shape((res, res), size, self.frame_fit)
         kw = {} if shape is None else {"size": shape, "widen_mode": WIDEN_MODE[self.frame_fit]}
         return model.frame_images(inputs, variables.get("settings", {}), consts=variables.get("consts"), **kw)
