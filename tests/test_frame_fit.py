@@ -326,6 +326,7 @@ def test_several_formats_from_one_analysis_each_with_the_song(song_and_pkl, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:keyframe at")  # 40 projection steps: a rough projection is enough here
 def test_keyframes_project_the_square_and_land_in_a_wide_render(tmp_path):
     from PIL import Image
 
