@@ -9,7 +9,9 @@ Prints tables (medians of repeated, warmed-up runs; every ratio is measured with
 3. songs end to end: time in audio analysis, latents and the frame loop, the frame step and the
    encoding each alone, and end-to-end frames/s against generator-only frames/s;
 4. bfloat16 against float32; 5. peak memory of a 1-minute and a 4-minute render;
-6. BigGAN-deep 256² and 512² (full width, random weights): frames/s and fraction of peak (``--skip biggan``).
+6. BigGAN-deep 256² and 512² (full width, random weights): frames/s and fraction of peak (``--skip biggan``);
+7. native frames (``frame_fit="native"``): StyleGAN2 paper256 at 455×256 and config-f at 1920×1080 next to their
+   square sizes: frames/s, fraction of peak and time per generated megapixel (``--skip native``).
 
 ``--live`` runs only the live section: a click track played into a live session in real time (the default style
 at 256², 30 fps, 60 s; 15 s with ``--quick``), with and without resolution drops: sustained frames/s, dropped
@@ -67,10 +69,14 @@ def peak_flops(n: int = 4096, repeats: int = 5) -> float:
     return 2.0 * n**3 / _median_time(lambda: f(a, b), repeats)
 
 
-def step_throughput(style: Any, size: tuple[int, int], batch: int, repeats: int = 3) -> dict[str, float]:
-    """Frames/s, FLOPs/frame and compile time of the compiled frame step (no encoding)."""
+def step_throughput(
+    style: Any, size: tuple[int, int], batch: int, repeats: int = 3, frame_fit: str = "crop"
+) -> dict[str, float]:
+    """Frames/s, FLOPs/frame and compile time of the compiled frame step (no encoding), the style making frames
+    of another aspect the ``frame_fit`` way."""
     from .engine.step import EffectPlan, make_frame_step
 
+    style = style.with_frame_fit(frame_fit)
     rng = np.random.default_rng(0)
     inputs = {
         "z": jnp.asarray(np.clip(rng.normal(size=(batch, style.z_dim)), -2, 2), jnp.float32),
@@ -249,6 +255,51 @@ def print_live(seconds: float) -> None:
     )
     load = os.getloadavg()
     print(f"load average after: {load[0]:.1f} (1 min)\n", flush=True)
+
+
+def native_section(peak: float, repeats: int, quick: bool) -> None:
+    """Native widescreen frames against the square: the cost should follow the generated pixels (same % of
+    peak)."""
+    from .styles.style import frame_shape
+    from .testing import config_f_config, paper256_config
+
+    rows = []
+    for name, config, sizes in (
+        ("StyleGAN2 paper256", paper256_config(), ((256, 256), (256, 455))),
+        ("StyleGAN2 config-f", config_f_config(), ((1024, 1024), (1080, 1920))),
+    ):
+        style = _sg2_style(config)
+        res = style.native_size[0]
+        for size in sizes:
+            fit = "crop" if size[0] == size[1] else "native"
+            m = step_throughput(style, size, 1, repeats, frame_fit=fit)
+            gh, gw = frame_shape((res, res), size, fit) or (res, res)
+            grid = ops_grid(res, (gh, gw))
+            achieved = m["fps"] * m["flops_per_frame"]
+            mpx = grid[0] * grid[1] / 1e6
+            rows.append(
+                [
+                    name,
+                    f"{size[1]}x{size[0]}",
+                    f"{grid[1]}x{grid[0]}",
+                    f"{m['fps']:.3f}",
+                    f"{m['flops_per_frame'] / 1e9:.2f}",
+                    f"{achieved / peak:.0%}",
+                    f"{1.0 / (m['fps'] * mpx):.2f}",
+                ]
+            )
+    print_table(
+        ["style / config", "video", "generated", "frames/s", "GFLOP/frame", "of peak", "s per generated Mpx"], rows
+    )
+    print()
+
+
+def ops_grid(res: int, shape: tuple[int, int]) -> tuple[int, int]:
+    """The (h, w) a StyleGAN2 of ``res`` generates before trimming to ``shape`` (its 4×4 const widened)."""
+    from .models.ops import widened_grid
+
+    gh, gw = widened_grid(4, res, shape)
+    return gh * res // 4, gw * res // 4
 
 
 def _sg2_style(config: dict) -> Any:
@@ -551,7 +602,7 @@ def main(argv: list[str] | None = None) -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["default", "paper256", "config-f", "song", "memory", "bf16", "biggan"],
+        choices=["default", "paper256", "config-f", "song", "memory", "bf16", "biggan", "native"],
         help="sections to skip",
     )
     ap.add_argument(
@@ -675,6 +726,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if "biggan" not in args.skip:
         biggan_section(peak, repeats, args.quick)
+    if "native" not in args.skip:
+        native_section(peak, repeats, args.quick)
 
     if "memory" not in args.skip:
         lengths = (15.0, 60.0) if args.quick else (60.0, 240.0)

@@ -39,6 +39,16 @@ PULSE_MODES = ("loudness", "onset")
 NORMALIZE_MODES = ("global", "running")
 CHROMA_MODES = ("stft", "cqt")
 NOISE_MODES = ("const", "random", "none")
+#: How a frame of another aspect than the model's is made (``frame_fit``), each with its one line of help.
+FRAME_FIT_HELP = {
+    "native": "the generator makes the shape itself (StyleGAN3: a wider view of its canvas; others: pad-reflect)",
+    "crop": "the square frame's centre is cropped to the aspect, then resized (the only way before frame_fit)",
+    "pad-reflect": "the generator's first feature map is widened by mirroring it (StyleGAN3: as native)",
+    "pad-replicate": "the generator's first feature map is widened by repeating its edge (StyleGAN3: as native)",
+    "pad-circular": "the generator's first feature map is widened by wrapping it around (StyleGAN3: as native)",
+    "stretch": "the generator's first feature map is stretched to the aspect (StyleGAN3: as native)",
+}
+FRAME_FITS = tuple(FRAME_FIT_HELP)
 COMPUTE_DTYPES = ("float32", "bfloat16")
 SPEED_MODES = ("beat", "bar")
 MAX_RESOLUTION = 4096
@@ -640,6 +650,15 @@ class RenderParams:
         step=2,
         zero_unset="use resolution",
         label="Height",
+    )
+    frame_fit: str = table_field(
+        CHOICE,
+        "native",
+        "how a frame whose aspect differs from the model's is made: "
+        + "; ".join(f"{k}: {v}" for k, v in FRAME_FIT_HELP.items()),
+        "size",
+        choices=FRAME_FITS,
+        label="Frame shape",
     )
     batch_size: int | None = table_field(
         INTEGER,

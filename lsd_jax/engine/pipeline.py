@@ -11,6 +11,7 @@ stays flat whatever the song's length) and returns a :class:`RenderResult`. Deep
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -318,6 +319,7 @@ def prepare(
     )
 
     size = output_size(style_obj, params)
+    style_obj = style_obj.with_frame_fit(params.frame_fit)  # the generator makes the video's aspect itself
     plan = plan_effects(params, size)
     inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats), **extra}
     if params.rotate_react or params.translate_react:
@@ -586,3 +588,78 @@ def warm_up(style: Any = None, *, params: RenderParams | None = None, seconds: f
         song = write_demo_song(Path(d) / "warm.wav", seconds=max(1.0, seconds))
         prepare(song, style, params=params, progress=False).frames([0])
     return time.perf_counter() - t
+
+
+def format_size(fmt: str, short_side: int) -> tuple[int, int]:
+    """(H, W) of an aspect ``fmt`` ("16:9", "9:16", "1:1") whose shorter side is ``short_side`` (both even):
+    1080 → (1080, 1920), (1920, 1080), (1080, 1080)."""
+    try:
+        a, b = (int(x) for x in str(fmt).split(":"))
+        if a <= 0 or b <= 0:
+            raise ValueError
+    except ValueError:
+        raise ParamError(f'formats: {fmt!r} is not an aspect like "16:9", "9:16" or "1:1"') from None
+    long = 2 * round(short_side * max(a, b) / min(a, b) / 2)
+    return (short_side, long) if a >= b else (long, short_side)
+
+
+def render_formats(
+    song: str | os.PathLike[str],
+    style: Any = None,
+    *,
+    formats: Any = ("16:9", "9:16", "1:1"),
+    output: str | os.PathLike[str] = "lsd.mp4",
+    params: RenderParams | None = None,
+    progress: bool | ProgressFn = True,
+    **kwargs: Any,
+) -> list[RenderResult]:
+    """One file per aspect in ``formats`` (e.g. ``output="song.mp4"`` → ``song.16x9.mp4``, ``song.9x16.mp4``,
+    ``song.1x1.mp4``) from ONE audio analysis and one latent path (no second decode, no second projection),
+    each frame generated at its own shape (``frame_fit``); shapes from the shorter side ``resolution``
+    (default 1080): 1080 → 1920×1080, 1080×1920, 1080×1080. Every file has the song muxed in."""
+    params = render_params(params, **kwargs)
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    if not formats:
+        raise ParamError('formats: give at least one aspect, e.g. "16:9,9:16,1:1"')
+    short = params.resolution or 1080
+    sizes = [format_size(f, short) for f in formats]
+    if len(set(sizes)) != len(sizes):
+        raise ParamError(f"formats: {', '.join(map(str, formats))} name the same shape twice")
+    base = resolve_output(output, render_inputs(song, style, params))
+    outs = [base.with_name(f"{base.stem}.{f.replace(':', 'x')}{base.suffix}") for f in formats]
+    for o in outs:
+        resolve_output(o, render_inputs(song, style, params))  # each checked before any work
+    (h0, w0), t0 = sizes[0], time.perf_counter()
+    prep = prepare(song, style, params=params.replace(width=w0, height=h0), progress=bool(progress))
+    results = []
+    for size, out in zip(sizes, outs, strict=True):
+        if size == prep.size:
+            step, plan = prep.step, prep.plan
+        else:
+            plan = plan_effects(params, size)
+            step = build_frame_step(
+                prep.style,
+                size,
+                plan,
+                settings=render_settings(prep.params, prep.style),
+                batch=params.batch_size,
+                example=prep.inputs,
+                compute_dtype=params.compute_dtype,
+            )
+        t = time.perf_counter()
+        write_video(
+            out,
+            step,
+            prep.inputs,
+            plan,
+            fps=prep.features.fps,
+            audio=prep.features.soundtrack,
+            progress=progress,
+        )
+        timings = dataclasses.replace(prep.timings)
+        timings.frames = time.perf_counter() - t
+        timings.total = time.perf_counter() - t0
+        timings.n_frames = prep.n_frames
+        results.append(RenderResult(out, prep.n_frames, float(prep.features.fps), size, timings, timings.tempo_bpm))
+    return results

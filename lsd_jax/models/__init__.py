@@ -24,11 +24,14 @@ How to add a model (e.g. StyleGAN1, BigGAN):
 2. ``lsd_jax/models/<name>.py``: the NNX module with the paths above, ``abstract`` and ``from_state``, and the
    attributes ``family``, ``z_dim``, ``c_dim``, ``img_resolution``, ``has_noise``, ``supports_transform``.
 3. Its step entry point: a w-space model (``map_latents(z, c, truncation_psi, truncation_cutoff) -> ws`` and
-   ``synthesize(ws, *, noise_mode, key, noise_gain, transform, consts) -> images``, plus ``w_dim``/``num_ws``;
+   ``synthesize(ws, *, noise_mode, key, noise_gain, transform, consts, size, widen_mode) -> images``, plus
+   ``w_dim``/``num_ws``; ``size`` (H, W) asks for a frame of that shape made by the network itself (its first
+   feature map widened by ``widen_mode``, :data:`.ops.WIDEN_MODES`; StyleGAN3: its Fourier grid);
    whatever its submodules are called, e.g. TF names) is driven by :class:`lsd_jax.styles.program.StyleGANProgram`
    (keyframes, bands, noise reactivity for free); any other model (e.g. class-conditional BigGAN, whose
    truncation is in its sampling) implements
-   ``frame_images(inputs, settings, *, size, consts=None) -> (B, h, w, 3)`` in about [-1, 1], with ``inputs`` the
+   ``frame_images(inputs, settings, *, size=None, widen_mode, consts=None) -> (B, h, w, 3)`` in about [-1, 1]
+   (``size``: as for ``synthesize``; None: the native square), with ``inputs`` the
    per-frame arrays (``z`` (B, z_dim), ``c`` (B, c_dim), ...) and ``settings`` the render-setting arrays
    (``truncation_psi``, ``truncation_cutoff``, ``noise_mode``), and is driven by
    :class:`lsd_jax.styles.style.ModuleProgram`.

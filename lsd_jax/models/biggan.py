@@ -44,7 +44,7 @@ from flax import nnx
 from jax import lax
 
 from ..errors import ConversionError, ParamError
-from .ops import Buffer, load_module
+from .ops import Buffer, load_module, trim_centre, widen, widened_grid
 
 __all__ = [
     "BigGAN",
@@ -275,12 +275,23 @@ class Generator(nnx.Module):
         self.conv_to_rgb = Conv(ch, ch, 3)
         self.width = ch
 
-    def __call__(self, cond: Array, stats_w: Array) -> Array:
+    def __call__(
+        self,
+        cond: Array,
+        stats_w: Array,
+        frame: tuple[int, int, int] | None = None,
+        widen_mode: str = "reflect",
+    ) -> Array:
+        """cond (N, 2·z_dim) → (N, R, R, 3); ``frame`` (R, H, W): (N, H, W, 3), the first block's output widened
+        by ``widen_mode`` (:data:`.ops.WIDEN_MODES`) to the next grid that covers it, the excess trimmed evenly."""
         x = self.gen_z(cond).reshape(cond.shape[0], 4, 4, 16 * self.width)
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             x = layer(x, cond, stats_w) if isinstance(layer, GenBlock) else layer(x)
+            if i == 0 and frame is not None:
+                x = widen(x, widened_grid(int(x.shape[1]), frame[0], frame[1:]), widen_mode)
         x = _relu(self.bn(x, stats_w))
-        return jnp.tanh(self.conv_to_rgb(x, out_channels=3))
+        x = jnp.tanh(self.conv_to_rgb(x, out_channels=3))
+        return x if frame is None else trim_centre(x, frame[1:])
 
 
 class BigGAN(nnx.Module):
@@ -311,27 +322,42 @@ class BigGAN(nnx.Module):
     def __call__(self, z: Array, c: Array, truncation: Any = 1.0) -> Array:
         return self.generate(z, c, bn_stats_weights(truncation, self.spec.n_stats))
 
-    def generate(self, z: Array, c: Array, stats_w: Array) -> Array:
+    def generate(
+        self,
+        z: Array,
+        c: Array,
+        stats_w: Array,
+        size: tuple[int, int] | None = None,
+        widen_mode: str = "reflect",
+    ) -> Array:
         """As ``__call__`` with the batch-norm statistics weights (:func:`bn_stats_weights`) given. Computes in the
-        weights' dtype (float32; bfloat16 when the state was cast)."""
+        weights' dtype (float32; bfloat16 when the state was cast). ``size`` (H, W): (N, H, W, 3), the feature
+        map widened after the first block (``widen_mode``: :data:`.ops.WIDEN_MODES`)."""
         dt = self.embeddings.weight[...].dtype
         z, c, stats_w = (jnp.asarray(a, dt) for a in (z, c, stats_w))
         cond = jnp.concatenate([z, self.embeddings(c)], axis=1)
-        return self.generator(cond, stats_w)
+        frame = None if size is None else (self.spec.img_resolution, *size)
+        return self.generator(cond, stats_w, frame, widen_mode)
 
     def frame_images(
-        self, inputs: dict[str, Array], settings: dict[str, Array], *, size: tuple[int, int], consts: Any = None
+        self,
+        inputs: dict[str, Array],
+        settings: dict[str, Array],
+        *,
+        size: tuple[int, int] | None = None,
+        widen_mode: str = "reflect",
+        consts: Any = None,
     ) -> Array:
         """The render step's entry (see :mod:`lsd_jax.models`): ``inputs["z"]`` (B, z_dim), ``inputs["c"]``
         (B, num_classes) and ``settings["bn_stats_weights"]`` (n_stats,) from :func:`bn_stats_weights` (computed on
-        the host by the style, so the package's float64 rule holds and a new truncation never recompiles). The
-        native size is returned whatever ``size`` is (the step resizes)."""
+        the host by the style, so the package's float64 rule holds and a new truncation never recompiles). ``size``
+        (H, W) in the model's pixels, or None for the native square (the step resizes either)."""
         if "bn_stats_weights" not in settings:
             raise ParamError(
                 "a BigGAN step needs settings['bn_stats_weights'] (lsd_jax.styles.style.render_settings(params, "
                 "style) computes it from the truncation)"
             )
-        return self.generate(inputs["z"], inputs["c"], settings["bn_stats_weights"])
+        return self.generate(inputs["z"], inputs["c"], settings["bn_stats_weights"], size, widen_mode)
 
 
 # --------------------------------------------------------------------------------------------------------------

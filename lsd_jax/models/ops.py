@@ -455,13 +455,15 @@ def _is_typed_key(key: Array) -> bool:
     return jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
 
 
-def unit_noise(key: Array, sizes: list[int], n: int) -> list[Array]:
-    """Unit normal noise (n, res, res, 1) for every layer, drawn in ONE random call (fast to compile and run).
+def unit_noise(key: Array, sizes: list[Any], n: int) -> list[Array]:
+    """Unit normal noise (n, h, w, 1) for every layer (``sizes``: ``res`` for res×res, or (h, w)), drawn in ONE
+    random call (fast to compile and run).
 
     ``key`` is one PRNG key (the whole batch drawn from it) or one key per sample (a sample's noise then depends
     only on its own key)."""
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    total = sum(r * r for r in sizes)
+    shapes = [(s, s) if isinstance(s, int) else tuple(s) for s in sizes]
+    total = sum(h * w for h, w in shapes)
     batched = key.ndim == (1 if _is_typed_key(key) else 2)
     if batched:
         if key.shape[0] != n:
@@ -470,9 +472,9 @@ def unit_noise(key: Array, sizes: list[int], n: int) -> list[Array]:
     else:
         flat = jax.random.normal(key, (n, total))
     out, start = [], 0
-    for r in sizes:
-        out.append(flat[:, start : start + r * r].reshape(n, r, r, 1))
-        start += r * r
+    for h, w in shapes:
+        out.append(flat[:, start : start + h * w].reshape(n, h, w, 1))
+        start += h * w
     return out
 
 
@@ -498,7 +500,7 @@ def noise_inputs(
     noise_mode_index(noise_mode)
     if static and noise_mode == "none":
         return [None] * len(stored)
-    sizes = [int(s.shape[1]) for s in stored]
+    sizes = [(int(s.shape[1]), int(s.shape[2])) for s in stored]
     if static and noise_mode == "const":
         noises = list(stored)
     elif static:  # random
@@ -512,7 +514,7 @@ def noise_inputs(
         unit = lax.cond(
             mode == 1,
             lambda k: unit_noise(k, sizes, n),
-            lambda k: [jnp.zeros((n, r, r, 1), jnp.float32) for r in sizes],
+            lambda k: [jnp.zeros((n, h, w, 1), jnp.float32) for h, w in sizes],
             key,
         )
         noises = [
@@ -526,3 +528,48 @@ def noise_inputs(
         raise ValueError(f"noise_gain must be a scalar or have shape ({n},), got {g.shape}")
     g = jnp.broadcast_to(g.reshape(-1), (n,))[:, None, None, None]
     return [z * g.astype(z.dtype) for z in noises]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Frames of another shape than the square (widened feature maps, see the issue "native widescreen")
+# ---------------------------------------------------------------------------------------------------------------
+
+#: How a feature map is widened: padding as ``jnp.pad`` names it, or a resize.
+WIDEN_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap", "stretch": None}
+
+
+def widen(x: Array, shape: tuple[int, int], mode: str) -> Array:
+    """A feature map (N, h, w, C) widened to (N, H, W, C) (H ≥ h, W ≥ w), the original in the centre: padded
+    evenly (``reflect``/``replicate``/``circular``) or resized (``stretch``). Unchanged at its own shape."""
+    if mode not in WIDEN_MODES:
+        raise ValueError(f"widen mode must be one of {tuple(WIDEN_MODES)}, got {mode!r}")
+    h, w = int(x.shape[1]), int(x.shape[2])
+    H, W = shape
+    if (H, W) == (h, w):
+        return x
+    if H < h or W < w:
+        raise ValueError(f"cannot widen a {h}x{w} feature map to the smaller {H}x{W}")
+    if WIDEN_MODES[mode] is None:
+        return jax.image.resize(x, (x.shape[0], H, W, x.shape[3]), method="linear").astype(x.dtype)
+    pads = ((0, 0), ((H - h) // 2, H - h - (H - h) // 2), ((W - w) // 2, W - w - (W - w) // 2), (0, 0))
+    return jnp.pad(x, pads, mode=WIDEN_MODES[mode])
+
+
+def widened_grid(base: int, res: int, size: tuple[int, int]) -> tuple[int, int]:
+    """The (h, w) to widen a ``base``×``base`` feature map to, for an image of at least ``size`` (H, W) where the
+    square network makes ``res``×``res``: each side the next that covers it, widened by an even number of cells
+    (so the square sits exactly in the centre and trimming the excess evenly never cuts into it)."""
+    scale = res // base
+
+    def side(n: int) -> int:
+        cells = max(base, -(-n // scale))
+        return cells + (cells - base) % 2
+
+    return side(size[0]), side(size[1])
+
+
+def trim_centre(x: Array, size: tuple[int, int]) -> Array:
+    """The centre (N, H, W, C) of x (N, h, w, C), the excess trimmed evenly."""
+    H, W = size
+    top, left = (x.shape[1] - H) // 2, (x.shape[2] - W) // 2
+    return x[:, top : top + H, left : left + W]

@@ -49,7 +49,19 @@ from flax import nnx
 from jax import lax
 
 from ..errors import ConversionError
-from .ops import DN, Buffer, conv_same, load_module, noise_inputs, normalize_2nd_moment, truncation_args, zeros
+from .ops import (
+    DN,
+    Buffer,
+    conv_same,
+    load_module,
+    noise_inputs,
+    normalize_2nd_moment,
+    trim_centre,
+    truncation_args,
+    widen,
+    widened_grid,
+    zeros,
+)
 from .ops import NOISE_MODES as NOISE_MODES  # re-exported: the modes' names and their traced indices
 
 Array = jax.Array
@@ -242,12 +254,19 @@ class Layer(nnx.Module):
         self.use_pixel_norm = bool(sk["use_pixel_norm"])
         self.use_instance_norm = bool(sk["use_instance_norm"])
 
-    def __call__(self, x: Array | None, w: Array, noise: Array | None) -> Array:
+    def __call__(
+        self,
+        x: Array | None,
+        w: Array,
+        noise: Array | None,
+        grid: tuple[int, int] = (4, 4),
+        widen_mode: str = "reflect",
+    ) -> Array:
         """x (N, h, w, I) (None for the constant), w (N, w_dim), noise (N or 1, H, W, 1) unit noise or None
-        → (N, H, W, O)."""
+        → (N, H, W, O). The constant is widened to ``grid`` by ``widen_mode`` (:data:`.ops.WIDEN_MODES`)."""
         if self.kind == "const":
-            c = self.const[...]
-            x = jnp.broadcast_to(jnp.transpose(c[0], (1, 2, 0))[None], (w.shape[0], 4, 4, c.shape[1]))
+            c = widen(jnp.transpose(self.const[...], (0, 2, 3, 1)), grid, widen_mode)
+            x = jnp.broadcast_to(c, (w.shape[0],) + c.shape[1:])
         elif self.kind == "up":
             x = upscale2d_conv2d(x, self.weight[...] * self.weight_coef, self.fused)
             if self.blur_taps is not None:
@@ -274,11 +293,11 @@ class Block(nnx.Module):
         for name, layer in layers.items():
             setattr(self, name, layer)
 
-    def __call__(self, x: Array | None, ws: Array, noises: list[Array | None]) -> Array:
+    def __call__(self, x: Array | None, ws: Array, noises: list[Array | None], **widening: Any) -> Array:
         """x (N, R/2, R/2, I) (None at 4×4), ws (N, 2, w_dim) this block's two ws, noises one per layer →
-        (N, R, R, O)."""
+        (N, R, R, O); ``widening``: ``grid`` and ``widen_mode`` for the constant (see :meth:`Layer.__call__`)."""
         for i, name in enumerate(self.layer_names):
-            x = getattr(self, name)(x, ws[:, i], noises[i])
+            x = getattr(self, name)(x, ws[:, i], noises[i], **(widening if name == "Const" else {}))
         return x
 
 
@@ -368,25 +387,50 @@ class Synthesis(nnx.Module):
     def noise_shapes(self) -> list[int]:
         return [2 ** (i // 2 + 2) for i in range(self.num_ws)]
 
-    def _noises(self, noise_mode: Any, key: Array | None, noise_gain: Array | None, n: int) -> list[Array | None]:
-        """Each layer's unit noise (N or 1, r, r, 1) times ``noise_gain``, or None (no noise)."""
+    def _noises(
+        self,
+        noise_mode: Any,
+        key: Array | None,
+        noise_gain: Array | None,
+        n: int,
+        grid: tuple[int, int] = (4, 4),
+        mode: str = "reflect",
+    ) -> list[Array | None]:
+        """Each layer's unit noise (N or 1, r, r, 1) times ``noise_gain``, or None (no noise); on a ``grid``
+        wider than 4×4 the stored noise is widened like the constant (random noise drawn at the wider shape)."""
         if not self.use_noise:
             return [None] * self.num_ws
-        stored = [jnp.transpose(getattr(self, f"noise{i}")[...], (0, 2, 3, 1)) for i in range(self.num_ws)]
+        stored = []
+        for i, r in enumerate(self.noise_shapes()):
+            s = r // 4
+            noise = jnp.transpose(getattr(self, f"noise{i}")[...], (0, 2, 3, 1))
+            stored.append(widen(noise, (grid[0] * s, grid[1] * s), mode))
         return noise_inputs(noise_mode, key, noise_gain, stored, n)
 
     def __call__(
-        self, ws: Array, noise_mode: Any = "const", key: Array | None = None, noise_gain: Array | None = None
+        self,
+        ws: Array,
+        noise_mode: Any = "const",
+        key: Array | None = None,
+        noise_gain: Array | None = None,
+        size: tuple[int, int] | None = None,
+        widen_mode: str = "reflect",
     ) -> Array:
+        """ws (N, num_ws, w_dim) → images (N, R, R, C); ``size`` (H, W): (N, H, W, C), the 4×4 constant widened
+        by ``widen_mode`` (:data:`.ops.WIDEN_MODES`) to the next grid that covers it, the excess trimmed evenly."""
         dtype = self.ToRGB_lod0.bias.dtype  # float32; bfloat16 when the state is (compute_dtype)
         ws = jnp.asarray(ws, dtype)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape (N, {self.num_ws}, {self.w_dim}), got {ws.shape}")
-        noises = self._noises(noise_mode, key, noise_gain, ws.shape[0])
+        res = 2 ** (len(self.block_names) + 1)
+        grid = (4, 4) if size is None else widened_grid(4, res, size)
+        noises = self._noises(noise_mode, key, noise_gain, ws.shape[0], grid, widen_mode)
         x = None
         for i, name in enumerate(self.block_names):  # block i reads ws 2i and 2i + 1
-            x = getattr(self, name)(x, ws[:, 2 * i : 2 * i + 2], noises[2 * i : 2 * i + 2])
-        return self.ToRGB_lod0(x)
+            block_ws, block_noises = ws[:, 2 * i : 2 * i + 2], noises[2 * i : 2 * i + 2]
+            x = getattr(self, name)(x, block_ws, block_noises, grid=grid, widen_mode=widen_mode)
+        img = self.ToRGB_lod0(x)
+        return img if size is None else trim_centre(img, size)
 
 
 class StyleGAN1(nnx.Module):
@@ -421,10 +465,13 @@ class StyleGAN1(nnx.Module):
         noise_gain: Array | None = None,
         transform: Array | None = None,
         consts: dict[str, Any] | None = None,
+        size: tuple[int, int] | None = None,
+        widen_mode: str = "reflect",
     ) -> Array:
+        """ws → images (N, R, R, C), or (N, H, W, C) for ``size`` (see :meth:`Synthesis.__call__`)."""
         if transform is not None:
             raise ValueError("transform is only supported by StyleGAN3 generators")
-        return self.synthesis(ws, noise_mode, key, noise_gain)
+        return self.synthesis(ws, noise_mode, key, noise_gain, size, widen_mode)
 
     def truncate(self, ws: Array, truncation_psi: Any = 1.0, truncation_cutoff: Any = None) -> Array:
         """``G_style``'s truncation: ``avg + (w − avg)·ψ`` on layers ``< cutoff``; ψ == 1 (or cutoff ≤ 0) leaves

@@ -68,8 +68,11 @@ from .ops import (
     load_module,
     lrelu,
     noise_inputs,
+    trim_centre,
     up_conv,
     upsample2d,
+    widen,
+    widened_grid,
     zeros,
 )
 
@@ -297,15 +300,19 @@ class SynthesisBlock(nnx.Module):
         ws: Array,
         noises: list[Array | None],
         consts: dict[str, Any] | None = None,
+        grid: tuple[int, int] = (4, 4),
+        widen_mode: str = "reflect",
     ) -> tuple[Array, Array | None]:
         """NVIDIA's ``SynthesisBlock.forward``: x (N, res/2, res/2, cin) (None at 4×4), img (N, res/2, res/2, C) or
         None, ws (N, num_conv + num_torgb, w_dim) this block's ws, noises one per :meth:`layers` entry →
-        (x (N, res, res, cout), img (N, res, res, C) or None)."""
+        (x (N, res, res, cout), img (N, res, res, C) or None). ``grid``: the const widened to it (``widen_mode``);
+        every later map is that much wider."""
         consts = {name: getattr(self, name).constants() for name in self.layers()} if consts is None else consts
         w_iter = iter([ws[:, i] for i in range(ws.shape[1])])  # NVIDIA's ws.unbind(dim=1)
         if self.res == 4:
             const = jnp.transpose(self.const[...], (1, 2, 0))
-            x = jnp.broadcast_to(const[None], (ws.shape[0],) + const.shape)
+            x = widen(const[None], grid, widen_mode)
+            x = jnp.broadcast_to(x, (ws.shape[0],) + x.shape[1:])
             x = self.conv1(x, next(w_iter), noises[0], consts=consts["conv1"])
         elif self.resnet:
             y = self.skip(x, _SQRT_HALF)
@@ -338,9 +345,23 @@ class SynthesisNetwork(nnx.Module):
         """Every layer's :meth:`SynthesisLayer.constants`, as ``{"b8": {"conv0": {...}, ...}, ...}``."""
         return {f"b{b.res}": {name: getattr(b, name).constants() for name in b.layers()} for b in self.blocks()}
 
-    def _noise(self, noise_mode: Any, key: Array | None, noise_gain: Array | None, n: int) -> list[Array | None]:
-        """The noise input of every layer in order (b4.conv1, b8.conv0, b8.conv1, ...), before its strength."""
-        stored = [getattr(b, name).noise_const[...][None, :, :, None] for b in self.blocks() for name in b.layers()]
+    def _noise(
+        self,
+        noise_mode: Any,
+        key: Array | None,
+        noise_gain: Array | None,
+        n: int,
+        grid: tuple[int, int] = (4, 4),
+        mode: str = "reflect",
+    ) -> list[Array | None]:
+        """The noise input of every layer in order (b4.conv1, b8.conv0, b8.conv1, ...), before its strength; on a
+        ``grid`` wider than 4×4 the stored noise is widened the same way as the const (random noise is drawn at
+        the wider shape)."""
+        stored = []
+        for b in self.blocks():
+            for name in b.layers():
+                s, noise = b.res // 4, getattr(b, name).noise_const[...][None, :, :, None]
+                stored.append(widen(noise, (grid[0] * s, grid[1] * s), mode))
         return noise_inputs(noise_mode, key, noise_gain, stored, n)
 
     def __call__(
@@ -350,8 +371,12 @@ class SynthesisNetwork(nnx.Module):
         key: Array | None = None,
         noise_gain: Array | None = None,
         consts: dict[str, Any] | None = None,
+        size: tuple[int, int] | None = None,
+        widen_mode: str = "reflect",
     ) -> Array:
-        """ws (N, num_ws, w_dim) → images (N, R, R, img_channels), NHWC, no output scaling (≈[-1, 1]).
+        """ws (N, num_ws, w_dim) → images (N, R, R, img_channels), NHWC, no output scaling (≈[-1, 1]); with
+        ``size`` (H, W): images (N, H, W, img_channels), the 4×4 const widened by ``widen_mode``
+        (:data:`.ops.WIDEN_MODES`) to the next grid that covers it, the excess trimmed evenly.
 
         ``noise_mode``: a name or a traced :data:`NOISE_MODES` index (see the module docstring); ``key``: one PRNG
         key or one per sample. ``noise_gain``: None, or a per-sample (N,) (or scalar) factor on every layer's noise
@@ -363,14 +388,16 @@ class SynthesisNetwork(nnx.Module):
             raise ValueError(f"ws must have shape (N, {spec.num_ws}, {spec.w_dim}), got {ws.shape}")
         n = ws.shape[0]
         consts = self.constants() if consts is None else consts
-        noises = self._noise(noise_mode, key, noise_gain, n)
+        grid = (4, 4) if size is None else widened_grid(4, spec.img_resolution, size)
+        noises = self._noise(noise_mode, key, noise_gain, n, grid, widen_mode)
         x = img = None
         w_idx = 0
         for blk in self.blocks():  # a block reads num_conv + num_torgb ws; the next starts num_conv further
             k = blk.num_conv
-            x, img = blk(x, img, ws[:, w_idx : w_idx + k + blk.num_torgb], noises[:k], consts[f"b{blk.res}"])
+            blk_ws = ws[:, w_idx : w_idx + k + blk.num_torgb]
+            x, img = blk(x, img, blk_ws, noises[:k], consts[f"b{blk.res}"], grid=grid, widen_mode=widen_mode)
             w_idx, noises = w_idx + k, noises[k:]
-        return img
+        return img if size is None else trim_centre(img, size)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -410,10 +437,13 @@ class StyleGAN2(MappedGenerator, nnx.Module):
         noise_gain: Array | None = None,
         transform: Array | None = None,
         consts: dict[str, Any] | None = None,
+        size: tuple[int, int] | None = None,
+        widen_mode: str = "reflect",
     ) -> Array:
+        """ws → images (N, R, R, 3), or (N, H, W, 3) for ``size`` (see :meth:`SynthesisNetwork.__call__`)."""
         if transform is not None:
             raise ValueError("transform is only supported by StyleGAN3 generators")
-        return self.synthesis(ws, noise_mode, key, noise_gain, consts)
+        return self.synthesis(ws, noise_mode, key, noise_gain, consts, size=size, widen_mode=widen_mode)
 
     def __call__(
         self,

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import jax
@@ -73,6 +74,7 @@ from .ops import (
     filtered_lrelu,
     load_module,
     noise_mode_index,
+    trim_centre,
     zeros,
 )
 
@@ -311,9 +313,10 @@ class SynthesisInput(nnx.Module):
         self.phases = Buffer(zeros(C))
         self.spec = spec
 
-    def __call__(self, w: Array, transform: Array | None = None) -> Array:
+    def __call__(self, w: Array, transform: Array | None = None, extra: tuple[int, int] = (0, 0)) -> Array:
         """w (N, w_dim) → (N, H, W, C). ``transform``: per-sample (N, 3, 3) (or one (3, 3)) replacing the stored
-        ``transform`` buffer (NVIDIA's user-specified inverse transform)."""
+        ``transform`` buffer (NVIDIA's user-specified inverse transform). ``extra``: (x, y) samples more on each
+        side, on the same grid (same sampling rate): a wider view of the same features."""
         n = w.shape[0]
         t = self.affine(w)  # (N, 4) = (r_c, r_s, t_x, t_y)
         t = t * lax.rsqrt(jnp.sum(jnp.square(t[:, :2]), axis=1, keepdims=True))
@@ -334,7 +337,7 @@ class SynthesisInput(nnx.Module):
         freqs = jnp.einsum("ck,nkj->ncj", freqs0, T[:, :2, :2])  # (N, C, 2)
         sr, bw = self.spec.sampling_rate, self.spec.bandwidth
         amp = jnp.clip(1 - (jnp.sqrt(jnp.sum(jnp.square(freqs), axis=2)) - bw) / (sr / 2 - bw), 0, 1)
-        W, H = self.spec.size
+        W, H = self.spec.size[0] + 2 * extra[0], self.spec.size[1] + 2 * extra[1]
         gx = jnp.asarray((np.arange(W) + 0.5 - W / 2) / sr, jnp.float32)
         gy = jnp.asarray((np.arange(H) + 0.5 - H / 2) / sr, jnp.float32)
         arg = (
@@ -373,7 +376,11 @@ class SynthesisLayer(nnx.Module):
         out["kernel"] = jnp.transpose(w * gain, (2, 3, 1, 0))
         return out
 
-    def __call__(self, x: Array, w: Array, consts: dict[str, Array] | None = None) -> Array:
+    def __call__(
+        self, x: Array, w: Array, consts: dict[str, Array] | None = None, extra: tuple[int, int] = (0, 0)
+    ) -> Array:
+        """x (N, h, w, I) → (N, h', w', O); ``extra``: (x, y) pixels more on each side of ``x`` than the layer's
+        ``in_size`` (its output then has ``extra·up/down`` more on each side)."""
         L = self.spec
         c = self.constants() if consts is None else consts
         s = self.affine(w)
@@ -404,7 +411,7 @@ class SynthesisLayer(nnx.Module):
             up=L.up,
             down=L.down,
             padding=L.padding,
-            tmp_size=L.tmp_size,
+            tmp_size=(L.tmp_size[0] + 2 * extra[0] * L.up, L.tmp_size[1] + 2 * extra[1] * L.up),
             down_radial=L.down_radial,
             linear=L.is_torgb,
             clamp=L.conv_clamp,
@@ -423,21 +430,48 @@ class SynthesisNetwork(nnx.Module):
     def constants(self) -> dict[str, Any]:
         return {L.name: getattr(self, L.name).constants() for L in self.spec.layers}
 
-    def __call__(self, ws: Array, transform: Array | None = None, consts: dict[str, Any] | None = None) -> Array:
+    def margins(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(x, y) input samples to add on each side so the output covers ``size`` (H, W): the smallest counts
+        whose growth ``extra·Π up/down`` is whole at every layer."""
+        ratios, r = [], Fraction(1)
+        for L in self.spec.layers:
+            r *= Fraction(L.up, L.down)
+            ratios.append(r)
+        unit = math.lcm(*(q.denominator for q in ratios))
+        res = self.spec.img_resolution
+
+        def side(n: int) -> int:
+            need = max(0, -(-(n - res) // 2))  # output pixels per side
+            return unit * math.ceil(Fraction(need) / (unit * r))
+
+        return side(size[1]), side(size[0])
+
+    def __call__(
+        self,
+        ws: Array,
+        transform: Array | None = None,
+        consts: dict[str, Any] | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> Array:
         """ws (N, num_ws, w_dim) → images (N, R, R, img_channels), times ``output_scale`` (≈[-1, 1]).
         ``transform``: optional per-sample (N, 3, 3) (or one (3, 3)) inverse transform replacing the stored
-        ``synthesis.input.transform`` buffer (see :func:`transform_matrix`); it may be traced."""
+        ``synthesis.input.transform`` buffer (see :func:`transform_matrix`); it may be traced. ``size`` (H, W):
+        images (N, H, W, img_channels) from the input's Fourier features sampled on a wider grid (same sampling
+        rate, bandwidth and transform), the excess trimmed evenly; the network is translation-equivariant, so
+        the centre is the square frame (the infinite canvas)."""
         spec = self.spec
         ws = jnp.asarray(ws, self.input.weight.dtype)  # float32; bfloat16 when the state is (compute_dtype)
         if ws.ndim != 3 or ws.shape[1:] != (spec.num_ws, spec.w_dim):
             raise ValueError(f"ws must have shape (N, {spec.num_ws}, {spec.w_dim}), got {ws.shape}")
         consts = self.constants() if consts is None else consts
-        x = self.input(ws[:, 0], transform)
+        ex, ey = (0, 0) if size is None else self.margins(size)
+        x = self.input(ws[:, 0], transform, (ex, ey))
         for i, L in enumerate(spec.layers):
-            x = getattr(self, L.name)(x, ws[:, i + 1], consts[L.name])
+            x = getattr(self, L.name)(x, ws[:, i + 1], consts[L.name], (ex, ey))
+            ex, ey = ex * L.up // L.down, ey * L.up // L.down
         if spec.output_scale != 1:
             x = x * spec.output_scale
-        return x
+        return x if size is None else trim_centre(x, size)
 
 
 class StyleGAN3(MappedGenerator, nnx.Module):
@@ -471,11 +505,14 @@ class StyleGAN3(MappedGenerator, nnx.Module):
         noise_gain: Array | None = None,
         transform: Array | None = None,
         consts: dict[str, Any] | None = None,
+        size: tuple[int, int] | None = None,
+        widen_mode: str = "reflect",
     ) -> Array:
         """StyleGAN3 has no noise inputs: ``noise_mode`` (checked when a name), ``key`` and ``noise_gain`` are
-        ignored."""
+        ignored. ``size`` (H, W): a wider view of the same canvas (see :meth:`SynthesisNetwork.__call__`); every
+        ``widen_mode`` gives it (the Fourier grid is StyleGAN3's own way to widen)."""
         noise_mode_index(noise_mode)
-        return self.synthesis(ws, transform, consts)
+        return self.synthesis(ws, transform, consts, size=size)
 
     def __call__(
         self,

@@ -80,10 +80,11 @@ def _mapping_jit(graphdef, state, z, c, psi, cutoff):
     return nnx.merge(graphdef, state).map_latents(z, c, psi, cutoff)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode"))
-def _synthesis_jit(graphdef, state, ws, noise_mode, key, transform, noise_gain):
+@functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode", "size", "widen_mode"))
+def _synthesis_jit(graphdef, state, ws, noise_mode, key, transform, noise_gain, size=None, widen_mode="reflect"):
+    kw = {} if size is None else {"size": size, "widen_mode": widen_mode}
     return nnx.merge(graphdef, state).synthesize(
-        ws, noise_mode=noise_mode, key=key, transform=transform, noise_gain=noise_gain
+        ws, noise_mode=noise_mode, key=key, transform=transform, noise_gain=noise_gain, **kw
     )
 
 
@@ -149,13 +150,19 @@ def synthesis_fn(
     key: Array | None = None,
     transform: Array | None = None,
     noise_gain: Array | None = None,
+    size: tuple[int, int] | None = None,
+    widen_mode: str = "reflect",
 ) -> Array:
     """Jitted synthesis with the state explicit: ws → images (N, R, R, 3) float32. StyleGAN3: ``noise_mode``,
     ``key`` and ``noise_gain`` are ignored (it has no noise inputs) and ``transform`` (N, 3, 3) may replace the
-    input transform. ``noise_gain`` (N,): per-sample noise strength (traced; None = 1)."""
+    input transform. ``noise_gain`` (N,): per-sample noise strength (traced; None = 1). ``size`` (H, W), in the
+    generator's pixels: images (N, H, W, 3) made by the generator itself (StyleGAN3: a wider view of its canvas;
+    StyleGAN 1/2: the 4×4 const widened by ``widen_mode``, one of ``reflect``, ``replicate``, ``circular``,
+    ``stretch``)."""
     model = nnx.merge(graphdef, state)
     noise_mode, key, transform = _args(model, noise_mode, key, transform, int(np.shape(ws)[0]))
-    return _synthesis_jit(graphdef, state, ws, noise_mode, key, transform, noise_gain)
+    size = None if size is None else (int(size[0]), int(size[1]))
+    return _synthesis_jit(graphdef, state, ws, noise_mode, key, transform, noise_gain, size, widen_mode)
 
 
 def generate_fn(
@@ -247,8 +254,11 @@ class Generator(_ModuleGenerator):
         key: Array | None = None,
         transform: Array | None = None,
         noise_gain: Array | None = None,
+        size: tuple[int, int] | None = None,
+        widen_mode: str = "reflect",
     ) -> Array:
-        return synthesis_fn(*nnx.split(self.module), ws, noise_mode, key, transform, noise_gain)
+        """ws → images (N, R, R, 3), or (N, H, W, 3) for ``size`` (see :func:`synthesis_fn`)."""
+        return synthesis_fn(*nnx.split(self.module), ws, noise_mode, key, transform, noise_gain, size, widen_mode)
 
     def __call__(
         self,

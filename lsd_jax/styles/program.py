@@ -24,7 +24,7 @@ from ..audio.bands import apply_bands
 from ..errors import ParamError
 from ..params import RenderParams
 from .keyframe_blend import blend_keyframes, keyframe_weight
-from .style import Style
+from .style import WIDEN_MODE, Style, frame_shape
 
 Array = jax.Array
 _log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class StyleGANProgram:
     graphdef: Any
     bands: tuple[int, ...] | None = None  # the band driving each layer, when band_react is on
     keyframes: bool = False
+    frame_fit: str = "crop"  # how a frame of another aspect is made (see lsd_jax.styles.style.frame_shape)
 
     def constants(self, model_state: Any) -> Any:
         from flax import nnx  # here: the default style's render path never loads Flax
@@ -90,6 +91,9 @@ class StyleGANProgram:
                 w = keyframe_weight(inputs["frame"], ctl["key_frames"], ctl["window"])
                 gain = 1.0 + (gain - 1.0) * (1.0 - w)
         key = latent_noise_keys(z, cc) if model.has_noise else None
+        res = model.img_resolution if self.frame_fit != "crop" else 0
+        shape = frame_shape((res, res), size, self.frame_fit)
+        kw = {} if shape is None else {"size": shape, "widen_mode": WIDEN_MODE[self.frame_fit]}
         return model.synthesize(
             ws,
             noise_mode=s["noise_mode"],
@@ -97,6 +101,7 @@ class StyleGANProgram:
             noise_gain=gain,
             transform=inputs.get("transform"),
             consts=variables.get("consts"),
+            **kw,
         )
 
 

@@ -16,15 +16,17 @@ runs on the host, accepts a StyleGAN3 transform, has noise inputs, lets its w be
   of its truncation, exact in float64; a ParamError for parameters the style cannot honour);
 * ``class_index`` — optional: ``class_index(name) -> int``, so ``classes=`` may name classes (BigGAN: ImageNet).
 
-Styles that render any size (the embedded CPPN) return ``size`` exactly; styles with a native size (StyleGAN)
-ignore it and the frame step resizes.
+Styles that render any size (the embedded CPPN) return ``size`` exactly; styles with a native size (StyleGAN,
+BigGAN) make their own square, or with a ``frame_fit`` other than "crop" (a static field of their program,
+set by :meth:`Style.with_frame_fit`) a frame of the video's aspect in their own pixels
+(:func:`frame_shape`); the frame step then resizes.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jax
@@ -32,11 +34,35 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import ParamError
-from ..params import NOISE_MODES, RenderParams  # the models' noise-mode indices (tests check they agree)
+from ..params import FRAME_FITS, NOISE_MODES, RenderParams  # the models' noise-mode indices (tests check they agree)
 
 Array = jax.Array
 #: ``truncation_cutoff`` "none": every layer is truncated (compared with the layer index).
 CUTOFF_ALL = int(np.iinfo(np.int32).max)
+
+
+#: The generators' widening mode (:data:`lsd_jax.models.ops.WIDEN_MODES`) for each ``frame_fit`` but "crop".
+WIDEN_MODE = {
+    "native": "reflect",
+    "pad-reflect": "reflect",
+    "pad-replicate": "replicate",
+    "pad-circular": "circular",
+    "stretch": "stretch",
+}
+
+
+def frame_shape(native: tuple[int, int], size: tuple[int, int], frame_fit: str) -> tuple[int, int] | None:
+    """The (h, w) a generator of ``native`` (h, w) size makes for a video of ``size`` (H, W): its own frame
+    widened (or made taller) to the video's aspect, never narrower, so it holds the whole native frame; None
+    where it makes its own frame (``frame_fit="crop"``, or the aspects agree)."""
+    if frame_fit not in FRAME_FITS:
+        raise ParamError(f"frame_fit must be one of {', '.join(FRAME_FITS)}; got {frame_fit!r}")
+    (nh, nw), (h, w) = native, size
+    if frame_fit == "crop" or nh * w == nw * h:
+        return None
+    if w * nh > h * nw:  # wider than the model's
+        return nh, max(nw, round(nh * w / h))
+    return max(nh, round(nw * h / w)), nw
 
 
 @dataclass(frozen=True)
@@ -44,6 +70,7 @@ class ModuleProgram:
     """Runs an NNX model's ``frame_images(inputs, settings, *, size, consts)`` (see :mod:`lsd_jax.models`)."""
 
     graphdef: Any
+    frame_fit: str = "crop"  # see frame_shape; the model's frame_images gets the shape to make, or None
 
     def constants(self, model_state: Any) -> Any:
         from flax import nnx  # here, not at import: the default style's render path never loads Flax
@@ -55,7 +82,10 @@ class ModuleProgram:
         from flax import nnx
 
         model = nnx.merge(self.graphdef, variables["model"])
-        return model.frame_images(inputs, variables.get("settings", {}), size=size, consts=variables.get("consts"))
+        res = model.img_resolution if self.frame_fit != "crop" else 0
+        shape = frame_shape((res, res), size, self.frame_fit)
+        kw = {} if shape is None else {"size": shape, "widen_mode": WIDEN_MODE[self.frame_fit]}
+        return model.frame_images(inputs, variables.get("settings", {}), consts=variables.get("consts"), **kw)
 
 
 @dataclass(frozen=True)
@@ -103,6 +133,16 @@ class Style:
             else:
                 out.append(int(c))
         return tuple(out)
+
+    def with_frame_fit(self, frame_fit: str) -> Style:
+        """This style making frames of the video's aspect the ``frame_fit`` way (see :func:`frame_shape`); styles
+        whose program has no ``frame_fit`` (the CPPN renders any size; host and callable styles) are returned
+        as they are (the step crops and resizes their frames)."""
+        if frame_fit not in FRAME_FITS:
+            raise ParamError(f"frame_fit must be one of {', '.join(FRAME_FITS)}; got {frame_fit!r}")
+        if self.native_size is None or not hasattr(self.program, "frame_fit"):
+            return self
+        return replace(self, program=replace(self.program, frame_fit=frame_fit))
 
     @property
     def host(self) -> bool:
