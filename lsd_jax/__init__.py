@@ -34,6 +34,7 @@ _LAZY = {
     "flash_effect": "engine.effects",
     "RenderResult": "engine.pipeline",
     "render": "engine.pipeline",
+    "render_formats": "engine.pipeline",
     "warm_up": "engine.pipeline",
     "Style": "styles.style",
     "LucidSonicDream": "compat",
@@ -68,6 +69,7 @@ __all__ = [
     "make_params",
     "read_recipe",
     "render",
+    "render_formats",
     "show_styles",
     "warm_up",
 ]

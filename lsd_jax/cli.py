@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="render again the take recorded in this video (or PNG folder, or recipe .json): its song, style and "
         "parameters; any flag given overrides one value",
     )
+    r.add_argument(
+        "--formats",
+        default=None,
+        metavar="ASPECTS",
+        help="several shapes from one render, e.g. 16:9,9:16,1:1: one file per aspect (song.16x9.mp4, ...), each "
+        "frame generated at its own shape, sizes from --resolution as the shorter side (default 1080)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument(
         "--no-audio", dest="soundtrack", action="store_false", default=argparse.SUPPRESS, help="a silent video"
@@ -241,6 +248,16 @@ def _run(args: argparse.Namespace) -> int:
             params = params_from(args)
             output = args.output or default_output(song, [args.style, *params.values()])
         age = seconds_since_process_start()
+        if getattr(args, "formats", None):
+            from .engine.pipeline import render_formats
+
+            with _info_log(not args.quiet):
+                results = render_formats(
+                    song, args.style, formats=args.formats, output=output, progress=not args.quiet, **params
+                )
+            for res in results:
+                print(f"wrote {res.path}  ({res.summary()})")
+            return 0
         with _info_log(not args.quiet):  # e.g. each keyframe's PSNR and time
             result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
         first, cpu = result.timings.first_frame, result.timings.first_frame_cpu

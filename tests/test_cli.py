@@ -379,3 +379,18 @@ def test_sighup_is_an_interrupt_unless_ignored_as_under_nohup(monkeypatch):
         assert received == [] and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+@pytest.mark.slow
+def test_formats_writes_one_file_per_aspect_from_one_render(song, tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    rc = main(["render", str(song), "-o", str(out), "--fps", "8", "--resolution", "16", "--formats", "16:9,1:1"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    for name, size in (("o.16x9.mp4", (28, 16)), ("o.1x1.mp4", (16, 16))):
+        info = probe_video(tmp_path / name)
+        assert (info["width"], info["height"]) == size and info["audio_streams"] == 1 and info["n_frames"] == 24
+        assert name in printed
+    assert not out.exists()  # the base name only names the files
+    assert main(["render", str(song), "-o", str(out), "--formats", "16x9"]) == 2
+    assert "formats" in capsys.readouterr().err
