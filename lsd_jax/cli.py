@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import LsdError, ParamError
+from .errors import DownloadError, LsdError, ParamError
 from .flags import add_param_arguments, params_from, text_parser
 
 
@@ -62,11 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_param_arguments(r)
 
     d = sub.add_parser("demo", help="render the built-in demo song with the default style")
-    d.add_argument("-o", "--output", default="demo.mp4")
-    d.add_argument("--seconds", type=float, default=12.0, help="length of the demo song (1 to 600 s)")
-    d.add_argument("--style", default="default")
-    d.add_argument("--quiet", action="store_true")
-    add_param_arguments(d)
+    d.add_argument("-o", "--output", default="demo.mp4", help="output file (default: demo.mp4)")
+    d.add_argument("--seconds", type=float, default=12.0, help="length of the demo song (1 to 600 s; default 12)")
+    d.add_argument(
+        "--style", default="default", help="'default' (the default), a catalogue name or a .pkl/.safetensors path"
+    )
+    d.add_argument("--quiet", action="store_true", help="no progress bar or stage lines")
+    add_param_arguments(d, defaults=DEMO_DEFAULTS)
 
     v = sub.add_parser(
         "dmv",
@@ -122,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sha256", default=None, help="checksum for --add")
     s.add_argument("--overwrite", action="store_true", help="with --add: replace an entry of the same name")
     return ap
+
+
+# the demo's own defaults where they differ from render's (its --help shows these)
+DEMO_DEFAULTS: dict[str, Any] = {"resolution": 256, "fps": 30.0, "contrast_strength": 0.3, "flash_strength": 0.2}
 
 
 def _dmv_params() -> Any:
@@ -223,13 +229,7 @@ def _run(args: argparse.Namespace) -> int:
             check_seconds(args.seconds)
             song = write_demo_song(cache_dir() / f"demo-{args.seconds:g}s.wav", seconds=args.seconds)
             output = args.output
-            params = {
-                "resolution": 256,
-                "fps": 30.0,
-                "contrast_strength": 0.3,
-                "flash_strength": 0.2,
-                **params_from(args),
-            }
+            params = {**DEMO_DEFAULTS, **params_from(args)}
         elif args.recipe is not None:
             from .engine.pipeline import from_recipe
             from .media.outputs import default_output, refuse_overwrite
@@ -282,7 +282,16 @@ def _run(args: argparse.Namespace) -> int:
         from .dmv.pipeline import deep_music_visualizer
 
         kwargs = {k: v for k, v in vars(args).items() if k in DMV_PARAM}
-        result = deep_music_visualizer(Path(args.song), args.model, progress=not args.quiet, **kwargs)
+        try:
+            result = deep_music_visualizer(Path(args.song), args.model, progress=not args.quiet, **kwargs)
+        except DownloadError as e:
+            if args.model is not None:
+                raise
+            # the catalogue's model could not be fetched: say how to give one already on disk
+            raise DownloadError(
+                f"{e} To use a BigGAN-deep checkpoint you have (config.json + pytorch_model.bin in one folder): "
+                f"lsd-jax dmv {args.song} --model FOLDER"
+            ) from None
         print(f"wrote {result.path}  ({result.summary()})")
         return 0
     if args.command == "convert":

@@ -48,11 +48,19 @@ def _metavar(p: Param) -> str:
     return _METAVAR[p.kind]
 
 
-def add_param_arguments(ap: argparse.ArgumentParser, names: Any = None, table: Any = None, groups: Any = None) -> None:
+def add_param_arguments(
+    ap: argparse.ArgumentParser,
+    names: Any = None,
+    table: Any = None,
+    groups: Any = None,
+    defaults: dict[str, Any] | None = None,
+) -> None:
     """One ``--name-with-dashes`` flag per parameter of the table (``--name_with_underscores``, Lucid
     Sonic Dreams' spelling, works too), grouped as in the table, each with its range and default.
     ``names``: only these parameters (default: all). Default table: the render parameters; ``lsd-jax dmv``
-    passes Deep Music Visualizer's table and groups."""
+    passes Deep Music Visualizer's table and groups. ``defaults``: the command's own defaults where they differ
+    from the table's (``lsd-jax live``: 30 fps, 256), shown in the help instead."""
+    defaults = defaults or {}
     table, groups = (PARAMS, GROUPS) if table is None else (table, groups)
     for group, title in groups.items():
         rows = [p for p in table if p.group == group and not p.api_only and (names is None or p.name in names)]
@@ -60,7 +68,8 @@ def add_param_arguments(ap: argparse.ArgumentParser, names: Any = None, table: A
             continue
         g = ap.add_argument_group(f"render parameters: {title.lower()}" if group == "basic" else title)
         for p in rows:
-            text = f"{p.help} [{p.range_text()}; default: {p.default_text()}]"
+            default = p.format(defaults[p.name]) if p.name in defaults else p.default_text()
+            text = f"{p.help} [{p.range_text()}; default: {default}]"
             g.add_argument(
                 f"--{p.name.replace('_', '-')}",
                 dest=p.name,

@@ -7,7 +7,12 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 if ! command -v uv >/dev/null; then
-  "$PY" -m pip install --quiet --user uv 2>/dev/null || "$PY" -m pip install --quiet uv
+  if "$PY" -m pip install --quiet --user uv 2>/dev/null; then
+    echo "install.sh: installed uv into $HOME/.local/bin (add it to your PATH to use uv yourself)"
+  else
+    "$PY" -m pip install --quiet uv
+    echo "install.sh: installed uv with $PY -m pip"
+  fi
   export PATH="$HOME/.local/bin:$PATH"
 fi
 UV="$(command -v uv || echo "$PY -m uv")"
@@ -15,3 +20,4 @@ UV="$(command -v uv || echo "$PY -m uv")"
 extras=""
 [ "${1:-}" = "--dev" ] && extras="[test]"
 $UV pip install --quiet --python .venv/bin/python -e ".${extras}"
+echo "install.sh: done. lsd-jax is in .venv/bin: run .venv/bin/lsd-jax, or 'source .venv/bin/activate' and then lsd-jax"

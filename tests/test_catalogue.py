@@ -233,18 +233,22 @@ def test_show_styles_is_offline_and_marks_downloaded(no_network, capsys, isolate
     cat.add_style("My Local Style", local)
     cat.show_styles()
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("default ") and "no download" in lines[0]  # the embedded style first
+    assert lines[0].startswith("default ") and "no download" in lines[0] and "works here" in lines[0]
     lines = lines[1:]
+    # the last line: what works offline, here the embedded style and the two files on disk
+    ready = f"default, my local style, wikiart (3 of {len(c) + 2} styles)."
+    assert lines[-1] == f"Work on this machine now, offline: {ready}"
+    lines = lines[:-1]
     assert lines[-1].startswith("To use a style marked 'cannot be downloaded'") and "lsd-jax styles --add" in lines[-1]
     lines = lines[:-1]
     assert len(lines) == len(c) + 1
     names = [ln.split("  (")[0] for ln in lines]
     assert names == sorted(names) and all(n == n.lower() for n in names)
-    assert "wikiart  (downloaded)" in lines
-    assert "my local style  (downloaded)" in lines
-    assert "maps" in lines  # not downloaded: plain name
-    assert "abstract photos" in lines  # mega.nz: downloadable now
-    assert sum("(downloaded)" in ln for ln in lines) == 2
+    assert "wikiart  (works here: downloaded, 0.0 MB)" in lines  # the size on disk (its resolution is not stated)
+    assert "my local style  (works here: downloaded, 0.0 MB)" in lines  # no resolution stated: none shown
+    assert f"maps  ({c['maps'].resolution} px, downloads on first use)" in lines  # not downloaded
+    assert any(ln.startswith("abstract photos  (") and "downloads on first use" in ln for ln in lines)  # mega.nz
+    assert sum("works here" in ln for ln in lines) == 2
     (bf,) = [ln for ln in lines if ln.startswith("butterflies  ")]
     assert "(cannot be downloaded: made with marian42/style-based-gan-pytorch" in bf
     assert sum("(cannot be downloaded" in ln for ln in lines) == 1
@@ -263,7 +267,8 @@ def test_unknown_style_suggests_close_matches():
     with pytest.raises(StyleError) as ei:
         cat.find_style("wikiartt")
     msg = str(ei.value)
-    assert "'wikiartt'" in msg and "'wikiart'" in msg and "show_styles" in msg
+    assert "'wikiartt'" in msg and "'wikiart'" in msg and "`lsd-jax styles`" in msg
+    assert not any(w in msg for w in ("lsd_jax", "show_styles", "add_style"))  # no Python functions for the CLI
     with pytest.raises(StyleError) as ei:
         cat.find_style("faces")
     assert "'faces (ffhq config-f)'" in str(ei.value)
@@ -523,7 +528,8 @@ def test_a_pkl_in_the_working_directory_is_used_without_download(no_network, iso
     assert cat.style_path("ABSTRACT PHOTOS", progress=False) == (isolated / "Abstract Photos.PKL").resolve()
     assert cat.local_file(e) == (isolated / "Abstract Photos.PKL").resolve() and cat.fetchable(e)
     cat.show_styles()
-    assert "abstract photos  (in the working directory)" in capsys.readouterr().out.splitlines()
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("abstract photos  ")]
+    assert line.startswith("abstract photos  (works here: in the working directory, ")
     (isolated / "Abstract Photos.PKL").unlink()
     (isolated / "abstract photos.pkl").write_bytes(model)  # LSD's own spelling
     assert cat.style_path("abstract photos", progress=False).name == "abstract photos.pkl"

@@ -391,33 +391,49 @@ def _instruction(entry: StyleEntry) -> str:
 
 
 def show_styles() -> None:
-    """Print the names of all styles, lower-cased, one per line, like LSD's ``show_styles()``.
+    """Print the names of all styles, lower-cased, one per line, like LSD's ``show_styles()``, each with what is
+    known of its size (the model's resolution; the file's size once on disk).
 
-    Styles whose file is on disk are marked ``(downloaded)`` (or ``(in the working directory)``), styles whose file
-    cannot be downloaded here ``(cannot be downloaded: why)``, followed by what to do. Reads only local files.
-    """
+    Styles that work on this machine now, without the internet (the embedded ``default``, a file on disk), are
+    marked ``(works here: downloaded ...)`` (or ``in the working directory``), styles downloaded on first use
+    ``(... downloads on first use)``, styles whose file cannot be downloaded here ``(cannot be downloaded: why)``,
+    followed by what to do; a last line names the styles that work offline. Reads only local files."""
     cat = load_catalogue()
     failures = _load_failures()
-    print("default  (embedded CPPN, no download)")
+    print("default  (works here: embedded CPPN, no download)")
     marked = 0
+    ready = ["default"]
     for name in sorted(cat):
         entry = cat[name]
+        size = f"{entry.resolution} px" if entry.resolution else ""
         why = unavailable_reason(entry, _failures=failures)
+        found = None if why else local_file(entry)
         if why:
             marked += 1
             mark = f"  (cannot be downloaded: {why})"
-        elif _workdir_file(entry) is not None:
-            mark = "  (in the working directory)"
-        elif is_downloaded(entry):
-            mark = "  (downloaded)"
+        elif found is not None:
+            ready.append(name)
+            where = "in the working directory" if _workdir_file(entry) is not None else "downloaded"
+            mark = f"  (works here: {', '.join(filter(None, [where, size, _file_size(found)]))})"
         else:
-            mark = ""
+            mark = f"  ({', '.join(filter(None, [size, 'downloads on first use']))})"
         print(f"{name}{mark}")
     if marked:
         print(
             "To use a style marked 'cannot be downloaded': download its file in a browser, then run: "
             "lsd-jax styles --add NAME FILE"
         )
+    print(f"Work on this machine now, offline: {', '.join(ready)} ({len(ready)} of {len(cat) + 1} styles).")
+
+
+def _file_size(path: Path) -> str:
+    """A file's size (a folder's: its files'), e.g. "364 MB"; empty when it cannot be read."""
+    try:
+        files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+        n = sum(f.stat().st_size for f in files)
+    except OSError:
+        return ""
+    return f"{n / 1e6:.0f} MB" if n >= 10e6 else f"{n / 1e6:.1f} MB"
 
 
 def find_style(name: str) -> StyleEntry:
@@ -436,8 +452,8 @@ def find_style(name: str) -> StyleEntry:
     close = close[:6]
     hint = f" Did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
     raise StyleError(
-        f"Unknown style {name!r}.{hint} Run lsd_jax.store.catalogue.show_styles() to list all "
-        f"{len(cat)} styles, or register your own with lsd_jax.store.catalogue.add_style(name, url_or_path)."
+        f"Unknown style {name!r}.{hint} Run `lsd-jax styles` to list all {len(cat)} styles (and which work on this "
+        "machine), or `lsd-jax styles --add NAME FILE` to add your own."
     )
 
 

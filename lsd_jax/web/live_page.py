@@ -718,7 +718,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT.mp4",
         help="write what was shown, with the audio, to an MP4 when the session ends",
     )
-    ap.add_argument("--style", default="default", help="'default', a catalogue name, or a .pkl/.npz path")
+    ap.add_argument(
+        "--style", default="default", help="'default' (the default), a catalogue name, or a .pkl/.safetensors path"
+    )
     ap.add_argument(
         "--no-serve",
         action="store_true",
@@ -727,8 +729,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
     ap.add_argument("--open", action="store_true", help="open the page in the default browser")
-    add_param_arguments(ap, SUPPORTED_PARAMS)
+    add_param_arguments(ap, SUPPORTED_PARAMS, defaults=LIVE_DEFAULTS)  # the help shows live's own defaults
     return ap
+
+
+LIVE_DEFAULTS = {"fps": 30.0, "resolution": 256}  # live mode's defaults where they differ from render's
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -737,9 +742,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     values = params_from(args)
-    values.setdefault("fps", 30.0)
+    values.setdefault("fps", LIVE_DEFAULTS["fps"])
     if not any(k in values for k in ("resolution", "width", "height")):
-        values["resolution"] = 256
+        values["resolution"] = LIVE_DEFAULTS["resolution"]
     params = make_params(**values)
     if args.no_serve and not args.input:
         raise LiveError("--no-serve needs --input (without a page, only a file can be played)")
