@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="several shapes from one render, e.g. 16:9,9:16,1:1: one file per aspect (song.16x9.mp4, ...), each "
         "frame generated at its own shape, sizes from --resolution as the shorter side (default 1080)",
     )
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--excerpt",
+        default=None,
+        metavar="loudest[:SECONDS]",
+        help="render only the loudest stretch of the song: loudest (30 s) or loudest:SECONDS, as the web app's "
+        "default excerpt (instead of --start/--duration)",
+    )
+    r.add_argument("--quiet", action="store_true", help="no progress bar or stage lines")
     r.add_argument(
         "--no-audio", dest="soundtrack", action="store_false", default=argparse.SUPPRESS, help="a silent video"
     )
@@ -220,7 +228,8 @@ def seconds_since_process_start() -> float | None:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command in ("render", "demo"):
-        from .engine.pipeline import render  # JAX loads here: the other commands start without it
+        stages = _StageLines(not args.quiet)
+        stages("starting", None)  # before JAX is imported: the terminal talks at once
 
         if args.command == "demo":
             from .audio.demo_song import check_seconds, write_demo_song
@@ -246,20 +255,41 @@ def _run(args: argparse.Namespace) -> int:
                 raise ParamError("song: give the song to render (or --recipe VIDEO to render a take again)")
             song = Path(args.song)
             params = params_from(args)
+            if args.excerpt is not None:
+                params = {**params, **_loudest_excerpt(song, args.excerpt, params, stages)}
             output = args.output or default_output(song, [args.style, *params.values()])
         age = seconds_since_process_start()
+        key, audio_s, n_est = _estimate(song, args.style, params, stages) if stages.on else (None, None, 0)
+        stages("importing JAX", None)
+        from .engine.pipeline import render  # JAX loads here: the other commands start without it
+
         if getattr(args, "formats", None):
             from .engine.pipeline import render_formats
 
             with _info_log(not args.quiet):
                 results = render_formats(
-                    song, args.style, formats=args.formats, output=output, progress=not args.quiet, **params
+                    song,
+                    args.style,
+                    formats=args.formats,
+                    output=output,
+                    progress=not args.quiet,
+                    stage=stages if stages.on else None,
+                    **params,
                 )
             for res in results:
                 print(f"wrote {res.path}  ({res.summary()})")
             return 0
         with _info_log(not args.quiet):  # e.g. each keyframe's PSNR and time
-            result = render(song, style=args.style, output=output, progress=not args.quiet, **params)
+            result = render(
+                song,
+                style=args.style,
+                output=output,
+                progress=not args.quiet,
+                stage=stages if stages.on else None,
+                **params,
+            )
+        if key is not None:
+            _record_speed(key, result)
         first, cpu = result.timings.first_frame, result.timings.first_frame_cpu
         since_start = (
             ""
@@ -329,6 +359,113 @@ def _run(args: argparse.Namespace) -> int:
         show_styles()
         return 0
     raise AssertionError(args.command)
+
+
+class _StageLines:
+    """The CLI's stage lines on stderr, ``lsd-jax: [  2.2 s] decoding and analysing the song …``: each stage as it
+    starts, stamped with the seconds since the command started (the engine reports its stages through
+    ``render(stage=...)``: :data:`lsd_jax.engine.pipeline.StageFn`). Of a stage's end only the last one's, the first
+    frames, is a line of its own; the others' times are the differences of the stamps. ``on=False``: silent."""
+
+    def __init__(self, on: bool = True) -> None:
+        self.on = on
+        since = seconds_since_process_start()
+        self.t0 = time.perf_counter() - (since or 0.0)
+
+    def __call__(self, what: str, seconds: float | None) -> None:
+        if not self.on:
+            return
+        if seconds is None:
+            self.say(f"{what} …")
+        elif what.startswith("compiling"):
+            self.say(f"compiled in {seconds:.1f} s (the first batch): rendering")
+
+    def say(self, text: str) -> None:
+        if self.on:
+            print(f"lsd-jax: [{time.perf_counter() - self.t0:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+
+def _loudest_excerpt(song: Path, text: str, params: dict[str, Any], stages: _StageLines) -> dict[str, Any]:
+    """``--excerpt loudest[:SECONDS]`` as ``start`` and ``duration`` (the app's default excerpt: the loudest stretch,
+    :func:`lsd_jax.audio.excerpt.loudest_stretch`)."""
+    how, _, length = text.partition(":")
+    if how.strip().lower() != "loudest":
+        raise ParamError(f"--excerpt: {text!r} is not loudest or loudest:SECONDS (e.g. loudest:30)")
+    try:
+        seconds = float(length) if length.strip() else 30.0
+    except ValueError:
+        raise ParamError(f"--excerpt: {length!r} is not a number of seconds (e.g. loudest:30)") from None
+    if not (0 < seconds < float("inf")):
+        raise ParamError(f"--excerpt: the length must be more than 0 seconds, got {length}")
+    given = [f"--{k}" for k in ("start", "duration", "loop_seconds", "loop_bars") if k in params]
+    if given:
+        raise ParamError(f"--excerpt chooses the start and length itself: leave out {' and '.join(given)}")
+    from .audio.excerpt import loudest_stretch
+    from .media.decode import audio_length
+
+    stages(f"finding the loudest {seconds:g} s of {song.name}", None)
+    total = audio_length(song)
+    if total is not None and total <= seconds:
+        stages.say(f"{song.name} is {total:.1f} s long: the whole song")
+        return {}
+    start = loudest_stretch(song, seconds)
+    stages.say(f"the loudest {seconds:g} s start at {start:g} s")
+    return {"start": start, "duration": seconds}
+
+
+def _estimate(song: Path, style: Any, params: dict[str, Any], stages: _StageLines) -> tuple[Any, float | None, int]:
+    """Say how long the render should take, from the speeds earlier renders measured on this machine
+    (:mod:`lsd_jax.store.speeds`): (the speed key, the seconds of music, the frames); (None, None, 0) when the
+    length or the parameters cannot be known before the render (it then says why itself)."""
+    from .errors import AudioError
+    from .media.decode import audio_length
+    from .params import make_params
+    from .store.speeds import load_speeds, round_time, speed_key
+
+    try:
+        rp = params["params"] if "params" in params else make_params(**params)
+        length = audio_length(song)
+    except (ParamError, AudioError):
+        return None, None, 0  # the render says what is wrong, at its place
+    if length is None:
+        return None, None, 0
+    seconds = max(0.0, length - rp.start)
+    for limit in (rp.duration, rp.loop_seconds):
+        if limit is not None:
+            seconds = min(seconds, limit)
+    key = speed_key(str(style or "default"), rp)
+    e = load_speeds().estimate(key, seconds, rp.fps)
+    what = f"{e.n_frames} frames ({seconds:.1f} s at {rp.fps:g} fps)"
+    if e.seconds is None or e.frames_per_s is None:
+        stages.say(f"{what}; no estimate yet: this render measures this machine's speed for this style and size")
+    else:
+        stages.say(
+            f"{what}; estimate: about {_duration(round_time(e.seconds))}, at the {e.frames_per_s:.1f} frames/s "
+            "earlier renders measured on this machine"
+        )
+    return key, seconds, e.n_frames
+
+
+def _duration(seconds: float) -> str:
+    """``75`` -> "75 s", ``600`` -> "10 min"."""
+    if seconds < 120:
+        return f"{seconds:g} s"
+    m, sec = divmod(int(round(seconds)), 60)
+    return f"{m} min" + (f" {sec} s" if sec else "")
+
+
+def _record_speed(key: Any, result: Any) -> None:
+    """Keep what this render measured (frames/s, compiling, preparation per second of music) for the next estimate."""
+    from .store.speeds import load_speeds, save_speeds
+
+    t = result.timings
+    fps = t.frames_per_s()
+    if fps is None or t.compile is None or not result.fps > 0:
+        return
+    book = load_speeds()
+    book.record_preparation(max(0.0, t.total - t.frames), result.n_frames / result.fps, "job")
+    book.record(key, fps, max(0.0, t.compile - t.first_batch / fps), "render")
+    save_speeds(book)
 
 
 def _catalogued(name: str) -> Any:

@@ -11,6 +11,7 @@ stays flat whatever the song's length) and returns a :class:`RenderResult`. Deep
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -37,6 +38,22 @@ from .step import EffectPlan, FrameStep, build_frame_step, effect_amplitudes, ou
 
 Array = jax.Array
 ProgressFn = Callable[[int, int], None]
+# a stage of a render: called with (what, None) as it starts and (what, seconds) as it ends, e.g. ("decoding and
+# analysing the song", None) then (..., 2.4); the CLI prints them, so the engine itself prints nothing
+StageFn = Callable[[str, float | None], None]
+
+
+@contextlib.contextmanager
+def _stage(stage: StageFn | None, what: str) -> Iterator[None]:
+    """Report the stage ``what`` to ``stage`` (if any) around the block: its start, then its seconds when it ends
+    without an error."""
+    if stage is None:
+        yield
+        return
+    t = time.perf_counter()
+    stage(what, None)
+    yield
+    stage(what, time.perf_counter() - t)
 
 
 def render_params(params: RenderParams | None = None, **kwargs: Any) -> RenderParams:
@@ -176,6 +193,14 @@ class Timings:
     first_frame_cpu: float | None = None  # the process's CPU seconds (all threads, imports included) at that moment
     n_frames: int = 0
     tempo_bpm: float | None = None  # detected when speed_fpm is "beat" or "bar"
+    compile: float | None = None  # the first batch's seconds, compiling included (part of ``frames``)
+    first_batch: int = 0  # its frames
+
+    def frames_per_s(self) -> float | None:
+        """The steady frames/s of the writer loop after the first batch (None: too few frames to say)."""
+        if self.compile is None or self.n_frames <= self.first_batch or self.frames <= self.compile:
+            return None
+        return (self.n_frames - self.first_batch) / (self.frames - self.compile)
 
 
 @dataclass(frozen=True)
@@ -244,9 +269,12 @@ def prepare(
     num_possible_classes: int | None = None,
     progress: bool = True,
     max_seconds: float | None = None,
+    stage: StageFn | None = None,
     **kwargs: Any,
 ) -> Prepared:
     """Validate parameters, resolve the style, analyse the song, compute latents, build the step.
+
+    ``stage``: told when each of these starts and ends (:data:`StageFn`; the CLI's stage lines).
 
     ``max_seconds``: refuse an excerpt longer than that, measured on the audio actually decoded (a server's limit:
     a header that understates the length does not get past it). A batch that does not fit in memory is refused
@@ -260,25 +288,27 @@ def prepare(
     t0 = time.perf_counter()
     params = render_params(params, **kwargs)
     timings = Timings()
-    style_obj = resolve_style(
-        style, params, input_shape=input_shape, num_possible_classes=num_possible_classes, progress=progress
-    )
+    with _stage(stage, "loading the style"):
+        style_obj = resolve_style(
+            style, params, input_shape=input_shape, num_possible_classes=num_possible_classes, progress=progress
+        )
     timings.style = time.perf_counter() - t0
     settings = render_settings(params, style_obj)  # the style's own settings fail here, before any analysis
     if params.classes is not None and any(isinstance(c, str) for c in params.classes):
         params = params.replace(classes=style_obj.resolve_classes(params.classes))  # names need the style
 
     t = time.perf_counter()
-    if params.loop_bars is not None:  # the loop's length needs the song's tempo: one decode for it first
-        from ..audio.beats import BEATS_PER_BAR
+    with _stage(stage, "decoding and analysing the song"):
+        if params.loop_bars is not None:  # the loop's length needs the song's tempo: one decode for it first
+            from ..audio.beats import BEATS_PER_BAR
 
-        bpm = song_tempo(song, params, max_seconds=max_seconds)
-        params = params.replace(loop_bars=None, loop_seconds=params.loop_bars * BEATS_PER_BAR * 60.0 / bpm)
-    excerpt = params
-    if params.loop_seconds is not None:  # the loop is the excerpt (the latents close on themselves)
-        excerpt = params.replace(loop_seconds=None, duration=params.loop_seconds)
-    # decodes the song once: features, bands, beats and soundtrack
-    feats = audio.analyze(song, excerpt, max_seconds=max_seconds)
+            bpm = song_tempo(song, params, max_seconds=max_seconds)
+            params = params.replace(loop_bars=None, loop_seconds=params.loop_bars * BEATS_PER_BAR * 60.0 / bpm)
+        excerpt = params
+        if params.loop_seconds is not None:  # the loop is the excerpt (the latents close on themselves)
+            excerpt = params.replace(loop_seconds=None, duration=params.loop_seconds)
+        # decodes the song once: features, bands, beats and soundtrack
+        feats = audio.analyze(song, excerpt, max_seconds=max_seconds)
     beats = feats.beats
     positions = None
     if beats is not None:
@@ -295,28 +325,30 @@ def prepare(
     timings.audio = time.perf_counter() - t
 
     t = time.perf_counter()
-    lat = latents.make_latents(
-        feats.pulse,
-        feats.motion,
-        feats.chroma,
-        params,
-        fps=feats.fps,
-        z_dim=style_obj.z_dim,
-        c_dim=style_obj.c_dim,
-        keyframe_positions=positions,
-    )
+    with _stage(stage, "computing the latents"):
+        lat = latents.make_latents(
+            feats.pulse,
+            feats.motion,
+            feats.chroma,
+            params,
+            fps=feats.fps,
+            z_dim=style_obj.z_dim,
+            c_dim=style_obj.c_dim,
+            keyframe_positions=positions,
+        )
     timings.latents = time.perf_counter() - t
     from ..styles.program import controlled_style
 
-    style_obj, extra = controlled_style(
-        style_obj,
-        params,
-        n_frames=feats.n_frames,
-        fps=feats.fps,
-        bands=feats.bands,
-        pulse=feats.pulse,
-        progress=progress,
-    )
+    with _stage(stage if params.keyframes else None, "projecting the keyframes"):
+        style_obj, extra = controlled_style(
+            style_obj,
+            params,
+            n_frames=feats.n_frames,
+            fps=feats.fps,
+            bands=feats.bands,
+            pulse=feats.pulse,
+            progress=progress,
+        )
 
     size = output_size(style_obj, params)
     style_obj = style_obj.with_frame_fit(params.frame_fit)  # the generator makes the video's aspect itself
@@ -332,15 +364,16 @@ def prepare(
 
         angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps)
         inputs["transform"] = np.asarray(stylegan3_transform(angle, tx, ty), np.float32)
-    step = build_frame_step(
-        style_obj,
-        size,
-        plan,
-        settings=settings,
-        batch=params.batch_size,
-        example=inputs,
-        compute_dtype=params.compute_dtype,
-    )
+    with _stage(stage, "building the frame step"):
+        step = build_frame_step(
+            style_obj,
+            size,
+            plan,
+            settings=settings,
+            batch=params.batch_size,
+            example=inputs,
+            compute_dtype=params.compute_dtype,
+        )
     return Prepared(params, style_obj, feats, lat, inputs, size, plan, step, timings, beats)
 
 
@@ -355,6 +388,39 @@ def song_tempo(song: Any, params: RenderParams, *, max_seconds: float | None = N
     if beats is None or not beats.tempo_bpm > 0:
         raise ParamError("loop_bars: no beat found in the song, so no tempo; give loop_seconds instead")
     return float(beats.tempo_bpm)
+
+
+def _staged_progress(
+    progress: bool | ProgressFn, stage: StageFn | None, total: int, timings: Timings
+) -> tuple[ProgressFn, list[Any]]:
+    """A progress callback for :func:`write_video` that records, in ``timings``, when the first frames came
+    (``compile``: the first batch's seconds, compiling included; ``first_batch``: its frames) and then draws the bar
+    (``progress=True``; returned in the list, to close) or calls ``progress``. With ``stage``, the "compiling (the
+    first batch)" stage starts here and ends at the first frames, and only then does the bar appear (the stage lines
+    before it stay readable); without, the bar appears at once, as before."""
+    what = "compiling (the first batch)"
+    t = time.perf_counter()
+    bars: list[Any] = []
+    inner: list[ProgressFn | None] = []
+    if stage is None:
+        fn, bar = _progress_callback(progress, total)
+        inner.append(fn)
+        bars.extend([bar] if bar is not None else [])
+    else:
+        stage(what, None)
+
+    def callback(done: int, n: int) -> None:
+        if timings.compile is None:  # the first frames
+            timings.compile, timings.first_batch = time.perf_counter() - t, done
+            if stage is not None:
+                stage(what, timings.compile)
+                fn, bar = _progress_callback(progress, n)
+                inner.append(fn)
+                bars.extend([bar] if bar is not None else [])
+        if inner[0] is not None:
+            inner[0](done, n)
+
+    return callback, bars
 
 
 def _progress_callback(progress: bool | ProgressFn, total: int) -> tuple[ProgressFn | None, Any]:
@@ -431,6 +497,7 @@ def render(
     params: RenderParams | None = None,
     live: str | os.PathLike[str] | None = None,
     max_seconds: float | None = None,
+    stage: StageFn | None = None,
     **kwargs: Any,
 ) -> RenderResult:
     """Render a music video of ``song``; returns a :class:`RenderResult` (``.path``: the MP4).
@@ -443,6 +510,8 @@ def render(
     ``live``: also write the encoded video, as it is made, into this fragmented MP4 (for playing
     while rendering; the output is unchanged, byte for byte; single process only).
     ``max_seconds``: refuse a song (or excerpt) longer than that, measured on what is decoded (see :func:`prepare`).
+    ``stage``: told when each stage before the frames starts and ends (:data:`StageFn`): :func:`prepare`'s, then
+    "compiling (the first batch)", which ends as the first frames are made; the progress bar appears only then.
     Under ``jax.distributed`` (several processes), each process renders a contiguous range of
     frames and process 0 joins the segments without re-encoding.
     """
@@ -464,6 +533,7 @@ def render(
         num_possible_classes=num_possible_classes,
         progress=bool(progress),
         max_seconds=max_seconds,
+        stage=stage,
     )
     from ..version import __version__
 
@@ -476,17 +546,22 @@ def render(
 
     t = time.perf_counter()
     target = out if n_proc == 1 else segment_path(out, proc)
-    written = write_video(
-        target,
-        prep.step,
-        {k: v[first:last] for k, v in prep.inputs.items()},
-        prep.plan,
-        fps=fps,
-        audio=soundtrack if n_proc == 1 and params.soundtrack else None,
-        live=live if n_proc == 1 else None,
-        progress=progress,
-        encoding=dict(codec=params.codec, quality=params.quality, lossless=params.lossless, recipe=recipe),
-    )
+    on_frames, bars = _staged_progress(progress, stage, last - first, prep.timings)
+    try:
+        written = write_video(
+            target,
+            prep.step,
+            {k: v[first:last] for k, v in prep.inputs.items()},
+            prep.plan,
+            fps=fps,
+            audio=soundtrack if n_proc == 1 and params.soundtrack else None,
+            live=live if n_proc == 1 else None,
+            progress=on_frames,
+            encoding=dict(codec=params.codec, quality=params.quality, lossless=params.lossless, recipe=recipe),
+        )
+    finally:
+        for bar in bars:
+            bar.close()
     if n_proc == 1 and written.path is not None:
         out = written.path
     if written.first_write is not None:
@@ -611,6 +686,7 @@ def render_formats(
     output: str | os.PathLike[str] = "lsd.mp4",
     params: RenderParams | None = None,
     progress: bool | ProgressFn = True,
+    stage: StageFn | None = None,
     **kwargs: Any,
 ) -> list[RenderResult]:
     """One file per aspect in ``formats`` (e.g. ``output="song.mp4"`` → ``song.16x9.mp4``, ``song.9x16.mp4``,
@@ -631,7 +707,7 @@ def render_formats(
     for o in outs:
         resolve_output(o, render_inputs(song, style, params))  # each checked before any work
     (h0, w0), t0 = sizes[0], time.perf_counter()
-    prep = prepare(song, style, params=params.replace(width=w0, height=h0), progress=bool(progress))
+    prep = prepare(song, style, params=params.replace(width=w0, height=h0), progress=bool(progress), stage=stage)
     results = []
     for size, out in zip(sizes, outs, strict=True):
         if size == prep.size:

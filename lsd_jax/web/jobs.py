@@ -44,6 +44,7 @@ from ..media.decode import audio_length
 from ..media.formats import FORMATS
 from ..params import RenderParams, make_params
 from ..store import sandbox
+from ..store.speeds import measured_speed
 from .config import MAX_APP_FPS, AppConfig, duration_text
 from .door import load_visitor_style, visitor_style
 from .form import BASIC_NAMES, STEMS, params_from_ui
@@ -469,9 +470,8 @@ class Jobs:
             self.workdirs.discard(workdir)
             raise
         self.workdirs.finish(workdir)
-        if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
-            fps = (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])
-            head = max(0.0, marks[0][0] - t0 - marks[0][1] / fps)  # preparation (+ compiling, the first time)
+        if (measured := measured_speed(marks, t0)) is not None:
+            fps, head = measured  # head: preparation (+ compiling, the first time)
             if known.compiled:
                 self.speeds.record_preparation(head, job.seconds)
             self.speeds.record(key, fps, None if known.compiled else head, "render")
