@@ -69,6 +69,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_param_arguments(r)
 
+    pv = sub.add_parser(
+        "preview",
+        help="stills at the loudest moments of a song, exactly as the render would make them (PNG files)",
+        description="A few stills at the loudest moments, through the same analysis, latents and compiled step as "
+        "`lsd-jax render` with the same flags, so each still is that frame of the video (the web app's Preview).",
+    )
+    pv.add_argument("song", help="audio file (wav, flac, ogg, mp3, m4a, ...)")
+    pv.add_argument(
+        "-o", "--output", default=None, metavar="FOLDER", help="folder for the stills (default: <song name>.preview)"
+    )
+    pv.add_argument(
+        "--style", default=None, help="'default' (the default), a catalogue name or a .pkl/.safetensors path"
+    )
+    pv.add_argument("--stills", type=int, default=6, help="how many stills (1 to 100; default 6)")
+    pv.add_argument(
+        "--excerpt", default=None, metavar="loudest[:SECONDS]", help="as render's: only the loudest stretch"
+    )
+    pv.add_argument("--quiet", action="store_true", help="no stage lines")
+    add_param_arguments(pv)
+
     d = sub.add_parser("demo", help="render the built-in demo song with the default style")
     d.add_argument("-o", "--output", default="demo.mp4", help="output file (default: demo.mp4)")
     d.add_argument("--seconds", type=float, default=12.0, help="length of the demo song (1 to 600 s; default 12)")
@@ -298,6 +318,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         print(f"wrote {result.path}  ({result.summary()}{since_start})")
         return 0
+    if args.command == "preview":
+        return _preview(args)
     if args.command == "recipe":
         import json
 
@@ -383,6 +405,38 @@ class _StageLines:
     def say(self, text: str) -> None:
         if self.on:
             print(f"lsd-jax: [{time.perf_counter() - self.t0:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+
+def _preview(args: argparse.Namespace) -> int:
+    """``lsd-jax preview``: the stills as PNG files in a folder, named by their time in the song."""
+    stages = _StageLines(not args.quiet)
+    stages("starting", None)  # before JAX is imported
+    if not 1 <= args.stills <= 100:
+        raise ParamError(f"--stills: give 1 to 100 stills, got {args.stills}")
+    song = Path(args.song)
+    folder = Path(args.output) if args.output else Path(f"{song.stem}.preview")
+    if folder.exists() and not folder.is_dir():
+        raise ParamError(f"--output: {folder} is a file; give a folder for the stills")
+    params = params_from(args)
+    if args.excerpt is not None:
+        params = {**params, **_loudest_excerpt(song, args.excerpt, params, stages)}
+    stages("importing JAX", None)
+    from PIL import Image
+
+    from .engine.pipeline import prepare
+    from .engine.preview import preview_of
+
+    prep = prepare(song, args.style, progress=not args.quiet, stage=stages if stages.on else None, **params)
+    stages(f"rendering {min(args.stills, prep.n_frames)} stills at the loudest moments (compiling first)", None)
+    result = preview_of(prep, args.stills)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, (t, frame) in enumerate(zip(result.times, result.frames, strict=True), 1):
+        name = f"{i:02d}-at-{t:.2f}s.png"
+        Image.fromarray(frame).save(folder / name)
+        names.append(name)
+    print(f"wrote {len(names)} stills to {folder}: {', '.join(names)}")
+    return 0
 
 
 def _loudest_excerpt(song: Path, text: str, params: dict[str, Any], stages: _StageLines) -> dict[str, Any]:

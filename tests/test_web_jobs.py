@@ -22,6 +22,7 @@ import pytest
 from app_songs import slow_batches, write_songs
 
 import lsd_jax
+from lsd_jax.engine.preview import loudest_frames
 from lsd_jax.media.video import probe_video, read_frames
 from lsd_jax.params import make_params
 from lsd_jax.web import jobs as J
@@ -126,8 +127,8 @@ def test_preview_stills_are_frames_of_the_full_render(rendered):
 def test_loudest_frames():
     pulse = np.zeros(100)
     pulse[[10, 11, 12, 50, 90]] = [1.0, 0.99, 0.98, 0.7, 0.5]
-    assert J.loudest_frames(pulse, 3).tolist() == [10, 50, 90]
-    assert J.loudest_frames(np.ones(4), 6).tolist() == [0, 1, 2, 3]
+    assert loudest_frames(pulse, 3).tolist() == [10, 50, 90]
+    assert loudest_frames(np.ones(4), 6).tolist() == [0, 1, 2, 3]
 
 
 def test_too_long_a_song_is_refused_before_any_work(songs):

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..audio.excerpt import loudest_stretch
+from ..engine.preview import Preview, preview_of
 from ..errors import AudioError, ParamError
 from ..media.decode import audio_length
 from ..media.formats import FORMATS
@@ -277,29 +278,6 @@ def python_snippet(job: Job) -> str:
     return "\n".join(lines) + "\n"
 
 
-def loudest_frames(pulse: np.ndarray, n: int) -> np.ndarray:
-    """Up to ``n`` frame indices at the peaks of ``pulse``, spread out (at least N/(2n) apart),
-    in time order."""
-    pulse = np.asarray(pulse, np.float64).reshape(-1)
-    total = pulse.size
-    n = max(1, min(n, total))
-    gap = max(1, total // (2 * n))
-    chosen: list[int] = []
-    for i in np.argsort(-pulse, kind="stable"):
-        if all(abs(int(i) - j) >= gap for j in chosen):
-            chosen.append(int(i))
-            if len(chosen) == n:
-                break
-    return np.array(sorted(chosen), dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class Preview:
-    indices: np.ndarray  # frame indices in the full render
-    times: np.ndarray  # seconds in the song
-    frames: np.ndarray  # (n, H, W, 3) uint8
-
-
 def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None, live: Path | None = None) -> Path:
     """Render ``job`` into ``workdir``; the MP4's path. ``live``: also write the live copy there. The
     one place the web app calls :func:`lsd_jax.render`."""
@@ -427,19 +405,19 @@ class Jobs:
         self.speeds.record_preparation(time.perf_counter() - t0, job.seconds)
         if run is not None:
             run.check()
-        idx = loudest_frames(prep.features.pulse, self.cfg.preview_stills)
         key = speed_key(job.style, job.params)
         t1 = time.perf_counter()
-        frames = prep.frames(idx)
+        result = preview_of(prep, self.cfg.preview_stills)
         first = time.perf_counter() - t1
         if self.speeds.get(key) is None:  # one more batch, compiled by now: the step's speed
+            idx = result.indices
             t2 = time.perf_counter()
             prep.frames(idx[:1])
             batch_s = time.perf_counter() - t2
             self.speeds.record(
                 key, prep.step.batch / batch_s, first - batch_s * -(-len(idx) // prep.step.batch), "preview"
             )
-        return Preview(indices=idx, times=job.params.start + idx / float(prep.features.fps), frames=frames)
+        return result
 
     def render(self, job: Job, progress: ProgressFn | None = None, *, run: Run | None = None) -> Path:
         """Render ``job`` into a fresh folder (removed if it fails or is cancelled); the MP4's path.
