@@ -281,7 +281,10 @@ def _run(args: argparse.Namespace) -> int:
         age = seconds_since_process_start()
         key, audio_s, n_est = _estimate(song, args.style, params, stages) if stages.on else (None, None, 0)
         stages("importing JAX", None)
+        t_import = time.perf_counter()
         from .engine.pipeline import render  # JAX loads here: the other commands start without it
+
+        import_s = time.perf_counter() - t_import
 
         if getattr(args, "formats", None):
             from .engine.pipeline import render_formats
@@ -309,7 +312,7 @@ def _run(args: argparse.Namespace) -> int:
                 **params,
             )
         if key is not None:
-            _record_speed(key, result)
+            _record_speed(key, result, import_s)
         first, cpu = result.timings.first_frame, result.timings.first_frame_cpu
         since_start = (
             ""
@@ -488,14 +491,15 @@ def _estimate(song: Path, style: Any, params: dict[str, Any], stages: _StageLine
         if limit is not None:
             seconds = min(seconds, limit)
     key = speed_key(str(style or "default"), rp)
-    e = load_speeds().estimate(key, seconds, rp.fps)
+    book = load_speeds()
+    e = book.estimate(key, seconds, rp.fps)
     what = f"{e.n_frames} frames ({seconds:.1f} s at {rp.fps:g} fps)"
     if e.seconds is None or e.frames_per_s is None:
         stages.say(f"{what}; no estimate yet: this render measures this machine's speed for this style and size")
-    else:
+    else:  # from now to the written file: importing JAX, preparing, compiling, the frames
         stages.say(
-            f"{what}; estimate: about {_duration(round_time(e.seconds))}, at the {e.frames_per_s:.1f} frames/s "
-            "earlier renders measured on this machine"
+            f"{what}; estimate: about {_duration(round_time(book.startup_s + e.seconds))}, at the "
+            f"{e.frames_per_s:.1f} frames/s earlier renders measured on this machine"
         )
     return key, seconds, e.n_frames
 
@@ -508,8 +512,9 @@ def _duration(seconds: float) -> str:
     return f"{m} min" + (f" {sec} s" if sec else "")
 
 
-def _record_speed(key: Any, result: Any) -> None:
-    """Keep what this render measured (frames/s, compiling, preparation per second of music) for the next estimate."""
+def _record_speed(key: Any, result: Any, import_s: float = 0.0) -> None:
+    """Keep what this render measured (frames/s, compiling, preparation per second of music) and what importing JAX
+    took (``import_s``) for the next estimate."""
     from .store.speeds import load_speeds, save_speeds
 
     t = result.timings
@@ -519,6 +524,7 @@ def _record_speed(key: Any, result: Any) -> None:
     book = load_speeds()
     book.record_preparation(max(0.0, t.total - t.frames), result.n_frames / result.fps, "job")
     book.record(key, fps, max(0.0, t.compile - t.first_batch / fps), "render")
+    book.record_startup(import_s)
     save_speeds(book)
 
 

@@ -141,14 +141,15 @@ def test_estimate_reads_this_machines_measured_speed(loud_song, cache, capsys):
     book = SpeedBook()
     book.record(key, frames_per_s=20.0, compile_s=3.0, source="render")
     book.record_preparation(2.0, 10.0)  # 0.2 s per second of music
+    book.record_startup(3.0)  # importing JAX
     save_speeds(book)
     assert key == speed_key("default", make_params(**params))
     _estimate(loud_song, "default", params, _StageLines(True))
     err = capsys.readouterr().err
-    # 0.2 * 10 s + 3 s compiling + 100 frames / 20 frames/s = 10 s
-    assert "estimate: about 10 s, at the 20.0 frames/s earlier renders measured on this machine" in err
+    # 3 s importing + 0.2 * 10 s + 3 s compiling + 100 frames / 20 frames/s = 13 s, in 5 s steps
+    assert "estimate: about 15 s, at the 20.0 frames/s earlier renders measured on this machine" in err
     _estimate(loud_song, None, {**params, "start": 4.0, "duration": 2.0}, _StageLines(True))
-    assert "20 frames (2.0 s at 10 fps); estimate: about 5 s" in capsys.readouterr().err  # 0.4 + 3 + 1, in 5 s steps
+    assert "20 frames (2.0 s at 10 fps); estimate: about 5 s" in capsys.readouterr().err  # 3 + 0.4 + 3 + 1, 5 s steps
 
 
 def test_a_render_records_its_speed_for_the_next_estimate(cache):
@@ -156,13 +157,14 @@ def test_a_render_records_its_speed_for_the_next_estimate(cache):
 
     key = speed_key("default", make_params(fps=10.0, resolution=32))
     t = Timings(frames=6.0, total=10.0, compile=2.0, first_batch=8, n_frames=88)
-    _record_speed(key, SimpleNamespace(timings=t, fps=10.0, n_frames=88))
+    _record_speed(key, SimpleNamespace(timings=t, fps=10.0, n_frames=88), import_s=2.5)
     got = load_speeds().get(key)
     assert got is not None and got.source == "render"
     np.testing.assert_allclose(got.frames_per_s, 80 / 4.0)  # the frames after the first batch, over their time
     np.testing.assert_allclose(got.compile_s, 2.0 - 8 / 20.0)  # the first batch's time beyond its frames
     e = load_speeds().estimate(key, 8.8, 10.0)
     np.testing.assert_allclose(e.seconds, 4.0 / 8.8 * 8.8 + 1.6 + 88 / 20.0)
+    assert load_speeds().startup_s == 2.5
     before = json.loads((cache / "speeds.json").read_text())
     _record_speed(key, SimpleNamespace(timings=Timings(n_frames=8, first_batch=8, compile=1.0), fps=10.0, n_frames=8))
     assert json.loads((cache / "speeds.json").read_text()) == before  # one batch: nothing to measure, nothing kept
@@ -207,9 +209,10 @@ def test_speeds_file_round_trips_and_a_bad_file_is_an_empty_book(cache):
     book = SpeedBook()
     book.record(key, 12.5, 4.0, "render")
     book.record_preparation(3.0, 30.0)
+    book.record_startup(1.5)
     save_speeds(book)
     again = load_speeds()
-    assert again.get(key) == book.get(key)
+    assert again.get(key) == book.get(key) and again.startup_s == 1.5
     assert not again.estimate(key, 30.0, 20.0).compiled  # a new process compiles again: the estimate counts it
     np.testing.assert_allclose(again.estimate(key, 30.0, 20.0).seconds, 3.0 + 4.0 + 600 / 12.5)
     (cache / "speeds.json").write_text("{not json")

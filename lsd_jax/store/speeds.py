@@ -62,6 +62,7 @@ class SpeedBook:
         self._compiled: set[tuple[Hashable, ...]] = set()
         self._prep_per_audio_s: float | None = None  # seconds of preparation per second of music
         self._prep_source = ""
+        self._startup_s: float | None = None  # a CLI process's start (importing JAX) before the render begins
 
     def get(self, key: tuple[Hashable, ...]) -> Throughput | None:
         with self._lock:
@@ -90,6 +91,18 @@ class SpeedBook:
                 self._prep_per_audio_s = seconds / audio_seconds
                 self._prep_source = source
 
+    def record_startup(self, seconds: float) -> None:
+        """A command's start before its render (the CLI: importing JAX) took ``seconds``."""
+        if math.isfinite(seconds) and seconds >= 0:
+            with self._lock:
+                self._startup_s = seconds
+
+    @property
+    def startup_s(self) -> float:
+        """The last recorded start of a command (0 when none was)."""
+        with self._lock:
+            return self._startup_s or 0.0
+
     def estimate(self, key: tuple[Hashable, ...], audio_seconds: float, fps: float) -> Estimate:
         n = max(1, math.ceil(audio_seconds * fps - 1e-9)) if math.isfinite(audio_seconds) else 0
         with self._lock:
@@ -107,6 +120,7 @@ class SpeedBook:
                 "speeds": [[list(k), t.frames_per_s, t.compile_s, t.source] for k, t in self._speed.items()],
                 "prep_per_audio_s": self._prep_per_audio_s,
                 "prep_source": self._prep_source,
+                "startup_s": self._startup_s,
             }
 
     @classmethod
@@ -121,6 +135,9 @@ class SpeedBook:
         prep = data.get("prep_per_audio_s")
         if isinstance(prep, (int, float)) and math.isfinite(prep) and prep >= 0:
             book._prep_per_audio_s, book._prep_source = float(prep), str(data.get("prep_source", ""))
+        startup = data.get("startup_s")
+        if isinstance(startup, (int, float)) and math.isfinite(startup) and startup >= 0:
+            book._startup_s = float(startup)
         return book
 
 
