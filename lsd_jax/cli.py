@@ -522,8 +522,16 @@ def _record_speed(key: Any, result: Any, import_s: float = 0.0) -> None:
     if fps is None or t.compile is None or not result.fps > 0:
         return
     book = load_speeds()
-    book.record_preparation(max(0.0, t.total - t.frames), result.n_frames / result.fps, "job")
-    book.record(key, fps, max(0.0, t.compile - t.first_batch / fps), "render")
+    old, old_prep, old_startup = book.get(key), book.prep_per_audio_s, book.startup_s
+    audio_s = result.n_frames / result.fps
+    prep, compile_s = max(0.0, t.total - t.frames), max(0.0, t.compile - t.first_batch / fps)
+    if old is not None:  # a machine shared with other work varies from run to run: the mean of this and the last
+        fps = 2.0 / (1.0 / fps + 1.0 / old.frames_per_s)  # the mean time per frame
+        compile_s = (compile_s + old.compile_s) / 2
+        prep = (prep + old_prep * audio_s) / 2 if old_prep is not None else prep
+        import_s = (import_s + old_startup) / 2
+    book.record_preparation(prep, audio_s, "job")
+    book.record(key, fps, compile_s, "render")
     book.record_startup(import_s)
     save_speeds(book)
 

@@ -165,6 +165,13 @@ def test_a_render_records_its_speed_for_the_next_estimate(cache):
     e = load_speeds().estimate(key, 8.8, 10.0)
     np.testing.assert_allclose(e.seconds, 4.0 / 8.8 * 8.8 + 1.6 + 88 / 20.0)
     assert load_speeds().startup_s == 2.5
+    # a second render: the mean of both (a shared machine varies from run to run)
+    t2 = Timings(frames=3.0, total=5.0, compile=1.0, first_batch=8, n_frames=88)  # 40 frames/s, 2 s preparing
+    _record_speed(key, SimpleNamespace(timings=t2, fps=10.0, n_frames=88), import_s=1.5)
+    book = load_speeds()
+    np.testing.assert_allclose(book.get(key).frames_per_s, 2 / (1 / 20 + 1 / 40))  # the mean time per frame
+    np.testing.assert_allclose(book.get(key).compile_s, (1.6 + (1.0 - 8 / 40)) / 2)
+    np.testing.assert_allclose([book.prep_per_audio_s * 8.8, book.startup_s], [(4.0 + 2.0) / 2, 2.0])
     before = json.loads((cache / "speeds.json").read_text())
     _record_speed(key, SimpleNamespace(timings=Timings(n_frames=8, first_batch=8, compile=1.0), fps=10.0, n_frames=8))
     assert json.loads((cache / "speeds.json").read_text()) == before  # one batch: nothing to measure, nothing kept

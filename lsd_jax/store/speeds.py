@@ -98,6 +98,12 @@ class SpeedBook:
                 self._startup_s = seconds
 
     @property
+    def prep_per_audio_s(self) -> float | None:
+        """Seconds of preparation per second of music (None: not measured yet)."""
+        with self._lock:
+            return self._prep_per_audio_s
+
+    @property
     def startup_s(self) -> float:
         """The last recorded start of a command (0 when none was)."""
         with self._lock:
