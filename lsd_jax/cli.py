@@ -1,4 +1,8 @@
-"""Command line: ``lsd-jax render | demo | dmv | live | convert | params | styles``.
+"""Command line: ``lsd-jax render | preview | demo | dmv | live | convert | params | recipe | styles``.
+
+``render``, ``preview`` and ``demo`` talk before the progress bar: a stage line as each stage starts (the first
+before JAX is imported; the engine reports its stages through ``stage=``) and, for a render, an estimate of its time
+from the speeds earlier renders measured on this machine (:mod:`lsd_jax.store.speeds`).
 
 The render parameters' flags come from the parameter table (:mod:`lsd_jax.params`, via :mod:`lsd_jax.flags`),
 Deep Music Visualizer mode's (``lsd-jax dmv``) from its table (:mod:`lsd_jax.dmv.params`)."""
@@ -279,7 +283,9 @@ def _run(args: argparse.Namespace) -> int:
                 params = {**params, **_loudest_excerpt(song, args.excerpt, params, stages)}
             output = args.output or default_output(song, [args.style, *params.values()])
         age = seconds_since_process_start()
-        key, audio_s, n_est = _estimate(song, args.style, params, stages) if stages.on else (None, None, 0)
+        # the estimate and the speed it keeps are a single render's (one shape); --formats makes several
+        talk = stages.on and not getattr(args, "formats", None)
+        key, _, _ = _estimate(song, args.style, params, stages) if talk else (None, None, 0)
         stages("importing JAX", None)
         t_import = time.perf_counter()
         from .engine.pipeline import render  # JAX loads here: the other commands start without it
