@@ -470,8 +470,9 @@ class Timeline:
     points: tuple[tuple[float | str, float], ...]
     interp: str = "step"
 
-    def as_dict(self) -> dict[Any, Any]:
-        out: dict[Any, Any] = {k: v for k, v in self.points}
+    def as_dict(self) -> dict[str, Any]:
+        """``{when: value}`` with text keys (JSON's), and ``"interp"`` unless step: what :meth:`Param.check` reads."""
+        out: dict[str, Any] = {_key_text(k, quote=False): v for k, v in self.points}
         if self.interp != "step":
             out["interp"] = self.interp
         return out
@@ -1201,6 +1202,13 @@ class RenderParams:
         return bool(self.keyframes) or any(self.band_react) or self.noise_react > 0
 
     # --- derived values, so every consumer reads them the same way
+    @property
+    def tracks_beats(self) -> bool:
+        """Whether the song's beats are needed: ``speed_fpm`` "beat"/"bar", or a timeline keyed by beats or bars."""
+        return isinstance(self.speed_fpm, str) or any(
+            isinstance(v, Timeline) and v.needs_beats for v in (getattr(self, p.name) for p in PARAMS if p.timeline)
+        )
+
     @property
     def contrast_on(self) -> bool:
         return any(v is not None for v in (self.contrast_strength, self.contrast_percussive, self.contrast_audio))
