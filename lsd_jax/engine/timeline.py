@@ -175,3 +175,23 @@ def value_at(params: RenderParams, name: str, seconds: float) -> float:
             "song (render it instead)"
         )
     return float(resolve(name, v, np.array([seconds]))[0])
+
+
+def check_live(params: RenderParams) -> None:
+    """Refuse timelines live mode cannot follow (keyed by beats, bars or sections), naming the parameter."""
+    for name in TIMELINE_PARAMS:
+        v = getattr(params, name)
+        if isinstance(v, Timeline) and (v.needs_beats or v.needs_sections):
+            raise ParamError(
+                f"{name}: live mode follows a timeline keyed by seconds of its clock only; beats, bars and sections "
+                "need the whole song (render it instead)"
+            )
+
+
+def params_at(params: RenderParams, seconds: float) -> RenderParams:
+    """``params`` with each timeline replaced by its value at ``seconds`` (a live session's clock); ``params`` itself
+    when it has no timeline (the common case costs nothing)."""
+    if not has_timeline(params):
+        return params
+    names = [n for n in TIMELINE_PARAMS if isinstance(getattr(params, n), Timeline)]
+    return params.replace(**{n: value_at(params, n, seconds) for n in names})

@@ -53,6 +53,7 @@ from ..engine.latents import (
     pitch_classes,
     shuffle_rotation,
 )
+from ..engine.timeline import check_live, params_at
 from ..errors import ParamError
 from ..params import RenderParams, make_params
 
@@ -378,6 +379,7 @@ class LiveRenderer:
     def _check(params: RenderParams) -> None:
         if isinstance(params.speed_fpm, str):
             raise ParamError(f"speed_fpm={params.speed_fpm!r} needs the whole song's beats; live mode takes a number")
+        check_live(params)  # a timeline keyed by seconds follows the session's clock; beats/bars/sections cannot
         if params.custom_effects:
             raise ParamError("custom_effects are not supported in live mode (contrast and flash are)")
         if params.chroma != "stft":
@@ -657,7 +659,8 @@ class LiveRenderer:
             pulse_time = self._pulse_time
             for k in range(last + 1, due + 1):  # every tick is stepped; only the newest is rendered
                 feats = self._features(self._pool.take(None if k == due else self.t0 + k * period), params)
-                z, c = target.latents.step(k, feats["pulse"], feats["motion"], self._chroma, params)
+                at = params_at(params, k * period)  # each timeline's value at this tick
+                z, c = target.latents.step(k, feats["pulse"], feats["motion"], self._chroma, at)
                 if feats["pulse"] >= covered.get("pulse", -1.0):
                     pulse_time = self._pulse_time
                 covered = {n: max(v, covered.get(n, v)) for n, v in feats.items()}
@@ -666,8 +669,8 @@ class LiveRenderer:
             size = target.sizes[target.level]
             step = target.steps.get(size) or self._step_for(target, size)
             amps = (
-                feats["contrast"] * params.effect_strength("contrast") if params.contrast_on else 0.0,
-                feats["flash"] * params.effect_strength("flash") if params.flash_on else 0.0,
+                feats["contrast"] * at.effect_strength("contrast") if params.contrast_on else 0.0,
+                feats["flash"] * at.effect_strength("flash") if params.flash_on else 0.0,
             )
             image = np.asarray(step(self._inputs(target.style, z, c, amps)))[0]
             t_done = self.clock()
