@@ -106,6 +106,8 @@ def timeline_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         unknown = sorted(set(data) - PARAM_NAMES)
         if unknown:
             raise P.unknown_names_error(unknown)
-        return {k: P.parse_value(k, v) for k, v in data.items()}
+        values = {k: P.parse_value(k, v) for k, v in data.items()}
+        # timelines checked here, so an error names the file too
+        return {k: P.PARAM[k].check(v) if isinstance(v, dict) else v for k, v in values.items()}
     except ParamError as e:
         raise ParamError(f"timeline {path}: {e}") from None
