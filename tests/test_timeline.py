@@ -264,3 +264,12 @@ def test_live_follows_seconds_and_refuses_beats_bars_and_sections():
     for key in ("8b", "2bar", "B", "drop"):
         with pytest.raises(ParamError, match="pulse_react: live mode follows a timeline keyed by seconds"):
             tl.check_live(make_params(pulse_react={"0": 0.1, key: 0.5}))
+
+
+def test_a_recipe_keeps_its_timelines(tmp_path):
+    from lsd_jax.media.recipe import make_recipe, parse_recipe, recipe_text
+
+    p = make_params(pulse_react={"0": 0.3, "16bar": 1.5, "interp": "smooth"}, contrast_strength={12.5: 0.2})
+    text = recipe_text(make_recipe(p, tmp_path / "song.wav", ("default", None), version="0", cwd=tmp_path))
+    back = parse_recipe(text, tmp_path).params
+    assert (back.pulse_react, back.contrast_strength) == (p.pulse_react, p.contrast_strength)
