@@ -273,3 +273,36 @@ def test_a_recipe_keeps_its_timelines(tmp_path):
     text = recipe_text(make_recipe(p, tmp_path / "song.wav", ("default", None), version="0", cwd=tmp_path))
     back = parse_recipe(text, tmp_path).params
     assert (back.pulse_react, back.contrast_strength) == (p.pulse_react, p.contrast_strength)
+
+
+@pytest.mark.slow
+def test_a_live_session_refuses_a_bar_timeline_and_takes_a_seconds_one():
+    from lsd_jax.live.session import LiveRenderer
+
+    with pytest.raises(ParamError, match="flash_strength: live mode follows a timeline keyed by seconds"):
+        LiveRenderer(None, resolution=32, flash_strength={"0": 0.1, "4bar": 0.9})
+    r = LiveRenderer(None, resolution=32, pulse_react={"0": 0.1, "2": 1.0})
+    assert r.update(motion_react={"0": 0.2, "5": 0.4}).motion_react == Timeline(((0.0, 0.2), (5.0, 0.4)))
+    with pytest.raises(ParamError, match="motion_react: live mode"):
+        r.update(motion_react={"0": 0.2, "drop": 0.4})
+
+
+@pytest.mark.slow
+def test_a_live_session_runs_with_a_seconds_timeline():
+    import time
+
+    from lsd_jax.live.session import LiveRenderer
+
+    frames = []
+    r = LiveRenderer(
+        None,
+        resolution=16,
+        fps=10.0,
+        adapt=False,
+        pulse_react={"0": 0.1, "0.5": 1.0},
+        flash_strength={"0": 0.0, "1": 0.5},
+    )
+    r.add_listener(frames.append)
+    with r:
+        time.sleep(2.0)  # the clock is real here: this asks only that frames come and nothing fails
+    assert r.error is None and len(frames) >= 2

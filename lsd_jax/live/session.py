@@ -245,7 +245,8 @@ class LiveLatents:
     def step(
         self, tick: int, pulse: float, motion: float, chroma: np.ndarray, params: RenderParams
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Advance one frame: ``z`` (D,) and ``c`` (C,) float32."""
+        """Advance one frame: ``z`` (D,) and ``c`` (C,) float32 (timelines at the tick's time, ``tick / fps``)."""
+        params = params_at(params, tick / self.fps)
         if params.seed != self.params.seed or params.classes != self.params.classes:
             self.reseed(params)
         self.params = params
@@ -659,8 +660,7 @@ class LiveRenderer:
             pulse_time = self._pulse_time
             for k in range(last + 1, due + 1):  # every tick is stepped; only the newest is rendered
                 feats = self._features(self._pool.take(None if k == due else self.t0 + k * period), params)
-                at = params_at(params, k * period)  # each timeline's value at this tick
-                z, c = target.latents.step(k, feats["pulse"], feats["motion"], self._chroma, at)
+                z, c = target.latents.step(k, feats["pulse"], feats["motion"], self._chroma, params)
                 if feats["pulse"] >= covered.get("pulse", -1.0):
                     pulse_time = self._pulse_time
                 covered = {n: max(v, covered.get(n, v)) for n, v in feats.items()}
@@ -668,6 +668,7 @@ class LiveRenderer:
             last = due
             size = target.sizes[target.level]
             step = target.steps.get(size) or self._step_for(target, size)
+            at = params_at(params, due * period)  # the strengths at the rendered tick
             amps = (
                 feats["contrast"] * at.effect_strength("contrast") if params.contrast_on else 0.0,
                 feats["flash"] * at.effect_strength("flash") if params.flash_on else 0.0,
