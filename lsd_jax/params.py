@@ -385,7 +385,7 @@ class Param:
             many = f"{self.size} comma-separated numbers"
             return (f"one number (for all) or {many}" if self.broadcast else many) + eg
         return {
-            NUMBER: "a number",
+            NUMBER: "a number" + (" or a timeline WHEN:VALUE,... (e.g. 0:0.3, 16bar:1.5)" if self.timeline else ""),
             INTEGER: "a whole number",
             FLAG: "true or false" + (" (or none)" if self.optional else ""),
             CHOICE: "one of " + ", ".join(map(str, self.choices)),

@@ -89,6 +89,8 @@ def test_a_parameter_that_cannot_change_over_the_song_says_so():
         make_params(fps={"0": 30})
     with pytest.raises(ParamError, match=r"pulse_react: 'x' is not WHEN:VALUE"):
         parse_value("pulse_react", "0:0.3, x")
+    with pytest.raises(ParamError, match=r"pulse_react must be a number or a timeline WHEN:VALUE"):
+        parse_value("pulse_react", "lots")
 
 
 # --- resolving keys to per-frame values ------------------------------------------------------------------------
