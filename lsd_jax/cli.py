@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar or stage lines")
     r.add_argument(
+        "--timeline",
+        default=None,
+        metavar="FILE.json",
+        help='parameters in one JSON file, each a number or {when: value} ({"pulse_react": {"0": 0.3, "16bar": 1.5, '
+        '"interp": "linear"}}); flags given win',
+    )
+    r.add_argument(
         "--no-audio", dest="soundtrack", action="store_false", default=argparse.SUPPRESS, help="a silent video"
     )
     add_param_arguments(r)

@@ -5,13 +5,16 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 from . import params as P
 from .errors import ParamError
 from .params import GROUPS, PARAM_NAMES, PARAMS, Param
 
-__all__ = ["add_param_arguments", "params_from", "text_parser"]
+__all__ = ["add_param_arguments", "params_from", "text_parser", "timeline_file"]
 
 
 def text_parser(p: Param) -> Any:
@@ -41,6 +44,8 @@ _METAVAR = {
 
 
 def _metavar(p: Param) -> str:
+    if p.timeline:
+        return "X|WHEN:X,..."  # a number, or a timeline (0:0.3,16bar:1.5)
     if p.kind == P.CHOICE:
         return "{" + ",".join(map(str, p.choices)) + "}"
     if p.kind == P.NUMBERS:
@@ -85,5 +90,33 @@ def add_param_arguments(
 
 
 def params_from(ns: argparse.Namespace) -> dict[str, Any]:
-    """The render parameters among parsed arguments (only those given: their flags default to absent)."""
-    return {k: v for k, v in vars(ns).items() if k in PARAM_NAMES}
+    """The render parameters among parsed arguments (only those given: their flags default to absent), over those of
+    a ``--timeline`` file (:func:`timeline_file`) when one was given."""
+    given = {k: v for k, v in vars(ns).items() if k in PARAM_NAMES}
+    path = getattr(ns, "timeline", None)
+    return {**timeline_file(path), **given} if path else given
+
+
+def timeline_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parameters of a ``--timeline`` JSON file: one object, ``{name: value}``, each value a number, text as its
+    flag takes it, or a timeline ``{when: value, "interp": ...}`` (:class:`lsd_jax.params.Timeline`). Read as data
+    only; errors (unreadable, not JSON, unknown names, bad text) are ParamErrors naming the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ParamError(f"timeline: cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ParamError(f"timeline: {path} is not JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    if not isinstance(data, dict):
+        raise ParamError(f'timeline: {path} must hold one JSON object, {{"pulse_react": {{"0": 0.3, "16bar": 1.5}}}}')
+    try:
+        unknown = sorted(set(data) - PARAM_NAMES)
+        if unknown:
+            raise P.unknown_names_error(unknown)
+        values = {k: P.parse_value(k, v) for k, v in data.items()}
+        # timelines checked here, so an error names the file too
+        return {k: P.PARAM[k].check(v) if isinstance(v, dict) else v for k, v in values.items()}
+    except ParamError as e:
+        raise ParamError(f"timeline {path}: {e}") from None

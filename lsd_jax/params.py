@@ -70,6 +70,9 @@ KEYFRAMES = "keyframes"  # {time in seconds: image path}
 EFFECTS = "effects"  # EffectsGenerator objects (Python only)
 OUTPUT = "output"  # the video file to write
 
+#: How a timeline goes from one point to the next: hold, straight line, eased (smoothstep).
+INTERPS = ("step", "linear", "smooth")
+
 #: The groups, in order, with their titles (CLI help sections, web page sections, README tables).
 GROUPS: dict[str, str] = {
     "basic": "Basic",
@@ -114,6 +117,7 @@ class Param:
     zero_unset: str = ""  # the widget shows "unset" as 0 (a number box cannot be empty); the note for 0
     labels: tuple[tuple[str, Any], ...] = ()  # radio labels for the values (optional flags)
     api_only: bool = False  # Python only: no text form, no flag, no widget
+    timeline: bool = False  # NUMBER: may change over the song ({when: value}, a :class:`Timeline`)
 
     @property
     def optional(self) -> bool:
@@ -126,6 +130,8 @@ class Param:
         """``value`` normalised (tuples, floats, ints), or ParamError naming the problem."""
         if value is None and self.optional:
             return None
+        if self.kind == NUMBER and isinstance(value, (Mapping, Timeline)):
+            return self._check_timeline(value)
         check = getattr(self, f"_check_{self.kind}")
         return check(value)
 
@@ -140,6 +146,39 @@ class Param:
         if self.even and v % 2:
             raise ParamError(f"{self.name} must be even (H.264 with yuv420p needs even sizes), got {v}")
         return v
+
+    def _check_timeline(self, value: Mapping[Any, Any] | Timeline) -> Timeline:
+        """``{when: value}`` (plus ``"interp"``) or a Timeline → a checked Timeline (keys normalised, values in
+        range); ParamError naming this parameter and the entry."""
+        if not self.timeline:
+            raise ParamError(f"{self.name} cannot change over the song: give one value, not {{time: value}}")
+        if isinstance(value, Timeline):
+            value = value.as_dict()
+        interp = value.get("interp", "step")
+        if interp not in INTERPS:
+            raise ParamError(f"{self.name}: interp must be one of {', '.join(INTERPS)}; got {interp!r}")
+        points = []
+        for key, v in value.items():
+            if key == "interp":
+                continue
+            when = timeline_key(self.name, key)
+            if isinstance(v, str):
+                try:
+                    v = _parse_num(v.strip())
+                except ValueError:
+                    raise ParamError(f"{self.name}: {_key_text(when)}: {v!r} is not a number") from None
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+                raise ParamError(f"{self.name}: {_key_text(when)}: the value must be a number, got {v!r}")
+            try:
+                self._in_range(float(v))
+            except ParamError:
+                raise ParamError(
+                    f"{self.name}: {_key_text(when)}: the value must be {self.bounds_text()}, got {_num(v)}"
+                ) from None
+            points.append((when, float(v)))
+        if not points:
+            raise ParamError(f"{self.name}: a timeline needs at least one {{time: value}} entry")
+        return Timeline(tuple(points), interp)
 
     def _check_integer(self, value: Any) -> int:
         return self._check_number(value, integer=True)  # type: ignore[return-value]
@@ -238,6 +277,8 @@ class Param:
             return self.default
         if self.optional and t.lower() == "none":
             return None
+        if self.timeline and ":" in t:  # "0:0.3, 16bar:1.5, interp:linear"
+            return parse_timeline(self.name, t)
         try:
             return getattr(self, f"_parse_{self.kind}")(t)
         except ValueError:
@@ -323,6 +364,8 @@ class Param:
         """``value`` as text that :meth:`parse` reads back (None: empty)."""
         if value is None:
             return ""
+        if isinstance(value, Timeline):
+            return value.text()
         if isinstance(value, bool):
             return "true" if value else "false"
         if self.kind == KEYFRAMES:
@@ -342,7 +385,7 @@ class Param:
             many = f"{self.size} comma-separated numbers"
             return (f"one number (for all) or {many}" if self.broadcast else many) + eg
         return {
-            NUMBER: "a number",
+            NUMBER: "a number" + (" or a timeline WHEN:VALUE,... (e.g. 0:0.3, 16bar:1.5)" if self.timeline else ""),
             INTEGER: "a whole number",
             FLAG: "true or false" + (" (or none)" if self.optional else ""),
             CHOICE: "one of " + ", ".join(map(str, self.choices)),
@@ -413,6 +456,91 @@ def _num(v: Any) -> str:
         return str(int(v))
     f = float(v)
     return str(int(f)) if f.is_integer() and abs(f) < 1e16 else repr(f)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A parameter that changes over the song: ``points`` ``(when, value)`` in the order given, and ``interp``
+    (:data:`INTERPS`) between them. ``when`` is seconds of the song (a float) or text: beats ``"64b"``, bars
+    ``"16bar"``, a section label ``"B"`` (the start of each B), the n-th section ``"s3"`` (from 1) or ``"drop"``
+    (each drop). Before its first point a timeline holds the first value; after its last, the last.
+    :mod:`lsd_jax.engine.timeline` turns it into one value per frame. Made by :meth:`Param.check` from
+    ``{when: value}``."""
+
+    points: tuple[tuple[float | str, float], ...]
+    interp: str = "step"
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{when: value}`` with text keys (JSON's), and ``"interp"`` unless step: what :meth:`Param.check` reads."""
+        out: dict[str, Any] = {_key_text(k, quote=False): v for k, v in self.points}
+        if self.interp != "step":
+            out["interp"] = self.interp
+        return out
+
+    def text(self) -> str:
+        """As :func:`parse_timeline` reads it: ``"0:0.3, 16bar:1.5, interp:linear"``."""
+        items = [f"{_key_text(k, quote=False)}:{_num(v)}" for k, v in self.points]
+        return ", ".join(items + ([f"interp:{self.interp}"] if self.interp != "step" else []))
+
+    @property
+    def needs_beats(self) -> bool:
+        return any(isinstance(k, str) and k.endswith(("b", "bar")) for k, _ in self.points)
+
+    @property
+    def needs_sections(self) -> bool:
+        return any(isinstance(k, str) and not k.endswith(("b", "bar")) for k, _ in self.points)
+
+
+def timeline_key(name: str, key: Any) -> float | str:
+    """A timeline's ``when`` normalised: seconds (float >= 0), ``"64b"``, ``"16bar"``, ``"s3"``, ``"drop"`` or a
+    section label (capital letters); ParamError naming ``name`` and the key otherwise."""
+    if isinstance(key, numbers.Real) and not isinstance(key, bool):
+        t = float(key)
+    elif isinstance(key, str):
+        k = key.strip()
+        if _is_number(k):
+            t = float(k)
+        elif m := re.fullmatch(r"(\d+(?:\.\d+)?)\s*(b|beats?|bars?)", k, re.IGNORECASE):
+            n = _num(float(m.group(1)))
+            return f"{n}bar" if m.group(2).lower().startswith("bar") else f"{n}b"
+        elif m := re.fullmatch(r"s(\d+)", k):
+            if int(m.group(1)) < 1:
+                raise ParamError(f"{name}: {key!r}: sections are counted from s1")
+            return f"s{int(m.group(1))}"
+        elif k.lower() in ("drop", "drops"):
+            return "drop"
+        elif re.fullmatch(r"[A-Z]{1,2}", k):
+            return k
+        else:
+            raise ParamError(
+                f'{name}: {key!r} is not a time: give seconds (42.5), beats ("64b"), bars ("16bar"), '
+                f'a section label ("B"), a section number ("s3") or "drop"'
+            )
+    else:
+        raise ParamError(f'{name}: {key!r} is not a time (seconds, "64b", "16bar", "B", "s3" or "drop")')
+    if not math.isfinite(t) or t < 0:
+        raise ParamError(f"{name}: {key!r}: a time must be >= 0 seconds")
+    return t
+
+
+def _key_text(key: float | str, quote: bool = True) -> str:
+    if isinstance(key, str):
+        return f'"{key}"' if quote else key
+    return _num(key)
+
+
+def parse_timeline(name: str, text: str) -> dict[Any, Any]:
+    """``"0:0.3, 16bar:1.5, interp:linear"`` → ``{"0": "0.3", "16bar": "1.5", "interp": "linear"}``, which
+    :meth:`Param.check` turns into a :class:`Timeline` (it checks keys and values)."""
+    out: dict[Any, Any] = {}
+    for item in _items(text):
+        key, sep, value = item.rpartition(":")
+        if not sep or not key.strip() or not value.strip():
+            raise ParamError(f"{name}: {item!r} is not WHEN:VALUE (e.g. 0:0.3, 16bar:1.5, interp:linear)")
+        out[key.strip()] = value.strip()
+    if not out:
+        raise ParamError(f"{name}: an empty timeline")
+    return out
 
 
 def _parse_float(text: str) -> float:
@@ -512,6 +640,7 @@ class RenderParams:
         slider=True,
         step=0.01,
         label="Pulse strength",
+        timeline=True,
     )
     motion_react: float = table_field(
         NUMBER,
@@ -524,6 +653,7 @@ class RenderParams:
         slider=True,
         step=0.01,
         label="Motion strength",
+        timeline=True,
     )
     speed_fpm: float | str = table_field(
         SPEED,
@@ -558,6 +688,7 @@ class RenderParams:
         zero_unset="off",
         **_UNIT,
         label="Contrast on hits",
+        timeline=True,
     )
     flash_strength: float | None = table_field(
         NUMBER,
@@ -570,6 +701,7 @@ class RenderParams:
         zero_unset="off",
         **_UNIT,
         label="Flash on hits",
+        timeline=True,
     )
     fps: float = table_field(
         NUMBER,
@@ -722,7 +854,14 @@ class RenderParams:
         label="Motion: harmonic part",
     )
     motion_randomness: float = table_field(
-        NUMBER, 0.5, "how unevenly the latent dimensions drift", "motion", lsd=True, **_UNIT, label="Motion unevenness"
+        NUMBER,
+        0.5,
+        "how unevenly the latent dimensions drift",
+        "motion",
+        lsd=True,
+        **_UNIT,
+        label="Motion unevenness",
+        timeline=True,
     )
     # --- classes (conditional styles)
     classes: tuple[int | str, ...] | None = table_field(
@@ -753,6 +892,7 @@ class RenderParams:
         lo=0.0,
         hi=100.0,
         label="Pitch to class strength",
+        timeline=True,
     )
     class_smooth_seconds: float = table_field(
         NUMBER,
@@ -766,7 +906,15 @@ class RenderParams:
         label="Class smoothing (s)",
     )
     class_complexity: float = table_field(
-        NUMBER, 1.0, "magnitude of the class vector", "classes", lsd=True, lo=0.0, hi=100.0, label="Class vector size"
+        NUMBER,
+        1.0,
+        "magnitude of the class vector",
+        "classes",
+        lsd=True,
+        lo=0.0,
+        hi=100.0,
+        label="Class vector size",
+        timeline=True,
     )
     class_shuffle_seconds: float | tuple[float, ...] | None = table_field(
         TIMES,
@@ -933,6 +1081,7 @@ class RenderParams:
         "stylegan3",
         **_REACT,
         label="Turn with the music",
+        timeline=True,
     )
     translate_react: float = table_field(
         NUMBER,
@@ -941,6 +1090,7 @@ class RenderParams:
         "stylegan3",
         **_REACT,
         label="Slide with the music",
+        timeline=True,
     )
     # --- separate stems (paths), aligned to the song
     pulse_audio: str | None = table_field(
@@ -1052,6 +1202,13 @@ class RenderParams:
         return bool(self.keyframes) or any(self.band_react) or self.noise_react > 0
 
     # --- derived values, so every consumer reads them the same way
+    @property
+    def tracks_beats(self) -> bool:
+        """Whether the song's beats are needed: ``speed_fpm`` "beat"/"bar", or a timeline keyed by beats or bars."""
+        return isinstance(self.speed_fpm, str) or any(
+            isinstance(v, Timeline) and v.needs_beats for v in (getattr(self, p.name) for p in PARAMS if p.timeline)
+        )
+
     @property
     def contrast_on(self) -> bool:
         return any(v is not None for v in (self.contrast_strength, self.contrast_percussive, self.contrast_audio))

@@ -88,7 +88,7 @@ class Features:
     flash: np.ndarray | None  # (N,) or None when the flash effect is off
     effects: tuple[np.ndarray, ...] = ()  # one (N,) per custom effect, in order
     bands: np.ndarray | None = None  # (N, 3) low/mid/high in [0, 1] when band_react is on
-    beats: Beats | None = None  # when speed_fpm is "beat" or "bar"
+    beats: Beats | None = None  # when speed_fpm is "beat" or "bar", or a timeline is keyed by beats or bars
     soundtrack: tuple[np.ndarray, int] | None = None  # (samples (n, channels) float32, sample rate)
 
 
@@ -352,7 +352,8 @@ def analyze(song: PathLike, params: Any, *, max_seconds: float | None = None) ->
     zero-padded to the song's frames. Chroma (``params.chroma``: "stft" or "cqt") comes from the mix or
     ``class_audio``. Contrast and flash are computed only when enabled, from their percussive part unless
     ``*_percussive=False``. Bands are computed when ``band_react`` is on, beats when ``speed_fpm`` is
-    "beat" or "bar". A silent song is an AudioError; a silent stem gives zeros. ``max_seconds``: refuse
+    "beat" or "bar" or a timeline needs them (``params.tracks_beats``). A silent song is an AudioError; a
+    silent stem gives zeros. ``max_seconds``: refuse
     (an AudioError) an excerpt longer than that, measured on the decoded audio.
     """
     a = _Analysis(song, params, max_seconds)
@@ -373,7 +374,7 @@ def analyze(song: PathLike, params: Any, *, max_seconds: float | None = None) ->
     contrast = effect(params.contrast_audio, params.effect_percussive("contrast")) if params.contrast_on else None
     flash = effect(params.flash_audio, params.effect_percussive("flash")) if params.flash_on else None
     bands = a.bands() if any(params.band_react) else None
-    beats = a.beats() if isinstance(params.speed_fpm, str) else None
+    beats = a.beats() if params.tracks_beats else None
     return Features(
         fps=float(params.fps),
         sr=a.sr,

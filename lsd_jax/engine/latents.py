@@ -19,6 +19,7 @@ Shapes: N frames, D = z_dim, C = c_dim.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..errors import ParamError
 from ..params import RenderParams
+from .timeline import frame_values
 
 Array = jax.Array
 
@@ -148,7 +150,8 @@ def motion_frames(
 ) -> MotionFrame:
     """The scan's per-frame inputs (leading axis N): the keyframe path ``base`` (N, D) through ``n_keyframes``
     truncated-normal keyframes scaled by ``truncation`` (spread evenly, or eased between the frames
-    ``positions``), the envelopes and each frame's speed ``factor`` (N, D), drawn per stretch of ``period``."""
+    ``positions``), the envelopes and each frame's speed ``factor`` (N, D), drawn per stretch of ``period`` (as
+    :func:`motion_factors`; ``motion_randomness`` () or (N,) per frame)."""
     n = pulse.shape[0]
     kf = max(n_keyframes, 1)
     keyframes = truncation * jax.random.truncated_normal(motion_keys(key)[0], -2.0, 2.0, (kf, z_dim), jnp.float32)
@@ -163,7 +166,9 @@ def motion_frames(
         k0 = jnp.clip(jnp.floor(t).astype(jnp.int32), 0, kf - 2)
         frac = (t - k0)[:, None]
         base = keyframes[k0] * (1.0 - frac) + keyframes[k0 + 1] * frac
-    factors = motion_factors(key, -(-n // period), z_dim, motion_randomness)[jnp.arange(n) // period]
+    fac = jax.random.bernoulli(motion_keys(key)[2], 0.5, (-(-n // period), z_dim))[jnp.arange(n) // period]
+    randomness = jnp.asarray(motion_randomness, jnp.float32)  # () or (N,): one per frame
+    factors = jnp.where(fac, 1.0, 1.0 - (randomness[:, None] if randomness.ndim else randomness))
     return MotionFrame(base, pulse.astype(jnp.float32), motion.astype(jnp.float32), factors)
 
 
@@ -183,7 +188,8 @@ def motion_latents(
     fps: Array | float,
     positions: Array | None = None,
 ) -> Array:
-    """Per-frame z. pulse, motion: (N,) envelopes in [0, 1] -> (N, z_dim) float32.
+    """Per-frame z. pulse, motion: (N,) envelopes in [0, 1] -> (N, z_dim) float32. ``pulse_react``,
+    ``motion_react`` and ``motion_randomness`` are () or (N,) (one value per frame: a timeline); ``truncation`` ().
 
     ``z_i = reflect(base_i + drift_i) + pulse_i``: base interpolates between ``n_keyframes``
     truncated-normal keyframes scaled by ``truncation``; the drift accumulates an EMA of
@@ -203,8 +209,20 @@ def motion_latents(
         truncation=truncation,
         positions=positions,
     )
-    controls = motion_controls(pulse_react, motion_react, truncation, fps)
-    _, z = jax.lax.scan(lambda s, f: motion_step(s, f, controls), motion_init(motion_signs(key, z_dim)), frames)
+    n = pulse.shape[0]
+    per_frame = motion_controls(
+        jnp.broadcast_to(jnp.asarray(pulse_react, jnp.float32), (n,)),
+        jnp.broadcast_to(jnp.asarray(motion_react, jnp.float32), (n,)),
+        truncation,
+        fps,
+    )
+
+    def body(state: MotionState, xs: tuple[MotionFrame, Array, Array]) -> tuple[MotionState, Array]:
+        frame, pulse_react, step_gain = xs
+        return motion_step(state, frame, MotionControls(pulse_react, step_gain, per_frame.bound))
+
+    init = motion_init(motion_signs(key, z_dim))
+    _, z = jax.lax.scan(body, init, (frames, per_frame.pulse_react, per_frame.step_gain))
     return z.astype(jnp.float32)
 
 
@@ -288,7 +306,7 @@ def class_latents(
     complexity: Array | float,
 ) -> Array:
     """Per-frame class vectors. chroma: (N, 12); pitch_class: (N, 12) int, the class each pitch
-    drives at each frame -> (N, c_dim).
+    drives at each frame; ``gain``, ``complexity``: () or (N,) (one per frame) -> (N, c_dim).
 
     ``v_0`` is the chroma of the first non-silent frame scattered into classes; then
     ``v_i = complexity * minmax(v_{i-1} + gain * scatter(chroma_i))`` (:func:`class_step`), finally smoothed by
@@ -299,13 +317,16 @@ def class_latents(
     the last of them, as Lucid Sonic Dreams' ``dict(zip(classes, chroma))`` does.
     """
     n = chroma.shape[0]
-    v0 = class_first(chroma[first_frame], pitch_class[0], complexity, c_dim)
+    gain = jnp.broadcast_to(jnp.asarray(gain, jnp.float32), (n,))
+    complexity = jnp.broadcast_to(jnp.asarray(complexity, jnp.float32), (n,))
+    v0 = class_first(chroma[first_frame], pitch_class[0], complexity[0], c_dim)
 
     def body(v, xs):
-        v = class_step(v, *xs, gain, complexity)
+        row, classes, g, k = xs
+        v = class_step(v, row, classes, g, k)
         return v, v
 
-    _, rest = jax.lax.scan(body, v0, (chroma[1:], pitch_class[1:]))
+    _, rest = jax.lax.scan(body, v0, (chroma[1:], pitch_class[1:], gain[1:], complexity[1:]))
     v = jnp.concatenate([v0[None], rest], axis=0)
     if smooth_frames > 1:
         f = smooth_frames
@@ -387,8 +408,13 @@ def make_latents(
     z_dim: int,
     c_dim: int,
     keyframe_positions: np.ndarray | None = None,
+    values: Mapping[str, np.ndarray] | None = None,
 ) -> Latents:
     """All latents for a render. pulse, motion: (N,); chroma: (N, 12) -> z (N, D), c (N, C).
+
+    ``values``: each timeline parameter per frame, name → (N,) (:func:`lsd_jax.engine.timeline.frame_values`;
+    default: made from ``params`` with no beats or sections, so only timelines keyed by seconds resolve). The scans
+    take them as arrays, so a timeline and a constant compile alike.
 
     A loop (``loop_seconds``/``loop_bars``) closes both paths on themselves (:func:`close_loop`).
 
@@ -396,6 +422,8 @@ def make_latents(
     spreading ``speed_fpm`` of them evenly."""
     pulse = np.asarray(pulse, np.float32)
     n = pulse.shape[0]
+    if values is None:
+        values = frame_values(params, n, fps)
     key = jax.random.key(params.seed)
     positions = None
     speed = params.speed_fpm if not isinstance(params.speed_fpm, str) else 0.0
@@ -410,9 +438,9 @@ def make_latents(
         z_dim=z_dim,
         n_keyframes=n_keyframes,
         period=max(1, int(round(4 * fps))),
-        pulse_react=params.pulse_react,
-        motion_react=params.motion_react,
-        motion_randomness=params.motion_randomness,
+        pulse_react=jnp.asarray(values["pulse_react"]),
+        motion_react=jnp.asarray(values["motion_react"]),
+        motion_randomness=jnp.asarray(values["motion_randomness"]),
         truncation=params.truncation,
         fps=float(fps),
         positions=positions,
@@ -428,8 +456,8 @@ def make_latents(
             jnp.int32(loud[0] if loud.size else 0),
             c_dim=c_dim,
             smooth_frames=max(1, int(round(params.class_smooth_seconds * fps))),
-            gain=params.class_pitch_react * LSD_REFERENCE_FPS / fps,
-            complexity=params.class_complexity,
+            gain=jnp.asarray(values["class_pitch_react"] * np.float32(LSD_REFERENCE_FPS / fps)),
+            complexity=jnp.asarray(values["class_complexity"]),
         )
         c = np.asarray(c)
     z = np.asarray(z)
@@ -454,16 +482,25 @@ def _transform_path(
     return angle, jnp.cumsum(speed * jnp.cos(heading)), jnp.cumsum(speed * jnp.sin(heading))
 
 
-def transform_path(motion: np.ndarray, params: RenderParams, *, fps: float) -> tuple[np.ndarray, ...]:
+def transform_path(
+    motion: np.ndarray, params: RenderParams, *, fps: float, values: Mapping[str, np.ndarray] | None = None
+) -> tuple[np.ndarray, ...]:
     """StyleGAN3 input transform per frame from the motion envelope: (angle rad, tx, ty), each (N,).
+    ``values``: the timeline parameters per frame, as :func:`make_latents` takes them.
 
     The angle advances ``rotate_react`` turns per second at full motion loudness, in a direction
     chosen by ``seed``; the image slides ``translate_react`` image widths per second along a slowly
     wandering heading. Still music leaves the image still.
     """
     key = jax.random.fold_in(jax.random.key(params.seed), 3)
+    if values is None:
+        values = frame_values(params, len(motion), fps)
     out = _transform_path(
-        key, jnp.asarray(motion, jnp.float32), params.rotate_react, params.translate_react, float(fps)
+        key,
+        jnp.asarray(motion, jnp.float32),
+        jnp.asarray(values["rotate_react"]),
+        jnp.asarray(values["translate_react"]),
+        float(fps),
     )
     out = tuple(np.asarray(a, np.float32) for a in out)
     return tuple(close_loop(a) for a in out) if is_loop(params) else out

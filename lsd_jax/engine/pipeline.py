@@ -270,11 +270,14 @@ def prepare(
     progress: bool = True,
     max_seconds: float | None = None,
     stage: StageFn | None = None,
+    structure: Any = None,
     **kwargs: Any,
 ) -> Prepared:
     """Validate parameters, resolve the style, analyse the song, compute latents, build the step.
 
     ``stage``: told when each of these starts and ends (:data:`StageFn`; the CLI's stage lines).
+    ``structure``: the song's sections and drops (:class:`lsd_jax.engine.timeline.Structure`) for timelines keyed
+    by sections (``"B"``, ``"s3"``, ``"drop"``); without it such a key is a ParamError.
 
     ``max_seconds``: refuse an excerpt longer than that, measured on the audio actually decoded (a server's limit:
     a header that understates the length does not get past it). A batch that does not fit in memory is refused
@@ -312,9 +315,10 @@ def prepare(
     beats = feats.beats
     positions = None
     if beats is not None:
+        timings.tempo_bpm = float(beats.tempo_bpm)
+    if beats is not None and isinstance(params.speed_fpm, str):
         from ..audio.beats import beat_keyframe_positions
 
-        timings.tempo_bpm = float(beats.tempo_bpm)
         positions = beat_keyframe_positions(beats, params.speed_fpm, feats.n_frames)
         if len(positions) < 2:
             import warnings
@@ -325,6 +329,7 @@ def prepare(
     timings.audio = time.perf_counter() - t
 
     t = time.perf_counter()
+    values = timeline_values(params, feats, structure)
     with _stage(stage, "computing the latents"):
         lat = latents.make_latents(
             feats.pulse,
@@ -335,6 +340,7 @@ def prepare(
             z_dim=style_obj.z_dim,
             c_dim=style_obj.c_dim,
             keyframe_positions=positions,
+            values=values,
         )
     timings.latents = time.perf_counter() - t
     from ..styles.program import controlled_style
@@ -353,8 +359,8 @@ def prepare(
     size = output_size(style_obj, params)
     style_obj = style_obj.with_frame_fit(params.frame_fit)  # the generator makes the video's aspect itself
     plan = plan_effects(params, size)
-    inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats), **extra}
-    if params.rotate_react or params.translate_react:
+    inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats, values), **extra}
+    if any(v != 0 for v in (params.rotate_react, params.translate_react)):  # a number or a timeline
         if not style_obj.transform:
             raise ParamError(
                 "rotate_react and translate_react need a StyleGAN3 style (its input can rotate and "
@@ -362,7 +368,7 @@ def prepare(
             )
         from ..styles.generator import stylegan3_transform
 
-        angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps)
+        angle, tx, ty = latents.transform_path(feats.motion, params, fps=feats.fps, values=values)
         inputs["transform"] = np.asarray(stylegan3_transform(angle, tx, ty), np.float32)
     with _stage(stage, "building the frame step"):
         step = build_frame_step(
@@ -375,6 +381,19 @@ def prepare(
             compute_dtype=params.compute_dtype,
         )
     return Prepared(params, style_obj, feats, lat, inputs, size, plan, step, timings, beats)
+
+
+def timeline_values(params: RenderParams, feats: Any, structure: Any = None) -> dict[str, np.ndarray]:
+    """Each timeline parameter per frame of the excerpt analysed in ``feats`` (name → (N,) float32), its beats and
+    bars from ``feats.beats`` (seconds of the song), its sections from ``structure``."""
+    from .timeline import frame_values
+
+    beats = downbeats = None
+    if feats.beats is not None:
+        b = feats.beats
+        beats = np.asarray(b.beat_times, np.float64) + params.start
+        downbeats = beats[np.isin(b.beat_frames, b.bar_frames)]  # the beats that start a bar
+    return frame_values(params, feats.n_frames, feats.fps, beats=beats, downbeats=downbeats, structure=structure)
 
 
 def song_tempo(song: Any, params: RenderParams, *, max_seconds: float | None = None) -> float:
@@ -498,6 +517,7 @@ def render(
     live: str | os.PathLike[str] | None = None,
     max_seconds: float | None = None,
     stage: StageFn | None = None,
+    structure: Any = None,
     **kwargs: Any,
 ) -> RenderResult:
     """Render a music video of ``song``; returns a :class:`RenderResult` (``.path``: the MP4).
@@ -512,6 +532,7 @@ def render(
     ``max_seconds``: refuse a song (or excerpt) longer than that, measured on what is decoded (see :func:`prepare`).
     ``stage``: told when each stage before the frames starts and ends (:data:`StageFn`): :func:`prepare`'s, then
     "compiling (the first batch)", which ends as the first frames are made; the progress bar appears only then.
+    ``structure``: the song's sections and drops, for timelines keyed by them (see :func:`prepare`).
     Under ``jax.distributed`` (several processes), each process renders a contiguous range of
     frames and process 0 joins the segments without re-encoding.
     """
@@ -534,6 +555,7 @@ def render(
         progress=bool(progress),
         max_seconds=max_seconds,
         stage=stage,
+        structure=structure,
     )
     from ..version import __version__
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,13 +47,16 @@ class EffectPlan:
 
 
 def plan_effects(params: RenderParams, size: tuple[int, int]) -> EffectPlan:
+    """The effects of ``params`` at ``size``. Contrast and flash get strength 1: their strength (a number or a
+    timeline) is folded into their amplitudes per frame (:func:`effect_amplitudes`), as they only use
+    ``amplitude * strength``; so a new strength never recompiles."""
     chain: list[tuple[Callable[..., Any], float, bool]] = []
     for e in params.custom_effects:
         chain.append((e.func, float(e.strength), e.traceable(*size)))
     if params.contrast_on:
-        chain.append((fx.contrast_effect, params.effect_strength("contrast"), True))
+        chain.append((fx.contrast_effect, 1.0, True))
     if params.flash_on:
-        chain.append((fx.flash_effect, params.effect_strength("flash"), True))
+        chain.append((fx.flash_effect, 1.0, True))
     split = next((i for i, (_, _, ok) in enumerate(chain) if not ok), len(chain))
     return EffectPlan(
         fused=tuple((f, s) for f, s, _ in chain[:split]),
@@ -61,13 +64,14 @@ def plan_effects(params: RenderParams, size: tuple[int, int]) -> EffectPlan:
     )
 
 
-def effect_amplitudes(features: Any) -> np.ndarray:
-    """(N, E) amplitudes in the plan's order: custom effects, contrast, flash."""
+def effect_amplitudes(features: Any, values: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(N, E) amplitudes in the plan's order: custom effects, contrast, flash; contrast's and flash's times their
+    strength at each frame (``values``: :func:`lsd_jax.engine.timeline.frame_values`; see :func:`plan_effects`)."""
     cols = list(features.effects)
     if features.contrast is not None:
-        cols.append(features.contrast)
+        cols.append(np.asarray(features.contrast, np.float32) * values["contrast_strength"])
     if features.flash is not None:
-        cols.append(features.flash)
+        cols.append(np.asarray(features.flash, np.float32) * values["flash_strength"])
     if not cols:
         return np.zeros((features.n_frames, 0), np.float32)
     return np.stack(cols, axis=1).astype(np.float32)

@@ -53,6 +53,7 @@ from ..engine.latents import (
     pitch_classes,
     shuffle_rotation,
 )
+from ..engine.timeline import check_live, params_at
 from ..errors import ParamError
 from ..params import RenderParams, make_params
 
@@ -244,7 +245,8 @@ class LiveLatents:
     def step(
         self, tick: int, pulse: float, motion: float, chroma: np.ndarray, params: RenderParams
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Advance one frame: ``z`` (D,) and ``c`` (C,) float32."""
+        """Advance one frame: ``z`` (D,) and ``c`` (C,) float32 (timelines at the tick's time, ``tick / fps``)."""
+        params = params_at(params, tick / self.fps)
         if params.seed != self.params.seed or params.classes != self.params.classes:
             self.reseed(params)
         self.params = params
@@ -378,6 +380,7 @@ class LiveRenderer:
     def _check(params: RenderParams) -> None:
         if isinstance(params.speed_fpm, str):
             raise ParamError(f"speed_fpm={params.speed_fpm!r} needs the whole song's beats; live mode takes a number")
+        check_live(params)  # a timeline keyed by seconds follows the session's clock; beats/bars/sections cannot
         if params.custom_effects:
             raise ParamError("custom_effects are not supported in live mode (contrast and flash are)")
         if params.chroma != "stft":
@@ -665,9 +668,10 @@ class LiveRenderer:
             last = due
             size = target.sizes[target.level]
             step = target.steps.get(size) or self._step_for(target, size)
+            at = params_at(params, due * period)  # the strengths at the rendered tick
             amps = (
-                feats["contrast"] * params.effect_strength("contrast") if params.contrast_on else 0.0,
-                feats["flash"] * params.effect_strength("flash") if params.flash_on else 0.0,
+                feats["contrast"] * at.effect_strength("contrast") if params.contrast_on else 0.0,
+                feats["flash"] * at.effect_strength("flash") if params.flash_on else 0.0,
             )
             image = np.asarray(step(self._inputs(target.style, z, c, amps)))[0]
             t_done = self.clock()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError, ParamError
-from ..params import KEYFRAMES, PARAM, PARAMS, PATH, RenderParams, make_params
+from ..params import KEYFRAMES, PARAM, PARAMS, PATH, RenderParams, Timeline, make_params
 from .formats import RECIPE_FILE
 
 __all__ = [
@@ -75,6 +75,8 @@ def _json_value(name: str, value: Any, cwd: Path) -> Any:
         return _stored_path(value, cwd)
     if kind == KEYFRAMES:
         return [[t, _stored_path(image, cwd)] for t, image in value]
+    if isinstance(value, Timeline):
+        return value.as_dict()
     if isinstance(value, tuple):
         return list(value)
     return value
