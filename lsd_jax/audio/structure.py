@@ -184,11 +184,11 @@ def novelty(affinity: np.ndarray, half: int) -> np.ndarray:
     return np.maximum(out, 0.0)
 
 
-def pick_peaks(curve: np.ndarray, distance: int, z: float) -> np.ndarray:
-    """Indices of local maxima of ``curve`` above ``mean + z·std``, greedily strongest first, no two closer than
-    ``distance`` and none within ``distance`` of either end."""
+def pick_peaks(curve: np.ndarray, distance: int, z: float | None) -> np.ndarray:
+    """Indices of local maxima of ``curve`` above ``mean + z·std`` (above 0 for ``z=None``), greedily strongest
+    first, no two closer than ``distance`` and none within ``distance`` of either end."""
     n = curve.size
-    thresh = curve.mean() + z * curve.std()
+    thresh = 0.0 if z is None else curve.mean() + z * curve.std()
     taken: list[int] = []
     for i in np.argsort(-curve, kind="stable"):
         if curve[i] <= thresh:
@@ -285,7 +285,7 @@ def find_drops(level_db: np.ndarray, low_db: np.ndarray, low_onset: np.ndarray, 
     after = (c_lvl[t + na] - c_lvl[t]) / na
     ok = (rise > DROP_DB) & (rise_low > DROP_LOW_DB) & (after > np.median(level_db))
     score = np.concatenate([np.zeros(nb), np.where(ok, rise + rise_low, 0.0), np.zeros(na)])
-    picks = [p for p in pick_peaks(score, int(2 * DROP_BEFORE_S * rate), -np.inf) if score[p] > 0]
+    picks = pick_peaks(score, int(2 * DROP_BEFORE_S * rate), None)
     w = int(0.25 * rate)
     return np.array([max(0, p - w) + int(np.argmax(low_onset[max(0, p - w) : p + w + 1])) for p in picks], np.int64)
 
