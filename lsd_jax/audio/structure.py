@@ -18,7 +18,8 @@ How (NumPy only, like the rest of the audio layer: librosa and numba stay unimpo
   to the nearest beat when one is within ``SNAP_S``. librosa's gallery (laplacian segmentation,
   ``segment.agglomerative``) needs the number of sections up front; novelty finds it from the song.
 - **Labels**: two sections share a letter when their cross-similarity (mean of the recurrence matrix over the
-  pair's block) is close to their own self-similarity (``SAME_RATIO``).
+  pair's block) is close to their own self-similarity (``SAME_RATIO``); neighbours that share a letter are joined
+  into one section (and the letters found again).
 - **Drops**: a rise of loudness and of the low end (below ~150 Hz) from the two seconds before to the second
   after, above ``DROP_DB``/``DROP_LOW_DB``, landing above the song's median loudness: the end of a build or a
   break. Each drop is moved to the strongest low-end onset near it, then to the nearest beat.
@@ -50,6 +51,7 @@ SR = 22050
 HOP = 512  # spectral columns of ~23 ms
 BLOCK = 4  # columns per similarity block (~93 ms)
 N_MFCC = 13
+WEIGHTS = (1.0, 0.7, 0.5)  # of MFCC, chroma and loudness in the similarity
 KERNEL_S = 3.0  # half-width of the checkerboard kernel: the shortest part whose change it sees fully
 MIN_SECTION_S = 2.5  # no two boundaries closer than this (and none this close to either end)
 NOVELTY_Z = 1.0  # a peak counts above mean + NOVELTY_Z · std of the novelty curve
@@ -155,7 +157,7 @@ def block_features(power: np.ndarray, mel: np.ndarray, sr: int) -> np.ndarray:
     chroma = spectral.chroma_columns(power, spectral.chroma_filterbank(sr))
     level = _db(mel.sum(axis=0, keepdims=True))
     groups = []
-    for g, weight in ((mfcc, 1.0), (chroma, 0.7), (level, 0.5)):
+    for g, weight in ((mfcc, WEIGHTS[0]), (chroma, WEIGHTS[1]), (level, WEIGHTS[2])):
         p = _pool(np.asarray(g, np.float64), BLOCK)
         p = (p - p.mean(axis=1, keepdims=True)) / (p.std(axis=1, keepdims=True) + 1e-6)
         groups.append(p * weight / math.sqrt(p.shape[0]))
@@ -318,9 +320,8 @@ def analyze_signal(y: np.ndarray, sr: int = SR) -> SongForm:
     low_onset = onset_envelope(mel[low_bands], hop)
     rate = sr / hop
 
-    feats = block_features(power, mel, sr)
-    aff = recurrence(feats)
     block_s = BLOCK / rate
+    aff = recurrence(block_features(power, mel, sr))
     nov = novelty(aff, max(2, int(round(KERNEL_S / block_s))))
     peaks = pick_peaks(nov, max(1, int(round(MIN_SECTION_S / block_s))), NOVELTY_Z)
     bounds_s = np.concatenate([[0.0], (peaks + 0.5) * block_s, [duration]])
@@ -330,6 +331,12 @@ def analyze_signal(y: np.ndarray, sr: int = SR) -> SongForm:
     bounds_b = np.clip(np.round(bounds_s / block_s).astype(np.int64), 0, aff.shape[0])
     bounds_b[-1] = aff.shape[0]
     labels = label_sections(aff, bounds_b)
+    while len(labels) > 1:  # neighbours that are the same part (a chord change inside a verse) become one section
+        keep = np.array([True] + [a != b for a, b in zip(labels[:-1], labels[1:], strict=True)] + [True])
+        if keep.all():
+            break
+        bounds_b, bounds_s = bounds_b[keep], bounds_s[keep]
+        labels = label_sections(aff, bounds_b)
 
     level_db = _db(mel.sum(axis=0))
     spans = list(zip(bounds_s[:-1], bounds_s[1:], strict=True))
