@@ -134,6 +134,12 @@ def test_labels_repeat_for_repeated_parts_in_order_of_first_appearance():
     assert structure.label_sections(aff, bounds) == ["A", "B", "A", "C", "B"]
 
 
+def test_neighbours_of_the_same_part_are_joined_and_others_kept():
+    aff = _blocks("AABCB", 30)  # a part split in two (a boundary too many), then three different neighbours
+    keep = structure.merge_neighbours(aff, np.arange(0, 151, 30))
+    np.testing.assert_array_equal(keep, [True, False, True, True, True, True])
+
+
 def test_drop_needs_a_rise_of_both_loudness_and_low_end():
     rate = 20.0
     n = 400

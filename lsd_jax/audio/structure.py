@@ -57,6 +57,7 @@ MIN_SECTION_S = 2.5  # no two boundaries closer than this (and none this close t
 NOVELTY_Z = 1.0  # a peak counts above mean + NOVELTY_Z · std of the novelty curve
 SNAP_S = 0.2  # a boundary moves to a beat this close
 SAME_RATIO = 0.8  # cross-similarity / self-similarity above this: the same part
+MERGE_RATIO = 0.75  # neighbours this alike are one section (a chord change inside a part is not a boundary)
 DROP_DB = 4.0  # loudness rise of a drop (dB)
 DROP_LOW_DB = 8.0  # low-end rise of a drop (dB)
 DROP_BEFORE_S, DROP_AFTER_S = 2.0, 1.0
@@ -201,6 +202,27 @@ def pick_peaks(curve: np.ndarray, distance: int, z: float | None) -> np.ndarray:
     return np.array(sorted(taken), np.int64)
 
 
+def _ratio(affinity: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float:
+    """Cross-similarity of two spans over the geometric mean of their self-similarities (1: alike)."""
+    cross = affinity[a[0] : a[1], b[0] : b[1]].mean()
+    own = affinity[a[0] : a[1], a[0] : a[1]].mean() * affinity[b[0] : b[1], b[0] : b[1]].mean()
+    return float(cross / math.sqrt(own))
+
+
+def merge_neighbours(affinity: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """(B,) bool: which of ``bounds`` (block indices, first 0, last N) to keep after joining, most alike first,
+    the neighbouring sections whose ratio (see :func:`label_sections`) exceeds ``MERGE_RATIO``."""
+    keep = np.ones(bounds.size, bool)
+    while keep.sum() > 2:
+        b = bounds[keep]
+        ratios = [_ratio(affinity, (b[i], b[i + 1]), (b[i + 1], b[i + 2])) for i in range(b.size - 2)]
+        j = int(np.argmax(ratios))
+        if ratios[j] <= MERGE_RATIO:
+            break
+        keep[np.flatnonzero(keep)[j + 1]] = False
+    return keep
+
+
 def label_sections(affinity: np.ndarray, bounds: np.ndarray) -> list[str]:
     """Letters for the sections between consecutive ``bounds`` (block indices, first 0, last N): a section joins
     the earlier letter whose sections are most like it, when ``mean(A[i, j]) / sqrt(mean(A[i, i])·mean(A[j, j]))``
@@ -330,6 +352,8 @@ def analyze_signal(y: np.ndarray, sr: int = SR) -> SongForm:
     bounds_s[1:-1] = _snap(bounds_s[1:-1], beats, SNAP_S)
     bounds_b = np.clip(np.round(bounds_s / block_s).astype(np.int64), 0, aff.shape[0])
     bounds_b[-1] = aff.shape[0]
+    keep = merge_neighbours(aff, bounds_b)
+    bounds_b, bounds_s = bounds_b[keep], bounds_s[keep]
     labels = label_sections(aff, bounds_b)
     while len(labels) > 1:  # neighbours that are the same part (a chord change inside a verse) become one section
         keep = np.array([True] + [a != b for a, b in zip(labels[:-1], labels[1:], strict=True)] + [True])
