@@ -140,6 +140,14 @@ def test_neighbours_of_the_same_part_are_joined_and_others_kept():
     np.testing.assert_array_equal(keep, [True, False, True, True, True, True])
 
 
+def test_a_boundary_between_alike_wide_spans_is_dropped():
+    # chords alternating every 10 blocks inside one part (X Y X Y), then a new part Z: at the scale of 40 blocks
+    # only the boundary at 20 has the same mixture on both sides
+    aff = _blocks("XYXYXYZZZ", 10)
+    alike = structure.alike_around(aff, np.array([0, 20, 40, 60, 90]), 40)
+    np.testing.assert_array_equal(alike, [False, True, False, False, False])
+
+
 def test_drop_needs_a_rise_of_both_loudness_and_low_end():
     rate = 20.0
     n = 400

@@ -57,6 +57,7 @@ MIN_SECTION_S = 2.5  # no two boundaries closer than this (and none this close t
 NOVELTY_Z = 1.0  # a peak counts above mean + NOVELTY_Z · std of the novelty curve
 SNAP_S = 0.2  # a boundary moves to a beat this close
 SAME_RATIO = 0.8  # cross-similarity / self-similarity above this: the same part
+WIDE_S, WIDE_RATIO = 12.0, 0.95  # a boundary between two alike 12 s spans is dropped
 MERGE_RATIO = 0.75  # neighbours this alike are one section (a chord change inside a part is not a boundary)
 DROP_DB = 4.0  # loudness rise of a drop (dB)
 DROP_LOW_DB = 8.0  # low-end rise of a drop (dB)
@@ -223,6 +224,17 @@ def merge_neighbours(affinity: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     return keep
 
 
+def alike_around(affinity: np.ndarray, bounds: np.ndarray, wide: int) -> np.ndarray:
+    """(B,) bool: interior bounds where the ``wide`` blocks before and after are alike (ratio above
+    ``WIDE_RATIO``): chords that alternate inside one part, seen at the scale of a few bars."""
+    n = affinity.shape[0]
+    out = np.zeros(bounds.size, bool)
+    for i in range(1, bounds.size - 1):
+        b = int(bounds[i])
+        out[i] = _ratio(affinity, (max(0, b - wide), b), (b, min(n, b + wide))) > WIDE_RATIO
+    return out
+
+
 def label_sections(affinity: np.ndarray, bounds: np.ndarray) -> list[str]:
     """Letters for the sections between consecutive ``bounds`` (block indices, first 0, last N): a section joins
     the earlier letter whose sections are most like it, when ``mean(A[i, j]) / sqrt(mean(A[i, i])·mean(A[j, j]))``
@@ -352,7 +364,8 @@ def analyze_signal(y: np.ndarray, sr: int = SR) -> SongForm:
     bounds_s[1:-1] = _snap(bounds_s[1:-1], beats, SNAP_S)
     bounds_b = np.clip(np.round(bounds_s / block_s).astype(np.int64), 0, aff.shape[0])
     bounds_b[-1] = aff.shape[0]
-    keep = merge_neighbours(aff, bounds_b)
+    wide = int(round(WIDE_S / block_s))
+    keep = merge_neighbours(aff, bounds_b) & ~alike_around(aff, bounds_b, wide)
     bounds_b, bounds_s = bounds_b[keep], bounds_s[keep]
     labels = label_sections(aff, bounds_b)
     while len(labels) > 1:  # neighbours that are the same part (a chord change inside a verse) become one section
