@@ -15,7 +15,8 @@ How (NumPy only, like the rest of the audio layer: librosa and numba stay unimpo
   its own level: quiet parts); downbeats: per section, the beat phase (of 4) with the most low-end onset strength.
 - **Sections**: a self-similarity (recurrence) matrix of ~93 ms blocks of MFCC, chroma and loudness; Foote's
   checkerboard novelty along its diagonal; boundaries are novelty peaks at least ``MIN_SECTION_S`` apart, moved
-  to the nearest beat when one is within ``SNAP_S``. librosa's gallery (laplacian segmentation,
+  to the nearest beat when one is within ``SNAP_S``; a boundary whose ``WIDE_S`` spans either side are alike
+  (chords alternating inside one part) is dropped. librosa's gallery (laplacian segmentation,
   ``segment.agglomerative``) needs the number of sections up front; novelty finds it from the song.
 - **Labels**: two sections share a letter when their cross-similarity (mean of the recurrence matrix over the
   pair's block) is close to their own self-similarity (``SAME_RATIO``); neighbours that share a letter are joined
