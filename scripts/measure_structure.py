@@ -174,7 +174,7 @@ def synthetic(rng: np.random.Generator):
     """A song: a form from FORMS (each letter its own style), 8–16 bars per part; half the songs end with a
     riser (4 bars without drums or bass, noise rising) and a drop (a loud part with kick and sub bass)."""
     form = FORMS[rng.integers(len(FORMS))]
-    styles = {c: random_style(rng) for c in set(form)}
+    styles = {c: random_style(rng) for c in sorted(set(form))}  # sorted: the same songs in every run
     pieces, bounds, labels, beats, drops = [], [0.0], [], [], []
     for c in form:
         y, b = synth_part(rng, styles[c], int(rng.choice([8, 12, 16])))
