@@ -5,9 +5,10 @@
 Two sets of songs, each made so that its boundaries are known:
 
 1. **Spliced recordings**: 3–8 s excerpts of the real recordings that an installed package ships (gradio's
-   media_assets: ``sax.wav``, ``cantina.wav``, ``recording1.wav`` (music), ``cate_blanch*.mp3``,
-   ``heath_ledger.mp3`` (speech)) joined end to end, neighbours always from different recordings. No other real
-   recordings exist on this (offline) machine: the set is small and the parts are short.
+   media_assets: ``sax.wav``, ``cantina.wav`` (music), ``recording1.wav`` (not checked by ear; counted as
+   music), ``cate_blanch*.mp3``, ``heath_ledger.mp3`` (speech)) joined end to end, neighbours always from
+   different recordings. No other real recordings exist on this (offline) machine: the set is small and the
+   parts are short.
 2. **Synthetic songs** (clearly not real music): 8–16 bar parts at 80–150 BPM, each part its own chords, timbre
    and drum pattern, in forms such as A B A C B; some with a riser and a drop. The beat times are known exactly.
 
