@@ -339,3 +339,32 @@ def test_cli_refuses_a_plot_it_cannot_write(tmp_path, capsys):
     assert "--plot" in capsys.readouterr().err
     assert main(["analyze", str(song_path), "--plot", str(tmp_path / "no" / "form.png")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_long_song_is_compared_in_larger_blocks(monkeypatch):
+    # MAX_BLOCKS bounds the (N, N) matrix of an hour-long mix; shrunk here so that a 38 s song needs 11-column
+    # blocks (~0.26 s): the boundaries must still hold
+    monkeypatch.setattr(structure, "MAX_BLOCKS", 150)
+    f = structure.analyze_signal(song(PLAN)[0], SR)
+    assert [s.label for s in f.sections] == ["A", "B", "A", "C", "D"]
+    np.testing.assert_allclose([s.start for s in f.sections[1:]], TRUE_BOUNDS, atol=0.5)
+
+
+def test_a_cache_that_cannot_be_written_does_not_lose_the_analysis(tmp_path, monkeypatch, caplog):
+    import lsd_jax.store.paths as paths
+
+    path = tmp_path / "s.wav"
+    sf.write(path, song([("B", 3.5)])[0], SR)  # bytes no other test caches (the cache folder is per session)
+    assert not structure.cache_path(path).exists()
+    one = (structure.Section(0.0, 3.5, "A", -20.0),)
+    fake = structure.SongForm(3.5, 120.0, np.zeros(0), np.zeros(0), one, np.zeros(0))
+    monkeypatch.setattr(structure, "analyze_signal", lambda y, sr: fake)
+
+    def full(path, write):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(paths, "atomic_write", full)
+    assert structure.analyze(path).sections == one
+    assert "could not cache" in caplog.text and "s.wav" in caplog.text
+    assert not structure.cache_path(path).exists()

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import string
@@ -41,16 +42,18 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AudioError
+from ..errors import AudioError, CacheError
 from . import spectral
 from .beats import BEATS_PER_BAR, beat_track, tempo_from_beats
 from .envelopes import is_silent, onset_envelope
 
 PathLike = str | os.PathLike[str]
+log = logging.getLogger(__name__)
 
 SR = 22050
 HOP = 512  # spectral columns of ~23 ms
-BLOCK = 4  # columns per similarity block (~93 ms)
+BLOCK = 4  # columns per similarity block (~93 ms) ...
+MAX_BLOCKS = 3000  # ... or more for songs over ~4.6 min: the (N, N) recurrence matrix stays under ~72 MB
 N_MFCC = 13
 WEIGHTS = (1.0, 0.7, 0.5)  # of MFCC, chroma and loudness in the similarity
 KERNEL_S = 3.0  # half-width of the checkerboard kernel: the shortest part whose change it sees fully
@@ -152,8 +155,8 @@ def _pool(x: np.ndarray, size: int) -> np.ndarray:
     return pad.reshape(x.shape[0], n, size).mean(axis=2)
 
 
-def block_features(power: np.ndarray, mel: np.ndarray, sr: int) -> np.ndarray:
-    """(n_blocks, F) features of ``BLOCK``-column blocks: MFCC 1–12, chroma and loudness, each group z-scored and
+def block_features(power: np.ndarray, mel: np.ndarray, sr: int, block: int = BLOCK) -> np.ndarray:
+    """(n_blocks, F) features of ``block``-column blocks: MFCC 1–12, chroma and loudness, each group z-scored and
     weighted so that timbre, harmony and level count about equally."""
     mel_db = _db(mel)
     mfcc = _dct_ii(mel_db, N_MFCC)[1:]
@@ -161,7 +164,7 @@ def block_features(power: np.ndarray, mel: np.ndarray, sr: int) -> np.ndarray:
     level = _db(mel.sum(axis=0, keepdims=True))
     groups = []
     for g, weight in ((mfcc, WEIGHTS[0]), (chroma, WEIGHTS[1]), (level, WEIGHTS[2])):
-        p = _pool(np.asarray(g, np.float64), BLOCK)
+        p = _pool(np.asarray(g, np.float64), block)
         p = (p - p.mean(axis=1, keepdims=True)) / (p.std(axis=1, keepdims=True) + 1e-6)
         groups.append(p * weight / math.sqrt(p.shape[0]))
     return np.concatenate(groups, axis=0).T
@@ -355,8 +358,9 @@ def analyze_signal(y: np.ndarray, sr: int = SR) -> SongForm:
     low_onset = onset_envelope(mel[low_bands], hop)
     rate = sr / hop
 
-    block_s = BLOCK / rate
-    aff = recurrence(block_features(power, mel, sr))
+    block = max(BLOCK, -(-mel.shape[1] // MAX_BLOCKS))
+    block_s = block / rate
+    aff = recurrence(block_features(power, mel, sr, block))
     nov = novelty(aff, max(2, int(round(KERNEL_S / block_s))))
     peaks = pick_peaks(nov, max(1, int(round(MIN_SECTION_S / block_s))), NOVELTY_Z)
     bounds_s = np.concatenate([[0.0], (peaks + 0.5) * block_s, [duration]])
@@ -403,7 +407,10 @@ def cache_path(song: PathLike) -> Path:
     from ..store.paths import cache_dir, sha256_file
 
     folder = cache_dir() / "structure"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CacheError(f"cannot make the song-form cache folder {folder}: {e}") from None
     return folder / f"{sha256_file(song, what='song')}-v{CACHE_VERSION}.json"
 
 
@@ -427,7 +434,10 @@ def analyze(song: PathLike, *, cache: bool = True) -> SongForm:
     except AudioError as e:
         raise AudioError(f"{p.name}: {e}") from None
     if where is not None:
-        atomic_write(where, lambda f: f.write(json.dumps(form.to_json()).encode()))
+        try:
+            atomic_write(where, lambda f: f.write(json.dumps(form.to_json()).encode()))
+        except OSError as e:  # a full or read-only cache: the analysis stands, only the next run pays again
+            log.warning("could not cache the form of %s: %s", p.name, e)
     return form
 
 
