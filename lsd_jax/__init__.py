@@ -44,6 +44,7 @@ _LAZY = {
     "read_recipe": "media.recipe",
     "Recipe": "media.recipe",
     "from_recipe": "engine.pipeline",
+    "analyze": "audio.structure",
 }
 
 __all__ = [

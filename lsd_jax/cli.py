@@ -152,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     rc = sub.add_parser("recipe", help="print the recipe stored in a video made by lsd-jax (JSON)")
     rc.add_argument("video", help="a video, a PNG folder or a recipe .json")
 
+    an = sub.add_parser("analyze", help="the song's form: tempo, bars, sections (A B A …) and drops")
+    an.add_argument("song", help="an audio file")
+    an.add_argument("--plot", default=None, metavar="PNG", help="also draw the form over the waveform into this image")
+
     s = sub.add_parser("styles", help="list the style catalogue (no network), or add your own model")
     s.add_argument(
         "--add",
@@ -255,6 +259,29 @@ def seconds_since_process_start() -> float | None:
         return float(Path("/proc/uptime").read_text().split()[0]) - started
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    """``lsd-jax analyze song [--plot png]``: print the form's table; draw its picture."""
+    from .audio.structure import analyze, draw, format_table
+    from .errors import OutputError
+
+    plot = Path(args.plot).expanduser() if args.plot else None
+    if plot is not None and plot.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise OutputError(f"--plot {args.plot}: the picture must be a .png, .jpg or .webp file")
+    if plot is not None and not plot.parent.is_dir():
+        raise OutputError(f"--plot {args.plot}: the folder {plot.parent} does not exist")
+    form = analyze(args.song)
+    print(format_table(form))
+    if plot is not None:
+        from .media.decode import load_audio
+
+        try:
+            draw(form, load_audio(args.song, sr=8000)).save(plot)
+        except OSError as e:
+            raise OutputError(f"--plot {args.plot}: cannot write the picture: {e}") from None
+        print(f"wrote {plot}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -378,6 +405,8 @@ def _run(args: argparse.Namespace) -> int:
         else:
             print(markdown() if args.markdown else table_text())
         return 0
+    if args.command == "analyze":
+        return _analyze(args)
     if args.command == "styles":
         from .store.catalogue import add_style, show_styles
 
