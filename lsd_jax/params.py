@@ -488,6 +488,7 @@ class Timeline:
 
     @property
     def needs_sections(self) -> bool:
+        """Whether a point is keyed by a section label, ``"sN"`` or ``"drop"`` (the song's form must be analysed)."""
         return any(isinstance(k, str) and not k.endswith(("b", "bar")) for k, _ in self.points)
 
 

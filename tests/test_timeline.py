@@ -308,3 +308,29 @@ def test_a_live_session_runs_with_a_seconds_timeline():
     with r:
         time.sleep(2.0)  # the clock is real here: this asks only that frames come and nothing fails
     assert r.error is None and len(frames) >= 2
+
+
+def test_section_keys_analyse_the_songs_form_once_and_only_when_used(beat_song, monkeypatch):
+    """A timeline keyed by a section or a drop makes prepare analyse the song's form (lsd_jax.audio.structure,
+    cached per song); one keyed by seconds or beats does not."""
+    from lsd_jax.audio import structure as st
+    from lsd_jax.engine.pipeline import prepare
+
+    calls = []
+
+    def analyze(song, **kw):
+        calls.append(str(song))
+        form = _structure()
+        form.sections = [SimpleNamespace(start=2.0 * i, end=2.0 * (i + 1), label=x) for i, x in enumerate("AB")]
+        return form
+
+    monkeypatch.setattr(st, "analyze", analyze)
+    kw = dict(resolution=16, fps=8.0, progress=False)
+    prepare(beat_song, pulse_react={"0": 0.0, "2b": 1.0}, **kw)
+    assert calls == []
+    timed = np.asarray(prepare(beat_song, pulse_react={"A": 0.0, "B": 2.0}, **kw).latents.z)
+    assert calls == [str(beat_song)]
+    calm = np.asarray(prepare(beat_song, pulse_react=0.0, **kw).latents.z)
+    chex.assert_equal_shape([timed, calm])
+    np.testing.assert_array_equal(timed[:16], calm[:16])  # section A (0-2 s at 8 fps): the calm latents
+    assert np.abs(timed[16:] - calm[16:]).max() > 0  # section B pulses

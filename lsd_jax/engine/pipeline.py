@@ -35,6 +35,7 @@ from ..styles.resolve import resolve_style
 from ..styles.style import Style, render_settings
 from . import effects as fx
 from .step import EffectPlan, FrameStep, build_frame_step, effect_amplitudes, output_size, plan_effects
+from .timeline import needs_sections
 
 Array = jax.Array
 ProgressFn = Callable[[int, int], None]
@@ -329,6 +330,11 @@ def prepare(
     timings.audio = time.perf_counter() - t
 
     t = time.perf_counter()
+    if structure is None and needs_sections(params):
+        from ..audio.structure import analyze
+
+        with _stage(stage, "finding the song's sections"):
+            structure = analyze(song)  # cached per song
     values = timeline_values(params, feats, structure)
     with _stage(stage, "computing the latents"):
         lat = latents.make_latents(

@@ -49,6 +49,11 @@ def needs_beats(params: RenderParams) -> bool:
     return any(isinstance(v, Timeline) and v.needs_beats for v in (getattr(params, n) for n in TIMELINE_PARAMS))
 
 
+def needs_sections(params: RenderParams) -> bool:
+    """Whether some timeline is keyed by sections or drops (so the song's form must be analysed)."""
+    return any(isinstance(v, Timeline) and v.needs_sections for v in (getattr(params, n) for n in TIMELINE_PARAMS))
+
+
 def _key_times(
     name: str,
     key: float | str,
