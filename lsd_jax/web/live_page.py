@@ -895,7 +895,7 @@ def _headless(sessions: LiveSessions, args: argparse.Namespace, params: Any) -> 
                 + (" and keeps the recording" if args.record else ""),
                 flush=True,
             )
-            width, frames, t_last = 0, 0, time.monotonic()
+            width, frames, t_last = 0, renderer.stats().frames, time.monotonic()
             while not feeder.done.wait(POLL_S) and signals.poll() is None:
                 now = time.monotonic()
                 if now - t_last < every:
