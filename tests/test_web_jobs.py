@@ -355,7 +355,8 @@ def test_preview_and_render_record_this_server_s_speed(songs, tmp_path):
         jobs.render(job)
         took = time.perf_counter() - t0
         assert jobs.speeds.get(key).source == "render"
-        assert took < est.seconds * 5 + 2 and est.seconds < took * 5 + 2, (est, took)  # of the right size
+        # of the right size: both measured here a moment apart (a loaded machine slows both), within 5x + 2 s
+        assert took < est.seconds * 5 + 2 and est.seconds < took * 5 + 2, (est, took)
         other = jobs.prepare(str(songs["song"]), fps=10, resolution=48, contrast_strength=0.5)
         assert jobs.speeds.get(speed_key(other.style, other.params)) is None
         jobs.preview(other)  # a preview measures its style and size too
@@ -453,7 +454,7 @@ def test_resource_bomb_uploads_are_clear_errors_and_the_next_render_works(songs,
     for name, result in zip(bombs, got):
         assert "LsdError" in result["mro"] and result["error"] in ("ConversionError", "PickleSecurityError"), result
         assert f"'{name}'" in result["message"] and "upload dir" not in result["message"], result
-        assert result["seconds"] < 30, result
+        assert result["seconds"] < 30, result  # refused, not worked through (generous, for a loaded machine)
     assert [r["frames"] for r in got[-2:]] == [24, 24], got[-2:]  # 3 s at 8 fps, each
 
 
@@ -475,7 +476,7 @@ def test_a_batch_too_large_for_memory_is_refused_before_compiling(songs, tmp_pat
         assert result["error"] == "ParamError", result
         assert "batch_size=4096 at 1024x1024 needs about" in result["message"], result
         assert "under this process's address-space limit: use batch_size=" in result["message"], result
-        assert result["seconds"] < 30, result
+        assert result["seconds"] < 30, result  # refused, not worked through (generous, for a loaded machine)
     assert got[2]["frames"] == 24, got[2]
 
 
@@ -536,7 +537,7 @@ def test_uploads_and_catalogue_files_are_converted_in_the_sandbox(songs, tmp_pat
             t = time.monotonic()
             with pytest.raises(ConversionError, match=match):
                 jobs.render(job)
-            assert time.monotonic() - t < 15
+            assert time.monotonic() - t < 15  # the sandbox's 2 s limit and its kill (generous, for a loaded machine)
         catalogue = tmp_path / "user_styles.json"
         catalogue.write_text(
             json.dumps({"schema": 1, "styles": [{"name": "far hang", "urls": ["https://example.org/hang.pkl"]}]})
