@@ -223,6 +223,7 @@ def _wait(pred, timeout=300.0, step=0.01):
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_a_cancelled_render_stops_mid_way_and_leaves_nothing(songs, tmp_path):
     with J.Jobs(keep=0.0, parent=tmp_path) as jobs, slow_batches(0.15):
         job = jobs.prepare(str(songs["long"]), fps=20, resolution=32, batch_size=4, duration=5)  # 100 frames

@@ -340,6 +340,7 @@ def _wait(pred, timeout=300.0):
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_a_client_cancels_a_job_and_the_queue_serves_the_next_at_once(served, songs, tmp_path):
     from gradio_client import Client, handle_file
 
