@@ -255,9 +255,11 @@ def test_the_video_plays_while_later_frames_still_render(page, app_url, tmp_path
     _set_number(page, "fps", "24")
     _set_number(page, "resolution", "128")
     _upload_song(page, write_demo_song(tmp_path / "twelve.wav", seconds=12.0))
-    with slow_batches(0.4):  # 288 frames, 32 a batch: 3.6 s at least
+    seen = None
+    # 288 frames, 32 a batch; after 4 batches (5.3 s of video) the render waits until the video was seen playing
+    # (or the run was cancelled: a failed test's server closing), so that it cannot end first on a loaded machine
+    with slow_batches(0.4, until=lambda: seen is not None or any(r.cancelled for r in jobs._runs), free=4):
         page.locator("#render-btn").click()
-        seen = None
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             st = page.evaluate(

@@ -804,6 +804,7 @@ STOP_SIGNALS = ("SIGINT", "SIGTERM")  # a headless session stops on these and ke
 STATUS_TTY_S = 0.5  # a terminal's status line is rewritten this often
 STATUS_LOG_S = 5.0  # elsewhere (a pipe, a log file) a plain status line this often
 POLL_S = 0.1  # how often the headless loop looks for a stop signal
+END_WAIT_S = 2.0  # at the song's end, at most this long for the frame of its last audio (a session far behind)
 
 
 class _Level:
@@ -917,8 +918,12 @@ def _headless(sessions: LiveSessions, args: argparse.Namespace, params: Any) -> 
             stopped = signals.poll()
             if stopped:
                 print(f"{stopped}: stopping; finishing the recording …" if args.record else f"{stopped}: stopping")
-            else:
-                time.sleep(0.2)  # the last audio's frames
+            elif feeder.t_start is not None and renderer.t0 is not None:
+                # until the tick that shows the audio's end (a moment): the recording ends with the song, not later
+                end = math.ceil((feeder.t_start + feeder.seconds - renderer.t0) * renderer.fps)
+                deadline = time.monotonic() + END_WAIT_S
+                while renderer.stats().ticks <= end and time.monotonic() < deadline and renderer.error is None:
+                    time.sleep(POLL_S / 10)
             sys.stdout.flush()
         finally:
             st = session.renderer.stats()
