@@ -870,7 +870,9 @@ class _StopSignals:
 
     def restore(self) -> None:
         if self._masked:
-            self.signal.pthread_sigmask(self.signal.SIG_UNBLOCK, self.sigs)  # a pending one runs the handler
+            while self.signal.sigpending() & self.sigs:  # a second Ctrl-C while finishing: taken, not raised later
+                self.signal.sigwait(self.signal.sigpending() & self.sigs)
+            self.signal.pthread_sigmask(self.signal.SIG_UNBLOCK, self.sigs)
         for sig, old in self._old.items():
             self.signal.signal(sig, old)
 
