@@ -748,6 +748,7 @@ class LiveRecorder:
         self._audio_start: float | None = None
         self._last: np.ndarray | None = None
         self.frames_written = 0
+        self.last_tick: int | None = None  # when set, later frames are not recorded (the end of a played file)
         self.lost = 0  # frames the encoder could not keep up with (repeated instead)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="lsd-jax-live-record", daemon=True)
@@ -780,7 +781,7 @@ class LiveRecorder:
             frame = self._queue.get()
             if frame is None:
                 return
-            if self.error is not None:
+            if self.error is not None or (self.last_tick is not None and frame.tick > self.last_tick):
                 continue
             try:
                 image = self._fit(frame.image)

@@ -884,10 +884,13 @@ def _headless(sessions: LiveSessions, args: argparse.Namespace, params: Any) -> 
 
     signals = _StopSignals()  # before the session starts its threads and ffmpeg
     try:
+        # decoded before the session starts: a bad file is refused before the compile, and the recording starts
+        # with the song rather than after the decoding
+        feeder = FileFeeder(None, args.input, start=params.start, duration=params.duration)  # type: ignore[arg-type]
         session = sessions.open(args.style, record=args.record, keep=True)
         try:
-            renderer = session.renderer
-            feeder = session.feeder = FileFeeder(renderer, args.input, start=params.start, duration=params.duration)
+            renderer = feeder.renderer = session.renderer
+            session.feeder = feeder
             level = _Level()
             renderer.add_audio_listener(level)
             tty = sys.stdout.isatty()
@@ -923,6 +926,8 @@ def _headless(sessions: LiveSessions, args: argparse.Namespace, params: Any) -> 
             elif feeder.t_start is not None and renderer.t0 is not None:
                 # until the tick that shows the audio's end (a moment): the recording ends with the song, not later
                 end = math.ceil((feeder.t_start + feeder.seconds - renderer.t0) * renderer.fps)
+                if session.recorder is not None:
+                    session.recorder.last_tick = end
                 deadline = time.monotonic() + END_WAIT_S
                 while renderer.stats().ticks <= end and time.monotonic() < deadline and renderer.error is None:
                     time.sleep(POLL_S / 10)
