@@ -9,6 +9,7 @@ import importlib
 import inspect
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +32,11 @@ def write_songs(d: Path) -> dict[str, Path]:
 
 
 @contextlib.contextmanager
-def slow_batches(seconds: float):
+def slow_batches(seconds: float, until: Callable[[], bool] | None = None, free: int = 1):
     """Renders in this process wait ``seconds`` before handing each batch to the encoder (a test can
-    then cancel one mid-way, or watch it play while it renders)."""
+    then cancel one mid-way, or watch it play while it renders). ``until``: after the first ``free`` batches,
+    batches wait until it holds, e.g. until the run was cancelled (so that a render cannot end first on a loaded
+    machine)."""
     module = importlib.import_module("lsd_jax.engine.pipeline")
     real = module.render_frames
 
@@ -42,8 +45,13 @@ def slow_batches(seconds: float):
         bound = inspect.signature(real).bind(*args, **kwargs)
         sink = bound.arguments["sink"]
 
+        handed = [0]
+
         def slow_sink(frames):
             time.sleep(seconds)
+            while until is not None and handed[0] >= free and not until():
+                time.sleep(0.02)
+            handed[0] += 1
             sink(frames)
 
         bound.arguments["sink"] = slow_sink

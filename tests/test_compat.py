@@ -130,7 +130,7 @@ def test_lsds_first_example_without_the_file_says_what_to_do_at_once(lsd_folder,
     t0 = time.monotonic()
     with pytest.raises(DownloadError) as ei:
         L.hallucinate(file_name="song.mp4", fps=8, resolution=32)
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 5.0  # not retried: the download's backoff alone would take 15 s (generous)
     msg = str(ei.value)
     assert "\n" not in msg
     assert msg.endswith(

@@ -191,7 +191,7 @@ def test_stall_times_out_with_a_clear_error(server, tmp_path, data):
     elapsed = time.monotonic() - t0
     msg = str(ei.value)
     assert url in msg and "stalled" in msg
-    assert elapsed < 5
+    assert elapsed < 20  # generous (a loaded machine): the server stalls 30 s, which a time-out that did not fire waits
     assert server.count("/m.pkl") == 2
     assert not (tmp_path / "m.pkl").exists()
 
@@ -201,7 +201,8 @@ def test_stall_before_any_byte_times_out(server, tmp_path):
     t0 = time.monotonic()
     with pytest.raises(DownloadError) as ei:
         dl.download(url, tmp_path / "m.pkl", progress=False, timeout=0.5, retries=0)
-    assert "stalled" in str(ei.value) and time.monotonic() - t0 < 4
+    # generous (a loaded machine): the server stalls 30 s, which a time-out that did not fire waits out
+    assert "stalled" in str(ei.value) and time.monotonic() - t0 < 20
 
 
 def test_one_stall_then_resume(server, tmp_path, data):
@@ -355,7 +356,7 @@ def test_one_byte_every_five_seconds_ends_with_a_clear_error(server, tmp_path, d
         dl.download(url, tmp_path / "m.pkl", progress=False, timeout=30, retries=0, min_rate=1024, rate_window=4)
     msg = str(ei.value)
     assert url in msg and "too slow" in msg and "minimum is 1024 bytes/s" in msg
-    assert time.monotonic() - t0 < 12
+    assert time.monotonic() - t0 < 25  # generous: without the minimum rate the 30 s socket time-out never trips
     assert not (tmp_path / "m.pkl").exists()
 
 
@@ -368,7 +369,8 @@ def test_trickles_below_the_minimum_rate_are_retried_then_refused(server, tmp_pa
         dl.download(
             url, tmp_path / "m.pkl", progress=False, timeout=5, retries=1, backoff=0.01, min_rate=1000, rate_window=1.0
         )
-    assert time.monotonic() - t0 < 8 and server.count("/m.pkl") == 2
+    # generous (a loaded machine): the trickles would take minutes to deliver the 300 kB
+    assert time.monotonic() - t0 < 30 and server.count("/m.pkl") == 2
     assert "partial file is kept" in str(ei.value)  # resumable, like any network failure
     assert (tmp_path / "m.pkl.part").exists()
 
@@ -381,7 +383,8 @@ def test_overall_deadline_then_resume(server, tmp_path, data):
     t0 = time.monotonic()
     with pytest.raises(DownloadError, match="did not finish within 0.7 s") as ei:
         dl.download(url, dest, progress=False, timeout=5, retries=3, min_rate=100, rate_window=0.5, deadline=0.7)
-    assert time.monotonic() - t0 < 3 and "will be resumed" in str(ei.value)
+    # generous (a loaded machine): the whole file would take 3 s at this pace, its retries more
+    assert time.monotonic() - t0 < 10 and "will be resumed" in str(ei.value)
     kept = (tmp_path / "m.pkl.part").stat().st_size
     assert 0 < kept < len(data)
     server.files["/m.pkl"].chunk_delay = 0.0

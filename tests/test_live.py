@@ -1,5 +1,6 @@
 """Live mode (lsd_jax.live.session): clock pacing, drops instead of lag, the resolution ladder, reactions and
-recording."""
+recording. The sessions run on a simulated clock (tests/sim_clock.py), so they hold on a loaded machine; real-time
+figures are ``python -m lsd_jax.bench --live``'s."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from audio_signals import click_track, write
+from sim_clock import SimulatedClock
 
 from lsd_jax import ParamError
 from lsd_jax.live.session import FileFeeder, LiveRecorder, LiveRenderer, ResolutionPolicy, ladder_sizes
@@ -39,23 +41,32 @@ def test_ladder_and_policy_drop_resolution_when_late_and_climb_back_when_it_fits
     assert policy.level == 0 and t - down_at > 4.0
 
 
-def _slow_style(delay: float):
-    def style(z, c):  # a host (NumPy) style that takes `delay` seconds per call
-        time.sleep(delay)
+def _slow_style(clock: SimulatedClock, delay: float):
+    def style(z, c):  # a host (NumPy) style that takes `delay` seconds of the session's time per call
+        clock.advance(delay)
         return np.full((z.shape[0], 16, 16, 3), 128 + 100 * np.tanh(z[:, :1, None, None]), np.float32)
 
     return style
 
 
+def _playing(r: LiveRenderer, feeder: FileFeeder | None = None) -> None:
+    """Until the session's threads have read the simulated clock (so that they take part in it): the render
+    thread has shown its first frame, the feeder has started."""
+    assert r.wait_frame(timeout=120) is not None, r.error  # generous: a real-time bound only to fail, not hang
+    assert feeder is None or feeder.started.wait(120)
+
+
 @pytest.mark.slow
+@pytest.mark.timing
 def test_a_slow_step_drops_ticks_and_never_lags_further_behind():
     fps, delay = 20.0, 0.07  # each frame takes 1.4 periods
-    frames = []
-    style = resolve_style(_slow_style(delay), input_shape=8, num_possible_classes=0)
-    r = LiveRenderer(style, fps=fps, resolution=16, adapt=True)
+    frames, clock = [], SimulatedClock()
+    style = resolve_style(_slow_style(clock, delay), input_shape=8, num_possible_classes=0)
+    r = LiveRenderer(style, fps=fps, resolution=16, adapt=True, clock=clock)
     r.add_listener(frames.append)
     with r:
-        time.sleep(3.0)
+        _playing(r)
+        clock.sleep(3.0)
     stats = r.stats()
     assert r.error is None
     assert len(frames) >= 15 and stats.dropped >= 0.2 * stats.ticks
@@ -79,18 +90,22 @@ def test_update_takes_live_parameters_only():
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_clicks_played_in_real_time_kick_the_frames_and_are_recorded_with_the_audio(tmp_path):
     sr, seconds = 48000, 3.5
     times = [1.0 + 0.5 * k for k in range(5)]  # after the drone's start has been normalised away
     song = write(tmp_path / "clicks.wav", click_track(times, seconds, sr), sr)
-    frames = []
-    r = LiveRenderer(None, resolution=48, fps=30.0, pulse_react=1.5, motion_react=0.0, speed_fpm=0, adapt=False)
+    frames, clock = [], SimulatedClock()
+    r = LiveRenderer(
+        None, resolution=48, fps=30.0, pulse_react=1.5, motion_react=0.0, speed_fpm=0, adapt=False, clock=clock
+    )
     r.add_listener(frames.append)
     with r:
         recorder = LiveRecorder(r, tmp_path / "live.mp4")
         feeder = FileFeeder(r, song).start()
-        assert feeder.done.wait(seconds + 20)
-        time.sleep(0.2)
+        _playing(r, feeder)
+        clock.sleep(seconds + 0.2)
+        assert feeder.done.is_set()
     out = recorder.close()
     assert r.error is None and feeder.pushed
     pulse = np.array([f.features["pulse"] for f in frames])
@@ -110,21 +125,23 @@ def test_clicks_played_in_real_time_kick_the_frames_and_are_recorded_with_the_au
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_the_style_changes_while_playing_without_stopping_the_clock():
     import threading
 
-    frames, done = [], threading.Event()
-    other = resolve_style(_slow_style(0.0), input_shape=8, num_possible_classes=0)
-    r = LiveRenderer(None, fps=20.0, resolution=16)
+    frames, done, clock = [], threading.Event(), SimulatedClock()
+    other = resolve_style(_slow_style(clock, 0.0), input_shape=8, num_possible_classes=0)
+    r = LiveRenderer(None, fps=20.0, resolution=16, clock=clock)
     r.add_listener(frames.append)
     with r:
-        time.sleep(0.3)
+        _playing(r)
+        clock.sleep(0.3)
         r.set_style(other, lambda error: done.set())
-        assert done.wait(60)
-        time.sleep(0.5)
+        assert done.wait(120)  # real time (the clock stands still meanwhile); generous: only to fail, not hang
+        clock.sleep(0.5)
     assert r.error is None and r.style is other
     ticks = [f.tick for f in frames]
-    assert ticks == sorted(set(ticks)) and len(frames) >= 0.5 * (ticks[-1] + 1)
+    assert ticks == list(range(ticks[-1] + 1)) and ticks[-1] >= 16  # every tick shown: the clock never stopped
     # the new style's frames: grey with a z-dependent level, all three channels equal
     assert np.all(frames[-1].image[..., 0] == frames[-1].image[..., 1])
     assert not np.all(frames[0].image[..., 0] == frames[0].image[..., 1])
@@ -176,3 +193,63 @@ def test_live_frames_come_from_the_render_step_and_effect_plan():
     assert step.batch == 1 and step.size == (32, 32)
     assert step.plan == plan_effects(r.params.replace(contrast_strength=1.0, flash_strength=1.0), (32, 32))
     assert [s for _, s in step.plan.fused] == [1.0, 1.0] and step.plan.host == ()
+
+
+def test_the_status_line_says_time_speed_drops_level_and_size():
+    from lsd_jax.web.live_page import _Level, status_line
+
+    level = _Level()
+    level(np.full(480, 0.1, np.float32), 48000, 0.0)
+    level(np.full(480, 0.5, np.float32), 48000, 0.01)
+    db = level.take()
+    assert db == pytest.approx(20 * np.log10(0.5)) and level.take() == -np.inf  # the loudest block, then reset
+    line = status_line(6.04, 20.0, 29.5, 3, db, (192, 192))
+    assert line == "   6.0 / 20.0 s ·  29.5 frames/s · 3 dropped · level  -6.0 dB · 192x192", line
+    assert "level silent" in status_line(0.0, 20.0, 0.0, 0, -np.inf, (256, 256))
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_stop_signal_in_a_headless_session_keeps_a_valid_recording(tmp_path, sig):
+    """Issue 28: Ctrl-C in ``lsd-jax live --input … --record … --no-serve`` threw the take away (the terminal's
+    SIGINT reached ffmpeg too). SIGINT goes to the whole process group, as a terminal's Ctrl-C does; SIGTERM to the
+    process alone. Either leaves a valid MP4 whose video and audio lengths agree."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    sr = 22050
+    song = write(tmp_path / "song.wav", click_track([0.5 * k for k in range(1, 40)], 20.0, sr), sr)
+    out = tmp_path / "take.mp4"
+    cmd = [sys.executable, "-m", "lsd_jax.cli", "live", "--input", str(song), "--record", str(out), "--no-serve"]
+    proc = subprocess.Popen(
+        [*cmd, "--resolution", "64", "--fps", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+    )
+    try:
+        first = proc.stdout.readline()  # printed when the file starts playing (after the compile)
+        assert first.startswith("playing "), (first, proc.stderr.read() if proc.poll() is not None else "")
+        status = proc.stdout.readline()  # the first plain status line (no terminal): STATUS_LOG_S = 5 s later
+        assert " frames/s · " in status and " dropped · level " in status, status
+        time.sleep(1.0)  # ~6 s into the session; the song lasts 20 s
+        if sig == "SIGINT":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        rest, err = proc.communicate(timeout=200)  # generous: finishing the MP4 on a loaded machine
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"{sig}: stopping; finishing the recording" in rest and f"recorded {out}" in rest, rest
+    assert "terminate called" not in err and "Traceback" not in err, err
+    info = probe_video(out)
+    assert (info["width"], info["height"], info["audio_streams"]) == (64, 64, 1), info
+    assert 4.0 < info["video_duration"] < 19.0, info  # stopped early, not at the song's end
+    assert abs(info["video_duration"] - info["audio_duration"]) <= 0.1, info

@@ -26,7 +26,8 @@ from converters.limits import short_repr
 pytestmark = pytest.mark.timeout(300)
 
 MEMORY_MB = 1024  # each child's address-space limit
-QUICK = 10.0  # seconds a refusal may take (they take milliseconds)
+QUICK = 10.0  # seconds a refusal may take (they take milliseconds; generous for a loaded machine): a bomb worked
+# through instead of refused runs into the child's time-out
 
 
 def _write(tmp: Path, files: dict[str, bytes]) -> list[str]:
@@ -125,7 +126,7 @@ def test_a_cycle_is_refused(tmp_path: Path) -> None:
 
 def test_messages_never_repr_an_untrusted_structure() -> None:
     report = hostile.run_bounded("hostile:describe", 200, memory_mb=MEMORY_MB, timeout=30)
-    assert report["error"] is None and report["seconds"] < 1, report
+    assert report["error"] is None and report["seconds"] < QUICK, report  # a repr of the structure never ends
     assert report["value"] == "<list of 2 items>"
     assert short_repr("x" * 10_000_000).endswith("...") and len(short_repr("x" * 10_000_000)) <= 80
     assert short_repr(10**100_000) == "<int of 332193 bits>"  # repr() would raise: > 4300 digits

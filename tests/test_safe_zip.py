@@ -22,6 +22,7 @@ MEMORY_MB = 1024
 def _bounded(target: str, path: Path, timeout: float = 60, memory_mb: int = MEMORY_MB) -> dict:
     report = hostile.run_bounded(target, str(path), memory_mb=memory_mb, timeout=timeout)
     assert report["error"] not in ("Timeout", "Crashed", "MemoryError"), report
+    # refusals take milliseconds (10 s: generous, for a loaded machine); a bomb read through would hit the time-out
     assert report["seconds"] < 10 and report["maxrss_mb"] < 400, report
     assert "\n" not in report["message"] and len(report["message"]) < 600
     return report

@@ -77,7 +77,7 @@ def test_bomb_is_the_loaders_own_clear_error(tmp_path: Path) -> None:
     t = time.monotonic()
     with pytest.raises(ConversionError, match="nests more than"):
         convert_isolated(path, timeout=30)
-    assert time.monotonic() - t < 10
+    assert time.monotonic() - t < 10  # refused at once (generous, for a loaded machine): not the 30 s time-out
 
 
 @pytest.mark.slow
@@ -90,7 +90,7 @@ def test_a_hang_in_the_child_is_stopped_and_this_process_carries_on(tmp_path: Pa
     t = time.monotonic()
     with pytest.raises(ConversionError, match=r"took longer than 2 s and was stopped"):
         convert_isolated(path, timeout=2, limits=NO_LIMITS)
-    assert time.monotonic() - t < 8
+    assert time.monotonic() - t < 8  # the 2 s limit and the kill (generous, for a loaded machine): not a hang
     cfg, state = convert_isolated(valid[0], timeout=60)
     assert cfg == valid[1] and set(state) == set(valid[2])
     assert _rss_mb() - rss < 200
@@ -106,7 +106,7 @@ def test_out_of_memory_in_the_child_is_a_clear_error(tmp_path: Path, index: int)
     with pytest.raises(ConversionError, match="memory") as info:
         convert_isolated(path, timeout=30, memory_bytes=768 << 20, limits=NO_LIMITS)
     assert "'memo.pkl'" in str(info.value) and "\n" not in str(info.value)
-    assert time.monotonic() - t < 15
+    assert time.monotonic() - t < 15  # the memory limit, not the 30 s time-out (generous, for a loaded machine)
     assert _rss_mb() - rss < 100
 
 

@@ -253,6 +253,7 @@ def _bounded_load(tmp_path, data: bytes) -> dict:
     path.write_bytes(data)
     report = hostile.run_bounded("hostile:load_torch", str(path), memory_mb=1024, timeout=60)
     assert report["error"] not in ("Timeout", "Crashed", "MemoryError"), report
+    # refusals take milliseconds (10 s: generous, for a loaded machine); a bomb read through would hit the time-out
     assert report["seconds"] < 10 and report["maxrss_mb"] < 600, report
     return report
 

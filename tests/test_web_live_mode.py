@@ -150,6 +150,7 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_cli_plays_a_file_in_real_time_and_records_what_was_shown(tmp_path, capsys):
     from lsd_jax.cli import main
     from lsd_jax.media.video import probe_video

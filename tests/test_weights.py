@@ -73,7 +73,7 @@ def test_second_load_reads_the_cache(cache_root: Path, pkl, monkeypatch: pytest.
     assert cfg1 == cfg2 == config
     _assert_same_state(st2, state)
     _assert_same_state(st1, state)
-    assert cached < 1.0, (cached, uncached)
+    assert cached < 10.0, (cached, uncached)  # the parser is patched out (it raises); generous, for a loaded machine
     # keyed by content: a copy under another name hits the same entry
     copy = path.with_name("renamed.pkl")
     shutil.copyfile(path, copy)
@@ -201,7 +201,7 @@ def test_a_tiny_file_claiming_a_huge_header_is_refused_at_once(tmp_path: Path) -
     t = time.perf_counter()
     with pytest.raises(ConversionError, match="header claims"):
         weights.load_safetensors(bogus)
-    assert time.perf_counter() - t < 1.0
+    assert time.perf_counter() - t < 5.0  # refused from the header's 8 bytes, not after reading 40 GB (generous)
     with pytest.raises(ConversionError, match="too short"):
         (tmp_path / "short.safetensors").write_bytes(b"\x01")
         weights.load_safetensors(tmp_path / "short.safetensors")

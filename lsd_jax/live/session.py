@@ -114,6 +114,14 @@ EMA = 0.2  # weight of the newest frame in the measured frame time
 EXIT_JOIN_SECONDS = 60.0  # at exit, how long to wait for each of a session's threads (a compile in flight) to end
 
 
+def clock_wait(clock: Callable[[], float], event: threading.Event, seconds: float) -> bool:
+    """Wait ``seconds`` of ``clock``'s time or until ``event`` is set (True then). A real clock waits in real time; a
+    clock with its own ``wait`` (a simulated one: time that moves only when every thread of the session waits, so
+    that tests hold on a loaded machine) decides itself."""
+    wait = getattr(clock, "wait", None)
+    return bool(wait(event, seconds)) if wait is not None else event.wait(seconds)
+
+
 @dataclass
 class LiveFrame:
     """One rendered frame and what it showed."""
@@ -328,7 +336,9 @@ class LiveRenderer:
     ``params``:
     RenderParams (or keywords) — ``resolution`` / ``width`` / ``height`` give the size (default 256²), ``fps`` the
     clock (default 30 unless given). ``adapt``: drop resolution when the step is slow (styles that render any size).
-    ``clock``: seconds, monotonic. Call :meth:`start`, then :meth:`close` (or use it as a context manager).
+    ``clock``: seconds, monotonic; a clock with a ``wait(event, seconds)`` method also paces the session's waits (the
+    tests' simulated clock, see :func:`clock_wait`). Call :meth:`start`, then :meth:`close` (or use it as a context
+    manager).
     """
 
     def __init__(
@@ -523,8 +533,11 @@ class LiveRenderer:
             self._frame_cv.notify_all()
 
     def _close_at_exit(self) -> None:
-        """:meth:`close`, then wait for the compiles in flight too (the session is not used after)."""
+        """:meth:`close`, then wait for the render thread (a frame step still running on a loaded machine) and the
+        compiles in flight too (the session is not used after)."""
         self.close()
+        if self._thread is not None:
+            self._thread.join(timeout=EXIT_JOIN_SECONDS)
         for thread in list(self._workers):
             thread.join(timeout=EXIT_JOIN_SECONDS)
 
@@ -649,7 +662,7 @@ class LiveRenderer:
             now = self.clock()
             due = int(math.floor((now - self.t0) * self.fps))
             if due <= last:
-                self._stop.wait(max(0.0, self.t0 + (last + 1) * period - self.clock()))
+                clock_wait(self.clock, self._stop, max(0.0, self.t0 + (last + 1) * period - self.clock()))
                 continue
             if self._target is not target:  # a new style is ready
                 target = self._target
@@ -739,6 +752,7 @@ class LiveRecorder:
         self._audio_start: float | None = None
         self._last: np.ndarray | None = None
         self.frames_written = 0
+        self.last_tick: int | None = None  # when set, later frames are not recorded (the end of a played file)
         self.lost = 0  # frames the encoder could not keep up with (repeated instead)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="lsd-jax-live-record", daemon=True)
@@ -771,7 +785,7 @@ class LiveRecorder:
             frame = self._queue.get()
             if frame is None:
                 return
-            if self.error is not None:
+            if self.error is not None or (self.last_tick is not None and frame.tick > self.last_tick):
                 continue
             try:
                 image = self._fit(frame.image)
@@ -804,7 +818,10 @@ class LiveRecorder:
                 start = self.renderer.t0 if self.renderer.t0 is not None else self._audio_start
                 lead = int(round((self._audio_start - start) * self._audio_sr))
                 y = np.concatenate([np.zeros(lead, np.float32), y]) if lead > 0 else y[-lead:]
-                y = y[: int(round(self.frames_written / self.renderer.fps * self._audio_sr))]
+                # as long as the video: cut, or padded with silence where the audio came late or stopped early (a
+                # feeder behind the clock on a loaded machine, a session stopped mid-block)
+                n = int(round(self.frames_written / self.renderer.fps * self._audio_sr))
+                y = np.concatenate([y[:n], np.zeros(max(0, n - y.size), np.float32)])
                 audio = (y, self._audio_sr) if y.size else None
             return join_segments([self._video], self.path, fps=self.renderer.fps, audio=audio)
         finally:
@@ -864,7 +881,7 @@ class FileFeeder:
         for a in range(0, n, self.block):
             b = min(n, a + self.block)
             wait = self.t_start + b / self.sr - clock()
-            if wait > 0 and self.done.wait(wait):
+            if wait > 0 and clock_wait(clock, self.done, wait):
                 return
             self.pushed.append((a, clock()))
             self.renderer.push(self.samples[a:b], self.sr)

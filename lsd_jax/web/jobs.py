@@ -384,6 +384,9 @@ class Jobs:
         self._lock = threading.Lock()
         self._runs: list[Run] = []
         self._reserved: set[str] = set()  # sessions whose page has a job on its way (clicked, not yet started)
+        # sessions whose booked job was cancelled before it started: its start_run refuses it (Gradio's cancel may
+        # reach the handler only after it has started the run, which then rendered on with nobody to stop it)
+        self._cancelled: set[str] = set()
         self._calibrating = threading.Lock()
         # the work slots: LSD_JAX_CONCURRENCY jobs use the CPU at once. A cancelled job keeps its slot until its
         # thread (and any conversion child, killed on cancel) has ended, whatever Gradio's queue starts meanwhile
@@ -552,6 +555,9 @@ class Jobs:
         has stopped (:class:`Busy`); a render writes a live copy when the session has a live channel open."""
         with self._lock:
             self._runs = [r for r in self._runs if not r.finished()]
+            if session is not None and session in self._cancelled:
+                self._cancelled.discard(session)
+                raise JobCancelled(f"{kind} cancelled")
             if session is not None and any(r.session == session and not r.cancelled for r in self._runs):
                 raise Busy("your previous job is still running: wait for it or cancel it")
             if client is not None and sum(r.client == client for r in self._runs) >= self.cfg.per_client:
@@ -598,6 +604,7 @@ class Jobs:
             if running or session in self._reserved:
                 return False
             self._reserved.add(session)
+            self._cancelled.discard(session)  # a new job: an earlier Cancel was for the one before
             return True
 
     def release(self, session: str | None) -> None:
@@ -607,15 +614,18 @@ class Jobs:
     def cancel(self, session: str | None) -> int:
         """Cancel the session's running jobs, end its booking and close its live channel; how many jobs this
         stopped, counting one that its own handler's end (Gradio closing it for the same Cancel click) stopped
-        a moment earlier."""
+        a moment earlier, and a booked one that had not started yet (its :meth:`start_run` refuses it)."""
         with self._lock:
-            self._reserved.discard(session)
             mine = [r for r in self._runs if r.session == session]
+            pending = session in self._reserved and not any(not r.finished() for r in mine)
+            self._reserved.discard(session)
+            if pending and session is not None:
+                self._cancelled.add(session)
         for r in mine:
             if not r.finished():
                 r.cancel()
         self.live.close(session=session)
-        return sum(1 for r in mine if r.cancelled and r.result is None)
+        return sum(1 for r in mine if r.cancelled and r.result is None) + int(pending)
 
     # --- lifetime
     def start(self, sweep_interval: float = 60.0) -> Jobs:

@@ -752,24 +752,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise LiveError(f"--record must name an .mp4 file, got {args.record}")
     cfg = LiveConfig(sessions=1, resolution=params.resolution or 256, fps=params.fps, params=params, style=args.style)
     sessions = LiveSessions(cfg)
+    if args.no_serve:
+        return _headless(sessions, args, params)
     session = None
     if args.input:
         session = sessions.open(args.style, record=args.record, keep=True)
         session.feeder = FileFeeder(session.renderer, args.input, start=params.start, duration=params.duration)
         sessions.attached = session.token
-    if args.no_serve:
-        assert session is not None and session.feeder is not None
-        feeder = session.feeder.start()
-        print(f"playing {args.input} ({feeder.seconds:.1f} s) in real time …", flush=True)
-        try:
-            while not feeder.done.wait(1.0):
-                pass
-            time.sleep(0.2)  # the last audio's frames
-        finally:
-            st = session.renderer.stats()
-            out = sessions.close(session.token)
-        _summary(st, out)
-        return 0
     import gradio as gr
 
     audio_url = None
@@ -814,6 +803,147 @@ def main(argv: Sequence[str] | None = None) -> int:
         sessions.close_all()
         demo.close()
     return 0
+
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM")  # a headless session stops on these and keeps its recording
+STATUS_TTY_S = 0.5  # a terminal's status line is rewritten this often
+STATUS_LOG_S = 5.0  # elsewhere (a pipe, a log file) a plain status line this often
+POLL_S = 0.1  # how often the headless loop looks for a stop signal
+END_WAIT_S = 2.0  # at the song's end, at most this long for the frame of its last audio (a session far behind)
+
+
+class _Level:
+    """The input meter of the status line: the loudest audio block's RMS since it was last read (an audio listener
+    of the session)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._peak = 0.0
+
+    def __call__(self, samples: np.ndarray, sr: int, t: float) -> None:
+        x = np.asarray(samples, np.float32)
+        rms = float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
+        with self._lock:
+            self._peak = max(self._peak, rms)
+
+    def take(self) -> float:
+        """dBFS of the loudest block since the last call (−inf for silence)."""
+        with self._lock:
+            peak, self._peak = self._peak, 0.0
+        return 20.0 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def status_line(
+    elapsed: float, total: float, frames_per_s: float, dropped: int, level_db: float, size: tuple[int, int]
+) -> str:
+    """The headless session's status: song time played, frames rendered per second (of the clock's fps),
+    ticks dropped so far, the input level and the size frames render at (the resolution ladder's rung)."""
+    level = "silent" if level_db == -math.inf else f"{level_db:5.1f} dB"
+    return (
+        f"{elapsed:6.1f} / {total:.1f} s · {frames_per_s:5.1f} frames/s · {dropped} dropped · level {level} · "
+        f"{size[0]}x{size[1]}"
+    )
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM stop a headless session cleanly instead of killing it. The signals are blocked from here
+    on for this thread and the threads and processes it starts (ffmpeg inherits the mask, and a terminal's Ctrl-C
+    goes to the whole process group: ffmpeg would otherwise die with the recording half written); :meth:`poll`
+    takes a pending one. A signal that reaches a thread started earlier runs the handler instead."""
+
+    def __init__(self) -> None:
+        import signal
+
+        self.signal = signal
+        self.sigs = {getattr(signal, n) for n in STOP_SIGNALS if hasattr(signal, n)}
+        self.received: str | None = None
+        self._old = {sig: signal.signal(sig, self._handler) for sig in self.sigs}
+        self._masked = hasattr(signal, "pthread_sigmask") and hasattr(signal, "sigwait")
+        if self._masked:
+            signal.pthread_sigmask(signal.SIG_BLOCK, self.sigs)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.received = self.received or self.signal.Signals(signum).name
+
+    def poll(self) -> str | None:
+        """The name of the stop signal received so far (None: none)."""
+        if self._masked and self.received is None:
+            pending = self.signal.sigpending() & self.sigs
+            if pending:
+                self.received = self.signal.Signals(self.signal.sigwait(pending)).name
+        return self.received
+
+    def restore(self) -> None:
+        if self._masked:
+            while self.signal.sigpending() & self.sigs:  # a second Ctrl-C while finishing: taken, not raised later
+                self.signal.sigwait(self.signal.sigpending() & self.sigs)
+            self.signal.pthread_sigmask(self.signal.SIG_UNBLOCK, self.sigs)
+        for sig, old in self._old.items():
+            self.signal.signal(sig, old)
+
+
+def _headless(sessions: LiveSessions, args: argparse.Namespace, params: Any) -> int:
+    """``lsd-jax live --input FILE --no-serve``: play the file in real time with a status line; Ctrl-C or SIGTERM
+    stops early and still finishes the recording (video and audio of the same length)."""
+    import sys
+
+    signals = _StopSignals()  # before the session starts its threads and ffmpeg
+    try:
+        # decoded before the session starts: a bad file is refused before the compile, and the recording starts
+        # with the song rather than after the decoding
+        feeder = FileFeeder(None, args.input, start=params.start, duration=params.duration)  # type: ignore[arg-type]
+        session = sessions.open(args.style, record=args.record, keep=True)
+        try:
+            renderer = feeder.renderer = session.renderer
+            session.feeder = feeder
+            level = _Level()
+            renderer.add_audio_listener(level)
+            tty = sys.stdout.isatty()
+            every = STATUS_TTY_S if tty else STATUS_LOG_S
+            feeder.start()
+            print(
+                f"playing {args.input} ({feeder.seconds:.1f} s) in real time; Ctrl-C stops"
+                + (" and keeps the recording" if args.record else ""),
+                flush=True,
+            )
+            width, frames, t_last = 0, renderer.stats().frames, time.monotonic()
+            while not feeder.done.wait(POLL_S) and signals.poll() is None:
+                now = time.monotonic()
+                if now - t_last < every:
+                    continue
+                st = renderer.stats()
+                elapsed = renderer.clock() - (feeder.t_start or renderer.clock())
+                line = status_line(
+                    elapsed, feeder.seconds, (st.frames - frames) / (now - t_last), st.dropped, level.take(), st.size
+                )
+                frames, t_last = st.frames, now
+                if tty:  # one line, rewritten
+                    sys.stdout.write("\r" + line.ljust(width))
+                    width = len(line)
+                    sys.stdout.flush()
+                else:
+                    print(line, flush=True)
+            if tty and width:
+                sys.stdout.write("\n")
+            stopped = signals.poll()
+            if stopped:
+                print(f"{stopped}: stopping; finishing the recording …" if args.record else f"{stopped}: stopping")
+            elif feeder.t_start is not None and renderer.t0 is not None:
+                # until the tick that shows the audio's end (a moment): the recording ends with the song, not later
+                end = math.ceil((feeder.t_start + feeder.seconds - renderer.t0) * renderer.fps)
+                if session.recorder is not None:
+                    session.recorder.last_tick = end
+                deadline = time.monotonic() + END_WAIT_S
+                while renderer.stats().ticks <= end and time.monotonic() < deadline and renderer.error is None:
+                    time.sleep(POLL_S / 10)
+            sys.stdout.flush()
+        finally:
+            st = session.renderer.stats()
+            out = sessions.close(session.token)
+        _summary(st, out)
+        return 0
+    finally:
+        signals.restore()
 
 
 def _summary(st: Any, out: Any) -> None:

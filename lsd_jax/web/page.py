@@ -120,6 +120,8 @@ def user_error(e: BaseException) -> gr.Error:
         return gr.Error(public_message(str(e)), title=kind, print_exception=False)
     if isinstance(e, Busy):
         return gr.Error(str(e), title="Already running", print_exception=False)
+    if isinstance(e, JobCancelled):  # cancelled before it started (Jobs.start_run)
+        return gr.Error("Cancelled: nothing was kept.", title="Cancelled", print_exception=False)
     if isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e):
         log.error("out of memory: %s", type(e).__name__)
         return gr.Error(
