@@ -611,12 +611,14 @@ def render_formats(
     output: str | os.PathLike[str] = "lsd.mp4",
     params: RenderParams | None = None,
     progress: bool | ProgressFn = True,
+    max_seconds: float | None = None,
     **kwargs: Any,
 ) -> list[RenderResult]:
     """One file per aspect in ``formats`` (e.g. ``output="song.mp4"`` → ``song.16x9.mp4``, ``song.9x16.mp4``,
     ``song.1x1.mp4``) from ONE audio analysis and one latent path (no second decode, no second projection),
     each frame generated at its own shape (``frame_fit``); shapes from the shorter side ``resolution``
-    (default 1080): 1080 → 1920×1080, 1080×1920, 1080×1080. Every file has the song muxed in."""
+    (default 1080): 1080 → 1920×1080, 1080×1920, 1080×1080. Every file has the song muxed in. ``max_seconds``:
+    as in :func:`render`."""
     params = render_params(params, **kwargs)
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]
@@ -631,7 +633,9 @@ def render_formats(
     for o in outs:
         resolve_output(o, render_inputs(song, style, params))  # each checked before any work
     (h0, w0), t0 = sizes[0], time.perf_counter()
-    prep = prepare(song, style, params=params.replace(width=w0, height=h0), progress=bool(progress))
+    prep = prepare(
+        song, style, params=params.replace(width=w0, height=h0), progress=bool(progress), max_seconds=max_seconds
+    )
     results = []
     for size, out in zip(sizes, outs, strict=True):
         if size == prep.size:
