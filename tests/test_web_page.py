@@ -354,6 +354,7 @@ def test_layout_rows():
         ["contrast_strength", "flash_strength"],
         ["fps", "resolution"],
         ["start", "duration", "seed"],
+        ["formats"],
     ]
     motion = page._rows([f for f in page_fields() if f.group == "motion"])
     assert [len(r) for r in motion] == [2, 4, 1] and {f.kind for f in motion[1]} == {"checkbox"}

@@ -606,7 +606,7 @@ def _rows(fields: Sequence[Field]) -> list[list[Field]]:
     row (Gradio wraps it)."""
 
     def shape(f: Field) -> str:  # the speed box sits with the sliders (a number, beat or bar)
-        return "slider" if f.kind == "speed" else f.kind if f.kind in ("slider", "checkbox") else "other"
+        return "slider" if f.kind == "speed" else f.kind if f.kind in ("slider", "checkbox", "checkboxes") else "other"
 
     rows: list[list[Field]] = []
     for f in fields:
