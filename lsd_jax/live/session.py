@@ -71,6 +71,7 @@ SUPPORTED_PARAMS = (
     "seed",
     "width",
     "height",
+    "frame_fit",
     "compute_dtype",
     "pulse_mode",
     "pulse_percussive",
@@ -404,6 +405,7 @@ class LiveRenderer:
     def _make_target(self, style: Any) -> _Target:
         from ..engine.step import output_size
 
+        style = style.with_frame_fit(self.params.frame_fit)  # as a render: the generator makes the aspect itself
         size = output_size(style, self.params)
         return _Target(
             style,
