@@ -50,8 +50,9 @@ DMV_MARKDOWN_END = "<!-- dmv parameters: end -->"
 @dataclass(frozen=True)
 class DMVParams:
     """Deep Music Visualizer's parameters with its defaults (plus ``seed``, and ``width`` / ``height`` /
-    ``frame_fit`` for a video of another aspect, made by the generator itself as in a render); any ``DMVParams`` that exists is valid. ``classes`` are
-    ImageNet indices once constructed (names are looked up in :mod:`lsd_jax.models.imagenet`)."""
+    ``frame_fit`` for a video of another aspect, made by the generator itself as in a render); any ``DMVParams``
+    that exists is valid. ``classes`` are ImageNet indices once constructed (names are looked up in
+    :mod:`lsd_jax.models.imagenet`)."""
 
     resolution: int = table_field(
         CHOICE,
