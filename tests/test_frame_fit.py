@@ -360,3 +360,30 @@ def test_keyframes_project_the_square_and_land_in_a_wide_render(tmp_path):
     wide = gen.synthesis(proj, size=frame_shape((32, 32), (36, 64), "native"))
     want = np.clip(np.round((np.asarray(fit(wide, (36, 64)))[0] + 1) * 127.5), 0, 255)
     assert np.abs(frame - want).max() <= 1.0
+
+
+# --- live mode: the same frame_fit as a render
+
+
+@pytest.mark.slow
+def test_live_mode_makes_the_wide_frame_as_a_render_does(song_and_pkl):
+    """Issue 22: live mode's step honours frame_fit (it used to crop whatever it said): at 64×36 from a 16² StyleGAN2
+    its frame is the render's native frame for the same latents, and "crop" still crops."""
+    from lsd_jax.live.session import LiveRenderer
+
+    song, pkl = song_and_pkl
+    frames = {}
+    for fit in ("native", "crop"):
+        r = LiveRenderer(str(pkl), width=64, height=36, fps=8, frame_fit=fit, adapt=False)
+        assert r.style.program.frame_fit == fit and r.size == (36, 64)
+        step = r._step_for(r._target, r.size)
+        assert step.program.frame_fit == fit
+        z = np.random.default_rng(0).standard_normal(r.style.z_dim).astype(np.float32)
+        inputs = r._inputs(r.style, z, np.zeros(r.style.c_dim, np.float32), (0.0, 0.0))
+        frames[fit] = np.asarray(step(inputs))
+        chex.assert_shape(frames[fit], (1, 36, 64, 3))
+        # the render's step (prepare) for the same parameters makes the same frame of the same latents
+        prep = prepare(song, str(pkl), width=64, height=36, fps=8, progress=False, batch_size=1, frame_fit=fit)
+        assert prep.step.program == step.program
+        np.testing.assert_allclose(np.asarray(prep.step(inputs)), frames[fit], atol=1e-5)
+    assert not np.array_equal(frames["native"], frames["crop"])
