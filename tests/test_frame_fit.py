@@ -387,3 +387,28 @@ def test_live_mode_makes_the_wide_frame_as_a_render_does(song_and_pkl):
         assert prep.step.program == step.program
         np.testing.assert_allclose(np.asarray(prep.step(inputs)), frames[fit], atol=1e-5)
     assert not np.array_equal(frames["native"], frames["crop"])
+
+
+# --- frame_layer: which block the frame is widened at (StyleGAN 2 and 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["sg2", "sg1"])
+def test_frame_layer_changes_the_wide_frame_but_not_the_square_one(sg2, sg1, family):
+    g = {"sg2": sg2, "sg1": sg1}[family]
+    ws = g.map_latents(jax.random.normal(jax.random.key(4), (2, g.z_dim)), None)
+    square = g.synthesize(ws, noise_mode="const")
+    wide = {}
+    for layer in (4, 8, 16, 32):
+        for size in [(32, 57), (57, 32)]:
+            chex.assert_shape(g.synthesize(ws, noise_mode="const", size=size, frame_layer=layer), (2, *size, 3))
+        wide[layer] = g.synthesize(ws, noise_mode="const", size=(32, 64), frame_layer=layer)
+        # the square frame is the square frame, wherever a wide one would be widened
+        chex.assert_trees_all_equal(g.synthesize(ws, noise_mode="const", size=(32, 32), frame_layer=layer), square)
+    chex.assert_trees_all_equal(wide[4], g.synthesize(ws, noise_mode="const", size=(32, 64)))  # 4: the default
+    assert float(jnp.abs(wide[8] - wide[4]).mean()) > 1e-2
+    # widened later, more of the square's own composition survives in the centre (32: only the last block wide)
+    err = {k: float(jnp.abs(_centre(v, (32, 32)) - square).mean()) for k, v in wide.items()}
+    assert err[32] < err[4]
+    with pytest.raises(ValueError, match="frame_layer must be a block resolution"):
+        g.synthesize(ws, size=(32, 64), frame_layer=12)
