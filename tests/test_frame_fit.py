@@ -412,3 +412,20 @@ def test_frame_layer_changes_the_wide_frame_but_not_the_square_one(sg2, sg1, fam
     assert err[32] < err[4]
     with pytest.raises(ValueError, match="frame_layer must be a block resolution"):
         g.synthesize(ws, size=(32, 64), frame_layer=12)
+
+
+@pytest.mark.slow
+def test_frame_layer_reaches_the_render_and_is_checked_at_its_field(song_and_pkl):
+    song, pkl = song_and_pkl
+    kw = dict(fps=8, progress=False, batch_size=2)
+    wide = {k: prepare(song, str(pkl), width=64, height=36, frame_layer=k, **kw) for k in (4, 8)}
+    assert wide[8].step.program.frame_layer == 8 and wide[4].step.program.frame_layer == 4
+    assert not np.array_equal(_frames(wide[8], 2), _frames(wide[4], 2))  # the wide frame changes
+    square = {k: prepare(song, str(pkl), width=36, height=36, frame_layer=k, **kw) for k in (4, 16)}
+    np.testing.assert_array_equal(_frames(square[16], 2), _frames(square[4], 2))  # the square one does not
+    with pytest.raises(ParamError, match="frame_layer must be a block resolution of .*from 4 to 16; got 12"):
+        prepare(song, str(pkl), width=64, height=36, frame_layer=12, **kw)
+    with pytest.raises(ParamError, match="frame_layer must be"):
+        RenderParams(frame_layer=2)
+    cppn = resolve_style(None)  # renders any shape itself: frame_layer leaves it alone
+    assert cppn.with_frame_fit("native", 8) is cppn

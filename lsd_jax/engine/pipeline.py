@@ -319,7 +319,8 @@ def prepare(
     )
 
     size = output_size(style_obj, params)
-    style_obj = style_obj.with_frame_fit(params.frame_fit)  # the generator makes the video's aspect itself
+    # the generator makes the video's aspect itself
+    style_obj = style_obj.with_frame_fit(params.frame_fit, params.frame_layer)
     plan = plan_effects(params, size)
     inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats), **extra}
     if params.rotate_react or params.translate_react:
