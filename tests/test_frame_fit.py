@@ -429,3 +429,17 @@ def test_frame_layer_reaches_the_render_and_is_checked_at_its_field(song_and_pkl
         RenderParams(frame_layer=2)
     cppn = resolve_style(None)  # renders any shape itself: frame_layer leaves it alone
     assert cppn.with_frame_fit("native", 8) is cppn
+    # the loaded generator's synthesis takes it too
+    import lsd_jax
+
+    gen = lsd_jax.load_generator(str(pkl))
+    ws = gen.mapping(np.random.default_rng(0).standard_normal((1, gen.z_dim)).astype(np.float32))
+    chex.assert_trees_all_equal(gen.synthesis(ws, size=(16, 32)), gen.synthesis(ws, size=(16, 32), frame_layer=4))
+    assert (
+        float(
+            np.abs(
+                np.asarray(gen.synthesis(ws, size=(16, 32), frame_layer=8)) - gen.synthesis(ws, size=(16, 32))
+            ).mean()
+        )
+        > 1e-2
+    )
