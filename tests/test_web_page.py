@@ -389,12 +389,12 @@ def test_a_client_cancels_a_job_and_the_queue_serves_the_next_at_once(served, so
         stopped = time.monotonic() - t0
         _wait(lambda: any(r is not run for r in jobs._runs), timeout=10)
         started = next(r for r in jobs._runs if r is not run).started - t0
-        video, snippet, status = waiting.result(timeout=300)
+        video, snippet, status, files = waiting.result(timeout=300)
     assert stopped < 2.0 and isinstance(run.error, JobCancelled), (stopped, run.error)
     assert started < 2.0, started  # the next job started at once
     assert run.workdir is not None and not run.workdir.exists()  # its files went with it
     path = Path(video["video"] if isinstance(video, dict) else video)
-    assert probe_video(path)["n_frames"] == 24 and "Rendered 24 frames" in status
+    assert probe_video(path)["n_frames"] == 24 and "Rendered 24 frames" in status and files is None
     print(
         f"cancel: the render stopped {stopped:.2f} s after the client's cancel; the next started after {started:.2f} s"
     )
