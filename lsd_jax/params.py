@@ -793,6 +793,17 @@ class RenderParams:
         choices=FRAME_FITS,
         label="Frame shape",
     )
+    frame_layer: int = table_field(
+        INTEGER,
+        4,
+        "StyleGAN 2/1 frames of another aspect: the synthesis block (by its resolution: 4, 8, 16, …) from which the "
+        "frame is wide; 4 widens the 4×4 const input, a later block keeps the blocks before it square (more of the "
+        "square frame's composition in the centre)",
+        "size",
+        lo=4,
+        hi=MAX_RESOLUTION,
+        label="Widen at block",
+    )
     batch_size: int | None = table_field(
         INTEGER,
         None,

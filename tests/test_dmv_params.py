@@ -28,6 +28,9 @@ def test_table_is_the_dataclass_with_dmvs_defaults() -> None:
     defaults = {p.name: p.default for p in DMV_PARAMS}
     assert defaults == {
         "resolution": 512,
+        "width": None,  # ours (issue 22): another aspect, made by the generator (frame_fit)
+        "height": None,
+        "frame_fit": "native",
         "duration": None,
         "pitch_sensitivity": 220,
         "tempo_sensitivity": 0.25,
@@ -44,8 +47,12 @@ def test_table_is_the_dataclass_with_dmvs_defaults() -> None:
         "seed": 0,
     }
     assert DMV_PARAM["seed"].lsd is None and DMV_PARAM["jitter"].lsd == "jitter"  # seed is ours, the rest DMV's
+    assert all(DMV_PARAM[n].lsd is None for n in ("width", "height", "frame_fit"))
     p = DMVParams()
     assert p.fps == Fraction(22050, 512) and isinstance(p.resolution, int)
+    assert p.size == (512, 512) and DMVParams(width=64, height=36).size == (36, 64)
+    with pytest.raises(ParamError, match="give both width and height"):
+        DMVParams(width=64)
 
 
 @pytest.mark.parametrize(

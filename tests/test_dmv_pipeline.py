@@ -141,3 +141,25 @@ def test_dmv_renders_through_the_render_writer_loop_with_batch_size_as_an_upper_
     )
     assert len(seen) == 1 and 1 <= seen[0][0] <= ARGS["batch_size"] and seen[0][1] == out.n_frames
     assert probe_video(out)["n_frames"] == out.n_frames
+
+
+@pytest.mark.slow
+def test_dmv_makes_a_wide_video_natively_and_crop_as_before(folder, song, tmp_path) -> None:
+    """Issue 22: width/height of another aspect than the model's square: with frame_fit "native" (the default)
+    BigGAN-deep widens its feature maps itself, so the centre of the wide frame is the whole square frame (its
+    full height); "crop" cuts the square's middle band and blows it up, as before."""
+    kw = dict(ARGS, duration=1.0, progress=False)  # one batch of 8 frames
+    out = {}
+    for name, extra in (
+        ("square", {}),
+        ("native", dict(width=228, height=128)),
+        ("crop", dict(width=228, height=128, frame_fit="crop")),
+    ):
+        r = lsd_jax.deep_music_visualizer(
+            song, folder, output_file=tmp_path / f"{name}.mp4", resolution=128, **kw, **extra
+        )
+        out[name] = np.stack(list(read_frames(r.path))).astype(np.float64)
+        assert r.size == ((128, 128) if name == "square" else (128, 228))
+    assert out["native"].shape[1:] == (128, 228, 3) and out["crop"].shape == out["native"].shape
+    square, native, crop = (out[k][:, :, 50:178] if k != "square" else out[k] for k in ("square", "native", "crop"))
+    assert np.abs(native - square).mean() < 0.5 * np.abs(crop - square).mean()

@@ -360,3 +360,86 @@ def test_keyframes_project_the_square_and_land_in_a_wide_render(tmp_path):
     wide = gen.synthesis(proj, size=frame_shape((32, 32), (36, 64), "native"))
     want = np.clip(np.round((np.asarray(fit(wide, (36, 64)))[0] + 1) * 127.5), 0, 255)
     assert np.abs(frame - want).max() <= 1.0
+
+
+# --- live mode: the same frame_fit as a render
+
+
+@pytest.mark.slow
+def test_live_mode_makes_the_wide_frame_as_a_render_does(song_and_pkl):
+    """Issue 22: live mode's step honours frame_fit (it used to crop whatever it said): at 64×36 from a 16² StyleGAN2
+    its frame is the render's native frame for the same latents, and "crop" still crops."""
+    from lsd_jax.live.session import LiveRenderer
+
+    song, pkl = song_and_pkl
+    frames = {}
+    for fit in ("native", "crop"):
+        r = LiveRenderer(str(pkl), width=64, height=36, fps=8, frame_fit=fit, adapt=False)
+        assert r.style.program.frame_fit == fit and r.size == (36, 64)
+        step = r._step_for(r._target, r.size)
+        assert step.program.frame_fit == fit
+        z = np.random.default_rng(0).standard_normal(r.style.z_dim).astype(np.float32)
+        inputs = r._inputs(r.style, z, np.zeros(r.style.c_dim, np.float32), (0.0, 0.0))
+        frames[fit] = np.asarray(step(inputs))
+        chex.assert_shape(frames[fit], (1, 36, 64, 3))
+        # the render's step (prepare) for the same parameters makes the same frame of the same latents
+        prep = prepare(song, str(pkl), width=64, height=36, fps=8, progress=False, batch_size=1, frame_fit=fit)
+        assert prep.step.program == step.program
+        np.testing.assert_allclose(np.asarray(prep.step(inputs)), frames[fit], atol=1e-5)
+    assert not np.array_equal(frames["native"], frames["crop"])
+
+
+# --- frame_layer: which block the frame is widened at (StyleGAN 2 and 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["sg2", "sg1"])
+def test_frame_layer_changes_the_wide_frame_but_not_the_square_one(sg2, sg1, family):
+    g = {"sg2": sg2, "sg1": sg1}[family]
+    ws = g.map_latents(jax.random.normal(jax.random.key(4), (2, g.z_dim)), None)
+    square = g.synthesize(ws, noise_mode="const")
+    wide = {}
+    for layer in (4, 8, 16, 32):
+        for size in [(32, 57), (57, 32)]:
+            chex.assert_shape(g.synthesize(ws, noise_mode="const", size=size, frame_layer=layer), (2, *size, 3))
+        wide[layer] = g.synthesize(ws, noise_mode="const", size=(32, 64), frame_layer=layer)
+        # the square frame is the square frame, wherever a wide one would be widened
+        chex.assert_trees_all_equal(g.synthesize(ws, noise_mode="const", size=(32, 32), frame_layer=layer), square)
+    chex.assert_trees_all_equal(wide[4], g.synthesize(ws, noise_mode="const", size=(32, 64)))  # 4: the default
+    assert float(jnp.abs(wide[8] - wide[4]).mean()) > 1e-2
+    # widened later, more of the square's own composition survives in the centre (32: only the last block wide)
+    err = {k: float(jnp.abs(_centre(v, (32, 32)) - square).mean()) for k, v in wide.items()}
+    assert err[32] < err[4]
+    with pytest.raises(ValueError, match="frame_layer must be a block resolution"):
+        g.synthesize(ws, size=(32, 64), frame_layer=12)
+
+
+@pytest.mark.slow
+def test_frame_layer_reaches_the_render_and_is_checked_at_its_field(song_and_pkl):
+    song, pkl = song_and_pkl
+    kw = dict(fps=8, progress=False, batch_size=2)
+    wide = {k: prepare(song, str(pkl), width=64, height=36, frame_layer=k, **kw) for k in (4, 8)}
+    assert wide[8].step.program.frame_layer == 8 and wide[4].step.program.frame_layer == 4
+    assert not np.array_equal(_frames(wide[8], 2), _frames(wide[4], 2))  # the wide frame changes
+    square = {k: prepare(song, str(pkl), width=36, height=36, frame_layer=k, **kw) for k in (4, 16)}
+    np.testing.assert_array_equal(_frames(square[16], 2), _frames(square[4], 2))  # the square one does not
+    with pytest.raises(ParamError, match="frame_layer must be a block resolution of .*from 4 to 16; got 12"):
+        prepare(song, str(pkl), width=64, height=36, frame_layer=12, **kw)
+    with pytest.raises(ParamError, match="frame_layer must be"):
+        RenderParams(frame_layer=2)
+    cppn = resolve_style(None)  # renders any shape itself: frame_layer leaves it alone
+    assert cppn.with_frame_fit("native", 8) is cppn
+    # the loaded generator's synthesis takes it too
+    import lsd_jax
+
+    gen = lsd_jax.load_generator(str(pkl))
+    ws = gen.mapping(np.random.default_rng(0).standard_normal((1, gen.z_dim)).astype(np.float32))
+    chex.assert_trees_all_equal(gen.synthesis(ws, size=(16, 32)), gen.synthesis(ws, size=(16, 32), frame_layer=4))
+    assert (
+        float(
+            np.abs(
+                np.asarray(gen.synthesis(ws, size=(16, 32), frame_layer=8)) - gen.synthesis(ws, size=(16, 32))
+            ).mean()
+        )
+        > 1e-2
+    )

@@ -39,6 +39,7 @@ def test_every_parameter_is_on_the_page_with_help():
         "start",
         "duration",
         "seed",
+        "formats",  # the page's own: which aspects (one file each), see test_web_jobs
     }
     assert set(form.BASIC_NAMES) == basic
     # the page's defaults are the library's defaults, also as the browser sends them (an empty

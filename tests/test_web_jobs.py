@@ -550,3 +550,68 @@ def test_uploads_and_catalogue_files_are_converted_in_the_sandbox(songs, tmp_pat
         with pytest.raises(ConversionError, match="took longer than 2 s and was stopped"):
             jobs.preview(job)
         assert probe_video(jobs.render(jobs.prepare(str(songs["song"]), "default", None, **TINY)))["n_frames"] == 24
+
+
+def test_format_checkboxes_make_one_file_of_an_aspect_or_several_within_the_limits(songs):
+    """Issue 22: none ticked leaves the job as it was; one sets width and height (one file of that aspect);
+    several keep one job whose files share the shorter side, every file within the server's size limit."""
+    song = str(songs["song"])
+    plain = J.prepare_job(song, **TINY)
+    assert plain.formats == () and plain.params == J.prepare_job(song, formats=[], **TINY).params
+    assert plain.file_params() == [plain.params] and plain.total_frames == plain.n_frames
+    one = J.prepare_job(song, formats=["9:16"], **TINY)
+    assert one.formats == () and (one.params.width, one.params.height) == (32, 56)
+    assert "render(" in J.python_snippet(one) and "height=56" in J.python_snippet(one)
+    several = J.prepare_job(song, formats=["1:1", "16:9"], **TINY)  # the page's order, whatever the ticks'
+    assert several.formats == ("16:9", "1:1") and several.params.resolution == 32
+    assert several.sizes == [(32, 56), (32, 32)] and several.total_frames == 2 * several.n_frames
+    assert [(p.height, p.width) for p in several.file_params()] == several.sizes
+    assert not J.wants_live_copy(several)
+    snippet = J.python_snippet(several)
+    assert "lsd_jax.render_formats(" in snippet and "formats=['16:9', '1:1']," in snippet
+    # resolution unset: the largest shorter side (at most 1080) that keeps each file within the limit
+    cfg = AppConfig(max_resolution=64)
+    auto = J.prepare_job(song, cfg=cfg, fps=8, formats=["16:9", "9:16", "1:1"])
+    assert auto.params.resolution == 36 and max(max(s) for s in auto.sizes) <= 64
+    assert J.prepare_job(song, fps=8, formats=["16:9", "1:1"]).params.resolution == 576  # 1024-px default limit
+
+
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        (
+            dict(resolution=48, formats=["16:9", "1:1"]),
+            "formats: 16:9 at resolution 48 is 86×48, above .* 64 pixels; choose resolution 36 or less",
+        ),
+        (dict(resolution=48, formats=["9:16"]), "formats: 9:16 at resolution 48 is 48×86"),
+        (dict(width=64, height=32, formats=["16:9", "1:1"]), "formats: tick formats or give width and height"),
+        (dict(resolution=32, formats=["4:3"]), "formats: '4:3' is not one of 16:9, 9:16, 1:1"),
+    ],
+)
+def test_format_combinations_above_the_limits_are_refused_at_the_formats_field(songs, values, match):
+    with pytest.raises(lsd_jax.ParamError, match=match):
+        J.prepare_job(str(songs["song"]), cfg=AppConfig(max_resolution=64), fps=8, **values)
+
+
+def test_several_formats_are_no_more_work_than_the_largest_single_render(songs):
+    # 8 s of music: one 64×64 video fits the limits; 16:9 + 9:16 + 1:1 at 36 px is 1.44× its pixels, 16:9 + 1:1 0.88×
+    cfg = AppConfig(max_resolution=64, max_seconds=8)
+    J.prepare_job(str(songs["long"]), cfg=cfg, fps=8, resolution=64)
+    with pytest.raises(lsd_jax.ParamError, match=r"formats: 3 files of 8 s at these sizes are more work"):
+        J.prepare_job(str(songs["long"]), cfg=cfg, fps=8, formats=["16:9", "9:16", "1:1"])
+    assert J.prepare_job(str(songs["long"]), cfg=cfg, fps=8, formats=["16:9", "1:1"]).formats == ("16:9", "1:1")
+
+
+def test_a_several_formats_estimate_adds_the_files_and_prepares_once():
+    book = SpeedBook()
+    book.record_preparation(2.0, 10.0)  # 0.2 s per second of music
+    params = [make_params(width=w, height=h, fps=10) for w, h in ((64, 36), (36, 36))]
+    for p, fps in zip(params, (50.0, 100.0), strict=True):
+        book.record(speed_key("default", p), fps, None, "calibration")
+    ests = [book.estimate(speed_key("default", p), 10.0, 10) for p in params]
+    both = book.combine(ests, 10.0)
+    assert both.n_frames == 200 and both.seconds == pytest.approx(2.0 + 100 / 50 + 100 / 100)
+    assert both.frames_per_s == pytest.approx(200 / 3)
+    assert book.combine(ests[:1], 10.0) == ests[0]
+    unknown = book.estimate(speed_key("default", make_params(resolution=16)), 10.0, 10)
+    assert book.combine([ests[0], unknown], 10.0).seconds is None

@@ -114,7 +114,7 @@ def test_unexpected_errors_are_generic_and_logged(caplog):
 
 def test_render_handler_reports_frames_and_a_snippet(songs, jobs):
     calls = []
-    video, snippet, status = page.render_video(
+    video, snippet, status, files = page.render_video(
         jobs,
         str(songs["song"]),
         "default",
@@ -128,6 +128,32 @@ def test_render_handler_reports_frames_and_a_snippet(songs, jobs):
     assert calls[0] == (None, "Checking the request", None) and calls[-1] == ((24, 24), "Rendered 24 frames", "frames")
     assert "Rendered 24 frames at 8 fps" in status
     assert "lsd_jax.render(" in snippet and "seed=2," in snippet
+    assert files is None  # no format ticked: one video
+
+
+@pytest.mark.slow
+def test_several_formats_render_one_file_each_and_the_player_shows_the_first(songs, jobs):
+    """Issue 22: ticking 16:9 and 1:1 renders both from one job; the handler gives the first to the player and
+    every file for download; the progress counts the frames of both."""
+    calls = []
+    video, snippet, status, files = page.render_video(
+        jobs,
+        str(songs["song"]),
+        "default",
+        None,
+        formats=["1:1", "16:9"],
+        progress=lambda p, desc=None, unit=None: calls.append((p, desc)),
+        **TINY,
+    )
+    assert [Path(f).name for f in files] == ["my_song.16x9.mp4", "my_song.1x1.mp4"] and video == files[0]
+    shapes = [(probe_video(f)["width"], probe_video(f)["height"], probe_video(f)["n_frames"]) for f in files]
+    assert shapes == [(56, 32, 24), (32, 32, 24)]
+    assert all(probe_video(f)["audio_streams"] == 1 for f in files)
+    assert calls[-1] == ((48, 48), "Rendered 48 frames")
+    frames = [p for p, _ in calls if isinstance(p, tuple)]
+    assert all(a[0] <= b[0] for a, b in zip(frames, frames[1:])) and {t for _, t in frames} == {48}
+    assert "2 files (16:9, 1:1) of 24 frames each" in status
+    assert "lsd_jax.render_formats(" in snippet and "formats=['16:9', '1:1']," in snippet
 
 
 def test_bad_audio_is_a_clear_error(songs, jobs):
@@ -280,9 +306,10 @@ def test_api_render_then_error_then_still_serving(served, songs, tmp_path):
     names = [p["parameter_name"] for p in api["named_endpoints"]["/render"]["parameters"]]
     assert names == list(INPUT_NAMES)
 
-    video, snippet, status = client.predict(
+    video, snippet, status, files = client.predict(
         handle_file(str(songs["song"])), fps=8, resolution=32, seed=1, api_name="/render"
     )
+    assert files is None  # no format ticked: one video
     path = Path(video["video"] if isinstance(video, dict) else video)
     info = probe_video(path)
     assert info["video_streams"] == 1 and info["audio_streams"] == 1
@@ -327,6 +354,7 @@ def test_layout_rows():
         ["contrast_strength", "flash_strength"],
         ["fps", "resolution"],
         ["start", "duration", "seed"],
+        ["formats"],
     ]
     motion = page._rows([f for f in page_fields() if f.group == "motion"])
     assert [len(r) for r in motion] == [2, 4, 1] and {f.kind for f in motion[1]} == {"checkbox"}
@@ -368,12 +396,12 @@ def test_a_client_cancels_a_job_and_the_queue_serves_the_next_at_once(served, so
         stopped = time.monotonic() - t0
         _wait(lambda: any(r is not run for r in jobs._runs), timeout=60)
         started = next(r for r in jobs._runs if r is not run).started - t0
-        video, snippet, status = waiting.result(timeout=300)
+        video, snippet, status, files = waiting.result(timeout=300)
     assert isinstance(run.error, JobCancelled) and run.frames[0] < 120, (stopped, run.error, run.frames)
     assert started >= 0, started  # the next job started after the Cancel, once the first had stopped
     assert run.workdir is not None and not run.workdir.exists()  # its files went with it
     path = Path(video["video"] if isinstance(video, dict) else video)
-    assert probe_video(path)["n_frames"] == 24 and "Rendered 24 frames" in status
+    assert probe_video(path)["n_frames"] == 24 and "Rendered 24 frames" in status and files is None
     print(
         f"cancel: the render stopped {stopped:.2f} s after the client's cancel; the next started after {started:.2f} s"
     )
@@ -413,7 +441,7 @@ def test_the_api_is_named_and_described(served):
     api = client.view_api(print_info=False, return_format="dict")
     assert set(api["named_endpoints"]) == {"/render", "/preview"}  # the page's own steps are private
     render = api["named_endpoints"]["/render"]
-    assert [r["label"] for r in render["returns"]] == ["video", "python", "status"]
+    assert [r["label"] for r in render["returns"]] == ["video", "python", "status", "all formats (download)"]
     assert [r["label"] for r in api["named_endpoints"]["/preview"]["returns"]] == ["stills", "status"]
     assert render["description"].startswith("Render a music video.")
     speed = next(p for p in render["parameters"] if p["parameter_name"] == "speed_fpm")
@@ -443,3 +471,5 @@ def test_problems_are_put_next_to_the_field_that_caused_them(songs, jobs):
     assert list(bad(style="no such style")) == ["style"]
     assert list(bad(style_file=str(songs["text"]))) == ["style_file"]
     assert list(bad(keyframe_times="1, 2")) == ["keyframe_times"]
+    assert list(bad(formats=["16:9", "1:1"], resolution=1024)) == ["formats"]  # 1820 px wide: above the limit
+    assert list(bad(formats=["16:9", "1:1"], width=64, height=32)) == ["formats"]

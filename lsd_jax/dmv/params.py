@@ -22,8 +22,11 @@ from ..errors import ParamError
 from ..params import (
     CHOICE,
     FLAG,
+    FRAME_FIT_HELP,
+    FRAME_FITS,
     INDICES,
     INTEGER,
+    MAX_RESOLUTION,
     NUMBER,
     OUTPUT,
     Param,
@@ -46,8 +49,10 @@ DMV_MARKDOWN_END = "<!-- dmv parameters: end -->"
 
 @dataclass(frozen=True)
 class DMVParams:
-    """Deep Music Visualizer's parameters with its defaults; any ``DMVParams`` that exists is valid. ``classes`` are
-    ImageNet indices once constructed (names are looked up in :mod:`lsd_jax.models.imagenet`)."""
+    """Deep Music Visualizer's parameters with its defaults (plus ``seed``, and ``width`` / ``height`` /
+    ``frame_fit`` for a video of another aspect, made by the generator itself as in a render); any ``DMVParams``
+    that exists is valid. ``classes`` are ImageNet indices once constructed (names are looked up in
+    :mod:`lsd_jax.models.imagenet`)."""
 
     resolution: int = table_field(
         CHOICE,
@@ -56,6 +61,34 @@ class DMVParams:
         "dmv",
         lsd=True,
         choices=RESOLUTIONS,
+    )
+    width: int | None = table_field(
+        INTEGER,
+        None,
+        "video width in pixels; with height, a video of another aspect than the model's square (see frame_fit)",
+        "dmv",
+        lo=16,
+        hi=MAX_RESOLUTION,
+        even=True,
+        unset="resolution",
+    )
+    height: int | None = table_field(
+        INTEGER,
+        None,
+        "video height in pixels; with width (see frame_fit)",
+        "dmv",
+        lo=16,
+        hi=MAX_RESOLUTION,
+        even=True,
+        unset="resolution",
+    )
+    frame_fit: str = table_field(
+        CHOICE,
+        "native",
+        "how a frame whose aspect differs from the model's is made: "
+        + "; ".join(f"{k}: {v}" for k, v in FRAME_FIT_HELP.items()),
+        "dmv",
+        choices=FRAME_FITS,
     )
     duration: float | None = table_field(
         NUMBER, None, "seconds of video", "dmv", lsd=True, lo=0.0, lo_open=True, hi=1e6, unset="the whole song"
@@ -158,6 +191,8 @@ class DMVParams:
     def __post_init__(self) -> None:
         for p in DMV_PARAMS:
             object.__setattr__(self, p.name, p.check(getattr(self, p.name)))  # frozen dataclass
+        if (self.width is None) != (self.height is None):
+            raise ParamError("give both width and height, or neither (the video is then resolution²)")
         if self.frame_length % 64:
             raise ParamError(
                 f"frame_length must be a multiple of 64 (the constant-Q chroma needs it), got {self.frame_length}"
@@ -192,6 +227,11 @@ class DMVParams:
     @property
     def smooth_frames(self) -> int:
         return int(self.smooth_factor * 512 / self.frame_length) if self.smooth_factor > 1 else self.smooth_factor
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The video's (height, width): ``height`` × ``width``, else ``resolution`` square."""
+        return (self.height, self.width) if self.width is not None else (self.resolution, self.resolution)
 
     @property
     def fps(self) -> Fraction:

@@ -66,8 +66,9 @@ def deep_music_visualizer(
     ``kwargs``: :class:`~lsd_jax.dmv.params.DMVParams` fields (DMV's parameters and defaults: ``resolution`` 512,
     ``pitch_sensitivity`` 220, ``tempo_sensitivity`` 0.25, ``depth`` 1, ``classes``, ``num_classes`` 12,
     ``sort_classes_by_power``, ``jitter`` 0.5, ``frame_length`` 512, ``truncation`` 1, ``smooth_factor`` 20,
-    ``batch_size`` 30, ``duration``, ``output_file`` "output.mp4", plus ``seed``). ``model``: see :func:`dmv_style`;
-    a model of another resolution than ``resolution`` is resized to it. ``progress``: a bar, none (False) or a
+    ``batch_size`` 30, ``duration``, ``output_file`` "output.mp4", plus ``seed``, and ``width`` / ``height`` /
+    ``frame_fit`` for another aspect). ``model``: see :func:`dmv_style`; a model of another resolution than the
+    video's is resized to it. ``progress``: a bar, none (False) or a
     callback ``(done, total)``."""
     from ..engine.step import EffectPlan, build_frame_step
     from ..media.decode import read_audio, to_mono
@@ -80,7 +81,8 @@ def deep_music_visualizer(
     params = make_dmv_params(params, **kwargs) if params is not None else make_dmv_params(**kwargs)
     out = resolve_output(params.output_file, [song, model])  # before any work; never over an input
     timings = Timings()
-    style = dmv_style(model, params.resolution, progress=bool(progress))
+    # another aspect than the square: BigGAN-deep widens its feature maps itself (frame_fit), as in a render
+    style = dmv_style(model, params.resolution, progress=bool(progress)).with_frame_fit(params.frame_fit)
     settings = render_settings(make_params(truncation=params.truncation), style)  # BigGAN's statistics weights
     timings.style = time.perf_counter() - t0
 
@@ -95,7 +97,7 @@ def deep_music_visualizer(
     inputs = {"z": vectors.noise, "c": vectors.class_vectors(), "amps": np.zeros((n, 0), np.float32)}
     timings.latents = time.perf_counter() - t
 
-    size = (params.resolution, params.resolution)
+    size = params.size
     plan = EffectPlan((), ())
     # DMV's batch_size is an upper bound: the batch is chosen automatically up to it (and lowered to what fits)
     step = build_frame_step(style, size, plan, settings=settings, most=params.batch_size, example=inputs)

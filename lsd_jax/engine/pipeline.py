@@ -363,7 +363,8 @@ def prepare(
         )
 
     size = output_size(style_obj, params)
-    style_obj = style_obj.with_frame_fit(params.frame_fit)  # the generator makes the video's aspect itself
+    # the generator makes the video's aspect itself
+    style_obj = style_obj.with_frame_fit(params.frame_fit, params.frame_layer)
     plan = plan_effects(params, size)
     inputs = {"z": lat.z, "c": lat.c, "amps": effect_amplitudes(feats, values), **extra}
     if any(v != 0 for v in (params.rotate_react, params.translate_react)):  # a number or a timeline
@@ -715,12 +716,14 @@ def render_formats(
     params: RenderParams | None = None,
     progress: bool | ProgressFn = True,
     stage: StageFn | None = None,
+    max_seconds: float | None = None,
     **kwargs: Any,
 ) -> list[RenderResult]:
     """One file per aspect in ``formats`` (e.g. ``output="song.mp4"`` → ``song.16x9.mp4``, ``song.9x16.mp4``,
     ``song.1x1.mp4``) from ONE audio analysis and one latent path (no second decode, no second projection),
     each frame generated at its own shape (``frame_fit``); shapes from the shorter side ``resolution``
-    (default 1080): 1080 → 1920×1080, 1080×1920, 1080×1080. Every file has the song muxed in."""
+    (default 1080): 1080 → 1920×1080, 1080×1920, 1080×1080. Every file has the song muxed in. ``max_seconds``:
+    as in :func:`render`."""
     params = render_params(params, **kwargs)
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]
@@ -735,7 +738,14 @@ def render_formats(
     for o in outs:
         resolve_output(o, render_inputs(song, style, params))  # each checked before any work
     (h0, w0), t0 = sizes[0], time.perf_counter()
-    prep = prepare(song, style, params=params.replace(width=w0, height=h0), progress=bool(progress), stage=stage)
+    prep = prepare(
+        song,
+        style,
+        params=params.replace(width=w0, height=h0),
+        progress=bool(progress),
+        stage=stage,
+        max_seconds=max_seconds,
+    )
     results = []
     for size, out in zip(sizes, outs, strict=True):
         if size == prep.size:

@@ -72,6 +72,8 @@ SUPPORTED_PARAMS = (
     "seed",
     "width",
     "height",
+    "frame_fit",
+    "frame_layer",
     "compute_dtype",
     "pulse_mode",
     "pulse_percussive",
@@ -417,6 +419,8 @@ class LiveRenderer:
     def _make_target(self, style: Any) -> _Target:
         from ..engine.step import output_size
 
+        # as a render: the generator makes the aspect itself
+        style = style.with_frame_fit(self.params.frame_fit, self.params.frame_layer)
         size = output_size(style, self.params)
         return _Target(
             style,

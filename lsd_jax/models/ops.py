@@ -568,6 +568,25 @@ def widened_grid(base: int, res: int, size: tuple[int, int]) -> tuple[int, int]:
     return side(size[0]), side(size[1])
 
 
+def widening_plan(layer: int, res: int, size: tuple[int, int]) -> tuple[int, tuple[int, int]]:
+    """``(base, grid)`` for a frame of ``size`` (H, W) widened at block ``layer`` (``frame_layer``) of a StyleGAN 2/1
+    synthesis of ``res``: ``base`` is the side of the map widened (4: the const, at layer 4; else the ``layer``/2
+    map entering block ``layer``), ``grid`` the (h, w) it is widened to (:func:`widened_grid`)."""
+    if layer < 4 or layer > res or layer & (layer - 1):
+        raise ValueError(f"frame_layer must be a block resolution of this network (4, 8, … {res}), got {layer}")
+    base = 4 if layer == 4 else layer // 2
+    return base, widened_grid(base, res, size)
+
+
+def map_shape(side: int, layer: int, base: int, grid: tuple[int, int]) -> tuple[int, int]:
+    """The (h, w) of a ``side``×``side`` map of the square network (a block's output, a noise input) in a frame
+    widened at ``layer`` from ``base`` to ``grid`` (:func:`widening_plan`): square before that block, wide from it."""
+    if side < layer:
+        return side, side
+    s = side // base
+    return grid[0] * s, grid[1] * s
+
+
 def trim_centre(x: Array, size: tuple[int, int]) -> Array:
     """The centre (N, H, W, C) of x (N, h, w, C), the excess trimmed evenly."""
     H, W = size

@@ -54,12 +54,13 @@ from .ops import (
     Buffer,
     conv_same,
     load_module,
+    map_shape,
     noise_inputs,
     normalize_2nd_moment,
     trim_centre,
     truncation_args,
     widen,
-    widened_grid,
+    widening_plan,
     zeros,
 )
 from .ops import NOISE_MODES as NOISE_MODES  # re-exported: the modes' names and their traced indices
@@ -395,16 +396,18 @@ class Synthesis(nnx.Module):
         n: int,
         grid: tuple[int, int] = (4, 4),
         mode: str = "reflect",
+        layer: int = 4,
     ) -> list[Array | None]:
         """Each layer's unit noise (N or 1, r, r, 1) times ``noise_gain``, or None (no noise); on a ``grid``
-        wider than 4×4 the stored noise is widened like the constant (random noise drawn at the wider shape)."""
+        wider than the map widened at block ``layer`` (:func:`.ops.widening_plan`) the stored noise of that block
+        on is widened like the map (random noise drawn at the wider shape)."""
         if not self.use_noise:
             return [None] * self.num_ws
         stored = []
+        base = 4 if layer == 4 else layer // 2
         for i, r in enumerate(self.noise_shapes()):
-            s = r // 4
             noise = jnp.transpose(getattr(self, f"noise{i}")[...], (0, 2, 3, 1))
-            stored.append(widen(noise, (grid[0] * s, grid[1] * s), mode))
+            stored.append(widen(noise, map_shape(r, layer, base, grid), mode))
         return noise_inputs(noise_mode, key, noise_gain, stored, n)
 
     def __call__(
@@ -415,20 +418,27 @@ class Synthesis(nnx.Module):
         noise_gain: Array | None = None,
         size: tuple[int, int] | None = None,
         widen_mode: str = "reflect",
+        frame_layer: int = 4,
     ) -> Array:
         """ws (N, num_ws, w_dim) → images (N, R, R, C); ``size`` (H, W): (N, H, W, C), the 4×4 constant widened
-        by ``widen_mode`` (:data:`.ops.WIDEN_MODES`) to the next grid that covers it, the excess trimmed evenly."""
+        by ``widen_mode`` (:data:`.ops.WIDEN_MODES`) to the next grid that covers it, the excess trimmed evenly.
+        ``frame_layer``: the block (by resolution) from which the frame is wide (4: the constant; a larger one: the
+        map entering it, the blocks before it square)."""
         dtype = self.ToRGB_lod0.bias.dtype  # float32; bfloat16 when the state is (compute_dtype)
         ws = jnp.asarray(ws, dtype)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape (N, {self.num_ws}, {self.w_dim}), got {ws.shape}")
         res = 2 ** (len(self.block_names) + 1)
-        grid = (4, 4) if size is None else widened_grid(4, res, size)
-        noises = self._noises(noise_mode, key, noise_gain, ws.shape[0], grid, widen_mode)
+        layer = 4 if size is None else frame_layer
+        grid = (4, 4) if size is None else widening_plan(layer, res, size)[1]
+        noises = self._noises(noise_mode, key, noise_gain, ws.shape[0], grid, widen_mode, layer)
         x = None
         for i, name in enumerate(self.block_names):  # block i reads ws 2i and 2i + 1
             block_ws, block_noises = ws[:, 2 * i : 2 * i + 2], noises[2 * i : 2 * i + 2]
-            x = getattr(self, name)(x, block_ws, block_noises, grid=grid, widen_mode=widen_mode)
+            if 2 ** (i + 2) == layer > 4:  # the square map entering this block made wide
+                x = widen(x, grid, widen_mode)
+            const_grid = grid if layer == 4 else (4, 4)
+            x = getattr(self, name)(x, block_ws, block_noises, grid=const_grid, widen_mode=widen_mode)
         img = self.ToRGB_lod0(x)
         return img if size is None else trim_centre(img, size)
 
@@ -467,11 +477,12 @@ class StyleGAN1(nnx.Module):
         consts: dict[str, Any] | None = None,
         size: tuple[int, int] | None = None,
         widen_mode: str = "reflect",
+        frame_layer: int = 4,
     ) -> Array:
         """ws → images (N, R, R, C), or (N, H, W, C) for ``size`` (see :meth:`Synthesis.__call__`)."""
         if transform is not None:
             raise ValueError("transform is only supported by StyleGAN3 generators")
-        return self.synthesis(ws, noise_mode, key, noise_gain, size, widen_mode)
+        return self.synthesis(ws, noise_mode, key, noise_gain, size, widen_mode, frame_layer)
 
     def truncate(self, ws: Array, truncation_psi: Any = 1.0, truncation_cutoff: Any = None) -> Array:
         """``G_style``'s truncation: ``avg + (w − avg)·ψ`` on layers ``< cutoff``; ψ == 1 (or cutoff ≤ 0) leaves

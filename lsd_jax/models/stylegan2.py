@@ -67,12 +67,13 @@ from .ops import (
     dense,
     load_module,
     lrelu,
+    map_shape,
     noise_inputs,
     trim_centre,
     up_conv,
     upsample2d,
     widen,
-    widened_grid,
+    widening_plan,
     zeros,
 )
 
@@ -353,15 +354,17 @@ class SynthesisNetwork(nnx.Module):
         n: int,
         grid: tuple[int, int] = (4, 4),
         mode: str = "reflect",
+        layer: int = 4,
     ) -> list[Array | None]:
         """The noise input of every layer in order (b4.conv1, b8.conv0, b8.conv1, ...), before its strength; on a
-        ``grid`` wider than 4×4 the stored noise is widened the same way as the const (random noise is drawn at
-        the wider shape)."""
+        ``grid`` wider than the map widened at block ``layer`` (:func:`.ops.widening_plan`) the stored noise of
+        that block on is widened the same way as the map (random noise is drawn at the wider shape)."""
         stored = []
+        base = 4 if layer == 4 else layer // 2
         for b in self.blocks():
             for name in b.layers():
-                s, noise = b.res // 4, getattr(b, name).noise_const[...][None, :, :, None]
-                stored.append(widen(noise, (grid[0] * s, grid[1] * s), mode))
+                noise = getattr(b, name).noise_const[...][None, :, :, None]
+                stored.append(widen(noise, map_shape(b.res, layer, base, grid), mode))
         return noise_inputs(noise_mode, key, noise_gain, stored, n)
 
     def __call__(
@@ -373,10 +376,13 @@ class SynthesisNetwork(nnx.Module):
         consts: dict[str, Any] | None = None,
         size: tuple[int, int] | None = None,
         widen_mode: str = "reflect",
+        frame_layer: int = 4,
     ) -> Array:
         """ws (N, num_ws, w_dim) → images (N, R, R, img_channels), NHWC, no output scaling (≈[-1, 1]); with
         ``size`` (H, W): images (N, H, W, img_channels), the 4×4 const widened by ``widen_mode``
-        (:data:`.ops.WIDEN_MODES`) to the next grid that covers it, the excess trimmed evenly.
+        (:data:`.ops.WIDEN_MODES`) to the next grid that covers it, the excess trimmed evenly. ``frame_layer``: the
+        block (by resolution) from which the frame is wide: 4 widens the const; a larger one runs the blocks
+        before it square and widens the map entering it (and the running image) instead.
 
         ``noise_mode``: a name or a traced :data:`NOISE_MODES` index (see the module docstring); ``key``: one PRNG
         key or one per sample. ``noise_gain``: None, or a per-sample (N,) (or scalar) factor on every layer's noise
@@ -388,14 +394,19 @@ class SynthesisNetwork(nnx.Module):
             raise ValueError(f"ws must have shape (N, {spec.num_ws}, {spec.w_dim}), got {ws.shape}")
         n = ws.shape[0]
         consts = self.constants() if consts is None else consts
-        grid = (4, 4) if size is None else widened_grid(4, spec.img_resolution, size)
-        noises = self._noise(noise_mode, key, noise_gain, n, grid, widen_mode)
+        layer = 4 if size is None else frame_layer
+        grid = (4, 4) if size is None else widening_plan(layer, spec.img_resolution, size)[1]
+        noises = self._noise(noise_mode, key, noise_gain, n, grid, widen_mode, layer)
         x = img = None
         w_idx = 0
         for blk in self.blocks():  # a block reads num_conv + num_torgb ws; the next starts num_conv further
             k = blk.num_conv
             blk_ws = ws[:, w_idx : w_idx + k + blk.num_torgb]
-            x, img = blk(x, img, blk_ws, noises[:k], consts[f"b{blk.res}"], grid=grid, widen_mode=widen_mode)
+            if blk.res == layer > 4:  # the square map entering this block (and the image so far) made wide
+                x = widen(x, grid, widen_mode)
+                img = None if img is None else widen(img, grid, widen_mode)
+            const_grid = grid if layer == 4 else (4, 4)
+            x, img = blk(x, img, blk_ws, noises[:k], consts[f"b{blk.res}"], grid=const_grid, widen_mode=widen_mode)
             w_idx, noises = w_idx + k, noises[k:]
         return img if size is None else trim_centre(img, size)
 
@@ -439,11 +450,14 @@ class StyleGAN2(MappedGenerator, nnx.Module):
         consts: dict[str, Any] | None = None,
         size: tuple[int, int] | None = None,
         widen_mode: str = "reflect",
+        frame_layer: int = 4,
     ) -> Array:
         """ws → images (N, R, R, 3), or (N, H, W, 3) for ``size`` (see :meth:`SynthesisNetwork.__call__`)."""
         if transform is not None:
             raise ValueError("transform is only supported by StyleGAN3 generators")
-        return self.synthesis(ws, noise_mode, key, noise_gain, consts, size=size, widen_mode=widen_mode)
+        return self.synthesis(
+            ws, noise_mode, key, noise_gain, consts, size=size, widen_mode=widen_mode, frame_layer=frame_layer
+        )
 
     def __call__(
         self,

@@ -119,6 +119,20 @@ class SpeedBook:
             return Estimate(None, n, None, compiled)
         return Estimate(prep + (0.0 if compiled else t.compile_s) + n / t.frames_per_s, n, t.frames_per_s, compiled)
 
+    def combine(self, estimates: list[Estimate], audio_seconds: float) -> Estimate:
+        """One job's estimate from its files' (several formats): their times added, the preparation (one audio
+        analysis, one latent path) counted once; frames/s over all the frames."""
+        if len(estimates) == 1:
+            return estimates[0]
+        n = sum(e.n_frames for e in estimates)
+        compiled = all(e.compiled for e in estimates)
+        if any(e.seconds is None or not e.frames_per_s for e in estimates):
+            return Estimate(None, n, None, compiled)
+        with self._lock:
+            prep = (self._prep_per_audio_s or 0.0) * (audio_seconds if math.isfinite(audio_seconds) else 0.0)
+        seconds = sum(e.seconds for e in estimates) - prep * (len(estimates) - 1)  # type: ignore[misc]
+        return Estimate(seconds, n, n / sum(e.n_frames / e.frames_per_s for e in estimates), compiled)  # type: ignore[operator]
+
     def to_json(self) -> dict:
         """The measurements (not what is compiled: that is this process's) as JSON data."""
         with self._lock:

@@ -80,9 +80,13 @@ def _mapping_jit(graphdef, state, z, c, psi, cutoff):
     return nnx.merge(graphdef, state).map_latents(z, c, psi, cutoff)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode", "size", "widen_mode"))
-def _synthesis_jit(graphdef, state, ws, noise_mode, key, transform, noise_gain, size=None, widen_mode="reflect"):
+@functools.partial(jax.jit, static_argnames=("graphdef", "noise_mode", "size", "widen_mode", "frame_layer"))
+def _synthesis_jit(
+    graphdef, state, ws, noise_mode, key, transform, noise_gain, size=None, widen_mode="reflect", frame_layer=4
+):
     kw = {} if size is None else {"size": size, "widen_mode": widen_mode}
+    if size is not None and frame_layer != 4:  # StyleGAN 2/1 only
+        kw["frame_layer"] = frame_layer
     return nnx.merge(graphdef, state).synthesize(
         ws, noise_mode=noise_mode, key=key, transform=transform, noise_gain=noise_gain, **kw
     )
@@ -152,17 +156,20 @@ def synthesis_fn(
     noise_gain: Array | None = None,
     size: tuple[int, int] | None = None,
     widen_mode: str = "reflect",
+    frame_layer: int = 4,
 ) -> Array:
     """Jitted synthesis with the state explicit: ws → images (N, R, R, 3) float32. StyleGAN3: ``noise_mode``,
     ``key`` and ``noise_gain`` are ignored (it has no noise inputs) and ``transform`` (N, 3, 3) may replace the
     input transform. ``noise_gain`` (N,): per-sample noise strength (traced; None = 1). ``size`` (H, W), in the
     generator's pixels: images (N, H, W, 3) made by the generator itself (StyleGAN3: a wider view of its canvas;
     StyleGAN 1/2: the 4×4 const widened by ``widen_mode``, one of ``reflect``, ``replicate``, ``circular``,
-    ``stretch``)."""
+    ``stretch``; ``frame_layer``: the block from which the frame is wide, 4 the const)."""
     model = nnx.merge(graphdef, state)
     noise_mode, key, transform = _args(model, noise_mode, key, transform, int(np.shape(ws)[0]))
     size = None if size is None else (int(size[0]), int(size[1]))
-    return _synthesis_jit(graphdef, state, ws, noise_mode, key, transform, noise_gain, size, widen_mode)
+    return _synthesis_jit(
+        graphdef, state, ws, noise_mode, key, transform, noise_gain, size, widen_mode, int(frame_layer)
+    )
 
 
 def generate_fn(
@@ -256,9 +263,12 @@ class Generator(_ModuleGenerator):
         noise_gain: Array | None = None,
         size: tuple[int, int] | None = None,
         widen_mode: str = "reflect",
+        frame_layer: int = 4,
     ) -> Array:
         """ws → images (N, R, R, 3), or (N, H, W, 3) for ``size`` (see :func:`synthesis_fn`)."""
-        return synthesis_fn(*nnx.split(self.module), ws, noise_mode, key, transform, noise_gain, size, widen_mode)
+        return synthesis_fn(
+            *nnx.split(self.module), ws, noise_mode, key, transform, noise_gain, size, widen_mode, frame_layer
+        )
 
     def __call__(
         self,

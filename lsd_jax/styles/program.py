@@ -67,6 +67,7 @@ class StyleGANProgram:
     bands: tuple[int, ...] | None = None  # the band driving each layer, when band_react is on
     keyframes: bool = False
     frame_fit: str = "crop"  # how a frame of another aspect is made (see lsd_jax.styles.style.frame_shape)
+    frame_layer: int = 4  # StyleGAN 2/1: the block from which such a frame is wide (4: the const)
 
     def constants(self, model_state: Any) -> Any:
         from flax import nnx  # here: the default style's render path never loads Flax
@@ -94,6 +95,8 @@ class StyleGANProgram:
         res = model.img_resolution if self.frame_fit != "crop" else 0
         shape = frame_shape((res, res), size, self.frame_fit)
         kw = {} if shape is None else {"size": shape, "widen_mode": WIDEN_MODE[self.frame_fit]}
+        if shape is not None and self.frame_layer != 4:  # only StyleGAN 2/1 take it (Style.with_frame_fit checks)
+            kw["frame_layer"] = self.frame_layer
         return model.synthesize(
             ws,
             noise_mode=s["noise_mode"],

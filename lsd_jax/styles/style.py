@@ -134,15 +134,31 @@ class Style:
                 out.append(int(c))
         return tuple(out)
 
-    def with_frame_fit(self, frame_fit: str) -> Style:
-        """This style making frames of the video's aspect the ``frame_fit`` way (see :func:`frame_shape`); styles
-        whose program has no ``frame_fit`` (the CPPN renders any size; host and callable styles) are returned
-        as they are (the step crops and resizes their frames)."""
+    def with_frame_fit(self, frame_fit: str, frame_layer: int = 4) -> Style:
+        """This style making frames of the video's aspect the ``frame_fit`` way (see :func:`frame_shape`), StyleGAN
+        2/1 widening them from block ``frame_layer`` (4: the const); styles whose program has no ``frame_fit`` (the
+        CPPN renders any size; host and callable styles) are returned as they are (the step crops and resizes
+        their frames). A ParamError for a ``frame_layer`` this style cannot widen at."""
         if frame_fit not in FRAME_FITS:
             raise ParamError(f"frame_fit must be one of {', '.join(FRAME_FITS)}; got {frame_fit!r}")
         if self.native_size is None or not hasattr(self.program, "frame_fit"):
             return self
-        return replace(self, program=replace(self.program, frame_fit=frame_fit))
+        changes: dict[str, Any] = {"frame_fit": frame_fit}
+        if frame_layer != 4:
+            family = getattr(self.generator, "family", None)
+            if family not in ("stylegan2", "stylegan1") or not hasattr(self.program, "frame_layer"):
+                raise ParamError(
+                    f"frame_layer={frame_layer}: only StyleGAN 2 and 1 widen at a chosen block; {self.name!r} "
+                    f"({family or 'this style'}) widens its own first map: leave frame_layer at 4"
+                )
+            res = max(self.native_size)
+            if frame_layer > res or frame_layer & (frame_layer - 1):
+                raise ParamError(
+                    f"frame_layer must be a block resolution of {self.name!r}: a power of two from 4 to {res}; "
+                    f"got {frame_layer}"
+                )
+            changes["frame_layer"] = frame_layer
+        return replace(self, program=replace(self.program, **changes))
 
     @property
     def host(self) -> bool:

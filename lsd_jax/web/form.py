@@ -48,9 +48,9 @@ log = logging.getLogger("lsd_jax.web")
 
 @dataclass(frozen=True)
 class Field:
-    """One input of the page. ``kind``: slider, number, int, checkbox, radio, tristate (a radio over
-    an optional flag's labels), speed (a number, beat or bar), text (a list or number as text), file
-    (an audio stem) or files."""
+    """One input of the page. ``kind``: slider, number, int, checkbox, checkboxes (several of ``choices``),
+    radio, tristate (a radio over an optional flag's labels), speed (a number, beat or bar), text (a list or
+    number as text), file (an audio stem) or files."""
 
     name: str
     kind: str
@@ -73,8 +73,10 @@ SPEED_CHOICES = ("0", "6", "12", "24", "48", "beat", "bar")
 _KEYFRAME_TIMES = Param(
     "keyframe_times", TIMES, None, "seconds, one per uploaded keyframe image", "keyframes", example="10, 42.5"
 )
-#: Page fields that are not RenderParams fields (turned into them by params_from_ui).
-PAGE_ONLY = frozenset({"keyframe_times"})
+#: The aspects the page's format checkboxes offer (two or more ticked: one file each, from one render).
+FORMAT_CHOICES = ("16:9", "9:16", "1:1")
+#: Page fields that are not RenderParams fields (turned into them by params_from_ui; formats by formats_from_ui).
+PAGE_ONLY = frozenset({"keyframe_times", "formats"})
 STEMS = tuple(p.name for p in PARAMS if p.kind == PATH)
 #: Parameters the page builds from other inputs (keyframes) or cannot take (Python objects).
 NOT_ON_PAGE = frozenset(p.name for p in PARAMS if p.kind in (KEYFRAMES, EFFECTS))
@@ -133,9 +135,22 @@ def _field(p: Param, limits: Mapping[str, float]) -> Field:
     raise AssertionError(f"no widget for {p.name} ({p.kind})")
 
 
-def _page_only(group: str) -> tuple[Field, ...]:
-    """The page's own inputs in ``group``, before the table's."""
-    if group == "keyframes":
+def _page_only(group: str, after: bool = False) -> tuple[Field, ...]:
+    """The page's own inputs in ``group``, before the table's (``after``: those after them)."""
+    if group == "basic" and after:
+        return (
+            Field(
+                "formats",
+                "checkboxes",
+                (),
+                group,
+                help="one tick: the video has that aspect; several: one file per aspect from one render, "
+                "shorter side = resolution",
+                label="Formats",
+                choices=FORMAT_CHOICES,
+            ),
+        )
+    if group == "keyframes" and not after:
         return (
             Field(
                 "keyframe_times",
@@ -166,6 +181,7 @@ def page_fields(cfg: AppConfig | None = None) -> tuple[Field, ...]:
     for group in GROUPS:
         out += _page_only(group)
         out += [_field(p, limits) for p in PARAMS if p.group == group and p.name not in NOT_ON_PAGE]
+        out += _page_only(group, after=True)
     if cfg is not None and cfg.excerpt_seconds:
         out = [dataclasses.replace(f, value=cfg.excerpt_seconds) if f.name == "duration" else f for f in out]
     return tuple(out)
@@ -203,7 +219,7 @@ def ui_values(params: Any) -> dict[str, Any]:
     visitor uploads again."""
     out: dict[str, Any] = {}
     for name, f in _FIELDS.items():
-        if f.kind in ("file", "files") or name == "keyframe_times":
+        if f.kind in ("file", "files") or name in PAGE_ONLY:
             continue
         p, v = PARAM[name], getattr(params, name)
         if f.kind == "tristate":
@@ -240,6 +256,18 @@ def recipe_to_ui(path: Any) -> tuple[dict[str, Any], str]:
     return values, note + ", change what you like (e.g. the resolution) and render again."
 
 
+def formats_from_ui(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ticked format checkboxes (``values["formats"]``: a list, or text like "16:9, 1:1"), in the page's
+    order; () when none. A ParamError naming ``formats`` for anything else."""
+    v = values.get("formats") or ()
+    ticked = [x.strip() for x in v.split(",")] if isinstance(v, str) else [str(x).strip() for x in v]
+    ticked = [x for x in ticked if x]
+    bad = [x for x in ticked if x not in FORMAT_CHOICES]
+    if bad:
+        raise ParamError(f"formats: {', '.join(map(repr, bad))} is not one of {', '.join(FORMAT_CHOICES)}")
+    return tuple(f for f in FORMAT_CHOICES if f in ticked)
+
+
 def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
     """Widget values -> keyword arguments for :func:`make_params` (missing ones: the page's
     defaults). 0 or empty means "not set" where the library's default is None; an effect
@@ -249,6 +277,7 @@ def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
         raise unknown_names_error(sorted(unknown), list(_FIELDS))
     merged = {**ui_defaults(), **values}
     out: dict[str, Any] = {}
+    merged.pop("formats", None)  # not a parameter: see formats_from_ui
     keyframes = _keyframes_from_ui(merged.pop("keyframe_times", None), merged.pop(KEYFRAME_IMAGES, None))
     if keyframes:
         out["keyframes"] = keyframes
@@ -366,6 +395,8 @@ def component(f: Field) -> Any:
         return box
     if f.kind == "checkbox":
         return gr.Checkbox(value=f.value, min_width=200, **common)
+    if f.kind == "checkboxes":
+        return gr.CheckboxGroup(choices=list(f.choices), value=list(f.value), **common)
     if f.kind in ("radio", "tristate"):
         return gr.Radio(choices=list(f.choices), value=f.value, **common)
     if f.kind == "text":

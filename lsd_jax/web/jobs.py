@@ -6,7 +6,8 @@
   frame step as the full render, from latents computed over the whole excerpt, so the full render
   with the same seed and parameters contains exactly these frames;
 * :func:`render_job` renders the MP4 into a given folder, reporting real frames (and, for playing
-  while rendering, writing a live copy beside it);
+  while rendering, writing a live copy beside it); with several formats ticked, one file per aspect
+  from one render (:func:`lsd_jax.engine.pipeline.render_formats`);
 * :func:`python_snippet` writes the ``lsd_jax.render(...)`` call that reproduces the video;
 * :func:`~lsd_jax.audio.excerpt.loudest_stretch` finds where the page's default excerpt starts;
 * :class:`Jobs` is what one app instance owns: its config, its per-request folders
@@ -32,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ from ..store import sandbox
 from ..store.speeds import measured_speed
 from .config import MAX_APP_FPS, AppConfig, duration_text
 from .door import load_visitor_style, visitor_style
-from .form import BASIC_NAMES, STEMS, params_from_ui
+from .form import BASIC_NAMES, PAGE_ONLY, STEMS, formats_from_ui, params_from_ui
 from .playback import LiveChannels
 from .speed import Estimate, SpeedBook, Throughput, speed_key
 
@@ -178,10 +179,74 @@ class Job:
     public_params: RenderParams  # the same with stems as file names (what the snippet shows)
     seconds: float = math.inf  # the excerpt's length (inf: unknown)
     max_seconds: float | None = None  # the server's limit, enforced again on the audio actually decoded
+    formats: tuple[str, ...] = ()  # two or more aspects: one file each (params.resolution: their shorter side)
 
     @property
     def n_frames(self) -> int:
+        """Frames of one file."""
         return max(1, math.ceil(self.seconds * self.params.fps - 1e-9)) if math.isfinite(self.seconds) else 0
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        """(H, W) of each file: the formats' shapes, or [] for one file of ``params``' size."""
+        from ..engine.pipeline import format_size
+
+        return [format_size(f, self.params.resolution) for f in self.formats]
+
+    @property
+    def total_frames(self) -> int:
+        """Frames of all the files."""
+        return self.n_frames * max(1, len(self.formats))
+
+    def file_params(self) -> list[RenderParams]:
+        """The parameters of each file as a single render would make it (its speed, its preview)."""
+        return [self.params.replace(width=w, height=h) for h, w in self.sizes] or [self.params]
+
+
+def _short_side_fitting(fmt: str, cap: int) -> int:
+    """The largest even shorter side whose ``fmt`` frame has no side above ``cap``."""
+    from ..engine.pipeline import format_size
+
+    a, b = (int(x) for x in fmt.split(":"))
+    short = 2 * (cap * min(a, b) // max(a, b) // 2)
+    while short > 2 and max(format_size(fmt, short)) > cap:
+        short -= 2
+    return short
+
+
+def _with_formats(
+    params: RenderParams, formats: tuple[str, ...], length: float, cfg: AppConfig
+) -> tuple[RenderParams, tuple[str, ...]]:
+    """``params`` and the formats of the job from the ticked ``formats``: one tick sets width and height (a
+    single file of that aspect), several set ``resolution`` to their shorter side (unset: 1080, or the largest
+    that keeps every file within the server's size limit). A ParamError naming ``formats`` when a file would be
+    above the size limit, or all the files together more work than the longest, largest single video."""
+    from ..engine.pipeline import format_size
+
+    if not formats:
+        return params, ()
+    if params.width is not None or params.height is not None:
+        raise ParamError("formats: tick formats or give width and height, not both (clear width and height)")
+    cap = cfg.max_resolution
+    short = params.resolution or min(1080, *(_short_side_fitting(f, cap) for f in formats))
+    sizes = [format_size(f, short) for f in formats]
+    for f, (h, w) in zip(formats, sizes, strict=True):
+        if max(h, w) > cap:
+            raise ParamError(
+                f"formats: {f} at resolution {short} is {w}×{h}, above this server's limit of {cap} pixels; "
+                f"choose resolution {min(_short_side_fitting(g, cap) for g in formats)} or less"
+            )
+    if len(formats) == 1:
+        ((h, w),) = sizes
+        return params.replace(width=w, height=h), ()
+    work, most = length * sum(h * w for h, w in sizes), cfg.max_seconds * cap * cap
+    if math.isfinite(length) and work > most * (1 + 1e-9):
+        raise ParamError(
+            f"formats: {len(formats)} files of {duration_text(round(length, 1))} at these sizes are more work than "
+            f"this server's largest render ({duration_text(cfg.max_seconds)} at {cap}×{cap}); tick fewer formats, "
+            "or choose a smaller resolution or a shorter excerpt"
+        )
+    return params.replace(resolution=short), formats
 
 
 def _name(path: Any) -> str:
@@ -197,6 +262,7 @@ def prepare_job(
     if not song:
         raise AudioError("upload a song first (wav, flac, ogg, mp3, m4a …)")
     song = str(song)
+    formats = formats_from_ui(values)
     params = make_params(**params_from_ui(values))
     if params.codec == "png":
         raise ParamError(
@@ -229,6 +295,7 @@ def prepare_job(
     if params.duration is not None and params.duration > cfg.max_seconds:
         # longer than the limit but not than the song: "to the end", which the render checks on what it decodes
         params = params.replace(duration=None)
+    params, formats = _with_formats(params, formats, length, cfg)
     style_arg, style_code = visitor_style(style, style_file)
     public = params.replace(**{s: _name(getattr(params, s)) for s in STEMS if getattr(params, s)})
     if params.keyframes:
@@ -242,6 +309,7 @@ def prepare_job(
         public_params=public,
         seconds=length,
         max_seconds=cfg.max_seconds,
+        formats=formats,
     )
 
 
@@ -253,14 +321,17 @@ def output_name(job: Job) -> str:
 
 def wants_live_copy(job: Job) -> bool:
     """Whether the job's format can be played while it is made (a fragmented MP4 copy: H.264 and H.265)."""
-    return job.params.codec in ("auto", "h264", "h265")
+    return job.params.codec in ("auto", "h264", "h265") and not job.formats
 
 
 def python_snippet(job: Job) -> str:
-    """The ``lsd_jax.render(...)`` call that reproduces the video (files by their uploaded names)."""
+    """The ``lsd_jax.render(...)`` call that reproduces the video (files by their uploaded names); with several
+    formats, the ``lsd_jax.render_formats(...)`` call that reproduces the files."""
     p = job.public_params
     kwargs: dict[str, Any] = {}
     for name in BASIC_NAMES:  # the basic parameters always, so they are easy to tweak
+        if name in PAGE_ONLY:
+            continue
         v = getattr(p, name)
         if v is not None:
             kwargs[name] = list(v) if isinstance(v, tuple) else v
@@ -268,21 +339,45 @@ def python_snippet(job: Job) -> str:
     lines = [
         "import lsd_jax",
         "",
-        "lsd_jax.render(",
+        "lsd_jax.render_formats(" if job.formats else "lsd_jax.render(",
         f"    {job.song_name!r},",
         f"    style={job.style_code!r},",
         f"    output={output_name(job)!r},",
     ]
+    if job.formats:
+        lines.append(f"    formats={list(job.formats)!r},")
     lines += [f"    {k}={v!r}," for k, v in kwargs.items()]
     lines.append(")")
     return "\n".join(lines) + "\n"
 
 
-def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None, live: Path | None = None) -> Path:
-    """Render ``job`` into ``workdir``; the MP4's path. ``live``: also write the live copy there. The
-    one place the web app calls :func:`lsd_jax.render`."""
-    from ..engine.pipeline import render
+def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None, live: Path | None = None) -> list[Path]:
+    """Render ``job`` into ``workdir``; the videos' paths (one, or one per format). ``live``: also write the
+    live copy there (one file only). ``progress`` counts the frames of all the files. The one place the web
+    app calls :func:`lsd_jax.render` and :func:`lsd_jax.render_formats`."""
+    from ..engine.pipeline import render, render_formats
 
+    if job.formats:
+        finished, last = 0, [0, -1]  # frames of the files done; the last report (done, total)
+
+        def each_file(done: int, total: int) -> None:  # render_formats counts each file from 0, once per batch
+            nonlocal finished
+            if last[0] == last[1]:  # the previous file was complete: this is the next one's first batch
+                finished += last[1]
+            last[:] = [done, total]
+            if progress is not None:
+                progress(finished + done, total * len(job.formats))
+
+        results = render_formats(
+            job.song,
+            style_for(job),
+            formats=job.formats,
+            output=workdir / output_name(job),
+            progress=each_file,
+            params=job.params,
+            max_seconds=job.max_seconds,
+        )
+        return [r.path for r in results]
     result = render(
         job.song,
         style=style_for(job),
@@ -292,7 +387,7 @@ def render_job(job: Job, workdir: Path, progress: ProgressFn | None = None, live
         live=live,
         max_seconds=job.max_seconds,
     )
-    return result.path
+    return [result.path]
 
 
 def style_for(job: Job) -> Any:
@@ -331,10 +426,11 @@ class Run:
         self.wants_live = live
         self.workdir: Path | None = None  # the render's folder (removed if it fails or is cancelled)
         self.live: Path | None = None  # the live copy, once the render has a folder
-        self.frames = (0, job.n_frames)
+        self.frames = (0, job.total_frames)
         self.started = time.monotonic()
         self.first_frames_at: float | None = None
-        self.result: Any = None
+        self.result: Any = None  # a render's video (several formats: the first file), a preview's stills
+        self.files: list[Path] = []  # a render's videos (one per format)
         self.error: BaseException | None = None
         self._cancel = threading.Event()
         self._done = threading.Event()
@@ -404,11 +500,12 @@ class Jobs:
         from ..engine.pipeline import prepare
 
         t0 = time.perf_counter()
-        prep = prepare(job.song, style_for(job), params=job.params, progress=False, max_seconds=job.max_seconds)
+        params = job.file_params()[0]  # several formats: stills of the first
+        prep = prepare(job.song, style_for(job), params=params, progress=False, max_seconds=job.max_seconds)
         self.speeds.record_preparation(time.perf_counter() - t0, job.seconds)
         if run is not None:
             run.check()
-        key = speed_key(job.style, job.params)
+        key = speed_key(job.style, params)
         t1 = time.perf_counter()
         result = preview_of(prep, self.cfg.preview_stills)
         first = time.perf_counter() - t1
@@ -423,9 +520,13 @@ class Jobs:
         return result
 
     def render(self, job: Job, progress: ProgressFn | None = None, *, run: Run | None = None) -> Path:
-        """Render ``job`` into a fresh folder (removed if it fails or is cancelled); the MP4's path.
-        With ``run``: cancellable between batches, reports its frames there, and writes a live copy
-        when the run wants one. Records this server's speed."""
+        """:meth:`render_files`' first (with one format, only) video."""
+        return self.render_files(job, progress, run=run)[0]
+
+    def render_files(self, job: Job, progress: ProgressFn | None = None, *, run: Run | None = None) -> list[Path]:
+        """Render ``job`` into a fresh folder (removed if it fails or is cancelled); the videos' paths (one per
+        format). With ``run``: cancellable between batches, reports its frames there (all files'), and writes a
+        live copy when the run wants one. Records this server's speed (of a one-file job)."""
         workdir = self.workdirs.new()
         key = speed_key(job.style, job.params)
         known = self.speeds.estimate(key, job.seconds, job.params.fps)
@@ -451,7 +552,7 @@ class Jobs:
             self.workdirs.discard(workdir)
             raise
         self.workdirs.finish(workdir)
-        if (measured := measured_speed(marks, t0)) is not None:
+        if not job.formats and (measured := measured_speed(marks, t0)) is not None:  # several sizes: no one speed
             fps, head = measured  # head: preparation (+ compiling, the first time)
             if known.compiled:
                 self.speeds.record_preparation(head, job.seconds)
@@ -460,12 +561,16 @@ class Jobs:
 
     # --- speeds
     def estimate(self, job: Job) -> Estimate:
-        """The expected time of rendering ``job`` on this server; the default style is measured on
-        first use (:meth:`calibrate`), other styles by their first preview or render."""
-        key = speed_key(job.style, job.params)
-        if self.speeds.get(key) is None and job.style == "default":
-            self.calibrate(job)
-        return self.speeds.estimate(key, job.seconds, job.params.fps)
+        """The expected time of rendering ``job`` on this server (several formats: the sum of each file's size,
+        one preparation); the default style is measured on first use (:meth:`calibrate`), other styles by their
+        first preview or render."""
+        ests = []
+        for params in job.file_params():
+            key = speed_key(job.style, params)
+            if self.speeds.get(key) is None and job.style == "default":
+                self.calibrate(replace(job, params=params, formats=()))
+            ests.append(self.speeds.estimate(key, job.seconds, job.params.fps))
+        return self.speeds.combine(ests, job.seconds)
 
     def calibrate(self, job: Job, seconds: float = 4.0) -> Throughput | None:
         """Measure ``job``'s speed (its style, size and effects) on a short synthetic song: prepare
@@ -578,7 +683,11 @@ class Jobs:
             with self.slot(run), sandbox.cancel_scope(run._cancel):
                 run.working = True
                 run.check()
-                run.result = self.render(run.job, run=run) if run.kind == "render" else self.preview(run.job, run=run)
+                if run.kind == "render":
+                    run.files = self.render_files(run.job, run=run)
+                    run.result = run.files[0]
+                else:
+                    run.result = self.preview(run.job, run=run)
         except BaseException as e:  # handed to the page's handler; a cancelled run's (its killed conversion's) says so
             run.error = JobCancelled(f"{run.kind} cancelled") if run.cancelled else e
         finally:

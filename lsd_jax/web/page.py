@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import inspect
 import logging
@@ -197,7 +198,8 @@ def _minutes(t: float) -> str:
 def _setup_seconds(jobs: Jobs, run: Run) -> float | None:
     """Expected seconds before the first frames (a preview: before its stills): preparing the song,
     and compiling the step the first time; None until this style and size were measured."""
-    est = jobs.speeds.estimate(speed_key(run.job.style, run.job.params), run.job.seconds, run.job.params.fps)
+    params = run.job.file_params()[0]  # several formats: the first file's size
+    est = jobs.speeds.estimate(speed_key(run.job.style, params), run.job.seconds, run.job.params.fps)
     if est.seconds is None or not est.frames_per_s:
         return None
     setup = est.seconds - est.n_frames / est.frames_per_s
@@ -284,15 +286,16 @@ def render_stream(
     session: str | None = None,
     client: str | None = None,
     **values: Any,
-) -> Iterator[tuple[Any, Any, Any]]:
-    """Yields ``(video, snippet, status)`` updates; the last one is the finished MP4, the Python that
-    reproduces it and a summary. ``gr.Error`` on any problem (its message also in the status)."""
+) -> Iterator[tuple[Any, Any, Any, Any]]:
+    """Yields ``(video, snippet, status, files)`` updates; the last one is the finished MP4, the Python that
+    reproduces it, a summary and, with several formats ticked, every file (the video is the first); else None.
+    ``gr.Error`` on any problem (its message also in the status)."""
     job, run = _start(jobs, "render", song, style, style_file, session, progress, values, client)
     for line in _follow(jobs, run, progress):
-        yield gr.skip(), gr.skip(), (gr.skip() if line is None else line)
+        yield gr.skip(), gr.skip(), (gr.skip() if line is None else line), gr.skip()
     err = _outcome(run)
     if err is not None:
-        yield gr.skip(), gr.skip(), error_status(err)
+        yield gr.skip(), gr.skip(), error_status(err), gr.skip()
         raise err
     n = run.frames[1]
     if progress is not None:
@@ -301,7 +304,15 @@ def render_stream(
         f"Rendered {n} frames at {job.params.fps:g} fps in {run.elapsed:.1f} s. "
         "The snippet below reproduces this video with `lsd_jax.render`."
     )
-    yield str(run.result), python_snippet(job), status
+    files = [str(f) for f in run.files] if job.formats else None
+    if job.formats:
+        status = (
+            f"Rendered {len(job.formats)} files ({', '.join(job.formats)}) of {job.n_frames} frames each at "
+            f"{job.params.fps:g} fps in {run.elapsed:.1f} s, from one analysis of the song. The player shows the "
+            f"{job.formats[0]} one; download each under “all formats”. The snippet below reproduces them with "
+            "`lsd_jax.render_formats`."
+        )
+    yield str(run.result), python_snippet(job), status, files
 
 
 def preview_stream(
@@ -348,8 +359,8 @@ def render_video(
     *,
     progress: Callable[..., Any] | None = None,
     **values: Any,
-) -> tuple[str, str, str]:
-    """``(mp4 path, Python snippet, status)``: :func:`render_stream` run to the end."""
+) -> tuple[str, str, str, list[str] | None]:
+    """``(mp4 path, Python snippet, status, every format's file or None)``: :func:`render_stream` run to the end."""
     return _last(render_stream(jobs, song, style, style_file, progress=progress, **values))
 
 
@@ -400,7 +411,7 @@ def estimate_lines(jobs: Jobs, song: Any, style: Any, style_file: Any, **values:
         yield f"Render time: fix this first: {user_error(e).message}"
         return
     if length is not None:
-        job = Job(job.song, job.song_name, job.style, job.style_code, job.params, job.public_params, length)
+        job = dataclasses.replace(job, seconds=length, max_seconds=None)
     note = ""
     if job.style != "default" and not str(job.style).endswith((".pkl", ".safetensors")):
         from ..store.catalogue import is_downloaded, load_catalogue
@@ -420,6 +431,8 @@ def estimate_lines(jobs: Jobs, song: Any, style: Any, style_file: Any, **values:
     except Exception as e:  # a measurement that fails says nothing about the visitor's request
         log.warning("could not measure the render speed: %s", e)
         est = jobs.speeds.estimate(key, job.seconds, job.params.fps)
+    if job.formats:
+        note = f" {len(job.formats)} files ({', '.join(job.formats)}), {job.n_frames} frames each." + note
     yield estimate_text(est, job.seconds, job.params.fps, note)
 
 
@@ -595,7 +608,7 @@ def _rows(fields: Sequence[Field]) -> list[list[Field]]:
     row (Gradio wraps it)."""
 
     def shape(f: Field) -> str:  # the speed box sits with the sliders (a number, beat or bar)
-        return "slider" if f.kind == "speed" else f.kind if f.kind in ("slider", "checkbox") else "other"
+        return "slider" if f.kind == "speed" else f.kind if f.kind in ("slider", "checkbox", "checkboxes") else "other"
 
     rows: list[list[Field]] = []
     for f in fields:
@@ -668,6 +681,13 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         render=False,
     )
     status = gr.Markdown("", label="status", elem_id="status", render=False)
+    downloads = gr.File(
+        label="all formats (download)",
+        file_count="multiple",
+        interactive=False,
+        elem_id="downloads",
+        render=False,
+    )
 
     def live_chunk(args: Any) -> dict[str, Any]:
         token, offset = args
@@ -735,6 +755,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             with gr.Column(scale=4, elem_id="outputs"):
                 live.render()
                 video.render()
+                downloads.render()
                 gallery.render()
                 code.render()
             with gr.Column(scale=5, elem_id="params"):
@@ -851,7 +872,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         render_evt = render_btn.click(begins["render"], inputs, [*buttons, live, status], **checked).success(
             _bind(_render, INPUT_NAMES, defaults, request=True, forwarded=cfg.forwarded),
             inputs,
-            [video, code, status],
+            [video, code, status, downloads],
             api_name="render",
             concurrency_id=RENDER_QUEUE,
             validator=validator,
@@ -859,7 +880,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             api_description=(
                 "Render a music video. Give the song (handle_file) and any parameters by name (the page's "
                 "widgets; see the README's parameter reference). Returns the MP4, the Python that "
-                "reproduces it with lsd_jax.render, and a status line."
+                "reproduces it with lsd_jax.render, a status line and, with several formats, every file."
             ),
         )
         render_evt.then(end, None, [*buttons, live], **private)
