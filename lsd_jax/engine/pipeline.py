@@ -35,7 +35,7 @@ from ..styles.resolve import resolve_style
 from ..styles.style import Style, render_settings
 from . import effects as fx
 from .step import EffectPlan, FrameStep, build_frame_step, effect_amplitudes, output_size, plan_effects
-from .timeline import needs_sections
+from .timeline import frame_times, needs_sections
 
 Array = jax.Array
 ProgressFn = Callable[[int, int], None]
@@ -330,12 +330,19 @@ def prepare(
     timings.audio = time.perf_counter() - t
 
     t = time.perf_counter()
-    if structure is None and needs_sections(params):
+    if structure is None and (needs_sections(params) or params.direct == "sections"):
         from ..audio.structure import analyze
 
         with _stage(stage, "finding the song's sections"):
             structure = analyze(song)  # cached per song
     values = timeline_values(params, feats, structure)
+    direction = None
+    if params.direct == "sections":  # per-frame arrays: the same compiled step whatever the song's form
+        from .timeline import direct_values
+        from .timeline import direction as song_direction
+
+        direction = song_direction(frame_times(feats.n_frames, feats.fps, params.start), structure)
+        values = direct_values(params, values, direction)
     with _stage(stage, "computing the latents"):
         lat = latents.make_latents(
             feats.pulse,
@@ -347,6 +354,7 @@ def prepare(
             c_dim=style_obj.c_dim,
             keyframe_positions=positions,
             values=values,
+            direction=direction,
         )
     timings.latents = time.perf_counter() - t
     from ..styles.program import controlled_style
