@@ -764,7 +764,7 @@ class RenderParams:
         "sections: the song's form directs the video (each section its own region of latent space and class "
         "palette, a repeated part returns to its region, intensity follows the section's loudness, a drop lands a "
         "hit); timelines you give win",
-        "basic",
+        "control",
         choices=DIRECT_MODES,
         label="Direction",
     )

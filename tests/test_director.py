@@ -183,3 +183,20 @@ def test_directed_frames_change_most_at_the_drop_and_compile_nothing_new(click_s
     assert int(np.argmax(change)) + 1 == int(4 * FPS)  # the drop: the biggest change of the video
     a1, a2, b = frames[5:20].mean(0), frames[45:60].mean(0), frames[25:40].mean(0)
     assert np.abs(a1 - a2).mean() < np.abs(a1 - b).mean()  # the two A's look alike
+
+
+def test_the_app_directs_by_default_and_the_library_does_not():
+    from lsd_jax.web import form
+    from lsd_jax.web.config import AppConfig
+
+    assert form.ui_defaults(AppConfig())["direct"] == "sections"  # the app's page
+    assert form.ui_defaults()["direct"] == "off"  # the library's defaults
+    assert make_params(**form.params_from_ui({"direct": "sections"})).direct == "sections"
+
+
+def test_a_live_session_ignores_sections_with_a_note():
+    from lsd_jax.live.session import LiveRenderer
+
+    with pytest.warns(UserWarning, match="direct='sections' needs the whole song's form; live mode ignores it"):
+        r = LiveRenderer(None, resolution=32, direct="sections")
+    assert r.params.direct == "sections"  # taken as given, unused
