@@ -85,6 +85,7 @@ def _latents(form, direction: bool, c_dim: int = 0):
     return make_latents(pulse, motion, chroma, params, fps=FPS, z_dim=16, c_dim=c_dim, direction=d)
 
 
+@pytest.mark.slow
 def test_latents_jump_at_boundaries_and_the_drop_and_a_repeated_part_returns():
     form = _form("ABACA", drop=24.0)
     z = _latents(form, True).z
@@ -200,3 +201,22 @@ def test_a_live_session_ignores_sections_with_a_note():
     with pytest.warns(UserWarning, match="direct='sections' needs the whole song's form; live mode ignores it"):
         r = LiveRenderer(None, resolution=32, direct="sections")
     assert r.params.direct == "sections"  # taken as given, unused
+
+
+@pytest.mark.slow
+def test_a_song_without_a_form_renders_undirected_with_a_warning(click_song, monkeypatch):
+    from lsd_jax.audio import structure as st
+    from lsd_jax.engine.pipeline import prepare
+    from lsd_jax.errors import AudioError
+
+    def analyze(song, **kw):
+        raise AudioError("the song is silent or empty: there is no form to analyse")
+
+    monkeypatch.setattr(st, "analyze", analyze)
+    kw = dict(resolution=16, fps=FPS, progress=False, seed=2)
+    with pytest.warns(UserWarning, match='direct="sections": the song is silent or empty'):
+        directed = prepare(click_song, direct="sections", **kw)
+    plain = prepare(click_song, **kw)
+    np.testing.assert_array_equal(np.asarray(directed.latents.z), np.asarray(plain.latents.z))
+    with pytest.raises(AudioError, match="silent"):  # a timeline keyed by sections still needs the form
+        prepare(click_song, pulse_react={"A": 1.0}, **kw)

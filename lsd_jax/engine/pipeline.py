@@ -26,7 +26,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..errors import LsdError, ParamError
+from ..errors import AudioError, LsdError, ParamError
 from ..media.formats import check_settings, choose_format
 from ..media.outputs import render_inputs, resolve_output
 from ..media.recipe import make_recipe, read_recipe, recipe_text, sha256_of, stored_path
@@ -334,10 +334,18 @@ def prepare(
         from ..audio.structure import analyze
 
         with _stage(stage, "finding the song's sections"):
-            structure = analyze(song)  # cached per song
+            try:
+                structure = analyze(song)  # cached per song
+            except AudioError as e:
+                if needs_sections(params):
+                    raise
+                import warnings  # only the director asked: the video renders undirected (the app's default)
+
+                warnings.warn(f'direct="sections": {e}; rendering without direction', stacklevel=2)
     values = timeline_values(params, feats, structure)
     direction = None
-    if params.direct == "sections":  # per-frame arrays: the same compiled step whatever the song's form
+    if params.direct == "sections" and structure is not None and len(structure.sections):
+        # per-frame arrays: the same compiled step whatever the song's form
         from .timeline import direct_values
         from .timeline import direction as song_direction
 
