@@ -220,3 +220,31 @@ def test_a_song_without_a_form_renders_undirected_with_a_warning(click_song, mon
     np.testing.assert_array_equal(np.asarray(directed.latents.z), np.asarray(plain.latents.z))
     with pytest.raises(AudioError, match="silent"):  # a timeline keyed by sections still needs the form
         prepare(click_song, pulse_react={"A": 1.0}, **kw)
+
+
+@pytest.mark.slow
+def test_on_a_synthetic_song_the_latents_change_most_at_its_boundaries_and_drop():
+    """The real analysis of tests/test_structure.py's song (A B A build drop; boundaries 8, 16, 24, 30 s, the drop
+    at 30 s): with a calm path (no pulse, steady motion) the director's changes stand out."""
+    from test_structure import PLAN, TRUE_BOUNDS, song
+
+    from lsd_jax.audio.structure import SR as FORM_SR
+    from lsd_jax.audio.structure import analyze_signal
+
+    y, _ = song(PLAN)
+    form = analyze_signal(y, FORM_SR)
+    n = int(len(y) / FORM_SR * FPS)
+    d = tl.direction(tl.frame_times(n, FPS), form)
+    chroma = np.random.default_rng(0).random((n, 12))
+    z = make_latents(np.zeros(n), np.full(n, 0.5), chroma, make_params(), fps=FPS, z_dim=16, c_dim=0, direction=d).z
+    w = int(tl.EASE_SECONDS * FPS)
+    change = np.linalg.norm(z[w:] - z[:-w], axis=1)  # (N-w,) over a glide's length, frames i .. i+w
+    mid = (np.arange(len(change)) + w / 2) / FPS  # the middle of each window, seconds
+    near = np.abs(mid[:, None] - TRUE_BOUNDS[None, :]) <= 1.0  # (N-w, 4): within a second of each boundary
+    elsewhere = change[~near.any(axis=1)].max()
+    for k, b in enumerate(TRUE_BOUNDS):  # each boundary's change beats every change away from them
+        assert change[near[:, k]].max() > elsewhere, (b, change[near[:, k]].max(), elsewhere)
+    step = np.linalg.norm(np.diff(z, axis=0), axis=1)
+    assert abs((np.argmax(step) + 1) / FPS - 30.0) <= 0.5  # the drop cuts: the biggest step, within a beat
+    a1, b, a2 = z[int(1 * FPS) : int(7 * FPS)], z[int(9 * FPS) : int(15 * FPS)], z[int(17 * FPS) : int(23 * FPS)]
+    assert np.linalg.norm(a1.mean(0) - a2.mean(0)) < np.linalg.norm(a1.mean(0) - b.mean(0))

@@ -405,6 +405,7 @@ def class_schedule(
 
 
 REGION_STREAM = 24  # fold_in index of the region bases (the transform path uses 3)
+REGION_WEIGHT = 0.8  # of the region's base in a directed latent: a section change outweighs the path's own motion
 PALETTE_STEP = 5  # classes the list rotates per section label: coprime with 12, so 12 labels get 12 palettes
 
 
@@ -415,13 +416,14 @@ def region_bases(key: Array, n_regions: int, z_dim: int, truncation: float) -> n
 
 
 def directed_latents(z: np.ndarray, key: Array, direction: Direction, truncation: float) -> np.ndarray:
-    """z (N, D) with each frame's region base added (gliding from the previous region by ``direction.weight``),
-    scaled by 1/sqrt(2) so the sum keeps the path's spread: frames of one region stay near each other, a new
-    region moves away, a repeated label returns."""
+    """z (N, D) mixed with each frame's region base (gliding from the previous region by ``direction.weight``):
+    ``sqrt(1 - r²)·z + r·base`` with r = :data:`REGION_WEIGHT`, which keeps the path's spread. Frames of one region
+    stay near each other, a new region moves away (more than the path moves in the same time), a repeated label
+    returns."""
     bases = region_bases(key, direction.n_regions, z.shape[1], truncation)
     w = np.asarray(direction.weight, np.float32)[:, None]
     offset = bases[direction.prev] * (1.0 - w) + bases[direction.region] * w
-    return ((z + offset) / np.float32(np.sqrt(2.0))).astype(np.float32)
+    return (z * np.float32(np.sqrt(1.0 - REGION_WEIGHT**2)) + offset * np.float32(REGION_WEIGHT)).astype(np.float32)
 
 
 def make_latents(

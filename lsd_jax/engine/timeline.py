@@ -211,7 +211,7 @@ INTENSITY_RANGE = (0.5, 1.5)  # the director's loudness factor stays within this
 EASE_SECONDS = 0.5  # an ordinary section boundary glides to the new region; a drop cuts
 HIT_SECONDS = 0.5  # a drop's hit decays with this time constant
 HIT_GAIN = 1.5  # the hit's extra intensity at the drop (×(1 + HIT_GAIN))
-SNAP_SECONDS = 1.0  # a boundary moves to the nearest downbeat within this
+SNAP_SECONDS = 0.25  # a boundary moves to a downbeat this close (no further: the analysis placed it)
 
 
 class Direction(NamedTuple):
