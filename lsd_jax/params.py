@@ -38,6 +38,7 @@ from .errors import ParamError
 PULSE_MODES = ("loudness", "onset")
 NORMALIZE_MODES = ("global", "running")
 CHROMA_MODES = ("stft", "cqt")
+DIRECT_MODES = ("off", "sections")  # direct: who directs the video (the song's form or nobody)
 NOISE_MODES = ("const", "random", "none")
 #: How a frame of another aspect than the model's is made (``frame_fit``), each with its one line of help.
 FRAME_FIT_HELP = {
@@ -756,6 +757,16 @@ class RenderParams:
         lo=0,
         hi=2**31 - 1,
         label="Seed",
+    )
+    direct: str = table_field(
+        CHOICE,
+        "off",
+        "sections: the song's form directs the video (each section its own region of latent space and class "
+        "palette, a repeated part returns to its region, intensity follows the section's loudness, a drop lands a "
+        "hit); timelines you give win",
+        "control",
+        choices=DIRECT_MODES,
+        label="Direction",
     )
     # --- size and compute
     width: int | None = table_field(

@@ -53,7 +53,9 @@ def test_every_parameter_is_on_the_page_with_help():
     assert make_params(**form.params_from_ui(as_sent)) == RenderParams()
     # on the page of a server, the excerpt starts at its configured length
     assert form.ui_defaults(AppConfig(excerpt_seconds=20))["duration"] == 20
-    assert make_params(**form.params_from_ui(form.ui_defaults(AppConfig()))) == RenderParams(duration=30.0)
+    # ... and the song's form directs the video (direct="sections": the app's default, the library's is off)
+    want = RenderParams(duration=30.0, direct="sections")
+    assert make_params(**form.params_from_ui(form.ui_defaults(AppConfig()))) == want
 
 
 def test_labels_show_the_python_name_in_the_help_line():

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import ParamError
 from ..params import RenderParams
-from .timeline import frame_values
+from .timeline import Direction, frame_values
 
 Array = jax.Array
 
@@ -383,19 +383,47 @@ def shuffle_rotation(params: RenderParams, frames: np.ndarray, fps: float) -> np
     return (frames // every) * k
 
 
-def class_schedule(params: RenderParams, c_dim: int, chroma: np.ndarray, fps: float) -> np.ndarray:
+def class_schedule(
+    params: RenderParams, c_dim: int, chroma: np.ndarray, fps: float, palette: np.ndarray | None = None
+) -> np.ndarray:
     """The class each pitch drives at each frame: (N, 12) int32.
 
     Lucid Sonic Dreams' rules (:func:`pitch_classes`); at each shuffle time the pitch-ordered list rotates by
     ``round(class_shuffle_strength*12)`` (pitch p takes the class of pitch p + k; :func:`shuffle_rotation`).
+    ``palette``: (N,) int, the director's palette per frame (one per section label): it rotates the list by
+    :data:`PALETTE_STEP` per palette, so each label has its own classes and a repeated label its same ones.
     """
     n = chroma.shape[0]
     base = pitch_classes(params, c_dim, chroma)
     rot = shuffle_rotation(params, np.arange(n), fps) % 12
+    if palette is not None:
+        rot = (rot + PALETTE_STEP * np.asarray(palette, np.int64)) % 12
     table = np.zeros((n, 12), dtype=np.int32)
     for r in np.unique(rot):
         table[rot == r] = np.roll(base, -int(r))
     return table
+
+
+REGION_STREAM = 24  # fold_in index of the region bases (the transform path uses 3)
+REGION_WEIGHT = 0.8  # of the region's base in a directed latent: a section change outweighs the path's own motion
+PALETTE_STEP = 5  # classes the list rotates per section label: coprime with 12, so 12 labels get 12 palettes
+
+
+def region_bases(key: Array, n_regions: int, z_dim: int, truncation: float) -> np.ndarray:
+    """(R, D) one base latent per region of the song's form, from the seed (a stream apart from the path's)."""
+    k = jax.random.fold_in(key, REGION_STREAM)
+    return np.asarray(truncation * jax.random.truncated_normal(k, -2.0, 2.0, (n_regions, z_dim)), np.float32)
+
+
+def directed_latents(z: np.ndarray, key: Array, direction: Direction, truncation: float) -> np.ndarray:
+    """z (N, D) mixed with each frame's region base (gliding from the previous region by ``direction.weight``):
+    ``sqrt(1 - r²)·z + r·base`` with r = :data:`REGION_WEIGHT`, which keeps the path's spread. Frames of one region
+    stay near each other, a new region moves away (more than the path moves in the same time), a repeated label
+    returns."""
+    bases = region_bases(key, direction.n_regions, z.shape[1], truncation)
+    w = np.asarray(direction.weight, np.float32)[:, None]
+    offset = bases[direction.prev] * (1.0 - w) + bases[direction.region] * w
+    return (z * np.float32(np.sqrt(1.0 - REGION_WEIGHT**2)) + offset * np.float32(REGION_WEIGHT)).astype(np.float32)
 
 
 def make_latents(
@@ -409,6 +437,7 @@ def make_latents(
     c_dim: int,
     keyframe_positions: np.ndarray | None = None,
     values: Mapping[str, np.ndarray] | None = None,
+    direction: Direction | None = None,
 ) -> Latents:
     """All latents for a render. pulse, motion: (N,); chroma: (N, 12) -> z (N, D), c (N, C).
 
@@ -419,7 +448,10 @@ def make_latents(
     A loop (``loop_seconds``/``loop_bars``) closes both paths on themselves (:func:`close_loop`).
 
     ``keyframe_positions``: frames on which to place the latent keyframes (beat lock) instead of
-    spreading ``speed_fpm`` of them evenly."""
+    spreading ``speed_fpm`` of them evenly.
+
+    ``direction``: the song's form per frame (``direct="sections"``; :func:`lsd_jax.engine.timeline.direction`):
+    each region's base latent joins the path (:func:`directed_latents`) and each label rotates the classes."""
     pulse = np.asarray(pulse, np.float32)
     n = pulse.shape[0]
     if values is None:
@@ -452,7 +484,7 @@ def make_latents(
         loud = np.flatnonzero(chroma.sum(axis=1) > 0)
         c = class_latents(
             jnp.asarray(chroma),
-            jnp.asarray(class_schedule(params, c_dim, chroma, fps)),
+            jnp.asarray(class_schedule(params, c_dim, chroma, fps, None if direction is None else direction.palette)),
             jnp.int32(loud[0] if loud.size else 0),
             c_dim=c_dim,
             smooth_frames=max(1, int(round(params.class_smooth_seconds * fps))),
@@ -461,6 +493,8 @@ def make_latents(
         )
         c = np.asarray(c)
     z = np.asarray(z)
+    if direction is not None:
+        z = directed_latents(z, key, direction, params.truncation)
     if is_loop(params):  # the seam: the last frame leads into the first like any other step
         z, c = close_loop(z), close_loop(c) if c_dim else c
     return Latents(z, c)

@@ -26,7 +26,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..errors import LsdError, ParamError
+from ..errors import AudioError, LsdError, ParamError
 from ..media.formats import check_settings, choose_format
 from ..media.outputs import render_inputs, resolve_output
 from ..media.recipe import make_recipe, read_recipe, recipe_text, sha256_of, stored_path
@@ -35,7 +35,7 @@ from ..styles.resolve import resolve_style
 from ..styles.style import Style, render_settings
 from . import effects as fx
 from .step import EffectPlan, FrameStep, build_frame_step, effect_amplitudes, output_size, plan_effects
-from .timeline import needs_sections
+from .timeline import frame_times, needs_sections
 
 Array = jax.Array
 ProgressFn = Callable[[int, int], None]
@@ -330,12 +330,27 @@ def prepare(
     timings.audio = time.perf_counter() - t
 
     t = time.perf_counter()
-    if structure is None and needs_sections(params):
+    if structure is None and (needs_sections(params) or params.direct == "sections"):
         from ..audio.structure import analyze
 
         with _stage(stage, "finding the song's sections"):
-            structure = analyze(song)  # cached per song
+            try:
+                structure = analyze(song)  # cached per song
+            except AudioError as e:
+                if needs_sections(params):
+                    raise
+                import warnings  # only the director asked: the video renders undirected (the app's default)
+
+                warnings.warn(f'direct="sections": {e}; rendering without direction', stacklevel=2)
     values = timeline_values(params, feats, structure)
+    direction = None
+    if params.direct == "sections" and structure is not None and len(structure.sections):
+        # per-frame arrays: the same compiled step whatever the song's form
+        from .timeline import direct_values
+        from .timeline import direction as song_direction
+
+        direction = song_direction(frame_times(feats.n_frames, feats.fps, params.start), structure)
+        values = direct_values(params, values, direction)
     with _stage(stage, "computing the latents"):
         lat = latents.make_latents(
             feats.pulse,
@@ -347,6 +362,7 @@ def prepare(
             c_dim=style_obj.c_dim,
             keyframe_positions=positions,
             values=values,
+            direction=direction,
         )
     timings.latents = time.perf_counter() - t
     from ..styles.program import controlled_style

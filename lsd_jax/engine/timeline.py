@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -200,3 +200,103 @@ def params_at(params: RenderParams, seconds: float) -> RenderParams:
         return params
     names = [n for n in TIMELINE_PARAMS if isinstance(getattr(params, n), Timeline)]
     return params.replace(**{n: value_at(params, n, seconds) for n in names})
+
+
+# --- direct="sections": the song's form directs the video
+
+#: The intensity parameters the director scales by each section's loudness (and a drop's hit).
+DIRECTED: tuple[str, ...] = ("pulse_react", "motion_react", "contrast_strength", "flash_strength")
+LOUDNESS_DB_PER_UNIT = 12.0  # a section 12 dB above the song's mean gets twice the intensity (clipped below)
+INTENSITY_RANGE = (0.5, 1.5)  # the director's loudness factor stays within this: a quiet intro is not frozen
+EASE_SECONDS = 0.5  # an ordinary section boundary glides to the new region; a drop cuts
+HIT_SECONDS = 0.5  # a drop's hit decays with this time constant
+HIT_GAIN = 1.5  # the hit's extra intensity at the drop (×(1 + HIT_GAIN))
+SNAP_SECONDS = 0.25  # a boundary moves to a downbeat this close (no further: the analysis placed it)
+
+
+class Direction(NamedTuple):
+    """Where each frame sits in the song's form (all (N,) per frame; see :func:`direction`)."""
+
+    region: np.ndarray  # int32: the region of latent space (one per label, one more per label after a drop)
+    prev: np.ndarray  # int32: the region it glides from (= region once the glide is over)
+    weight: np.ndarray  # float32 in [0, 1]: how far from ``prev`` to ``region``
+    palette: np.ndarray  # int32: the class palette (one per label)
+    loudness: np.ndarray  # float32: the director's intensity factor (:data:`INTENSITY_RANGE`)
+    hit: np.ndarray  # float32 in [0, 1]: a drop's hit, 1 on the drop, decaying
+    n_regions: int
+
+
+def _snap_to(t: float, marks: np.ndarray) -> float:
+    if len(marks) == 0:
+        return t
+    near = float(marks[np.argmin(np.abs(marks - t))])
+    return near if abs(near - t) <= SNAP_SECONDS else t
+
+
+def direction(times: np.ndarray, structure: Any, downbeats: np.ndarray | None = None) -> Direction:
+    """The song's form at ``times`` (N,) seconds of the song → a :class:`Direction`.
+
+    Sections (``structure.sections``: ``start``, ``label``, ``loudness`` dBFS) start on the nearest downbeat
+    (``downbeats``, default the structure's, within :data:`SNAP_SECONDS`); a drop inside a section starts a new
+    region of that label (the hit's jump) and lands a hit. A repeated label returns to its region and palette."""
+    times = np.asarray(times, np.float64)
+    n = len(times)
+    sections = list(structure.sections)
+    if downbeats is None:
+        downbeats = np.asarray(getattr(structure, "downbeats", ()), np.float64)
+    downbeats = np.asarray(downbeats, np.float64)
+    labels = list(dict.fromkeys(s.label for s in sections))
+    # boundaries: (time, label, after a drop?, a cut?)
+    bounds = [
+        (_snap_to(float(s.start), downbeats) if i else -np.inf, s.label, False, False) for i, s in enumerate(sections)
+    ]
+    drops = [_snap_to(float(d), downbeats) for d in structure.drops]
+    for d in drops:
+        i = max((k for k, b in enumerate(bounds) if b[0] <= d + 1e-6), default=0)
+        if abs(bounds[i][0] - d) <= EASE_SECONDS:  # the drop opens this section: it cuts
+            bounds[i] = (bounds[i][0], bounds[i][1], bounds[i][2], True)
+        else:
+            bounds.insert(i + 1, (d, bounds[i][1], True, True))
+    keys = list(dict.fromkeys((b[1], b[2]) for b in bounds))
+    region = np.zeros(n, np.int32)
+    prev = np.zeros(n, np.int32)
+    weight = np.ones(n, np.float32)
+    palette = np.zeros(n, np.int32)
+    last = None
+    for k, (t0, label, dropped, cut) in enumerate(bounds):
+        t1 = bounds[k + 1][0] if k + 1 < len(bounds) else np.inf
+        m = (times >= t0) & (times < t1)
+        r = keys.index((label, dropped))
+        region[m] = r
+        prev[m] = r if last is None else last
+        palette[m] = labels.index(label)
+        if last is not None and not cut:
+            u = np.clip((times[m] - t0) / EASE_SECONDS, 0.0, 1.0)
+            weight[m] = u * u * (3.0 - 2.0 * u)
+        last = r
+    prev = np.where(weight >= 1.0, region, prev).astype(np.int32)
+    # loudness: the section's level against the song's (duration-weighted) mean level
+    level = np.zeros(n, np.float64)
+    for i, s in enumerate(sections):
+        t0 = -np.inf if i == 0 else float(s.start)
+        t1 = float(sections[i + 1].start) if i + 1 < len(sections) else np.inf
+        level[(times >= t0) & (times < t1)] = float(s.loudness)
+    spans = [max(0.0, float(s.end) - float(s.start)) for s in sections]
+    mean = float(np.average([s.loudness for s in sections], weights=spans)) if sum(spans) > 0 else 0.0
+    loud = np.clip(1.0 + (level - mean) / LOUDNESS_DB_PER_UNIT, *INTENSITY_RANGE)
+    hit = np.zeros(n, np.float64)
+    for d in drops:
+        after = times >= d
+        hit = np.maximum(hit, np.where(after, np.exp(-np.maximum(times - d, 0.0) / HIT_SECONDS), 0.0))
+    return Direction(region, prev, weight, palette, loud.astype(np.float32), hit.astype(np.float32), len(keys))
+
+
+def direct_values(params: RenderParams, values: dict[str, np.ndarray], d: Direction) -> dict[str, np.ndarray]:
+    """``values`` (name → (N,)) with the intensity parameters (:data:`DIRECTED`) times the section's loudness
+    factor and a drop's hit; a parameter the user gave as a timeline is left as given (the user wins)."""
+    out = dict(values)
+    for name in DIRECTED:
+        if isinstance(getattr(params, name), Timeline):
+            continue
+        out[name] = (values[name] * d.loudness * (1.0 + HIT_GAIN * d.hit)).astype(np.float32)
+    return out

@@ -30,6 +30,7 @@ import collections
 import math
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -393,6 +394,8 @@ class LiveRenderer:
         if isinstance(params.speed_fpm, str):
             raise ParamError(f"speed_fpm={params.speed_fpm!r} needs the whole song's beats; live mode takes a number")
         check_live(params)  # a timeline keyed by seconds follows the session's clock; beats/bars/sections cannot
+        if params.direct != "off":  # the app's default: a note, not a refusal (the form needs the whole song)
+            warnings.warn(f"direct={params.direct!r} needs the whole song's form; live mode ignores it", stacklevel=3)
         if params.custom_effects:
             raise ParamError("custom_effects are not supported in live mode (contrast and flash are)")
         if params.chroma != "stft":

@@ -175,7 +175,8 @@ def _page_only(group: str, after: bool = False) -> tuple[Field, ...]:
 
 def page_fields(cfg: AppConfig | None = None) -> tuple[Field, ...]:
     """Every input of the page, group by group in the table's order (stems included). With ``cfg``
-    the excerpt's length starts at ``cfg.excerpt_seconds`` (else the library's default: to the end)."""
+    the excerpt's length starts at ``cfg.excerpt_seconds`` (else the library's default: to the end) and ``direct``
+    at "sections" (the app's default; the library's is off)."""
     limits = _limits(cfg or AppConfig())
     out: list[Field] = []
     for group in GROUPS:
@@ -184,6 +185,8 @@ def page_fields(cfg: AppConfig | None = None) -> tuple[Field, ...]:
         out += _page_only(group, after=True)
     if cfg is not None and cfg.excerpt_seconds:
         out = [dataclasses.replace(f, value=cfg.excerpt_seconds) if f.name == "duration" else f for f in out]
+    if cfg is not None:  # the app lets the song's form direct the video (the library's default stays off)
+        out = [dataclasses.replace(f, value="sections") if f.name == "direct" else f for f in out]
     return tuple(out)
 
 
