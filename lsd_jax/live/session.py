@@ -375,6 +375,7 @@ class LiveRenderer:
         self._frame: LiveFrame | None = None
         self._listeners: list[Callable[[LiveFrame], None]] = []
         self._audio_listeners: list[Callable[[np.ndarray, int, float], None]] = []
+        self._change_listeners: list[Callable[[float, dict[str, Any]], None]] = []
         self._pool = _Pool()
         self._analyzer: StreamAnalyzer | None = None
         self._norm: dict[str, Running] = {}
@@ -590,11 +591,27 @@ class LiveRenderer:
             params = make_params(self.params, **changes)
             self._check(params)
             self.params = params
+        self._changed(changes)
         return params
+
+    def apply_changes(self, changes: dict[str, Any]) -> None:
+        """Apply one recorded or received change set (a take's entry, an OSC or MIDI message): the one door every
+        control goes through, so a take replays exactly what the controls did."""
+        self.update(**changes)
+
+    def _changed(self, changes: dict[str, Any]) -> None:
+        t = self.clock()
+        for fn in self._change_listeners:
+            fn(t, dict(changes))
 
     def add_listener(self, fn: Callable[[LiveFrame], None]) -> None:
         """Call ``fn(frame)`` on the render thread after each frame (keep it quick: hand off to a queue)."""
         self._listeners.append(fn)
+
+    def add_change_listener(self, fn: Callable[[float, dict[str, Any]], None]) -> None:
+        """Call ``fn(clock_time, changes)`` after each accepted change (:meth:`update`, :meth:`apply_changes`), on
+        the changing thread: takes record them, MIDI learn watches them."""
+        self._change_listeners.append(fn)
 
     def add_audio_listener(self, fn: Callable[[np.ndarray, int, float], None]) -> None:
         """Call ``fn(samples, sr, arrival_time)`` with each audio block pushed (on the pushing thread)."""
