@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LsdError
+from ..live import osc
 from ..live.session import LIVE_PARAMS, SUPPORTED_PARAMS, FileFeeder, LiveRecorder, LiveRenderer
 from ..params import PARAM, make_params
 from .config import client_key
@@ -190,6 +191,12 @@ class LiveSessions:
         with self._lock:
             self._sessions[token] = session
         return session
+
+    def current(self) -> LiveRenderer | None:
+        """The renderer of the newest session playing (what OSC and MIDI control; ``lsd-jax live`` runs one)."""
+        with self._lock:
+            playing = [s for s in self._sessions.values() if s is not None]
+        return playing[-1].renderer if playing else None
 
     def get(self, token: Any) -> _Session:
         with self._lock:
@@ -439,6 +446,7 @@ def _values(params: Any) -> dict[str, Any]:
 
 def _slider(name: str, value: Any) -> str:
     p = PARAM[name]
+    value = 0.0 if isinstance(value, str) else value  # speed_fpm "beat"/"bar" (the session's tempo): no number
     lo = p.lo if p.lo is not None else 0.0
     hi = p.ui_hi or p.hi or 1.0
     if name == "class_smooth_seconds":
@@ -729,6 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
     ap.add_argument("--open", action="store_true", help="open the page in the default browser")
+    osc.add_arguments(ap)
     add_param_arguments(ap, SUPPORTED_PARAMS, defaults=LIVE_DEFAULTS)  # the help shows live's own defaults
     return ap
 
@@ -752,6 +761,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise LiveError(f"--record must name an .mp4 file, got {args.record}")
     cfg = LiveConfig(sessions=1, resolution=params.resolution or 256, fps=params.fps, params=params, style=args.style)
     sessions = LiveSessions(cfg)
+    controls = [c for c in (osc.from_args(args, sessions.current),) if c is not None]
+    for c in controls:
+        print(f"OSC: listening on {c.address} (/lsd/<parameter> value, /lsd/style, /lsd/tap, /lsd/state)", flush=True)
+    try:
+        return _serve(sessions, args, params)
+    finally:
+        for c in controls:
+            c.close()
+
+
+def _serve(sessions: LiveSessions, args: argparse.Namespace, params: Any) -> int:
+    """The page (or, with --no-serve, the headless session) of ``lsd-jax live``."""
     if args.no_serve:
         return _headless(sessions, args, params)
     session = None
