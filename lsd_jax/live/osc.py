@@ -128,6 +128,9 @@ class OscControl:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def describe(self) -> str:
+        return f"OSC {self.address}"
+
     # --- dispatch
 
     def handle(self, address: str, args: Sequence[Any]) -> list[tuple[str, list[Any]]]:

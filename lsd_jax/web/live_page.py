@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LsdError
-from ..live import osc
+from ..live import midi, osc
 from ..live.session import LIVE_PARAMS, SUPPORTED_PARAMS, FileFeeder, LiveRecorder, LiveRenderer
 from ..params import PARAM, make_params
 from .config import client_key
@@ -118,6 +118,7 @@ class LiveSessions:
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self.attached: str | None = None  # a server-fed session (lsd-jax live --input) the page attaches to
+        self.controls = ""  # the OSC / MIDI inputs (lsd-jax live --osc, --midi), for the status line
         self._closing = threading.Event()
         self._janitor: threading.Thread | None = None
 
@@ -738,6 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
     ap.add_argument("--open", action="store_true", help="open the page in the default browser")
     osc.add_arguments(ap)
+    midi.add_arguments(ap)
     add_param_arguments(ap, SUPPORTED_PARAMS, defaults=LIVE_DEFAULTS)  # the help shows live's own defaults
     return ap
 
@@ -761,10 +763,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise LiveError(f"--record must name an .mp4 file, got {args.record}")
     cfg = LiveConfig(sessions=1, resolution=params.resolution or 256, fps=params.fps, params=params, style=args.style)
     sessions = LiveSessions(cfg)
-    controls = [c for c in (osc.from_args(args, sessions.current),) if c is not None]
-    for c in controls:
-        print(f"OSC: listening on {c.address} (/lsd/<parameter> value, /lsd/style, /lsd/tap, /lsd/state)", flush=True)
+    controls: list[Any] = []  # OSC and MIDI inputs (closed when the session ends)
     try:
+        controls += [c for c in (osc.from_args(args, sessions.current),) if c is not None]
+        controls += [c for c in (midi.from_args(args, sessions.current),) if c is not None]
+        sessions.controls = " · ".join(c.describe() for c in controls)  # the page's status line shows it
+        if controls:
+            print(sessions.controls, flush=True)
         return _serve(sessions, args, params)
     finally:
         for c in controls:
