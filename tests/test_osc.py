@@ -201,3 +201,22 @@ def test_the_flags_refuse_a_bad_or_busy_port_naming_the_flag():
     with OscControl(lambda: None, port=0) as busy:
         with pytest.raises(osc.OscError, match=f"--osc: cannot listen on 127.0.0.1:{busy.port}"):
             osc.from_args(ap.parse_args(["--osc", str(busy.port)]), lambda: None)
+
+
+@pytest.mark.slow
+def test_the_page_controls_the_newest_session_and_its_status_names_the_inputs():
+    from lsd_jax.web.live_page import LiveConfig, LiveSessions
+
+    sessions = LiveSessions(LiveConfig(resolution=32, fps=10.0))
+    with OscControl(sessions.current, port=0) as server:
+        assert "no live session is playing yet" in server.handle("/lsd/tap", [])[0][1][0]
+        sessions.controls = server.describe()
+        s = sessions.open(keep=True)
+        try:
+            assert sessions.current() is s.renderer
+            assert server.handle("/lsd/pulse_react", [2.5]) == [] and s.renderer.params.pulse_react == 2.5
+            reply = sessions.handle("frame", {"token": s.token, "wait": 1.0})
+            assert reply["controls"] == f"OSC 127.0.0.1:{server.port}", reply
+        finally:
+            sessions.close_all()
+    assert sessions.current() is None

@@ -320,6 +320,7 @@ class LiveSessions:
             },
             "style": s.style_name,
             "style_error": s.style_error,
+            "controls": self.controls,
         }
         if f is None:
             return out
@@ -602,7 +603,7 @@ async function frames(me) {
       lastStats = now; const lat = log.latency.slice(-30).sort((a, b) => a - b);
       say(`${shown.length} frames/s · ${st.size[0]}×${st.size[1]} · dropped ${st.dropped}/${st.ticks} · step ${st.step_ms} ms`
           + (lat.length ? ` · audio→screen ${Math.round(lat[lat.length >> 1])} ms` : '')
-          + (r.style_error ? ` · ${r.style_error}` : ''));
+          + (r.style_error ? ` · ${r.style_error}` : '') + (r.controls ? ` · ${r.controls}` : ''));
     }
   }
 }
