@@ -173,3 +173,17 @@ def test_a_real_port_carries_control_changes(tmp_path):
         finally:
             control.close()
     assert r.params.pulse_react == 10.0
+
+
+def test_lsd_jax_live_midi_without_a_midi_system_is_one_line_and_no_traceback(monkeypatch, capsys):
+    import rtmidi
+
+    from lsd_jax.cli import main
+
+    def fail():
+        raise rtmidi.SystemError("MidiInAlsa::initialize: error creating ALSA sequencer client object.")
+
+    monkeypatch.setattr(mido, "get_input_names", fail)  # as on a machine without /dev/snd/seq
+    assert main(["live", "--midi", "--input", "song.wav", "--no-serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lsd-jax live: error: --midi: this machine has no MIDI system") and err.count("\n") == 1, err

@@ -220,3 +220,18 @@ def test_the_page_controls_the_newest_session_and_its_status_names_the_inputs():
         finally:
             sessions.close_all()
     assert sessions.current() is None
+
+
+@pytest.mark.slow
+def test_osc_style_switches_back_to_a_style_the_session_has_played():
+    import threading
+
+    r = LiveRenderer(None, resolution=16, fps=10.0)
+    loaded = threading.Event()
+    r.set_style(_grey_style(), lambda error: loaded.set())  # as the page's menu does
+    assert loaded.wait(REAL_WAIT_S) and r.style.name == "style"
+    assert r.loaded_styles() == ["cppn", "default", "style"]
+    with OscControl(r, port=0) as server:
+        assert server.handle("/lsd/style", ["default"]) == []
+        _until(lambda: r.style.name == "cppn")  # loaded and compiled on a background thread meanwhile
+        assert "/lsd/style: takes one style name" in server.handle("/lsd/style", [3.0])[0][1][0]
