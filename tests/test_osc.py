@@ -235,3 +235,28 @@ def test_osc_style_switches_back_to_a_style_the_session_has_played():
         assert server.handle("/lsd/style", ["default"]) == []
         _until(lambda: r.style.name == "cppn")  # loaded and compiled on a background thread meanwhile
         assert "/lsd/style: takes one style name" in server.handle("/lsd/style", [3.0])[0][1][0]
+
+
+@pytest.mark.slow
+def test_speed_fpm_beat_plays_live_landing_on_the_tapped_beats():
+    clock, frames = SimulatedClock(), []
+    r = LiveRenderer(_grey_style(), fps=20.0, resolution=16, speed_fpm="beat", adapt=False, clock=clock)
+    r.add_listener(frames.append)
+    with r, OscControl(r, port=0) as server:
+        assert r.wait_frame(timeout=120) is not None, r.error
+        for _ in range(4):  # 150 BPM
+            assert server.handle("/lsd/tap", []) == []
+            clock.sleep(0.4)
+        first = len(frames)
+        clock.sleep(4.0)
+    assert r.error is None and r.tempo.bpm == pytest.approx(150.0, abs=0.5)
+    shown = frames[first:]
+    images = np.stack([f.image.astype(np.float32) for f in shown])
+    change = np.abs(np.diff(images, axis=0)).mean(axis=(1, 2, 3))  # frame to frame
+    t = np.array([(a.t_due + b.t_due) / 2 - r.t0 for a, b in zip(shown, shown[1:])])
+    frac = np.array([r.tempo.beats(x) % 1.0 for x in t])
+    near = change[(frac < 0.1) | (frac > 0.9)]
+    middle = change[(frac > 0.35) & (frac < 0.65)]
+    assert near.size >= 5 and middle.size >= 5
+    # eased from keyframe to keyframe: still on each beat, moving fastest between beats
+    assert middle.mean() > 2.5 * near.mean(), (middle.mean(), near.mean())
