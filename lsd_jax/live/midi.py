@@ -296,6 +296,7 @@ def input_names() -> list[str]:
     """The MIDI input ports; a MidiError (one line, naming --midi) where the OS has no MIDI system."""
     try:
         import mido
+        import rtmidi  # noqa: F401  (mido's backend: imported here so a missing one is named, not a deep error)
 
         return list(_quiet_stderr(mido.get_input_names))
     except ImportError as e:
