@@ -253,3 +253,13 @@ def test_a_stop_signal_in_a_headless_session_keeps_a_valid_recording(tmp_path, s
     assert (info["width"], info["height"], info["audio_streams"]) == (64, 64, 1), info
     assert 4.0 < info["video_duration"] < 19.0, info  # stopped early, not at the song's end
     assert abs(info["video_duration"] - info["audio_duration"]) <= 0.1, info
+
+
+def test_the_params_clock_is_kept_when_given():
+    """``lsd-jax live --fps 20`` passes params with fps=20: the session ticked at 30 before (live's own default
+    overrode it); the default 30 still applies when the params leave fps at the table's default."""
+    from lsd_jax import make_params
+
+    assert LiveRenderer(None, make_params(fps=20, resolution=32)).fps == 20.0
+    assert LiveRenderer(None, make_params(resolution=32)).fps == 30.0
+    assert LiveRenderer(None, make_params(fps=20, resolution=32), fps=12).fps == 12.0
