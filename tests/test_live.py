@@ -39,6 +39,10 @@ def test_ladder_and_policy_drop_resolution_when_late_and_climb_back_when_it_fits
         if level != policy.level:
             policy.moved(level, t)
     assert policy.level == 0 and t - down_at > 4.0
+    quick = ResolutionPolicy(sizes, 30.0)
+    for _ in range(100):  # ticks dropped behind quick frames (another process took the CPU): no smaller size helps
+        t += 2 * period
+        assert quick.observe(t, 0.3 * period, 1) == 0
 
 
 def _slow_style(clock: SimulatedClock, delay: float):

@@ -112,6 +112,9 @@ LIVE_PARAMS = (
 LADDER = (1.0, 0.75, 0.5, 0.375, 0.25)  # fractions of the requested size tried when the step is too slow
 DOWN_DROPS = 0.1  # step down when more than this fraction of the last second's ticks were dropped
 UP_BUSY = 0.6  # step up when a frame at the larger size is predicted to take less than this fraction of a period
+DOWN_BUSY = 0.7  # ... and down only when a frame takes more than this fraction of a period (else the drops come from
+# elsewhere: another process on the CPU; measured at load 9 on 2 cores, stepping down for those went to 128² and
+# dropped more than staying at 512²)
 ADAPT_SECONDS = 1.0  # measure this long at a size before changing it again
 BACKOFF_SECONDS = 4.0  # after stepping down from a size, wait this long (doubling each time) before trying it again
 EMA = 0.2  # weight of the newest frame in the measured frame time
@@ -205,10 +208,11 @@ class ResolutionPolicy:
 
     :meth:`observe` takes each rendered frame's time (its busy seconds: stepping the latents and the frame step)
     and the ticks dropped before it. Down one rung when more than ``DOWN_DROPS`` of the last ``ADAPT_SECONDS``'
-    ticks were dropped; up one when at most half as many were (drops that a smaller size does not cure come from
-    elsewhere: another process on the CPU) and the frame time scaled by the larger size's pixels is under
-    ``UP_BUSY`` of a period. A size stepped down from is not retried for ``BACKOFF_SECONDS``, doubling each time,
-    so a size that does not fit is not tried again and again. Changes are at least ``ADAPT_SECONDS`` apart."""
+    ticks were dropped and the frames take more than ``DOWN_BUSY`` of a period (drops behind quick frames come from
+    elsewhere, another process on the CPU, and a smaller size does not cure them); up one when at most half as many
+    were dropped and the frame time scaled by the larger size's pixels is under ``UP_BUSY`` of a period. A size
+    stepped down from is not retried for ``BACKOFF_SECONDS``, doubling each time, so a size that does not fit is
+    not tried again and again. Changes are at least ``ADAPT_SECONDS`` apart."""
 
     def __init__(self, sizes: list[tuple[int, int]], fps: float):
         self.sizes, self.period = sizes, 1.0 / float(fps)
@@ -231,7 +235,7 @@ class ResolutionPolicy:
         drops = sum(d for _, d in self.window)
         ticks = drops + len(self.window)
         level = self.level
-        if drops > DOWN_DROPS * ticks and level + 1 < len(self.sizes):
+        if drops > DOWN_DROPS * ticks and self.busy > DOWN_BUSY * self.period and level + 1 < len(self.sizes):
             self.blocked_until[level] = t + self.backoff[level]
             self.backoff[level] *= 2
             level += 1
@@ -557,6 +561,8 @@ class LiveRenderer:
         StreamAnalyzer(48000).push(np.zeros(2048, np.float32))
         t = self._target
         self._step_for(t, t.sizes[t.level])
+        if t.level + 1 < len(t.sizes):  # the first rung down too: a compile while playing takes the CPU from frames
+            self._step_for(t, t.sizes[t.level + 1])
         probe = LiveLatents(t.style.z_dim, t.style.c_dim, self.params, self.fps)
         probe.step(0, 0.0, 0.0, np.zeros(12, np.float32), self.params)
         probe.step(1, 0.0, 0.0, np.zeros(12, np.float32), self.params)
@@ -564,8 +570,6 @@ class LiveRenderer:
     def start(self) -> LiveRenderer:
         """Warm up, then start the clock and the render thread."""
         self.warm_up()
-        if len(self._target.sizes) > 1:
-            self._prepare_async(self._target, self._target.sizes[1])
         self.t0 = self.clock()
         self._thread = threading.Thread(target=self._run, name="lsd-jax-live", daemon=True)
         _OPEN.add(self)
