@@ -153,6 +153,11 @@ def test_a_folder_that_is_not_a_take_is_refused_clearly(tmp_path):
 
     with pytest.raises(ParamError, match="already exists and is not an empty folder"):
         Take(r, tmp_path)
+    Take(r, tmp_path / "empty").close()
+    with pytest.raises(ParamError, match=r"fps: a take renders at the fps it was played at \(30\)"):
+        render_take(tmp_path / "empty", tmp_path / "out.mp4", fps=12)
+    with pytest.raises(ParamError, match="has no frames"):
+        render_take(tmp_path / "empty", tmp_path / "out.mp4")
     r.push(np.zeros(4800, np.float32), 48000)
     with pytest.raises(ParamError, match="before the session's first audio"):
         Take(r, tmp_path / "new")

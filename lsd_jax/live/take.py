@@ -380,6 +380,8 @@ def render_take(
 
     t_start = time.perf_counter()
     data = take if isinstance(take, TakeData) else read_take(take)
+    if "fps" in overrides and float(overrides["fps"]) != data.fps:
+        raise ParamError(f"fps: a take renders at the fps it was played at ({data.fps:g}): its ticks are its frames")
     if not data.passes:
         raise ParamError(f"take: {data.folder} has no frames (the session stopped before its first tick)")
     if any(k in overrides for k in _SIZE_KEYS):
