@@ -158,6 +158,16 @@ def test_a_folder_that_is_not_a_take_is_refused_clearly(tmp_path):
         render_take(tmp_path / "empty", tmp_path / "out.mp4", fps=12)
     with pytest.raises(ParamError, match="has no frames"):
         render_take(tmp_path / "empty", tmp_path / "out.mp4")
+    from lsd_jax.styles.resolve import resolve_style
+
+    def grey(z, c):
+        return np.zeros((z.shape[0], 8, 8, 3), np.float32)
+
+    style = resolve_style(grey, input_shape=8, num_possible_classes=0)
+    host = LiveRenderer(style, resolution=32)
+    Take(host, tmp_path / "python").close()  # a Python style: recorded by its name, not loadable again
+    with pytest.raises(ParamError, match=r"played with a Python style; give one \(--style\)"):
+        render_take(tmp_path / "python", tmp_path / "out.mp4")
     r.push(np.zeros(4800, np.float32), 48000)
     with pytest.raises(ParamError, match="before the session's first audio"):
         Take(r, tmp_path / "new")

@@ -401,7 +401,7 @@ class LiveRenderer:
         self.clock = clock
         self.adapt = adapt
         # a name or path is kept as asked for (a take records it so that it loads again); None is the default
-        name = style if style is None or isinstance(style, (str, os.PathLike)) else None
+        name = "default" if style is None else style if isinstance(style, (str, os.PathLike)) else None
         self._target = self._make_target(resolve_style(style, self.params, progress=False), name)
         self.size = output_size(self._target.style, self.params)  # the requested size (the ladder's top)
         self._tag: Any = None
@@ -524,7 +524,7 @@ class LiveRenderer:
         def work() -> None:
             error: BaseException | None = None
             try:
-                name = style if isinstance(style, str) else getattr(style, "name", None)
+                name = style if isinstance(style, (str, os.PathLike)) else getattr(style, "name", None)
                 target = self._make_target(resolve_style(style, self.params, progress=False), name)
                 self._step_for(target, target.sizes[0])
                 target.latents.step(0, 0.0, 0.0, np.zeros(12, np.float32), self.params)  # compiles its steppers

@@ -91,7 +91,8 @@ class Take:
     """Records a :class:`~lsd_jax.live.session.LiveRenderer`'s session into ``folder`` (see the module's docstring).
     Attach it before the session's first audio (as a recorder); :meth:`close` at the end (a take never closed, e.g.
     a killed process, still reads back up to its last whole line). ``style``: what the session's style was asked
-    for by (a name or a path), recorded with its sha256; None: the renderer's style's own name."""
+    for by (a name or a path), recorded with its sha256; None: what the renderer was made with (a Python style is
+    recorded as one: its replay needs a style given)."""
 
     def __init__(self, renderer: LiveRenderer, folder: Any, *, style: Any = None):
         from ..engine.pipeline import style_fingerprint
@@ -105,10 +106,10 @@ class Take:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.renderer = renderer
         asked = style if style is not None else renderer._target.name
-        if asked is None or isinstance(asked, (str, os.PathLike)):
+        if isinstance(asked, (str, os.PathLike)):
             fingerprint = style_fingerprint(asked)
         else:  # an object, not a name that loads again: the replay needs a style given
-            fingerprint = (f"<python {getattr(renderer.style, 'name', type(asked).__name__)}>", None)
+            fingerprint = (f"<python {getattr(renderer.style, 'name', 'style')}>", None)
         recipe = make_recipe(
             renderer.params, self.folder / AUDIO, fingerprint, version=_versions()["lsd_jax"], cwd=Path.cwd()
         )
@@ -382,6 +383,7 @@ def render_take(
     data = take if isinstance(take, TakeData) else read_take(take)
     if "fps" in overrides and float(overrides["fps"]) != data.fps:
         raise ParamError(f"fps: a take renders at the fps it was played at ({data.fps:g}): its ticks are its frames")
+    style = _take_style(data, style)
     if not data.passes:
         raise ParamError(f"take: {data.folder} has no frames (the session stopped before its first tick)")
     if any(k in overrides for k in _SIZE_KEYS):
@@ -390,7 +392,7 @@ def render_take(
     out = output if output is not None else data.folder.with_suffix(".mp4")
     out = resolve_output(out, [data.folder / AUDIO], params.codec)
     refuse_overwrite(out, [data.folder / AUDIO, data.folder / SETTINGS, data.folder / EVENTS])
-    renderer = LiveRenderer(_take_style(data, style), params, adapt=False)
+    renderer = LiveRenderer(style, params, adapt=False)
     target = renderer._target
     settings = render_settings(renderer.params, target.style)  # as the live step was compiled: the start's params
     t = time.perf_counter()
