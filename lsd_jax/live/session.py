@@ -11,8 +11,12 @@ maths in the middle is the offline renderer's own:
 * the frame step renders only the newest tick. When the step is slower than the clock, the ticks it missed are
   still stepped (the motion keeps the music's time) but not rendered: they are **dropped** and counted, and the next
   frame is again the newest tick, so the lag never grows. Styles that render any size (the embedded CPPN) also
-  **drop resolution**: after a second with drops the renderer steps down a ladder of sizes (3/4, 1/2, 3/8, 1/4 of
-  the requested side) and climbs back when the predicted time at the larger size fits comfortably.
+  **drop resolution**: after a second with drops behind slow frames the renderer steps down a ladder of sizes (3/4,
+  1/2, 3/8, 1/4 of the requested side) and climbs back when the predicted time at the larger size fits comfortably.
+
+A take (:mod:`lsd_jax.live.take`) records each pass of the loop (:class:`TickRecord`: the ticks stepped, the audio
+block each pooled, the changes that took effect) and replays it offline through the same per-tick step
+(``LiveRenderer._tick``).
 
 What differs from an offline render, and why: the keyframe path is open-ended (keyframe k of its own key, one
 every ``60 / speed_fpm`` seconds, so ``speed_fpm`` can change while playing); each stretch of ``4·fps`` frames
