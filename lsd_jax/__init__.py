@@ -45,6 +45,7 @@ _LAZY = {
     "Recipe": "media.recipe",
     "from_recipe": "engine.pipeline",
     "analyze": "audio.structure",
+    "render_take": "live.take",
 }
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "read_recipe",
     "render",
     "render_formats",
+    "render_take",
     "show_styles",
     "warm_up",
 ]

@@ -14,9 +14,10 @@ Prints tables (medians of repeated, warmed-up runs; every ratio is measured with
    square sizes: frames/s, fraction of peak and time per generated megapixel (``--skip native``).
 
 ``--live`` runs only the live section: a click track played into a live session in real time (the default style
-at 256², 30 fps, 60 s; 15 s with ``--quick``), with and without resolution drops: sustained frames/s, dropped
-ticks, the sizes rendered, lag (frame done − its tick) and audio-to-frame latency percentiles (a click's block
-entering the analysis → the first frame whose pulse reached 0.5 leaving the step).
+at 256² and 512² (``--resolution``), 30 fps, 60 s; 15 s with ``--quick``), with and without resolution drops:
+sustained frames/s, dropped ticks, the sizes rendered, lag (frame done − its tick) and audio-to-frame latency
+percentiles (a click's block entering the analysis → the first frame whose pulse reached 0.5 leaving the step), and
+the process's CPU time per second of the session (cores busy: what the session costs, whatever the load).
 
 ``--startup``: a cold ``lsd-jax render`` (empty cache dir), a second process, a warm process, and the real-time
 factor at 256² and 512²; ``--encoder``: x264 settings, speed against PSNR. Both print the load average.
@@ -171,8 +172,10 @@ def live_session(
         renderer = LiveRenderer(None, resolution=resolution, fps=fps, adapt=adapt)
         renderer.add_listener(lambda f: frames.append((f.tick, f.t_due, f.t_done, f.features["pulse"])))
         with renderer:
+            cpu, wall = time.process_time(), time.perf_counter()
             feeder = FileFeeder(renderer, path).start()
             feeder.done.wait(seconds + 30)
+            cores = (time.process_time() - cpu) / (time.perf_counter() - wall)  # this process's CPU, all threads
         stats = renderer.stats()
         if renderer.error is not None:
             raise renderer.error
@@ -203,28 +206,36 @@ def live_session(
         "latency_ms": np.percentile(latencies, [50, 95, 100]) * 1000 if latencies else np.full(3, np.nan),
         "clicks": len(clicks),
         "missed": missed,
+        "cores": cores,
     }
 
 
-def print_live(seconds: float) -> None:
+LIVE_RESOLUTIONS = (256, 512)  # the sizes --live measures (--resolution picks others)
+
+
+def print_live(seconds: float, resolutions: tuple[int, ...] = LIVE_RESOLUTIONS) -> None:
     import os
 
     load = os.getloadavg()
+    sides = ", ".join(f"{r}²" for r in resolutions)
     print(
-        f"live: click track (every 0.5 s) played in real time, default style at 256², 30 fps, {seconds:g} s each;"
+        f"live: click track (every 0.5 s) played in real time, default style at {sides}, 30 fps, {seconds:g} s each;"
         f" load average before: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min) on {os.cpu_count()} CPUs",
         flush=True,
     )
     from .styles.resolve import resolve_style
 
-    bare = {r: step_throughput(resolve_style(None), (r, r), 1, 9)["fps"] for r in (256, 192, 128)}
+    sizes = sorted({s for r in resolutions for s in (r, r * 3 // 4, r // 2)}, reverse=True)
+    bare = {r: step_throughput(resolve_style(None), (r, r), 1, 9)["fps"] for r in sizes}
     print(
         "the bare frame step (batch 1, same load): " + ", ".join(f"{r}²: {f:.1f} frames/s" for r, f in bare.items()),
         flush=True,
     )
     rows = []
-    for name, adapt in (("resolution drops on", True), ("fixed 256²", False)):
-        m = live_session(seconds, adapt=adapt)
+    sessions = [(f"{r}², resolution drops on", r, True) for r in resolutions]
+    sessions += [(f"fixed {r}²", r, False) for r in resolutions]
+    for name, resolution, adapt in sorted(sessions, key=lambda s: (s[1], not s[2])):
+        m = live_session(seconds, resolution=resolution, adapt=adapt)
         by_pixels = sorted(m["sizes"].items(), key=lambda kv: -np.prod([int(v) for v in kv[0].split("x")]))
         sizes = ", ".join(f"{k}: {v / m['frames']:.0%}" for k, v in by_pixels)
         dropped = f"{m['dropped']} / {m['ticks']} ({m['dropped'] / max(1, m['ticks']):.0%})"
@@ -238,6 +249,7 @@ def print_live(seconds: float) -> None:
                 f"{m['lag_growth_ms']:+.1f}",
                 "/".join(f"{v:.0f}" for v in m["latency_ms"]),
                 f"{m['missed']} / {m['clicks']}",
+                f"{m['cores']:.2f}",
             ]
         )
     print_table(
@@ -250,11 +262,12 @@ def print_live(seconds: float) -> None:
             "lag growth ms (last − first sixth)",
             "latency ms p50/p95/max",
             "clicks missed",
+            "CPU (cores)",
         ],
         rows,
     )
     load = os.getloadavg()
-    print(f"load average after: {load[0]:.1f} (1 min)\n", flush=True)
+    print(f"load average after: {load[0]:.1f} (1 min), {load[1]:.1f} (5 min)\n", flush=True)
 
 
 def native_section(peak: float, repeats: int, quick: bool) -> None:
@@ -612,7 +625,14 @@ def main(argv: list[str] | None = None) -> None:
         "second process, warm process, real-time factor at 256² and 512²)",
     )
     ap.add_argument("--encoder", action="store_true", help="only the H.264 settings section (speed, PSNR)")
-    ap.add_argument("--live", action="store_true", help="only the live section (real time: 2 x 60 s, 2 x 15 s quick)")
+    ap.add_argument("--live", action="store_true", help="only the live section (real time: 4 x 60 s, 4 x 15 s quick)")
+    ap.add_argument(
+        "--resolution",
+        type=int,
+        nargs="+",
+        default=list(LIVE_RESOLUTIONS),
+        help="with --live: the square sizes measured (default: 256 512)",
+    )
     args = ap.parse_args(argv)
     repeats = 2 if args.quick else 5
     dev = jax.devices()[0]
@@ -621,7 +641,7 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     if args.live:
-        print_live(15.0 if args.quick else 60.0)
+        print_live(15.0 if args.quick else 60.0, tuple(args.resolution))
         return
 
     peak = peak_flops(2048 if args.quick else 4096, repeats)

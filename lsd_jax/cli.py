@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         "parameters; any flag given overrides one value",
     )
     r.add_argument(
+        "--take",
+        default=None,
+        metavar="FOLDER",
+        help="render a live performance recorded with lsd-jax live --take FOLDER: every frame, its changes at their "
+        "frames, with its audio; at any size (--resolution, or --width and --height) and style (--style)",
+    )
+    r.add_argument(
         "--formats",
         default=None,
         metavar="ASPECTS",
@@ -261,6 +268,19 @@ def seconds_since_process_start() -> float | None:
         return None
 
 
+def _render_take(args: argparse.Namespace, stages: _StageLines) -> int:
+    """``lsd-jax render --take FOLDER``: the take's performance, offline (:func:`lsd_jax.live.take.render_take`)."""
+    if args.song is not None or args.recipe is not None or getattr(args, "formats", None):
+        raise ParamError("--take renders the take's own audio: give no song, --recipe or --formats with it")
+    stages("importing JAX", None)
+    from .live.take import render_take
+
+    with _info_log(not args.quiet):
+        result = render_take(args.take, args.output, style=args.style, progress=not args.quiet, **params_from(args))
+    print(f"wrote {result.path}  ({result.n_frames} frames, {result.size[1]}x{result.size[0]})")
+    return 0
+
+
 def _analyze(args: argparse.Namespace) -> int:
     """``lsd-jax analyze song [--plot png]``: print the form's table; draw its picture."""
     from .audio.structure import analyze, draw, format_table
@@ -297,6 +317,8 @@ def _run(args: argparse.Namespace) -> int:
             song = write_demo_song(cache_dir() / f"demo-{args.seconds:g}s.wav", seconds=args.seconds)
             output = args.output
             params = {**DEMO_DEFAULTS, **params_from(args)}
+        elif args.take is not None:
+            return _render_take(args, stages)
         elif args.recipe is not None:
             from .engine.pipeline import from_recipe
             from .media.outputs import default_output, refuse_overwrite

@@ -22,3 +22,14 @@ def test_the_apps_first_preview_and_render_run_in_a_fresh_process(tmp_path):
     r = bench._app_run(song, tmp_path / "cache", "render", tmp_path / "wd")
     assert r["playable"] is not None and 0 < r["playable"] <= r["total"]
     assert (tmp_path / "wd" / "live.mp4").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+def test_the_live_rows_measure_a_session_of_the_size_asked():
+    """``bench --live`` rows (real time, so only their shape is checked, no speed): the size asked for, every
+    session's counters and the CPU it used; ``--resolution`` picks the sizes."""
+    m = bench.live_session(2.0, resolution=64, adapt=False)
+    assert set(m["sizes"]) == {"64x64"} and m["frames"] > 0 and m["ticks"] >= m["frames"]
+    assert m["cores"] > 0 and m["clicks"] == 3 and len(m["latency_ms"]) == 3
+    assert bench.LIVE_RESOLUTIONS == (256, 512)

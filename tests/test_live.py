@@ -39,6 +39,10 @@ def test_ladder_and_policy_drop_resolution_when_late_and_climb_back_when_it_fits
         if level != policy.level:
             policy.moved(level, t)
     assert policy.level == 0 and t - down_at > 4.0
+    quick = ResolutionPolicy(sizes, 30.0)
+    for _ in range(100):  # ticks dropped behind quick frames (another process took the CPU): no smaller size helps
+        t += 2 * period
+        assert quick.observe(t, 0.3 * period, 1) == 0
 
 
 def _slow_style(clock: SimulatedClock, delay: float):
@@ -215,7 +219,8 @@ def test_the_status_line_says_time_speed_drops_level_and_size():
 def test_a_stop_signal_in_a_headless_session_keeps_a_valid_recording(tmp_path, sig):
     """Issue 28: Ctrl-C in ``lsd-jax live --input … --record … --no-serve`` threw the take away (the terminal's
     SIGINT reached ffmpeg too). SIGINT goes to the whole process group, as a terminal's Ctrl-C does; SIGTERM to the
-    process alone. Either leaves a valid MP4 whose video and audio lengths agree."""
+    process alone. Either leaves a valid MP4 whose video and audio lengths agree, and a valid take (--take) of the
+    same ticks."""
     import os
     import signal
     import subprocess
@@ -225,6 +230,7 @@ def test_a_stop_signal_in_a_headless_session_keeps_a_valid_recording(tmp_path, s
     song = write(tmp_path / "song.wav", click_track([0.5 * k for k in range(1, 40)], 20.0, sr), sr)
     out = tmp_path / "take.mp4"
     cmd = [sys.executable, "-m", "lsd_jax.cli", "live", "--input", str(song), "--record", str(out), "--no-serve"]
+    cmd += ["--take", str(tmp_path / "take")]
     proc = subprocess.Popen(
         [*cmd, "--resolution", "64", "--fps", "20"],
         stdout=subprocess.PIPE,
@@ -253,3 +259,18 @@ def test_a_stop_signal_in_a_headless_session_keeps_a_valid_recording(tmp_path, s
     assert (info["width"], info["height"], info["audio_streams"]) == (64, 64, 1), info
     assert 4.0 < info["video_duration"] < 19.0, info  # stopped early, not at the song's end
     assert abs(info["video_duration"] - info["audio_duration"]) <= 0.1, info
+    from lsd_jax.live.take import read_take
+
+    take = read_take(tmp_path / "take")
+    assert take.fps == 20.0 and take.size == (64, 64) and take.blocks and take.audio is not None
+    assert abs(take.n_ticks - info["n_frames"]) <= 2, (take.n_ticks, info)  # the recording ends at the last frame
+
+
+def test_the_params_clock_is_kept_when_given():
+    """``lsd-jax live --fps 20`` passes params with fps=20: the session ticked at 30 before (live's own default
+    overrode it); the default 30 still applies when the params leave fps at the table's default."""
+    from lsd_jax import make_params
+
+    assert LiveRenderer(None, make_params(fps=20, resolution=32)).fps == 20.0
+    assert LiveRenderer(None, make_params(resolution=32)).fps == 30.0
+    assert LiveRenderer(None, make_params(fps=20, resolution=32), fps=12).fps == 12.0

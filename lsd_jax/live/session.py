@@ -11,8 +11,12 @@ maths in the middle is the offline renderer's own:
 * the frame step renders only the newest tick. When the step is slower than the clock, the ticks it missed are
   still stepped (the motion keeps the music's time) but not rendered: they are **dropped** and counted, and the next
   frame is again the newest tick, so the lag never grows. Styles that render any size (the embedded CPPN) also
-  **drop resolution**: after a second with drops the renderer steps down a ladder of sizes (3/4, 1/2, 3/8, 1/4 of
-  the requested side) and climbs back when the predicted time at the larger size fits comfortably.
+  **drop resolution**: after a second with drops behind slow frames the renderer steps down a ladder of sizes (3/4,
+  1/2, 3/8, 1/4 of the requested side) and climbs back when the predicted time at the larger size fits comfortably.
+
+A take (:mod:`lsd_jax.live.take`) records each pass of the loop (:class:`TickRecord`: the ticks stepped, the audio
+block each pooled, the changes that took effect) and replays it offline through the same per-tick step
+(``LiveRenderer._tick``).
 
 What differs from an offline render, and why: the keyframe path is open-ended (keyframe k of its own key, one
 every ``60 / speed_fpm`` seconds, so ``speed_fpm`` can change while playing); each stretch of ``4·fps`` frames
@@ -31,6 +35,7 @@ from __future__ import annotations
 import atexit
 import collections
 import math
+import os
 import threading
 import time
 import warnings
@@ -59,7 +64,7 @@ from ..engine.latents import (
 )
 from ..engine.timeline import check_live, params_at
 from ..errors import ParamError
-from ..params import RenderParams, make_params
+from ..params import PARAM, RenderParams, make_params
 
 #: Parameters live mode takes (``lsd-jax live`` flags); the others need the whole song or are not supported.
 SUPPORTED_PARAMS = (
@@ -114,6 +119,9 @@ LIVE_PARAMS = (
 LADDER = (1.0, 0.75, 0.5, 0.375, 0.25)  # fractions of the requested size tried when the step is too slow
 DOWN_DROPS = 0.1  # step down when more than this fraction of the last second's ticks were dropped
 UP_BUSY = 0.6  # step up when a frame at the larger size is predicted to take less than this fraction of a period
+DOWN_BUSY = 0.7  # ... and down only when a frame takes more than this fraction of a period (else the drops come from
+# elsewhere: another process on the CPU; measured at load 9 on 2 cores, stepping down for those went to 128² and
+# dropped more than staying at 512²)
 ADAPT_SECONDS = 1.0  # measure this long at a size before changing it again
 BACKOFF_SECONDS = 4.0  # after stepping down from a size, wait this long (doubling each time) before trying it again
 EMA = 0.2  # weight of the newest frame in the measured frame time
@@ -185,6 +193,34 @@ class LiveFrame:
     pulse_time: float = 0.0  # stream time (s) of the column that gave its pulse (the loudest, over those ticks)
 
 
+@dataclass(frozen=True)
+class TickRecord:
+    """One pass of the render loop, as a take (:mod:`lsd_jax.live.take`) records it: ticks ``first`` to ``last``
+    were stepped with the same parameters, which ``changes`` (the change sets accepted since the previous pass, in
+    order) took effect at ``first``; ``through[i]``: the index of the newest audio block pooled by tick ``first + i``
+    (cumulative; -1 before any); tick ``last`` was rendered at ``size``; ``style``: the name of the style switched
+    to at ``first`` (None: no switch); ``t0``: the clock time of tick 0."""
+
+    first: int
+    last: int
+    through: tuple[int, ...]
+    changes: tuple[dict[str, Any], ...]
+    size: tuple[int, int]
+    t0: float
+    style: Any = None
+
+
+def place_audio(y: np.ndarray, sr: int, start: float, t0: float, n_frames: int, fps: float) -> np.ndarray:
+    """The audio (n,) whose first sample was heard at clock time ``start``, placed on a video of ``n_frames`` at
+    ``fps`` whose frame 0 is clock time ``t0``: its sample heard at t plays at video time ``t − t0``; cut, or padded
+    with silence where the audio came late or stopped early (a feeder behind the clock on a loaded machine, a
+    session stopped mid-block), to the video's length."""
+    lead = int(round((start - t0) * sr))
+    y = np.concatenate([np.zeros(lead, np.float32), y]) if lead > 0 else y[-lead:]
+    n = int(round(n_frames / fps * sr))
+    return np.concatenate([y[:n], np.zeros(max(0, n - y.size), np.float32)]).astype(np.float32)
+
+
 @dataclass
 class LiveStats:
     """Counters of a live session (read :meth:`LiveRenderer.stats` for a consistent copy)."""
@@ -219,10 +255,11 @@ class ResolutionPolicy:
 
     :meth:`observe` takes each rendered frame's time (its busy seconds: stepping the latents and the frame step)
     and the ticks dropped before it. Down one rung when more than ``DOWN_DROPS`` of the last ``ADAPT_SECONDS``'
-    ticks were dropped; up one when at most half as many were (drops that a smaller size does not cure come from
-    elsewhere: another process on the CPU) and the frame time scaled by the larger size's pixels is under
-    ``UP_BUSY`` of a period. A size stepped down from is not retried for ``BACKOFF_SECONDS``, doubling each time,
-    so a size that does not fit is not tried again and again. Changes are at least ``ADAPT_SECONDS`` apart."""
+    ticks were dropped and the frames take more than ``DOWN_BUSY`` of a period (drops behind quick frames come from
+    elsewhere, another process on the CPU, and a smaller size does not cure them); up one when at most half as many
+    were dropped and the frame time scaled by the larger size's pixels is under ``UP_BUSY`` of a period. A size
+    stepped down from is not retried for ``BACKOFF_SECONDS``, doubling each time, so a size that does not fit is
+    not tried again and again. Changes are at least ``ADAPT_SECONDS`` apart."""
 
     def __init__(self, sizes: list[tuple[int, int]], fps: float):
         self.sizes, self.period = sizes, 1.0 / float(fps)
@@ -245,7 +282,7 @@ class ResolutionPolicy:
         drops = sum(d for _, d in self.window)
         ticks = drops + len(self.window)
         level = self.level
-        if drops > DOWN_DROPS * ticks and level + 1 < len(self.sizes):
+        if drops > DOWN_DROPS * ticks and self.busy > DOWN_BUSY * self.period and level + 1 < len(self.sizes):
             self.blocked_until[level] = t + self.backoff[level]
             self.backoff[level] *= 2
             level += 1
@@ -373,19 +410,20 @@ class _Pool:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.items: collections.deque[tuple[float, Columns, Any]] = collections.deque()
+        self.items: collections.deque[tuple[float, Columns, Any, int]] = collections.deque()
+        self.through = -1  # the index of the newest audio block taken (a take records it per tick)
 
-    def put(self, t: float, cols: Columns, tag: Any = None) -> None:
+    def put(self, t: float, cols: Columns, tag: Any = None, index: int = -1) -> None:
         if cols.n:
             with self.lock:
-                self.items.append((t, cols, tag))
+                self.items.append((t, cols, tag, index))
 
     def take(self, until: float | None) -> list[tuple[Columns, Any]]:
         """The columns (and tags) that arrived up to ``until`` (all of them for None)."""
         out = []
         with self.lock:
             while self.items and (until is None or self.items[0][0] <= until):
-                _, cols, tag = self.items.popleft()
+                _, cols, tag, self.through = self.items.popleft()
                 out.append((cols, tag))
         return out
 
@@ -400,6 +438,7 @@ class _Target:
     steps: dict[tuple[int, int], Any] = field(default_factory=dict)
     compiling: set[tuple[int, int]] = field(default_factory=set)
     level: int = 0
+    name: Any = None  # what the style was asked for by (a take records a switch by it)
 
 
 class LiveRenderer:
@@ -426,7 +465,8 @@ class LiveRenderer:
         from ..engine.step import output_size
         from ..styles.resolve import resolve_style
 
-        kwargs.setdefault("fps", 30.0)
+        # live's own default clock, unless the params chose one (lsd-jax live --fps 20 ran at 30 before)
+        kwargs.setdefault("fps", params.fps if params is not None and params.fps != PARAM["fps"].default else 30.0)
         if params is None and not any(k in kwargs for k in ("resolution", "width", "height")):
             kwargs["resolution"] = 256
         self.params = make_params(params, **kwargs) if params is not None else make_params(**kwargs)
@@ -434,7 +474,9 @@ class LiveRenderer:
         self.fps = float(self.params.fps)
         self.clock = clock
         self.adapt = adapt
-        self._target = self._make_target(resolve_style(style, self.params, progress=False))
+        # a name or path is kept as asked for (a take records it so that it loads again); None is the default
+        name = "default" if style is None else style if isinstance(style, (str, os.PathLike)) else None
+        self._target = self._make_target(resolve_style(style, self.params, progress=False), name)
         self.size = output_size(self._target.style, self.params)  # the requested size (the ladder's top)
         self._tag: Any = None
         self._audio_time = 0.0
@@ -446,6 +488,9 @@ class LiveRenderer:
         self._listeners: list[Callable[[LiveFrame], None]] = []
         self._audio_listeners: list[Callable[[np.ndarray, int, float], None]] = []
         self._change_listeners: list[Callable[[float, dict[str, Any]], None]] = []
+        self._tick_listeners: list[Callable[[TickRecord], None]] = []
+        self._pending: list[dict[str, Any]] = []  # change sets accepted since the loop last read the params
+        self._blocks = 0  # audio blocks pushed (the index of the next)
         self._pool = _Pool()
         self._analyzer: StreamAnalyzer | None = None
         self._norm: dict[str, Running] = {}
@@ -492,7 +537,7 @@ class LiveRenderer:
     def style(self) -> Any:
         return self._target.style
 
-    def _make_target(self, style: Any) -> _Target:
+    def _make_target(self, style: Any, name: Any = None) -> _Target:
         from ..engine.step import output_size
 
         # as a render: the generator makes the aspect itself
@@ -502,6 +547,7 @@ class LiveRenderer:
             style,
             ladder_sizes(size, style.native_size is None and self.adapt),
             LiveLatents(style.z_dim, style.c_dim, self.params, self.fps),
+            name=name,
         )
 
     def _step_for(self, target: _Target, size: tuple[int, int]) -> Any:
@@ -554,7 +600,8 @@ class LiveRenderer:
         def work() -> None:
             error: BaseException | None = None
             try:
-                target = self._make_target(resolve_style(style, self.params, progress=False))
+                name = style if isinstance(style, (str, os.PathLike)) else getattr(style, "name", None)
+                target = self._make_target(resolve_style(style, self.params, progress=False), name)
                 self._step_for(target, target.sizes[0])
                 target.latents.step(0, 0.0, 0.0, np.zeros(12, np.float32), self.params)  # compiles its steppers
                 target.latents = LiveLatents(target.style.z_dim, target.style.c_dim, self.params, self.fps)
@@ -591,6 +638,8 @@ class LiveRenderer:
         StreamAnalyzer(48000).push(np.zeros(2048, np.float32))
         t = self._target
         self._step_for(t, t.sizes[t.level])
+        if t.level + 1 < len(t.sizes):  # the first rung down too: a compile while playing takes the CPU from frames
+            self._step_for(t, t.sizes[t.level + 1])
         probe = LiveLatents(t.style.z_dim, t.style.c_dim, self.params, self.fps)
         probe.step(0, 0.0, 0.0, np.zeros(12, np.float32), self.params)
         probe.step(1, 0.0, 0.0, np.zeros(12, np.float32), self.params)
@@ -598,8 +647,6 @@ class LiveRenderer:
     def start(self) -> LiveRenderer:
         """Warm up, then start the clock and the render thread."""
         self.warm_up()
-        if len(self._target.sizes) > 1:
-            self._prepare_async(self._target, self._target.sizes[1])
         self.t0 = self.clock()
         self._thread = threading.Thread(target=self._run, name="lsd-jax-live", daemon=True)
         _OPEN.add(self)
@@ -645,12 +692,13 @@ class LiveRenderer:
             elif int(sr) != self._analyzer.sr_in:
                 raise ParamError(f"the audio stream changed its sample rate from {self._analyzer.sr_in} to {sr} Hz")
             cols = self._analyzer.push(samples)
-            self._pool.put(t, cols, tag)
+            self._pool.put(t, cols, tag, self._blocks)
+            self._blocks += 1
             with self._lock:
                 self._stats.columns += cols.n
                 self._stats.audio_s = self._analyzer.samples_in / self._analyzer.sr_in
-        for fn in self._audio_listeners:
-            fn(samples, int(sr), t)
+            for fn in self._audio_listeners:  # in the analyzer's order (a take numbers the blocks as it does)
+                fn(samples, int(sr), t)
         return cols
 
     def update(self, **changes: Any) -> RenderParams:
@@ -693,6 +741,7 @@ class LiveRenderer:
             self._check(params)
             self.params = params
             self.tempo = Tempo(float(bpm), float(beat)) if (bpm, beat) != (tempo.bpm, tempo.beat_time) else tempo
+            self._pending.append(dict(changes))
         if style is not None and style is not self.style:
             self.set_style(style)
         self._changed(changes)
@@ -731,8 +780,14 @@ class LiveRenderer:
         self._change_listeners.append(fn)
 
     def add_audio_listener(self, fn: Callable[[np.ndarray, int, float], None]) -> None:
-        """Call ``fn(samples, sr, arrival_time)`` with each audio block pushed (on the pushing thread)."""
+        """Call ``fn(samples, sr, arrival_time)`` with each audio block pushed (on the pushing thread, in the order
+        the analysis took them)."""
         self._audio_listeners.append(fn)
+
+    def add_tick_listener(self, fn: Callable[[TickRecord], None]) -> None:
+        """Call ``fn(record)`` on the render thread after each pass of the loop has stepped its ticks, before the
+        frame renders (:class:`TickRecord`: the ticks, the changes that took effect and the audio each pooled)."""
+        self._tick_listeners.append(fn)
 
     # --- outputs ------------------------------------------------------------------------------------------
 
@@ -784,6 +839,23 @@ class LiveRenderer:
             self._norm[name], out[name] = running_step(state, x, 1.0 / self.fps)
         return out
 
+    def _tick(
+        self, target: _Target, k: int, taken: list[tuple[Columns, Any]], params: RenderParams, tempo: Tempo
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """Step tick ``k`` with the columns pooled by it: ``z`` (D,), ``c`` (C,) and the normalised features. The
+        per-tick maths of the live loop and of a take's offline replay (:func:`lsd_jax.live.take.render_take`)."""
+        feats = self._features(taken, params)
+        z, c = target.latents.step(k, feats["pulse"], feats["motion"], self._chroma, params, tempo)
+        return z, c, feats
+
+    def _amps(self, params: RenderParams, feats: dict[str, float], tick: int) -> tuple[float, float]:
+        """The contrast and flash amplitudes of the frame of ``tick``: its features times the strengths then."""
+        at = params_at(params, tick * (1.0 / self.fps))
+        return (
+            feats["contrast"] * at.effect_strength("contrast") if params.contrast_on else 0.0,
+            feats["flash"] * at.effect_strength("flash") if params.flash_on else 0.0,
+        )
+
     def _run(self) -> None:
         try:
             self._loop()
@@ -805,28 +877,33 @@ class LiveRenderer:
             if due <= last:
                 clock_wait(self.clock, self._stop, max(0.0, self.t0 + (last + 1) * period - self.clock()))
                 continue
+            switched = None
             if self._target is not target:  # a new style is ready
                 target = self._target
                 policy = ResolutionPolicy(target.sizes, self.fps)
-            with self._lock:
-                params = self.params
+                switched = target.name
+            with self._lock:  # the params once per pass, and the changes that made them (at the pass's first tick)
+                params, tempo = self.params, self.tempo
+                changes, self._pending = self._pending, []
             covered: dict[str, float] = {}
             pulse_time = self._pulse_time
+            through = []
             for k in range(last + 1, due + 1):  # every tick is stepped; only the newest is rendered
-                feats = self._features(self._pool.take(None if k == due else self.t0 + k * period), params)
-                z, c = target.latents.step(k, feats["pulse"], feats["motion"], self._chroma, params, self.tempo)
+                taken = self._pool.take(None if k == due else self.t0 + k * period)
+                z, c, feats = self._tick(target, k, taken, params, tempo)
+                through.append(self._pool.through)
                 if feats["pulse"] >= covered.get("pulse", -1.0):
                     pulse_time = self._pulse_time
                 covered = {n: max(v, covered.get(n, v)) for n, v in feats.items()}
             dropped = due - last - 1
-            last = due
+            first, last = last + 1, due
             size = target.sizes[target.level]
+            if self._tick_listeners:
+                record = TickRecord(first, due, tuple(through), tuple(changes), size, self.t0, switched)
+                for fn in self._tick_listeners:
+                    fn(record)
             step = target.steps.get(size) or self._step_for(target, size)
-            at = params_at(params, due * period)  # the strengths at the rendered tick
-            amps = (
-                feats["contrast"] * at.effect_strength("contrast") if params.contrast_on else 0.0,
-                feats["flash"] * at.effect_strength("flash") if params.flash_on else 0.0,
-            )
+            amps = self._amps(params, feats, due)  # the strengths at the rendered tick
             image = np.asarray(step(self._inputs(target.style, z, c, amps)))[0]
             t_done = self.clock()
             frame = LiveFrame(
@@ -955,14 +1032,15 @@ class LiveRecorder:
                 return None
             audio = None
             if self._audio:
-                y = np.concatenate(self._audio)
-                start = self.renderer.t0 if self.renderer.t0 is not None else self._audio_start
-                lead = int(round((self._audio_start - start) * self._audio_sr))
-                y = np.concatenate([np.zeros(lead, np.float32), y]) if lead > 0 else y[-lead:]
-                # as long as the video: cut, or padded with silence where the audio came late or stopped early (a
-                # feeder behind the clock on a loaded machine, a session stopped mid-block)
-                n = int(round(self.frames_written / self.renderer.fps * self._audio_sr))
-                y = np.concatenate([y[:n], np.zeros(max(0, n - y.size), np.float32)])
+                t0 = self.renderer.t0 if self.renderer.t0 is not None else self._audio_start
+                y = place_audio(
+                    np.concatenate(self._audio),
+                    self._audio_sr,
+                    self._audio_start,
+                    t0,
+                    self.frames_written,
+                    self.renderer.fps,
+                )
                 audio = (y, self._audio_sr) if y.size else None
             return join_segments([self._video], self.path, fps=self.renderer.fps, audio=audio)
         finally:

@@ -101,6 +101,7 @@ class _Session:
     last_seen: float
     recorder: LiveRecorder | None = None
     feeder: FileFeeder | None = None
+    take: Any = None  # a lsd_jax.live.take.Take (lsd-jax live --take)
     jpeg: tuple[int, str] | None = None  # (seq, base64) of the last frame sent
     style_name: str = "default"
     style_error: str = ""
@@ -128,6 +129,7 @@ class LiveSessions:
         style: Any = None,
         *,
         record: Any = None,
+        take: Any = None,
         keep: bool = False,
         visitor: bool = False,
         client: str | None = None,
@@ -184,6 +186,10 @@ class LiveSessions:
             )
             if record is not None:
                 session.recorder = LiveRecorder(renderer, record)
+            if take is not None:
+                from ..live.take import Take
+
+                session.take = Take(renderer, take, style=style)
             renderer.start()
         except BaseException:
             with self._lock:
@@ -217,6 +223,8 @@ class LiveSessions:
         if s.feeder is not None:
             s.feeder.stop()
         s.renderer.close()
+        if s.take is not None:
+            s.take.close()
         return s.recorder.close() if s.recorder is not None else None
 
     def reap(self, now: float | None = None) -> list[str]:
@@ -729,6 +737,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write what was shown, with the audio, to an MP4 when the session ends",
     )
     ap.add_argument(
+        "--take",
+        default=None,
+        metavar="FOLDER",
+        help="record the performance (the audio as it arrives, every change at its frame) into this new folder; "
+        "lsd-jax render --take FOLDER renders it again offline at any size and style",
+    )
+    ap.add_argument(
         "--style", default="default", help="'default' (the default), a catalogue name, or a .pkl/.safetensors path"
     )
     ap.add_argument(
@@ -783,7 +798,7 @@ def _serve(sessions: LiveSessions, args: argparse.Namespace, params: Any) -> int
         return _headless(sessions, args, params)
     session = None
     if args.input:
-        session = sessions.open(args.style, record=args.record, keep=True)
+        session = sessions.open(args.style, record=args.record, take=args.take, keep=True)
         session.feeder = FileFeeder(session.renderer, args.input, start=params.start, duration=params.duration)
         sessions.attached = session.token
     import gradio as gr
@@ -919,7 +934,7 @@ def _headless(sessions: LiveSessions, args: argparse.Namespace, params: Any) -> 
         # decoded before the session starts: a bad file is refused before the compile, and the recording starts
         # with the song rather than after the decoding
         feeder = FileFeeder(None, args.input, start=params.start, duration=params.duration)  # type: ignore[arg-type]
-        session = sessions.open(args.style, record=args.record, keep=True)
+        session = sessions.open(args.style, record=args.record, take=args.take, keep=True)
         try:
             renderer = feeder.renderer = session.renderer
             session.feeder = feeder
