@@ -655,12 +655,14 @@ def _with_meta(demo: gr.Blocks) -> None:
 
 
 def _probe_style_hosts() -> None:
-    """Probe the catalogue's hosts in the background (once per process, :func:`lsd_jax.store.catalogue.probe_hosts`):
-    the menu then lists the styles whose hosts cannot be reached apart, with the reason."""
+    """Probe the catalogue's hosts (once per process, :func:`lsd_jax.store.catalogue.probe_hosts`), waiting a few
+    seconds at most, so the menus built now (this page's and the Live page's) list the styles whose hosts cannot be
+    reached apart, with the reason; each page load refreshes the menu with what a slower probe found since."""
     try:
         from ..store.catalogue import probe_hosts
+        from ..store.reach import PROBE_TIMEOUT_S
 
-        probe_hosts()
+        probe_hosts(wait_s=PROBE_TIMEOUT_S + 0.5)
     except Exception as e:  # a broken user catalogue: the menu says what it can without it
         log.warning("could not probe the style hosts: %s", e)
 
