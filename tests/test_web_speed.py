@@ -157,3 +157,55 @@ def test_the_estimate_line_is_refreshed_by_a_measurement_and_says_the_wait(tmp_p
         line = page.estimate_line(jobs, song, "default", None, "me", **values)
         assert "The server is busy (1 job ahead): yours would start in about 10 s." in line, line
         _end(jobs)
+
+
+def test_work_slots_serve_the_jobs_in_the_order_they_asked():
+    import threading
+
+    with J.Jobs(AppConfig(concurrency=1, warm_up=False), keep=0.0) as jobs:
+        order, release = [], threading.Event()
+        waiters = [J.Run("render", _job(), session=s) for s in "abcd"]
+
+        def hold() -> None:
+            with jobs.slot():
+                release.wait(30)
+
+        def wait_for_slot(run: J.Run) -> None:
+            try:
+                with jobs.slot(run):
+                    order.append(run.session)
+            except J.JobCancelled:
+                order.append(f"{run.session} cancelled")
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        threads = []
+        for run in waiters:  # each joins the line before the next asks
+            threads.append(threading.Thread(target=wait_for_slot, args=(run,)))
+            threads[-1].start()
+            while run not in jobs._slots_line:
+                J.time.sleep(0.005)
+        waiters[2].cancel()  # a cancelled one leaves the line without its turn
+        while waiters[2] in jobs._slots_line:
+            J.time.sleep(0.005)
+        release.set()
+        for t in [holder, *threads]:
+            t.join(30)
+        assert order == ["c cancelled", "a", "b", "d"]
+        assert jobs._slots_free == 1 and not jobs._slots_line
+
+
+def test_a_waiting_job_counts_only_the_jobs_ahead_of_it_in_the_line():
+    with J.Jobs(AppConfig(concurrency=1, warm_up=False), keep=0.0) as jobs:
+        job = _job()
+        _measured(jobs, job)  # 35 s a job
+        at_work, first, mine, later = (J.Run("render", job, session=s) for s in ("w", "f", "m", "l"))
+        at_work.working, at_work.working_since = True, J.time.monotonic()  # preparing: about 35 s left
+        jobs._runs += [at_work, later, first, mine]
+        jobs._slots_line += [first, mine, later]  # the order they asked for a slot (not the list's)
+        wait, n = jobs.queue_wait(mine.session, 35.0, mine)
+        assert n == 2 and wait == pytest.approx(35.0 + 35.0, abs=1.0)  # the one at work and the one before mine
+        wait, n = jobs.queue_wait("new", 35.0)  # a new job: behind all four
+        assert n == 4 and wait == pytest.approx(4 * 35.0, abs=1.0)
+        jobs._slots_line.clear()
+        _end(jobs)

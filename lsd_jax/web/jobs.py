@@ -486,7 +486,10 @@ class Jobs:
         self._calibrating = threading.Lock()
         # the work slots: LSD_JAX_CONCURRENCY jobs use the CPU at once. A cancelled job keeps its slot until its
         # thread (and any conversion child, killed on cancel) has ended, whatever Gradio's queue starts meanwhile
-        self._slots = threading.BoundedSemaphore(max(1, self.cfg.concurrency))
+        # served in the order the jobs asked (first come, first served: the queue wait the page shows holds)
+        self._slots_free = max(1, self.cfg.concurrency)
+        self._slots_cv = threading.Condition()
+        self._slots_line: list[object] = []
         self._analysing = threading.BoundedSemaphore(ANALYSIS_AT_ONCE)  # the upload handler's song analysis
 
     # --- one request
@@ -600,25 +603,36 @@ class Jobs:
         rate = (done - run.first_frames_done) / since if since >= 1.0 else 0.0
         return max(0, total - done) / (rate if rate > 0 else est.frames_per_s)
 
-    def queue_wait(self, session: str | None = None, own_s: float | None = None) -> tuple[float, int]:
-        """``(seconds until a new job of ``session`` would start, jobs ahead of it)``: the running jobs' time
-        left (:meth:`remaining`), then the waiting ones' estimates, on ``cfg.concurrency`` slots
-        (:func:`~lsd_jax.store.speeds.queue_wait`). A job whose time is unknown (its style not measured yet; a
-        booked job still in the page's queue) counts as ``own_s`` (the asker's own estimate)."""
+    def queue_wait(
+        self, session: str | None = None, own_s: float | None = None, run: Run | None = None
+    ) -> tuple[float, int]:
+        """``(seconds until a job starts, jobs ahead of it)``: the running jobs' time left (:meth:`remaining`), then
+        the waiting ones' estimates, on ``cfg.concurrency`` slots (:func:`~lsd_jax.store.speeds.queue_wait`). For a
+        new job of ``session``: every job of the others, waiting or booked (clicked, still in the page's queue);
+        for ``run``, waiting for its slot: the running jobs and those before it in the line. A job whose time is
+        unknown (its style not measured yet; a booked one) counts as ``own_s`` (the asker's own estimate)."""
         now = time.monotonic()
-        with self._lock:
-            runs = sorted((r for r in self._runs if not r.finished() and r.session != session), key=lambda r: r.started)
-            booked = sum(
-                1
-                for s in self._reserved
-                if s != session and not any(r.session == s and not r.finished() for r in self._runs)
-            )
+        with self._lock, self._slots_cv:
+            live = [r for r in self._runs if not r.finished() and r.session != session and r is not run]
+            line = [r for r in self._slots_line if isinstance(r, Run)]
+            if run is not None:  # only those ahead of it: at work, or before it in the line
+                before = line[: line.index(run)] if run in line else line
+                live = [r for r in live if r.working or r in before]
+                booked = 0
+            else:
+                booked = sum(
+                    1
+                    for s in self._reserved
+                    if s != session and not any(r.session == s and not r.finished() for r in self._runs)
+                )
+        order = {id(r): k for k, r in enumerate(line)}
+        live.sort(key=lambda r: (order.get(id(r), len(order)), r.started))
         running, waiting = [], []
-        for r in runs:
+        for r in live:
             left = self.remaining(r, now)
             (running if r.working else waiting).append((own_s or 0.0) if left is None else left)
         waiting += [own_s or 0.0] * booked
-        ahead = len(runs) + booked
+        ahead = len(live) + booked
         if ahead == 0:
             return 0.0, 0
         return queue_wait(running, waiting, max(1, self.cfg.concurrency)), ahead
@@ -693,15 +707,29 @@ class Jobs:
     # --- the server's work slots and the upload analysis pool
     @contextlib.contextmanager
     def slot(self, run: Run | None = None) -> Iterator[None]:
-        """Hold one of the ``cfg.concurrency`` work slots for the block (waiting for one first; a ``run`` cancelled
-        while it waits raises :class:`JobCancelled`). Every job's heavy work runs inside one."""
-        while not self._slots.acquire(timeout=SLOT_POLL_S):
-            if run is not None:
-                run.check()
+        """Hold one of the ``cfg.concurrency`` work slots for the block, waiting for one first, in the order the
+        jobs asked (a ``run`` cancelled while it waits raises :class:`JobCancelled`). Every job's heavy work runs
+        inside one."""
+        me = run if run is not None else object()
+        with self._slots_cv:
+            self._slots_line.append(me)
+            try:
+                while True:
+                    if run is not None:
+                        run.check()
+                    if self._slots_free > 0 and self._slots_line[0] is me:
+                        break
+                    self._slots_cv.wait(SLOT_POLL_S)
+                self._slots_free -= 1
+            finally:
+                self._slots_line.remove(me)
+                self._slots_cv.notify_all()
         try:
             yield
         finally:
-            self._slots.release()
+            with self._slots_cv:
+                self._slots_free += 1
+                self._slots_cv.notify_all()
 
     def excerpt_start(self, song: Any, seconds: float) -> float | None:
         """Where the page's excerpt of an uploaded ``song`` starts (:func:`loudest_stretch`), computed by at most

@@ -203,7 +203,7 @@ def _progress_line(jobs: Jobs, run: Run) -> tuple[Any, str]:
     verb = "Rendering" if run.kind == "render" else "Previewing"
     left = jobs.remaining(run)
     if not run.working and not run.finished():  # waiting for a work slot: the jobs ahead and their time left
-        wait, ahead = jobs.queue_wait(run.session, left)
+        wait, ahead = jobs.queue_wait(run.session, left, run)
         if ahead:
             jobs_ahead = "1 job" if ahead == 1 else f"{ahead} jobs"
             return None, f"Waiting for the server ({jobs_ahead} ahead): about {_minutes(wait)} until yours starts"
@@ -897,12 +897,17 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             k: _bind(f, INPUT_NAMES, defaults, progress=False, request=True, forwarded=cfg.forwarded)
             for k, f in (("render", begin_render), ("preview", begin_preview))
         }
+        # every queued job's handler starts at once and waits for a work slot in Jobs (first come, first served),
+        # so its progress line says how long until it starts, from the jobs ahead (Gradio's own queue estimate
+        # knows nothing of them); Jobs' slots still run cfg.concurrency jobs at a time
+        waiting_room = max(cfg.concurrency, cfg.queue_size or cfg.concurrency)
         render_evt = render_btn.click(begins["render"], inputs, [*buttons, live, status], **checked).success(
             _bind(_render, INPUT_NAMES, defaults, request=True, forwarded=cfg.forwarded),
             inputs,
             [video, code, status, downloads],
             api_name="render",
             concurrency_id=RENDER_QUEUE,
+            concurrency_limit=waiting_room,
             validator=validator,
             show_progress_on=[video],
             api_description=(
@@ -919,6 +924,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             [gallery, status],
             api_name="preview",
             concurrency_id=RENDER_QUEUE,
+            concurrency_limit=waiting_room,
             validator=validator,
             show_progress_on=[gallery],
             api_description=(
