@@ -58,6 +58,8 @@ def test_the_app_probes_at_launch_and_both_pages_list_the_same_styles(probed):
         for panel in live:  # the Live page's menu: the same list
             options = re.findall(r'<option value="([^"]*)"', panel.html_template)
             assert options == ["default", "near"], options
+        (box,) = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "show-all-styles"]
+        assert box.label == page.unavailable_label() and "1 style this server cannot use now" in box.label
         assert cat.PROBES.known(cat.find_style("near").url)  # probed at launch (an answer: reachable)
     finally:
         demo.close()
@@ -69,6 +71,11 @@ def test_the_menu_lists_unreachable_styles_apart_with_the_reason(probed):
     assert everything[-1] == ("far (256 px) — unavailable: 127.0.0.1 refused the connection", "far")
     assert [v for _, v in everything] == ["default", "near", "far"]  # apart: after the ones that work
     assert page.style_menu(True, None) == everything  # the page's menu is the same list (as is the Live page's)
+    # the box that lists them says how many there are and why, before any click
+    assert (
+        page.unavailable_label()
+        == "also list the 1 style this server cannot use now (127.0.0.1 refused the connection)"
+    )
 
 
 def test_choosing_an_unavailable_style_is_refused_at_its_field_with_the_reason(probed):

@@ -683,6 +683,17 @@ def style_menu(show_all: bool = False, upload: Any = None) -> list[tuple[str, st
     return style_choices(show_all) + ([mine] if mine else [])
 
 
+def unavailable_label() -> str:
+    """The label of the box that lists the styles this server cannot use: how many, and the commonest reason."""
+    marked = [label.split(" — unavailable: ", 1)[1] for label, _ in style_choices(True) if " — unavailable: " in label]
+    if not marked:
+        return "also list the styles this server cannot download"
+    reasons = ["no network" if m.startswith("no network") else m for m in marked]
+    why = max(set(reasons), key=reasons.count)
+    n, most = len(marked), "" if reasons.count(why) == len(reasons) else "most: "
+    return f"also list the {n} style{'s' if n > 1 else ''} this server cannot use now ({most}{why})"
+
+
 def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Blocks:
     """The Blocks page, with its queue; launch it with :func:`launch`. Without ``jobs``, the app
     makes its own and closes them (deleting its folders) when the app closes."""
@@ -767,9 +778,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                         ),
                         "an NVIDIA StyleGAN .pkl or converted .safetensors (optional)",
                     )
-                show_all = gr.Checkbox(
-                    False, label="also list the styles this server cannot download", elem_id="show-all-styles"
-                )
+                show_all = gr.Checkbox(False, label=unavailable_label(), elem_id="show-all-styles")
                 recipe_file = gr.File(
                     label="render again: a video made with lsd-jax fills the form from its recipe",
                     file_types=[".mp4", ".mov", ".webm", ".json"],
@@ -942,7 +951,12 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         show_all.change(
             lambda show, mine: gr.update(choices=style_menu(show, mine)), menu_inputs, c["style"], **private
         )
-        demo.load(lambda show, mine: gr.update(choices=style_menu(show, mine)), menu_inputs, c["style"], **private)
+        demo.load(
+            lambda show, mine: (gr.update(choices=style_menu(show, mine)), gr.update(label=unavailable_label())),
+            menu_inputs,
+            [c["style"], show_all],
+            **private,
+        )
         c["style_file"].upload(
             lambda show, mine: gr.update(choices=style_menu(show, mine), value=_uploaded_style(mine)[1]),
             menu_inputs,
