@@ -592,7 +592,9 @@ def test_offline_style_download_says_what_to_do_fast(isolated, monkeypatch):
     msg = str(ei.value)
     assert "\n" not in msg and "offline" in msg
     assert msg.endswith('lsd-jax styles --add "abstract photos" FILE')
-    assert cat.fetchable(cat.find_style("abstract photos"))  # a network problem does not mark the style
+    assert cat._load_failures() == {}  # a network problem does not mark the style for good...
+    entry = cat.find_style("abstract photos")  # ...but this process's menus mark it until its host is probed again
+    assert cat.unavailable_reason(entry) == f"no network (cannot look up {cat._host(entry.url)})"
 
 
 def test_quota_marks_for_a_day_and_success_clears_marks(server, fake_mega, isolated, model, monkeypatch):

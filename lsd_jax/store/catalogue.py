@@ -521,6 +521,8 @@ def style_path(name: str, progress: bool = True) -> Path:
         except DownloadError as e:
             if e.disk:
                 raise
+            if e.reason.startswith("the host name could not be resolved"):  # the menus mark it from now on
+                PROBES.record(url, f"no network (cannot look up {_host(url)})")
             errors.append(e)
             continue
         _update_failures(entry.name, None)

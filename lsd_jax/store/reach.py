@@ -124,6 +124,14 @@ class HostProbes:
         thread.start()
         return thread
 
+    def record(self, url: str, why: str | None) -> None:
+        """What a real download found about ``url``'s host (``why``: it could not be reached; None: it answered),
+        kept like a probe's answer (an unreachable one probed again after :data:`RECHECK_S`)."""
+        o = origin(url)
+        if o:
+            with self._lock:
+                self._found[o] = (why, self._clock())
+
     def forget(self) -> None:
         """Drop every result (tests; a network that changed)."""
         with self._lock:
