@@ -46,6 +46,7 @@ def probed(tmp_path, monkeypatch):
         yield tmp_path
 
 
+@pytest.mark.slow  # builds the whole app (about 3 s)
 def test_the_app_probes_at_launch_and_both_pages_list_the_same_styles(probed):
     import gradio as gr
 
