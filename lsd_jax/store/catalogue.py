@@ -581,7 +581,9 @@ def _fetch_beside(entry: StyleEntry, name: str, urls: tuple[str, ...], dest: Pat
             return
         except DownloadError as e:
             errors.append(str(e))
-    raise DownloadError(f"Cannot get {name} of style {entry.name!r}: " + "; ".join(errors))
+    err = DownloadError(f"Cannot get {name} of style {entry.name!r}: " + "; ".join(errors))
+    err.visitor_message = f"Cannot get {name} of style {entry.name!r}. {VISITOR_ADVICE}"  # type: ignore[attr-defined]
+    raise err
 
 
 def _reject_html(path: Path, entry: StyleEntry, url: str) -> None:
