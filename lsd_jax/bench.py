@@ -19,6 +19,9 @@ sustained frames/s, dropped ticks, the sizes rendered, lag (frame done − its t
 percentiles (a click's block entering the analysis → the first frame whose pulse reached 0.5 leaving the step), and
 the process's CPU time per second of the session (cores busy: what the session costs, whatever the load).
 
+``--estimate``: the web app's render-time estimate against the actual time, for three job sizes after a
+calibration (the table in the README).
+
 ``--startup``: a cold ``lsd-jax render`` (empty cache dir), a second process, a warm process, and the real-time
 factor at 256² and 512²; ``--encoder``: x264 settings, speed against PSNR. Both print the load average.
 
@@ -28,6 +31,7 @@ Runs unchanged on CPU, GPU or TPU.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
@@ -608,6 +612,79 @@ def encoder_section(quick: bool = False) -> None:
         print_table([f"H.264 (libx264), {res}², {n} frames", "frames/s", "CPU ms/frame", "PSNR dB", "kB/frame"], rows)
 
 
+def estimate_rows(
+    lengths: tuple[float, ...] = (10.0, 30.0, 60.0), values: dict[str, Any] | None = None, workdir: Path | None = None
+) -> list[dict[str, float]]:
+    """The app's estimate against the actual time: one app model (:class:`lsd_jax.web.jobs.Jobs`) calibrates
+    as at start-up, then renders the demo song's first ``lengths`` seconds back to back (the page's defaults,
+    with ``values`` over them), each estimated just before it runs with what the jobs before it measured. Per
+    job: ``seconds`` of music, ``frames``, ``estimate`` (s), ``actual`` (s, wall time of the render),
+    ``rate_ratio`` (the job's own frames/s over the model's: the load's drift between the estimate and the
+    job), ``corrected`` (the estimate over that ratio: what it would have said under the job's own load),
+    ``load`` (the 1-minute load average at its end), ``model_fps``, ``job_fps``, ``prep_estimate`` (s before
+    the frames: preparing, compiling) and ``head`` (the job's own)."""
+    from .store.speeds import measured_speed
+    from .web.config import AppConfig
+    from .web.form import page_fields
+    from .web.jobs import Jobs
+
+    cfg = AppConfig(warm_up=False, max_seconds=max(600.0, *lengths))
+    page = {f.name: f.value for f in page_fields(cfg) if f.name not in ("song", "style", "style_file")}
+    page.update(values or {})
+    rows = []
+    with Jobs(cfg, parent=workdir) as jobs:
+        song = str(jobs.example_song(max(lengths) + 1.0))
+        jobs.estimate(jobs.prepare(song, "default", None, **{**page, "start": 0, "duration": 4.0}))  # calibration
+        for seconds in lengths:
+            job = jobs.prepare(song, "default", None, **{**page, "start": 0, "duration": seconds})
+            est = jobs.estimate(job)
+            marks: list[tuple[float, int]] = []
+            t0 = time.perf_counter()
+            jobs.render_files(job, lambda done, total, marks=marks: marks.append((time.perf_counter(), done)))
+            actual = time.perf_counter() - t0
+            own = measured_speed(marks, t0)
+            ratio = own[0] / est.frames_per_s if own and est.frames_per_s else 1.0
+            rows.append(
+                {
+                    "seconds": seconds,
+                    "frames": float(est.n_frames),
+                    "estimate": float(est.seconds or math.nan),
+                    "actual": actual,
+                    "rate_ratio": ratio,
+                    "corrected": float(est.seconds or math.nan) / ratio,
+                    "load": os.getloadavg()[0],
+                    "model_fps": float(est.frames_per_s or math.nan),
+                    "job_fps": own[0] if own else math.nan,
+                    "prep_estimate": est.prep_s + est.compile_s,
+                    "head": own[1] if own else math.nan,
+                }
+            )
+    return rows
+
+
+def estimate_section(quick: bool = False) -> None:
+    """Print :func:`estimate_rows` as a table (three job sizes after a calibration)."""
+    lengths = (5.0, 15.0, 30.0) if quick else (10.0, 30.0, 60.0)
+    rows = estimate_rows(lengths)
+    print(f"estimate against actual: the app's model, the page's defaults, the demo song ({_load_text()})")
+    print_table(
+        ["job", "frames", "estimate", "actual", "error", "job rate / model's", "corrected error", "load"],
+        [
+            [
+                f"{r['seconds']:g} s of music",
+                f"{r['frames']:.0f}",
+                f"{r['estimate']:.1f} s",
+                f"{r['actual']:.1f} s",
+                f"{100 * (r['estimate'] / r['actual'] - 1):+.0f}%",
+                f"{r['rate_ratio']:.2f}",
+                f"{100 * (r['corrected'] / r['actual'] - 1):+.0f}%",
+                f"{r['load']:.1f}",
+            ]
+            for r in rows
+        ],
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller sweeps, shorter songs")
@@ -633,6 +710,12 @@ def main(argv: list[str] | None = None) -> None:
         default=list(LIVE_RESOLUTIONS),
         help="with --live: the square sizes measured (default: 256 512)",
     )
+    ap.add_argument(
+        "--estimate",
+        action="store_true",
+        help="only the estimate section: the app's estimate against the actual time of 10, 30 and 60 s jobs "
+        "(5, 15, 30 s quick) after a calibration",
+    )
     args = ap.parse_args(argv)
     repeats = 2 if args.quick else 5
     dev = jax.devices()[0]
@@ -642,6 +725,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.live:
         print_live(15.0 if args.quick else 60.0, tuple(args.resolution))
+        return
+    if args.estimate:
+        estimate_section(args.quick)
         return
 
     peak = peak_flops(2048 if args.quick else 4096, repeats)

@@ -560,10 +560,11 @@ def _estimate(song: Path, style: Any, params: dict[str, Any], stages: _StageLine
     what = f"{e.n_frames} frames ({seconds:.1f} s at {rp.fps:g} fps)"
     if e.seconds is None or e.frames_per_s is None:
         stages.say(f"{what}; no estimate yet: this render measures this machine's speed for this style and size")
-    else:  # from now to the written file: importing JAX, preparing, compiling, the frames
+    else:  # from now to the written file: importing JAX, preparing, compiling, the frames (the parts add up)
+        start = f"{_duration(round(book.startup_s))} starting + " if book.startup_s >= 0.5 else ""
         stages.say(
-            f"{what}; estimate: about {_duration(round_time(book.startup_s + e.seconds))}, at the "
-            f"{e.frames_per_s:.1f} frames/s earlier renders measured on this machine"
+            f"{what}; estimate: about {_duration(round_time(book.startup_s + e.seconds))} ({start}"
+            f"{e.parts(_duration)}), from the speeds earlier renders measured on this machine"
         )
     return key, seconds, e.n_frames
 
@@ -585,15 +586,9 @@ def _record_speed(key: Any, result: Any, import_s: float = 0.0) -> None:
     fps = t.frames_per_s()
     if fps is None or t.compile is None or not result.fps > 0:
         return
-    book = load_speeds()
-    old, old_prep, old_startup = book.get(key), book.prep_per_audio_s, book.startup_s
+    book = load_speeds()  # it keeps the mean of this render and the last (a shared machine varies)
     audio_s = result.n_frames / result.fps
     prep, compile_s = max(0.0, t.total - t.frames), max(0.0, t.compile - t.first_batch / fps)
-    if old is not None:  # a machine shared with other work varies from run to run: the mean of this and the last
-        fps = 2.0 / (1.0 / fps + 1.0 / old.frames_per_s)  # the mean time per frame
-        compile_s = (compile_s + old.compile_s) / 2
-        prep = (prep + old_prep * audio_s) / 2 if old_prep is not None else prep
-        import_s = (import_s + old_startup) / 2
     book.record_preparation(prep, audio_s, "job")
     book.record(key, fps, compile_s, "render")
     book.record_startup(import_s)

@@ -240,7 +240,7 @@ def test_the_estimate_shows_before_a_click_and_follows_the_values(page, app_url,
         " return t.includes('Estimated') && t.includes('288 frames'); }"
     )
     text = page.locator("#estimate").inner_text()
-    assert "Estimated render time: about" in text and "(12 s at 24 fps)" in text and "frames/s" in text, text
+    assert "Estimated render time: about" in text and "12 s of music at 24 fps" in text and "frames/s" in text, text
     _set_number(page, "fps", "12")
     page.wait_for_function(
         "() => { const t = document.querySelector('#estimate').innerText;"

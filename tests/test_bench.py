@@ -33,3 +33,20 @@ def test_the_live_rows_measure_a_session_of_the_size_asked():
     assert set(m["sizes"]) == {"64x64"} and m["frames"] > 0 and m["ticks"] >= m["frames"]
     assert m["cores"] > 0 and m["clicks"] == 3 and len(m["latency_ms"]) == 3
     assert bench.LIVE_RESOLUTIONS == (256, 512)
+
+
+@pytest.mark.slow  # three real renders after a calibration (about 40 s on a loaded 2-core machine)
+def test_the_estimate_is_within_30_percent_for_three_job_sizes(tmp_path):
+    rows = bench.estimate_rows((10.0, 20.0, 40.0), workdir=tmp_path)
+    assert [r["seconds"] for r in rows] == [10.0, 20.0, 40.0] and all(r["frames"] > 0 for r in rows)
+    for r in rows:
+        # The bound is on the estimate corrected for the load's drift: the machine is shared, and other work can
+        # speed up or slow down the CPU between the estimate (the model's rate, measured by the jobs before) and
+        # the job. Dividing by the ratio of the job's own frames/s to the model's removes that drift from the
+        # frames and (the same CPU) the preparation, so what is left is the model's own error: its preparation
+        # fitted to the jobs before, the compile part, the finishing after the last batch. Those are a few
+        # seconds at most against 5-20 s jobs here, and the bench measured -10%..+11% under a load of 9-10 on 2
+        # CPUs; 30% holds unless the load changes within one job by far more than between jobs.
+        assert abs(r["corrected"] / r["actual"] - 1) <= 0.30, rows
+        # the raw estimate, with the drift: of the right size (the 3 min 45 s for a 26 s job was 8.6x)
+        assert 1 / 2.5 < r["estimate"] / r["actual"] < 2.5, rows

@@ -29,9 +29,13 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """Every test gets its own cache dir and user catalogue."""
+    """Every test gets its own cache dir, user catalogue and host probes (none probed: an app built earlier in this
+    process may have probed the real hosts)."""
+    from lsd_jax.store.reach import HostProbes
+
     monkeypatch.setenv("LSD_JAX_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv(cat.USER_STYLES_ENV, str(tmp_path / "user_styles.json"))
+    monkeypatch.setattr(cat, "PROBES", HostProbes())
     return tmp_path
 
 
@@ -588,7 +592,9 @@ def test_offline_style_download_says_what_to_do_fast(isolated, monkeypatch):
     msg = str(ei.value)
     assert "\n" not in msg and "offline" in msg
     assert msg.endswith('lsd-jax styles --add "abstract photos" FILE')
-    assert cat.fetchable(cat.find_style("abstract photos"))  # a network problem does not mark the style
+    assert cat._load_failures() == {}  # a network problem does not mark the style for good...
+    entry = cat.find_style("abstract photos")  # ...but this process's menus mark it until its host is probed again
+    assert cat.unavailable_reason(entry) == f"no network (cannot look up {cat._host(entry.url)})"
 
 
 def test_quota_marks_for_a_day_and_success_clears_marks(server, fake_mega, isolated, model, monkeypatch):
@@ -690,3 +696,71 @@ def test_a_two_file_entry_installs_from_a_folder(isolated, no_network, capsys):
     (src / "config.json").unlink()
     with pytest.raises(StyleError, match="config.json is missing beside the weights"):
         cat.install_style_file("biggan-deep-128", src / "biggan-deep-128-pytorch_model.bin")
+
+
+# ------------------------------------------------------------------------------------ host probes
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once closed: a refused connection
+
+
+def test_a_host_is_probed_once_and_its_answer_kept(server):
+    from lsd_jax.store.reach import HostProbes
+
+    now = [0.0]
+    probes = HostProbes(timeout=2.0, recheck_s=60.0, clock=lambda: now[0])
+    up = server.add("/m.pkl", b"x")
+    down = f"http://127.0.0.1:{_closed_port()}/m.pkl"
+    assert probes.reason(up) is None and not probes.known(up)  # not probed yet: nothing marked
+    probes.check([up, server.url("/other.pkl"), down])
+    probes.check([up, down])  # known: no second probe
+    assert len(server.requests_for("/", method="HEAD")) == 1  # one HEAD per host (a 404 is an answer)
+    assert probes.known(up) and probes.reason(up) is None
+    assert probes.reason(down) == "127.0.0.1 refused the connection"
+    now[0] = 61.0  # an unreachable host is probed again later (the network may come back); a reachable one is not
+    calls = []
+    probes._probe = lambda o, t: calls.append(o)
+    probes.check([up, down])
+    assert calls == [down.rsplit("/", 1)[0]] and probes.reason(down) is None
+
+
+def test_a_probe_times_out_and_a_name_that_does_not_resolve_means_no_network():
+    from lsd_jax.store import reach
+
+    with socket.socket() as s:  # listening, never accepting: the HEAD gets no answer
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        t0 = time.monotonic()
+        why = reach.probe(f"http://127.0.0.1:{s.getsockname()[1]}", timeout=0.5)
+        assert why == "127.0.0.1 did not answer within 0.5 s" and time.monotonic() - t0 < 30
+    assert reach.probe("http://no-such-host.invalid", timeout=2.0).startswith("no network (cannot look up")
+
+
+def test_styles_whose_hosts_cannot_be_reached_are_marked_with_the_reason(server, model, monkeypatch):
+    from lsd_jax.store import reach
+
+    probes = reach.HostProbes(timeout=2.0)
+    monkeypatch.setattr(cat, "PROBES", probes)
+    cat.add_style("near", server.add("/near.pkl", model))
+    cat.add_style("far", f"http://127.0.0.1:{_closed_port()}/far.pkl")
+    cat.add_style("mirrored", cat.find_style("far").url, resolution=256)
+    entries = cat.load_catalogue()
+    assert cat.unavailable_reason(entries["far"]) is None  # not probed yet: worth a try
+    monkeypatch.setattr(cat, "load_catalogue", lambda: {k: entries[k] for k in ("near", "far", "mirrored")})
+    cat.probe_hosts(wait_s=30.0)
+    assert cat.unavailable_reason(entries["near"]) is None
+    assert cat.unavailable_reason(entries["far"]) == "127.0.0.1 refused the connection"
+    assert not cat.fetchable(entries["mirrored"])
+
+
+def test_a_failed_download_tells_a_web_visitor_what_they_can_do(server):
+    cat.add_style("gone", server.add("/gone.pkl", b"", status=404))
+    with pytest.raises(DownloadError) as info:
+        cat.style_path("gone", progress=False)
+    assert "lsd-jax styles --add" in str(info.value)  # the CLI's user can run it
+    visitor = info.value.visitor_message
+    assert "lsd-jax" not in visitor and "Cannot download style 'gone'" in visitor
+    assert visitor.endswith(cat.VISITOR_ADVICE) and "upload it under 'or upload a style'" in visitor

@@ -140,16 +140,19 @@ def test_estimate_reads_this_machines_measured_speed(loud_song, cache, capsys):
     assert "100 frames (10.0 s at 10 fps); no estimate yet" in capsys.readouterr().err
     book = SpeedBook()
     book.record(key, frames_per_s=20.0, compile_s=3.0, source="render")
-    book.record_preparation(2.0, 10.0)  # 0.2 s per second of music
+    book.record_preparation(2.0, 10.0)  # one job's: a constant until three lengths show a slope
     book.record_startup(3.0)  # importing JAX
     save_speeds(book)
     assert key == speed_key("default", make_params(**params))
     _estimate(loud_song, "default", params, _StageLines(True))
     err = capsys.readouterr().err
-    # 3 s importing + 0.2 * 10 s + 3 s compiling + 100 frames / 20 frames/s = 13 s, in 5 s steps
-    assert "estimate: about 15 s, at the 20.0 frames/s earlier renders measured on this machine" in err
+    # 3 s importing + 2 s preparing + 3 s compiling + 100 frames / 20 frames/s = 13 s, in 5 s steps; the parts add up
+    assert (
+        "estimate: about 15 s (3 s starting + 2 s preparing + 3 s compiling + 100 frames at 20.0 frames/s (5 s)), "
+        "from the speeds earlier renders measured on this machine" in err
+    )
     _estimate(loud_song, None, {**params, "start": 4.0, "duration": 2.0}, _StageLines(True))
-    assert "20 frames (2.0 s at 10 fps); estimate: about 5 s" in capsys.readouterr().err  # 3 + 0.4 + 3 + 1, 5 s steps
+    assert "20 frames (2.0 s at 10 fps); estimate: about 10 s" in capsys.readouterr().err  # 3 + 2 + 3 + 1, 5 s steps
 
 
 def test_a_render_records_its_speed_for_the_next_estimate(cache):
@@ -171,7 +174,7 @@ def test_a_render_records_its_speed_for_the_next_estimate(cache):
     book = load_speeds()
     np.testing.assert_allclose(book.get(key).frames_per_s, 2 / (1 / 20 + 1 / 40))  # the mean time per frame
     np.testing.assert_allclose(book.get(key).compile_s, (1.6 + (1.0 - 8 / 40)) / 2)
-    np.testing.assert_allclose([book.prep_per_audio_s * 8.8, book.startup_s], [(4.0 + 2.0) / 2, 2.0])
+    np.testing.assert_allclose([book.prep_seconds(8.8), book.startup_s], [(4.0 + 2.0) / 2, 2.0])
     before = json.loads((cache / "speeds.json").read_text())
     _record_speed(key, SimpleNamespace(timings=Timings(n_frames=8, first_batch=8, compile=1.0), fps=10.0, n_frames=8))
     assert json.loads((cache / "speeds.json").read_text()) == before  # one batch: nothing to measure, nothing kept

@@ -213,10 +213,10 @@ def test_style_menu_lists_the_default_first_then_what_this_server_can_get(monkey
     unfetchable = [n for n in names[1:] if not fetchable(cat[n])]
     assert "far away" in unfetchable
     assert [v for _, v in choices] == [n for n in names if n not in unfetchable]
-    everything = form.style_choices(show_all=True)
-    assert [v for _, v in everything] == names
-    marked = {v for label, v in everything if "cannot be used here" in label}
-    assert marked == set(unfetchable)
+    everything = form.style_choices(show_all=True)  # the ones it cannot get listed apart, after the others
+    assert [v for _, v in everything] == [v for _, v in choices] + unfetchable
+    marked = {v for label, v in everything if "— unavailable: lsd-jax cannot download from example.org" in label}
+    assert marked == {"far away"} and {v for label, v in everything if "— unavailable: " in label} == set(unfetchable)
 
 
 def test_a_broken_user_catalogue_does_not_take_the_menu_down(monkeypatch, caplog):

@@ -371,15 +371,18 @@ def test_speed_book_and_estimate_text():
     text = estimate_text(book.estimate("k", 30.0, 43), 30.0, 43)
     assert "not measured yet" in text and "1290 frames" in text
     book.record("k", 20.0, 3.0, "calibration")
-    book.record_preparation(1.0, 10.0)  # 0.1 s per second of music
+    book.record_preparation(1.0, 10.0)  # one job: 1 s, whatever its length (no slope from one sample)
     e = book.estimate("k", 30.0, 43)
-    assert e.n_frames == 1290 and math.isclose(e.seconds, 3.0 + 1290 / 20 + 0)  # compiled once measured
+    assert e.n_frames == 1290 and math.isclose(e.seconds, 1.0 + 1290 / 20 + 0)  # compiled once measured
     book.record("k", 10.0, None, "render")
     book.record("k", 40.0, 0.0, "calibration")  # a calibration does not replace a whole render's speed
     assert book.get("k").frames_per_s == 10.0 and book.get("k").compile_s == 3.0
-    assert "about 2 min 15 s" in estimate_text(book.estimate("k", 30.0, 43), 30.0, 43)
+    assert (
+        "about 2 min 15 s** for 30 s of music at 43 fps: 1 s preparing + 1290 frames at 10.0 frames/s (2 min 9 s)"
+        in (estimate_text(book.estimate("k", 30.0, 43), 30.0, 43))
+    )
     book.record_preparation(10.0, 1.0, "calibration")  # a short synthetic song does not replace a job's
-    assert book.estimate("k", 30.0, 43).seconds == pytest.approx(3.0 + 129.0)
+    assert book.estimate("k", 30.0, 43).seconds == pytest.approx(1.0 + 129.0)
 
 
 def test_folders_of_dead_app_processes_are_swept_at_start(tmp_path):
@@ -604,7 +607,7 @@ def test_several_formats_are_no_more_work_than_the_largest_single_render(songs):
 
 def test_a_several_formats_estimate_adds_the_files_and_prepares_once():
     book = SpeedBook()
-    book.record_preparation(2.0, 10.0)  # 0.2 s per second of music
+    book.record_preparation(2.0, 10.0)
     params = [make_params(width=w, height=h, fps=10) for w, h in ((64, 36), (36, 36))]
     for p, fps in zip(params, (50.0, 100.0), strict=True):
         book.record(speed_key("default", p), fps, None, "calibration")

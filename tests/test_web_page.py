@@ -386,16 +386,16 @@ def test_a_client_cancels_a_job_and_the_queue_serves_the_next_at_once(served, so
         (run,) = [r for r in jobs._runs if not r.finished()]
         box.append(run)
         waiting = second.submit(handle_file(str(songs["song"])), fps=8, resolution=32, api_name="/render")
-        time.sleep(0.5)  # queued behind the first (one job at a time)
-        assert [r for r in jobs._runs if not r.finished()] == [run]
+        time.sleep(0.5)  # queued behind the first (one job at a time): waiting for its work slot
+        assert [r for r in jobs._runs if r.working] == [run]
         t0 = time.monotonic()
         long.cancel()
         # bounds only to fail rather than hang (generous: a loaded machine); a render that ignored the cancel would
         # have rendered all its frames, which the count below catches
         _wait(run.finished, timeout=60)
         stopped = time.monotonic() - t0
-        _wait(lambda: any(r is not run for r in jobs._runs), timeout=60)
-        started = next(r for r in jobs._runs if r is not run).started - t0
+        _wait(lambda: any(r is not run and r.working_since for r in jobs._runs), timeout=60)
+        started = next(r for r in jobs._runs if r is not run).working_since - t0
         video, snippet, status, files = waiting.result(timeout=300)
     assert isinstance(run.error, JobCancelled) and run.frames[0] < 120, (stopped, run.error, run.frames)
     assert started >= 0, started  # the next job started after the Cancel, once the first had stopped

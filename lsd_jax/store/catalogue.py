@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 import urllib.parse
 from dataclasses import asdict, dataclass, fields, replace
@@ -46,6 +47,7 @@ from typing import Any
 
 from lsd_jax.store.download import can_fetch, download, file_lock, is_local, local_path, sniff_file
 from lsd_jax.store.paths import atomic_write, cache_dir, sha256_file
+from lsd_jax.store.reach import PROBES
 
 from ..errors import DownloadError, StyleError
 
@@ -60,6 +62,7 @@ __all__ = [
     "is_downloaded",
     "load_catalogue",
     "local_file",
+    "probe_hosts",
     "remove_style",
     "show_styles",
     "style_path",
@@ -359,14 +362,30 @@ def unavailable_reason(entry: StyleEntry, *, _failures: dict[str, dict] | None =
     Reasons: the entry is marked ``unavailable`` in the catalogue data; none of its URLs is one lsd-jax can
     download (:func:`lsd_jax.store.download.can_fetch`); or its last download failed for good (a dead link, a page
     instead
-    of the file; a host's quota for a day)."""
+    of the file; a host's quota for a day); or every host it downloads from was unreachable when this process
+    probed it (:func:`probe_hosts`; a process that never probed marks none for that)."""
     if entry.unavailable:
         return entry.unavailable
     if is_downloaded(entry):
         return None
-    if not any(can_fetch(u) for u in entry.urls):
+    fetch = [u for u in entry.urls if can_fetch(u)]
+    if not fetch:
         return "lsd-jax cannot download from " + ", ".join(sorted({_host(u) for u in entry.urls}))
+    unreachable = [PROBES.reason(u) for u in fetch]  # what this process's probe found (no network here)
+    if all(unreachable):
+        return str(unreachable[0])
     return _recorded_failure(entry, _load_failures() if _failures is None else _failures)
+
+
+def probe_hosts(wait_s: float = 0.0) -> threading.Thread:
+    """Probe, once, the hosts of the styles not on disk (:data:`lsd_jax.store.reach.PROBES`: one quick ``HEAD``
+    per host, cached) in a background thread, waiting for it up to ``wait_s`` seconds (a name lookup is not bound
+    by the probe's time-out: never wait longer than that); :func:`unavailable_reason` then marks the styles whose
+    every host is unreachable. For a server's style menu; nothing else touches the network."""
+    urls = [u for e in load_catalogue().values() if not e.unavailable and not is_downloaded(e) for u in e.urls]
+    thread = PROBES.check_in_background([u for u in urls if can_fetch(u)])
+    thread.join(wait_s)
+    return thread
 
 
 def fetchable(entry: StyleEntry) -> bool:
@@ -377,6 +396,10 @@ def fetchable(entry: StyleEntry) -> bool:
 
 def _host(url: str) -> str:
     return urllib.parse.urlsplit(url).hostname or url
+
+
+#: What a web visitor can do about a style this server cannot get (they cannot run a command on it).
+VISITOR_ADVICE = "Choose another style, or, if you have its .pkl file, upload it under 'or upload a style'."
 
 
 def _instruction(entry: StyleEntry) -> str:
@@ -498,6 +521,8 @@ def style_path(name: str, progress: bool = True) -> Path:
         except DownloadError as e:
             if e.disk:
                 raise
+            if e.reason.startswith("the host name could not be resolved"):  # the menus mark it from now on
+                PROBES.record(url, f"no network (cannot look up {_host(url)})")
             errors.append(e)
             continue
         _update_failures(entry.name, None)
@@ -510,11 +535,14 @@ def style_path(name: str, progress: bool = True) -> Path:
         kind = "quota" if "quota" in lasting else lasting[0]
         with contextlib.suppress(OSError):
             _update_failures(entry.name, {"reason": reasons, "kind": kind, "time": time.time()})
-    raise DownloadError(
+    err = DownloadError(
         f"Cannot download style {entry.name!r} ({reasons}). {_instruction(entry)}",
         reason=reasons,
         unavailable=lasting[0] if len(lasting) == len(errors) else None,
     )
+    # a web visitor cannot run a command on the server: what they can do instead
+    err.visitor_message = f"Cannot download style {entry.name!r} ({reasons}). {VISITOR_ADVICE}"  # type: ignore[attr-defined]
+    raise err
 
 
 def _install_beside(entry: StyleEntry, src: Path, progress: bool) -> Path:
@@ -553,7 +581,9 @@ def _fetch_beside(entry: StyleEntry, name: str, urls: tuple[str, ...], dest: Pat
             return
         except DownloadError as e:
             errors.append(str(e))
-    raise DownloadError(f"Cannot get {name} of style {entry.name!r}: " + "; ".join(errors))
+    err = DownloadError(f"Cannot get {name} of style {entry.name!r}: " + "; ".join(errors))
+    err.visitor_message = f"Cannot get {name} of style {entry.name!r}. {VISITOR_ADVICE}"  # type: ignore[attr-defined]
+    raise err
 
 
 def _reject_html(path: Path, entry: StyleEntry, url: str) -> None:

@@ -324,28 +324,30 @@ def catalogue_names() -> list[str]:
 
 
 def style_choices(show_all: bool = False) -> list[tuple[str, str]]:
-    """The style menu: (label, value) pairs, the embedded default first. Styles this server cannot
-    get (:func:`lsd_jax.store.catalogue.fetchable`) are left out, or with ``show_all`` listed and marked."""
+    """The style menu: (label, value) pairs, the embedded default first, then the styles this server can use.
+    Those it cannot (:func:`lsd_jax.store.catalogue.unavailable_reason`: no downloadable link, a dead one, or every
+    host unreachable when the server probed it) are left out, or with ``show_all`` listed apart after them,
+    each marked "— unavailable: why"."""
     choices = [("default (embedded, no download)", "default")]
     try:
-        from ..store.catalogue import fetchable, load_catalogue
+        from ..store.catalogue import load_catalogue, unavailable_reason
 
         cat = load_catalogue()
     except Exception:
         return choices
+    apart = []
     for name in catalogue_names()[1:]:
         e = cat[name]
-        ok = fetchable(e)
-        if not ok and not show_all:
+        why = unavailable_reason(e)
+        if why and not show_all:
             continue
         bits = [
             f"{e.resolution} px" if getattr(e, "resolution", None) else None,
             "conditional" if getattr(e, "conditional", None) else None,
-            None if ok else "cannot be used here",
         ]
         label = name + (f" ({', '.join(b for b in bits if b)})" if any(bits) else "")
-        choices.append((label, name))
-    return choices
+        (apart if why else choices).append((f"{label} — unavailable: {why}" if why else label, name))
+    return choices + apart
 
 
 # --------------------------------------------------------------------------------------------------

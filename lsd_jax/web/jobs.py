@@ -37,8 +37,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..audio.excerpt import loudest_stretch
 from ..engine.preview import Preview, preview_of
 from ..errors import AudioError, ParamError
@@ -46,7 +44,7 @@ from ..media.decode import audio_length
 from ..media.formats import FORMATS
 from ..params import RenderParams, make_params
 from ..store import sandbox
-from ..store.speeds import measured_speed
+from ..store.speeds import measured_speed, queue_wait
 from .config import MAX_APP_FPS, AppConfig, duration_text
 from .door import load_visitor_style, visitor_style
 from .form import BASIC_NAMES, PAGE_ONLY, STEMS, formats_from_ui, params_from_ui
@@ -428,7 +426,9 @@ class Run:
         self.live: Path | None = None  # the live copy, once the render has a folder
         self.frames = (0, job.total_frames)
         self.started = time.monotonic()
+        self.working_since: float | None = None  # when it got its work slot
         self.first_frames_at: float | None = None
+        self.first_frames_done = 0  # the frames done at ``first_frames_at`` (the rate counts those after)
         self.result: Any = None  # a render's video (several formats: the first file), a preview's stills
         self.files: list[Path] = []  # a render's videos (one per format)
         self.error: BaseException | None = None
@@ -486,7 +486,10 @@ class Jobs:
         self._calibrating = threading.Lock()
         # the work slots: LSD_JAX_CONCURRENCY jobs use the CPU at once. A cancelled job keeps its slot until its
         # thread (and any conversion child, killed on cancel) has ended, whatever Gradio's queue starts meanwhile
-        self._slots = threading.BoundedSemaphore(max(1, self.cfg.concurrency))
+        # served in the order the jobs asked (first come, first served: the queue wait the page shows holds)
+        self._slots_free = max(1, self.cfg.concurrency)
+        self._slots_cv = threading.Condition()
+        self._slots_line: list[object] = []
         self._analysing = threading.BoundedSemaphore(ANALYSIS_AT_ONCE)  # the upload handler's song analysis
 
     # --- one request
@@ -538,7 +541,7 @@ class Jobs:
                 run.check()
                 run.frames = (done, total)
                 if run.first_frames_at is None:
-                    run.first_frames_at = time.monotonic()
+                    run.first_frames_at, run.first_frames_done = time.monotonic(), done
             marks.append((time.perf_counter(), done))
             if progress is not None:
                 progress(done, total)
@@ -556,7 +559,10 @@ class Jobs:
             fps, head = measured  # head: preparation (+ compiling, the first time)
             if known.compiled:
                 self.speeds.record_preparation(head, job.seconds)
-            self.speeds.record(key, fps, None if known.compiled else head, "render")
+                self.speeds.record(key, fps, None, "render")
+            else:  # compiling: what the head took beyond the preparation the model expects
+                prep = self.speeds.prep_seconds(job.seconds) or 0.0
+                self.speeds.record(key, fps, max(0.0, head - prep), "render")
         return out
 
     # --- speeds
@@ -564,40 +570,111 @@ class Jobs:
         """The expected time of rendering ``job`` on this server (several formats: the sum of each file's size,
         one preparation); the default style is measured on first use (:meth:`calibrate`), other styles by their
         first preview or render."""
-        ests = []
         for params in job.file_params():
-            key = speed_key(job.style, params)
-            if self.speeds.get(key) is None and job.style == "default":
+            if self.speeds.get(speed_key(job.style, params)) is None and job.style == "default":
                 self.calibrate(replace(job, params=params, formats=()))
-            ests.append(self.speeds.estimate(key, job.seconds, job.params.fps))
+        return self.known_estimate(job)
+
+    def known_estimate(self, job: Job) -> Estimate:
+        """:meth:`estimate` from what is measured already (never calibrates: for the queue and progress lines)."""
+        ests = [self.speeds.estimate(speed_key(job.style, p), job.seconds, job.params.fps) for p in job.file_params()]
         return self.speeds.combine(ests, job.seconds)
 
+    def remaining(self, run: Run, now: float | None = None) -> float | None:
+        """Seconds until ``run`` is done, from the model (:meth:`known_estimate`) and its own progress: waiting for a
+        slot, its whole estimate; preparing, the estimate less the time it has worked; rendering, its frames left at
+        the rate it measured so far (the model's rate during its first second). None: its style and size are not
+        measured yet."""
+        now = time.monotonic() if now is None else now
+        if run.finished():
+            return 0.0
+        est = self.known_estimate(run.job)
+        if est.seconds is None or not est.frames_per_s:
+            return None
+        if run.kind == "preview":  # the stills only: about one batch after the preparation
+            est = replace(est, seconds=est.prep_s + est.compile_s + 1.0)
+        if not run.working or run.working_since is None:
+            return est.seconds
+        if run.first_frames_at is None:
+            frames_s = est.frames_s if run.kind == "render" else 1.0
+            return max(frames_s, est.seconds - (now - run.working_since))
+        done, total = run.frames
+        since = now - run.first_frames_at
+        rate = (done - run.first_frames_done) / since if since >= 1.0 else 0.0
+        return max(0, total - done) / (rate if rate > 0 else est.frames_per_s)
+
+    def queue_wait(
+        self, session: str | None = None, own_s: float | None = None, run: Run | None = None
+    ) -> tuple[float, int]:
+        """``(seconds until a job starts, jobs ahead of it)``: the running jobs' time left (:meth:`remaining`), then
+        the waiting ones' estimates, on ``cfg.concurrency`` slots (:func:`~lsd_jax.store.speeds.queue_wait`). For a
+        new job of ``session``: every job of the others, waiting or booked (clicked, still in the page's queue);
+        for ``run``, waiting for its slot: the running jobs and those before it in the line. A job whose time is
+        unknown (its style not measured yet; a booked one) counts as ``own_s`` (the asker's own estimate)."""
+        now = time.monotonic()
+        with self._lock, self._slots_cv:
+            live = [r for r in self._runs if not r.finished() and r.session != session and r is not run]
+            line = [r for r in self._slots_line if isinstance(r, Run)]
+            if run is not None:  # only those ahead of it: at work, or before it in the line
+                before = line[: line.index(run)] if run in line else line
+                live = [r for r in live if r.working or r in before]
+                booked = 0
+            else:
+                booked = sum(
+                    1
+                    for s in self._reserved
+                    if s != session and not any(r.session == s and not r.finished() for r in self._runs)
+                )
+        order = {id(r): k for k, r in enumerate(line)}
+        live.sort(key=lambda r: (order.get(id(r), len(order)), r.started))
+        running, waiting = [], []
+        for r in live:
+            left = self.remaining(r, now)
+            (running if r.working else waiting).append((own_s or 0.0) if left is None else left)
+        waiting += [own_s or 0.0] * booked
+        ahead = len(live) + booked
+        if ahead == 0:
+            return 0.0, 0
+        return queue_wait(running, waiting, max(1, self.cfg.concurrency)), ahead
+
     def calibrate(self, job: Job, seconds: float = 4.0) -> Throughput | None:
-        """Measure ``job``'s speed (its style, size and effects) on a short synthetic song: prepare
-        it, compile the step, time a few batches. Only for the embedded default style (no download);
-        the compiled step stays cached, so the visitor's render starts sooner."""
+        """Measure ``job``'s speed (its style, size and effects) by rendering the synthetic demo song twice, as a
+        visitor's job renders (:func:`render_job`): ``seconds / 2`` (loading the style, compiling the step), then
+        ``seconds`` (another length: its preparation is a visitor's first job's, the analysis compiled for its
+        length); the second gives the frames/s and the preparation, the difference of their starts the
+        compiling. Only for the embedded default style (no download); the compiled step stays cached, so the
+        visitor's render starts sooner."""
         if job.style != "default":
             return None
         key = speed_key(job.style, job.params)
         with self._calibrating:
             if (known := self.speeds.get(key)) is not None:
                 return known
-            from ..engine.pipeline import prepare
-
-            song = self.example_song()
+            song = str(self.example_song())
             stems = {s: None for s in STEMS}
-            params = job.params.replace(start=0.0, duration=seconds, keyframes=None, **stems)
-            t0 = time.perf_counter()
-            prep = prepare(song, job.style, params=params, progress=False)
-            self.speeds.record_preparation(time.perf_counter() - t0, seconds, "calibration")
-            idx = np.arange(prep.step.batch) % prep.n_frames
-            times = []
-            for _ in range(2):  # the first compiles
-                t = time.perf_counter()
-                prep.frames(idx)
-                times.append(time.perf_counter() - t)
-            steady = min(times[1:])
-            self.speeds.record(key, prep.step.batch / steady, times[0] - steady, "calibration")
+            heads, last = [], (0.0, 0)
+            for length in (seconds / 2, seconds):
+                params = job.params.replace(start=0.0, duration=length, keyframes=None, **stems)
+                sample = replace(job, song=song, params=params, formats=(), seconds=length)
+                marks: list[tuple[float, int]] = []
+                workdir = self.workdirs.new()
+                t0 = time.perf_counter()
+                try:
+                    render_job(
+                        sample, workdir, lambda done, total, marks=marks: marks.append((time.perf_counter(), done))
+                    )
+                finally:
+                    self.workdirs.discard(workdir)
+                measured = measured_speed(marks, t0)
+                heads.append(measured[1] if measured else 0.0)
+                last = (time.perf_counter() - t0, sample.n_frames)
+            if measured is None:  # a single batch: the whole render at one rate
+                measured = (last[1] / last[0], 0.0) if last[0] > 0 else None
+            if measured is None:
+                return None
+            fps, head = measured
+            self.speeds.record_preparation(head, seconds, "calibration")
+            self.speeds.record(key, fps, max(0.0, heads[0] - head), "calibration")
             return self.speeds.get(key)
 
     def warm_up(self, values: dict[str, Any]) -> threading.Thread:
@@ -630,15 +707,29 @@ class Jobs:
     # --- the server's work slots and the upload analysis pool
     @contextlib.contextmanager
     def slot(self, run: Run | None = None) -> Iterator[None]:
-        """Hold one of the ``cfg.concurrency`` work slots for the block (waiting for one first; a ``run`` cancelled
-        while it waits raises :class:`JobCancelled`). Every job's heavy work runs inside one."""
-        while not self._slots.acquire(timeout=SLOT_POLL_S):
-            if run is not None:
-                run.check()
+        """Hold one of the ``cfg.concurrency`` work slots for the block, waiting for one first, in the order the
+        jobs asked (a ``run`` cancelled while it waits raises :class:`JobCancelled`). Every job's heavy work runs
+        inside one."""
+        me = run if run is not None else object()
+        with self._slots_cv:
+            self._slots_line.append(me)
+            try:
+                while True:
+                    if run is not None:
+                        run.check()
+                    if self._slots_free > 0 and self._slots_line[0] is me:
+                        break
+                    self._slots_cv.wait(SLOT_POLL_S)
+                self._slots_free -= 1
+            finally:
+                self._slots_line.remove(me)
+                self._slots_cv.notify_all()
         try:
             yield
         finally:
-            self._slots.release()
+            with self._slots_cv:
+                self._slots_free += 1
+                self._slots_cv.notify_all()
 
     def excerpt_start(self, song: Any, seconds: float) -> float | None:
         """Where the page's excerpt of an uploaded ``song`` starts (:func:`loudest_stretch`), computed by at most
@@ -681,7 +772,7 @@ class Jobs:
         try:
             run.check()
             with self.slot(run), sandbox.cancel_scope(run._cancel):
-                run.working = True
+                run.working, run.working_since = True, time.monotonic()
                 run.check()
                 if run.kind == "render":
                     run.files = self.render_files(run.job, run=run)

@@ -28,6 +28,7 @@ import os
 import re
 import signal
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from . import examples as ex
 from .config import AppConfig, client_key, duration_text
 from .form import INPUT_NAMES, Field, component, page_fields, recipe_to_ui, style_choices, ui_defaults, ui_values
 from .jobs import Busy, Job, JobCancelled, Jobs, Run, python_snippet
-from .speed import estimate_text, speed_key, time_left
+from .speed import estimate_text, speed_key
 
 log = logging.getLogger("lsd_jax.web")
 
@@ -118,7 +119,8 @@ def user_error(e: BaseException) -> gr.Error:
     if isinstance(e, LsdError):
         title = {AudioError: "Audio problem", ParamError: "Parameter problem", StyleError: "Style problem"}
         kind = next((t for c, t in title.items() if isinstance(e, c)), "Cannot render")
-        return gr.Error(public_message(str(e)), title=kind, print_exception=False)
+        message = getattr(e, "visitor_message", None) or str(e)  # a download's advice for a visitor, not a command
+        return gr.Error(public_message(message), title=kind, print_exception=False)
     if isinstance(e, Busy):
         return gr.Error(str(e), title="Already running", print_exception=False)
     if isinstance(e, JobCancelled):  # cancelled before it started (Jobs.start_run)
@@ -195,33 +197,24 @@ def _minutes(t: float) -> str:
     return f"{m}:{s:02d}"
 
 
-def _setup_seconds(jobs: Jobs, run: Run) -> float | None:
-    """Expected seconds before the first frames (a preview: before its stills): preparing the song,
-    and compiling the step the first time; None until this style and size were measured."""
-    params = run.job.file_params()[0]  # several formats: the first file's size
-    est = jobs.speeds.estimate(speed_key(run.job.style, params), run.job.seconds, run.job.params.fps)
-    if est.seconds is None or not est.frames_per_s:
-        return None
-    setup = est.seconds - est.n_frames / est.frames_per_s
-    return max(1.0, setup + (1.0 if run.kind == "preview" else 0.0))
-
-
 def _progress_line(jobs: Jobs, run: Run) -> tuple[Any, str]:
-    """(gr.Progress value, description) for a running job; the description is also the status line."""
+    """(gr.Progress value, description) for a running job; the description is also the status line. The time
+    left is the model's (:meth:`Jobs.remaining`: the estimate shown before, then the job's own rate)."""
     verb = "Rendering" if run.kind == "render" else "Previewing"
-    if not run.working and not run.finished():  # a job cancelled a moment ago still holds the server
+    left = jobs.remaining(run)
+    if not run.working and not run.finished():  # waiting for a work slot: the jobs ahead and their time left
+        wait, ahead = jobs.queue_wait(run.session, left, run)
+        if ahead:
+            jobs_ahead = "1 job" if ahead == 1 else f"{ahead} jobs"
+            return None, f"Waiting for the server ({jobs_ahead} ahead): about {_minutes(wait)} until yours starts"
         return None, f"Waiting for the server (the job before yours is stopping) · {_minutes(run.elapsed)}"
     if run.first_frames_at is None:  # preparing: style, analysis, latents, compiling
         what = f"{verb}: analysing the song and compiling"
-        setup = _setup_seconds(jobs, run)
-        if setup is None:
+        if left is None:
             return None, f"{what} · {_minutes(run.elapsed)} so far"
-        left = setup - run.elapsed
-        return min(0.95, run.elapsed / setup), f"{what} · " + (
-            f"about {_minutes(left)} left" if left >= 1 else "a moment more"
-        )
+        worked = time.monotonic() - (run.working_since or run.started)
+        return min(0.95, worked / max(1e-3, worked + left)), f"{what} · about {_minutes(left)} left"
     done, total = run.frames
-    left = time_left(done, total, run.elapsed - (run.first_frames_at - run.started))
     return (done, total), f"{verb} frame {done} of {total}" + (f" · about {_minutes(left)} left" if left else "")
 
 
@@ -397,9 +390,13 @@ def validate(jobs: Jobs, values: dict[str, Any]) -> list[dict[str, Any]]:
     return ok
 
 
-def estimate_lines(jobs: Jobs, song: Any, style: Any, style_file: Any, **values: Any) -> Iterator[str]:
+def estimate_lines(
+    jobs: Jobs, song: Any, style: Any, style_file: Any, session: str | None = None, **values: Any
+) -> Iterator[str]:
     """The line above the buttons: how long a render of these values takes on this server ("measuring"
-    first, while this server's speed for the style and size is being measured)."""
+    first, while this server's speed for the style and size is being measured), and when it would start when
+    jobs of other visitors (not ``session``'s) are ahead: all from the one model (:meth:`Jobs.estimate`,
+    :meth:`Jobs.queue_wait`)."""
     cfg = jobs.cfg
     length = None
     if not song:  # before any upload: the page's excerpt of a song long enough
@@ -433,12 +430,13 @@ def estimate_lines(jobs: Jobs, song: Any, style: Any, style_file: Any, **values:
         est = jobs.speeds.estimate(key, job.seconds, job.params.fps)
     if job.formats:
         note = f" {len(job.formats)} files ({', '.join(job.formats)}), {job.n_frames} frames each." + note
-    yield estimate_text(est, job.seconds, job.params.fps, note)
+    wait, ahead = jobs.queue_wait(session, est.seconds)
+    yield estimate_text(est, job.seconds, job.params.fps, note, wait, ahead)
 
 
-def estimate_line(jobs: Jobs, song: Any, style: Any, style_file: Any, **values: Any) -> str:
+def estimate_line(jobs: Jobs, song: Any, style: Any, style_file: Any, session: str | None = None, **values: Any) -> str:
     """The last of :func:`estimate_lines`."""
-    return _last(estimate_lines(jobs, song, style, style_file, **values))
+    return _last(estimate_lines(jobs, song, style, style_file, session, **values))
 
 
 def _bind(
@@ -656,6 +654,46 @@ def _with_meta(demo: gr.Blocks) -> None:
     demo.get_config_file = config  # type: ignore[method-assign]
 
 
+def _probe_style_hosts() -> None:
+    """Probe the catalogue's hosts (once per process, :func:`lsd_jax.store.catalogue.probe_hosts`), waiting a few
+    seconds at most, so the menus built now (this page's and the Live page's) list the styles whose hosts cannot be
+    reached apart, with the reason; each page load refreshes the menu with what a slower probe found since."""
+    try:
+        from ..store.catalogue import probe_hosts
+        from ..store.reach import PROBE_TIMEOUT_S
+
+        probe_hosts(wait_s=PROBE_TIMEOUT_S + 0.5)
+    except Exception as e:  # a broken user catalogue: the menu says what it can without it
+        log.warning("could not probe the style hosts: %s", e)
+
+
+def _uploaded_style(upload: Any) -> tuple[str, str] | None:
+    """The menu entry ``(label, value)`` of a style file this visitor uploaded (its value: the file on the server,
+    which :func:`lsd_jax.web.door.visitor_style` accepts as an upload); None without one."""
+    if not upload:
+        return None
+    path = str(getattr(upload, "path", upload))
+    return f"{Path(path).name} (your upload, this session only)", path
+
+
+def style_menu(show_all: bool = False, upload: Any = None) -> list[tuple[str, str]]:
+    """The style menu of one visitor's page: :func:`~lsd_jax.web.form.style_choices` (the same list as the Live
+    page's), then their uploaded style file, if any."""
+    mine = _uploaded_style(upload)
+    return style_choices(show_all) + ([mine] if mine else [])
+
+
+def unavailable_label() -> str:
+    """The label of the box that lists the styles this server cannot use: how many, and the commonest reason."""
+    marked = [label.split(" — unavailable: ", 1)[1] for label, _ in style_choices(True) if " — unavailable: " in label]
+    if not marked:
+        return "also list the styles this server cannot download"
+    reasons = ["no network" if m.startswith("no network") else m for m in marked]
+    why = max(set(reasons), key=reasons.count)
+    n, most = len(marked), "" if reasons.count(why) == len(reasons) else "most: "
+    return f"also list the {n} style{'s' if n > 1 else ''} this server cannot use now ({most}{why})"
+
+
 def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Blocks:
     """The Blocks page, with its queue; launch it with :func:`launch`. Without ``jobs``, the app
     makes its own and closes them (deleting its folders) when the app closes."""
@@ -664,6 +702,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
     jobs = Jobs(cfg) if jobs is None else jobs
     fields = page_fields(cfg)
     defaults = {f.name: f.value for f in fields}
+    _probe_style_hosts()
     by_group = {g: [f for f in fields if f.group == g] for g in GROUPS}
     c: dict[str, Any] = {}
     # outputs first (unrendered), so the examples beside the inputs can name them
@@ -739,9 +778,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                         ),
                         "an NVIDIA StyleGAN .pkl or converted .safetensors (optional)",
                     )
-                show_all = gr.Checkbox(
-                    False, label="also list the styles this server cannot download", elem_id="show-all-styles"
-                )
+                show_all = gr.Checkbox(False, label=unavailable_label(), elem_id="show-all-styles")
                 recipe_file = gr.File(
                     label="render again: a video made with lsd-jax fills the form from its recipe",
                     file_types=[".mp4", ".mov", ".webm", ".json"],
@@ -869,12 +906,17 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             k: _bind(f, INPUT_NAMES, defaults, progress=False, request=True, forwarded=cfg.forwarded)
             for k, f in (("render", begin_render), ("preview", begin_preview))
         }
+        # every queued job's handler starts at once and waits for a work slot in Jobs (first come, first served),
+        # so its progress line says how long until it starts, from the jobs ahead (Gradio's own queue estimate
+        # knows nothing of them); Jobs' slots still run cfg.concurrency jobs at a time
+        waiting_room = max(cfg.concurrency, cfg.queue_size or cfg.concurrency)
         render_evt = render_btn.click(begins["render"], inputs, [*buttons, live, status], **checked).success(
             _bind(_render, INPUT_NAMES, defaults, request=True, forwarded=cfg.forwarded),
             inputs,
             [video, code, status, downloads],
             api_name="render",
             concurrency_id=RENDER_QUEUE,
+            concurrency_limit=waiting_room,
             validator=validator,
             show_progress_on=[video],
             api_description=(
@@ -891,6 +933,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             [gallery, status],
             api_name="preview",
             concurrency_id=RENDER_QUEUE,
+            concurrency_limit=waiting_room,
             validator=validator,
             show_progress_on=[gallery],
             api_description=(
@@ -902,7 +945,27 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         preview_evt.failure(end, None, [*buttons, live], **private)
         cancel_btn.click(cancel, None, [*buttons, live, status], cancels=[render_evt, preview_evt], **private)
         demo.unload(left)
-        show_all.change(lambda show: gr.update(choices=style_choices(show)), show_all, c["style"], **private)
+        # the style menu: what this server can use (its hosts probed at launch, off the request path), and a .pkl
+        # this visitor uploaded as a style of their session's own; refreshed at each page load (the probe's news)
+        menu_inputs = [show_all, c["style_file"]]
+        show_all.change(
+            lambda show, mine: gr.update(choices=style_menu(show, mine)), menu_inputs, c["style"], **private
+        )
+        demo.load(
+            lambda show, mine: (gr.update(choices=style_menu(show, mine)), gr.update(label=unavailable_label())),
+            menu_inputs,
+            [c["style"], show_all],
+            **private,
+        )
+        c["style_file"].upload(
+            lambda show, mine: gr.update(choices=style_menu(show, mine), value=_uploaded_style(mine)[1]),
+            menu_inputs,
+            c["style"],
+            **private,
+        )
+        c["style_file"].clear(
+            lambda show: gr.update(choices=style_menu(show, None), value="default"), show_all, c["style"], **private
+        )
         # queued (one at a time: each decodes the song), never a direct call; Jobs.excerpt_start bounds it again
         c["song"].upload(
             _excerpt,
@@ -938,10 +1001,11 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             **{n: defaults[n] for n in ESTIMATE_INPUTS if n in defaults},
         }
 
-        def _estimate(held: dict[str, Any]) -> Iterator[str]:
+        def _estimate(held: dict[str, Any], request: gr.Request) -> Iterator[str]:
             values = {**speed_defaults, **held}
             song, style, style_file = values.pop("song"), values.pop("style"), values.pop("style_file")
-            yield from estimate_lines(jobs, song, style, style_file, **values)
+            session = getattr(request, "session_hash", None)
+            yield from estimate_lines(jobs, song, style, style_file, session, **values)
 
         est = dict(
             fn=_estimate,
@@ -955,6 +1019,9 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         )
         speed_values.change(**est)
         demo.load(**est)
+        # after a job the model has its measurement: the line shows the updated estimate
+        render_evt.then(**est)
+        preview_evt.then(**est)
         if example_box is not None:
             with example_box:
                 examples = gr.Examples(
