@@ -35,7 +35,7 @@ from typing import Any
 import gradio as gr
 
 from ..errors import AudioError, LsdError, ParamError, StyleError
-from ..params import GROUPS, RenderParams
+from ..params import GROUPS, PARAM, RenderParams
 from . import examples as ex
 from .config import AppConfig, client_key, duration_text
 from .form import INPUT_NAMES, Field, component, page_fields, recipe_to_ui, style_choices, ui_defaults, ui_values
@@ -644,6 +644,48 @@ def _short_api_info(c: Any, text: str = "") -> Any:
     return c
 
 
+#: What the tool's description says of the inputs that are not rows of the parameter table.
+_INPUT_DOCS = {
+    "song": "(audio file) the song: an MP3, WAV, FLAC or OGG file, or a base64 data URL of one",
+    "style": "(text) a style by name: 'default' (embedded) or a catalogue model's name",
+    "style_file": "(file, optional) an NVIDIA StyleGAN .pkl or converted .safetensors to use as the style",
+}
+_KIND_WORDS = {"slider": "number", "number": "number", "int": "integer", "checkbox": "true/false", "text": "text"}
+
+
+def _arg_line(f: Field) -> str:
+    """One ``Args:`` line of the tool's docstring: ``name: (type; valid values) help``, from the parameter table
+    (the server's tighter limits added)."""
+    p = PARAM.get(f.name)
+    kind = _KIND_WORDS.get(f.kind, "")
+    if f.kind in ("radio", "tristate"):
+        kind = "one of " + ", ".join(repr(c) for c in f.choices)
+    elif f.kind == "checkboxes":
+        kind = "a list of any of " + ", ".join(repr(c) for c in f.choices)
+    elif f.kind == "speed":
+        kind = "a number, 'beat' or 'bar'"
+    elif f.kind == "file":
+        kind = "audio file, optional"
+    elif f.kind == "files":
+        kind = "image files, optional"
+    rng = p.range_text() if p is not None and f.kind in ("slider", "number", "int", "text") else ""
+    top = min(h for h in (p.hi, p.ui_hi if f.kind == "slider" else None) if h is not None) if p and p.hi else None
+    if top is not None and f.hi is not None and f.hi < top:  # the server's own limit (a slider's top is not one)
+        rng += f"; this server: at most {f.hi:g}"
+    if f.note:
+        rng = "; ".join(x for x in (rng, f.note) if x)
+    head = f"({kind}{'; ' + rng if rng else ''})"
+    return f"{f.name}: {head} {' '.join(f.help.split())}"
+
+
+def tool_doc(summary: str, fields: Sequence[Field]) -> str:
+    """A handler's docstring for the API and the MCP tool: ``summary``, then ``Args:`` with one line per input (its
+    type, valid values and help from the parameter table), in :data:`INPUT_NAMES` order."""
+    by_name = {f.name: f for f in fields}
+    lines = [f"{n}: {_INPUT_DOCS[n]}" if n in _INPUT_DOCS else _arg_line(by_name[n]) for n in INPUT_NAMES]
+    return summary.strip() + "\n\nArgs:\n" + "\n".join(f"    {line}" for line in lines) + "\n"
+
+
 def _with_meta(demo: gr.Blocks) -> None:
     """Fill the page's social-preview tags (og:/twitter: title and description)."""
     original = demo.get_config_file
@@ -851,8 +893,10 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             start = jobs.excerpt_start(song, cfg.excerpt_seconds) if song else None  # the bounded analysis pool
             return (gr.skip(), gr.skip()) if start is None else (start, cfg.excerpt_seconds)
 
-        _render.__doc__ = render_stream.__doc__
-        _preview.__doc__ = preview_stream.__doc__
+        # the API's and the MCP tools' documentation: each input's type, range and help from the parameter table
+        _render.__doc__ = tool_doc(render_stream.__doc__ or "", fields)
+        _preview.__doc__ = tool_doc(preview_stream.__doc__ or "", fields)
+        _render.__name__, _preview.__name__ = "render", "preview"  # the MCP tools' names
         private = dict(queue=False, api_visibility="private", show_progress="hidden")
         validator = _bind(_validate, INPUT_NAMES, defaults, progress=False, request=True, forwarded=cfg.forwarded)
         # the page checks the inputs before it disables the buttons (a failed check shows each problem
@@ -1017,10 +1061,12 @@ def _example_fn(jobs: Jobs) -> Callable[..., tuple[str, str, str]]:
 
 
 def launch(demo: gr.Blocks | None = None, cfg: AppConfig | None = None, **kwargs: Any) -> Any:
-    """Serve the page (``kwargs`` go to ``Blocks.launch``: server_name, server_port, ...)."""
+    """Serve the page (``kwargs`` go to ``Blocks.launch``: server_name, server_port, ...), with Gradio's MCP server
+    at ``/gradio_api/mcp/`` (the ``render`` and ``preview`` tools, documented from the parameter table)."""
     cfg = cfg or getattr(demo, "lsd_config", None) or AppConfig.from_env()
     demo = demo or build_app(cfg)
     kwargs.setdefault("max_file_size", cfg.max_file_size)
+    kwargs.setdefault("mcp_server", True)
     kwargs.setdefault("show_error", False)
     kwargs.setdefault("css", CSS)
     return demo.launch(**kwargs)
