@@ -28,6 +28,7 @@ import os
 import re
 import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -686,16 +687,147 @@ def tool_doc(summary: str, fields: Sequence[Field]) -> str:
     return summary.strip() + "\n\nArgs:\n" + "\n".join(f"    {line}" for line in lines) + "\n"
 
 
+#: Where the page's own images are served (routes added at launch; the bytes are made in memory, never files).
+PREVIEW_URL = "/lsd-jax/preview.jpg"
+FAVICON_URL = "/lsd-jax/favicon.png"
+PREVIEW_SIZE = (630, 1200)  # (height, width): the size link previews (og:image, twitter:card) show large
+FAVICON_SIZE = 64
+
+
+class PageImages:
+    """The link-preview image and the favicon: a frame of the embedded default style (the CPPN, fixed seed), made
+    once, when first asked for (:meth:`start` makes them in the background at launch), and kept as bytes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._images: dict[str, bytes] | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self.get, name="lsd-jax-page-images", daemon=True).start()
+
+    def get(self) -> dict[str, bytes]:
+        """``{"preview": JPEG bytes, "favicon": PNG bytes}``."""
+        with self._lock:
+            if self._images is None:
+                self._images = _render_page_images()
+            return self._images
+
+
+def _render_page_images(seed: int = 7) -> dict[str, bytes]:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ..styles.resolve import cppn_style
+
+    style = cppn_style()
+    rng = np.random.default_rng(seed)
+    c = np.zeros((1, style.c_dim), np.float32)
+    c[0, seed % style.c_dim] = 1.0
+    frame = style.images({"z": rng.standard_normal((1, style.z_dim)).astype(np.float32), "c": c}, PREVIEW_SIZE)
+    image = Image.fromarray(((np.asarray(frame[0]) + 1.0) * 127.5).clip(0, 255).astype(np.uint8))  # [-1, 1] -> 8 bit
+    h, w = PREVIEW_SIZE
+    icon = image.crop(((w - h) // 2, 0, (w + h) // 2, h)).resize((FAVICON_SIZE, FAVICON_SIZE), Image.LANCZOS)
+    out: dict[str, bytes] = {}
+    for name, img, fmt in (("preview", image, "JPEG"), ("favicon", icon, "PNG")):
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+        out[name] = buf.getvalue()
+    return out
+
+
+def _public_url(path: str) -> str:
+    """``path`` as an absolute URL where the public address is known (a Hugging Face Space sets SPACE_HOST; link
+    previewers want absolute og:image URLs), else as it is."""
+    host = os.environ.get("SPACE_HOST", "").strip()
+    return f"https://{host}{path}" if host else path
+
+
+#: The page's <head> additions: the description for search engines and the favicon.
+META_HEAD = (
+    f'<meta name="description" content="{html.escape(DESCRIPTION)}" />'
+    f'<link rel="icon" type="image/png" href="{FAVICON_URL}" />'
+)
+
+
 def _with_meta(demo: gr.Blocks) -> None:
-    """Fill the page's social-preview tags (og:/twitter: title and description)."""
+    """Fill the page's social-preview tags: og:/twitter: title, description and image (:data:`PREVIEW_URL`)."""
     original = demo.get_config_file
 
     def config() -> Any:
         c = original()
         c["simple_description"] = DESCRIPTION
+        c["thumbnail"] = _public_url(PREVIEW_URL)
         return c
 
     demo.get_config_file = config  # type: ignore[method-assign]
+
+
+#: Gradio's template opens <head> with its own social tags ("Gradio", "Click to try out the app!", its header
+#: image) before the app's; link previewers read the first, so the page's HTML goes out without them.
+_GRADIO_META = re.compile(
+    r"""<meta\s+(?:property|name)="(?:og|twitter):[a-z]+"\s+content="(?:Gradio|Click to try out the app!|\{url\}|"""
+    r"""https://gradio\.app/|@Gradio|@teamGradio|https://raw\.githubusercontent\.com/gradio-app/[^"]*)"\s*/?>\s*"""
+)
+
+
+def page_html(text: str) -> str:
+    """The page's HTML without Gradio's placeholder social tags (the app's own stay), with :data:`META_HEAD` in its
+    <head> (in the served HTML, for link previewers and search engines that run no script)."""
+    text = _GRADIO_META.sub("", text)
+    return text.replace("</head>", META_HEAD + "</head>", 1) if META_HEAD not in text else text
+
+
+def _rewrite_html(app: Callable[..., Any]) -> Callable[..., Any]:
+    """An ASGI app answering as ``app`` does, with an HTML body passed through :func:`page_html`."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] != "http.response.body" or not start:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers):
+                body = page_html(body.decode("utf-8")).encode("utf-8")
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        await app(scope, receive, capture)
+
+    return wrapped
+
+
+def _serve_page_images(demo: gr.Blocks) -> None:
+    """Add the routes of :data:`PREVIEW_URL` and :data:`FAVICON_URL` to the launched server; its pages' HTML goes
+    out through :func:`page_html`."""
+    from fastapi import Response
+
+    images = getattr(demo, "lsd_page_images", None) or PageImages()
+    demo.lsd_page_images = images  # type: ignore[attr-defined]
+    images.start()
+    for url, name, media in ((PREVIEW_URL, "preview", "image/jpeg"), (FAVICON_URL, "favicon", "image/png")):
+
+        def serve(name: str = name, media: str = media) -> Response:
+            return Response(images.get()[name], media_type=media, headers={"Cache-Control": "public, max-age=86400"})
+
+        demo.server_app.add_api_route(url, serve, methods=["GET", "HEAD"], include_in_schema=False)
+        # before Gradio's own routes, so that no catch-all of theirs answers first
+        demo.server_app.router.routes.insert(0, demo.server_app.router.routes.pop())
+    pages = {"/"} | {f"/{p[0]}" for p in getattr(demo, "pages", []) if p and p[0]}  # the main page and the Live page
+    for route in demo.server_app.router.routes:
+        if getattr(route, "path", None) in pages and "GET" in (getattr(route, "methods", None) or ()):
+            route.app = _rewrite_html(route.app)
 
 
 def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Blocks:
@@ -1069,7 +1201,12 @@ def launch(demo: gr.Blocks | None = None, cfg: AppConfig | None = None, **kwargs
     kwargs.setdefault("mcp_server", True)
     kwargs.setdefault("show_error", False)
     kwargs.setdefault("css", CSS)
-    return demo.launch(**kwargs)
+    block = not kwargs.pop("prevent_thread_lock", False)
+    out = demo.launch(prevent_thread_lock=True, **kwargs)
+    _serve_page_images(demo)  # the server exists now (Gradio makes it in launch)
+    if block:  # as Blocks.launch does, unless told not to: serve until interrupted
+        demo.block_thread()
+    return out
 
 
 def _interrupt_on_sigterm() -> None:
