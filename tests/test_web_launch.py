@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from lsd_jax.audio.demo_song import write_demo_song
 from lsd_jax.web import page
 from lsd_jax.web.config import AppConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _port() -> int:
@@ -88,3 +97,84 @@ def test_the_preview_url_is_absolute_on_a_space(monkeypatch):
     assert page._public_url(page.PREVIEW_URL) == "https://someone-lsd-jax.hf.space/lsd-jax/preview.jpg"
     monkeypatch.delenv("SPACE_HOST")
     assert page._public_url(page.PREVIEW_URL) == page.PREVIEW_URL
+
+
+# --- the app's files in Gradio's temp folder go when it stops ------------------------------------------------------
+
+
+def _files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+def _render_and_preview(url: str, song: Path, tmp: Path) -> None:
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False, download_files=str(tmp))
+    client.predict(handle_file(str(song)), fps=8, resolution=32, duration=2, api_name="/render")
+    client.predict(handle_file(str(song)), fps=8, resolution=32, duration=2, api_name="/preview")
+
+
+@pytest.mark.slow
+def test_closing_the_app_removes_the_files_gradio_recorded_for_it_and_no_others(tmp_path, monkeypatch):
+    cache = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))  # read when the Blocks are made
+    other = cache / "0123abcd" / "another app's video.mp4"  # another app using the same temp folder
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"not ours")
+    song = write_demo_song(tmp_path / "song.wav", seconds=3.0)
+    cfg = AppConfig(max_seconds=6, concurrency=1, examples="off", warm_up=False)
+    demo = page.build_app(cfg)
+    port = _port()
+    page.launch(
+        demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
+    )
+    try:
+        _render_and_preview(f"http://127.0.0.1:{port}/", song, tmp_path / "client")
+        recorded = {Path(f) for temp in demo.temp_file_sets for f in temp}
+        assert {p.suffix for p in recorded} >= {".wav", ".webp"}  # the upload, the stills
+        assert recorded <= _files(cache)
+    finally:
+        demo.close()
+    assert not recorded & _files(cache)
+    assert other.read_bytes() == b"not ours"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_the_app_stopped_by_a_signal_leaves_nothing_in_gradios_temp_folder(tmp_path, stop):
+    base = tmp_path / "gradio"
+    other = base / "0123abcd" / "another app's video.mp4"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"not ours")
+    song = write_demo_song(tmp_path / "song.wav", seconds=3.0)
+    port = _port()
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(base), "LSD_JAX_WARM_UP": "0", "LSD_JAX_EXAMPLES": "off"}
+    env.pop("SPACE_HOST", None)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 300  # generous: importing JAX and Gradio on a loaded, shared machine
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5).close()
+                break
+            except OSError:
+                time.sleep(1)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        own = [d for d in base.iterdir() if d.name.startswith("lsd-jax-")]
+        assert len(own) == 1  # the app's own folder inside the usual one
+        _render_and_preview(f"http://127.0.0.1:{port}/", song, tmp_path / "client")
+        assert {p.suffix for p in _files(own[0])} >= {".wav", ".mp4", ".webp"}
+        proc.send_signal(stop)
+        assert proc.wait(timeout=120) == 0, proc.stderr.read().decode()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not own[0].exists()
+    assert _files(base) == {other}

@@ -26,6 +26,8 @@ import inspect
 import logging
 import os
 import re
+import secrets
+import shutil
 import signal
 import tempfile
 import threading
@@ -1202,11 +1204,73 @@ def launch(demo: gr.Blocks | None = None, cfg: AppConfig | None = None, **kwargs
     kwargs.setdefault("show_error", False)
     kwargs.setdefault("css", CSS)
     block = not kwargs.pop("prevent_thread_lock", False)
+    _remove_temp_files_on_close(demo)
     out = demo.launch(prevent_thread_lock=True, **kwargs)
     _serve_page_images(demo)  # the server exists now (Gradio makes it in launch)
     if block:  # as Blocks.launch does, unless told not to: serve until interrupted
         demo.block_thread()
     return out
+
+
+def remove_temp_files(demo: gr.Blocks) -> list[str]:
+    """Delete the files this app put in Gradio's temp folder (uploads, rendered videos, stills, cached examples:
+    the paths Gradio recorded for ``demo``, kept ones included), and the folders that leaves empty; files and
+    folders of other apps are left alone. Returns the paths deleted."""
+    cache = os.path.realpath(getattr(demo, "GRADIO_CACHE", "") or gr.utils.get_upload_folder())
+    # the Blocks' sets, and each component's own (one made before the Blocks, as the outputs are, is not in them)
+    sets = [*getattr(demo, "temp_file_sets", []), *(getattr(b, "temp_files", set()) for b in demo.blocks.values())]
+    files = {f for temp in sets for f in temp}
+    gone = []
+    for f in sorted(files):
+        path = os.path.realpath(f)
+        if not path.startswith(cache + os.sep):  # only what Gradio copied into its folder, never a file elsewhere
+            continue
+        try:
+            os.remove(path)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            continue
+        gone.append(path)
+        parent = os.path.dirname(path)
+        while parent != cache and parent.startswith(cache + os.sep):
+            try:
+                os.rmdir(parent)  # only when empty: another app's file in the same folder stays
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+    for temp in sets:
+        temp.clear()
+    return gone
+
+
+def _remove_temp_files_on_close(demo: gr.Blocks) -> None:
+    """``demo.close()`` also removes the app's files that Gradio recorded in its temp folder
+    (:func:`remove_temp_files`); :func:`main` removes the rest with the app's own temp folder."""
+    if getattr(demo, "_lsd_removes_temp", False):
+        return
+    close = demo.close
+
+    def close_and_remove(*args: Any, **kwargs: Any) -> None:
+        try:
+            close(*args, **kwargs)
+        finally:
+            gone = remove_temp_files(demo)
+            log.info("removed %d file(s) of this app from Gradio's temp folder", len(gone))
+
+    demo.close = close_and_remove  # type: ignore[method-assign]
+    demo._lsd_removes_temp = True  # type: ignore[attr-defined]
+
+
+def _own_temp_folder() -> tuple[str, str | None]:
+    """A Gradio temp folder of this process's own, inside the usual one (GRADIO_TEMP_DIR or the system's: Gradio
+    serves files below it), set as GRADIO_TEMP_DIR, so that everything Gradio writes for the app lands there and
+    goes whole when it stops (Gradio records some of its copies nowhere: a component remade by a ``gr.update`` in a
+    visitor's session writes to the folder this variable names). Returns the folder and the variable's old value."""
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    base = os.path.realpath(gr.utils.get_upload_folder())
+    own = os.path.join(base, f"lsd-jax-{os.getpid()}-{secrets.token_hex(4)}")
+    os.makedirs(own)
+    os.environ["GRADIO_TEMP_DIR"] = own
+    return own, before
 
 
 def _interrupt_on_sigterm() -> None:
@@ -1222,16 +1286,24 @@ def _interrupt_on_sigterm() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python app.py``: serve until interrupted (Ctrl-C or SIGTERM), then close the app (its folders
-    go with it)."""
+    """``python app.py``: serve until interrupted (Ctrl-C or SIGTERM), then close the app (its folders go with it,
+    and its own Gradio temp folder: :func:`_own_temp_folder`)."""
     cfg, server = AppConfig.from_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     _interrupt_on_sigterm()
-    demo = build_app(cfg)
+    own, before = _own_temp_folder()  # before the app exists: Gradio reads the folder when it makes each component
     try:
-        launch(demo, cfg, **server)
-    except KeyboardInterrupt:
-        pass
+        demo = build_app(cfg)
+        try:
+            launch(demo, cfg, **server)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            demo.close()
     finally:
-        demo.close()
+        shutil.rmtree(own, ignore_errors=True)  # all Gradio wrote for this app, and nothing of another's
+        if before is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = before
