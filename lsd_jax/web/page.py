@@ -1207,6 +1207,10 @@ def launch(demo: gr.Blocks | None = None, cfg: AppConfig | None = None, **kwargs
     _remove_temp_files_on_close(demo)
     out = demo.launch(prevent_thread_lock=True, **kwargs)
     _serve_page_images(demo)  # the server exists now (Gradio makes it in launch)
+    if getattr(demo, "lsd_live", None) is not None:  # the Live page: a closing tab's goodbye beacon
+        from .live_page import add_leave_route
+
+        add_leave_route(demo.server_app, demo.lsd_live)
     if block:  # as Blocks.launch does, unless told not to: serve until interrupted
         demo.block_thread()
     return out
