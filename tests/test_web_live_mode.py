@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -334,3 +336,112 @@ def test_the_page_states_the_session_rules():
     assert "after 45 s without sound" in text and "15 min at most" in text and "runs 2 at a time" in text
     html = live_page.panel_html({n: 0.0 for n in live_page.LIVE_PARAMS}, ["default"], note=text)
     assert "after 45 s without sound" in html
+
+
+# --- the Live page in a browser: the line, a closed tab, dark mode ---------------------------------------------------
+
+#: The colours an element is drawn with: its text colour, and the first opaque background up its ancestors.
+COLOURS_JS = """els => els.map(el => {
+  const cs = getComputedStyle(el); let bg = null;
+  for (let e = el; e; e = e.parentElement) {
+    const b = getComputedStyle(e).backgroundColor;
+    const m = b.match(/[\\d.]+/g); if (m && (m.length < 4 || Number(m[3]) > 0.5)) { bg = b; break; }
+  }
+  return {what: el.className || el.tagName, color: cs.color, background: bg || 'rgb(255, 255, 255)'};
+})"""
+
+
+def _luminance(css: str) -> float:
+    r, g, b = (float(v) / 255 for v in re.findall(r"[\d.]+", css)[:3])
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(fg: str, bg: str) -> float:
+    """WCAG's contrast ratio of two CSS rgb() colours (1 to 21)."""
+    a, b = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+def test_contrast_is_wcags():
+    assert contrast("rgb(0, 0, 0)", "rgb(255, 255, 255)") == pytest.approx(21.0)
+    assert contrast("rgb(119, 119, 119)", "rgb(255, 255, 255)") == pytest.approx(4.48, abs=0.01)
+
+
+@pytest.mark.browser
+def test_a_second_visitor_waits_in_line_and_a_closed_tab_frees_the_slot(tmp_path, monkeypatch):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium); Playwright's own download is not used")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
+    from lsd_jax.web import page as web_page
+    from lsd_jax.web.config import AppConfig
+
+    sr = 48000
+    wav = write(tmp_path / "clicks.wav", click_track([0.25 + 0.5 * k for k in range(8)], 4.0, sr), sr)
+    cfg = AppConfig(max_seconds=6, max_file_size="2mb", examples="off", warm_up=False)
+    monkeypatch.setenv("LSD_JAX_LIVE_RESOLUTION", "64")
+    monkeypatch.setenv("LSD_JAX_LIVE_SESSIONS", "1")
+    monkeypatch.setenv("LSD_JAX_LIVE_PER_CLIENT", "2")  # both pages come from 127.0.0.1
+    demo = web_page.build_app(cfg)
+    sessions = demo.lsd_live
+    port = _free_port()
+    web_page.launch(
+        demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
+    )
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
+    url = f"http://127.0.0.1:{port}/live"
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+            first = browser.new_context().new_page()
+            first.set_default_timeout(180_000)  # the first session compiles its frame step on a loaded machine
+            first.goto(url)
+            first.locator("#live-mode .lsdm-mic").click()
+            first.wait_for_function("() => window.lsdLive && window.lsdLive.frames.length > 3")
+            token = first.evaluate("() => window.lsdLive.token")
+
+            second = browser.new_context(color_scheme="dark").new_page()  # (dark mode: checked below)
+            second.set_default_timeout(180_000)
+            second.goto(url)
+            second.locator("#live-mode .lsdm-mic").click()
+            second.wait_for_function("() => window.lsdLive && window.lsdLive.state === 'queued'")
+            status = second.locator("#live-mode .lsdm-status").inner_text()
+            assert "you are next in line" in status and "s at most" in status, status
+            assert second.evaluate("() => window.lsdLive.queue.position") == 1
+            assert not second.evaluate("() => window.lsdLive.errors"), "a waiting visitor is not told to try again"
+            note = second.locator("#live-mode .lsdm-note").inner_text()
+            assert f"after {sessions.cfg.quiet_s:g} s without sound" in note  # the stated idle time
+
+            # dark mode: the panel's controls are drawn in the theme's dark colours, readable
+            assert second.evaluate("() => document.body.classList.contains('dark')")
+            els = second.locator(
+                "#live-mode select, #live-mode select option, #live-mode button:not(:disabled), "
+                "#live-mode .lsdm-sliders label span, #live-mode .lsdm-status, #live-mode .lsdm-note"
+            ).evaluate_all(COLOURS_JS)
+            assert len(els) > 10
+            low = [(e["what"], round(contrast(e["color"], e["background"]), 2)) for e in els]
+            assert all(c >= 4.5 for _, c in low), low  # WCAG AA for text
+            select = next(e for e in els if e["what"] == "lsdm-style")
+            assert _luminance(select["background"]) < 0.2  # a dark menu, not a white box in a dark page
+
+            # the first tab closes: its goodbye beacon ends the session; the waiting visitor gets the slot
+            first.close(run_before_unload=True)
+            deadline = time.monotonic() + 30  # generous: the beacon ends it at once, the heartbeat within 3.5 s;
+            while token in sessions._sessions and time.monotonic() < deadline:  # closing joins the render thread
+                time.sleep(0.1)
+            assert token not in sessions._sessions
+            second.wait_for_function(
+                "() => window.lsdLive.state === 'running' && window.lsdLive.frames.length > 3"
+            )  # asks every second, then compiles its first frame (180 s bound: a loaded, shared machine)
+            assert second.evaluate("() => window.lsdLive.queue") is None
+            browser.close()
+    finally:
+        demo.close()
