@@ -258,6 +258,10 @@ class LiveSessions:
                 self._sessions.pop(token, None)
             raise
         with self._lock:
+            if not keep:  # its clocks start when it is ready (starting compiles: longer than IDLE_S)
+                session.last_seen = self.clock()
+            if visitor:
+                session.opened = session.last_audio = session.last_seen
             self._sessions[token] = session
         return session
 
@@ -705,6 +709,7 @@ async function startCapture(kind) {
     await open(false, me);
     say('Starting …');
   } catch (e) { if (stream) stream.getTracks().forEach(t => t.stop()); if (me === run) fail(String(e.message || e)); return; }
+  frames(me);  // polling at once keeps the new session (a page silent for IDLE_S is taken for a closed tab)
   const ac = new AudioContext({latencyHint: 'interactive'});
   await ac.audioWorklet.addModule(URL.createObjectURL(new Blob([WORKLET], {type: 'application/javascript'})));
   const src = ac.createMediaStreamSource(stream), tap = new AudioWorkletNode(ac, 'lsd-tap');
@@ -726,7 +731,6 @@ async function startCapture(kind) {
       if (r.error) fail(r.error); else log.sent += n; } catch (e) { fail(String(e)); }
     busy = false; if (pending.length) send();
   }
-  frames(me);
 }
 function diffOf() {
   sctx.drawImage(canvas, 0, 0, 24, 24);
