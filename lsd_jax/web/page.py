@@ -698,7 +698,7 @@ FAVICON_SIZE = 64
 
 class PageImages:
     """The link-preview image and the favicon: a frame of the embedded default style (the CPPN, fixed seed), made
-    once, when first asked for (:meth:`start` makes them in the background at launch), and kept as bytes."""
+    once, when first asked for (:meth:`start`: in the background, as :func:`main` does at start-up), kept as bytes."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -815,9 +815,8 @@ def _serve_page_images(demo: gr.Blocks) -> None:
     out through :func:`page_html`."""
     from fastapi import Response
 
-    images = getattr(demo, "lsd_page_images", None) or PageImages()
+    images = getattr(demo, "lsd_page_images", None) or PageImages()  # main() starts making them at start-up
     demo.lsd_page_images = images  # type: ignore[attr-defined]
-    images.start()
     for url, name, media in ((PREVIEW_URL, "preview", "image/jpeg"), (FAVICON_URL, "favicon", "image/png")):
 
         def serve(name: str = name, media: str = media) -> Response:
@@ -1299,6 +1298,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     own, before = _own_temp_folder()  # before the app exists: Gradio reads the folder when it makes each component
     try:
         demo = build_app(cfg)
+        demo.lsd_page_images = PageImages()  # type: ignore[attr-defined]
+        demo.lsd_page_images.start()  # the link preview's image is ready before a crawler asks (JAX compiles it)
         try:
             launch(demo, cfg, **server)
         except KeyboardInterrupt:
