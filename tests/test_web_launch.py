@@ -32,6 +32,12 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
+class Served(str):
+    """The served app's URL, with its Blocks (the test runs in the server's process)."""
+
+    demo: object
+
+
 @pytest.fixture(scope="module")
 def served():
     cfg = AppConfig(max_seconds=6, concurrency=1, examples="off", warm_up=False)
@@ -40,7 +46,9 @@ def served():
     page.launch(
         demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
     )
-    yield f"http://127.0.0.1:{port}"
+    url = Served(f"http://127.0.0.1:{port}")
+    url.demo = demo
+    yield url
     demo.close()
 
 
@@ -90,6 +98,22 @@ def test_the_preview_image_and_favicon_are_served_images(served):
     assert status == 200 and kind == "image/png"
     icon = Image.open(io.BytesIO(body))
     assert icon.format == "PNG" and icon.size == (page.FAVICON_SIZE, page.FAVICON_SIZE)
+
+
+@pytest.mark.slow
+def test_a_closing_tabs_beacon_ends_its_live_session_and_its_place_in_line(served):
+    from lsd_jax.web import live_page
+
+    sessions = served.demo.lsd_live
+    renderer = type("R", (), {"closed": False, "close": lambda self: setattr(self, "closed", True)})()
+    sessions._sessions["tok"] = live_page._Session("tok", renderer, 0.0, opened=0.0, last_audio=0.0)
+    sessions.line.place("waiting", sessions.clock())
+    body = b"token=tok&ticket=waiting"  # what navigator.sendBeacon(url, URLSearchParams) posts
+    req = urllib.request.Request(served + live_page.LEAVE_URL, data=body, method="POST")
+    req.add_header("Content-Type", "application/x-www-form-urlencoded;charset=UTF-8")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.status == 204
+    assert "tok" not in sessions._sessions and renderer.closed and len(sessions.line) == 0
 
 
 def test_the_preview_url_is_absolute_on_a_space(monkeypatch):

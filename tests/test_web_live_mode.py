@@ -438,6 +438,7 @@ def test_a_second_visitor_waits_in_line_and_a_closed_tab_frees_the_slot(tmp_path
             while token in sessions._sessions and time.monotonic() < deadline:  # closing joins the render thread
                 time.sleep(0.1)
             assert token not in sessions._sessions
+            assert sessions.goodbyes >= 1  # the page's pagehide beacon came (not only the heartbeat's timeout)
             second.wait_for_function(
                 "() => window.lsdLive.state === 'running' && window.lsdLive.frames.length > 3"
             )  # asks every second, then compiles its first frame (180 s bound: a loaded, shared machine)

@@ -184,6 +184,7 @@ class LiveSessions:
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self.line = WaitLine()
+        self.goodbyes = 0  # closing tabs' beacons received (the operator's log, and tests)
         self.attached: str | None = None  # a server-fed session (lsd-jax live --input) the page attaches to
         self._closing = threading.Event()
         self._janitor: threading.Thread | None = None
@@ -294,6 +295,7 @@ class LiveSessions:
         line."""
         with self._lock:
             self.line.leave(ticket)
+            self.goodbyes += 1
         if token is not None and str(token) != self.attached:
             self.close(token)
 
@@ -880,6 +882,7 @@ def add_leave_route(app: Any, sessions: LiveSessions) -> None:
         await run_in_threadpool(sessions.leave, token, ticket)  # closing a renderer joins its thread
         return Response(status_code=204)
 
+    leave.__annotations__ = {"request": Request, "return": Response}  # FastAPI reads them (no string annotations)
     app.add_api_route(LEAVE_URL, leave, methods=["POST"], include_in_schema=False)
     app.router.routes.insert(0, app.router.routes.pop())  # before Gradio's own routes
 

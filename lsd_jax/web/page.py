@@ -817,12 +817,15 @@ def _serve_page_images(demo: gr.Blocks) -> None:
 
     images = getattr(demo, "lsd_page_images", None) or PageImages()  # main() starts making them at start-up
     demo.lsd_page_images = images  # type: ignore[attr-defined]
-    for url, name, media in ((PREVIEW_URL, "preview", "image/jpeg"), (FAVICON_URL, "favicon", "image/png")):
 
-        def serve(name: str = name, media: str = media) -> Response:
+    def route(name: str, media: str) -> Callable[[], Any]:
+        def serve():  # no parameters: nothing in the request changes what it sends
             return Response(images.get()[name], media_type=media, headers={"Cache-Control": "public, max-age=86400"})
 
-        demo.server_app.add_api_route(url, serve, methods=["GET", "HEAD"], include_in_schema=False)
+        return serve
+
+    for url, name, media in ((PREVIEW_URL, "preview", "image/jpeg"), (FAVICON_URL, "favicon", "image/png")):
+        demo.server_app.add_api_route(url, route(name, media), methods=["GET", "HEAD"], include_in_schema=False)
         # before Gradio's own routes, so that no catch-all of theirs answers first
         demo.server_app.router.routes.insert(0, demo.server_app.router.routes.pop())
     pages = {"/"} | {f"/{p[0]}" for p in getattr(demo, "pages", []) if p and p[0]}  # the main page and the Live page
