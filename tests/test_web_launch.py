@@ -194,6 +194,10 @@ def test_the_app_stopped_by_a_signal_leaves_nothing_in_gradios_temp_folder(tmp_p
         assert len(own) == 1  # the app's own folder inside the usual one
         _render_and_preview(f"http://127.0.0.1:{port}/", song, tmp_path / "client")
         assert {p.suffix for p in _files(own[0])} >= {".wav", ".mp4", ".webp"}
+        if stop == signal.SIGTERM:  # an MCP call's song, sent as a base64 data URL, is written by Gradio too
+            from test_web_mcp import mcp_render
+
+            assert not mcp_render(f"http://127.0.0.1:{port}", song).isError
         proc.send_signal(stop)
         assert proc.wait(timeout=120) == 0, proc.stderr.read().decode()[-2000:]
     finally:

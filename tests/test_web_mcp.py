@@ -7,6 +7,7 @@ import asyncio
 import base64
 import re
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -77,13 +78,17 @@ def test_an_mcp_client_lists_the_render_tool_with_the_tables_help(served):
     assert "Render a music video" in by_name["render"].description
 
 
+def mcp_render(url: str, song: Path):
+    """The render tool's result for a tiny job on ``song`` (sent as a base64 data URL)."""
+    data = "data:audio/wav;base64," + base64.b64encode(song.read_bytes()).decode()
+    args = {"song": data, "fps": 8, "resolution": 32, "duration": 2, "seed": 3}
+    return asyncio.run(_session(url, lambda s: s.call_tool("render", args)))
+
+
 @pytest.mark.slow
 def test_an_mcp_client_renders_a_tiny_video(served, tmp_path):
     song = write_demo_song(tmp_path / "demo.wav", seconds=3.0)
-    data = "data:audio/wav;base64," + base64.b64encode(song.read_bytes()).decode()
-    args = {"song": data, "fps": 8, "resolution": 32, "duration": 2, "seed": 3}
-
-    result = asyncio.run(_session(served, lambda s: s.call_tool("render", args)))
+    result = mcp_render(served, song)
     assert not result.isError, result.content
     texts = [c.text for c in result.content if getattr(c, "type", "") == "text"]
     urls = [u for t in texts for u in _urls(t) if u.endswith(".mp4")]

@@ -1276,6 +1276,9 @@ def _own_temp_folder() -> tuple[str, str | None]:
     own = os.path.join(base, f"lsd-jax-{os.getpid()}-{secrets.token_hex(4)}")
     os.makedirs(own)
     os.environ["GRADIO_TEMP_DIR"] = own
+    import gradio.mcp
+
+    gradio.mcp.DEFAULT_TEMP_DIR = own  # read when Gradio was imported: where an MCP call's base64 file goes
     return own, before
 
 
@@ -1315,3 +1318,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             os.environ.pop("GRADIO_TEMP_DIR", None)
         else:
             os.environ["GRADIO_TEMP_DIR"] = before
+        import gradio.mcp
+
+        gradio.mcp.DEFAULT_TEMP_DIR = gr.utils.get_upload_folder()
