@@ -13,9 +13,11 @@
   still render (:mod:`lsd_jax.web.playback`); the estimate above the buttons comes from this server's
   measured speed (:mod:`lsd_jax.web.speed`); one-click examples come from :mod:`lsd_jax.web.examples`;
 * :func:`build_app` builds the Blocks; the app owns its :class:`Jobs` unless given one, and closes
-  them with the app; :func:`launch` serves it with an upload size limit; :func:`main` is
-  ``python app.py`` (a Hugging Face Space's entry point), which closes the app, and so its folders,
-  when the server stops or is sent SIGTERM.
+  them with the app; :func:`launch` serves it with an upload size limit, Gradio's MCP server (the ``render`` and
+  ``preview`` tools, each parameter documented from the table: :func:`tool_doc`), the link-preview tags, preview
+  image and favicon (:func:`page_html`, :class:`PageImages`), and deletes the app's files in Gradio's temp folder
+  when it closes; :func:`main` is ``python app.py`` (a Hugging Face Space's entry point), which closes the app, and
+  so its folders and its own Gradio temp folder, when the server stops or is sent SIGTERM.
 """
 
 from __future__ import annotations
@@ -649,7 +651,7 @@ def _short_api_info(c: Any, text: str = "") -> Any:
 
 #: What the tool's description says of the inputs that are not rows of the parameter table.
 _INPUT_DOCS = {
-    "song": "(audio file) the song: an MP3, WAV, FLAC or OGG file, or a base64 data URL of one",
+    "song": "(audio file) the song (MP3, WAV, FLAC, OGG, …): a URL, or a base64 data: URL",
     "style": "(text) a style by name: 'default' (embedded) or a catalogue model's name",
     "style_file": "(file, optional) an NVIDIA StyleGAN .pkl or converted .safetensors to use as the style",
 }
