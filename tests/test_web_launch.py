@@ -155,7 +155,7 @@ def test_closing_the_app_removes_the_files_gradio_recorded_for_it_and_no_others(
     try:
         _render_and_preview(f"http://127.0.0.1:{port}/", song, tmp_path / "client")
         recorded = {Path(f) for temp in demo.temp_file_sets for f in temp}
-        assert {p.suffix for p in recorded} >= {".wav", ".webp"}  # the upload, the stills
+        assert ".wav" in {p.suffix for p in recorded}  # the upload at least (what else depends on Gradio's copies)
         assert recorded <= _files(cache)
     finally:
         demo.close()
