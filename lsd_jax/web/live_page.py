@@ -48,7 +48,12 @@ log = logging.getLogger("lsd_jax.web.live_page")
 
 MAX_BLOCK_S = 2.0  # longest audio block one request may carry
 SAMPLE_RATES = (8000, 192000)
-IDLE_S = 15.0  # a session nobody polled for this long is closed
+IDLE_S = 3.0  # a session nobody polled for this long is closed (a closed tab whose goodbye beacon was lost)
+SWEEP_S = 0.5  # how often the janitor looks (a closed tab's slot is free within IDLE_S + SWEEP_S)
+WAIT_S = 3.0  # a visitor waiting in line who stopped asking (every WAIT_POLL_S) for this long loses their place
+WAIT_POLL_S = 1.0  # how often a waiting page asks again (and keeps its place)
+QUIET_RMS = 0.003  # an audio block quieter than this (about -50 dBFS) is silence: it does not keep a session
+LEAVE_URL = "/lsd-jax/live/leave"  # a closing tab's navigator.sendBeacon: "token=…&ticket=…"
 JPEG_QUALITY = 85
 
 
@@ -71,7 +76,7 @@ class LiveConfig:
     fps: float = 30.0
     params: Any = None  # RenderParams for new sessions (the CLI's flags); None: the table's defaults
     style: Any = None  # the style of new sessions (the page's menu can change it)
-    quiet_s: float = 60.0  # a visitor's session that got no audio for this long is closed (polling alone holds none)
+    quiet_s: float = 60.0  # a visitor's session that heard no sound (and no control moved) this long is closed
     max_s: float = 1800.0  # a visitor's session is closed after this long, whatever it does (others get a turn)
     per_client: int = 1  # sessions one visitor (address) may hold at once
     forwarded: bool = False  # the visitor's address from X-Forwarded-For (see AppConfig.forwarded)
@@ -94,6 +99,67 @@ class LiveError(LsdError):
     """A live session request that cannot be served (busy, unknown session, bad audio block)."""
 
 
+class Queued(Exception):
+    """All live slots are in use: the visitor waits in line (``position``: 1 = next; ``eta_s``: the longest wait,
+    None when no session in the way ever ends by itself)."""
+
+    def __init__(self, ticket: str, position: int, eta_s: float | None):
+        super().__init__(f"in line: {position}")
+        self.ticket, self.position, self.eta_s = ticket, position, eta_s
+
+
+class WaitLine:
+    """Visitors waiting for a live slot, first come first served. A waiter keeps their place by asking again
+    (:meth:`place`) within ``timeout_s``; one that stopped (a closed tab) is dropped. Times come from the caller's
+    clock (no clock of its own: tests drive it)."""
+
+    def __init__(self, timeout_s: float = WAIT_S):
+        self.timeout_s = timeout_s
+        self._seen: dict[str, float] = {}  # ticket -> last asked (insertion order is the line's order)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def drop_stale(self, now: float) -> list[str]:
+        gone = [t for t, seen in self._seen.items() if now - seen > self.timeout_s]
+        for t in gone:
+            del self._seen[t]
+        return gone
+
+    def place(self, ticket: str, now: float) -> int:
+        """``ticket``'s position (1 = next), joining at the end when new."""
+        self._seen[ticket] = now
+        return list(self._seen).index(ticket) + 1
+
+    def leave(self, ticket: Any) -> None:
+        self._seen.pop(str(ticket), None)
+
+
+def wait_estimate(ends_in: Sequence[float], position: int, max_s: float) -> float | None:
+    """The longest wait, seconds, of the visitor at ``position`` (1 = next) when the sessions in the slots end at the
+    latest in ``ends_in`` seconds (one per slot; inf: never by itself): the ``position``-th slot to free up, later
+    rounds taking a whole session (``max_s``) each. None when that slot never frees by itself."""
+    ends = sorted(ends_in)
+    if not ends:
+        return 0.0
+    rounds, k = divmod(position - 1, len(ends))
+    eta = ends[k] + rounds * max_s
+    return None if math.isinf(eta) else max(0.0, eta)
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st …"""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def queue_text(position: int, eta_s: float | None) -> str:
+    """What a waiting visitor reads."""
+    wait = "until a session ends" if eta_s is None else f"~{math.ceil(eta_s)} s at most"
+    place = "next" if position == 1 else ordinal(position)
+    return f"All live slots are in use: you are {place} in line, {wait}. Your session starts by itself."
+
+
 @dataclass
 class _Session:
     token: str
@@ -114,10 +180,13 @@ class _Session:
 class LiveSessions:
     """The server side of live mode: sessions by token, each a :class:`LiveRenderer` (thread-safe)."""
 
-    def __init__(self, cfg: LiveConfig | None = None):
+    def __init__(self, cfg: LiveConfig | None = None, clock: Any = time.monotonic):
         self.cfg = cfg or LiveConfig.from_env()
+        self.clock = clock  # seconds (monotonic); tests pass a simulated one
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
+        self.line = WaitLine()
+        self.goodbyes = 0  # closing tabs' beacons received (the operator's log, and tests)
         self.attached: str | None = None  # a server-fed session (lsd-jax live --input) the page attaches to
         self.controls = ""  # the OSC / MIDI inputs (lsd-jax live --osc, --midi), for the status line
         self._closing = threading.Event()
@@ -133,11 +202,14 @@ class LiveSessions:
         keep: bool = False,
         visitor: bool = False,
         client: str | None = None,
+        ticket: str | None = None,
     ) -> _Session:
         """Start a session (compiles its first step: seconds). ``keep``: never closed for being idle. ``visitor``: a
         web visitor's, whose ``style`` goes through the one door (:mod:`lsd_jax.web.door`: a catalogue name or an
         upload this server received, converted in the sandbox); ``client``: the visitor's address (per-client
-        limit). Any style is refused when its frame step would not fit in memory (before compiling)."""
+        limit). Any style is refused when its frame step would not fit in memory (before compiling). A visitor
+        finding every slot taken (or others waiting first) waits in line: :class:`Queued` with their ``ticket``
+        (passed again to ask again; see :meth:`admit`)."""
         self.reap()
         # refused at once, before a place is held (the operator's own style is not a visitor's)
         choice = visitor_style(style or "default")[0] if visitor and not self._operators(style) else None
@@ -153,11 +225,10 @@ class LiveSessions:
                 raise LiveError(
                     f"you already have {self.cfg.per_client} live session(s) open on this server: stop it first"
                 )
-            if len(self._sessions) >= self.cfg.sessions:
-                raise LiveError(
-                    f"this server runs {self.cfg.sessions} live session(s) at a time and all are in "
-                    "use; try again when one ends"
-                )
+            if visitor:
+                self.admit(ticket or secrets.token_urlsafe(9))  # Queued when it is not this visitor's turn
+            elif len(self._sessions) >= self.cfg.sessions:
+                raise LiveError(f"this server runs {self.cfg.sessions} live session(s) at a time and all are in use")
             token = secrets.token_urlsafe(12)
             self._sessions[token] = None  # type: ignore[assignment]  # holds the place while compiling
         try:
@@ -174,7 +245,7 @@ class LiveSessions:
                 name = choice if choice == "default" or not Path(choice).is_absolute() else Path(choice).name
             renderer = LiveRenderer(style, params, **kw)
             _check_fits(renderer, renderer.style)
-            now = time.monotonic()
+            now = self.clock()
             session = _Session(
                 token,
                 renderer,
@@ -196,6 +267,10 @@ class LiveSessions:
                 self._sessions.pop(token, None)
             raise
         with self._lock:
+            if not keep:  # its clocks start when it is ready (starting compiles: longer than IDLE_S)
+                session.last_seen = self.clock()
+            if visitor:
+                session.opened = session.last_audio = session.last_seen
             self._sessions[token] = session
         return session
 
@@ -205,14 +280,38 @@ class LiveSessions:
             playing = [s for s in self._sessions.values() if s is not None]
         return playing[-1].renderer if playing else None
 
+    def admit(self, ticket: str) -> None:
+        """With the lock held: return when a visitor holding ``ticket`` may take a free slot now (first in line, or
+        no one waiting), leaving the line; else :class:`Queued` with their place (joining at the end when new)."""
+        now = self.clock()
+        self.line.drop_stale(now)
+        free = self.cfg.sessions - len(self._sessions)
+        position = self.line.place(ticket, now)
+        if position <= free:
+            self.line.leave(ticket)
+            return
+        # the slots end at the latest max_s after they opened; a free slot goes to one ahead, for a whole session
+        ends = [math.inf if s is None else max(0.0, s.opened + self.cfg.max_s - now) for s in self._sessions.values()]
+        ends += [self.cfg.max_s] * max(0, free)
+        raise Queued(ticket, position, wait_estimate(ends, position - max(0, free), self.cfg.max_s))
+
     def get(self, token: Any) -> _Session:
         with self._lock:
             s = self._sessions.get(str(token))
         if s is None:
             raise LiveError("this live session has ended (or never started): press Start again")
         if s.last_seen != math.inf:
-            s.last_seen = time.monotonic()
+            s.last_seen = self.clock()
         return s
+
+    def leave(self, token: Any = None, ticket: Any = None) -> None:
+        """A closing tab's goodbye (:data:`LEAVE_URL`): end its session (never the server's own) and leave the
+        line."""
+        with self._lock:
+            self.line.leave(ticket)
+            self.goodbyes += 1
+        if token is not None and str(token) != self.attached:
+            self.close(token)
 
     def close(self, token: Any) -> Any:
         """End a session; returns its recording's path (or None)."""
@@ -228,10 +327,12 @@ class LiveSessions:
         return s.recorder.close() if s.recorder is not None else None
 
     def reap(self, now: float | None = None) -> list[str]:
-        """Close the sessions nobody polled for ``IDLE_S`` seconds (a closed tab), a visitor's that got no audio
-        for ``cfg.quiet_s`` (a page that only polls holds no session) or that ran ``cfg.max_s``; their tokens."""
-        now = time.monotonic() if now is None else now
+        """Close the sessions nobody polled for ``IDLE_S`` seconds (a closed tab), a visitor's that heard no sound
+        and had no control moved for ``cfg.quiet_s`` (an idle tab holds no session) or that ran ``cfg.max_s``; their
+        tokens. Waiters who stopped asking leave the line."""
+        now = self.clock() if now is None else now
         with self._lock:
+            self.line.drop_stale(now)
             stale = [
                 t
                 for t, s in self._sessions.items()
@@ -248,7 +349,7 @@ class LiveSessions:
         return stale
 
     def _sweep(self) -> None:
-        while not self._closing.wait(IDLE_S / 3):
+        while not self._closing.wait(SWEEP_S):
             self.reap()
 
     def close_all(self) -> None:
@@ -279,7 +380,23 @@ class LiveSessions:
                 s.feeder.started.wait(5)
                 elapsed = s.renderer.clock() - (s.feeder.t_start or s.renderer.clock())
         else:
-            s = self.open(args.get("style") or None, visitor=True, client=args.get("_client"))
+            ticket = args.get("ticket")
+            try:
+                s = self.open(
+                    args.get("style") or None,
+                    visitor=True,
+                    client=args.get("_client"),
+                    ticket=str(ticket) if ticket else None,
+                )
+            except Queued as q:
+                return {
+                    "queued": True,
+                    "ticket": q.ticket,
+                    "position": q.position,
+                    "eta_s": q.eta_s,
+                    "text": queue_text(q.position, q.eta_s),
+                    "poll_s": WAIT_POLL_S,
+                }
         r = s.renderer
         return {
             "token": s.token,
@@ -305,8 +422,8 @@ class LiveSessions:
         x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
         tag = _number(args.get("t"), math.nan)
         s.renderer.push(x, sr, tag=None if math.isnan(tag) else tag)
-        if s.last_audio != math.inf:
-            s.last_audio = time.monotonic()
+        if s.last_audio != math.inf and x.size and float(np.sqrt(np.mean(np.square(x)))) > QUIET_RMS:
+            s.last_audio = self.clock()  # sound keeps the session; an open tab hearing silence does not
         return {"ok": True}
 
     def _frame(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -367,6 +484,8 @@ class LiveSessions:
             s.renderer.update(**values)
         if args.get("style"):
             self._set_style(s, args["style"])
+        if s.last_audio != math.inf:
+            s.last_audio = self.clock()  # a visitor moving the controls is not idle
         return {"values": _values(s.renderer.params)}
 
     def _operators(self, style: Any) -> bool:
@@ -474,9 +593,25 @@ def _slider(name: str, value: Any) -> str:
     )
 
 
+#: The panel's look, in the page theme's own variables (Gradio's light and dark values), so the controls match the
+#: main page and stay readable in dark mode (``color-scheme`` makes the browser draw native parts, such as the
+#: style menu's list, dark as well).
 CSS = """
+.lsdm { color: var(--body-text-color); color-scheme: light; }
+.dark .lsdm { color-scheme: dark; }
 .lsdm-bar { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; margin-bottom: 8px; }
-.lsdm-bar button { padding: 4px 12px; border-radius: 6px; border: 1px solid #888; cursor: pointer; }
+.lsdm-bar button { padding: var(--button-small-padding, 4px 12px); border-radius: var(--button-small-radius, 6px);
+  border: 1px solid var(--button-secondary-border-color); background: var(--button-secondary-background-fill);
+  color: var(--button-secondary-text-color); font: inherit; font-weight: var(--button-small-text-weight, 400);
+  cursor: pointer; }
+.lsdm-bar button:hover:not(:disabled) { background: var(--button-secondary-background-fill-hover); }
+.lsdm-bar button.lsdm-mic { background: var(--button-primary-background-fill); color: var(--button-primary-text-color);
+  border-color: var(--button-primary-border-color); }
+.lsdm-bar button:disabled { opacity: 0.5; cursor: default; }
+.lsdm select, .lsdm input[type=number] { background: var(--input-background-fill); color: var(--body-text-color);
+  border: 1px solid var(--input-border-color); border-radius: var(--input-radius, 6px); padding: 2px 6px; font: inherit; }
+.lsdm select option { background: var(--input-background-fill); color: var(--body-text-color); }
+.lsdm input[type=range] { accent-color: var(--color-accent); }
 canvas { width: min(100%, 70vh); aspect-ratio: 1; background: #000; image-rendering: auto;
   display: block; }
 canvas:fullscreen { width: 100vw; height: 100vh; object-fit: contain; }
@@ -484,14 +619,30 @@ canvas:fullscreen { width: 100vw; height: 100vh; object-fit: contain; }
   gap: 4px 16px; margin-top: 8px; }
 .lsdm-sliders label { display: flex; gap: 6px; align-items: center; font-size: 0.85em; }
 .lsdm-sliders input[type=range] { flex: 1; }
-.lsdm-status { font-family: monospace; font-size: 0.85em; }
+.lsdm-status { font-family: var(--font-mono, monospace); font-size: 0.85em; }
+.lsdm-note { font-size: 0.85em; color: var(--body-text-color-subdued); margin: 8px 0 0; }
 """
 
 
+def limits_text(cfg: LiveConfig) -> str:
+    """The session rules a visitor reads on the page (from the server's :class:`LiveConfig`)."""
+    minutes = cfg.max_s / 60
+    return (
+        f"A session ends when its tab closes, after {cfg.quiet_s:g} s without sound (or a control moved), and after "
+        f"{minutes:g} min at most. This server runs {cfg.sessions} at a time; when all are in use you wait in line "
+        "and yours starts by itself."
+    )
+
+
 def panel_html(
-    values: dict[str, Any], styles: Sequence[Any], attach: bool = False, audio_url: str | None = None
+    values: dict[str, Any],
+    styles: Sequence[Any],
+    attach: bool = False,
+    audio_url: str | None = None,
+    note: str = "",
 ) -> str:
-    """The panel's HTML: buttons, the canvas, the style menu, the sliders (from the parameter table)."""
+    """The panel's HTML: buttons, the canvas, the style menu, the sliders (from the parameter table), ``note``
+    (the session rules) under them."""
     pairs = [(s, s) if isinstance(s, str) else (str(s[0]), str(s[1])) for s in styles]  # names or (label, name)
     options = "".join(f'<option value="{html.escape(v)}">{html.escape(k)}</option>' for k, v in pairs)
     sliders = "".join(_slider(n, values[n]) for n in LIVE_PARAMS)
@@ -504,7 +655,9 @@ def panel_html(
         f'<label>style <select class="lsdm-style">{options}</select></label>'
         '<span class="lsdm-status">Press Microphone (or share a tab with sound) to start.</span></div>'
         f'<canvas width="256" height="256"></canvas>{audio}'
-        f'<div class="lsdm-sliders">{sliders}</div></div>'
+        f'<div class="lsdm-sliders">{sliders}</div>'
+        + (f'<p class="lsdm-note">{html.escape(note)}</p>' if note else "")
+        + "</div>"
     )
 
 
@@ -535,9 +688,28 @@ const WORKLET = `class Tap extends AudioWorkletProcessor {
       if (this.n === this.buf.length) { this.port.postMessage({x: this.buf, t: currentTime}); this.buf = new Float32Array(512); this.n = 0; } }
     return true; } }
 registerProcessor('lsd-tap', Tap);`;
-async function open(attach) {
-  const r = await server.live_open({attach: attach, style: $('.lsdm-style').value});
-  if (r.error) throw new Error(r.error);
+const sleep = ms => new Promise(ok => setTimeout(ok, ms));
+let ticket = null;
+const leaveUrl = () => ((window.gradio_config && window.gradio_config.root) || location.origin).replace(/\/$/, '') + 'LEAVE_URL';
+function leave() {  // a closing tab says goodbye (its slot, or its place in line, is free at once)
+  if (!token && !ticket) return;
+  const body = new URLSearchParams(); if (token) body.set('token', token); if (ticket) body.set('ticket', ticket);
+  navigator.sendBeacon(leaveUrl(), body); token = null; ticket = null;
+}
+window.addEventListener('pagehide', leave);
+async function open(attach, me) {
+  let r;
+  for (;;) {  // every slot taken: wait in line, asking again (which keeps the place) until it is this page's turn
+    r = await server.live_open({attach: attach, style: $('.lsdm-style').value, ticket: ticket});
+    if (me !== run) { if (r.token) server.live_close({token: r.token}); throw new Error('stopped'); }
+    if (r.error) throw new Error(r.error);
+    if (!r.queued) break;
+    ticket = r.ticket; log.state = 'queued'; log.queue = {position: r.position, eta_s: r.eta_s, text: r.text};
+    say(r.text); $('.lsdm-stop').disabled = false;
+    await sleep(1000 * r.poll_s);
+    if (me !== run) throw new Error('stopped');
+  }
+  ticket = null; log.queue = null;
   token = r.token; log.token = token; log.fps = r.fps;
   for (const [k, v] of Object.entries(r.values)) { const el = root.querySelector(`[data-name="${k}"]`);
     if (el) { el.value = v; const o = el.parentElement.querySelector('output'); if (o) o.textContent = v; } }
@@ -554,8 +726,10 @@ async function startCapture(kind) {
     if (!stream.getAudioTracks().length) throw new Error('the shared tab has no audio (tick "share audio")');
     stream.getVideoTracks().forEach(t => t.stop());
     say('Starting (compiling the first frame) …'); log.state = 'opening';
-    await open(false);
-  } catch (e) { if (stream) stream.getTracks().forEach(t => t.stop()); fail(String(e.message || e)); return; }
+    await open(false, me);
+    say('Starting …');
+  } catch (e) { if (stream) stream.getTracks().forEach(t => t.stop()); if (me === run) fail(String(e.message || e)); return; }
+  frames(me);  // polling at once keeps the new session (a page silent for IDLE_S is taken for a closed tab)
   const ac = new AudioContext({latencyHint: 'interactive'});
   await ac.audioWorklet.addModule(URL.createObjectURL(new Blob([WORKLET], {type: 'application/javascript'})));
   const src = ac.createMediaStreamSource(stream), tap = new AudioWorkletNode(ac, 'lsd-tap');
@@ -577,7 +751,6 @@ async function startCapture(kind) {
       if (r.error) fail(r.error); else log.sent += n; } catch (e) { fail(String(e)); }
     busy = false; if (pending.length) send();
   }
-  frames(me);
 }
 function diffOf() {
   sctx.drawImage(canvas, 0, 0, 24, 24);
@@ -619,7 +792,7 @@ function stop() {
   run++; log.state = 'stopped'; $('.lsdm-stop').disabled = true;
   if (audio) { audio.stream.getTracks().forEach(t => t.stop()); audio.ac.close(); audio = null; }
   const a = $('.lsdm-audio'); if (a) a.pause();
-  if (token) server.live_close({token}); token = null; say('Stopped.');
+  if (token) server.live_close({token}); if (ticket) leave(); token = null; ticket = null; log.queue = null; say('Stopped.');
 }
 $('.lsdm-mic').addEventListener('click', () => { stop(); startCapture('mic'); });
 $('.lsdm-tab').addEventListener('click', () => { stop(); startCapture('tab'); });
@@ -640,7 +813,7 @@ $('.lsdm-style').addEventListener('change', async () => {
 });
 if (root.dataset.attach === '1') {  // lsd-jax live --input: the server plays the file; show it, play its audio
   (async () => {
-    try { const r = await open(true); const me = ++run; const a = $('.lsdm-audio');
+    try { const me = ++run; const r = await open(true, me); const a = $('.lsdm-audio');
       if (a) { a.currentTime = r.elapsed; a.play().catch(() => say('Click the page to hear the audio.')); }
       frames(me);
     } catch (e) { fail(String(e.message || e)); }
@@ -676,11 +849,11 @@ def live_panel(
     def live_close(args: Any) -> dict[str, Any]:
         return sessions.handle("close", args)
 
-    template = panel_html(_values(base), styles, attach, audio_url)
+    template = panel_html(_values(base), styles, attach, audio_url, limits_text(sessions.cfg))
     return gr.HTML(
         "",
         html_template=template,
-        js_on_load=PANEL_JS,
+        js_on_load=PANEL_JS.replace("LEAVE_URL", LEAVE_URL),
         elem_id="live-mode",
         css_template=CSS,
         server_functions=[live_open, live_audio, live_frame, live_set, live_close],
@@ -697,7 +870,7 @@ def add_page(demo: Any, cfg: LiveConfig | None = None) -> LiveSessions:
     with demo.route("Live", "/live"):
         gr.Markdown(
             "## Live\nThe visuals follow your microphone, or the sound of a browser tab you share, in real "
-            "time. Sliders and style change while it plays. One session at a time on this server."
+            "time. Sliders and style change while it plays."
         )
         live_panel(sessions, style_choices())
     close = demo.close
@@ -711,6 +884,25 @@ def add_page(demo: Any, cfg: LiveConfig | None = None) -> LiveSessions:
     demo.close = close_live
     demo.lsd_live = sessions
     return sessions
+
+
+def add_leave_route(app: Any, sessions: LiveSessions) -> None:
+    """Add :data:`LEAVE_URL` to a launched Gradio server's app: a closing tab's ``navigator.sendBeacon`` (a form
+    body ``token=…&ticket=…``; a beacon cannot call Gradio's server functions) ends its session at once."""
+    import urllib.parse
+
+    from fastapi import Request, Response
+    from starlette.concurrency import run_in_threadpool
+
+    async def leave(request: Request) -> Response:
+        fields = urllib.parse.parse_qs((await request.body())[:1024].decode("utf-8", "replace"))
+        token, ticket = (fields.get(k, [None])[0] for k in ("token", "ticket"))
+        await run_in_threadpool(sessions.leave, token, ticket)  # closing a renderer joins its thread
+        return Response(status_code=204)
+
+    leave.__annotations__ = {"request": Request, "return": Response}  # FastAPI reads them (no string annotations)
+    app.add_api_route(LEAVE_URL, leave, methods=["POST"], include_in_schema=False)
+    app.router.routes.insert(0, app.router.routes.pop())  # before Gradio's own routes
 
 
 # --------------------------------------------------------------------------------------------------
@@ -828,6 +1020,7 @@ def _serve(sessions: LiveSessions, args: argparse.Namespace, params: Any) -> int
             show_error=False,
             quiet=False,
         )
+        add_leave_route(demo.server_app, sessions)
         if session is not None and session.feeder is not None:
             print("the file plays when the page is opened", flush=True)
             while not session.feeder.done.wait(1.0):

@@ -13,9 +13,11 @@
   still render (:mod:`lsd_jax.web.playback`); the estimate above the buttons comes from this server's
   measured speed (:mod:`lsd_jax.web.speed`); one-click examples come from :mod:`lsd_jax.web.examples`;
 * :func:`build_app` builds the Blocks; the app owns its :class:`Jobs` unless given one, and closes
-  them with the app; :func:`launch` serves it with an upload size limit; :func:`main` is
-  ``python app.py`` (a Hugging Face Space's entry point), which closes the app, and so its folders,
-  when the server stops or is sent SIGTERM.
+  them with the app; :func:`launch` serves it with an upload size limit, Gradio's MCP server (the ``render`` and
+  ``preview`` tools, each parameter documented from the table: :func:`tool_doc`), the link-preview tags, preview
+  image and favicon (:func:`page_html`, :class:`PageImages`), and deletes the app's files in Gradio's temp folder
+  when it closes; :func:`main` is ``python app.py`` (a Hugging Face Space's entry point), which closes the app, and
+  so its folders and its own Gradio temp folder, when the server stops or is sent SIGTERM.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ import inspect
 import logging
 import os
 import re
+import secrets
+import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -36,7 +41,7 @@ from typing import Any
 import gradio as gr
 
 from ..errors import AudioError, LsdError, ParamError, StyleError
-from ..params import GROUPS, RenderParams
+from ..params import GROUPS, PARAM, RenderParams
 from . import examples as ex
 from .config import AppConfig, client_key, duration_text
 from .form import INPUT_NAMES, Field, component, page_fields, recipe_to_ui, style_choices, ui_defaults, ui_values
@@ -642,13 +647,120 @@ def _short_api_info(c: Any, text: str = "") -> Any:
     return c
 
 
+#: What the tool's description says of the inputs that are not rows of the parameter table.
+_INPUT_DOCS = {
+    "song": "(audio file) the song (MP3, WAV, FLAC, OGG, …): a URL, or a base64 data: URL",
+    "style": "(text) a style by name: 'default' (embedded) or a catalogue model's name",
+    "style_file": "(file, optional) an NVIDIA StyleGAN .pkl or converted .safetensors to use as the style",
+}
+_KIND_WORDS = {"slider": "number", "number": "number", "int": "integer", "checkbox": "true/false", "text": "text"}
+
+
+def _arg_line(f: Field) -> str:
+    """One ``Args:`` line of the tool's docstring: ``name: (type; valid values) help``, from the parameter table
+    (the server's tighter limits added)."""
+    p = PARAM.get(f.name)
+    kind = _KIND_WORDS.get(f.kind, "")
+    if f.kind in ("radio", "tristate"):
+        kind = "one of " + ", ".join(repr(c) for c in f.choices)
+    elif f.kind == "checkboxes":
+        kind = "a list of any of " + ", ".join(repr(c) for c in f.choices)
+    elif f.kind == "speed":
+        kind = "a number, 'beat' or 'bar'"
+    elif f.kind == "file":
+        kind = "audio file, optional"
+    elif f.kind == "files":
+        kind = "image files, optional"
+    rng = p.range_text() if p is not None and f.kind in ("slider", "number", "int", "text") else ""
+    top = min(h for h in (p.hi, p.ui_hi if f.kind == "slider" else None) if h is not None) if p and p.hi else None
+    if top is not None and f.hi is not None and f.hi < top:  # the server's own limit (a slider's top is not one)
+        rng += f"; this server: at most {f.hi:g}"
+    if f.note:
+        rng = "; ".join(x for x in (rng, f.note) if x)
+    head = f"({kind}{'; ' + rng if rng else ''})"
+    return f"{f.name}: {head} {' '.join(f.help.split())}"
+
+
+def tool_doc(summary: str, fields: Sequence[Field]) -> str:
+    """A handler's docstring for the API and the MCP tool: ``summary``, then ``Args:`` with one line per input (its
+    type, valid values and help from the parameter table), in :data:`INPUT_NAMES` order."""
+    by_name = {f.name: f for f in fields}
+    lines = [f"{n}: {_INPUT_DOCS[n]}" if n in _INPUT_DOCS else _arg_line(by_name[n]) for n in INPUT_NAMES]
+    return summary.strip() + "\n\nArgs:\n" + "\n".join(f"    {line}" for line in lines) + "\n"
+
+
+#: Where the page's own images are served (routes added at launch; the bytes are made in memory, never files).
+PREVIEW_URL = "/lsd-jax/preview.jpg"
+FAVICON_URL = "/lsd-jax/favicon.png"
+PREVIEW_SIZE = (630, 1200)  # (height, width): the size link previews (og:image, twitter:card) show large
+FAVICON_SIZE = 64
+
+
+class PageImages:
+    """The link-preview image and the favicon: a frame of the embedded default style (the CPPN, fixed seed), made
+    once, when first asked for (:meth:`start`: in the background, as :func:`main` does at start-up), kept as bytes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._images: dict[str, bytes] | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self.get, name="lsd-jax-page-images", daemon=True).start()
+
+    def get(self) -> dict[str, bytes]:
+        """``{"preview": JPEG bytes, "favicon": PNG bytes}``."""
+        with self._lock:
+            if self._images is None:
+                self._images = _render_page_images()
+            return self._images
+
+
+def _render_page_images(seed: int = 7) -> dict[str, bytes]:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ..styles.resolve import cppn_style
+
+    style = cppn_style()
+    rng = np.random.default_rng(seed)
+    c = np.zeros((1, style.c_dim), np.float32)
+    c[0, seed % style.c_dim] = 1.0
+    frame = style.images({"z": rng.standard_normal((1, style.z_dim)).astype(np.float32), "c": c}, PREVIEW_SIZE)
+    image = Image.fromarray(((np.asarray(frame[0]) + 1.0) * 127.5).clip(0, 255).astype(np.uint8))  # [-1, 1] -> 8 bit
+    h, w = PREVIEW_SIZE
+    icon = image.crop(((w - h) // 2, 0, (w + h) // 2, h)).resize((FAVICON_SIZE, FAVICON_SIZE), Image.LANCZOS)
+    out: dict[str, bytes] = {}
+    for name, img, fmt in (("preview", image, "JPEG"), ("favicon", icon, "PNG")):
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+        out[name] = buf.getvalue()
+    return out
+
+
+def _public_url(path: str) -> str:
+    """``path`` as an absolute URL where the public address is known (a Hugging Face Space sets SPACE_HOST; link
+    previewers want absolute og:image URLs), else as it is."""
+    host = os.environ.get("SPACE_HOST", "").strip()
+    return f"https://{host}{path}" if host else path
+
+
+#: The page's <head> additions: the description for search engines and the favicon.
+META_HEAD = (
+    f'<meta name="description" content="{html.escape(DESCRIPTION)}" />'
+    f'<link rel="icon" type="image/png" href="{FAVICON_URL}" />'
+)
+
+
 def _with_meta(demo: gr.Blocks) -> None:
-    """Fill the page's social-preview tags (og:/twitter: title and description)."""
+    """Fill the page's social-preview tags: og:/twitter: title, description and image (:data:`PREVIEW_URL`)."""
     original = demo.get_config_file
 
     def config() -> Any:
         c = original()
         c["simple_description"] = DESCRIPTION
+        c["thumbnail"] = _public_url(PREVIEW_URL)
         return c
 
     demo.get_config_file = config  # type: ignore[method-assign]
@@ -692,6 +804,74 @@ def unavailable_label() -> str:
     why = max(set(reasons), key=reasons.count)
     n, most = len(marked), "" if reasons.count(why) == len(reasons) else "most: "
     return f"also list the {n} style{'s' if n > 1 else ''} this server cannot use now ({most}{why})"
+
+
+#: Gradio's template opens <head> with its own social tags ("Gradio", "Click to try out the app!", its header
+#: image) before the app's; link previewers read the first, so the page's HTML goes out without them.
+_GRADIO_META = re.compile(
+    r"""<meta\s+(?:property|name)="(?:og|twitter):[a-z]+"\s+content="(?:Gradio|Click to try out the app!|\{url\}|"""
+    r"""https://gradio\.app/|@Gradio|@teamGradio|https://raw\.githubusercontent\.com/gradio-app/[^"]*)"\s*/?>\s*"""
+)
+
+
+def page_html(text: str) -> str:
+    """The page's HTML without Gradio's placeholder social tags (the app's own stay), with :data:`META_HEAD` in its
+    <head> (in the served HTML, for link previewers and search engines that run no script)."""
+    text = _GRADIO_META.sub("", text)
+    return text.replace("</head>", META_HEAD + "</head>", 1) if META_HEAD not in text else text
+
+
+def _rewrite_html(app: Callable[..., Any]) -> Callable[..., Any]:
+    """An ASGI app answering as ``app`` does, with an HTML body passed through :func:`page_html`."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] != "http.response.body" or not start:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers):
+                body = page_html(body.decode("utf-8")).encode("utf-8")
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        await app(scope, receive, capture)
+
+    return wrapped
+
+
+def _serve_page_images(demo: gr.Blocks) -> None:
+    """Add the routes of :data:`PREVIEW_URL` and :data:`FAVICON_URL` to the launched server; its pages' HTML goes
+    out through :func:`page_html`."""
+    from fastapi import Response
+
+    images = getattr(demo, "lsd_page_images", None) or PageImages()  # main() starts making them at start-up
+    demo.lsd_page_images = images  # type: ignore[attr-defined]
+
+    def route(name: str, media: str) -> Callable[[], Any]:
+        def serve():  # no parameters: nothing in the request changes what it sends
+            return Response(images.get()[name], media_type=media, headers={"Cache-Control": "public, max-age=86400"})
+
+        return serve
+
+    for url, name, media in ((PREVIEW_URL, "preview", "image/jpeg"), (FAVICON_URL, "favicon", "image/png")):
+        demo.server_app.add_api_route(url, route(name, media), methods=["GET", "HEAD"], include_in_schema=False)
+        # before Gradio's own routes, so that no catch-all of theirs answers first
+        demo.server_app.router.routes.insert(0, demo.server_app.router.routes.pop())
+    pages = {"/"} | {f"/{p[0]}" for p in getattr(demo, "pages", []) if p and p[0]}  # the main page and the Live page
+    for route in demo.server_app.router.routes:
+        if getattr(route, "path", None) in pages and "GET" in (getattr(route, "methods", None) or ()):
+            route.app = _rewrite_html(route.app)
 
 
 def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Blocks:
@@ -888,8 +1068,10 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             start = jobs.excerpt_start(song, cfg.excerpt_seconds) if song else None  # the bounded analysis pool
             return (gr.skip(), gr.skip()) if start is None else (start, cfg.excerpt_seconds)
 
-        _render.__doc__ = render_stream.__doc__
-        _preview.__doc__ = preview_stream.__doc__
+        # the API's and the MCP tools' documentation: each input's type, range and help from the parameter table
+        _render.__doc__ = tool_doc(render_stream.__doc__ or "", fields)
+        _preview.__doc__ = tool_doc(preview_stream.__doc__ or "", fields)
+        _render.__name__, _preview.__name__ = "render", "preview"  # the MCP tools' names
         private = dict(queue=False, api_visibility="private", show_progress="hidden")
         validator = _bind(_validate, INPUT_NAMES, defaults, progress=False, request=True, forwarded=cfg.forwarded)
         # the page checks the inputs before it disables the buttons (a failed check shows each problem
@@ -1084,13 +1266,89 @@ def _example_fn(jobs: Jobs) -> Callable[..., tuple[str, str, str]]:
 
 
 def launch(demo: gr.Blocks | None = None, cfg: AppConfig | None = None, **kwargs: Any) -> Any:
-    """Serve the page (``kwargs`` go to ``Blocks.launch``: server_name, server_port, ...)."""
+    """Serve the page (``kwargs`` go to ``Blocks.launch``: server_name, server_port, ...), with Gradio's MCP server
+    at ``/gradio_api/mcp/`` (the ``render`` and ``preview`` tools, documented from the parameter table)."""
     cfg = cfg or getattr(demo, "lsd_config", None) or AppConfig.from_env()
     demo = demo or build_app(cfg)
     kwargs.setdefault("max_file_size", cfg.max_file_size)
+    kwargs.setdefault("mcp_server", True)
     kwargs.setdefault("show_error", False)
     kwargs.setdefault("css", CSS)
-    return demo.launch(**kwargs)
+    block = not kwargs.pop("prevent_thread_lock", False)
+    _remove_temp_files_on_close(demo)
+    out = demo.launch(prevent_thread_lock=True, **kwargs)
+    _serve_page_images(demo)  # the server exists now (Gradio makes it in launch)
+    if getattr(demo, "lsd_live", None) is not None:  # the Live page: a closing tab's goodbye beacon
+        from .live_page import add_leave_route
+
+        add_leave_route(demo.server_app, demo.lsd_live)
+    if block:  # as Blocks.launch does, unless told not to: serve until interrupted
+        demo.block_thread()
+    return out
+
+
+def remove_temp_files(demo: gr.Blocks) -> list[str]:
+    """Delete the files this app put in Gradio's temp folder (uploads, rendered videos, stills, cached examples:
+    the paths Gradio recorded for ``demo``, kept ones included), and the folders that leaves empty; files and
+    folders of other apps are left alone. Returns the paths deleted."""
+    cache = os.path.realpath(getattr(demo, "GRADIO_CACHE", "") or gr.utils.get_upload_folder())
+    # the Blocks' sets, and each component's own (one made before the Blocks, as the outputs are, is not in them)
+    sets = [*getattr(demo, "temp_file_sets", []), *(getattr(b, "temp_files", set()) for b in demo.blocks.values())]
+    files = {f for temp in sets for f in temp}
+    gone = []
+    for f in sorted(files):
+        path = os.path.realpath(f)
+        if not path.startswith(cache + os.sep):  # only what Gradio copied into its folder, never a file elsewhere
+            continue
+        try:
+            os.remove(path)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            continue
+        gone.append(path)
+        parent = os.path.dirname(path)
+        while parent != cache and parent.startswith(cache + os.sep):
+            try:
+                os.rmdir(parent)  # only when empty: another app's file in the same folder stays
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+    for temp in sets:
+        temp.clear()
+    return gone
+
+
+def _remove_temp_files_on_close(demo: gr.Blocks) -> None:
+    """``demo.close()`` also removes the app's files that Gradio recorded in its temp folder
+    (:func:`remove_temp_files`); :func:`main` removes the rest with the app's own temp folder."""
+    if getattr(demo, "_lsd_removes_temp", False):
+        return
+    close = demo.close
+
+    def close_and_remove(*args: Any, **kwargs: Any) -> None:
+        try:
+            close(*args, **kwargs)
+        finally:
+            gone = remove_temp_files(demo)
+            log.info("removed %d file(s) of this app from Gradio's temp folder", len(gone))
+
+    demo.close = close_and_remove  # type: ignore[method-assign]
+    demo._lsd_removes_temp = True  # type: ignore[attr-defined]
+
+
+def _own_temp_folder() -> tuple[str, str | None]:
+    """A Gradio temp folder of this process's own, inside the usual one (GRADIO_TEMP_DIR or the system's: Gradio
+    serves files below it), set as GRADIO_TEMP_DIR, so that everything Gradio writes for the app lands there and
+    goes whole when it stops (Gradio records some of its copies nowhere: a component remade by a ``gr.update`` in a
+    visitor's session writes to the folder this variable names). Returns the folder and the variable's old value."""
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    base = os.path.realpath(gr.utils.get_upload_folder())
+    own = os.path.join(base, f"lsd-jax-{os.getpid()}-{secrets.token_hex(4)}")
+    os.makedirs(own)
+    os.environ["GRADIO_TEMP_DIR"] = own
+    import gradio.mcp
+
+    gradio.mcp.DEFAULT_TEMP_DIR = own  # read when Gradio was imported: where an MCP call's base64 file goes
+    return own, before
 
 
 def _interrupt_on_sigterm() -> None:
@@ -1106,16 +1364,29 @@ def _interrupt_on_sigterm() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python app.py``: serve until interrupted (Ctrl-C or SIGTERM), then close the app (its folders
-    go with it)."""
+    """``python app.py``: serve until interrupted (Ctrl-C or SIGTERM), then close the app (its folders go with it,
+    and its own Gradio temp folder: :func:`_own_temp_folder`)."""
     cfg, server = AppConfig.from_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     _interrupt_on_sigterm()
-    demo = build_app(cfg)
+    own, before = _own_temp_folder()  # before the app exists: Gradio reads the folder when it makes each component
     try:
-        launch(demo, cfg, **server)
-    except KeyboardInterrupt:
-        pass
+        demo = build_app(cfg)
+        demo.lsd_page_images = PageImages()  # type: ignore[attr-defined]
+        demo.lsd_page_images.start()  # the link preview's image is ready before a crawler asks (JAX compiles it)
+        try:
+            launch(demo, cfg, **server)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            demo.close()
     finally:
-        demo.close()
+        shutil.rmtree(own, ignore_errors=True)  # all Gradio wrote for this app, and nothing of another's
+        if before is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = before
+        import gradio.mcp
+
+        gradio.mcp.DEFAULT_TEMP_DIR = gr.utils.get_upload_folder()
