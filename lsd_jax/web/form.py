@@ -42,6 +42,8 @@ from ..params import (
     unknown_names_error,
 )
 from .config import MAX_APP_FPS, AppConfig
+from .sections import FIELD as SECTION_FIELD
+from .sections import section_timelines
 
 log = logging.getLogger("lsd_jax.web")
 
@@ -50,7 +52,7 @@ log = logging.getLogger("lsd_jax.web")
 class Field:
     """One input of the page. ``kind``: slider, number, int, checkbox, checkboxes (several of ``choices``),
     radio, tristate (a radio over an optional flag's labels), speed (a number, beat or bar), text (a list or
-    number as text), file (an audio stem) or files."""
+    number as text), file (an audio stem), files or table (the per-section values: :mod:`lsd_jax.web.sections`)."""
 
     name: str
     kind: str
@@ -76,7 +78,7 @@ _KEYFRAME_TIMES = Param(
 #: The aspects the page's format checkboxes offer (two or more ticked: one file each, from one render).
 FORMAT_CHOICES = ("16:9", "9:16", "1:1")
 #: Page fields that are not RenderParams fields (turned into them by params_from_ui; formats by formats_from_ui).
-PAGE_ONLY = frozenset({"keyframe_times", "formats"})
+PAGE_ONLY = frozenset({"keyframe_times", "formats", SECTION_FIELD})
 STEMS = tuple(p.name for p in PARAMS if p.kind == PATH)
 #: Parameters the page builds from other inputs (keyframes) or cannot take (Python objects).
 NOT_ON_PAGE = frozenset(p.name for p in PARAMS if p.kind in (KEYFRAMES, EFFECTS))
@@ -183,6 +185,8 @@ def page_fields(cfg: AppConfig | None = None) -> tuple[Field, ...]:
         out += _page_only(group)
         out += [_field(p, limits) for p in PARAMS if p.group == group and p.name not in NOT_ON_PAGE]
         out += _page_only(group, after=True)
+    # the per-section table sits with the song (filled after upload), in no group of the table
+    out.append(Field(SECTION_FIELD, "table", (), "song", help="per-section values", label="Per-section values"))
     if cfg is not None and cfg.excerpt_seconds:
         out = [dataclasses.replace(f, value=cfg.excerpt_seconds) if f.name == "duration" else f for f in out]
     if cfg is not None:  # the app lets the song's form direct the video (the library's default stays off)
@@ -281,6 +285,7 @@ def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
     merged = {**ui_defaults(), **values}
     out: dict[str, Any] = {}
     merged.pop("formats", None)  # not a parameter: see formats_from_ui
+    per_section = merged.pop(SECTION_FIELD, None)
     keyframes = _keyframes_from_ui(merged.pop("keyframe_times", None), merged.pop(KEYFRAME_IMAGES, None))
     if keyframes:
         out["keyframes"] = keyframes
@@ -302,6 +307,9 @@ def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
         if p.zero_unset and (v is None or v == 0):
             v = None
         out[name] = v
+    # filled cells of the per-section table: timelines keyed by section label (before the effects' off switch:
+    # a strength given per section switches its effect on)
+    out.update(section_timelines(per_section, out))
     for effect in ("contrast", "flash"):  # strength 0 (the slider's default): the effect is off
         if out.get(f"{effect}_strength") is None:
             out[f"{effect}_percussive"] = None

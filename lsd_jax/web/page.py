@@ -37,6 +37,7 @@ import gradio as gr
 from ..errors import AudioError, LsdError, ParamError, StyleError
 from ..params import GROUPS, RenderParams
 from . import examples as ex
+from . import sections
 from .config import AppConfig, client_key, duration_text
 from .form import INPUT_NAMES, Field, component, page_fields, recipe_to_ui, style_choices, ui_defaults, ui_values
 from .jobs import Busy, Job, JobCancelled, Jobs, Run, python_snippet
@@ -717,6 +718,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                     gr.Audio(label="Song", type="filepath", sources=["upload"], buttons=["download"], elem_id="song"),
                     "an audio file: handle_file('song.mp3')",
                 )
+                form_picture, c[sections.FIELD] = sections.widgets()  # shown once the song's form is analysed
                 with gr.Row(elem_id="buttons"):
                     preview_btn = gr.Button("Preview", variant="secondary", elem_id="preview-btn", min_width=90)
                     render_btn = gr.Button("Render", variant="primary", elem_id="render-btn", min_width=90)
@@ -847,9 +849,12 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 return [gr.validate(n != "song", text if n == "song" else "") for n in INPUT_NAMES]
             return validate(jobs, {"song": song, "style": style, "style_file": style_file, **values})
 
-        def _excerpt(song: Any) -> tuple[Any, Any]:
+        def _excerpt(song: Any) -> tuple[Any, ...]:
+            """The upload's analysis: the excerpt's start and length, the song's form (picture, per-section table)."""
             start = jobs.excerpt_start(song, cfg.excerpt_seconds) if song else None  # the bounded analysis pool
-            return (gr.skip(), gr.skip()) if start is None else (start, cfg.excerpt_seconds)
+            excerpt = (gr.skip(), gr.skip()) if start is None else (start, cfg.excerpt_seconds)
+            form = jobs.analysed(sections.form_picture, song) if song else None  # the same pool
+            return (*excerpt, *sections.upload_updates(form))
 
         _render.__doc__ = render_stream.__doc__
         _preview.__doc__ = preview_stream.__doc__
@@ -907,12 +912,13 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         c["song"].upload(
             _excerpt,
             c["song"],
-            [c["start"], c["duration"]],
+            [c["start"], c["duration"], form_picture, c[sections.FIELD]],
             api_visibility="private",
             show_progress="hidden",
             concurrency_id="lsd-jax-upload",
             concurrency_limit=1,
         )
+        c["song"].clear(lambda: sections.upload_updates(None), None, [form_picture, c[sections.FIELD]], **private)
         # The estimate follows what the speed depends on. An event clears the problems shown next to its
         # inputs, so each of those fields is copied into one state by an event of its own (clearing only
         # that field's problem, when it changes) and the estimate reads the state.
