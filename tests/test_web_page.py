@@ -626,3 +626,20 @@ def test_an_api_client_gives_per_section_values(served, songs, tmp_path):
     bad = {"headers": list(HEADERS), "data": [[first, "", "lots", "", ""]]}
     with pytest.raises(ValidationError, match=f"section_values: section {first}, motion_react: 'lots' is not a number"):
         client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, section_values=bad, api_name="/render")
+
+
+def test_a_recipe_with_per_section_values_fills_the_table_and_reads_back():
+    """Render again: a video's recipe with timelines keyed by section shows them in the table (the slider shows the
+    first value) and the page reads back the same parameters; a timeline by seconds shows its first value only."""
+    from lsd_jax.params import make_params
+    from lsd_jax.web.form import params_from_ui, ui_values
+
+    params = make_params(pulse_react={"A": 0.3, "B": 1.2, "drop": 2}, contrast_strength={"A": 0, "B": 0.5})
+    values = ui_values(params)
+    table = [["A", "0.3", "", "0", ""], ["B", "1.2", "", "0.5", ""], ["drop", "2", "", "", ""]]
+    assert values["section_values"] == table
+    assert values["pulse_react"] == 0.3
+    assert make_params(**params_from_ui(values)) == params
+    assert ui_values(make_params())["section_values"] == []
+    by_time = ui_values(make_params(motion_react={"0": 0.2, "10": 0.4}))
+    assert by_time["motion_react"] == 0.2 and by_time["section_values"] == []

@@ -38,12 +38,13 @@ from ..params import (
     SPEED,
     TIMES,
     Param,
+    Timeline,
     parse_value,
     unknown_names_error,
 )
 from .config import MAX_APP_FPS, AppConfig
 from .sections import FIELD as SECTION_FIELD
-from .sections import section_timelines
+from .sections import by_section, section_timelines, table_from
 
 log = logging.getLogger("lsd_jax.web")
 
@@ -229,6 +230,8 @@ def ui_values(params: Any) -> dict[str, Any]:
         if f.kind in ("file", "files") or name in PAGE_ONLY:
             continue
         p, v = PARAM[name], getattr(params, name)
+        if isinstance(v, Timeline):  # a slider shows one number: the first; the table shows those keyed by section
+            v = v.points[0][1]
         if f.kind == "tristate":
             v = next(label for label, value in p.labels if value == v)
         elif f.kind in ("text", "speed"):
@@ -238,6 +241,7 @@ def ui_values(params: Any) -> dict[str, Any]:
         elif v is None and (p.zero_unset or f.kind == "slider"):
             v = 0
         out[name] = v
+    out[SECTION_FIELD] = table_from(params)
     return out
 
 
@@ -260,7 +264,10 @@ def recipe_to_ui(path: Any) -> tuple[dict[str, Any], str]:
     if rec.params.keyframes:
         again.append("the keyframe images")
     note = f"Loaded the recipe of {Path(str(getattr(path, 'name', path))).name}; upload {', '.join(again)}"
-    return values, note + ", change what you like (e.g. the resolution) and render again."
+    note += ", change what you like (e.g. the resolution) and render again."
+    if any(isinstance(v, Timeline) and not by_section(v) for v in vars(rec.params).values()):
+        note += " Its timelines by seconds, beats or bars show their first value here (the API takes them whole)."
+    return values, note
 
 
 def formats_from_ui(values: Mapping[str, Any]) -> tuple[str, ...]:

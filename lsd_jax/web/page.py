@@ -786,7 +786,11 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 values, note = recipe_to_ui(file)
             except LsdError as e:  # a foreign or tampered recipe: say why, change nothing
                 return [gr.skip()] * (len(recipe_targets) - 1) + [f"⚠️ {public_message(str(e))}"]
-            return [values[n] for n in recipe_names] + [values.get("style", gr.skip()), public_message(note)]
+            shown = [values[n] for n in recipe_names]
+            if sections.FIELD in recipe_names:  # the per-section table: shown when the recipe has values by section
+                k = recipe_names.index(sections.FIELD)
+                shown[k] = gr.update(value=shown[k], visible=True) if shown[k] else gr.skip()
+            return shown + [values.get("style", gr.skip()), public_message(note)]
 
         recipe_file.upload(
             _from_recipe,

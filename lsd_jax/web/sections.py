@@ -130,6 +130,28 @@ def section_timelines(table: Any, sliders: Mapping[str, Any]) -> dict[str, dict[
     return out
 
 
+def by_section(timeline: Any) -> bool:
+    """Whether ``timeline`` (a :class:`~lsd_jax.params.Timeline`) is keyed by section labels and drops only (what
+    the table can show)."""
+    return all(isinstance(k, str) and (k == DROP or re.fullmatch(r"[A-Z]{1,2}", k)) for k, _ in timeline.points)
+
+
+def table_from(params: Any) -> list[list[str]]:
+    """The table that gives ``params``' (a RenderParams: a video's recipe) timelines keyed by section: one row per
+    label in the order given, ``drop`` last; [] when there are none (the inverse of :func:`section_timelines`)."""
+    from ..params import Timeline
+
+    given = {
+        n: dict(v.points) for n in SECTION_PARAMS if isinstance(v := getattr(params, n), Timeline) and by_section(v)
+    }
+    labels = list(dict.fromkeys(k for points in given.values() for k in points if k != DROP))
+    labels += [DROP] if any(DROP in points for points in given.values()) else []
+    return [
+        [label] + [f"{given[n][label]:g}" if label in given.get(n, {}) else "" for n in SECTION_PARAMS]
+        for label in labels
+    ]
+
+
 def widgets() -> tuple[Any, Any]:
     """The song column's ``(picture, table)``: hidden until a song is analysed (see :func:`upload_updates`)."""
     import gradio as gr
