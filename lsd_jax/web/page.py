@@ -718,13 +718,14 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                     gr.Audio(label="Song", type="filepath", sources=["upload"], buttons=["download"], elem_id="song"),
                     "an audio file: handle_file('song.mp3')",
                 )
-                form_picture, c[sections.FIELD] = sections.widgets()  # shown once the song's form is analysed
                 with gr.Row(elem_id="buttons"):
                     preview_btn = gr.Button("Preview", variant="secondary", elem_id="preview-btn", min_width=90)
                     render_btn = gr.Button("Render", variant="primary", elem_id="render-btn", min_width=90)
                     cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-btn", visible=False, min_width=90)
                 estimate = gr.Markdown("", elem_id="estimate")
                 status.render()
+                # the song's form and per-section values: shown once the song is analysed (the buttons stay put)
+                form_picture, c[sections.FIELD] = sections.widgets()
                 with gr.Row():
                     c["style"] = gr.Dropdown(
                         choices=style_choices(),

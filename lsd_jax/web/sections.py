@@ -158,6 +158,7 @@ def widgets() -> tuple[Any, Any]:
 
     picture = gr.Image(
         label="The song's form: sections by letter, beats and bars below, drops in red",
+        show_label=False,  # (the label would cover the letters; the table's label says what the picture shows)
         type="pil",
         format="png",
         interactive=False,
@@ -173,7 +174,10 @@ def widgets() -> tuple[Any, Any]:
         static_columns=[0],
         interactive=True,
         visible=False,
-        label=f"{FIELD}: per-section values (empty: the slider's value; drop: from each drop to the next section)",
+        label=(
+            f"{FIELD}: the song's sections (above: by letter, beats and bars below, drops in red) and their values "
+            "for these sliders (empty: the slider's value; drop: from each drop to the next section)"
+        ),
         elem_id="section-values",
     )
     table.api_info = lambda: {  # (Gradio's own text is about pandas)
