@@ -78,6 +78,8 @@ def _rows(table: Any) -> list[tuple[str, dict[str, Any]]]:
         row = list(row) if isinstance(row, (list, tuple)) else [row]
         if len(row) > len(headers):
             raise ParamError(f"{FIELD}: row {k} has {len(row)} cells; the columns are {', '.join(headers)}")
+        if all(_empty(c) for c in row):  # a blank row (an empty table is sent as [[]])
+            continue
         label = "" if row[0] is None else str(row[0]).strip()
         out.append((label, dict(zip(headers[1:], row[1:]))))
     return out
@@ -170,7 +172,7 @@ def widgets() -> tuple[Any, Any]:
         value=[],
         headers=list(HEADERS),
         datatype="str",
-        type="array",
+        type="pandas",  # (with the headers the client sent: an API client may send some columns only)
         static_columns=[0],
         interactive=True,
         visible=False,
@@ -180,6 +182,15 @@ def widgets() -> tuple[Any, Any]:
         ),
         elem_id="section-values",
     )
+    original = table.preprocess
+
+    def preprocess(payload: Any) -> Any:  # rows that do not fit the headers: named here, not a deep traceback
+        try:
+            return original(payload)
+        except (ValueError, TypeError, AssertionError) as e:
+            raise gr.Error(f"{FIELD}: not a table of section values: {e}", print_exception=False) from None
+
+    table.preprocess = preprocess
     table.api_info = lambda: {  # (Gradio's own text is about pandas)
         "type": "object",
         "description": f"per-section values: {{'headers': {list(HEADERS)}, 'data': [['A', '', 1.2, '', ''], ...]}}",
