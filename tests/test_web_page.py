@@ -685,3 +685,15 @@ def test_in_a_browser_the_upload_shows_the_form_and_a_cell_reaches_the_render(fo
     finally:
         demo.close()
         jobs.close()
+
+
+def test_a_payload_that_is_no_table_is_named_at_the_field():
+    from gradio.components.dataframe import DataframeData
+
+    from lsd_jax.web import sections
+
+    _, table = sections.widgets()
+    rows = table.preprocess(DataframeData(headers=["section", "flash_strength"], data=[["A", "0.2"]]))
+    assert list(rows.columns) == ["section", "flash_strength"]  # by its headers
+    with pytest.raises(gr.Error, match="section_values: not a table of section values"):
+        table.preprocess(DataframeData(headers=["section", "pulse_react"], data=[["A", "1", "2"]]))
