@@ -85,8 +85,8 @@ def test_update_takes_live_parameters_only():
         r.update(pulse_react=-1)
     with pytest.raises(ParamError, match="cannot change during a live session"):
         r.update(resolution=64)
-    with pytest.raises(ParamError, match="live mode takes a number"):
-        LiveRenderer(None, speed_fpm="beat")
+    # speed_fpm="beat" follows the session's tempo (tap, MIDI clock: tests/test_osc.py, tests/test_midi.py)
+    assert LiveRenderer(None, resolution=32, speed_fpm="beat").params.speed_fpm == "beat"
 
 
 @pytest.mark.slow

@@ -18,7 +18,10 @@ What differs from an offline render, and why: the keyframe path is open-ended (k
 every ``60 / speed_fpm`` seconds, so ``speed_fpm`` can change while playing); each stretch of ``4·fps`` frames
 draws its own speed factors; class smoothing is a causal exponential average with time constant
 ``class_smooth_seconds / 2`` (the offline centred block mean would need the future);
-``dominant_classes_first`` has no song to rank pitches on and is ignored; ``speed_fpm`` must be a number.
+``dominant_classes_first`` has no song to rank pitches on and is ignored. ``speed_fpm="beat"`` (``"bar"``: four
+beats) follows the session's tempo instead of the song's beats: keyframe k lands on beat k of a :class:`Tempo` set
+by tap tempo (OSC ``/lsd/tap``) or MIDI clock through :meth:`LiveRenderer.apply_changes`, eased between beats as
+offline; until one is set the tempo is ``DEFAULT_TEMPO_BPM`` (120) with a beat at the session's start.
 The reaction sliders (``LIVE_PARAMS``) can change at any time without recompiling anything: effects are
 compiled once at strength 1 and their amplitude is scaled by the strength.
 """
@@ -115,6 +118,46 @@ ADAPT_SECONDS = 1.0  # measure this long at a size before changing it again
 BACKOFF_SECONDS = 4.0  # after stepping down from a size, wait this long (doubling each time) before trying it again
 EMA = 0.2  # weight of the newest frame in the measured frame time
 EXIT_JOIN_SECONDS = 60.0  # at exit, how long to wait for each of a session's threads (a compile in flight) to end
+DEFAULT_TEMPO_BPM = 120.0  # speed_fpm="beat" before any tap or MIDI clock
+TEMPO_RANGE = (20.0, 400.0)  # beats per minute a tempo may have
+BEATS_PER_BAR = 4  # speed_fpm="bar" live: no song to find downbeats in, so 4/4 counted from the tempo's beat
+TAP_RESET_S = 2.0  # a tap this long after the previous one starts a new count (slower than 30 BPM)
+TAP_KEEP = 8  # taps a tempo is measured over
+#: Keys of a change set (:meth:`LiveRenderer.apply_changes`) that are not render parameters: the tempo (beats per
+#: minute), the session time (s, the ticks' axis ``tick / fps``) of one of its beats, and a style already loaded.
+CONTROL_KEYS = ("tempo_bpm", "beat_time", "style")
+
+
+@dataclass(frozen=True)
+class Tempo:
+    """A live session's beat grid: ``bpm`` beats per minute with a beat at session time ``beat_time`` (s)."""
+
+    bpm: float = DEFAULT_TEMPO_BPM
+    beat_time: float = 0.0
+
+    def beats(self, t: float) -> float:
+        """Beats from the grid's reference beat to session time ``t`` (negative before it)."""
+        return (t - self.beat_time) * self.bpm / 60.0
+
+
+class TapTempo:
+    """Tap tempo: the beats per minute of the last taps (a least-squares line through up to ``TAP_KEEP`` of them:
+    one late tap moves it little) and the time of the last tap. A tap more than ``TAP_RESET_S`` after the previous
+    one starts a new count; a lone tap gives the phase only (``bpm`` None)."""
+
+    def __init__(self) -> None:
+        self.taps: collections.deque[float] = collections.deque(maxlen=TAP_KEEP)
+
+    def tap(self, t: float) -> tuple[float | None, float]:
+        """Record a tap at session time ``t``: (bpm or None, beat_time)."""
+        if self.taps and not 0.0 < t - self.taps[-1] <= TAP_RESET_S:
+            self.taps.clear()
+        self.taps.append(t)
+        if len(self.taps) < 2:
+            return None, t
+        y = np.asarray(self.taps)
+        period = float(np.polyfit(np.arange(y.size), y, 1)[0])
+        return float(np.clip(60.0 / period, *TEMPO_RANGE)), t
 
 
 def clock_wait(clock: Callable[[], float], event: threading.Event, seconds: float) -> bool:
@@ -226,6 +269,8 @@ class LiveLatents:
         self.z_dim, self.c_dim, self.fps = int(z_dim), int(c_dim), float(fps)
         self.period = max(1, int(round(4 * fps)))  # frames per stretch of speed factors (as offline)
         self.phase = 0.0  # position on the keyframe path, in keyframes
+        self.beat_grid: tuple[Any, ...] | None = None  # (tempo, mode) the beat offset was taken for
+        self.beat_offset = 0  # keyframe index at the grid's beat 0 (the path's index continues across changes)
         self.params = params
         self.reseed(params)
 
@@ -253,18 +298,43 @@ class LiveLatents:
             self.factors[key] = live_factor(self.key, seg, self.z_dim, randomness)
         return self.factors[key]
 
+    def _beat_phase(self, tick: int, mode: str, tempo: Tempo) -> float:
+        """The keyframe path's position on the beat grid at ``tick``: keyframe k on beat (or bar) k. When the grid
+        or mode changes, the index goes on from the current keyframe (the picture does not jump back)."""
+        per = BEATS_PER_BAR if mode == "bar" else 1
+        b = tempo.beats(tick / self.fps) / per
+        if self.beat_grid != (tempo, mode):
+            self.beat_grid = (tempo, mode)
+            self.beat_offset = int(math.floor(self.phase)) - int(math.floor(b))
+        return self.beat_offset + b
+
     def step(
-        self, tick: int, pulse: float, motion: float, chroma: np.ndarray, params: RenderParams
+        self,
+        tick: int,
+        pulse: float,
+        motion: float,
+        chroma: np.ndarray,
+        params: RenderParams,
+        tempo: Tempo | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Advance one frame: ``z`` (D,) and ``c`` (C,) float32 (timelines at the tick's time, ``tick / fps``)."""
+        """Advance one frame: ``z`` (D,) and ``c`` (C,) float32 (timelines at the tick's time, ``tick / fps``).
+        ``tempo``: the beat grid of ``speed_fpm="beat"``/``"bar"`` (default: 120 BPM from the session's start)."""
         params = params_at(params, tick / self.fps)
         if params.seed != self.params.seed or params.classes != self.params.classes:
             self.reseed(params)
         self.params = params
+        on_beat = isinstance(params.speed_fpm, str)
+        if on_beat:
+            self.phase = self._beat_phase(tick, params.speed_fpm, tempo or Tempo())
+        else:
+            self.beat_grid = None
         k = int(math.floor(self.phase))
         frac = self.phase - k
+        if on_beat:  # raised-cosine ease as offline (audio.beats.interpolate_keyframes): it settles on each beat
+            frac = 0.5 - 0.5 * math.cos(math.pi * frac)
         base = params.truncation * ((1.0 - frac) * self._keyframe(k) + frac * self._keyframe(k + 1))
-        self.phase += float(params.speed_fpm) / 60.0 / self.fps
+        if not on_beat:
+            self.phase += float(params.speed_fpm) / 60.0 / self.fps
         frame = MotionFrame(
             base.astype(np.float32),
             np.float32(pulse),
@@ -387,13 +457,15 @@ class LiveRenderer:
         self._workers: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # compiles and style loads in flight
         self.t0: float | None = None
         self.error: BaseException | None = None
+        self.tempo = Tempo()  # the beat grid of speed_fpm="beat" (set through apply_changes)
+        self._taps = TapTempo()
+        self._styles: dict[str, Any] = {}  # styles this session has played, by name (switched to without loading)
+        self._remember(self._target.style)
 
     # --- set-up -------------------------------------------------------------------------------------------
 
     @staticmethod
     def _check(params: RenderParams) -> None:
-        if isinstance(params.speed_fpm, str):
-            raise ParamError(f"speed_fpm={params.speed_fpm!r} needs the whole song's beats; live mode takes a number")
         check_live(params)  # a timeline keyed by seconds follows the session's clock; beats/bars/sections cannot
         if params.direct != "off":  # the app's default: a note, not a refusal (the form needs the whole song)
             warnings.warn(f"direct={params.direct!r} needs the whole song's form; live mode ignores it", stacklevel=3)
@@ -487,6 +559,7 @@ class LiveRenderer:
                 target.latents.step(0, 0.0, 0.0, np.zeros(12, np.float32), self.params)  # compiles its steppers
                 target.latents = LiveLatents(target.style.z_dim, target.style.c_dim, self.params, self.fps)
                 self._target = target
+                self._remember(target.style)
             except BaseException as e:
                 error = e
             if done is not None:
@@ -582,22 +655,66 @@ class LiveRenderer:
 
     def update(self, **changes: Any) -> RenderParams:
         """Change parameters while playing (validated by the parameter table; see ``LIVE_PARAMS``)."""
-        bad = sorted(set(changes) - set(LIVE_PARAMS))
+        self.apply_changes(changes)
+        return self.params
+
+    def apply_changes(self, changes: dict[str, Any]) -> None:
+        """Apply one recorded or received change set (a take's entry, an OSC or MIDI message): the one door every
+        control goes through, so a take replays exactly what the controls did. Keys: ``LIVE_PARAMS`` (checked by
+        the parameter table) and ``CONTROL_KEYS``: ``tempo_bpm`` and ``beat_time`` (the beat grid of
+        ``speed_fpm="beat"``, see :class:`Tempo`) and ``style`` (the name of a style this session has played,
+        :meth:`loaded_styles`). All are checked before any applies; a ParamError names the first bad one."""
+        changes = dict(changes)
+        bad = sorted(set(changes) - set(LIVE_PARAMS) - set(CONTROL_KEYS))
         if bad:
             raise ParamError(
                 f"{', '.join(bad)} cannot change during a live session (these can: {', '.join(LIVE_PARAMS)})"
             )
+        values = {k: v for k, v in changes.items() if k in LIVE_PARAMS}
+        style = None
+        if "style" in changes:
+            name = str(changes["style"])
+            style = self._styles.get(name)
+            if style is None:
+                raise ParamError(
+                    f"style {name!r} is not loaded in this session (loaded: {', '.join(self.loaded_styles())}); "
+                    "load it from the page first"
+                )
         with self._lock:
-            params = make_params(self.params, **changes)
+            tempo = self.tempo
+            bpm = changes.get("tempo_bpm", tempo.bpm)
+            beat = changes.get("beat_time", tempo.beat_time)
+            lo, hi = TEMPO_RANGE
+            if isinstance(bpm, bool) or not isinstance(bpm, (int, float)) or not lo <= bpm <= hi:
+                raise ParamError(f"tempo_bpm must be between {TEMPO_RANGE[0]:g} and {TEMPO_RANGE[1]:g}, got {bpm!r}")
+            if isinstance(beat, bool) or not isinstance(beat, (int, float)) or not math.isfinite(beat):
+                raise ParamError(f"beat_time must be a number of seconds, got {beat!r}")
+            params = make_params(self.params, **values) if values else self.params
             self._check(params)
             self.params = params
+            self.tempo = Tempo(float(bpm), float(beat)) if (bpm, beat) != (tempo.bpm, tempo.beat_time) else tempo
+        if style is not None and style is not self.style:
+            self.set_style(style)
         self._changed(changes)
-        return params
 
-    def apply_changes(self, changes: dict[str, Any]) -> None:
-        """Apply one recorded or received change set (a take's entry, an OSC or MIDI message): the one door every
-        control goes through, so a take replays exactly what the controls did."""
-        self.update(**changes)
+    def session_time(self) -> float:
+        """Seconds since the clock started (the ticks' axis, ``tick / fps``; 0 before :meth:`start`)."""
+        return 0.0 if self.t0 is None else self.clock() - self.t0
+
+    def tap(self) -> Tempo:
+        """Tap tempo (now): the taps so far set the tempo and put a beat on this tap (one tap: the phase only)."""
+        bpm, beat = self._taps.tap(self.session_time())
+        self.apply_changes({"beat_time": beat} if bpm is None else {"tempo_bpm": round(bpm, 3), "beat_time": beat})
+        return self.tempo
+
+    def _remember(self, style: Any) -> None:
+        self._styles[style.name] = style
+        if style.name == "cppn":  # the default style: its page and flag name
+            self._styles["default"] = style
+
+    def loaded_styles(self) -> list[str]:
+        """Names of the styles this session has played (a ``style`` change switches among them)."""
+        return sorted(self._styles)
 
     def _changed(self, changes: dict[str, Any]) -> None:
         t = self.clock()
@@ -697,7 +814,7 @@ class LiveRenderer:
             pulse_time = self._pulse_time
             for k in range(last + 1, due + 1):  # every tick is stepped; only the newest is rendered
                 feats = self._features(self._pool.take(None if k == due else self.t0 + k * period), params)
-                z, c = target.latents.step(k, feats["pulse"], feats["motion"], self._chroma, params)
+                z, c = target.latents.step(k, feats["pulse"], feats["motion"], self._chroma, params, self.tempo)
                 if feats["pulse"] >= covered.get("pulse", -1.0):
                     pulse_time = self._pulse_time
                 covered = {n: max(v, covered.get(n, v)) for n, v in feats.items()}

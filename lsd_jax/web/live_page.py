@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LsdError
+from ..live import midi, osc
 from ..live.session import LIVE_PARAMS, SUPPORTED_PARAMS, FileFeeder, LiveRecorder, LiveRenderer
 from ..params import PARAM, make_params
 from .config import client_key
@@ -117,6 +118,7 @@ class LiveSessions:
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self.attached: str | None = None  # a server-fed session (lsd-jax live --input) the page attaches to
+        self.controls = ""  # the OSC / MIDI inputs (lsd-jax live --osc, --midi), for the status line
         self._closing = threading.Event()
         self._janitor: threading.Thread | None = None
 
@@ -190,6 +192,12 @@ class LiveSessions:
         with self._lock:
             self._sessions[token] = session
         return session
+
+    def current(self) -> LiveRenderer | None:
+        """The renderer of the newest session playing (what OSC and MIDI control; ``lsd-jax live`` runs one)."""
+        with self._lock:
+            playing = [s for s in self._sessions.values() if s is not None]
+        return playing[-1].renderer if playing else None
 
     def get(self, token: Any) -> _Session:
         with self._lock:
@@ -312,6 +320,7 @@ class LiveSessions:
             },
             "style": s.style_name,
             "style_error": s.style_error,
+            "controls": self.controls,
         }
         if f is None:
             return out
@@ -439,6 +448,7 @@ def _values(params: Any) -> dict[str, Any]:
 
 def _slider(name: str, value: Any) -> str:
     p = PARAM[name]
+    value = 0.0 if isinstance(value, str) else value  # speed_fpm "beat"/"bar" (the session's tempo): no number
     lo = p.lo if p.lo is not None else 0.0
     hi = p.ui_hi or p.hi or 1.0
     if name == "class_smooth_seconds":
@@ -593,7 +603,7 @@ async function frames(me) {
       lastStats = now; const lat = log.latency.slice(-30).sort((a, b) => a - b);
       say(`${shown.length} frames/s · ${st.size[0]}×${st.size[1]} · dropped ${st.dropped}/${st.ticks} · step ${st.step_ms} ms`
           + (lat.length ? ` · audio→screen ${Math.round(lat[lat.length >> 1])} ms` : '')
-          + (r.style_error ? ` · ${r.style_error}` : ''));
+          + (r.style_error ? ` · ${r.style_error}` : '') + (r.controls ? ` · ${r.controls}` : ''));
     }
   }
 }
@@ -729,6 +739,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
     ap.add_argument("--open", action="store_true", help="open the page in the default browser")
+    osc.add_arguments(ap)
+    midi.add_arguments(ap)
     add_param_arguments(ap, SUPPORTED_PARAMS, defaults=LIVE_DEFAULTS)  # the help shows live's own defaults
     return ap
 
@@ -752,6 +764,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise LiveError(f"--record must name an .mp4 file, got {args.record}")
     cfg = LiveConfig(sessions=1, resolution=params.resolution or 256, fps=params.fps, params=params, style=args.style)
     sessions = LiveSessions(cfg)
+    controls: list[Any] = []  # OSC and MIDI inputs (closed when the session ends)
+    try:
+        controls += [c for c in (osc.from_args(args, sessions.current),) if c is not None]
+        controls += [c for c in (midi.from_args(args, sessions.current),) if c is not None]
+        sessions.controls = " · ".join(c.describe() for c in controls)  # the page's status line shows it
+        if controls:
+            print(sessions.controls, flush=True)
+        return _serve(sessions, args, params)
+    finally:
+        for c in controls:
+            c.close()
+
+
+def _serve(sessions: LiveSessions, args: argparse.Namespace, params: Any) -> int:
+    """The page (or, with --no-serve, the headless session) of ``lsd-jax live``."""
     if args.no_serve:
         return _headless(sessions, args, params)
     session = None
