@@ -522,6 +522,9 @@ def test_the_upload_shows_the_songs_form_and_a_table_of_its_sections(form_song, 
         labels = [r[0] for r in rows]
         assert labels[0] == "A" and labels[-1] == "drop" and len(labels) == len(set(labels)) >= 3, labels
         assert all(cell == "" for r in rows for cell in r[1:]) and all(len(r) == len(sections.HEADERS) for r in rows)
+        # values already in the table (a recipe loaded before the song) stay for the labels the song has
+        kept = upload.fn(str(form_song), [["B", "1.5", "", "", "0.2"], ["Z", "3", "", "", ""]])[3]["value"]
+        assert kept[1] == ["B", "1.5", "", "", "0.2"] and "Z" not in [r[0] for r in kept] and kept[0][1:] == [""] * 4
         # a file that is not audio: no picture, no table (the render's checks say why)
         gone = upload.fn(str(songs["text"]))
         assert gone[2]["visible"] is False and gone[3]["visible"] is False and gone[3]["value"] == []

@@ -854,12 +854,13 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 return [gr.validate(n != "song", text if n == "song" else "") for n in INPUT_NAMES]
             return validate(jobs, {"song": song, "style": style, "style_file": style_file, **values})
 
-        def _excerpt(song: Any) -> tuple[Any, ...]:
-            """The upload's analysis: the excerpt's start and length, the song's form (picture, per-section table)."""
+        def _excerpt(song: Any, table: Any = None) -> tuple[Any, ...]:
+            """The upload's analysis: the excerpt's start and length, the song's form (picture, per-section table:
+            the values of ``table`` stay for the labels the song has, e.g. a recipe's loaded before the song)."""
             start = jobs.excerpt_start(song, cfg.excerpt_seconds) if song else None  # the bounded analysis pool
             excerpt = (gr.skip(), gr.skip()) if start is None else (start, cfg.excerpt_seconds)
             form = jobs.analysed(sections.form_picture, song) if song else None  # the same pool
-            return (*excerpt, *sections.upload_updates(form))
+            return (*excerpt, *sections.upload_updates(form, table))
 
         _render.__doc__ = render_stream.__doc__
         _preview.__doc__ = preview_stream.__doc__
@@ -916,7 +917,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         # queued (one at a time: each decodes the song), never a direct call; Jobs.excerpt_start bounds it again
         c["song"].upload(
             _excerpt,
-            c["song"],
+            [c["song"], c[sections.FIELD]],
             [c["start"], c["duration"], form_picture, c[sections.FIELD]],
             api_visibility="private",
             show_progress="hidden",

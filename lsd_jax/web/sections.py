@@ -47,13 +47,19 @@ def form_picture(song: Any) -> tuple[Any, Any]:
     return form, draw(form, y, *PICTURE_SIZE)
 
 
-def table_rows(form: Any) -> list[list[str]]:
+def table_rows(form: Any, keep: Any = None) -> list[list[str]]:
     """The table's rows for ``form`` (any object with ``.sections`` (``.label``) and ``.drops``): one per label in
-    order of first appearance, then ``drop`` when there are drops; every value cell empty."""
+    order of first appearance, then ``drop`` when there are drops; the cells empty, or as in the table ``keep``
+    for the labels it has (a recipe's values stay when its song is uploaded after it)."""
     labels = list(dict.fromkeys(s.label for s in form.sections))
     if len(form.drops):
         labels.append(DROP)
-    return [[label] + [""] * len(SECTION_PARAMS) for label in labels]
+    try:
+        old = dict(_rows(keep))
+    except ParamError:  # not a table: start empty
+        old = {}
+    cell = lambda v: "" if _empty(v) else str(v).strip()  # noqa: E731
+    return [[label] + [cell(old.get(label, {}).get(n)) for n in SECTION_PARAMS] for label in labels]
 
 
 def _rows(table: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -198,12 +204,13 @@ def widgets() -> tuple[Any, Any]:
     return picture, table
 
 
-def upload_updates(form_and_picture: tuple[Any, Any] | None) -> tuple[Any, Any]:
+def upload_updates(form_and_picture: tuple[Any, Any] | None, keep: Any = None) -> tuple[Any, Any]:
     """The picture's and the table's updates after an upload: shown and filled from ``(form, picture)``
-    (:func:`form_picture`), hidden and emptied without one (the song could not be analysed, or is gone)."""
+    (:func:`form_picture`; the cells of ``keep``, the table as it was, for the labels the song has), hidden and
+    emptied without one (the song could not be analysed, or is gone)."""
     import gradio as gr
 
     if form_and_picture is None:
         return gr.update(value=None, visible=False), gr.update(value=[], visible=False)
     form, picture = form_and_picture
-    return gr.update(value=picture, visible=True), gr.update(value=table_rows(form), visible=True)
+    return gr.update(value=picture, visible=True), gr.update(value=table_rows(form, keep), visible=True)
