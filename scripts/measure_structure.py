@@ -1,8 +1,8 @@
 """Measure lsd_jax.analyze (the song's form) on songs of known form: the README's "The song's form" numbers.
 
-    .venv/bin/python scripts/measure_structure.py [--songs 20] [--seed 0]
+    .venv/bin/python scripts/measure_structure.py [--songs 20] [--seed 0] [--loops DIR]
 
-Two sets of songs, each made so that its boundaries are known:
+Three sets of songs, each made so that its boundaries are known:
 
 1. **Spliced recordings**: 3–8 s excerpts of the real recordings that an installed package ships (gradio's
    media_assets: ``sax.wav``, ``cantina.wav`` (music), ``recording1.wav`` (not checked by ear; counted as
@@ -11,11 +11,17 @@ Two sets of songs, each made so that its boundaries are known:
    parts are short.
 2. **Synthetic songs** (clearly not real music): 8–16 bar parts at 80–150 BPM, each part its own chords, timbre
    and drum pattern, in forms such as A B A C B; some with a riser and a drop. The beat times are known exactly.
+3. **Looped recordings** (with ``--loops DIR``): Sonic Pi's loops, real recordings of music (drum breaks, tabla,
+   guitar, electronic; CC0, from freesound.org), which the npm package ``supersonic-scsynth-samples`` ships:
+   ``npm pack supersonic-scsynth-samples@0.84.2 && tar xzf supersonic-scsynth-samples-0.84.2.tgz`` and give
+   ``--loops package/samples``. Each part repeats one loop (whole repeats, as loops are made to) for 8–16 s, in
+   forms such as A B A C B, so a repeated part is the same recording: sections of a song's length, not 3–8 s.
 
 Measures (as mir_eval defines them, written out here because mir_eval is not a dependency): boundary hit rate
 (precision, recall, F) at ±0.5 s and ±3 s over interior boundaries (the song's start and end left out), matched
 one to one; beat F-measure at ±70 ms (no beats trimmed); the pairwise label F (frame pairs labelled alike); drops
-found within one beat.
+found within one beat. With mir_eval installed (``uv pip install mir_eval``), every song's boundary hits and beat
+hits are checked against ``mir_eval.segment.detection`` and ``mir_eval.beat.f_measure`` too.
 """
 
 from __future__ import annotations
@@ -38,6 +44,25 @@ from lsd_jax.media.decode import load_audio  # noqa: E402
 
 MUSIC = ("sax.wav", "cantina.wav", "recording1.wav")
 SPEECH = ("cate_blanch.mp3", "cate_blanch_2.mp3", "heath_ledger.mp3")
+#: Sonic Pi's loops of recorded music (loop_3d_printer, a printer, left out)
+LOOPS = (
+    "loop_amen_full",
+    "loop_breakbeat",
+    "loop_compus",
+    "loop_drone_g_97",
+    "loop_electric",
+    "loop_garzul",
+    "loop_mehackit1",
+    "loop_mehackit2",
+    "loop_mika",
+    "loop_perc1",
+    "loop_perc2",
+    "loop_safari",
+    "loop_tabla",
+    "loop_weirdo",
+    "tbd_fxbed_loop",
+)
+MISMATCHES = [0]  # songs where mir_eval counts other hits than matches() (with mir_eval installed)
 
 
 # --- measures -----------------------------------------------------------------------------------
@@ -58,8 +83,17 @@ def matches(ref: np.ndarray, est: np.ndarray, window: float) -> int:
 
 
 def prf(ref: np.ndarray, est: np.ndarray, window: float) -> tuple[int, int, int]:
-    """(hits, len(ref), len(est)): sums over songs give micro-averaged precision and recall."""
-    return matches(ref, est, window), ref.size, est.size
+    """(hits, len(ref), len(est)): sums over songs give micro-averaged precision and recall. With mir_eval
+    installed, its one-to-one matching (``mir_eval.util.match_events``, which segment.detection and
+    beat.f_measure use) must count the same hits (else :data:`MISMATCHES` counts it)."""
+    hits = matches(ref, est, window)
+    try:
+        import mir_eval
+    except ImportError:
+        return hits, ref.size, est.size
+    if ref.size and est.size and len(mir_eval.util.match_events(np.sort(ref), np.sort(est), window)) != hits:
+        MISMATCHES[0] += 1
+    return hits, ref.size, est.size
 
 
 def f_of(hits: int, n_ref: int, n_est: int) -> tuple[float, float, float]:
@@ -114,6 +148,38 @@ def spliced(rng: np.random.Generator, recs: dict[str, np.ndarray], parts: int):
         labels.append(name)
         srcs.append((name, pieces[-1]))
         prev = name
+    return np.concatenate(pieces), np.array(bounds), labels, srcs
+
+
+# --- looped recordings ---------------------------------------------------------------------------
+
+
+def loop_recordings(folder: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for name in LOOPS:
+        if (folder / f"{name}.flac").is_file():
+            y = load_audio(folder / f"{name}.flac", sr=SR)
+            out[name] = (0.3 * y / (np.abs(y).max() + 1e-9)).astype(np.float32)  # equal peaks: no level cue
+    if len(out) < 5:
+        raise SystemExit(f"--loops {folder}: found {len(out)} of Sonic Pi's loops ({', '.join(LOOPS)}.flac)")
+    return out
+
+
+def looped(rng: np.random.Generator, loops: dict[str, np.ndarray]):
+    """A song in a form from FORMS, each letter its own loop (a repeated letter: the same loop), each part the
+    loop repeated whole for 8–16 s. → (samples, bounds, labels, [(loop name, part samples)])."""
+    form = FORMS[rng.integers(len(FORMS))]
+    names = rng.choice(sorted(loops), size=len(set(form)), replace=False)
+    pick = dict(zip(sorted(set(form)), names, strict=True))
+    pieces, bounds, labels, srcs = [], [0.0], [], []
+    for c in form:
+        y = loops[pick[c]]
+        target = rng.uniform(8.0, 16.0)
+        piece = np.tile(y, max(1, int(round(target / (y.size / SR)))))
+        pieces.append(piece)
+        bounds.append(bounds[-1] + piece.size / SR)
+        labels.append(c)
+        srcs.append((pick[c], piece))
     return np.concatenate(pieces), np.array(bounds), labels, srcs
 
 
@@ -217,6 +283,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--songs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--loops", type=Path, help="Sonic Pi's samples folder (see above): measure looped recordings too")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
@@ -270,6 +337,38 @@ def main() -> None:
             f"drops within one beat: {drop_found} of {drop_n}; other drops reported: {false_drops}",
         ],
     )
+    if args.loops is not None:
+        loops = loop_recordings(args.loops)
+        rng = np.random.default_rng(args.seed)
+        hits = {0.5: np.zeros(3, int), 3.0: np.zeros(3, int)}
+        beat_hits, label_f, parts, seconds = np.zeros(3, int), [], 0, 0.0
+        for _ in range(args.songs):
+            y, bounds, labels, srcs = looped(rng, loops)
+            form = analyze_signal(y, SR)
+            est = np.array([s.start for s in form.sections[1:]])
+            for w in hits:
+                hits[w] += prf(bounds[1:-1], est, w)
+            label_f.append(pairwise_f(bounds, labels, form, bounds[-1]))
+            for (_, piece), a in zip(srcs, bounds[:-1], strict=True):
+                alone = a + beats_alone(piece)
+                inside = form.beats[(form.beats >= a) & (form.beats < a + piece.size / SR)]
+                beat_hits += prf(alone, inside, 0.07)
+            parts, seconds = parts + len(srcs), seconds + bounds[-1]
+        report(
+            f"looped recordings: {args.songs} songs, {parts} parts of 8–16 s, {seconds / args.songs:.0f} s on average, "
+            f"from {len(loops)} loops",
+            hits,
+            [
+                f"pairwise label F (same loop = same part): {np.mean(label_f):.2f}",
+                f"beat F ±70 ms, the song's beats against each part's own track: {f_of(*beat_hits)[2]:.2f}",
+            ],
+        )
+    try:
+        import mir_eval  # noqa: F401
+
+        print(f"\nmir_eval's matching counts other hits than this script's in {MISMATCHES[0]} comparisons")
+    except ImportError:
+        print("\n(mir_eval is not installed: the measures are this script's, as mir_eval defines them)")
     print(f"\n({time.perf_counter() - t0:.0f} s)")
 
 

@@ -473,3 +473,230 @@ def test_problems_are_put_next_to_the_field_that_caused_them(songs, jobs):
     assert list(bad(keyframe_times="1, 2")) == ["keyframe_times"]
     assert list(bad(formats=["16:9", "1:1"], resolution=1024)) == ["formats"]  # 1820 px wide: above the limit
     assert list(bad(formats=["16:9", "1:1"], width=64, height=32)) == ["formats"]
+
+
+# --- the song's form on the page: its picture after upload, per-section values ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def form_song(tmp_path_factory):
+    """tests/test_structure.py's song of known form (A B A, a build, a drop at 30 s) as a file."""
+    from test_structure import PLAN, song
+    from test_structure import SR as FORM_SR
+
+    path = tmp_path_factory.mktemp("form") / "form song.wav"
+    sf.write(path, song(PLAN)[0], FORM_SR)
+    return path
+
+
+def _png(image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="png")
+    return buf.getvalue()
+
+
+@pytest.mark.slow
+def test_the_upload_shows_the_songs_form_and_a_table_of_its_sections(form_song, songs):
+    """The upload handler (queued, one at a time) also analyses the song's form: the picture beside the song, and
+    the per-section table's rows (its labels, a drop row), cells empty; a song it cannot read hides both."""
+    from lsd_jax.web import sections
+
+    cfg = AppConfig(warm_up=False, examples="off")
+    demo = page.build_app(cfg)
+    try:
+        (upload,) = [f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "_excerpt"]
+        assert [getattr(o, "elem_id", None) for o in upload.outputs][2:] == ["song-form", "section-values"]
+        start, duration, picture, table = upload.fn(str(form_song))
+        assert duration == cfg.excerpt_seconds and 0 <= start <= 38.0 - cfg.excerpt_seconds
+        assert picture["visible"] and table["visible"]
+        image = picture["value"]
+        assert image.size == sections.PICTURE_SIZE  # small: the song column's width, 150 px high
+        png = _png(image)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and 1_000 < len(png) < 200_000, len(png)
+        pixels = np.asarray(image)
+        assert pixels.std() > 10  # a drawing, not a blank
+        assert (pixels[:, :, 0] > 200).any() and (pixels[:, :, 1] < 80).any()  # the drop's red line is there
+        rows = table["value"]
+        labels = [r[0] for r in rows]
+        assert labels[0] == "A" and labels[-1] == "drop" and len(labels) == len(set(labels)) >= 3, labels
+        assert all(cell == "" for r in rows for cell in r[1:]) and all(len(r) == len(sections.HEADERS) for r in rows)
+        # values already in the table (a recipe loaded before the song) stay for the labels the song has
+        kept = upload.fn(str(form_song), [["B", "1.5", "", "", "0.2"], ["Z", "3", "", "", ""]])[3]["value"]
+        assert kept[1] == ["B", "1.5", "", "", "0.2"] and "Z" not in [r[0] for r in kept] and kept[0][1:] == [""] * 4
+        # a file that is not audio: no picture, no table (the render's checks say why)
+        gone = upload.fn(str(songs["text"]))
+        assert gone[2]["visible"] is False and gone[3]["visible"] is False and gone[3]["value"] == []
+    finally:
+        demo.close()
+
+
+def test_the_form_picture_goes_through_the_bounded_analysis_pool(form_song, monkeypatch):
+    """Jobs.analysed runs the form's analysis like the excerpt's: one at a time, None when the pool stays busy."""
+    from lsd_jax.web import jobs as J
+    from lsd_jax.web import sections
+
+    with Jobs(AppConfig(warm_up=False), keep=0.0) as j:
+        monkeypatch.setattr(J, "ANALYSIS_WAIT_S", 0.0)
+        assert j._analysing.acquire(timeout=1)  # the pool is busy with another upload
+        try:
+            assert j.analysed(sections.form_picture, str(form_song)) is None
+        finally:
+            j._analysing.release()
+        form, picture = j.analysed(sections.form_picture, str(form_song))
+    assert [s.label for s in form.sections][:3] == ["A", "B", "A"] and picture.size == sections.PICTURE_SIZE
+
+
+def test_per_section_values_become_timelines_keyed_by_section():
+    from lsd_jax.params import Timeline, make_params
+    from lsd_jax.web.form import params_from_ui
+
+    table = [["A", "", "0.2", "", ""], ["B", "1.5", "", "0.7", ""], ["drop", "3", "", "", ""]]
+    kw = params_from_ui({"pulse_react": 0.9, "section_values": table})
+    assert kw["pulse_react"] == {"A": 0.9, "B": 1.5, "drop": 3.0}  # an empty cell: the slider's value
+    assert kw["motion_react"] == {"A": 0.2, "B": ui_defaults()["motion_react"]}  # an empty drop cell: no point
+    assert kw["contrast_strength"] == {"A": 0.0, "B": 0.7}  # the slider at 0 (off): off in A, on in B
+    assert "flash_strength" not in kw or kw["flash_strength"] is None  # no cell filled: the slider's value stands
+    p = make_params(**kw)
+    assert isinstance(p.pulse_react, Timeline) and p.pulse_react.needs_sections
+    assert p.contrast_on and not p.flash_on
+    # an empty table, or one without a filled cell, changes nothing
+    assert params_from_ui({"section_values": [["A", "", "", "", ""]]}) == params_from_ui({})
+    assert params_from_ui({"section_values": None}) == params_from_ui({})
+    assert params_from_ui({"section_values": [[]]}) == params_from_ui({})  # how an empty table is sent
+    # Gradio's payload (headers and data, as an API client sends it) and a pandas table read alike
+    payload = {"headers": ["section", "pulse_react"], "data": [["A", 0.1], ["B", 2]]}
+    assert params_from_ui({"section_values": payload})["pulse_react"] == {"A": 0.1, "B": 2.0}
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame([["A", "0.1", None, None, None]], columns=["section", *p_names()])
+    assert params_from_ui({"section_values": frame})["pulse_react"] == {"A": 0.1}
+
+
+def p_names():
+    from lsd_jax.web.sections import SECTION_PARAMS
+
+    return SECTION_PARAMS
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ([["B", "loud", "", "", ""]], "section_values: section B, pulse_react: 'loud' is not a number"),
+        ([["A", "", "", "", "9"]], "section_values: section A, flash_strength must be between 0 and 1, got 9"),
+        ([["b", "1", "", "", ""]], "section_values: 'b' is not a section label (A, B, …) or \"drop\""),
+        ([["A", "1", "", "", ""], ["A", "2", "", "", ""]], "section_values: section A is listed twice"),
+        ({"headers": ["section", "speed"], "data": [["A", 1]]}, "section_values: the columns are section, pulse_react"),
+    ],
+)
+def test_a_bad_cell_names_the_section_and_the_parameter(table, message):
+    from lsd_jax.errors import ParamError
+    from lsd_jax.web.form import params_from_ui
+
+    with pytest.raises(ParamError) as e:
+        params_from_ui({"section_values": table})
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_per_section_values_reach_the_snippet_and_bad_cells_the_tables_field(songs, jobs):
+    values = {**ui_defaults(), "song": str(songs["song"]), "style": "default", "style_file": None}
+    table = [["A", "0.3", "", "", ""], ["B", "1.2", "", "", ""]]
+    rest = {k: v for k, v in values.items() if k not in ("song", "style", "style_file")}
+    job = jobs.prepare(values["song"], "default", None, **{**rest, "section_values": table})
+    snippet = page.python_snippet(job)
+    assert "pulse_react={'A': 0.3, 'B': 1.2}," in snippet, snippet
+    compile(snippet, "snippet", "exec")  # runnable Python (a dict, not a Timeline's repr)
+    result = page.validate(jobs, {**values, "section_values": [["B", "x", "", "", ""]]})
+    bad = {n: v["message"] for n, v in zip(INPUT_NAMES, result) if not v["is_valid"]}
+    assert bad == {"section_values": "section_values: section B, pulse_react: 'x' is not a number"}
+
+
+@pytest.mark.slow
+def test_an_api_client_gives_per_section_values(served, songs, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import ValidationError
+
+    from lsd_jax.audio.structure import analyze
+    from lsd_jax.web.sections import HEADERS
+
+    client = Client(served, verbose=False, download_files=str(tmp_path))
+    first = analyze(songs["song"]).sections[0].label
+    table = {"headers": list(HEADERS), "data": [[first, "1.5", "", "", ""]]}
+    video, snippet, status, files = client.predict(
+        handle_file(str(songs["song"])), fps=8, resolution=32, section_values=table, api_name="/render"
+    )
+    assert probe_video(Path(video["video"] if isinstance(video, dict) else video))["n_frames"] == 24
+    assert f"pulse_react={{{first!r}: 1.5}}," in snippet, snippet
+    bad = {"headers": ["section", "motion_react"], "data": [[first, "lots"]]}  # some columns, by their headers
+    with pytest.raises(ValidationError, match=f"section_values: section {first}, motion_react: 'lots' is not a number"):
+        client.predict(handle_file(str(songs["song"])), fps=8, resolution=32, section_values=bad, api_name="/render")
+
+
+def test_a_recipe_with_per_section_values_fills_the_table_and_reads_back():
+    """Render again: a video's recipe with timelines keyed by section shows them in the table (the slider shows the
+    first value) and the page reads back the same parameters; a timeline by seconds shows its first value only."""
+    from lsd_jax.params import make_params
+    from lsd_jax.web.form import params_from_ui, ui_values
+
+    params = make_params(pulse_react={"A": 0.3, "B": 1.2, "drop": 2}, contrast_strength={"A": 0, "B": 0.5})
+    values = ui_values(params)
+    table = [["A", "0.3", "", "0", ""], ["B", "1.2", "", "0.5", ""], ["drop", "2", "", "", ""]]
+    assert values["section_values"] == table
+    assert values["pulse_react"] == 0.3
+    assert make_params(**params_from_ui(values)) == params
+    assert ui_values(make_params())["section_values"] == []
+    by_time = ui_values(make_params(motion_react={"0": 0.2, "10": 0.4}))
+    assert by_time["motion_react"] == 0.2 and by_time["section_values"] == []
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_in_a_browser_the_upload_shows_the_form_and_a_cell_reaches_the_render(form_song):
+    """The page after an upload: the picture and the table under the buttons; a value typed into the B row's
+    pulse_react cell becomes the render's timeline (the other sections at the slider's value)."""
+    from test_app_browser import ARGS, CHROMIUM, _open, _serve, _set_number, _upload_song
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, demo, jobs = _serve(AppConfig(max_seconds=40, max_file_size="5mb", examples="off", warm_up=False))
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                tab = _open(browser, url)
+                assert not tab.locator("#song-form img").is_visible()  # nothing before a song
+                _set_number(tab, "fps", "4")
+                _set_number(tab, "resolution", "32")
+                _upload_song(tab, form_song)
+                tab.locator("#song-form img").wait_for(state="visible")
+                box = tab.locator("#song-form img").bounding_box()
+                assert box["width"] > 300 and 60 < box["height"] < 250, box
+                buttons, picture = tab.locator("#buttons").bounding_box(), tab.locator("#song-form").bounding_box()
+                assert buttons["y"] < picture["y"]  # under the buttons: they stay where they were
+                row = tab.locator("#section-values [data-testid=cell-1-0]")
+                assert row.inner_text().strip() == "B"
+                tab.locator("#section-values [data-testid=cell-1-1]").dblclick()
+                tab.keyboard.type("2.5")
+                tab.keyboard.press("Enter")
+                tab.locator("#render-btn").click()
+                _wait(lambda: any(r.finished() for r in jobs._runs), 300)
+                (run,) = jobs._runs
+                assert run.job.params.pulse_react.as_dict() == {"A": 0.5, "B": 2.5, "C": 0.5, "D": 0.5}
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+        jobs.close()
+
+
+def test_a_payload_that_is_no_table_is_named_at_the_field():
+    from gradio.components.dataframe import DataframeData
+
+    from lsd_jax.web import sections
+
+    _, table = sections.widgets()
+    rows = table.preprocess(DataframeData(headers=["section", "flash_strength"], data=[["A", "0.2"]]))
+    assert list(rows.columns) == ["section", "flash_strength"]  # by its headers
+    with pytest.raises(gr.Error, match="section_values: not a table of section values"):
+        table.preprocess(DataframeData(headers=["section", "pulse_react"], data=[["A", "1", "2"]]))

@@ -38,10 +38,13 @@ from ..params import (
     SPEED,
     TIMES,
     Param,
+    Timeline,
     parse_value,
     unknown_names_error,
 )
 from .config import MAX_APP_FPS, AppConfig
+from .sections import FIELD as SECTION_FIELD
+from .sections import by_section, section_timelines, table_from
 
 log = logging.getLogger("lsd_jax.web")
 
@@ -50,7 +53,7 @@ log = logging.getLogger("lsd_jax.web")
 class Field:
     """One input of the page. ``kind``: slider, number, int, checkbox, checkboxes (several of ``choices``),
     radio, tristate (a radio over an optional flag's labels), speed (a number, beat or bar), text (a list or
-    number as text), file (an audio stem) or files."""
+    number as text), file (an audio stem), files or table (the per-section values: :mod:`lsd_jax.web.sections`)."""
 
     name: str
     kind: str
@@ -76,7 +79,7 @@ _KEYFRAME_TIMES = Param(
 #: The aspects the page's format checkboxes offer (two or more ticked: one file each, from one render).
 FORMAT_CHOICES = ("16:9", "9:16", "1:1")
 #: Page fields that are not RenderParams fields (turned into them by params_from_ui; formats by formats_from_ui).
-PAGE_ONLY = frozenset({"keyframe_times", "formats"})
+PAGE_ONLY = frozenset({"keyframe_times", "formats", SECTION_FIELD})
 STEMS = tuple(p.name for p in PARAMS if p.kind == PATH)
 #: Parameters the page builds from other inputs (keyframes) or cannot take (Python objects).
 NOT_ON_PAGE = frozenset(p.name for p in PARAMS if p.kind in (KEYFRAMES, EFFECTS))
@@ -183,6 +186,8 @@ def page_fields(cfg: AppConfig | None = None) -> tuple[Field, ...]:
         out += _page_only(group)
         out += [_field(p, limits) for p in PARAMS if p.group == group and p.name not in NOT_ON_PAGE]
         out += _page_only(group, after=True)
+    # the per-section table sits with the song (filled after upload), in no group of the table
+    out.append(Field(SECTION_FIELD, "table", (), "song", help="per-section values", label="Per-section values"))
     if cfg is not None and cfg.excerpt_seconds:
         out = [dataclasses.replace(f, value=cfg.excerpt_seconds) if f.name == "duration" else f for f in out]
     if cfg is not None:  # the app lets the song's form direct the video (the library's default stays off)
@@ -225,6 +230,8 @@ def ui_values(params: Any) -> dict[str, Any]:
         if f.kind in ("file", "files") or name in PAGE_ONLY:
             continue
         p, v = PARAM[name], getattr(params, name)
+        if isinstance(v, Timeline):  # a slider shows one number: the first; the table shows those keyed by section
+            v = v.points[0][1]
         if f.kind == "tristate":
             v = next(label for label, value in p.labels if value == v)
         elif f.kind in ("text", "speed"):
@@ -234,6 +241,7 @@ def ui_values(params: Any) -> dict[str, Any]:
         elif v is None and (p.zero_unset or f.kind == "slider"):
             v = 0
         out[name] = v
+    out[SECTION_FIELD] = table_from(params)
     return out
 
 
@@ -256,7 +264,10 @@ def recipe_to_ui(path: Any) -> tuple[dict[str, Any], str]:
     if rec.params.keyframes:
         again.append("the keyframe images")
     note = f"Loaded the recipe of {Path(str(getattr(path, 'name', path))).name}; upload {', '.join(again)}"
-    return values, note + ", change what you like (e.g. the resolution) and render again."
+    note += ", change what you like (e.g. the resolution) and render again."
+    if any(isinstance(v, Timeline) and not by_section(v) for v in vars(rec.params).values()):
+        note += " Its timelines by seconds, beats or bars show their first value here (the API takes them whole)."
+    return values, note
 
 
 def formats_from_ui(values: Mapping[str, Any]) -> tuple[str, ...]:
@@ -281,6 +292,7 @@ def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
     merged = {**ui_defaults(), **values}
     out: dict[str, Any] = {}
     merged.pop("formats", None)  # not a parameter: see formats_from_ui
+    per_section = merged.pop(SECTION_FIELD, None)
     keyframes = _keyframes_from_ui(merged.pop("keyframe_times", None), merged.pop(KEYFRAME_IMAGES, None))
     if keyframes:
         out["keyframes"] = keyframes
@@ -302,6 +314,9 @@ def params_from_ui(values: Mapping[str, Any]) -> dict[str, Any]:
         if p.zero_unset and (v is None or v == 0):
             v = None
         out[name] = v
+    # filled cells of the per-section table: timelines keyed by section label (before the effects' off switch:
+    # a strength given per section switches its effect on)
+    out.update(section_timelines(per_section, out))
     for effect in ("contrast", "flash"):  # strength 0 (the slider's default): the effect is off
         if out.get(f"{effect}_strength") is None:
             out[f"{effect}_percussive"] = None

@@ -42,7 +42,7 @@ from ..engine.preview import Preview, preview_of
 from ..errors import AudioError, ParamError
 from ..media.decode import audio_length
 from ..media.formats import FORMATS
-from ..params import RenderParams, make_params
+from ..params import RenderParams, Timeline, make_params
 from ..store import sandbox
 from ..store.speeds import measured_speed, queue_wait
 from .config import MAX_APP_FPS, AppConfig, duration_text
@@ -334,6 +334,8 @@ def python_snippet(job: Job) -> str:
         if v is not None:
             kwargs[name] = list(v) if isinstance(v, tuple) else v
     kwargs.update(p.to_kwargs())
+    # a timeline (e.g. from the per-section values) as render takes it: {when: value}
+    kwargs = {k: v.as_dict() if isinstance(v, Timeline) else v for k, v in kwargs.items()}
     lines = [
         "import lsd_jax",
         "",
@@ -735,10 +737,16 @@ class Jobs:
         """Where the page's excerpt of an uploaded ``song`` starts (:func:`loudest_stretch`), computed by at most
         :data:`ANALYSIS_AT_ONCE` uploads at once (more wait up to :data:`ANALYSIS_WAIT_S` s, then get None: the
         page keeps its values). None too when the file cannot be analysed (the render's checks say why)."""
+        return self.analysed(loudest_stretch, song, seconds)
+
+    def analysed(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` (an upload's analysis: the excerpt, the song's form) in the bounded analysis pool: at most
+        :data:`ANALYSIS_AT_ONCE` at once, more wait up to :data:`ANALYSIS_WAIT_S` s, then get None; None too when
+        ``fn`` fails (the render's checks say why)."""
         if not self._analysing.acquire(timeout=ANALYSIS_WAIT_S):
             return None
         try:
-            return loudest_stretch(song, seconds)
+            return fn(*args)
         except Exception:
             return None
         finally:

@@ -43,6 +43,7 @@ import gradio as gr
 from ..errors import AudioError, LsdError, ParamError, StyleError
 from ..params import GROUPS, PARAM, RenderParams
 from . import examples as ex
+from . import sections
 from .config import AppConfig, client_key, duration_text
 from .form import INPUT_NAMES, Field, component, page_fields, recipe_to_ui, style_choices, ui_defaults, ui_values
 from .jobs import Busy, Job, JobCancelled, Jobs, Run, python_snippet
@@ -942,6 +943,8 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                     cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-btn", visible=False, min_width=90)
                 estimate = gr.Markdown("", elem_id="estimate")
                 status.render()
+                # the song's form and per-section values: shown once the song is analysed (the buttons stay put)
+                form_picture, c[sections.FIELD] = sections.widgets()
                 with gr.Row():
                     c["style"] = gr.Dropdown(
                         choices=style_choices(),
@@ -1001,7 +1004,11 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 values, note = recipe_to_ui(file)
             except LsdError as e:  # a foreign or tampered recipe: say why, change nothing
                 return [gr.skip()] * (len(recipe_targets) - 1) + [f"⚠️ {public_message(str(e))}"]
-            return [values[n] for n in recipe_names] + [values.get("style", gr.skip()), public_message(note)]
+            shown = [values[n] for n in recipe_names]
+            if sections.FIELD in recipe_names:  # the per-section table: shown when the recipe has values by section
+                k = recipe_names.index(sections.FIELD)
+                shown[k] = gr.update(value=shown[k], visible=True) if shown[k] else gr.skip()
+            return shown + [values.get("style", gr.skip()), public_message(note)]
 
         recipe_file.upload(
             _from_recipe,
@@ -1064,9 +1071,13 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 return [gr.validate(n != "song", text if n == "song" else "") for n in INPUT_NAMES]
             return validate(jobs, {"song": song, "style": style, "style_file": style_file, **values})
 
-        def _excerpt(song: Any) -> tuple[Any, Any]:
+        def _excerpt(song: Any, table: Any = None) -> tuple[Any, ...]:
+            """The upload's analysis: the excerpt's start and length, the song's form (picture, per-section table:
+            the values of ``table`` stay for the labels the song has, e.g. a recipe's loaded before the song)."""
             start = jobs.excerpt_start(song, cfg.excerpt_seconds) if song else None  # the bounded analysis pool
-            return (gr.skip(), gr.skip()) if start is None else (start, cfg.excerpt_seconds)
+            excerpt = (gr.skip(), gr.skip()) if start is None else (start, cfg.excerpt_seconds)
+            form = jobs.analysed(sections.form_picture, song) if song else None  # the same pool
+            return (*excerpt, *sections.upload_updates(form, table))
 
         # the API's and the MCP tools' documentation: each input's type, range and help from the parameter table
         _render.__doc__ = tool_doc(render_stream.__doc__ or "", fields)
@@ -1151,13 +1162,14 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         # queued (one at a time: each decodes the song), never a direct call; Jobs.excerpt_start bounds it again
         c["song"].upload(
             _excerpt,
-            c["song"],
-            [c["start"], c["duration"]],
+            [c["song"], c[sections.FIELD]],
+            [c["start"], c["duration"], form_picture, c[sections.FIELD]],
             api_visibility="private",
             show_progress="hidden",
             concurrency_id="lsd-jax-upload",
             concurrency_limit=1,
         )
+        c["song"].clear(lambda: sections.upload_updates(None), None, [form_picture, c[sections.FIELD]], **private)
         # The estimate follows what the speed depends on. An event clears the problems shown next to its
         # inputs, so each of those fields is copied into one state by an event of its own (clearing only
         # that field's problem, when it changes) and the estimate reads the state.
