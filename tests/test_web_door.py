@@ -369,6 +369,7 @@ def test_a_live_session_that_only_polls_is_released_and_a_client_holds_one():
         assert sessions.handle("audio", {"token": b, "pcm": pcm, "sr": 16000}) == {"ok": True}  # b gets audio
         now = sessions.get(b).last_audio + 4.0  # 4 s on: a's audio stopped 5 s ago at least
         sessions.get(a).last_audio -= 1.5
+        sessions.get(a).last_seen = sessions.get(b).last_seen = now  # both tabs still poll: only quiet counts
         assert sessions.reap(now=now) == [a]
         assert "has ended" in sessions.handle("frame", {"token": a})["error"]
         assert sessions.reap(now=sessions.get(b).opened + 100.5) == [b]  # max_s: whatever it does
