@@ -86,9 +86,9 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
     wav = write(tmp_path / "clicks.wav", click_track([every / 2 + every * k for k in range(8)], 4.0, sr), sr)
     cfg = AppConfig(max_seconds=6, max_file_size="2mb")
     os.environ["LSD_JAX_LIVE_RESOLUTION"] = "96"
+    jobs = Jobs(cfg, keep=0.0)  # open until the page closes (its examples render from its folders)
     try:
-        with Jobs(cfg, keep=0.0) as jobs:
-            demo = web_page.build_app(cfg, jobs)
+        demo = web_page.build_app(cfg, jobs)
     finally:
         del os.environ["LSD_JAX_LIVE_RESOLUTION"]
     port = _free_port()
@@ -130,6 +130,7 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
             browser.close()
     finally:
         demo.close()
+        jobs.close()
     (ARTIFACTS / "live-page-log.json").write_text(json.dumps(log))
     assert not log["errors"], log["errors"]
     frames = log["frames"][start:]
