@@ -8,7 +8,6 @@ import io
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port
 from PIL import Image
 
 from lsd_jax.audio.demo_song import write_demo_song
@@ -24,32 +24,6 @@ from lsd_jax.web import page
 from lsd_jax.web.config import AppConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served(str):
-    """The served app's URL, with its Blocks (the test runs in the server's process)."""
-
-    demo: object
-
-
-@pytest.fixture(scope="module")
-def served():
-    cfg = AppConfig(max_seconds=6, concurrency=1, examples="off", warm_up=False)
-    demo = page.build_app(cfg)
-    port = _port()
-    page.launch(
-        demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
-    )
-    url = Served(f"http://127.0.0.1:{port}")
-    url.demo = demo
-    yield url
-    demo.close()
 
 
 def _get(url: str) -> tuple[int, str, bytes]:
@@ -148,7 +122,7 @@ def test_closing_the_app_removes_the_files_gradio_recorded_for_it_and_no_others(
     song = write_demo_song(tmp_path / "song.wav", seconds=3.0)
     cfg = AppConfig(max_seconds=6, concurrency=1, examples="off", warm_up=False)
     demo = page.build_app(cfg)
-    port = _port()
+    port = free_port()
     page.launch(
         demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
     )
@@ -171,7 +145,7 @@ def test_the_app_stopped_by_a_signal_leaves_nothing_in_gradios_temp_folder(tmp_p
     other.parent.mkdir(parents=True)
     other.write_bytes(b"not ours")
     song = write_demo_song(tmp_path / "song.wav", seconds=3.0)
-    port = _port()
+    port = free_port()
     env = {**os.environ, "GRADIO_TEMP_DIR": str(base), "LSD_JAX_WARM_UP": "0", "LSD_JAX_EXAMPLES": "off"}
     env.pop("SPACE_HOST", None)
     proc = subprocess.Popen(

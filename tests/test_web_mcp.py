@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-import socket
 from pathlib import Path
 
 import pytest
@@ -34,24 +33,6 @@ def test_the_tool_doc_documents_every_input_from_the_table():
     assert "this server: at most 512" in lines["resolution"]  # the server's limit, tighter than the table's
     assert lines["pulse_mode"].startswith("(one of 'loudness', 'onset')")
     assert all("\n" not in v and v for v in lines.values())  # Gradio reads one line per parameter
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served():
-    cfg = AppConfig(max_seconds=6, concurrency=1, examples="off", warm_up=False)
-    demo = page.build_app(cfg)
-    port = _port()
-    page.launch(
-        demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
-    )
-    yield f"http://127.0.0.1:{port}"
-    demo.close()
 
 
 async def _session(url: str, fn):
