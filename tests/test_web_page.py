@@ -774,3 +774,25 @@ def test_a_field_s_message_is_plain_text(songs, jobs):
     result = page.validate(jobs, values)
     bad = {n: v["message"] for n, v in zip(INPUT_NAMES, result) if not v["is_valid"]}
     assert bad == {"duration": "duration must be > 0, got -1"}
+
+
+@pytest.mark.slow
+def test_an_example_s_snippet_reproduces_its_video_byte_for_byte(tmp_path, monkeypatch):
+    """The README: the snippet under the video makes the same MP4, byte for byte. Here an example's (its demo
+    song written by the snippet itself), run as a script in an empty folder."""
+    import lsd_jax.web.examples as ex
+
+    cfg = AppConfig(max_seconds=2, max_resolution=64, examples="off", warm_up=False)
+    with Jobs(cfg, keep=0.0) as mine:
+        song = str(mine.example_song(ex.SECONDS))
+        row = dict(zip(ex.INPUTS, ex.rows(song, cfg.max_seconds, cfg.max_resolution)[0]))
+        values = {k: v for k, v in row.items() if k not in ("song", "style")}
+        video, snippet, _ = page._example_fn(mine)(song, row["style"], None, **values)
+        made = Path(video).read_bytes()
+    here = tmp_path / "run"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    exec(compile(snippet, "snippet.py", "exec"), {"__name__": "__main__"})
+    (out,) = [p for p in here.iterdir() if p.suffix == ".mp4"]
+    again = out.read_bytes()
+    assert len(again) == len(made) and again == made, (len(again), len(made))

@@ -575,10 +575,12 @@ CSS = """
 .lsd-live p { margin: 0.2em 0 0; font-size: 0.85em; opacity: 0.75; }
 """
 
-#: The form's own style: a problem shown at a field sits above it, in the flow, not over it (Gradio places it
-#: over the field's top right corner, which hides a slider's number box and the label), so the field stays
+#: The form's own style: a problem shown at a field sits above it, in the flow, not over it (Gradio's status
+#: tracker lays it over the whole field, hiding the label, its help and a slider's number box), so the field stays
 #: visible and usable while its message is shown.
 FIELDS_CSS = """
+#main-row .block > .wrap:has(> .validation-error) { position: static !important; padding: 0 !important;
+                                                   background: none; align-items: stretch; }
 #main-row .validation-error { position: static; justify-content: space-between; text-align: left;
                               border: 1px solid var(--error-border-color); border-radius: var(--radius-sm);
                               margin-bottom: var(--size-1); }
@@ -1207,7 +1209,10 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         )
         preview_evt.then(end, None, [*buttons, live], **private)
         preview_evt.failure(end, None, [*buttons, live], **private)
-        cancel_btn.click(cancel, None, [*buttons, live, status], cancels=[render_evt, preview_evt], **private)
+        # Cancel stops the session's job on the server (Jobs.cancel: a running one within a batch, a booked one
+        # before it starts); its handler then ends with the status line, a normal outcome. Not Gradio's cancels=:
+        # a click soon after the job started left an "Error" badge on the video (Gradio's page, issue 27).
+        cancel_btn.click(cancel, None, [*buttons, live, status], **private)
         demo.unload(left)
         # the style menu: what this server can use (its hosts probed at launch, off the request path), and a .pkl
         # this visitor uploaded as a style of their session's own; refreshed at each page load (the probe's news)
