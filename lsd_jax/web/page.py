@@ -3,9 +3,11 @@
 * :func:`preview_stream` / :func:`render_stream` are the handlers behind the named API endpoints
   ``/preview`` and ``/render``: generators that run the visitor's job in its own thread
   (:meth:`Jobs.start_run`), report progress with the time left, and cancel the job when Gradio
-  closes them (the Cancel button, a closed tab, a client's ``job.cancel()``); every failure becomes
-  a ``gr.Error`` with a clear message and no server path (:func:`user_error`), kept visible in the
-  status line. :func:`preview_video` / :func:`render_video` run them to the end (for Python callers);
+  closes them (a closed tab, a client's ``job.cancel()``; the Cancel button stops it on the server). A cancel,
+  and a style that cannot be fetched or loaded, end with the status line alone (:func:`_outcome`: no "Error" on
+  the page); every other failure becomes a ``gr.Error`` with a clear message and no server path
+  (:func:`user_error`), kept visible in the status line. :func:`preview_video` / :func:`render_video` run them to
+  the end (for Python callers);
 * before a job is queued, :func:`validate` puts each problem next to the field that caused it (and a visitor's
   address queues at most ``per_client`` jobs: :func:`queued_by`); a visitor's style goes through the one door
   (:mod:`lsd_jax.web.door`); the song's analysis on upload is a queued event of its own, one at a time;
@@ -40,7 +42,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..errors import AudioError, LsdError, ParamError, StyleError
+from ..errors import AudioError, DownloadError, LsdError, ParamError, StyleError
 from ..params import GROUPS, PARAM, RenderParams
 from . import examples as ex
 from . import sections
@@ -155,6 +157,8 @@ def user_error(e: BaseException) -> gr.Error:
     )
 
 
+#: A style that cannot be fetched (a download) or loaded (its file).
+STYLE_ERRORS = (StyleError, DownloadError)
 #: The status line after a visitor's (or a client's) own cancel: a normal outcome, not an error.
 CANCELLED = "Cancelled: nothing was kept."
 
@@ -183,7 +187,7 @@ def field_of(e: BaseException, values: dict[str, Any]) -> str | None:
         if "start=" in text:
             return "start"
         return "duration" if "renders at most" in text else "song"
-    if isinstance(e, StyleError):
+    if isinstance(e, STYLE_ERRORS):
         return "style_file" if values.get("style_file") else "style"
     if isinstance(e, ParamError):
         m = _NAMES.search(str(e))
@@ -296,8 +300,8 @@ def _outcome(error: BaseException | None) -> str | None:
     :func:`validate`). None when it succeeded or for any other failure (raised: :func:`user_error`)."""
     if isinstance(error, JobCancelled):
         return CANCELLED
-    if isinstance(error, StyleError):
-        return error_status(user_error(error))
+    if isinstance(error, STYLE_ERRORS):
+        return error_status(gr.Error(public_message(_visitor_message(error)), title="Style problem"))
     return None
 
 
@@ -328,7 +332,8 @@ def render_stream(
 ) -> Iterator[tuple[Any, Any, Any, Any]]:
     """Yields ``(video, snippet, status, files)`` updates; the last one is the finished MP4, the Python that
     reproduces it, a summary and, with several formats ticked, every file (the video is the first); else None.
-    ``gr.Error`` on any problem (its message also in the status)."""
+    ``gr.Error`` on any problem (its message also in the status), but a cancel or a style that cannot be fetched or
+    loaded: the status line says it and the stream ends (:func:`_outcome`)."""
     try:
         job, run = _start(jobs, "render", song, style, style_file, session, progress, values, client)
     except JobCancelled as e:
@@ -371,7 +376,8 @@ def preview_stream(
     **values: Any,
 ) -> Iterator[tuple[Any, Any]]:
     """Yields ``(gallery items, status)`` updates; the last one holds the stills ``(image, caption)``
-    at the loudest moments. ``gr.Error`` on any problem (its message also in the status)."""
+    at the loudest moments. ``gr.Error`` on any problem (its message also in the status), but a cancel or a style
+    that cannot be fetched or loaded: the status line says it and the stream ends (:func:`_outcome`)."""
     try:
         job, run = _start(jobs, "preview", song, style, style_file, session, progress, values, client)
     except JobCancelled as e:
