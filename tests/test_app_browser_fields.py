@@ -71,7 +71,7 @@ def test_values_out_of_range_are_refused_at_their_field_not_clamped(form, app_ur
     _upload_song(page, write_demo_song(tmp_path / "two.wav", seconds=2.0))
     _set_number(page, "resolution", "32")
     _refused(page, jobs, "fps", "0", "fps must be between 1 and 240, got 0")
-    page.screenshot(path=str(ARTIFACTS / "app-fps-refused.png"))
+    page.locator("#param-fps").screenshot(path=str(ARTIFACTS / "app-fps-refused.png"))
     _refused(page, jobs, "fps", "500", "fps=500 is above this server's limit of 60")
     _set_number(page, "fps", "8")
     _refused(page, jobs, "pulse_react", "99", "pulse_react must be between 0 and 10, got 99")
