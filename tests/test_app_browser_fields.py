@@ -21,6 +21,7 @@ from test_app_browser import (  # noqa: F401 (fixtures)
     app_url,
     browser,
 )
+from test_web_styles import probed  # noqa: F401 (a fixture: a catalogue with a style whose file is gone)
 
 from lsd_jax.audio.demo_song import write_demo_song
 from lsd_jax.web import examples as ex
@@ -173,3 +174,31 @@ def test_every_example_s_snippet_is_valid_python(browser):  # noqa: F811
         demo.close()
         jobs.close()
     print(f"three examples cached and their snippets compiled in {time.monotonic() - t0:.1f} s")
+
+
+def test_a_style_that_fails_in_the_job_is_a_status_line_not_an_error_badge(browser, probed):  # noqa: F811
+    """A catalogue style whose host answers (so the menu offers it) but whose file is gone (404): the preview ends
+    with "Style problem" in the status line, no toast, no "Error" on the stills."""
+    url, demo, jobs = _serve(AppConfig(max_seconds=12, max_file_size="2mb", examples="off", warm_up=False))
+    try:
+        page = _open(browser, url)
+        _set_number(page, "fps", "8")
+        _set_number(page, "resolution", "32")
+        _upload_song(page, write_demo_song(probed / "two.wav", seconds=2.0))
+        menu = page.locator("#style input").first
+        menu.click()
+        page.get_by_role("option", name="near", exact=False).first.click()
+        page.wait_for_timeout(300)
+        assert menu.input_value().startswith("near"), menu.input_value()
+        page.locator("#preview-btn").click()
+        _wait_idle(page)
+        page.wait_for_function("() => document.querySelector('#status').innerText.includes('Cannot download style')")
+        page.wait_for_timeout(1000)  # a toast or a badge would show by now
+        assert page.evaluate(ERRORS_JS) == {"toasts": [], "boxes": []}
+        status = page.locator("#status").inner_text()
+        assert "Style problem" in status and "upload it under" in status, status
+        page.screenshot(path=str(ARTIFACTS / "app-style-problem.png"))
+        page.close()
+    finally:
+        demo.close()
+        jobs.close()
