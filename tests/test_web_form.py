@@ -230,3 +230,17 @@ def test_a_broken_user_catalogue_does_not_take_the_menu_down(monkeypatch, caplog
         ("default (embedded, no download)", "default")
     ]
     assert "style catalogue unavailable" in caplog.text
+
+
+def test_every_slider_is_marked_for_the_page_to_keep_typed_values():
+    """Gradio's slider clamps a typed value into its range in the browser (500 fps became 60 without a word): the
+    page's script keeps the value of every ``.lsd-checked`` slider (page.FIELDS_JS) for the table to refuse."""
+    from lsd_jax.web import page
+
+    sliders = [f for f in form.page_fields() if f.kind == "slider"]
+    assert {"fps", "pulse_react", "resolution"} <= {f.name for f in sliders}
+    for f in sliders:
+        c = form.component(f)
+        assert "lsd-checked" in c.elem_classes, f.name
+        assert c.preprocess(f.hi * 10 + 1) == f.hi * 10 + 1 and c.preprocess(f.lo - 1) == f.lo - 1  # not clamped
+    assert ".lsd-checked" in page.FIELDS_JS and "stopPropagation" in page.FIELDS_JS

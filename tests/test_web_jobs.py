@@ -147,6 +147,7 @@ def test_too_long_a_song_is_refused_before_any_work(songs):
     [
         (dict(resolution=2048), lsd_jax.ParamError, "resolution=2048 is above this server's limit of 1024"),
         (dict(fps=120), lsd_jax.ParamError, "fps=120 is above this server's limit of 60"),
+        (dict(fps=500), lsd_jax.ParamError, "fps=500 is above this server's limit of 60"),  # not the table's 240
         (dict(width=64), lsd_jax.ParamError, "give both width and height"),
     ],
 )

@@ -107,3 +107,17 @@ def test_an_uploaded_style_file_is_a_style_of_the_visitor_s_session(probed):
     # chosen in the menu (without the file box), the door takes it as the upload it is
     style, code = J.visitor_style(menu[-1][1])
     assert style == str(upload.resolve()) and code == "my-model.pkl"
+
+
+def test_a_style_that_fails_in_the_job_is_said_in_the_status_line_not_an_error_badge(probed):
+    """Issue 27: "near" passes the field's check (its host answers) but its file is not there (404). The stream ends
+    with the problem in the status line, raising nothing (a raised gr.Error is an "Error" badge on the stills)."""
+    song = str(write_demo_song(probed / "song.wav", seconds=2.0))
+    with J.Jobs(AppConfig(warm_up=False), keep=0.0) as jobs:
+        checks = page.validate(jobs, {"song": song, "style": "near", "style_file": None, "fps": 8, "resolution": 32})
+        assert all(c["is_valid"] for c in checks)
+        updates = list(page.preview_stream(jobs, song, "near", None, fps=8, resolution=32))
+    gallery, status = updates[-1]
+    assert status.startswith("⚠ **Style problem**") and "near" in status, status
+    assert "dead link" in status and "upload it under 'or upload a style'" in status and "lsd-jax styles" not in status
+    assert not isinstance(gallery, list)  # no stills: the gallery keeps what it showed

@@ -400,7 +400,9 @@ def component(f: Field) -> Any:
     info = f"{f.name}: {f.help}" + (f" ({f.note})" if f.note else "")
     common = dict(label=f.label or f.name, info=info, elem_id=f"param-{f.name}")
     if f.kind == "slider":
-        return _checked_by_the_table(gr.Slider(f.lo, f.hi, value=f.value, step=f.step, **common), f.name)
+        # .lsd-checked: the page keeps a typed value out of range for the table to refuse (page.FIELDS_JS)
+        slider = gr.Slider(f.lo, f.hi, value=f.value, step=f.step, elem_classes=["lsd-checked"], **common)
+        return _checked_by_the_table(slider, f.name)
     if f.kind in ("number", "int"):
         step = {"step": f.step} if f.step is not None else {}
         return _checked_by_the_table(

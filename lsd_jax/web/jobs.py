@@ -261,18 +261,24 @@ def prepare_job(
         raise AudioError("upload a song first (wav, flac, ogg, mp3, m4a …)")
     song = str(song)
     formats = formats_from_ui(values)
-    params = make_params(**params_from_ui(values))
+    kwargs = params_from_ui(values)
+    # this server's limits first: the page's widgets end there, so 500 fps is "above this server's limit of 60",
+    # not the table's wider range (numbers only: anything else is the table's to refuse)
+    for name, limit, unit in (
+        ("resolution", cfg.max_resolution, " pixels"),
+        ("width", cfg.max_resolution, " pixels"),
+        ("height", cfg.max_resolution, " pixels"),
+        ("fps", MAX_APP_FPS, ""),
+    ):
+        v = kwargs.get(name)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > limit:
+            raise ParamError(f"{name}={v:g} is above this server's limit of {limit:g}{unit}")
+    params = make_params(**kwargs)
     if params.codec == "png":
         raise ParamError(
             "codec: the app delivers one file; a folder of PNG frames is for the command line "
             "(lsd-jax render -o frames/)"
         )
-    for name in ("resolution", "width", "height"):
-        v = getattr(params, name)
-        if v is not None and v > cfg.max_resolution:
-            raise ParamError(f"{name}={v} is above this server's limit of {cfg.max_resolution} pixels")
-    if params.fps > MAX_APP_FPS:
-        raise ParamError(f"fps={params.fps:g} is above this server's limit of {MAX_APP_FPS:g}")
     total = audio_length(song)
     if total is not None:
         if params.start >= total:

@@ -3,9 +3,11 @@
 * :func:`preview_stream` / :func:`render_stream` are the handlers behind the named API endpoints
   ``/preview`` and ``/render``: generators that run the visitor's job in its own thread
   (:meth:`Jobs.start_run`), report progress with the time left, and cancel the job when Gradio
-  closes them (the Cancel button, a closed tab, a client's ``job.cancel()``); every failure becomes
-  a ``gr.Error`` with a clear message and no server path (:func:`user_error`), kept visible in the
-  status line. :func:`preview_video` / :func:`render_video` run them to the end (for Python callers);
+  closes them (a closed tab, a client's ``job.cancel()``; the Cancel button stops it on the server). A cancel,
+  and a style that cannot be fetched or loaded, end with the status line alone (:func:`_outcome`: no "Error" on
+  the page); every other failure becomes a ``gr.Error`` with a clear message and no server path
+  (:func:`user_error`), kept visible in the status line. :func:`preview_video` / :func:`render_video` run them to
+  the end (for Python callers);
 * before a job is queued, :func:`validate` puts each problem next to the field that caused it (and a visitor's
   address queues at most ``per_client`` jobs: :func:`queued_by`); a visitor's style goes through the one door
   (:mod:`lsd_jax.web.door`); the song's analysis on upload is a queued event of its own, one at a time;
@@ -40,7 +42,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..errors import AudioError, LsdError, ParamError, StyleError
+from ..errors import AudioError, DownloadError, LsdError, ParamError, StyleError
 from ..params import GROUPS, PARAM, RenderParams
 from . import examples as ex
 from . import sections
@@ -101,9 +103,10 @@ def _server_folders() -> list[str]:
     return sorted((f.rstrip("/\\") for f in found if len(f.rstrip("/\\")) > 1), key=len, reverse=True)
 
 
-def public_message(message: str) -> str:
-    """``message`` with every directory part of a path removed (file names stay), safe as HTML. The server's own
-    folders go first, whole (their names may hold spaces), with the folders below them."""
+def public_text(message: str) -> str:
+    """``message`` with every directory part of a path removed (file names stay), as plain text (a field's message
+    is shown as text). The server's own folders go first, whole (their names may hold spaces), with the folders
+    below them."""
     text = str(message)
     for root in _server_folders():  # with the folders below it (no spaces: Gradio's and ours); alone: "…"
         text = re.sub(
@@ -114,7 +117,16 @@ def public_message(message: str) -> str:
     text = _PATH_DIRS.sub("", text)
     if len(text) > MAX_MESSAGE:
         text = text[: MAX_MESSAGE - 1] + "…"
-    return html.escape(text, quote=False)
+    return text
+
+
+def public_message(message: str) -> str:
+    """:func:`public_text`, safe as HTML (a toast and the status line render HTML)."""
+    return html.escape(public_text(message), quote=False)
+
+
+def _visitor_message(e: LsdError) -> str:
+    return getattr(e, "visitor_message", None) or str(e)  # a download's advice for a visitor, not a command
 
 
 def user_error(e: BaseException) -> gr.Error:
@@ -125,12 +137,11 @@ def user_error(e: BaseException) -> gr.Error:
     if isinstance(e, LsdError):
         title = {AudioError: "Audio problem", ParamError: "Parameter problem", StyleError: "Style problem"}
         kind = next((t for c, t in title.items() if isinstance(e, c)), "Cannot render")
-        message = getattr(e, "visitor_message", None) or str(e)  # a download's advice for a visitor, not a command
-        return gr.Error(public_message(message), title=kind, print_exception=False)
+        return gr.Error(public_message(_visitor_message(e)), title=kind, print_exception=False)
     if isinstance(e, Busy):
         return gr.Error(str(e), title="Already running", print_exception=False)
-    if isinstance(e, JobCancelled):  # cancelled before it started (Jobs.start_run)
-        return gr.Error("Cancelled: nothing was kept.", title="Cancelled", print_exception=False)
+    if isinstance(e, JobCancelled):  # an example's render cancelled (the server closing)
+        return gr.Error(CANCELLED, title="Cancelled", print_exception=False)
     if isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in str(e):
         log.error("out of memory: %s", type(e).__name__)
         return gr.Error(
@@ -146,9 +157,23 @@ def user_error(e: BaseException) -> gr.Error:
     )
 
 
+#: A style that cannot be fetched (a download) or loaded (its file).
+STYLE_ERRORS = (StyleError, DownloadError)
+#: The status line after a visitor's (or a client's) own cancel: a normal outcome, not an error.
+CANCELLED = "Cancelled: nothing was kept."
+
+
 def error_status(e: gr.Error) -> str:
     """The status line for an error (it stays when the toast goes)."""
     return f"⚠ **{html.escape(e.title or 'Error')}**: {e.message}"
+
+
+def field_message(e: BaseException) -> str:
+    """The problem shown next to a field: :func:`user_error`'s message as plain text (the field shows it as text,
+    so "> 0" must not arrive as "&gt; 0")."""
+    if isinstance(e, LsdError):
+        return public_text(_visitor_message(e))
+    return user_error(e).message
 
 
 _NAMES = re.compile(r"\b(" + "|".join(sorted(INPUT_NAMES, key=len, reverse=True)) + r")\b")
@@ -162,7 +187,7 @@ def field_of(e: BaseException, values: dict[str, Any]) -> str | None:
         if "start=" in text:
             return "start"
         return "duration" if "renders at most" in text else "song"
-    if isinstance(e, StyleError):
+    if isinstance(e, STYLE_ERRORS):
         return "style_file" if values.get("style_file") else "style"
     if isinstance(e, ParamError):
         m = _NAMES.search(str(e))
@@ -262,17 +287,36 @@ def _start(
     try:
         job = jobs.prepare(song, style, style_file, **values)
         return job, jobs.start_run(kind, job, session, client)
+    except JobCancelled:  # cancelled before it started: an outcome (see _outcome)
+        raise
     except Exception as e:
         raise user_error(e) from None
 
 
-def _outcome(run: Run) -> gr.Error | None:
-    """None when the run succeeded, else the error to show (cancelled: a friendly one)."""
-    if run.error is None:
-        return None
-    if isinstance(run.error, JobCancelled):
-        return gr.Error("Cancelled: nothing was kept.", title="Cancelled", print_exception=False)
-    return user_error(run.error)
+def _outcome(error: BaseException | None) -> str | None:
+    """How a job that did not succeed ended, for the status line, when that is not an error for the page to mark
+    on an output: the visitor's own cancel, or a style that could not be fetched or loaded (said in the status
+    line, as a style problem; the field refuses it before a job is queued where it can tell:
+    :func:`validate`). None when it succeeded or for any other failure (raised: :func:`user_error`)."""
+    if isinstance(error, JobCancelled):
+        return CANCELLED
+    if isinstance(error, STYLE_ERRORS):
+        return error_status(gr.Error(public_message(_visitor_message(error)), title="Style problem"))
+    return None
+
+
+def _ended(error: BaseException | None) -> Iterator[str]:
+    """The status line of a job that ended with ``error`` (none if it succeeded); raises the ``gr.Error``
+    of a failure that is one (:func:`_outcome`)."""
+    if error is None:
+        return
+    line = _outcome(error)
+    if line is not None:
+        yield line
+        return
+    err = user_error(error)
+    yield error_status(err)
+    raise err
 
 
 def render_stream(
@@ -288,14 +332,20 @@ def render_stream(
 ) -> Iterator[tuple[Any, Any, Any, Any]]:
     """Yields ``(video, snippet, status, files)`` updates; the last one is the finished MP4, the Python that
     reproduces it, a summary and, with several formats ticked, every file (the video is the first); else None.
-    ``gr.Error`` on any problem (its message also in the status)."""
-    job, run = _start(jobs, "render", song, style, style_file, session, progress, values, client)
+    ``gr.Error`` on any problem (its message also in the status), but a cancel or a style that cannot be fetched or
+    loaded: the status line says it and the stream ends (:func:`_outcome`)."""
+    try:
+        job, run = _start(jobs, "render", song, style, style_file, session, progress, values, client)
+    except JobCancelled as e:
+        for line in _ended(e):
+            yield gr.skip(), gr.skip(), line, gr.skip()
+        return
     for line in _follow(jobs, run, progress):
         yield gr.skip(), gr.skip(), (gr.skip() if line is None else line), gr.skip()
-    err = _outcome(run)
-    if err is not None:
-        yield gr.skip(), gr.skip(), error_status(err), gr.skip()
-        raise err
+    if run.error is not None:
+        for line in _ended(run.error):
+            yield gr.skip(), gr.skip(), line, gr.skip()
+        return
     n = run.frames[1]
     if progress is not None:
         progress((n, n), desc=f"Rendered {n} frames", unit="frames")
@@ -326,14 +376,20 @@ def preview_stream(
     **values: Any,
 ) -> Iterator[tuple[Any, Any]]:
     """Yields ``(gallery items, status)`` updates; the last one holds the stills ``(image, caption)``
-    at the loudest moments. ``gr.Error`` on any problem (its message also in the status)."""
-    job, run = _start(jobs, "preview", song, style, style_file, session, progress, values, client)
+    at the loudest moments. ``gr.Error`` on any problem (its message also in the status), but a cancel or a style
+    that cannot be fetched or loaded: the status line says it and the stream ends (:func:`_outcome`)."""
+    try:
+        job, run = _start(jobs, "preview", song, style, style_file, session, progress, values, client)
+    except JobCancelled as e:
+        for line in _ended(e):
+            yield gr.skip(), line
+        return
     for line in _follow(jobs, run, progress):
         yield gr.skip(), (gr.skip() if line is None else line)
-    err = _outcome(run)
-    if err is not None:
-        yield gr.skip(), error_status(err)
-        raise err
+    if run.error is not None:
+        for line in _ended(run.error):
+            yield gr.skip(), line
+        return
     pv = run.result
     items = [(f, f"{clock(t)} · frame {i}") for f, t, i in zip(pv.frames, pv.times, pv.indices)]
     status = (
@@ -391,8 +447,8 @@ def validate(jobs: Jobs, values: dict[str, Any]) -> list[dict[str, Any]]:
         name = field_of(e, values)
         if name is None:
             return ok
-        err = user_error(e)
-        return [gr.validate(n != name, err.message if n == name else "") for n in INPUT_NAMES]
+        text = field_message(e)
+        return [gr.validate(n != name, text if n == name else "") for n in INPUT_NAMES]
     return ok
 
 
@@ -523,6 +579,28 @@ CSS = """
 .lsd-live[hidden] { display: none; }
 .lsd-live video { width: 100%; max-height: 70vh; background: #000; border-radius: 6px; }
 .lsd-live p { margin: 0.2em 0 0; font-size: 0.85em; opacity: 0.75; }
+"""
+
+#: The form's own style: a problem shown at a field sits above it, in the flow, not over it (Gradio's status
+#: tracker lays it over the whole field, hiding the label, its help and a slider's number box), so the field stays
+#: visible and usable while its message is shown.
+FIELDS_CSS = """
+#main-row .block > .wrap:has(> .validation-error) { position: static !important; padding: 0 !important;
+                                                   background: none; align-items: stretch; }
+#main-row .validation-error { position: static; justify-content: space-between; text-align: left;
+                              border: 1px solid var(--error-border-color); border-radius: var(--radius-sm);
+                              margin-bottom: var(--size-1); }
+"""
+
+#: The form's own script (``launch(js=...)``, run when the page loads): a slider's number box keeps what the
+#: visitor typed. Gradio's slider clamps it into its range when the box loses focus, so 500 fps would run as 60
+#: without a word; kept, it reaches the parameter table's checks (:func:`validate`), which refuse it next to the
+#: field and run nothing. Only the sliders of the form (``.lsd-checked``: :func:`lsd_jax.web.form.component`).
+FIELDS_JS = r"""
+document.addEventListener('blur', e => {
+  const box = e.target;
+  if (box instanceof HTMLInputElement && box.type === 'number' && box.closest('.lsd-checked')) e.stopPropagation();
+}, true);
 """
 
 LIVE_TEMPLATE = (
@@ -900,6 +978,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         elem_id="snippet",
         render=False,
     )
+    _read_back_unescaped(code)  # the examples' snippets, from Gradio's CSV cache
     status = gr.Markdown("", label="status", elem_id="status", render=False)
     downloads = gr.File(
         label="all formats (download)",
@@ -1049,7 +1128,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
 
         def cancel(request: gr.Request) -> tuple[Any, ...]:
             n = jobs.cancel(getattr(request, "session_hash", None))
-            return (*end(request), "Cancelled: nothing was kept." if n else gr.skip())
+            return (*end(request), CANCELLED if n else gr.skip())
 
         def left(request: gr.Request) -> None:  # the tab was closed or reloaded
             jobs.cancel(getattr(request, "session_hash", None))
@@ -1136,7 +1215,10 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         )
         preview_evt.then(end, None, [*buttons, live], **private)
         preview_evt.failure(end, None, [*buttons, live], **private)
-        cancel_btn.click(cancel, None, [*buttons, live, status], cancels=[render_evt, preview_evt], **private)
+        # Cancel stops the session's job on the server (Jobs.cancel: a running one within a batch, a booked one
+        # before it starts); its handler then ends with the status line, a normal outcome. Not Gradio's cancels=:
+        # a click soon after the job started left an "Error" badge on the video (Gradio's page, issue 27).
+        cancel_btn.click(cancel, None, [*buttons, live, status], **private)
         demo.unload(left)
         # the style menu: what this server can use (its hosts probed at launch, off the request path), and a .pkl
         # this visitor uploaded as a style of their session's own; refreshed at each page load (the probe's news)
@@ -1257,6 +1339,26 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
     return demo
 
 
+def csv_unescaped(text: Any) -> Any:
+    """``text`` as it was before Gradio's example cache wrote it to its CSV: ``gradio.utils.sanitize_value_for_csv``
+    puts a ``'`` before a text that starts with, or holds right after a comma, a character a spreadsheet would
+    run (``= + - @``, a tab, a newline), and reading back does not remove it: every snippet holds ``",\n"``. The
+    ``'`` goes only where that escape made exactly ``text`` (a text that began with ``'`` itself stays, unless it
+    also looked like an escape: a snippet never begins with ``'``)."""
+    if isinstance(text, str) and text.startswith("'") and gr.utils.sanitize_value_for_csv(text[1:]) == text:
+        return text[1:]
+    return text
+
+
+def _read_back_unescaped(component: Any) -> Any:
+    """``component`` (a text output cached by ``gr.Examples``) shows its cached value as it was written
+    (:func:`csv_unescaped`). Wraps the instance's ``read_from_flag``: a Component subclass would make Gradio
+    write a .pyi stub beside this module at import time."""
+    original = component.read_from_flag
+    component.read_from_flag = lambda payload: original(csv_unescaped(payload))
+    return component
+
+
 def _example_fn(jobs: Jobs) -> Callable[..., tuple[str, str, str]]:
     def example(song: Any, style: Any, style_file: Any, **values: Any) -> tuple[str, str, str]:
         """An example's video, snippet and status (rendered once, then served from Gradio's cache)."""
@@ -1285,7 +1387,8 @@ def launch(demo: gr.Blocks | None = None, cfg: AppConfig | None = None, **kwargs
     kwargs.setdefault("max_file_size", cfg.max_file_size)
     kwargs.setdefault("mcp_server", True)
     kwargs.setdefault("show_error", False)
-    kwargs.setdefault("css", CSS)
+    kwargs.setdefault("css", CSS + FIELDS_CSS)
+    kwargs.setdefault("js", FIELDS_JS)
     block = not kwargs.pop("prevent_thread_lock", False)
     _remove_temp_files_on_close(demo)
     out = demo.launch(prevent_thread_lock=True, **kwargs)
