@@ -124,7 +124,7 @@ class LiveChannels:
 
     def chunk(self, token: str, offset: int) -> dict[str, Any]:
         """The live bytes from ``offset`` on: ``data`` (base64, maybe empty), ``done`` (nothing more
-        will come), ``codecs`` (with the first piece)."""
+        will come), ``more`` (more bytes are there already: ask again at once), ``codecs`` (with the first piece)."""
         with self._lock:
             ch = self._by_token.get(str(token))
         if ch is None:
@@ -150,4 +150,5 @@ class LiveChannels:
             out["codecs"] = codecs(data[:n])
         out["data"] = base64.b64encode(data).decode("ascii")
         out["done"] = finished and offset + len(data) >= size
+        out["more"] = offset + len(data) < size
         return out
