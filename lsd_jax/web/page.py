@@ -56,8 +56,13 @@ DESCRIPTION = (
     "Upload a song, pick a style, and watch a GAN video that pulses and drifts with the music "
     "(a Lucid Sonic Dreams re-imagining in JAX)."
 )
-#: How often a running job's handler reports (and can be cancelled), seconds.
-TICK = 0.25
+#: How often a running job's handler reports (and can be cancelled), seconds. Each report costs the page's main
+#: thread an update of Gradio's (15 ms on a desktop, 60 ms on a phone's slower CPU): four a second made the live
+#: video stutter (issue #27), one a second leaves the page free.
+TICK = 1.0
+#: How often, while the page's live player shows the progress line itself (from ``live_chunk``), seconds: the status
+#: line (hidden then) only, without Gradio's progress (each costs the page as much as the status).
+QUIET_TICK = 10.0
 #: The queue of previews and renders (LSD_JAX_CONCURRENCY at once).
 RENDER_QUEUE = "lsd-jax-render"
 #: The inputs a render's speed depends on (the estimate follows them).
@@ -229,11 +234,16 @@ def _follow(jobs: Jobs, run: Run, progress: Callable[..., Any] | None) -> Iterat
     (Gradio closes the generator on Cancel, on a closed tab and on a client's cancel)."""
     finished = False
     last = None
+    reported = 0.0
     try:
         while not run.wait(TICK):
+            quiet = run.live is not None and run.first_frames_at is not None  # the live player shows the line
+            if quiet and time.monotonic() - reported < QUIET_TICK:
+                continue
+            reported = time.monotonic()
             value, desc = _progress_line(jobs, run)
             line = desc + " …"
-            if progress is not None:
+            if progress is not None and not quiet:
                 if isinstance(value, tuple):
                     progress(value, desc=desc, unit="frames")
                 else:
@@ -543,6 +553,11 @@ CSS = """
 /* the outputs stay out of sight until they hold something; the showcase gives way to the first */
 #video:not(:has(video)), #preview-gallery:not(:has(img)), #downloads:not(:has(a)) { display: none !important; }
 #outputs:has(#video video, .lsd-live:not([hidden]), #preview-gallery img) #showcase { display: none; }
+#outputs:has(.lsd-live:not([hidden])) #status { display: none; }  /* the player shows the progress line itself */
+.lsd-live[hidden] { display: none; }
+.lsd-live video { width: 100%; max-height: 70vh; background: #000; border-radius: 6px; }
+.lsd-live p { margin: 0.2em 0 0; font-size: 0.85em; opacity: 0.75; }
+.lsd-live p.lsd-progress { margin: 0 0 0.3em; font-size: 1em; opacity: 1; min-height: 1.5em; }
 .lsd-showcase[hidden] { display: none; }
 .lsd-showcase video { display: block; width: 100%; aspect-ratio: 1; max-height: 60vh; object-fit: contain;
                       background: #000; border-radius: 6px; }
@@ -597,7 +612,7 @@ setInterval(() => {
 """.replace("URL_", repr(SHOWCASE_URL))
 
 LIVE_TEMPLATE = (
-    '<div class="lsd-live" hidden><video controls playsinline></video>'
+    '<div class="lsd-live" hidden><p class="lsd-progress"></p><video controls playsinline></video>'
     "<p>Playing while later frames still render; the finished MP4 replaces it.</p></div>"
 )
 
@@ -658,10 +673,11 @@ async function pump(token, me) {
     let r;
     try { r = await server.live_chunk([token, offset]); } catch (e) { await sleep(1000); continue; }
     if (me !== run) break;
+    if (r.line) element.querySelector('.lsd-progress').textContent = r.line;
     if (r.data) {
       const bytes = await bytesOf(r.data);
       if (!sb) sb = ms.addSourceBuffer('video/mp4; codecs="' + r.codecs + '"');
-      try { await append(sb, video, bytes); } catch (e) { mark(video, 'state', 'failed'); break; }
+      try { await append(sb, video, bytes); } catch (e) { if (me === run) mark(video, 'state', 'failed'); break; }
       offset += bytes.length;
       mark(video, 'bytes', offset);
       if (state === 'waiting' && (ahead(video) >= AHEAD_S || r.done)) start();
@@ -1055,8 +1071,15 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
     )
 
     def live_chunk(args: Any) -> dict[str, Any]:
+        """The live copy's next bytes (:meth:`LiveChannels.chunk`) and the progress line the player shows above
+        itself (the status line above it hides while it plays: one update of Gradio's a second cost the page more
+        than all the video's bytes)."""
         token, offset = args
-        return jobs.live.chunk(token, offset)
+        out = jobs.live.chunk(token, offset)
+        run = jobs.live.source(token)
+        if isinstance(run, Run) and not run.finished():
+            out["line"] = _progress_line(jobs, run)[1] + " …"
+        return out
 
     live = gr.HTML(
         "", html_template=LIVE_TEMPLATE, js_on_load=LIVE_JS, server_functions=[live_chunk], elem_id="live", render=False
@@ -1386,8 +1409,13 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             if examples.cache_examples is True:  # eager: rendered at start-up; the note says so while it lasts
                 preparing = ex.Preparing(len(ex.EXAMPLES), lambda: _lines(examples.cached_file) - 1)
                 _note_start_up(demo, examples, preparing)
+
+                def _note() -> Iterator[Any]:
+                    for text in preparing.lines():
+                        yield gr.update(value=text, visible=bool(text))
+
                 demo.load(
-                    lambda: (gr.update(value=t, visible=bool(t)) for t in preparing.lines()),
+                    _note,
                     None,
                     note,
                     api_visibility="private",

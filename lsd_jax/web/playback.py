@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-#: The most bytes handed out per request (base64 makes it a third larger).
-CHUNK_BYTES = 1 << 20
+#: The most bytes handed out per request (base64 makes it a third larger; the page parses each in one go).
+CHUNK_BYTES = 1 << 18
 
 
 class LiveSource(Protocol):
@@ -121,6 +121,12 @@ class LiveChannels:
             for t, ch in list(self._by_token.items()):
                 if (token is not None and t == token) or (session is not None and ch.session == session):
                     del self._by_token[t]
+
+    def source(self, token: str) -> LiveSource | None:
+        """What the channel ``token`` reads from (the render's run), None before it has one or when closed."""
+        with self._lock:
+            ch = self._by_token.get(str(token))
+        return None if ch is None else ch.source
 
     def chunk(self, token: str, offset: int) -> dict[str, Any]:
         """The live bytes from ``offset`` on: ``data`` (base64, maybe empty), ``done`` (nothing more
