@@ -12,6 +12,11 @@
 * the buttons are disabled while the visitor's job runs; a render plays in the page while later frames
   still render (:mod:`lsd_jax.web.playback`); the estimate above the buttons comes from this server's
   measured speed (:mod:`lsd_jax.web.speed`); one-click examples come from :mod:`lsd_jax.web.examples`;
+* art first: a showcase video (:func:`showcase_maker`, made with the page's pictures by :class:`PageImages`) plays
+  where the outputs will be until the visitor's own output takes its place (:data:`SHOWCASE_JS`, which also scrolls
+  a phone to the player), the examples show as thumbnails under it, with a note while they render at start-up
+  (:class:`lsd_jax.web.examples.Preparing`); the live player shows its own progress line, so the handler reports
+  rarely while it plays (each of Gradio's updates costs the page's main thread: :data:`TICK`);
 * :func:`build_app` builds the Blocks; the app owns its :class:`Jobs` unless given one, and closes
   them with the app; :func:`launch` serves it with an upload size limit, Gradio's MCP server (the ``render`` and
   ``preview`` tools, each parameter documented from the table: :func:`tool_doc`), the link-preview tags, preview
