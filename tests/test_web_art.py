@@ -102,3 +102,19 @@ def test_the_server_renders_the_showcase_once_asked_and_serves_the_thumbnails():
         assert _get(url + page.THUMB_URL.format(len(ex.EXAMPLES)))[0] == 404  # no such example
     finally:
         demo.close()
+
+
+@pytest.mark.slow
+def test_the_note_follows_the_examples_rendering_at_start_up():
+    import asyncio
+
+    cfg = AppConfig(max_seconds=1, max_resolution=32, concurrency=1, examples="eager", warm_up=False)
+    demo = page.build_app(cfg)
+    try:
+        note = demo.lsd_preparing
+        assert "(0 of 3 ready)" in note.note()
+        asyncio.run(demo.run_extra_startup_events())  # what Gradio runs at launch: the examples render
+        assert note.note() == ""
+        assert note._ready() == 3  # counted from the cache Gradio wrote (its rows, less the header)
+    finally:
+        demo.close()

@@ -571,8 +571,8 @@ CSS = """
 #examples-table .gallery { display: grid; grid-template-columns: repeat(3, minmax(0, 150px)); gap: 8px; }
 #examples-table .gallery-item { aspect-ratio: 1; padding: 0; margin: 0; display: flex; align-items: flex-end;
   overflow: hidden; border-radius: 8px; background-size: cover; background-position: center; }
-#examples-table .gallery-item > div { width: 100%; padding: 3px 6px; font-size: 0.8em; line-height: 1.25;
-  color: #fff; background: rgba(0, 0, 0, 0.6); }
+#examples-table .gallery-item > div { width: 100% !important; max-width: none !important; padding: 3px 6px;
+  font-size: 0.8em; line-height: 1.25; text-align: left; color: #fff; background: rgba(0, 0, 0, 0.6); }
 """ + "".join(
     f"#examples-table .gallery-item:nth-child({i + 1}) {{ background-image: url({THUMB_URL.format(i)}); }}\n"
     for i in range(len(ex.EXAMPLES))
@@ -1412,8 +1412,9 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 examples.cached_file = folder / "log.csv"
                 examples.cached_indices_file = folder / "indices.csv"
             if examples.cache_examples is True:  # eager: rendered at start-up; the note says so while it lasts
-                preparing = ex.Preparing(len(ex.EXAMPLES), lambda: _lines(examples.cached_file) - 1)
+                preparing = ex.Preparing(len(ex.EXAMPLES), lambda: _csv_rows(examples.cached_file) - 1)
                 _note_start_up(demo, examples, preparing)
+                demo.lsd_preparing = preparing  # type: ignore[attr-defined]
 
                 def _note() -> Iterator[Any]:
                     for text in preparing.lines():
@@ -1453,12 +1454,14 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
     return demo
 
 
-def _lines(path: Path) -> int:
-    """How many lines the file has (0 when there is none)."""
+def _csv_rows(path: Path) -> int:
+    """How many records the CSV file has, its header included (0 when there is none)."""
+    import csv
+
     try:
-        with open(path, "rb") as f:
-            return sum(1 for _ in f)
-    except OSError:
+        with open(path, newline="", encoding="utf-8") as f:
+            return sum(1 for _ in csv.reader(f))  # a record may span lines (the snippet)
+    except (OSError, csv.Error):
         return 0
 
 
