@@ -62,6 +62,11 @@ def _serve(cfg: AppConfig):
     web_page.launch(
         demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
     )
+    # the page's showcase video renders when first asked for: here, before a test slows renders down (slow_batches),
+    # so that it never holds the work slot that test's render waits for
+    images = demo.lsd_page_images
+    images.showcase()
+    _wait(lambda: images.showcase()[0] != "making", timeout=300)
     url = App(f"http://127.0.0.1:{port}/")
     url.jobs = jobs
     return url, demo, jobs
