@@ -14,6 +14,11 @@
 * the buttons are disabled while the visitor's job runs; a render plays in the page while later frames
   still render (:mod:`lsd_jax.web.playback`); the estimate above the buttons comes from this server's
   measured speed (:mod:`lsd_jax.web.speed`); one-click examples come from :mod:`lsd_jax.web.examples`;
+* art first: a showcase video (:func:`showcase_maker`, made with the page's pictures by :class:`PageImages`) plays
+  where the outputs will be until the visitor's own output takes its place (:data:`SHOWCASE_JS`, which also scrolls
+  a phone to the player), the examples show as thumbnails under it, with a note while they render at start-up
+  (:class:`lsd_jax.web.examples.Preparing`); the live player shows its own progress line, so the handler reports
+  rarely while it plays (each of Gradio's updates costs the page's main thread: :data:`TICK`);
 * :func:`build_app` builds the Blocks; the app owns its :class:`Jobs` unless given one, and closes
   them with the app; :func:`launch` serves it with an upload size limit, Gradio's MCP server (the ``render`` and
   ``preview`` tools, each parameter documented from the table: :func:`tool_doc`), the link-preview tags, preview
@@ -58,8 +63,13 @@ DESCRIPTION = (
     "Upload a song, pick a style, and watch a GAN video that pulses and drifts with the music "
     "(a Lucid Sonic Dreams re-imagining in JAX)."
 )
-#: How often a running job's handler reports (and can be cancelled), seconds.
-TICK = 0.25
+#: How often a running job's handler reports (and can be cancelled), seconds. Each report costs the page's main
+#: thread an update of Gradio's (15 ms on a desktop, 60 ms on a phone's slower CPU): four a second made the live
+#: video stutter (issue #27), one a second leaves the page free.
+TICK = 1.0
+#: How often, while the page's live player shows the progress line itself (from ``live_chunk``), seconds: the status
+#: line (hidden then) only, without Gradio's progress (each costs the page as much as the status).
+QUIET_TICK = 10.0
 #: The queue of previews and renders (LSD_JAX_CONCURRENCY at once).
 RENDER_QUEUE = "lsd-jax-render"
 #: The inputs a render's speed depends on (the estimate follows them).
@@ -254,11 +264,16 @@ def _follow(jobs: Jobs, run: Run, progress: Callable[..., Any] | None) -> Iterat
     (Gradio closes the generator on Cancel, on a closed tab and on a client's cancel)."""
     finished = False
     last = None
+    reported = 0.0
     try:
         while not run.wait(TICK):
+            quiet = run.live is not None and run.first_frames_at is not None  # the live player shows the line
+            if quiet and time.monotonic() - reported < QUIET_TICK:
+                continue
+            reported = time.monotonic()
             value, desc = _progress_line(jobs, run)
             line = desc + " …"
-            if progress is not None:
+            if progress is not None and not quiet:
                 if isinstance(value, tuple):
                     progress(value, desc=desc, unit="frames")
                 else:
@@ -562,6 +577,16 @@ def _bind(
 # The page
 
 
+#: Where the page's own images and showcase video are served (routes added at launch; the bytes are made in memory
+#: or read once, never served from files).
+PREVIEW_URL = "/lsd-jax/preview.jpg"
+FAVICON_URL = "/lsd-jax/favicon.png"
+SHOWCASE_URL = "/lsd-jax/showcase.mp4"
+THUMB_URL = "/lsd-jax/example-{}.jpg"  # the i-th example's thumbnail
+PREVIEW_SIZE = (630, 1200)  # (height, width): the size link previews (og:image, twitter:card) show large
+FAVICON_SIZE = 64
+THUMB_SIZE = 160
+
 CSS = """
 #lsd-title h1 { margin-bottom: 0; }
 #main-row { display: grid !important; grid-template-columns: minmax(0, 5fr) minmax(0, 4fr);
@@ -569,17 +594,83 @@ CSS = """
 #main-row > #top { grid-area: top; }
 #main-row > #outputs { grid-area: out; }
 #main-row > #params { grid-area: params; }
+/* a phone: one column, the song and the buttons first, then the art (showcase, examples), the rest of the form,
+   the outputs (the progress line first) and the parameters; the columns' own boxes dissolve into the grid */
 @media (max-width: 768px) {
-  #main-row { grid-template-columns: minmax(0, 1fr); grid-template-areas: "top" "out" "params"; }
+  #main-row { grid-template-columns: minmax(0, 1fr); grid-template-areas: none; }
+  #main-row > * { grid-area: auto !important; }
+  #main-row > #top, #main-row > #outputs { display: contents; }
+  #main-row > #top > * { order: 1; }
+  #main-row > #top > #song, #main-row > #top > #buttons, #main-row > #top > #estimate { order: 0; }
+  #main-row > #outputs > * { order: 2; }
+  #main-row > #outputs > #art { order: 0; }
+  #main-row > #params { order: 3; }
+  #showcase video { height: 32vh; width: auto; max-width: 100%; margin: 0 auto; background: none; }
 }
 #preview-gallery { min-height: 120px; }
 #buttons button { min-width: 7em; }
 #estimate p, #status p { margin: 0.2em 0; }
 #status { min-height: 1.5em; }
+/* the outputs stay out of sight until they hold something; the showcase gives way to the first */
+#video:not(:has(video)), #preview-gallery:not(:has(img)), #downloads:not(:has(a)) { display: none !important; }
+#outputs:has(#video video, .lsd-live:not([hidden]), #preview-gallery img) #showcase { display: none; }
+#outputs:has(.lsd-live:not([hidden])) #status { display: none; }  /* the player shows the progress line itself */
 .lsd-live[hidden] { display: none; }
 .lsd-live video { width: 100%; max-height: 70vh; background: #000; border-radius: 6px; }
 .lsd-live p { margin: 0.2em 0 0; font-size: 0.85em; opacity: 0.75; }
-"""
+.lsd-live p.lsd-progress { margin: 0 0 0.3em; font-size: 1em; opacity: 1; min-height: 1.5em; }
+.lsd-showcase[hidden] { display: none; }
+.lsd-showcase video { display: block; width: 100%; aspect-ratio: 1; max-height: 60vh; object-fit: contain;
+                      background: #000; border-radius: 6px; }
+.lsd-showcase p { margin: 0.2em 0 0; font-size: 0.85em; opacity: 0.75; }
+#examples-note p { margin: 0.2em 0; }
+#examples-table .gallery { display: grid; grid-template-columns: repeat(3, minmax(0, 150px)); gap: 8px; }
+#examples-table .gallery-item { aspect-ratio: 1; padding: 0; margin: 0; display: flex; align-items: flex-end;
+  overflow: hidden; border-radius: 8px; background-size: cover; background-position: center; }
+#examples-table .gallery-item > div { width: 100% !important; max-width: none !important; padding: 3px 6px;
+  font-size: 0.8em; line-height: 1.25; text-align: left; color: #fff; background: rgba(0, 0, 0, 0.6); }
+""" + "".join(
+    f"#examples-table .gallery-item:nth-child({i + 1}) {{ background-image: url({THUMB_URL.format(i)}); }}\n"
+    for i in range(len(ex.EXAMPLES))
+)
+
+#: The showcase: a short video of what the app makes, muted and looping, where the visitor's output will be.
+SHOWCASE_TEMPLATE = (
+    '<div class="lsd-showcase"><video muted autoplay loop playsinline disablepictureinpicture></video>'
+    "<p>What it makes: 4 s of the demo song in the default style. Upload a song, or click an example.</p></div>"
+)
+
+#: The showcase (``js_on_load`` of a gr.HTML): load the video once the server has rendered it (503 until then),
+#: pause it while hidden; and, on a phone, scroll to the progress line and the player when a job starts and when
+#: new output shows (a live video, a finished one, stills). A cheap check every 300 ms, no observer of the DOM.
+SHOWCASE_JS = r"""
+const video = element.querySelector('video');
+const sleep = ms => new Promise(ok => setTimeout(ok, ms));
+video.muted = true;
+(async () => {
+  for (let i = 0; i < 600; i++) {
+    let r = null;
+    try { r = await fetch(URL_, {method: 'HEAD', cache: 'no-store'}); } catch (e) {}
+    if (r && r.ok) { video.src = URL_; video.play().catch(() => {}); return; }
+    if (r && r.status === 404) { element.querySelector('.lsd-showcase').hidden = true; return; }
+    await sleep(2000);
+  }
+})();
+const phone = window.matchMedia('(max-width: 768px)');
+const q = s => document.querySelector(s);
+let seen = {busy: false, live: false, src: '', stills: false};
+setInterval(() => {
+  const cancel = q('#cancel-btn'), done = q('#video video');
+  const now = {busy: !!cancel && cancel.offsetParent !== null, live: !!q('#live .lsd-live:not([hidden])'),
+               src: done ? done.currentSrc || done.src || '' : '', stills: !!q('#preview-gallery img')};
+  const news = (now.busy && !seen.busy) || (now.live && !seen.live) || (now.src && now.src !== seen.src)
+               || (now.stills && !seen.stills);
+  seen = now;
+  if (news && phone.matches && q('#status')) q('#status').scrollIntoView({block: 'start', behavior: 'smooth'});
+  if (video.offsetParent === null) { if (!video.paused) video.pause(); }
+  else if (video.paused && video.src) video.play().catch(() => {});
+}, 300);
+""".replace("URL_", repr(SHOWCASE_URL))
 
 #: The form's own style: a problem shown at a field sits above it, in the flow, not over it (Gradio's status
 #: tracker lays it over the whole field, hiding the label, its help and a slider's number box), so the field stays
@@ -604,23 +695,29 @@ document.addEventListener('blur', e => {
 """
 
 LIVE_TEMPLATE = (
-    '<div class="lsd-live" hidden><video controls playsinline></video>'
+    '<div class="lsd-live" hidden><p class="lsd-progress"></p><video controls playsinline></video>'
     "<p>Playing while later frames still render; the finished MP4 replaces it.</p></div>"
 )
 
 #: The live player (``js_on_load`` of a gr.HTML): on a new channel token, fetch the live copy's bytes
 #: from the server (``live_chunk``) into a MediaSource and play; when the token clears (the render
-#: ended), hand the position over to the finished video.
+#: ended), hand the position over to the finished video. The main thread stays free: the base64 is decoded by the
+#: browser's fetch of a data: URL (not a loop in script), appended in pieces of at most 256 KB, and the next piece
+#: is asked for at once while there is more; the video starts once 2 s are buffered (or the render is done), so
+#: that it does not stall while the render is ahead.
 LIVE_JS = r"""
 const box = () => element.querySelector('.lsd-live');
 const sleep = ms => new Promise(ok => setTimeout(ok, ms));
-const bytesOf = s => { const b = atob(s); const a = new Uint8Array(b.length);
-  for (let i = 0; i < b.length; i++) a[i] = b.charCodeAt(i); return a; };
+const bytesOf = s => fetch('data:application/octet-stream;base64,' + s).then(r => r.arrayBuffer())
+                     .then(b => new Uint8Array(b));
+const PIECE = 256 * 1024, AHEAD_S = 2;
 const idle = sb => sb.updating ? new Promise(ok => sb.addEventListener('updateend', ok, {once: true}))
                                : Promise.resolve();
 let run = 0;
 const mark = (video, k, v) => { video.dataset[k] = String(v); };  // for whoever watches (tests)
-async function append(sb, video, bytes) {
+const ahead = video => { const b = video.buffered;
+  return b.length ? b.end(b.length - 1) - video.currentTime : 0; };
+async function appendPiece(sb, video, bytes) {
   for (let tries = 0; ; tries++) {
     try {
       await idle(sb);
@@ -633,6 +730,9 @@ async function append(sb, video, bytes) {
     }
   }
 }
+async function append(sb, video, bytes) {
+  for (let i = 0; i < bytes.length; i += PIECE) await appendPiece(sb, video, bytes.subarray(i, i + PIECE));
+}
 async function pump(token, me) {
   const MS = window.ManagedMediaSource || window.MediaSource;
   const video = element.querySelector('video');
@@ -641,32 +741,37 @@ async function pump(token, me) {
   video.disableRemotePlayback = true;
   video.src = URL.createObjectURL(ms);
   await new Promise(ok => ms.addEventListener('sourceopen', ok, {once: true}));
-  let sb = null, offset = 0, state = 'waiting';
-  mark(video, 'state', state); delete video.dataset.playedAt;
+  let sb = null, offset = 0, state = 'waiting', stalls = 0;
+  mark(video, 'state', state); delete video.dataset.playedAt; mark(video, 'stalls', 0);
   video.addEventListener('playing', () => { if (me === run && !video.dataset.playedAt)
     mark(video, 'playedAt', Date.now()); });
+  video.addEventListener('waiting', () => { if (me === run && video.dataset.playedAt)
+    mark(video, 'stalls', ++stalls); });
+  const start = () => {
+    state = 'playing'; mark(video, 'state', state);
+    box().hidden = false;
+    video.play().catch(() => { video.muted = true; video.play().catch(() => {}); });
+  };
   while (me === run) {
     let r;
     try { r = await server.live_chunk([token, offset]); } catch (e) { await sleep(1000); continue; }
     if (me !== run) break;
+    if (r.line) element.querySelector('.lsd-progress').textContent = r.line;
     if (r.data) {
-      const bytes = bytesOf(r.data);
+      const bytes = await bytesOf(r.data);
       if (!sb) sb = ms.addSourceBuffer('video/mp4; codecs="' + r.codecs + '"');
-      try { await append(sb, video, bytes); } catch (e) { mark(video, 'state', 'failed'); break; }
+      try { await append(sb, video, bytes); } catch (e) { if (me === run) mark(video, 'state', 'failed'); break; }
       offset += bytes.length;
       mark(video, 'bytes', offset);
-      if (state === 'waiting') {
-        state = 'playing'; mark(video, 'state', state);
-        box().hidden = false;
-        video.play().catch(() => { video.muted = true; video.play().catch(() => {}); });
-      }
+      if (state === 'waiting' && (ahead(video) >= AHEAD_S || r.done)) start();
     }
     if (r.done) {
       if (sb && ms.readyState === 'open') { await idle(sb); ms.endOfStream(); }
+      if (state === 'waiting' && sb) start();
       if (me === run) mark(video, 'state', 'done');
       break;
     }
-    await sleep(r.data ? 150 : 400);
+    if (!r.more) await sleep(r.data ? 150 : 400);
   }
 }
 async function handoff() {
@@ -768,54 +873,99 @@ def tool_doc(summary: str, fields: Sequence[Field]) -> str:
     return summary.strip() + "\n\nArgs:\n" + "\n".join(f"    {line}" for line in lines) + "\n"
 
 
-#: Where the page's own images are served (routes added at launch; the bytes are made in memory, never files).
-PREVIEW_URL = "/lsd-jax/preview.jpg"
-FAVICON_URL = "/lsd-jax/favicon.png"
-PREVIEW_SIZE = (630, 1200)  # (height, width): the size link previews (og:image, twitter:card) show large
-FAVICON_SIZE = 64
-
-
 class PageImages:
-    """The link-preview image and the favicon: a frame of the embedded default style (the CPPN, fixed seed), made
-    once, when first asked for (:meth:`start`: in the background, as :func:`main` does at start-up), kept as bytes."""
+    """The page's own pictures: the link-preview image, the favicon and the examples' thumbnails (frames of the
+    embedded default style, the CPPN: :func:`_render_page_images`), and the showcase video (``showcase``: a function
+    making an MP4's bytes, :func:`showcase_maker`). Each is made once, when first asked for (:meth:`start`: all in the
+    background, as :func:`main` does at start-up), and kept as bytes."""
 
-    def __init__(self) -> None:
+    def __init__(self, showcase: Callable[[], bytes] | None = None, thumb_seeds: Sequence[int] = ()) -> None:
         self._lock = threading.Lock()
         self._images: dict[str, bytes] | None = None
+        self._thumb_seeds = tuple(thumb_seeds)
+        self._make_showcase = showcase
+        self._video_lock = threading.Lock()
+        self._video: bytes | None = None
+        self._video_state = "not started" if showcase is not None else "none"  # making, ready, failed
 
     def start(self) -> None:
         threading.Thread(target=self.get, name="lsd-jax-page-images", daemon=True).start()
+        self.showcase()
 
     def get(self) -> dict[str, bytes]:
-        """``{"preview": JPEG bytes, "favicon": PNG bytes}``."""
+        """``{"preview": JPEG bytes, "favicon": PNG bytes, "example-0": JPEG bytes, ...}``."""
         with self._lock:
             if self._images is None:
-                self._images = _render_page_images()
+                self._images = _render_page_images(thumb_seeds=self._thumb_seeds)
             return self._images
 
+    def showcase(self) -> tuple[str, bytes | None]:
+        """``(state, MP4 bytes or None)``: "ready" with the bytes; "making" (started now if it was not); "failed"
+        or "none" (this page has no showcase)."""
+        with self._video_lock:
+            if self._video_state == "not started":
+                self._video_state = "making"
+                threading.Thread(target=self._showcase_work, name="lsd-jax-showcase", daemon=True).start()
+            return self._video_state, self._video
 
-def _render_page_images(seed: int = 7) -> dict[str, bytes]:
+    def _showcase_work(self) -> None:
+        assert self._make_showcase is not None
+        try:
+            data, state = self._make_showcase(), "ready"
+        except Exception as e:  # the page goes on without it (its place shows the examples' note)
+            log.warning("could not render the showcase video: %s", e)
+            data, state = None, "failed"
+        with self._video_lock:
+            self._video, self._video_state = data, state
+
+
+def _cppn_frame(style: Any, seed: int, size: tuple[int, int]) -> Any:
+    """A frame (uint8 RGB PIL image of ``size`` (height, width)) of the CPPN ``style`` at a latent drawn from
+    ``seed``."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    c = np.zeros((1, style.c_dim), np.float32)
+    c[0, seed % style.c_dim] = 1.0
+    frame = style.images({"z": rng.standard_normal((1, style.z_dim)).astype(np.float32), "c": c}, size)
+    return Image.fromarray(((np.asarray(frame[0]) + 1.0) * 127.5).clip(0, 255).astype(np.uint8))  # [-1, 1] -> 8 bit
+
+
+def _render_page_images(seed: int = 7, thumb_seeds: Sequence[int] = ()) -> dict[str, bytes]:
     import io
 
-    import numpy as np
     from PIL import Image
 
     from ..styles.resolve import cppn_style
 
     style = cppn_style()
-    rng = np.random.default_rng(seed)
-    c = np.zeros((1, style.c_dim), np.float32)
-    c[0, seed % style.c_dim] = 1.0
-    frame = style.images({"z": rng.standard_normal((1, style.z_dim)).astype(np.float32), "c": c}, PREVIEW_SIZE)
-    image = Image.fromarray(((np.asarray(frame[0]) + 1.0) * 127.5).clip(0, 255).astype(np.uint8))  # [-1, 1] -> 8 bit
+    image = _cppn_frame(style, seed, PREVIEW_SIZE)
     h, w = PREVIEW_SIZE
     icon = image.crop(((w - h) // 2, 0, (w + h) // 2, h)).resize((FAVICON_SIZE, FAVICON_SIZE), Image.LANCZOS)
+    pictures = [("preview", image, "JPEG"), ("favicon", icon, "PNG")]
+    thumb = (THUMB_SIZE, THUMB_SIZE)
+    pictures += [(f"example-{i}", _cppn_frame(style, s, thumb), "JPEG") for i, s in enumerate(thumb_seeds)]
     out: dict[str, bytes] = {}
-    for name, img, fmt in (("preview", image, "JPEG"), ("favicon", icon, "PNG")):
+    for name, img, fmt in pictures:
         buf = io.BytesIO()
         img.save(buf, format=fmt, **({"quality": 85} if fmt == "JPEG" else {}))
         out[name] = buf.getvalue()
     return out
+
+
+def showcase_maker(jobs: Jobs) -> Callable[[], bytes]:
+    """A function rendering the showcase (:func:`lsd_jax.web.examples.showcase_values`: a few seconds of the demo
+    song, small, the default style) as a job like the others (in a work slot), returning the MP4's bytes."""
+
+    def make() -> bytes:
+        cfg = jobs.cfg
+        values = ex.showcase_values(cfg.max_seconds, cfg.max_resolution)
+        job = jobs.prepare(str(jobs.example_song(ex.SECONDS)), "default", None, **values)
+        with jobs.slot():
+            return jobs.render(job).read_bytes()
+
+    return make
 
 
 def _public_url(path: str) -> str:
@@ -930,21 +1080,35 @@ def _rewrite_html(app: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _serve_page_images(demo: gr.Blocks) -> None:
-    """Add the routes of :data:`PREVIEW_URL` and :data:`FAVICON_URL` to the launched server; its pages' HTML goes
-    out through :func:`page_html`."""
+    """Add the routes of :data:`PREVIEW_URL`, :data:`FAVICON_URL`, the examples' thumbnails (:data:`THUMB_URL`) and
+    :data:`SHOWCASE_URL` (503 while it renders, 404 without one) to the launched server; its pages' HTML goes out
+    through :func:`page_html`."""
     from fastapi import Response
 
     images = getattr(demo, "lsd_page_images", None) or PageImages()  # main() starts making them at start-up
     demo.lsd_page_images = images  # type: ignore[attr-defined]
+    day = {"Cache-Control": "public, max-age=86400"}
 
     def route(name: str, media: str) -> Callable[[], Any]:
         def serve():  # no parameters: nothing in the request changes what it sends
-            return Response(images.get()[name], media_type=media, headers={"Cache-Control": "public, max-age=86400"})
+            found = images.get().get(name)
+            return Response(found, media_type=media, headers=day) if found else Response(status_code=404)
 
         return serve
 
-    for url, name, media in ((PREVIEW_URL, "preview", "image/jpeg"), (FAVICON_URL, "favicon", "image/png")):
-        demo.server_app.add_api_route(url, route(name, media), methods=["GET", "HEAD"], include_in_schema=False)
+    def showcase():
+        state, data = images.showcase()
+        if data is not None:
+            return Response(data, media_type="video/mp4", headers={"Cache-Control": "public, max-age=3600"})
+        if state == "making":  # the page asks again (SHOWCASE_JS)
+            return Response(status_code=503, headers={"Retry-After": "2", "Cache-Control": "no-store"})
+        return Response(status_code=404)
+
+    routes = [(PREVIEW_URL, route("preview", "image/jpeg")), (FAVICON_URL, route("favicon", "image/png"))]
+    routes += [(THUMB_URL.format(i), route(f"example-{i}", "image/jpeg")) for i in range(len(ex.EXAMPLES))]
+    routes += [(SHOWCASE_URL, showcase)]
+    for url, serve in routes:
+        demo.server_app.add_api_route(url, serve, methods=["GET", "HEAD"], include_in_schema=False)
         # before Gradio's own routes, so that no catch-all of theirs answers first
         demo.server_app.router.routes.insert(0, demo.server_app.router.routes.pop())
     pages = {"/"} | {f"/{p[0]}" for p in getattr(demo, "pages", []) if p and p[0]}  # the main page and the Live page
@@ -965,7 +1129,9 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
     by_group = {g: [f for f in fields if f.group == g] for g in GROUPS}
     c: dict[str, Any] = {}
     # outputs first (unrendered), so the examples beside the inputs can name them
-    video = gr.Video(label="video", interactive=False, buttons=["download"], elem_id="video", render=False)
+    video = gr.Video(
+        label="video", interactive=False, buttons=["download"], autoplay=True, elem_id="video", render=False
+    )
     gallery = gr.Gallery(
         label="stills", columns=3, height="auto", object_fit="contain", elem_id="preview-gallery", render=False
     )
@@ -989,8 +1155,15 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
     )
 
     def live_chunk(args: Any) -> dict[str, Any]:
+        """The live copy's next bytes (:meth:`LiveChannels.chunk`) and the progress line the player shows above
+        itself (the status line above it hides while it plays: one update of Gradio's a second cost the page more
+        than all the video's bytes)."""
         token, offset = args
-        return jobs.live.chunk(token, offset)
+        out = jobs.live.chunk(token, offset)
+        run = jobs.live.source(token)
+        if isinstance(run, Run) and not run.finished():
+            out["line"] = _progress_line(jobs, run)[1] + " …"
+        return out
 
     live = gr.HTML(
         "", html_template=LIVE_TEMPLATE, js_on_load=LIVE_JS, server_functions=[live_chunk], elem_id="live", render=False
@@ -1021,7 +1194,6 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                     render_btn = gr.Button("Render", variant="primary", elem_id="render-btn", min_width=90)
                     cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-btn", visible=False, min_width=90)
                 estimate = gr.Markdown("", elem_id="estimate")
-                status.render()
                 # the song's form and per-section values: shown once the song is analysed (the buttons stay put)
                 form_picture, c[sections.FIELD] = sections.widgets()
                 with gr.Row():
@@ -1046,12 +1218,16 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                     file_types=[".mp4", ".mov", ".webm", ".json"],
                     elem_id="recipe-file",
                 )
-                if cfg.examples != "off":
-                    example_song = str(jobs.example_song(ex.SECONDS))
-                    example_box = gr.Column(elem_id="examples")
-                else:
-                    example_box = None
             with gr.Column(scale=4, elem_id="outputs"):
+                # art first: the showcase plays where the visitor's output will be, the examples under it
+                with gr.Column(elem_id="art"):
+                    gr.HTML("", html_template=SHOWCASE_TEMPLATE, js_on_load=SHOWCASE_JS, elem_id="showcase")
+                    if cfg.examples != "off":
+                        example_song = str(jobs.example_song(ex.SECONDS))
+                        example_box = gr.Column(elem_id="examples")
+                    else:
+                        example_box = None
+                status.render()  # the progress line, above the player
                 live.render()
                 video.render()
                 downloads.render()
@@ -1190,7 +1366,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             concurrency_id=RENDER_QUEUE,
             concurrency_limit=waiting_room,
             validator=validator,
-            show_progress_on=[video],
+            show_progress_on=[status],
             api_description=(
                 "Render a music video. Give the song (handle_file) and any parameters by name (the page's "
                 "widgets; see the README's parameter reference). Returns the MP4, the Python that "
@@ -1207,7 +1383,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             concurrency_id=RENDER_QUEUE,
             concurrency_limit=waiting_room,
             validator=validator,
-            show_progress_on=[gallery],
+            show_progress_on=[status],
             api_description=(
                 "Preview stills at the loudest moments: the same inputs as /render; returns the stills with "
                 "their times, and a status line. The full render with the same values contains exactly them."
@@ -1300,6 +1476,7 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
         preview_evt.then(**est)
         if example_box is not None:
             with example_box:
+                note = gr.Markdown("", visible=False, elem_id="examples-note")
                 examples = gr.Examples(
                     ex.rows(example_song, cfg.max_seconds, cfg.max_resolution),
                     [c[n] for n in ex.INPUTS],
@@ -1316,9 +1493,29 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
                 examples.cached_folder = folder
                 examples.cached_file = folder / "log.csv"
                 examples.cached_indices_file = folder / "indices.csv"
+            if examples.cache_examples is True:  # eager: rendered at start-up; the note says so while it lasts
+                preparing = ex.Preparing(len(ex.EXAMPLES), lambda: _csv_rows(examples.cached_file) - 1)
+                _note_start_up(demo, examples, preparing)
+                demo.lsd_preparing = preparing  # type: ignore[attr-defined]
+
+                def _note() -> Iterator[Any]:
+                    for text in preparing.lines():
+                        yield gr.update(value=text, visible=bool(text))
+
+                demo.load(
+                    _note,
+                    None,
+                    note,
+                    api_visibility="private",
+                    show_progress="hidden",
+                    concurrency_id="lsd-jax-note",
+                    concurrency_limit=None,
+                )
     from .live_page import add_page
 
     add_page(demo)  # the Live page (/live): microphone or tab audio drives frames in real time
+    # the page's pictures and showcase (made at start-up by main(), or when first asked for)
+    demo.lsd_page_images = PageImages(showcase_maker(jobs), ex.seeds())  # type: ignore[attr-defined]
     _with_meta(demo)
     if cfg.warm_up:
         jobs.warm_up({k: v for k, v in defaults.items() if k not in ("song", "style", "style_file")})
@@ -1357,6 +1554,33 @@ def _read_back_unescaped(component: Any) -> Any:
     original = component.read_from_flag
     component.read_from_flag = lambda payload: original(csv_unescaped(payload))
     return component
+
+
+def _csv_rows(path: Path) -> int:
+    """How many records the CSV file has, its header included (0 when there is none)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return sum(1 for _ in csv.reader(f))  # a record may span lines (the snippet)
+    except (OSError, csv.Error):
+        return 0
+
+
+def _note_start_up(demo: gr.Blocks, examples: gr.Examples, preparing: ex.Preparing) -> None:
+    """``preparing`` begins and ends with the examples' rendering at start-up (Gradio's start-up event of theirs)."""
+    events = demo.extra_startup_events
+    for i, event in enumerate(events):
+        if getattr(event, "__self__", None) is examples:
+
+            async def caching(event: Callable[[], Any] = event) -> None:
+                preparing.begin()
+                try:
+                    await event()
+                finally:
+                    preparing.finish()
+
+            events[i] = caching
 
 
 def _example_fn(jobs: Jobs) -> Callable[..., tuple[str, str, str]]:
@@ -1488,8 +1712,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     own, before = _own_temp_folder()  # before the app exists: Gradio reads the folder when it makes each component
     try:
         demo = build_app(cfg)
-        demo.lsd_page_images = PageImages()  # type: ignore[attr-defined]
-        demo.lsd_page_images.start()  # the link preview's image is ready before a crawler asks (JAX compiles it)
+        # the link preview's image is ready before a crawler asks (JAX compiles it), the showcase before a visitor
+        demo.lsd_page_images.start()
         try:
             launch(demo, cfg, **server)
         except KeyboardInterrupt:

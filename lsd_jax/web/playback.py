@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-#: The most bytes handed out per request (base64 makes it a third larger).
-CHUNK_BYTES = 1 << 20
+#: The most bytes handed out per request (base64 makes it a third larger; the page parses each in one go).
+CHUNK_BYTES = 1 << 18
 
 
 class LiveSource(Protocol):
@@ -122,9 +122,15 @@ class LiveChannels:
                 if (token is not None and t == token) or (session is not None and ch.session == session):
                     del self._by_token[t]
 
+    def source(self, token: str) -> LiveSource | None:
+        """What the channel ``token`` reads from (the render's run), None before it has one or when closed."""
+        with self._lock:
+            ch = self._by_token.get(str(token))
+        return None if ch is None else ch.source
+
     def chunk(self, token: str, offset: int) -> dict[str, Any]:
         """The live bytes from ``offset`` on: ``data`` (base64, maybe empty), ``done`` (nothing more
-        will come), ``codecs`` (with the first piece)."""
+        will come), ``more`` (more bytes are there already: ask again at once), ``codecs`` (with the first piece)."""
         with self._lock:
             ch = self._by_token.get(str(token))
         if ch is None:
@@ -150,4 +156,5 @@ class LiveChannels:
             out["codecs"] = codecs(data[:n])
         out["data"] = base64.b64encode(data).decode("ascii")
         out["done"] = finished and offset + len(data) >= size
+        out["more"] = offset + len(data) < size
         return out
