@@ -12,7 +12,6 @@ Screenshots go to ``test-artifacts/`` (gitignored).
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from app_songs import slow_batches
+from conftest import free_port
 
 from lsd_jax.audio.demo_song import write_demo_song
 from lsd_jax.web import page as web_page
@@ -43,12 +43,6 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIMEOUT_MS = 120_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class App(str):
     """The served page's URL, with its Jobs."""
 
@@ -58,7 +52,7 @@ class App(str):
 def _serve(cfg: AppConfig):
     jobs = Jobs(cfg, keep=0.0)
     demo = web_page.build_app(cfg, jobs)
-    port = _free_port()
+    port = free_port()
     web_page.launch(
         demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import free_port
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -45,12 +45,6 @@ def test_the_space_settings_match_the_project():
     assert _requirements() == deps  # the same list: neither drifts
     gradio = next(Requirement(d) for d in deps if d.startswith("gradio"))
     assert Version(fm["sdk_version"]) in gradio.specifier  # the Space's Gradio is one the project takes
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _uv() -> str:
@@ -103,7 +97,7 @@ def test_a_space_installs_from_requirements_alone_and_serves(tmp_path):
     probe = subprocess.run([str(python), "-c", "import lsd_jax"], cwd=tmp, capture_output=True)
     assert probe.returncode != 0  # the project itself is not installed: app.py runs it from the repository
 
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LSD_JAX_", "GRADIO_", "PYTHON"))}
     env.update(
         GRADIO_SERVER_NAME="127.0.0.1",

@@ -1,7 +1,6 @@
 """The compiled frame step: compiles once, shards over devices and processes, bf16, clear OOM errors."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 import nvidia_pickles as nv
 import pytest
 import soundfile as sf
+from conftest import free_port
 from sg2_state import random_sg2_state, sg2_config
 
 import lsd_jax
@@ -115,16 +115,10 @@ def test_a_batch_that_does_not_fit_is_a_clear_error(song):
         render_frames(step, prep.inputs, prep.plan, lambda f: None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_processes_render_one_video(song, tmp_path):
     out = tmp_path / "joined.mp4"
-    port = str(_free_port())
+    port = str(free_port())
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     procs = [
         subprocess.Popen(

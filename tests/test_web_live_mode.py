@@ -7,13 +7,13 @@ import base64
 import json
 import os
 import re
-import socket
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from audio_signals import click_track, write
+from conftest import free_port
 
 from lsd_jax.web import live_page
 from lsd_jax.web.live_page import LiveConfig, LiveSessions, Queued, WaitLine, _Session, wait_estimate
@@ -67,12 +67,6 @@ def test_sessions_take_audio_give_frames_and_refuse_what_they_cannot_serve():
         sessions.close_all()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.browser
 def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_path):
     if not os.path.exists(CHROMIUM):
@@ -91,7 +85,7 @@ def test_a_fake_microphone_playing_clicks_kicks_the_frames_in_the_live_page(tmp_
         demo = web_page.build_app(cfg, jobs)
     finally:
         del os.environ["LSD_JAX_LIVE_RESOLUTION"]
-    port = _free_port()
+    port = free_port()
     web_page.launch(
         demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
     )
@@ -383,7 +377,7 @@ def test_a_second_visitor_waits_in_line_and_a_closed_tab_frees_the_slot(tmp_path
     monkeypatch.setenv("LSD_JAX_LIVE_PER_CLIENT", "2")  # both pages come from 127.0.0.1
     demo = web_page.build_app(cfg)
     sessions = demo.lsd_live
-    port = _free_port()
+    port = free_port()
     web_page.launch(
         demo, cfg, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import socket
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from app_songs import SR, slow_batches, write_songs
+from conftest import free_port
 
 from lsd_jax.media.video import probe_video
 from lsd_jax.web import page
@@ -266,12 +266,6 @@ def test_handlers_take_the_inputs_by_name():
 
 
 # --- the served app, through gradio_client ------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Served(str):
