@@ -137,9 +137,9 @@ def test_streaming_a_30_s_render_keeps_the_main_thread_free(
     page.locator("#render-btn").wait_for()
     _set_number(page, "fps", "24")
     _set_number(page, "resolution", "256")
+    _upload_song(page, write_demo_song(tmp_path / "thirty.wav", seconds=30.0), art_url.jobs)
     _set_number(page, "duration", "30")
-    _upload_song(page, write_demo_song(tmp_path / "thirty.wav", seconds=30.0))
-    page.wait_for_timeout(1500)  # the upload's analysis and estimate settle
+    page.wait_for_timeout(1000)  # the estimate settles
     # a visitor's laptop or phone may be slower than this machine: during the render its CPU runs ``throttle``
     # times slower (DevTools' throttling)
     page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": throttle})

@@ -86,7 +86,7 @@ def test_values_out_of_range_are_refused_at_their_field_not_clamped(form, app_ur
 
 def test_a_field_s_message_is_text_and_leaves_the_field_usable(form, app_url, tmp_path):  # noqa: F811
     page, jobs = form, app_url.jobs
-    _upload_song(page, write_demo_song(tmp_path / "two.wav", seconds=2.0))
+    _upload_song(page, write_demo_song(tmp_path / "two.wav", seconds=2.0), jobs)
     _set_number(page, "fps", "8")
     _refused(page, jobs, "duration", "-1", "duration must be > 0, got -1")
     assert "&gt;" not in _field_text(page, "duration")

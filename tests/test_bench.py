@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -37,7 +41,19 @@ def test_the_live_rows_measure_a_session_of_the_size_asked():
 
 @pytest.mark.slow  # three real renders after a calibration (about 40 s on a loaded 2-core machine)
 def test_the_estimate_is_within_30_percent_for_three_job_sizes(tmp_path):
-    rows = bench.estimate_rows((10.0, 20.0, 40.0), workdir=tmp_path)
+    # in a process of its own with an empty cache, as a server starts (and as the bench runs): after other tests in
+    # this process the calibration found its step and latents compiled (in memory or in the cache's compiled
+    # programs) and fitted a preparation without compiling, which the first job (a new length) exceeded by 35-40%
+    code = (
+        "import json, sys; from lsd_jax import bench; "
+        "print(json.dumps(bench.estimate_rows((10.0, 20.0, 40.0), workdir=__import__('pathlib').Path(sys.argv[1]))))"
+    )
+    env = {**os.environ, "LSD_JAX_CACHE": str(tmp_path / "cache")}
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=600, env=env, check=False
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = json.loads(res.stdout.strip().splitlines()[-1])
     assert [r["seconds"] for r in rows] == [10.0, 20.0, 40.0] and all(r["frames"] > 0 for r in rows)
     for r in rows:
         # The bound is on the estimate corrected for the load's drift: the machine is shared, and other work can
