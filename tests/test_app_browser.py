@@ -50,7 +50,7 @@ class App(str):
 
 
 def _count_analyses(jobs: Jobs) -> Jobs:
-    """``jobs.analyses``: the file name of each upload analysis finished (the excerpt, the song's form), so that a
+    """``jobs.analyses``: the file of each upload analysis finished (the excerpt, the song's form), so that a
     test can wait until an upload's values (start, duration) reached the page before it types over them."""
     real, jobs.analyses = jobs.analysed, []
 
@@ -126,7 +126,7 @@ def _set_number(page, name: str, value: str) -> None:
 def _upload_song(page, path: Path, jobs: Jobs | None = None) -> None:
     """Upload ``path`` as the song; with ``jobs`` (:func:`_serve`'s), wait until its analysis set the page's start and
     duration (on a loaded machine it can land after the test typed a duration)."""
-    seen = jobs.analyses.count(path.name) if jobs is not None else 0
+    seen = len(jobs.analyses) if jobs is not None else 0
     message = page.locator("#song [data-testid='status-tracker'] button[aria-label='Clear']")
     if message.count() and message.first.is_visible():  # a problem shown over the field: close it first
         message.first.click()
@@ -136,7 +136,7 @@ def _upload_song(page, path: Path, jobs: Jobs | None = None) -> None:
     page.locator("#song input[type=file]").set_input_files(str(path))
     clear.first.wait_for()  # uploaded
     if jobs is not None:
-        _wait(lambda: jobs.analyses.count(path.name) >= seen + 2, 300)  # the excerpt and the form
+        _wait(lambda: len(jobs.analyses) >= seen + 2, 300)  # the excerpt and the form
         page.wait_for_timeout(500)  # their values reach the page
 
 

@@ -21,6 +21,7 @@ from test_app_browser import (  # noqa: F401 (fixtures)
     app_url,
     browser,
 )
+from test_web_page import form_song  # noqa: F401 (a fixture: a song with a known form)
 from test_web_styles import probed  # noqa: F401 (a fixture: a catalogue with a style whose file is gone)
 
 from lsd_jax.audio.demo_song import write_demo_song
@@ -199,6 +200,40 @@ def test_a_style_that_fails_in_the_job_is_a_status_line_not_an_error_badge(brows
         assert "Style problem" in status and "upload it under" in status, status
         page.screenshot(path=str(ARTIFACTS / "app-style-problem.png"))
         page.close()
+    finally:
+        demo.close()
+        jobs.close()
+
+
+# --- the song's form (lsd_jax/web/sections.py) in the page
+
+
+@pytest.mark.slow
+def test_in_a_browser_the_upload_shows_the_form_and_a_cell_reaches_the_render(browser, form_song):  # noqa: F811
+    """The page after an upload: the picture and the table under the buttons; a value typed into the B row's
+    pulse_react cell becomes the render's timeline (the other sections at the slider's value)."""
+    url, demo, jobs = _serve(AppConfig(max_seconds=40, max_file_size="5mb", examples="off", warm_up=False))
+    try:
+        tab = _open(browser, url)
+        assert not tab.locator("#song-form img").is_visible()  # nothing before a song
+        _set_number(tab, "fps", "4")
+        _set_number(tab, "resolution", "32")
+        _upload_song(tab, form_song, jobs)
+        tab.locator("#song-form img").wait_for(state="visible")
+        box = tab.locator("#song-form img").bounding_box()
+        assert box["width"] > 300 and 60 < box["height"] < 250, box
+        buttons, picture = tab.locator("#buttons").bounding_box(), tab.locator("#song-form").bounding_box()
+        assert buttons["y"] < picture["y"]  # under the buttons: they stay where they were
+        row = tab.locator("#section-values [data-testid=cell-1-0]")
+        assert row.inner_text().strip() == "B"
+        tab.locator("#section-values [data-testid=cell-1-1]").dblclick()
+        tab.keyboard.type("2.5")
+        tab.keyboard.press("Enter")
+        tab.locator("#render-btn").click()
+        _wait(lambda: any(r.finished() for r in jobs._runs), 300)
+        (run,) = jobs._runs
+        assert run.job.params.pulse_react.as_dict() == {"A": 0.5, "B": 2.5, "C": 0.5, "D": 0.5}
+        tab.close()
     finally:
         demo.close()
         jobs.close()

@@ -644,47 +644,6 @@ def test_a_recipe_with_per_section_values_fills_the_table_and_reads_back():
     assert by_time["motion_react"] == 0.2 and by_time["section_values"] == []
 
 
-@pytest.mark.browser
-@pytest.mark.slow
-def test_in_a_browser_the_upload_shows_the_form_and_a_cell_reaches_the_render(form_song):
-    """The page after an upload: the picture and the table under the buttons; a value typed into the B row's
-    pulse_react cell becomes the render's timeline (the other sections at the slider's value)."""
-    from test_app_browser import ARGS, CHROMIUM, _open, _serve, _set_number, _upload_song
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    url, demo, jobs = _serve(AppConfig(max_seconds=40, max_file_size="5mb", examples="off", warm_up=False))
-    try:
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            try:
-                tab = _open(browser, url)
-                assert not tab.locator("#song-form img").is_visible()  # nothing before a song
-                _set_number(tab, "fps", "4")
-                _set_number(tab, "resolution", "32")
-                _upload_song(tab, form_song)
-                tab.locator("#song-form img").wait_for(state="visible")
-                box = tab.locator("#song-form img").bounding_box()
-                assert box["width"] > 300 and 60 < box["height"] < 250, box
-                buttons, picture = tab.locator("#buttons").bounding_box(), tab.locator("#song-form").bounding_box()
-                assert buttons["y"] < picture["y"]  # under the buttons: they stay where they were
-                row = tab.locator("#section-values [data-testid=cell-1-0]")
-                assert row.inner_text().strip() == "B"
-                tab.locator("#section-values [data-testid=cell-1-1]").dblclick()
-                tab.keyboard.type("2.5")
-                tab.keyboard.press("Enter")
-                tab.locator("#render-btn").click()
-                _wait(lambda: any(r.finished() for r in jobs._runs), 300)
-                (run,) = jobs._runs
-                assert run.job.params.pulse_react.as_dict() == {"A": 0.5, "B": 2.5, "C": 0.5, "D": 0.5}
-            finally:
-                browser.close()
-    finally:
-        demo.close()
-        jobs.close()
-
-
 def test_a_payload_that_is_no_table_is_named_at_the_field():
     from gradio.components.dataframe import DataframeData
 
