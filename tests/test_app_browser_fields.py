@@ -205,6 +205,36 @@ def test_a_style_that_fails_in_the_job_is_a_status_line_not_an_error_badge(brows
         jobs.close()
 
 
+def test_an_unavailable_style_is_marked_before_any_click(browser, probed):  # noqa: F811
+    """Issue 27: a style this server cannot fetch ("far": its host refused the probe) is not offered in the menu,
+    and the page says so with the reason on first load; listed on request, it carries its reason."""
+    url, demo, jobs = _serve(AppConfig(max_seconds=12, max_file_size="2mb", examples="off", warm_up=False))
+    try:
+        page = _open(browser, url)
+        box = page.locator("#show-all-styles")
+        page.wait_for_function(
+            "() => document.querySelector('#show-all-styles').innerText.includes('cannot use now')"
+        )  # before any click: how many and why
+        assert "also list the 1 style this server cannot use now (127.0.0.1 refused the connection)" in (
+            box.inner_text()
+        )
+        menu = page.locator("#style input").first
+        menu.click()
+        offered = [o.inner_text() for o in page.get_by_role("option").all()]
+        assert any(o.startswith("near") for o in offered) and not any(o.startswith("far") for o in offered), offered
+        page.keyboard.press("Escape")
+        box.locator("input[type=checkbox]").check()
+        page.wait_for_timeout(500)  # the menu's new choices arrive
+        menu.click()
+        offered = [o.inner_text() for o in page.get_by_role("option").all()]
+        assert "far (256 px) — unavailable: 127.0.0.1 refused the connection" in offered, offered
+        page.screenshot(path=str(ARTIFACTS / "app-unavailable-style.png"))
+        page.close()
+    finally:
+        demo.close()
+        jobs.close()
+
+
 # --- the song's form (lsd_jax/web/sections.py) in the page
 
 
