@@ -8,6 +8,7 @@ import pickle
 import re
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import httpx
@@ -469,6 +470,39 @@ def test_problems_are_put_next_to_the_field_that_caused_them(songs, jobs):
     assert list(bad(formats=["16:9", "1:1"], resolution=1024)) == ["formats"]  # 1820 px wide: above the limit
     assert list(bad(formats=["16:9", "1:1"], width=64, height=32)) == ["formats"]
 
+
+
+def test_a_field_s_problem_is_cleared_by_no_event_but_the_next_render_or_preview(jobs):
+    """Gradio clears the problems shown at an event's inputs when that event's first answer comes: a server event
+    reading a number on its change (the estimate's copy) cleared, on a loaded server, the problem a Render click had
+    just shown there (issue 27, seen in CI). The page copies the numbers itself; only the Render and Preview chains
+    send the form's fields to the server (the song and styles: their own copy events, on their own change)."""
+    cfg = AppConfig(max_seconds=6, concurrency=1, examples="off", warm_up=False)
+    demo = page.build_app(cfg, jobs)
+    blocks = {b._id: b for b in demo.blocks.values()}
+    readers = set()
+    for dep in demo.config["dependencies"]:
+        fields = [blocks[i].elem_id for i in dep["inputs"] if str(blocks[i].elem_id).startswith("param-")]
+        if dep["backend_fn"] and fields:
+            readers.add(demo.fns[dep["id"]].name)
+        copied = {f"param-{n}" for n in page.ESTIMATE_INPUTS if n not in page.SERVER_COPIED}
+        if any(getattr(blocks.get(t), "elem_id", None) in copied for t, _ in dep["targets"]):
+            assert not dep["backend_fn"] and dep["js"], dep  # a script in the page: no request, nothing cleared
+    assert readers == {"begin_render", "render", "begin_preview", "preview"}
+
+
+def test_the_estimate_takes_only_numbers_from_the_page_s_copy(jobs):
+    """The page's copy is a JSON any client can send: a song or a style in it is not read (files and styles come
+    from the server's own copy, which Gradio checked), and a bad number is a line, not an error."""
+    cfg = AppConfig(max_seconds=6, concurrency=1, examples="off", warm_up=False)
+    demo = page.build_app(cfg, jobs)
+    estimate = next(f.fn for f in demo.fns.values() if f.name == "_estimate")  # (one per trigger)
+    request = SimpleNamespace(session_hash="s")
+    hostile = {"song": "/etc/passwd", "style": "/tmp/evil.pkl", "style_file": "/tmp/evil.pkl", "fps": "many"}
+    (line,) = list(estimate({}, hostile, request))
+    assert line.startswith("Render time: fix this first: fps") and "passwd" not in line and "evil" not in line
+    for junk in (["fps", 8], "x", None, 3):
+        assert list(estimate({}, junk, request)) == [page.estimate_line(jobs, None, "default", None, "s")]
 
 # --- the song's form on the page: its picture after upload, per-section values ----------------------------------
 

@@ -88,6 +88,9 @@ ESTIMATE_INPUTS = (
     "contrast_strength",
     "flash_strength",
 )
+#: Of :data:`ESTIMATE_INPUTS`, those the server copies (files, and a menu holding this server's paths: Gradio checks
+#: them); the page copies the others (numbers, a fixed menu), with no request, so no event clears their problems.
+SERVER_COPIED = ("song", "style", "style_file")
 
 # --------------------------------------------------------------------------------------------------
 # Messages without server paths
@@ -1428,24 +1431,36 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             concurrency_limit=1,
         )
         c["song"].clear(lambda: sections.upload_updates(None), None, [form_picture, c[sections.FIELD]], **private)
-        # The estimate follows what the speed depends on. An event clears the problems shown next to its
-        # inputs, so each of those fields is copied into one state by an event of its own (clearing only
-        # that field's problem, when it changes) and the estimate reads the state.
-        speed_values = gr.State({})
+        # The estimate follows what the speed depends on. An event clears the problems shown next to its inputs as
+        # its first answer arrives: on a loaded server, after the problem a Render click just showed there. So the
+        # numbers are copied by the page itself (a script, no request: nothing cleared) into a hidden JSON, and the
+        # files and styles, each by an event of its own (clearing only that field's problem, when it changes) into
+        # a state; the estimate reads the two.
+        speed_files = gr.State({})
+        speed_numbers = gr.JSON({}, visible="hidden")
 
         def _copy(name: str) -> Callable[[Any, dict[str, Any]], dict[str, Any]]:
             return lambda value, held: {**held, name: value}
 
-        for n in ESTIMATE_INPUTS:  # queued: a state changed by an unqueued event does not trigger its .change
-            c[n].change(
-                _copy(n),
-                [c[n], speed_values],
-                speed_values,
-                api_visibility="private",
-                show_progress="hidden",
-                concurrency_id="lsd-jax-page",
-                concurrency_limit=None,
-            )
+        for n in ESTIMATE_INPUTS:
+            if n in SERVER_COPIED:  # queued: a state changed by an unqueued event does not trigger its .change
+                c[n].change(
+                    _copy(n),
+                    [c[n], speed_files],
+                    speed_files,
+                    api_visibility="private",
+                    show_progress="hidden",
+                    concurrency_id="lsd-jax-page",
+                    concurrency_limit=None,
+                )
+            else:
+                c[n].change(
+                    None,
+                    [c[n], speed_numbers],
+                    speed_numbers,
+                    js=f"(v, held) => ({{...(held || {{}}), {n!r}: v}})",
+                    **private,
+                )
         speed_defaults = {
             "song": None,
             "style": "default",
@@ -1453,15 +1468,18 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             **{n: defaults[n] for n in ESTIMATE_INPUTS if n in defaults},
         }
 
-        def _estimate(held: dict[str, Any], request: gr.Request) -> Iterator[str]:
-            values = {**speed_defaults, **held}
+        def _estimate(files: dict[str, Any], numbers: Any, request: gr.Request) -> Iterator[str]:
+            # the numbers come as any request's (a client can send anything): only their names, checked by prepare
+            typed = numbers if isinstance(numbers, dict) else {}
+            typed = {k: v for k, v in typed.items() if k in ESTIMATE_INPUTS and k not in SERVER_COPIED}
+            values = {**speed_defaults, **typed, **files}
             song, style, style_file = values.pop("song"), values.pop("style"), values.pop("style_file")
             session = getattr(request, "session_hash", None)
             yield from estimate_lines(jobs, song, style, style_file, session, **values)
 
         est = dict(
             fn=_estimate,
-            inputs=speed_values,
+            inputs=[speed_files, speed_numbers],
             outputs=estimate,
             api_visibility="private",
             show_progress="hidden",
@@ -1469,7 +1487,8 @@ def build_app(cfg: AppConfig | None = None, jobs: Jobs | None = None) -> gr.Bloc
             concurrency_limit=1,
             trigger_mode="always_last",
         )
-        speed_values.change(**est)
+        speed_files.change(**est)
+        speed_numbers.change(**est)
         demo.load(**est)
         # after a job the model has its measurement: the line shows the updated estimate
         render_evt.then(**est)
