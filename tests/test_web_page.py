@@ -471,7 +471,6 @@ def test_problems_are_put_next_to_the_field_that_caused_them(songs, jobs):
     assert list(bad(formats=["16:9", "1:1"], width=64, height=32)) == ["formats"]
 
 
-
 def test_a_field_s_problem_is_cleared_by_no_event_but_the_next_render_or_preview(jobs):
     """Gradio clears the problems shown at an event's inputs when that event's first answer comes: a server event
     reading a number on its change (the estimate's copy) cleared, on a loaded server, the problem a Render click had
@@ -503,6 +502,7 @@ def test_the_estimate_takes_only_numbers_from_the_page_s_copy(jobs):
     assert line.startswith("Render time: fix this first: fps") and "passwd" not in line and "evil" not in line
     for junk in (["fps", 8], "x", None, 3):
         assert list(estimate({}, junk, request)) == [page.estimate_line(jobs, None, "default", None, "s")]
+
 
 # --- the song's form on the page: its picture after upload, per-section values ----------------------------------
 
