@@ -114,21 +114,23 @@ def test_on_a_phone_the_page_scrolls_to_the_player_when_render_starts(browser, a
 
 @pytest.mark.timing
 @pytest.mark.parametrize(
-    "throttle, longest_ms, blocked_ms",
+    "throttle, longest_ms, blocked_ms, most_tasks",
     [
         # this machine's CPU: the issue's bounds (#27) are 200 ms and 1 s. Measured: the longest task 63-96 ms and
         # 13-105 ms blocked at a load average near 4, but 250 ms and 596 ms at 8.8: on 2 cores shared with other
         # test runs, the browser's tasks wait for a CPU, so the longest is bounded at 400 ms (the blocked time keeps
         # the issue's bound)
-        (1, 400, 1000),
+        (1, 400, 1000, None),
         # 4 times slower, as a mid-range phone: Gradio's own handling of the click and of the finished video takes
-        # 100-300 ms there, which no page script can shorten. Measured: 131-276 ms, 0.28-2.1 s blocked (load 4 to
-        # 8.8); the old player blocked 3.9 s here (136 long tasks, the longest 302 ms), which these bounds refuse
-        (4, 500, 3000),
+        # 100-300 ms there, which no page script can shorten. Under CI's two CPU burners each wait for a CPU is
+        # stretched four times too: the longest 468-565 ms, 1.4-2.9 s blocked, 23-30 long tasks (the page before
+        # and after the estimate's change alike, run side by side), so the bounds are 1 s and 4 s; what refuses
+        # the old player (136 long tasks, 3.9 s blocked here) is the number of long tasks
+        (4, 1000, 4000, 60),
     ],
 )
 def test_streaming_a_30_s_render_keeps_the_main_thread_free(
-    browser, art_url, tmp_path, throttle, longest_ms, blocked_ms
+    browser, art_url, tmp_path, throttle, longest_ms, blocked_ms, most_tasks
 ):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(TIMEOUT_MS)
@@ -182,3 +184,4 @@ def test_streaming_a_30_s_render_keeps_the_main_thread_free(
     assert len({c["text"] for c in covered}) > 1, covered  # it follows the render
     # bounds from the issue (#27): no task over 200 ms, under 1 s blocked in all
     assert longest < longest_ms and blocked < blocked_ms, (longest, blocked, tasks)
+    assert most_tasks is None or len(tasks) < most_tasks, tasks
