@@ -479,12 +479,12 @@ def test_a_field_s_problem_is_cleared_by_no_event_but_the_next_render_or_preview
     cfg = AppConfig(max_seconds=6, concurrency=1, examples="off", warm_up=False)
     demo = page.build_app(cfg, jobs)
     blocks = {b._id: b for b in demo.blocks.values()}
+    copied = {f"param-{n}" for n in page.ESTIMATE_INPUTS if n not in page.SERVER_COPIED}
     readers = set()
     for dep in demo.config["dependencies"]:
         fields = [blocks[i].elem_id for i in dep["inputs"] if str(blocks[i].elem_id).startswith("param-")]
         if dep["backend_fn"] and fields:
             readers.add(demo.fns[dep["id"]].name)
-        copied = {f"param-{n}" for n in page.ESTIMATE_INPUTS if n not in page.SERVER_COPIED}
         if any(getattr(blocks.get(t), "elem_id", None) in copied for t, _ in dep["targets"]):
             assert not dep["backend_fn"] and dep["js"], dep  # a script in the page: no request, nothing cleared
     assert readers == {"begin_render", "render", "begin_preview", "preview"}
